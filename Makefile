@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEFAULT_BOT ?= domains/restaurant
+MODEL := models/$(notdir $(DEFAULT_BOT)).model
+STAMP := $(VENV)/.installed
+
+.PHONY: demo shell test lint venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned: the CPU build lies on the machine's disk; anything looser downloads CUDA.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+$(MODEL): $(STAMP)
+	$(BIN)/chatbot train --project $(DEFAULT_BOT) --out $(MODEL)
+
+demo: $(MODEL)
+	$(BIN)/chatbot run --project $(DEFAULT_BOT) --model $(MODEL) --port 5005
+
+shell: $(MODEL)
+	$(BIN)/chatbot shell --project $(DEFAULT_BOT) --model $(MODEL)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check chatbot connectors training tests
+	$(BIN)/ruff format --check chatbot connectors training tests
+
+clean:
+	rm -rf models .pytest_cache
