@@ -118,3 +118,16 @@ class StoreUnavailable(ChatbotError):
 
 class ConflictError(ChatbotError):
     """Two writers appended to one conversation at the same sequence number (a lost lock)."""
+
+
+class LockTimeout(ChatbotError):
+    """Waiting for a conversation's lock took longer than the lock store's ``wait_timeout``."""
+
+    def __init__(self, conversation_id: str, waited: float) -> None:
+        self.conversation_id = conversation_id
+        self.waited = waited
+        super().__init__(
+            f"conversation '{conversation_id}': gave up waiting for its lock after {waited:.2f} s "
+            "(the messages before it are still being handled; raise the lock store's "
+            "wait_timeout if they are slow on purpose)"
+        )
