@@ -1,0 +1,107 @@
+"""The form loop: a form is a goal (required slots) that the bot pursues until it is reached.
+
+As in Rasa 3: on activation the form emits ``active_loop``; after each user message it takes the
+slot values extracted from the message as candidates, has them validated (by ``validate_<form>``
+when the domain declares it, else accepted as they are), rejects itself when the user said nothing
+it can use (so the policies can handle the digression), asks for the next missing slot
+(``requested_slot`` + ``utter_ask_<form>_<slot>`` / ``utter_ask_<slot>`` / ``action_ask_...``)
+and deactivates itself when every required slot is filled.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chatbot.actions.base import Action, ActionContext
+from chatbot.actions.extract_slots import trigger_intent_slots
+from chatbot.conversation import events as ev
+from chatbot.conversation.conversation import Conversation
+from chatbot.conversation.events import Event
+from chatbot.errors import ActionRejected
+from chatbot.project.domain import ACTION_LISTEN, REQUESTED_SLOT, Domain, Form
+
+logger = logging.getLogger(__name__)
+
+
+def ask_action_names(form: str, slot: str) -> tuple[str, ...]:
+    return (
+        f"action_ask_{form}_{slot}",
+        f"action_ask_{slot}",
+        f"utter_ask_{form}_{slot}",
+        f"utter_ask_{slot}",
+    )
+
+
+def ask_action(domain: Domain, form: str, slot: str) -> str | None:
+    for name in ask_action_names(form, slot):
+        if name in domain.actions or name in domain.responses:
+            return name
+    return None
+
+
+class FormAction(Action):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def form(self, domain: Domain) -> Form:
+        return domain.forms[self.name]
+
+    async def run(self, ctx: ActionContext) -> list[Event]:
+        conversation, domain = ctx.conversation, ctx.domain
+        form = self.form(domain)
+        events: list[Event] = []
+        # Work on a copy so that every step sees the events emitted before it.
+        scratch = conversation.fork()
+
+        def emit(new: list[Event]) -> None:
+            events.extend(new)
+            scratch.extend(new)
+
+        if scratch.active_loop_name != self.name:
+            emit([ev.active_loop(self.name)])
+            emit(trigger_intent_slots(scratch, domain, self.name))
+            prefilled = {
+                s: scratch.slots.get(s)
+                for s in form.required_slots
+                if scratch.slots.get(s) is not None
+            }
+            if prefilled:
+                emit(await self._validate(ctx, scratch, prefilled))
+        elif scratch.latest_action_name == ACTION_LISTEN and not scratch.loop.is_interrupted:
+            candidates = self._candidates(scratch, form)
+            requested = scratch.slots.get(REQUESTED_SLOT)
+            if requested is not None and not candidates:
+                raise ActionRejected(self.name, f"failed to extract slot {requested}")
+            if candidates:
+                emit(await self._validate(ctx, scratch, candidates))
+        next_slot = next((s for s in form.required_slots if scratch.slots.get(s) is None), None)
+        if next_slot is None:
+            emit([ev.active_loop(None), ev.slot(REQUESTED_SLOT, None)])
+            return events
+        emit([ev.slot(REQUESTED_SLOT, next_slot)])
+        asker = ask_action(domain, self.name, next_slot)
+        if asker is None:
+            logger.error(
+                "form %s has no response or action to ask for slot %s", self.name, next_slot
+            )
+        elif ctx.run_action is not None:
+            emit(await ctx.run_action(asker, scratch))
+        return events
+
+    @staticmethod
+    def _candidates(conversation: Conversation, form: Form) -> dict[str, Any]:
+        """Form slots set since the latest user message (by slot extraction)."""
+        found: dict[str, Any] = {}
+        for event in conversation.events_since_latest_user():
+            if event.get("event") == "slot" and event.get("name") in form.required_slots:
+                found[event["name"]] = event.get("value")
+        return found
+
+    async def _validate(
+        self, ctx: ActionContext, scratch: Conversation, candidates: dict[str, Any]
+    ) -> list[Event]:
+        validator = f"validate_{self.name}"
+        if validator in ctx.domain.actions and ctx.run_action is not None:
+            return await ctx.run_action(validator, scratch)
+        return [ev.slot(name, value) for name, value in candidates.items()]

@@ -1,0 +1,93 @@
+"""Which action object runs a given action name."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from chatbot.actions.base import Action, ActionContext, bot_event
+from chatbot.actions.builtin import BUILTIN_ACTIONS
+from chatbot.actions.forms import FormAction
+from chatbot.actions.responses import ResponseAction, RetrievalAction
+from chatbot.conversation.events import Event, validate_events
+from chatbot.conversation.responses import render
+from chatbot.errors import ActionError
+from chatbot.project.domain import Domain
+
+
+class CustomActionExecutor(Protocol):
+    """Runs custom actions: over HTTP (rasa-sdk action server) or in-process (rasa-sdk executor).
+
+    Returns rasa-sdk's response: ``{"events": [...], "responses": [...]}``. Raises ActionRejected
+    when the action rejects itself, ActionError when it cannot be run.
+    """
+
+    async def run(self, name: str, ctx: ActionContext) -> dict[str, Any]: ...
+
+
+class CustomAction(Action):
+    def __init__(self, name: str, executor: CustomActionExecutor | None) -> None:
+        self.name = name
+        self.executor = executor
+
+    async def run(self, ctx: ActionContext) -> list[Event]:
+        if self.executor is None:
+            raise ActionError(
+                self.name, "no action endpoint is configured (endpoints.yml action_endpoint)"
+            )
+        result = await self.executor.run(self.name, ctx)
+        try:
+            events = validate_events(result.get("events") or [], f"action '{self.name}' events")
+        except Exception as exc:
+            raise ActionError(self.name, str(exc)) from exc
+        bots = [e for r in result.get("responses") or [] for e in _response_events(r, ctx)]
+        return [*bots, *events]
+
+
+def _response_events(response: dict[str, Any], ctx: ActionContext) -> list[Event]:
+    """A rasa-sdk ``dispatcher.utter_message`` entry as bot events (``response`` names a domain
+    response, rendered with the other keys as template values)."""
+    if not isinstance(response, dict):
+        return []
+    name = response.get("response") or response.get("template")
+    if name:
+        extra = {k: v for k, v in response.items() if k not in ("response", "template")}
+        message = render(
+            ctx.domain,
+            str(name),
+            ctx.conversation.slots,
+            channel=ctx.channel,
+            extra=extra,
+            rng=ctx.rng,
+        )
+        return [bot_event(message, str(name))] if message else []
+    message = dict(response)
+    if message.get("json_message"):
+        message["custom"] = message.pop("json_message")
+    return [bot_event(message)]
+
+
+class ActionRegistry:
+    def __init__(self, domain: Domain, executor: CustomActionExecutor | None = None) -> None:
+        self.domain = domain
+        self.executor = executor
+        self._cache: dict[str, Action] = {}
+
+    def get(self, name: str) -> Action:
+        action = self._cache.get(name)
+        if action is None:
+            action = self._make(name)
+            self._cache[name] = action
+        return action
+
+    def _make(self, name: str) -> Action:
+        if name in BUILTIN_ACTIONS and name not in self.domain.actions:
+            return BUILTIN_ACTIONS[name]()
+        if name in self.domain.forms and name not in self.domain.actions:
+            return FormAction(name)
+        if name in self.domain.responses:
+            return ResponseAction(name)
+        if name.startswith("utter_") and any(
+            r.startswith(name + "/") for r in self.domain.responses
+        ):
+            return RetrievalAction(name)
+        return CustomAction(name, self.executor)

@@ -1,0 +1,268 @@
+"""One conversation, event-sourced: everything about it is derived by replaying its events.
+
+Events are appended, never edited. ``restart``, ``session_started``, ``rewind`` and ``undo`` change
+what the *applied* events are (as in Rasa): the state is then rebuilt by replaying them. The
+dialogue state before every action is kept as it is appended, so predicting the next action never
+re-reads the whole conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from chatbot.conversation import events as ev
+from chatbot.conversation.events import Event
+from chatbot.conversation.state import State, entity_features, make_state
+from chatbot.project.domain import ACTION_LISTEN, ACTION_SESSION_START, REQUESTED_SLOT, Domain
+
+# Events that end everything before them, as far as the dialogue state is concerned.
+_RESETTING = ("restart", "session_started")
+
+
+@dataclass
+class LoopState:
+    name: str | None = None
+    is_interrupted: bool = False
+    rejected: bool = False
+    trigger_message: dict[str, Any] | None = None
+
+
+class Conversation:
+    """The event log of one conversation and the state derived from it."""
+
+    def __init__(self, sender_id: str, domain: Domain, events: Iterable[Event] = ()) -> None:
+        self.sender_id = sender_id
+        self.domain = domain
+        self.events: list[Event] = []
+        self._reset()
+        for event in events:
+            self.append(event)
+
+    # -- derived state ---------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        self.slots: dict[str, Any] = {n: s.initial_value for n, s in self.domain.slots.items()}
+        self.slots.setdefault(REQUESTED_SLOT, None)
+        self.loop = LoopState()
+        self.latest_message: dict[str, Any] = {}
+        self.latest_action_name: str | None = None
+        self.latest_bot_event: Event | None = None
+        self.followup_action: str | None = None
+        self.paused = False
+        # The dialogue state before each applied action, in order.
+        self.states: list[State] = []
+        self._user_seen = False
+
+    def fork(self) -> Conversation:
+        """A copy that can be extended without touching this one (no replay: state is copied)."""
+        other = Conversation.__new__(Conversation)
+        other.sender_id = self.sender_id
+        other.domain = self.domain
+        other.events = list(self.events)
+        other.slots = dict(self.slots)
+        other.loop = LoopState(**vars(self.loop))
+        other.latest_message = self.latest_message
+        other.latest_action_name = self.latest_action_name
+        other.latest_bot_event = self.latest_bot_event
+        other.followup_action = self.followup_action
+        other.paused = self.paused
+        other.states = list(self.states)
+        other._user_seen = self._user_seen
+        return other
+
+    def _reset_slots(self) -> None:
+        self.slots = {n: s.initial_value for n, s in self.domain.slots.items()}
+        self.slots.setdefault(REQUESTED_SLOT, None)
+
+    def append(self, event: Event) -> None:
+        self.events.append(event)
+        self._apply(event)
+
+    def extend(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.append(event)
+
+    def _apply(self, event: Event) -> None:
+        kind = event.get("event")
+        if kind == "user":
+            parse = dict(event.get("parse_data") or {})
+            parse.setdefault("text", event.get("text"))
+            parse["entities"] = list(parse.get("entities") or [])
+            self.latest_message = parse
+            self.followup_action = None
+            self._user_seen = True
+        elif kind == "action":
+            name = event["name"]
+            self.states.append(self.current_state())
+            self.latest_action_name = name
+            self.followup_action = None
+            if self.loop.name and self.loop.name == name:
+                self.loop.rejected = False
+        elif kind == "bot":
+            self.latest_bot_event = event
+        elif kind == "slot":
+            self.slots[event["name"]] = event.get("value")
+        elif kind in ("active_loop", "form"):
+            name = event.get("name")
+            self.loop = LoopState(name=name, trigger_message=self.latest_message if name else None)
+        elif kind == "loop_interrupted":
+            self.loop.is_interrupted = bool(event.get("is_interrupted"))
+        elif kind == "form_validation":
+            self.loop.is_interrupted = not bool(event.get("validate", True))
+        elif kind == "action_execution_rejected":
+            if self.loop.name and event.get("name") == self.loop.name:
+                self.loop.rejected = True
+        elif kind == "restart":
+            self._reset()
+            self.followup_action = ACTION_SESSION_START
+        elif kind == "session_started":
+            self._reset()
+        elif kind in ("rewind", "undo"):
+            self._replay()
+        elif kind == "reset_slots":
+            self._reset_slots()
+        elif kind == "followup":
+            self.followup_action = event["name"]
+        elif kind == "pause":
+            self.paused = True
+        elif kind == "resume":
+            self.paused = False
+        elif kind == "entities":
+            self.latest_message.setdefault("entities", []).extend(event.get("entities") or [])
+
+    def _replay(self) -> None:
+        """Rebuild the derived state from the applied events (after a rewind or an undo)."""
+        applied = self.applied_events()
+        self._reset()
+        for event in applied:
+            self._apply(event)
+
+    def applied_events(self) -> list[Event]:
+        """The events that still count: after the last restart/session start, with rewinds and
+        undos taken out (Rasa's ``applied_events``)."""
+        applied: list[Event] = []
+        for event in self.events:
+            kind = event.get("event")
+            if kind in _RESETTING:
+                applied = []
+            elif kind == "undo":
+                _undo_till(applied, lambda e: e.get("event") == "action")
+            elif kind == "rewind":
+                _undo_till(applied, lambda e: e.get("event") == "user")
+                _undo_till(applied, lambda e: ev.is_action(e, ACTION_LISTEN))
+            else:
+                applied.append(event)
+        return applied
+
+    # -- views -----------------------------------------------------------------------------------
+
+    @property
+    def active_loop_name(self) -> str | None:
+        return self.loop.name
+
+    @property
+    def latest_intent(self) -> str | None:
+        intent = self.latest_message.get("intent") or {}
+        name = intent.get("name")
+        return name if isinstance(name, str) else None
+
+    @property
+    def latest_user_text(self) -> str | None:
+        text = self.latest_message.get("text")
+        return text if isinstance(text, str) else None
+
+    @property
+    def latest_entities(self) -> list[dict[str, Any]]:
+        return list(self.latest_message.get("entities") or [])
+
+    def current_state(self) -> State:
+        """The dialogue state now, i.e. before the next action."""
+        intent = self.latest_intent if self._user_seen else None
+        entities = (
+            entity_features(self.domain, intent, self.latest_entities)
+            if self._user_seen
+            else frozenset()
+        )
+        return make_state(
+            self.domain,
+            intent=intent,
+            entities=entities,
+            text=self.latest_user_text if self._user_seen else None,
+            prev_action=self.latest_action_name,
+            slots=self.slots,
+            active_loop=self.loop.name,
+        )
+
+    def recent_states(self, n: int) -> list[State]:
+        """The last ``n`` states of ``past_states()`` (the current one last), without copying all."""
+        if n <= 0:
+            return []
+        earlier = self.states[len(self.states) - (n - 1) :] if n > 1 else []
+        return [*earlier, self.current_state()]
+
+    @property
+    def num_states(self) -> int:
+        """``len(past_states())``."""
+        return len(self.states) + 1
+
+    def past_states(self) -> list[State]:
+        """The state before each applied action so far, then the current state."""
+        return [*self.states, self.current_state()]
+
+    def events_after_latest_restart(self) -> list[Event]:
+        for i in range(len(self.events) - 1, -1, -1):
+            if self.events[i].get("event") == "restart":
+                return self.events[i + 1 :]
+        return list(self.events)
+
+    def latest_user_event(self) -> Event | None:
+        for event in reversed(self.events):
+            if event.get("event") == "user":
+                return event
+        return None
+
+    def events_since_latest_user(self) -> list[Event]:
+        for i in range(len(self.events) - 1, -1, -1):
+            if self.events[i].get("event") == "user":
+                return self.events[i + 1 :]
+        return list(self.events)
+
+    def as_tracker(self) -> dict[str, Any]:
+        """Rasa's tracker JSON (rasa-sdk's ``tracker`` and ``GET /conversations/{id}/tracker``)."""
+        latest_input_channel = None
+        latest_event_time = self.events[-1].get("timestamp") if self.events else None
+        user_event = self.latest_user_event()
+        if user_event is not None:
+            latest_input_channel = user_event.get("input_channel")
+        return {
+            "sender_id": self.sender_id,
+            "slots": dict(self.slots),
+            "latest_message": self.latest_message,
+            "latest_event_time": latest_event_time,
+            "followup_action": self.followup_action,
+            "paused": self.paused,
+            "events": list(self.events),
+            "latest_input_channel": latest_input_channel,
+            "active_loop": (
+                {
+                    "name": self.loop.name,
+                    "is_interrupted": self.loop.is_interrupted,
+                    "rejected": self.loop.rejected,
+                    "trigger_message": self.loop.trigger_message,
+                }
+                if self.loop.name
+                else {}
+            ),
+            "latest_action": {"action_name": self.latest_action_name}
+            if self.latest_action_name
+            else {},
+            "latest_action_name": self.latest_action_name,
+        }
+
+
+def _undo_till(applied: list[Event], is_target: Any) -> None:
+    while applied:
+        if is_target(applied.pop()):
+            return

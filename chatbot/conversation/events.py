@@ -1,0 +1,233 @@
+"""Rasa's event JSON, verbatim: the vocabulary of every conversation.
+
+Events stay plain dicts end to end (the store keeps them as written, the action server and the HTTP
+API speak them), so this module holds their types, constructors and one validator for events that
+arrive from outside (action servers, ``PUT/POST /conversations/{id}/tracker/events``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TypedDict
+
+from chatbot.errors import ChatbotError
+
+Event = dict[str, Any]
+
+
+class IntentDict(TypedDict):
+    name: str | None
+    confidence: float
+
+
+class EntityDict(TypedDict, total=False):
+    entity: str
+    start: int
+    end: int
+    value: Any
+    role: str
+    group: str
+    confidence_entity: float
+    extractor: str
+
+
+class ParseData(TypedDict, total=False):
+    text: str
+    intent: IntentDict
+    entities: list[EntityDict]
+    intent_ranking: list[IntentDict]
+    response_selector: dict[str, Any]
+    message_id: str | None
+    metadata: dict[str, Any]
+
+
+class InvalidEvent(ChatbotError):
+    """An event from outside that is not valid Rasa event JSON; ``str()`` says what is wrong."""
+
+
+# Every event type Rasa defines, with the keys each must carry. Types we store but that change no
+# state ("export", "reminder", ...) are still accepted, so Rasa conversations import unchanged.
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "user": (),
+    "bot": (),
+    "action": ("name",),
+    "slot": ("name",),
+    "active_loop": (),
+    "form": (),  # Rasa 2.x name of active_loop
+    "loop_interrupted": (),
+    "form_validation": (),  # Rasa 2.x, the inverse of loop_interrupted
+    "action_execution_rejected": ("name",),
+    "restart": (),
+    "rewind": (),
+    "undo": (),
+    "reset_slots": (),
+    "session_started": (),
+    "followup": ("name",),
+    "reminder": (),
+    "cancel_reminder": (),
+    "pause": (),
+    "resume": (),
+    "export": (),
+    "agent": (),
+    "entities": ("entities",),
+    "user_featurization": (),
+    "stack": (),
+}
+
+
+def now() -> float:
+    return time.time()
+
+
+def user(
+    text: str | None,
+    parse_data: ParseData | None = None,
+    *,
+    input_channel: str | None = None,
+    message_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    timestamp: float | None = None,
+) -> Event:
+    data: ParseData = dict(parse_data or {})  # type: ignore[assignment]
+    intent = data.get("intent") or {"name": None, "confidence": 0.0}
+    return {
+        "event": "user",
+        "timestamp": timestamp if timestamp is not None else now(),
+        "text": text,
+        "parse_data": {
+            "intent": intent,
+            "entities": list(data.get("entities") or []),
+            "text": text,
+            "message_id": message_id,
+            "metadata": metadata or {},
+            **{k: v for k, v in data.items() if k not in ("intent", "entities", "text")},
+        },
+        "input_channel": input_channel,
+        "message_id": message_id,
+        "metadata": metadata or {},
+    }
+
+
+def bot(
+    text: str | None, data: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None
+) -> Event:
+    return {
+        "event": "bot",
+        "timestamp": now(),
+        "text": text,
+        "data": data or {},
+        "metadata": metadata or {},
+    }
+
+
+def action(
+    name: str,
+    policy: str | None = None,
+    confidence: float | None = None,
+    *,
+    action_text: str | None = None,
+    hide_rule_turn: bool = False,
+) -> Event:
+    return {
+        "event": "action",
+        "timestamp": now(),
+        "name": name,
+        "policy": policy,
+        "confidence": confidence,
+        "action_text": action_text,
+        "hide_rule_turn": hide_rule_turn,
+    }
+
+
+def slot(name: str, value: Any) -> Event:
+    return {"event": "slot", "timestamp": now(), "name": name, "value": value}
+
+
+def active_loop(name: str | None) -> Event:
+    return {"event": "active_loop", "timestamp": now(), "name": name}
+
+
+def loop_interrupted(is_interrupted: bool) -> Event:
+    return {"event": "loop_interrupted", "timestamp": now(), "is_interrupted": is_interrupted}
+
+
+def action_rejected(name: str, policy: str | None = None, confidence: float | None = None) -> Event:
+    return {
+        "event": "action_execution_rejected",
+        "timestamp": now(),
+        "name": name,
+        "policy": policy,
+        "confidence": confidence,
+    }
+
+
+def simple(kind: str) -> Event:
+    """restart, rewind, undo, reset_slots, session_started, pause, resume, export."""
+    assert kind in REQUIRED_KEYS and not REQUIRED_KEYS[kind], kind
+    return {"event": kind, "timestamp": now()}
+
+
+def followup(name: str) -> Event:
+    return {"event": "followup", "timestamp": now(), "name": name}
+
+
+def validate_event(obj: object, where: str = "event") -> Event:
+    """Check one event dict from outside; returns it (with a timestamp) or raises InvalidEvent."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent(f"{where}: expected an object, got {type(obj).__name__}")
+    kind = obj.get("event")
+    if not isinstance(kind, str):
+        raise InvalidEvent(f"{where}: missing string key 'event'")
+    if kind not in REQUIRED_KEYS:
+        known = ", ".join(sorted(REQUIRED_KEYS))
+        raise InvalidEvent(f"{where}: unknown event type {kind!r}; known types: {known}")
+    for key in REQUIRED_KEYS[kind]:
+        if key not in obj:
+            raise InvalidEvent(f"{where}: event {kind!r} needs key {key!r}")
+    if kind in ("action", "slot", "followup", "action_execution_rejected") and not isinstance(
+        obj.get("name"), str
+    ):
+        raise InvalidEvent(f"{where}: key 'name' of event {kind!r} must be a string")
+    if kind in ("active_loop", "form") and obj.get("name") is not None:
+        if not isinstance(obj["name"], str):
+            raise InvalidEvent(f"{where}: key 'name' of event {kind!r} must be a string or null")
+    if kind in ("user", "bot") and obj.get("text") is not None and not isinstance(obj["text"], str):
+        raise InvalidEvent(f"{where}: key 'text' of event {kind!r} must be a string or null")
+    if kind == "user" and obj.get("parse_data") is not None:
+        if not isinstance(obj["parse_data"], dict):
+            raise InvalidEvent(f"{where}: key 'parse_data' must be an object")
+        intent = obj["parse_data"].get("intent")
+        if intent is not None and not isinstance(intent, dict):
+            raise InvalidEvent(f"{where}: key 'parse_data.intent' must be an object")
+        ents = obj["parse_data"].get("entities")
+        if ents is not None and not (
+            isinstance(ents, list) and all(isinstance(e, dict) for e in ents)
+        ):
+            raise InvalidEvent(f"{where}: key 'parse_data.entities' must be a list of objects")
+    if kind == "entities" and not isinstance(obj.get("entities"), list):
+        raise InvalidEvent(f"{where}: key 'entities' must be a list")
+    timestamp = obj.get("timestamp")
+    if timestamp is not None and (
+        isinstance(timestamp, bool) or not isinstance(timestamp, (int, float))
+    ):
+        raise InvalidEvent(f"{where}: key 'timestamp' must be a number")
+    event = dict(obj)
+    if timestamp is None:
+        event["timestamp"] = now()
+    return event
+
+
+def validate_events(objs: object, where: str = "events") -> list[Event]:
+    if not isinstance(objs, list):
+        raise InvalidEvent(f"{where}: expected a list of events, got {type(objs).__name__}")
+    return [validate_event(o, f"{where}[{i}]") for i, o in enumerate(objs)]
+
+
+def is_action(event: Event, name: str | None = None) -> bool:
+    return event.get("event") == "action" and (name is None or event.get("name") == name)
+
+
+def intent_name(event: Event) -> str | None:
+    intent = (event.get("parse_data") or {}).get("intent") or {}
+    name = intent.get("name")
+    return name if isinstance(name, str) else None

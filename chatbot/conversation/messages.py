@@ -1,0 +1,40 @@
+"""Bot events as the messages channels send: Rasa's output-channel split of one response into a
+text (with buttons or quick replies), then custom payload, image, attachment and elements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatbot.conversation.events import Event
+
+
+@dataclass(frozen=True)
+class UserMessage:
+    text: str
+    sender_id: str = "default"
+    input_channel: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+
+
+def bot_messages(events: Iterable[Event], recipient_id: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    for event in events:
+        if event.get("event") != "bot":
+            continue
+        data = event.get("data") or {}
+        text = event.get("text")
+        base = {"recipient_id": recipient_id}
+        if text is not None:
+            message: dict[str, Any] = {**base, "text": text}
+            if data.get("quick_replies"):
+                message["quick_replies"] = data["quick_replies"]
+            elif data.get("buttons"):
+                message["buttons"] = data["buttons"]
+            messages.append(message)
+        for key in ("custom", "image", "attachment", "elements"):
+            if data.get(key):
+                messages.append({**base, key: data[key]})
+    return messages

@@ -1,0 +1,123 @@
+"""The dialogue state at one prediction step, as hashable features.
+
+A state is what the policies see before choosing an action: the latest user intent and entity
+types, the previous action, slot features by slot type (Rasa semantics), and the goal (active form,
+its requested slot, its missing slots). Rules and memoization compare states exactly; the LSTM
+featurizer turns them into vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from chatbot.project.domain import Domain, Slot
+from chatbot.project.stories import ANY_VALUE
+
+# A state is a frozen, sorted tuple of (feature, value) pairs, so it can key a dict.
+State = tuple[tuple[str, Any], ...]
+
+INTENT = "intent"
+ENTITIES = "entities"
+TEXT = "text"
+PREV_ACTION = "prev_action"
+ACTIVE_LOOP = "active_loop"
+REQUESTED = "requested_slot"
+MISSING = "missing_slots"
+SLOT_PREFIX = "slot:"
+
+
+def slot_feature(slot: Slot, value: Any) -> Any:
+    """A slot value as the policies see it (None: not set), by slot type as in Rasa."""
+    if value is None:
+        return None
+    if slot.type in ("text", "list"):
+        return True if value == ANY_VALUE else bool(value) if slot.type == "list" else True
+    if slot.type == "bool":
+        if value == ANY_VALUE:
+            return True
+        if isinstance(value, str):
+            return value.strip().lower() in ("true", "1", "yes", "y")
+        return bool(value)
+    if slot.type == "categorical":
+        text = str(value).lower()
+        known = {str(v).lower() for v in slot.values}
+        return text if text in known else "__other__"
+    if slot.type == "float":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return None
+        low, high = slot.min_value, slot.max_value
+        if high <= low:
+            return 1.0
+        return round((min(max(number, low), high) - low) / (high - low), 6)
+    return None  # "any" slots never influence the conversation
+
+
+def entity_features(
+    domain: Domain, intent: str | None, entities: Iterable[Mapping[str, Any]]
+) -> frozenset[str]:
+    """Entity types of a message as features: ``entity``, ``entity#role``, ``entity#group``."""
+    used = domain.intents[intent].used_entities if intent in domain.intents else None
+    features: set[str] = set()
+    for ent in entities:
+        name = ent.get("entity")
+        if not isinstance(name, str):
+            continue
+        declared = domain.entities.get(name)
+        if declared is not None and not declared.influence_conversation:
+            continue
+        if used is not None and name not in used:
+            continue
+        features.add(name)
+        for key in ("role", "group"):
+            if ent.get(key):
+                features.add(f"{name}#{ent[key]}")
+    return frozenset(features)
+
+
+def featurized_slots(domain: Domain) -> tuple[Slot, ...]:
+    return tuple(s for s in domain.slots.values() if s.influence_conversation and s.type != "any")
+
+
+def make_state(
+    domain: Domain,
+    *,
+    intent: str | None,
+    entities: frozenset[str],
+    text: str | None,
+    prev_action: str | None,
+    slots: Mapping[str, Any],
+    active_loop: str | None,
+) -> State:
+    features: dict[str, Any] = {
+        INTENT: intent,
+        ENTITIES: entities,
+        PREV_ACTION: prev_action,
+        ACTIVE_LOOP: active_loop,
+    }
+    if text is not None and intent is None:
+        features[TEXT] = text
+    for slot in featurized_slots(domain):
+        features[SLOT_PREFIX + slot.name] = slot_feature(slot, slots.get(slot.name))
+    form = domain.forms.get(active_loop) if active_loop else None
+    if form is not None:
+        features[REQUESTED] = slots.get("requested_slot")
+        features[MISSING] = frozenset(s for s in form.required_slots if slots.get(s) is None)
+    return tuple(sorted(features.items()))
+
+
+def state_dict(state: State) -> dict[str, Any]:
+    return dict(state)
+
+
+def encode_state(state: State) -> list[list[Any]]:
+    """A state as JSON: frozensets become ``{"set": [...]}``."""
+    return [[k, {"set": sorted(v)} if isinstance(v, frozenset) else v] for k, v in state]
+
+
+def decode_state(data: list[list[Any]]) -> State:
+    return tuple(
+        (k, frozenset(v["set"]) if isinstance(v, dict) and "set" in v else v) for k, v in data
+    )

@@ -1,0 +1,60 @@
+"""MemoizationPolicy: the stories, remembered exactly.
+
+The last ``max_history`` states of every training conversation before each action are stored with
+that action; a conversation whose recent states match one exactly gets its action with confidence
+1. Histories that the stories continue in different ways are ambiguous and are not remembered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Set
+from typing import Any
+
+import torch
+
+from chatbot.conversation.conversation import Conversation
+from chatbot.conversation.state import State, decode_state, encode_state
+from chatbot.dialogue.policy import Policy, Prediction
+
+Key = tuple[State | None, ...]
+
+
+def memo_key(states: list[State], max_history: int) -> Key:
+    window: list[State | None] = list(states[-max_history:])
+    return tuple([None] * (max_history - len(window)) + window)
+
+
+class MemoizationPolicy(Policy):
+    name = "MemoizationPolicy"
+    priority = 3
+
+    def __init__(self, lookup: dict[Key, str], max_history: int = 5) -> None:
+        self.lookup = lookup
+        self.max_history = max_history
+
+    def predict(
+        self, conversation: Conversation, excluded: Set[str] = frozenset()
+    ) -> Prediction | None:
+        states = conversation.recent_states(self.max_history)
+        action = self.lookup.get(memo_key(states, self.max_history))
+        if action is None or action in excluded:
+            return None
+        return Prediction(action, 1.0, self.name, self.priority)
+
+    def export(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        entries = [
+            [[encode_state(s) if s is not None else None for s in key], action]
+            for key, action in self.lookup.items()
+        ]
+        entries.sort(key=lambda e: json.dumps(e, sort_keys=True, default=str))
+        return {}, {"max_history": self.max_history, "lookup": entries}
+
+    @classmethod
+    def from_export(
+        cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+    ) -> MemoizationPolicy:
+        lookup: dict[Key, str] = {}
+        for key, action in meta["lookup"]:
+            lookup[tuple(decode_state(s) if s is not None else None for s in key)] = action
+        return cls(lookup, meta["max_history"])

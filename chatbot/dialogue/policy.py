@@ -1,0 +1,39 @@
+"""The policy interface and what a policy predicts."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Set
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from chatbot.conversation.conversation import Conversation
+
+
+@dataclass(frozen=True)
+class Prediction:
+    action: str
+    confidence: float
+    policy: str
+    priority: int
+    # Rules hide the turns they predicted from the LSTM's history, as Rasa's ``hide_rule_turn``.
+    hide_rule_turn: bool = False
+
+
+class Policy(ABC):
+    """Picks the next action from the conversation; trained by ``training.dialogue``."""
+
+    name: str
+    priority: int
+
+    @abstractmethod
+    def predict(
+        self, conversation: Conversation, excluded: Set[str] = frozenset()
+    ) -> Prediction | None:
+        """The next action, or None when this policy has nothing to say."""
+
+    @abstractmethod
+    def export(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Tensors and JSON metadata for the model file."""
