@@ -1,0 +1,314 @@
+"""From endpoints.yml's ``tracker_store:`` and ``lock_store:`` blocks to store objects.
+
+The blocks are read as Rasa 3.x writes them::
+
+    tracker_store:
+      type: SQL                 # or sql / SQLTrackerStore; in_memory / InMemoryTrackerStore
+      dialect: postgresql       # or sqlite (the default)
+      url: db.example.com       # the host (Rasa's name for it), may carry ":port"
+      port: 5432
+      db: rasa                  # the database; for sqlite, the file (relative: to endpoints.yml)
+      username: rasa
+      password: secret
+      query: {sslmode: require} # added to the URL's query string
+      login_db: postgres        # optional: connect here first and create `db` if missing
+
+``url`` may also be a whole SQLAlchemy URL (``postgresql://user@host/db``,
+``sqlite:///bot.db``); sync driver names are mapped to the async ones. ::
+
+    lock_store:
+      type: redis               # or RedisLockStore; in_memory / InMemoryLockStore
+      url: localhost            # the host, or a whole redis:// URL
+      port: 6379
+      db: 1                     # Rasa's default for the lock store
+      password: secret
+      key_prefix: mybot         # keys become "mybot:lock:<conversation id>:..."
+      lock_lifetime: 60         # seconds a holder keeps a lock at most
+      wait_timeout: 65          # seconds a message waits for the lock before LockTimeout
+
+The known types are the tables ``STORE_TYPES`` and ``LOCK_STORE_TYPES`` (names compared without
+regard to case). An unknown type is a ``ConfigError`` naming the file, the line and the known
+types; nothing falls back silently, and no code is imported from a config file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import URL
+
+from chatbot.errors import ConfigError, Location
+from chatbot.project.endpoints import EndpointBlock
+from chatbot.store.base import ConversationStore
+from chatbot.store.locks import (
+    DEFAULT_LOCK_LIFETIME,
+    DEFAULT_WAIT_TIMEOUT,
+    InMemoryLockStore,
+    LockStore,
+)
+from chatbot.store.memory import InMemoryStore
+from chatbot.store.sql import SQLStore, async_url
+
+logger = logging.getLogger(__name__)
+
+StoreFactory = Callable[[EndpointBlock, "Path | None"], ConversationStore]
+LockStoreFactory = Callable[[EndpointBlock], LockStore]
+
+_SQL_KEYS = frozenset(
+    {"type", "dialect", "url", "host", "port", "db", "username", "password", "query", "login_db"}
+    | {"pool_size", "max_overflow", "connect_timeout"}
+)
+_REDIS_KEYS = frozenset(
+    {"type", "url", "host", "port", "db", "username", "password", "key_prefix", "use_ssl"}
+    | {"ssl_keyfile", "ssl_certfile", "ssl_ca_certs", "socket_timeout"}
+    | {"lock_lifetime", "wait_timeout"}
+)
+_IN_MEMORY_LOCK_KEYS = frozenset({"type", "lock_lifetime", "wait_timeout"})
+# Rasa's tracker stores that we do not provide, for a more helpful error.
+_RASA_ONLY_STORES = ("redis", "mongod", "dynamo")
+
+
+def create_store(
+    block: EndpointBlock | None, *, default_sqlite_path: Path | None
+) -> ConversationStore:
+    """The conversation store a ``tracker_store:`` block asks for.
+
+    No block: SQLite at ``default_sqlite_path`` (its folder is created), or in memory when that
+    is None.
+    """
+    if block is None:
+        if default_sqlite_path is None:
+            return InMemoryStore()
+        default_sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLStore(URL.create("sqlite+aiosqlite", database=str(default_sqlite_path)))
+    type_name = block.type
+    if type_name is None and "://" in str(block.params.get("url", "")):
+        type_name = "sql"  # a bare SQLAlchemy URL
+    factory = _lookup(block, type_name, STORE_TYPES, "store")
+    return factory(block, default_sqlite_path)
+
+
+def create_lock_store(block: EndpointBlock | None) -> LockStore:
+    """The lock store a ``lock_store:`` block asks for; in-process locks when there is none."""
+    if block is None:
+        return InMemoryLockStore()
+    return _lookup(block, block.type, LOCK_STORE_TYPES, "lock store")(block)
+
+
+def _lookup(
+    block: EndpointBlock, type_name: str | None, table: Mapping[str, Any], what: str
+) -> Any:
+    by_lower = {name.lower(): factory for name, factory in table.items()}
+    known = ", ".join(table)
+    if type_name is None:
+        raise _error(block, f"no 'type' given; known {what} types: {known}", key="type")
+    factory = by_lower.get(type_name.lower())
+    if factory is None:
+        hint = f"known {what} types: {known}"
+        if what == "store" and type_name.lower() in _RASA_ONLY_STORES:
+            hint += f" (Rasa's '{type_name}' tracker store is not provided; use sql)"
+        raise _error(block, f"unknown {what} type", key="type", value=type_name, hint=hint)
+    return factory
+
+
+# ----------------------------------------------------------------------------- conversation stores
+
+
+def _in_memory_store(block: EndpointBlock, default_sqlite_path: Path | None) -> ConversationStore:
+    _warn_unknown_keys(block, frozenset({"type"}))
+    return InMemoryStore()
+
+
+def _sql_store(block: EndpointBlock, default_sqlite_path: Path | None) -> ConversationStore:
+    _warn_unknown_keys(block, _SQL_KEYS)
+    url, login_url = sql_urls(block, default_sqlite_path)
+    options: dict[str, Any] = {}
+    for key in ("pool_size", "max_overflow"):
+        if key in block.params:
+            options[key] = _positive(block, key, int)
+    if "connect_timeout" in block.params:
+        options["connect_timeout"] = _positive(block, "connect_timeout", float)
+    try:
+        return SQLStore(url, login_url=login_url, **options)
+    except ConfigError as error:
+        raise _error(block, str(error)) from None
+
+
+def sql_urls(
+    block: EndpointBlock, default_sqlite_path: Path | None = None
+) -> tuple[URL, URL | None]:
+    """The async SQLAlchemy URL a ``type: sql`` block means, and the ``login_db`` URL if any.
+
+    Follows Rasa's ``get_db_url``: a ``url`` holding ``://`` is the whole URL; otherwise the URL
+    is built from dialect, url (host), port, db, username, password and query.
+    """
+    params = block.params
+    host = params.get("url", params.get("host"))
+    if host is not None and "://" in str(host):
+        return _async(block, str(host), "url"), None
+    dialect = str(params.get("dialect") or "sqlite")
+    db = params.get("db")
+    if dialect.split("+")[0] == "sqlite":
+        path = Path(str(db)) if db else default_sqlite_path or Path("rasa.db")
+        if not path.is_absolute() and block.origin.file:
+            path = Path(block.origin.file).parent / path
+        return _async(block, URL.create(dialect, database=str(path)), "dialect"), None
+    if not db:
+        raise _error(block, f"a {dialect} tracker store needs the database name", key="db")
+    port = _positive(block, "port", int) if params.get("port") not in (None, "") else None
+    hostname = str(host) if host else None
+    if hostname:
+        parsed = urlsplit(f"scheme://{hostname}")  # Rasa lets the host carry the port
+        try:
+            port = parsed.port or port
+        except ValueError:
+            raise _error(block, "bad port in the host", key="url", value=host) from None
+        hostname = parsed.hostname or hostname
+    query = params.get("query") or {}
+    if not isinstance(query, Mapping):
+        raise _error(block, "query must be a mapping of URL parameters", key="query", value=query)
+    password = params.get("password")
+
+    def build(database: str) -> URL:
+        return URL.create(
+            dialect,
+            username=str(params["username"]) if params.get("username") is not None else None,
+            password=str(password) if password is not None else None,
+            host=hostname,
+            port=port,
+            database=database,
+            query={str(k): str(v) for k, v in query.items()},
+        )
+
+    url = _async(block, build(str(db)), "dialect")
+    login_db = params.get("login_db")
+    login_url = _async(block, build(str(login_db)), "dialect") if login_db else None
+    return url, login_url
+
+
+def _async(block: EndpointBlock, url: str | URL, key: str) -> URL:
+    try:
+        return async_url(url)
+    except ConfigError as error:
+        raise _error(block, str(error), key=key) from None
+
+
+STORE_TYPES: dict[str, StoreFactory] = {
+    "in_memory": _in_memory_store,
+    "InMemoryTrackerStore": _in_memory_store,
+    "sql": _sql_store,
+    "SQLTrackerStore": _sql_store,
+}
+
+
+# ------------------------------------------------------------------------------------ lock stores
+
+
+def _lock_timing(block: EndpointBlock) -> dict[str, float]:
+    timing = {"lock_lifetime": DEFAULT_LOCK_LIFETIME, "wait_timeout": DEFAULT_WAIT_TIMEOUT}
+    for key in timing:
+        if block.params.get(key) is not None:
+            timing[key] = _positive(block, key, float)
+    return timing
+
+
+def _in_memory_lock_store(block: EndpointBlock) -> LockStore:
+    _warn_unknown_keys(block, _IN_MEMORY_LOCK_KEYS)
+    return InMemoryLockStore(**_lock_timing(block))
+
+
+def _redis_lock_store(block: EndpointBlock) -> LockStore:
+    from chatbot.store.redis_lock import RedisLockStore  # redis is imported only when used
+
+    _warn_unknown_keys(block, _REDIS_KEYS)
+    url, options = redis_url(block)
+    key_prefix = block.params.get("key_prefix")
+    prefix = f"{key_prefix}:lock:" if key_prefix else "chatbot:lock:"
+    return RedisLockStore(url, key_prefix=prefix, client_options=options, **_lock_timing(block))
+
+
+def redis_url(block: EndpointBlock) -> tuple[str, dict[str, Any]]:
+    """The Redis URL a ``type: redis`` lock store block means, and the client's other options."""
+    params = block.params
+    options: dict[str, Any] = {}
+    for key in ("username", "password"):
+        if params.get(key) is not None:
+            options[key] = str(params[key])
+    for key in ("ssl_keyfile", "ssl_certfile", "ssl_ca_certs"):
+        if params.get(key):
+            options[key] = str(params[key])
+    if params.get("socket_timeout") is not None:
+        options["socket_timeout"] = _positive(block, "socket_timeout", float)
+    host = str(params.get("url") or params.get("host") or "localhost")
+    if "://" in host:
+        if not host.startswith(("redis://", "rediss://", "unix://")):
+            raise _error(block, "not a redis URL", key="url", value=host)
+        return host, options
+    port = _positive(block, "port", int) if params.get("port") not in (None, "") else 6379
+    db = params.get("db", 1)
+    try:
+        db = int(db)
+    except (TypeError, ValueError):
+        raise _error(block, "db must be a number", key="db", value=db) from None
+    scheme = "rediss" if _flag(params.get("use_ssl")) else "redis"
+    return f"{scheme}://{host}:{port}/{db}", options
+
+
+LOCK_STORE_TYPES: dict[str, LockStoreFactory] = {
+    "in_memory": _in_memory_lock_store,
+    "InMemoryLockStore": _in_memory_lock_store,
+    "redis": _redis_lock_store,
+    "RedisLockStore": _redis_lock_store,
+}
+
+
+# -------------------------------------------------------------------------------------- helpers
+
+
+def _error(
+    block: EndpointBlock,
+    message: str,
+    *,
+    key: str | None = None,
+    value: object = None,
+    hint: str | None = None,
+) -> ConfigError:
+    where = Location(block.origin.file, block.origin.line).describe() or "endpoints"
+    text = f"{where}: {block.name}: {message}"
+    if key is not None:
+        text += f" (key '{key}'" + (f", value {value!r})" if value is not None else ")")
+    if hint:
+        text += f"; {hint}"
+    return ConfigError(text)
+
+
+def _positive(block: EndpointBlock, key: str, kind: type[int] | type[float]) -> Any:
+    value = block.params.get(key)
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or number <= 0:
+        raise _error(block, f"{key} must be a positive number", key=key, value=value)
+    return number
+
+
+def _flag(value: object) -> bool:
+    return value is True or str(value).lower() in ("true", "yes", "1")
+
+
+def _warn_unknown_keys(block: EndpointBlock, known: frozenset[str]) -> None:
+    unknown = sorted(set(block.params) - known)
+    if unknown:
+        where = Location(block.origin.file, block.origin.line).describe() or "endpoints"
+        logger.warning(
+            "%s: %s: ignoring unknown key(s) %s; known: %s",
+            where,
+            block.name,
+            ", ".join(unknown),
+            ", ".join(sorted(known)),
+        )

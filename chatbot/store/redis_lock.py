@@ -1,0 +1,236 @@
+"""RedisLockStore: conversation locks shared by every process that uses one Redis.
+
+Three keys per conversation (``<prefix><conversation id>:...``):
+
+``:counter``
+    INCR hands out the conversation's ticket numbers.
+``:queue``
+    a sorted set of the tickets waiting or holding, scored by ticket number; the lowest one holds
+    the lock. A ticket is ``<number>:<random token>``, unique, so a late release of an expired
+    ticket never releases anybody else's.
+``:deadlines``
+    a hash ticket -> Redis time (ms) until which that ticket is alive. A waiter renews its own on
+    every poll; a holder's is set to ``lock_lifetime`` when it takes the lock. A head whose
+    deadline has passed (a crashed or hung holder, a waiter that died) is dropped by the next
+    waiter's poll, which then moves up.
+
+Each step is one Lua script, so it is atomic; times come from Redis (``TIME``), so the clocks of
+the processes do not matter. Waiters poll with a backoff from 1 ms to 10 ms, which keeps a
+hand-over within a few ms without a pub/sub connection per waiter. The keys expire after twice
+the lifetime without activity, so idle conversations leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
+
+from chatbot.errors import LockTimeout, StoreUnavailable
+from chatbot.store.locks import (
+    DEFAULT_LOCK_LIFETIME,
+    DEFAULT_WAIT_TIMEOUT,
+    LockStore,
+    Ticket,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_KEY_PREFIX = "chatbot:lock:"
+
+# Shared by the two waiting scripts. KEYS: counter, queue, deadlines.
+# ARGV[1] the ticket, ARGV[2] lifetime (ms), ARGV[3] key TTL (ms).
+# poll() answers {1, dropped} when the ticket holds the lock, {0, dropped} while it waits and
+# {-1, 0} when the ticket is gone (it expired while its process was stalled); dropped counts the
+# expired heads it removed.
+_LUA_POLL = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local function poll(ticket)
+  if not redis.call('ZSCORE', KEYS[2], ticket) then return {-1, 0} end
+  local dropped = 0
+  while true do
+    local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+    local state = nil
+    if head == ticket then
+      state = 1
+    else
+      local deadline = tonumber(redis.call('HGET', KEYS[3], head))
+      if deadline and deadline > now then state = 0 end
+    end
+    if state then
+      redis.call('HSET', KEYS[3], ticket, now + tonumber(ARGV[2]))
+      for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+      return {state, dropped}
+    end
+    redis.call('ZREM', KEYS[2], head)
+    redis.call('HDEL', KEYS[3], head)
+    dropped = dropped + 1
+  end
+end
+"""
+
+# Take a ticket (ARGV[1] is its random token) and poll once: {state, dropped, ticket}.
+_LUA_ENQUEUE = (
+    _LUA_POLL
+    + """
+local number = redis.call('INCR', KEYS[1])
+local ticket = number .. ':' .. ARGV[1]
+redis.call('ZADD', KEYS[2], number, ticket)
+local answer = poll(ticket)
+table.insert(answer, ticket)
+return answer
+"""
+)
+
+_LUA_WAIT = _LUA_POLL + "\nreturn poll(ARGV[1])\n"
+
+# KEYS: queue, deadlines; ARGV[1] the ticket. 1: it held the lock, 0: it was waiting,
+# -1: it had expired already.
+_LUA_RELEASE = """
+local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return -1 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if head == ARGV[1] then return 1 end
+return 0
+"""
+
+_FIRST_POLL_INTERVAL = 0.001
+_MAX_POLL_INTERVAL = 0.01
+
+
+class RedisLockStore(LockStore):
+    """Ticket locks in Redis at ``url`` (``redis://[:password@]host:port/db``).
+
+    ``client_options`` go to ``redis.asyncio.Redis.from_url`` (password, ssl, timeouts, ...).
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/1",
+        *,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        lock_lifetime: float = DEFAULT_LOCK_LIFETIME,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if lock_lifetime <= 0:
+            raise ValueError(f"lock_lifetime must be positive, not {lock_lifetime!r}")
+        self.key_prefix = key_prefix
+        self.lock_lifetime = lock_lifetime
+        self.wait_timeout = wait_timeout
+        options: dict[str, Any] = {
+            "socket_connect_timeout": 5.0,
+            "socket_timeout": 10.0,
+            # A few quick retries ride out a blip; a Redis that is down is reported in < 1 s.
+            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+            "health_check_interval": 30,
+        }
+        options.update(client_options or {})
+        self._client = aioredis.Redis.from_url(url, **options)
+        self._lifetime_ms = max(1, round(lock_lifetime * 1000))
+        self._key_ttl_ms = 2 * self._lifetime_ms + 1000
+        self._enqueue = self._client.register_script(_LUA_ENQUEUE)
+        self._wait = self._client.register_script(_LUA_WAIT)
+        self._release = self._client.register_script(_LUA_RELEASE)
+
+    def describe(self) -> str:
+        kwargs = self._client.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return f"redis at {kwargs['path']}"
+        return (
+            f"redis at {kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+            f"/{kwargs.get('db', 0)}"
+        )
+
+    def _keys(self, conversation_id: str) -> list[str]:
+        base = f"{self.key_prefix}{conversation_id}"
+        return [f"{base}:counter", f"{base}:queue", f"{base}:deadlines"]
+
+    async def _call(self, awaitable: Awaitable[Any]) -> Any:
+        try:
+            return await awaitable
+        except (RedisError, OSError) as error:
+            logger.debug("redis error on %s", self.describe(), exc_info=error)
+            reason = str(error).strip() or type(error).__name__
+            raise StoreUnavailable(
+                f"lock store unavailable ({self.describe()}): {reason}"
+            ) from None
+
+    async def acquire(self, conversation_id: str) -> Ticket:
+        loop = asyncio.get_running_loop()
+        keys = self._keys(conversation_id)
+        started = loop.time()
+        give_up = started + self.wait_timeout
+        args = [uuid.uuid4().hex, self._lifetime_ms, self._key_ttl_ms]
+        state, dropped, raw = await self._call(self._enqueue(keys=keys, args=args))
+        ticket = raw.decode() if isinstance(raw, bytes) else str(raw)
+        delay = _FIRST_POLL_INTERVAL
+        try:
+            while True:
+                if dropped:
+                    logger.warning(
+                        "conversation %s: %d lock ticket(s) outlived the lifetime of %s s and "
+                        "were dropped (a crashed or hung holder)",
+                        conversation_id,
+                        dropped,
+                        self.lock_lifetime,
+                    )
+                if state == 1:
+                    return ticket
+                if state == -1:
+                    # Our own ticket expired: this process stalled for a whole lifetime.
+                    logger.warning(
+                        "conversation %s: a waiting lock ticket expired; queueing again",
+                        conversation_id,
+                    )
+                    args = [uuid.uuid4().hex, self._lifetime_ms, self._key_ttl_ms]
+                    state, dropped, raw = await self._call(self._enqueue(keys=keys, args=args))
+                    ticket = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    continue
+                now = loop.time()
+                if now >= give_up:
+                    raise LockTimeout(conversation_id, now - started)
+                await asyncio.sleep(min(delay, give_up - now))
+                delay = min(delay * 2, _MAX_POLL_INTERVAL)
+                args = [ticket, self._lifetime_ms, self._key_ttl_ms]
+                state, dropped = await self._call(self._wait(keys=keys, args=args))
+        except BaseException:
+            # Timed out, cancelled or Redis went away: leave the queue (or let the ticket expire
+            # when Redis cannot be told).
+            with contextlib.suppress(StoreUnavailable):
+                await self._call(self._release(keys=keys[1:], args=[ticket]))
+            raise
+
+    async def release(self, conversation_id: str, ticket: Ticket) -> None:
+        keys = self._keys(conversation_id)[1:]
+        released = await self._call(self._release(keys=keys, args=[str(ticket)]))
+        if released == -1:
+            logger.warning(
+                "conversation %s: lock released after its lifetime of %s s ran out; another "
+                "message may have been handled meanwhile",
+                conversation_id,
+                self.lock_lifetime,
+            )
+
+    async def queue_length(self, conversation_id: str) -> int:
+        return int(await self._call(self._client.zcard(self._keys(conversation_id)[1])))
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._call(self._client.ping()))
+        except StoreUnavailable as error:
+            logger.warning("%s", error)
+            return False
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,336 @@
+"""SQLStore: conversations in SQLite (embedded, the default) or PostgreSQL, via SQLAlchemy asyncio.
+
+SQLite runs in WAL mode (readers never wait for the writer) with a busy timeout; its writes
+start with ``BEGIN IMMEDIATE`` so that two writers queue on the database lock instead of failing
+half-way. PostgreSQL connections are checked before use (``pool_pre_ping``), so a restarted
+server costs no failed call. Either way an unreachable database raises ``StoreUnavailable``
+naming the database and the reason, and the next call tries again.
+
+The tables and their upgrade path are in ``chatbot.store.schema``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import URL, Column, MetaData, String, Table, event, insert, make_url, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+
+from chatbot.errors import ConfigError, ConflictError, StoreUnavailable
+from chatbot.store import schema
+from chatbot.store.base import (
+    ConversationStore,
+    StoredConversation,
+    check_conversation_id,
+    conflict_message,
+    decode_event,
+    encode_events,
+    last_session_start,
+)
+
+logger = logging.getLogger(__name__)
+
+# Driver names as people write them (sync drivers, bare dialects) -> the async driver we use.
+ASYNC_DRIVERS: dict[str, str] = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+    "postgresql+psycopg": "postgresql+asyncpg",
+    "postgresql+pg8000": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+# Errors that mean "the database cannot be reached, went away or refuses us". Every DBAPI error
+# but a unique-key violation (a conflict, handled by ``append``) counts: a missing database, a
+# refused login or a revoked permission is, to the caller, a store it cannot use right now.
+_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.DBAPIError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,  # no pooled connection came free in time
+    OSError,
+    asyncio.TimeoutError,
+    TimeoutError,
+)
+
+_WRITE_OPTION = "chatbot_write"
+
+# PostgreSQL's catalog of databases, for creating the store's database (``login_url``).
+_pg_database = Table("pg_database", MetaData(), Column("datname", String), schema="pg_catalog")
+
+
+class _Conflict(Exception):
+    """Raised inside a write transaction to roll it back; becomes ConflictError outside."""
+
+
+def async_url(url: str | URL) -> URL:
+    """The URL with its driver replaced by the async one (``sqlite:///x`` ->
+    ``sqlite+aiosqlite:///x``); a ConfigError for a database we do not support."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except sa_exc.ArgumentError as error:
+        raise ConfigError(f"not a database URL: {url!r} ({error})") from None
+    driver = ASYNC_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        known = sorted({d.split("+")[0] for d in ASYNC_DRIVERS})
+        raise ConfigError(
+            f"database '{parsed.drivername}' is not supported by the conversation store; "
+            f"supported: {', '.join(known)}"
+        )
+    return parsed.set(drivername=driver)
+
+
+class SQLStore(ConversationStore):
+    """A conversation store on SQLite (a file) or PostgreSQL.
+
+    ``url`` is any SQLAlchemy URL of those two (sync driver names are mapped to async ones).
+    ``login_url``, for PostgreSQL, is a database to connect to first in order to create the
+    store's database when it does not exist (Rasa's ``login_db``).
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        login_url: str | URL | None = None,
+        connect_timeout: float = 5.0,
+        busy_timeout: float = 10.0,
+        pool_size: int = 10,
+        max_overflow: int = 20,
+        pool_timeout: float = 30.0,
+    ) -> None:
+        self.url = async_url(url)
+        self.login_url = async_url(login_url) if login_url is not None else None
+        self.dialect = self.url.get_backend_name()
+        if self.dialect == "sqlite" and self.url.database in (None, "", ":memory:"):
+            raise ConfigError(
+                "an in-memory SQLite database cannot be shared by the store's connections; "
+                "use 'type: in_memory' or give the SQLite database a file path"
+            )
+        self._connect_timeout = connect_timeout
+        self._engine = self._create_engine(
+            busy_timeout=busy_timeout,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+        )
+        self._write_engine = self._engine.execution_options(**{_WRITE_OPTION: True})
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    def _create_engine(
+        self, *, busy_timeout: float, pool_size: int, max_overflow: int, pool_timeout: float
+    ) -> AsyncEngine:
+        pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
+        if self.dialect == "postgresql":
+            return create_async_engine(
+                self.url,
+                pool_pre_ping=True,
+                connect_args={"timeout": self._connect_timeout},
+                **pool,
+            )
+        engine = create_async_engine(self.url, connect_args={"timeout": busy_timeout}, **pool)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+            # Transactions are begun by the "begin" hook below, not by the sqlite3 module.
+            dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            write = conn.get_execution_options().get(_WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    def describe(self) -> str:
+        """The database in words, without its password: ``postgresql at host:5432/db``."""
+        if self.dialect == "sqlite":
+            return f"sqlite at {self.url.database}"
+        host = self.url.host or "localhost"
+        port = f":{self.url.port}" if self.url.port else ""
+        return f"{self.dialect} at {host}{port}/{self.url.database or ''}"
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sa_exc.IntegrityError:
+            raise
+        except _UNAVAILABLE_ERRORS as error:
+            raise self._unavailable(error) from None
+
+    def _unavailable(self, error: BaseException) -> StoreUnavailable:
+        cause = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        logger.debug("store error on %s", self.describe(), exc_info=error)
+        return StoreUnavailable(f"conversation store unavailable ({self.describe()}): {reason}")
+
+    async def start(self) -> None:
+        """Create the database (with ``login_url``) and the tables, or upgrade them. Runs once;
+        every other method calls it, so a store created while its database was down comes up
+        as soon as the database does."""
+        if self._started:
+            return
+        async with self._start_lock:
+            if self._started:
+                return
+            with self._errors():
+                if self.login_url is not None:
+                    await self._create_database()
+                async with self._write_engine.begin() as conn:
+                    applied = await conn.run_sync(lambda sync_conn: schema.upgrade(sync_conn))
+            if applied:
+                logger.info("conversation store %s: schema %s applied", self.describe(), applied)
+            self._started = True
+
+    async def _create_database(self) -> None:
+        assert self.login_url is not None
+        name = self.url.database
+        engine = create_async_engine(
+            self.login_url,
+            isolation_level="AUTOCOMMIT",
+            poolclass=NullPool,
+            connect_args={"timeout": self._connect_timeout},
+        )
+        try:
+            async with engine.connect() as conn:
+                exists = await conn.scalar(
+                    select(1).select_from(_pg_database).where(_pg_database.c.datname == name)
+                )
+                if not exists:
+                    quoted = conn.dialect.identifier_preparer.quote(name)
+                    await conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
+                    logger.info("created database %s", name)
+        except sa_exc.ProgrammingError as error:
+            if "already exists" not in str(error.orig):  # another process created it just now
+                raise
+        finally:
+            await engine.dispose()
+
+    async def load(self, conversation_id: str, *, all_sessions: bool = False) -> StoredConversation:
+        check_conversation_id(conversation_id)
+        await self.start()
+        query = select(schema.events.c.seq, schema.events.c.data).where(
+            schema.events.c.conversation_id == conversation_id
+        )
+        if not all_sessions:
+            # One statement, so the session start and the events are read from one snapshot.
+            session_start = (
+                select(schema.conversations.c.session_start_seq)
+                .where(schema.conversations.c.id == conversation_id)
+                .scalar_subquery()
+            )
+            query = query.where(schema.events.c.seq >= session_start)
+        with self._errors():
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query.order_by(schema.events.c.seq))).all()
+        if not rows:
+            return StoredConversation(conversation_id, [], next_seq=0, first_seq=0)
+        return StoredConversation(
+            conversation_id,
+            [decode_event(row.data) for row in rows],
+            next_seq=rows[-1].seq + 1,
+            first_seq=rows[0].seq,
+        )
+
+    async def append(
+        self, conversation_id: str, events: Sequence[Mapping[str, Any]], *, start_seq: int
+    ) -> None:
+        encoded = encode_events(conversation_id, events, start_seq)
+        if not encoded:
+            return
+        await self.start()
+        end_seq = start_seq + len(encoded)
+        session_start = last_session_start(encoded)
+        rows = [
+            {
+                "conversation_id": conversation_id,
+                "seq": e.seq,
+                "type_name": e.type_name[:64],
+                "timestamp": e.timestamp,
+                "data": e.data,
+            }
+            for e in encoded
+        ]
+        now = time.time()
+        with self._errors():
+            try:
+                async with self._write_engine.begin() as conn:
+                    # Compare-and-set on the conversation row: exactly one writer moves it on.
+                    values: dict[str, Any] = {"next_seq": end_seq, "updated_at": now}
+                    if session_start is not None:
+                        values["session_start_seq"] = session_start
+                    moved = await conn.execute(
+                        update(schema.conversations)
+                        .where(
+                            schema.conversations.c.id == conversation_id,
+                            schema.conversations.c.next_seq == start_seq,
+                        )
+                        .values(**values)
+                    )
+                    if moved.rowcount == 0:
+                        if start_seq != 0:
+                            raise _Conflict
+                        await conn.execute(
+                            insert(schema.conversations).values(
+                                id=conversation_id,
+                                created_at=now,
+                                updated_at=now,
+                                next_seq=end_seq,
+                                session_start_seq=session_start or 0,
+                            )
+                        )
+                    await conn.execute(insert(schema.events), rows)
+            except (_Conflict, sa_exc.IntegrityError):
+                next_seq = await self._next_seq(conversation_id)
+                raise ConflictError(
+                    conflict_message(conversation_id, start_seq, next_seq)
+                ) from None
+
+    async def _next_seq(self, conversation_id: str) -> int:
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(
+                select(schema.conversations.c.next_seq).where(
+                    schema.conversations.c.id == conversation_id
+                )
+            )
+        return int(value or 0)
+
+    async def conversation_ids(self) -> list[str]:
+        await self.start()
+        with self._errors():
+            async with self._engine.connect() as conn:
+                result = await conn.scalars(
+                    select(schema.conversations.c.id).order_by(schema.conversations.c.id)
+                )
+                return list(result)
+
+    async def ping(self) -> bool:
+        try:
+            await self.start()
+            with self._errors():
+                async with self._engine.connect() as conn:
+                    await conn.scalar(select(1))
+        except StoreUnavailable as error:
+            logger.warning("%s", error)
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self._engine.dispose()
