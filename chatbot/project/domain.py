@@ -187,6 +187,8 @@ class Domain:
     action_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Files the domain was read from, in order.
     files: tuple[str, ...] = ()
+    # ``e2e_actions:``: bot texts of end-to-end stories (``- bot: "..."``), in Rasa's order.
+    action_texts: tuple[str, ...] = ()
 
     @property
     def intent_names(self) -> tuple[str, ...]:

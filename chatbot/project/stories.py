@@ -55,6 +55,8 @@ class ActiveLoopStep:
 class CheckpointStep:
     name: str
     origin: Origin = NO_ORIGIN
+    # ``- checkpoint: x`` with ``slot_was_set: [{name: value}]``: the slots the checkpoint needs.
+    slots: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,127 @@
+"""Reading config.yml into a ``ProjectConfig``: language, pipeline, policies, assistant_id.
+
+Which components exist is decided by those who build them; here each entry only needs a ``name``.
+An empty or missing pipeline or policies section is allowed (defaults are chosen elsewhere).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import ProjectError, ProjectErrors
+from chatbot.project.config import ComponentConfig, ProjectConfig
+from chatbot.project.domain import Origin
+from chatbot.project.yaml_io import expect, line_of, load_yaml, to_plain, unknown_keys
+
+logger = logging.getLogger(__name__)
+
+CONFIG_KEYS = ("recipe", "language", "pipeline", "policies", "assistant_id", "importers")
+RECIPES = ("default.v1",)
+
+
+def read_config(path: Path) -> ProjectConfig:
+    """config.yml; every problem in it raised at once as ``ProjectErrors``."""
+    file = str(path)
+    config, errors = config_from_dict(load_yaml(path, file=file), file)
+    if errors:
+        raise ProjectErrors(errors)
+    return config
+
+
+def config_from_dict(
+    data: Any, file: str | None = None
+) -> tuple[ProjectConfig, list[ProjectError]]:
+    if data is None:
+        return ProjectConfig(file=file), []
+    try:
+        expect(data, dict, what="config.yml", file=file, line=line_of(data) or 1)
+    except ProjectError as e:
+        return ProjectConfig(file=file), [e]
+    errors = unknown_keys(data, CONFIG_KEYS, file=file, what="the config")
+    recipe = data.get("recipe")
+    if recipe is not None and recipe not in RECIPES:
+        errors.append(
+            ProjectError(
+                "unsupported recipe",
+                file=file,
+                line=line_of(data, "recipe"),
+                key="recipe",
+                value=recipe,
+                hint=f"Supported recipes: {', '.join(RECIPES)}",
+            )
+        )
+    language = data.get("language")
+    if language is None:
+        language = "en"
+    elif not isinstance(language, str) or not language.strip():
+        errors.append(
+            ProjectError(
+                "'language' must be a language code such as 'en'",
+                file=file,
+                line=line_of(data, "language"),
+                key="language",
+                value=language if isinstance(language, (int, float, bool)) else None,
+            )
+        )
+        language = "en"
+    assistant_id = data.get("assistant_id")
+    if assistant_id is not None and not isinstance(assistant_id, str):
+        assistant_id = str(assistant_id)
+    sections = {}
+    for key in ("pipeline", "policies"):
+        components, section_errors = _components(
+            data.get(key), key, file=file, line=line_of(data, key)
+        )
+        sections[key] = components
+        errors.extend(section_errors)
+    config = ProjectConfig(
+        language=language.strip(),
+        pipeline=sections["pipeline"],
+        policies=sections["policies"],
+        assistant_id=assistant_id,
+        file=file,
+    )
+    return config, errors
+
+
+def _components(
+    data: Any, section: str, *, file: str | None, line: int | None
+) -> tuple[tuple[ComponentConfig, ...], list[ProjectError]]:
+    if data is None:
+        return (), []
+    try:
+        expect(data, list, what=f"'{section}'", file=file, line=line, key=section)
+    except ProjectError as e:
+        return (), [e]
+    components: list[ComponentConfig] = []
+    errors: list[ProjectError] = []
+    for index, item in enumerate(data):
+        at = line_of(data, index) or line
+        if not isinstance(item, dict):
+            errors.append(
+                ProjectError(
+                    f"each entry of '{section}' must be a mapping with a 'name'",
+                    file=file,
+                    line=at,
+                    key=section,
+                    value=item if isinstance(item, (str, int, float)) else None,
+                    hint=f"Write '- name: {item}'" if isinstance(item, str) else None,
+                )
+            )
+            continue
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            errors.append(
+                ProjectError(
+                    f"an entry of '{section}' has no 'name'",
+                    file=file,
+                    line=line_of(item, "name") if "name" in item else at,
+                    key="name",
+                )
+            )
+            continue
+        params = {k: to_plain(v) for k, v in item.items() if k != "name"}
+        components.append(ComponentConfig(name.strip(), params, Origin(file, at)))
+    return tuple(components), errors

@@ -1,0 +1,290 @@
+"""Loading a bot project folder in Rasa's layout into a ``Project``.
+
+```
+domain.yml  or  domain/*.yml     intents, entities, slots, responses, actions, forms, ...
+data/**/*.yml                    nlu:, stories:, rules: (and responses: for retrieval intents)
+tests/**/test_*.yml              test stories
+config.yml                       language, pipeline, policies (optional)
+endpoints.yml, credentials.yml   optional
+```
+
+Every file is read even when another one fails, and all problems are reported together
+(``ProjectErrors``). ``check_project`` also runs the semantic checks of
+``chatbot.project.validation``, for ``chatbot data validate``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import ProjectError, ProjectErrors
+from chatbot.project.config import ProjectConfig
+from chatbot.project.config_reader import config_from_dict
+from chatbot.project.domain_parts import DomainParts
+from chatbot.project.domain_reader import collect_domain, domain_parts_from_dict
+from chatbot.project.endpoints import Credentials, Endpoints
+from chatbot.project.endpoints_reader import credentials_from_dict, endpoints_from_dict
+from chatbot.project.nlu_reader import nlu_from_list
+from chatbot.project.project import Project
+from chatbot.project.stories import Story
+from chatbot.project.story_reader import stories_from_list
+from chatbot.project.training_data import NLUData
+from chatbot.project.validation import validate_project
+from chatbot.project.yaml_io import close_matches_hint, line_of, load_yaml
+
+logger = logging.getLogger(__name__)
+
+DATA_KEYS = ("version", "nlu", "stories", "rules", "responses")
+_YAML_SUFFIXES = (".yml", ".yaml")
+
+PathArg = Path | str | Sequence[Path | str] | None
+
+
+@dataclass
+class _Loaded:
+    """What was read so far, and every problem met on the way."""
+
+    nlu: NLUData = field(default_factory=NLUData)
+    stories: list[Story] = field(default_factory=list)
+    rules: list[Story] = field(default_factory=list)
+    test_stories: list[Story] = field(default_factory=list)
+    extra_domain: list[DomainParts] = field(default_factory=list)
+    errors: list[ProjectError] = field(default_factory=list)
+
+
+def load_project(
+    root: Path,
+    *,
+    domain: PathArg = None,
+    data: PathArg = None,
+    config: Path | str | None = None,
+    endpoints: Path | str | None = None,
+    credentials: Path | str | None = None,
+) -> Project:
+    """Read a project; raises ``ProjectErrors`` with every problem in every file.
+
+    Paths given explicitly are used as given (relative to the working directory); the defaults are
+    looked for under ``root``. ``domain`` and ``data`` may be files, folders or lists of them.
+    """
+    project, errors, _ = _load(root, domain, data, config, endpoints, credentials)
+    if errors:
+        raise ProjectErrors(errors)
+    assert project is not None
+    return project
+
+
+def check_project(
+    root: Path,
+    *,
+    domain: PathArg = None,
+    data: PathArg = None,
+    config: Path | str | None = None,
+    endpoints: Path | str | None = None,
+    credentials: Path | str | None = None,
+) -> tuple[Project | None, list[ProjectError]]:
+    """Read and validate a project: (the project, or None if a file could not be read; errors).
+
+    When a file fails to read, the semantic checks still run on the rest as long as the domain
+    itself was read without errors (otherwise they would only echo the domain's problems).
+    """
+    project, errors, domain_ok = _load(root, domain, data, config, endpoints, credentials)
+    if project is None or not domain_ok:
+        return None, errors
+    semantic = validate_project(project)
+    if errors:
+        return None, errors + semantic
+    return project, semantic
+
+
+def _load(
+    root: Path,
+    domain: PathArg,
+    data: PathArg,
+    config: Path | str | None,
+    endpoints: Path | str | None,
+    credentials: Path | str | None,
+) -> tuple[Project | None, list[ProjectError], bool]:
+    started = time.perf_counter()
+    root = Path(root)
+    if not root.is_dir():
+        error = ProjectError("project folder not found", file=str(root))
+        return None, [error], False
+    loaded = _Loaded()
+
+    data_paths = _paths(data) if data is not None else [root / "data"]
+    for path in _data_files(data_paths, loaded, explicit=data is not None):
+        _read_data_file(path, loaded, root)
+    tests = root / "tests"
+    if tests.is_dir():
+        for path in _yaml_files(tests):
+            if path.name.startswith("test_"):
+                _read_test_file(path, loaded)
+
+    domain_paths = _paths(domain) if domain is not None else _default_domain(root)
+    if not domain_paths:
+        loaded.errors.insert(
+            0,
+            ProjectError(
+                "no domain found",
+                file=str(root / "domain.yml"),
+                hint=f"Create domain.yml or a domain/ folder in {root}",
+            ),
+        )
+        return None, loaded.errors, False
+    parsed_domain, domain_errors = collect_domain(domain_paths, loaded.extra_domain)
+
+    project_config = _read_optional(
+        Path(config) if config is not None else root / "config.yml",
+        config is not None,
+        loaded,
+        lambda d, f: config_from_dict(d, f),
+        ProjectConfig(),
+    )
+    project_endpoints = _read_optional(
+        Path(endpoints) if endpoints is not None else root / "endpoints.yml",
+        endpoints is not None,
+        loaded,
+        lambda d, f: endpoints_from_dict(d, f),
+        Endpoints(),
+    )
+    project_credentials = _read_optional(
+        Path(credentials) if credentials is not None else root / "credentials.yml",
+        credentials is not None,
+        loaded,
+        lambda d, f: credentials_from_dict(d, f),
+        Credentials(),
+    )
+    project = Project(
+        root=root,
+        domain=parsed_domain,
+        nlu=loaded.nlu,
+        stories=loaded.stories,
+        rules=loaded.rules,
+        test_stories=loaded.test_stories,
+        config=project_config,
+        endpoints=project_endpoints,
+        credentials=project_credentials,
+    )
+    errors = domain_errors + loaded.errors
+    logger.debug(
+        "loaded project %s in %.1f ms: %d examples, %d stories, %d rules, %d test stories",
+        root,
+        (time.perf_counter() - started) * 1000,
+        len(loaded.nlu.examples),
+        len(loaded.stories),
+        len(loaded.rules),
+        len(loaded.test_stories),
+    )
+    return project, errors, not domain_errors
+
+
+def _paths(value: PathArg) -> list[Path]:
+    if value is None:
+        return []
+    if isinstance(value, (str, Path)):
+        return [Path(value)]
+    return [Path(v) for v in value]
+
+
+def _default_domain(root: Path) -> list[Path]:
+    for candidate in (root / "domain.yml", root / "domain.yaml", root / "domain"):
+        if candidate.exists():
+            return [candidate]
+    return []
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix in _YAML_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def _data_files(paths: list[Path], loaded: _Loaded, *, explicit: bool) -> list[Path]:
+    """The YAML files to read; a missing default ``data/`` folder just means no data."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(_yaml_files(path))
+        elif path.is_file():
+            files.append(path)
+        elif explicit:
+            loaded.errors.append(
+                ProjectError("training data file or folder not found", file=str(path))
+            )
+    return files
+
+
+def _load_file(path: Path, loaded: _Loaded) -> tuple[Any, bool]:
+    """(parsed YAML, True), or (None, False) with the problem added to ``loaded.errors``."""
+    try:
+        return load_yaml(path), True
+    except ProjectError as e:
+        loaded.errors.append(e)
+        return None, False
+
+
+def _read_data_file(path: Path, loaded: _Loaded, root: Path) -> None:
+    data, _ = _load_file(path, loaded)
+    if data is None:
+        return
+    file = str(path)
+    if not isinstance(data, dict) or not any(k in data for k in DATA_KEYS[1:]):
+        # Rasa reads only the files that hold training data; others are not its business.
+        logger.debug("%s holds no nlu:, stories:, rules: or responses: and is skipped", file)
+        return
+    for key in data:
+        if key not in DATA_KEYS:
+            loaded.errors.append(
+                ProjectError(
+                    "unknown key in a training data file",
+                    file=file,
+                    line=line_of(data, key),
+                    key=str(key),
+                    hint=close_matches_hint(key, DATA_KEYS, "valid keys"),
+                )
+            )
+    nlu, errors = nlu_from_list(data.get("nlu"), file, base_dirs=[root], line=line_of(data, "nlu"))
+    loaded.nlu.merge(nlu)
+    loaded.errors.extend(errors)
+    for key, kind, into in (("stories", "story", loaded.stories), ("rules", "rule", loaded.rules)):
+        found, errors = stories_from_list(data.get(key), file, kind, line=line_of(data, key))
+        into.extend(found)
+        loaded.errors.extend(errors)
+    if data.get("responses") is not None:
+        parts, errors = domain_parts_from_dict(data, file, only_responses=True)
+        loaded.extra_domain.append(parts)
+        loaded.errors.extend(errors)
+
+
+def _read_test_file(path: Path, loaded: _Loaded) -> None:
+    data, _ = _load_file(path, loaded)
+    if not isinstance(data, dict):
+        return
+    file = str(path)
+    for key, title in (("stories", "story"), ("rules", "rule")):
+        found, errors = stories_from_list(
+            data.get(key), file, "test", title=title, line=line_of(data, key)
+        )
+        loaded.test_stories.extend(found)
+        loaded.errors.extend(errors)
+
+
+def _read_optional(path: Path, required: bool, loaded: _Loaded, reader: Any, default: Any) -> Any:
+    """An optional file (config, endpoints, credentials): its default when it is missing."""
+    if not required and not path.exists():
+        return default
+    data, ok = _load_file(path, loaded)
+    if not ok:
+        return default
+    result, errors = reader(data, str(path))
+    loaded.errors.extend(errors)
+    return result

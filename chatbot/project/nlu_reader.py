@@ -1,0 +1,359 @@
+"""Reading ``nlu:`` blocks (Rasa 3.x nlu.yml): intent examples with entity annotations, synonyms,
+regexes and lookup tables.
+
+Annotations are Rasa's: ``[text](entity)``, ``[text](entity:value)``,
+``[text]{"entity": "e", "role": "r", "group": "g", "value": "v"}`` and
+``[text][{"entity": "a"}, {"entity": "b"}]``. The markup is removed from the example's text and
+each entity keeps its character offsets in the plain text; a ``value`` other than the annotated
+text makes that text a synonym of the value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import ProjectError, ProjectErrors
+from chatbot.project.domain import Origin
+from chatbot.project.training_data import (
+    EntityAnnotation,
+    LookupTable,
+    NLUData,
+    NLUExample,
+    RegexFeature,
+)
+from chatbot.project.yaml_io import (
+    describe_type,
+    expect,
+    line_of,
+    load_yaml,
+    read_text,
+    scalar_text,
+    unknown_keys,
+)
+
+logger = logging.getLogger(__name__)
+
+ENTITY_REGEX = re.compile(
+    r"\[(?P<text>[^\]]+?)\]"
+    r"(?:\((?P<entity>[^:)]+?)(?::(?P<value>[^)]+))?\)"
+    r"|\{(?P<dict>[^}]+?)\}"
+    r"|\[(?P<list>.*?)\])"
+)
+# What is left of an annotation the regex could not read: ``[Ann](name``, ``[](name)``, ...
+_BROKEN_ANNOTATION = re.compile(r"\[[^\]]*\]\s*[({]")
+_ENTITY_DICT_KEYS = ("entity", "value", "role", "group")
+_NLU_KINDS = ("intent", "synonym", "regex", "lookup")
+
+
+@dataclass(frozen=True)
+class AnnotatedText:
+    """An example with its markup removed, its entities and the synonyms its values define."""
+
+    text: str
+    entities: tuple[EntityAnnotation, ...] = ()
+    synonyms: dict[str, str] = field(default_factory=dict)
+
+
+def parse_annotated_text(
+    raw: str, *, file: str | None = None, line: int | None = None
+) -> AnnotatedText:
+    """Remove Rasa's entity markup from ``raw``; malformed markup is a ``ProjectError``."""
+    if "[" not in raw:
+        return AnnotatedText(raw)
+    pieces: list[str] = []
+    entities: list[EntityAnnotation] = []
+    synonyms: dict[str, str] = {}
+    position = 0
+    length = 0
+    for match in ENTITY_REGEX.finditer(raw):
+        before = raw[position : match.start()]
+        _check_not_broken(before, raw, file=file, line=line)
+        pieces.append(before)
+        length += len(before)
+        covered = match.group("text")
+        start, end = length, length + len(covered)
+        for spec in _entity_specs(match, raw, file=file, line=line):
+            value = scalar_text(spec["value"]) if spec.get("value") is not None else covered
+            entities.append(
+                EntityAnnotation(
+                    start=start,
+                    end=end,
+                    value=value,
+                    entity=spec["entity"],
+                    role=spec.get("role"),
+                    group=spec.get("group"),
+                )
+            )
+            if value != covered:
+                synonyms[covered.lower()] = value
+        pieces.append(covered)
+        length = end
+        position = match.end()
+    rest = raw[position:]
+    _check_not_broken(rest, raw, file=file, line=line)
+    pieces.append(rest)
+    return AnnotatedText("".join(pieces), tuple(entities), synonyms)
+
+
+def _check_not_broken(segment: str, raw: str, *, file: str | None, line: int | None) -> None:
+    broken = _BROKEN_ANNOTATION.search(segment)
+    if broken:
+        raise ProjectError(
+            f"malformed entity annotation in {raw!r}",
+            file=file,
+            line=line,
+            value=broken.group(0),
+            hint='Write [text](entity), [text](entity:value) or [text]{"entity": "name"}',
+        )
+
+
+def _entity_specs(
+    match: re.Match[str], raw: str, *, file: str | None, line: int | None
+) -> list[dict[str, Any]]:
+    if match.group("entity") is not None:
+        spec: dict[str, Any] = {"entity": match.group("entity").strip()}
+        if match.group("value") is not None:
+            spec["value"] = match.group("value").strip()
+        return [spec]
+    source = "{" + match.group("dict") + "}" if match.group("dict") is not None else None
+    if source is None:
+        source = "[" + match.group("list") + "]"
+    try:
+        parsed = json.loads(source)
+    except json.JSONDecodeError as e:
+        raise ProjectError(
+            f"malformed entity annotation in {raw!r}: {source} is not valid JSON ({e.msg})",
+            file=file,
+            line=line,
+            hint='Write e.g. [Berlin]{"entity": "city", "role": "to"}',
+        ) from None
+    specs = parsed if isinstance(parsed, list) else [parsed]
+    for spec in specs:
+        if not isinstance(spec, dict) or not isinstance(spec.get("entity"), str):
+            raise ProjectError(
+                f'malformed entity annotation in {raw!r}: each annotation needs "entity"',
+                file=file,
+                line=line,
+                value=source,
+            )
+        for key, value in spec.items():
+            if key not in _ENTITY_DICT_KEYS:
+                raise ProjectError(
+                    f"unknown key in the entity annotation {source}",
+                    file=file,
+                    line=line,
+                    key=str(key),
+                    hint=f"Valid keys: {', '.join(_ENTITY_DICT_KEYS)}",
+                )
+            if key in ("role", "group") and not isinstance(value, str):
+                raise ProjectError(
+                    f"'{key}' in the entity annotation {source} must be text",
+                    file=file,
+                    line=line,
+                    key=key,
+                )
+    return specs
+
+
+# --- nlu: blocks --------------------------------------------------------------------------------
+
+
+def read_nlu(path: Path, *, base_dirs: Sequence[Path] = ()) -> NLUData:
+    """The ``nlu:`` part of one training data file; every problem raised at once."""
+    data = load_yaml(path)
+    nlu = data.get("nlu") if isinstance(data, dict) else None
+    result, errors = nlu_from_list(nlu, str(path), base_dirs=base_dirs, line=line_of(data, "nlu"))
+    if errors:
+        raise ProjectErrors(errors)
+    return result
+
+
+def nlu_from_list(
+    items: Any,
+    file: str | None,
+    *,
+    base_dirs: Sequence[Path] = (),
+    line: int | None = None,
+) -> tuple[NLUData, list[ProjectError]]:
+    """Parsed ``nlu:`` entries; bad entries are errors, the rest are kept.
+
+    ``base_dirs``: where a lookup table given as a file path is looked for (besides the folder of
+    ``file``), e.g. the project root.
+    """
+    result = NLUData()
+    if items is None:
+        return result, []
+    try:
+        expect(items, list, what="'nlu'", file=file, line=line, key="nlu")
+    except ProjectError as e:
+        return result, [e]
+    errors: list[ProjectError] = []
+    for index, item in enumerate(items):
+        item_line = line_of(items, index) or line
+        try:
+            errors.extend(_read_item(item, result, file=file, line=item_line, base_dirs=base_dirs))
+        except ProjectError as e:
+            errors.append(e)
+    return result, errors
+
+
+def _read_item(
+    item: Any, result: NLUData, *, file: str | None, line: int | None, base_dirs: Sequence[Path]
+) -> list[ProjectError]:
+    expect(item, dict, what="each 'nlu' entry", file=file, line=line)
+    kinds = [k for k in _NLU_KINDS if k in item]
+    if len(kinds) != 1:
+        raise ProjectError(
+            "each 'nlu' entry needs exactly one of intent, synonym, regex or lookup"
+            + (f" (found {', '.join(kinds)})" if kinds else ""),
+            file=file,
+            line=line,
+        )
+    kind = kinds[0]
+    bad = unknown_keys(item, (kind, "examples", "metadata"), file=file, what=f"a {kind} entry")
+    if bad:
+        raise bad[0]
+    name = item[kind]
+    if not isinstance(name, str) or not name.strip():
+        raise ProjectError(
+            f"the {kind} name must be text, found {describe_type(name)}",
+            file=file,
+            line=line_of(item, kind),
+            key=kind,
+        )
+    name = name.strip()
+    if "examples" not in item or item["examples"] is None:
+        raise ProjectError(f"{kind} '{name}' has no examples", file=file, line=line, key="examples")
+    examples_line = line_of(item, "examples")
+    errors: list[ProjectError] = []
+    if kind == "lookup" and _looks_like_path(item["examples"]):
+        lines = _lookup_file(item["examples"], file=file, line=examples_line, base_dirs=base_dirs)
+    else:
+        lines = _example_lines(item["examples"], name, file=file, line=examples_line, errors=errors)
+    origin = Origin(file, line)
+    if kind == "intent":
+        for text, text_line in lines:
+            try:
+                annotated = parse_annotated_text(text, file=file, line=text_line)
+            except ProjectError as e:
+                errors.append(e)
+                continue
+            result.examples.append(
+                NLUExample(annotated.text, name, annotated.entities, Origin(file, text_line))
+            )
+            result.synonyms.update(annotated.synonyms)
+    elif kind == "synonym":
+        for text, _ in lines:
+            result.synonyms[text.lower()] = name
+    elif kind == "regex":
+        for text, text_line in lines:
+            try:
+                re.compile(text)
+            except re.error as e:
+                errors.append(
+                    ProjectError(
+                        f"regex '{name}' has an invalid pattern: {e.msg}",
+                        file=file,
+                        line=text_line,
+                        value=text,
+                    )
+                )
+                continue
+            result.regexes.append(RegexFeature(name, text, Origin(file, text_line)))
+    else:
+        result.lookups.append(LookupTable(name, tuple(text for text, _ in lines), origin))
+    return errors
+
+
+def _example_lines(
+    examples: Any, name: str, *, file: str | None, line: int | None, errors: list[ProjectError]
+) -> list[tuple[str, int | None]]:
+    """(text, line) of each example, from a ``|`` block of ``- `` lines or a list."""
+    found: list[tuple[str, int | None]] = []
+    if isinstance(examples, str):
+        block = "\n" in examples  # a ``|`` block starts on the line after ``examples:``
+        for offset, text_line in enumerate(examples.splitlines()):
+            at = (line + 1 + offset) if (line is not None and block) else line
+            stripped = text_line.strip()
+            if not stripped:
+                continue
+            if not stripped.startswith("-"):
+                errors.append(
+                    ProjectError(
+                        f"an example of '{name}' does not start with '- '",
+                        file=file,
+                        line=at,
+                        value=stripped,
+                        hint="Write each example on its own line as '- example'",
+                    )
+                )
+                continue
+            text = stripped[1:].strip()
+            if text:
+                found.append((text, at))
+        return found
+    expect(examples, list, what=f"the examples of '{name}'", file=file, line=line, key="examples")
+    for index, example in enumerate(examples):
+        at = line_of(examples, index) or line
+        if isinstance(example, dict):
+            bad = unknown_keys(example, ("text", "metadata"), file=file, what="an example")
+            if bad:
+                errors.extend(bad)
+                continue
+            example = example.get("text")
+        if not isinstance(example, str):
+            errors.append(
+                ProjectError(
+                    f"an example of '{name}' must be text, found {describe_type(example)}",
+                    file=file,
+                    line=at,
+                    key="text",
+                )
+            )
+            continue
+        if example.strip():
+            found.append((example.strip(), at))
+    return found
+
+
+def _looks_like_path(examples: Any) -> bool:
+    if not isinstance(examples, str):
+        return False
+    text = examples.strip()
+    return bool(text) and "\n" not in text and not text.startswith("-")
+
+
+def _lookup_file(
+    value: str, *, file: str | None, line: int | None, base_dirs: Sequence[Path]
+) -> list[tuple[str, int | None]]:
+    relative = Path(value.strip())
+    candidates = [relative] if relative.is_absolute() else []
+    if not relative.is_absolute():
+        candidates += [base / relative for base in base_dirs]
+        if file is not None:
+            candidates.append(Path(file).parent / relative)
+    for candidate in candidates:
+        if candidate.is_file():
+            text = read_text(candidate)
+            elements = []
+            for raw in text.splitlines():
+                element = raw.strip()
+                if element.startswith("- "):
+                    element = element[2:].strip()
+                if element:
+                    elements.append((element, line))
+            return elements
+    raise ProjectError(
+        "lookup table file not found",
+        file=file,
+        line=line,
+        key="examples",
+        value=value,
+        hint="Give a path relative to the project root, or list the elements as '- element' lines",
+    )

@@ -1,0 +1,343 @@
+"""Checks across a loaded project: does everything the data names exist in the domain?
+
+``validate_project`` returns every problem it finds (``chatbot data validate`` prints them all):
+stories, rules and test stories using unknown intents, entities, slots, actions, responses or
+forms; response templates and conditions naming unknown slots; forms whose slots are unknown or
+cannot be asked for; slot mappings naming unknown entities, intents, forms or actions; categorical
+slot values no one declared; NLU examples of unknown intents or entities, and one text annotated
+with two intents. Each error names the file, line, key and value, and what would be valid.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from chatbot.errors import ProjectError
+from chatbot.project.domain import (
+    DEFAULT_ACTIONS,
+    REQUESTED_SLOT,
+    Domain,
+    Origin,
+    ResponseVariation,
+)
+from chatbot.project.project import Project
+from chatbot.project.stories import (
+    ANY_VALUE,
+    ActionStep,
+    ActiveLoopStep,
+    CheckpointStep,
+    OrStep,
+    SlotStep,
+    Step,
+    Story,
+    UserStep,
+)
+from chatbot.project.training_data import NLUData
+from chatbot.project.yaml_io import close_matches_hint, scalar_text
+
+logger = logging.getLogger(__name__)
+
+# ``{name}`` in a response; ``{{`` and ``}}`` are escaped braces. JSON such as
+# ``/inform{"city": "Paris"}`` in a button payload does not match (the name must be bare).
+_TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_\-]*)\}")
+# The parts of a variation that Rasa fills with slot values.
+_TEMPLATED_KEYS = ("text", "image", "custom", "buttons", "attachment", "quick_replies", "elements")
+
+
+def validate_project(project: Project) -> list[ProjectError]:
+    """Every semantic problem of ``project`` (its files have already been read without errors)."""
+    checker = _Checker(project.domain)
+    for story in (*project.stories, *project.rules, *project.test_stories):
+        checker.story(story)
+    checker.domain()
+    checker.nlu(project.nlu)
+    return checker.errors
+
+
+class _Checker:
+    def __init__(self, domain: Domain) -> None:
+        self.d = domain
+        self.errors: list[ProjectError] = []
+        self.intents = set(domain.intent_names)
+        self.slots = {*domain.slots, REQUESTED_SLOT}
+        self.retrieval = {name.split("/", 1)[0] for name in domain.responses if "/" in name}
+        self.responses = set(domain.responses) | self.retrieval
+        self.actions = set(domain.actions)
+
+    def error(
+        self,
+        message: str,
+        origin: Origin,
+        *,
+        key: str | None,
+        value: Any,
+        candidates: Iterable[str] | None = None,
+        what: str = "known names",
+        hint: str | None = None,
+    ) -> None:
+        if hint is None and candidates is not None:
+            hint = close_matches_hint(value, candidates, what)
+        self.errors.append(
+            ProjectError(
+                message, file=origin.file, line=origin.line, key=key, value=value, hint=hint
+            )
+        )
+
+    # --- names ----------------------------------------------------------------------------------
+
+    def intent(self, name: str, origin: Origin, key: str = "intent", where: str = "") -> None:
+        if name.split("/", 1)[0] not in self.intents:
+            self.error(
+                f"intent '{name}'{where} is not in the domain",
+                origin,
+                key=key,
+                value=name,
+                candidates=self.intents,
+                what="intents in the domain",
+            )
+
+    def entity(self, name: str, origin: Origin, key: str = "entities", where: str = "") -> None:
+        if name not in self.d.entities:
+            self.error(
+                f"entity '{name}'{where} is not in the domain",
+                origin,
+                key=key,
+                value=name,
+                candidates=self.d.entities,
+                what="entities in the domain",
+            )
+
+    def slot(self, name: str, origin: Origin, key: str = "slot_was_set", where: str = "") -> bool:
+        if name in self.slots:
+            return True
+        self.error(
+            f"slot '{name}'{where} is not in the domain",
+            origin,
+            key=key,
+            value=name,
+            candidates=self.d.slots,
+            what="slots in the domain",
+        )
+        return False
+
+    def action(self, name: str, origin: Origin, key: str = "action") -> None:
+        if name in DEFAULT_ACTIONS or name in self.d.forms:
+            return
+        if name.startswith("utter_"):
+            if name not in self.responses:
+                self.error(
+                    f"response '{name}' is not in the domain",
+                    origin,
+                    key=key,
+                    value=name,
+                    candidates=self.responses,
+                    what="responses in the domain",
+                )
+        elif name not in self.actions:
+            self.error(
+                f"action '{name}' is not in the domain's actions",
+                origin,
+                key=key,
+                value=name,
+                candidates=self.actions | set(self.d.forms),
+                what="actions and forms in the domain",
+            )
+
+    def form(self, name: str | None, origin: Origin, key: str = "active_loop") -> None:
+        if name is None or name in self.d.forms or name in DEFAULT_ACTIONS:
+            return
+        self.error(
+            f"form '{name}' is not in the domain",
+            origin,
+            key=key,
+            value=name,
+            candidates=self.d.forms,
+            what="forms in the domain",
+        )
+
+    # --- stories --------------------------------------------------------------------------------
+
+    def story(self, story: Story) -> None:
+        for step in (*story.conditions, *story.steps):
+            self.step(step)
+
+    def step(self, step: Step) -> None:
+        if isinstance(step, UserStep):
+            if step.intent is not None:
+                self.intent(step.intent, step.origin)
+            for annotation in step.entities:
+                self.entity(annotation.entity, step.origin)
+        elif isinstance(step, ActionStep):
+            if step.name is not None:
+                self.action(step.name, step.origin)
+        elif isinstance(step, (SlotStep, CheckpointStep)):
+            self.slot_values(step.slots, step.origin)
+        elif isinstance(step, ActiveLoopStep):
+            self.form(step.name, step.origin)
+        elif isinstance(step, OrStep):
+            for alternative in step.alternatives:
+                self.step(alternative)
+
+    def slot_values(self, slots: Iterable[tuple[str, Any]], origin: Origin) -> None:
+        for name, value in slots:
+            if not self.slot(name, origin):
+                continue
+            slot = self.d.slots.get(name)
+            if slot is None or slot.type != "categorical" or value is None or value == ANY_VALUE:
+                continue
+            if isinstance(value, (dict, list)) or scalar_text(value).lower() not in slot.values:
+                self.error(
+                    f"value {value!r} of categorical slot '{name}' is not one of its values",
+                    origin,
+                    key=name,
+                    value=value,
+                    hint=f"Declared values: {', '.join(slot.values)}; add it to the slot's "
+                    "'values' in the domain",
+                )
+
+    # --- the domain -----------------------------------------------------------------------------
+
+    def domain(self) -> None:
+        for intent in self.d.intents.values():
+            for entity in intent.used_entities or ():
+                self.entity(
+                    entity, intent.origin, "use_entities", f" used by intent '{intent.name}'"
+                )
+        for name in self.d.actions:
+            if name.startswith("utter_") and name not in self.responses:
+                origin = self._action_origin()
+                self.error(
+                    f"action '{name}' is listed in actions but has no response",
+                    origin,
+                    key="actions",
+                    value=name,
+                    hint=f"Add a response '{name}' under 'responses:' or rename the action",
+                )
+        for name, variations in self.d.responses.items():
+            for variation in variations:
+                self.response(name, variation)
+        for form in self.d.forms.values():
+            self.form_slots(form.name, form.required_slots, form.origin)
+            for intent in form.ignored_intents:
+                self.intent(
+                    intent, form.origin, "ignored_intents", f" ignored by form '{form.name}'"
+                )
+        for slot in self.d.slots.values():
+            for mapping in slot.mappings:
+                where = f" in a mapping of slot '{slot.name}'"
+                origin = mapping.origin
+                if mapping.entity is not None:
+                    self.entity(mapping.entity, origin, "entity", where)
+                    self.entity_property(mapping.entity, "roles", mapping.role, origin)
+                    self.entity_property(mapping.entity, "groups", mapping.group, origin)
+                for key in ("intent", "not_intent"):
+                    for intent in getattr(mapping, key):
+                        self.intent(intent, origin, key, where)
+                if mapping.action is not None:
+                    self.action(mapping.action, origin, "action")
+                for condition in mapping.conditions:
+                    self.form(condition.active_loop, origin, "active_loop")
+                    if condition.requested_slot is not None:
+                        self.slot(condition.requested_slot, origin, "requested_slot", where)
+
+    def _action_origin(self) -> Origin:
+        return Origin(self.d.files[0], None) if self.d.files else Origin()
+
+    def entity_property(self, entity: str, kind: str, value: str | None, origin: Origin) -> None:
+        declared = self.d.entities.get(entity)
+        if value is None or declared is None or value in getattr(declared, kind):
+            return
+        self.error(
+            f"{kind[:-1]} '{value}' is not declared for entity '{entity}'",
+            origin,
+            key=kind[:-1],
+            value=value,
+            candidates=getattr(declared, kind),
+            what=f"{kind} of '{entity}'",
+        )
+
+    def response(self, name: str, variation: ResponseVariation) -> None:
+        for key, text in _template_strings(variation.data):
+            for match in _TEMPLATE.finditer(text.replace("{{", "").replace("}}", "")):
+                slot = match.group(1)
+                if slot not in self.slots:
+                    self.error(
+                        f"response '{name}' fills in '{{{slot}}}', which is not a slot",
+                        variation.origin,
+                        key=key,
+                        value=slot,
+                        candidates=self.d.slots,
+                        what="slots in the domain",
+                    )
+        for condition in variation.conditions:
+            self.slot(condition.name, variation.origin, "condition", f" in a condition of '{name}'")
+
+    def form_slots(self, form: str, required: Iterable[str], origin: Origin) -> None:
+        for slot in required:
+            if not self.slot(slot, origin, "required_slots", f" required by form '{form}'"):
+                continue
+            asks = (f"utter_ask_{form}_{slot}", f"utter_ask_{slot}")
+            ask_actions = (f"action_ask_{form}_{slot}", f"action_ask_{slot}")
+            if any(a in self.d.responses for a in asks) or any(
+                a in self.actions for a in ask_actions
+            ):
+                continue
+            self.error(
+                f"form '{form}' cannot ask for slot '{slot}'",
+                origin,
+                key="required_slots",
+                value=slot,
+                hint=f"Add a response '{asks[1]}' (or '{asks[0]}'), or an action "
+                f"'{ask_actions[1]}' (or '{ask_actions[0]}') to the domain",
+            )
+
+    # --- NLU data -------------------------------------------------------------------------------
+
+    def nlu(self, nlu: NLUData) -> None:
+        reported: set[tuple[str, str]] = set()
+        first_intent: dict[str, tuple[str, Origin]] = {}
+        for example in nlu.examples:
+            if ("intent", example.base_intent) not in reported:
+                before = len(self.errors)
+                self.intent(example.intent, example.origin, "intent", " of an NLU example")
+                if len(self.errors) > before:
+                    reported.add(("intent", example.base_intent))
+            for annotation in example.entities:
+                if ("entity", annotation.entity) not in reported:
+                    before = len(self.errors)
+                    self.entity(annotation.entity, example.origin, "examples", " of an NLU example")
+                    if len(self.errors) > before:
+                        reported.add(("entity", annotation.entity))
+            seen = first_intent.setdefault(example.text, (example.intent, example.origin))
+            if seen[0] != example.intent:
+                where = f"{seen[1].file}:{seen[1].line}" if seen[1].line else str(seen[1].file)
+                self.error(
+                    f"the example {example.text!r} is annotated with two intents, "
+                    f"'{seen[0]}' and '{example.intent}'",
+                    example.origin,
+                    key="intent",
+                    value=example.intent,
+                    hint=f"It is also an example of '{seen[0]}' at {where}; keep one",
+                )
+
+
+def _template_strings(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(top-level key, string) for every string Rasa fills with slot values."""
+    for key in _TEMPLATED_KEYS:
+        if key in data:
+            for text in _strings(data[key]):
+                yield key, text
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
