@@ -89,17 +89,20 @@ def extract_slots(conversation: Conversation, domain: Domain) -> list[Event]:
 
 
 def trigger_intent_slots(conversation: Conversation, domain: Domain, form_name: str) -> list[Event]:
-    """``from_trigger_intent`` values for the message that activates ``form_name``."""
+    """``from_trigger_intent`` values for the message that activates ``form_name``: slots of the
+    form, or slots whose mapping conditions name the form."""
     intent = conversation.latest_intent
+    required = domain.forms[form_name].required_slots if form_name in domain.forms else ()
     events: list[Event] = []
     for slot in domain.slots.values():
         for mapping in slot.mappings:
             if mapping.type != "from_trigger_intent" or not intent_passes(mapping, intent):
                 continue
-            if not conditions_hold(mapping, form_name, None) and mapping.conditions:
+            if mapping.conditions:
                 if not any(c.active_loop == form_name for c in mapping.conditions):
                     continue
-            if mapping.intent or mapping.not_intent:
-                events.append(ev.slot(slot.name, mapping.value))
-                break
+            elif slot.name not in required:
+                continue
+            events.append(ev.slot(slot.name, mapping.value))
+            break
     return events

@@ -196,7 +196,7 @@ class Conversation:
         )
 
     def recent_states(self, n: int) -> list[State]:
-        """The last ``n`` states of ``past_states()`` (the current one last), without copying all."""
+        """The last ``n`` states of ``past_states()`` (the current one last), copying only those."""
         if n <= 0:
             return []
         earlier = self.states[len(self.states) - (n - 1) :] if n > 1 else []

@@ -188,9 +188,8 @@ def validate_event(obj: object, where: str = "event") -> Event:
         obj.get("name"), str
     ):
         raise InvalidEvent(f"{where}: key 'name' of event {kind!r} must be a string")
-    if kind in ("active_loop", "form") and obj.get("name") is not None:
-        if not isinstance(obj["name"], str):
-            raise InvalidEvent(f"{where}: key 'name' of event {kind!r} must be a string or null")
+    if kind in ("active_loop", "form") and not isinstance(obj.get("name"), (str, type(None))):
+        raise InvalidEvent(f"{where}: key 'name' of event {kind!r} must be a string or null")
     if kind in ("user", "bot") and obj.get("text") is not None and not isinstance(obj["text"], str):
         raise InvalidEvent(f"{where}: key 'text' of event {kind!r} must be a string or null")
     if kind == "user" and obj.get("parse_data") is not None:

@@ -14,14 +14,21 @@ from typing import Any
 import torch
 
 from chatbot.conversation.conversation import Conversation
-from chatbot.conversation.state import State, decode_state, encode_state
+from chatbot.conversation.state import MISSING, REQUESTED, State, decode_state, encode_state
 from chatbot.dialogue.policy import Policy, Prediction
 
 Key = tuple[State | None, ...]
 
 
+# The goal features (requested slot, missing slots) are for the LSTM; exact matching leaves them
+# out, as Rasa's memoization does (``requested_slot`` does not influence the conversation there).
+_GOAL_FEATURES = (REQUESTED, MISSING)
+
+
 def memo_key(states: list[State], max_history: int) -> Key:
-    window: list[State | None] = list(states[-max_history:])
+    window: list[State | None] = [
+        tuple(item for item in s if item[0] not in _GOAL_FEATURES) for s in states[-max_history:]
+    ]
     return tuple([None] * (max_history - len(window)) + window)
 
 

@@ -42,7 +42,7 @@ class Rule:
         n = len(self.states)
         if n > len(history):
             return False
-        for partial, full in zip(self.states, history[-n:]):
+        for partial, full in zip(self.states, history[-n:], strict=False):
             for key, value in partial:
                 if full.get(key, None) != value:
                     return False

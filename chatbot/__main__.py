@@ -1,0 +1,3 @@
+from chatbot.cli import main
+
+main(prog_name="chatbot")

@@ -1,0 +1,76 @@
+"""Custom actions run in-process through rasa-sdk's own executor, without HTTP
+(``action_endpoint: actions_module: actions`` in endpoints.yml)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from chatbot.actions.action_call import DomainJSONCache, action_call
+from chatbot.actions.base import ActionContext
+from chatbot.errors import ActionError, ActionRejected, ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def import_actions(project_dir: Path, module: str) -> ModuleType:
+    """Import the project's actions package (or module) under a name unique to its path, so two
+    projects' ``actions`` packages in one process do not collide."""
+    base = project_dir.resolve() / Path(*module.split("."))
+    init = base / "__init__.py"
+    path, search = (init, [str(base)]) if init.is_file() else (base.with_suffix(".py"), None)
+    if not path.is_file():
+        raise ConfigError(
+            f"actions_module '{module}': neither {init} nor {base.with_suffix('.py')} exists"
+        )
+    unique = "chatbot_actions_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    if unique in sys.modules:
+        return sys.modules[unique]
+    spec = importlib.util.spec_from_file_location(unique, path, submodule_search_locations=search)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"actions_module '{module}': cannot import {path}")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = loaded
+    try:
+        spec.loader.exec_module(loaded)
+    except Exception as exc:
+        del sys.modules[unique]
+        raise ConfigError(f"actions_module '{module}': importing {path} failed: {exc!r}") from exc
+    return loaded
+
+
+class InProcessExecutor:
+    def __init__(self, project_dir: Path, module: str = "actions") -> None:
+        from rasa_sdk.executor import ActionExecutor
+
+        self.executor = ActionExecutor()
+        package = import_actions(project_dir, module)
+        if hasattr(package, "__path__"):
+            self.executor.register_package(package)
+        else:
+            self.executor.register_package(package.__name__)
+        self.domain_json = DomainJSONCache()
+
+    async def run(self, name: str, ctx: ActionContext) -> dict[str, Any]:
+        from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
+
+        call = action_call(name, ctx, self.domain_json.get(ctx.domain))
+        try:
+            result = await self.executor.run(call)
+        except ActionExecutionRejection as exc:
+            raise ActionRejected(name, str(exc.message)) from exc
+        except ActionNotFoundException as exc:
+            raise ActionError(name, "not found in the actions module") from exc
+        except Exception as exc:  # the user's action code failed
+            logger.exception("custom action %s raised", name)
+            raise ActionError(name, f"raised {exc!r}") from exc
+        if result is None:
+            return {"events": [], "responses": []}
+        if hasattr(result, "model_dump"):
+            return dict(result.model_dump())
+        return dict(result)

@@ -1,0 +1,204 @@
+"""A trained bot, ready to talk: ``Agent.load(model_path)`` and ``await agent.handle_text(...)``.
+
+``TrainedModel`` is the content of a model file made runnable (domain, NLU model, policies);
+``Agent`` adds the conversation store, locks and the custom-action executor around it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from chatbot import model_file
+from chatbot.actions.registry import ActionRegistry, CustomActionExecutor
+from chatbot.conversation.messages import UserMessage
+from chatbot.dialogue.ensemble import PolicyEnsemble
+from chatbot.dialogue.memoization import MemoizationPolicy
+from chatbot.dialogue.policy import Policy
+from chatbot.dialogue.rules import RulePolicy
+from chatbot.errors import ModelFileError
+from chatbot.nlu.intent_payload import parse_intent_payload
+from chatbot.nlu.model import NLUModel
+from chatbot.processor import MessageProcessor
+from chatbot.project.domain import Domain
+from chatbot.project.domain_reader import domain_from_dict, domain_to_dict
+from chatbot.store.base import ConversationStore
+from chatbot.store.memory import InMemoryStore
+
+logger = logging.getLogger(__name__)
+
+__version__ = "0.1.0"
+
+# Policy names in a model file -> how to rebuild them. An explicit table: the file names no code.
+POLICY_LOADERS: dict[str, Callable[[dict[str, torch.Tensor], dict[str, Any]], Policy]] = {
+    "RulePolicy": RulePolicy.from_export,
+    "MemoizationPolicy": MemoizationPolicy.from_export,
+}
+
+
+def register_policy_loader(
+    name: str, loader: Callable[[dict[str, torch.Tensor], dict[str, Any]], Policy]
+) -> None:
+    POLICY_LOADERS[name] = loader
+
+
+@dataclass
+class TrainedModel:
+    domain: Domain
+    policies: list[Policy]
+    nlu: NLUModel | None = None
+    ensemble: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_file(self, path: Path) -> None:
+        tensors: dict[str, torch.Tensor] = {}
+        policies_meta = []
+        for i, policy in enumerate(self.policies):
+            p_tensors, p_meta = policy.export()
+            tensors.update(model_file.prefixed(f"policy.{i}.", p_tensors))
+            policies_meta.append({"name": policy.name, "meta": p_meta})
+        nlu_meta = None
+        if self.nlu is not None:
+            n_tensors, nlu_meta = self.nlu.export()
+            tensors.update(model_file.prefixed("nlu.", n_tensors))
+        meta = {
+            **self.meta,
+            "chatbot_version": __version__,
+            "domain": domain_to_dict(self.domain),
+            "policies": policies_meta,
+            "ensemble": self.ensemble,
+            "nlu": nlu_meta,
+        }
+        model_file.save(path, meta, tensors)
+
+    @classmethod
+    def from_file(cls, path: Path) -> TrainedModel:
+        meta, tensors = model_file.load(path)
+        try:
+            domain = domain_from_dict(meta["domain"])
+            policies: list[Policy] = []
+            for i, entry in enumerate(meta["policies"]):
+                loader = POLICY_LOADERS.get(entry["name"])
+                if loader is None:
+                    raise ModelFileError(
+                        f"{path}: unknown policy '{entry['name']}' in the model; "
+                        f"known: {', '.join(sorted(POLICY_LOADERS))}"
+                    )
+                policies.append(
+                    loader(model_file.unprefixed(f"policy.{i}.", tensors), entry["meta"])
+                )
+            nlu = None
+            if meta.get("nlu") is not None:
+                nlu = NLUModel.from_export(model_file.unprefixed("nlu.", tensors), meta["nlu"])
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(
+                f"{path}: the model's content is inconsistent ({exc!r}); retrain it"
+            ) from exc
+        rest = {k: v for k, v in meta.items() if k not in ("domain", "policies", "nlu", "ensemble")}
+        return cls(domain, policies, nlu, dict(meta.get("ensemble") or {}), rest)
+
+    def make_ensemble(self) -> PolicyEnsemble:
+        return PolicyEnsemble(
+            self.policies,
+            fallback_threshold=float(self.ensemble.get("fallback_threshold", 0.3)),
+            fallback_action=str(self.ensemble.get("fallback_action", "action_default_fallback")),
+        )
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        """Rasa parse data for a message: ``/intent{...}`` payloads directly, else the NLU model."""
+        payload = parse_intent_payload(text)
+        if payload is not None:
+            return payload
+        if self.nlu is not None:
+            return dict(await self.nlu.parse_async(text))
+        return {
+            "text": text,
+            "intent": {"name": None, "confidence": 0.0},
+            "entities": [],
+            "intent_ranking": [],
+        }
+
+
+def latest_model(folder: Path) -> Path:
+    """The newest ``*.model`` file in ``folder`` (a project's ``models/``)."""
+    candidates = sorted(folder.glob("*.model"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise ModelFileError(
+            f"{folder}: no trained model (*.model) here; run `chatbot train` first"
+        )
+    return candidates[-1]
+
+
+class Agent:
+    """A trained model plus where its conversations live."""
+
+    def __init__(
+        self,
+        model: TrainedModel,
+        *,
+        store: ConversationStore | None = None,
+        locks: Any = None,
+        action_executor: CustomActionExecutor | None = None,
+    ) -> None:
+        from chatbot.store.locks import InMemoryLockStore
+
+        self.model = model
+        self.store = store or InMemoryStore()
+        self.locks = locks or InMemoryLockStore()
+        self.action_executor = action_executor
+        self.processor = self._make_processor()
+
+    def _make_processor(self) -> MessageProcessor:
+        return MessageProcessor(
+            self.model.domain,
+            self.model.parse,
+            self.model.make_ensemble(),
+            ActionRegistry(self.model.domain, self.action_executor),
+            self.store,
+            self.locks,
+        )
+
+    @property
+    def domain(self) -> Domain:
+        return self.model.domain
+
+    @classmethod
+    def load(cls, path: str | Path, **kwargs: Any) -> Agent:
+        """From a model file, or from a project folder's newest model in ``models/``."""
+        path = Path(path)
+        if path.is_dir():
+            path = latest_model(path / "models" if (path / "models").is_dir() else path)
+        return cls(TrainedModel.from_file(path), **kwargs)
+
+    def replace_model(self, model: TrainedModel) -> None:
+        """Serve another model from now on; conversations stay in the store."""
+        self.model = model
+        self.processor = self._make_processor()
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        return await self.model.parse(text)
+
+    async def handle_text(
+        self,
+        text: str,
+        sender_id: str = "default",
+        *,
+        input_channel: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The bot's messages in answer to ``text`` (Rasa's REST channel format)."""
+        message = UserMessage(text, sender_id, input_channel, metadata or {})
+        return await self.processor.handle_message(message)
+
+    async def handle_message(self, message: UserMessage) -> list[dict[str, Any]]:
+        return await self.processor.handle_message(message)
+
+    async def close(self) -> None:
+        await self.store.close()

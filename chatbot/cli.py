@@ -1,0 +1,266 @@
+"""The ``chatbot`` command (also ``python -m chatbot``). A composition root: it may import
+``training`` and ``connectors``, lazily, so that serving a model never loads the trainers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from chatbot.errors import ChatbotError
+
+logger = logging.getLogger("chatbot")
+F = TypeVar("F", bound=Callable[..., Any])
+
+STARTER = Path(__file__).parent / "project" / "starter"
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("asyncio", "aiohttp.access", "sanic", "urllib3", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def user_errors(func: F) -> F:
+    """Print a user's mistake as one clear message and exit 1, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ChatbotError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+project_option = click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The bot project folder (domain.yml, data/, config.yml, ...).",
+)
+model_option = click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A trained model file (default: the newest in the project's models/).",
+)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.version_option(package_name="chatbot")
+def main(verbose: bool) -> None:
+    """Train and serve chatbots from Rasa 3.x style projects."""
+    _configure_logging(verbose)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@user_errors
+def init(directory: Path) -> None:
+    """Write a small working starter bot into DIRECTORY."""
+    if directory.exists() and any(directory.iterdir()):
+        raise ChatbotError(f"{directory} is not empty; choose a new folder")
+    shutil.copytree(
+        STARTER, directory, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    click.echo(f"Created a starter bot in {directory}. Next: chatbot train --project {directory}")
+
+
+def _load_project(project_dir: Path) -> Any:
+    from chatbot.project.loader import load_project
+
+    return load_project(project_dir)
+
+
+def _default_model_path(project_dir: Path) -> Path:
+    return project_dir / "models" / time.strftime("%Y%m%d-%H%M%S.model")
+
+
+def _load_model(project_dir: Path, model_path: Path | None) -> Any:
+    from chatbot.agent import TrainedModel, latest_model
+
+    path = model_path or latest_model(project_dir / "models")
+    return TrainedModel.from_file(path)
+
+
+@main.command()
+@project_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the model file.",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def train(project_dir: Path, out: Path | None, seed: int, quiet: bool) -> None:
+    """Train the project's NLU and dialogue models into one model file."""
+    from training.train import train_to_file
+
+    project = _load_project(project_dir)
+    out = out or _default_model_path(project_dir)
+    started = time.perf_counter()
+    train_to_file(project, out, seed=seed, show_progress=not quiet)
+    click.echo(f"Trained model saved to {out} in {time.perf_counter() - started:.1f}s")
+
+
+@main.command()
+@project_option
+@model_option
+@click.option("--sender", default="shell", show_default=True, help="Conversation id.")
+@user_errors
+def shell(project_dir: Path, model_path: Path | None, sender: str) -> None:
+    """Talk to the bot in the terminal (/stop or Ctrl-D to leave)."""
+    from chatbot.actions.endpoint import create_action_executor
+    from chatbot.agent import Agent
+    from chatbot.server.app import read_endpoints
+
+    endpoints = read_endpoints(project_dir)
+    executor = create_action_executor(endpoints.action_endpoint, project_dir)
+    agent = Agent(_load_model(project_dir, model_path), action_executor=executor)
+    click.echo("Bot loaded. Type a message and press enter (/stop to exit).")
+
+    async def talk() -> None:
+        while True:
+            try:
+                text = await asyncio.to_thread(input, "Your input -> ")
+            except EOFError:
+                return
+            text = text.strip()
+            if text in ("/stop", "/exit", "/quit"):
+                return
+            if not text:
+                continue
+            for message in await agent.handle_text(text, sender, input_channel="cmdline"):
+                _print_message(message)
+
+    asyncio.run(talk())
+
+
+def _print_message(message: dict[str, Any]) -> None:
+    if message.get("text"):
+        click.secho(message["text"], fg="cyan")
+    for i, button in enumerate(message.get("buttons") or message.get("quick_replies") or [], 1):
+        click.secho(f"  {i}: {button.get('title')} ({button.get('payload')})", fg="cyan")
+    if message.get("image"):
+        click.secho(f"  Image: {message['image']}", fg="cyan")
+    if message.get("custom"):
+        click.secho(f"  Custom: {message['custom']}", fg="cyan")
+    if message.get("attachment"):
+        click.secho(f"  Attachment: {message['attachment']}", fg="cyan")
+
+
+@main.command()
+@project_option
+@model_option
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", type=int, default=5005, show_default=True)
+@user_errors
+def run(project_dir: Path, model_path: Path | None, host: str, port: int) -> None:
+    """Serve the bot over HTTP (REST channel at /webhooks/rest/webhook)."""
+    from chatbot.server.app import ServerSettings, serve
+
+    settings = ServerSettings(project_dir=project_dir, model_path=model_path, host=host, port=port)
+    serve(settings)
+
+
+@main.group(invoke_without_command=True)
+@project_option
+@model_option
+@click.option(
+    "--stories",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Test stories file or folder (default: the project's tests/).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+)
+@click.pass_context
+@user_errors
+def test(
+    ctx: click.Context,
+    project_dir: Path,
+    model_path: Path | None,
+    stories: Path | None,
+    out_dir: Path,
+) -> None:
+    """Test the dialogue model on test stories (and `chatbot test nlu` for the NLU)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from training.evaluate import evaluate_stories, write_reports
+
+    model = _load_model(project_dir, model_path)
+    test_stories = _test_stories(project_dir, stories)
+    if not test_stories:
+        raise ChatbotError(
+            f"no test stories found in {stories or project_dir / 'tests'} (files test_*.yml)"
+        )
+    evaluation = evaluate_stories(model, test_stories)
+    write_reports(evaluation, out_dir)
+    click.echo(f"Action-level accuracy: {evaluation.action_accuracy:.3f}")
+    click.echo(
+        f"Conversation accuracy: {evaluation.conversation_accuracy:.3f} "
+        f"({sum(r.passed for r in evaluation.results)}/{len(evaluation.results)} stories)"
+    )
+    click.echo(f"Reports written to {out_dir}")
+    if evaluation.conversation_accuracy < 1.0:
+        sys.exit(1)
+
+
+def _test_stories(project_dir: Path, stories: Path | None) -> list[Any]:
+    from chatbot.project.loader import read_test_stories
+
+    if stories is None:
+        return list(_load_project(project_dir).test_stories)
+    domain = _load_project(project_dir).domain
+    return read_test_stories(stories, domain)
+
+
+@main.group()
+def data() -> None:
+    """Check training data."""
+
+
+@data.command()
+@project_option
+def validate(project_dir: Path) -> None:
+    """Report every problem of a project at once; exit 1 if there are any."""
+    from chatbot.project.loader import check_project
+
+    _, problems = check_project(project_dir)
+    for problem in problems:
+        click.secho(f"error: {problem}", fg="red", err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found in {project_dir}", err=True)
+        sys.exit(1)
+    click.echo(f"{project_dir}: no problems found")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,114 @@
+"""One trained model as one file: tensors in safetensors, everything else JSON. No pickle.
+
+Layout (all integers little-endian)::
+
+    b"CHATBOT\\x00"            8 bytes, magic
+    format version           u32
+    JSON length              u64
+    JSON (UTF-8)             metadata: domain, config, policies, NLU settings, versions
+    tensors length           u64
+    safetensors bytes        every tensor, names prefixed by their owner ("nlu.", "policy.0.")
+    SHA-256                  32 bytes, of everything above
+
+A file that is truncated, altered or of another format is refused with a ModelFileError that says
+which. Nothing in the file names code to import: the loader maps known component names to classes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from chatbot.errors import ModelFileError
+
+MAGIC = b"CHATBOT\x00"
+FORMAT_VERSION = 1
+_DIGEST = 32
+
+
+def dumps(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bytes:
+    body = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    blob = st_save({k: v.contiguous() for k, v in tensors.items()}) if tensors else b""
+    head = (
+        MAGIC
+        + struct.pack("<IQ", FORMAT_VERSION, len(body))
+        + body
+        + struct.pack("<Q", len(blob))
+        + blob
+    )
+    return head + hashlib.sha256(head).digest()
+
+
+def loads(data: bytes, source: str = "model") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    if len(data) < len(MAGIC) + 12 + 8 + _DIGEST or not data.startswith(MAGIC):
+        if data.startswith(b"PK"):
+            raise ModelFileError(
+                f"{source}: this is a zip/tar model (Rasa's format?), not a chatbot model; "
+                "train it with `chatbot train`"
+            )
+        raise ModelFileError(f"{source}: not a chatbot model file (wrong header or too short)")
+    payload, digest = data[:-_DIGEST], data[-_DIGEST:]
+    version, body_len = struct.unpack_from("<IQ", data, len(MAGIC))
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{source}: model format version {version}; this build reads version "
+            f"{FORMAT_VERSION}. Retrain with `chatbot train`"
+        )
+    offset = len(MAGIC) + 12
+    if offset + body_len + 8 > len(payload):
+        raise ModelFileError(f"{source}: the file is truncated (metadata cut short)")
+    body = payload[offset : offset + body_len]
+    offset += body_len
+    (blob_len,) = struct.unpack_from("<Q", payload, offset)
+    offset += 8
+    if offset + blob_len != len(payload):
+        raise ModelFileError(f"{source}: the file is truncated or has extra bytes (tensor section)")
+    if hashlib.sha256(payload).digest() != digest:
+        raise ModelFileError(f"{source}: checksum mismatch; the file was altered or damaged")
+    try:
+        meta = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{source}: metadata is not valid JSON ({exc})") from exc
+    blob = payload[offset:]
+    try:
+        tensors = st_load(bytes(blob)) if blob_len else {}
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelFileError(f"{source}: tensor section is invalid ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{source}: metadata must be a JSON object")
+    return meta, tensors
+
+
+def save(path: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """Write atomically: a crash mid-write never leaves a half model under ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(dumps(meta, tensors))
+    tmp.replace(path)
+
+
+def load(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(
+            f"{path}: no such model file; train one with `chatbot train`"
+        ) from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path}: is a folder, not a model file") from None
+    return loads(data, str(path))
+
+
+def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}{k}": v for k, v in tensors.items()}
+
+
+def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

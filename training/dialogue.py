@@ -1,0 +1,191 @@
+"""Fitting the dialogue policies of a project: rules, memorized stories (and the LSTM tracker).
+
+``config.yml`` names the policies. Rasa's names are accepted: ``AugmentedMemoizationPolicy`` is
+memoization, ``TEDPolicy``/``KerasPolicy`` are served by our LSTM policy, Rasa 2's ``FormPolicy``
+and ``FallbackPolicy`` are covered by RulePolicy; each such stand-in is one notice line. An unknown
+name is an error that lists the known ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatbot.conversation.conversation import Conversation
+from chatbot.conversation.state import State
+from chatbot.dialogue.memoization import Key, MemoizationPolicy, memo_key
+from chatbot.dialogue.policy import Policy
+from chatbot.dialogue.rules import Rule, RulePolicy
+from chatbot.errors import ConfigError
+from chatbot.project.config import ComponentConfig
+from chatbot.project.domain import ACTION_DEFAULT_FALLBACK, Domain
+from chatbot.project.project import Project
+from training.story_events import TrainingConversation, build
+from training.story_graph import expand_or, resolve
+
+logger = logging.getLogger(__name__)
+
+# Rasa policy name -> (our policy, notice when it is a stand-in).
+POLICY_NAMES: dict[str, tuple[str, str | None]] = {
+    "RulePolicy": ("rules", None),
+    "MemoizationPolicy": ("memo", None),
+    "AugmentedMemoizationPolicy": (
+        "memo",
+        "AugmentedMemoizationPolicy: served by MemoizationPolicy",
+    ),
+    "LSTMPolicy": ("lstm", None),
+    "TEDPolicy": ("lstm", "TEDPolicy: served by LSTMPolicy, our LSTM dialog-state tracker"),
+    "KerasPolicy": ("lstm", "KerasPolicy: served by LSTMPolicy, our LSTM dialog-state tracker"),
+    "UnexpecTEDIntentPolicy": (
+        "ignore",
+        "UnexpecTEDIntentPolicy: not used; no action_unlikely_intent is predicted",
+    ),
+    "FormPolicy": ("ignore", "FormPolicy: forms are run by RulePolicy"),
+    "FallbackPolicy": ("ignore", "FallbackPolicy: use RulePolicy's core_fallback_threshold"),
+    "TwoStageFallbackPolicy": (
+        "ignore",
+        "TwoStageFallbackPolicy: use RulePolicy with action_two_stage_fallback",
+    ),
+    "MappingPolicy": ("ignore", "MappingPolicy: use rules instead"),
+}
+DEFAULT_POLICIES = (
+    ComponentConfig("MemoizationPolicy"),
+    ComponentConfig("RulePolicy"),
+    ComponentConfig("LSTMPolicy"),
+)
+
+
+@dataclass
+class DialogueData:
+    stories: list[TrainingConversation] = field(default_factory=list)
+    rules: list[TrainingConversation] = field(default_factory=list)
+
+
+def training_data(project: Project) -> DialogueData:
+    domain = project.domain
+    stories = [
+        build(flat.name, flat.source, flat.steps, domain) for flat in resolve(project.stories)
+    ]
+    rules = [
+        build(rule.name, rule, steps, domain, rule=True)
+        for rule in project.rules
+        for steps in expand_or(rule.steps, 1000)
+    ]
+    return DialogueData(stories, rules)
+
+
+def fit_rules(
+    rules: Sequence[TrainingConversation], domain: Domain, params: dict[str, Any]
+) -> RulePolicy:
+    found: list[Rule] = []
+    for conv in rules:
+        replay = Conversation(conv.name, domain)
+        partials: list[State] = []
+        for event, target, mentioned in zip(conv.events, conv.targets, conv.mentioned, strict=True):
+            if event.get("event") == "action":
+                assert mentioned is not None
+                now = tuple((k, v) for k, v in replay.current_state() if k in mentioned)
+                if target:
+                    found.append(
+                        Rule(
+                            (*partials, now),
+                            event["name"],
+                            conv.source.conversation_start,
+                            conv.name,
+                        )
+                    )
+                partials.append(now)
+            replay.append(event)
+    unique = list(dict.fromkeys(found))
+    return RulePolicy(
+        unique,
+        core_fallback_threshold=float(params.get("core_fallback_threshold", 0.3)),
+        core_fallback_action_name=str(
+            params.get("core_fallback_action_name", ACTION_DEFAULT_FALLBACK)
+        ),
+        enable_fallback_prediction=bool(params.get("enable_fallback_prediction", True)),
+    )
+
+
+def fit_memo(
+    stories: Sequence[TrainingConversation], domain: Domain, params: dict[str, Any]
+) -> MemoizationPolicy:
+    max_history = int(params.get("max_history") or 5)
+    lookup: dict[Key, str] = {}
+    ambiguous: set[Key] = set()
+    seen_full: dict[tuple[State, ...], tuple[str, str]] = {}
+    for conv in stories:
+        replay = Conversation(conv.name, domain)
+        for event, target in zip(conv.events, conv.targets, strict=True):
+            if event.get("event") == "action" and target:
+                action = event["name"]
+                key = memo_key(replay.recent_states(max_history), max_history)
+                if lookup.get(key, action) != action:
+                    ambiguous.add(key)
+                lookup.setdefault(key, action)
+                full = tuple(replay.past_states())
+                earlier = seen_full.setdefault(full, (action, conv.name))
+                if earlier[0] != action:
+                    logger.warning(
+                        "stories '%s' and '%s' contradict each other: the same conversation is "
+                        "followed by '%s' in one and '%s' in the other",
+                        earlier[1],
+                        conv.name,
+                        earlier[0],
+                        action,
+                    )
+            replay.append(event)
+    for key in ambiguous:
+        del lookup[key]
+    return MemoizationPolicy(lookup, max_history)
+
+
+def policy_configs(configs: Sequence[ComponentConfig]) -> list[tuple[str, ComponentConfig]]:
+    """(our policy kind, its config) for each configured policy; notices for stand-ins."""
+    out: list[tuple[str, ComponentConfig]] = []
+    for config in configs or DEFAULT_POLICIES:
+        entry = POLICY_NAMES.get(config.name)
+        if entry is None:
+            where = f"{config.origin.file}:{config.origin.line}: " if config.origin.file else ""
+            raise ConfigError(
+                f"{where}unknown policy '{config.name}' (key 'policies'); known policies: "
+                + ", ".join(sorted(POLICY_NAMES))
+            )
+        kind, notice = entry
+        if notice:
+            logger.info("%s", notice)
+        if kind != "ignore":
+            out.append((kind, config))
+    return out
+
+
+def train_policies(
+    project: Project, *, lstm_trainer: Any = None
+) -> tuple[list[Policy], dict[str, Any]]:
+    """The project's trained policies and the ensemble's settings."""
+    data = training_data(project)
+    policies: list[Policy] = []
+    ensemble: dict[str, Any] = {
+        "fallback_threshold": 0.3,
+        "fallback_action": ACTION_DEFAULT_FALLBACK,
+    }
+    for kind, config in policy_configs(project.config.policies):
+        if kind == "rules":
+            rules = fit_rules(data.rules, project.domain, config.params)
+            policies.append(rules)
+            ensemble = {
+                "fallback_threshold": rules.core_fallback_threshold,
+                "fallback_action": rules.core_fallback_action_name,
+            }
+        elif kind == "memo":
+            policies.append(fit_memo(data.stories, project.domain, config.params))
+        elif kind == "lstm":
+            if lstm_trainer is None:
+                logger.info(
+                    "%s: the LSTM policy is not available in this build; skipped", config.name
+                )
+            else:
+                policies.append(lstm_trainer(project, data, config))
+    return policies, ensemble

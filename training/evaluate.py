@@ -1,0 +1,173 @@
+"""``chatbot test``: replay test stories turn by turn and compare every predicted action.
+
+As ``rasa test core``: the conversation so far is the story's own events (a wrong prediction does
+not derail the rest of the story); when the active form was predicted but the story continues
+otherwise, the form is treated as having rejected the message and the prediction is made again.
+Reports are Rasa's: ``story_report.json`` and ``failed_test_stories.yml`` with ``# predicted:``
+comments.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chatbot.agent import TrainedModel
+from chatbot.conversation import events as ev
+from chatbot.conversation.conversation import Conversation
+from chatbot.dialogue.ensemble import PolicyEnsemble
+from chatbot.project.domain import ACTION_LISTEN
+from chatbot.project.stories import Step, Story
+from training.reports import classification_report
+from training.story_events import build
+from training.story_graph import resolve
+
+
+@dataclass
+class StoryResult:
+    name: str
+    story: Story
+    events: list[dict[str, Any]] = field(default_factory=list)
+    # For each event: the predicted action if the event is an action to predict, else None.
+    predictions: list[str | None] = field(default_factory=list)
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """(gold action, predicted action) for every action the story predicts, in order."""
+        return [
+            (e["name"], p)
+            for e, p in zip(self.events, self.predictions, strict=True)
+            if p is not None
+        ]
+
+    @property
+    def passed(self) -> bool:
+        return all(g == p for g, p in self.pairs)
+
+
+@dataclass
+class StoryEvaluation:
+    results: list[StoryResult]
+
+    @property
+    def gold(self) -> list[str]:
+        return [g for r in self.results for g, _ in r.pairs]
+
+    @property
+    def predicted(self) -> list[str]:
+        return [p for r in self.results for _, p in r.pairs]
+
+    @property
+    def action_accuracy(self) -> float:
+        pairs = [p for r in self.results for p in r.pairs]
+        return sum(g == p for g, p in pairs) / len(pairs) if pairs else 1.0
+
+    @property
+    def conversation_accuracy(self) -> float:
+        return sum(r.passed for r in self.results) / len(self.results) if self.results else 1.0
+
+    def report(self) -> dict[str, Any]:
+        report = classification_report(self.gold, self.predicted)
+        correct = sum(r.passed for r in self.results)
+        report["conversation_accuracy"] = {
+            "accuracy": self.conversation_accuracy,
+            "correct": correct,
+            "with_warnings": 0,
+            "total": len(self.results),
+        }
+        return report
+
+
+def predict_story(
+    ensemble: PolicyEnsemble, model: TrainedModel, name: str, story: Story, steps: tuple[Step, ...]
+) -> StoryResult:
+    conv = build(name, story, steps, model.domain)
+    replay = Conversation(f"test-{name}", model.domain)
+    result = StoryResult(name, story, conv.events)
+    for event, target in zip(conv.events, conv.targets, strict=True):
+        predicted: str | None = None
+        if event.get("event") == "action" and target:
+            gold = event["name"]
+            predicted = ensemble.predict(replay).action
+            loop = replay.active_loop_name
+            if predicted != gold and loop is not None and predicted == loop:
+                # The form would have rejected this message; let the policies decide again.
+                replay.append(ev.action_rejected(loop))
+                predicted = ensemble.predict(replay).action
+        result.predictions.append(predicted)
+        replay.append(event)
+    return result
+
+
+def evaluate_stories(model: TrainedModel, stories: Sequence[Story]) -> StoryEvaluation:
+    ensemble = model.make_ensemble()
+    results = [
+        predict_story(ensemble, model, flat.name, flat.source, flat.steps)
+        for flat in resolve(list(stories))
+    ]
+    return StoryEvaluation(results)
+
+
+def _event_yaml(event: dict[str, Any]) -> dict[str, Any] | None:
+    kind = event.get("event")
+    if kind == "user":
+        parse = event.get("parse_data") or {}
+        out: dict[str, Any] = {}
+        if event.get("text") is not None:
+            out["user"] = event["text"]
+        if ev.intent_name(event) is not None:
+            out["intent"] = ev.intent_name(event)
+        if parse.get("entities"):
+            out["entities"] = [{e["entity"]: e.get("value")} for e in parse["entities"]]
+        return out
+    if kind == "action":
+        return {"action": event["name"]}
+    if kind == "slot":
+        return {"slot_was_set": [{event["name"]: event.get("value")}]}
+    if kind == "active_loop":
+        return {"active_loop": event.get("name")}
+    return None
+
+
+def failed_stories_yaml(results: Sequence[StoryResult]) -> str:
+    """Rasa's ``failed_test_stories.yml``: each failed story, with ``# predicted: X`` after every
+    action the model got wrong (implicit ``action_listen`` turns are written only when wrong)."""
+    lines = ['version: "3.1"', "stories:"]
+    for result in results:
+        if result.passed:
+            continue
+        lines.append(f"- story: {json.dumps(result.name)}")
+        lines.append("  steps:")
+        for event, predicted in zip(result.events, result.predictions, strict=True):
+            item = _event_yaml(event)
+            if item is None:
+                continue
+            is_action = event.get("event") == "action"
+            if is_action and predicted is None:
+                continue  # not a prediction: the leading listen of a story
+            wrong = is_action and predicted != event["name"]
+            if is_action and event["name"] == ACTION_LISTEN and not wrong:
+                continue
+            text = yaml.safe_dump([item], allow_unicode=True, sort_keys=False).rstrip("\n")
+            block = ["  " + line for line in text.splitlines()]
+            if wrong:
+                block[0] += f"  # predicted: {predicted}"
+            lines.extend(block)
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(evaluation: StoryEvaluation, out_dir: Path) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = evaluation.report()
+    (out_dir / "story_report.json").write_text(
+        json.dumps(report, indent=2) + "\n", encoding="utf-8"
+    )
+    (out_dir / "failed_test_stories.yml").write_text(
+        failed_stories_yaml(evaluation.results), encoding="utf-8"
+    )
+    return report

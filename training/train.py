@@ -1,0 +1,64 @@
+"""Training a whole project into one model file: the NLU model and the dialogue policies."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from chatbot.agent import TrainedModel
+from chatbot.project.domain_reader import domain_to_dict
+from chatbot.project.project import Project
+from training.dialogue import train_policies
+
+logger = logging.getLogger(__name__)
+
+
+def fingerprint(project: Project) -> str:
+    """A hash of everything training reads, so a model can say what it was trained on."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(domain_to_dict(project.domain), sort_keys=True, default=str).encode())
+    for item in (*project.nlu.examples, *project.stories, *project.rules):
+        digest.update(repr(item).encode())
+    digest.update(repr(project.config).encode())
+    return digest.hexdigest()
+
+
+def train_project(project: Project, *, seed: int = 42, show_progress: bool = True) -> TrainedModel:
+    started = time.perf_counter()
+    nlu = None
+    if project.nlu.examples:
+        from training.nlu.trainer import train_nlu
+
+        nlu = train_nlu(
+            project.nlu, project.config.pipeline, seed=seed, show_progress=show_progress
+        )
+    lstm_trainer = _lstm_trainer(seed, show_progress)
+    policies, ensemble = train_policies(project, lstm_trainer=lstm_trainer)
+    meta: dict[str, Any] = {
+        "trained_at": time.time(),
+        "train_seconds": round(time.perf_counter() - started, 3),
+        "fingerprint": fingerprint(project),
+        "language": project.config.language,
+        "project": project.root.name,
+    }
+    return TrainedModel(project.domain, policies, nlu, ensemble, meta)
+
+
+def _lstm_trainer(seed: int, show_progress: bool) -> Any:
+    try:
+        from training.lstm import make_lstm_trainer
+    except ImportError:
+        return None
+    return make_lstm_trainer(seed=seed, show_progress=show_progress)
+
+
+def train_to_file(
+    project: Project, out: Path, *, seed: int = 42, show_progress: bool = True
+) -> TrainedModel:
+    model = train_project(project, seed=seed, show_progress=show_progress)
+    model.to_file(out)
+    return model
