@@ -72,23 +72,20 @@ async def errors_middleware(request: web.Request, handler: web.Handler) -> web.S
 
 
 def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Application:
-    from connectors.rest import RestChannel
+    from connectors.registry import CHANNELS
+    from connectors.webchat import register_chat_page
 
     settings = settings or ServerSettings()
     app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)
     app[AGENT] = agent
 
-    async def root(request: web.Request) -> web.Response:
-        return web.Response(text=f"Hello from chatbot {__version__}")
-
     async def version(request: web.Request) -> web.Response:
         return web.json_response({"version": __version__})
 
-    app.router.add_get("/", root)
+    register_chat_page(app)
     app.router.add_get("/version", version)
-    channels = {"rest": RestChannel}
     for name in settings.channels:
-        channels[name]().register(app, lambda: app[AGENT])
+        CHANNELS[name]().register(app, lambda: app[AGENT])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await app[AGENT].store.start()

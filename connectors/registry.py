@@ -1,0 +1,10 @@
+"""The channels ``chatbot run`` can mount, by their credentials.yml name (an explicit table)."""
+
+from __future__ import annotations
+
+from connectors.base import InputChannel
+from connectors.rest import RestChannel
+
+CHANNELS: dict[str, type[InputChannel]] = {
+    "rest": RestChannel,
+}
