@@ -196,6 +196,7 @@ def domain_parts_from_dict(
             errors.extend(reader(parts, value, file, line_of(data, key)))
         except ProjectError as e:
             errors.append(e)
+    errors.sort(key=lambda e: e.line or 0)
     return parts, errors
 
 

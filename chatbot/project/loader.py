@@ -95,7 +95,7 @@ def check_project(
     project, errors, domain_ok = _load(root, domain, data, config, endpoints, credentials)
     if project is None or not domain_ok:
         return None, errors
-    semantic = validate_project(project)
+    semantic = _sorted(validate_project(project))
     if errors:
         return None, errors + semantic
     return project, semantic
@@ -170,7 +170,7 @@ def _load(
         endpoints=project_endpoints,
         credentials=project_credentials,
     )
-    errors = domain_errors + loaded.errors
+    errors = _sorted(domain_errors + loaded.errors)
     logger.debug(
         "loaded project %s in %.1f ms: %d examples, %d stories, %d rules, %d test stories",
         root,
@@ -181,6 +181,11 @@ def _load(
         len(loaded.test_stories),
     )
     return project, errors, not domain_errors
+
+
+def _sorted(errors: list[ProjectError]) -> list[ProjectError]:
+    """By file, then line (the order stays as found where neither is known)."""
+    return sorted(errors, key=lambda e: (e.file or "", e.line or 0))
 
 
 def _paths(value: PathArg) -> list[Path]:

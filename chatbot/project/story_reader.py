@@ -52,7 +52,7 @@ _STEP_KINDS: dict[str, tuple[str, ...]] = {
     "slot_was_set": ("slot_was_set",),
     "active_loop": ("active_loop",),
 }
-STEP_KEYS = (*_STEP_KINDS, "metadata")
+STEP_KEYS = (*dict.fromkeys(k for keys in _STEP_KINDS.values() for k in keys), "metadata")
 
 
 def read_stories(path: Path, *, test: bool = False) -> tuple[list[Story], list[Story]]:

@@ -1,0 +1,554 @@
+from __future__ import annotations
+
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from chatbot.errors import ProjectErrors
+from chatbot.project.domain import Domain
+from chatbot.project.domain_parts import without_origins
+from chatbot.project.domain_reader import domain_from_dict, domain_to_dict, read_domain
+from chatbot.project.yaml_io import load_yaml_text
+
+from .conftest import write
+
+FULL_DOMAIN = """\
+version: "3.1"
+intents:
+  - greet
+  - inform:
+      use_entities: [city]
+  - chitchat:
+      ignore_entities: [name]
+  - deny:
+      use_entities: false
+  - affirm:
+      use_entities: true
+entities:
+  - city
+  - name:
+      roles: [first, last]
+      groups: [a]
+  - mood:
+      influence_conversation: false
+slots:
+  city:
+    type: text
+    initial_value: Paris
+    mappings:
+      - type: from_entity
+        entity: city
+        role: null
+        intent: [inform]
+        not_intent: chitchat
+        conditions:
+          - active_loop: trip_form
+            requested_slot: city
+          - active_loop: null
+  size:
+    type: categorical
+    values: [Small, large, 3, true]
+    mappings:
+      - type: from_intent
+        intent: affirm
+        value: small
+  ok:
+    type: bool
+    influence_conversation: false
+    mappings:
+      - type: from_trigger_intent
+        intent: affirm
+        value: true
+  rating:
+    type: float
+    min_value: -1
+    max_value: 10.5
+    mappings:
+      - type: custom
+        action: action_rate
+  items:
+    type: list
+    mappings:
+      - type: from_text
+  extra:
+    type: any
+    mappings:
+      - type: custom
+  moduled:
+    type: rasa.shared.core.slots.TextSlot
+responses:
+  utter_greet:
+    - text: "Hi {city}!"
+      channel: slack
+      condition:
+        - type: slot
+          name: ok
+          value: true
+    - text: "Hello!"
+      buttons:
+        - title: yes
+          payload: /affirm
+      image: https://example.com/a.png
+    - custom:
+        blocks: [1, 2]
+    - attachment: a.pdf
+      metadata:
+        rephrase: true
+  utter_faq/ask_name:
+    - text: I am a bot
+actions:
+  - action_rate
+  - action_session_start
+  - action_remote:
+      send_domain: true
+forms:
+  trip_form:
+    ignored_intents: chitchat
+    required_slots:
+      - city
+  old_form:
+    required_slots:
+      size:
+        - type: from_entity
+          entity: size
+session_config:
+  session_expiration_time: 30
+  carry_over_slots_to_new_session: false
+config:
+  store_entities_as_slots: false
+e2e_actions:
+  - Hello there
+"""
+
+
+def full_domain() -> Domain:
+    return domain_from_dict(load_yaml_text(FULL_DOMAIN, file="domain.yml"), "domain.yml")
+
+
+def test_reads_every_section() -> None:
+    d = full_domain()
+    assert list(d.intents) == ["greet", "inform", "chitchat", "deny", "affirm"]
+    assert d.intents["greet"].used_entities is None
+    assert d.intents["inform"].used_entities == ("city",)
+    assert d.intents["chitchat"].used_entities == ("city", "mood")
+    assert d.intents["deny"].used_entities == ()
+    assert d.intents["affirm"].used_entities is None
+    assert d.entities["name"].roles == ("first", "last")
+    assert d.entities["name"].groups == ("a",)
+    assert d.entities["mood"].influence_conversation is False
+    assert d.slots["city"].initial_value == "Paris"
+    mapping = d.slots["city"].mappings[0]
+    assert mapping.entity == "city"
+    assert mapping.intent == ("inform",)
+    assert mapping.not_intent == ("chitchat",)
+    assert [(c.active_loop, c.requested_slot) for c in mapping.conditions] == [
+        ("trip_form", "city"),
+        (None, None),
+    ]
+    assert d.slots["size"].values == ("small", "large", "3", "true")
+    assert d.slots["size"].mappings[0].value == "small"
+    assert d.slots["ok"].influence_conversation is False
+    assert d.slots["ok"].mappings[0].type == "from_trigger_intent"
+    assert (d.slots["rating"].min_value, d.slots["rating"].max_value) == (-1.0, 10.5)
+    assert d.slots["rating"].mappings[0].action == "action_rate"
+    assert d.slots["extra"].influence_conversation is False  # any slots never do
+    assert d.slots["moduled"].type == "text"
+    greet = d.responses["utter_greet"]
+    assert greet[0].channel == "slack"
+    assert greet[0].conditions[0].name == "ok"
+    assert greet[0].conditions[0].value is True
+    assert greet[0].data == {"text": "Hi {city}!"}
+    assert greet[1].data["buttons"] == [{"title": "yes", "payload": "/affirm"}]
+    assert greet[2].text is None
+    assert "utter_faq" in d.action_names
+    assert d.actions == ("action_rate", "action_session_start", "action_remote")
+    assert d.action_options == {"action_remote": {"send_domain": True}}
+    assert d.forms["trip_form"].required_slots == ("city",)
+    assert d.forms["trip_form"].ignored_intents == ("chitchat",)
+    assert d.forms["old_form"].required_slots == ("size",)
+    assert d.session_config.session_expiration_time == 30
+    assert d.session_config.carry_over_slots is False
+    assert d.store_entities_as_slots is False
+    assert d.action_texts == ("Hello there",)
+
+
+def test_origins_point_at_the_lines() -> None:
+    d = full_domain()
+    assert d.intents["inform"].origin.line == 4
+    assert d.slots["city"].origin.line == 20
+    assert d.slots["city"].mappings[0].origin.line == 24
+    assert d.forms["trip_form"].origin.file == "domain.yml"
+
+
+def test_domain_to_dict_round_trips() -> None:
+    d = full_domain()
+    again = domain_from_dict(domain_to_dict(d))
+    assert without_origins(again) == without_origins(replace(d, files=()))
+    # and the written form is plain YAML-able data
+    assert domain_to_dict(again) == domain_to_dict(d)
+
+
+def test_defaults_of_an_empty_domain() -> None:
+    d = domain_from_dict({})
+    assert d.session_config.session_expiration_time == 60
+    assert d.session_config.carry_over_slots is True
+    assert d.store_entities_as_slots is True
+    assert "restart" in d.intent_names
+    assert without_origins(domain_from_dict(domain_to_dict(d))) == d
+
+
+def _errors(text: str) -> list[str]:
+    with pytest.raises(ProjectErrors) as info:
+        domain_from_dict(load_yaml_text(textwrap.dedent(text), file="domain.yml"), "domain.yml")
+    return [str(e) for e in info.value.errors]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            """\
+            slots:
+              age:
+                type: integer
+            """,
+            ["domain.yml:3:", "(key 'type', value 'integer')", "Valid slot types: text, bool"],
+            id="unknown-slot-type",
+        ),
+        pytest.param(
+            """\
+            slots:
+              age:
+                type: txt
+            """,
+            ["domain.yml:3:", "Did you mean 'text'?"],
+            id="slot-type-typo",
+        ),
+        pytest.param(
+            """\
+            slots:
+              age:
+                mappings: []
+            """,
+            ["domain.yml:2:", "slot 'age' has no type", "(key 'type')"],
+            id="slot-without-type",
+        ),
+        pytest.param(
+            """\
+            slots:
+              size:
+                type: categorical
+                mappings: []
+            """,
+            ["domain.yml:2:", "categorical slot 'size' needs a non-empty list of values"],
+            id="categorical-without-values",
+        ),
+        pytest.param(
+            """\
+            slots:
+              temp:
+                type: float
+                min_value: 5
+                max_value: 1
+            """,
+            ["domain.yml:5:", "empty range", "(key 'max_value')"],
+            id="bad-float-range",
+        ),
+        pytest.param(
+            """\
+            slots:
+              temp:
+                type: float
+                max_value: high
+            """,
+            ["domain.yml:4:", "'max_value' of slot 'temp' must be a number", "(key 'max_value'"],
+            id="float-bound-not-a-number",
+        ),
+        pytest.param(
+            """\
+            slots:
+              name:
+                type: text
+                values: [a]
+            """,
+            ["domain.yml:4:", "'values' is only valid for categorical slots"],
+            id="values-on-text-slot",
+        ),
+        pytest.param(
+            """\
+            slots:
+              x:
+                type: any
+                influence_conversation: true
+            """,
+            ["domain.yml:4:", "cannot influence the conversation"],
+            id="any-slot-influencing",
+        ),
+        pytest.param(
+            """\
+            slots:
+              x:
+                type: text
+                auto_fill: false
+            """,
+            ["domain.yml:4:", "unknown key in slot 'x' (key 'auto_fill')"],
+            id="unknown-slot-key",
+        ),
+        pytest.param(
+            """\
+            slots:
+              x:
+                type: text
+                mappings:
+                  - type: from_nowhere
+            """,
+            ["domain.yml:5:", "(key 'type', value 'from_nowhere')", "Valid mapping types"],
+            id="unknown-mapping-type",
+        ),
+        pytest.param(
+            """\
+            slots:
+              x:
+                type: text
+                mappings:
+                  - type: from_entity
+            """,
+            ["domain.yml:5:", "from_entity mapping of slot 'x' needs 'entity'"],
+            id="from-entity-without-entity",
+        ),
+        pytest.param(
+            """\
+            slots:
+              x:
+                type: text
+                mappings:
+                  - type: from_intent
+                    intent: greet
+            """,
+            ["domain.yml:5:", "needs 'value'"],
+            id="from-intent-without-value",
+        ),
+        pytest.param(
+            """\
+            slots:
+              x:
+                type: text
+                mappings:
+                  - type: from_text
+                    conditions:
+                      - requested_slot: x
+            """,
+            ["domain.yml:7:", "needs 'active_loop'"],
+            id="condition-without-active-loop",
+        ),
+        pytest.param(
+            """\
+            responses:
+              utter_hi: Hello
+            """,
+            ["domain.yml:2:", "response 'utter_hi' must be a non-empty list"],
+            id="response-not-a-list",
+        ),
+        pytest.param(
+            """\
+            responses:
+              utter_hi:
+                - channel: slack
+            """,
+            ["domain.yml:3:", "has nothing to send"],
+            id="response-without-content",
+        ),
+        pytest.param(
+            """\
+            responses:
+              utter_hi:
+                - text: hi
+                  condition:
+                    - type: intent
+                      name: x
+            """,
+            ["domain.yml:5:", "unknown response condition type"],
+            id="response-condition-type",
+        ),
+        pytest.param(
+            """\
+            intents:
+              - greet:
+                  use_entities: [a]
+                  ignore_entities: [b]
+            """,
+            ["domain.yml:4:", "both use_entities and ignore_entities"],
+            id="use-and-ignore-entities",
+        ),
+        pytest.param(
+            """\
+            forms:
+              f:
+                required_slots: [a]
+                slots: [b]
+            """,
+            ["domain.yml:4:", "unknown key in form 'f' (key 'slots')"],
+            id="unknown-form-key",
+        ),
+        pytest.param(
+            """\
+            forms:
+              - my_form
+            """,
+            ["domain.yml:1:", "'forms' must be a mapping"],
+            id="forms-as-list",
+        ),
+        pytest.param(
+            """\
+            session_config:
+              session_expiration_time: -5
+            """,
+            ["domain.yml:2:", "cannot be negative"],
+            id="negative-session-time",
+        ),
+        pytest.param(
+            """\
+            templates:
+              utter_hi:
+                - text: hi
+            """,
+            ["domain.yml:1:", "(key 'templates')", "renamed 'responses'"],
+            id="rasa-1-templates",
+        ),
+        pytest.param(
+            """\
+            intnets:
+              - greet
+            """,
+            ["domain.yml:1:", "Did you mean 'intents'?"],
+            id="unknown-top-level-key",
+        ),
+    ],
+)
+def test_domain_errors(text: str, expected: list[str]) -> None:
+    errors = _errors(text)
+    assert len(errors) == 1, errors
+    for needle in expected:
+        assert needle in errors[0]
+
+
+def test_all_domain_errors_are_reported() -> None:
+    errors = _errors(
+        """\
+        slots:
+          a:
+            type: number
+          b:
+            type: categorical
+        responses:
+          utter_x: nope
+        """
+    )
+    assert len(errors) == 3
+
+
+def test_split_domain_folder_is_merged(tmp_path: Path) -> None:
+    folder = tmp_path / "domain"
+    write(
+        folder / "core.yml",
+        """\
+        version: "3.1"
+        intents: [greet, bye]
+        slots:
+          city:
+            type: text
+        session_config:
+          session_expiration_time: 10
+        """,
+    )
+    write(
+        folder / "sub" / "responses.yaml",
+        """\
+        intents: [greet, ask]
+        responses:
+          utter_greet:
+            - text: hi
+        actions: [action_a]
+        """,
+    )
+    write(folder / "notes.txt", "not yaml: [")
+    d = read_domain([folder])
+    assert list(d.intents) == ["greet", "bye", "ask"]
+    assert set(d.slots) == {"city"}
+    assert set(d.responses) == {"utter_greet"}
+    assert d.actions == ("action_a",)
+    assert d.session_config.session_expiration_time == 10
+    assert d.files == (str(folder / "core.yml"), str(folder / "sub" / "responses.yaml"))
+
+
+def test_several_domain_files(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.yml", "intents: [greet]\n")
+    b = write(tmp_path / "b.yml", "intents: [bye]\nentities: [city]\n")
+    d = read_domain([a, b])
+    assert list(d.intents) == ["greet", "bye"]
+    assert list(d.entities) == ["city"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "needle"),
+    [
+        (
+            "slots:\n  city:\n    type: text\n",
+            "slots:\n  city:\n    type: bool\n",
+            "slot 'city' is defined twice with different content",
+        ),
+        (
+            "responses:\n  utter_hi:\n    - text: hi\n",
+            "responses:\n  utter_hi:\n    - text: hello\n",
+            "response 'utter_hi' is defined twice",
+        ),
+        (
+            "forms:\n  f:\n    required_slots: [a]\n",
+            "forms:\n  f:\n    required_slots: [b]\n",
+            "form 'f' is defined twice",
+        ),
+        (
+            "session_config:\n  session_expiration_time: 5\n",
+            "session_config:\n  session_expiration_time: 6\n",
+            "'session_expiration_time' is set twice",
+        ),
+    ],
+)
+def test_conflicting_definitions_name_both_places(
+    tmp_path: Path, first: str, second: str, needle: str
+) -> None:
+    a = write(tmp_path / "domain" / "a.yml", first)
+    write(tmp_path / "domain" / "b.yml", second)
+    with pytest.raises(ProjectErrors) as info:
+        read_domain([tmp_path / "domain"])
+    [error] = info.value.errors
+    assert needle in str(error)
+    assert "b.yml:2:" in str(error)
+    assert f"{a}:2" in str(error)
+
+
+def test_identical_definitions_in_two_files_are_fine(tmp_path: Path) -> None:
+    text = "slots:\n  city:\n    type: text\nresponses:\n  utter_hi:\n    - text: hi\n"
+    write(tmp_path / "domain" / "a.yml", text)
+    write(tmp_path / "domain" / "b.yml", text)
+    d = read_domain([tmp_path / "domain"])
+    assert set(d.slots) == {"city"}
+
+
+def test_missing_domain_file(tmp_path: Path) -> None:
+    with pytest.raises(ProjectErrors) as info:
+        read_domain([tmp_path / "domain.yml"])
+    assert str(tmp_path / "domain.yml") in str(info.value)
+    assert "not found" in str(info.value)
+
+
+def test_yaml_error_in_one_file_does_not_hide_another(tmp_path: Path) -> None:
+    write(tmp_path / "domain" / "a.yml", "intents: [greet\n")
+    write(tmp_path / "domain" / "b.yml", "slots:\n  x:\n    type: nope\n")
+    with pytest.raises(ProjectErrors) as info:
+        read_domain([tmp_path / "domain"])
+    text = str(info.value)
+    assert "a.yml:2: YAML syntax error" in text
+    assert "b.yml:3:" in text

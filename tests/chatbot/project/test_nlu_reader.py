@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from chatbot.errors import ProjectError, ProjectErrors
+from chatbot.project.nlu_reader import nlu_from_list, parse_annotated_text, read_nlu
+from chatbot.project.training_data import EntityAnnotation
+from chatbot.project.yaml_io import load_yaml_text
+
+from .conftest import write
+
+
+@pytest.mark.parametrize(
+    ("raw", "text", "entities", "synonyms"),
+    [
+        ("hello", "hello", [], {}),
+        (
+            "fly to [Berlin](city) now",
+            "fly to Berlin now",
+            [EntityAnnotation(7, 13, "Berlin", "city")],
+            {},
+        ),
+        (
+            "[NYC](city:New York) and [LA](city)",
+            "NYC and LA",
+            [EntityAnnotation(0, 3, "New York", "city"), EntityAnnotation(8, 10, "LA", "city")],
+            {"nyc": "New York"},
+        ),
+        (
+            'from [Paris]{"entity": "city", "role": "from", "group": "1"} to '
+            '[Rome]{"entity": "city", "role": "to", "value": "Roma"}',
+            "from Paris to Rome",
+            [
+                EntityAnnotation(5, 10, "Paris", "city", "from", "1"),
+                EntityAnnotation(14, 18, "Roma", "city", "to"),
+            ],
+            {"rome": "Roma"},
+        ),
+        (
+            'a [big pizza][{"entity": "size"}, {"entity": "food", "value": "pizza"}]',
+            "a big pizza",
+            [
+                EntityAnnotation(2, 11, "big pizza", "size"),
+                EntityAnnotation(2, 11, "pizza", "food"),
+            ],
+            {"big pizza": "pizza"},
+        ),
+        ("[x] marks the spot", "[x] marks the spot", [], {}),
+    ],
+)
+def test_annotations(
+    raw: str, text: str, entities: list[EntityAnnotation], synonyms: dict[str, str]
+) -> None:
+    parsed = parse_annotated_text(raw)
+    assert parsed.text == text
+    assert list(parsed.entities) == entities
+    assert parsed.synonyms == synonyms
+    for entity in parsed.entities:
+        assert parsed.text[entity.start : entity.end] in raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ("to [Berlin](city", "malformed entity annotation"),
+        ("to [](city)", "malformed entity annotation"),
+        ('to [Berlin]{"entity": city}', "not valid JSON"),
+        ('to [Berlin]{"role": "to"}', 'needs "entity"'),
+        ('to [Berlin]{"entity": "city", "colour": "red"}', "(key 'colour')"),
+    ],
+)
+def test_malformed_annotations(raw: str, needle: str) -> None:
+    with pytest.raises(ProjectError) as info:
+        parse_annotated_text(raw, file="nlu.yml", line=7)
+    assert "nlu.yml:7:" in str(info.value)
+    assert needle in str(info.value)
+
+
+NLU = """\
+version: "3.1"
+nlu:
+- intent: greet
+  examples: |
+    - hi
+    - hello [Ann](name)
+
+    - hey there
+- intent: faq/ask_name
+  metadata:
+    sentiment: neutral
+  examples:
+    - text: what is your name
+      metadata: {a: 1}
+    - text: |
+        who are you
+- synonym: New York
+  examples: |
+    - NYC
+    - big apple
+- regex: zipcode
+  examples: |
+    - \\d{5}
+- lookup: city
+  examples: |
+    - Berlin
+    - Paris
+"""
+
+
+def test_reads_every_block() -> None:
+    data = load_yaml_text(NLU, file="nlu.yml")
+    nlu, errors = nlu_from_list(data["nlu"], "nlu.yml")
+    assert errors == []
+    assert [(e.text, e.intent, e.origin.line) for e in nlu.examples] == [
+        ("hi", "greet", 5),
+        ("hello Ann", "greet", 6),
+        ("hey there", "greet", 8),
+        ("what is your name", "faq/ask_name", 13),
+        ("who are you", "faq/ask_name", 15),
+    ]
+    assert nlu.examples[1].entities == (EntityAnnotation(6, 9, "Ann", "name"),)
+    assert nlu.examples[3].base_intent == "faq"
+    assert nlu.synonyms == {"nyc": "New York", "big apple": "New York"}
+    assert [(r.name, r.pattern) for r in nlu.regexes] == [("zipcode", r"\d{5}")]
+    assert [(t.name, t.elements) for t in nlu.lookups] == [("city", ("Berlin", "Paris"))]
+
+
+def test_lookup_from_a_file(tmp_path: Path) -> None:
+    write(tmp_path / "data" / "lookups" / "cities.txt", "Berlin\n\n- Paris\nRome\n")
+    nlu_file = write(
+        tmp_path / "data" / "nlu.yml",
+        """\
+        nlu:
+        - lookup: city
+          examples: data/lookups/cities.txt
+        """,
+    )
+    nlu = read_nlu(nlu_file, base_dirs=[tmp_path])
+    assert nlu.lookups[0].elements == ("Berlin", "Paris", "Rome")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "needle"),
+    [
+        (
+            """\
+            nlu:
+            - intent: greet
+              examples: |
+                - hi
+                hello
+            """,
+            5,
+            "does not start with '- '",
+        ),
+        (
+            """\
+            nlu:
+            - intent: greet
+              examples: |
+                - hi
+                - to [Berlin](city
+            """,
+            5,
+            "malformed entity annotation",
+        ),
+        (
+            """\
+            nlu:
+            - intent: greet
+            """,
+            2,
+            "intent 'greet' has no examples",
+        ),
+        (
+            """\
+            nlu:
+            - intnet: greet
+              examples: |
+                - hi
+            """,
+            2,
+            "needs exactly one of intent, synonym, regex or lookup",
+        ),
+        (
+            """\
+            nlu:
+            - intent: greet
+              exmples: |
+                - hi
+            """,
+            3,
+            "(key 'exmples')",
+        ),
+        (
+            """\
+            nlu:
+            - regex: zip
+              examples: |
+                - [0-9
+            """,
+            4,
+            "invalid pattern",
+        ),
+        (
+            """\
+            nlu:
+            - lookup: city
+              examples: missing/cities.txt
+            """,
+            3,
+            "lookup table file not found",
+        ),
+    ],
+)
+def test_nlu_errors(tmp_path: Path, text: str, line: int, needle: str) -> None:
+    path = write(tmp_path / "nlu.yml", text)
+    with pytest.raises(ProjectErrors) as info:
+        read_nlu(path)
+    [error] = info.value.errors
+    assert f"nlu.yml:{line}:" in str(error)
+    assert needle in str(error)
+
+
+def test_all_nlu_errors_are_collected() -> None:
+    data = load_yaml_text(
+        textwrap.dedent(
+            """\
+            nlu:
+            - intent: a
+              examples: |
+                - [x](e
+                - ok
+                - [y](e
+            - bogus: 1
+            """
+        ),
+        file="nlu.yml",
+    )
+    nlu, errors = nlu_from_list(data["nlu"], "nlu.yml")
+    assert [e.line for e in errors] == [4, 6, 7]
+    assert [e.text for e in nlu.examples] == ["ok"]

@@ -1,0 +1,311 @@
+from __future__ import annotations
+
+import pytest
+
+from chatbot.errors import ProjectError
+from chatbot.project import check_project
+
+from .conftest import DOMAIN, ProjectMaker
+
+
+def _errors(make_project: ProjectMaker, files: dict[str, str | None]) -> list[ProjectError]:
+    project, errors = check_project(make_project(files))
+    assert project is not None, [str(e) for e in errors]
+    return errors
+
+
+def _story(*steps: str) -> str:
+    body = "".join(f"  {line}\n" for step in steps for line in step.splitlines())
+    return f"stories:\n- story: s\n  steps:\n{body}"
+
+
+@pytest.mark.parametrize(
+    ("steps", "line", "needles"),
+    [
+        (
+            ["- intent: greetings"],
+            4,
+            ["intent 'greetings' is not in the domain", "(key 'intent', value 'greetings')"],
+        ),
+        (
+            ["- intent: inform\n  entities:\n  - town: Berlin"],
+            4,
+            ["entity 'town' is not in the domain", "(key 'entities'"],
+        ),
+        (
+            ["- action: utter_greeting"],
+            4,
+            ["response 'utter_greeting' is not in the domain", "Did you mean 'utter_greet'?"],
+        ),
+        (
+            ["- action: action_chek"],
+            4,
+            ["action 'action_chek' is not in the domain's actions", "Did you mean 'action_check'?"],
+        ),
+        (
+            ["- action: something_else"],
+            4,
+            ["action 'something_else' is not in the domain's actions"],
+        ),
+        (
+            ["- slot_was_set:\n  - town: Berlin"],
+            4,
+            ["slot 'town' is not in the domain", "(key 'slot_was_set', value 'town')"],
+        ),
+        (
+            ["- slot_was_set:\n  - size: huge"],
+            4,
+            ["value 'huge' of categorical slot 'size' is not one of its values", "small, large"],
+        ),
+        (
+            ["- active_loop: ordr_form"],
+            4,
+            ["form 'ordr_form' is not in the domain", "Did you mean 'order_form'?"],
+        ),
+        (
+            ["- or:\n  - intent: greet\n  - intent: bye"],
+            6,
+            ["intent 'bye' is not in the domain"],
+        ),
+        (
+            ["- user: hi [Ann](person)\n  intent: greet"],
+            4,
+            ["entity 'person' is not in the domain"],
+        ),
+        (
+            ["- checkpoint: c\n  slot_was_set:\n  - nope: 1"],
+            4,
+            ["slot 'nope' is not in the domain"],
+        ),
+    ],
+)
+def test_story_using_unknown_names(
+    make_project: ProjectMaker, steps: list[str], line: int, needles: list[str]
+) -> None:
+    errors = _errors(make_project, {"data/stories.yml": _story(*steps)})
+    assert len(errors) == 1, [str(e) for e in errors]
+    text = str(errors[0])
+    assert f"stories.yml:{line}:" in text
+    for needle in needles:
+        assert needle in text
+
+
+def test_known_names_pass(make_project: ProjectMaker) -> None:
+    story = _story(
+        "- intent: greet",
+        "- action: utter_greet",
+        "- action: order_form",
+        "- active_loop: order_form",
+        "- slot_was_set:\n  - requested_slot: size\n  - size: Small\n  - city",
+        "- intent: nlu_fallback",
+        "- action: action_default_fallback",
+        "- action: utter_faq",
+        "- intent: faq",
+        "- action: action_check",
+        "- bot: anything at all",
+        "- active_loop: null",
+    )
+    assert _errors(make_project, {"data/stories.yml": story}) == []
+
+
+def test_rules_and_test_stories_are_checked(make_project: ProjectMaker) -> None:
+    errors = _errors(
+        make_project,
+        {
+            "data/rules.yml": """\
+                rules:
+                - rule: r
+                  condition:
+                  - active_loop: nope_form
+                  steps:
+                  - intent: greet
+                  - action: utter_greet
+                """,
+            "tests/test_stories.yml": _story("- user: hello\n  intent: hallo"),
+        },
+    )
+    assert [(e.file.rsplit("/", 1)[-1] if e.file else None, e.line) for e in errors] == [
+        ("rules.yml", 4),
+        ("test_stories.yml", 4),
+    ]
+
+
+def _domain_errors(make_project: ProjectMaker, extra: str, replace: str | None = None) -> list[str]:
+    domain = DOMAIN if replace is None else DOMAIN.replace(replace, "")
+    return [str(e) for e in _errors(make_project, {"domain.yml": domain + extra})]
+
+
+def test_response_template_naming_unknown_slot(make_project: ProjectMaker) -> None:
+    errors = _errors(
+        make_project,
+        {
+            "domain.yml": DOMAIN.replace(
+                'utter_greet:\n    - text: "Hello {city}!"',
+                'utter_greet:\n    - text: "Hello {citty}! {{literal}} {size}"\n'
+                "      buttons:\n        - title: Go\n"
+                '          payload: \'/inform{"city": "x"}\'\n'
+                "    - text: '{person}'\n      channel: slack",
+            )
+        },
+    )
+    texts = [str(e) for e in errors]
+    assert len(texts) == 2, texts
+    assert "domain.yml:26:" in texts[0]
+    assert "response 'utter_greet' fills in '{citty}', which is not a slot" in texts[0]
+    assert "Did you mean 'city'?" in texts[0]
+    assert "(key 'text', value 'citty')" in texts[0]
+    assert "'{person}'" in texts[1]
+
+
+def test_response_condition_naming_unknown_slot(make_project: ProjectMaker) -> None:
+    domain = DOMAIN.replace(
+        "responses:\n",
+        "responses:\n  utter_bye:\n    - text: bye\n      condition:\n        - type: slot\n"
+        "          name: logged_in\n          value: true\n",
+    )
+    [error] = _errors(make_project, {"domain.yml": domain})
+    assert "domain.yml:26:" in str(error)
+    assert "slot 'logged_in' in a condition of 'utter_bye' is not in the domain" in str(error)
+    assert "(key 'condition', value 'logged_in')" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("domain_change", "needles"),
+    [
+        (
+            ("required_slots:\n      - size", "required_slots:\n      - size\n      - colour"),
+            ["slot 'colour' required by form 'order_form' is not in the domain"],
+        ),
+        (
+            ('  utter_ask_size:\n    - text: "Which size?"\n', ""),
+            ["form 'order_form' cannot ask for slot 'size'", "utter_ask_size"],
+        ),
+        (
+            (
+                "required_slots:\n      - size",
+                "required_slots:\n      - size\n    ignored_intents: [chat]",
+            ),
+            ["intent 'chat' ignored by form 'order_form' is not in the domain"],
+        ),
+    ],
+)
+def test_form_errors(
+    make_project: ProjectMaker, domain_change: tuple[str, str], needles: list[str]
+) -> None:
+    old, new = domain_change
+    assert old in DOMAIN
+    errors = [str(e) for e in _errors(make_project, {"domain.yml": DOMAIN.replace(old, new)})]
+    assert len(errors) == 1, errors
+    assert "domain.yml:" in errors[0]
+    for needle in needles:
+        assert needle in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("ask", "kind"),
+    [
+        ("utter_ask_order_form_size", "responses"),
+        ("action_ask_size", "actions"),
+        ("action_ask_order_form_size", "actions"),
+    ],
+)
+def test_form_slot_can_be_asked_in_other_ways(
+    make_project: ProjectMaker, ask: str, kind: str
+) -> None:
+    domain = DOMAIN.replace('  utter_ask_size:\n    - text: "Which size?"\n', "")
+    if kind == "responses":
+        domain = domain.replace("responses:\n", f"responses:\n  {ask}:\n    - text: Size?\n")
+    else:
+        domain = domain.replace("actions:\n", f"actions:\n  - {ask}\n")
+    assert _errors(make_project, {"domain.yml": domain}) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle"),
+    [
+        ("entity: city", "entity: town", "entity 'town' in a mapping of slot 'city'"),
+        (
+            "entity: city",
+            "entity: city\n        intent: [inform, ask]",
+            "intent 'ask' in a mapping of slot 'city'",
+        ),
+        (
+            "entity: city",
+            "entity: name\n        role: middle",
+            "role 'middle' is not declared for entity 'name'",
+        ),
+        ("active_loop: order_form", "active_loop: other_form", "form 'other_form' is not in"),
+        ("requested_slot: size", "requested_slot: sise", "slot 'sise' in a mapping of slot 'size'"),
+        (
+            "- type: from_text",
+            "- type: custom\n        action: action_fill",
+            "action 'action_fill' is not in the domain's actions",
+        ),
+    ],
+)
+def test_slot_mapping_errors(make_project: ProjectMaker, old: str, new: str, needle: str) -> None:
+    assert old in DOMAIN
+    domain = DOMAIN.replace(old, new, 1)
+    errors = [str(e) for e in _errors(make_project, {"domain.yml": domain})]
+    assert len(errors) == 1, errors
+    assert needle in errors[0]
+    assert "domain.yml:" in errors[0]
+
+
+def test_utter_action_without_response(make_project: ProjectMaker) -> None:
+    domain = DOMAIN.replace("actions:\n", "actions:\n  - utter_missing\n")
+    errors = [str(e) for e in _errors(make_project, {"domain.yml": domain})]
+    assert (
+        len(errors) == 1 and "'utter_missing' is listed in actions but has no response" in errors[0]
+    )
+
+
+def test_use_entities_naming_unknown_entity(make_project: ProjectMaker) -> None:
+    domain = DOMAIN.replace("  - inform\n", "  - inform:\n      use_entities: [town]\n")
+    errors = [str(e) for e in _errors(make_project, {"domain.yml": domain})]
+    assert len(errors) == 1 and "entity 'town' used by intent 'inform'" in errors[0]
+
+
+def test_nlu_intent_and_entity_not_in_domain(make_project: ProjectMaker) -> None:
+    errors = _errors(
+        make_project,
+        {
+            "data/more_nlu.yml": """\
+                nlu:
+                - intent: goodbye
+                  examples: |
+                    - bye
+                    - see you
+                - intent: inform
+                  examples: |
+                    - I am [Ann](person)
+                - intent: chitchat/weather
+                  examples: |
+                    - how is the weather
+                """
+        },
+    )
+    texts = [str(e) for e in errors]
+    assert len(texts) == 3, texts  # one error per unknown name, at its first use
+    assert "more_nlu.yml:4: intent 'goodbye' of an NLU example is not in the domain" in texts[0]
+    assert "more_nlu.yml:8: entity 'person' of an NLU example" in texts[1]
+    assert "more_nlu.yml:11: intent 'chitchat/weather'" in texts[2]
+
+
+def test_same_text_with_two_intents(make_project: ProjectMaker) -> None:
+    errors = _errors(
+        make_project,
+        {
+            "data/more_nlu.yml": """\
+                nlu:
+                - intent: inform
+                  examples: |
+                    - hi
+                """
+        },
+    )
+    [error] = errors
+    # data/more_nlu.yml is read before data/nlu.yml
+    assert "nlu.yml:5:" in str(error)
+    assert "annotated with two intents, 'inform' and 'greet'" in str(error)
+    assert "more_nlu.yml:4" in str(error)
