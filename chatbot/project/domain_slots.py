@@ -237,11 +237,8 @@ def _check_initial_value(
 ) -> None:
     if value is None:
         return
-    wanted: type | tuple[type, ...] | None = {
-        "float": (int, float),
-        "bool": bool,
-        "list": list,
-    }.get(slot_type)
+    types: dict[str, type | tuple[type, ...]] = {"float": (int, float), "bool": bool, "list": list}
+    wanted = types.get(slot_type)
     if wanted is not None:
         expect(
             value,

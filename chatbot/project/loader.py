@@ -31,7 +31,7 @@ from chatbot.project.endpoints import Credentials, Endpoints
 from chatbot.project.endpoints_reader import credentials_from_dict, endpoints_from_dict
 from chatbot.project.nlu_reader import nlu_from_list
 from chatbot.project.project import Project
-from chatbot.project.stories import Story
+from chatbot.project.stories import Story, StoryKind
 from chatbot.project.story_reader import stories_from_list
 from chatbot.project.training_data import NLUData
 from chatbot.project.validation import validate_project
@@ -260,7 +260,11 @@ def _read_data_file(path: Path, loaded: _Loaded, root: Path) -> None:
     nlu, errors = nlu_from_list(data.get("nlu"), file, base_dirs=[root], line=line_of(data, "nlu"))
     loaded.nlu.merge(nlu)
     loaded.errors.extend(errors)
-    for key, kind, into in (("stories", "story", loaded.stories), ("rules", "rule", loaded.rules)):
+    sections: tuple[tuple[str, StoryKind, list[Story]], ...] = (
+        ("stories", "story", loaded.stories),
+        ("rules", "rule", loaded.rules),
+    )
+    for key, kind, into in sections:
         found, errors = stories_from_list(data.get(key), file, kind, line=line_of(data, key))
         into.extend(found)
         loaded.errors.extend(errors)

@@ -295,7 +295,7 @@ def read_step(item: Any, *, file: str | None, line: int | None) -> Step | None:
         name = item["checkpoint"]
         if not isinstance(name, str) or not name.strip():
             raise ProjectError("'checkpoint' needs a name", file=file, line=line, key="checkpoint")
-        slots = ()
+        slots: tuple[tuple[str, Any], ...] = ()
         if "slot_was_set" in item:
             slots = _read_slots(
                 item["slot_was_set"], file=file, line=line_of(item, "slot_was_set"), named_only=True

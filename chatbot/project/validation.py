@@ -221,9 +221,9 @@ class _Checker:
                 self.response(name, variation)
         for form in self.d.forms.values():
             self.form_slots(form.name, form.required_slots, form.origin)
-            for intent in form.ignored_intents:
+            for ignored in form.ignored_intents:
                 self.intent(
-                    intent, form.origin, "ignored_intents", f" ignored by form '{form.name}'"
+                    ignored, form.origin, "ignored_intents", f" ignored by form '{form.name}'"
                 )
         for slot in self.d.slots.values():
             for mapping in slot.mappings:

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class YamlMap(dict):  # type: ignore[type-arg]
+class YamlMap(dict[Any, Any]):
     """A mapping read from YAML: ``line`` is where it starts, ``key_lines`` where each key is."""
 
     __slots__ = ("key_lines", "line")
@@ -46,7 +46,7 @@ class YamlMap(dict):  # type: ignore[type-arg]
         self.key_lines: dict[Any, int] = {}
 
 
-class YamlList(list):  # type: ignore[type-arg]
+class YamlList(list[Any]):
     """A sequence read from YAML: ``line`` is where it starts, ``item_lines`` where each item is."""
 
     __slots__ = ("item_lines", "line")
@@ -125,7 +125,7 @@ _Resolver.add_implicit_resolver(
 _Resolver.add_implicit_resolver(_MERGE_TAG, re.compile(r"^(?:<<)$"), ["<"])
 
 try:
-    from yaml.cyaml import CParser as _Parser  # libyaml: several times faster
+    from yaml.cyaml import CParser as _Parser  # type: ignore[attr-defined]  # libyaml: faster
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml.composer import Composer
     from yaml.parser import Parser
@@ -140,7 +140,7 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
             Composer.__init__(self)
 
 
-class _Loader(_Parser, SafeConstructor, _Resolver):  # type: ignore[misc]
+class _Loader(_Parser, SafeConstructor, _Resolver):
     def __init__(self, stream: str, file: str | None) -> None:
         _Parser.__init__(self, stream)
         SafeConstructor.__init__(self)
@@ -200,10 +200,13 @@ def _construct_int(loader: _Loader, node: ScalarNode) -> int:
     return int(text)
 
 
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_Loader.add_constructor("tag:yaml.org,2002:omap", _construct_map)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_list)
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+for _tag, _constructor in (
+    ("tag:yaml.org,2002:map", _construct_map),
+    ("tag:yaml.org,2002:omap", _construct_map),
+    ("tag:yaml.org,2002:seq", _construct_list),
+    ("tag:yaml.org,2002:int", _construct_int),
+):
+    _Loader.add_constructor(_tag, _constructor)  # type: ignore[type-var]
 
 
 def load_yaml_text(text: str, *, file: str | None = None) -> Any:
@@ -282,7 +285,9 @@ def close_matches_hint(name: Any, candidates: Iterable[str], what: str = "valid 
     names = sorted({str(c) for c in candidates})
     close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.6)
     if close:
-        return "Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+        quoted = [f"'{c}'" for c in close]
+        options = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+        return f"Did you mean {options}?"
     if not names:
         return f"There are no {what}"
     shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
