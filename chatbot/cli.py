@@ -86,9 +86,14 @@ def init(directory: Path) -> None:
 
 
 def _load_project(project_dir: Path) -> Any:
-    from chatbot.project.loader import load_project
+    """The project, validated: every problem of every file is reported before anything runs."""
+    from chatbot.errors import ProjectErrors
+    from chatbot.project.loader import check_project
 
-    return load_project(project_dir)
+    project, problems = check_project(project_dir)
+    if problems:
+        raise ProjectErrors(problems)
+    return project
 
 
 def _default_model_path(project_dir: Path) -> Path:
@@ -234,12 +239,20 @@ def test(
 
 
 def _test_stories(project_dir: Path, stories: Path | None) -> list[Any]:
-    from chatbot.project.loader import read_test_stories
+    """The project's test stories, or those in a file or folder given with --stories."""
+    from chatbot.project.story_reader import read_stories
 
     if stories is None:
         return list(_load_project(project_dir).test_stories)
-    domain = _load_project(project_dir).domain
-    return read_test_stories(stories, domain)
+    if stories.is_dir():
+        files = sorted([*stories.rglob("*.yml"), *stories.rglob("*.yaml")])
+    else:
+        files = [stories]
+    found: list[Any] = []
+    for file in files:
+        test_stories, test_rules = read_stories(file, test=True)
+        found.extend(test_stories + test_rules)
+    return found
 
 
 @main.group()

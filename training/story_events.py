@@ -102,8 +102,8 @@ def build(
         elif slot_name in domain.slots:
             mentioned.add(SLOT_PREFIX + slot_name)
 
-    def add_action(action: str, target: bool) -> None:
-        conv.add(ev.action(action), target, frozenset(mentioned))
+    def add_action(action: str, target: bool, context: frozenset[str] | None = None) -> None:
+        conv.add(ev.action(action), target, frozenset(mentioned) if context is None else context)
         mentioned.add(PREV_ACTION)
 
     if rule:
@@ -125,6 +125,12 @@ def build(
         if isinstance(step, UserStep):
             if conv.last_action not in (None, ACTION_LISTEN):
                 add_action(ACTION_LISTEN, target=True)
+            elif rule and conv.last_action is None and not seen_user:
+                # A user turn always follows a listen: a rule's first user step only matches
+                # right after the bot listened (so it cannot fire again after its own actions).
+                # Nothing is asked of the state before that listen: conditions hold after it (the
+                # user's message may be what fills a slot they name).
+                add_action(ACTION_LISTEN, target=False, context=frozenset())
             conv.add(user_event(step))
             seen_user = True
             mentioned.add(INTENT)

@@ -199,7 +199,7 @@ class Conversation:
         """The last ``n`` states of ``past_states()`` (the current one last), copying only those."""
         if n <= 0:
             return []
-        earlier = self.states[len(self.states) - (n - 1) :] if n > 1 else []
+        earlier = self.states[max(0, len(self.states) - (n - 1)) :] if n > 1 else []
         return [*earlier, self.current_state()]
 
     @property

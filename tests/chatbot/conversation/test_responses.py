@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from chatbot.conversation.responses import fill_templates, render
+from tests.helpers import domain_of
+
+DOMAIN = domain_of(
+    """
+slots:
+  name: {type: text, mappings: []}
+  vip: {type: bool, mappings: []}
+responses:
+  utter_greet:
+    - text: "Hello {name}!"
+    - text: "Hi from Slack, {name}"
+      channel: slack
+  utter_offer:
+    - text: "Welcome back, VIP"
+      condition: [{type: slot, name: vip, value: true}]
+    - text: "Welcome"
+  utter_menu:
+    - text: "Pick one, {name}"
+      buttons:
+        - {title: "Thai for {name}", payload: '/inform{{"cuisine": "thai"}}'}
+      image: "https://example.com/{name}.png"
+      custom: {kind: "menu", who: "{name}"}
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("channel", "expected"),
+    [(None, "Hello Ann!"), ("rest", "Hello Ann!"), ("slack", "Hi from Slack, Ann")],
+)
+def test_variation_by_channel(channel: str | None, expected: str) -> None:
+    message = render(DOMAIN, "utter_greet", {"name": "Ann"}, channel=channel, rng=random.Random(0))
+    assert message is not None and message["text"] == expected
+
+
+@pytest.mark.parametrize(
+    ("vip", "expected"), [(True, "Welcome back, VIP"), (False, "Welcome"), (None, "Welcome")]
+)
+def test_conditional_variation(vip: bool | None, expected: str) -> None:
+    message = render(DOMAIN, "utter_offer", {"vip": vip})
+    assert message is not None and message["text"] == expected
+
+
+def test_templates_fill_text_buttons_image_and_custom() -> None:
+    message = render(DOMAIN, "utter_menu", {"name": "Ann"})
+    assert message is not None
+    assert message["text"] == "Pick one, Ann"
+    assert message["buttons"] == [
+        {"title": "Thai for Ann", "payload": '/inform{"cuisine": "thai"}'}
+    ]
+    assert message["image"] == "https://example.com/Ann.png"
+    assert message["custom"] == {"kind": "menu", "who": "Ann"}
+
+
+def test_unknown_or_unset_placeholders_are_left_as_written() -> None:
+    assert fill_templates("Hi {name}, {missing}", {"name": "Bo"}) == "Hi Bo, {missing}"
+    message = render(DOMAIN, "utter_greet", {"name": None})
+    assert message is not None and message["text"] == "Hello {name}!"
+
+
+def test_unknown_response_renders_nothing() -> None:
+    assert render(DOMAIN, "utter_nope", {}) is None

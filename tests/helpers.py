@@ -1,0 +1,38 @@
+"""Small shared helpers for tests: example bots trained once per session, domains from YAML."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import yaml
+
+from chatbot.agent import TrainedModel
+from chatbot.project.domain import Domain
+from chatbot.project.domain_reader import domain_from_dict
+from chatbot.project.loader import load_project
+from chatbot.project.project import Project
+from chatbot.project.training_data import NLUData
+
+ROOT = Path(__file__).resolve().parents[1]
+DOMAINS = ROOT / "domains"
+STARTER = ROOT / "chatbot" / "project" / "starter"
+
+
+def domain_of(text: str) -> Domain:
+    return domain_from_dict(yaml.safe_load(text))
+
+
+def example_project(name: str, *, nlu: bool = False) -> Project:
+    project = load_project(DOMAINS / name)
+    if not nlu:
+        project.nlu = NLUData()
+    return project
+
+
+@functools.cache
+def dialogue_model(name: str) -> TrainedModel:
+    """An example bot trained without NLU (messages as /intent payloads), once per session."""
+    from training.train import train_project
+
+    return train_project(example_project(name), show_progress=False)
