@@ -179,7 +179,7 @@ def test_memoization_recalls_stories_exactly(policies: tuple) -> None:
 
 
 def test_policies_round_trip_through_export(policies: tuple) -> None:
-    rules, memo, domain = policies
+    rules, memo, _ = policies
     rules2 = RulePolicy.from_export(*rules.export())
     memo2 = MemoizationPolicy.from_export(*memo.export())
     assert rules2.rules == rules.rules
