@@ -75,7 +75,11 @@ class ConversationStore(ABC):
         """Release connections. A closed store is not used again."""
 
     async def __aenter__(self) -> ConversationStore:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()  # ``__aexit__`` does not run when ``__aenter__`` fails
+            raise
         return self
 
     async def __aexit__(

@@ -15,9 +15,12 @@ Three keys per conversation (``<prefix><conversation id>:...``):
     waiter's poll, which then moves up.
 
 Each step is one Lua script, so it is atomic; times come from Redis (``TIME``), so the clocks of
-the processes do not matter. Waiters poll with a backoff from 1 ms to 10 ms, which keeps a
-hand-over within a few ms without a pub/sub connection per waiter. The keys expire after twice
-the lifetime without activity, so idle conversations leave nothing behind.
+the processes do not matter. Waiters poll, the next in line every few ms and those behind it
+less often, which keeps a hand-over within a few ms without a pub/sub connection. The keys
+expire after twice the lifetime without activity, so idle conversations leave nothing behind.
+
+A waiter cancelled while its ticket is being taken (one round trip) may leave that ticket in
+the queue; it is dropped when its lifetime runs out.
 """
 
 from __future__ import annotations
@@ -48,15 +51,15 @@ DEFAULT_KEY_PREFIX = "chatbot:lock:"
 
 # Shared by the two waiting scripts. KEYS: counter, queue, deadlines.
 # ARGV[1] the ticket, ARGV[2] lifetime (ms), ARGV[3] key TTL (ms).
-# poll() answers {1, dropped} when the ticket holds the lock, {0, dropped} while it waits and
-# {-1, 0} when the ticket is gone (it expired while its process was stalled); dropped counts the
-# expired heads it removed.
+# poll() answers {state, dropped, place}: state 1 when the ticket holds the lock, 0 while it
+# waits (place: how many tickets are ahead of it) and -1 when the ticket is gone (it expired while
+# its process was stalled); dropped counts the expired heads it removed.
 _LUA_POLL = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local function poll(ticket)
-  if not redis.call('ZSCORE', KEYS[2], ticket) then return {-1, 0} end
+  if not redis.call('ZSCORE', KEYS[2], ticket) then return {-1, 0, -1} end
   local dropped = 0
   while true do
     local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
@@ -70,7 +73,7 @@ local function poll(ticket)
     if state then
       redis.call('HSET', KEYS[3], ticket, now + tonumber(ARGV[2]))
       for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
-      return {state, dropped}
+      return {state, dropped, redis.call('ZRANK', KEYS[2], ticket)}
     end
     redis.call('ZREM', KEYS[2], head)
     redis.call('HDEL', KEYS[3], head)
@@ -79,7 +82,7 @@ local function poll(ticket)
 end
 """
 
-# Take a ticket (ARGV[1] is its random token) and poll once: {state, dropped, ticket}.
+# Take a ticket (ARGV[1] is its random token) and poll once: {state, dropped, place, ticket}.
 _LUA_ENQUEUE = (
     _LUA_POLL
     + """
@@ -104,8 +107,11 @@ if head == ARGV[1] then return 1 end
 return 0
 """
 
+# A waiter polls after 1 ms, then backs off to 5 ms times its place in the queue (at most 50 ms):
+# the next in line notices a release within 5 ms, and a long queue costs Redis little.
 _FIRST_POLL_INTERVAL = 0.001
-_MAX_POLL_INTERVAL = 0.01
+_POLL_INTERVAL_PER_PLACE = 0.005
+_MAX_POLL_INTERVAL = 0.05
 
 
 class RedisLockStore(LockStore):
@@ -172,7 +178,7 @@ class RedisLockStore(LockStore):
         started = loop.time()
         give_up = started + self.wait_timeout
         args = [uuid.uuid4().hex, self._lifetime_ms, self._key_ttl_ms]
-        state, dropped, raw = await self._call(self._enqueue(keys=keys, args=args))
+        state, dropped, place, raw = await self._call(self._enqueue(keys=keys, args=args))
         ticket = raw.decode() if isinstance(raw, bytes) else str(raw)
         delay = _FIRST_POLL_INTERVAL
         try:
@@ -194,16 +200,18 @@ class RedisLockStore(LockStore):
                         conversation_id,
                     )
                     args = [uuid.uuid4().hex, self._lifetime_ms, self._key_ttl_ms]
-                    state, dropped, raw = await self._call(self._enqueue(keys=keys, args=args))
+                    state, dropped, place, raw = await self._call(
+                        self._enqueue(keys=keys, args=args)
+                    )
                     ticket = raw.decode() if isinstance(raw, bytes) else str(raw)
                     continue
                 now = loop.time()
                 if now >= give_up:
                     raise LockTimeout(conversation_id, now - started)
                 await asyncio.sleep(min(delay, give_up - now))
-                delay = min(delay * 2, _MAX_POLL_INTERVAL)
+                delay = min(delay * 2, _POLL_INTERVAL_PER_PLACE * place, _MAX_POLL_INTERVAL)
                 args = [ticket, self._lifetime_ms, self._key_ttl_ms]
-                state, dropped = await self._call(self._wait(keys=keys, args=args))
+                state, dropped, place = await self._call(self._wait(keys=keys, args=args))
         except BaseException:
             # Timed out, cancelled or Redis went away: leave the queue (or let the ticket expire
             # when Redis cannot be told).

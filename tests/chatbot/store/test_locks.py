@@ -1,0 +1,162 @@
+"""Conversation locks, in-process and in Redis: exclusion, FIFO order, lifetimes, time-outs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from chatbot.errors import LockTimeout
+from chatbot.store import InMemoryLockStore, LockStore
+
+from .conftest import LockBackend, eventually
+
+
+async def queue_reaches(store: LockStore, conversation_id: str, length: int) -> None:
+    async def reached() -> bool:
+        return await store.queue_length(conversation_id) == length
+
+    await eventually(reached)
+
+
+async def test_one_holder_at_a_time(locks: LockBackend) -> None:
+    # Two Redis lock stores share nothing but the server, as two processes would.
+    stores = [locks.make(), locks.make()]
+    inside, most_inside, entered = 0, 0, 0
+
+    async def worker(store: LockStore) -> None:
+        nonlocal inside, most_inside, entered
+        async with store.lock("alice"):
+            inside += 1
+            most_inside = max(most_inside, inside)
+            await asyncio.sleep(0)  # let the others run while we hold the lock
+            entered += 1
+            inside -= 1
+
+    await asyncio.gather(*(worker(stores[i % 2]) for i in range(40)))
+
+    assert (most_inside, entered) == (1, 40)
+    assert await stores[0].queue_length("alice") == 0
+
+
+async def test_other_conversations_do_not_wait(locks: LockBackend) -> None:
+    store = locks.make(wait_timeout=5.0)
+    async with store.lock("alice"), store.lock("bob"):
+        assert await store.queue_length("alice") == 1
+        assert await store.queue_length("bob") == 1
+
+
+async def test_waiters_are_served_in_the_order_they_came(locks: LockBackend) -> None:
+    stores = [locks.make(), locks.make()]
+    order: list[int] = []
+
+    async def message(i: int) -> None:
+        async with stores[i % 2].lock("alice"):
+            order.append(i)
+
+    holder = stores[0].lock("alice")
+    await holder.__aenter__()
+    tasks = []
+    for i in range(12):
+        tasks.append(asyncio.create_task(message(i)))
+        await queue_reaches(stores[0], "alice", i + 2)  # message i has taken its ticket
+    await holder.__aexit__(None, None, None)
+    await asyncio.gather(*tasks)
+
+    assert order == list(range(12))
+
+
+async def test_a_crashed_holder_loses_the_lock_after_its_lifetime(locks: LockBackend) -> None:
+    crashed_process, other_process = locks.make(lock_lifetime=0.2), locks.make(lock_lifetime=0.2)
+    crashed = crashed_process.lock("alice")
+    await crashed.__aenter__()  # ... and never releases it
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async with other_process.lock("alice"):
+        waited = loop.time() - started
+        # The crashed holder's late release must not release the lock of the new holder.
+        await crashed.__aexit__(None, None, None)
+        assert await other_process.queue_length("alice") == 1
+
+    assert waited >= 0.15
+    assert await other_process.queue_length("alice") == 0
+
+
+async def test_a_waiter_gives_up_after_the_wait_timeout(locks: LockBackend) -> None:
+    store = locks.make(lock_lifetime=30.0, wait_timeout=0.1)
+    async with store.lock("alice"):
+        with pytest.raises(LockTimeout, match=r"conversation 'alice'.*waiting for its lock") as e:
+            async with store.lock("alice"):
+                pytest.fail("got a lock that is held")
+        assert e.value.conversation_id == "alice"
+        assert e.value.waited >= 0.1
+        assert await store.queue_length("alice") == 1  # the waiter left the queue
+
+    assert await store.queue_length("alice") == 0
+
+
+async def test_a_cancelled_waiter_leaves_the_queue(locks: LockBackend) -> None:
+    store = locks.make()
+    order: list[str] = []
+
+    async def message(name: str) -> None:
+        async with store.lock("alice"):
+            order.append(name)
+
+    async with store.lock("alice"):
+        first = asyncio.create_task(message("first"))
+        await queue_reaches(store, "alice", 2)
+        second = asyncio.create_task(message("second"))
+        await queue_reaches(store, "alice", 3)
+        first.cancel()
+        await queue_reaches(store, "alice", 2)
+    await second
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+    assert order == ["second"]
+    assert await store.queue_length("alice") == 0
+
+
+async def test_a_lock_object_is_not_reentrant(locks: LockBackend) -> None:
+    lock = locks.make().lock("alice")
+    async with lock:
+        with pytest.raises(RuntimeError, match="held already"):
+            await lock.__aenter__()
+
+
+async def test_in_memory_locks_keep_no_state_for_idle_conversations() -> None:
+    store = InMemoryLockStore()
+
+    async def message(conversation_id: str) -> None:
+        async with store.lock(conversation_id):
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(message(f"c{i % 10}") for i in range(100)))
+
+    assert store.active_locks == 0
+
+
+@pytest.mark.services
+async def test_redis_keys_of_idle_conversations_expire(
+    redis_url: str, redis_key_prefix: str
+) -> None:
+    locks = LockBackend("redis", redis_url=redis_url, key_prefix=redis_key_prefix)
+    store = locks.make(lock_lifetime=5.0)
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        async with store.lock("alice"):
+            pass
+        keys = {
+            key.decode(): await client.pttl(key)
+            async for key in client.scan_iter(match=f"{redis_key_prefix}*")
+        }
+    finally:
+        await client.aclose()
+        await store.close()
+
+    # The queue and the deadlines are empty (so gone); the counter lingers with a time to live.
+    assert list(keys) == [f"{redis_key_prefix}alice:counter"]
+    assert 0 < keys[f"{redis_key_prefix}alice:counter"] <= 11_000

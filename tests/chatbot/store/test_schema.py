@@ -1,0 +1,156 @@
+"""The SQL schema: created at start, versioned, upgradable, and indexed for the queries we make."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import Connection, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from chatbot.errors import ConfigError
+from chatbot.store import SQLStore, schema
+from chatbot.store.sql import async_url
+
+SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.services)]
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'conversations.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+async def versions(url: str) -> list[tuple[int, str]]:
+    engine = create_async_engine(async_url(url))
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(schema.schema_version.c.version, schema.schema_version.c.description)
+            )
+            return [tuple(row) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+async def test_tables_are_created_at_start_and_stamped(sql_url: str) -> None:
+    async with SQLStore(sql_url):
+        pass
+    async with SQLStore(sql_url):  # a second start changes nothing
+        pass
+
+    assert await versions(sql_url) == [(schema.SCHEMA_VERSION, "created")]
+
+
+async def test_stores_starting_together_on_an_empty_database_create_it_once(sql_url: str) -> None:
+    stores = [SQLStore(sql_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(s.start() for s in stores))
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+    assert await versions(sql_url) == [(schema.SCHEMA_VERSION, "created")]
+
+
+def _add_column(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE conversations ADD COLUMN channel VARCHAR(32)"))
+
+
+async def test_migrations_after_the_database_version_are_applied_in_order(sql_url: str) -> None:
+    async with SQLStore(sql_url) as store:
+        await store.append("alice", [{"event": "user", "text": "hi"}], start_seq=0)
+    migrations = [
+        schema.Migration(1, "never applied: the database is at 1 already", _add_column),
+        schema.Migration(2, "add conversations.channel", _add_column),
+        schema.Migration(3, "nothing", lambda conn: None),
+    ]
+    engine = create_async_engine(async_url(sql_url))
+    try:
+        async with engine.begin() as conn:
+            applied = await conn.run_sync(
+                lambda sync: schema.upgrade(sync, target=3, migrations=migrations)
+            )
+        async with engine.connect() as conn:
+            channel = await conn.scalar(text("SELECT channel FROM conversations"))
+    finally:
+        await engine.dispose()
+
+    assert applied == [2, 3]
+    assert channel is None
+    assert [v for v, _ in await versions(sql_url)] == [1, 2, 3]
+
+
+async def test_a_missing_migration_step_is_an_error(sql_url: str) -> None:
+    async with SQLStore(sql_url):
+        pass
+    engine = create_async_engine(async_url(sql_url))
+    try:
+        async with engine.begin() as conn:
+            with pytest.raises(ConfigError, match="from schema version 1 to 2"):
+                await conn.run_sync(lambda sync: schema.upgrade(sync, target=2, migrations=[]))
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_newer_than_the_code_is_refused(sql_url: str) -> None:
+    async with SQLStore(sql_url):
+        pass
+    engine = create_async_engine(async_url(sql_url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                schema.schema_version.insert().values(
+                    version=schema.SCHEMA_VERSION + 1, applied_at=0.0, description="future"
+                )
+            )
+    finally:
+        await engine.dispose()
+
+    with pytest.raises(ConfigError, match="newer than this chatbot"):
+        async with SQLStore(sql_url):
+            pass
+
+
+async def test_loading_the_last_session_is_an_index_range_scan(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'conversations.db'}"
+    async with SQLStore(url):
+        pass
+    query = (
+        "EXPLAIN QUERY PLAN SELECT seq, data FROM events WHERE conversation_id = 'a' AND seq >= "
+        "(SELECT session_start_seq FROM conversations WHERE id = 'a') ORDER BY seq"
+    )
+    engine = create_async_engine(async_url(url))
+    try:
+        async with engine.connect() as conn:
+            plan = " | ".join(row[-1] for row in await conn.execute(text(query)))
+    finally:
+        await engine.dispose()
+
+    assert "SEARCH events USING" in plan and "(conversation_id=? AND seq>?)" in plan, plan
+    assert "SCAN events" not in plan and "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.services
+async def test_postgresql_can_serve_the_last_session_from_the_primary_key(
+    postgres_url: str,
+) -> None:
+    async with SQLStore(postgres_url):
+        pass
+    engine = create_async_engine(async_url(postgres_url))
+    try:
+        async with engine.connect() as conn:
+            # The tables are tiny, so tell the planner to use an index if there is one.
+            await conn.execute(text("SET enable_seqscan = off"))
+            rows = await conn.execute(
+                text(
+                    "EXPLAIN SELECT seq, data FROM events WHERE conversation_id = 'a' AND seq >= "
+                    "(SELECT session_start_seq FROM conversations WHERE id = 'a') ORDER BY seq"
+                )
+            )
+            plan = "\n".join(row[0] for row in rows)
+    finally:
+        await engine.dispose()
+
+    assert "Index Scan using events_conversation_seq_key on events" in plan, plan
+    assert "Sort" not in plan, plan

@@ -1,0 +1,171 @@
+"""A database or Redis that is not there: StoreUnavailable with a clear message, then recovery."""
+
+from __future__ import annotations
+
+import socket
+
+import asyncpg
+import pytest
+from sqlalchemy import make_url
+
+from chatbot.errors import StoreUnavailable
+from chatbot.store import SQLStore
+from chatbot.store.redis_lock import RedisLockStore
+from tests.services import TcpProxy, asyncpg_dsn, postgres_server_url
+
+HELLO = [{"event": "user", "text": "hello"}]
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def assert_clear(error: pytest.ExceptionInfo[StoreUnavailable], *needles: str) -> None:
+    message = str(error.value)
+    assert "\n" not in message and "Traceback" not in message, message
+    assert "sqlalchemy" not in message.lower(), message
+    for needle in needles:
+        assert needle in message, message
+    # Raised "from None": printing it shows no chained driver traceback.
+    assert error.value.__suppress_context__ and error.value.__cause__ is None
+
+
+async def test_sqlite_in_a_missing_folder_is_unavailable_until_the_folder_exists(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    folder = tmp_path / "not-yet"
+    store = SQLStore(f"sqlite:///{folder / 'conversations.db'}")
+    try:
+        with pytest.raises(StoreUnavailable) as error:
+            await store.append("alice", HELLO, start_seq=0)
+        assert_clear(error, "conversation store unavailable", "not-yet", "unable to open")
+        assert await store.ping() is False
+
+        folder.mkdir()
+
+        assert await store.ping() is True
+        await store.append("alice", HELLO, start_seq=0)
+        assert (await store.load("alice")).events == HELLO
+    finally:
+        await store.close()
+
+
+@pytest.mark.services
+async def test_postgresql_that_goes_away_is_unavailable_and_recovers(postgres_url: str) -> None:
+    target = make_url(postgres_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    port = await proxy.start()
+    store = SQLStore(target.set(host="127.0.0.1", port=port), connect_timeout=2.0)
+    try:
+        await store.append("alice", HELLO, start_seq=0)
+
+        await proxy.stop()  # the server is gone, and every pooled connection with it
+
+        with pytest.raises(StoreUnavailable) as error:
+            await store.load("alice")
+        assert_clear(error, "conversation store unavailable", f"127.0.0.1:{port}")
+        with pytest.raises(StoreUnavailable):
+            await store.append("alice", HELLO, start_seq=1)
+        assert await store.ping() is False
+
+        await proxy.start()  # back, on the same address
+
+        assert await store.ping() is True
+        assert (await store.load("alice")).events == HELLO
+        await store.append("alice", HELLO, start_seq=1)
+        assert (await store.load("alice")).next_seq == 2
+    finally:
+        await store.close()
+        await proxy.stop()
+
+
+@pytest.mark.services
+async def test_postgresql_backends_terminated_under_the_store_cost_no_failed_call(
+    postgres_url: str,
+) -> None:
+    async with SQLStore(postgres_url) as store:
+        await store.append("alice", HELLO, start_seq=0)
+        name = make_url(postgres_url).database
+        admin = await asyncpg.connect(asyncpg_dsn(postgres_server_url()))
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+        finally:
+            await admin.close()
+        assert killed >= 1
+
+        # The pool checks connections before use and replaces the dead ones.
+        assert (await store.load("alice")).events == HELLO
+        await store.append("alice", HELLO, start_seq=1)
+
+
+async def test_postgresql_with_nothing_listening_is_unavailable_with_the_reason() -> None:
+    port = closed_port()
+    store = SQLStore(f"postgresql://nobody:secret@127.0.0.1:{port}/nowhere")
+    try:
+        with pytest.raises(StoreUnavailable) as error:
+            await store.load("alice")
+        assert_clear(error, f"postgresql at 127.0.0.1:{port}/nowhere", "Connect call failed")
+        assert "secret" not in str(error.value)
+        with pytest.raises(StoreUnavailable):
+            async with store:
+                pass
+    finally:
+        await store.close()
+
+
+@pytest.mark.services
+async def test_postgresql_database_that_does_not_exist_is_unavailable(postgres_url: str) -> None:
+    store = SQLStore(make_url(postgres_url).set(database="chatbot_test_no_such_database"))
+    try:
+        with pytest.raises(StoreUnavailable) as error:
+            await store.conversation_ids()
+        assert_clear(error, 'database "chatbot_test_no_such_database" does not exist')
+    finally:
+        await store.close()
+
+
+async def test_redis_with_nothing_listening_is_unavailable() -> None:
+    port = closed_port()
+    locks = RedisLockStore(f"redis://127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(StoreUnavailable) as error:
+            async with locks.lock("alice"):
+                pass
+        assert_clear(error, "lock store unavailable", f"redis at 127.0.0.1:{port}/0")
+        assert await locks.ping() is False
+    finally:
+        await locks.close()
+
+
+@pytest.mark.services
+async def test_redis_that_goes_away_is_unavailable_and_recovers(
+    redis_url: str, redis_key_prefix: str
+) -> None:
+    target = make_url(redis_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 6379)
+    port = await proxy.start()
+    locks = RedisLockStore(
+        f"redis://127.0.0.1:{port}/{target.database or 0}", key_prefix=redis_key_prefix
+    )
+    try:
+        async with locks.lock("alice"):
+            pass
+
+        await proxy.stop()
+        with pytest.raises(StoreUnavailable):
+            async with locks.lock("alice"):
+                pass
+
+        await proxy.start()
+        async with locks.lock("alice"):
+            assert await locks.queue_length("alice") == 1
+    finally:
+        await locks.close()
+        await proxy.stop()

@@ -1,0 +1,264 @@
+"""Real PostgreSQL and Redis for tests, and a TCP proxy to make them go away and come back.
+
+Addresses come from the environment:
+
+- ``CHATBOT_TEST_POSTGRES_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``):
+  a server and a database to connect to; each test gets an empty database of its own on that
+  server (``chatbot_test_<random>``; emptied after the test and lent to the next one, dropped
+  when the test process exits).
+- ``CHATBOT_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``): each test gets a key prefix
+  of its own, and its keys are deleted afterwards.
+
+A service that cannot be reached skips the test, saying why, unless ``CHATBOT_REQUIRE_SERVICES=1``
+(as in CI), where it fails the test.
+
+Use the fixtures from a ``conftest.py``::
+
+    from tests.services import postgres_url, redis_key_prefix, redis_url  # noqa: F401
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator
+from typing import NoReturn
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from sqlalchemy import make_url
+
+POSTGRES_URL_ENV = "CHATBOT_TEST_POSTGRES_URL"
+REDIS_URL_ENV = "CHATBOT_TEST_REDIS_URL"
+REQUIRE_SERVICES_ENV = "CHATBOT_REQUIRE_SERVICES"
+
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+_URL_ENV = {"PostgreSQL": POSTGRES_URL_ENV, "Redis": REDIS_URL_ENV}
+
+_CONNECT_TIMEOUT = 3.0
+# Why a service was unreachable, once found out, so later tests skip without waiting again.
+_unreachable: dict[str, str] = {}
+
+
+def postgres_server_url() -> str:
+    return os.environ.get(POSTGRES_URL_ENV) or DEFAULT_POSTGRES_URL
+
+
+def redis_server_url() -> str:
+    return os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
+
+
+def services_required() -> bool:
+    return os.environ.get(REQUIRE_SERVICES_ENV) == "1"
+
+
+def unavailable(service: str, url: str, reason: str) -> NoReturn:
+    """Skip the test, or fail it when ``CHATBOT_REQUIRE_SERVICES=1``."""
+    shown = make_url(url).render_as_string(hide_password=True) if "://" in url else url
+    if services_required():
+        pytest.fail(
+            f"{service} at {shown} is unreachable ({reason}) and {REQUIRE_SERVICES_ENV}=1",
+            pytrace=False,
+        )
+    pytest.skip(
+        f"{service} at {shown} is unreachable ({reason}); set {_URL_ENV[service]} to use "
+        f"another, {REQUIRE_SERVICES_ENV}=1 to fail instead"
+    )
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+asyncpg://...``) as the DSN asyncpg itself accepts."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _postgres_admin() -> asyncpg.Connection:
+    url = postgres_server_url()
+    if url in _unreachable:
+        unavailable("PostgreSQL", url, _unreachable[url])
+    try:
+        return await asyncpg.connect(asyncpg_dsn(url), timeout=_CONNECT_TIMEOUT)
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as error:
+        _unreachable[url] = str(error) or type(error).__name__
+        unavailable("PostgreSQL", url, _unreachable[url])
+
+
+class _DatabasePool:
+    """Test databases, each lent to one test at a time.
+
+    ``CREATE DATABASE`` and ``DROP DATABASE`` each take a second or more where the disk syncs
+    for real, so a database a test gives back is emptied instead (its connections terminated,
+    every schema dropped and ``public`` created again) and lent to the next test. The pool's
+    databases are dropped when the test process exits.
+    """
+
+    def __init__(self) -> None:
+        self.free: list[str] = []
+        self.created: list[str] = []
+
+    async def take(self) -> str:
+        if self.free:
+            return self.free.pop()
+        name = f"chatbot_test_{secrets.token_hex(6)}"
+        admin = await _postgres_admin()
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        if not self.created:
+            atexit.register(self.drop_all)
+        self.created.append(name)
+        return name
+
+    async def give_back(self, name: str) -> None:
+        admin = await _postgres_admin()
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            url = make_url(postgres_server_url()).set(database=name)
+            conn = await asyncpg.connect(asyncpg_dsn(url.render_as_string(False)))
+            try:
+                schemas = await conn.fetch(
+                    "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+                    "AND nspname <> 'information_schema'"
+                )
+                for row in schemas:
+                    await conn.execute(f'DROP SCHEMA "{row["nspname"]}" CASCADE')
+                await conn.execute("CREATE SCHEMA public")
+            finally:
+                await conn.close()
+            self.free.append(name)
+        except (OSError, asyncpg.PostgresError):
+            # Could not empty it: drop it instead.
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self.created.remove(name)
+        finally:
+            await admin.close()
+
+    def drop_all(self) -> None:
+        async def drop() -> None:
+            admin = await asyncpg.connect(asyncpg_dsn(postgres_server_url()))
+            try:
+                for name in self.created:
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await admin.close()
+
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            asyncio.run(drop())
+        self.created.clear()
+        self.free.clear()
+
+
+_databases = _DatabasePool()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """The SQLAlchemy URL of an empty PostgreSQL database that is this test's alone."""
+    name = await _databases.take()
+    try:
+        yield make_url(postgres_server_url()).set(database=name).render_as_string(False)
+    finally:
+        await _databases.give_back(name)
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """The URL of the test Redis, once it has answered a PING."""
+    url = redis_server_url()
+    if url in _unreachable:
+        unavailable("Redis", url, _unreachable[url])
+    client = aioredis.Redis.from_url(
+        url, socket_connect_timeout=_CONNECT_TIMEOUT, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        await client.ping()
+    except (RedisError, OSError) as error:
+        _unreachable[url] = str(error) or type(error).__name__
+        unavailable("Redis", url, _unreachable[url])
+    finally:
+        await client.aclose()
+    yield url
+
+
+@pytest.fixture
+async def redis_key_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of this test's own; every key under it is deleted after the test."""
+    prefix = f"chatbot-test:{secrets.token_hex(6)}:"
+    yield prefix
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+class TcpProxy:
+    """Forwards ``127.0.0.1:<port>`` to a server. ``stop()`` cuts every connection and stops
+    listening (the server is "gone"); ``start()`` listens again on the same port."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target_host = target_host
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in list(self._writers):
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        self._writers.clear()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
+        except OSError:
+            writer.close()
+            self._writers.discard(writer)
+            return
+        self._writers.add(up_writer)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            sink.close()
