@@ -34,7 +34,8 @@ _DIGEST = 32
 
 
 def dumps(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bytes:
-    body = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    # Key order is kept: the domain's order of responses and actions is the policies' label order.
+    body = json.dumps(meta, separators=(",", ":")).encode("utf-8")
     blob = st_save({k: v.contiguous() for k, v in tensors.items()}) if tensors else b""
     head = (
         MAGIC

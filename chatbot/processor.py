@@ -144,6 +144,8 @@ class MessageProcessor:
             if outcome == "stop":
                 conversation.append(ev.action(d.ACTION_LISTEN, "processor", 1.0))
                 return
+            if outcome == "listened":
+                return
         logger.warning(
             "conversation %s: %d actions in a row without listening; listening now",
             conversation.sender_id,
@@ -154,7 +156,8 @@ class MessageProcessor:
     async def run_action(
         self, name: str, conversation: Conversation, prediction: Prediction, channel: str | None
     ) -> str:
-        """Run one action and log it: "ok", "rejected" or "stop" (the bot must listen now)."""
+        """Run one action and log it: "ok", "rejected", "stop" (the bot must listen now) or
+        "listened" (the action's own events end with a listen, as a session start's do)."""
         action = self.actions.get(name)
         ctx = self._context(conversation, channel)
         try:
@@ -178,6 +181,8 @@ class MessageProcessor:
         conversation.extend(events)
         if any(e.get("event") == "rewind" for e in events):
             return "stop"
+        if events and ev.is_action(events[-1], d.ACTION_LISTEN):
+            return "listened"
         return "ok"
 
     def _context(self, conversation: Conversation, channel: str | None) -> ActionContext:

@@ -178,7 +178,8 @@ class Domain:
     entities: dict[str, Entity] = field(default_factory=dict)
     slots: dict[str, Slot] = field(default_factory=dict)
     responses: dict[str, tuple[ResponseVariation, ...]] = field(default_factory=dict)
-    # Custom and response actions declared under ``actions:`` (defaults excluded).
+    # Actions declared under ``actions:``. A default action named here is replaced by a custom
+    # action of that name, as in Rasa.
     actions: tuple[str, ...] = ()
     forms: dict[str, Form] = field(default_factory=dict)
     session_config: SessionConfig = field(default_factory=SessionConfig)

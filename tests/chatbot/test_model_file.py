@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from chatbot import model_file
+from chatbot.agent import Agent, TrainedModel
+from chatbot.errors import ModelFileError
+from tests.helpers import dialogue_model
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("m") / "bot.model"
+    dialogue_model("moodbot").to_file(path)
+    return path
+
+
+def test_round_trip_of_tensors_and_metadata(tmp_path: Path) -> None:
+    tensors = {
+        "a.weight": torch.arange(6, dtype=torch.float32).reshape(2, 3),
+        "b": torch.tensor([1, 2]),
+    }
+    path = tmp_path / "x.model"
+    model_file.save(path, {"hello": ["world", 1]}, tensors)
+    meta, back = model_file.load(path)
+    assert meta == {"hello": ["world", 1]}
+    assert set(back) == set(tensors) and all(torch.equal(back[k], v) for k, v in tensors.items())
+    assert b"pickle" not in path.read_bytes() and b"\x80\x04" not in path.read_bytes()[:16]
+
+
+async def test_a_trained_model_round_trips_and_answers(saved: Path) -> None:
+    agent = Agent.load(saved)
+    assert await agent.handle_text("/greet", "x")
+    original = dialogue_model("moodbot")
+    loaded = TrainedModel.from_file(saved)
+    # The action order is the policies' label order: it must survive the file exactly.
+    assert loaded.domain.action_names == original.domain.action_names
+    assert [p.name for p in loaded.policies] == [p.name for p in original.policies]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b[: len(b) // 2], "truncated|checksum"),
+        (lambda b: b[:-40] + bytes([b[-40] ^ 1]) + b[-39:], "checksum mismatch|truncated"),
+        (lambda b: b[:30] + bytes([b[30] ^ 0xFF]) + b[31:], "checksum mismatch|not valid JSON"),
+        (lambda b: b"PK\x03\x04" + b[4:], "zip/tar model"),
+        (lambda b: b"hello", "not a chatbot model file"),
+        (lambda b: b + b"extra", "checksum|extra bytes"),
+    ],
+)
+def test_damaged_files_are_refused_with_a_clear_error(
+    saved: Path, tmp_path: Path, damage, message: str
+) -> None:
+    bad = tmp_path / "bad.model"
+    bad.write_bytes(damage(saved.read_bytes()))
+    with pytest.raises(ModelFileError, match=message):
+        TrainedModel.from_file(bad)
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="no such model file"):
+        model_file.load(tmp_path / "nope.model")
+    with pytest.raises(ModelFileError, match="no trained model"):
+        Agent.load(tmp_path)

@@ -1,0 +1,167 @@
+"""One message end to end through the processor, on the restaurant bot (no NLU: /intent payloads),
+with its real rasa-sdk validation action run in-process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Set
+
+import pytest
+
+from chatbot.actions.in_process import InProcessExecutor
+from chatbot.agent import Agent
+from chatbot.conversation.conversation import Conversation
+from chatbot.dialogue.policy import Policy, Prediction
+from chatbot.store.memory import InMemoryStore
+from tests.helpers import DOMAINS, dialogue_model
+
+
+@pytest.fixture
+def agent() -> Agent:
+    executor = InProcessExecutor(DOMAINS / "restaurant", "actions")
+    return Agent(dialogue_model("restaurant"), action_executor=executor)
+
+
+def texts(messages: list[dict]) -> list[str]:
+    return [m["text"] for m in messages if m.get("text")]
+
+
+async def events_of(agent: Agent, sender: str) -> list[dict]:
+    return (await agent.store.load(sender, all_sessions=True)).events
+
+
+async def test_first_message_starts_a_session(agent: Agent) -> None:
+    await agent.handle_text("/greet", "s1")
+    events = await events_of(agent, "s1")
+    kinds = [(e["event"], e.get("name")) for e in events[:4]]
+    assert kinds == [
+        ("action", "action_session_start"),
+        ("session_started", None),
+        ("action", "action_listen"),
+        ("user", None),
+    ]
+    assert events[-1] == {**events[-1], "event": "action", "name": "action_listen"}
+
+
+async def test_happy_path_fills_the_form_and_validates(agent: Agent) -> None:
+    sender = "happy"
+    asked = texts(await agent.handle_text("/request_restaurant", sender))
+    assert asked == ["What cuisine would you like?"]
+    reply = await agent.handle_text('/inform{"cuisine": "Italian"}', sender)
+    assert texts(reply)[0] in (
+        "How many people are coming?",
+        "For how many people should I book the table?",
+    )
+    reply = await agent.handle_text('/inform{"number": 4}', sender)
+    assert texts(reply) == ["Would you like to sit outside?"]
+    assert [b["payload"] for b in reply[0]["buttons"]] == ["/affirm", "/deny"]
+    reply = await agent.handle_text("/affirm", sender)
+    assert texts(reply)[0].startswith("Any additional preferences")
+    reply = await agent.handle_text("a quiet table", sender)
+    said = " ".join(texts(reply))
+    assert "All done" in said and "italian" in said and "quiet table" in said
+    conv = Conversation(sender, agent.domain, await events_of(agent, sender))
+    assert conv.active_loop_name is None
+    assert conv.slots["cuisine"] == "italian"  # normalised by validate_restaurant_form
+    assert conv.slots["num_people"] == 4
+
+
+async def test_validation_rejects_an_unknown_cuisine_and_asks_again(agent: Agent) -> None:
+    await agent.handle_text("/request_restaurant", "v")
+    reply = texts(await agent.handle_text('/inform{"cuisine": "martian"}', "v"))
+    assert reply == [
+        "Sorry, I don't know any restaurant with that cuisine. Please pick another one.",
+        "What cuisine would you like?",
+    ]
+
+
+async def test_digression_inside_the_form_returns_to_it(agent: Agent) -> None:
+    await agent.handle_text("/request_restaurant", "d")
+    reply = texts(await agent.handle_text("/bot_challenge", "d"))
+    assert reply == ["I am a bot: a restaurant booking assistant.", "What cuisine would you like?"]
+    events = await events_of(agent, "d")
+    assert any(
+        e["event"] == "action_execution_rejected" and e["name"] == "restaurant_form" for e in events
+    )
+
+
+async def test_custom_action_failure_apologises_and_stores_no_half_action() -> None:
+    agent = Agent(dialogue_model("restaurant"))  # no action endpoint configured
+    await agent.handle_text("/request_restaurant", "f")
+    reply = texts(await agent.handle_text('/inform{"cuisine": "thai"}', "f"))
+    assert reply == ["Sorry, something went wrong on my side. Please try again in a moment."]
+    events = await events_of(agent, "f")
+    last_turn = events[max(i for i, e in enumerate(events) if e["event"] == "user") :]
+    assert not any(e["event"] == "action" and e["name"] == "restaurant_form" for e in last_turn)
+    assert last_turn[-1]["name"] == "action_listen"
+
+
+async def test_expired_session_starts_a_new_one_and_carries_slots(agent: Agent) -> None:
+    store = InMemoryStore()
+    agent = Agent(agent.model, store=store, action_executor=agent.action_executor)
+    await agent.handle_text("/request_restaurant", "old")
+    await agent.handle_text('/inform{"cuisine": "thai"}', "old")
+    stored = await store.load("old", all_sessions=True)
+    # Age the conversation by two hours: rewrite it into a fresh store with old timestamps.
+    aged = [{**e, "timestamp": e["timestamp"] - 7200} for e in stored.events]
+    agent.store = store2 = InMemoryStore()
+    agent.processor.store = store2
+    await store2.append("old", aged, start_seq=0)
+    await agent.handle_text("/greet", "old")
+    events = (await store2.load("old", all_sessions=True)).events
+    starts = [i for i, e in enumerate(events) if e.get("name") == "action_session_start"]
+    assert len(starts) == 2
+    carried = events[starts[1] :]
+    assert {"event": "slot", "name": "cuisine", "value": "thai"}.items() <= next(
+        e for e in carried if e["event"] == "slot"
+    ).items()
+    last = await store2.load("old")  # the last session only, by default
+    assert last.events[0]["name"] == "action_session_start" and len(last.events) < len(events)
+
+
+async def test_restart_clears_the_conversation(agent: Agent) -> None:
+    await agent.handle_text("/request_restaurant", "r")
+    await agent.handle_text('/inform{"cuisine": "thai"}', "r")
+    await agent.handle_text("/restart", "r")
+    conv = Conversation("r", agent.domain, await events_of(agent, "r"))
+    assert conv.slots["cuisine"] is None
+    kinds = [e.get("name") or e["event"] for e in conv.events[-5:]]
+    assert kinds == [
+        "action_restart",
+        "restart",
+        "action_session_start",
+        "session_started",
+        "action_listen",
+    ]
+
+
+class AlwaysGreet(Policy):
+    name = "AlwaysGreet"
+    priority = 1
+
+    def predict(self, conversation: Conversation, excluded: Set[str] = frozenset()) -> Prediction:
+        return Prediction("utter_greet", 1.0, self.name, self.priority)
+
+    def export(self) -> tuple[dict, dict]:
+        return {}, {}
+
+
+async def test_at_most_ten_actions_per_message(agent: Agent) -> None:
+    agent.model.policies, saved = [AlwaysGreet()], agent.model.policies
+    try:
+        agent.replace_model(agent.model)
+        reply = await agent.handle_text("/greet", "loop")
+    finally:
+        agent.model.policies = saved
+    assert len(reply) == 10
+    events = await events_of(agent, "loop")
+    assert events[-1]["name"] == "action_listen"
+
+
+async def test_unknown_text_without_nlu_falls_back_and_listens(agent: Agent) -> None:
+    started = time.time()
+    reply = texts(await agent.handle_text("qwertyuiop", "fb"))
+    assert reply == ["Sorry, I didn't get that. Could you rephrase?"]
+    events = await events_of(agent, "fb")
+    assert [e["event"] for e in events[-3:]] == ["bot", "rewind", "action"]
+    assert events[-1]["timestamp"] >= started
