@@ -6,8 +6,8 @@ from pathlib import Path
 import yaml
 
 from chatbot.project.story_reader import read_stories
-from training.evaluate import evaluate_stories, write_reports
 from tests.helpers import dialogue_model
+from training.evaluate import evaluate_stories, write_reports
 
 WRONG = """
 stories:
