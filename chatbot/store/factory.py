@@ -287,7 +287,7 @@ def _error(
 
 
 def _positive(block: EndpointBlock, key: str, kind: type[int] | type[float]) -> Any:
-    value = block.params.get(key)
+    value: Any = block.params.get(key)
     try:
         number = kind(value)
     except (TypeError, ValueError):

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from chatbot.errors import ConflictError
 from chatbot.store.base import ConversationStore
@@ -36,7 +36,7 @@ class ImportReport:
 def _opened(target: str | Path | TextIO, mode: str) -> Iterator[tuple[TextIO, str]]:
     if isinstance(target, str | Path):
         with open(target, mode, encoding="utf-8", newline="\n" if "w" in mode else None) as f:
-            yield f, str(target)
+            yield cast(TextIO, f), str(target)
     else:
         yield target, getattr(target, "name", "<stream>")
 

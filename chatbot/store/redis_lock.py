@@ -177,7 +177,7 @@ class RedisLockStore(LockStore):
         keys = self._keys(conversation_id)
         started = loop.time()
         give_up = started + self.wait_timeout
-        args = [uuid.uuid4().hex, self._lifetime_ms, self._key_ttl_ms]
+        args: list[str | int] = [uuid.uuid4().hex, self._lifetime_ms, self._key_ttl_ms]
         state, dropped, place, raw = await self._call(self._enqueue(keys=keys, args=args))
         ticket = raw.decode() if isinstance(raw, bytes) else str(raw)
         delay = _FIRST_POLL_INTERVAL

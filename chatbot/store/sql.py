@@ -1,10 +1,15 @@
 """SQLStore: conversations in SQLite (embedded, the default) or PostgreSQL, via SQLAlchemy asyncio.
 
-SQLite runs in WAL mode (readers never wait for the writer) with a busy timeout; its writes
-start with ``BEGIN IMMEDIATE`` so that two writers queue on the database lock instead of failing
-half-way. PostgreSQL connections are checked before use (``pool_pre_ping``), so a restarted
-server costs no failed call. Either way an unreachable database raises ``StoreUnavailable``
-naming the database and the reason, and the next call tries again.
+Every read is one statement (so it sees one snapshot without a transaction around it: fewer
+round trips), every write one short transaction: a compare-and-set on the conversation row,
+then the events.
+
+SQLite runs in WAL mode (readers never wait for the writer). Its writes start with
+``BEGIN IMMEDIATE`` and, within one process, queue on an asyncio lock, since SQLite has one
+writer at a time anyway; writers of other processes wait on the database lock (busy timeout).
+PostgreSQL connections are checked before use (``pool_pre_ping``), so a restarted server costs
+no failed call. Either way an unreachable database raises ``StoreUnavailable`` naming the
+database and the reason, and the next call tries again.
 
 The tables and their upgrade path are in ``chatbot.store.schema``.
 """
@@ -15,11 +20,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import URL, Column, MetaData, String, Table, event, insert, make_url, select, update
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
@@ -125,6 +131,14 @@ class SQLStore(ConversationStore):
             pool_timeout=pool_timeout,
         )
         self._write_engine = self._engine.execution_options(**{_WRITE_OPTION: True})
+        self._read_engine = (
+            self._engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else self._engine  # the begin hook leaves reads in SQLite's autocommit mode
+        )
+        self._sqlite_writer: asyncio.Lock | None = (
+            asyncio.Lock() if self.dialect == "sqlite" else None
+        )
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -144,7 +158,7 @@ class SQLStore(ConversationStore):
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
             # Transactions are begun by the "begin" hook below, not by the sqlite3 module.
-            dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -153,8 +167,10 @@ class SQLStore(ConversationStore):
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
-            write = conn.get_execution_options().get(_WRITE_OPTION, False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            # Writes take the database's write lock up front; reads (single statements) run
+            # without a transaction.
+            if conn.get_execution_options().get(_WRITE_OPTION, False):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
 
@@ -193,7 +209,7 @@ class SQLStore(ConversationStore):
             with self._errors():
                 if self.login_url is not None:
                     await self._create_database()
-                async with self._write_engine.begin() as conn:
+                async with self._writer(), self._write_engine.begin() as conn:
                     applied = await conn.run_sync(lambda sync_conn: schema.upgrade(sync_conn))
             if applied:
                 logger.info("conversation store %s: schema %s applied", self.describe(), applied)
@@ -202,6 +218,8 @@ class SQLStore(ConversationStore):
     async def _create_database(self) -> None:
         assert self.login_url is not None
         name = self.url.database
+        if not name:
+            raise ConfigError(f"{self.describe()}: no database name to create")
         engine = create_async_engine(
             self.login_url,
             isolation_level="AUTOCOMMIT",
@@ -238,7 +256,7 @@ class SQLStore(ConversationStore):
             )
             query = query.where(schema.events.c.seq >= session_start)
         with self._errors():
-            async with self._engine.connect() as conn:
+            async with self._read_engine.connect() as conn:
                 rows = (await conn.execute(query.order_by(schema.events.c.seq))).all()
         if not rows:
             return StoredConversation(conversation_id, [], next_seq=0, first_seq=0)
@@ -269,33 +287,40 @@ class SQLStore(ConversationStore):
             for e in encoded
         ]
         now = time.time()
+        if start_seq == 0:
+            # A new conversation: its row must not exist yet.
+            insert_conversation = (
+                postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            )
+            claim: Any = (
+                insert_conversation(schema.conversations)
+                .values(
+                    id=conversation_id,
+                    created_at=now,
+                    updated_at=now,
+                    next_seq=end_seq,
+                    session_start_seq=session_start or 0,
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+        else:
+            # Compare-and-set on the conversation row: exactly one writer moves it on.
+            values: dict[str, Any] = {"next_seq": end_seq, "updated_at": now}
+            if session_start is not None:
+                values["session_start_seq"] = session_start
+            claim = (
+                update(schema.conversations)
+                .where(
+                    schema.conversations.c.id == conversation_id,
+                    schema.conversations.c.next_seq == start_seq,
+                )
+                .values(**values)
+            )
         with self._errors():
             try:
-                async with self._write_engine.begin() as conn:
-                    # Compare-and-set on the conversation row: exactly one writer moves it on.
-                    values: dict[str, Any] = {"next_seq": end_seq, "updated_at": now}
-                    if session_start is not None:
-                        values["session_start_seq"] = session_start
-                    moved = await conn.execute(
-                        update(schema.conversations)
-                        .where(
-                            schema.conversations.c.id == conversation_id,
-                            schema.conversations.c.next_seq == start_seq,
-                        )
-                        .values(**values)
-                    )
-                    if moved.rowcount == 0:
-                        if start_seq != 0:
-                            raise _Conflict
-                        await conn.execute(
-                            insert(schema.conversations).values(
-                                id=conversation_id,
-                                created_at=now,
-                                updated_at=now,
-                                next_seq=end_seq,
-                                session_start_seq=session_start or 0,
-                            )
-                        )
+                async with self._writer(), self._write_engine.begin() as conn:
+                    if (await conn.execute(claim)).rowcount != 1:
+                        raise _Conflict
                     await conn.execute(insert(schema.events), rows)
             except (_Conflict, sa_exc.IntegrityError):
                 next_seq = await self._next_seq(conversation_id)
@@ -303,8 +328,11 @@ class SQLStore(ConversationStore):
                     conflict_message(conversation_id, start_seq, next_seq)
                 ) from None
 
+    def _writer(self) -> AbstractAsyncContextManager[Any]:
+        return self._sqlite_writer if self._sqlite_writer is not None else nullcontext()
+
     async def _next_seq(self, conversation_id: str) -> int:
-        async with self._engine.connect() as conn:
+        async with self._read_engine.connect() as conn:
             value = await conn.scalar(
                 select(schema.conversations.c.next_seq).where(
                     schema.conversations.c.id == conversation_id
@@ -315,7 +343,7 @@ class SQLStore(ConversationStore):
     async def conversation_ids(self) -> list[str]:
         await self.start()
         with self._errors():
-            async with self._engine.connect() as conn:
+            async with self._read_engine.connect() as conn:
                 result = await conn.scalars(
                     select(schema.conversations.c.id).order_by(schema.conversations.c.id)
                 )
@@ -325,7 +353,7 @@ class SQLStore(ConversationStore):
         try:
             await self.start()
             with self._errors():
-                async with self._engine.connect() as conn:
+                async with self._read_engine.connect() as conn:
                     await conn.scalar(select(1))
         except StoreUnavailable as error:
             logger.warning("%s", error)

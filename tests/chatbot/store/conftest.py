@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,7 @@ class StoreBackend:
 
 
 @pytest.fixture(params=STORE_BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path) -> StoreBackend:  # type: ignore[no-untyped-def]
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreBackend:
     if request.param == "memory":
         return StoreBackend("memory", None)
     if request.param == "sqlite":

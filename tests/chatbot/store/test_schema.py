@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, select, text
@@ -16,7 +17,7 @@ SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.services)
 
 
 @pytest.fixture(params=SQL_BACKENDS)
-def sql_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'conversations.db'}"
     return request.getfixturevalue("postgres_url")
@@ -112,7 +113,7 @@ async def test_a_database_newer_than_the_code_is_refused(sql_url: str) -> None:
             pass
 
 
-async def test_loading_the_last_session_is_an_index_range_scan(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_loading_the_last_session_is_an_index_range_scan(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'conversations.db'}"
     async with SQLStore(url):
         pass

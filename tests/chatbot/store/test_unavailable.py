@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -34,7 +35,7 @@ def assert_clear(error: pytest.ExceptionInfo[StoreUnavailable], *needles: str) -
 
 
 async def test_sqlite_in_a_missing_folder_is_unavailable_until_the_folder_exists(
-    tmp_path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     folder = tmp_path / "not-yet"
     store = SQLStore(f"sqlite:///{folder / 'conversations.db'}")
