@@ -123,6 +123,8 @@ async def run_turns(store: ConversationStore, concurrency: int, seconds: float) 
         "append_p99_s": round(quantile(appends, 0.99), 6),
         "turns": len(loads),
         "seconds": round(elapsed, 2),
+        # Other work on the machine depresses these figures; this says how much there was.
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
 
 
