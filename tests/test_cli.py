@@ -1,0 +1,122 @@
+"""The ``chatbot`` command as a user runs it: a subprocess, its exit code and what it prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import DOMAINS, ROOT
+
+
+def chatbot(*args: str, cwd: Path | None = None, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "chatbot", *args],
+        cwd=cwd or ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_init_train_test_and_shell_on_a_starter_bot(tmp_path: Path) -> None:
+    bot = tmp_path / "bot"
+    result = chatbot("init", str(bot))
+    assert result.returncode == 0, result.stderr
+    assert (bot / "domain.yml").is_file() and (bot / "tests").is_dir()
+    assert chatbot("init", str(bot)).returncode == 1  # not empty: refused
+
+    result = chatbot("data", "validate", "--project", str(bot))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    model = tmp_path / "bot.model"
+    result = chatbot("train", "--project", str(bot), "--out", str(model), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert model.is_file()
+
+    out = tmp_path / "results"
+    result = chatbot("test", "--project", str(bot), "--model", str(model), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Conversation accuracy: 1.000" in result.stdout
+    report = json.loads((out / "story_report.json").read_text())
+    assert report["conversation_accuracy"]["accuracy"] == 1.0
+    assert (out / "failed_test_stories.yml").is_file()
+
+    result = chatbot("shell", "--project", str(bot), "--model", str(model), stdin="/greet\n/stop\n")
+    assert result.returncode == 0, result.stderr
+    assert "Your input ->" in result.stdout and len(result.stdout.splitlines()) > 2
+
+
+def test_python_dash_m_is_the_same_cli() -> None:
+    result = chatbot("--help")
+    assert result.returncode == 0
+    for command in ("init", "train", "shell", "run", "test", "data"):
+        assert command in result.stdout
+
+
+def broken_project(tmp_path: Path, file: str, text: str) -> Path:
+    bot = tmp_path / "bot"
+    shutil.copytree(DOMAINS / "moodbot", bot)
+    (bot / file).write_text(text)
+    return bot
+
+
+MOOD_DOMAIN = (DOMAINS / "moodbot" / "domain.yml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "expected"),
+    [
+        ("domain.yml", "intents: [greet\n  - x: :\n", ["domain.yml:", "YAML"]),
+        (
+            "domain.yml",
+            MOOD_DOMAIN + "\nslots:\n  mood:\n    type: colour\n    mappings: []\n",
+            ["domain.yml:", "type", "colour", "text"],
+        ),
+        (
+            "data/stories.yml",
+            'version: "3.1"\nstories:\n- story: odd\n  steps:\n  - intent: teleport\n  - action: utter_fly\n',
+            ["data/stories.yml:5", "teleport", "data/stories.yml:6", "utter_fly"],
+        ),
+        (
+            "domain.yml",
+            MOOD_DOMAIN.replace("Hey! How are you?", "Hey {username}!"),
+            ["domain.yml:", "username"],
+        ),
+    ],
+)
+def test_bad_projects_give_a_clear_error_without_traceback(tmp_path: Path, file: str, text: str, expected: list[str]) -> None:
+    bot = broken_project(tmp_path, file, text)
+    for args in (("data", "validate", "--project", str(bot)), ("train", "--project", str(bot), "--quiet")):
+        result = chatbot(*args)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        for part in expected:
+            assert part in result.stderr, (part, result.stderr)
+
+
+def test_missing_domain_and_missing_model(tmp_path: Path) -> None:
+    result = chatbot("train", "--project", str(tmp_path), "--quiet")
+    assert result.returncode == 1 and "domain" in result.stderr and "Traceback" not in result.stderr
+    result = chatbot("shell", "--project", str(tmp_path))
+    assert result.returncode == 1 and "chatbot train" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_validate_reports_every_problem_in_one_run(tmp_path: Path) -> None:
+    bot = broken_project(
+        tmp_path,
+        "data/stories.yml",
+        'version: "3.1"\nstories:\n- story: a\n  steps:\n  - intent: nope_one\n  - action: utter_greet\n'
+        "- story: b\n  steps:\n  - intent: greet\n  - action: utter_nope_two\n",
+    )
+    result = chatbot("data", "validate", "--project", str(bot))
+    assert result.returncode == 1
+    assert "nope_one" in result.stderr and "utter_nope_two" in result.stderr
