@@ -179,14 +179,97 @@ def _print_message(message: dict[str, Any]) -> None:
 @main.command()
 @project_option
 @model_option
-@click.option("--host", default="0.0.0.0", show_default=True)
-@click.option("--port", type=int, default=5005, show_default=True)
+@click.option("-i", "--host", "--interface", "host", default="0.0.0.0", show_default=True)
+@click.option("-p", "--port", type=int, default=5005, show_default=True)
+@click.option(
+    "--credentials",
+    "credentials_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The channels to mount (default: the project's credentials.yml; REST only without one).",
+)
+@click.option(
+    "--endpoints",
+    "endpoints_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Action server, stores and locks (default: the project's endpoints.yml).",
+)
+@click.option(
+    "--enable-api", is_flag=True, help="Serve the HTTP API (/conversations, /model, ...)."
+)
+@click.option(
+    "-t", "--auth-token", default=None, help="A token the API requires (Bearer or ?token=)."
+)
+@click.option("--jwt-secret", default=None, help="The secret (or public key) of API JWTs.")
+@click.option("--jwt-method", default="HS256", show_default=True, help="The JWT algorithm.")
+@click.option("--cors", multiple=True, help="An origin browsers may call from ('*': any).")
+@click.option(
+    "--rate-limit",
+    default="60/min",
+    show_default=True,
+    help="Messages per sender, e.g. 30/min, 5/s, 100/10s; 'off' for none.",
+)
+@click.option(
+    "--max-body-size",
+    type=int,
+    default=1024 * 1024,
+    show_default=True,
+    help="Largest request body in bytes.",
+)
+@click.option(
+    "--max-message-length",
+    type=int,
+    default=10_000,
+    show_default=True,
+    help="Longest user message in characters.",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds SIGTERM waits for messages in flight.",
+)
 @user_errors
-def run(project_dir: Path, model_path: Path | None, host: str, port: int) -> None:
+def run(
+    project_dir: Path,
+    model_path: Path | None,
+    host: str,
+    port: int,
+    credentials_path: Path | None,
+    endpoints_path: Path | None,
+    enable_api: bool,
+    auth_token: str | None,
+    jwt_secret: str | None,
+    jwt_method: str,
+    cors: tuple[str, ...],
+    rate_limit: str,
+    max_body_size: int,
+    max_message_length: int,
+    shutdown_timeout: float,
+) -> None:
     """Serve the bot over HTTP (REST channel at /webhooks/rest/webhook)."""
-    from chatbot.server.app import ServerSettings, serve
+    from chatbot.server.app import serve
+    from chatbot.server.settings import RateLimit, ServerSettings
 
-    settings = ServerSettings(project_dir=project_dir, model_path=model_path, host=host, port=port)
+    settings = ServerSettings(
+        project_dir=project_dir,
+        model_path=model_path,
+        host=host,
+        port=port,
+        credentials_path=credentials_path,
+        endpoints_path=endpoints_path,
+        enable_api=enable_api,
+        auth_token=auth_token,
+        jwt_secret=jwt_secret,
+        jwt_method=jwt_method,
+        cors=cors,
+        rate_limit=RateLimit.parse(rate_limit),
+        max_body_bytes=max_body_size,
+        max_message_chars=max_message_length,
+        shutdown_timeout=shutdown_timeout,
+    )
     serve(settings)
 
 
@@ -273,6 +356,70 @@ def validate(project_dir: Path) -> None:
         click.echo(f"{len(problems)} problem(s) found in {project_dir}", err=True)
         sys.exit(1)
     click.echo(f"{project_dir}: no problems found")
+
+
+def _store_for(project_dir: Path) -> Any:
+    """The conversation store the project's endpoints.yml names (as ``chatbot run`` uses it)."""
+    from chatbot.server.app import read_endpoints
+    from chatbot.store.factory import create_store
+
+    endpoints = read_endpoints(project_dir)
+    default = project_dir / ".chatbot" / "conversations.db"
+    return create_store(endpoints.tracker_store, default_sqlite_path=default)
+
+
+@main.command(name="export")
+@project_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="JSON Lines file to write.",
+)
+@click.option(
+    "--conversation",
+    "conversation_ids",
+    multiple=True,
+    help="Only these conversation ids (repeatable).",
+)
+@user_errors
+def export_command(project_dir: Path, out: Path, conversation_ids: tuple[str, ...]) -> None:
+    """Write stored conversations to a JSON Lines file (one conversation per line)."""
+    from chatbot.store.jsonl import export_jsonl
+
+    async def run_export() -> int:
+        async with _store_for(project_dir) as store:
+            return await export_jsonl(store, out, conversation_ids or None)
+
+    count = asyncio.run(run_export())
+    click.echo(f"Exported {count} conversation(s) to {out}")
+
+
+@main.command(name="import")
+@project_option
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@user_errors
+def import_command(project_dir: Path, source: Path) -> None:
+    """Append the conversations of a JSON Lines file to the store (existing ids are left alone)."""
+    from chatbot.store.jsonl import import_jsonl
+
+    async def run_import() -> Any:
+        async with _store_for(project_dir) as store:
+            return await import_jsonl(store, source)
+
+    report = asyncio.run(run_import())
+    for problem in report.errors:
+        click.secho(f"error: {problem}", fg="red", err=True)
+    for conversation_id in report.conflicts:
+        click.secho(
+            f"skipped: conversation {conversation_id!r} is already in the store",
+            fg="yellow",
+            err=True,
+        )
+    click.echo(f"Imported {len(report.imported)} conversation(s), {report.events} event(s)")
+    if report.errors:
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

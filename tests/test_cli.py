@@ -14,7 +14,9 @@ import pytest
 from tests.helpers import DOMAINS, ROOT
 
 
-def chatbot(*args: str, cwd: Path | None = None, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def chatbot(
+    *args: str, cwd: Path | None = None, stdin: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "chatbot", *args],
@@ -93,9 +95,14 @@ MOOD_DOMAIN = (DOMAINS / "moodbot" / "domain.yml").read_text()
         ),
     ],
 )
-def test_bad_projects_give_a_clear_error_without_traceback(tmp_path: Path, file: str, text: str, expected: list[str]) -> None:
+def test_bad_projects_give_a_clear_error_without_traceback(
+    tmp_path: Path, file: str, text: str, expected: list[str]
+) -> None:
     bot = broken_project(tmp_path, file, text)
-    for args in (("data", "validate", "--project", str(bot)), ("train", "--project", str(bot), "--quiet")):
+    for args in (
+        ("data", "validate", "--project", str(bot)),
+        ("train", "--project", str(bot), "--quiet"),
+    ):
         result = chatbot(*args)
         assert result.returncode == 1
         assert "Traceback" not in result.stderr
@@ -107,7 +114,11 @@ def test_missing_domain_and_missing_model(tmp_path: Path) -> None:
     result = chatbot("train", "--project", str(tmp_path), "--quiet")
     assert result.returncode == 1 and "domain" in result.stderr and "Traceback" not in result.stderr
     result = chatbot("shell", "--project", str(tmp_path))
-    assert result.returncode == 1 and "chatbot train" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 1
+        and "chatbot train" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 def test_validate_reports_every_problem_in_one_run(tmp_path: Path) -> None:
@@ -120,3 +131,40 @@ def test_validate_reports_every_problem_in_one_run(tmp_path: Path) -> None:
     result = chatbot("data", "validate", "--project", str(bot))
     assert result.returncode == 1
     assert "nope_one" in result.stderr and "utter_nope_two" in result.stderr
+
+
+def test_export_and_import_conversations(tmp_path: Path) -> None:
+    import asyncio
+
+    from chatbot.store.factory import create_store
+
+    bot = tmp_path / "bot"
+    shutil.copytree(DOMAINS / "moodbot", bot)
+
+    async def seed() -> None:
+        async with create_store(
+            None, default_sqlite_path=bot / ".chatbot" / "conversations.db"
+        ) as store:
+            await store.append(
+                "ann", [{"event": "action", "name": "action_listen", "timestamp": 1.0}], start_seq=0
+            )
+
+    asyncio.run(seed())
+    dump = tmp_path / "dump.jsonl"
+    result = chatbot("export", "--project", str(bot), "--out", str(dump))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(dump.read_text())["conversation_id"] == "ann"
+
+    other = tmp_path / "other"
+    shutil.copytree(DOMAINS / "moodbot", other)
+    result = chatbot("import", "--project", str(other), str(dump))
+    assert result.returncode == 0 and "Imported 1 conversation(s), 1 event(s)" in result.stdout
+    result = chatbot("import", "--project", str(other), str(dump))
+    assert "already in the store" in result.stderr  # imported once, never overwritten
+    (tmp_path / "bad.jsonl").write_text("{not json\n")
+    result = chatbot("import", "--project", str(other), str(tmp_path / "bad.jsonl"))
+    assert (
+        result.returncode == 1
+        and "bad.jsonl:1" in result.stderr
+        and "Traceback" not in result.stderr
+    )
