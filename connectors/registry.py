@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from connectors.base import InputChannel
 from connectors.rest import RestChannel
+from connectors.socketio import SocketIOChannel
 
 CHANNELS: dict[str, type[InputChannel]] = {
     "rest": RestChannel,
+    "socketio": SocketIOChannel,
 }

@@ -1,0 +1,348 @@
+"""Rasa's socket.io channel, for rasa-webchat, Rasa's chat widget and our own chat page.
+
+The protocol, as Rasa speaks it:
+
+- ``session_request`` ``{"session_id": <key or null>}`` -> ``session_confirm`` ``<key>``;
+- ``user_uttered`` ``{"message": text, "session_id": <key>, <metadata_key>: {...}}`` ->
+  ``bot_uttered`` once per bot message: ``{"text"}``, ``{"text", "quick_replies": [{"content_type":
+  "text", "title", "payload"}]}``, ``{"attachment": {"type": "image", "payload": {"src"}}}``, other
+  attachments, and custom payloads.
+
+Where we differ: a session id is a *signed session key* (``connectors.session_keys``). The key
+from ``session_confirm`` is what a client presents in its next ``session_request`` to resume the
+conversation; a key the server did not sign starts a new conversation, so guessing or learning a
+conversation id gives nobody else's messages. Clients that store the confirmed id and send it back
+(rasa-webchat, Rasa's widget) do this unchanged. Messages go to the conversation the socket's
+``session_request`` bound, whatever ``session_id`` a ``user_uttered`` carries.
+
+Two additions for our chat page, unused by other clients: ``user_uttered`` answers an ack once
+every reply is out (the page's typing indicator), and ``session_history`` (with an ack) returns the
+bound conversation's last session as ``[{"sender": "user"|"bot", ...message}]``.
+
+credentials.yml ``socketio:`` keys: ``user_message_evt`` (user_uttered), ``bot_message_evt``
+(bot_uttered), ``session_persistence`` (true; Rasa's default is false, which answers each socket
+as its own conversation), ``socketio_path`` (/socket.io), ``namespace``, ``metadata_key``
+(metadata), ``jwt_key`` / ``jwt_method`` (HS256) to require a JWT in the connect ``auth.token``,
+``cors_allowed_origins`` (same origin only unless given; "*" or a list of origins) and
+``session_secret`` (signs session keys; random per start unless given, so keys survive restarts
+and several processes only when it is set).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from chatbot.agent import Agent
+from chatbot.conversation.messages import bot_messages
+from chatbot.errors import ChatbotError, ConfigError
+from connectors.base import InputChannel
+from connectors.delivery import ConversationWorkers
+from connectors.session_keys import SessionKeys
+from connectors.webchat import CHAT_PAGE_CONFIG
+
+logger = logging.getLogger(__name__)
+
+HISTORY_EVENT = "session_history"
+MAX_HISTORY = 200  # messages a page gets back on reload, newest kept
+MAX_MESSAGE_CHARS = 10_000  # as the REST channel
+
+
+def socketio_messages(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """One bot message (Rasa's REST format) as the ``bot_uttered`` payloads Rasa emits for it.
+
+    Like Rasa, text is split at blank lines and buttons (or quick replies) go with the last part.
+    A custom payload is emitted as is (its ``data`` when it has one, as Rasa's ``emit(**custom)``).
+    """
+    out: list[dict[str, Any]] = []
+    text = message.get("text")
+    if isinstance(text, str):
+        parts = [part for part in text.strip().split("\n\n") if part] or [text]
+        texts: list[dict[str, Any]] = [{"text": part} for part in parts]
+        buttons = message.get("buttons") or message.get("quick_replies") or []
+        if buttons:
+            texts[-1]["quick_replies"] = [
+                {
+                    "content_type": "text",
+                    "title": str(button.get("title", "")),
+                    "payload": str(button.get("payload", "")),
+                }
+                for button in buttons
+                if isinstance(button, dict)
+            ]
+        out.extend(texts)
+    if message.get("image"):
+        out.append({"attachment": {"type": "image", "payload": {"src": message["image"]}}})
+    if message.get("attachment"):
+        out.append({"attachment": message["attachment"]})
+    if message.get("elements"):
+        out.append(
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {"template_type": "generic", "elements": message["elements"]},
+                }
+            }
+        )
+    custom = message.get("custom")
+    if custom:
+        out.append(custom["data"] if isinstance(custom, dict) and "data" in custom else custom)
+    return out
+
+
+def history_messages(events: list[dict[str, Any]], conversation_id: str) -> list[dict[str, Any]]:
+    """A conversation's user and bot messages as the page shows them, the last MAX_HISTORY.
+
+    A user message that is a button's payload shows as the button's title, as when it was clicked.
+    """
+    shown: list[dict[str, Any]] = []
+    titles: dict[str, str] = {}  # payload -> title of the buttons offered last
+    for event in events:
+        kind = event.get("event")
+        if kind == "user" and isinstance(event.get("text"), str):
+            text = event["text"]
+            shown.append({"sender": "user", "text": titles.get(text, text)})
+            titles = {}
+        elif kind == "bot":
+            for message in bot_messages([event], conversation_id):
+                for button in message.get("buttons") or message.get("quick_replies") or []:
+                    if isinstance(button, dict) and "payload" in button:
+                        titles[str(button["payload"])] = str(button.get("title", ""))
+                shown.extend({"sender": "bot", **m} for m in socketio_messages(message))
+    return shown[-MAX_HISTORY:]
+
+
+def _cors(value: object) -> str | list[str] | None:
+    """None (same origin only), "*" or a list of origins; an empty list means same origin."""
+    if value is None or value == [] or value == "":
+        return None
+    if value == "*":
+        return "*"
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "*" if "*" in value else list(value)
+    raise ConfigError(
+        f"socketio: 'cors_allowed_origins' must be '*', an origin or a list "
+        f"of origins (like https://shop.example.com), not {value!r}"
+    )
+
+
+class SocketIOChannel(InputChannel):
+    name = "socketio"
+
+    def __init__(
+        self,
+        *,
+        user_message_evt: str = "user_uttered",
+        bot_message_evt: str = "bot_uttered",
+        session_persistence: bool = True,
+        socketio_path: str = "/socket.io",
+        namespace: str | None = None,
+        metadata_key: str = "metadata",
+        jwt_key: str | None = None,
+        jwt_method: str = "HS256",
+        cors_allowed_origins: object = None,
+        session_secret: str | None = None,
+    ) -> None:
+        self.user_message_evt = user_message_evt
+        self.bot_message_evt = bot_message_evt
+        self.session_persistence = session_persistence
+        self.socketio_path = "/" + socketio_path.strip("/")
+        self.namespace = namespace or "/"
+        self.metadata_key = metadata_key
+        self.jwt_key = jwt_key
+        self.jwt_method = jwt_method
+        self.cors_allowed_origins = _cors(cors_allowed_origins)
+        self.keys = SessionKeys(session_secret)
+        self.workers = ConversationWorkers("socketio")
+        self._bound: dict[str, tuple[str, str]] = {}  # socket id -> (conversation id, key)
+        self.sio: socketio.AsyncServer | None = None
+
+    @classmethod
+    def from_credentials(cls, params: dict[str, Any]) -> SocketIOChannel:
+        params = dict(params or {})
+        known = {
+            "user_message_evt",
+            "bot_message_evt",
+            "session_persistence",
+            "socketio_path",
+            "namespace",
+            "metadata_key",
+            "jwt_key",
+            "jwt_method",
+            "cors_allowed_origins",
+            "session_secret",
+        }
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ConfigError(
+                f"socketio: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        for key in ("user_message_evt", "bot_message_evt", "socketio_path", "metadata_key"):
+            if key in params and (not isinstance(params[key], str) or not params[key]):
+                raise ConfigError(
+                    f"socketio: '{key}' must be a non-empty string, not {params[key]!r}"
+                )
+        if not isinstance(params.get("session_persistence", True), bool):
+            raise ConfigError(
+                "socketio: 'session_persistence' must be true or false, not "
+                f"{params['session_persistence']!r}"
+            )
+        secret = params.get("session_secret")
+        if secret is not None and (not isinstance(secret, str) or len(secret) < 16):
+            raise ConfigError(
+                "socketio: 'session_secret' must be a string of at least 16 "
+                "characters (e.g. from `python -c 'import secrets; print(secrets.token_hex())'`)"
+            )
+        return cls(**params)
+
+    def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
+        sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            cors_allowed_origins=self.cors_allowed_origins,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.sio = sio
+        sio.attach(app, socketio_path=self.socketio_path)
+        self._add_handlers(sio, agent_getter)
+        app[CHAT_PAGE_CONFIG] = {
+            "socketio-path": self.socketio_path,
+            "namespace": self.namespace,
+            "user-event": self.user_message_evt,
+            "bot-event": self.bot_message_evt,
+        }
+
+        async def health(request: web.Request) -> web.Response:
+            return web.json_response({"status": "ok"})
+
+        async def stop_workers(app: web.Application) -> None:
+            # on_shutdown runs before every cleanup_ctx exit, so replies finish while the
+            # agent's store is still open; the sockets close so the server need not wait.
+            await self.workers.close()
+            await sio.shutdown()
+
+        async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+            yield
+            await self.workers.close(grace=0)
+
+        app.router.add_get(f"/webhooks/{self.name}/", health)
+        app.on_shutdown.append(stop_workers)
+        app.cleanup_ctx.append(lifecycle)
+
+    def _add_handlers(self, sio: socketio.AsyncServer, agent_getter: Callable[[], Agent]) -> None:
+        namespace = self.namespace
+
+        @sio.on("connect", namespace=namespace)
+        async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+            if self.jwt_key is None:
+                return True
+            return self._jwt_ok(auth)
+
+        @sio.on("disconnect", namespace=namespace)
+        async def disconnect(sid: str, *args: Any) -> None:
+            self._bound.pop(sid, None)
+
+        @sio.on("session_request", namespace=namespace)
+        async def session_request(sid: str, data: Any = None) -> None:
+            presented = data.get("session_id") if isinstance(data, dict) else None
+            conversation_id = self.keys.conversation_of(presented)
+            if conversation_id is not None and isinstance(presented, str):
+                key = presented
+            else:
+                if presented:
+                    logger.debug("socketio: a session key that we did not sign; a new session")
+                conversation_id, key = self.keys.issue()
+            if not self.session_persistence:
+                conversation_id = sid
+            previous = self._bound.get(sid)
+            self._bound[sid] = (conversation_id, key)
+            if self.session_persistence:
+                if previous is not None and previous[0] != conversation_id:
+                    await sio.leave_room(sid, previous[0], namespace=namespace)
+                await sio.enter_room(sid, conversation_id, namespace=namespace)
+            await sio.emit("session_confirm", key, to=sid, namespace=namespace)
+
+        @sio.on(self.user_message_evt, namespace=namespace)
+        async def user_uttered(sid: str, data: Any = None) -> dict[str, Any]:
+            return await self._user_uttered(sio, agent_getter, sid, data)
+
+        @sio.on(HISTORY_EVENT, namespace=namespace)
+        async def session_history(sid: str, data: Any = None) -> list[dict[str, Any]]:
+            bound = self._bound.get(sid)
+            if bound is None or not self.session_persistence:
+                return []
+            stored = await agent_getter().store.load(bound[0])
+            return history_messages(stored.events, bound[0])
+
+    async def _user_uttered(
+        self,
+        sio: socketio.AsyncServer,
+        agent_getter: Callable[[], Agent],
+        sid: str,
+        data: Any,
+    ) -> dict[str, Any]:
+        text = data.get("message") if isinstance(data, dict) else None
+        if not isinstance(text, str) or not text.strip() or len(text) > MAX_MESSAGE_CHARS:
+            return {"ok": False, "error": f"'message' must be text of 1 to {MAX_MESSAGE_CHARS}"}
+        bound = self._bound.get(sid)
+        if bound is not None:
+            conversation_id = bound[0]
+        elif self.session_persistence:
+            logger.warning("socketio: a message before session_request; ignored")
+            return {"ok": False, "error": "send session_request first"}
+        else:
+            conversation_id = sid
+        metadata = _metadata(data.get(self.metadata_key))
+        target = conversation_id if self.session_persistence else sid
+
+        async def answer() -> None:
+            messages = await agent_getter().handle_text(
+                text, conversation_id, input_channel=self.name, metadata=metadata
+            )
+            for message in messages:
+                for payload in socketio_messages(message):
+                    await sio.emit(
+                        self.bot_message_evt, payload, room=target, namespace=self.namespace
+                    )
+
+        try:
+            await self.workers.run(conversation_id, answer)
+        except (ChatbotError, RuntimeError) as error:
+            logger.error("socketio: a message could not be answered: %s", error)
+            return {"ok": False, "error": "the bot could not answer, try again"}
+        except Exception:  # a bug: logged with its traceback, the socket stays up
+            logger.exception("socketio: answering a message failed")
+            return {"ok": False, "error": "the bot could not answer, try again"}
+        return {"ok": True}
+
+    def _jwt_ok(self, auth: Any) -> bool:
+        import jwt
+
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not isinstance(token, str):
+            return False
+        if token.startswith("Bearer "):
+            token = token[len("Bearer ") :]
+        try:
+            jwt.decode(token, self.jwt_key, algorithms=[self.jwt_method])
+        except jwt.PyJWTError:
+            logger.debug("socketio: a connection with an invalid JWT was refused")
+            return False
+        return True
+
+
+def _metadata(value: Any) -> dict[str, Any]:
+    """The message's metadata: an object, or (as rasa-webchat may send it) its JSON text."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,57 @@
+"""Serving aiohttp applications on real loopback ports, and waiting for what they record."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+WAIT = 10.0  # seconds any one wait in these tests may take before it fails
+
+
+@dataclass(frozen=True)
+class Served:
+    app: web.Application
+    url: str  # http://127.0.0.1:<port>
+
+
+@asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[Served]:
+    """Run ``app`` on 127.0.0.1 on a free port until the block ends (then shut it down)."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        yield Served(app, f"http://127.0.0.1:{port}")
+    finally:
+        await runner.cleanup()
+
+
+class Recorder:
+    """A list of what a fake server received, and a way to wait until it holds enough."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._changed = asyncio.Condition()
+
+    async def add(self, item: Any) -> None:
+        async with self._changed:
+            self.items.append(item)
+            self._changed.notify_all()
+
+    async def wait_for(
+        self, predicate: Callable[[list[Any]], bool], timeout: float = WAIT
+    ) -> list[Any]:
+        """The items once ``predicate(items)`` holds; fails the test after ``timeout``."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: predicate(self.items)), timeout)
+        return list(self.items)
+
+    async def wait_count(self, count: int, timeout: float = WAIT) -> list[Any]:
+        return await self.wait_for(lambda items: len(items) >= count, timeout)

@@ -1,0 +1,299 @@
+"""The socket.io channel, driven by a real socket.io client over a real loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+import socketio
+
+from chatbot.agent import Agent
+from chatbot.errors import ConfigError
+from connectors.base import InputChannel
+from connectors.session_keys import SessionKeys
+from connectors.socketio import SocketIOChannel, history_messages, socketio_messages
+from tests.connectors.servers import WAIT, Served
+
+ServeChannel = Callable[[InputChannel], AbstractAsyncContextManager[Served]]
+
+
+class Client:
+    """A socket.io client that queues what the server emits, for the test to await."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.confirms: asyncio.Queue[Any] = asyncio.Queue()
+        self.bot: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.sio.on("session_confirm", self.confirms.put)
+        self.sio.on("bot_uttered", self.bot.put)
+
+    async def session(self, key: str | None = None) -> str:
+        await self.sio.emit("session_request", {"session_id": key})
+        return await asyncio.wait_for(self.confirms.get(), WAIT)
+
+    async def say(self, text: str, **extra: Any) -> list[dict[str, Any]]:
+        """Send a message and return every ``bot_uttered`` up to the server's ack."""
+        ack = await self.sio.call("user_uttered", {"message": text, **extra}, timeout=WAIT)
+        assert ack == {"ok": True}, ack
+        replies = []
+        while not self.bot.empty():
+            replies.append(self.bot.get_nowait())
+        return replies
+
+
+@asynccontextmanager
+async def connected(served: Served, **kwargs: Any) -> AsyncIterator[Client]:
+    client = Client()
+    await client.sio.connect(served.url, transports=["websocket"], wait_timeout=WAIT, **kwargs)
+    try:
+        yield client
+    finally:
+        await client.sio.disconnect()
+
+
+async def test_a_conversation_with_buttons_an_image_and_its_history(
+    serve_channel: ServeChannel, agent: Agent
+) -> None:
+    async with serve_channel(SocketIOChannel()) as served:
+        async with connected(served) as client:
+            key = await client.session()
+            replies = await client.say("/greet")
+            assert len(replies) == 1 and replies[0]["text"]
+            asked = await client.say("/request_restaurant")
+            assert asked == [
+                {
+                    "text": "What cuisine would you like?",
+                    "quick_replies": [
+                        {"content_type": "text", "title": title, "payload": payload}
+                        for title, payload in [
+                            ("Italian", '/inform{"cuisine": "italian"}'),
+                            ("Chinese", '/inform{"cuisine": "chinese"}'),
+                            ("Mexican", '/inform{"cuisine": "mexican"}'),
+                            ("Indian", '/inform{"cuisine": "indian"}'),
+                        ]
+                    ],
+                }
+            ]
+            await client.say(asked[0]["quick_replies"][0]["payload"])
+            await client.say('/inform{"number": 2}')
+            await client.say("/affirm")
+            done = await client.say("/deny")
+            images = [r for r in done if "attachment" in r]
+            assert images == [
+                {
+                    "attachment": {
+                        "type": "image",
+                        "payload": {"src": "https://picsum.photos/seed/terrace/400/300"},
+                    }
+                }
+            ]
+
+        conversation_id = key.rsplit(".", 1)[0]
+        stored = await agent.store.load(conversation_id)
+        assert [e["text"] for e in stored.events if e["event"] == "user"][:2] == [
+            "/greet",
+            "/request_restaurant",
+        ]
+
+        async with connected(served) as again:
+            assert await again.session(key) == key
+            history = await again.sio.call("session_history", {}, timeout=WAIT)
+        users = [item["text"] for item in history if item["sender"] == "user"]
+        assert users[:3] == ["/greet", "/request_restaurant", "Italian"]
+        assert history[-1]["sender"] == "bot"
+
+
+async def test_a_session_key_the_server_did_not_sign_starts_a_new_conversation(
+    serve_channel: ServeChannel, agent: Agent
+) -> None:
+    async with serve_channel(SocketIOChannel()) as served:
+        async with connected(served) as victim:
+            key = await victim.session()
+            await victim.say("/greet")
+        conversation_id = key.rsplit(".", 1)[0]
+        other_servers_key = SessionKeys("another server's secret").issue()[1]
+        for presented in [conversation_id, f"{conversation_id}.forged", other_servers_key]:
+            async with connected(served) as intruder:
+                confirmed = await intruder.session(presented)
+                history = await intruder.sio.call("session_history", {}, timeout=WAIT)
+                # A message naming the victim's session still goes to the intruder's own.
+                await intruder.say("/goodbye", session_id=key)
+            assert confirmed not in (key, presented)
+            assert history == []
+        stored = await agent.store.load(conversation_id)
+        assert [e["text"] for e in stored.events if e["event"] == "user"] == ["/greet"]
+
+
+async def test_without_session_persistence_each_socket_is_its_own_conversation(
+    serve_channel: ServeChannel, agent: Agent
+) -> None:
+    channel = SocketIOChannel(session_persistence=False)
+    async with serve_channel(channel) as served, connected(served) as client:
+        await client.say("/greet")  # Rasa's clients may talk before any session_request
+        assert await agent.store.conversation_ids() == [client.sio.get_sid()]
+
+
+async def test_a_message_before_session_request_is_refused_with_persistence(
+    serve_channel: ServeChannel, agent: Agent
+) -> None:
+    async with serve_channel(SocketIOChannel()) as served, connected(served) as client:
+        ack = await client.sio.call("user_uttered", {"message": "/greet"}, timeout=WAIT)
+        assert ack == {"ok": False, "error": "send session_request first"}
+        assert await agent.store.conversation_ids() == []
+
+
+async def test_custom_event_names_path_and_metadata_key(
+    serve_channel: ServeChannel, agent: Agent
+) -> None:
+    channel = SocketIOChannel.from_credentials(
+        {
+            "user_message_evt": "user_says",
+            "bot_message_evt": "bot_says",
+            "socketio_path": "/chat-socket/",
+            "metadata_key": "customData",
+        }
+    )
+    async with serve_channel(channel) as served:
+        client = socketio.AsyncClient(reconnection=False)
+        said: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        client.on("bot_says", said.put)
+        await client.connect(served.url, socketio_path="chat-socket", transports=["websocket"])
+        try:
+            await client.call("session_request", {"session_id": None}, timeout=WAIT)
+            await client.emit("user_says", {"message": "/greet", "customData": '{"page": "x"}'})
+            assert (await asyncio.wait_for(said.get(), WAIT))["text"]
+        finally:
+            await client.disconnect()
+    (conversation_id,) = await agent.store.conversation_ids()
+    stored = await agent.store.load(conversation_id)
+    user = next(e for e in stored.events if e["event"] == "user")
+    assert user["metadata"] == {"page": "x"}
+    assert user["input_channel"] == "socketio"
+
+
+@pytest.mark.parametrize(
+    ("allowed", "origin", "accepted"),
+    [
+        (None, "http://evil.example", False),
+        (None, "SAME", True),
+        (["https://shop.example"], "https://shop.example", True),
+        (["https://shop.example"], "http://evil.example", False),
+        ("*", "http://anything.example", True),
+    ],
+)
+async def test_cross_origin_connections_only_where_allowed(
+    serve_channel: ServeChannel, allowed: Any, origin: str, accepted: bool
+) -> None:
+    channel = SocketIOChannel.from_credentials({"cors_allowed_origins": allowed})
+    async with serve_channel(channel) as served, aiohttp.ClientSession() as http:
+        headers = {"Origin": served.url if origin == "SAME" else origin}
+        url = f"{served.url}/socket.io/?EIO=4&transport=polling"
+        async with http.get(url, headers=headers) as response:
+            assert (response.status == 200) is accepted, response.status
+
+
+async def test_a_jwt_is_required_when_a_key_is_configured(serve_channel: ServeChannel) -> None:
+    channel = SocketIOChannel.from_credentials({"jwt_key": "s3cret-s3cret-s3cret-s3cret-32b!"})
+    async with serve_channel(channel) as served:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            async with connected(served):
+                pass
+        token = jwt.encode({"sub": "someone"}, "s3cret-s3cret-s3cret-s3cret-32b!", "HS256")
+        async with connected(served, auth={"token": token}) as client:
+            assert await client.session()
+
+
+@pytest.mark.parametrize(
+    ("params", "names"),
+    [
+        ({"user_message_evt": ""}, "user_message_evt"),
+        ({"session_persistence": "yes"}, "session_persistence"),
+        ({"session_secret": "short"}, "session_secret"),
+        ({"cors_allowed_origins": 5}, "cors_allowed_origins"),
+        ({"socket_path": "/x"}, "socket_path"),
+    ],
+)
+def test_bad_credentials_name_the_key(params: dict[str, Any], names: str) -> None:
+    with pytest.raises(ConfigError, match=names):
+        SocketIOChannel.from_credentials(params)
+
+
+@pytest.mark.parametrize(
+    ("message", "emitted"),
+    [
+        ({"text": "Hi"}, [{"text": "Hi"}]),
+        ({"text": "One\n\nTwo"}, [{"text": "One"}, {"text": "Two"}]),
+        (
+            {"text": "Pick\n\none", "buttons": [{"title": "A", "payload": "/a"}]},
+            [
+                {"text": "Pick"},
+                {
+                    "text": "one",
+                    "quick_replies": [{"content_type": "text", "title": "A", "payload": "/a"}],
+                },
+            ],
+        ),
+        (
+            {"image": "https://x.example/a.png"},
+            [{"attachment": {"type": "image", "payload": {"src": "https://x.example/a.png"}}}],
+        ),
+        (
+            {"attachment": {"type": "video", "payload": {}}},
+            [{"attachment": {"type": "video", "payload": {}}}],
+        ),
+        ({"custom": {"kind": "map"}}, [{"kind": "map"}]),
+        ({"custom": {"data": {"kind": "map"}}}, [{"kind": "map"}]),
+        (
+            {"elements": [{"title": "T"}]},
+            [
+                {
+                    "attachment": {
+                        "type": "template",
+                        "payload": {"template_type": "generic", "elements": [{"title": "T"}]},
+                    }
+                }
+            ],
+        ),
+    ],
+)
+def test_bot_messages_as_rasa_emits_them(
+    message: dict[str, Any], emitted: list[dict[str, Any]]
+) -> None:
+    assert socketio_messages({"recipient_id": "x", **message}) == emitted
+
+
+def test_history_shows_a_clicked_button_by_its_title() -> None:
+    events = [
+        {"event": "user", "text": "/greet"},
+        {
+            "event": "bot",
+            "text": "Sit outside?",
+            "data": {"buttons": [{"title": "Yes", "payload": "/affirm"}]},
+        },
+        {"event": "user", "text": "/affirm"},
+        {"event": "user", "text": "/affirm"},
+    ]
+    assert history_messages(events, "c") == [
+        {"sender": "user", "text": "/greet"},
+        {
+            "sender": "bot",
+            "text": "Sit outside?",
+            "quick_replies": [{"content_type": "text", "title": "Yes", "payload": "/affirm"}],
+        },
+        {"sender": "user", "text": "Yes"},
+        {"sender": "user", "text": "/affirm"},
+    ]
+
+
+def test_session_keys_verify_only_what_they_issued() -> None:
+    keys = SessionKeys("a secret of some length")
+    conversation_id, key = keys.issue()
+    assert keys.conversation_of(key) == conversation_id
+    assert SessionKeys("a secret of some length").conversation_of(key) == conversation_id
+    for bad in [conversation_id, key + "x", key.upper(), "", None, 5, "é." + key, "." + key]:
+        assert keys.conversation_of(bad) is None
