@@ -199,9 +199,18 @@ def _print_message(message: dict[str, Any]) -> None:
     "--enable-api", is_flag=True, help="Serve the HTTP API (/conversations, /model, ...)."
 )
 @click.option(
-    "-t", "--auth-token", default=None, help="A token the API requires (Bearer or ?token=)."
+    "-t",
+    "--auth-token",
+    default=None,
+    envvar="CHATBOT_AUTH_TOKEN",
+    help="A token the API requires (Bearer or ?token=); or $CHATBOT_AUTH_TOKEN.",
 )
-@click.option("--jwt-secret", default=None, help="The secret (or public key) of API JWTs.")
+@click.option(
+    "--jwt-secret",
+    default=None,
+    envvar="CHATBOT_JWT_SECRET",
+    help="The secret (or public key) of API JWTs; or $CHATBOT_JWT_SECRET.",
+)
 @click.option("--jwt-method", default="HS256", show_default=True, help="The JWT algorithm.")
 @click.option("--cors", multiple=True, help="An origin browsers may call from ('*': any).")
 @click.option(

@@ -19,7 +19,7 @@ from chatbot.actions.extract_slots import extract_slots
 from chatbot.actions.registry import ActionRegistry
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
-from chatbot.conversation.events import Event
+from chatbot.conversation.events import Event, InvalidEvent
 from chatbot.conversation.messages import UserMessage, bot_messages
 from chatbot.dialogue.ensemble import PolicyEnsemble
 from chatbot.dialogue.policy import Prediction
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_ACTIONS = 10
 ACTION_FAILED_RESPONSE = "utter_action_failed"
 ACTION_FAILED_TEXT = "Sorry, something went wrong on my side. Please try again in a moment."
+# The text of a user event made by ``trigger_intent`` (Rasa's external events).
+EXTERNAL_MESSAGE_PREFIX = "EXTERNAL: "
 
 Parser = Callable[[str], Awaitable[dict[str, Any]]]
 
@@ -77,27 +79,131 @@ class MessageProcessor:
 
     async def handle(self, message: UserMessage) -> TurnResult:
         parse_data = await self.parse(message.text)
-        async with self.locks.lock(message.sender_id):
-            stored = await self.store.load(message.sender_id)
-            conversation = Conversation(message.sender_id, self.domain, stored.events)
-            start = len(conversation.events)
-            await self.start_session_if_needed(
-                conversation, message.metadata, message.input_channel
-            )
-            conversation.append(
-                ev.user(
-                    message.text,
-                    parse_data,  # type: ignore[arg-type]
-                    input_channel=message.input_channel,
-                    message_id=message.message_id,
-                    metadata=message.metadata,
-                )
-            )
-            conversation.extend(extract_slots(conversation, self.domain))
+
+        async def turn(conversation: Conversation) -> None:
+            self._log_user(conversation, message, parse_data)
             await self.predict_and_run(conversation, message.input_channel)
+
+        return await self.update(
+            message.sender_id, turn, channel=message.input_channel, metadata=message.metadata
+        )
+
+    async def update(
+        self,
+        conversation_id: str,
+        change: Callable[[Conversation], Awaitable[None]],
+        *,
+        channel: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        start_session: bool = True,
+        all_sessions: bool = False,
+    ) -> TurnResult:
+        """lock -> load -> session start (if needed) -> ``change`` -> save the new events."""
+        async with self.locks.lock(conversation_id):
+            stored = await self.store.load(conversation_id, all_sessions=all_sessions)
+            conversation = Conversation(conversation_id, self.domain, stored.events)
+            start = len(conversation.events)
+            if start_session:
+                await self.start_session_if_needed(conversation, metadata, channel)
+            await change(conversation)
             new_events = conversation.events[start:]
-            await self.store.append(message.sender_id, new_events, start_seq=stored.next_seq)
+            if new_events:
+                await self.store.append(conversation_id, new_events, start_seq=stored.next_seq)
         return TurnResult(conversation, new_events)
+
+    def _log_user(
+        self, conversation: Conversation, message: UserMessage, parse_data: dict[str, Any]
+    ) -> None:
+        conversation.append(
+            ev.user(
+                message.text,
+                parse_data,  # type: ignore[arg-type]
+                input_channel=message.input_channel,
+                message_id=message.message_id,
+                metadata=message.metadata,
+            )
+        )
+        conversation.extend(extract_slots(conversation, self.domain))
+
+    async def log_message(
+        self, message: UserMessage, parse_data: dict[str, Any] | None = None, **kwargs: Any
+    ) -> TurnResult:
+        """Log a user message (parsed, slots extracted) without predicting an answer
+        (``POST /conversations/{id}/messages``)."""
+        if parse_data is None:
+            parse_data = await self.parse(message.text)
+        parsed = parse_data
+
+        async def log(conversation: Conversation) -> None:
+            self._log_user(conversation, message, parsed)
+
+        return await self.update(
+            message.sender_id,
+            log,
+            channel=message.input_channel,
+            metadata=message.metadata,
+            **kwargs,
+        )
+
+    async def trigger_intent(
+        self,
+        conversation_id: str,
+        intent: str,
+        entities: list[dict[str, Any]],
+        channel: str | None = None,
+        **kwargs: Any,
+    ) -> TurnResult:
+        """Act as if the user sent ``intent`` with ``entities`` (Rasa's external event), then
+        predict and run actions until the bot listens."""
+        parse_data = {
+            "intent": {"name": intent, "confidence": 1.0},
+            "entities": entities,
+            "intent_ranking": [{"name": intent, "confidence": 1.0}],
+        }
+        message = UserMessage(f"{EXTERNAL_MESSAGE_PREFIX}{intent}", conversation_id, channel)
+
+        async def turn(conversation: Conversation) -> None:
+            self._log_user(conversation, message, parse_data)
+            await self.predict_and_run(conversation, channel)
+
+        return await self.update(conversation_id, turn, channel=channel, **kwargs)
+
+    async def execute(
+        self,
+        conversation_id: str,
+        action: str,
+        *,
+        policy: str | None = None,
+        confidence: float | None = None,
+        channel: str | None = None,
+        **kwargs: Any,
+    ) -> TurnResult:
+        """Run one action now, as if a policy had predicted it (``POST .../execute``)."""
+        prediction = Prediction(action, 1.0 if confidence is None else confidence, policy or "", 0)
+
+        async def run(conversation: Conversation) -> None:
+            outcome = await self.run_action(action, conversation, prediction, channel)
+            if outcome == "stop":
+                conversation.append(ev.action(d.ACTION_LISTEN, "processor", 1.0))
+
+        return await self.update(conversation_id, run, channel=channel, **kwargs)
+
+    async def append_events(
+        self, conversation_id: str, events: list[Event], **kwargs: Any
+    ) -> TurnResult:
+        """Append events from outside (``POST .../tracker/events``), checked by replaying them
+        on the conversation before anything is stored."""
+
+        async def append(conversation: Conversation) -> None:
+            try:
+                conversation.extend(events)
+                conversation.current_state()
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise InvalidEvent(
+                    f"the events do not apply to the conversation ({exc!r})"
+                ) from None
+
+        return await self.update(conversation_id, append, start_session=False, **kwargs)
 
     async def start_session_if_needed(
         self, conversation: Conversation, metadata: dict[str, Any] | None, channel: str | None
@@ -111,7 +217,9 @@ class MessageProcessor:
             )
 
     def _needs_session_start(self, conversation: Conversation) -> bool:
-        if not any(ev.is_action(e, d.ACTION_SESSION_START) for e in conversation.events):
+        """As Rasa: no session since the latest restart, or the session has expired."""
+        since_restart = conversation.events_after_latest_restart()
+        if not any(ev.is_action(e, d.ACTION_SESSION_START) for e in since_restart):
             return True
         config = self.domain.session_config
         if not config.expires:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from connectors.base import InputChannel
+from connectors.callback import CallbackChannel
 from connectors.rest import RestChannel
 from connectors.socketio import SocketIOChannel
 
 CHANNELS: dict[str, type[InputChannel]] = {
     "rest": RestChannel,
     "socketio": SocketIOChannel,
+    "callback": CallbackChannel,
 }

@@ -1,66 +1,57 @@
-"""Rasa's REST channel: ``POST /webhooks/rest/webhook`` with ``{"sender", "message",
-"metadata"}`` answers with the list of bot messages."""
+"""Rasa's REST channel: ``POST /webhooks/rest/webhook`` with ``{"sender", "message", "metadata"}``
+answers with the list of bot messages (``{"recipient_id", "text", "buttons", "image", "custom",
+...}``); ``GET /webhooks/rest/`` says the channel is up."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
 from chatbot.agent import Agent
+from chatbot.conversation.messages import UserMessage
+from chatbot.server.bodies import kind, object_field, read_object
+from chatbot.server.errors import json_error, reply_to
+from chatbot.server.keys import GATE
+from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH
 from connectors.base import InputChannel
 
-MAX_MESSAGE_CHARS = 10_000
+DEFAULT_SENDER = "default"
 
 
-async def read_user_message(request: web.Request) -> tuple[str, str, dict[str, Any]]:
-    """(sender, text, metadata) from a REST channel body, or a 400 naming what is wrong."""
-    try:
-        body = await request.json()
-    except ValueError:
-        raise json_error(400, "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise json_error(400, "the body must be a JSON object")
-    sender = body.get("sender", "default")
+async def read_user_message(request: web.Request, channel: str) -> UserMessage:
+    """The user message of a REST-channel body, or a 400 (413) naming what is wrong."""
+    body = await read_object(request)
+    sender = body.get("sender", DEFAULT_SENDER)
+    if isinstance(sender, int) and not isinstance(sender, bool):
+        sender = str(sender)  # some clients send numeric ids
+    if not isinstance(sender, str) or not sender or len(sender) > MAX_CONVERSATION_ID_LENGTH:
+        raise json_error(
+            400,
+            f"'sender' must be a non-empty string of at most {MAX_CONVERSATION_ID_LENGTH} "
+            f"characters, not {kind(sender)}",
+        )
     text = body.get("message")
-    metadata = body.get("metadata") or {}
-    if not isinstance(sender, str) or not sender or len(sender) > 255:
-        raise json_error(400, "'sender' must be a non-empty string of at most 255 characters")
     if not isinstance(text, str):
-        raise json_error(400, "'message' must be a string")
-    if len(text) > MAX_MESSAGE_CHARS:
-        raise json_error(413, f"'message' is longer than {MAX_MESSAGE_CHARS} characters")
-    if not isinstance(metadata, dict):
-        raise json_error(400, "'metadata' must be an object")
-    return sender, text, metadata
-
-
-def json_error(status: int, message: str) -> web.HTTPException:
-    """An HTTP error with a JSON body ``{"error", "status"}``, to raise from a handler."""
-    cls = web.HTTPRequestEntityTooLarge if status == 413 else web.HTTPBadRequest
-    kwargs: dict[str, Any] = {"max_size": 0, "actual_size": 0} if status == 413 else {}
-    return cls(
-        text=json.dumps({"error": message, "status": status}),
-        content_type="application/json",
-        **kwargs,
-    )
+        raise json_error(400, f"'message' must be a string, not {kind(text)}")
+    metadata = object_field(body, "metadata") or {}
+    input_channel = body.get("input_channel") or channel
+    if not isinstance(input_channel, str):
+        raise json_error(400, f"'input_channel' must be a string, not {kind(input_channel)}")
+    return UserMessage(text, sender, input_channel, metadata)
 
 
 class RestChannel(InputChannel):
     name = "rest"
 
     def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
-        async def health(request: web.Request) -> web.Response:
-            return web.json_response({"status": "ok"})
+        app.router.add_get(f"/webhooks/{self.name}/", self.health)
+        app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
 
-        async def webhook(request: web.Request) -> web.Response:
-            sender, text, metadata = await read_user_message(request)
-            messages = await agent_getter().handle_text(
-                text, sender, input_channel=self.name, metadata=metadata
-            )
-            return web.json_response(messages)
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
 
-        app.router.add_get(f"/webhooks/{self.name}/", health)
-        app.router.add_post(f"/webhooks/{self.name}/webhook", webhook)
+    async def webhook(self, request: web.Request) -> web.Response:
+        message = await read_user_message(request, self.name)
+        reply_to(request, message.sender_id)
+        return web.json_response(await request.app[GATE].handle(message))

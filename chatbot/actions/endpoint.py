@@ -1,14 +1,44 @@
-"""Which custom-action executor endpoints.yml's ``action_endpoint`` asks for."""
+"""Which custom-action executor endpoints.yml's ``action_endpoint`` asks for.
+
+::
+
+    action_endpoint:
+      url: http://localhost:5055/webhook   # a rasa-sdk action server
+      timeout: 10                          # seconds per call (default 10)
+      token: secret                        # sent as ?token=secret (Rasa's token / token_name)
+      headers: {X-Api-Key: abc}            # and Rasa's params, basic_auth, cafile
+      circuit_breaker:
+        failures: 5                        # failures in a row that open the circuit (0: never)
+        open_seconds: 30                   # calls refused at once for this long, then one tried
+
+    action_endpoint:
+      actions_module: actions              # rasa-sdk actions run in-process, without HTTP
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.actions.registry import CustomActionExecutor
-from chatbot.actions.remote import DEFAULT_TIMEOUT, HTTPActionExecutor
+from chatbot.actions.remote import (
+    DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_OPEN_SECONDS,
+    DEFAULT_TIMEOUT,
+    CircuitBreaker,
+    HTTPActionExecutor,
+)
 from chatbot.errors import ConfigError
 from chatbot.project.endpoints import EndpointBlock
+
+logger = logging.getLogger(__name__)
+
+_KNOWN_KEYS = frozenset(
+    {"url", "actions_module", "timeout", "token", "token_name", "headers", "params"}
+    | {"basic_auth", "cafile", "circuit_breaker", "type"}
+)
 
 
 def create_action_executor(
@@ -18,19 +48,73 @@ def create_action_executor(
         return None
     where = f"{block.origin.file}:{block.origin.line}: " if block.origin.file else ""
     params = block.params
+    unknown = sorted(set(params) - _KNOWN_KEYS)
+    if unknown:
+        logger.warning("%saction_endpoint: ignoring unknown keys %s", where, ", ".join(unknown))
     if params.get("actions_module"):
         return InProcessExecutor(project_dir, str(params["actions_module"]))
     url = params.get("url")
-    if isinstance(url, str) and url:
-        timeout = params.get("timeout", DEFAULT_TIMEOUT)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ConfigError(
-                f"{where}action_endpoint: 'timeout' must be a positive number of seconds, "
-                f"not {timeout!r}"
-            )
-        token = params.get("token")
-        headers = {"Authorization": f"Bearer {token}"} if token else None
-        return HTTPActionExecutor(url, timeout=float(timeout), headers=headers)
-    raise ConfigError(
-        f"{where}action_endpoint needs 'url' (an action server) or 'actions_module' (in-process)"
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{where}action_endpoint needs 'url' (an action server, http:// or https://) or "
+            f"'actions_module' (in-process), not {url!r}"
+        )
+    token = params.get("token")
+    query = {str(k): str(v) for k, v in _mapping(params, "params", where).items()}
+    if token:
+        query[str(params.get("token_name") or "token")] = str(token)
+    return HTTPActionExecutor(
+        url,
+        timeout=_positive(params, "timeout", DEFAULT_TIMEOUT, where),
+        headers={str(k): str(v) for k, v in _mapping(params, "headers", where).items()},
+        params=query,
+        basic_auth=_basic_auth(params, where),
+        cafile=str(params["cafile"]) if params.get("cafile") else None,
+        breaker=_breaker(params, where),
     )
+
+
+def _mapping(params: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = params.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}action_endpoint: '{key}' must be a mapping, not {value!r}")
+    return value
+
+
+def _positive(
+    params: dict[str, Any], key: str, default: float, where: str, zero: bool = False
+) -> float:
+    value = params.get(key, default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value < 0
+        or (value == 0 and not zero)
+    ):
+        kind = "a non-negative" if zero else "a positive"
+        raise ConfigError(f"{where}action_endpoint: '{key}' must be {kind} number, not {value!r}")
+    return float(value)
+
+
+def _basic_auth(params: dict[str, Any], where: str) -> tuple[str, str] | None:
+    auth = _mapping(params, "basic_auth", where)
+    if not auth:
+        return None
+    if "username" not in auth or "password" not in auth:
+        raise ConfigError(f"{where}action_endpoint: 'basic_auth' needs 'username' and 'password'")
+    return str(auth["username"]), str(auth["password"])
+
+
+def _breaker(params: dict[str, Any], where: str) -> CircuitBreaker:
+    settings = _mapping(params, "circuit_breaker", where)
+    unknown = sorted(set(settings) - {"failures", "open_seconds"})
+    if unknown:
+        raise ConfigError(
+            f"{where}action_endpoint: circuit_breaker: unknown key(s) {', '.join(unknown)}; "
+            "known: failures, open_seconds"
+        )
+    failures = _positive(settings, "failures", DEFAULT_FAILURE_THRESHOLD, where, zero=True)
+    if not float(failures).is_integer():
+        raise ConfigError(f"{where}action_endpoint: circuit_breaker: 'failures' is a whole number")
+    open_seconds = _positive(settings, "open_seconds", DEFAULT_OPEN_SECONDS, where)
+    return CircuitBreaker(int(failures), open_seconds)

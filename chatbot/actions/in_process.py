@@ -74,3 +74,10 @@ class InProcessExecutor:
         if hasattr(result, "model_dump"):
             return dict(result.model_dump())
         return dict(result)
+
+    async def ping(self) -> bool:
+        """Always answers: the actions run in this process."""
+        return True
+
+    async def close(self) -> None:
+        """Nothing to release."""

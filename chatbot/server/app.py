@@ -1,52 +1,71 @@
 """The aiohttp application of ``chatbot run``, made by one factory that the tests use too.
 
 A composition root: it builds the agent from a model file and the project's endpoints.yml (store,
-locks) and mounts the channels (importing ``connectors`` lazily).
+locks, custom actions), mounts the channels of credentials.yml (importing ``connectors`` lazily),
+and adds ``/health``, ``/metrics`` and, with ``enable_api``, the HTTP API.
+
+Shutdown (SIGTERM, SIGINT): the server stops accepting connections, finishes the messages in
+flight (up to ``shutdown_timeout``), then closes the channels, the action client and the stores.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from chatbot.agent import Agent, TrainedModel, __version__, latest_model
-from chatbot.errors import ChatbotError, StoreUnavailable
-from chatbot.project.endpoints import Endpoints
+from chatbot.errors import ConfigError, StoreUnavailable
+from chatbot.project.endpoints import Credentials, EndpointBlock, Endpoints
+from chatbot.server.api import register_conversation_routes
+from chatbot.server.api_model import register_model_routes
+from chatbot.server.auth import Auth
+from chatbot.server.cors import cors_middleware
+from chatbot.server.errors import errors_middleware
+from chatbot.server.gate import MessageGate
+from chatbot.server.health import health
+from chatbot.server.keys import AGENT, AUTH, GATE, METRICS, SETTINGS
+from chatbot.server.limits import RateLimiter
+from chatbot.server.metrics import Metrics
+from chatbot.server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
-AGENT = web.AppKey("agent", Agent)
+__all__ = ["AGENT", "ServerSettings", "build_agent", "create_app", "serve"]
 
 
-@dataclass
-class ServerSettings:
-    project_dir: Path = Path(".")
-    model_path: Path | None = None
-    host: str = "0.0.0.0"
-    port: int = 5005
-    # Where the embedded SQLite store lives when endpoints.yml names no tracker_store.
-    sqlite_path: Path | None = None
-    channels: tuple[str, ...] = field(default=("rest",))
-
-
-def read_endpoints(project_dir: Path) -> Endpoints:
+def read_endpoints(project_dir: Path, path: Path | None = None) -> Endpoints:
     from chatbot.project.endpoints_reader import read_endpoints as read
 
-    path = project_dir / "endpoints.yml"
+    path = path or project_dir / "endpoints.yml"
     return read(path) if path.is_file() else Endpoints()
+
+
+def read_credentials(project_dir: Path, path: Path | None = None) -> Credentials | None:
+    """credentials.yml (``path``, else the project's); None when there is none."""
+    from chatbot.project.endpoints_reader import read_credentials as read
+
+    if path is not None and not path.is_file():
+        raise ConfigError(f"{path}: no such credentials file")
+    path = path or project_dir / "credentials.yml"
+    return read(path) if path.is_file() else None
+
+
+def model_path_of(settings: ServerSettings) -> Path:
+    return settings.model_path or latest_model(settings.project_dir / "models")
 
 
 def build_agent(settings: ServerSettings) -> Agent:
     from chatbot.actions.endpoint import create_action_executor
     from chatbot.store.factory import create_lock_store, create_store
 
-    model_path = settings.model_path or latest_model(settings.project_dir / "models")
-    model = TrainedModel.from_file(model_path)
-    endpoints = read_endpoints(settings.project_dir)
+    started = time.perf_counter()
+    model = TrainedModel.from_file(model_path_of(settings))
+    logger.debug("model loaded in %.2f s", time.perf_counter() - started)
+    endpoints = read_endpoints(settings.project_dir, settings.endpoints_path)
     sqlite_path = settings.sqlite_path or settings.project_dir / ".chatbot" / "conversations.db"
     store = create_store(endpoints.tracker_store, default_sqlite_path=sqlite_path)
     locks = create_lock_store(endpoints.lock_store)
@@ -54,56 +73,122 @@ def build_agent(settings: ServerSettings) -> Agent:
     return Agent(model, store=store, locks=locks, action_executor=executor)
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
-    """Map our errors to HTTP statuses in one place; never a traceback to a client."""
-    try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
-    except StoreUnavailable as exc:
-        logger.error("store unavailable: %s", exc)
-        return web.json_response(
-            {"error": "the conversation store is unavailable, try again", "status": 503}, status=503
-        )
-    except ChatbotError as exc:
-        logger.error("request failed: %s", exc)
-        return web.json_response({"error": str(exc), "status": 500}, status=500)
-
-
 def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Application:
-    from connectors.registry import CHANNELS
     from connectors.webchat import register_chat_page
 
     settings = settings or ServerSettings()
-    app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)
+    metrics = Metrics()
+    app = web.Application(
+        middlewares=[metrics.middleware(), cors_middleware(settings.cors), errors_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    auth = Auth(settings.auth_token, settings.jwt_secret, settings.jwt_method)
+    limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
     app[AGENT] = agent
+    app[SETTINGS] = settings
+    app[METRICS] = metrics
+    app[AUTH] = auth
+    app[GATE] = MessageGate(
+        lambda: app[AGENT], metrics, limiter=limiter, max_message_chars=settings.max_message_chars
+    )
+    metrics.watch_action_server(lambda: app[AGENT].action_executor)
+    # First in, last out: the stores close after every channel has finished its messages.
+    app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_announce_shutdown)
 
     async def version(request: web.Request) -> web.Response:
-        return web.json_response({"version": __version__})
+        return web.json_response({"version": __version__, "minimum_compatible_version": "0.1.0"})
 
     register_chat_page(app)
     app.router.add_get("/version", version)
-    for name in settings.channels:
-        CHANNELS[name]().register(app, lambda: app[AGENT])
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await app[AGENT].store.start()
-        yield
-        await app[AGENT].close()
-        await app[AGENT].locks.close()
-
-    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics.handle)
+    if settings.enable_api:
+        model_file = str(settings.model_path) if settings.model_path else None
+        register_model_routes(app, auth, model_file)
+        register_conversation_routes(app, auth)
+    mount_channels(app, settings.credentials)
     return app
 
 
+def mount_channels(app: web.Application, credentials: Credentials | None) -> None:
+    """The channels of credentials.yml under ``/webhooks/<name>/`` (REST alone without one)."""
+    from connectors.registry import CHANNELS
+
+    blocks = credentials.channels if credentials else {"rest": EndpointBlock("rest", {})}
+    for name, block in blocks.items():
+        where = f"{block.origin.file}:{block.origin.line}: " if block.origin.file else ""
+        channel_class = CHANNELS.get(name)
+        if channel_class is None:
+            raise ConfigError(
+                f"{where}unknown channel '{name}' in the credentials; "
+                f"known channels: {', '.join(sorted(CHANNELS))}"
+            )
+        try:
+            channel = channel_class.from_credentials(dict(block.params))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}{exc}") from None
+        channel.register(app, lambda: app[AGENT])
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    agent = app[AGENT]
+    try:
+        await agent.store.start()
+    except StoreUnavailable as exc:
+        logger.warning("%s; starting anyway, each message tries it again", exc)
+    yield
+    executor = agent.action_executor
+    close = getattr(executor, "close", None)
+    if close is not None:
+        await close()
+    await agent.close()
+    await agent.locks.close()
+
+
+async def _announce_shutdown(app: web.Application) -> None:
+    logger.info("shutting down: no new connections; finishing the messages in flight")
+
+
+def resolve_settings(settings: ServerSettings) -> ServerSettings:
+    """The settings with the project's credentials.yml read, when not given."""
+    if settings.credentials is None:
+        settings.credentials = read_credentials(settings.project_dir, settings.credentials_path)
+    return settings
+
+
 def serve(settings: ServerSettings) -> None:
+    started = time.perf_counter()
+    settings = resolve_settings(settings)
     agent = build_agent(settings)
     app = create_app(agent, settings)
-    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    print(
-        f"Bot '{settings.project_dir.resolve().name}' is up: http://{shown}:{settings.port} "
-        "(REST: POST /webhooks/rest/webhook)",
-        flush=True,
+    host = settings.effective_host()
+    if host != settings.host:
+        logger.warning(
+            "the HTTP API is on without --auth-token or --jwt-secret: listening on %s only",
+            host,
+        )
+    elif settings.enable_api:
+        logger.info("the HTTP API is on (authentication: %s)", _auth_kind(settings))
+    name = settings.project_dir.resolve().name
+
+    def ready(*_: object) -> None:
+        print(
+            f"Bot '{name}' is up in {time.perf_counter() - started:.2f} s: "
+            f"http://{host}:{settings.port} (REST: POST /webhooks/rest/webhook)",
+            flush=True,
+        )
+
+    web.run_app(
+        app,
+        host=host,
+        port=settings.port,
+        print=ready,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_timeout,
     )
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+
+
+def _auth_kind(settings: ServerSettings) -> str:
+    kinds = [k for k, v in (("token", settings.auth_token), ("JWT", settings.jwt_secret)) if v]
+    return " and ".join(kinds)

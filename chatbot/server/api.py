@@ -1,0 +1,261 @@
+"""The HTTP API's conversation routes, with Rasa's paths, parameters and payloads.
+
+``GET /conversations/{id}/tracker``, ``POST|PUT .../tracker/events``, ``POST .../messages``,
+``.../trigger_intent``, ``.../predict`` and ``.../execute``. Differences from Rasa: a conversation
+that has no events is a 404 for the reading routes (``GET .../tracker``, ``.../predict``) instead
+of a new empty conversation; ``PUT .../tracker/events`` cannot erase stored events (the store only
+appends), so it appends a ``restart`` and then the new events: the default view
+(``include_events=AFTER_RESTART``) shows exactly the new events; side effects of posted events
+(``execute_side_effects``) are not run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from chatbot.agent import Agent
+from chatbot.conversation import events as ev
+from chatbot.conversation.conversation import Conversation
+from chatbot.conversation.events import validate_events
+from chatbot.conversation.messages import UserMessage, bot_messages
+from chatbot.processor import TurnResult
+from chatbot.server.auth import Auth
+from chatbot.server.bodies import kind, object_field, read_json, read_object, string_field
+from chatbot.server.errors import json_error
+from chatbot.server.gate import MessageGate
+from chatbot.server.keys import AGENT, GATE
+from chatbot.server.limits import check_text_length
+from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH
+
+API_CHANNEL = "api"
+VERBOSITIES = ("ALL", "APPLIED", "AFTER_RESTART", "NONE")
+
+
+def register_conversation_routes(app: web.Application, auth: Auth) -> None:
+    base = "/conversations/{conversation_id}"
+    routes = [
+        ("GET", f"{base}/tracker", get_tracker),
+        ("POST", f"{base}/tracker/events", append_events),
+        ("PUT", f"{base}/tracker/events", replace_events),
+        ("POST", f"{base}/messages", add_message),
+        ("POST", f"{base}/trigger_intent", trigger_intent),
+        ("POST", f"{base}/predict", predict),
+        ("POST", f"{base}/execute", execute),
+    ]
+    for method, path, handler in routes:
+        app.router.add_route(method, path, auth.protect(handler, scoped=True))
+
+
+def conversation_id_of(request: web.Request) -> str:
+    conversation_id = request.match_info["conversation_id"]
+    if not conversation_id or len(conversation_id) > MAX_CONVERSATION_ID_LENGTH:
+        raise json_error(400, f"a conversation id has 1 to {MAX_CONVERSATION_ID_LENGTH} characters")
+    return conversation_id
+
+
+def verbosity_of(request: web.Request) -> str:
+    value = request.query.get("include_events", "AFTER_RESTART").upper()
+    if value not in VERBOSITIES:
+        raise json_error(
+            400,
+            "invalid value for 'include_events'; use one of " + ", ".join(VERBOSITIES),
+        )
+    return value
+
+
+def tracker_json(conversation: Conversation, verbosity: str) -> dict[str, Any]:
+    """Rasa's tracker state with the events ``include_events`` asks for."""
+    state = conversation.as_tracker()
+    if verbosity == "ALL":
+        state["events"] = list(conversation.events)
+    elif verbosity == "AFTER_RESTART":
+        state["events"] = conversation.events_after_latest_restart()
+    elif verbosity == "APPLIED":
+        state["events"] = conversation.applied_events()
+    else:
+        state["events"] = None
+    return state
+
+
+async def load_conversation(request: web.Request, conversation_id: str) -> Conversation:
+    agent = request.app[AGENT]
+    stored = await agent.store.load(conversation_id, all_sessions=True)
+    if not stored.events:
+        raise json_error(404, f"conversation '{conversation_id}' has no events", "NotFound")
+    events = stored.events
+    until = request.query.get("until")
+    if until is not None:
+        try:
+            limit = float(until)
+        except ValueError:
+            raise json_error(400, "'until' must be a timestamp (seconds since 1970)") from None
+        events = [e for e in events if float(e.get("timestamp") or 0.0) <= limit]
+    return Conversation(conversation_id, agent.domain, events)
+
+
+async def get_tracker(request: web.Request) -> web.Response:
+    conversation_id = conversation_id_of(request)
+    verbosity = verbosity_of(request)
+    conversation = await load_conversation(request, conversation_id)
+    return web.json_response(tracker_json(conversation, verbosity))
+
+
+async def append_events(request: web.Request) -> web.Response:
+    conversation_id = conversation_id_of(request)
+    verbosity = verbosity_of(request)
+    body = await read_json(request)
+    events = validate_events(body if isinstance(body, list) else [body], "events")
+    agent = request.app[AGENT]
+    result = await agent.processor.append_events(conversation_id, events, all_sessions=True)
+    return web.json_response(tracker_json(result.conversation, verbosity))
+
+
+async def replace_events(request: web.Request) -> web.Response:
+    conversation_id = conversation_id_of(request)
+    verbosity = verbosity_of(request)
+    body = await read_json(request)
+    if not isinstance(body, list):
+        raise json_error(400, f"the body must be an array of events, not {kind(body)}")
+    events = validate_events(body, "events")
+    agent = request.app[AGENT]
+    result = await agent.processor.append_events(
+        conversation_id, [ev.simple("restart"), *events], all_sessions=True
+    )
+    return web.json_response(tracker_json(result.conversation, verbosity))
+
+
+async def add_message(request: web.Request) -> web.Response:
+    """Log a user message without answering it (Rasa: only ``"sender": "user"``)."""
+    conversation_id = conversation_id_of(request)
+    verbosity = verbosity_of(request)
+    body = await read_object(request)
+    text = string_field(body, "text")
+    assert text is not None
+    sender = body.get("sender")
+    if sender != "user":
+        raise json_error(
+            400,
+            "only user messages can be posted here ('sender': 'user'), "
+            f"not messages of sender {sender!r}",
+        )
+    gate = request.app[GATE]
+    check_text_length(text, gate.max_message_chars)
+    parse_data = object_field(body, "parse_data")
+    message = UserMessage(
+        text,
+        conversation_id,
+        string_field(body, "input_channel", required=False, default=API_CHANNEL),
+        object_field(body, "metadata") or {},
+        string_field(body, "message_id", required=False),
+    )
+    agent = request.app[AGENT]
+    result = await gate.turn(
+        API_CHANNEL,
+        conversation_id,
+        lambda: agent.processor.log_message(message, parse_data, all_sessions=True),
+    )
+    return web.json_response(tracker_json(result.conversation, verbosity))
+
+
+def _entities(value: Any) -> list[dict[str, Any]]:
+    """Rasa accepts ``{"entity": "value"}`` or a list of entity objects."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [{"entity": str(k), "value": v} for k, v in value.items()]
+    if isinstance(value, list) and all(
+        isinstance(e, dict) and isinstance(e.get("entity"), str) for e in value
+    ):
+        return [dict(e) for e in value]
+    raise json_error(
+        400, "'entities' must be an object of entity values or a list of entity objects"
+    )
+
+
+async def trigger_intent(request: web.Request) -> web.Response:
+    conversation_id = conversation_id_of(request)
+    verbosity = verbosity_of(request)
+    body = await read_object(request)
+    intent = string_field(body, "name")
+    agent = request.app[AGENT]
+    if intent not in agent.domain.intent_names:
+        raise json_error(404, f"The intent {intent!r} does not exist in the domain.", "NotFound")
+    assert intent is not None
+    entities = _entities(body.get("entities"))
+    channel = request.query.get("output_channel") or API_CHANNEL
+    result = await _turn(
+        request,
+        conversation_id,
+        lambda a: a.processor.trigger_intent(
+            conversation_id, intent, entities, channel, all_sessions=True
+        ),
+    )
+    return web.json_response(_answer(result, conversation_id, verbosity))
+
+
+async def execute(request: web.Request) -> web.Response:
+    conversation_id = conversation_id_of(request)
+    verbosity = verbosity_of(request)
+    body = await read_object(request)
+    action = string_field(body, "name")
+    agent = request.app[AGENT]
+    if action not in agent.domain.action_names:
+        raise json_error(404, f"The action {action!r} does not exist in the domain.", "NotFound")
+    assert action is not None
+    policy = string_field(body, "policy", required=False)
+    confidence = body.get("confidence")
+    if confidence is not None and (
+        isinstance(confidence, bool) or not isinstance(confidence, (int, float))
+    ):
+        raise json_error(400, f"'confidence' must be a number, not {kind(confidence)}")
+    channel = request.query.get("output_channel") or API_CHANNEL
+    result = await _turn(
+        request,
+        conversation_id,
+        lambda a: a.processor.execute(
+            conversation_id,
+            action,
+            policy=policy,
+            confidence=None if confidence is None else float(confidence),
+            channel=channel,
+            all_sessions=True,
+        ),
+    )
+    return web.json_response(_answer(result, conversation_id, verbosity))
+
+
+async def predict(request: web.Request) -> web.Response:
+    """The next action's scores, without running it."""
+    conversation_id = conversation_id_of(request)
+    verbosity = verbosity_of(request)
+    conversation = await load_conversation(request, conversation_id)
+    agent = request.app[AGENT]
+    prediction = agent.processor.ensemble.predict(conversation)
+    scores = [
+        {"action": name, "score": prediction.confidence if name == prediction.action else 0.0}
+        for name in agent.domain.action_names
+    ]
+    scores.sort(key=lambda s: -float(s["score"]))  # type: ignore[arg-type]
+    return web.json_response(
+        {
+            "scores": scores,
+            "policy": prediction.policy,
+            "confidence": prediction.confidence,
+            "tracker": tracker_json(conversation, verbosity),
+        }
+    )
+
+
+async def _turn(request: web.Request, conversation_id: str, run: Any) -> TurnResult:
+    gate: MessageGate = request.app[GATE]
+    agent: Agent = request.app[AGENT]
+    return await gate.turn(API_CHANNEL, conversation_id, lambda: run(agent))
+
+
+def _answer(result: TurnResult, conversation_id: str, verbosity: str) -> dict[str, Any]:
+    return {
+        "tracker": tracker_json(result.conversation, verbosity),
+        "messages": bot_messages(result.new_events, conversation_id),
+    }

@@ -1,0 +1,130 @@
+"""The HTTP API's model routes: ``/status``, ``/domain``, ``POST /model/parse`` and ``PUT /model``.
+
+``PUT /model`` takes ``{"model_file": "<path on the server>"}`` (as Rasa) or the model file itself
+as the body (``Content-Type: application/octet-stream``). The new model answers the next messages;
+conversations stay in the store, and messages in flight finish with the model they started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from aiohttp import web
+
+from chatbot.agent import TrainedModel, __version__
+from chatbot.project.domain_reader import domain_to_dict
+from chatbot.server.auth import Auth
+from chatbot.server.bodies import read_object, string_field
+from chatbot.server.errors import json_error
+from chatbot.server.keys import AGENT, GATE, SETTINGS
+from chatbot.server.limits import check_text_length
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1 << 16
+
+
+@dataclass
+class ModelStatus:
+    """Which model file is served (changed by ``PUT /model``)."""
+
+    file: str | None = None
+
+
+MODEL_STATUS = web.AppKey("model_status", ModelStatus)
+
+
+def register_model_routes(app: web.Application, auth: Auth, model_file: str | None) -> None:
+    app[MODEL_STATUS] = ModelStatus(model_file)
+    app.router.add_get("/status", auth.protect(status))
+    app.router.add_get("/domain", auth.protect(domain))
+    app.router.add_post("/model/parse", auth.protect(parse))
+    app.router.add_put("/model", auth.protect(replace_model))
+
+
+async def status(request: web.Request) -> web.Response:
+    model = request.app[AGENT].model
+    return web.json_response(
+        {
+            "model_file": request.app[MODEL_STATUS].file,
+            "model_id": model.meta.get("fingerprint"),
+            "num_active_training_jobs": 0,
+            "version": __version__,
+        }
+    )
+
+
+async def domain(request: web.Request) -> web.Response:
+    """The domain as JSON, or as YAML for ``Accept: application/yaml``."""
+    accept = request.headers.get("Accept", "application/json").lower()
+    data = domain_to_dict(request.app[AGENT].domain)
+    if "json" in accept or "*/*" in accept:
+        return web.json_response(data)
+    if "yaml" in accept or "yml" in accept:
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        return web.Response(text=text, content_type="application/x-yml")
+    raise json_error(406, "the domain is served as application/json or application/yaml")
+
+
+async def parse(request: web.Request) -> web.Response:
+    body = await read_object(request)
+    text = string_field(body, "text")
+    assert text is not None
+    check_text_length(text, request.app[GATE].max_message_chars)
+    result = dict(await request.app[AGENT].parse(text))
+    result.setdefault("text", text)
+    message_id = string_field(body, "message_id", required=False)
+    if message_id is not None:
+        result["message_id"] = message_id
+    return web.json_response(result)
+
+
+async def replace_model(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    if request.content_type == "application/json":
+        body = await read_object(request)
+        unsupported = sorted({"model_server", "remote_storage"} & set(body))
+        if unsupported:
+            raise json_error(400, f"{', '.join(unsupported)}: not supported; send 'model_file'")
+        path = string_field(body, "model_file")
+        assert path is not None
+        model = await _load(Path(path))
+        source = path
+    else:
+        with tempfile.TemporaryDirectory(prefix="chatbot-model-") as folder:
+            upload = Path(folder) / "upload.model"
+            await _receive(request, upload, settings.max_model_bytes)
+            model = await _load(upload)
+        source = "uploaded model"
+    request.app[AGENT].replace_model(model)
+    request.app[MODEL_STATUS].file = source
+    logger.info("serving a new model: %s", source)
+    return web.Response(status=204)
+
+
+async def _load(path: Path) -> TrainedModel:
+    """Load off the event loop: conversations keep being answered meanwhile."""
+    if not path.is_file():
+        raise json_error(400, f"no model file at {str(path)!r} on the server")
+    return await asyncio.to_thread(TrainedModel.from_file, path)
+
+
+async def _receive(request: web.Request, target: Path, limit: int) -> None:
+    if request.content_length is not None and request.content_length > limit:
+        raise json_error(413, f"the model file is larger than {limit} bytes")
+    size = 0
+    with open(target, "wb") as out:
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise json_error(413, f"the model file is larger than {limit} bytes")
+            out.write(chunk)
+    if size == 0:
+        raise json_error(
+            400, "send {'model_file': path} as JSON, or the model file as the request body"
+        )

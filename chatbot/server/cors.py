@@ -1,0 +1,49 @@
+"""CORS for browsers calling the server from other origins (``--cors "*"`` or a list of origins)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
+ALLOWED_HEADERS = "Authorization, Content-Type"
+
+
+def cors_middleware(origins: Iterable[str]) -> Middleware:
+    allowed = frozenset(origins)
+
+    def allows(origin: str | None) -> bool:
+        return origin is not None and ("*" in allowed or origin in allowed)
+
+    def add_headers(headers: MutableMapping[str, str], origin: str) -> None:
+        if "*" in allowed:
+            headers["Access-Control-Allow-Origin"] = "*"
+        else:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Allow-Credentials"] = "true"
+            headers["Vary"] = "Origin"
+
+    @web.middleware
+    async def cors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if not allows(origin):
+            return await handler(request)
+        assert origin is not None
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            response = web.Response(status=204)
+            add_headers(response.headers, origin)
+            response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+            response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+            response.headers["Access-Control-Max-Age"] = "600"
+            return response
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            add_headers(exc.headers, origin)
+            raise
+        add_headers(response.headers, origin)
+        return response
+
+    return cors

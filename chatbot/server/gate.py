@@ -1,0 +1,92 @@
+"""Where every user message enters the bot: limits first, then the turn, measured and logged.
+
+Channels call ``gate.handle(message)`` (or ``gate.admit`` when they answer the client before the
+turn runs, as the callback channel does). Logs at INFO carry the conversation id, the channel, the
+number of events and the time, never the user's text.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from chatbot.agent import Agent
+from chatbot.conversation.messages import UserMessage
+from chatbot.processor import TurnResult
+from chatbot.server.limits import RateLimited, RateLimiter, check_text_length
+from chatbot.server.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class MessageGate:
+    def __init__(
+        self,
+        agent_getter: Callable[[], Agent],
+        metrics: Metrics,
+        *,
+        limiter: RateLimiter | None = None,
+        max_message_chars: int = 10_000,
+    ) -> None:
+        self.agent_getter = agent_getter
+        self.metrics = metrics
+        self.limiter = limiter
+        self.max_message_chars = max_message_chars
+
+    def admit(self, sender_id: str, text: str | None = None) -> None:
+        """Raise MessageTooLong or RateLimited unless ``sender_id`` may send ``text`` now."""
+        if text is not None:
+            check_text_length(text, self.max_message_chars)
+        if self.limiter is not None:
+            try:
+                self.limiter.check(sender_id)
+            except RateLimited:
+                self.metrics.rate_limited.inc()
+                raise
+
+    async def handle(self, message: UserMessage, *, admitted: bool = False) -> list[dict[str, Any]]:
+        """The bot's answer to ``message`` (Rasa's REST channel messages)."""
+        if not admitted:
+            self.admit(message.sender_id, message.text)
+        result = await self.turn(
+            message.input_channel or "unknown",
+            message.sender_id,
+            lambda: self.agent_getter().processor.handle(message),
+        )
+        return result.messages()
+
+    async def turn(
+        self, channel: str, conversation_id: str, run: Callable[[], Awaitable[TurnResult]]
+    ) -> TurnResult:
+        """Run one turn of a conversation (a message, a triggered intent, an executed action),
+        counting it and timing it."""
+        started = time.perf_counter()
+        try:
+            result = await run()
+        except Exception as exc:
+            seconds = time.perf_counter() - started
+            self.metrics.messages.labels(channel, "error").inc()
+            self.metrics.errors.labels(type(exc).__name__).inc()
+            logger.info(
+                "turn failed conversation=%s channel=%s error=%s seconds=%.3f",
+                conversation_id,
+                channel,
+                type(exc).__name__,
+                seconds,
+            )
+            raise
+        seconds = time.perf_counter() - started
+        self.metrics.messages.labels(channel, "ok").inc()
+        self.metrics.message_seconds.labels(channel).observe(seconds)
+        logger.info(
+            "turn conversation=%s channel=%s events=%d seconds=%.3f",
+            conversation_id,
+            channel,
+            len(result.new_events),
+            seconds,
+        )
+        return result

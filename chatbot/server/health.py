@@ -1,0 +1,59 @@
+"""``GET /health``: whether the conversation store, the lock store and the action server answer.
+
+200 ``{"status": "ok", "components": {...}}`` when every configured component answers, else 503
+with ``"status": "unavailable"``; each component says ``ok``, ``unavailable``, ``circuit_open``
+or ``not_configured``. Each check is given ``CHECK_TIMEOUT`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from aiohttp import web
+
+from chatbot.server.keys import AGENT
+
+logger = logging.getLogger(__name__)
+
+CHECK_TIMEOUT = 3.0
+
+
+async def _answers(ping: Awaitable[bool]) -> bool:
+    try:
+        return bool(await asyncio.wait_for(ping, CHECK_TIMEOUT))
+    except asyncio.TimeoutError:
+        return False
+    except Exception:  # a ping must not take the health check down with it
+        logger.debug("health check failed", exc_info=True)
+        return False
+
+
+async def health(request: web.Request) -> web.Response:
+    agent = request.app[AGENT]
+    executor = agent.action_executor
+    checks: dict[str, Awaitable[bool]] = {"store": agent.store.ping()}
+    lock_ping = getattr(agent.locks, "ping", None)
+    if lock_ping is not None:
+        checks["lock_store"] = lock_ping()
+    executor_ping = getattr(executor, "ping", None)
+    if executor_ping is not None:
+        checks["action_server"] = executor_ping()
+    results = await asyncio.gather(*(_answers(c) for c in checks.values()))
+    components: dict[str, dict[str, Any]] = {
+        name: {"status": "ok" if ok else "unavailable"}
+        for name, ok in zip(checks, results, strict=True)
+    }
+    if executor is None:
+        components["action_server"] = {"status": "not_configured"}
+    else:
+        breaker = getattr(executor, "breaker", None)
+        if breaker is not None and breaker.is_open():
+            components["action_server"]["status"] = "circuit_open"
+    healthy = all(c["status"] in ("ok", "not_configured") for c in components.values())
+    return web.json_response(
+        {"status": "ok" if healthy else "unavailable", "components": components},
+        status=200 if healthy else 503,
+    )

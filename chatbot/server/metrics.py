@@ -1,0 +1,122 @@
+"""Prometheus metrics at ``/metrics``: messages, their latency, HTTP requests, errors.
+
+Each application has a registry of its own (two servers in one process, as in tests, do not share
+counters). Routes are labelled by their pattern, never by a raw path or a conversation id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from chatbot.server.errors import route_name
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.messages = Counter(
+            "chatbot_messages",
+            "User messages handled, by channel and outcome (ok, error).",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.message_seconds = Histogram(
+            "chatbot_message_seconds",
+            "Seconds from receiving a user message to having the bot's answer stored.",
+            ["channel"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "chatbot_errors",
+            "Errors answered to clients or users, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "chatbot_rate_limited",
+            "Messages refused by the per-sender rate limit.",
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "chatbot_http_requests",
+            "HTTP requests, by method, route pattern and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "chatbot_http_request_seconds",
+            "Seconds to answer an HTTP request, by route pattern.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def watch_action_server(self, executor_getter: Callable[[], Any]) -> None:
+        """Export the custom-action executor's failure count and circuit state."""
+        self.registry.register(_ActionServerCollector(executor_getter))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def observe_request(self, request: web.Request, status: int, seconds: float) -> None:
+        route = route_name(request)
+        self.http_requests.labels(request.method, route, str(status)).inc()
+        self.http_seconds.labels(route).observe(seconds)
+
+    def middleware(self) -> Any:
+        @web.middleware
+        async def metrics_middleware(
+            request: web.Request, handler: web.Handler
+        ) -> web.StreamResponse:
+            started = time.perf_counter()
+            status = 500
+            try:
+                response = await handler(request)
+                status = response.status
+                return response
+            except web.HTTPException as exc:
+                status = exc.status
+                raise
+            finally:
+                self.observe_request(request, status, time.perf_counter() - started)
+
+        return metrics_middleware
+
+    async def handle(self, request: web.Request) -> web.Response:
+        # ``CONTENT_TYPE_LATEST`` carries its charset; aiohttp wants them apart.
+        content_type, _, params = CONTENT_TYPE_LATEST.partition(";")
+        charset = params.partition("charset=")[2] or "utf-8"
+        return web.Response(body=self.render(), content_type=content_type, charset=charset)
+
+
+class _ActionServerCollector(Collector):
+    def __init__(self, executor_getter: Callable[[], Any]) -> None:
+        self.executor_getter = executor_getter
+
+    def collect(self) -> Iterator[Any]:
+        breaker = getattr(self.executor_getter(), "breaker", None)
+        if breaker is None:
+            return
+        failures = CounterMetricFamily(
+            "chatbot_action_server_failures",
+            "Calls to the action server that failed (timeout, refused, 5xx, bad answer).",
+        )
+        failures.add_metric([], breaker.total_failures)
+        yield failures
+        circuit = GaugeMetricFamily(
+            "chatbot_action_server_circuit_open",
+            "1 while the circuit breaker keeps calls away from a failing action server.",
+        )
+        circuit.add_metric([], 1.0 if breaker.is_open() else 0.0)
+        yield circuit

@@ -1,0 +1,107 @@
+"""What ``chatbot run`` is told: where the bot is, how it listens, who may call its API, and its
+limits."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chatbot.errors import ConfigError
+from chatbot.project.endpoints import Credentials
+
+MIB = 1024 * 1024
+LOOPBACK = "127.0.0.1"
+
+_PERIODS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*([a-z]*)\s*$")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``count`` messages per ``period`` seconds for one sender, in bursts of up to ``count``."""
+
+    count: int
+    period: float
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.period
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit | None:
+        """``"30/min"``, ``"5/s"``, ``"100/10s"``, ``"1000/hour"``; ``"off"`` or ``"0"`` -> None."""
+        if text.strip().lower() in ("off", "none", "0", ""):
+            return None
+        match = _RATE.match(text.lower())
+        if match is None or match.group(3) not in ("", *_PERIODS):
+            raise ConfigError(
+                f"rate limit {text!r}: write it as COUNT/PERIOD, e.g. '30/min', '5/s', "
+                "'100/10s' or '1000/hour' ('off' to turn it off)"
+            )
+        count, number, unit = int(match.group(1)), match.group(2), match.group(3)
+        period = (float(number) if number else 1.0) * _PERIODS.get(unit or "s", 1.0)
+        if count <= 0 or period <= 0 or not math.isfinite(period):
+            raise ConfigError(f"rate limit {text!r}: the count and the period must be positive")
+        return cls(count, period)
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.period:g}s"
+
+
+@dataclass
+class ServerSettings:
+    project_dir: Path = Path(".")
+    model_path: Path | None = None
+    host: str = "0.0.0.0"
+    port: int = 5005
+    # Where the embedded SQLite store lives when endpoints.yml names no tracker_store.
+    sqlite_path: Path | None = None
+    # endpoints.yml and credentials.yml (default: the project's, when they exist).
+    endpoints_path: Path | None = None
+    credentials_path: Path | None = None
+    # The channels to mount; None means the REST channel only (no credentials.yml).
+    credentials: Credentials | None = None
+    # The HTTP API (``/conversations/...``, ``/model``, ...) and who may call it.
+    enable_api: bool = False
+    auth_token: str | None = None
+    jwt_secret: str | None = None
+    jwt_method: str = "HS256"
+    cors: tuple[str, ...] = ()
+    # Limits.
+    max_body_bytes: int = MIB
+    max_message_chars: int = 10_000
+    max_model_bytes: int = 2048 * MIB
+    rate_limit: RateLimit | None = field(default_factory=lambda: RateLimit(60, 60.0))
+    # Seconds that SIGTERM waits for messages in flight before closing connections.
+    shutdown_timeout: float = 30.0
+
+    @property
+    def auth_configured(self) -> bool:
+        return bool(self.auth_token or self.jwt_secret)
+
+    def effective_host(self) -> str:
+        """The interface to listen on: loopback only while the API is on without authentication."""
+        if self.enable_api and not self.auth_configured and not is_loopback(self.host):
+            return LOOPBACK
+        return self.host
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

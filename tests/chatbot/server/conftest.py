@@ -1,0 +1,6 @@
+from tests.chatbot.server.support import (  # noqa: F401 (fixtures)
+    api,
+    moodbot_model,
+    restaurant_model,
+    start_server,
+)

@@ -1,0 +1,335 @@
+"""The HTTP API's routes and payloads, as Rasa's (``--enable-api``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp.test_utils import TestClient
+
+from chatbot.agent import Agent, TrainedModel
+from tests.chatbot.server.support import StartServer, say
+
+
+async def test_the_api_is_off_by_default(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    client = await start_server(Agent(restaurant_model))
+    await say(client, "alice", "/greet")
+    for method, path in [("GET", "/conversations/alice/tracker"), ("GET", "/status")]:
+        response = await client.request(method, path)
+        assert response.status == 404
+        assert (await response.json())["reason"] == "NotFound"
+
+
+async def test_tracker_after_a_conversation(api: TestClient) -> None:
+    await say(api, "alice", "/greet")
+    await say(api, "alice", '/request_restaurant{"cuisine": "italian"}')
+
+    response = await api.get("/conversations/alice/tracker")
+    assert response.status == 200
+    tracker = await response.json()
+    assert tracker["sender_id"] == "alice"
+    assert tracker["slots"]["cuisine"] == "italian"
+    assert tracker["latest_message"]["intent"]["name"] == "request_restaurant"
+    assert tracker["latest_action_name"] == "action_listen"
+    assert tracker["latest_input_channel"] == "rest"
+    names = [e.get("name") for e in tracker["events"] if e["event"] == "action"]
+    assert names[:3] == ["action_session_start", "action_listen", "utter_greet"]
+
+
+@pytest.mark.parametrize(
+    ("include_events", "expected"),
+    [
+        ("ALL", "all"),
+        ("after_restart", "after"),
+        ("APPLIED", "applied"),
+        ("NONE", None),
+    ],
+)
+async def test_include_events(api: TestClient, include_events: str, expected: str | None) -> None:
+    await say(api, "bob", "/greet")
+    await api.post("/conversations/bob/tracker/events", json={"event": "restart"})
+    await say(api, "bob", "/goodbye")
+    response = await api.get(f"/conversations/bob/tracker?include_events={include_events}")
+    assert response.status == 200
+    events = (await response.json())["events"]
+    if expected is None:
+        assert events is None
+        return
+    kinds = [e["event"] for e in events]
+    if expected == "all":
+        assert kinds.count("user") == 2 and "restart" in kinds
+    else:
+        assert "restart" not in kinds and kinds.count("user") == 1
+    if expected == "applied":
+        assert kinds[0] == "action"  # a session start after the restart
+
+
+async def test_bad_include_events_and_until(api: TestClient) -> None:
+    await say(api, "carol", "/greet")
+    bad = await api.get("/conversations/carol/tracker?include_events=SOME")
+    assert bad.status == 400
+    assert "include_events" in (await bad.json())["message"]
+    assert (await api.get("/conversations/carol/tracker?until=yesterday")).status == 400
+    early = await (await api.get("/conversations/carol/tracker?until=1&include_events=ALL")).json()
+    assert early["events"] == []
+
+
+async def test_unknown_conversation_is_a_404(api: TestClient) -> None:
+    for method, path in [
+        ("GET", "/conversations/nobody/tracker"),
+        ("POST", "/conversations/nobody/predict"),
+    ]:
+        response = await api.request(method, path)
+        assert response.status == 404
+        body = await response.json()
+        assert body["status"] == "failure" and "nobody" in body["message"]
+
+
+async def test_too_long_conversation_id_is_a_400(api: TestClient) -> None:
+    response = await api.get(f"/conversations/{'x' * 300}/tracker")
+    assert response.status == 400
+
+
+async def test_append_events_one_or_many(api: TestClient) -> None:
+    one = await api.post(
+        "/conversations/dave/tracker/events",
+        json={"event": "slot", "name": "cuisine", "value": "thai"},
+    )
+    assert one.status == 200
+    assert (await one.json())["slots"]["cuisine"] == "thai"
+    many = await api.post(
+        "/conversations/dave/tracker/events?include_events=ALL",
+        json=[
+            {"event": "slot", "name": "num_people", "value": 3},
+            {"event": "bot", "text": "noted"},
+        ],
+    )
+    tracker = await many.json()
+    assert tracker["slots"] == {**tracker["slots"], "cuisine": "thai", "num_people": 3}
+    assert [e["event"] for e in tracker["events"]] == ["slot", "slot", "bot"]
+    assert all(isinstance(e["timestamp"], float) for e in tracker["events"])
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"event": "nonsense"}, "unknown event type"),
+        ({"name": "x"}, "'event'"),
+        ({"event": "slot"}, "'name'"),
+        ([{"event": "bot", "text": 5}], "'text'"),
+        ({"event": "user", "parse_data": []}, "parse_data"),
+        ([{"event": "bot"}, 3], "expected an object"),
+    ],
+)
+async def test_invalid_events_are_a_400_and_store_nothing(
+    api: TestClient, body: object, needle: str
+) -> None:
+    response = await api.post("/conversations/erin/tracker/events", json=body)
+    assert response.status == 400
+    error = await response.json()
+    assert error["reason"] == "InvalidEvent" and needle in error["message"]
+    assert (await api.get("/conversations/erin/tracker")).status == 404
+
+
+async def test_replace_events(api: TestClient) -> None:
+    await say(api, "frank", "/greet")
+    replaced = await api.put(
+        "/conversations/frank/tracker/events",
+        json=[
+            {"event": "action", "name": "action_session_start"},
+            {"event": "session_started"},
+            {"event": "slot", "name": "cuisine", "value": "greek"},
+            {"event": "action", "name": "action_listen"},
+        ],
+    )
+    assert replaced.status == 200
+    tracker = await replaced.json()
+    kinds = [e["event"] for e in tracker["events"]]
+    assert kinds == ["action", "session_started", "slot", "action"]
+    assert tracker["slots"]["cuisine"] == "greek"
+    everything = await (await api.get("/conversations/frank/tracker?include_events=ALL")).json()
+    assert "user" in [e["event"] for e in everything["events"]]  # kept: the store only appends
+    assert (await api.put("/conversations/frank/tracker/events", json={})).status == 400
+    # The conversation goes on from the replaced events.
+    answer = await say(api, "frank", "/bot_challenge")
+    assert answer == [
+        {"recipient_id": "frank", "text": "I am a bot: a restaurant booking assistant."}
+    ]
+
+
+async def test_post_message_logs_without_answering(api: TestClient) -> None:
+    response = await api.post(
+        "/conversations/gina/messages", json={"text": "/greet", "sender": "user"}
+    )
+    assert response.status == 200
+    tracker = await response.json()
+    kinds = [e["event"] for e in tracker["events"]]
+    assert kinds[-1] == "user" and "bot" not in kinds
+    assert tracker["latest_message"]["intent"]["name"] == "greet"
+
+    given = await api.post(
+        "/conversations/gina/messages",
+        json={
+            "text": "four people",
+            "sender": "user",
+            "parse_data": {
+                "intent": {"name": "inform", "confidence": 0.9},
+                "entities": [{"entity": "number", "value": 4, "start": 0, "end": 4}],
+            },
+        },
+    )
+    assert (await given.json())["slots"]["num_people"] == 4
+
+    bot = await api.post("/conversations/gina/messages", json={"text": "hi", "sender": "bot"})
+    assert bot.status == 400 and "sender" in (await bot.json())["message"]
+
+
+async def test_trigger_intent(api: TestClient) -> None:
+    response = await api.post(
+        "/conversations/hank/trigger_intent",
+        json={"name": "request_restaurant", "entities": {"cuisine": "indian"}},
+    )
+    assert response.status == 200
+    body = await response.json()
+    assert body["tracker"]["slots"]["cuisine"] == "indian"
+    assert body["tracker"]["latest_message"]["intent"] == {
+        "name": "request_restaurant",
+        "confidence": 1.0,
+    }
+    assert body["messages"] and body["messages"][0]["recipient_id"] == "hank"
+    user = [e for e in body["tracker"]["events"] if e["event"] == "user"][-1]
+    assert user["text"] == "EXTERNAL: request_restaurant"
+
+    unknown = await api.post("/conversations/hank/trigger_intent", json={"name": "fly"})
+    assert unknown.status == 404 and "fly" in (await unknown.json())["message"]
+    bad = await api.post(
+        "/conversations/hank/trigger_intent", json={"name": "greet", "entities": "x"}
+    )
+    assert bad.status == 400
+
+
+async def test_predict_scores_the_next_action(api: TestClient) -> None:
+    await api.post("/conversations/ivy/messages", json={"text": "/greet", "sender": "user"})
+    response = await api.post("/conversations/ivy/predict")
+    assert response.status == 200
+    body = await response.json()
+    assert body["scores"][0]["action"] == "utter_greet"
+    assert body["scores"][0]["score"] == body["confidence"] > 0.5
+    assert {s["action"] for s in body["scores"]} >= {"action_listen", "utter_goodbye"}
+    assert body["policy"] and body["tracker"]["sender_id"] == "ivy"
+    # Predicting changes nothing.
+    tracker = await (await api.get("/conversations/ivy/tracker")).json()
+    assert tracker["latest_action_name"] == "action_listen"
+
+
+async def test_execute_runs_one_action(api: TestClient) -> None:
+    response = await api.post(
+        "/conversations/jack/execute",
+        json={"name": "utter_iamabot", "policy": "manual", "confidence": 0.7},
+    )
+    assert response.status == 200
+    body = await response.json()
+    assert body["messages"] == [
+        {"recipient_id": "jack", "text": "I am a bot: a restaurant booking assistant."}
+    ]
+    action = [e for e in body["tracker"]["events"] if e["event"] == "action"][-1]
+    assert (action["name"], action["policy"], action["confidence"]) == (
+        "utter_iamabot",
+        "manual",
+        0.7,
+    )
+    missing = await api.post("/conversations/jack/execute", json={"name": "action_fly"})
+    assert missing.status == 404
+    bad = await api.post(
+        "/conversations/jack/execute", json={"name": "utter_greet", "confidence": "high"}
+    )
+    assert bad.status == 400
+
+
+async def test_domain_as_json_or_yaml(api: TestClient) -> None:
+    as_json = await api.get("/domain")
+    assert as_json.status == 200 and "greet" in (await as_json.json())["intents"]
+    as_yaml = await api.get("/domain", headers={"Accept": "application/yaml"})
+    assert as_yaml.status == 200
+    assert "restaurant_form" in yaml.safe_load(await as_yaml.text())["forms"]
+    refused = await api.get("/domain", headers={"Accept": "text/html"})
+    assert refused.status == 406
+
+
+async def test_parse(api: TestClient) -> None:
+    response = await api.post(
+        "/model/parse", json={"text": '/inform{"cuisine": "thai"}', "message_id": "m1"}
+    )
+    assert response.status == 200
+    parsed = await response.json()
+    assert parsed["intent"]["name"] == "inform"
+    assert parsed["entities"][0]["value"] == "thai"
+    assert parsed["message_id"] == "m1"
+    assert (await api.post("/model/parse", json={"message": "hi"})).status == 400
+
+
+async def test_status_and_version(api: TestClient) -> None:
+    status = await (await api.get("/status")).json()
+    assert status["num_active_training_jobs"] == 0 and status["model_id"]
+    version = await (await api.get("/version")).json()
+    assert version["version"]
+
+
+async def test_replace_the_model_keeps_conversations(
+    api: TestClient, moodbot_model: TrainedModel, tmp_path: Path
+) -> None:
+    await say(api, "kim", "/greet")
+    path = tmp_path / "mood.model"
+    moodbot_model.to_file(path)
+
+    response = await api.put("/model", json={"model_file": str(path)})
+    assert response.status == 204
+    assert "mood_great" in (await (await api.get("/domain")).json())["intents"]
+    assert (await (await api.get("/status")).json())["model_file"] == str(path)
+    tracker = await (await api.get("/conversations/kim/tracker")).json()
+    assert [e["event"] for e in tracker["events"]].count("user") == 1
+    assert await say(api, "kim", "/mood_great")  # the moodbot answers now
+
+
+async def test_upload_a_model(
+    api: TestClient, moodbot_model: TrainedModel, restaurant_model: TrainedModel, tmp_path: Path
+) -> None:
+    path = tmp_path / "mood.model"
+    moodbot_model.to_file(path)
+    response = await api.put(
+        "/model", data=path.read_bytes(), headers={"Content-Type": "application/octet-stream"}
+    )
+    assert response.status == 204
+    assert "mood_great" in (await (await api.get("/domain")).json())["intents"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"json": {"model_file": "/nowhere/x.model"}}, 400),
+        ({"json": {"model_server": {"url": "http://x"}}}, 400),
+        ({"json": {}}, 400),
+        ({"data": b"not a model", "headers": {"Content-Type": "application/octet-stream"}}, 400),
+        ({"data": b"", "headers": {"Content-Type": "application/octet-stream"}}, 400),
+    ],
+)
+async def test_bad_model_is_refused_and_the_old_one_stays(
+    api: TestClient, kwargs: dict[str, object], status: int
+) -> None:
+    response = await api.put("/model", **kwargs)  # type: ignore[arg-type]
+    assert response.status == status
+    assert (await response.json())["status"] == "failure"
+    assert "restaurant_form" in (await (await api.get("/domain")).json())["forms"]
+
+
+async def test_model_upload_is_capped(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    client = await start_server(Agent(restaurant_model), enable_api=True, max_model_bytes=1000)
+    response = await client.put(
+        "/model", data=b"x" * 5000, headers={"Content-Type": "application/octet-stream"}
+    )
+    assert response.status == 413

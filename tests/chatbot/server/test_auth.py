@@ -1,0 +1,157 @@
+"""Who may call the HTTP API: a token, or JWTs with Rasa's ``admin`` and ``user`` roles."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp.test_utils import TestClient
+
+from chatbot.agent import Agent, TrainedModel
+from chatbot.errors import ConfigError
+from chatbot.server.auth import Auth
+from chatbot.server.settings import ServerSettings
+from tests.chatbot.server.support import StartServer, say
+
+TOKEN = "s3cret-token"
+SECRET = "a-jwt-secret-long-enough-for-hs512-" + "x" * 40
+
+
+def bearer(value: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {value}"}
+
+
+def token_for(username: str, role: str, secret: str = SECRET, **claims: Any) -> str:
+    return jwt.encode({"user": {"username": username, "role": role}, **claims}, secret, "HS256")
+
+
+@pytest.fixture
+async def secured(start_server: StartServer, restaurant_model: TrainedModel) -> TestClient:
+    client = await start_server(
+        Agent(restaurant_model),
+        enable_api=True,
+        auth_token=TOKEN,
+        jwt_secret=SECRET,
+        rate_limit=None,
+    )
+    await say(client, "alice", "/greet")  # channels need no API credentials
+    await say(client, "bob", "/greet")
+    return client
+
+
+async def test_token_as_bearer_or_query(secured: TestClient) -> None:
+    assert (await secured.get("/conversations/alice/tracker", headers=bearer(TOKEN))).status == 200
+    assert (await secured.get(f"/conversations/alice/tracker?token={TOKEN}")).status == 200
+    assert (await secured.get("/status", headers=bearer(TOKEN))).status == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        bearer("wrong"),
+        bearer(TOKEN + "x"),
+        {"Authorization": TOKEN},  # no scheme
+        {"Authorization": f"Basic {TOKEN}"},
+        bearer("é-not-ascii"),
+    ],
+)
+async def test_missing_or_wrong_credentials_are_a_401(
+    secured: TestClient, headers: dict[str, str]
+) -> None:
+    response = await secured.get("/conversations/alice/tracker", headers=headers)
+    assert response.status == 401
+    body = await response.json()
+    assert body["reason"] == "NotAuthenticated" and body["code"] == 401
+
+
+async def test_wrong_query_token_is_a_401(secured: TestClient) -> None:
+    assert (await secured.get("/status?token=nope")).status == 401
+
+
+async def test_admin_jwt_sees_everything(secured: TestClient) -> None:
+    admin = bearer(token_for("root", "admin"))
+    for path in ("/conversations/alice/tracker", "/conversations/bob/tracker", "/status"):
+        assert (await secured.get(path, headers=admin)).status == 200
+    response = await secured.post("/model/parse", json={"text": "/greet"}, headers=admin)
+    assert response.status == 200
+
+
+async def test_user_jwt_sees_only_its_own_conversation(secured: TestClient) -> None:
+    alice = bearer(token_for("alice", "user"))
+    assert (await secured.get("/conversations/alice/tracker", headers=alice)).status == 200
+    answer = await secured.post(
+        "/conversations/alice/trigger_intent", json={"name": "greet"}, headers=alice
+    )
+    assert answer.status == 200
+    for method, path in [
+        ("GET", "/conversations/bob/tracker"),
+        ("POST", "/conversations/bob/predict"),
+        ("GET", "/status"),
+        ("GET", "/domain"),
+        ("PUT", "/model"),
+    ]:
+        response = await secured.request(method, path, headers=alice)
+        assert response.status == 403, path
+        assert (await response.json())["reason"] == "NotAuthorized"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        token_for("root", "admin", secret="another-secret-" + "y" * 60),
+        token_for("root", "admin", exp=int(time.time()) - 10),
+        jwt.encode({"user": {"username": "root", "role": "admin"}}, SECRET, "HS512"),
+        jwt.encode({"user": {"username": "root", "role": "admin"}}, None, "none"),
+        "not.a.jwt",
+    ],
+    ids=["wrong-secret", "expired", "other-algorithm", "unsigned", "garbage"],
+)
+async def test_invalid_jwts_are_a_401(secured: TestClient, token: str) -> None:
+    response = await secured.get("/conversations/alice/tracker", headers=bearer(token))
+    assert response.status == 401
+    assert (await response.json())["status"] == "failure"
+
+
+async def test_expired_jwt_says_so(secured: TestClient) -> None:
+    expired = token_for("root", "admin", exp=int(time.time()) - 10)
+    response = await secured.get("/status", headers=bearer(expired))
+    assert "expired" in (await response.json())["message"]
+
+
+@pytest.mark.parametrize("role", ["guest", None, 5])
+async def test_jwt_without_a_known_role_is_a_403(secured: TestClient, role: object) -> None:
+    token = jwt.encode({"user": {"username": "alice", "role": role}}, SECRET, "HS256")
+    response = await secured.get("/conversations/alice/tracker", headers=bearer(token))
+    assert response.status == 403
+
+
+async def test_jwt_only_rejects_the_query_token(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    client = await start_server(Agent(restaurant_model), enable_api=True, jwt_secret=SECRET)
+    assert (await client.get(f"/status?token={SECRET}")).status == 401
+    assert (await client.get("/status", headers=bearer(token_for("a", "admin")))).status == 200
+
+
+def test_unknown_jwt_method_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="HS999"):
+        Auth(jwt_secret="x" * 40, jwt_method="HS999")
+
+
+@pytest.mark.parametrize(
+    ("settings", "host"),
+    [
+        (ServerSettings(), "0.0.0.0"),
+        (ServerSettings(enable_api=True), "127.0.0.1"),
+        (ServerSettings(enable_api=True, host="10.1.2.3"), "127.0.0.1"),
+        (ServerSettings(enable_api=True, host="::1"), "::1"),
+        (ServerSettings(enable_api=True, host="localhost"), "localhost"),
+        (ServerSettings(enable_api=True, auth_token="t"), "0.0.0.0"),
+        (ServerSettings(enable_api=True, jwt_secret="s"), "0.0.0.0"),
+    ],
+)
+def test_an_open_api_listens_on_loopback_only(settings: ServerSettings, host: str) -> None:
+    assert settings.effective_host() == host

@@ -1,0 +1,124 @@
+"""Limits: request body size, message length, and the per-sender rate limit (a token bucket)."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from chatbot.agent import Agent, TrainedModel
+from chatbot.errors import ConfigError
+from chatbot.server.keys import GATE
+from chatbot.server.limits import RateLimiter
+from chatbot.server.settings import RateLimit
+from tests.chatbot.server.support import StartServer, say
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("30/min", RateLimit(30, 60.0)),
+        ("5/s", RateLimit(5, 1.0)),
+        ("100/10s", RateLimit(100, 10.0)),
+        ("1000 / hour", RateLimit(1000, 3600.0)),
+        ("2/0.5s", RateLimit(2, 0.5)),
+        ("off", None),
+        ("0", None),
+    ],
+)
+def test_rate_limit_parse(text: str, limit: RateLimit | None) -> None:
+    assert RateLimit.parse(text) == limit
+
+
+@pytest.mark.parametrize("text", ["fast", "5", "10/fortnight", "-1/s", "3/0s", "/min"])
+def test_bad_rate_limit_is_a_config_error(text: str) -> None:
+    with pytest.raises(ConfigError, match="rate limit"):
+        RateLimit.parse(text)
+
+
+def test_token_bucket_allows_a_burst_then_refills() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(RateLimit(3, 3.0), clock=clock)  # 1 per second, bursts of 3
+    assert [limiter.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.take("a") == pytest.approx(1.0)
+    assert limiter.take("b") == 0.0  # per sender
+    clock.now += 0.5
+    assert limiter.take("a") == pytest.approx(0.5)
+    clock.now += 0.5
+    assert limiter.take("a") == 0.0
+    clock.now += 100
+    assert [limiter.take("a") for _ in range(4)][-1] > 0  # refills to the burst size only
+
+
+def test_token_bucket_keeps_a_bounded_number_of_senders() -> None:
+    limiter = RateLimiter(RateLimit(1, 60.0), max_senders=100, clock=FakeClock())
+    for i in range(1000):
+        limiter.take(f"sender-{i}")
+    assert len(limiter) == 100
+    assert limiter.take("sender-999") > 0  # recent senders are still limited
+
+
+async def test_rate_limited_sender_gets_a_429_with_retry_after(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    client = await start_server(Agent(restaurant_model))
+    clock = FakeClock()
+    client.app[GATE].limiter = RateLimiter(RateLimit(2, 60.0), clock=clock)
+    await say(client, "alice", "/greet")
+    await say(client, "alice", "/greet")
+    response = await client.post(
+        "/webhooks/rest/webhook", json={"sender": "alice", "message": "/greet"}
+    )
+    assert response.status == 429
+    assert response.headers["Retry-After"] == "30"
+    assert (await response.json())["reason"] == "TooManyRequests"
+    await say(client, "bob", "/greet")  # others are not affected
+    clock.now += 30
+    await say(client, "alice", "/greet")
+    metrics = await (await client.get("/metrics")).text()
+    assert "chatbot_rate_limited_total 1.0" in metrics
+
+
+async def test_request_body_is_capped(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    client = await start_server(Agent(restaurant_model), max_body_bytes=2000, enable_api=True)
+    big = {"sender": "a", "message": "x", "metadata": {"pad": "y" * 5000}}
+    for method, path in [
+        ("POST", "/webhooks/rest/webhook"),
+        ("POST", "/conversations/a/tracker/events"),
+        ("POST", "/model/parse"),
+    ]:
+        response = await client.request(method, path, json=big)
+        assert response.status == 413, path
+        assert (await response.json())["code"] == 413
+    assert await say(client, "a", "/greet")
+
+
+async def test_message_text_is_capped(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    client = await start_server(Agent(restaurant_model), max_message_chars=50, enable_api=True)
+    long = "a" * 51
+    rest = await client.post("/webhooks/rest/webhook", json={"sender": "a", "message": long})
+    assert rest.status == 413
+    assert (await rest.json())["reason"] == "MessageTooLong"
+    api = await client.post("/conversations/a/messages", json={"text": long, "sender": "user"})
+    assert api.status == 413
+    parse = await client.post("/model/parse", json={"text": long})
+    assert parse.status == 413
+    assert await say(client, "a", "a" * 50)
+
+
+async def test_rest_channel_rate_limit_is_on_by_default(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    client: TestClient = await start_server(Agent(restaurant_model))
+    assert client.app[GATE].limiter is not None
