@@ -82,22 +82,28 @@ def fit_rules(
     found: list[Rule] = []
     for conv in rules:
         replay = Conversation(conv.name, domain)
-        partials: list[State] = []
+        # The features the rule mentions, for each state in replay.states (kept aligned with it:
+        # a form running again on its happy path folds states out of the history).
+        mentioned_per_state: list[frozenset[str]] = []
         for event, target, mentioned in zip(conv.events, conv.targets, conv.mentioned, strict=True):
-            if event.get("event") == "action":
-                assert mentioned is not None
-                now = tuple((k, v) for k, v in replay.current_state() if k in mentioned)
-                if target:
-                    found.append(
-                        Rule(
-                            (*partials, now),
-                            event["name"],
-                            conv.source.conversation_start,
-                            conv.name,
-                        )
-                    )
-                partials.append(now)
+            if event.get("event") != "action":
+                replay.append(event)
+                continue
+            assert mentioned is not None
+            rerun = replay.is_loop_rerun(event["name"])
+            if target and not rerun:
+                history = [
+                    _partial(state, seen)
+                    for state, seen in zip(replay.states, mentioned_per_state, strict=True)
+                ]
+                history.append(_partial(replay.current_state(), mentioned))
+                found.append(
+                    Rule(tuple(history), event["name"], conv.source.conversation_start, conv.name)
+                )
             replay.append(event)
+            del mentioned_per_state[len(replay.states) :]
+            if not rerun:
+                mentioned_per_state.append(mentioned)
     unique = list(dict.fromkeys(found))
     return RulePolicy(
         unique,
@@ -107,6 +113,10 @@ def fit_rules(
         ),
         enable_fallback_prediction=bool(params.get("enable_fallback_prediction", True)),
     )
+
+
+def _partial(state: State, mentioned: frozenset[str]) -> State:
+    return tuple((k, v) for k, v in state if k in mentioned)
 
 
 def fit_memo(
@@ -119,7 +129,12 @@ def fit_memo(
     for conv in stories:
         replay = Conversation(conv.name, domain)
         for event, target in zip(conv.events, conv.targets, strict=True):
-            if event.get("event") == "action" and target:
+            # A form running again on its happy path is RulePolicy's to predict, not a step.
+            if (
+                event.get("event") == "action"
+                and target
+                and not replay.is_loop_rerun(event["name"])
+            ):
                 action = event["name"]
                 key = memo_key(replay.recent_states(max_history), max_history)
                 if lookup.get(key, action) != action:

@@ -142,9 +142,12 @@ def build(
             else:
                 mentioned.discard(ENTITIES)
         elif isinstance(step, ActionStep):
-            # A rule's leading action is the context the rule starts from, not a prediction.
-            target = not (rule and first_action and not seen_user)
-            add_action(action_name(step), target)
+            # A rule's leading action is the context the rule starts from, not a prediction, and
+            # nothing is asked of the state before it: when the action is a form running again,
+            # that state is folded out of the history (see Conversation.applied_events), and the
+            # state after it says what the rule needs (the action ran, the form is (in)active).
+            leading = rule and first_action and not seen_user
+            add_action(action_name(step), not leading, frozenset() if leading else None)
             first_action = False
         elif isinstance(step, SlotStep):
             for slot_name, value in step.slots:

@@ -68,14 +68,22 @@ class FormAction(Action):
             }
             if prefilled:
                 emit(await self._validate(ctx, scratch, prefilled))
-        elif scratch.latest_action_name == ACTION_LISTEN and not scratch.loop.is_interrupted:
-            candidates = self._candidates(scratch, form)
+        elif (
+            scratch.latest_action_name == ACTION_LISTEN
+            and not scratch.loop.is_interrupted
+            and not scratch.loop.rejected
+        ):
+            # Validate what the user just said, unless the form comes back after a digression
+            # (it rejected a message earlier): then it asks its question again.
             requested = scratch.slots.get(REQUESTED_SLOT)
-            if requested is not None and not candidates:
+            validation = await self._validate(ctx, scratch, self._candidates(scratch, form))
+            filled = any(
+                e.get("event") == "slot" and e.get("name") != REQUESTED_SLOT for e in validation
+            )
+            if requested is not None and not filled:
                 raise ActionRejected(self.name, f"failed to extract slot {requested}")
-            if candidates:
-                emit(await self._validate(ctx, scratch, candidates))
-        next_slot = next((s for s in form.required_slots if scratch.slots.get(s) is None), None)
+            emit(validation)
+        next_slot = self._next_slot(scratch, form, events)
         if next_slot is None:
             emit([ev.active_loop(None), ev.slot(REQUESTED_SLOT, None)])
             return events
@@ -90,6 +98,17 @@ class FormAction(Action):
         return events
 
     @staticmethod
+    def _next_slot(conversation: Conversation, form: Form, events: list[Event]) -> str | None:
+        """The slot to ask for next: the validation action's choice when it made one (rasa-sdk
+        sets ``requested_slot`` when it changes ``required_slots``; None ends the form), else the
+        first required slot without a value."""
+        for event in reversed(events):
+            if event.get("event") == "slot" and event.get("name") == REQUESTED_SLOT:
+                value = event.get("value")
+                return value if isinstance(value, str) else None
+        return next((s for s in form.required_slots if conversation.slots.get(s) is None), None)
+
+    @staticmethod
     def _candidates(conversation: Conversation, form: Form) -> dict[str, Any]:
         """Form slots set since the latest user message (by slot extraction)."""
         found: dict[str, Any] = {}
@@ -98,10 +117,15 @@ class FormAction(Action):
                 found[event["name"]] = event.get("value")
         return found
 
+    def _has_validator(self, ctx: ActionContext) -> bool:
+        return f"validate_{self.name}" in ctx.domain.actions and ctx.run_action is not None
+
     async def _validate(
         self, ctx: ActionContext, scratch: Conversation, candidates: dict[str, Any]
     ) -> list[Event]:
-        validator = f"validate_{self.name}"
-        if validator in ctx.domain.actions and ctx.run_action is not None:
-            return await ctx.run_action(validator, scratch)
+        """Slot events for the candidates: from ``validate_<form>`` when the domain declares it
+        (it may also extract slots itself and change ``requested_slot``), else as they are."""
+        if self._has_validator(ctx):
+            assert ctx.run_action is not None
+            return await ctx.run_action(f"validate_{self.name}", scratch)
         return [ev.slot(name, value) for name, value in candidates.items()]

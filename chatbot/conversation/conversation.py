@@ -54,6 +54,8 @@ class Conversation:
         # The dialogue state before each applied action, in order.
         self.states: list[State] = []
         self._user_seen = False
+        # The applied events since the last reset, kept as events arrive (see applied_events).
+        self._applied: list[Event] = []
 
     def fork(self) -> Conversation:
         """A copy that can be extended without touching this one (no replay: state is copied)."""
@@ -70,6 +72,7 @@ class Conversation:
         other.paused = self.paused
         other.states = list(self.states)
         other._user_seen = self._user_seen
+        other._applied = list(self._applied)
         return other
 
     def _reset_slots(self) -> None:
@@ -86,11 +89,15 @@ class Conversation:
 
     def _apply(self, event: Event) -> None:
         kind = event.get("event")
+        if kind == "action" and self.is_loop_rerun(event["name"]):
+            self._collapse_loop_turns(event["name"])
+            self.followup_action = None
+            self.loop.rejected = False
+            return
+        if kind not in ("restart", "session_started", "rewind", "undo"):
+            self._applied.append(event)
         if kind == "user":
-            parse = dict(event.get("parse_data") or {})
-            parse.setdefault("text", event.get("text"))
-            parse["entities"] = list(parse.get("entities") or [])
-            self.latest_message = parse
+            self.latest_message = _parse_data(event)
             self.followup_action = None
             self._user_seen = True
         elif kind == "action":
@@ -140,8 +147,12 @@ class Conversation:
             self._apply(event)
 
     def applied_events(self) -> list[Event]:
-        """The events that still count: after the last restart/session start, with rewinds and
-        undos taken out (Rasa's ``applied_events``)."""
+        """The events that still count, as Rasa's ``applied_events``: those after the last
+        restart or session start, with rewound and undone turns taken out, and the turns between
+        two runs of a form on its happy path collapsed into the first run (the policies see a
+        form collecting its slots as one step, however many questions it asked)."""
+        if self.events and self.events[-1].get("event") not in ("rewind", "undo"):
+            return list(self._applied)
         applied: list[Event] = []
         for event in self.events:
             kind = event.get("event")
@@ -152,9 +163,30 @@ class Conversation:
             elif kind == "rewind":
                 _undo_till(applied, lambda e: e.get("event") == "user")
                 _undo_till(applied, lambda e: ev.is_action(e, ACTION_LISTEN))
+            elif kind == "action" and _is_loop_rerun(event["name"], self._loop_names(), applied):
+                _undo_till_previous_run(event["name"], applied)
             else:
                 applied.append(event)
         return applied
+
+    def _loop_names(self) -> set[str]:
+        return set(self.domain.forms)
+
+    def is_loop_rerun(self, action: str) -> bool:
+        """Whether running ``action`` now is a form running again on its happy path, a step the
+        policies' history leaves out."""
+        return _is_loop_rerun(action, self._loop_names(), self._applied)
+
+    def _collapse_loop_turns(self, action: str) -> None:
+        removed = _undo_till_previous_run(action, self._applied)
+        actions = sum(1 for e in removed if e.get("event") == "action")
+        if actions:
+            del self.states[-actions:]
+        if any(e.get("event") == "user" for e in removed):
+            latest = next((e for e in reversed(self._applied) if e.get("event") == "user"), None)
+            self._user_seen = latest is not None
+            self.latest_message = _parse_data(latest) if latest is not None else {}
+        self.latest_action_name = action
 
     # -- views -----------------------------------------------------------------------------------
 
@@ -260,6 +292,51 @@ class Conversation:
             else {},
             "latest_action_name": self.latest_action_name,
         }
+
+
+def _parse_data(event: Event) -> dict[str, Any]:
+    parse = dict(event.get("parse_data") or {})
+    parse.setdefault("text", event.get("text"))
+    parse["entities"] = list(parse.get("entities") or [])
+    return parse
+
+
+def _is_loop_rerun(action: str, loops: set[str], applied: list[Event]) -> bool:
+    """Rasa's happy-path test: ``action`` is a form that ran before in this stretch of the
+    conversation, with no rejection of it and no other answer to a user message since."""
+    if action not in loops:
+        return False
+    next_action: str | None = None
+    for event in reversed(applied):
+        kind = event.get("event")
+        if kind == "active_loop" and event.get("name") is None:
+            return False  # a new run of the form, not a continuation
+        if kind == "action_execution_rejected" and event.get("name") == action:
+            return False
+        if kind == "user" and next_action is not None and next_action != action:
+            return False  # the user was answered by something else: an unhappy path
+        if kind == "action":
+            if event["name"] == action:
+                return True
+            next_action = event["name"]
+    return False
+
+
+def _undo_till_previous_run(action: str, applied: list[Event]) -> list[Event]:
+    """Remove the action and user events after the previous run of ``action`` (other events,
+    such as the slots the user gave, stay); the removed events, in order."""
+    removed: list[Event] = []
+    index = len(applied) - 1
+    while index >= 0:
+        event = applied[index]
+        kind = event.get("event")
+        if kind == "action" and event["name"] == action:
+            break
+        if kind in ("action", "user"):
+            removed.append(applied.pop(index))
+        index -= 1
+    removed.reverse()
+    return removed
 
 
 def _undo_till(applied: list[Event], is_target: Any) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from chatbot.conversation.conversation import Conversation
-from chatbot.conversation.state import State, decode_state, encode_state
+from chatbot.conversation.state import ACTIVE_LOOP, State, decode_state, encode_state
 from chatbot.dialogue.policy import Policy, Prediction
 from chatbot.project import domain as d
 
@@ -37,6 +37,9 @@ class Rule:
     @property
     def specificity(self) -> tuple[int, int]:
         return (len(self.states), sum(len(s) for s in self.states))
+
+    def mentions(self, feature: str) -> bool:
+        return any(key == feature for state in self.states for key, _ in state)
 
     def matches(self, history: Sequence[dict[str, Any]]) -> bool:
         n = len(self.states)
@@ -88,6 +91,9 @@ class RulePolicy(Policy):
             if rule.conversation_start and conversation.num_states != len(rule.states):
                 continue
             if rule.matches(history):
+                if rule.action == d.ACTION_LISTEN and loop.name and not rule.mentions(ACTIVE_LOOP):
+                    # A rule that knows nothing of forms ends inside one: the form resumes.
+                    return self._prediction(loop.name, excluded)
                 return self._prediction(rule.action, excluded)
         return None
 

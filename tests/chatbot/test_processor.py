@@ -4,6 +4,7 @@ with its real rasa-sdk validation action run in-process."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from collections.abc import Set
 
 import pytest
@@ -159,6 +160,9 @@ async def test_at_most_ten_actions_per_message(agent: Agent) -> None:
 
 
 async def test_unknown_text_without_nlu_falls_back_and_listens(agent: Agent) -> None:
+    # Rules and memoization only: nothing knows a message without an intent.
+    exact = [p for p in agent.model.policies if p.name in ("RulePolicy", "MemoizationPolicy")]
+    agent.replace_model(replace(agent.model, policies=exact))
     started = time.time()
     reply = texts(await agent.handle_text("qwertyuiop", "fb"))
     assert reply == ["Sorry, I didn't get that. Could you rephrase?"]
