@@ -1,0 +1,335 @@
+"""Slack's Events API in, its Web API (``chat.postMessage``) out, as Rasa's Slack channel.
+
+``POST /webhooks/slack/webhook`` takes event callbacks (JSON) and interactive payloads (form field
+``payload=``, for clicked buttons), each signed by Slack: ``X-Slack-Signature`` is ``v0=`` and
+HMAC-SHA256 of ``v0:<X-Slack-Request-Timestamp>:<raw body>`` under the signing secret. A request
+that is unsigned, wrongly signed or more than five minutes old is answered 401 and never read.
+
+A verified event is acknowledged at once (Slack retries after three seconds) and answered in the
+background: each conversation has one worker, so its messages are answered in order. Slack's
+retries and its double delivery of a mention (as ``message`` and ``app_mention``) are processed
+once: events are remembered by event id and by channel + ``ts``.
+
+Handled: direct messages, mentions, messages in ``slack_channel``, in threads (answered in the
+thread; ``use_threads`` also threads answers to top-level messages) and button clicks. Ignored:
+bots (the bot itself included), edits, joins and other message subtypes.
+
+credentials.yml ``slack:`` keys: ``slack_token`` (xoxb-..., required), ``slack_signing_secret``
+(required), ``slack_channel`` (a channel id whose every message the bot reads), ``use_threads``,
+``slack_retry_reason_header``, ``slack_retry_number_header``, ``errors_ignore_retry`` (retries
+for these reasons are refused with ``X-Slack-No-Retry: 1``; default ``[http_timeout]``),
+``conversation_granularity`` (``sender``, ``channel`` or ``thread``) and ``slack_api_url``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from html import unescape
+from typing import Any
+from urllib.parse import parse_qs
+
+from aiohttp import web
+
+from chatbot.agent import Agent
+from chatbot.errors import ChatbotError, ConfigError
+from connectors.base import InputChannel
+from connectors.delivery import ConversationWorkers, SeenCache
+from connectors.outbound import ApiClient, RetryPolicy
+from connectors.slack_blocks import slack_posts
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_WINDOW = 300  # seconds a signed request stays valid, as Slack's own SDKs check
+GRANULARITIES = ("sender", "channel", "thread")
+HANDLED_SUBTYPES = (None, "thread_broadcast", "file_share")
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)\|([^>]+)>")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One user message (or button click) to answer."""
+
+    text: str
+    user: str
+    channel: str
+    conversation_id: str
+    reply_thread: str | None  # the thread_ts the answers go to, if any
+    bot_user: str | None
+
+
+def signature_ok(secret: str, headers: Any, body: bytes, now: float) -> str | None:
+    """None when Slack signed the request; else why not."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not timestamp or not signature:
+        return "the request is not signed (no X-Slack-Signature / X-Slack-Request-Timestamp)"
+    try:
+        age = abs(now - int(timestamp))
+    except ValueError:
+        return "X-Slack-Request-Timestamp is not a number"
+    if age > SIGNATURE_WINDOW:
+        return "the request's timestamp is more than five minutes away"
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        return "the signature does not match"
+    return None
+
+
+def sanitize(text: str, bot_user: str | None) -> str:
+    """The text Slack sent, as the user typed it: no mention of the bot, links as their label."""
+    if bot_user:
+        text = re.sub(rf"\s*<@{re.escape(bot_user)}(\|[^>]*)?>\s*", " ", text)
+    text = _LINK.sub(lambda m: m.group(2), text)
+    text = re.sub(r"<((?:https?|mailto):[^>|]+)>", r"\1", text)
+    return unescape(text).strip()
+
+
+def _interactive_value(action: dict[str, Any]) -> str | None:
+    """What a clicked or chosen interactive element stands for (as Rasa reads it)."""
+    kind = action.get("type")
+    if kind == "button":
+        return action.get("value")
+    if kind in ("static_select", "external_select", "overflow", "radio_buttons"):
+        return (action.get("selected_option") or {}).get("value")
+    selected = {
+        "conversations_select": "selected_conversation",
+        "users_select": "selected_user",
+        "channels_select": "selected_channel",
+        "datepicker": "selected_date",
+    }.get(str(kind))
+    return action.get(selected) if selected else None
+
+
+class SlackChannel(InputChannel):
+    name = "slack"
+
+    def __init__(
+        self,
+        *,
+        slack_token: str,
+        slack_signing_secret: str,
+        slack_channel: str | None = None,
+        use_threads: bool = False,
+        slack_retry_reason_header: str = "X-Slack-Retry-Reason",
+        slack_retry_number_header: str = "X-Slack-Retry-Num",
+        errors_ignore_retry: list[str] | tuple[str, ...] | None = None,
+        conversation_granularity: str = "sender",
+        slack_api_url: str = "https://slack.com/api",
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if conversation_granularity not in GRANULARITIES:
+            raise ConfigError(
+                f"slack: 'conversation_granularity' must be one of {', '.join(GRANULARITIES)}, "
+                f"not {conversation_granularity!r}"
+            )
+        self.signing_secret = slack_signing_secret
+        self.slack_channel = slack_channel
+        self.use_threads = use_threads
+        self.retry_reason_header = slack_retry_reason_header
+        self.retry_number_header = slack_retry_number_header
+        self.errors_ignore_retry = tuple(errors_ignore_retry or ("http_timeout",))
+        self.granularity = conversation_granularity
+        self.clock = clock
+        self.api = ApiClient(
+            "slack",
+            slack_api_url,
+            headers={"Authorization": f"Bearer {slack_token}"},
+            policy=retry,
+        )
+        self.seen = SeenCache()
+        self.workers = ConversationWorkers("slack")
+
+    @classmethod
+    def from_credentials(cls, params: dict[str, Any]) -> SlackChannel:
+        params = dict(params or {})
+        params.pop("proxy", None)  # Rasa's; unused (aiohttp honours HTTPS_PROXY if trust_env)
+        for key in ("slack_token", "slack_signing_secret"):
+            if not isinstance(params.get(key), str) or not params[key]:
+                raise ConfigError(f"slack: '{key}' is required (from your Slack app's settings)")
+        known = {
+            "slack_token",
+            "slack_signing_secret",
+            "slack_channel",
+            "use_threads",
+            "slack_retry_reason_header",
+            "slack_retry_number_header",
+            "errors_ignore_retry",
+            "conversation_granularity",
+            "slack_api_url",
+        }
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ConfigError(
+                f"slack: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        if not isinstance(params.get("use_threads", False), bool):
+            raise ConfigError(
+                f"slack: 'use_threads' must be true or false, not {params['use_threads']!r}"
+            )
+        ignore = params.get("errors_ignore_retry")
+        if ignore is not None and not (
+            isinstance(ignore, list) and all(isinstance(x, str) for x in ignore)
+        ):
+            raise ConfigError(
+                f"slack: 'errors_ignore_retry' must be a list of reasons, not {ignore!r}"
+            )
+        return cls(**params)
+
+    def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
+        async def health(request: web.Request) -> web.Response:
+            return web.json_response({"status": "ok"})
+
+        async def webhook(request: web.Request) -> web.Response:
+            return await self.webhook(request, agent_getter)
+
+        async def stop_workers(app: web.Application) -> None:
+            await self.workers.close()
+
+        async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+            async with self.api:
+                yield
+                await self.workers.close(grace=0)
+
+        app.router.add_get(f"/webhooks/{self.name}/", health)
+        app.router.add_post(f"/webhooks/{self.name}/webhook", webhook)
+        app.on_shutdown.append(stop_workers)
+        app.cleanup_ctx.append(lifecycle)
+
+    async def webhook(
+        self, request: web.Request, agent_getter: Callable[[], Agent]
+    ) -> web.Response:
+        body = await request.read()
+        problem = signature_ok(self.signing_secret, request.headers, body, self.clock())
+        if problem is not None:
+            logger.warning("slack: refused a request: %s", problem)
+            return web.json_response({"error": problem, "status": 401}, status=401)
+        retry_number = request.headers.get(self.retry_number_header)
+        retry_reason = request.headers.get(self.retry_reason_header)
+        if retry_number and retry_reason in self.errors_ignore_retry:
+            logger.info("slack: retry #%s (%s) refused", retry_number, retry_reason)
+            return web.Response(text="", headers={"X-Slack-No-Retry": "1"})
+        if request.content_type == "application/x-www-form-urlencoded":
+            incoming = self._from_interaction(body)
+        else:
+            try:
+                envelope = json.loads(body)
+            except ValueError:
+                return web.json_response(
+                    {"error": "the body is not JSON", "status": 400}, status=400
+                )
+            if not isinstance(envelope, dict):
+                return web.json_response(
+                    {"error": "the body is not an object", "status": 400}, status=400
+                )
+            if envelope.get("type") == "url_verification":
+                return web.json_response({"challenge": envelope.get("challenge")})
+            incoming = self._from_event(envelope)
+        if incoming is not None:
+            self.workers.submit(
+                incoming.conversation_id, lambda: self._answer(incoming, agent_getter)
+            )
+        return web.Response(text="")
+
+    def _conversation_id(self, user: str, channel: str, thread: str | None) -> str:
+        if self.granularity == "channel":
+            return f"{user}_{channel}"
+        if self.granularity == "thread" and thread:
+            return f"{user}_{channel}_{thread}"
+        return user
+
+    def _from_event(self, envelope: dict[str, Any]) -> Incoming | None:
+        event = envelope.get("event")
+        if envelope.get("type") != "event_callback" or not isinstance(event, dict):
+            return None
+        authorizations = envelope.get("authorizations") or [{}]
+        bot_user = authorizations[0].get("user_id") if isinstance(authorizations[0], dict) else None
+        kind, user, channel = event.get("type"), event.get("user"), event.get("channel")
+        text, ts = event.get("text"), event.get("ts")
+        if (
+            kind not in ("message", "app_mention")
+            or event.get("subtype") not in HANDLED_SUBTYPES
+            or event.get("bot_id")
+            or not isinstance(user, str)
+            or user == bot_user
+            or not isinstance(channel, str)
+            or not isinstance(text, str)
+            or not isinstance(ts, str)
+        ):
+            return None
+        if not (
+            kind == "app_mention"
+            or event.get("channel_type") == "im"
+            or (self.slack_channel and channel == self.slack_channel)
+        ):
+            return None
+        text = sanitize(text, bot_user)
+        if not text:
+            return None
+        keys = [f"ts:{channel}:{ts}"]
+        if envelope.get("event_id"):
+            keys.append(f"event:{envelope['event_id']}")
+        if not self.seen.first_time(*keys):
+            logger.debug("slack: event %s seen before; ignored", envelope.get("event_id"))
+            return None
+        thread = event.get("thread_ts")
+        reply_thread = thread or (ts if self.use_threads else None)
+        conversation_id = self._conversation_id(user, channel, thread or ts)
+        return Incoming(text, user, channel, conversation_id, reply_thread, bot_user)
+
+    def _from_interaction(self, body: bytes) -> Incoming | None:
+        try:
+            payload = json.loads(parse_qs(body.decode())["payload"][0])
+        except (KeyError, IndexError, ValueError, UnicodeDecodeError):
+            logger.warning("slack: an interactive request without a JSON 'payload'")
+            return None
+        if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+            return None
+        actions = [a for a in payload.get("actions") or [] if isinstance(a, dict)]
+        value = _interactive_value(actions[0]) if actions else None
+        user = (payload.get("user") or {}).get("id")
+        container = payload.get("container") or {}
+        channel = (payload.get("channel") or {}).get("id") or container.get("channel_id")
+        message = payload.get("message") or {}
+        message_ts = message.get("ts") or container.get("message_ts")
+        if not isinstance(value, str) or not isinstance(user, str) or not isinstance(channel, str):
+            return None
+        action_ts = actions[0].get("action_ts")
+        key = payload.get("trigger_id") or f"{channel}:{message_ts}:{action_ts}"
+        if not self.seen.first_time(f"action:{key}"):
+            return None
+        thread = message.get("thread_ts")
+        conversation_id = self._conversation_id(user, channel, thread or message_ts)
+        return Incoming(value, user, channel, conversation_id, thread, None)
+
+    async def _answer(self, incoming: Incoming, agent_getter: Callable[[], Agent]) -> None:
+        metadata = {
+            "out_channel": incoming.channel,
+            "thread_id": incoming.reply_thread,
+            "users": incoming.bot_user,
+        }
+        try:
+            messages = await agent_getter().handle_text(
+                incoming.text, incoming.conversation_id, input_channel=self.name, metadata=metadata
+            )
+        except ChatbotError as error:
+            logger.error("slack: a message could not be answered: %s", error)
+            return
+        for message in messages:
+            for post in slack_posts(message, incoming.channel):
+                if incoming.reply_thread:
+                    post.setdefault("thread_ts", incoming.reply_thread)
+                answer = await self.api.call("chat.postMessage", post)
+                if answer is not None and not answer.ok:
+                    logger.error(
+                        "slack chat.postMessage: refused (%s); the message was not delivered",
+                        answer.body.get("error", f"HTTP {answer.status}"),
+                    )
