@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chatbot.actions.base import ActionContext, bot_event
-from chatbot.actions.extract_slots import extract_slots
+from chatbot.actions.extract_slots import custom_mapping_actions, extract_slots
 from chatbot.actions.registry import ActionRegistry
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
@@ -78,10 +78,11 @@ class MessageProcessor:
         return result.messages()
 
     async def handle(self, message: UserMessage) -> TurnResult:
-        parse_data = await self.parse(message.text)
-
         async def turn(conversation: Conversation) -> None:
-            self._log_user(conversation, message, parse_data)
+            # Parsed under the conversation's lock: the lock's FIFO order is the order messages
+            # came in, which a slow parse of an earlier message must not change.
+            parse_data = await self.parse(message.text)
+            await self._log_user(conversation, message, parse_data)
             await self.predict_and_run(conversation, message.input_channel)
 
         return await self.update(
@@ -111,7 +112,7 @@ class MessageProcessor:
                 await self.store.append(conversation_id, new_events, start_seq=stored.next_seq)
         return TurnResult(conversation, new_events)
 
-    def _log_user(
+    async def _log_user(
         self, conversation: Conversation, message: UserMessage, parse_data: dict[str, Any]
     ) -> None:
         conversation.append(
@@ -124,6 +125,15 @@ class MessageProcessor:
             )
         )
         conversation.extend(extract_slots(conversation, self.domain))
+        for action in custom_mapping_actions(conversation, self.domain):
+            # ``type: custom`` mappings with ``action:``: the action fills the slot.
+            ctx = self._context(conversation, message.input_channel)
+            try:
+                events = await self.actions.get(action).run(ctx)
+            except (ActionError, ActionRejected) as exc:
+                logger.error("conversation %s: slot mapping %s", conversation.sender_id, exc)
+                continue
+            conversation.extend(e for e in events if e.get("event") in ("slot", "bot"))
 
     async def log_message(
         self, message: UserMessage, parse_data: dict[str, Any] | None = None, **kwargs: Any
@@ -135,7 +145,7 @@ class MessageProcessor:
         parsed = parse_data
 
         async def log(conversation: Conversation) -> None:
-            self._log_user(conversation, message, parsed)
+            await self._log_user(conversation, message, parsed)
 
         return await self.update(
             message.sender_id,
@@ -163,7 +173,7 @@ class MessageProcessor:
         message = UserMessage(f"{EXTERNAL_MESSAGE_PREFIX}{intent}", conversation_id, channel)
 
         async def turn(conversation: Conversation) -> None:
-            self._log_user(conversation, message, parse_data)
+            await self._log_user(conversation, message, parse_data)
             await self.predict_and_run(conversation, channel)
 
         return await self.update(conversation_id, turn, channel=channel, **kwargs)

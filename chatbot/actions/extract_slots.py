@@ -106,3 +106,19 @@ def trigger_intent_slots(conversation: Conversation, domain: Domain, form_name: 
             events.append(ev.slot(slot.name, mapping.value))
             break
     return events
+
+
+def custom_mapping_actions(conversation: Conversation, domain: Domain) -> list[str]:
+    """Actions named by ``type: custom`` mappings (``action: X``) that apply now, each once,
+    in the order of the slots (Rasa 3 runs them after the other mappings)."""
+    intent = conversation.latest_intent
+    active = conversation.active_loop_name
+    requested = conversation.slots.get(REQUESTED_SLOT)
+    names: list[str] = []
+    for slot in domain.slots.values():
+        for mapping in slot.mappings:
+            if mapping.type != "custom" or not mapping.action or mapping.action in names:
+                continue
+            if conditions_hold(mapping, active, requested) and intent_passes(mapping, intent):
+                names.append(mapping.action)
+    return names

@@ -50,11 +50,14 @@ slots:
   meal:
     type: text
     mappings: [{type: custom}]
+  mood:
+    type: text
+    mappings: [{type: custom, action: action_sense_mood}]
 forms:
   trip_form:
     ignored_intents: [chitchat]
     required_slots: [origin, destination, seats, window, note]
-actions: [validate_trip_form, action_ask_seats]
+actions: [validate_trip_form, action_ask_seats, action_sense_mood]
 responses:
   utter_greet: [{text: hi}]
   utter_ask_origin: [{text: "From where?"}]
@@ -88,6 +91,15 @@ ACTIONS = """
 from rasa_sdk import Action
 from rasa_sdk.events import SlotSet
 from rasa_sdk.forms import FormValidationAction
+
+
+class SenseMood(Action):
+    def name(self):
+        return "action_sense_mood"
+
+    def run(self, dispatcher, tracker, domain):
+        text = tracker.latest_message.get("text") or ""
+        return [SlotSet("mood", "happy" if "!" in text else "calm")]
 
 
 class AskSeats(Action):
@@ -272,3 +284,14 @@ async def test_validation_action_can_change_required_slots(agent: Agent) -> None
     # "meal" has a custom mapping: the validator's extract_meal fills it from the text.
     assert await say(agent, s, "vegetarian") == ["Window seat?"]
     assert (await slots(agent, s))["meal"] == "vegetarian"
+
+
+async def test_custom_mapping_action_fills_its_slot_after_each_message(agent: Agent) -> None:
+    await agent.handle_text("/greet", "mood")
+    assert (await slots(agent, "mood"))["mood"] == "calm"
+    await agent.handle_text("/greet!", "mood2")
+    events = (await agent.store.load("mood2")).events
+    user_at = max(i for i, e in enumerate(events) if e["event"] == "user")
+    assert {"event": "slot", "name": "mood", "value": "happy"}.items() <= events[
+        user_at + 1
+    ].items()
