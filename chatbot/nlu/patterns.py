@@ -1,0 +1,131 @@
+"""Regexes and lookup tables from nlu.yml: token features, and entities when named after one.
+
+Regexes run as written (``re.IGNORECASE`` unless case-sensitive). Lookup tables are matched on
+whole tokens, not compiled into one giant alternation: every element becomes a tuple of token keys,
+so a table of 100,000 city names costs a set lookup per token n-gram, whatever its size. Matching
+whole tokens is Rasa's ``use_word_boundaries: true``; scripts without spaces (Chinese, Japanese)
+still match, as the tokenizer makes each of their characters a token.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+
+from chatbot.errors import ConfigError
+from chatbot.nlu.tokenizer import Token, tokenize
+
+logger = logging.getLogger(__name__)
+
+Span = tuple[int, int]  # [start, end) character offsets
+
+
+class PatternSet:
+    """The named regexes and lookup tables of a model; ``names`` orders their feature columns."""
+
+    def __init__(
+        self,
+        regexes: Sequence[tuple[str, str]] = (),
+        lookups: Sequence[tuple[str, Sequence[str]]] = (),
+        *,
+        case_sensitive: bool = False,
+    ) -> None:
+        self.regexes = tuple((name, pattern) for name, pattern in regexes)
+        self.lookups = tuple((name, tuple(elements)) for name, elements in lookups)
+        self.case_sensitive = case_sensitive
+        flags = 0 if case_sensitive else re.IGNORECASE
+        self._compiled: dict[str, list[re.Pattern[str]]] = {}
+        for name, pattern in self.regexes:
+            try:
+                self._compiled.setdefault(name, []).append(re.compile(pattern, flags))
+            except re.error as error:
+                raise ConfigError(f"regex '{name}': invalid pattern {pattern!r}: {error}") from None
+        self._tables: dict[str, set[tuple[str, ...]]] = {}
+        for name, elements in self.lookups:
+            table = self._tables.setdefault(name, set())
+            table.update(key for key in (self._key(tokenize(e)) for e in elements) if key)
+        self._longest = max((len(k) for t in self._tables.values() for k in t), default=0)
+        names = sorted(self._compiled) + sorted(n for n in self._tables if n not in self._compiled)
+        self.names: tuple[str, ...] = tuple(names)
+
+    def _key(self, tokens: Sequence[Token]) -> tuple[str, ...]:
+        return tuple(t.text if self.case_sensitive else t.norm for t in tokens)
+
+    def matches(self, text: str, tokens: Sequence[Token]) -> dict[str, list[Span]]:
+        """Character spans matched by each name (regex matches, then lookup elements)."""
+        found: dict[str, list[Span]] = {}
+        for name, patterns in self._compiled.items():
+            for pattern in patterns:
+                for m in pattern.finditer(text):
+                    if m.end() > m.start():
+                        found.setdefault(name, []).append((m.start(), m.end()))
+        if self._tables and tokens:
+            keys = self._key(tokens)
+            for i in range(len(tokens)):
+                for n in range(1, min(self._longest, len(tokens) - i) + 1):
+                    gram = keys[i : i + n]
+                    for name, table in self._tables.items():
+                        if gram in table:
+                            span = (tokens[i].start, tokens[i + n - 1].end)
+                            found.setdefault(name, []).append(span)
+        return found
+
+    def token_features(
+        self, matches: dict[str, list[Span]], tokens: Sequence[Token]
+    ) -> list[list[float]]:
+        """``[token][name]``: 1.0 where a match of that name overlaps the token."""
+        rows = [[0.0] * len(self.names) for _ in tokens]
+        for column, name in enumerate(self.names):
+            for start, end in matches.get(name, ()):
+                for i, token in enumerate(tokens):
+                    if token.start < end and token.end > start:
+                        rows[i][column] = 1.0
+        return rows
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "regexes": [list(r) for r in self.regexes],
+            "lookups": [[name, list(elements)] for name, elements in self.lookups],
+            "case_sensitive": self.case_sensitive,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> PatternSet:
+        return cls(
+            [(str(n), str(p)) for n, p in data["regexes"]],  # type: ignore[attr-defined]
+            [(str(n), tuple(e)) for n, e in data["lookups"]],  # type: ignore[attr-defined]
+            case_sensitive=bool(data["case_sensitive"]),
+        )
+
+
+def regex_entities(
+    text: str, matches: dict[str, list[Span]], entity_types: Iterable[str]
+) -> list[dict[str, object]]:
+    """RegexEntityExtractor: a match of a regex or lookup table named after an entity type."""
+    entities: list[dict[str, object]] = []
+    for name in entity_types:
+        for start, end in sorted(set(matches.get(name, ()))):
+            entities.append(
+                {
+                    "entity": name,
+                    "start": start,
+                    "end": end,
+                    "value": text[start:end],
+                    "confidence_entity": 1.0,
+                    "extractor": "RegexEntityExtractor",
+                }
+            )
+    return entities
+
+
+def apply_synonyms(entities: list[dict[str, object]], synonyms: dict[str, str]) -> None:
+    """EntitySynonymMapper: a value becomes its canonical value (looked up lower-cased)."""
+    for entity in entities:
+        value = str(entity["value"])
+        canonical = synonyms.get(value.lower())
+        if canonical is not None and canonical != value:
+            entity["value"] = canonical
+            processors = entity.setdefault("processors", [])
+            assert isinstance(processors, list)
+            processors.append("EntitySynonymMapper")

@@ -1,0 +1,99 @@
+"""The NLU model's settings: one frozen dataclass, saved in the model file and read back from it.
+
+``training.nlu.pipeline`` builds it from a config's ``pipeline:``; every field here can also be
+set directly as a parameter of the ``BiLSTMCRF`` component.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from chatbot.errors import ConfigError
+
+CountVectors = tuple[tuple[str, int, int], ...]
+
+
+@dataclass(frozen=True)
+class NLUSettings:
+    # Token features.
+    word_dim: int = 100
+    char_dim: int = 32
+    char_filters: int = 64
+    max_word_chars: int = 20  # longer tokens keep their first and last characters
+    lexical_features: bool = True  # LexicalSyntacticFeaturizer: case, digits, punctuation, position
+    pattern_features: bool = True  # RegexFeaturizer: a feature per regex and lookup table
+    use_regexes: bool = True
+    use_lookup_tables: bool = True
+    case_sensitive: bool = False
+    # Sentence features for the intent head: (analyzer, min_n, max_n), analyzer "word" or "char_wb".
+    count_vectors: CountVectors = (("word", 1, 1), ("char_wb", 1, 4))
+    count_vectors_max_features: int = 20000
+    count_vectors_dim: int = 64
+    # Encoder and heads.
+    hidden: int = 128  # per direction
+    lstm_layers: int = 1
+    attention_dim: int = 64
+    dropout: float = 0.25
+    word_dropout: float = 0.1  # share of training tokens blanked (unknown word, no characters)
+    max_tokens: int = 512  # a longer message is cut after this many tokens
+    entity_recognition: bool = True
+    # Training.
+    epochs: int = 0  # 0: chosen from the data size (about `target_steps` optimiser steps)
+    target_steps: int = 3000
+    min_epochs: int = 10
+    max_epochs: int = 80
+    batch_size: int = 0  # 0: 16 for small data sets, 64 from 2,000 examples
+    learning_rate: float = 0.003
+    weight_decay: float = 0.0
+    # Post-processing.
+    synonyms: bool = True  # EntitySynonymMapper
+    regex_entities: bool = False  # RegexEntityExtractor
+    fallback_threshold: float = 0.0  # FallbackClassifier threshold; 0 turns fallback off
+    ambiguity_threshold: float = 0.0
+    ranking_length: int = 10
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["count_vectors"] = [list(cv) for cv in self.count_vectors]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NLUSettings:
+        return cls.from_params(data, component="model file")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], *, component: str = "BiLSTMCRF") -> NLUSettings:
+        """Settings from a parameter dict, checking names and types; unknown keys are an error."""
+        return cls().replace(params, component=component)
+
+    def replace(self, params: dict[str, Any], *, component: str = "BiLSTMCRF") -> NLUSettings:
+        known = {f.name: f for f in fields(self)}
+        values = asdict(self)
+        for key, value in params.items():
+            if key not in known:
+                raise ConfigError(
+                    f"{component}: unknown setting '{key}'; known settings: "
+                    + ", ".join(sorted(known))
+                )
+            values[key] = _coerce(key, value, type(getattr(self, key)), component)
+        return NLUSettings(**values)
+
+
+def _coerce(key: str, value: Any, kind: type, component: str) -> Any:
+    if key == "count_vectors":
+        try:
+            return tuple((str(a), int(lo), int(hi)) for a, lo, hi in value)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(
+                f"{component}: '{key}' must be a list of [analyzer, min_n, max_n], got {value!r}"
+            ) from error
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigError(f"{component}: '{key}' must be {kind.__name__}, got {value!r}")

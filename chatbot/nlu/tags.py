@@ -1,0 +1,95 @@
+"""BILOU tags: entity spans on tokens and back.
+
+``U-city`` is a one-token entity; ``B-city I-city L-city`` a longer one; ``O`` is no entity. The CRF
+may only move between tags that make sense (no ``I-x`` after ``O``), so decoded sequences are always
+well formed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from chatbot.nlu.tokenizer import Token
+
+logger = logging.getLogger(__name__)
+
+OUTSIDE = "O"
+PREFIXES = ("B", "I", "L", "U")
+
+
+def tag_names(entity_types: Sequence[str]) -> list[str]:
+    return [OUTSIDE] + [f"{p}-{e}" for e in entity_types for p in PREFIXES]
+
+
+def covered_tokens(tokens: Sequence[Token], start: int, end: int) -> list[int]:
+    """Indices of the tokens that overlap ``[start, end)``."""
+    return [i for i, t in enumerate(tokens) if t.start < end and t.end > start]
+
+
+def span_tags(
+    tokens: Sequence[Token], spans: Sequence[tuple[int, int, str]], *, text: str = ""
+) -> list[str]:
+    """BILOU tags for labelled character spans ``(start, end, label)``.
+
+    A span that cuts through a token takes the whole token (Rasa warns about these "misaligned"
+    annotations too); a later span never overwrites an earlier one.
+    """
+    tags = [OUTSIDE] * len(tokens)
+    for start, end, label in spans:
+        covered = [i for i in covered_tokens(tokens, start, end) if tags[i] == OUTSIDE]
+        if not covered:
+            continue
+        if tokens[covered[0]].start != start or tokens[covered[-1]].end != end:
+            logger.debug("entity %r does not align with token boundaries in %r", label, text)
+        if len(covered) == 1:
+            tags[covered[0]] = f"U-{label}"
+            continue
+        tags[covered[0]] = f"B-{label}"
+        for i in covered[1:-1]:
+            tags[i] = f"I-{label}"
+        tags[covered[-1]] = f"L-{label}"
+    return tags
+
+
+def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """Token spans ``(first, last_exclusive, label)`` from BILOU (or BIO) tags, tolerantly."""
+    spans: list[tuple[int, int, str]] = []
+    open_start: int | None = None
+    open_label = ""
+    for i, tag in enumerate(tags):
+        prefix, _, label = tag.partition("-")
+        if open_start is not None and (prefix in ("B", "U", OUTSIDE) or label != open_label):
+            spans.append((open_start, i, open_label))
+            open_start = None
+        if prefix == "U":
+            spans.append((i, i + 1, label))
+        elif prefix in ("B", "I") and open_start is None:
+            open_start, open_label = i, label
+        elif prefix == "L":
+            if open_start is None:
+                spans.append((i, i + 1, label))
+            else:
+                spans.append((open_start, i + 1, label))
+                open_start = None
+    if open_start is not None:
+        spans.append((open_start, len(tags), open_label))
+    return spans
+
+
+def allowed_transitions(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boolean masks: ``[from, to]`` transitions, and the tags allowed first and last."""
+    parts = [t.partition("-") for t in tags]
+    k = len(tags)
+    allowed = np.zeros((k, k), bool)
+    for i, (p1, _, l1) in enumerate(parts):
+        for j, (p2, _, l2) in enumerate(parts):
+            if p1 in ("B", "I"):
+                allowed[i, j] = p2 in ("I", "L") and l1 == l2
+            else:  # after O, L or U a new entity or nothing may start
+                allowed[i, j] = p2 in (OUTSIDE, "B", "U")
+    first = np.array([p in (OUTSIDE, "B", "U") for p, _, _ in parts])
+    last = np.array([p in (OUTSIDE, "L", "U") for p, _, _ in parts])
+    return allowed, first, last

@@ -1,0 +1,64 @@
+"""Splitting a message into tokens that keep their character offsets.
+
+A token is a run of letters, digits and combining marks (``don't``, ``e-mail``, ``10:30`` and
+``3.5`` stay whole), a single CJK ideograph or kana (those scripts write no spaces), or a single
+other character (punctuation, symbols, emoji). Whitespace separates tokens and is never one.
+
+Python's ``\\w`` leaves out combining marks (the vowel signs of Devanagari, Arabic harakat), so the
+word class adds the Basic Multilingual Plane's marks, collected once at import.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass
+
+# Scripts written without spaces: one token per character.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+# Characters that join two word parts into one token: it's, e-mail, 10:30, 3.5, a@b.com, km/h.
+_JOINERS = "'\u2019.\\-@:/&_"
+
+
+def _mark_class() -> str:
+    """A character-class body holding every combining mark (Mn, Mc, Me) of the BMP."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x300, 0x10000):
+        if unicodedata.category(chr(code)) in ("Mn", "Mc", "Me"):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    return "".join(
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+        for a, b in ranges
+    )
+
+
+_WORD_CHAR = f"(?:[^\\W{_CJK}]|[{_mark_class()}])"
+_TOKEN_RE = re.compile(
+    f"[{_CJK}]"  # one ideograph or kana
+    f"|{_WORD_CHAR}+(?:[{_JOINERS}]{_WORD_CHAR}+)*"  # a word, maybe joined: it's, 10:30
+    r"|[^\s]",  # anything else that is not a space: punctuation, symbols, emoji
+)
+assert sys.maxunicode > 0xFFFF, "a narrow Python build cannot hold the CJK extension ranges"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One token: its text as written and its ``[start, end)`` character offsets."""
+
+    text: str
+    start: int
+    end: int
+
+    @property
+    def norm(self) -> str:
+        """The lookup key: compatibility-normalised and lower-cased (``Ｃａｆé`` -> ``café``)."""
+        return unicodedata.normalize("NFKC", self.text).lower()
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split ``text`` into tokens; ``text[t.start:t.end] == t.text`` for every token."""
+    return [Token(m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(text)]

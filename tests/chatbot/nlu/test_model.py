@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+
+import pytest
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from chatbot.errors import ModelFileError
+from chatbot.nlu import NLU_FALLBACK, NLUModel
+from tests.chatbot.nlu.toy import toy_data
+
+
+def entities_of(result: dict) -> list[tuple]:
+    return sorted(
+        (e["entity"], e["start"], e["end"], e["value"], e.get("role"), e.get("group"))
+        for e in result["entities"]
+    )
+
+
+def test_learns_the_toy_data_perfectly(toy_model: NLUModel) -> None:
+    for example in toy_data().examples:
+        result = toy_model.parse(example.text)
+        assert result["intent"]["name"] == example.base_intent, example.text
+        expected = sorted(
+            (a.entity, a.start, a.end, a.value, a.role, a.group) for a in example.entities
+        )
+        assert entities_of(result) == expected, example.text
+
+
+def test_parse_data_has_rasas_shape(toy_model: NLUModel) -> None:
+    result = toy_model.parse("fly from Berlin to Paris")
+    assert set(result) == {"text", "intent", "entities", "intent_ranking", "response_selector"}
+    assert result["text"] == "fly from Berlin to Paris"
+    ranking = result["intent_ranking"]
+    assert 1 < len(ranking) <= 10
+    assert ranking[0] == result["intent"]
+    assert [r["confidence"] for r in ranking] == sorted(
+        (r["confidence"] for r in ranking), reverse=True
+    )
+    assert sum(r["confidence"] for r in ranking) == pytest.approx(1.0, abs=1e-4)
+    for entity in result["entities"]:
+        assert entity["extractor"] == "BiLSTMCRF"
+        assert 0.0 < entity["confidence_entity"] <= 1.0
+    json.dumps(result)  # plain JSON types only
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # unseen cities (in the lookup table), roles from word order
+        (
+            "fly from Hamburg to Tokyo",
+            [("city", 9, 16, "Hamburg", "from", None), ("city", 20, 25, "Tokyo", "to", None)],
+        ),
+        # a synonym maps to its canonical value; offsets stay on the written text
+        (
+            "fly from nyc to berlin",
+            [("city", 9, 12, "New York", "from", None), ("city", 16, 22, "berlin", "to", None)],
+        ),
+        # groups tie each size to its pizza
+        (
+            "i want a small funghi and a large salami",
+            [
+                ("pizza", 15, 21, "funghi", None, "1"),
+                ("pizza", 34, 40, "salami", None, "2"),
+                ("size", 9, 14, "small", None, "1"),
+                ("size", 28, 33, "large", None, "2"),
+            ],
+        ),
+        # an unseen zip code, found by the regex feature
+        ("my zip code is 55555", [("zipcode", 15, 20, "55555", None, None)]),
+    ],
+)
+def test_extracts_entities_with_offsets_roles_groups_and_synonyms(
+    toy_model: NLUModel, text: str, expected: list[tuple]
+) -> None:
+    result = toy_model.parse(text)
+    assert entities_of(result) == expected
+    for entity in result["entities"]:
+        assert text[entity["start"] : entity["end"]].lower() in (
+            entity["value"].lower(),
+            "nyc",
+        )
+
+
+def test_synonym_replacement_is_marked(toy_model: NLUModel) -> None:
+    (nyc,) = [e for e in toy_model.parse("fly from NYC to Rome")["entities"] if e["start"] == 9]
+    assert nyc["value"] == "New York"
+    assert nyc["processors"] == ["EntitySynonymMapper"]
+
+
+def with_settings(model: NLUModel, **changes: object) -> NLUModel:
+    settings = dataclasses.replace(model.settings, **changes)
+    return NLUModel(settings, model.labels, model.featurizer, model.net, model.synonyms)
+
+
+def test_falls_back_below_the_threshold(toy_model: NLUModel) -> None:
+    strict = with_settings(toy_model, fallback_threshold=0.999999, ambiguity_threshold=0.0)
+    result = strict.parse("asdf qwer zxcv")
+    assert result["intent"] == {"name": NLU_FALLBACK, "confidence": 0.999999}
+    assert result["intent_ranking"][0] == result["intent"]
+    assert result["intent_ranking"][1]["name"] != NLU_FALLBACK  # the model's own ranking follows
+
+
+def test_falls_back_when_the_top_two_are_too_close(toy_model: NLUModel) -> None:
+    ambiguous = with_settings(toy_model, fallback_threshold=0.0, ambiguity_threshold=1.0)
+    assert ambiguous.parse("hello")["intent"]["name"] == NLU_FALLBACK
+
+
+def test_default_pipeline_keeps_confident_predictions(toy_model: NLUModel) -> None:
+    assert toy_model.settings.fallback_threshold == 0.3
+    assert toy_model.parse("good morning")["intent"]["name"] == "greet"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t"])
+def test_empty_input_is_a_clear_fallback(toy_model: NLUModel, text: str) -> None:
+    result = toy_model.parse(text)
+    assert result == {
+        "text": text,
+        "intent": {"name": NLU_FALLBACK, "confidence": 1.0},
+        "entities": [],
+        "intent_ranking": [{"name": NLU_FALLBACK, "confidence": 1.0}],
+    }
+
+
+def test_very_long_input_is_parsed_quickly(toy_model: NLUModel) -> None:
+    text = ("fly from Berlin to Paris and then " * 400)[:10_000]
+    assert len(text) == 10_000
+    start = time.perf_counter()
+    result = toy_model.parse(text)
+    assert time.perf_counter() - start < 5.0
+    assert result["intent"]["name"] in {*toy_model.intents, NLU_FALLBACK}
+    assert all(e["end"] <= len(text) for e in result["entities"])
+    # one 10,000-character "word" too
+    assert toy_model.parse("x" * 10_000)["intent"]["name"] in {*toy_model.intents, NLU_FALLBACK}
+
+
+@pytest.mark.parametrize(
+    "text", ["我想订一张去北京的机票", "Привет, как дела?", "مرحبا", "नमस्ते दोस्त", "🍕🍕🍕"]
+)
+def test_non_latin_input_gets_a_valid_result(toy_model: NLUModel, text: str) -> None:
+    result = toy_model.parse(text)
+    assert result["text"] == text
+    assert result["intent"]["name"] in {*toy_model.intents, NLU_FALLBACK}
+    for entity in result["entities"]:
+        assert entity["value"] == text[entity["start"] : entity["end"]]
+
+
+def test_retrieval_intents_select_a_response(toy_model: NLUModel) -> None:
+    result = toy_model.parse("what is your name")
+    assert result["intent"]["name"] == "faq"
+    selector = result["response_selector"]
+    assert selector["all_retrieval_intents"] == ["faq"]
+    response = selector["faq"]["response"]
+    assert response["intent_response_key"] == "faq/ask_name"
+    assert response["utter_action"] == "utter_faq/ask_name"
+    assert 0.5 < response["confidence"] <= 1.0
+    ranking = selector["faq"]["ranking"]
+    assert {r["intent_response_key"] for r in ranking} == {"faq/ask_name", "faq/ask_weather"}
+    assert ranking[0]["confidence"] == response["confidence"]
+    weather = toy_model.parse("is it raining")["response_selector"]["faq"]["response"]
+    assert weather["intent_response_key"] == "faq/ask_weather"
+
+
+def test_export_round_trip_gives_identical_predictions(toy_model: NLUModel) -> None:
+    tensors, meta = toy_model.export()
+    assert all(isinstance(t, torch.Tensor) for t in tensors.values())
+    meta = json.loads(json.dumps(meta))  # JSON only
+    tensors = load_safetensors(save_safetensors(tensors))  # and safetensors-compatible
+    loaded = NLUModel.from_export(tensors, meta)
+    assert loaded.settings == toy_model.settings
+    for text in ["fly from Hamburg to Tokyo", "i want a small funghi", "who are you", "bye", ""]:
+        assert loaded.parse(text) == toy_model.parse(text)
+
+
+def test_export_with_a_foreign_format_is_a_model_file_error(toy_model: NLUModel) -> None:
+    tensors, meta = toy_model.export()
+    with pytest.raises(ModelFileError, match="format"):
+        NLUModel.from_export(tensors, {**meta, "format": "something-else"})
+    del tensors[next(iter(tensors))]
+    with pytest.raises(ModelFileError, match="do not fit"):
+        NLUModel.from_export(tensors, meta)
+
+
+async def test_parse_async_matches_parse(toy_model: NLUModel) -> None:
+    short = "fly from Oslo to Rome"
+    long = "hello " * 100
+    results = await asyncio.gather(toy_model.parse_async(short), toy_model.parse_async(long))
+    assert results == [toy_model.parse(short), toy_model.parse(long)]

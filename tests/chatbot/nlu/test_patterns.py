@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+
+from chatbot.errors import ConfigError
+from chatbot.nlu.patterns import PatternSet, apply_synonyms, regex_entities
+from chatbot.nlu.tokenizer import tokenize
+
+PATTERNS = PatternSet(
+    [("zipcode", r"\b\d{5}\b"), ("zipcode", r"\bzip-\d{4}\b")],
+    [("city", ("New York", "Berlin")), ("fruit", ("apple",))],
+)
+
+
+def test_feature_columns_are_named_and_ordered() -> None:
+    assert PATTERNS.names == ("zipcode", "city", "fruit")
+
+
+def test_regexes_and_multi_word_lookups_match_case_insensitively() -> None:
+    text = "from NEW YORK to berlin, zip 10115 or zip-1234"
+    tokens = tokenize(text)
+    matches = PATTERNS.matches(text, tokens)
+    assert matches["city"] == [(5, 13), (17, 23)]
+    assert sorted(matches["zipcode"]) == [(29, 34), (38, 46)]
+    features = PATTERNS.token_features(matches, tokens)
+    words = [t.text for t in tokens]
+    assert [row[1] for row in features] == [float(w in ("NEW", "YORK", "berlin")) for w in words]
+
+
+def test_lookups_match_whole_tokens_only() -> None:
+    text = "pineapple apples apple"
+    assert PATTERNS.matches(text, tokenize(text)) == {"fruit": [(17, 22)]}
+
+
+def test_case_sensitive_patterns() -> None:
+    patterns = PatternSet([], [("city", ("Berlin",))], case_sensitive=True)
+    text = "berlin Berlin"
+    assert patterns.matches(text, tokenize(text)) == {"city": [(7, 13)]}
+
+
+def test_invalid_regex_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="regex 'bad'"):
+        PatternSet([("bad", "(unclosed")])
+
+
+def test_json_round_trip() -> None:
+    again = PatternSet.from_json(PATTERNS.to_json())
+    text = "Berlin 12345"
+    assert again.matches(text, tokenize(text)) == PATTERNS.matches(text, tokenize(text))
+
+
+def test_regex_entities_use_names_that_are_entity_types() -> None:
+    text = "zip 12345 in Berlin"
+    matches = PATTERNS.matches(text, tokenize(text))
+    entities = regex_entities(text, matches, ["zipcode", "city"])
+    assert [(e["entity"], e["value"], e["extractor"]) for e in entities] == [
+        ("zipcode", "12345", "RegexEntityExtractor"),
+        ("city", "Berlin", "RegexEntityExtractor"),
+    ]
+
+
+def test_synonyms_replace_values_and_say_so() -> None:
+    entities = [{"entity": "city", "value": "NYC"}, {"entity": "city", "value": "Paris"}]
+    apply_synonyms(entities, {"nyc": "New York"})
+    assert entities == [
+        {"entity": "city", "value": "New York", "processors": ["EntitySynonymMapper"]},
+        {"entity": "city", "value": "Paris"},
+    ]

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from chatbot.nlu.crf import CRF
+from chatbot.nlu.tags import allowed_transitions, span_tags, tag_names, tag_spans
+from chatbot.nlu.tokenizer import tokenize
+
+
+def test_bilou_tags_round_trip() -> None:
+    text = "fly from New York to Rome tomorrow"
+    tokens = tokenize(text)
+    tags = span_tags(tokens, [(9, 17, "city"), (21, 25, "city"), (26, 34, "date")])
+    assert tags == ["O", "O", "B-city", "L-city", "O", "U-city", "U-date"]
+    assert tag_spans(tags) == [(2, 4, "city"), (5, 6, "city"), (6, 7, "date")]
+
+
+def test_a_misaligned_span_takes_the_whole_token() -> None:
+    tokens = tokenize("in Berlin-Mitte")
+    assert span_tags(tokens, [(3, 9, "city")]) == ["O", "U-city"]
+
+
+@pytest.mark.parametrize(
+    ("tags", "spans"),
+    [
+        (["I-a", "L-a"], [(0, 2, "a")]),  # an entity without B- still counts
+        (["B-a", "O"], [(0, 1, "a")]),
+        (["B-a", "I-b", "L-b"], [(0, 1, "a"), (1, 3, "b")]),
+        (["B-a", "I-a", "I-a"], [(0, 3, "a")]),
+    ],
+)
+def test_tag_spans_are_tolerant(tags: list[str], spans: list[tuple]) -> None:
+    assert tag_spans(tags) == spans
+
+
+def random_crf(entity_types: list[str], seed: int = 0) -> CRF:
+    crf = CRF(*allowed_transitions(tag_names(entity_types)))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in crf.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator))
+    return crf
+
+
+def brute_force(crf: CRF, emissions: np.ndarray) -> tuple[dict[tuple, float], float]:
+    decoder = crf.decoder()
+    k = emissions.shape[1]
+    scores = {
+        path: decoder.score(emissions, np.array(path))
+        for path in itertools.product(range(k), repeat=len(emissions))
+    }
+    values = np.array(list(scores.values()))
+    return scores, float(values.max() + np.log(np.exp(values - values.max()).sum()))
+
+
+def test_loss_marginals_and_decoding_match_brute_force() -> None:
+    crf = random_crf(["a", "b"])
+    emissions = torch.randn(1, 4, 9, generator=torch.Generator().manual_seed(1))
+    scores, log_z = brute_force(crf, emissions[0].double().numpy())
+    best = max(scores, key=scores.__getitem__)
+    nll = crf.nll(emissions, torch.tensor([best]), torch.ones(1, 4, dtype=torch.bool))
+    assert nll.item() == pytest.approx(log_z - scores[best], abs=1e-4)
+    marginals, decoded_log_z = crf.decoder().marginals(emissions[0].double().numpy())
+    assert decoded_log_z == pytest.approx(log_z)
+    expected = np.zeros((4, 9))
+    for path, score in scores.items():
+        expected[np.arange(4), path] += np.exp(score - log_z)
+    np.testing.assert_allclose(marginals, expected, atol=1e-9)
+    assert crf.decoder().decode(emissions[0].double().numpy())[0] == list(best)
+
+
+def test_padding_is_masked_out_of_the_loss() -> None:
+    crf = random_crf(["a"])
+    emissions = torch.randn(1, 3, 5, generator=torch.Generator().manual_seed(2))
+    tags = torch.tensor([[1, 3, 0]])
+    short = crf.nll(emissions[:, :2], tags[:, :2], torch.ones(1, 2, dtype=torch.bool))
+    padded = crf.nll(emissions, tags, torch.tensor([[True, True, False]]))
+    assert padded.item() == pytest.approx(short.item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("scale", [0.5, 3.0, 30.0])
+def test_decode_equals_viterbi_and_only_decodes_allowed_sequences(scale: float) -> None:
+    crf = random_crf([f"e{i}" for i in range(6)], seed=3)
+    decoder = crf.decoder()
+    names = tag_names([f"e{i}" for i in range(6)])
+    allowed, first, last = allowed_transitions(names)
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        emissions = rng.normal(size=(int(rng.integers(1, 12)), len(names))) * scale
+        path, marginals = decoder.decode(emissions)
+        assert path == decoder.viterbi(emissions)
+        assert first[path[0]] and last[path[-1]]
+        assert all(allowed[a, b] for a, b in itertools.pairwise(path))
+        np.testing.assert_allclose(marginals.sum(axis=1), 1.0)

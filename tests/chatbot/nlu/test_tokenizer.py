@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from chatbot.nlu import tokenize
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("Hello, world!", ["Hello", ",", "world", "!"]),
+        ("I don't like e-mail", ["I", "don't", "like", "e-mail"]),
+        ("at 10:30 or 3.5 kg.", ["at", "10:30", "or", "3.5", "kg", "."]),
+        ("mail a@b.com now", ["mail", "a@b.com", "now"]),
+        ("我想订机票", ["我", "想", "订", "机", "票"]),
+        ("iPhone用", ["iPhone", "用"]),
+        ("हिन्दी में बात", ["हिन्दी", "में", "बात"]),  # vowel signs stay inside their word
+        ("مرحبا بالعالم", ["مرحبا", "بالعالم"]),
+        ("pizza 🍕🍕", ["pizza", "🍕", "🍕"]),
+        ("", []),
+        (" \t\n ", []),
+    ],
+)
+def test_tokens(text: str, tokens: list[str]) -> None:
+    assert [t.text for t in tokenize(text)] == tokens
+
+
+@pytest.mark.parametrize(
+    "text", ["  Book a table  for 2, at 7pm!! ", "Ｃａｆé naïve — ok?", "x" * 10_000, "a\u0301b c"]
+)
+def test_tokens_keep_their_character_offsets(text: str) -> None:
+    tokens = tokenize(text)
+    for token in tokens:
+        assert text[token.start : token.end] == token.text
+        assert not any(c.isspace() for c in token.text)
+    assert [t.start for t in tokens] == sorted(t.start for t in tokens)
+    assert "".join(t.text for t in tokens) == "".join(text.split())
+
+
+def test_norm_is_compatibility_folded_and_lower_cased() -> None:
+    (token,) = tokenize("Ｃａｆé")
+    assert token.norm == "café"

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+
+from training.nlu.metrics import bio_chunks, classification_report, confusion_matrix, span_scores
+
+
+def test_classification_report_matches_scikit_learns_numbers() -> None:
+    # sklearn.metrics.classification_report(y_true, y_pred, output_dict=True) for these lists
+    y_true = ["a", "a", "a", "b", "b", "c"]
+    y_pred = ["a", "a", "b", "b", "c", "c"]
+    report = classification_report(y_true, y_pred)
+    assert report["a"] == {
+        "precision": 1.0,
+        "recall": pytest.approx(2 / 3),
+        "f1-score": 0.8,
+        "support": 3,
+    }
+    assert report["b"] == {"precision": 0.5, "recall": 0.5, "f1-score": 0.5, "support": 2}
+    assert report["c"] == {
+        "precision": 0.5,
+        "recall": 1.0,
+        "f1-score": pytest.approx(2 / 3),
+        "support": 1,
+    }
+    assert report["accuracy"] == pytest.approx(4 / 6)
+    assert report["macro avg"]["f1-score"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    assert report["macro avg"]["precision"] == pytest.approx(2 / 3)
+    assert report["weighted avg"]["f1-score"] == pytest.approx((0.8 * 3 + 0.5 * 2 + 2 / 3) / 6)
+    assert report["weighted avg"]["support"] == 6
+    assert report["micro avg"]["f1-score"] == pytest.approx(report["accuracy"])
+
+
+def test_excluded_labels_have_no_row_and_stay_out_of_the_averages() -> None:
+    y_true = ["no_entity", "city", "city", "no_entity"]
+    y_pred = ["no_entity", "city", "no_entity", "city"]
+    report = classification_report(y_true, y_pred, exclude=("no_entity",))
+    assert "no_entity" not in report
+    assert report["city"] == {"precision": 0.5, "recall": 0.5, "f1-score": 0.5, "support": 2}
+    assert report["micro avg"]["f1-score"] == 0.5
+    assert report["accuracy"] == 0.5  # over every token
+
+
+def test_undefined_scores_are_zero() -> None:
+    report = classification_report(["a", "a"], ["b", "b"])
+    assert report["b"] == {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0}
+    assert report["accuracy"] == 0.0
+
+
+def test_confusion_matrix_counts_true_by_predicted() -> None:
+    matrix = confusion_matrix(["a", "a", "b"], ["a", "b", "b"], ["a", "b"])
+    assert matrix.tolist() == [[1, 1], [0, 1]]
+
+
+@pytest.mark.parametrize(
+    ("tags", "chunks"),
+    [
+        (["B-a", "I-a", "O", "B-b"], {("a", 0, 2), ("b", 3, 4)}),
+        (["I-a", "I-a", "O"], {("a", 0, 2)}),  # I- after O starts a chunk
+        (["B-a", "I-b", "I-b"], {("a", 0, 1), ("b", 1, 3)}),  # a type change starts one too
+        (["B-a", "B-a"], {("a", 0, 1), ("a", 1, 2)}),
+        (["O", "O"], set()),
+    ],
+)
+def test_bio_chunks_read_tags_as_conlleval_does(tags: list[str], chunks: set) -> None:
+    assert bio_chunks(tags) == chunks
+
+
+def test_span_scores_are_micro_averaged_exact_matches() -> None:
+    gold = [{("a", 0, 2)}, {("b", 1, 2), ("a", 3, 4)}]
+    found = [{("a", 0, 2)}, {("b", 1, 3)}]
+    scores = span_scores(gold, found)
+    assert scores["precision"] == 0.5
+    assert scores["recall"] == pytest.approx(1 / 3)
+    assert scores["f1"] == pytest.approx(0.4)
+    assert scores["support"] == 3

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from chatbot.errors import ConfigError
+from chatbot.project.config import ComponentConfig
+from chatbot.project.domain import Origin
+from training.nlu import pipeline as pipeline_module
+from training.nlu.pipeline import COMPONENTS, settings_from_pipeline
+
+RASA_DEFAULT = [
+    ComponentConfig("WhitespaceTokenizer"),
+    ComponentConfig("RegexFeaturizer"),
+    ComponentConfig("LexicalSyntacticFeaturizer"),
+    ComponentConfig("CountVectorsFeaturizer"),
+    ComponentConfig(
+        "CountVectorsFeaturizer", {"analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4}
+    ),
+    ComponentConfig("DIETClassifier", {"epochs": 100, "constrain_similarities": True}),
+    ComponentConfig("EntitySynonymMapper"),
+    ComponentConfig("ResponseSelector", {"epochs": 100}),
+    ComponentConfig("FallbackClassifier", {"threshold": 0.3, "ambiguity_threshold": 0.1}),
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_notices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline_module, "_noticed", set())
+
+
+def test_empty_pipeline_gets_rasas_defaults() -> None:
+    settings = settings_from_pipeline([])
+    assert settings.fallback_threshold == 0.3
+    assert settings.ambiguity_threshold == 0.1
+    assert settings.lexical_features and settings.pattern_features and settings.synonyms
+    assert settings.count_vectors == (("word", 1, 1), ("char_wb", 1, 4))
+
+
+def test_rasas_default_config_configures_the_model() -> None:
+    settings = settings_from_pipeline(RASA_DEFAULT)
+    assert settings.epochs == 100
+    assert settings.entity_recognition and settings.synonyms
+    assert settings.lexical_features and settings.pattern_features
+    assert settings.count_vectors == (("word", 1, 1), ("char_wb", 1, 4))
+    assert (settings.fallback_threshold, settings.ambiguity_threshold) == (0.3, 0.1)
+
+
+def test_a_written_pipeline_gets_only_what_it_names() -> None:
+    settings = settings_from_pipeline(
+        [ComponentConfig("WhitespaceTokenizer"), ComponentConfig("BiLSTMCRF")]
+    )
+    assert settings.fallback_threshold == 0.0
+    assert not settings.lexical_features and not settings.pattern_features
+    assert settings.count_vectors == ()
+    assert not settings.synonyms and not settings.regex_entities
+    assert settings.entity_recognition
+
+
+def test_our_component_takes_every_setting() -> None:
+    settings = settings_from_pipeline(
+        [ComponentConfig("BiLSTMCRF", {"hidden": 32, "epochs": 3, "dropout": 0.1})]
+    )
+    assert (settings.hidden, settings.epochs, settings.dropout) == (32, 3, 0.1)
+
+
+def test_fallback_classifier_defaults_to_rasas_thresholds() -> None:
+    settings = settings_from_pipeline([ComponentConfig("FallbackClassifier")])
+    assert (settings.fallback_threshold, settings.ambiguity_threshold) == (0.3, 0.1)
+
+
+def test_accepted_names_log_one_notice_each(caplog: pytest.LogCaptureFixture) -> None:
+    pipeline = [ComponentConfig("SpacyNLP"), ComponentConfig("SpacyTokenizer")] * 2
+    with caplog.at_level(logging.INFO, logger="training.nlu.pipeline"):
+        settings_from_pipeline(pipeline)
+        settings_from_pipeline(pipeline)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert messages[0].startswith("SpacyNLP: ")
+    assert messages[1].startswith("SpacyTokenizer: ")
+
+
+def test_unknown_component_names_it_and_lists_the_known_ones() -> None:
+    component = ComponentConfig("FancyClassifier", origin=Origin("config.yml", 7))
+    with pytest.raises(ConfigError) as error:
+        settings_from_pipeline([ComponentConfig("WhitespaceTokenizer"), component])
+    message = str(error.value)
+    assert message.startswith("config.yml:7: unknown NLU component 'FancyClassifier'")
+    for known in ("DIETClassifier", "FallbackClassifier", "BiLSTMCRF", "RegexEntityExtractor"):
+        assert known in message
+
+
+@pytest.mark.parametrize(
+    ("component", "match"),
+    [
+        (ComponentConfig("BiLSTMCRF", {"hiden": 3}), "unknown setting 'hiden'.*known settings"),
+        (ComponentConfig("BiLSTMCRF", {"epochs": "many"}), "'epochs' must be int"),
+        (ComponentConfig("FallbackClassifier", {"threshold": "high"}), "must be float"),
+        (ComponentConfig("CountVectorsFeaturizer", {"analyzer": "bytes"}), "analyzer 'bytes'"),
+        (ComponentConfig("CountVectorsFeaturizer", {"min_ngram": 3, "max_ngram": 2}), "min_ngram"),
+    ],
+)
+def test_bad_settings_are_config_errors(component: ComponentConfig, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        settings_from_pipeline([component])
+
+
+def test_the_registry_is_an_explicit_table() -> None:
+    for name in (
+        "WhitespaceTokenizer",
+        "RegexFeaturizer",
+        "LexicalSyntacticFeaturizer",
+        "CountVectorsFeaturizer",
+        "DIETClassifier",
+        "EntitySynonymMapper",
+        "FallbackClassifier",
+        "ResponseSelector",
+    ):
+        assert name in COMPONENTS

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from chatbot.errors import TrainingError
+from chatbot.nlu.settings import NLUSettings
+from chatbot.project.config import ComponentConfig
+from chatbot.project.training_data import LookupTable, NLUData
+from tests.chatbot.nlu.toy import example
+from training.nlu import train_nlu
+from training.nlu.trainer import schedule
+
+FAST = [ComponentConfig("BiLSTMCRF", {"epochs": 20, "hidden": 32})]
+
+
+def greetings() -> NLUData:
+    return NLUData(
+        examples=[example("greet", t) for t in ("hi", "hello", "hey")]
+        + [example("bye", t) for t in ("bye", "goodbye", "see you")]
+    )
+
+
+@pytest.mark.parametrize("texts", [[], ["", "   "]])
+def test_no_examples_is_a_training_error(texts: list[str]) -> None:
+    data = NLUData(examples=[example("greet", t) for t in texts])
+    with pytest.raises(TrainingError, match="no NLU training"):
+        train_nlu(data, [], show_progress=False)
+
+
+def test_training_is_seeded_and_reproducible() -> None:
+    texts = ["hi there", "see you", "hello you", "ciao"]
+    a = train_nlu(greetings(), FAST, seed=11, show_progress=False)
+    b = train_nlu(greetings(), FAST, seed=11, show_progress=False)
+    c = train_nlu(greetings(), FAST, seed=12, show_progress=False)
+    assert [a.parse(t) for t in texts] == [b.parse(t) for t in texts]
+    assert [a.parse(t) for t in texts] != [c.parse(t) for t in texts]
+
+
+def test_training_leaves_the_callers_torch_state_alone() -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    threads = torch.get_num_threads()
+    torch.manual_seed(123)
+    train_nlu(greetings(), FAST, show_progress=False)
+    assert torch.equal(torch.rand(3), expected)
+    assert torch.get_num_threads() == threads
+
+
+def test_progress_bar_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    train_nlu(greetings(), FAST, show_progress=False)
+    assert capsys.readouterr().err == ""
+    train_nlu(greetings(), FAST, show_progress=True)
+    assert "NLU" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("settings", "n", "expected"),
+    [
+        (NLUSettings(), 100, (16, 80)),  # small data: many epochs, capped
+        (NLUSettings(), 13_000, (64, 15)),  # about 3,000 steps
+        (NLUSettings(), 200_000, (64, 10)),  # at least min_epochs
+        (NLUSettings(epochs=7, batch_size=8), 100, (8, 7)),
+    ],
+)
+def test_schedule(settings: NLUSettings, n: int, expected: tuple[int, int]) -> None:
+    assert schedule(settings, n) == expected
+
+
+def fruit_data() -> NLUData:
+    """Fruit and vegetables in the same sentences: only the lookup tables tell them apart."""
+    fruit = [
+        "apple",
+        "banana",
+        "cherry",
+        "mango",
+        "peach",
+        "plum",
+        "grape",
+        "lemon",
+        "kiwi",
+        "pear",
+    ]
+    vegetables = [
+        "carrot",
+        "potato",
+        "onion",
+        "leek",
+        "celery",
+        "radish",
+        "turnip",
+        "kale",
+        "pea",
+        "yam",
+    ]
+    templates = ["i want some {}", "add {} to the list", "do you have {}"]
+    examples = []
+    for i, (f, v) in enumerate(zip(fruit[:4], vegetables[:4], strict=True)):
+        template = templates[i % len(templates)]
+        examples.append(example("shop", template.format(f"[{f}](fruit)")))
+        examples.append(example("shop", template.format(f"[{v}](vegetable)")))
+    return NLUData(
+        examples=examples,
+        lookups=[LookupTable("fruit", tuple(fruit)), LookupTable("vegetable", tuple(vegetables))],
+    )
+
+
+def test_lookup_table_features_help() -> None:
+    data = fruit_data()
+    unseen = [("fruit", w) for w in ("peach", "plum", "grape", "lemon", "kiwi", "pear")] + [
+        ("vegetable", w) for w in ("celery", "radish", "turnip", "kale", "pea", "yam")
+    ]
+
+    def accuracy(pipeline: list[ComponentConfig]) -> float:
+        model = train_nlu(data, pipeline, seed=1, show_progress=False)
+        hits = 0
+        for kind, word in unseen:
+            entities = model.parse(f"i want some {word}")["entities"]
+            hits += [e["entity"] for e in entities] == [kind]
+        return hits / len(unseen)
+
+    settings = {"epochs": 40, "hidden": 32}
+    with_lookups = accuracy(
+        [ComponentConfig("RegexFeaturizer"), ComponentConfig("BiLSTMCRF", settings)]
+    )
+    without = accuracy([ComponentConfig("BiLSTMCRF", settings)])
+    assert with_lookups == 1.0
+    assert without <= 0.75

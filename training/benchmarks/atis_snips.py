@@ -1,0 +1,91 @@
+"""ATIS and SNIPS (the slot-gated copies): intent accuracy and conlleval slot F1 on the test sets.
+
+    python -m training.benchmarks.atis_snips [--datasets atis snips] [--seed 42] [--epochs N]
+
+Trained on ``train`` only (``valid`` is not used: there is no model selection). Slot F1 is
+conlleval's: exact chunks on the data's own whitespace tokens, micro-averaged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from chatbot.project.training_data import NLUData, NLUExample
+from training.benchmarks._nlu_common import (
+    bio_example,
+    data_dir,
+    emit,
+    machine_load,
+    parse_times_ms,
+    pipeline,
+    predicted_bio,
+    round_scores,
+    timed,
+)
+from training.nlu import train_nlu
+from training.nlu.metrics import bio_chunks, span_scores
+
+PUBLISHED = "slot-gated 94.1/95.2 (ATIS) 97.0/88.8 (SNIPS); Stack-Propagation 96.9/95.9, 98.0/94.2"
+
+
+def load(folder: Path) -> tuple[list[NLUExample], list[list[str]], list[list[str]]]:
+    words = [line.split() for line in (folder / "seq.in").read_text().splitlines()]
+    tags = [line.split() for line in (folder / "seq.out").read_text().splitlines()]
+    intents = (folder / "label").read_text().splitlines()
+    assert len(words) == len(tags) == len(intents), f"{folder}: files of different lengths"
+    examples = [bio_example(w, t, i) for w, t, i in zip(words, tags, intents, strict=True)]
+    return examples, words, tags
+
+
+def run(name: str, seed: int, params: dict[str, object]) -> dict[str, object]:
+    root = data_dir() / "atis-snips-slotgated" / name
+    train, _, _ = load(root / "train")
+    test, test_words, test_tags = load(root / "test")
+    with timed() as took:
+        model = train_nlu(NLUData(examples=train), pipeline(**params), seed=seed)
+    predictions = [model.parse(e.text) for e in test]
+    accuracy = sum(
+        p["intent"]["name"] == e.intent for p, e in zip(predictions, test, strict=True)
+    ) / len(test)
+    gold = [bio_chunks(tags) for tags in test_tags]
+    found = [
+        bio_chunks(predicted_bio(words, p["entities"]))
+        for words, p in zip(test_words, predictions, strict=True)
+    ]
+    slots = span_scores(gold, found)
+    return round_scores(
+        {
+            "name": name,
+            "split": "test",
+            "examples": len(test),
+            "intent_accuracy": accuracy,
+            "slot_f1": slots["f1"],
+            "slot_precision": slots["precision"],
+            "slot_recall": slots["recall"],
+            "train_examples": len(train),
+            **took(),
+            **parse_times_ms(model, [e.text for e in test]),
+            "seed": seed,
+            "load_avg": machine_load(),
+        }
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--datasets", nargs="+", default=["atis", "snips"], choices=["atis", "snips"]
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--epochs", type=int, default=0, help="0: the model's default")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    params: dict[str, object] = {"epochs": args.epochs} if args.epochs else {}
+    for name in args.datasets:
+        emit(run(name, args.seed, params))
+
+
+if __name__ == "__main__":
+    main()

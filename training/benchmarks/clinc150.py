@@ -1,0 +1,104 @@
+"""CLINC150 (``data_full.json``): in-scope accuracy and out-of-scope recall.
+
+    python -m training.benchmarks.clinc150 [--seed 42] [--epochs N]
+
+"oos-train" setting, as in Larson et al. 2019: the 100 out-of-scope training queries are a 151st
+intent. A query counts as out of scope when that intent wins, or, with a fallback threshold, when
+the top confidence is below it (``nlu_fallback``). Three lines: no threshold; Rasa's default
+FallbackClassifier threshold 0.3; and the threshold that maximises in-scope accuracy plus
+out-of-scope recall on the validation split (chosen there, reported on test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import numpy as np
+
+from chatbot.project.training_data import NLUData, NLUExample
+from training.benchmarks._nlu_common import (
+    data_dir,
+    emit,
+    machine_load,
+    parse_times_ms,
+    pipeline,
+    round_scores,
+    timed,
+)
+from training.nlu import train_nlu
+
+OOS = "oos"
+DEFAULT_THRESHOLD = 0.3
+
+
+def scores(
+    intents: list[str], confidences: np.ndarray, predicted: list[str], threshold: float
+) -> tuple[float, float]:
+    """(in-scope accuracy, out-of-scope recall) at a threshold."""
+    says_oos = np.array([p == OOS for p in predicted]) | (confidences < threshold)
+    gold_oos = np.array([i == OOS for i in intents])
+    correct = np.array([p == i for p, i in zip(predicted, intents, strict=True)])
+    in_scope = float((correct & ~says_oos)[~gold_oos].mean())
+    recall = float(says_oos[gold_oos].mean())
+    return in_scope, recall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--epochs", type=int, default=0, help="0: the model's default")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    data = json.loads((data_dir() / "clinc150" / "data_full.json").read_text())
+
+    def examples(*splits: str) -> list[NLUExample]:
+        return [NLUExample(text, intent) for s in splits for text, intent in data[s]]
+
+    train = examples("train", "oos_train")
+    params: dict[str, object] = {"epochs": args.epochs} if args.epochs else {}
+    with timed() as took:
+        model = train_nlu(NLUData(examples=train), pipeline(**params), seed=args.seed)
+
+    def predict(split: list[NLUExample]) -> tuple[list[str], np.ndarray, list[str]]:
+        results = [model.parse(e.text) for e in split]
+        return (
+            [e.intent for e in split],
+            np.array([r["intent"]["confidence"] for r in results]),
+            [str(r["intent"]["name"]) for r in results],
+        )
+
+    val = predict(examples("val", "oos_val"))
+    candidates = np.round(np.arange(0.0, 1.0, 0.01), 2)
+    tuned = float(max(candidates, key=lambda t: sum(scores(*val, t))))
+    test_examples = examples("test", "oos_test")
+    test = predict(test_examples)
+    timing = parse_times_ms(model, [e.text for e in test_examples])
+    for label, threshold in (
+        ("no threshold", 0.0),
+        ("default threshold", DEFAULT_THRESHOLD),
+        ("threshold tuned on val", tuned),
+    ):
+        in_scope, recall = scores(*test, threshold)
+        emit(
+            round_scores(
+                {
+                    "name": "clinc150",
+                    "split": "test",
+                    "setting": f"oos-train, {label}",
+                    "fallback_threshold": threshold,
+                    "in_scope_accuracy": in_scope,
+                    "oos_recall": recall,
+                    "train_examples": len(train),
+                    **took(),
+                    **timing,
+                    "seed": args.seed,
+                    "load_avg": machine_load(),
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

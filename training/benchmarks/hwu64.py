@@ -1,0 +1,117 @@
+"""HWU64 (NLU-Benchmark) 10-fold cross-validation: intent F1 and entity F1.
+
+    python -m training.benchmarks.hwu64 [--folds K] [--seed 42]
+
+Fold k tests on ``KFold_k/testset`` and trains on the other nine folds' test sets, as in Liu et al.
+2019. Intent F1 is micro-averaged (equal to accuracy: every utterance gets one intent); entity F1
+is micro-averaged over exact (type, span) matches. ``--folds K`` runs the first K folds only. One
+line per fold, then one with the means over the folds run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import re
+import statistics
+from pathlib import Path
+
+from chatbot.project.training_data import EntityAnnotation, NLUData, NLUExample
+from training.benchmarks._nlu_common import (
+    data_dir,
+    emit,
+    machine_load,
+    parse_times_ms,
+    pipeline,
+    round_scores,
+    timed,
+)
+from training.nlu import train_nlu
+from training.nlu.metrics import classification_report, span_scores
+
+FOLDS = 10
+_ANNOTATION = re.compile(r"\[\s*([^\[\]:]+?)\s*:\s*([^\[\]]+?)\s*\]")
+
+
+def annotated(intent: str, marked: str) -> NLUExample:
+    """``wake me at [time : nine am]`` -> text and entity spans."""
+    text, entities, last = "", [], 0
+    for m in _ANNOTATION.finditer(marked):
+        text += marked[last : m.start()]
+        start = len(text)
+        text += m.group(2)
+        entities.append(EntityAnnotation(start, len(text), m.group(2), m.group(1).strip()))
+        last = m.end()
+    text += marked[last:]
+    return NLUExample(" ".join(text.split()) if not entities else text, intent, tuple(entities))
+
+
+def load_fold(folder: Path) -> list[NLUExample]:
+    examples = []
+    for path in sorted(folder.glob("*.csv")):
+        with path.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle, delimiter=";"):
+                intent = f"{row['scenario']}_{row['intent']}"
+                examples.append(annotated(intent, row["answer_annotation"]))
+    return [e for e in examples if e.text.strip()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folds", type=int, default=FOLDS, help="run the first K of 10 folds")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    root = data_dir() / "hwu64"
+    folds = [load_fold(root / f"KFold_{k}" / "testset") for k in range(1, FOLDS + 1)]
+    intent_f1, entity_f1, train_s = [], [], []
+    for k in range(min(args.folds, FOLDS)):
+        train = [e for j, fold in enumerate(folds) if j != k for e in fold]
+        test = folds[k]
+        with timed() as took:
+            model = train_nlu(NLUData(examples=train), pipeline(), seed=args.seed)
+        results = [model.parse(e.text) for e in test]
+        report = classification_report(
+            [e.intent for e in test], [str(r["intent"]["name"]) for r in results]
+        )
+        gold = [{(a.entity, a.start, a.end) for a in e.entities} for e in test]
+        found = [{(x["entity"], x["start"], x["end"]) for x in r["entities"]} for r in results]
+        entities = span_scores(gold, found)
+        intent_f1.append(report["micro avg"]["f1-score"])  # type: ignore[index]
+        entity_f1.append(entities["f1"])
+        train_s.append(took()["train_s"])
+        emit(
+            round_scores(
+                {
+                    "name": "hwu64",
+                    "split": f"fold {k + 1}",
+                    "examples": len(test),
+                    "train_examples": len(train),
+                    "intent_f1": intent_f1[-1],
+                    "intent_macro_f1": report["macro avg"]["f1-score"],  # type: ignore[index]
+                    "entity_f1": entities["f1"],
+                    "entity_precision": entities["precision"],
+                    "entity_recall": entities["recall"],
+                    **took(),
+                    **parse_times_ms(model, [e.text for e in test]),
+                    "load_avg": machine_load(),
+                }
+            )
+        )
+    emit(
+        round_scores(
+            {
+                "name": "hwu64",
+                "split": f"mean of {len(intent_f1)} folds",
+                "intent_f1": statistics.mean(intent_f1),
+                "entity_f1": statistics.mean(entity_f1),
+                "train_s": round(statistics.mean(train_s), 1),
+                "seed": args.seed,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,322 @@
+"""``chatbot test nlu``: reports on a test set, or on N-fold cross-validation.
+
+Files written to ``out_dir`` (Rasa's names and formats):
+
+- ``intent_report.json``: scikit-learn's classification report, each intent with ``confused_with``
+- ``intent_errors.json``: the misclassified messages with their predictions
+- ``intent_confusion_matrix.png``, ``intent_histogram.png`` (confidence of correct vs wrong)
+- ``<extractor>_report.json`` and ``<extractor>_errors.json`` per entity extractor: a report over
+  token labels (``city``, ``city role=from``), ``no_entity`` left out of the rows and averages
+- ``response_selection_report.json``, ``response_selection_errors.json`` with retrieval intents
+- ``cross_validation.json`` (cross-validation only): every fold's scores, their mean and std
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from chatbot.errors import ConfigError, TrainingError
+from chatbot.nlu.model import EXTRACTOR, NLUModel
+from chatbot.nlu.tokenizer import tokenize
+from chatbot.nlu.types import ParseResult
+from chatbot.project.config import ComponentConfig
+from chatbot.project.training_data import NLUData, NLUExample
+from training.nlu.metrics import (
+    Report,
+    classification_report,
+    confused_with,
+    confusion_matrix,
+    span_scores,
+)
+from training.nlu.plots import confidence_histogram_png, confusion_matrix_png
+from training.nlu.trainer import train_nlu
+
+logger = logging.getLogger(__name__)
+
+NO_ENTITY = "no_entity"
+REGEX_EXTRACTOR = "RegexEntityExtractor"
+
+
+@dataclass
+class Scores:
+    """Everything the reports hold, before anything is written."""
+
+    intent_report: Report
+    intent_errors: list[dict[str, object]]
+    intent_targets: list[str]
+    intent_predictions: list[str]
+    confidences: list[float]
+    entity_reports: dict[str, Report] = field(default_factory=dict)
+    entity_spans: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    entity_errors: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    response_report: Report | None = None
+    response_errors: list[dict[str, object]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        r = self.intent_report
+        result: dict[str, object] = {
+            "examples": len(self.intent_targets),
+            "intent": {
+                "accuracy": r["accuracy"],
+                "macro_f1": r["macro avg"]["f1-score"],  # type: ignore[index]
+                "weighted_f1": r["weighted avg"]["f1-score"],  # type: ignore[index]
+            },
+            "entities": {
+                name: {
+                    "token_f1": report["micro avg"]["f1-score"],  # type: ignore[index]
+                    "span_precision": self.entity_spans[name]["precision"],
+                    "span_recall": self.entity_spans[name]["recall"],
+                    "span_f1": self.entity_spans[name]["f1"],
+                    "support": self.entity_spans[name]["support"],
+                }
+                for name, report in self.entity_reports.items()
+            },
+        }
+        if self.response_report is not None:
+            result["response_selection"] = {
+                "accuracy": self.response_report["accuracy"],
+                "weighted_f1": self.response_report["weighted avg"]["f1-score"],  # type: ignore[index]
+            }
+        return result
+
+
+def predict(model: NLUModel, examples: Sequence[NLUExample]) -> list[ParseResult]:
+    return [model.parse(e.text) for e in examples]
+
+
+def extractors_of(model: NLUModel) -> list[str]:
+    names = [EXTRACTOR] if model.labels.entity_types else []
+    return names + ([REGEX_EXTRACTOR] if model.settings.regex_entities else [])
+
+
+def evaluate_nlu(
+    model: NLUModel, examples: Sequence[NLUExample], out_dir: Path
+) -> dict[str, object]:
+    """Parse ``examples``, write the reports to ``out_dir`` and return a summary of the scores::
+
+    {"examples": n, "intent": {"accuracy", "macro_f1", "weighted_f1"},
+     "entities": {extractor: {"token_f1", "span_precision", "span_recall", "span_f1", "support"}},
+     "response_selection": {"accuracy", "weighted_f1"},   # with retrieval intents only
+     "files": [names written]}
+    """
+    if not examples:
+        raise TrainingError("no NLU test examples to evaluate")
+    scores = score(examples, predict(model, examples), extractors_of(model))
+    return write_reports(scores, Path(out_dir))
+
+
+def score(
+    examples: Sequence[NLUExample], predictions: Sequence[ParseResult], extractors: Sequence[str]
+) -> Scores:
+    targets = [e.base_intent for e in examples]
+    predicted = [str(p["intent"]["name"]) for p in predictions]
+    confidences = [float(p["intent"]["confidence"]) for p in predictions]
+    report = classification_report(targets, predicted)
+    for label in sorted(set(targets) | set(predicted)):
+        report[label]["confused_with"] = confused_with(targets, predicted, label)  # type: ignore[index]
+    errors: list[dict[str, object]] = [
+        {"text": e.text, "intent": t, "intent_prediction": dict(p["intent"])}
+        for e, t, p in zip(examples, targets, predictions, strict=True)
+        if t != p["intent"]["name"]
+    ]
+    scores = Scores(report, errors, targets, predicted, confidences)
+    for extractor in extractors:
+        _score_entities(scores, examples, predictions, extractor)
+    _score_responses(scores, examples, predictions)
+    return scores
+
+
+def _label(entity: str, role: object = None, group: object = None) -> str:
+    label = entity
+    if role:
+        label += f" role={role}"
+    if group:
+        label += f" group={group}"
+    return label
+
+
+def _score_entities(
+    scores: Scores,
+    examples: Sequence[NLUExample],
+    predictions: Sequence[ParseResult],
+    extractor: str,
+) -> None:
+    y_true: list[str] = []
+    y_pred: list[str] = []
+    gold_spans, pred_spans, errors = [], [], []
+    for example, prediction in zip(examples, predictions, strict=True):
+        gold = [(a.start, a.end, _label(a.entity, a.role, a.group)) for a in example.entities]
+        found = [
+            (int(e["start"]), int(e["end"]), _label(e["entity"], e.get("role"), e.get("group")))
+            for e in prediction["entities"]
+            if e["extractor"] == extractor
+        ]
+        tokens = tokenize(example.text)
+        y_true.extend(_token_labels(tokens, gold))
+        y_pred.extend(_token_labels(tokens, found))
+        gold_spans.append(set(gold))
+        pred_spans.append(set(found))
+        if set(gold) != set(found):
+            errors.append(
+                {
+                    "text": example.text,
+                    "entities": [{"start": s, "end": e, "entity": label} for s, e, label in gold],
+                    "predicted_entities": [
+                        dict(e) for e in prediction["entities"] if e["extractor"] == extractor
+                    ],
+                }
+            )
+    scores.entity_reports[extractor] = classification_report(y_true, y_pred, exclude=(NO_ENTITY,))
+    scores.entity_spans[extractor] = span_scores(gold_spans, pred_spans)
+    scores.entity_errors[extractor] = errors
+
+
+def _token_labels(tokens: Sequence, spans: Sequence[tuple[int, int, str]]) -> list[str]:
+    labels = [NO_ENTITY] * len(tokens)
+    for start, end, label in spans:
+        for i, token in enumerate(tokens):
+            if token.start < end and token.end > start and labels[i] == NO_ENTITY:
+                labels[i] = label
+    return labels
+
+
+def _score_responses(
+    scores: Scores, examples: Sequence[NLUExample], predictions: Sequence[ParseResult]
+) -> None:
+    targets, predicted = [], []
+    for example, prediction in zip(examples, predictions, strict=True):
+        if "/" not in example.intent:
+            continue
+        chosen = prediction.get("response_selector", {}).get(example.base_intent)
+        response = chosen["response"] if isinstance(chosen, dict) else None
+        key = str(response["intent_response_key"]) if response else "None"
+        targets.append(example.intent)
+        predicted.append(key)
+        if key != example.intent:
+            scores.response_errors.append(
+                {
+                    "text": example.text,
+                    "intent_response_key_target": example.intent,
+                    "intent_response_key_prediction": response,
+                }
+            )
+    if targets:
+        scores.response_report = classification_report(targets, predicted)
+
+
+def write_reports(scores: Scores, out_dir: Path) -> dict[str, object]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: list[str] = []
+
+    def dump(name: str, data: object) -> None:
+        (out_dir / name).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        files.append(name)
+
+    dump("intent_report.json", scores.intent_report)
+    dump("intent_errors.json", scores.intent_errors)
+    labels = sorted(set(scores.intent_targets) | set(scores.intent_predictions))
+    matrix = confusion_matrix(scores.intent_targets, scores.intent_predictions, labels)
+    confusion_matrix_png(matrix, labels, out_dir / "intent_confusion_matrix.png")
+    files.append("intent_confusion_matrix.png")
+    hits = [t == p for t, p in zip(scores.intent_targets, scores.intent_predictions, strict=True)]
+    confidence_histogram_png(
+        [c for c, h in zip(scores.confidences, hits, strict=True) if h],
+        [c for c, h in zip(scores.confidences, hits, strict=True) if not h],
+        out_dir / "intent_histogram.png",
+    )
+    files.append("intent_histogram.png")
+    for extractor, report in scores.entity_reports.items():
+        dump(f"{extractor}_report.json", report)
+        dump(f"{extractor}_errors.json", scores.entity_errors[extractor])
+    if scores.response_report is not None:
+        dump("response_selection_report.json", scores.response_report)
+        dump("response_selection_errors.json", scores.response_errors)
+    summary = scores.summary()
+    summary["files"] = files
+    return summary
+
+
+def stratified_folds(examples: Sequence[NLUExample], folds: int, seed: int) -> list[int]:
+    """A fold number per example, each intent spread evenly over the folds."""
+    rng = np.random.default_rng(seed)
+    by_intent: dict[str, list[int]] = {}
+    for i, example in enumerate(examples):
+        by_intent.setdefault(example.intent, []).append(i)
+    assignment = [0] * len(examples)
+    position = 0
+    for intent in sorted(by_intent):
+        for i in rng.permutation(by_intent[intent]):
+            assignment[int(i)] = position % folds
+            position += 1
+    return assignment
+
+
+def cross_validate(
+    data: NLUData,
+    pipeline: Sequence[ComponentConfig],
+    folds: int,
+    out_dir: Path,
+    seed: int = 42,
+) -> dict[str, object]:
+    """Train on all folds but one, test on that one, for each fold; report on all test folds.
+
+    Writes the reports of ``evaluate_nlu`` over the pooled test predictions to ``out_dir``, and
+    ``cross_validation.json`` with each fold's summary and the mean and standard deviation of the
+    scores. Returns the content of ``cross_validation.json`` plus ``files``.
+    """
+    if folds < 2:
+        raise ConfigError(f"cross-validation needs at least 2 folds, got {folds}")
+    examples = [e for e in data.examples if e.text.strip()]
+    if len(examples) < folds:
+        raise TrainingError(f"{len(examples)} NLU examples cannot be split into {folds} folds")
+    assignment = stratified_folds(examples, folds, seed)
+    pooled_examples: list[NLUExample] = []
+    pooled_predictions: list[ParseResult] = []
+    fold_summaries = []
+    extractors: list[str] = []
+    for fold in range(folds):
+        train = [e for e, f in zip(examples, assignment, strict=True) if f != fold]
+        test = [e for e, f in zip(examples, assignment, strict=True) if f == fold]
+        fold_data = NLUData(train, dict(data.synonyms), list(data.regexes), list(data.lookups))
+        model = train_nlu(fold_data, pipeline, seed=seed, show_progress=False)
+        predictions = predict(model, test)
+        extractors = sorted(set(extractors) | set(extractors_of(model)))
+        fold_summaries.append(score(test, predictions, extractors_of(model)).summary())
+        pooled_examples.extend(test)
+        pooled_predictions.extend(predictions)
+        logger.info(
+            "cross-validation fold %d/%d: %s", fold + 1, folds, fold_summaries[-1]["intent"]
+        )
+    out_dir = Path(out_dir)
+    summary = write_reports(score(pooled_examples, pooled_predictions, extractors), out_dir)
+    result: dict[str, object] = {
+        "folds": folds,
+        "seed": seed,
+        "fold_summaries": fold_summaries,
+        "intent": _mean_std([s["intent"] for s in fold_summaries]),  # type: ignore[misc]
+        "entities": {
+            name: _mean_std([s["entities"][name] for s in fold_summaries if name in s["entities"]])  # type: ignore[index, operator]
+            for name in extractors
+        },
+        "pooled": {k: v for k, v in summary.items() if k != "files"},
+    }
+    (out_dir / "cross_validation.json").write_text(json.dumps(result, indent=2) + "\n")
+    result["files"] = [*summary["files"], "cross_validation.json"]  # type: ignore[misc]
+    return result
+
+
+def _mean_std(rows: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
+    keys = rows[0].keys() if rows else ()
+    return {
+        k: {
+            "mean": float(np.mean([r[k] for r in rows])),
+            "std": float(np.std([r[k] for r in rows])),
+        }
+        for k in keys
+    }

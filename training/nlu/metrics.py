@@ -1,0 +1,132 @@
+"""Classification reports (scikit-learn's dict format, in numpy) and span scores (conlleval)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Hashable, Iterable, Sequence
+
+import numpy as np
+
+Report = dict[str, object]
+
+
+def _prf(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Precision, recall and F1, 0.0 where undefined (scikit-learn's zero_division=0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
+        recall = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), 0.0)
+        denominator = precision + recall
+        f1 = np.where(
+            denominator > 0, 2 * precision * recall / np.where(denominator > 0, denominator, 1), 0.0
+        )
+    return precision, recall, f1
+
+
+def classification_report(
+    y_true: Sequence[str], y_pred: Sequence[str], *, exclude: Collection[str] = ()
+) -> Report:
+    """Per-label precision/recall/f1-score/support plus accuracy, macro, weighted and micro avg.
+
+    The format of ``sklearn.metrics.classification_report(..., output_dict=True)``. Labels in
+    ``exclude`` (``no_entity`` for entities) get no row and stay out of the averages, as with
+    scikit-learn's ``labels=``; ``accuracy`` still counts every sample.
+    """
+    assert len(y_true) == len(y_pred), f"{len(y_true)} targets, {len(y_pred)} predictions"
+    labels = sorted((set(y_true) | set(y_pred)) - set(exclude))
+    index = {label: i for i, label in enumerate(labels)}
+    tp = np.zeros(len(labels))
+    fp = np.zeros(len(labels))
+    fn = np.zeros(len(labels))
+    for t, p in zip(y_true, y_pred, strict=True):
+        if t == p:
+            if t in index:
+                tp[index[t]] += 1
+            continue
+        if p in index:
+            fp[index[p]] += 1
+        if t in index:
+            fn[index[t]] += 1
+    support = tp + fn
+    precision, recall, f1 = _prf(tp, fp, fn)
+    report: Report = {
+        label: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1-score": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(labels)
+    }
+    total = int(support.sum())
+    correct = sum(t == p for t, p in zip(y_true, y_pred, strict=True))
+    report["accuracy"] = correct / len(y_true) if len(y_true) else 0.0
+    weights = support / total if total else np.zeros(len(labels))
+    report["macro avg"] = _avg(
+        [float(x.mean()) if len(labels) else 0.0 for x in (precision, recall, f1)], total
+    )
+    report["weighted avg"] = _avg(
+        [float((x * weights).sum()) for x in (precision, recall, f1)], total
+    )
+    micro = _prf(tp.sum(keepdims=True), fp.sum(keepdims=True), fn.sum(keepdims=True))
+    report["micro avg"] = _avg([float(x[0]) for x in micro], total)
+    return report
+
+
+def _avg(values: list[float], support: int) -> dict[str, float | int]:
+    precision, recall, f1 = values
+    return {"precision": precision, "recall": recall, "f1-score": f1, "support": support}
+
+
+def confusion_matrix(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
+) -> np.ndarray:
+    """Counts ``[true, predicted]`` over ``labels`` (pairs with other labels are left out)."""
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), np.int64)
+    for t, p in zip(y_true, y_pred, strict=True):
+        if t in index and p in index:
+            matrix[index[t], index[p]] += 1
+    return matrix
+
+
+def confused_with(
+    y_true: Sequence[str], y_pred: Sequence[str], label: str, top: int = 2
+) -> dict[str, int]:
+    """The labels most often predicted instead of ``label`` (Rasa's ``confused_with``)."""
+    wrong = Counter(p for t, p in zip(y_true, y_pred, strict=True) if t == label and p != label)
+    return dict(wrong.most_common(top))
+
+
+def span_scores(
+    gold: Iterable[Collection[Hashable]], predicted: Iterable[Collection[Hashable]]
+) -> dict[str, float | int]:
+    """Micro precision/recall/F1 of exact span matches, one collection of spans per example."""
+    tp = fp = fn = 0
+    for g, p in zip(gold, predicted, strict=True):
+        gs, ps = set(g), set(p)
+        tp += len(gs & ps)
+        fp += len(ps - gs)
+        fn += len(gs - ps)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
+
+
+def bio_chunks(tags: Sequence[str]) -> set[tuple[str, int, int]]:
+    """conlleval's chunks ``(type, first, last_exclusive)`` of a BIO sequence.
+
+    As conlleval reads it: a chunk starts at ``B-x``, or at ``I-x`` after ``O`` or after another
+    type; it ends before ``O``, ``B-*`` or a different type.
+    """
+    chunks: set[tuple[str, int, int]] = set()
+    start: int | None = None
+    kind = ""
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, _, label = tag.partition("-")
+        if start is not None and (prefix in ("O", "B") or label != kind):
+            chunks.add((kind, start, i))
+            start = None
+        if prefix in ("B", "I") and start is None:
+            start, kind = i, label
+    return chunks

@@ -1,0 +1,219 @@
+"""From a config's ``pipeline:`` to the settings of our one NLU model.
+
+Rasa splits NLU into a chain of components; we train one joint BiLSTM-CRF model. Each Rasa name is
+either translated into settings (``CountVectorsFeaturizer`` -> n-gram features,
+``FallbackClassifier`` -> thresholds) or accepted with a one-line notice saying what stands in for
+it. An unknown name is a
+``ConfigError`` that lists the known ones.
+
+An empty pipeline (a config without ``pipeline:``) gets Rasa's default: every feature, synonyms, and
+a fallback at 0.3 with an ambiguity threshold of 0.1. A written pipeline gets what it names.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from chatbot.errors import ConfigError
+from chatbot.nlu.settings import NLUSettings
+from chatbot.project.config import ComponentConfig
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FALLBACK_THRESHOLD = 0.3
+DEFAULT_AMBIGUITY_THRESHOLD = 0.1
+# A written pipeline starts from this and switches on what its components name.
+_BARE = {
+    "lexical_features": False,
+    "pattern_features": False,
+    "count_vectors": (),
+    "entity_recognition": False,
+    "synonyms": False,
+}
+
+Handler = Callable[[NLUSettings, ComponentConfig], NLUSettings]
+_noticed: set[str] = set()
+
+
+def _notice(component: str, message: str) -> None:
+    """Log a component's notice at INFO, once per process."""
+    if component not in _noticed:
+        _noticed.add(component)
+        logger.info("%s: %s", component, message)
+
+
+def _where(component: ComponentConfig) -> str:
+    origin = component.origin
+    if origin.file is None:
+        return ""
+    return f"{origin.file}:{origin.line}: " if origin.line is not None else f"{origin.file}: "
+
+
+def _take(
+    component: ComponentConfig, mapping: dict[str, str], settings: NLUSettings
+) -> NLUSettings:
+    """Copy the params named in ``mapping`` (Rasa name -> our field); note the others."""
+    values: dict[str, Any] = {}
+    ignored = []
+    for key, value in component.params.items():
+        if key in mapping:
+            values[mapping[key]] = value
+        else:
+            ignored.append(key)
+    if ignored:
+        _notice(
+            f"{component.name}.params",
+            f"settings {', '.join(sorted(ignored))} have no counterpart in the BiLSTM-CRF model "
+            "and are ignored",
+        )
+    try:
+        return settings.replace(values, component=component.name)
+    except ConfigError as error:
+        raise ConfigError(f"{_where(component)}{error}") from None
+
+
+def _ours(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
+    try:
+        return settings.replace({"entity_recognition": True, **c.params}, component=c.name)
+    except ConfigError as error:
+        raise ConfigError(f"{_where(c)}{error}") from None
+
+
+def _diet(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
+    params = dict(c.params)
+    if isinstance(params.get("batch_size"), list):  # DIET grows the batch: [64, 256]
+        params["batch_size"] = int(params["batch_size"][0])
+    _notice(c.name, "trained as the BiLSTM-CRF joint intent and entity model")
+    settings = settings.replace({"entity_recognition": True}, component=c.name)
+    mapping = {
+        "epochs": "epochs",
+        "learning_rate": "learning_rate",
+        "batch_size": "batch_size",
+        "entity_recognition": "entity_recognition",
+        "ranking_length": "ranking_length",
+        "drop_rate": "dropout",
+    }
+    return _take(ComponentConfig(c.name, params, c.origin), mapping, settings)
+
+
+def _regex_featurizer(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
+    settings = settings.replace({"pattern_features": True}, component=c.name)
+    mapping = {k: k for k in ("case_sensitive", "use_regexes", "use_lookup_tables")}
+    return _take(c, mapping, settings)
+
+
+def _lexical(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
+    if c.params:
+        _notice(c.name, "uses a fixed feature set (case, digits, punctuation, position)")
+    return settings.replace({"lexical_features": True}, component=c.name)
+
+
+def _count_vectors(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
+    analyzer = str(c.params.get("analyzer", "word"))
+    if analyzer not in ("word", "char", "char_wb"):
+        raise ConfigError(
+            f"{_where(c)}{c.name}: analyzer '{analyzer}' is not one of word, char, char_wb"
+        )
+    low, high = c.params.get("min_ngram", 1), c.params.get("max_ngram", 1)
+    if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
+        raise ConfigError(
+            f"{_where(c)}{c.name}: need 1 <= min_ngram <= max_ngram, got {low}, {high}"
+        )
+    extra = {"analyzer", "min_ngram", "max_ngram"}
+    if set(c.params) - extra:
+        _notice(c.name, "only analyzer, min_ngram and max_ngram apply; other settings are ignored")
+    # "char" n-grams may span words; we take them within words, as char_wb does.
+    entry = ("word" if analyzer == "word" else "char_wb", low, high)
+    return settings.replace({"count_vectors": [*settings.count_vectors, entry]}, component=c.name)
+
+
+def _fallback(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
+    params = {
+        "threshold": DEFAULT_FALLBACK_THRESHOLD,
+        "ambiguity_threshold": DEFAULT_AMBIGUITY_THRESHOLD,
+        **c.params,
+    }
+    mapping = {"threshold": "fallback_threshold", "ambiguity_threshold": "ambiguity_threshold"}
+    return _take(ComponentConfig(c.name, params, c.origin), mapping, settings)
+
+
+def _switch(field: str, notice: str = "") -> Handler:
+    def handler(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
+        if notice:
+            _notice(c.name, notice)
+        settings = settings.replace({field: True}, component=c.name)
+        mapping = {"case_sensitive": "case_sensitive"} if field == "regex_entities" else {}
+        return _take(c, mapping, settings)
+
+    return handler
+
+
+def _accepted(notice: str) -> Handler:
+    def handler(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
+        _notice(c.name, notice)
+        return settings
+
+    return handler
+
+
+_TOKENIZER = "tokenized by our Unicode-aware tokenizer (words, punctuation, CJK characters)"
+_DENSE = "pretrained embeddings are not used; the BiLSTM learns word and character features"
+_CLASSIFIER = "served by the BiLSTM-CRF joint model"
+
+COMPONENTS: dict[str, Handler] = {
+    "BiLSTMCRF": _ours,
+    "DIETClassifier": _diet,
+    "WhitespaceTokenizer": _accepted(_TOKENIZER),
+    "SpacyTokenizer": _accepted(_TOKENIZER),
+    "MitieTokenizer": _accepted(_TOKENIZER),
+    "JiebaTokenizer": _accepted(_TOKENIZER),
+    "LanguageModelTokenizer": _accepted(_TOKENIZER),
+    "ConveRTTokenizer": _accepted(_TOKENIZER),
+    "SpacyNLP": _accepted(_DENSE),
+    "MitieNLP": _accepted(_DENSE),
+    "HFTransformersNLP": _accepted(_DENSE),
+    "SpacyFeaturizer": _accepted(_DENSE),
+    "MitieFeaturizer": _accepted(_DENSE),
+    "ConveRTFeaturizer": _accepted(_DENSE),
+    "LanguageModelFeaturizer": _accepted(_DENSE),
+    "RegexFeaturizer": _regex_featurizer,
+    "LexicalSyntacticFeaturizer": _lexical,
+    "CountVectorsFeaturizer": _count_vectors,
+    "SklearnIntentClassifier": _accepted(_CLASSIFIER),
+    "LogisticRegressionClassifier": _accepted(_CLASSIFIER),
+    "KeywordIntentClassifier": _accepted(_CLASSIFIER),
+    "MitieIntentClassifier": _accepted(_CLASSIFIER),
+    "CRFEntityExtractor": _switch("entity_recognition", _CLASSIFIER),
+    "SpacyEntityExtractor": _switch("entity_recognition", _CLASSIFIER),
+    "MitieEntityExtractor": _switch("entity_recognition", _CLASSIFIER),
+    "DucklingEntityExtractor": _accepted(
+        "not supported (no Duckling server); dates and numbers come from annotated examples"
+    ),
+    "RegexEntityExtractor": _switch("regex_entities"),
+    "EntitySynonymMapper": _switch("synonyms"),
+    "FallbackClassifier": _fallback,
+    "ResponseSelector": _accepted(
+        "retrieval intents (faq/ask_name) are selected by a head of the joint model"
+    ),
+}
+
+
+def settings_from_pipeline(pipeline: Sequence[ComponentConfig]) -> NLUSettings:
+    """The model settings a pipeline asks for; ``ConfigError`` for a name we do not know."""
+    if not pipeline:
+        return NLUSettings(
+            fallback_threshold=DEFAULT_FALLBACK_THRESHOLD,
+            ambiguity_threshold=DEFAULT_AMBIGUITY_THRESHOLD,
+        )
+    settings = NLUSettings().replace(_BARE)
+    for component in pipeline:
+        handler = COMPONENTS.get(component.name)
+        if handler is None:
+            raise ConfigError(
+                f"{_where(component)}unknown NLU component '{component.name}'; known components: "
+                + ", ".join(sorted(COMPONENTS))
+            )
+        settings = handler(settings, component)
+    return settings

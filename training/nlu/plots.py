@@ -1,0 +1,61 @@
+"""The evaluation's figures, drawn with matplotlib's object API (no pyplot, no global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+MAX_TICK_LABELS = 80  # more labels than this and the axes show none
+MAX_CELL_COUNTS = 25
+
+
+def confusion_matrix_png(matrix: np.ndarray, labels: Sequence[str], path: Path) -> None:
+    n = len(labels)
+    side = min(4 + 0.3 * n, 40)
+    fig = Figure(figsize=(side, side))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, interpolation="nearest", cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(f"Intent confusion matrix ({int(matrix.sum())} messages)")
+    ax.set_xlabel("predicted intent")
+    ax.set_ylabel("true intent")
+    if n <= MAX_TICK_LABELS:
+        ax.set_xticks(range(n), labels, rotation=90, fontsize=8)
+        ax.set_yticks(range(n), labels, fontsize=8)
+    if n <= MAX_CELL_COUNTS:
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for i in range(n):
+            for j in range(n):
+                if matrix[i, j]:
+                    color = "white" if matrix[i, j] > threshold else "black"
+                    ax.text(
+                        j, i, str(matrix[i, j]), ha="center", va="center", color=color, fontsize=8
+                    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def confidence_histogram_png(
+    correct: Sequence[float], wrong: Sequence[float], path: Path, *, title: str = "Intent"
+) -> None:
+    fig = Figure(figsize=(8, 5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    bins = np.linspace(0.0, 1.0, 21)
+    ax.hist(
+        [list(correct), list(wrong)],
+        bins=bins,
+        color=["#009292", "#ff6db6"],
+        label=[f"correct ({len(correct)})", f"wrong ({len(wrong)})"],
+    )
+    ax.set_title(f"{title} prediction confidence")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("number of messages")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)

@@ -1,0 +1,185 @@
+"""``train_nlu``: NLU data and a pipeline in, a trained ``NLUModel`` out; seeded, reproducible."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from chatbot.errors import TrainingError
+from chatbot.nlu.model import Labels, NLUModel, build_net
+from chatbot.nlu.network import Batch, JointNet, NetSizes
+from chatbot.nlu.settings import NLUSettings
+from chatbot.nlu.tags import OUTSIDE, PREFIXES, tag_names
+from chatbot.project.config import ComponentConfig
+from chatbot.project.training_data import NLUData
+from training.nlu.dataset import IGNORE, Sample, Targets, batches, encode_samples, make_batch
+from training.nlu.pipeline import settings_from_pipeline
+from training.nlu.vocab import collect_synonyms, fit_featurizer, fit_labels
+
+logger = logging.getLogger(__name__)
+
+UNK = 1
+SMALL_DATA = 2000  # examples; below this batches of 16, from it batches of 64
+
+
+def train_nlu(
+    data: NLUData,
+    pipeline: Sequence[ComponentConfig],
+    *,
+    seed: int = 42,
+    show_progress: bool = True,
+) -> NLUModel:
+    """Train the joint intent and entity model that ``pipeline`` describes on ``data``."""
+    settings = settings_from_pipeline(pipeline)
+    examples = [e for e in data.examples if e.text.strip()]
+    if not examples:
+        raise TrainingError("no NLU training examples: add some to nlu.yml")
+    labels = fit_labels(examples, settings)
+    featurizer = fit_featurizer(examples, data, settings)
+    samples = encode_samples(examples, featurizer, labels, settings.max_tokens)
+    if not samples:
+        raise TrainingError("no NLU training example has a word in it")
+    sizes = NetSizes(
+        words=len(featurizer.words),
+        chars=len(featurizer.chars),
+        lexical=featurizer.n_lexical,
+        patterns=featurizer.n_patterns,
+        ngrams=len(featurizer.ngrams),
+        intents=len(labels.intents),
+        tags=1 + 4 * len(labels.entity_types) if labels.entity_types else 0,
+        roles=len(labels.roles),
+        groups=len(labels.groups),
+        responses=len(labels.response_keys),
+    )
+    began = time.perf_counter()
+    # One intra-op thread: batches this small gain little from more, and lose several times over
+    # when the cores are busy with anything else (OpenMP threads spin, waiting for each other).
+    with torch.random.fork_rng(), _threads(1):  # leave the caller's state alone
+        torch.manual_seed(seed)
+        net = build_net(settings, sizes, labels)
+        _pattern_prior(net, labels, featurizer.patterns.names if featurizer.n_patterns else ())
+        _fit(net, samples, labels, settings, np.random.default_rng(seed), show_progress)
+    logger.info(
+        "trained NLU on %d examples (%d intents, %d entity types) in %.1f s",
+        len(samples),
+        len(labels.intents),
+        len(labels.entity_types),
+        time.perf_counter() - began,
+    )
+    return NLUModel(settings, labels, featurizer, net, collect_synonyms(data, examples))
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+PATTERN_PRIOR = 2.0
+
+
+def _pattern_prior(net: JointNet, labels: Labels, names: Sequence[str]) -> None:
+    """Start the regex/lookup -> tag shortcut from what the names say: a match of the lookup
+    table "city" is likely a city (Rasa names tables after entities for RegexEntityExtractor).
+    Other patterns start at zero; training moves both."""
+    if net.pattern_tags is None:
+        return
+    tags = {tag: i for i, tag in enumerate(tag_names(labels.entity_types))}
+    with torch.no_grad():
+        weight = net.pattern_tags.weight  # (tags, patterns)
+        weight.zero_()
+        for column, name in enumerate(names):
+            if name in labels.entity_types:
+                weight[tags[OUTSIDE], column] = -PATTERN_PRIOR
+                for prefix in PREFIXES:
+                    weight[tags[f"{prefix}-{name}"], column] = PATTERN_PRIOR
+
+
+def schedule(settings: NLUSettings, n: int) -> tuple[int, int]:
+    """Batch size and epochs: given, or chosen for about ``target_steps`` optimiser steps."""
+    batch_size = settings.batch_size or (16 if n < SMALL_DATA else 64)
+    if settings.epochs:
+        return batch_size, settings.epochs
+    per_epoch = math.ceil(n / batch_size)
+    epochs = round(settings.target_steps / per_epoch)
+    return batch_size, max(settings.min_epochs, min(settings.max_epochs, epochs))
+
+
+def _fit(
+    net: JointNet,
+    samples: Sequence[Sample],
+    labels: Labels,
+    settings: NLUSettings,
+    rng: np.random.Generator,
+    show_progress: bool,
+) -> None:
+    batch_size, epochs = schedule(settings, len(samples))
+    total = epochs * math.ceil(len(samples) / batch_size)
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    warmup = max(1, total // 30)
+
+    def rate(step: int) -> float:  # linear warm-up, then cosine decay to 5 %
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    net.train()
+    bar = tqdm(range(epochs), desc="NLU", unit="epoch", disable=not show_progress, leave=False)
+    for _ in bar:
+        losses = []
+        for indices in batches(samples, batch_size, rng):
+            batch, targets = make_batch([samples[i] for i in indices], labels)
+            if settings.word_dropout > 0:
+                batch = _drop_tokens(batch, settings.word_dropout)
+            loss = _loss(net, batch, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+    net.eval()
+
+
+def _drop_tokens(batch: Batch, rate: float) -> Batch:
+    """Blank a share of the tokens: unknown word, no characters. What is left to tell what such a
+    token is (its context, its regex and lookup matches) is what carries unseen words later."""
+    drop = (torch.rand(batch.words.shape) < rate) & (batch.words > UNK)  # (B, T)
+    return batch._replace(
+        words=batch.words.masked_fill(drop, UNK),
+        chars=batch.chars.masked_fill(drop.unsqueeze(2), 0),
+    )
+
+
+def _loss(net: JointNet, batch: Batch, targets: Targets) -> torch.Tensor:
+    out = net(batch)
+    loss = nn.functional.cross_entropy(out.intent_logits, targets.intents)
+    if out.emissions is not None and net.crf is not None:
+        mask = torch.arange(batch.words.shape[1]).unsqueeze(0) < batch.lengths.unsqueeze(1)
+        loss = loss + net.crf.nll(out.emissions, targets.tags, mask).mean()
+    for logits, gold in ((out.role_logits, targets.roles), (out.group_logits, targets.groups)):
+        if logits is not None:
+            loss = loss + nn.functional.cross_entropy(
+                logits.flatten(0, 1), gold.flatten(), ignore_index=IGNORE
+            )
+    if out.response_logits is not None and bool((targets.responses != IGNORE).any()):
+        logits = out.response_logits.masked_fill(~targets.response_mask, -1e4)
+        loss = loss + nn.functional.cross_entropy(logits, targets.responses, ignore_index=IGNORE)
+    return loss
