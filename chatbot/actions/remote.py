@@ -10,6 +10,7 @@ is let through to find out whether the server is back.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import ssl
@@ -109,9 +110,11 @@ class HTTPActionExecutor:
     ) -> None:
         self.url = url
         self.timeout = timeout
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
+        if basic_auth is not None:
+            credentials = base64.b64encode(":".join(basic_auth).encode()).decode()
+            self.headers["Authorization"] = f"Basic {credentials}"
         self.params = params or {}
-        self.auth = aiohttp.BasicAuth(*basic_auth) if basic_auth else None
         self.ssl: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=cafile) if cafile else True
         )
@@ -123,7 +126,6 @@ class HTTPActionExecutor:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
-                auth=self.auth,
                 headers=self.headers,
             )
         return self._session

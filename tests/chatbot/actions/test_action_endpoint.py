@@ -1,0 +1,85 @@
+"""endpoints.yml's ``action_endpoint`` -> the executor it asks for, or a clear ConfigError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatbot.actions.endpoint import create_action_executor
+from chatbot.actions.in_process import InProcessExecutor
+from chatbot.actions.remote import HTTPActionExecutor
+from chatbot.errors import ConfigError
+from chatbot.project.domain import Origin
+from chatbot.project.endpoints import EndpointBlock
+from tests.helpers import DOMAINS
+
+URL = "http://localhost:5055/webhook"
+
+
+def block(**params: Any) -> EndpointBlock:
+    return EndpointBlock("action_endpoint", params, Origin("endpoints.yml", 3))
+
+
+def test_no_block_no_executor() -> None:
+    assert create_action_executor(None, Path(".")) is None
+
+
+def test_in_process() -> None:
+    executor = create_action_executor(block(actions_module="actions"), DOMAINS / "restaurant")
+    assert isinstance(executor, InProcessExecutor)
+
+
+def test_url_with_every_setting() -> None:
+    executor = create_action_executor(
+        block(
+            url=URL,
+            timeout=2.5,
+            token="secret",
+            token_name="auth",
+            headers={"X-Key": "k"},
+            params={"a": 1},
+            basic_auth={"username": "u", "password": "p"},
+            circuit_breaker={"failures": 3, "open_seconds": 12},
+        ),
+        Path("."),
+    )
+    assert isinstance(executor, HTTPActionExecutor)
+    assert executor.timeout == 2.5
+    assert executor.params == {"a": "1", "auth": "secret"}
+    assert executor.headers["X-Key"] == "k"
+    assert executor.headers["Authorization"].startswith("Basic ")
+    assert (executor.breaker.failure_threshold, executor.breaker.open_seconds) == (3, 12.0)
+
+
+def test_defaults() -> None:
+    executor = create_action_executor(block(url=URL), Path("."))
+    assert isinstance(executor, HTTPActionExecutor)
+    assert executor.timeout == 10.0
+    assert executor.params == {}
+    assert (executor.breaker.failure_threshold, executor.breaker.open_seconds) == (5, 30.0)
+    assert executor.health_url == "http://localhost:5055/health"
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({}, "needs 'url'"),
+        ({"url": "localhost:5055"}, "needs 'url'"),
+        ({"url": URL, "timeout": 0}, "'timeout'"),
+        ({"url": URL, "timeout": "soon"}, "'timeout'"),
+        ({"url": URL, "headers": ["x"]}, "'headers'"),
+        ({"url": URL, "basic_auth": {"username": "u"}}, "'basic_auth'"),
+        ({"url": URL, "circuit_breaker": {"failure": 3}}, "unknown key(s) failure"),
+        ({"url": URL, "circuit_breaker": {"failures": 2.5}}, "whole number"),
+        ({"url": URL, "circuit_breaker": {"open_seconds": -1}}, "'open_seconds'"),
+        ({"actions_module": "no_such_module"}, "no_such_module"),
+    ],
+)
+def test_bad_settings_name_the_file_and_the_key(params: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        create_action_executor(block(**params), DOMAINS / "restaurant")
+    assert needle in str(error.value)
+    if "actions_module" not in params:
+        assert str(error.value).startswith("endpoints.yml:3: ")

@@ -1,0 +1,164 @@
+"""Random JSON thrown at the REST channel and the HTTP API finds no 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chatbot.conversation.events import REQUIRED_KEYS
+
+SENDERS = ["alice", "bob", "x" * 255]
+INTENTS = ["greet", "request_restaurant", "inform", "affirm", "deny", "stop", "nope"]
+SLOTS = ["cuisine", "num_people", "outdoor_seating", "preferences", "requested_slot", "other"]
+ACTIONS = ["action_listen", "restaurant_form", "utter_greet", "action_restart", "validate_x"]
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def mostly(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``valid`` three times in four, any JSON otherwise."""
+    return st.one_of(valid, valid, valid, json_values)
+
+
+payload_texts = st.builds(
+    lambda intent, entities: f"/{intent}{json.dumps(entities)}" if entities else f"/{intent}",
+    st.sampled_from(INTENTS),
+    st.dictionaries(st.sampled_from(["cuisine", "number", "x"]), json_values, max_size=2),
+)
+
+events = st.fixed_dictionaries(
+    {
+        "event": st.sampled_from(sorted(REQUIRED_KEYS)),
+        "name": mostly(st.sampled_from(SLOTS + ACTIONS)),
+    },
+    optional={
+        "value": json_values,
+        "text": mostly(st.text(max_size=10)),
+        "timestamp": st.floats(min_value=0, max_value=2e9),
+        "parse_data": st.fixed_dictionaries(
+            {},
+            optional={
+                "intent": mostly(
+                    st.fixed_dictionaries(
+                        {"name": mostly(st.sampled_from(INTENTS)), "confidence": json_values}
+                    )
+                ),
+                "entities": st.lists(
+                    st.fixed_dictionaries(
+                        {"entity": st.sampled_from(["cuisine", "number"]) | json_values},
+                        optional={"value": json_values, "role": json_values},
+                    )
+                    | json_values,
+                    max_size=3,
+                ),
+            },
+        ),
+        "entities": mostly(st.lists(json_values, max_size=2)),
+        "is_interrupted": json_values,
+        "data": json_values,
+        "metadata": json_values,
+    },
+)
+
+rest_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "sender": mostly(st.sampled_from(SENDERS)),
+        "message": mostly(payload_texts | st.text(max_size=30)),
+        "metadata": json_values,
+        "input_channel": json_values,
+    },
+)
+
+api_requests = st.one_of(
+    st.tuples(
+        st.sampled_from(["POST", "PUT"]),
+        st.just("tracker/events"),
+        mostly(events | st.lists(events, max_size=4)),
+    ),
+    st.tuples(
+        st.just("POST"),
+        st.just("messages"),
+        st.fixed_dictionaries(
+            {"sender": mostly(st.just("user")), "text": mostly(payload_texts)},
+            optional={"parse_data": json_values},
+        ),
+    ),
+    st.tuples(
+        st.just("POST"),
+        st.just("trigger_intent"),
+        st.fixed_dictionaries(
+            {"name": mostly(st.sampled_from(INTENTS))},
+            optional={"entities": json_values},
+        ),
+    ),
+    st.tuples(
+        st.just("POST"),
+        st.just("execute"),
+        st.fixed_dictionaries(
+            {"name": mostly(st.sampled_from(ACTIONS))},
+            optional={"policy": json_values, "confidence": json_values},
+        ),
+    ),
+    st.tuples(st.just("POST"), st.just("predict"), json_values),
+    st.tuples(st.just("GET"), st.just("tracker"), json_values),
+)
+
+FUZZ = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+async def assert_no_server_error(response: Any) -> None:
+    text = await response.text()
+    assert response.status < 500, text
+    assert "Traceback" not in text
+    json.loads(text)  # every answer is JSON
+
+
+@FUZZ
+@given(body=rest_bodies | json_values)
+async def test_rest_channel_never_fails(api: TestClient, body: Any) -> None:
+    response = await api.post("/webhooks/rest/webhook", json=body)
+    await assert_no_server_error(response)
+
+
+@FUZZ
+@given(
+    sender=st.sampled_from(SENDERS),
+    request=api_requests,
+    include_events=st.sampled_from(["ALL", "APPLIED", "AFTER_RESTART", "NONE"] * 3 + ["bad"]),
+    then=payload_texts,
+)
+async def test_api_never_fails(
+    api: TestClient, sender: str, request: tuple[str, str, Any], include_events: str, then: str
+) -> None:
+    method, route, body = request
+    response = await api.request(
+        method,
+        f"/conversations/{sender}/{route}",
+        params={"include_events": include_events},
+        json=body,
+    )
+    await assert_no_server_error(response)
+    # Whatever the API stored, the conversation can go on.
+    answer = await api.post("/webhooks/rest/webhook", json={"sender": sender, "message": then})
+    await assert_no_server_error(answer)
+    tracker = await api.get(f"/conversations/{sender}/tracker")
+    await assert_no_server_error(tracker)

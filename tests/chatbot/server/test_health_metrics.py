@@ -1,0 +1,112 @@
+"""``/health`` says which components answer; ``/metrics`` counts messages, latencies and errors."""
+
+from __future__ import annotations
+
+import socket
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from chatbot.actions.remote import CircuitBreaker, HTTPActionExecutor
+from chatbot.agent import Agent, TrainedModel
+from tests.chatbot.server.support import StartServer, say
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_health_without_an_action_server(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    client = await start_server(Agent(restaurant_model))
+    response = await client.get("/health")
+    assert response.status == 200
+    assert await response.json() == {
+        "status": "ok",
+        "components": {
+            "store": {"status": "ok"},
+            "lock_store": {"status": "ok"},
+            "action_server": {"status": "not_configured"},
+        },
+    }
+
+
+async def test_health_with_an_action_server_that_answers_or_not(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    async def sdk_health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    fake = web.Application()
+    fake.router.add_get("/health", sdk_health)
+    async with TestServer(fake) as server:
+        up = HTTPActionExecutor(str(server.make_url("/webhook")))
+        client = await start_server(Agent(restaurant_model, action_executor=up))
+        response = await client.get("/health")
+        assert response.status == 200
+        assert (await response.json())["components"]["action_server"] == {"status": "ok"}
+
+    down = HTTPActionExecutor(f"http://127.0.0.1:{closed_port()}/webhook")
+    client = await start_server(Agent(restaurant_model, action_executor=down))
+    response = await client.get("/health")
+    assert response.status == 503
+    body = await response.json()
+    assert body["status"] == "unavailable"
+    assert body["components"]["action_server"] == {"status": "unavailable"}
+    assert body["components"]["store"] == {"status": "ok"}
+
+
+async def test_health_reports_an_open_circuit(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    breaker = CircuitBreaker(failure_threshold=1)
+    executor = HTTPActionExecutor(f"http://127.0.0.1:{closed_port()}/webhook", breaker=breaker)
+    breaker.failed()
+    client = await start_server(Agent(restaurant_model, action_executor=executor))
+    body = await (await client.get("/health")).json()
+    assert body["components"]["action_server"] == {"status": "circuit_open"}
+    metrics = await (await client.get("/metrics")).text()
+    assert "chatbot_action_server_circuit_open 1.0" in metrics
+    assert "chatbot_action_server_failures_total 1.0" in metrics
+
+
+async def test_metrics_count_messages_latency_and_errors(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    client = await start_server(Agent(restaurant_model), enable_api=True)
+    await say(client, "alice", "/greet")
+    await say(client, "bob", "/greet")
+    await client.post("/webhooks/rest/webhook", data=b"{")
+    await client.get("/conversations/alice/tracker")
+    await client.get("/conversations/nobody/tracker")
+
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.content_type == "text/plain"
+    text = await response.text()
+    assert 'chatbot_messages_total{channel="rest",outcome="ok"} 2.0' in text
+    assert 'chatbot_message_seconds_count{channel="rest"} 2.0' in text
+    assert 'chatbot_message_seconds_bucket{channel="rest",le="+Inf"} 2.0' in text
+    assert (
+        'chatbot_http_requests_total{method="POST",route="/webhooks/rest/webhook",status="400"} 1.0'
+        in text
+    )
+    route = "/conversations/{conversation_id}/tracker"
+    assert f'chatbot_http_requests_total{{method="GET",route="{route}",status="404"}} 1.0' in text
+    assert "alice" not in text and "nobody" not in text  # no ids as labels
+
+
+async def test_failed_turns_are_counted(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    from chatbot.store import SQLStore
+
+    agent = Agent(restaurant_model, store=SQLStore("sqlite:////nonexistent-folder/c.db"))
+    client = await start_server(agent)
+    assert (await client.post("/webhooks/rest/webhook", json={"message": "hi"})).status == 503
+    text = await (await client.get("/metrics")).text()
+    assert 'chatbot_messages_total{channel="rest",outcome="error"} 1.0' in text
+    assert 'chatbot_errors_total{kind="StoreUnavailable"} 1.0' in text
