@@ -159,12 +159,14 @@ def _fit(
 
 
 def _drop_tokens(batch: Batch, rate: float) -> Batch:
-    """Blank a share of the tokens: unknown word, no characters. What is left to tell what such a
-    token is (its context, its regex and lookup matches) is what carries unseen words later."""
+    """Replace a share of the words by the unknown word, and blank the characters of half of
+    those: unseen words then look like trained ones, and what else tells what a token is (its
+    context, its regex and lookup matches) learns to carry it."""
     drop = (torch.rand(batch.words.shape) < rate) & (batch.words > UNK)  # (B, T)
+    blank = drop & (torch.rand(batch.words.shape) < 0.5)
     return batch._replace(
         words=batch.words.masked_fill(drop, UNK),
-        chars=batch.chars.masked_fill(drop.unsqueeze(2), 0),
+        chars=batch.chars.masked_fill(blank.unsqueeze(2), 0),
     )
 
 
