@@ -18,6 +18,7 @@ from chatbot import model_file
 from chatbot.actions.registry import ActionRegistry, CustomActionExecutor
 from chatbot.conversation.messages import UserMessage
 from chatbot.dialogue.ensemble import PolicyEnsemble
+from chatbot.dialogue.lstm_policy import LSTMPolicy
 from chatbot.dialogue.memoization import MemoizationPolicy
 from chatbot.dialogue.policy import Policy
 from chatbot.dialogue.rules import RulePolicy
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 POLICY_LOADERS: dict[str, Callable[[dict[str, torch.Tensor], dict[str, Any]], Policy]] = {
     "RulePolicy": RulePolicy.from_export,
     "MemoizationPolicy": MemoizationPolicy.from_export,
+    "LSTMPolicy": LSTMPolicy.from_export,
 }
 
 

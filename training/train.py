@@ -13,6 +13,7 @@ from chatbot.agent import TrainedModel
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.project.project import Project
 from training.dialogue import train_policies
+from training.lstm import make_lstm_trainer
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +50,6 @@ def train_project(project: Project, *, seed: int = 42, show_progress: bool = Tru
 
 
 def _lstm_trainer(seed: int, show_progress: bool) -> Any:
-    try:
-        from training.lstm import make_lstm_trainer
-    except ImportError:
-        return None
     return make_lstm_trainer(seed=seed, show_progress=show_progress)
 
 

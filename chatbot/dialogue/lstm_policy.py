@@ -1,0 +1,320 @@
+"""LSTMPolicy: the next action from the LSTM dialog-state tracker, one LSTM step per prediction.
+
+The server rebuilds a ``Conversation`` from the store for every user message, so the tracker's
+state cannot live on the conversation. It lives here instead, in a bounded LRU cache keyed by the
+conversation's sender id::
+
+    sender_id -> (number of states consumed, the last few consumed states, each with the (h, c)
+                  after it and its LSTM output, events seen, the last event seen,
+                  the current state of the last prediction, already run one step ahead)
+
+A prediction checks the entry against the conversation, runs the LSTM over the states added
+since (usually none: the state a prediction is made in is run ahead, and it becomes the next past
+state when its action is applied), then one step for the current state. A form running again on
+its happy path folds its last turns out of ``conversation.states`` (as Rasa does): the cached
+states are compared from the end and the LSTM state is rolled back to the last one that still
+stands. Anything else that rewrites the past (a restart, a session start, a rewind or an undo
+since the cached point, another conversation under the same id) rebuilds it from the first state;
+a test pins that all this equals a full recompute. With ``max_history`` set, the tracker reads only
+the last states, from a fresh LSTM state, and nothing is cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from chatbot.conversation.conversation import Conversation
+from chatbot.conversation.events import Event
+from chatbot.conversation.state import State
+from chatbot.dialogue.featurizer import Features, StateFeaturizer
+from chatbot.dialogue.lstm_tracker import DialogueStateTracker, LSTMState, TrackerConfig
+from chatbot.dialogue.policy import Policy, Prediction
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CACHE_SIZE = 10_000
+# How many consumed states can be rolled back (a form's happy-path re-run folds one or two).
+ROLLBACK = 4
+# Events after which the past states of a conversation are no longer what they were.
+_REWRITING = frozenset({"restart", "session_started", "rewind", "undo"})
+
+
+@dataclass
+class _Step:
+    """One consumed state: the (h, c) after it (None inside a batch) and its output (1, 1, H)."""
+
+    state: State
+    hc: LSTMState | None
+    out: torch.Tensor
+
+
+@dataclass
+class _Entry:
+    num_states: int = 0  # states consumed, the last ``len(tail)`` of them in ``tail``
+    tail: list[_Step] = field(default_factory=list)
+    num_events: int = 0
+    last_event: tuple[Any, ...] | None = None
+    ahead: _Step | None = None  # the current state of the last prediction, already run
+
+    @property
+    def hc(self) -> LSTMState | None:
+        return self.tail[-1].hc if self.tail else None
+
+
+def _event_key(event: Event) -> tuple[Any, ...]:
+    return (event.get("event"), event.get("timestamp"), event.get("name"), event.get("text"))
+
+
+class LSTMPolicy(Policy):
+    name = "LSTMPolicy"
+    priority = 1
+
+    def __init__(
+        self,
+        model: DialogueStateTracker,
+        featurizer: StateFeaturizer,
+        trained: torch.Tensor,
+        *,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        use_intent_ranking: bool = True,
+        priority: int = 1,
+    ) -> None:
+        assert trained.shape == (featurizer.num_labels,), (trained.shape, featurizer.num_labels)
+        self.model = model.eval()
+        self.featurizer = featurizer
+        self.trained = trained.bool()  # labels the stories ever asked for; others are masked
+        self.cache_size = cache_size
+        self.use_intent_ranking = use_intent_ranking
+        self.priority = priority
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._features: dict[State, Features] = {}
+
+    @property
+    def config(self) -> TrackerConfig:
+        return self.model.config
+
+    # -- prediction ------------------------------------------------------------------------------
+
+    def predict(
+        self, conversation: Conversation, excluded: Set[str] = frozenset()
+    ) -> Prediction | None:
+        probs = self.probabilities(conversation, excluded)
+        if probs is None:
+            return None
+        confidence, best = probs.max(dim=0)
+        return Prediction(
+            self.featurizer.labels[int(best)], float(confidence), self.name, self.priority
+        )
+
+    def probabilities(
+        self, conversation: Conversation, excluded: Set[str] = frozenset()
+    ) -> torch.Tensor | None:
+        """The probability of each label (A,) as the next action; None if all are masked."""
+        current = conversation.current_state()
+        with torch.inference_mode():
+            if self.config.max_history is None:
+                logits = self._incremental(conversation, current)
+            else:
+                logits = self._window(conversation, current)
+            allowed = self._allowed(current, excluded)
+            if not bool(allowed.any()):
+                return None
+            return torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
+
+    def _allowed(self, state: State, excluded: Set[str]) -> torch.Tensor:
+        allowed = self.trained.clone()
+        for i in self.featurizer.denied(state):
+            allowed[i] = False
+        for name in excluded:
+            i = self.featurizer.label_index.get(name)
+            if i is not None:
+                allowed[i] = False
+        return allowed
+
+    def _window(self, conversation: Conversation, current: State) -> torch.Tensor:
+        """Scores after reading the last ``max_history`` states from a fresh LSTM state."""
+        assert self.config.max_history is not None
+        states = conversation.recent_states(self.config.max_history)
+        feats = [self.features(s) for s in states[:-1]]
+        feats.append(self._current_features(conversation, current))
+        idx, val = batch_features([feats])
+        logits, _, _ = self.model(idx, val)  # (1, T, A)
+        return logits[0, -1]
+
+    def _incremental(self, conversation: Conversation, current: State) -> torch.Tensor:
+        key = conversation.sender_id
+        with self._lock:
+            entry = self._cache.pop(key, None)
+        states = conversation.states
+        entry = self._checked(entry, conversation)
+        ahead = entry.ahead
+        entry.ahead = None
+        n = entry.num_states
+        if ahead is not None and len(states) > n and states[n] == ahead.state:
+            self._push(entry, [ahead])
+        self._consume(entry, states[entry.num_states :])
+        feats = self._current_features(conversation, current)
+        idx, val = batch_features([[feats]])
+        logits, hc, out = self.model(idx, val, entry.hc, self._memory(entry))  # (1, 1, A)
+        if feats == self.features(current):  # not so when the NLU's probabilities were used
+            entry.ahead = _Step(current, hc, out)
+        entry.num_events = len(conversation.events)
+        entry.last_event = _event_key(conversation.events[-1]) if conversation.events else None
+        with self._lock:
+            self._cache[key] = entry
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return logits[0, -1]
+
+    def _checked(self, entry: _Entry | None, conversation: Conversation) -> _Entry:
+        """The cached entry, rolled back to the states that still stand; a fresh one if none."""
+        if entry is None or not _same_conversation(entry, conversation):
+            return _Entry()
+        states = conversation.states
+        base = entry.num_states - len(entry.tail)
+        kept = 0
+        for k, step in enumerate(entry.tail):
+            if base + k >= len(states) or states[base + k] != step.state:
+                break
+            kept = k + 1
+        if kept == len(entry.tail):
+            return entry
+        short = kept < min(base + kept, self._reach)  # too few outputs left for attention
+        if (kept == 0 and base > 0) or (kept and entry.tail[kept - 1].hc is None) or short:
+            return _Entry()  # folded further back than we can roll back
+        entry.num_states = base + kept
+        entry.tail = entry.tail[:kept]
+        entry.ahead = None  # it followed a state that is gone
+        return entry
+
+    def _consume(self, entry: _Entry, states: Sequence[State]) -> None:
+        """Run the LSTM over past states: in one call, then the last few one by one (to keep the
+        (h, c) after each of them, for rolling back)."""
+        if not states:
+            return
+        batch, single = states[: -ROLLBACK or None], states[-ROLLBACK:]
+        if len(states) <= ROLLBACK:
+            batch, single = [], states
+        if batch:
+            idx, val = batch_features([[self.features(s) for s in batch]])
+            _, hc, out = self.model(idx, val, entry.hc, self._memory(entry))  # out: (1, N, H)
+            steps = [_Step(s, None, out[:, i : i + 1]) for i, s in enumerate(batch)]
+            steps[-1].hc = hc
+            self._push(entry, steps)
+        for state in single:
+            idx, val = batch_features([[self.features(state)]])
+            _, hc, out = self.model(idx, val, entry.hc, self._memory(entry))
+            self._push(entry, [_Step(state, hc, out)])
+
+    def _push(self, entry: _Entry, steps: Sequence[_Step]) -> None:
+        entry.num_states += len(steps)
+        entry.tail = [*entry.tail, *steps][-(ROLLBACK + self._reach) :]
+
+    @property
+    def _reach(self) -> int:
+        """How many earlier LSTM outputs attention looks back on (0 without attention)."""
+        return self.config.attention_window - 1 if self.config.attention else 0
+
+    def _memory(self, entry: _Entry) -> torch.Tensor | None:
+        """The LSTM outputs that attention looks back on, (1, M, H); None without attention."""
+        if not self.config.attention:
+            return None
+        reach = self._reach
+        outs = [step.out for step in entry.tail[max(0, len(entry.tail) - reach) :]] if reach else []
+        if not outs:
+            return torch.zeros(1, 0, self.config.hidden_size)
+        return torch.cat(outs, dim=1)
+
+    def cached_states(self, sender_id: str) -> int | None:
+        """How many past states of a conversation the cached (h, c) has read (None: not cached)."""
+        with self._lock:
+            entry = self._cache.get(sender_id)
+        return None if entry is None else entry.num_states
+
+    def forget(self, sender_id: str) -> None:
+        """Drop the cached state of one conversation (it is rebuilt when needed)."""
+        with self._lock:
+            self._cache.pop(sender_id, None)
+
+    def features(self, state: State) -> Features:
+        found = self._features.get(state)
+        if found is None:
+            if len(self._features) >= 50_000:
+                self._features.clear()
+            found = self._features[state] = self.featurizer.featurize(state)
+        return found
+
+    def _current_features(self, conversation: Conversation, current: State) -> Features:
+        if self.use_intent_ranking and conversation.latest_message.get("intent_ranking"):
+            return self.featurizer.featurize(current, conversation.latest_message)
+        return self.features(current)
+
+    # -- the model file --------------------------------------------------------------------------
+
+    def export(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors = {f"model.{k}": v.detach().clone() for k, v in self.model.state_dict().items()}
+        tensors["trained"] = self.trained.to(torch.uint8)
+        meta = {
+            "config": asdict(self.config),
+            "featurizer": self.featurizer.to_meta(),
+            "cache_size": self.cache_size,
+            "use_intent_ranking": self.use_intent_ranking,
+            "priority": self.priority,
+        }
+        return tensors, meta
+
+    @classmethod
+    def from_export(
+        cls, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]
+    ) -> LSTMPolicy:
+        config = TrackerConfig(**meta["config"])
+        model = DialogueStateTracker(config)
+        weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        if config.label_features:
+            model.set_label_words(weights["label_idx"], weights["label_val"])
+        model.load_state_dict(weights)
+        return cls(
+            model,
+            StateFeaturizer.from_meta(meta["featurizer"]),
+            tensors["trained"].bool(),
+            cache_size=int(meta.get("cache_size", DEFAULT_CACHE_SIZE)),
+            use_intent_ranking=bool(meta.get("use_intent_ranking", True)),
+            priority=int(meta.get("priority", 1)),
+        )
+
+
+def _same_conversation(entry: _Entry, conversation: Conversation) -> bool:
+    """Whether the cached entry was made from the start of this conversation's events, and no
+    event since has rewritten its past states (folded form turns are handled by rolling back)."""
+    events = conversation.events
+    m = entry.num_events
+    if len(events) < m:
+        return False
+    if m and _event_key(events[m - 1]) != entry.last_event:
+        return False  # another conversation under the same id, or a changed store
+    return not any(e.get("event") in _REWRITING for e in events[m:])
+
+
+def batch_features(
+    sequences: Sequence[Sequence[Features]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Feature sequences as padded tensors: indices (B, T, K) and values (B, T, K)."""
+    T = max(len(s) for s in sequences)
+    K = max((len(f[0]) for s in sequences for f in s), default=1) or 1
+    pad_step = ([0] * K, [0.0] * K)
+    idx: list[list[list[int]]] = []
+    val: list[list[list[float]]] = []
+    for seq in sequences:
+        steps = [(list(i) + [0] * (K - len(i)), list(v) + [0.0] * (K - len(v))) for i, v in seq]
+        steps += [pad_step] * (T - len(seq))
+        idx.append([i for i, _ in steps])
+        val.append([v for _, v in steps])
+    return torch.tensor(idx, dtype=torch.long), torch.tensor(val, dtype=torch.float32)

@@ -1,0 +1,277 @@
+"""LSTMPolicy at prediction time: the per-conversation state cache equals a full recompute.
+
+The tracker here has random weights: what is pinned is that one LSTM step per prediction gives
+exactly what re-reading the whole conversation gives, whatever the weights are.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from chatbot.agent import TrainedModel
+from chatbot.conversation import events as ev
+from chatbot.conversation.conversation import Conversation
+from chatbot.dialogue.featurizer import StateFeaturizer
+from chatbot.dialogue.lstm_policy import LSTMPolicy, batch_features
+from chatbot.dialogue.lstm_tracker import DialogueStateTracker, TrackerConfig
+from chatbot.project.domain import (
+    ACTION_DEACTIVATE_LOOP,
+    ACTION_LISTEN,
+    ACTION_SESSION_START,
+    Domain,
+)
+from chatbot.project.domain_reader import domain_from_dict
+
+DOMAIN = """
+version: "3.1"
+intents: [greet, inform, stop, affirm]
+entities: [city]
+slots:
+  city: {type: text, mappings: [{type: from_entity, entity: city}]}
+  vip: {type: bool, mappings: [{type: custom}]}
+forms:
+  trip_form: {required_slots: [city]}
+responses:
+  utter_greet: [{text: hi}]
+  utter_ask_city: [{text: where}]
+  utter_done: [{text: done}]
+"""
+BOT_ACTIONS = ("utter_greet", "utter_ask_city", "utter_done", "trip_form")
+
+
+@pytest.fixture(scope="module")
+def domain() -> Domain:
+    return domain_from_dict(yaml.safe_load(DOMAIN))
+
+
+def make_policy(domain: Domain, *, seed: int = 0, **config: Any) -> LSTMPolicy:
+    featurizer = StateFeaturizer.build(domain)
+    settings = TrackerConfig(
+        featurizer.num_features, featurizer.num_labels, embed_dim=8, hidden_size=16, **config
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DialogueStateTracker(settings)
+        nn.init.normal_(model.embed.weight)  # trained embeddings are not zero
+    trained = torch.ones(featurizer.num_labels, dtype=torch.bool)
+    return LSTMPolicy(model, featurizer, trained)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny matrices: one thread is faster, and much faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def reference(policy: LSTMPolicy, conversation: Conversation) -> torch.Tensor:
+    """The prediction from re-reading the whole conversation from a fresh LSTM state, (A,)."""
+    current = conversation.current_state()
+    feats = [policy.features(s) for s in conversation.states]
+    feats.append(policy.featurizer.featurize(current, conversation.latest_message))
+    idx, val = batch_features([feats])
+    with torch.inference_mode():
+        logits, _, _ = policy.model(idx, val)  # (1, T+1, A), all steps in one nn.LSTM call
+    allowed = policy.trained.clone()
+    for i in policy.featurizer.denied(current):
+        allowed[i] = False
+    return torch.softmax(logits[0, -1].masked_fill(~allowed, float("-inf")), dim=-1)
+
+
+def user(intent: str, **extra: Any) -> dict[str, Any]:
+    return ev.user(intent, {"intent": {"name": intent, "confidence": 1.0}, "entities": [], **extra})
+
+
+def start() -> list[dict[str, Any]]:
+    return [ev.action(ACTION_SESSION_START), ev.simple("session_started"), ev.action(ACTION_LISTEN)]
+
+
+def play_turn(
+    policy: LSTMPolicy, conversation: Conversation, rng: random.Random, *, check: bool = False
+) -> int:
+    """A user message, bot actions and a listen, with a prediction before each action; with
+    ``check``, each prediction is compared with a full recompute. Returns how many were made."""
+    made = 0
+
+    def predict() -> None:
+        nonlocal made
+        got = policy.probabilities(conversation)
+        assert got is not None
+        if check:
+            assert torch.allclose(got, reference(policy, conversation), atol=1e-5), made
+        made += 1
+
+    conversation.append(user(rng.choice(["greet", "inform", "stop", "affirm"])))
+    if rng.random() < 0.3:
+        conversation.append(ev.slot("city", rng.choice([None, "Rome"])))
+    for _ in range(rng.randint(1, 2)):
+        predict()
+        name = rng.choice(BOT_ACTIONS)
+        # A form asking again on its happy path folds the turns since its last run out of
+        # the history: the cached LSTM state must roll back.
+        conversation.append(ev.action(name))
+        if name == "trip_form":
+            conversation.append(ev.active_loop(rng.choice(["trip_form", "trip_form", None])))
+    predict()
+    conversation.append(ev.action(ACTION_LISTEN))
+    return made
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_incremental_predictions_equal_a_full_recompute_over_hundreds_of_turns(
+    domain: Domain, attention: bool
+) -> None:
+    policy = make_policy(domain, attention=attention, attention_window=4)
+    rng = random.Random(7)
+    conversation = Conversation("long", domain, start())
+    folds = 0
+    for turn in range(300):
+        if turn % 50 == 49:
+            # The server rebuilds the conversation from the store for every message.
+            conversation = Conversation("long", domain, conversation.events)
+        before = len(conversation.states)
+        made = play_turn(policy, conversation, rng, check=True)
+        folds += len(conversation.states) < before + made
+    assert folds > 10  # the form folded turns out of the history, many times
+    policy.probabilities(conversation)
+    assert policy.cached_states("long") == len(conversation.states)
+
+
+def test_a_new_turn_costs_one_lstm_step(domain: Domain) -> None:
+    policy = make_policy(domain)
+    rng = random.Random(1)
+    conversation = Conversation("u", domain, start())
+    for _ in range(200):
+        play_turn(policy, conversation, rng)
+    steps: list[int] = []
+    # Every run of the tracker, with how many steps it ran.
+    hook = policy.model.register_forward_hook(lambda m, i, o: steps.append(i[0].shape[1]))
+    try:
+        conversation = Conversation("u", domain, conversation.events)  # as the server does
+        conversation.append(user("greet"))
+        policy.probabilities(conversation)
+        conversation.append(ev.action("utter_greet"))
+        policy.probabilities(conversation)
+    finally:
+        hook.remove()
+    assert steps == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        [ev.simple("restart")],
+        [ev.action(ACTION_SESSION_START), ev.simple("session_started")],
+        [ev.simple("undo")],
+        [ev.simple("rewind")],
+        [ev.simple("undo"), ev.simple("undo"), ev.action("utter_done")],
+    ],
+    ids=["restart", "session-start", "undo", "rewind", "undo-then-act"],
+)
+def test_restart_session_start_undo_and_rewind_rebuild_the_state(
+    domain: Domain, rewrite: list[dict[str, Any]]
+) -> None:
+    policy = make_policy(domain)
+    rng = random.Random(3)
+    conversation = Conversation("u", domain, start())
+    for _ in range(30):
+        play_turn(policy, conversation, rng)
+    conversation.append(user("inform"))
+    conversation.append(ev.action("utter_ask_city"))
+    policy.probabilities(conversation)
+    conversation.extend(rewrite)
+    after = policy.probabilities(conversation)
+    assert after is not None
+    assert torch.allclose(after, reference(policy, conversation), atol=1e-5)
+    assert policy.cached_states("u") == len(conversation.states)
+    # ... and the conversation goes on incrementally from there.
+    for _ in range(5):
+        play_turn(policy, conversation, rng, check=True)
+
+
+def test_another_conversation_under_the_same_id_is_not_mistaken_for_the_cached_one(
+    domain: Domain,
+) -> None:
+    policy = make_policy(domain)
+    first = Conversation("same", domain, start())
+    for _ in range(5):
+        play_turn(policy, first, random.Random(1))
+    second = Conversation("same", domain, start())
+    rng = random.Random(2)
+    for _ in range(6):
+        play_turn(policy, second, rng, check=True)
+
+
+def test_nlu_probabilities_feed_only_the_current_step(domain: Domain) -> None:
+    policy = make_policy(domain)
+    conversation = Conversation("u", domain, start())
+    ranking = [{"name": "inform", "confidence": 0.6}, {"name": "stop", "confidence": 0.4}]
+    for _ in range(20):
+        conversation.append(user("inform", intent_ranking=ranking))
+        got = policy.probabilities(conversation)
+        assert got is not None
+        assert torch.allclose(got, reference(policy, conversation), atol=1e-5)
+        conversation.append(ev.action("utter_ask_city"))
+        conversation.append(ev.action(ACTION_LISTEN))
+    one_hot = make_policy(domain)
+    one_hot.use_intent_ranking = False
+    assert not torch.allclose(one_hot.probabilities(conversation), got)
+
+
+def test_max_history_reads_only_the_last_states(domain: Domain) -> None:
+    policy = make_policy(domain, max_history=3)
+    conversation = Conversation("u", domain, start())
+    for _ in range(10):
+        play_turn(policy, conversation, random.Random(5))
+    recent = conversation.recent_states(3)
+    idx, val = batch_features([[policy.featurizer.featurize(s) for s in recent]])
+    with torch.inference_mode():
+        logits = policy.model(idx, val)[0][0, -1]
+    assert torch.allclose(policy.probabilities(conversation), torch.softmax(logits, -1), atol=1e-5)
+    assert policy.cached_states("u") is None
+
+
+def test_masked_actions_are_never_predicted(domain: Domain) -> None:
+    policy = make_policy(domain)
+    conversation = Conversation("u", domain, [*start(), user("stop")])
+    best = policy.predict(conversation)
+    assert best is not None and best.policy == "LSTMPolicy" and best.priority == 1
+    probs = policy.probabilities(conversation, {best.action})
+    assert probs is not None
+    assert float(probs[policy.featurizer.label_index[best.action]]) == 0.0
+    # No active form: nothing to deactivate.
+    assert float(probs[policy.featurizer.label_index[ACTION_DEACTIVATE_LOOP]]) == 0.0
+    assert policy.predict(conversation, set(policy.featurizer.labels)) is None
+
+
+def test_the_cache_is_bounded(domain: Domain) -> None:
+    policy = make_policy(domain)
+    policy.cache_size = 2
+    for sender in ("a", "b", "c"):
+        policy.probabilities(Conversation(sender, domain, [*start(), user("greet")]))
+    assert policy.cached_states("a") is None
+    assert policy.cached_states("b") is not None and policy.cached_states("c") is not None
+    policy.forget("c")
+    assert policy.cached_states("c") is None
+
+
+def test_the_policy_round_trips_through_the_model_file(domain: Domain, tmp_path: Path) -> None:
+    policy = make_policy(domain, attention=True)
+    path = tmp_path / "bot.model"
+    TrainedModel(domain, [policy]).to_file(path)
+    loaded = TrainedModel.from_file(path).policies[0]
+    assert isinstance(loaded, LSTMPolicy) and loaded.config == policy.config
+    conversation = Conversation("u", domain, start())
+    for _ in range(5):
+        play_turn(policy, conversation, random.Random(9))
+    assert torch.equal(loaded.probabilities(conversation), policy.probabilities(conversation))

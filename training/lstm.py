@@ -1,0 +1,331 @@
+"""Training the LSTM dialog-state tracker (``LSTMPolicy``; Rasa's ``TEDPolicy``/``KerasPolicy``).
+
+Stories and rules are replayed through ``Conversation``, so the tracker learns from exactly the
+states it sees at run time. Stories are augmented (glued together, ``training.augmentation``),
+a held-out part of the stories stops training early when there are enough of them, and a fixed
+seed gives byte-identical models on identical data.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from chatbot.conversation.state import TEXT
+from chatbot.dialogue.featurizer import StateFeaturizer
+from chatbot.dialogue.lstm_policy import DEFAULT_CACHE_SIZE, LSTMPolicy
+from chatbot.dialogue.lstm_tracker import DialogueStateTracker, TrackerConfig, masked_log_probs
+from chatbot.errors import TrainingError
+from chatbot.project.config import ComponentConfig
+from chatbot.project.domain import Domain
+from chatbot.project.project import Project
+from training.augmentation import DEFAULT_AUGMENTATION_FACTOR, augment
+from training.lstm_data import IGNORE, Tensors, conflicts, examples_of, replay, tensorize
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LSTMSettings:
+    """Everything ``config.yml`` can set for the LSTM policy (model and training)."""
+
+    embed_dim: int = 64
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.1
+    feature_dropout: float = 0.1
+    attention: bool = False
+    attention_window: int = 16
+    max_history: int | None = None
+    label_features: bool | None = None  # None: only when the domain has end-to-end bot texts
+    epochs: int = 100
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.0
+    validation_split: float = 0.1
+    min_validation_stories: int = 50  # fewer stories: no held-out split, all epochs run
+    patience: int = 5  # epochs without a better held-out accuracy before stopping
+    augmentation_factor: int = DEFAULT_AUGMENTATION_FACTOR
+    use_intent_ranking: bool = True
+    cache_size: int = DEFAULT_CACHE_SIZE
+    random_seed: int | None = None  # None: the seed training was started with
+    priority: int = 1
+    # Threads for training. The tracker's matrices are small: on a busy machine more threads
+    # mostly wait for each other (1 thread was 10x faster than 2 on our 2-core CI machine).
+    num_threads: int = 1
+
+
+# Rasa's TEDPolicy/KerasPolicy names for our settings.
+RASA_NAMES = {"drop_rate": "dropout", "drop_rate_dialogue": "dropout"}
+_SETTING_NAMES = {f.name for f in fields(LSTMSettings)}
+
+
+def settings_from_config(config: ComponentConfig) -> LSTMSettings:
+    """The settings a policy entry of ``config.yml`` asks for; unknown (TED-only) keys are
+    ignored with a debug line, values of the wrong type are a TrainingError naming the key."""
+    values: dict[str, Any] = {}
+    for key, value in config.params.items():
+        name = RASA_NAMES.get(key, key)
+        if name not in _SETTING_NAMES:
+            logger.debug("%s: '%s' has no meaning for the LSTM policy; ignored", config.name, key)
+            continue
+        if name == "batch_size" and isinstance(value, list):
+            value = value[0]  # Rasa's [min, max] increasing batch size: we keep one size
+        values[name] = _coerce(config, key, name, value)
+    return LSTMSettings(**values)
+
+
+def _coerce(config: ComponentConfig, key: str, name: str, value: Any) -> Any:
+    default = getattr(LSTMSettings(), name)
+    if value is None and name in ("max_history", "label_features", "random_seed"):
+        return None
+    try:
+        if isinstance(default, bool) or name == "label_features":
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if isinstance(default, int) or name in ("max_history", "random_seed"):
+            if isinstance(value, bool) or int(value) != value:
+                raise TypeError
+            return int(value)
+        return float(value)
+    except (TypeError, ValueError):
+        where = f"{config.origin.file}:{config.origin.line}: " if config.origin.file else ""
+        raise TrainingError(
+            f"{where}{config.name}: '{key}' must be a {type(default).__name__}, got {value!r}"
+        ) from None
+
+
+def make_lstm_trainer(
+    *, seed: int = 42, show_progress: bool = True
+) -> Callable[[Project, Any, ComponentConfig], LSTMPolicy]:
+    """The ``lstm_trainer`` that ``training.dialogue.train_policies`` calls."""
+
+    def trainer(project: Project, data: Any, config: ComponentConfig) -> LSTMPolicy:
+        settings = settings_from_config(config)
+        return train_lstm(
+            project.domain,
+            data.stories,
+            data.rules,
+            settings,
+            seed=settings.random_seed if settings.random_seed is not None else seed,
+            show_progress=show_progress,
+        )
+
+    return trainer
+
+
+def train_lstm(
+    domain: Domain,
+    stories: Sequence[Any],
+    rules: Sequence[Any] = (),
+    settings: LSTMSettings | None = None,
+    *,
+    seed: int = 42,
+    show_progress: bool = True,
+) -> LSTMPolicy:
+    """Fit the tracker on stories and rules (``training.story_events.TrainingConversation``)."""
+    s = settings or LSTMSettings()
+    story_steps = [replay(c, domain) for c in stories]
+    rule_steps = [replay(c, domain) for c in rules]
+    everything = [seq for steps in (*story_steps, *rule_steps) for seq in steps.sequences]
+    if not any(t is not None for _, targets in everything for t in targets):
+        raise TrainingError(
+            "LSTMPolicy: no story or rule has an action to learn; add stories (data/stories.yml) "
+            "or remove LSTMPolicy/TEDPolicy from the policies in config.yml"
+        )
+    report_conflicts(story_steps, s.max_history)
+
+    texts = [v for states, _ in everything for state in states for k, v in state if k == TEXT]
+    featurizer = StateFeaturizer.build(domain, texts)
+    rng = random.Random(seed)
+    order = list(range(len(stories)))
+    rng.shuffle(order)
+    n_val = (
+        round(len(stories) * s.validation_split) if len(stories) >= s.min_validation_stories else 0
+    )
+    held = set(order[:n_val])
+    train_convs = [c for i, c in enumerate(stories) if i not in held]
+    glued = augment(train_convs, augmentation_factor=s.augmentation_factor, seed=seed)
+    train_steps = [story_steps[i] for i in range(len(stories)) if i not in held]
+    train_steps += [replay(c, domain) for c in glued] + rule_steps
+    val_steps = [story_steps[i] for i in sorted(held)]
+
+    train = examples_of(train_steps, featurizer, s.max_history)
+    val = examples_of(val_steps, featurizer, s.max_history, dedup=False)
+    trained = torch.zeros(featurizer.num_labels, dtype=torch.bool)
+    for ex in train:
+        for t in ex.targets:
+            if t >= 0:
+                trained[t] = True
+    logger.info(
+        "LSTMPolicy: %d stories (%d held out), %d glued, %d rules -> %d training sequences",
+        len(stories),
+        n_val,
+        len(glued),
+        len(rules),
+        len(train),
+    )
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.set_num_threads(max(1, s.num_threads))
+        try:
+            model = _new_model(featurizer, s)
+            train_tensors = tensorize(train, featurizer)
+            val_tensors = tensorize(val, featurizer) if val else None
+            _fit(model, train_tensors, val_tensors, trained, s, rng, show_progress)
+        finally:
+            torch.set_num_threads(threads)
+    return LSTMPolicy(
+        model,
+        featurizer,
+        trained,
+        cache_size=s.cache_size,
+        use_intent_ranking=s.use_intent_ranking,
+        priority=s.priority,
+    )
+
+
+def report_conflicts(steps: Sequence[Any], max_history: int | None, limit: int = 5) -> int:
+    """Log an error line for histories that stories continue with different actions (naming
+    both stories); returns how many there are. Training goes on: the tracker learns the more
+    frequent continuation, and the memoization and rule policies are unaffected."""
+    found = conflicts(steps, max_history)
+    for first, second, state_index in found[:limit]:
+        logger.error(
+            "stories '%s' and '%s' contradict each other: after the same %s, one continues with "
+            "'%s' and the other with '%s' (step %d)",
+            first[0],
+            second[0],
+            "conversation" if max_history is None else f"last {max_history} states",
+            first[1],
+            second[1],
+            state_index + 1,
+        )
+    if len(found) > limit:
+        logger.error("... and %d more contradictions between stories", len(found) - limit)
+    return len(found)
+
+
+def _new_model(featurizer: StateFeaturizer, s: LSTMSettings) -> DialogueStateTracker:
+    use_words = (
+        s.label_features
+        if s.label_features is not None
+        else any(" " in label for label in featurizer.labels)
+    )
+    vocab: dict[str, int] = {}
+    label_words = [featurizer.label_words(label) for label in featurizer.labels]
+    if use_words:
+        for ws in label_words:
+            for w in ws:
+                vocab.setdefault(w, len(vocab) + 1)
+    config = TrackerConfig(
+        num_features=featurizer.num_features,
+        num_labels=featurizer.num_labels,
+        embed_dim=s.embed_dim,
+        hidden_size=s.hidden_size,
+        num_layers=s.num_layers,
+        dropout=s.dropout,
+        feature_dropout=s.feature_dropout,
+        attention=s.attention,
+        attention_window=s.attention_window,
+        label_features=len(vocab) + 1 if use_words else 0,
+        max_history=s.max_history,
+    )
+    model = DialogueStateTracker(config)
+    if use_words:
+        width = max(1, max(len(set(ws)) for ws in label_words))
+        idx = torch.zeros(len(label_words), width, dtype=torch.long)
+        val = torch.zeros(len(label_words), width)
+        for a, ws in enumerate(label_words):
+            unique = sorted({vocab[w] for w in ws})
+            for j, i in enumerate(unique):
+                idx[a, j], val[a, j] = i, 1.0 / len(unique)
+        model.set_label_words(idx, val)
+    return model
+
+
+def _loss(
+    model: DialogueStateTracker, batch: Tensors, trained: torch.Tensor
+) -> tuple[torch.Tensor, int, int]:
+    """Mean cross-entropy over the batch's targets, and (correct, total) targets."""
+    logits, _, _ = model(batch.idx, batch.val)  # (B, T, A)
+    B, T, A = logits.shape
+    allowed = torch.cat([trained.expand(B, T, A), trained.new_ones(B, T, 1)], dim=-1)
+    allowed = allowed.scatter(2, batch.denied, False)[..., :A]  # pads deny column A, cut off
+    allowed = allowed.scatter(2, batch.targets.clamp(min=0).unsqueeze(-1), True)
+    logp = masked_log_probs(logits, allowed)  # (B, T, A)
+    loss = F.nll_loss(logp.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE)
+    has = batch.targets != IGNORE
+    correct = int((logp.argmax(-1) == batch.targets)[has].sum())
+    return loss, correct, int(has.sum())
+
+
+def _fit(
+    model: DialogueStateTracker,
+    train: Tensors,
+    val: Tensors | None,
+    trained: torch.Tensor,
+    s: LSTMSettings,
+    rng: random.Random,
+    show_progress: bool,
+) -> None:
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay
+    )
+    best: tuple[float, float] | None = None
+    best_weights: dict[str, torch.Tensor] | None = None
+    waited = 0
+    bar = tqdm(range(s.epochs), desc="LSTMPolicy", disable=not show_progress, leave=False)
+    for _ in bar:
+        model.train()
+        total_loss, correct, total = 0.0, 0, 0
+        for batch in train.batches(s.batch_size, rng):
+            loss, c, n = _loss(model, batch, trained)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            total_loss += float(loss.detach()) * n
+            correct, total = correct + c, total + n
+        postfix = {
+            "loss": f"{total_loss / max(total, 1):.3f}",
+            "acc": f"{correct / max(total, 1):.3f}",
+        }
+        if val is not None:
+            score = _evaluate(model, val, trained)
+            postfix["val_acc"] = f"{score[0]:.3f}"
+            if best is None or score > best:
+                best, waited = score, 0
+                best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                waited += 1
+        bar.set_postfix(postfix)
+        if val is not None and waited >= s.patience:
+            break
+    bar.close()
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
+    model.eval()
+
+
+def _evaluate(
+    model: DialogueStateTracker, val: Tensors, trained: torch.Tensor
+) -> tuple[float, float]:
+    """(accuracy, -loss) on held-out sequences: higher is better."""
+    model.eval()
+    with torch.inference_mode():
+        loss_sum, correct, total = 0.0, 0, 0
+        for batch in val.batches(256, None):
+            loss, c, n = _loss(model, batch, trained)
+            loss_sum, correct, total = loss_sum + float(loss) * n, correct + c, total + n
+    model.train()
+    return correct / max(total, 1), -loss_sum / max(total, 1)
