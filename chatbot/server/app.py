@@ -159,6 +159,10 @@ def resolve_settings(settings: ServerSettings) -> ServerSettings:
 
 def serve(settings: ServerSettings) -> None:
     started = time.perf_counter()
+    if settings.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
     settings = resolve_settings(settings)
     agent = build_agent(settings)
     app = create_app(agent, settings)

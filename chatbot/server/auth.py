@@ -102,7 +102,7 @@ class Auth:
                 warnings.simplefilter("ignore", InsecureKeyLengthWarning)
                 payload = jwt.decode(
                     token,
-                    self._jwt_key,  # type: ignore[arg-type]
+                    self._jwt_key,
                     algorithms=[self.jwt_method],
                     options={"verify_aud": False},
                 )

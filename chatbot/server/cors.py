@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 
 ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type"
@@ -26,18 +26,18 @@ def cors_middleware(origins: Iterable[str]) -> Middleware:
             headers["Vary"] = "Origin"
 
     @web.middleware
-    async def cors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if not allows(origin):
             return await handler(request)
         assert origin is not None
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            response = web.Response(status=204)
-            add_headers(response.headers, origin)
-            response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
-            response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
-            response.headers["Access-Control-Max-Age"] = "600"
-            return response
+            preflight = web.Response(status=204)
+            add_headers(preflight.headers, origin)
+            preflight.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+            preflight.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+            preflight.headers["Access-Control-Max-Age"] = "600"
+            return preflight
         try:
             response = await handler(request)
         except web.HTTPException as exc:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
@@ -74,11 +75,9 @@ class Metrics:
         self.http_requests.labels(request.method, route, str(status)).inc()
         self.http_seconds.labels(route).observe(seconds)
 
-    def middleware(self) -> Any:
+    def middleware(self) -> Middleware:
         @web.middleware
-        async def metrics_middleware(
-            request: web.Request, handler: web.Handler
-        ) -> web.StreamResponse:
+        async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
             started = time.perf_counter()
             status = 500
             try:
