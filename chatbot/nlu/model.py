@@ -33,9 +33,6 @@ FORMAT = "chatbot.nlu.bilstm_crf"
 FORMAT_VERSION = 1
 EXTRACTOR = "BiLSTMCRF"
 NLU_FALLBACK = "nlu_fallback"
-# Messages up to this length parse on the event loop: well under a millisecond of work (see
-# docs/benchmarks_nlu.md); longer ones go to a worker thread.
-INLINE_PARSE_MAX_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -143,9 +140,11 @@ class NLUModel:
         return result
 
     async def parse_async(self, text: str) -> ParseResult:
-        """``parse`` without blocking the event loop: long messages run in a worker thread."""
-        if len(text) <= INLINE_PARSE_MAX_CHARS:
-            return self.parse(text)
+        """``parse`` in a worker thread, so the event loop never waits for it.
+
+        A parse takes one to two milliseconds (docs/benchmarks_nlu.md), a thread hop some tens of
+        microseconds; torch releases the GIL while it computes.
+        """
         return await asyncio.to_thread(self.parse, text)
 
     def _intents(self, probs: np.ndarray) -> tuple[IntentPrediction, list[IntentPrediction]]:

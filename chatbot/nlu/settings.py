@@ -39,10 +39,11 @@ class NLUSettings:
     max_tokens: int = 512  # a longer message is cut after this many tokens
     entity_recognition: bool = True
     # Training.
-    epochs: int = 0  # 0: chosen from the data size (about `target_steps` optimiser steps)
+    epochs: int = 0  # 0: chosen from the data size, for 3 optimiser steps an example, clamped
+    min_steps: int = 300  # to [min_steps, target_steps] and then to [min_epochs, max_epochs]
     target_steps: int = 3000
     min_epochs: int = 10
-    max_epochs: int = 80
+    max_epochs: int = 100
     batch_size: int = 0  # 0: 16 for small data sets, 64 from 2,000 examples
     learning_rate: float = 0.003
     weight_decay: float = 0.0

@@ -107,13 +107,18 @@ def _pattern_prior(net: JointNet, labels: Labels, names: Sequence[str]) -> None:
                     weight[tags[f"{prefix}-{name}"], column] = PATTERN_PRIOR
 
 
+STEPS_PER_EXAMPLE = 3
+
+
 def schedule(settings: NLUSettings, n: int) -> tuple[int, int]:
-    """Batch size and epochs: given, or chosen for about ``target_steps`` optimiser steps."""
+    """Batch size and epochs for ``n`` examples: as set, or chosen for about three optimiser steps
+    an example, at least ``min_steps`` (a toy bot still learns) and at most ``target_steps`` (a
+    big data set still trains in minutes)."""
     batch_size = settings.batch_size or (16 if n < SMALL_DATA else 64)
     if settings.epochs:
         return batch_size, settings.epochs
-    per_epoch = math.ceil(n / batch_size)
-    epochs = round(settings.target_steps / per_epoch)
+    steps = min(max(STEPS_PER_EXAMPLE * n, settings.min_steps), settings.target_steps)
+    epochs = math.ceil(steps / math.ceil(n / batch_size))
     return batch_size, max(settings.min_epochs, min(settings.max_epochs, epochs))
 
 

@@ -57,7 +57,9 @@ def test_progress_bar_only_when_asked(capsys: pytest.CaptureFixture[str]) -> Non
 @pytest.mark.parametrize(
     ("settings", "n", "expected"),
     [
-        (NLUSettings(), 100, (16, 80)),  # small data: many epochs, capped
+        (NLUSettings(), 41, (16, 100)),  # a toy: at least 300 steps, at most 100 epochs
+        (NLUSettings(), 100, (16, 43)),  # 300 steps
+        (NLUSettings(), 1_000, (16, 48)),  # 3 steps an example
         (NLUSettings(), 13_000, (64, 15)),  # about 3,000 steps
         (NLUSettings(), 200_000, (64, 10)),  # at least min_epochs
         (NLUSettings(epochs=7, batch_size=8), 100, (8, 7)),

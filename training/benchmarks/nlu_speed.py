@@ -1,0 +1,104 @@
+"""NLU speed: training time of a tiny project, parse latency on one CPU thread, model loading.
+
+    python -m training.benchmarks.nlu_speed [--seed 42]
+
+The tiny project is 10 intents x 10 examples (with their entities) from HWU64's first fold, the
+size of a new bot. Parse times: single messages on one thread (``torch.set_num_threads(1)``):
+the fold's other utterances, a 10,000-character message, and ``parse_async`` (a thread hop) next to
+``parse``. Loading is ``NLUModel.from_export`` on the exported tensors and metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import statistics
+import time
+
+import torch
+
+from chatbot.nlu import NLUModel
+from chatbot.project.training_data import NLUData
+from training.benchmarks._nlu_common import (
+    data_dir,
+    emit,
+    machine_load,
+    parse_times_ms,
+    pipeline,
+    round_scores,
+    timed,
+)
+from training.benchmarks.hwu64 import load_fold
+from training.nlu import train_nlu
+
+INTENTS, PER_INTENT = 10, 10
+
+
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000, 3)
+
+
+async def async_overhead_ms(model: NLUModel, texts: list[str]) -> dict[str, float]:
+    """Median latency of ``await parse_async`` and of ``parse`` called on the loop."""
+    direct, threaded = [], []
+    for text in texts:
+        start = time.perf_counter()
+        model.parse(text)
+        direct.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        await model.parse_async(text)
+        threaded.append(time.perf_counter() - start)
+    return {"parse_ms_p50_on_loop": median_ms(direct), "parse_async_ms_p50": median_ms(threaded)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    fold = load_fold(data_dir() / "hwu64" / "KFold_1" / "testset")
+    intents = sorted({e.intent for e in fold})[:: len({e.intent for e in fold}) // INTENTS][
+        :INTENTS
+    ]
+    tiny = [e for intent in intents for e in [x for x in fold if x.intent == intent][:PER_INTENT]]
+    others = [e.text for e in fold if e not in tiny]
+    with timed() as took:
+        model = train_nlu(NLUData(examples=tiny), pipeline(fallback=0.3), seed=args.seed)
+    tensors, meta = model.export()
+    loads = []
+    for _ in range(5):
+        start = time.perf_counter()
+        NLUModel.from_export(tensors, meta)
+        loads.append(time.perf_counter() - start)
+    torch.set_num_threads(1)
+    long_text = (" ".join(others) * 10)[:10_000]
+    long_times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        model.parse(long_text)
+        long_times.append(time.perf_counter() - start)
+    emit(
+        round_scores(
+            {
+                "name": "nlu_speed",
+                "model": f"tiny: {len(intents)} intents x {PER_INTENT} examples (HWU64)",
+                "train_examples": len(tiny),
+                "entity_types": len(model.entity_types),
+                **took(),
+                **parse_times_ms(model, others),
+                **asyncio.run(async_overhead_ms(model, others[:300])),
+                "parse_10000_chars_ms": median_ms(long_times),
+                "load_ms": median_ms(loads),
+                "tensor_mb": round(
+                    sum(t.numel() * t.element_size() for t in tensors.values()) / 1e6, 2
+                ),
+                "seed": args.seed,
+                "load_avg": machine_load(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
