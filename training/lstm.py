@@ -26,6 +26,7 @@ from chatbot.errors import TrainingError
 from chatbot.project.config import ComponentConfig
 from chatbot.project.domain import Domain
 from chatbot.project.project import Project
+from chatbot.project.stories import ActionStep, Story
 from training.augmentation import DEFAULT_AUGMENTATION_FACTOR, augment
 from training.lstm_data import IGNORE, Tensors, conflicts, examples_of, replay, tensorize
 
@@ -115,11 +116,23 @@ def make_lstm_trainer(
             data.stories,
             data.rules,
             settings,
+            bot_texts=bot_texts_of([*project.stories, *project.rules]),
             seed=settings.random_seed if settings.random_seed is not None else seed,
             show_progress=show_progress,
         )
 
     return trainer
+
+
+def bot_texts_of(stories: Sequence[Story]) -> list[str]:
+    """The end-to-end bot turns (``- bot: "..."``) of stories, in order, each once."""
+    texts = (
+        step.text
+        for story in stories
+        for step in story.steps
+        if isinstance(step, ActionStep) and step.name is None and step.text
+    )
+    return list(dict.fromkeys(texts))
 
 
 def train_lstm(
@@ -128,10 +141,12 @@ def train_lstm(
     rules: Sequence[Any] = (),
     settings: LSTMSettings | None = None,
     *,
+    bot_texts: Sequence[str] = (),
     seed: int = 42,
     show_progress: bool = True,
 ) -> LSTMPolicy:
-    """Fit the tracker on stories and rules (``training.story_events.TrainingConversation``)."""
+    """Fit the tracker on stories and rules (``training.story_events.TrainingConversation``);
+    ``bot_texts`` are the end-to-end bot turns of the stories that the domain does not list."""
     s = settings or LSTMSettings()
     story_steps = [replay(c, domain) for c in stories]
     rule_steps = [replay(c, domain) for c in rules]
@@ -144,7 +159,7 @@ def train_lstm(
     report_conflicts(story_steps, s.max_history)
 
     texts = [v for states, _ in everything for state in states for k, v in state if k == TEXT]
-    featurizer = StateFeaturizer.build(domain, texts)
+    featurizer = StateFeaturizer.build(domain, texts, bot_texts)
     rng = random.Random(seed)
     order = list(range(len(stories)))
     rng.shuffle(order)
@@ -283,9 +298,11 @@ def _fit(
     )
     best: tuple[float, float] | None = None
     best_weights: dict[str, torch.Tensor] | None = None
-    waited = 0
+    waited, epochs = 0, 0
+    postfix: dict[str, str] = {}
     bar = tqdm(range(s.epochs), desc="LSTMPolicy", disable=not show_progress, leave=False)
     for _ in bar:
+        epochs += 1
         model.train()
         total_loss, correct, total = 0.0, 0, 0
         for batch in train.batches(s.batch_size, rng):
@@ -315,6 +332,16 @@ def _fit(
     if best_weights is not None:
         model.load_state_dict(best_weights)
     model.eval()
+    stopped = " (stopped early)" if epochs < s.epochs else ""
+    held_out = f", best held-out accuracy {best[0]:.3f}" if best is not None else ""
+    logger.info(
+        "LSTMPolicy: %d epochs%s, loss %s, accuracy %s%s",
+        epochs,
+        stopped,
+        postfix.get("loss"),
+        postfix.get("acc"),
+        held_out,
+    )
 
 
 def _evaluate(

@@ -52,12 +52,11 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def label_names(domain: Domain) -> list[str]:
-    """What the policy predicts: the domain's actions, then its end-to-end bot texts."""
+def label_names(domain: Domain, bot_texts: Iterable[str] = ()) -> list[str]:
+    """What the policy predicts: the domain's actions, then end-to-end bot texts (the domain's,
+    then those only the training stories have)."""
     names = list(domain.action_names)
-    seen = set(names)
-    names.extend(t for t in domain.action_texts if t not in seen)
-    return names
+    return list(dict.fromkeys([*names, *domain.action_texts, *bot_texts]))
 
 
 def domain_features(domain: Domain, labels: Sequence[str]) -> list[str]:
@@ -99,18 +98,20 @@ class StateFeaturizer:
         cls,
         domain: Domain,
         texts: Iterable[str] = (),
+        bot_texts: Iterable[str] = (),
         *,
         min_word_count: int = 1,
         max_words: int = 20000,
     ) -> StateFeaturizer:
-        """The featurizer of a domain; ``texts`` (user messages without intent, from the training
-        data) give the words of the ``text=`` features. Bot texts give ``prev_text=`` words."""
-        labels = label_names(domain)
+        """The featurizer of a domain. ``texts`` (user messages without intent, from the training
+        data) give the words of the ``text=`` features; end-to-end bot texts (the domain's and
+        ``bot_texts`` from the stories) are labels, and their words ``prev_text=`` features."""
+        labels = label_names(domain, bot_texts)
         names = domain_features(domain, labels)
         counts = Counter(w for t in texts for w in words(t))
         vocab = [w for w, n in counts.most_common(max_words) if n >= min_word_count]
         names += sorted(f"text={w}" for w in vocab)
-        bot_words = {w for t in domain.action_texts for w in words(t)}
+        bot_words = {w for t in labels[len(domain.action_names) :] for w in words(t)}
         names += sorted(f"prev_text={w}" for w in bot_words)
         return cls(names, labels)
 

@@ -21,6 +21,8 @@ from torch.nn import functional as F
 
 # (h, c) of the LSTM, each (num_layers, B, H)
 LSTMState = tuple[torch.Tensor, torch.Tensor]
+# At prediction time, up to this many steps run one by one (see ``lstm_step``).
+STEPWISE_MAX = 64
 
 
 @dataclass
@@ -99,11 +101,15 @@ class DialogueStateTracker(nn.Module):
         Returns label scores (B, T, A), the new (h, c), and the LSTM outputs (B, T, H).
         """
         x = self.encode(idx, val)  # (B, T, E)
-        if x.shape[1] == 1 and not self.training:
-            out, new_state = self.lstm_step(x[:, 0], state)  # out: (B, H)
-            out = out.unsqueeze(1)  # (B, 1, H)
+        if self.training or x.shape[1] > STEPWISE_MAX:
+            out, new_state = self.lstm(x, state)  # out: (B, T, H), one fused kernel
         else:
-            out, new_state = self.lstm(x, state)  # out: (B, T, H)
+            outs = []
+            for t in range(x.shape[1]):
+                h, state = self.lstm_step(x[:, t], state)  # h: (B, H)
+                outs.append(h)
+            out, new_state = torch.stack(outs, dim=1), state  # (B, T, H)
+            assert new_state is not None
         z = self.drop(out)
         if self.config.attention:
             z = torch.cat([z, self.attend(out, memory)], dim=-1)  # (B, T, 2H)

@@ -1,0 +1,256 @@
+"""Training the LSTM policy: the example bots pass their test stories without memoization, the
+same seed gives the same bytes, and bad data gets a clear message."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from chatbot.agent import Agent, TrainedModel
+from chatbot.dialogue.lstm_policy import LSTMPolicy
+from chatbot.errors import TrainingError
+from chatbot.project.config import ComponentConfig
+from chatbot.project.loader import load_project
+from chatbot.project.project import Project
+from training.augmentation import augment
+from training.dialogue import train_policies, training_data
+from training.evaluate import evaluate_stories, failed_stories_yaml
+from training.lstm import LSTMSettings, make_lstm_trainer, settings_from_config, train_lstm
+
+ROOT = Path(__file__).resolve().parents[2]
+BOTS = {
+    "moodbot": ROOT / "domains" / "moodbot",
+    "restaurant": ROOT / "domains" / "restaurant",
+    "starter": ROOT / "chatbot" / "project" / "starter",
+}
+
+
+def without_memoization(project: Project) -> Project:
+    policies = tuple(p for p in project.config.policies if "Memoization" not in p.name)
+    return dataclasses.replace(
+        project, config=dataclasses.replace(project.config, policies=policies)
+    )
+
+
+@pytest.fixture(scope="module")
+def trained() -> dict[str, TrainedModel]:
+    """Each bot's dialogue policies as its config.yml has them, less memoization (no NLU)."""
+    models = {}
+    for name, root in BOTS.items():
+        project = without_memoization(load_project(root))
+        policies, ensemble = train_policies(
+            project, lstm_trainer=make_lstm_trainer(seed=42, show_progress=False)
+        )
+        assert any(isinstance(p, LSTMPolicy) for p in policies)
+        models[name] = TrainedModel(project.domain, policies, None, ensemble)
+    return models
+
+
+@pytest.mark.parametrize("bot", sorted(BOTS))
+def test_every_test_story_passes_with_the_lstm_and_rules_alone(
+    trained: dict[str, TrainedModel], bot: str
+) -> None:
+    evaluation = evaluate_stories(trained[bot], load_project(BOTS[bot]).test_stories)
+    assert evaluation.results
+    assert evaluation.action_accuracy == 1.0, failed_stories_yaml(evaluation.results)
+
+
+async def test_a_trained_bot_answers_from_its_model_file(
+    trained: dict[str, TrainedModel], tmp_path: Path
+) -> None:
+    path = tmp_path / "moodbot.model"
+    trained["moodbot"].to_file(path)
+    agent = Agent.load(path)
+    try:
+        replies = await agent.handle_text("/greet", "ann")
+        assert replies and replies[0]["text"]
+        assert await agent.handle_text("/mood_unhappy", "ann")
+    finally:
+        await agent.close()
+
+
+def small_settings(**changes: object) -> LSTMSettings:
+    return dataclasses.replace(
+        LSTMSettings(epochs=8, hidden_size=16, embed_dim=8, augmentation_factor=2), **changes
+    )
+
+
+def test_the_same_seed_gives_byte_identical_tensors() -> None:
+    project = load_project(BOTS["restaurant"])
+    data = training_data(project)
+
+    def tensors(seed: int) -> dict[str, torch.Tensor]:
+        policy = train_lstm(
+            project.domain,
+            data.stories,
+            data.rules,
+            small_settings(),
+            seed=seed,
+            show_progress=False,
+        )
+        return policy.export()[0]
+
+    first, second, other = tensors(1), tensors(1), tensors(2)
+    assert first.keys() == second.keys()
+    for key in first:
+        assert first[key].dtype == second[key].dtype
+        assert first[key].numpy().tobytes() == second[key].numpy().tobytes(), key
+    assert not torch.equal(first["model.head.weight"], other["model.head.weight"])
+
+
+def write_project(root: Path, domain: str, data: str) -> Project:
+    (root / "data").mkdir(parents=True)
+    (root / "domain.yml").write_text(domain)
+    (root / "data" / "stories.yml").write_text(data)
+    return load_project(root)
+
+
+DOMAIN = """
+version: "3.1"
+intents: [greet, ask]
+responses:
+  utter_hello: [{text: hello}]
+  utter_hi: [{text: hi}]
+  utter_answer: [{text: "42"}]
+"""
+
+
+def test_contradicting_stories_are_named_in_an_error_line_and_training_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stories = """
+version: "3.1"
+stories:
+- story: say hello
+  steps: [{intent: greet}, {action: utter_hello}]
+- story: say hi
+  steps: [{intent: greet}, {action: utter_hi}]
+- story: answer
+  steps: [{intent: ask}, {action: utter_answer}]
+"""
+    project = write_project(tmp_path, DOMAIN, stories)
+    data = training_data(project)
+    with caplog.at_level(logging.ERROR, logger="training.lstm"):
+        policy = train_lstm(project.domain, data.stories, (), small_settings(), show_progress=False)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "'say hello'" in errors[0] and "'say hi'" in errors[0]
+    assert "utter_hello" in errors[0] and "utter_hi" in errors[0]
+    assert isinstance(policy, LSTMPolicy)
+
+
+def test_no_story_to_learn_from_is_a_training_error(tmp_path: Path) -> None:
+    project = write_project(tmp_path, DOMAIN, 'version: "3.1"\nstories: []\n')
+    with pytest.raises(TrainingError, match="no story or rule has an action to learn"):
+        train_lstm(project.domain, [], [], small_settings(), show_progress=False)
+
+
+def test_end_to_end_stories_train_without_intents(tmp_path: Path) -> None:
+    stories = """
+version: "3.1"
+stories:
+- story: weather
+  steps:
+  - user: what is the weather like
+  - bot: It is sunny.
+  - user: thanks a lot
+  - bot: You are welcome!
+- story: time
+  steps:
+  - user: what time is it
+  - bot: It is noon.
+  - user: thanks
+  - bot: You are welcome!
+"""
+    project = write_project(tmp_path, 'version: "3.1"\nintents: []\n', stories)
+    policies, ensemble = train_policies(
+        project, lstm_trainer=make_lstm_trainer(seed=0, show_progress=False)
+    )
+    model = TrainedModel(project.domain, policies, None, ensemble)
+    evaluation = evaluate_stories(model, project.stories)
+    assert evaluation.action_accuracy == 1.0, failed_stories_yaml(evaluation.results)
+    lstm = next(p for p in policies if isinstance(p, LSTMPolicy))
+    assert lstm.config.label_features  # bot texts are scored by their words
+
+
+def many_stories(n: int) -> str:
+    steps = [
+        {"story": f"story {i}", "steps": [{"intent": "greet"}, {"action": "utter_hello"}]}
+        if i % 2
+        else {"story": f"story {i}", "steps": [{"intent": "ask"}, {"action": "utter_answer"}]}
+        for i in range(n)
+    ]
+    return yaml.safe_dump({"version": "3.1", "stories": steps})
+
+
+def test_enough_stories_hold_some_out_and_stop_early(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    project = write_project(tmp_path, DOMAIN, many_stories(60))
+    data = training_data(project)
+    settings = small_settings(epochs=500, patience=2, augmentation_factor=0)
+    with caplog.at_level(logging.INFO, logger="training.lstm"):
+        train_lstm(project.domain, data.stories, (), settings, show_progress=False)
+    text = caplog.text
+    assert "60 stories (6 held out)" in text
+    assert "(stopped early)" in text and "best held-out accuracy 1.000" in text
+
+
+def test_the_progress_bar_shows_loss_and_accuracy_unless_switched_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = write_project(tmp_path, DOMAIN, many_stories(4))
+    data = training_data(project)
+    train_lstm(project.domain, data.stories, (), small_settings(epochs=2), show_progress=False)
+    assert capsys.readouterr().err == ""
+    train_lstm(project.domain, data.stories, (), small_settings(epochs=2), show_progress=True)
+    err = capsys.readouterr().err
+    assert "LSTMPolicy" in err and "loss=" in err and "acc=" in err
+
+
+def test_rasa_ted_parameters_are_read_and_the_rest_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = ComponentConfig(
+        "TEDPolicy",
+        {
+            "epochs": 7,
+            "max_history": 3,
+            "batch_size": [16, 64],
+            "drop_rate": 0.2,
+            "random_seed": 5,
+            "constrain_similarities": True,
+            "number_of_transformer_layers": 2,
+        },
+    )
+    with caplog.at_level(logging.DEBUG, logger="training.lstm"):
+        settings = settings_from_config(config)
+    assert (settings.epochs, settings.max_history, settings.batch_size) == (7, 3, 16)
+    assert (settings.dropout, settings.random_seed) == (0.2, 5)
+    ignored = [r.getMessage() for r in caplog.records]
+    assert any("constrain_similarities" in m for m in ignored)
+    assert any("number_of_transformer_layers" in m for m in ignored)
+    with pytest.raises(TrainingError, match="'epochs' must be a int"):
+        settings_from_config(ComponentConfig("LSTMPolicy", {"epochs": "many"}))
+
+
+def test_augmentation_glues_stories_reproducibly() -> None:
+    data = training_data(load_project(BOTS["restaurant"]))
+    first = augment(data.stories, augmentation_factor=3, seed=7)
+    again = augment(data.stories, augmentation_factor=3, seed=7)
+    other = augment(data.stories, augmentation_factor=3, seed=8)
+    assert len(first) == 30
+    assert [c.name for c in first] == [c.name for c in again]
+    assert [c.name for c in first] != [c.name for c in other]
+    for glued in first:
+        assert " + " in glued.name
+        kinds = [(e["event"], e.get("name")) for e in glued.events]
+        # One listen between the parts, never two in a row.
+        assert all(not (a == b == ("action", "action_listen")) for a, b in zip(kinds, kinds[1:]))
+        assert len(glued.events) == len(glued.targets) == len(glued.mentioned)
+    assert augment(data.stories, augmentation_factor=0) == []
