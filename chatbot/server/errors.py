@@ -91,7 +91,13 @@ def failure_of(exc: BaseException) -> Failure:
             retry_after=1.0,
         )
     if isinstance(exc, ConflictError):
-        return Failure(409, "Conflict", "the conversation changed meanwhile; try again", True, 1.0)
+        return Failure(
+            409,
+            "Conflict",
+            "the conversation changed meanwhile; try again",
+            apology=True,
+            retry_after=1.0,
+        )
     if isinstance(exc, ModelFileError):
         return Failure(400, "BadModel", str(exc))
     if isinstance(exc, ActionRejected):

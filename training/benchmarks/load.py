@@ -6,10 +6,11 @@ process) plays many conversations, each the booking of a table in 7 messages, at
 16 and 64 (that many conversations in flight), each level bounded by ``--messages`` and
 ``--seconds``. The same client then loads a minimal aiohttp server that answers a fixed JSON list
 (the ceiling of this machine), and the bot's handling is timed in-process (NLU + dialogue + SQLite
-store) and from process start to the first answer (startup).
+store) and from process start to the first answer (startup). ``--store memory`` serves the
+conversations from memory instead, to show what the store costs.
 
     python -m training.benchmarks.load [--model models/restaurant.model] [--text]
-        [--concurrency 1,16,64] [--messages 2000] [--seconds 20]
+        [--concurrency 1,16,64] [--messages 2000] [--seconds 20] [--store sqlite|memory]
 
 Messages are ``/intent`` payloads unless ``--text`` (then the NLU parses every one). Without
 ``--model`` the bot is trained first (NLU included). Prints a table, then one JSON object per
@@ -88,14 +89,17 @@ def free_port() -> int:
 # -- the servers ---------------------------------------------------------------------------------
 
 
-def write_project(folder: Path, model: Path) -> Path:
+def write_project(folder: Path, model: Path, store: str) -> Path:
     """A copy of the restaurant bot that serves ``model`` with its actions in-process."""
     project = folder / "restaurant"
     shutil.copytree(BOT, project, ignore=shutil.ignore_patterns("__pycache__", "models", ".*"))
     (project / "models").mkdir()
     shutil.copy(model, project / "models" / "restaurant.model")
     (project / "credentials.yml").write_text("rest:\n")
-    (project / "endpoints.yml").write_text("action_endpoint:\n  actions_module: actions\n")
+    endpoints = "action_endpoint:\n  actions_module: actions\n"
+    if store == "memory":
+        endpoints += "tracker_store:\n  type: in_memory\n"
+    (project / "endpoints.yml").write_text(endpoints)
     return project
 
 
@@ -210,14 +214,16 @@ async def load(
 # -- in-process ----------------------------------------------------------------------------------
 
 
-async def in_process(model_path: Path, folder: Path, messages: list[str], rounds: int) -> dict:
-    """Median time of ``Agent.handle_text`` (NLU + dialogue + SQLite store), no HTTP."""
+async def in_process(
+    model_path: Path, folder: Path, messages: list[str], rounds: int, store_kind: str
+) -> dict[str, Any]:
+    """Median time of ``Agent.handle_text`` (NLU + dialogue + store), no HTTP."""
     import torch
 
     from chatbot.actions.in_process import InProcessExecutor
     from chatbot.agent import Agent, TrainedModel
     from chatbot.server.settings import ServerSettings
-    from chatbot.store import SQLStore
+    from chatbot.store import ConversationStore, InMemoryStore, SQLStore
 
     threads = ServerSettings().torch_threads  # as the server runs
     if threads is not None:
@@ -225,7 +231,9 @@ async def in_process(model_path: Path, folder: Path, messages: list[str], rounds
     started = time.perf_counter()
     model = TrainedModel.from_file(model_path)
     load_seconds = time.perf_counter() - started
-    store = SQLStore(f"sqlite:///{folder / 'in-process.db'}")
+    store: ConversationStore = (
+        InMemoryStore() if store_kind == "memory" else SQLStore(f"sqlite:///{folder / 'i.db'}")
+    )
     agent = Agent(model, store=store, action_executor=InProcessExecutor(BOT, "actions"))
     times: list[float] = []
     parse_times: list[float] = []
@@ -271,7 +279,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> list[Result]:
     model = args.model or train_model(folder)
     messages = TEXTS if args.text else PAYLOADS
     kind = "text" if args.text else "payload"
-    project = write_project(folder, model)
+    project = write_project(folder, model, args.store)
     results: list[Result] = []
 
     port = free_port()
@@ -294,7 +302,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> list[Result]:
         tag = str(os.getpid())
         for concurrency in args.concurrency:
             figures = await load(url, messages, concurrency, args.messages, args.seconds, tag)
-            figures.update(input=kind, store="sqlite", **machine())
+            figures.update(input=kind, store=args.store, **machine())
             results.append(Result(f"server.rest.concurrency_{concurrency}", figures))
             print(f"chatbot c={concurrency:<3} {figures}", file=sys.stderr)
 
@@ -309,8 +317,8 @@ async def bench(args: argparse.Namespace, folder: Path) -> list[Result]:
             print(f"ceiling c={concurrency:<3} {figures}", file=sys.stderr)
 
     for name, texts in (("payload", PAYLOADS), ("text", TEXTS)):
-        figures = await in_process(model, folder, texts, args.rounds)
-        figures.update(input=name, store="sqlite", **machine())
+        figures = await in_process(model, folder, texts, args.rounds, args.store)
+        figures.update(input=name, store=args.store, **machine())
         results.append(Result(f"in_process.{name}", figures))
         print(f"in-process {name} {figures}", file=sys.stderr)
     return results
@@ -325,6 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="at most, per level")
     parser.add_argument("--rounds", type=int, default=20, help="in-process conversations")
     parser.add_argument("--rate-limit", default="60/min", help="the server's --rate-limit")
+    parser.add_argument("--store", choices=("sqlite", "memory"), default="sqlite")
     parser.add_argument("--ceiling-server", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.ceiling_server is not None:
