@@ -68,9 +68,10 @@ class ConversationWorkers:
     one runs: nothing a job raises reaches the event loop.
     """
 
-    def __init__(self, name: str, *, max_pending: int = 200) -> None:
+    def __init__(self, name: str, *, max_pending: int = 200, grace: float = 10.0) -> None:
         self.name = name
         self.max_pending = max_pending
+        self.grace = grace  # seconds close() waits for running jobs by default
         self._queues: dict[str, deque[Job]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._waiters: set[asyncio.Future[Any]] = set()  # results of run(), until they are set
@@ -123,12 +124,13 @@ class ConversationWorkers:
         """How many conversations have a worker right now."""
         return len(self._tasks)
 
-    async def close(self, grace: float = 5.0) -> None:
-        """Stop taking jobs, give running ones ``grace`` seconds, cancel the rest."""
+    async def close(self, grace: float | None = None) -> None:
+        """Stop taking jobs, give the queued ones ``grace`` seconds (``self.grace`` unless
+        given), cancel the rest."""
         self._closed = True
         tasks = list(self._tasks.values())
         if tasks:
-            await self._finish(tasks, grace)
+            await self._finish(tasks, self.grace if grace is None else grace)
         for waiter in list(self._waiters):  # their jobs were dropped with a cancelled worker
             waiter.cancel()
         self._queues.clear()

@@ -38,11 +38,13 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from chatbot.agent import Agent
-from chatbot.errors import ChatbotError, ConfigError
+from chatbot.conversation.messages import UserMessage
+from chatbot.errors import ConfigError
 from connectors.base import InputChannel
 from connectors.delivery import ConversationWorkers, SeenCache
 from connectors.outbound import ApiClient, RetryPolicy
 from connectors.slack_blocks import slack_posts
+from connectors.turns import answer, refusal
 
 logger = logging.getLogger(__name__)
 
@@ -188,9 +190,6 @@ class SlackChannel(InputChannel):
         async def health(request: web.Request) -> web.Response:
             return web.json_response({"status": "ok"})
 
-        async def webhook(request: web.Request) -> web.Response:
-            return await self.webhook(request, agent_getter)
-
         async def stop_workers(app: web.Application) -> None:
             await self.workers.close()
 
@@ -200,13 +199,11 @@ class SlackChannel(InputChannel):
                 await self.workers.close(grace=0)
 
         app.router.add_get(f"/webhooks/{self.name}/", health)
-        app.router.add_post(f"/webhooks/{self.name}/webhook", webhook)
+        app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
         app.on_shutdown.append(stop_workers)
         app.cleanup_ctx.append(lifecycle)
 
-    async def webhook(
-        self, request: web.Request, agent_getter: Callable[[], Agent]
-    ) -> web.Response:
+    async def webhook(self, request: web.Request) -> web.Response:
         body = await request.read()
         problem = signature_ok(self.signing_secret, request.headers, body, self.clock())
         if problem is not None:
@@ -233,10 +230,9 @@ class SlackChannel(InputChannel):
             if envelope.get("type") == "url_verification":
                 return web.json_response({"challenge": envelope.get("challenge")})
             incoming = self._from_event(envelope)
-        if incoming is not None:
-            self.workers.submit(
-                incoming.conversation_id, lambda: self._answer(incoming, agent_getter)
-            )
+        app = request.app
+        if incoming is not None and refusal(app, incoming.conversation_id, incoming.text) is None:
+            self.workers.submit(incoming.conversation_id, lambda: self._answer(incoming, app))
         return web.Response(text="")
 
     def _conversation_id(self, user: str, channel: str, thread: str | None) -> str:
@@ -310,26 +306,20 @@ class SlackChannel(InputChannel):
         conversation_id = self._conversation_id(user, channel, thread or message_ts)
         return Incoming(value, user, channel, conversation_id, thread, None)
 
-    async def _answer(self, incoming: Incoming, agent_getter: Callable[[], Agent]) -> None:
+    async def _answer(self, incoming: Incoming, app: web.Application) -> None:
         metadata = {
             "out_channel": incoming.channel,
             "thread_id": incoming.reply_thread,
             "users": incoming.bot_user,
         }
-        try:
-            messages = await agent_getter().handle_text(
-                incoming.text, incoming.conversation_id, input_channel=self.name, metadata=metadata
-            )
-        except ChatbotError as error:
-            logger.error("slack: a message could not be answered: %s", error)
-            return
-        for message in messages:
-            for post in slack_posts(message, incoming.channel):
+        message = UserMessage(incoming.text, incoming.conversation_id, self.name, metadata)
+        for bot_message in await answer(app, message):
+            for post in slack_posts(bot_message, incoming.channel):
                 if incoming.reply_thread:
                     post.setdefault("thread_ts", incoming.reply_thread)
-                answer = await self.api.call("chat.postMessage", post)
-                if answer is not None and not answer.ok:
+                posted = await self.api.call("chat.postMessage", post)
+                if posted is not None and not posted.ok:
                     logger.error(
                         "slack chat.postMessage: refused (%s); the message was not delivered",
-                        answer.body.get("error", f"HTTP {answer.status}"),
+                        posted.body.get("error", f"HTTP {posted.status}"),
                     )

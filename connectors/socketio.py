@@ -39,18 +39,18 @@ import socketio
 from aiohttp import web
 
 from chatbot.agent import Agent
-from chatbot.conversation.messages import bot_messages
-from chatbot.errors import ChatbotError, ConfigError
+from chatbot.conversation.messages import UserMessage, bot_messages
+from chatbot.errors import ConfigError
 from connectors.base import InputChannel
 from connectors.delivery import ConversationWorkers
 from connectors.session_keys import SessionKeys
+from connectors.turns import answer, refusal
 from connectors.webchat import CHAT_PAGE_CONFIG
 
 logger = logging.getLogger(__name__)
 
 HISTORY_EVENT = "session_history"
 MAX_HISTORY = 200  # messages a page gets back on reload, newest kept
-MAX_MESSAGE_CHARS = 10_000  # as the REST channel
 
 
 def socketio_messages(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -211,7 +211,7 @@ class SocketIOChannel(InputChannel):
         )
         self.sio = sio
         sio.attach(app, socketio_path=self.socketio_path)
-        self._add_handlers(sio, agent_getter)
+        self._add_handlers(sio, app, agent_getter)
         app[CHAT_PAGE_CONFIG] = {
             "socketio-path": self.socketio_path,
             "namespace": self.namespace,
@@ -226,6 +226,7 @@ class SocketIOChannel(InputChannel):
             # on_shutdown runs before every cleanup_ctx exit, so replies finish while the
             # agent's store is still open; the sockets close so the server need not wait.
             await self.workers.close()
+            await _close_connections(sio)
             await sio.shutdown()
 
         async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -236,7 +237,9 @@ class SocketIOChannel(InputChannel):
         app.on_shutdown.append(stop_workers)
         app.cleanup_ctx.append(lifecycle)
 
-    def _add_handlers(self, sio: socketio.AsyncServer, agent_getter: Callable[[], Agent]) -> None:
+    def _add_handlers(
+        self, sio: socketio.AsyncServer, app: web.Application, agent_getter: Callable[[], Agent]
+    ) -> None:
         namespace = self.namespace
 
         @sio.on("connect", namespace=namespace)
@@ -271,7 +274,7 @@ class SocketIOChannel(InputChannel):
 
         @sio.on(self.user_message_evt, namespace=namespace)
         async def user_uttered(sid: str, data: Any = None) -> dict[str, Any]:
-            return await self._user_uttered(sio, agent_getter, sid, data)
+            return await self._user_uttered(sio, app, sid, data)
 
         @sio.on(HISTORY_EVENT, namespace=namespace)
         async def session_history(sid: str, data: Any = None) -> list[dict[str, Any]]:
@@ -282,15 +285,11 @@ class SocketIOChannel(InputChannel):
             return history_messages(stored.events, bound[0])
 
     async def _user_uttered(
-        self,
-        sio: socketio.AsyncServer,
-        agent_getter: Callable[[], Agent],
-        sid: str,
-        data: Any,
+        self, sio: socketio.AsyncServer, app: web.Application, sid: str, data: Any
     ) -> dict[str, Any]:
         text = data.get("message") if isinstance(data, dict) else None
-        if not isinstance(text, str) or not text.strip() or len(text) > MAX_MESSAGE_CHARS:
-            return {"ok": False, "error": f"'message' must be text of 1 to {MAX_MESSAGE_CHARS}"}
+        if not isinstance(text, str) or not text.strip():
+            return {"ok": False, "error": "'message' must be a non-empty text"}
         bound = self._bound.get(sid)
         if bound is not None:
             conversation_id = bound[0]
@@ -299,27 +298,25 @@ class SocketIOChannel(InputChannel):
             return {"ok": False, "error": "send session_request first"}
         else:
             conversation_id = sid
+        refused = refusal(app, conversation_id, text)
+        if refused is not None:
+            return {"ok": False, "error": refused}
         metadata = _metadata(data.get(self.metadata_key))
+        message = UserMessage(text, conversation_id, self.name, metadata)
         target = conversation_id if self.session_persistence else sid
 
-        async def answer() -> None:
-            messages = await agent_getter().handle_text(
-                text, conversation_id, input_channel=self.name, metadata=metadata
-            )
-            for message in messages:
-                for payload in socketio_messages(message):
+        async def reply() -> None:
+            for bot_message in await answer(app, message):
+                for payload in socketio_messages(bot_message):
                     await sio.emit(
                         self.bot_message_evt, payload, room=target, namespace=self.namespace
                     )
 
         try:
-            await self.workers.run(conversation_id, answer)
-        except (ChatbotError, RuntimeError) as error:
-            logger.error("socketio: a message could not be answered: %s", error)
-            return {"ok": False, "error": "the bot could not answer, try again"}
-        except Exception:  # a bug: logged with its traceback, the socket stays up
-            logger.exception("socketio: answering a message failed")
-            return {"ok": False, "error": "the bot could not answer, try again"}
+            await self.workers.run(conversation_id, reply)
+        except RuntimeError as error:  # the conversation's queue is full, or we are stopping
+            logger.warning("socketio: a message was not answered: %s", error)
+            return {"ok": False, "error": "the bot is busy, try again"}
         return {"ok": True}
 
     def _jwt_ok(self, auth: Any) -> bool:
@@ -336,6 +333,17 @@ class SocketIOChannel(InputChannel):
             logger.debug("socketio: a connection with an invalid JWT was refused")
             return False
         return True
+
+
+async def _close_connections(sio: socketio.AsyncServer) -> None:
+    """Close every client connection now: open websockets and long polls would hold the
+    server's shutdown up to its timeout. Engine.IO closes a socket by telling the client and
+    waiting for the client to hang up (its ``disconnect()`` even waits forever for one that is
+    already leaving); here each socket is told, and its writer is stopped so that the server
+    ends the websocket or the poll itself."""
+    for socket in list(sio.eio.sockets.values()):
+        await socket.close(wait=False)  # sends CLOSE, fires our disconnect handler
+        socket.queue.put_nowait(None)  # the writer (or the pending poll) ends and hangs up
 
 
 def _metadata(value: Any) -> dict[str, Any]:

@@ -32,11 +32,13 @@ from typing import Any
 from aiohttp import web
 
 from chatbot.agent import Agent
-from chatbot.errors import ChatbotError, ConfigError
+from chatbot.conversation.messages import UserMessage
+from chatbot.errors import ConfigError
 from connectors.base import InputChannel
 from connectors.delivery import ConversationWorkers, SeenCache
 from connectors.outbound import ApiClient, RetryPolicy
 from connectors.telegram_messages import PayloadBook, telegram_calls
+from connectors.turns import answer, refusal
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +111,6 @@ class TelegramChannel(InputChannel):
         async def health(request: web.Request) -> web.Response:
             return web.json_response({"status": "ok"})
 
-        async def webhook(request: web.Request) -> web.Response:
-            return await self.webhook(request, agent_getter)
-
         async def stop_workers(app: web.Application) -> None:
             await self.workers.close()
 
@@ -123,7 +122,7 @@ class TelegramChannel(InputChannel):
                 await self.workers.close(grace=0)
 
         app.router.add_get(f"/webhooks/{self.name}/", health)
-        app.router.add_post(f"/webhooks/{self.name}/webhook", webhook)
+        app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
         app.on_shutdown.append(stop_workers)
         app.cleanup_ctx.append(lifecycle)
 
@@ -142,9 +141,7 @@ class TelegramChannel(InputChannel):
         elif answer is not None:
             logger.error("telegram setWebhook: refused (%s)", answer.body.get("description"))
 
-    async def webhook(
-        self, request: web.Request, agent_getter: Callable[[], Agent]
-    ) -> web.Response:
+    async def webhook(self, request: web.Request) -> web.Response:
         presented = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(presented.encode(), self.secret_token.encode()):
             logger.warning("telegram: refused an update without the webhook's secret token")
@@ -159,10 +156,9 @@ class TelegramChannel(InputChannel):
             logger.debug("telegram: update %s seen before; ignored", update["update_id"])
             return web.Response(text="")
         incoming = self._incoming(update)
-        if incoming is not None:
-            self.workers.submit(
-                incoming.conversation_id, lambda: self._answer(incoming, agent_getter)
-            )
+        app = request.app
+        if incoming is not None and refusal(app, incoming.conversation_id, incoming.text) is None:
+            self.workers.submit(incoming.conversation_id, lambda: self._answer(incoming, app))
         return web.Response(text="")
 
     def _incoming(self, update: dict[str, Any]) -> Incoming | None:
@@ -172,8 +168,8 @@ class TelegramChannel(InputChannel):
             data = query.get("data")
             if not isinstance(data, str) or not isinstance(message.get("chat"), dict):
                 return None
-            text = self.payloads.payload(data) or _button_title(message, data) or data
-            return self._for_chat(message, text, str(query.get("id")))
+            clicked = self.payloads.payload(data) or _button_title(message, data) or data
+            return self._for_chat(message, clicked, str(query.get("id")))
         message = update.get("message") or update.get("edited_message")
         if not isinstance(message, dict) or not isinstance(message.get("chat"), dict):
             return None
@@ -195,29 +191,23 @@ class TelegramChannel(InputChannel):
             chat["message_thread_id"] = message["message_thread_id"]
         return Incoming(text, chat, str(chat_id), callback_query_id)
 
-    async def _answer(self, incoming: Incoming, agent_getter: Callable[[], Agent]) -> None:
+    async def _answer(self, incoming: Incoming, app: web.Application) -> None:
         if incoming.callback_query_id is not None:
             await self._call(
                 "answerCallbackQuery", {"callback_query_id": incoming.callback_query_id}
             )
-        try:
-            messages = await agent_getter().handle_text(
-                incoming.text, incoming.conversation_id, input_channel=self.name
-            )
-        except ChatbotError as error:
-            logger.error("telegram: a message could not be answered: %s", error)
-            return
-        for message in messages:
-            for method, params in telegram_calls(message, incoming.chat, self.payloads):
+        message = UserMessage(incoming.text, incoming.conversation_id, self.name)
+        for bot_message in await answer(app, message):
+            for method, params in telegram_calls(bot_message, incoming.chat, self.payloads):
                 await self._call(method, params)
 
     async def _call(self, method: str, params: dict[str, Any]) -> None:
-        answer = await self.api.call(method, params)
-        if answer is not None and not answer.ok:
+        called = await self.api.call(method, params)
+        if called is not None and not called.ok:
             logger.error(
                 "telegram %s: refused (%s); not delivered",
                 method,
-                answer.body.get("description", f"HTTP {answer.status}"),
+                called.body.get("description", f"HTTP {called.status}"),
             )
 
 

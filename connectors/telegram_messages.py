@@ -140,9 +140,9 @@ def telegram_calls(message: dict[str, Any], chat: dict[str, Any], book: PayloadB
             calls.append(("sendMessage", call))
     custom = message.get("custom")
     if isinstance(custom, dict) and custom:
-        call = custom_call(custom, chat)
-        if call is not None:
-            calls.append(call)
+        custom_send = custom_call(custom, chat)
+        if custom_send is not None:
+            calls.append(custom_send)
     return calls
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 import pytest
@@ -12,8 +11,9 @@ from aiohttp import web
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.agent import Agent, TrainedModel
 from chatbot.server.app import AGENT, create_app
+from chatbot.server.settings import ServerSettings
 from connectors.base import InputChannel
-from tests.connectors.servers import Served, serve
+from tests.connectors.servers import ServeChannel, Served, serve
 from tests.helpers import DOMAINS, example_project
 
 RULES_AND_MEMORY = {"RulePolicy", "MemoizationPolicy"}
@@ -38,20 +38,23 @@ def agent(restaurant_model: TrainedModel) -> Agent:
     return Agent(restaurant_model, action_executor=executor)
 
 
-def app_with(agent: Agent, channel: InputChannel) -> web.Application:
-    """The server's application with one channel mounted, as ``chatbot run`` mounts it."""
-    app = create_app(agent)  # the REST channel, as without a credentials.yml
+def app_with(
+    agent: Agent, channel: InputChannel, settings: ServerSettings | None = None
+) -> web.Application:
+    """The server's application (the REST channel, as without a credentials.yml) with
+    ``channel`` mounted as ``chatbot run`` mounts it; the test keeps hold of the channel."""
+    app = create_app(agent, settings)
     channel.register(app, lambda: app[AGENT])
     return app
 
 
 @pytest.fixture
-def serve_channel(
-    agent: Agent,
-) -> Callable[[InputChannel], AbstractAsyncContextManager[Served]]:
-    """``async with serve_channel(channel) as served``: the app with ``channel`` on a port."""
+def serve_channel(agent: Agent) -> ServeChannel:
+    """``async with serve_channel(channel[, settings]) as served``: the app on a port."""
 
-    def start(channel: InputChannel) -> AbstractAsyncContextManager[Served]:
-        return serve(app_with(agent, channel))
+    def start(
+        channel: InputChannel, settings: ServerSettings | None = None
+    ) -> AbstractAsyncContextManager[Served]:
+        return serve(app_with(agent, channel, settings))
 
     return start

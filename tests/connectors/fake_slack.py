@@ -45,7 +45,8 @@ class FakeSlackApi:
     async def post_message(self, request: web.Request) -> web.Response:
         body = await request.json()
         await self.attempts.add({"at": time.monotonic(), "body": body})
-        status, headers = (self.fail_always, {}) if self.fail_always else (200, {})
+        headers: dict[str, str] = {}
+        status = self.fail_always or 200
         if self.answers:
             status, headers = self.answers.pop(0)
         if status != 200:

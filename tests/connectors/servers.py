@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,10 @@ async def serve(app: web.Application) -> AsyncIterator[Served]:
         yield Served(app, f"http://127.0.0.1:{port}")
     finally:
         await runner.cleanup()
+
+
+# The ``serve_channel`` fixture: ``serve_channel(channel, settings=None)``.
+ServeChannel = Callable[..., AbstractAsyncContextManager["Served"]]
 
 
 class Recorder:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 import zlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,9 @@ import aiohttp
 import pytest
 
 from chatbot.agent import Agent, __version__
-from connectors.base import InputChannel
 from connectors.socketio import SocketIOChannel
-from tests.connectors.servers import Served
+from tests.connectors.servers import ServeChannel
 
-ServeChannel = Callable[[InputChannel], AbstractAsyncContextManager[Served]]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 WAIT_MS = 10_000
@@ -208,3 +206,14 @@ async def test_root_answers_browsers_with_the_page_and_others_with_the_greeting(
                 assert response.status == 200, asset
         async with http.get(f"{served.url}/chat/../webchat.py") as response:
             assert response.status in (403, 404)
+
+
+async def test_shutdown_closes_the_pages_connection_at_once(
+    serve_channel: ServeChannel, browser: Any
+) -> None:
+    async with serve_channel(SocketIOChannel()) as served:
+        page = await open_chat(browser, served.url)
+        started = time.monotonic()
+    assert time.monotonic() - started < 2.0  # not the runner's shutdown_timeout (5 s)
+    await page.wait_for_selector("#chat-status[data-state=offline]", timeout=WAIT_MS)
+    await page.context.close()

@@ -15,7 +15,6 @@ import pytest
 
 from chatbot.agent import Agent
 from chatbot.errors import ConfigError
-from connectors.base import InputChannel
 from connectors.outbound import RetryPolicy
 from connectors.slack import SlackChannel, sanitize
 from connectors.slack_blocks import button_blocks, slack_posts
@@ -33,9 +32,8 @@ from tests.connectors.fake_slack import (
     interaction_body,
     signed,
 )
-from tests.connectors.servers import Served, serve
+from tests.connectors.servers import ServeChannel, Served, serve
 
-ServeChannel = Callable[[InputChannel], AbstractAsyncContextManager[Served]]
 PEOPLE_QUESTIONS = {"How many people are coming?", "For how many people should I book the table?"}
 FAST_RETRIES = RetryPolicy(attempts=3, base_delay=0.01, max_delay=2.0, timeout=5.0)
 
@@ -201,7 +199,7 @@ async def test_retries_and_the_double_delivery_of_a_mention_are_answered_once(
     async with slack_at(slack_channel="C0GENERAL") as slack:
         envelope = event_callback("/greet")
         body = event_body(envelope)
-        for number, reason in [(None, None), ("1", "http_error"), ("2", "http_error")]:
+        for number, reason in [("", ""), ("1", "http_error"), ("2", "http_error")]:
             headers = signed(body)
             if number:
                 headers.update({"X-Slack-Retry-Num": number, "X-Slack-Retry-Reason": reason})
@@ -346,3 +344,16 @@ def test_bot_messages_as_chat_post_message_bodies() -> None:
     assert slack_posts({"attachment": {"fallback": "f"}}, "D1") == [
         {"channel": "D1", "text": "", "attachments": [{"fallback": "f"}]}
     ]
+
+
+async def test_shutdown_cancels_an_answer_that_outlives_the_grace(
+    slack_at: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="connectors")
+    async with slack_at() as slack:
+        slack.channel.workers.grace = 0.1
+        slack.api.hold = asyncio.Event()  # Slack never answers
+        await slack.say("/greet")
+        await slack.api.attempts.wait_count(1)
+    assert slack.channel.workers.busy == 0
+    assert "slack: cancelling 1 unfinished conversation(s)" in caplog.text

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -14,12 +15,10 @@ import socketio
 
 from chatbot.agent import Agent
 from chatbot.errors import ConfigError
-from connectors.base import InputChannel
+from chatbot.server.settings import RateLimit, ServerSettings
 from connectors.session_keys import SessionKeys
 from connectors.socketio import SocketIOChannel, history_messages, socketio_messages
-from tests.connectors.servers import WAIT, Served
-
-ServeChannel = Callable[[InputChannel], AbstractAsyncContextManager[Served]]
+from tests.connectors.servers import WAIT, ServeChannel, Served
 
 
 class Client:
@@ -268,7 +267,7 @@ def test_bot_messages_as_rasa_emits_them(
 
 
 def test_history_shows_a_clicked_button_by_its_title() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"event": "user", "text": "/greet"},
         {
             "event": "bot",
@@ -297,3 +296,23 @@ def test_session_keys_verify_only_what_they_issued() -> None:
     assert SessionKeys("a secret of some length").conversation_of(key) == conversation_id
     for bad in [conversation_id, key + "x", key.upper(), "", None, 5, "é." + key, "." + key]:
         assert keys.conversation_of(bad) is None
+
+
+async def test_the_servers_rate_limit_applies_to_the_chat(serve_channel: ServeChannel) -> None:
+    settings = ServerSettings(rate_limit=RateLimit(2, 60.0))
+    async with serve_channel(SocketIOChannel(), settings) as served, connected(served) as client:
+        await client.session()
+        await client.say("/greet")
+        await client.say("/goodbye")
+        ack = await client.sio.call("user_uttered", {"message": "/greet"}, timeout=WAIT)
+        assert ack["ok"] is False and "too many messages" in ack["error"]
+
+
+async def test_shutdown_does_not_wait_for_connected_clients(serve_channel: ServeChannel) -> None:
+    client = Client()
+    async with serve_channel(SocketIOChannel()) as served:
+        await client.sio.connect(served.url, transports=["websocket"], wait_timeout=WAIT)
+        await client.session()
+        started = time.monotonic()
+    assert time.monotonic() - started < 2.0  # not the runner's shutdown_timeout (5 s)
+    await client.sio.disconnect()

@@ -14,7 +14,6 @@ import pytest
 
 from chatbot.agent import Agent
 from chatbot.errors import ConfigError
-from connectors.base import InputChannel
 from connectors.outbound import RetryPolicy
 from connectors.telegram import TelegramChannel
 from connectors.telegram_messages import PayloadBook, inline_keyboard, split_text, telegram_calls
@@ -27,9 +26,8 @@ from tests.connectors.fake_telegram import (
     message_update,
     wait_calls,
 )
-from tests.connectors.servers import Served, serve
+from tests.connectors.servers import ServeChannel, Served, serve
 
-ServeChannel = Callable[[InputChannel], AbstractAsyncContextManager[Served]]
 FAST_RETRIES = RetryPolicy(attempts=3, base_delay=0.01, max_delay=2.0, timeout=5.0)
 # Intents whose answers tell which one was answered (rules answer them at any point).
 ANSWERS = {
