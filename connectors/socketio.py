@@ -40,7 +40,7 @@ from aiohttp import web
 
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage, bot_messages
-from chatbot.errors import ConfigError
+from chatbot.errors import ChatbotError, ConfigError
 from connectors.base import InputChannel
 from connectors.delivery import ConversationWorkers
 from connectors.session_keys import SessionKeys
@@ -281,7 +281,11 @@ class SocketIOChannel(InputChannel):
             bound = self._bound.get(sid)
             if bound is None or not self.session_persistence:
                 return []
-            stored = await agent_getter().store.load(bound[0])
+            try:
+                stored = await agent_getter().store.load(bound[0])
+            except ChatbotError as error:  # the store is down: the page starts empty
+                logger.error("socketio: no history for a conversation: %s", error)
+                return []
             return history_messages(stored.events, bound[0])
 
     async def _user_uttered(

@@ -6,14 +6,12 @@ import dataclasses
 from contextlib import AbstractAsyncContextManager
 
 import pytest
-from aiohttp import web
 
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.agent import Agent, TrainedModel
-from chatbot.server.app import AGENT, create_app
 from chatbot.server.settings import ServerSettings
 from connectors.base import InputChannel
-from tests.connectors.servers import ServeChannel, Served, serve
+from tests.connectors.servers import ServeChannel, Served, app_with, serve
 from tests.helpers import DOMAINS, example_project
 
 RULES_AND_MEMORY = {"RulePolicy", "MemoizationPolicy"}
@@ -36,16 +34,6 @@ def agent(restaurant_model: TrainedModel) -> Agent:
     """A fresh agent (conversations in memory) with the bot's custom actions in-process."""
     executor = InProcessExecutor(DOMAINS / "restaurant", "actions")
     return Agent(restaurant_model, action_executor=executor)
-
-
-def app_with(
-    agent: Agent, channel: InputChannel, settings: ServerSettings | None = None
-) -> web.Application:
-    """The server's application (the REST channel, as without a credentials.yml) with
-    ``channel`` mounted as ``chatbot run`` mounts it; the test keeps hold of the channel."""
-    app = create_app(agent, settings)
-    channel.register(app, lambda: app[AGENT])
-    return app
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Serving aiohttp applications on real loopback ports, and waiting for what they record."""
+"""The server's app with a channel, served on real loopback ports; waiting for what fakes record."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from chatbot.agent import Agent
+from chatbot.server.app import AGENT, create_app
+from chatbot.server.settings import ServerSettings
+from connectors.base import InputChannel
 
 WAIT = 10.0  # seconds any one wait in these tests may take before it fails
 
@@ -35,6 +40,16 @@ async def serve(app: web.Application) -> AsyncIterator[Served]:
 
 # The ``serve_channel`` fixture: ``serve_channel(channel, settings=None)``.
 ServeChannel = Callable[..., AbstractAsyncContextManager["Served"]]
+
+
+def app_with(
+    agent: Agent, channel: InputChannel, settings: ServerSettings | None = None
+) -> web.Application:
+    """The server's application (the REST channel, as without a credentials.yml) with
+    ``channel`` mounted as ``chatbot run`` mounts it; the test keeps hold of the channel."""
+    app = create_app(agent, settings)
+    channel.register(app, lambda: app[AGENT])
+    return app
 
 
 class Recorder:

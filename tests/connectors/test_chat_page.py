@@ -136,8 +136,17 @@ async def test_a_conversation_with_buttons_survives_a_reload(
         italian = page.get_by_role("button", name="Italian")
         assert await italian.is_disabled()
         assert await italian.evaluate("b => b.classList.contains('chosen')")
+        assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
         await scrolled_to_end(page)
         await page.screenshot(path=str(tmp_path / "chat-phone.png"))
+
+        key = await page.evaluate("localStorage.getItem('chatbot.session')")
+        await page.get_by_role("button", name="Start a new conversation").click()
+        await page.wait_for_selector("#empty-note", timeout=WAIT_MS)
+        await page.wait_for_function(
+            "key => localStorage.getItem('chatbot.session') !== key", arg=key, timeout=WAIT_MS
+        )
+        assert await page.locator(".message").count() == 0
         await page.context.close()
 
 

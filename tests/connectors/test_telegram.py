@@ -12,8 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from chatbot.agent import Agent
-from chatbot.errors import ConfigError
+from chatbot.agent import Agent, TrainedModel
+from chatbot.errors import ConfigError, StoreUnavailable
+from chatbot.server.errors import APOLOGY
+from chatbot.store.base import StoredConversation
+from chatbot.store.memory import InMemoryStore
 from connectors.outbound import RetryPolicy
 from connectors.telegram import TelegramChannel
 from connectors.telegram_messages import PayloadBook, inline_keyboard, split_text, telegram_calls
@@ -26,7 +29,7 @@ from tests.connectors.fake_telegram import (
     message_update,
     wait_calls,
 )
-from tests.connectors.servers import ServeChannel, Served, serve
+from tests.connectors.servers import ServeChannel, Served, app_with, serve
 
 FAST_RETRIES = RetryPolicy(attempts=3, base_delay=0.01, max_delay=2.0, timeout=5.0)
 # Intents whose answers tell which one was answered (rules answer them at any point).
@@ -291,3 +294,24 @@ def test_buttons_go_with_the_last_piece_and_custom_payloads_pick_their_method() 
     assert telegram_calls({"custom": {"type": "booking"}}, chat, book) == []
     many = inline_keyboard([{"title": f"Option {i}", "payload": f"/o{i}"} for i in range(5)], book)
     assert [len(row) for row in many["inline_keyboard"]] == [1, 1, 1, 1, 1]
+
+
+class StoreDown(InMemoryStore):
+    async def load(self, conversation_id: str, *, all_sessions: bool = False) -> StoredConversation:
+        raise StoreUnavailable("the database is gone")
+
+
+async def test_the_user_is_told_sorry_when_the_store_is_down(
+    restaurant_model: TrainedModel,
+) -> None:
+    agent = Agent(restaurant_model, store=StoreDown())
+    api = FakeTelegramApi()
+    async with serve(api.app) as fake:
+        channel = TelegramChannel.from_credentials(
+            {"access_token": TOKEN, "secret_token": SECRET, "api_url": fake.url}
+        )
+        async with serve(app_with(agent, channel)) as served, aiohttp.ClientSession() as http:
+            telegram = Telegram(served, api, channel, http)
+            await telegram.say("/greet")
+            (sent,) = await wait_calls(api, "sendMessage", 1)
+    assert sent["params"] == {"chat_id": CHAT, "text": APOLOGY}
