@@ -9,6 +9,7 @@ got, each client's messages in the order it sent them, and never half a turn.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tests.chatbot.store.mp_server import (  # noqa: F401 (fixtures)
     ServerLauncher,
     check_answers,
     check_log,
+    client_and_n,
     client_session,
     launcher_fixture,
     moodbot_model_file_fixture,
@@ -40,7 +42,7 @@ MESSAGES_PER_CLIENT = 5  # 20 messages a conversation, 1,000 in all
 # connections, and a server with more than 100 fails lock calls (see
 # test_multiprocess_lock_connections.py).
 MAX_IN_FLIGHT = 64
-# All the traffic of the first test; it took about a minute on 2 busy cores.
+# All the traffic of the first test; it took 23 s on 2 cores shared with a load average of 8.
 TRAFFIC_TIMEOUT = 300.0
 
 
@@ -99,10 +101,19 @@ async def test_two_servers_answer_concurrent_clients_once_each_in_order(
 
     stored = await read_store(postgres_url)
     assert sorted(stored) == ids
+    interleaved = 0
     for conversation_id in ids:
         turns = check_log(conversation_id, stored[conversation_id])
         assert len(turns) == CLIENTS_PER_CONVERSATION * MESSAGES_PER_CLIENT, conversation_id
         check_answers(conversation_id, turns, sent[conversation_id])
+        clients = [client_and_n(turn.tag)[0] for turn in turns]
+        switches = sum(a != b for a, b in itertools.pairwise(clients))
+        interleaved += switches > CLIENTS_PER_CONVERSATION - 1
+    # The clients of a conversation did race each other (else the locks were never tested).
+    print(
+        f"{interleaved} of {CONVERSATIONS} conversations with their clients' messages interleaved"
+    )
+    assert interleaved >= CONVERSATIONS // 2
 
 
 KILLED_CONVERSATIONS = 16
