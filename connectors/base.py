@@ -1,4 +1,11 @@
-"""The channel interface: a channel mounts its webhook routes on the server's application."""
+"""The channel interface: a channel mounts its webhook routes on the server's application.
+
+A channel hands each user message to the server's gate, ``request.app[GATE].handle(message)``
+(``chatbot.server.keys.GATE``): it applies the message-length and per-sender rate limits, counts
+and times the turn for ``/metrics`` and logs it without the user's text. When the bot cannot
+answer (``chatbot.server.errors.failure_of(exc).apology``: the store is down, the conversation is
+busy), the channel sends ``chatbot.server.errors.APOLOGY`` to the user instead of staying silent.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,8 @@ class InputChannel(ABC):
 
     @classmethod
     def from_credentials(cls, params: dict[str, Any]) -> InputChannel:
+        """The channel from its credentials.yml block; a bad setting is a ConfigError (the
+        server adds the file and line)."""
         return cls()
 
     @abstractmethod

@@ -91,8 +91,13 @@ async def load_conversation(request: web.Request, conversation_id: str) -> Conve
             limit = float(until)
         except ValueError:
             raise json_error(400, "'until' must be a timestamp (seconds since 1970)") from None
-        events = [e for e in events if float(e.get("timestamp") or 0.0) <= limit]
+        events = [e for e in events if _timestamp(e) <= limit]
     return Conversation(conversation_id, agent.domain, events)
+
+
+def _timestamp(event: dict[str, Any]) -> float:
+    value = event.get("timestamp")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 async def get_tracker(request: web.Request) -> web.Response:
