@@ -195,8 +195,8 @@ async def test_an_open_api_listens_on_loopback_only(
         assert "127.0.0.1 only" in warning
         assert f"http://127.0.0.1:{port}" in await stdout.wait_for("is up")
         async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{port}/status") as response:
-                assert response.status == 200
+            response = await session.get(f"http://127.0.0.1:{port}/status")
+            assert response.status == 200
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), WAIT) == 0
     finally:
