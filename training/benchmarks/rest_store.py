@@ -397,6 +397,7 @@ async def warm_up(servers: list[ServerProcess]) -> None:
 
 
 def redis_block(url: str, prefix: str) -> dict[str, Any]:
+    """A Rasa ``lock_store:`` block for Redis at ``url`` (``redis://[:password@]host:port/db``)."""
     parts = urlsplit(url)
     block: dict[str, Any] = {"type": "redis", "url": parts.hostname or "127.0.0.1"}
     block["port"] = parts.port or 6379
@@ -404,11 +405,13 @@ def redis_block(url: str, prefix: str) -> dict[str, Any]:
         block["db"] = int(parts.path.strip("/"))
     if parts.password:
         block["password"] = parts.password
-    block["key_prefix"] = prefix
+    if prefix:
+        block["key_prefix"] = prefix
     return block
 
 
 def postgres_block(url: str) -> dict[str, Any]:
+    """A Rasa ``tracker_store:`` block for the PostgreSQL database at the SQLAlchemy ``url``."""
     pg = make_url(url)
     block: dict[str, Any] = {
         "type": "sql",

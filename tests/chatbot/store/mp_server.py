@@ -28,11 +28,11 @@ import aiohttp
 import asyncpg
 import pytest
 import yaml
-from sqlalchemy import make_url
 
 from chatbot.conversation.messages import bot_messages
 from tests.helpers import DOMAINS, ROOT
 from tests.services import asyncpg_dsn
+from training.benchmarks.rest_store import postgres_block, redis_block
 
 WEBHOOK = "/webhooks/rest/webhook"
 # A slow, shared machine: a server may take many seconds to import torch and start.
@@ -65,7 +65,7 @@ def write_endpoints(
     *,
     postgres_url: str | None = None,
     redis_url: str | None = None,
-    key_prefix: str | None = None,
+    key_prefix: str = "",
     postgres_port: int | None = None,
     lock_lifetime: float | None = None,
     wait_timeout: float | None = None,
@@ -75,25 +75,12 @@ def write_endpoints(
     key_prefix}``. ``postgres_port`` replaces the database's port (a proxy, a closed port)."""
     blocks: dict[str, Any] = {}
     if postgres_url is not None:
-        pg = make_url(postgres_url)
-        store: dict[str, Any] = {
-            "type": "sql",
-            "dialect": "postgresql",
-            "url": pg.host or "127.0.0.1",
-            "port": postgres_port or pg.port or 5432,
-            "db": pg.database,
-        }
-        if pg.username:
-            store["username"] = pg.username
-        if pg.password:
-            store["password"] = pg.password
-        blocks["tracker_store"] = store
+        blocks["tracker_store"] = postgres_block(postgres_url)
+        if postgres_port is not None:
+            blocks["tracker_store"]["port"] = postgres_port
     if redis_url is not None:
-        parsed = aioredis_parts(redis_url)
-        lock: dict[str, Any] = {"type": "redis", **parsed}
-        if key_prefix:
-            # The factory makes keys "<key_prefix>:lock:..."; the test's prefix ends with ":".
-            lock["key_prefix"] = key_prefix.rstrip(":")
+        # The factory makes keys "<key_prefix>:lock:..."; the test's prefix ends with ":".
+        lock = redis_block(redis_url, key_prefix.rstrip(":"))
         if lock_lifetime is not None:
             lock["lock_lifetime"] = lock_lifetime
         if wait_timeout is not None:
@@ -101,19 +88,6 @@ def write_endpoints(
         blocks["lock_store"] = lock
     path.write_text(yaml.safe_dump(blocks, sort_keys=False))
     return path
-
-
-def aioredis_parts(url: str) -> dict[str, Any]:
-    """``redis://[:password@]host:port/db`` as the keys of a Rasa ``lock_store:`` block."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    block: dict[str, Any] = {"url": parts.hostname or "127.0.0.1", "port": parts.port or 6379}
-    if parts.path.strip("/"):
-        block["db"] = int(parts.path.strip("/"))
-    if parts.password:
-        block["password"] = parts.password
-    return block
 
 
 @dataclass
