@@ -1,11 +1,12 @@
 """The joint network: a BiLSTM over token features, shared by an intent head and a CRF tagger.
 
-token features: word embedding | character CNN | lexical | regex/lookup   (B, T, F)
-    -> BiLSTM                                                             (B, T, 2H)
-    -> intent head: attention pooling | max pooling | n-gram bag -> linear  (B, intents)
-    -> tagger: linear -> CRF over BILOU tags                               (B, T, tags)
-    -> roles, groups: linear per token                                     (B, T, roles)
-    -> response selector: its own attention pooling | bag -> linear         (B, responses)
+token features: word embedding | character CNN | lexical | regex/lookup      (B, T, F)
+    -> BiLSTM                                                                (B, T, 2H)
+    -> intent head: attention pooling | max pooling | n-gram bag | patterns
+                    -> linear, plus a linear model of the n-grams             (B, intents)
+    -> tagger: linear, plus a linear map of the regex/lookup matches -> CRF   (B, T, tags)
+    -> roles, groups: linear per token                                        (B, T, roles)
+    -> response selector: its own attention pooling | n-gram bag -> linear    (B, responses)
 """
 
 from __future__ import annotations
@@ -147,6 +148,12 @@ class JointNet(nn.Module):
             else None
         )
         bag_dim = s.count_vectors_dim if sizes.ngrams else 0
+        # A logistic regression over the n-grams beside the BiLSTM: strong on tiny data sets.
+        self.ngram_intents = (
+            nn.EmbeddingBag(sizes.ngrams, sizes.intents, mode="sum") if sizes.ngrams else None
+        )
+        if self.ngram_intents is not None:
+            nn.init.zeros_(self.ngram_intents.weight)
         self.intent_pool = AttentionPool(state_dim, s.attention_dim)
         self.intent_out = nn.Linear(2 * state_dim + bag_dim + sizes.patterns, sizes.intents)
         self.tag_out = nn.Linear(state_dim, sizes.tags) if sizes.tags else None
@@ -212,6 +219,8 @@ class JointNet(nn.Module):
         matched = [batch.patterns.max(dim=1).values] if batch.patterns.shape[2] else []  # (B, P)
         sentence = torch.cat([self.intent_pool(states, mask), pooled_max, *bag, *matched], dim=1)
         intent_logits = self.intent_out(self.dropout(sentence))
+        if self.ngram_intents is not None:  # (B, intents)
+            intent_logits = intent_logits + self.ngram_intents(batch.ngrams, batch.ngram_offsets)
         emissions = self.tag_out(states) if self.tag_out is not None else None
         if emissions is not None and self.pattern_tags is not None:
             emissions = emissions + self.pattern_tags(batch.patterns)
