@@ -47,6 +47,7 @@ def train_nlu(
     samples = encode_samples(examples, featurizer, labels, settings.max_tokens)
     if not samples:
         raise TrainingError("no NLU training example has a word in it")
+    tagger = settings.entity_recognition and bool(labels.entity_types)
     sizes = NetSizes(
         words=len(featurizer.words),
         chars=len(featurizer.chars),
@@ -54,9 +55,10 @@ def train_nlu(
         patterns=featurizer.n_patterns,
         ngrams=len(featurizer.ngrams),
         intents=len(labels.intents),
-        tags=1 + 4 * len(labels.entity_types) if labels.entity_types else 0,
-        roles=len(labels.roles),
-        groups=len(labels.groups),
+        # Entity types are known either way (RegexEntityExtractor uses them); a tagger is optional.
+        tags=1 + 4 * len(labels.entity_types) if tagger else 0,
+        roles=len(labels.roles) if tagger else 0,
+        groups=len(labels.groups) if tagger else 0,
         responses=len(labels.response_keys),
     )
     began = time.perf_counter()

@@ -48,7 +48,7 @@ def _most_common(counts: Counter[str], limit: int) -> list[str]:
 
 
 def fit_labels(examples: Sequence[NLUExample], settings: NLUSettings) -> Labels:
-    entities = [a for e in examples for a in e.entities] if settings.entity_recognition else []
+    entities = [a for e in examples for a in e.entities]
     return Labels(
         intents=tuple(sorted({e.base_intent for e in examples})),
         entity_types=tuple(sorted({a.entity for a in entities})),

@@ -12,7 +12,9 @@ from safetensors.torch import save as save_safetensors
 
 from chatbot.errors import ModelFileError
 from chatbot.nlu import NLU_FALLBACK, NLUModel
+from chatbot.project.config import ComponentConfig
 from tests.chatbot.nlu.toy import toy_data
+from training.nlu import train_nlu
 
 
 def entities_of(result: dict) -> list[tuple]:
@@ -192,3 +194,29 @@ async def test_parse_async_matches_parse(toy_model: NLUModel) -> None:
     long = "hello " * 100
     results = await asyncio.gather(toy_model.parse_async(short), toy_model.parse_async(long))
     assert results == [toy_model.parse(short), toy_model.parse(long)]
+
+
+def test_regex_entity_extractor_works_without_the_tagger() -> None:
+    pipeline = [
+        ComponentConfig("RegexFeaturizer"),
+        ComponentConfig("DIETClassifier", {"entity_recognition": False, "epochs": 10}),
+        ComponentConfig("RegexEntityExtractor"),
+    ]
+    model = train_nlu(toy_data(), pipeline, seed=1, show_progress=False)
+    assert model.net.crf is None
+    assert model.parse("my zip code is 55555")["entities"] == [
+        {
+            "entity": "zipcode",
+            "start": 15,
+            "end": 20,
+            "value": "55555",
+            "confidence_entity": 1.0,
+            "extractor": "RegexEntityExtractor",
+        }
+    ]
+    (berlin,) = model.parse("fly to Berlin")["entities"]
+    assert (berlin["entity"], berlin["value"], berlin["extractor"]) == (
+        "city",
+        "Berlin",
+        "RegexEntityExtractor",
+    )

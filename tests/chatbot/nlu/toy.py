@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
+from chatbot.nlu import NLUModel
 from chatbot.project.training_data import (
     EntityAnnotation,
     LookupTable,
@@ -12,6 +14,7 @@ from chatbot.project.training_data import (
     NLUExample,
     RegexFeature,
 )
+from training.nlu import train_nlu
 
 _MARKUP = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<short>[^)]+)\)|(?P<long>\{[^}]+\}))")
 
@@ -141,3 +144,9 @@ def toy_data() -> NLUData:
             )
         ],
     )
+
+
+@functools.cache
+def trained_toy_model() -> NLUModel:
+    """The toy bot's model, default pipeline, trained once per test run (a second or two)."""
+    return train_nlu(toy_data(), [], seed=7, show_progress=False)

@@ -80,7 +80,7 @@ def test_folds_are_stratified_and_seeded() -> None:
 
 
 def test_cross_validation_runs_and_reports(tmp_path: Path) -> None:
-    pipeline = [ComponentConfig("BiLSTMCRF", {"epochs": 15, "hidden": 32})]
+    pipeline = [ComponentConfig("BiLSTMCRF", {"epochs": 8, "hidden": 16, "word_dim": 16})]
     result = cross_validate(toy_data(), pipeline, 2, tmp_path, seed=5)
     assert result["folds"] == 2
     assert len(result["fold_summaries"]) == 2
