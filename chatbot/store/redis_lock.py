@@ -142,7 +142,12 @@ class RedisLockStore(LockStore):
             "health_check_interval": 30,
         }
         options.update(client_options or {})
-        self._client = aioredis.Redis.from_url(url, **options)
+        # A blocking pool: past its connections, callers wait for one instead of failing
+        # (redis-py's default pool raises "Too many connections" at 100 lock calls in flight).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=100, timeout=10, **options
+        )
+        self._client = aioredis.Redis.from_pool(pool)
         self._lifetime_ms = max(1, round(lock_lifetime * 1000))
         self._key_ttl_ms = 2 * self._lifetime_ms + 1000
         self._enqueue = self._client.register_script(_LUA_ENQUEUE)

@@ -38,9 +38,8 @@ CONVERSATIONS = 50
 CLIENTS_PER_CONVERSATION = 4
 MESSAGES_PER_CLIENT = 5  # 20 messages a conversation, 1,000 in all
 # HTTP requests in flight at once, over the 200 clients (the rest wait for a connection, as behind
-# a proxy). Below 100 per server: each request in flight can use one of the lock store's Redis
-# connections, and a server with more than 100 fails lock calls (see
-# test_multiprocess_lock_connections.py).
+# a proxy); the lock store copes with more (test_multiprocess_lock_connections.py), this bounds
+# the load on a small machine.
 MAX_IN_FLIGHT = 64
 # All the traffic of the first test; it took 23 s on 2 cores shared with a load average of 8.
 TRAFFIC_TIMEOUT = 300.0

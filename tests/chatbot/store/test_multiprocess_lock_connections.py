@@ -21,14 +21,6 @@ CONVERSATIONS = 50
 
 
 @pytest.mark.services
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "chatbot/store/redis_lock.py: RedisLockStore's client uses redis-py's default pool, "
-        "which raises MaxConnectionsError ('Too many connections') past 100 commands in flight "
-        "instead of waiting for a connection"
-    ),
-)
 async def test_more_messages_in_flight_than_redis_connections_all_get_their_lock(
     redis_url: str, redis_key_prefix: str
 ) -> None:

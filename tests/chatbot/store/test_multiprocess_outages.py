@@ -30,13 +30,6 @@ from tests.services import TcpProxy
 LEAKS = ("Traceback", "asyncpg", "sqlalchemy", "Errno", "5432")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "chatbot/server/app.py _lifecycle catches StoreUnavailable at start-up and serves "
-        "anyway; the fix (let it propagate to chatbot.cli's user_errors) is the server's owner's"
-    ),
-)
 async def test_a_database_unreachable_at_start_is_one_line_and_a_failed_exit(
     launcher: ServerLauncher, tmp_path: Path
 ) -> None:
