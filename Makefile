@@ -21,7 +21,7 @@ $(MODEL): $(STAMP)
 	$(BIN)/chatbot train --project $(DEFAULT_BOT) --out $(MODEL)
 
 demo: $(MODEL)
-	$(BIN)/chatbot run --project $(DEFAULT_BOT) --model $(MODEL) --port 5005
+	$(BIN)/chatbot run --project $(DEFAULT_BOT) --model $(MODEL) --host 127.0.0.1 --port 5005
 
 shell: $(MODEL)
 	$(BIN)/chatbot shell --project $(DEFAULT_BOT) --model $(MODEL)
