@@ -1,0 +1,44 @@
+"""The bAbI dialog conversion end to end on a few dialogs of task 1 (real data, when present)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatbot.actions.knowledge_base import KnowledgeBase, KnowledgeBaseQueryAction, lookup_entities
+from training.babi_reader import data_dir, read_dialogs, task_file
+from training.benchmarks.babi import evaluate, make_babi, train
+
+FOLDER = data_dir()
+needs_data = pytest.mark.skipif(
+    FOLDER is None, reason="bAbI dialog data not found under $CHATBOT_DATA_DIR (../shared/data)"
+)
+
+
+def test_knowledge_base_query_and_lookup(tmp_path):
+    path = tmp_path / "kb.txt"
+    path.write_text(
+        "1 resto_a R_cuisine thai\n1 resto_a R_rating 3\n"
+        "1 resto_b R_cuisine thai\n1 resto_b R_rating 7\n1 resto_c R_cuisine greek\n",
+        encoding="utf-8",
+    )
+    kb = KnowledgeBase.from_babi(path)
+    assert kb.query({"cuisine": "thai"}) == ["resto_b", "resto_a"]
+    table = kb.lookup_table(["cuisine"])
+    assert [e["value"] for e in lookup_entities("Greek or thai food", table)] == ["greek", "thai"]
+    events = KnowledgeBaseQueryAction(kb, ["cuisine"]).events({"cuisine": "thai"})
+    assert {e["name"]: e["value"] for e in events}["restaurant"] == "resto_b"
+
+
+@needs_data
+def test_task1_trains_and_scores_on_a_few_dialogs():
+    assert FOLDER is not None
+    babi = make_babi(FOLDER)
+    trn = read_dialogs(task_file(FOLDER, 1, "trn"), 20)
+    tst = read_dialogs(task_file(FOLDER, 1, "tst"), 5)
+    assert len(trn) == 20 and all(d.turns for d in trn)
+    assert any(t.bot.startswith("api_call ") for t in trn[0].turns)
+    model = train(babi, trn, {"epochs": 60})
+    assert "api_call {cuisine} {location} {party_size} {price}" in babi.templates
+    scores = evaluate(babi, model, tst)
+    assert scores["dialogs"] == 5 and scores["responses"] > 20
+    assert scores["per_response"] >= 0.8, scores

@@ -1,0 +1,294 @@
+"""bAbI dialog tasks (Bordes et al. 2017) as bot projects: train the LSTM policy, score bot turns.
+
+Each task becomes a project of framework objects: a Domain whose responses are the task's bot texts
+with knowledge-base values replaced by slot placeholders (``api_call {cuisine} {location}
+{party_size} {price}``), slots for the tracked entities, entities found by lookup tables built from
+the knowledge base, and the knowledge-base query as an in-process action
+(``chatbot.actions.knowledge_base``); stories are end-to-end (``UserStep(text=...)``, no intents)
+with template actions. Evaluation replays each test dialog with its own history (teacher forcing,
+as ``chatbot test``) and compares the exact text of every bot turn, the predicted template filled
+from the slots, with the data's: per-response and per-dialog accuracy.
+
+    python -m training.benchmarks.babi --task 1 [--dialogs 200] [--write-docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from chatbot.actions.knowledge_base import (
+    RESULTS_SLOT,
+    KnowledgeBase,
+    KnowledgeBaseNextAction,
+    KnowledgeBaseQueryAction,
+    lookup_entities,
+)
+from chatbot.agent import TrainedModel
+from chatbot.conversation.conversation import Conversation
+from chatbot.conversation.responses import fill_templates
+from chatbot.project.config import ComponentConfig, ProjectConfig
+from chatbot.project.domain import Domain, Entity, ResponseVariation, Slot
+from chatbot.project.project import Project
+from chatbot.project.stories import ActionStep, SlotStep, Story, UserStep
+from chatbot.project.training_data import EntityAnnotation
+from training.babi_reader import Dialog, data_dir, read_dialogs, task_file
+from training.story_events import build
+from training.train import train_project
+
+logger = logging.getLogger(__name__)
+
+USER_SLOTS = ("cuisine", "location", "party_size", "price")
+ITEM_SLOTS = ("restaurant", "phone", "address")
+QUERY = "action_query_knowledge_base"
+NEXT = "action_next_knowledge_base_result"
+LSTM_PARAMS: dict[str, Any] = {"epochs": 100, "augmentation_factor": 0, "patience": 5}
+# Bordes et al. 2017 Table 2 (Memory Networks without / with match type), per-response accuracy;
+# HCN (Williams et al. 2017) T5 100, T6 55.6. See ../shared/data/README.md.
+PUBLISHED = {
+    1: "99.9 / 100",
+    2: "100 / 98.3",
+    3: "74.9 / 74.9",
+    4: "59.5 / 100",
+    5: "96.1 / 93.4 (HCN 100)",
+    6: "41.1 / 41.0 (HCN 55.6)",
+}
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass
+class BabiProject:
+    """A task as framework objects, plus what converting more dialogs needs."""
+
+    kb: KnowledgeBase
+    user_table: dict[str, str]  # word -> user slot (lookup tables)
+    value_table: dict[str, str]  # word -> slot, for turning bot texts into templates
+    templates: dict[str, str] = field(default_factory=dict)  # template -> action name
+
+    def template_of(self, text: str) -> str:
+        return " ".join(
+            "{" + self.value_table[w] + "}" if w in self.value_table else w for w in text.split()
+        )
+
+    def action_for(self, text: str) -> str:
+        template = self.template_of(text)
+        if template not in self.templates:
+            head = re.sub(r"\W+", "_", template.split("{")[0]).strip("_")[:32]
+            self.templates[template] = f"utter_{len(self.templates):03d}_{head}"
+        return self.templates[template]
+
+    def domain(self) -> Domain:
+        slots = {
+            **{s: Slot(s, "text") for s in (*USER_SLOTS, "restaurant")},
+            **{s: Slot(s, "any", influence_conversation=False) for s in ("phone", "address")},
+            "rating": Slot("rating", "any", influence_conversation=False),
+            RESULTS_SLOT: Slot(RESULTS_SLOT, "any", influence_conversation=False),
+        }
+        responses: dict[str, tuple[ResponseVariation, ...]] = {
+            name: (ResponseVariation({"text": template}),)
+            for template, name in self.templates.items()
+        }
+        return Domain(
+            entities={e: Entity(e) for e in USER_SLOTS},
+            slots=slots,
+            responses=responses,
+            actions=(QUERY, NEXT),
+            store_entities_as_slots=False,
+        )
+
+    def story(self, dialog: Dialog, name: str) -> Story:
+        """A dialog as an end-to-end story: user texts with lookup entities and their slots, the
+        template action of each bot turn, and the knowledge-base actions with their slot events."""
+        steps: list[Any] = []
+        slots: dict[str, Any] = {}
+        query = KnowledgeBaseQueryAction(self.kb, USER_SLOTS)
+        nxt = KnowledgeBaseNextAction(self.kb, USER_SLOTS)
+        for turn in dialog.turns:
+            if turn.user is not None:
+                entities = lookup_entities(turn.user, self.user_table)
+                steps.append(
+                    UserStep(
+                        text=turn.user,
+                        entities=tuple(
+                            EntityAnnotation(e["start"], e["end"], e["value"], e["entity"])
+                            for e in entities
+                        ),
+                    )
+                )
+                found = {e["entity"]: e["value"] for e in entities}
+                if found:
+                    steps.append(SlotStep(tuple(found.items())))
+                    slots.update(found)
+            words = turn.bot.split()
+            offered = next((w for w in words if w in self.kb.items), None)
+            if offered is not None and offered != slots.get("restaurant"):
+                if RESULTS_SLOT not in slots:
+                    steps.append(ActionStep(QUERY))
+                    events = query.events(slots)
+                else:
+                    steps.append(ActionStep(NEXT))
+                    events = nxt.events(slots)
+                changes = tuple((e["name"], e["value"]) for e in events)
+                steps.append(SlotStep(changes))
+                slots.update(changes)
+            steps.append(ActionStep(self.action_for(turn.bot)))
+            if words and words[0] == "api_call":
+                steps.append(ActionStep(QUERY))
+                changes = tuple((e["name"], e["value"]) for e in query.events(slots))
+                steps.append(SlotStep(changes))
+                slots.update(changes)
+        return Story(name, "story", tuple(steps))
+
+
+def make_babi(folder: Path) -> BabiProject:
+    kb = KnowledgeBase.from_babi(folder / "dialog-babi-kb-all.txt")
+    user_table = kb.lookup_table(USER_SLOTS)
+    return BabiProject(kb, user_table, kb.lookup_table((*ITEM_SLOTS, *USER_SLOTS)))
+
+
+def train(
+    babi: BabiProject,
+    dialogs: Sequence[Dialog],
+    params: Mapping[str, Any] | None = None,
+    *,
+    seed: int = 42,
+    show_progress: bool = False,
+) -> TrainedModel:
+    stories = [babi.story(d, f"trn-{d.index}") for d in dialogs]
+    config = ProjectConfig(
+        policies=(ComponentConfig("LSTMPolicy", {**LSTM_PARAMS, **(params or {})}),)
+    )
+    project = Project(Path("babi"), babi.domain(), stories=stories, config=config)
+    model = train_project(project, seed=seed, show_progress=show_progress)
+    model.ensemble["fallback_threshold"] = 0.0
+    return model
+
+
+def evaluate(
+    babi: BabiProject, model: TrainedModel, dialogs: Sequence[Dialog]
+) -> dict[str, float | int]:
+    """Per-response and per-dialog accuracy of the filled bot texts, with each dialog's own
+    history (a wrong turn does not derail the next ones)."""
+    ensemble = model.make_ensemble()
+    domain = model.domain
+    right = total = dialogs_right = 0
+    for dialog in dialogs:
+        story = babi.story(dialog, f"tst-{dialog.index}")
+        conv = build(story.name, story, story.steps, domain)
+        replay = Conversation(f"babi-{dialog.index}", domain)
+        gold_texts = iter(turn.bot for turn in dialog.turns)
+        all_right = True
+        for event, target in zip(conv.events, conv.targets, strict=True):
+            if target and event["name"] in domain.responses:
+                predicted = ensemble.predict(replay).action
+                ok = render_text(domain, predicted, replay.slots) == next(gold_texts)
+                right += ok
+                total += 1
+                all_right &= ok
+            replay.append(event)
+        dialogs_right += all_right
+    return {
+        "per_response": round(right / total, 4) if total else 1.0,
+        "per_dialog": round(dialogs_right / len(dialogs), 4) if dialogs else 1.0,
+        "responses": total,
+        "dialogs": len(dialogs),
+    }
+
+
+def render_text(domain: Domain, action: str, slots: Mapping[str, Any]) -> str | None:
+    variations = domain.responses.get(action)
+    if not variations:
+        return None
+    values = {k: v for k, v in slots.items() if v is not None}
+    return str(fill_templates(variations[0].text, values))
+
+
+def run(task: int, dialogs: int | None, seed: int = 42) -> list[dict[str, Any]]:
+    folder = data_dir()
+    if folder is None:
+        raise SystemExit("bAbI dialog data not found; set CHATBOT_DATA_DIR (see docs)")
+    babi = make_babi(folder)
+    trn = read_dialogs(task_file(folder, task, "trn"), dialogs)
+    started = time.perf_counter()
+    threads = torch.get_num_threads()
+    model = train(babi, trn, seed=seed)
+    train_s = time.perf_counter() - started
+    rows = []
+    torch.set_num_threads(1)
+    try:
+        for split in ("tst", "tst-OOV"):
+            path = task_file(folder, task, split)
+            if not path.exists():
+                continue
+            scores = evaluate(babi, model, read_dialogs(path, dialogs))
+            rows.append(
+                {
+                    "task": task,
+                    "split": split,
+                    **scores,
+                    "train_s": round(train_s, 1),
+                    "train_dialogs": len(trn),
+                    "templates": len(babi.templates),
+                }
+            )
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+def write_docs(rows: Sequence[Mapping[str, Any]], command: str, path: Path) -> None:
+    lines = [
+        "# bAbI dialog tasks",
+        "",
+        "Our LSTM policy on bAbI dialog tasks (Bordes, Boureau & Weston, ICLR 2017), each task",
+        "converted into a bot project by `training/benchmarks/babi.py`: response templates filled",
+        "from slots, entities from knowledge-base lookup tables, the `api_call` as an in-process",
+        "knowledge-base action. Every bot turn's exact text is compared, with the dialog's own",
+        "history (teacher forcing); knowledge-base actions between turns are not scored.",
+        "",
+        "| task | split | train dialogs | test dialogs | per-response | per-dialog | "
+        "published per-response (MemN2N without / with match) | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['split']} | {r['train_dialogs']} | {r['dialogs']} | "
+            f"{100 * r['per_response']:.1f} | {100 * r['per_dialog']:.1f} | "
+            f"{PUBLISHED.get(r['task'], '')} | {r['train_s']} |"
+        )
+    lines += ["", f"Command: `{command}` (2 shared CPU cores, 1 torch thread).", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", type=int, nargs="+", default=[1], choices=range(1, 7))
+    parser.add_argument("--dialogs", type=int, default=None, help="first K dialogs of each file")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--write-docs", type=Path, default=None, metavar="PATH")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    rows = []
+    for task in args.task:
+        for row in run(task, args.dialogs, args.seed):
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    if args.write_docs:
+        tasks = " ".join(map(str, args.task))
+        dialogs = f" --dialogs {args.dialogs}" if args.dialogs else ""
+        write_docs(
+            rows, f"python -m training.benchmarks.babi --task {tasks}{dialogs}", args.write_docs
+        )
+
+
+if __name__ == "__main__":
+    main()
