@@ -110,9 +110,23 @@ class BabiProject:
         template action of each bot turn, and the knowledge-base actions with their slot events."""
         steps: list[Any] = []
         slots: dict[str, Any] = {}
-        query = KnowledgeBaseQueryAction(self.kb, USER_SLOTS)
-        nxt = KnowledgeBaseNextAction(self.kb, USER_SLOTS)
+        # The knowledge-base lines of a dialog are what its API returned (bAbI's protocol): the
+        # query action reads them; without any it reads the whole knowledge base.
+        kb = self.kb
+        lines = [line for turn in dialog.turns for line in turn.kb_lines]
+        if lines:
+            kb = KnowledgeBase()
+            for line in lines:
+                kb.add_line(line)
+        query = KnowledgeBaseQueryAction(kb, USER_SLOTS)
+        nxt = KnowledgeBaseNextAction(kb, USER_SLOTS)
+        called = False
         for turn in dialog.turns:
+            if turn.kb_lines and not called:
+                # Results given before any api_call (tasks 3 and 4): context, as slot events.
+                changes = tuple((e["name"], e["value"]) for e in query.events({}))
+                steps.append(SlotStep(changes))
+                slots.update(changes)
             if turn.user is not None:
                 entities = lookup_entities(turn.user, self.user_table)
                 steps.append(
@@ -142,6 +156,7 @@ class BabiProject:
                 slots.update(changes)
             steps.append(ActionStep(self.action_for(turn.bot)))
             if words and words[0] == "api_call":
+                called = True
                 steps.append(ActionStep(QUERY))
                 changes = tuple((e["name"], e["value"]) for e in query.events(slots))
                 steps.append(SlotStep(changes))
