@@ -48,7 +48,7 @@ from training.train import train_project
 logger = logging.getLogger(__name__)
 
 USER_SLOTS = ("cuisine", "location", "party_size", "price")
-ITEM_SLOTS = ("restaurant", "phone", "address")
+TEMPLATE_SLOTS = (*USER_SLOTS, "restaurant", "phone", "address")
 QUERY = "action_query_knowledge_base"
 NEXT = "action_next_knowledge_base_result"
 LSTM_PARAMS: dict[str, Any] = {"epochs": 100, "augmentation_factor": 0, "patience": 5}
@@ -71,16 +71,13 @@ class BabiProject:
 
     kb: KnowledgeBase
     user_table: dict[str, str]  # word -> user slot (lookup tables)
-    value_table: dict[str, str]  # word -> slot, for turning bot texts into templates
     templates: dict[str, str] = field(default_factory=dict)  # template -> action name
 
-    def template_of(self, text: str) -> str:
-        return " ".join(
-            "{" + self.value_table[w] + "}" if w in self.value_table else w for w in text.split()
-        )
-
-    def action_for(self, text: str) -> str:
-        template = self.template_of(text)
+    def action_for(self, text: str, slots: Mapping[str, Any]) -> str:
+        """The template action of a bot text: each word that is the current value of a slot the
+        bot knows (from the user's entities or the knowledge-base actions) becomes ``{slot}``."""
+        known = {v: k for k, v in slots.items() if k in TEMPLATE_SLOTS and isinstance(v, str)}
+        template = " ".join("{" + known[w] + "}" if w in known else w for w in text.split())
         if template not in self.templates:
             head = re.sub(r"\W+", "_", template.split("{")[0]).strip("_")[:32]
             self.templates[template] = f"utter_{len(self.templates):03d}_{head}"
@@ -154,7 +151,7 @@ class BabiProject:
                 changes = tuple((e["name"], e["value"]) for e in events)
                 steps.append(SlotStep(changes))
                 slots.update(changes)
-            steps.append(ActionStep(self.action_for(turn.bot)))
+            steps.append(ActionStep(self.action_for(turn.bot, slots)))
             if words and words[0] == "api_call":
                 called = True
                 steps.append(ActionStep(QUERY))
@@ -164,10 +161,12 @@ class BabiProject:
         return Story(name, "story", tuple(steps))
 
 
-def make_babi(folder: Path) -> BabiProject:
-    kb = KnowledgeBase.from_babi(folder / "dialog-babi-kb-all.txt")
+def make_babi(folder: Path, task: int = 1) -> BabiProject:
+    """Tasks 1-5 share one knowledge base; task 6 (DSTC2) has its own."""
+    name = "dialog-babi-task6-dstc2-kb.txt" if task == 6 else "dialog-babi-kb-all.txt"
+    kb = KnowledgeBase.from_babi(folder / name)
     user_table = kb.lookup_table(USER_SLOTS)
-    return BabiProject(kb, user_table, kb.lookup_table((*ITEM_SLOTS, *USER_SLOTS)))
+    return BabiProject(kb, user_table)
 
 
 def train(
@@ -231,7 +230,7 @@ def run(task: int, dialogs: int | None, seed: int = 42) -> list[dict[str, Any]]:
     folder = data_dir()
     if folder is None:
         raise SystemExit("bAbI dialog data not found; set CHATBOT_DATA_DIR (see docs)")
-    babi = make_babi(folder)
+    babi = make_babi(folder, task)
     trn = read_dialogs(task_file(folder, task, "trn"), dialogs)
     started = time.perf_counter()
     threads = torch.get_num_threads()
