@@ -191,7 +191,9 @@ def evaluate(
     babi: BabiProject, model: TrainedModel, dialogs: Sequence[Dialog]
 ) -> dict[str, float | int]:
     """Per-response and per-dialog accuracy of the filled bot texts, with each dialog's own
-    history (a wrong turn does not derail the next ones)."""
+    history (a wrong turn does not derail the next ones). A bot turn is right when its text is,
+    and so was every action predicted since the previous bot turn (``action_listen`` and the
+    knowledge-base actions, whose results the text shows)."""
     ensemble = model.make_ensemble()
     domain = model.domain
     right = total = dialogs_right = 0
@@ -201,13 +203,19 @@ def evaluate(
         replay = Conversation(f"babi-{dialog.index}", domain)
         gold_texts = iter(turn.bot for turn in dialog.turns)
         all_right = True
+        hidden_ok = True  # the actions before this bot turn (listen, knowledge base) were right
         for event, target in zip(conv.events, conv.targets, strict=True):
-            if target and event["name"] in domain.responses:
+            if target:
                 predicted = ensemble.predict(replay).action
-                ok = render_text(domain, predicted, replay.slots) == next(gold_texts)
-                right += ok
-                total += 1
-                all_right &= ok
+                if event["name"] in domain.responses:
+                    text = render_text(domain, predicted, replay.slots)
+                    ok = hidden_ok and text == next(gold_texts)
+                    right += ok
+                    total += 1
+                    all_right &= ok
+                    hidden_ok = True
+                else:
+                    hidden_ok &= predicted == event["name"]
             replay.append(event)
         dialogs_right += all_right
     return {
@@ -267,7 +275,8 @@ def write_docs(rows: Sequence[Mapping[str, Any]], command: str, path: Path) -> N
         "converted into a bot project by `training/benchmarks/babi.py`: response templates filled",
         "from slots, entities from knowledge-base lookup tables, the `api_call` as an in-process",
         "knowledge-base action. Every bot turn's exact text is compared, with the dialog's own",
-        "history (teacher forcing); knowledge-base actions between turns are not scored.",
+        "history (teacher forcing); a turn counts as right only if the actions predicted since the",
+        "previous bot turn (`action_listen`, knowledge-base query / next result) were right too.",
         "",
         "| task | split | train dialogs | test dialogs | per-response | per-dialog | "
         "published per-response (MemN2N without / with match) | train s |",
