@@ -37,7 +37,7 @@ from chatbot.agent import TrainedModel
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.responses import fill_templates
 from chatbot.project.config import ComponentConfig, ProjectConfig
-from chatbot.project.domain import Domain, Entity, ResponseVariation, Slot
+from chatbot.project.domain import Domain, Entity, ResponseVariation, Slot, SlotMapping
 from chatbot.project.project import Project
 from chatbot.project.stories import ActionStep, SlotStep, Story, UserStep
 from chatbot.project.training_data import EntityAnnotation
@@ -85,7 +85,11 @@ class BabiProject:
 
     def domain(self) -> Domain:
         slots = {
-            **{s: Slot(s, "text") for s in (*USER_SLOTS, "restaurant")},
+            **{
+                s: Slot(s, "text", mappings=(SlotMapping("from_entity", entity=s),))
+                for s in USER_SLOTS
+            },
+            "restaurant": Slot("restaurant", "text"),
             **{s: Slot(s, "any", influence_conversation=False) for s in ("phone", "address")},
             "rating": Slot("rating", "any", influence_conversation=False),
             RESULTS_SLOT: Slot(RESULTS_SLOT, "any", influence_conversation=False),
