@@ -42,3 +42,17 @@ def test_task1_trains_and_scores_on_a_few_dialogs():
     scores = evaluate(babi, model, tst)
     assert scores["dialogs"] == 5 and scores["responses"] > 20
     assert scores["per_response"] >= 0.8, scores
+
+
+@needs_data
+def test_task3_offers_come_from_the_dialog_results_best_rated_first():
+    assert FOLDER is not None
+    babi = make_babi(FOLDER)
+    dialog = read_dialogs(task_file(FOLDER, 3, "trn"), 2)[1]
+    story = babi.story(dialog, "trn-1")
+    offers = [t.bot.split()[-1] for t in dialog.turns if "this option" in t.bot]
+    ratings = [int(name.split("_")[-1].removesuffix("stars")) for name in offers]
+    assert ratings == sorted(ratings, reverse=True) and len(offers) > 1
+    names = [getattr(step, "name", None) for step in story.steps]
+    assert names.count("action_next_knowledge_base_result") == len(offers) - 1
+    assert "what do you think of this option: {restaurant}" in babi.templates

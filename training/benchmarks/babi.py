@@ -73,6 +73,23 @@ class BabiProject:
     user_table: dict[str, str]  # word -> user slot (lookup tables)
     templates: dict[str, str] = field(default_factory=dict)  # template -> action name
 
+    def learn_values(self, dialogs: Sequence[Dialog]) -> int:
+        """Add to the lookup tables the values that training dialogs' ``api_call``s use and the
+        knowledge base lacks (DSTC2 users ask for cuisines no restaurant has); ``R_*`` means
+        "any". Returns how many words were added."""
+        added = 0
+        for dialog in dialogs:
+            for turn in dialog.turns:
+                args = turn.bot.split()
+                if len(args) < 4 or args[0] != "api_call":
+                    continue
+                names = USER_SLOTS if len(args) == 5 else ("cuisine", "location", "price")
+                for name, value in zip(names, args[1:], strict=False):
+                    if not value.startswith("R_") and value not in self.user_table:
+                        self.user_table[value] = name
+                        added += 1
+        return added
+
     def action_for(self, text: str, slots: Mapping[str, Any]) -> str:
         """The template action of a bot text: each word that is the current value of a slot the
         bot knows (from the user's entities or the knowledge-base actions) becomes ``{slot}``."""
@@ -244,6 +261,7 @@ def run(task: int, dialogs: int | None, seed: int = 42) -> list[dict[str, Any]]:
         raise SystemExit("bAbI dialog data not found; set CHATBOT_DATA_DIR (see docs)")
     babi = make_babi(folder, task)
     trn = read_dialogs(task_file(folder, task, "trn"), dialogs)
+    logger.info("%d lookup values learned from api_calls", babi.learn_values(trn))
     started = time.perf_counter()
     threads = torch.get_num_threads()
     model = train(babi, trn, seed=seed)
