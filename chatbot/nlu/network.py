@@ -2,11 +2,11 @@
 
 token features: word embedding | character CNN | lexical | regex/lookup      (B, T, F)
     -> BiLSTM                                                                (B, T, 2H)
-    -> intent head: attention pooling | max pooling | n-gram bag | patterns
-                    -> linear, plus a linear model of the n-grams             (B, intents)
+    -> intent head: attention | max pooling | n-gram bag | patterns -> linear (B, intents)
     -> tagger: linear, plus a linear map of the regex/lookup matches -> CRF   (B, T, tags)
     -> roles, groups: linear per token                                        (B, T, roles)
     -> response selector: its own attention pooling | n-gram bag -> linear    (B, responses)
+message n-grams -> a linear model, mixed into the intent probabilities       (B, intents)
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def collate(messages: Sequence[Encoded]) -> Batch:
 
 
 class Outputs(NamedTuple):
-    intent_logits: torch.Tensor  # (B, intents)
+    intent_logits: torch.Tensor  # (B, intents), the BiLSTM head
+    ngram_logits: torch.Tensor | None  # (B, intents), the linear model of the n-grams
     emissions: torch.Tensor | None  # (B, T, tags)
     role_logits: torch.Tensor | None  # (B, T, roles)
     group_logits: torch.Tensor | None  # (B, T, groups)
@@ -148,9 +149,11 @@ class JointNet(nn.Module):
             else None
         )
         bag_dim = s.count_vectors_dim if sizes.ngrams else 0
-        # A logistic regression over the n-grams beside the BiLSTM: strong on tiny data sets.
+        # A logistic regression over the n-grams beside the BiLSTM head: strong on tiny data sets.
         self.ngram_intents = (
-            nn.EmbeddingBag(sizes.ngrams, sizes.intents, mode="sum") if sizes.ngrams else None
+            nn.EmbeddingBag(sizes.ngrams, sizes.intents, mode="sum")
+            if sizes.ngrams and s.ngram_intent_weight > 0
+            else None
         )
         if self.ngram_intents is not None:
             nn.init.zeros_(self.ngram_intents.weight)
@@ -219,8 +222,11 @@ class JointNet(nn.Module):
         matched = [batch.patterns.max(dim=1).values] if batch.patterns.shape[2] else []  # (B, P)
         sentence = torch.cat([self.intent_pool(states, mask), pooled_max, *bag, *matched], dim=1)
         intent_logits = self.intent_out(self.dropout(sentence))
-        if self.ngram_intents is not None:  # (B, intents)
-            intent_logits = intent_logits + self.ngram_intents(batch.ngrams, batch.ngram_offsets)
+        ngram_logits = (
+            self.ngram_intents(batch.ngrams, batch.ngram_offsets)
+            if self.ngram_intents is not None
+            else None
+        )
         emissions = self.tag_out(states) if self.tag_out is not None else None
         if emissions is not None and self.pattern_tags is not None:
             emissions = emissions + self.pattern_tags(batch.patterns)
@@ -230,4 +236,4 @@ class JointNet(nn.Module):
         if self.response_pool is not None and self.response_out is not None:
             selector = torch.cat([self.response_pool(states, mask), *bag], dim=1)
             responses = self.response_out(self.dropout(selector))
-        return Outputs(intent_logits, emissions, roles, groups, responses)
+        return Outputs(intent_logits, ngram_logits, emissions, roles, groups, responses)

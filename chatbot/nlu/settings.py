@@ -30,6 +30,10 @@ class NLUSettings:
     count_vectors: CountVectors = (("word", 1, 1), ("char_wb", 1, 4))
     count_vectors_max_features: int = 20000
     count_vectors_dim: int = 64
+    # Share of a linear model of the n-grams in the intent probabilities (the rest is the BiLSTM
+    # head's). Each is trained on its own loss. 0: no n-gram model. 0.5 suits bots of a few dozen
+    # examples better; larger ones lose a little with it.
+    ngram_intent_weight: float = 0.25
     # Encoder and heads.
     hidden: int = 128  # per direction
     lstm_layers: int = 1

@@ -180,6 +180,8 @@ def _drop_tokens(batch: Batch, rate: float) -> Batch:
 def _loss(net: JointNet, batch: Batch, targets: Targets) -> torch.Tensor:
     out = net(batch)
     loss = nn.functional.cross_entropy(out.intent_logits, targets.intents)
+    if out.ngram_logits is not None:  # trained on its own, mixed in at prediction time
+        loss = loss + nn.functional.cross_entropy(out.ngram_logits, targets.intents)
     if out.emissions is not None and net.crf is not None:
         mask = torch.arange(batch.words.shape[1]).unsqueeze(0) < batch.lengths.unsqueeze(1)
         loss = loss + net.crf.nll(out.emissions, targets.tags, mask).mean()
