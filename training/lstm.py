@@ -44,8 +44,11 @@ class LSTMSettings:
     feature_dropout: float = 0.1
     attention: bool = False
     attention_window: int = 16
+    skip_input: bool = False
     max_history: int | None = None
     label_features: bool | None = None  # None: only when the domain has end-to-end bot texts
+    label_weights: bool = True  # False (with label_features): labels scored by their words
+    action_name_words: bool = False  # the parts of the previous action's name are features
     epochs: int = 100
     batch_size: int = 32
     learning_rate: float = 3e-3
@@ -159,7 +162,9 @@ def train_lstm(
     report_conflicts(story_steps, s.max_history)
 
     texts = [v for states, _ in everything for state in states for k, v in state if k == TEXT]
-    featurizer = StateFeaturizer.build(domain, texts, bot_texts)
+    featurizer = StateFeaturizer.build(
+        domain, texts, bot_texts, action_name_words=s.action_name_words
+    )
     rng = random.Random(seed)
     order = list(range(len(stories)))
     rng.shuffle(order)
@@ -252,6 +257,8 @@ def _new_model(featurizer: StateFeaturizer, s: LSTMSettings) -> DialogueStateTra
         feature_dropout=s.feature_dropout,
         attention=s.attention,
         attention_window=s.attention_window,
+        skip_input=s.skip_input,
+        label_weights=s.label_weights or not use_words,
         label_features=len(vocab) + 1 if use_words else 0,
         max_history=s.max_history,
     )

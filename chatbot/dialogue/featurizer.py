@@ -10,7 +10,8 @@ it has and their values:
 - slots by type, as Rasa: text/list ``slot:<s>`` (set), bool ``slot:<s>`` + ``slot:<s>=true``,
   categorical ``slot:<s>=<value>`` (one-hot, ``__other__`` for unknown values), float
   ``slot:<s>#set`` + ``slot:<s>`` (scaled to [0, 1]);
-- ``prev_action=<label>``, and for end-to-end bot turns also ``prev_text=<word>``;
+- ``prev_action=<label>``, and for end-to-end bot turns also ``prev_text=<word>`` (optionally the
+  parts of action names, ``prev_word=<part>``);
 - the goal: ``active_loop=<form>``, ``requested_slot=<slot>``, ``missing=<slot>`` (still missing
   required slots of the active form).
 
@@ -102,10 +103,13 @@ class StateFeaturizer:
         *,
         min_word_count: int = 1,
         max_words: int = 20000,
+        action_name_words: bool = False,
     ) -> StateFeaturizer:
         """The featurizer of a domain. ``texts`` (user messages without intent, from the training
         data) give the words of the ``text=`` features; end-to-end bot texts (the domain's and
-        ``bot_texts`` from the stories) are labels, and their words ``prev_text=`` features."""
+        ``bot_texts`` from the stories) are labels, and their words ``prev_text=`` features.
+        With ``action_name_words``, the parts of action names are ``prev_word=`` features
+        (``inform_booking_hotel`` -> inform, booking, hotel), as Rasa's label tokenizer does."""
         labels = label_names(domain, bot_texts)
         names = domain_features(domain, labels)
         counts = Counter(w for t in texts for w in words(t))
@@ -113,6 +117,9 @@ class StateFeaturizer:
         names += sorted(f"text={w}" for w in vocab)
         bot_words = {w for t in labels[len(domain.action_names) :] for w in words(t)}
         names += sorted(f"prev_text={w}" for w in bot_words)
+        if action_name_words:
+            parts = {w for name in domain.action_names for w in words(name.replace("_", " "))}
+            names += sorted(f"prev_word={w}" for w in parts)
         return cls(names, labels)
 
     @property
@@ -153,6 +160,9 @@ class StateFeaturizer:
                 put(f"prev_action={value}")
                 for word in set(words(value)):  # only bot texts' words are features
                     put(f"prev_text={word}")
+                if " " not in value:  # an action name's parts, if they are features
+                    for word in set(words(value.replace("_", " "))):
+                        put(f"prev_word={word}")
             elif key == ACTIVE_LOOP:
                 put(f"active_loop={value}")
             elif key == REQUESTED:

@@ -36,6 +36,8 @@ class TrackerConfig:
     feature_dropout: float = 0.1  # in training, each input feature is left out this often
     attention: bool = False  # attend over earlier LSTM outputs
     attention_window: int = 16  # how many steps back attention reaches (including the current)
+    skip_input: bool = False  # the input layer's output also goes straight to the head
+    label_weights: bool = True  # False: labels are scored by their words only (and a bias)
     label_features: int = 0  # words of label texts (0: labels are plain classes)
     max_history: int | None = None  # None: the LSTM reads the whole conversation
 
@@ -64,7 +66,13 @@ class DialogueStateTracker(nn.Module):
             self.key = nn.Linear(c.hidden_size, c.hidden_size, bias=False)
             self.value = nn.Linear(c.hidden_size, c.hidden_size, bias=False)
             out_dim = 2 * c.hidden_size
-        self.head = nn.Linear(out_dim, c.num_labels)
+        if c.skip_input:
+            out_dim += c.embed_dim
+        # Each label's own weights; with label words only, just a bias (similar texts score alike).
+        if c.label_weights:
+            self.head = nn.Linear(out_dim, c.num_labels)
+        else:
+            self.head_bias = nn.Parameter(torch.zeros(c.num_labels))
         if c.label_features:
             # Labels with words (bot texts, action names) share what is learned about each word.
             self.label_embed = nn.Embedding(c.label_features, out_dim, padding_idx=0)
@@ -113,6 +121,9 @@ class DialogueStateTracker(nn.Module):
         z = self.drop(out)
         if self.config.attention:
             z = torch.cat([z, self.attend(out, memory)], dim=-1)  # (B, T, 2H)
+        if self.config.skip_input:
+            # The current state straight to the head, beside the history the LSTM summarises.
+            z = torch.cat([z, x], dim=-1)  # (B, T, D)
         return self.scores(z), new_state, out
 
     def lstm_step(self, x: torch.Tensor, state: LSTMState | None) -> tuple[torch.Tensor, LSTMState]:
@@ -157,10 +168,19 @@ class DialogueStateTracker(nn.Module):
 
     def scores(self, z: torch.Tensor) -> torch.Tensor:
         """Label scores (B, T, A) from the tracker's output (B, T, D)."""
-        logits = self.head(z)
+        if self.config.label_weights:
+            logits = self.head(z)  # (B, T, A)
+        else:
+            logits = self.head_bias.expand(*z.shape[:-1], -1)
         if self.config.label_features:
-            words = self.label_embed(self.label_idx) * self.label_val.unsqueeze(-1)  # (A, L, D)
-            logits = logits + z @ words.sum(dim=1).T  # (B, T, A)
+            labels = F.embedding_bag(  # each label: the weighted sum of its words' vectors
+                self.label_idx,
+                self.label_embed.weight,
+                per_sample_weights=self.label_val,
+                mode="sum",
+                padding_idx=0,
+            )  # (A, D)
+            logits = logits + z @ labels.T  # (B, T, A)
         return logits
 
 

@@ -61,6 +61,10 @@ def make_policy(domain: Domain, *, seed: int = 0, **config: Any) -> LSTMPolicy:
         torch.manual_seed(seed)
         model = DialogueStateTracker(settings)
         nn.init.normal_(model.embed.weight)  # trained embeddings are not zero
+        if settings.label_features:
+            A = featurizer.num_labels
+            idx = torch.randint(1, settings.label_features, (A, 3))
+            model.set_label_words(idx, torch.full((A, 3), 1 / 3))
     trained = torch.ones(featurizer.num_labels, dtype=torch.bool)
     return LSTMPolicy(model, featurizer, trained)
 
@@ -265,13 +269,25 @@ def test_the_cache_is_bounded(domain: Domain) -> None:
     assert policy.cached_states("c") is None
 
 
-def test_the_policy_round_trips_through_the_model_file(domain: Domain, tmp_path: Path) -> None:
-    policy = make_policy(domain, attention=True)
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"attention": True},
+        {"num_layers": 2, "skip_input": True},
+        {"label_features": 6, "label_weights": False},
+    ],
+    ids=["attention", "two-layers-skip", "label-words"],
+)
+def test_the_policy_round_trips_through_the_model_file(
+    domain: Domain, tmp_path: Path, config: dict[str, Any]
+) -> None:
+    policy = make_policy(domain, **config)
     path = tmp_path / "bot.model"
     TrainedModel(domain, [policy]).to_file(path)
     loaded = TrainedModel.from_file(path).policies[0]
     assert isinstance(loaded, LSTMPolicy) and loaded.config == policy.config
     conversation = Conversation("u", domain, start())
+    rng = random.Random(9)
     for _ in range(5):
-        play_turn(policy, conversation, random.Random(9))
+        play_turn(policy, conversation, rng, check=True)  # incremental == full here too
     assert torch.equal(loaded.probabilities(conversation), policy.probabilities(conversation))
