@@ -22,6 +22,10 @@ TINY = 1e-30
 
 
 class CRF(nn.Module):
+    trans_penalty: torch.Tensor
+    start_penalty: torch.Tensor
+    end_penalty: torch.Tensor
+
     def __init__(self, allowed: np.ndarray, first: np.ndarray, last: np.ndarray) -> None:
         super().__init__()
         k = len(first)

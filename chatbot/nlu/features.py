@@ -100,7 +100,7 @@ class Featurizer:
         self.chars = list(chars)
         self.ngrams = list(ngrams)
         self.patterns = patterns
-        self.analyzers = [tuple(a) for a in analyzers]
+        self.analyzers = [(str(a), int(low), int(high)) for a, low, high in analyzers]
         self.max_word_chars = max_word_chars
         self.lexical = lexical
         self.pattern_features = pattern_features

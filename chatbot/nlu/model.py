@@ -107,12 +107,11 @@ class NLUModel:
         encoded = self.featurizer.encode(text, tokens, matches)
         with torch.inference_mode():
             out = self.net(collate([encoded]))
-            intent_probs = torch.softmax(out.intent_logits[0], 0)
+            probs = torch.softmax(out.intent_logits[0], 0)
             if out.ngram_logits is not None:
                 share = self.settings.ngram_intent_weight
-                ngram_probs = torch.softmax(out.ngram_logits[0], 0)
-                intent_probs = (1 - share) * intent_probs + share * ngram_probs
-            intent_probs = intent_probs.numpy()
+                probs = (1 - share) * probs + share * torch.softmax(out.ngram_logits[0], 0)
+            intent_probs = probs.numpy()
             emissions = out.emissions[0].double().numpy() if out.emissions is not None else None
             roles = (
                 torch.softmax(out.role_logits[0], 1).numpy()

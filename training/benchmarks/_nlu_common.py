@@ -6,7 +6,7 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,7 @@ def bio_example(words: Sequence[str], tags: Sequence[str], intent: str) -> NLUEx
     return NLUExample(text, intent, tuple(entities))
 
 
-def predicted_bio(words: Sequence[str], entities: Sequence[dict[str, Any]]) -> list[str]:
+def predicted_bio(words: Sequence[str], entities: Sequence[Mapping[str, Any]]) -> list[str]:
     """BIO tags on the whitespace tokens from predicted character spans."""
     starts, position = [], 0
     for word in words:

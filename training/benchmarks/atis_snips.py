@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 from chatbot.project.training_data import NLUData, NLUExample
 from training.benchmarks._nlu_common import (
@@ -39,7 +40,7 @@ def load(folder: Path) -> tuple[list[NLUExample], list[list[str]], list[list[str
     return examples, words, tags
 
 
-def run(name: str, seed: int, params: dict[str, object]) -> dict[str, object]:
+def run(name: str, seed: int, params: dict[str, Any]) -> dict[str, object]:
     root = data_dir() / "atis-snips-slotgated" / name
     train, _, _ = load(root / "train")
     test, test_words, test_tags = load(root / "test")
@@ -82,7 +83,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=0, help="0: the model's default")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    params: dict[str, object] = {"epochs": args.epochs} if args.epochs else {}
+    params: dict[str, Any] = {"epochs": args.epochs} if args.epochs else {}
     for name in args.datasets:
         emit(run(name, args.seed, params))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def main() -> None:
         return [NLUExample(text, intent) for s in splits for text, intent in data[s]]
 
     train = examples("train", "oos_train")
-    params: dict[str, object] = {"epochs": args.epochs} if args.epochs else {}
+    params: dict[str, Any] = {"epochs": args.epochs} if args.epochs else {}
     with timed() as took:
         model = train_nlu(NLUData(examples=train), pipeline(**params), seed=args.seed)
 

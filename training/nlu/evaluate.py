@@ -23,7 +23,7 @@ import numpy as np
 
 from chatbot.errors import ConfigError, TrainingError
 from chatbot.nlu.model import EXTRACTOR, NLUModel
-from chatbot.nlu.tokenizer import tokenize
+from chatbot.nlu.tokenizer import Token, tokenize
 from chatbot.nlu.types import ParseResult
 from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import NLUData, NLUExample
@@ -149,7 +149,8 @@ def _score_entities(
 ) -> None:
     y_true: list[str] = []
     y_pred: list[str] = []
-    gold_spans, pred_spans, errors = [], [], []
+    gold_spans, pred_spans = [], []
+    errors: list[dict[str, object]] = []
     for example, prediction in zip(examples, predictions, strict=True):
         gold = [(a.start, a.end, _label(a.entity, a.role, a.group)) for a in example.entities]
         found = [
@@ -177,7 +178,7 @@ def _score_entities(
     scores.entity_errors[extractor] = errors
 
 
-def _token_labels(tokens: Sequence, spans: Sequence[tuple[int, int, str]]) -> list[str]:
+def _token_labels(tokens: Sequence[Token], spans: Sequence[tuple[int, int, str]]) -> list[str]:
     labels = [NO_ENTITY] * len(tokens)
     for start, end, label in spans:
         for i, token in enumerate(tokens):

@@ -46,7 +46,7 @@ def confidence_histogram_png(
     fig = Figure(figsize=(8, 5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    bins = np.linspace(0.0, 1.0, 21)
+    bins = [i / 20 for i in range(21)]
     ax.hist(
         [list(correct), list(wrong)],
         bins=bins,
