@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+import chatbot
 from chatbot import model_file
 from chatbot.actions.registry import ActionRegistry, CustomActionExecutor
 from chatbot.conversation.messages import UserMessage
@@ -33,7 +34,7 @@ from chatbot.store.memory import InMemoryStore
 
 logger = logging.getLogger(__name__)
 
-__version__ = "0.1.0"
+__version__ = chatbot.__version__
 
 # Policy names in a model file -> how to rebuild them. An explicit table: the file names no code.
 POLICY_LOADERS: dict[str, Callable[[dict[str, torch.Tensor], dict[str, Any]], Policy]] = {
