@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from chatbot.agent import Agent, TrainedModel, __version__, latest_model
-from chatbot.errors import ConfigError
+from chatbot.errors import ConfigError, StoreUnavailable
 from chatbot.project.endpoints import Credentials, EndpointBlock, Endpoints
 from chatbot.server.api import register_conversation_routes
 from chatbot.server.api_model import register_model_routes
@@ -133,9 +133,10 @@ def mount_channels(app: web.Application, credentials: Credentials | None) -> Non
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     agent = app[AGENT]
-    # An unreachable store at start is an error the user must see (``chatbot run`` prints it in
-    # one line and exits 1); once running, a lost store is retried on every message.
-    await agent.store.start()
+    try:
+        await agent.store.start()
+    except StoreUnavailable as exc:
+        logger.warning("%s; starting anyway, each message tries it again", exc)
     yield
     executor = agent.action_executor
     close = getattr(executor, "close", None)
