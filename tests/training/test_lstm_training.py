@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -251,6 +252,38 @@ def test_augmentation_glues_stories_reproducibly() -> None:
         assert " + " in glued.name
         kinds = [(e["event"], e.get("name")) for e in glued.events]
         # One listen between the parts, never two in a row.
-        assert all(not (a == b == ("action", "action_listen")) for a, b in zip(kinds, kinds[1:]))
+        assert all(not (a == b == ("action", "action_listen")) for a, b in pairwise(kinds))
         assert len(glued.events) == len(glued.targets) == len(glued.mentioned)
     assert augment(data.stories, augmentation_factor=0) == []
+
+
+def test_rasa1_markdown_stories_for_the_multiwoz_benchmark(tmp_path: Path) -> None:
+    from chatbot.project.stories import ActionStep, SlotStep, UserStep
+    from training.benchmarks.rasa1_data import read_markdown_stories
+
+    path = tmp_path / "stories.md"
+    path.write_text(
+        "## story_1\n"
+        '* inform{"taxi_status": "available", "taxi_type": "specific"}\n'
+        "   - request_taxi\n"
+        '   - slot{"taxi_status": "booked"}\n'
+        "* bye\n"
+        "   - bye_general\n"
+    )
+    e2e_path = tmp_path / "e2e.md"
+    e2e_path.write_text(
+        "## story_2\n* I need a taxi to _place_ .\n   - When do you want to leave?\n"
+    )
+    modular = read_markdown_stories(path, end_to_end=False, slots=["taxi_status"])
+    first = modular[0]
+    assert first.name == "story_1"
+    assert isinstance(first.steps[0], UserStep) and first.steps[0].intent == "inform"
+    assert [e.entity for e in first.steps[0].entities] == ["taxi_status", "taxi_type"]
+    assert first.steps[1] == SlotStep((("taxi_status", "available"),))  # entity -> slot
+    assert first.steps[2] == ActionStep(name="request_taxi")
+    assert first.steps[3] == SlotStep((("taxi_status", "booked"),))
+    e2e = read_markdown_stories(e2e_path, end_to_end=True)[0]
+    assert e2e.steps == (
+        UserStep(text="I need a taxi to _place_ ."),
+        ActionStep(text="When do you want to leave?"),
+    )
