@@ -154,6 +154,12 @@ class RedisLockStore(LockStore):
         self._wait = self._client.register_script(_LUA_WAIT)
         self._release = self._client.register_script(_LUA_RELEASE)
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The client, for other keys that several processes share (e.g. channels' delivery
+        deduplication, under ``key_prefix``)."""
+        return self._client
+
     def describe(self) -> str:
         kwargs = self._client.connection_pool.connection_kwargs
         if "path" in kwargs:
