@@ -3,13 +3,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import time
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from chatbot import model_file
 from chatbot.errors import ModelFileError
 from chatbot.nlu import NLU_FALLBACK, NLUModel
 from chatbot.project.config import ComponentConfig
@@ -130,13 +131,15 @@ def test_empty_input_is_a_clear_fallback(toy_model: NLUModel, text: str) -> None
     }
 
 
-def test_very_long_input_is_parsed_quickly(toy_model: NLUModel) -> None:
+def test_very_long_input_gets_a_clear_result(toy_model: NLUModel) -> None:
     text = ("fly from Berlin to Paris and then " * 400)[:10_000]
     assert len(text) == 10_000
-    start = time.perf_counter()
     result = toy_model.parse(text)
-    assert time.perf_counter() - start < 5.0
+    assert result["text"] == text
     assert result["intent"]["name"] in {*toy_model.intents, NLU_FALLBACK}
+    assert result["entities"], "the start of a long message is still read"
+    for entity in result["entities"]:
+        assert text[entity["start"] : entity["end"]] == entity["value"]
     assert all(e["end"] <= len(text) for e in result["entities"])
     # one 10,000-character "word" too
     assert toy_model.parse("x" * 10_000)["intent"]["name"] in {*toy_model.intents, NLU_FALLBACK}
@@ -177,6 +180,21 @@ def test_export_round_trip_gives_identical_predictions(toy_model: NLUModel) -> N
     loaded = NLUModel.from_export(tensors, meta)
     assert loaded.settings == toy_model.settings
     for text in ["fly from Hamburg to Tokyo", "i want a small funghi", "who are you", "bye", ""]:
+        assert loaded.parse(text) == toy_model.parse(text)
+
+
+def test_model_file_round_trip_gives_identical_predictions(
+    toy_model: NLUModel, tmp_path: Path
+) -> None:
+    tensors, meta = toy_model.export()
+    path = tmp_path / "nlu.model"
+    model_file.save(path, meta, tensors)
+    assert path.read_bytes().startswith(model_file.MAGIC)  # our format: JSON + safetensors
+    loaded_meta, loaded_tensors = model_file.load(path)
+    loaded = NLUModel.from_export(loaded_tensors, loaded_meta)
+    assert loaded.settings == toy_model.settings
+    assert loaded.intents == toy_model.intents
+    for text in ["fly from nyc to Tokyo", "i want a large salami", "my zip code is 12345", "hi"]:
         assert loaded.parse(text) == toy_model.parse(text)
 
 
