@@ -3,8 +3,12 @@
 
 A webhook handler verifies the request, asks ``SeenCache.first_time(key)``, hands the work to
 ``ConversationWorkers.submit(conversation, job)`` and answers 200 at once; the job runs later, after
-every job submitted before it for the same conversation. Both live in one process: several server
-processes behind a load balancer each deduplicate only what reaches them.
+every job submitted before it for the same conversation.
+
+``Deliveries`` decides what is a repeat. With a Redis lock store (``lock_store: type: redis``, the
+set-up for several server processes behind a load balancer) the keys live in that Redis, so a
+retry that reaches another process is still a repeat; otherwise they live in the process's
+``SeenCache``. Order across processes comes from the conversation lock, which is FIFO.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +64,43 @@ class SeenCache:
             if now - seen_at < self.ttl:
                 break
             del self._seen[key]
+
+
+class Deliveries:
+    """What a channel has been delivered already: shared through Redis when the server's lock
+    store is Redis (``locks.redis``), else this process's ``SeenCache``.
+
+    In Redis each key is ``<lock key prefix>seen:<channel>:<key>``, set with ``NX`` and a TTL:
+    the first process to set it answers, every other one sees a repeat. When Redis cannot be
+    reached the process's own cache decides (and says so in the log): a retry may then be
+    answered twice by two processes, never dropped.
+    """
+
+    def __init__(self, channel: str, *, ttl: float = 3600.0, local: SeenCache | None = None):
+        self.channel = channel
+        self.ttl = ttl
+        self.local = local or SeenCache(ttl=ttl)
+
+    async def first_time(self, locks: Any, *keys: str) -> bool:
+        """True (and remember every key) unless one of ``keys`` was delivered within the TTL."""
+        client = getattr(locks, "redis", None)
+        if client is None or not keys:
+            return self.local.first_time(*keys)
+        prefix = f"{locks.key_prefix}seen:{self.channel}:"
+        seconds = max(1, round(self.ttl))
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                for key in keys:
+                    pipe.set(prefix + key, b"1", nx=True, ex=seconds)
+                fresh = await pipe.execute()
+        except (RedisError, OSError) as error:
+            logger.warning(
+                "%s: Redis unreachable for deduplication (%s); this process's memory decides",
+                self.channel,
+                str(error).strip() or type(error).__name__,
+            )
+            return self.local.first_time(*keys)
+        return all(fresh)
 
 
 class ConversationWorkers:

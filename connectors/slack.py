@@ -41,7 +41,7 @@ from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
 from connectors.base import InputChannel
-from connectors.delivery import ConversationWorkers, SeenCache
+from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient, RetryPolicy
 from connectors.slack_blocks import slack_posts
 from connectors.turns import answer, refusal
@@ -64,6 +64,7 @@ class Incoming:
     conversation_id: str
     reply_thread: str | None  # the thread_ts the answers go to, if any
     bot_user: str | None
+    keys: tuple[str, ...] = ()  # what identifies the delivery, to answer it once
 
 
 def signature_ok(secret: str, headers: Any, body: bytes, now: float) -> str | None:
@@ -147,8 +148,9 @@ class SlackChannel(InputChannel):
             headers={"Authorization": f"Bearer {slack_token}"},
             policy=retry,
         )
-        self.seen = SeenCache()
+        self.seen = Deliveries("slack")
         self.workers = ConversationWorkers("slack")
+        self._agent_getter: Callable[[], Agent] | None = None
 
     @classmethod
     def from_credentials(cls, params: dict[str, Any]) -> SlackChannel:
@@ -187,6 +189,8 @@ class SlackChannel(InputChannel):
         return cls(**params)
 
     def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
+        self._agent_getter = agent_getter
+
         async def health(request: web.Request) -> web.Response:
             return web.json_response({"status": "ok"})
 
@@ -230,6 +234,9 @@ class SlackChannel(InputChannel):
             if envelope.get("type") == "url_verification":
                 return web.json_response({"challenge": envelope.get("challenge")})
             incoming = self._from_event(envelope)
+        if incoming is not None and not await self._first_time(*incoming.keys):
+            logger.debug("slack: delivery %s seen before; ignored", ", ".join(incoming.keys))
+            return web.Response(text="")
         app = request.app
         if incoming is not None and refusal(app, incoming.conversation_id, incoming.text) is None:
             self.workers.submit(incoming.conversation_id, lambda: self._answer(incoming, app))
@@ -273,13 +280,10 @@ class SlackChannel(InputChannel):
         keys = [f"ts:{channel}:{ts}"]
         if envelope.get("event_id"):
             keys.append(f"event:{envelope['event_id']}")
-        if not self.seen.first_time(*keys):
-            logger.debug("slack: event %s seen before; ignored", envelope.get("event_id"))
-            return None
         thread = event.get("thread_ts")
         reply_thread = thread or (ts if self.use_threads else None)
         conversation_id = self._conversation_id(user, channel, thread or ts)
-        return Incoming(text, user, channel, conversation_id, reply_thread, bot_user)
+        return Incoming(text, user, channel, conversation_id, reply_thread, bot_user, tuple(keys))
 
     def _from_interaction(self, body: bytes) -> Incoming | None:
         try:
@@ -300,11 +304,14 @@ class SlackChannel(InputChannel):
             return None
         action_ts = actions[0].get("action_ts")
         key = payload.get("trigger_id") or f"{channel}:{message_ts}:{action_ts}"
-        if not self.seen.first_time(f"action:{key}"):
-            return None
         thread = message.get("thread_ts")
         conversation_id = self._conversation_id(user, channel, thread or message_ts)
-        return Incoming(value, user, channel, conversation_id, thread, None)
+        return Incoming(value, user, channel, conversation_id, thread, None, (f"action:{key}",))
+
+    async def _first_time(self, *keys: str) -> bool:
+        """Whether no process of this bot was delivered one of ``keys`` before."""
+        locks = self._agent_getter().locks if self._agent_getter is not None else None
+        return await self.seen.first_time(locks, *keys)
 
     async def _answer(self, incoming: Incoming, app: web.Application) -> None:
         metadata = {

@@ -35,7 +35,7 @@ from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
 from connectors.base import InputChannel
-from connectors.delivery import ConversationWorkers, SeenCache
+from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient, RetryPolicy
 from connectors.telegram_messages import PayloadBook, telegram_calls
 from connectors.turns import answer, refusal
@@ -81,7 +81,8 @@ class TelegramChannel(InputChannel):
         self.secret_token = secret_token or secrets.token_urlsafe(32)
         # The token is part of every Bot API URL; the client logs method names only.
         self.api = ApiClient("telegram", f"{api_url.rstrip('/')}/bot{access_token}", policy=retry)
-        self.seen = SeenCache()
+        self.seen = Deliveries("telegram")
+        self._agent_getter: Callable[[], Agent] | None = None
         self.workers = ConversationWorkers("telegram")
         self.payloads = PayloadBook()
 
@@ -108,6 +109,8 @@ class TelegramChannel(InputChannel):
         return cls(**params)
 
     def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
+        self._agent_getter = agent_getter
+
         async def health(request: web.Request) -> web.Response:
             return web.json_response({"status": "ok"})
 
@@ -152,7 +155,8 @@ class TelegramChannel(InputChannel):
             return web.json_response({"error": "the body is not JSON", "status": 400}, status=400)
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             return web.json_response({"error": "not an update", "status": 400}, status=400)
-        if not self.seen.first_time(f"update:{update['update_id']}"):
+        locks = self._agent_getter().locks if self._agent_getter is not None else None
+        if not await self.seen.first_time(locks, f"update:{update['update_id']}"):
             logger.debug("telegram: update %s seen before; ignored", update["update_id"])
             return web.Response(text="")
         incoming = self._incoming(update)
