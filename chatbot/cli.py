@@ -287,6 +287,8 @@ def run(
         max_body_bytes=max_body_size,
         max_message_chars=max_message_length,
         shutdown_timeout=shutdown_timeout,
+        # Without its database the bot would only apologise: say so and exit instead.
+        require_store_at_start=True,
     )
     serve(settings)
 

@@ -136,6 +136,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         await agent.store.start()
     except StoreUnavailable as exc:
+        if app[SETTINGS].require_store_at_start:
+            # Nothing else is open yet; the caller (``serve``) prints the one line.
+            await agent.close()
+            await agent.locks.close()
+            raise
         logger.warning("%s; starting anyway, each message tries it again", exc)
     yield
     executor = agent.action_executor

@@ -90,6 +90,10 @@ class ServerSettings:
     # with the event loop and each other (150-400 ms a message instead of 1-2 ms on a busy
     # 2-CPU machine). None leaves torch's default.
     torch_threads: int | None = 1
+    # Refuse to start when the conversation store cannot be reached (``chatbot run`` says so in
+    # one line and exits 1). Off, the app starts anyway and every message tries the store again
+    # (as it does for a store lost while running): what an embedding application or a test wants.
+    require_store_at_start: bool = False
 
     @property
     def auth_configured(self) -> bool:

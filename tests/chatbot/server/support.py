@@ -35,7 +35,11 @@ async def start_server() -> AsyncIterator[StartServer]:
     async def start(agent: Agent, settings: ServerSettings | None = None, **kw: Any) -> TestClient:
         app = create_app(agent, settings or ServerSettings(**kw))
         client = TestClient(TestServer(app))
-        await client.start_server()
+        try:
+            await client.start_server()
+        except BaseException:
+            await client.close()
+            raise
         clients.append(client)
         return client
 

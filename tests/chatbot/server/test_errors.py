@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import make_url
 
 from chatbot.agent import Agent, TrainedModel
-from chatbot.errors import ConfigError, LockTimeout
+from chatbot.errors import ConfigError, LockTimeout, StoreUnavailable
 from chatbot.project.endpoints import Credentials, EndpointBlock
 from chatbot.server.errors import APOLOGY, failure_of
 from chatbot.store import SQLStore
@@ -155,6 +155,22 @@ async def test_a_lost_sqlite_database_is_an_apology_then_recovers(
     assert await say(client, "alice", "/greet")
     tracker = await (await client.get("/conversations/alice/tracker")).json()
     assert [e["event"] for e in tracker["events"]].count("user") == 1
+
+
+async def test_a_store_required_at_start_stops_the_start_when_it_is_missing(
+    start_server: StartServer, restaurant_model: TrainedModel, tmp_path: Path
+) -> None:
+    # ``chatbot run`` requires it; the factory's default starts anyway (the test above).
+    store = SQLStore(f"sqlite:///{tmp_path / 'gone' / 'c.db'}")
+    with pytest.raises(
+        StoreUnavailable, match=r"conversation store unavailable \(sqlite at .*gone"
+    ):
+        await start_server(Agent(restaurant_model, store=store), require_store_at_start=True)
+
+    (tmp_path / "gone").mkdir()
+    store = SQLStore(f"sqlite:///{tmp_path / 'gone' / 'c.db'}")
+    client = await start_server(Agent(restaurant_model, store=store), require_store_at_start=True)
+    assert await say(client, "alice", "/greet")
 
 
 @pytest.mark.services

@@ -30,13 +30,6 @@ from tests.services import TcpProxy
 LEAKS = ("Traceback", "asyncpg", "sqlalchemy", "Errno", "5432")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "chatbot/server/app.py _lifecycle serves anyway when the store is unreachable at start; "
-        "failing fast there breaks the tests that start with a lost SQLite file (to redesign)"
-    ),
-)
 async def test_a_database_unreachable_at_start_is_one_line_and_a_failed_exit(
     launcher: ServerLauncher, tmp_path: Path
 ) -> None:
