@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from chatbot.conversation.state import TEXT
+from chatbot.dialogue.action_masks import ActionMasks
 from chatbot.dialogue.featurizer import StateFeaturizer
 from chatbot.dialogue.lstm_policy import DEFAULT_CACHE_SIZE, LSTMPolicy
 from chatbot.dialogue.lstm_tracker import DialogueStateTracker, TrackerConfig, masked_log_probs
@@ -211,6 +212,7 @@ def train_lstm(
         cache_size=s.cache_size,
         use_intent_ranking=s.use_intent_ranking,
         priority=s.priority,
+        masks=ActionMasks.build(domain, [*stories, *rules]),
     )
 
 

@@ -66,6 +66,17 @@ def fill_templates(value: Any, values: Mapping[str, Any]) -> Any:
     return value
 
 
+def placeholders(value: Any) -> set[str]:
+    """The ``{name}`` placeholders in every string inside ``value`` (not ``{{escaped}}`` ones)."""
+    if isinstance(value, str):
+        return set(_PLACEHOLDER.findall(value))
+    if isinstance(value, list):
+        return {n for v in value for n in placeholders(v)}
+    if isinstance(value, dict):
+        return {n for v in value.values() for n in placeholders(v)}
+    return set()
+
+
 def _format(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))

@@ -33,6 +33,7 @@ import torch
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import Event
 from chatbot.conversation.state import State
+from chatbot.dialogue.action_masks import ActionMasks, satisfied
 from chatbot.dialogue.featurizer import Features, StateFeaturizer
 from chatbot.dialogue.lstm_tracker import DialogueStateTracker, LSTMState, TrackerConfig
 from chatbot.dialogue.policy import Policy, Prediction
@@ -85,6 +86,7 @@ class LSTMPolicy(Policy):
         cache_size: int = DEFAULT_CACHE_SIZE,
         use_intent_ranking: bool = True,
         priority: int = 1,
+        masks: ActionMasks | None = None,
     ) -> None:
         assert trained.shape == (featurizer.num_labels,), (trained.shape, featurizer.num_labels)
         self.model = model.eval()
@@ -93,6 +95,13 @@ class LSTMPolicy(Policy):
         self.cache_size = cache_size
         self.use_intent_ranking = use_intent_ranking
         self.priority = priority
+        # Responses that need slots (masked while they are unset), by label index.
+        self.masks = masks or ActionMasks()
+        self._masks = [
+            (featurizer.label_index[name], needs)
+            for name, needs in self.masks.needs.items()
+            if name in featurizer.label_index
+        ]
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._features: dict[State, Features] = {}
@@ -124,15 +133,20 @@ class LSTMPolicy(Policy):
                 logits = self._incremental(conversation, current)
             else:
                 logits = self._window(conversation, current)
-            allowed = self._allowed(current, excluded)
+            allowed = self._allowed(current, excluded, conversation.slots)
             if not bool(allowed.any()):
                 return None
             return torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
 
-    def _allowed(self, state: State, excluded: Set[str]) -> torch.Tensor:
+    def _allowed(self, state: State, excluded: Set[str], slots: Mapping[str, Any]) -> torch.Tensor:
+        """Labels that may be predicted: trained on, not denied by the state (no form to
+        deactivate), not excluded, and not a response whose slots are unset."""
         allowed = self.trained.clone()
         for i in self.featurizer.denied(state):
             allowed[i] = False
+        for i, needs in self._masks:
+            if not satisfied(needs, slots):
+                allowed[i] = False
         for name in excluded:
             i = self.featurizer.label_index.get(name)
             if i is not None:
@@ -268,6 +282,7 @@ class LSTMPolicy(Policy):
             "cache_size": self.cache_size,
             "use_intent_ranking": self.use_intent_ranking,
             "priority": self.priority,
+            "masks": self.masks.to_meta(),
         }
         return tensors, meta
 
@@ -288,6 +303,7 @@ class LSTMPolicy(Policy):
             cache_size=int(meta.get("cache_size", DEFAULT_CACHE_SIZE)),
             use_intent_ranking=bool(meta.get("use_intent_ranking", True)),
             priority=int(meta.get("priority", 1)),
+            masks=ActionMasks.from_meta(meta.get("masks") or {}),
         )
 
 
