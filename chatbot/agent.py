@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import torch
 
 import chatbot
 from chatbot import model_file
+from chatbot.actions.base import Action
 from chatbot.actions.registry import ActionRegistry, CustomActionExecutor
 from chatbot.conversation.messages import UserMessage
 from chatbot.dialogue.ensemble import PolicyEnsemble
@@ -25,6 +26,8 @@ from chatbot.dialogue.policy import Policy
 from chatbot.dialogue.rules import RulePolicy
 from chatbot.errors import ModelFileError
 from chatbot.nlu.intent_payload import parse_intent_payload
+from chatbot.nlu.lookup_extractor import KIND as LOOKUP_KIND
+from chatbot.nlu.lookup_extractor import LookupEntityExtractor
 from chatbot.nlu.model import NLUModel
 from chatbot.processor import MessageProcessor
 from chatbot.project.domain import Domain
@@ -54,7 +57,7 @@ def register_policy_loader(
 class TrainedModel:
     domain: Domain
     policies: list[Policy]
-    nlu: NLUModel | None = None
+    nlu: NLUModel | LookupEntityExtractor | None = None
     ensemble: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -95,9 +98,13 @@ class TrainedModel:
                 policies.append(
                     loader(model_file.unprefixed(f"policy.{i}.", tensors), entry["meta"])
                 )
-            nlu = None
+            nlu: NLUModel | LookupEntityExtractor | None = None
             if meta.get("nlu") is not None:
-                nlu = NLUModel.from_export(model_file.unprefixed("nlu.", tensors), meta["nlu"])
+                nlu_tensors = model_file.unprefixed("nlu.", tensors)
+                if meta["nlu"].get("kind") == LOOKUP_KIND:
+                    nlu = LookupEntityExtractor.from_export(nlu_tensors, meta["nlu"])
+                else:
+                    nlu = NLUModel.from_export(nlu_tensors, meta["nlu"])
         except ModelFileError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -149,6 +156,7 @@ class Agent:
         store: ConversationStore | None = None,
         locks: Any = None,
         action_executor: CustomActionExecutor | None = None,
+        actions: Mapping[str, Action] | None = None,
     ) -> None:
         from chatbot.store.locks import InMemoryLockStore
 
@@ -156,6 +164,7 @@ class Agent:
         self.store = store or InMemoryStore()
         self.locks = locks or InMemoryLockStore()
         self.action_executor = action_executor
+        self.actions = dict(actions or {})  # in-process actions by name (a knowledge base's)
         self.processor = self._make_processor()
 
     def _make_processor(self) -> MessageProcessor:
@@ -163,7 +172,7 @@ class Agent:
             self.model.domain,
             self.model.parse,
             self.model.make_ensemble(),
-            ActionRegistry(self.model.domain, self.action_executor),
+            ActionRegistry(self.model.domain, self.action_executor, self.actions),
             self.store,
             self.locks,
         )

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.agent import TrainedModel
+from chatbot.nlu.lookup_extractor import LookupEntityExtractor, extractor_for
+from chatbot.nlu.model import NLUModel
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.project.project import Project
 from training.dialogue import train_policies
@@ -30,13 +32,15 @@ def fingerprint(project: Project) -> str:
 
 def train_project(project: Project, *, seed: int = 42, show_progress: bool = True) -> TrainedModel:
     started = time.perf_counter()
-    nlu = None
+    nlu: NLUModel | LookupEntityExtractor | None = None
     if project.nlu.examples:
         from training.nlu.trainer import train_nlu
 
         nlu = train_nlu(
             project.nlu, project.config.pipeline, seed=seed, show_progress=show_progress
         )
+    else:  # end-to-end stories: entities from lookup tables and regexes, if there are any
+        nlu = extractor_for(project.nlu, list(project.domain.entities), project.config.pipeline)
     lstm_trainer = _lstm_trainer(seed, show_progress)
     policies, ensemble = train_policies(project, lstm_trainer=lstm_trainer)
     meta: dict[str, Any] = {

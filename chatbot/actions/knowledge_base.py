@@ -9,7 +9,8 @@ The knowledge base is bAbI's format (``1 <item> <attribute> <value>`` per line),
 - ``query(constraints)``: the items whose attributes equal the constraints, best rated first;
 - ``KnowledgeBaseQueryAction``: an in-process action that queries the base with the slots and sets
   the item slot (and its attribute slots) to the best result, remembering the others in a list
-  slot; ``KnowledgeBaseNextAction`` moves on to the next result.
+  slot; ``KnowledgeBaseNextAction`` moves on to the next result. ``knowledge_base_actions`` gives
+  both by name, for the action registry (``Agent(model, actions=knowledge_base_actions(kb, ...))``).
 """
 
 from __future__ import annotations
@@ -158,3 +159,13 @@ class KnowledgeBaseNextAction(Action):
 
     async def run(self, ctx: ActionContext) -> list[Event]:
         return self.events(ctx.conversation.slots)
+
+
+def knowledge_base_actions(kb: KnowledgeBase, constraints: Sequence[str]) -> dict[str, Action]:
+    """The query and next-result actions by name, for ``Agent(model, actions=...)`` (as Rasa's
+    ``ActionQueryKnowledgeBase``, run in-process): the query reads the ``constraints`` slots."""
+    actions: list[Action] = [
+        KnowledgeBaseQueryAction(kb, tuple(constraints)),
+        KnowledgeBaseNextAction(kb, tuple(constraints)),
+    ]
+    return {action.name: action for action in actions}

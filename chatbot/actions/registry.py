@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from chatbot.actions.base import Action, ActionContext, bot_event
@@ -10,7 +11,7 @@ from chatbot.actions.forms import FormAction
 from chatbot.actions.responses import ResponseAction, RetrievalAction
 from chatbot.conversation.events import Event, validate_events
 from chatbot.conversation.responses import render
-from chatbot.errors import ActionError
+from chatbot.errors import ActionError, ConfigError
 from chatbot.project.domain import Domain
 
 
@@ -67,9 +68,22 @@ def _response_events(response: dict[str, Any], ctx: ActionContext) -> list[Event
 
 
 class ActionRegistry:
-    def __init__(self, domain: Domain, executor: CustomActionExecutor | None = None) -> None:
+    """Action names -> action objects: the in-process ``actions`` the bot was given first
+    (``{"action_query_knowledge_base": KnowledgeBaseQueryAction(kb, ...)}``), then built-ins,
+    forms and responses; any other name is a custom action run by the executor."""
+
+    def __init__(
+        self,
+        domain: Domain,
+        executor: CustomActionExecutor | None = None,
+        actions: Mapping[str, Action] | None = None,
+    ) -> None:
         self.domain = domain
         self.executor = executor
+        self.actions = dict(actions or {})
+        for name, action in self.actions.items():
+            if action.name != name:
+                raise ConfigError(f"in-process action '{action.name}' registered as '{name}'")
         self._cache: dict[str, Action] = {}
 
     def get(self, name: str) -> Action:
@@ -80,6 +94,8 @@ class ActionRegistry:
         return action
 
     def _make(self, name: str) -> Action:
+        if name in self.actions:
+            return self.actions[name]
         if name in BUILTIN_ACTIONS and name not in self.domain.actions:
             return BUILTIN_ACTIONS[name]()
         if name in self.domain.forms and name not in self.domain.actions:

@@ -1,0 +1,107 @@
+"""A knowledge-base bot end to end: lookup-table entities (no NLU model), the query action from
+the action registry, a masked template filled from the slots it set."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from chatbot.actions.knowledge_base import KnowledgeBase, knowledge_base_actions
+from chatbot.actions.registry import ActionRegistry
+from chatbot.agent import Agent, TrainedModel
+from chatbot.errors import ConfigError
+from chatbot.nlu.lookup_extractor import LookupEntityExtractor
+from chatbot.project.config import ComponentConfig, ProjectConfig
+from chatbot.project.domain_reader import domain_from_dict
+from chatbot.project.project import Project
+from chatbot.project.stories import ActionStep, SlotStep, Story, UserStep
+from chatbot.project.training_data import EntityAnnotation, LookupTable, NLUData
+from training.train import train_project
+
+DOMAIN = """
+version: "3.1"
+entities: [cuisine]
+slots:
+  cuisine: {type: text, mappings: [{type: from_entity, entity: cuisine}]}
+  restaurant: {type: text, mappings: [{type: custom}]}
+  rating: {type: any, influence_conversation: false, mappings: [{type: custom}]}
+  kb_results: {type: any, influence_conversation: false, mappings: [{type: custom}]}
+responses:
+  utter_ask_cuisine: [{text: "which food?"}]
+  utter_offer: [{text: "try {restaurant}"}]
+  utter_sorry: [{text: "nothing found"}]
+actions: [action_query_knowledge_base, action_next_knowledge_base_result]
+"""
+KB = "resto_a R_cuisine thai\nresto_a R_rating 3\nresto_b R_cuisine thai\nresto_b R_rating 7\n"
+
+
+def story(name: str, food: str, restaurant: str) -> Story:
+    text = f"{food} please"
+    return Story(
+        name,
+        "story",
+        (
+            UserStep(text="hello"),
+            ActionStep("utter_ask_cuisine"),
+            UserStep(text=text, entities=(EntityAnnotation(0, len(food), food, "cuisine"),)),
+            SlotStep((("cuisine", food),)),
+            ActionStep("action_query_knowledge_base"),
+            SlotStep((("restaurant", restaurant),)),
+            ActionStep("utter_offer"),
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    domain = domain_from_dict(yaml.safe_load(DOMAIN))
+    nlu = NLUData(
+        synonyms={"noodles": "thai"}, lookups=[LookupTable("cuisine", ("thai", "greek", "noodles"))]
+    )
+    config = ProjectConfig(
+        pipeline=(ComponentConfig("RegexEntityExtractor", {"use_lookup_tables": True}),),
+        policies=(ComponentConfig("LSTMPolicy", {"epochs": 150, "augmentation_factor": 0}),),
+    )
+    stories = [story("a", "thai", "resto_b"), story("b", "greek", "resto_g")]
+    project = Project(Path("kb-bot"), domain, nlu, stories=stories, config=config)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = train_project(project, seed=1, show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert isinstance(model.nlu, LookupEntityExtractor)
+    path = tmp_path_factory.mktemp("model") / "kb.model"
+    model.to_file(path)
+    return path
+
+
+def test_the_bot_queries_the_knowledge_base_and_fills_the_template(
+    model_file: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "kb.txt").write_text(KB, encoding="utf-8")
+    kb = KnowledgeBase.from_babi(tmp_path / "kb.txt")
+    model = TrainedModel.from_file(model_file)  # the extractor comes back from the file
+    assert isinstance(model.nlu, LookupEntityExtractor)
+    agent = Agent(model, actions=knowledge_base_actions(kb, ["cuisine"]))
+
+    async def talk() -> list[str]:
+        texts = []
+        for text in ("hello", "Noodles please"):  # a synonym of thai
+            texts += [m.get("text") for m in await agent.handle_text(text, "u1")]
+        return texts
+
+    assert asyncio.run(talk()) == ["which food?", "try resto_b"]  # best rated first
+
+
+def test_registry_actions_come_first_and_must_match_their_name(tmp_path: Path) -> None:
+    domain = domain_from_dict(yaml.safe_load(DOMAIN))
+    actions = knowledge_base_actions(KnowledgeBase(), ["cuisine"])
+    registry = ActionRegistry(domain, None, actions)
+    assert registry.get("action_query_knowledge_base") is actions["action_query_knowledge_base"]
+    with pytest.raises(ConfigError, match="registered as"):
+        ActionRegistry(domain, None, {"other": actions["action_query_knowledge_base"]})
