@@ -56,3 +56,44 @@ def test_task3_offers_come_from_the_dialog_results_best_rated_first():
     names = [getattr(step, "name", None) for step in story.steps]
     assert names.count("action_next_knowledge_base_result") == len(offers) - 1
     assert "what do you think of this option: {restaurant}" in babi.templates
+
+
+def test_dstc2_names_synonyms_and_offers_become_general_templates(tmp_path):
+    from training.babi_reader import Dialog, Turn
+    from training.benchmarks.babi import BabiProject
+
+    lines = [
+        "1 the_cow_pizza R_cuisine gastropub\n1 the_cow_pizza R_price moderate\n",
+        "1 the_cow_pizza R_rating 3\n1 the_cow_pizza R_phone the_cow_pizza_phone\n",
+        "1 prezzo R_cuisine italian\n1 prezzo R_price moderate\n1 prezzo R_rating 9\n",
+    ]
+    (tmp_path / "kb.txt").write_text("".join(lines), encoding="utf-8")
+    kb = KnowledgeBase.from_babi(tmp_path / "kb.txt")
+    for item, attributes in kb.items.items():
+        attributes["name"] = item.replace("_", " ")
+    babi = BabiProject(
+        kb,
+        kb.lookup_table(["cuisine", "price"]),
+        synonyms={"moderately": "moderate"},
+        spaced={"the cow pizza": "the_cow_pizza"},
+    )
+    dialog = Dialog(
+        0,
+        1,
+        [
+            Turn("a moderately priced gastropub", "api_call gastropub moderate"),
+            Turn(None, "the cow pizza is a nice place serving gastropub food"),
+            Turn("phone number", "the phone of the cow pizza is the_cow_pizza_phone"),
+        ],
+    )
+    story = babi.story(dialog, "d")
+    user = story.steps[0]
+    assert [(e.entity, e.value) for e in user.entities] == [
+        ("price", "moderate"),  # the synonym, through the framework's lookup extractor
+        ("cuisine", "gastropub"),
+    ]
+    assert set(babi.templates) == {
+        "api_call {cuisine} {price}",
+        "{name} is a nice place serving {cuisine} food",
+        "the phone of {name} is {phone}",
+    }

@@ -31,16 +31,16 @@ from chatbot.actions.knowledge_base import (
     KnowledgeBase,
     KnowledgeBaseNextAction,
     KnowledgeBaseQueryAction,
-    lookup_entities,
 )
 from chatbot.agent import TrainedModel
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.responses import fill_templates
+from chatbot.nlu.lookup_extractor import LookupEntityExtractor
 from chatbot.project.config import ComponentConfig, ProjectConfig
 from chatbot.project.domain import Domain, Entity, ResponseVariation, Slot, SlotMapping
 from chatbot.project.project import Project
 from chatbot.project.stories import ActionStep, SlotStep, Story, UserStep
-from chatbot.project.training_data import EntityAnnotation
+from chatbot.project.training_data import EntityAnnotation, LookupTable, NLUData
 from training.babi_reader import Dialog, data_dir, read_dialogs, task_file
 from training.story_events import build
 from training.train import train_project
@@ -48,7 +48,11 @@ from training.train import train_project
 logger = logging.getLogger(__name__)
 
 USER_SLOTS = ("cuisine", "location", "party_size", "price")
-TEMPLATE_SLOTS = (*USER_SLOTS, "restaurant", "phone", "address")
+# "name": a restaurant's name as DSTC2's texts spell it, with spaces (``the cow pizza``).
+TEMPLATE_SLOTS = (*USER_SLOTS, "restaurant", "name", "phone", "address")
+# Words DSTC2 users say for the values the knowledge base holds, as a bot author would list them
+# under ``synonym:`` in nlu.yml.
+SYNONYMS = {"moderately": "moderate", "center": "centre", "central": "centre"}
 QUERY = "action_query_knowledge_base"
 NEXT = "action_next_knowledge_base_result"
 LSTM_PARAMS: dict[str, Any] = {"epochs": 100, "augmentation_factor": 0, "patience": 5}
@@ -72,11 +76,35 @@ class BabiProject:
     kb: KnowledgeBase
     user_table: dict[str, str]  # word -> user slot (lookup tables)
     templates: dict[str, str] = field(default_factory=dict)  # template -> action name
+    synonyms: dict[str, str] = field(default_factory=dict)
+    spaced: dict[str, str] = field(default_factory=dict)  # "the cow pizza" -> the_cow_pizza
+    _extractor: LookupEntityExtractor | None = None
+    _spaced_order: list[str] = field(default_factory=list)
+
+    def nlu_data(self) -> NLUData:
+        """The lookup tables (one per user slot) and synonyms, as nlu.yml would give them."""
+        tables: dict[str, list[str]] = {}
+        for word, slot in sorted(self.user_table.items()):
+            tables.setdefault(slot, []).append(word)
+        lookups = [LookupTable(slot, tuple(words)) for slot, words in sorted(tables.items())]
+        for variant, canonical in self.synonyms.items():
+            slot = self.user_table.get(canonical)
+            if slot is not None:
+                lookups.append(LookupTable(slot, (variant,)))
+        return NLUData(synonyms=dict(self.synonyms), lookups=lookups)
+
+    @property
+    def extractor(self) -> LookupEntityExtractor:
+        """The framework's lookup-table entity extractor (what a trained model parses with)."""
+        if self._extractor is None:
+            self._extractor = LookupEntityExtractor.from_nlu_data(self.nlu_data(), USER_SLOTS)
+        return self._extractor
 
     def learn_values(self, dialogs: Sequence[Dialog]) -> int:
         """Add to the lookup tables the values that training dialogs' ``api_call``s use and the
         knowledge base lacks (DSTC2 users ask for cuisines no restaurant has); ``R_*`` means
         "any". Returns how many words were added."""
+        self._extractor = None
         added = 0
         for dialog in dialogs:
             for turn in dialog.turns:
@@ -93,12 +121,44 @@ class BabiProject:
     def action_for(self, text: str, slots: Mapping[str, Any]) -> str:
         """The template action of a bot text: each word that is the current value of a slot the
         bot knows (from the user's entities or the knowledge-base actions) becomes ``{slot}``."""
-        known = {v: k for k, v in slots.items() if k in TEMPLATE_SLOTS and isinstance(v, str)}
-        template = " ".join("{" + known[w] + "}" if w in known else w for w in text.split())
+        known = {
+            tuple(v.split()): k
+            for k, v in slots.items()
+            if k in TEMPLATE_SLOTS and isinstance(v, str) and v.strip()
+        }
+        longest = max(map(len, known), default=0)
+        words, out, i = text.split(), [], 0
+        while i < len(words):
+            for n in range(min(longest, len(words) - i), 0, -1):  # multi-word values first
+                slot = known.get(tuple(words[i : i + n]))
+                if slot is not None:
+                    out.append("{" + slot + "}")
+                    i += n
+                    break
+            else:
+                out.append(words[i])
+                i += 1
+        template = " ".join(out)
         if template not in self.templates:
             head = re.sub(r"\W+", "_", template.split("{")[0]).strip("_")[:32]
             self.templates[template] = f"utter_{len(self.templates):03d}_{head}"
         return self.templates[template]
+
+    def offered(self, text: str) -> str | None:
+        """The knowledge-base item a bot text names: as written (``resto_rome_cheap_thai_1stars``)
+        or, in DSTC2's texts, with spaces for underscores (``the cow pizza kitchen and bar``)."""
+        words = text.split()
+        found = next((w for w in words if w in self.kb.items), None)
+        if found is not None or not self.spaced:
+            return found
+        padded = f" {text} "
+        return next((self.spaced[n] for n in self._by_length if f" {n} " in padded), None)
+
+    @property
+    def _by_length(self) -> list[str]:
+        if len(self._spaced_order) != len(self.spaced):
+            self._spaced_order = sorted(self.spaced, key=lambda n: (-len(n), n))
+        return self._spaced_order
 
     def domain(self) -> Domain:
         slots = {
@@ -107,7 +167,10 @@ class BabiProject:
                 for s in USER_SLOTS
             },
             "restaurant": Slot("restaurant", "text"),
-            **{s: Slot(s, "any", influence_conversation=False) for s in ("phone", "address")},
+            **{
+                s: Slot(s, "any", influence_conversation=False)
+                for s in ("name", "phone", "address")
+            },
             "rating": Slot("rating", "any", influence_conversation=False),
             RESULTS_SLOT: Slot(RESULTS_SLOT, "any", influence_conversation=False),
         }
@@ -135,7 +198,10 @@ class BabiProject:
         if lines:
             kb = KnowledgeBase()
             for line in lines:
-                kb.add_line(line)
+                item = kb.add_line(line)
+                name = self.kb.items.get(item or "", {}).get("name")
+                if item is not None and name is not None:
+                    kb.items[item]["name"] = name
         query = KnowledgeBaseQueryAction(kb, USER_SLOTS)
         nxt = KnowledgeBaseNextAction(kb, USER_SLOTS)
         called = False
@@ -146,7 +212,7 @@ class BabiProject:
                 steps.append(SlotStep(changes))
                 slots.update(changes)
             if turn.user is not None:
-                entities = lookup_entities(turn.user, self.user_table)
+                entities = self.extractor.entities(turn.user)
                 steps.append(
                     UserStep(
                         text=turn.user,
@@ -161,7 +227,7 @@ class BabiProject:
                     steps.append(SlotStep(tuple(found.items())))
                     slots.update(found)
             words = turn.bot.split()
-            offered = next((w for w in words if w in self.kb.items), None)
+            offered = self.offered(turn.bot)
             if offered is not None and offered != slots.get("restaurant"):
                 if RESULTS_SLOT not in slots:
                     steps.append(ActionStep(QUERY))
@@ -172,7 +238,18 @@ class BabiProject:
                 changes = tuple((e["name"], e["value"]) for e in events)
                 steps.append(SlotStep(changes))
                 slots.update(changes)
-            steps.append(ActionStep(self.action_for(turn.bot, slots)))
+            if offered is not None and offered != slots.get("restaurant"):
+                # The data offers another restaurant than the knowledge-base action chose (DSTC2
+                # offers any match, not the best rated): the template is learned with the offered
+                # one, but the slots at the offer stay the action's (so the turn scores wrong);
+                # after it, the conversation knows what was offered (the history says it).
+                correct = {**slots, **self.kb.describe(offered, USER_SLOTS)}
+                steps.append(ActionStep(self.action_for(turn.bot, correct)))
+                changes = tuple(self.kb.describe(offered, USER_SLOTS).items())
+                steps.append(SlotStep(changes))
+                slots.update(changes)
+            else:
+                steps.append(ActionStep(self.action_for(turn.bot, slots)))
             if words and words[0] == "api_call":
                 called = True
                 steps.append(ActionStep(QUERY))
@@ -187,7 +264,14 @@ def make_babi(folder: Path, task: int = 1) -> BabiProject:
     name = "dialog-babi-task6-dstc2-kb.txt" if task == 6 else "dialog-babi-kb-all.txt"
     kb = KnowledgeBase.from_babi(folder / name)
     user_table = kb.lookup_table(USER_SLOTS)
-    return BabiProject(kb, user_table)
+    if task != 6:
+        return BabiProject(kb, user_table)
+    spaced = {}
+    for item, attributes in kb.items.items():
+        attributes["name"] = item.replace("_", " ")  # as DSTC2's bot texts spell it
+        if "_" in item:
+            spaced[attributes["name"]] = item
+    return BabiProject(kb, user_table, synonyms=dict(SYNONYMS), spaced=spaced)
 
 
 def train(
