@@ -87,6 +87,7 @@ def test_dstc2_names_synonyms_and_offers_become_general_templates(tmp_path):
         ],
     )
     story = babi.story(dialog, "d")
+    assert story.name == "d"
     user = story.steps[0]
     assert [(e.entity, e.value) for e in user.entities] == [
         ("price", "moderate"),  # the synonym, through the framework's lookup extractor

@@ -199,9 +199,9 @@ class BabiProject:
             kb = KnowledgeBase()
             for line in lines:
                 item = kb.add_line(line)
-                name = self.kb.items.get(item or "", {}).get("name")
-                if item is not None and name is not None:
-                    kb.items[item]["name"] = name
+                spelled = self.kb.items.get(item or "", {}).get("name")
+                if item is not None and spelled is not None:
+                    kb.items[item]["name"] = spelled
         query = KnowledgeBaseQueryAction(kb, USER_SLOTS)
         nxt = KnowledgeBaseNextAction(kb, USER_SLOTS)
         called = False
