@@ -42,6 +42,8 @@ def test_task1_trains_and_scores_on_a_few_dialogs():
     scores = evaluate(babi, model, tst)
     assert scores["dialogs"] == 5 and scores["responses"] > 20
     assert scores["per_response"] >= 0.8, scores
+    assert model.nlu is not None  # the lookup extractor, as a user's model would hold it
+    assert model.nlu.parse("an italian place")["entities"][0]["value"] == "italian"
 
 
 @needs_data

@@ -286,7 +286,8 @@ def train(
     config = ProjectConfig(
         policies=(ComponentConfig("LSTMPolicy", {**LSTM_PARAMS, **(params or {})}),)
     )
-    project = Project(Path("babi"), babi.domain(), stories=stories, config=config)
+    # The lookup tables and synonyms go in as nlu.yml would give them: the model parses with them.
+    project = Project(Path("babi"), babi.domain(), babi.nlu_data(), stories=stories, config=config)
     model = train_project(project, seed=seed, show_progress=show_progress)
     model.ensemble["fallback_threshold"] = 0.0
     return model
