@@ -24,7 +24,7 @@ from chatbot.dialogue.lstm_policy import LSTMPolicy
 from chatbot.dialogue.memoization import MemoizationPolicy
 from chatbot.dialogue.policy import Policy
 from chatbot.dialogue.rules import RulePolicy
-from chatbot.errors import ModelFileError
+from chatbot.errors import ChatbotError, ModelFileError
 from chatbot.nlu.intent_payload import parse_intent_payload
 from chatbot.nlu.lookup_extractor import KIND as LOOKUP_KIND
 from chatbot.nlu.lookup_extractor import LookupEntityExtractor
@@ -136,6 +136,13 @@ class TrainedModel:
         }
 
 
+class NoModelLoaded(ChatbotError):
+    """The agent's model was unloaded (``DELETE /model``) and no other is loaded yet."""
+
+    def __init__(self) -> None:
+        super().__init__("no model is loaded; load one with PUT /model")
+
+
 def latest_model(folder: Path) -> Path:
     """The newest ``*.model`` file in ``folder`` (a project's ``models/``)."""
     candidates = sorted(folder.glob("*.model"), key=lambda p: p.stat().st_mtime)
@@ -147,7 +154,12 @@ def latest_model(folder: Path) -> Path:
 
 
 class Agent:
-    """A trained model plus where its conversations live."""
+    """A trained model plus where its conversations live.
+
+    The model can be unloaded (``unload_model``); until another is loaded, everything that needs
+    it (``model``, ``domain``, ``processor``) raises ``NoModelLoaded``, while the stores, locks
+    and action executor stay as they are.
+    """
 
     def __init__(
         self,
@@ -160,22 +172,39 @@ class Agent:
     ) -> None:
         from chatbot.store.locks import InMemoryLockStore
 
-        self.model = model
         self.store = store or InMemoryStore()
         self.locks = locks or InMemoryLockStore()
         self.action_executor = action_executor
         self.actions = dict(actions or {})  # in-process actions by name (a knowledge base's)
-        self.processor = self._make_processor()
+        self._model: TrainedModel | None = model
+        self._processor: MessageProcessor | None = self._make_processor(model)
 
-    def _make_processor(self) -> MessageProcessor:
+    def _make_processor(self, model: TrainedModel) -> MessageProcessor:
         return MessageProcessor(
-            self.model.domain,
-            self.model.parse,
-            self.model.make_ensemble(),
-            ActionRegistry(self.model.domain, self.action_executor, self.actions),
+            model.domain,
+            model.parse,
+            model.make_ensemble(),
+            ActionRegistry(model.domain, self.action_executor, self.actions),
             self.store,
             self.locks,
         )
+
+    @property
+    def is_ready(self) -> bool:
+        """Whether a model is loaded."""
+        return self._model is not None
+
+    @property
+    def model(self) -> TrainedModel:
+        if self._model is None:
+            raise NoModelLoaded
+        return self._model
+
+    @property
+    def processor(self) -> MessageProcessor:
+        if self._processor is None:
+            raise NoModelLoaded
+        return self._processor
 
     @property
     def domain(self) -> Domain:
@@ -191,8 +220,13 @@ class Agent:
 
     def replace_model(self, model: TrainedModel) -> None:
         """Serve another model from now on; conversations stay in the store."""
-        self.model = model
-        self.processor = self._make_processor()
+        self._processor = self._make_processor(model)
+        self._model = model
+
+    def unload_model(self) -> None:
+        """Serve no model until ``replace_model``; messages meanwhile raise NoModelLoaded."""
+        self._model = None
+        self._processor = None
 
     async def parse(self, text: str) -> dict[str, Any]:
         return await self.model.parse(text)

@@ -3,6 +3,12 @@
 lock -> load -> session start -> NLU -> slot extraction -> predict/run actions until
 ``action_listen`` -> save -> reply. The new events are committed to the store before the reply is
 returned, so a reply the user saw is never lost.
+
+"load" is cheap for a conversation this process answered last: its ``Conversation`` (events
+replayed, state derived) stays in a bounded LRU cache, and is reused when the store's next seq is
+still the one this process wrote (one small read, under the conversation's lock). A write by
+anyone else (another process, the HTTP API) moves the store on, and the conversation is loaded
+and replayed in full again. So a turn costs the same at turn 5 and at turn 500 of a session.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,14 +29,17 @@ from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import Event, InvalidEvent
 from chatbot.conversation.messages import UserMessage, bot_messages
 from chatbot.dialogue.ensemble import PolicyEnsemble
+from chatbot.dialogue.lstm_policy import LSTMPolicy
 from chatbot.dialogue.policy import Prediction
 from chatbot.errors import ActionError, ActionRejected
 from chatbot.project import domain as d
-from chatbot.store.base import ConversationStore
+from chatbot.store.base import ConversationStore, is_session_start
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ACTIONS = 10
+# Conversations whose derived state one process keeps between turns (0: none).
+DEFAULT_CONVERSATION_CACHE_SIZE = 1_000
 ACTION_FAILED_RESPONSE = "utter_action_failed"
 ACTION_FAILED_TEXT = "Sorry, something went wrong on my side. Please try again in a moment."
 # The text of a user event made by ``trigger_intent`` (Rasa's external events).
@@ -51,6 +61,47 @@ class TurnResult:
         return bot_messages(self.new_events, self.conversation.sender_id)
 
 
+@dataclass
+class _Cached:
+    conversation: Conversation
+    next_seq: int  # the store's next seq when ``conversation`` was last saved
+
+
+class ConversationCache:
+    """The last session of recently answered conversations, least recently used out first.
+
+    An entry is taken out while its conversation is in a turn and put back only after the turn's
+    events are stored, so a turn that fails never leaves a conversation the store does not have.
+    Entries are checked against the store's next seq: the log is append-only, so a conversation
+    whose log still ends where this process left it holds the same events.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, _Cached] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def take(self, conversation_id: str) -> _Cached | None:
+        return self._entries.pop(conversation_id, None)
+
+    def put(self, conversation_id: str, conversation: Conversation, next_seq: int) -> None:
+        if self.size <= 0:
+            return
+        self._entries[conversation_id] = _Cached(conversation, next_seq)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, conversation_id: object) -> bool:
+        return conversation_id in self._entries
+
+
 class MessageProcessor:
     def __init__(
         self,
@@ -63,15 +114,27 @@ class MessageProcessor:
         *,
         max_actions: int = DEFAULT_MAX_ACTIONS,
         rng: random.Random | None = None,
+        cache_size: int = DEFAULT_CONVERSATION_CACHE_SIZE,
     ) -> None:
         self.domain = domain
         self.parse = parse
         self.ensemble = ensemble
         self.actions = actions
+        self.cache = ConversationCache(cache_size)
         self.store = store
         self.locks = locks
         self.max_actions = max_actions
         self.rng = rng or random.Random()
+
+    @property
+    def store(self) -> ConversationStore:
+        return self._store
+
+    @store.setter
+    def store(self, store: ConversationStore) -> None:
+        """Another store: the cached conversations were another store's."""
+        self._store = store
+        self.cache.clear()
 
     async def handle_message(self, message: UserMessage) -> list[dict[str, Any]]:
         result = await self.handle(message)
@@ -99,18 +162,38 @@ class MessageProcessor:
         start_session: bool = True,
         all_sessions: bool = False,
     ) -> TurnResult:
-        """lock -> load -> session start (if needed) -> ``change`` -> save the new events."""
+        """lock -> load -> session start (if needed) -> ``change`` -> save the new events.
+
+        ``all_sessions``: the conversation holds every session (the HTTP API's view), else its
+        last session only (the view a turn needs, and the one kept in the cache)."""
         async with self.locks.lock(conversation_id):
-            stored = await self.store.load(conversation_id, all_sessions=all_sessions)
-            conversation = Conversation(conversation_id, self.domain, stored.events)
+            conversation, next_seq = await self._load(conversation_id, all_sessions)
             start = len(conversation.events)
             if start_session:
                 await self.start_session_if_needed(conversation, metadata, channel)
             await change(conversation)
             new_events = conversation.events[start:]
             if new_events:
-                await self.store.append(conversation_id, new_events, start_seq=stored.next_seq)
+                await self.store.append(conversation_id, new_events, start_seq=next_seq)
+            # Not cached: the all-sessions view, and a conversation that started a session in
+            # this turn (a load returns the new session only; the next turn reads it once).
+            if not all_sessions and not any(is_session_start(e) for e in new_events):
+                self.cache.put(conversation_id, conversation, next_seq + len(new_events))
         return TurnResult(conversation, new_events)
+
+    async def _load(self, conversation_id: str, all_sessions: bool) -> tuple[Conversation, int]:
+        """The conversation (from the cache when the store is still where this process left
+        it) and the seq its next event gets."""
+        cached = self.cache.take(conversation_id)
+        if cached is not None and not all_sessions:
+            if await self.store.next_seq(conversation_id) == cached.next_seq:
+                self.cache.hits += 1
+                return cached.conversation, cached.next_seq
+            logger.debug("conversation %s changed in the store; loading it", conversation_id)
+        if not all_sessions:
+            self.cache.misses += 1
+        stored = await self.store.load(conversation_id, all_sessions=all_sessions)
+        return Conversation(conversation_id, self.domain, stored.events), stored.next_seq
 
     async def _log_user(
         self, conversation: Conversation, message: UserMessage, parse_data: dict[str, Any]
@@ -214,6 +297,22 @@ class MessageProcessor:
                 ) from None
 
         return await self.update(conversation_id, append, start_session=False, **kwargs)
+
+    def scores(self, conversation: Conversation) -> tuple[Prediction, dict[str, float]]:
+        """The next action and a score for each action of the domain (Rasa's ``/predict``): the
+        probabilities of the policy that chose, when it has them (the LSTM), else its one choice
+        (rules and memorized stories are sure of one action)."""
+        prediction = self.ensemble.predict(conversation)
+        scores = dict.fromkeys(self.domain.action_names, 0.0)
+        chosen = next((p for p in self.ensemble.policies if p.name == prediction.policy), None)
+        if isinstance(chosen, LSTMPolicy):
+            probabilities = chosen.probabilities(conversation)
+            if probabilities is not None:
+                for label, p in zip(chosen.featurizer.labels, probabilities.tolist(), strict=True):
+                    if label in scores:
+                        scores[label] = float(p)
+        scores[prediction.action] = prediction.confidence
+        return prediction, scores
 
     async def start_session_if_needed(
         self, conversation: Conversation, metadata: dict[str, Any] | None, channel: str | None

@@ -1,12 +1,12 @@
 """The HTTP API's conversation routes, with Rasa's paths, parameters and payloads.
 
-``GET /conversations/{id}/tracker``, ``POST|PUT .../tracker/events``, ``POST .../messages``,
-``.../trigger_intent``, ``.../predict`` and ``.../execute``. Differences from Rasa: a conversation
-that has no events is a 404 for the reading routes (``GET .../tracker``, ``.../predict``) instead
-of a new empty conversation; ``PUT .../tracker/events`` cannot erase stored events (the store only
-appends), so it appends a ``restart`` and then the new events: the default view
-(``include_events=AFTER_RESTART``) shows exactly the new events; side effects of posted events
-(``execute_side_effects``) are not run.
+``GET /conversations/{id}/tracker``, ``GET .../story``, ``POST|PUT .../tracker/events``,
+``POST .../messages``, ``.../trigger_intent``, ``.../predict`` and ``.../execute``. Differences
+from Rasa: a conversation that has no events is a 404 for the reading routes (``GET .../tracker``,
+``.../story``, ``.../predict``) instead of a new empty conversation; ``PUT .../tracker/events``
+cannot erase stored events (the store only appends), so it appends a ``restart`` and then the new
+events: the default view (``include_events=AFTER_RESTART``) shows exactly the new events; side
+effects of posted events (``execute_side_effects``) are not run.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from chatbot.server.errors import json_error
 from chatbot.server.gate import MessageGate
 from chatbot.server.keys import AGENT, GATE
 from chatbot.server.limits import check_text_length
+from chatbot.server.story import stories_yaml
 from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH
 
 API_CHANNEL = "api"
@@ -37,6 +38,7 @@ def register_conversation_routes(app: web.Application, auth: Auth) -> None:
     base = "/conversations/{conversation_id}"
     routes = [
         ("GET", f"{base}/tracker", get_tracker),
+        ("GET", f"{base}/story", get_story),
         ("POST", f"{base}/tracker/events", append_events),
         ("PUT", f"{base}/tracker/events", replace_events),
         ("POST", f"{base}/messages", add_message),
@@ -79,20 +81,38 @@ def tracker_json(conversation: Conversation, verbosity: str) -> dict[str, Any]:
     return state
 
 
-async def load_conversation(request: web.Request, conversation_id: str) -> Conversation:
+def bool_query(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "false").strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no", ""):
+        return False
+    raise json_error(400, f"'{name}' must be true or false, not {value!r}")
+
+
+async def load_events(
+    request: web.Request, conversation_id: str, *, all_sessions: bool = True
+) -> list[dict[str, Any]]:
+    """The conversation's stored events up to ``?until=``; a 404 when it has none."""
     agent = request.app[AGENT]
-    stored = await agent.store.load(conversation_id, all_sessions=True)
-    if not stored.events:
-        raise json_error(404, f"conversation '{conversation_id}' has no events", "NotFound")
-    events = stored.events
     until = request.query.get("until")
+    limit = None
     if until is not None:
         try:
             limit = float(until)
         except ValueError:
             raise json_error(400, "'until' must be a timestamp (seconds since 1970)") from None
-        events = [e for e in events if _timestamp(e) <= limit]
-    return Conversation(conversation_id, agent.domain, events)
+    stored = await agent.store.load(conversation_id, all_sessions=all_sessions)
+    if not stored.events:
+        raise json_error(404, f"conversation '{conversation_id}' has no events", "NotFound")
+    if limit is None:
+        return stored.events
+    return [e for e in stored.events if _timestamp(e) <= limit]
+
+
+async def load_conversation(request: web.Request, conversation_id: str) -> Conversation:
+    domain = request.app[AGENT].domain  # before the store: no model, no answer
+    return Conversation(conversation_id, domain, await load_events(request, conversation_id))
 
 
 def _timestamp(event: dict[str, Any]) -> float:
@@ -105,6 +125,17 @@ async def get_tracker(request: web.Request) -> web.Response:
     verbosity = verbosity_of(request)
     conversation = await load_conversation(request, conversation_id)
     return web.json_response(tracker_json(conversation, verbosity))
+
+
+async def get_story(request: web.Request) -> web.Response:
+    """The conversation as Rasa YAML stories: its last session, or every session with
+    ``?all_sessions=true``; ``?until=`` as for the tracker."""
+    conversation_id = conversation_id_of(request)
+    all_sessions = bool_query(request, "all_sessions")
+    events = await load_events(request, conversation_id, all_sessions=all_sessions)
+    return web.Response(
+        text=stories_yaml(conversation_id, events), content_type="application/x-yaml"
+    )
 
 
 async def append_events(request: web.Request) -> web.Response:
@@ -232,20 +263,17 @@ async def execute(request: web.Request) -> web.Response:
 
 
 async def predict(request: web.Request) -> web.Response:
-    """The next action's scores, without running it."""
+    """The next action, without running it: a score for every action of the domain (highest
+    first), the policy that chose and its confidence, and the tracker (as Rasa)."""
     conversation_id = conversation_id_of(request)
     verbosity = verbosity_of(request)
+    processor = request.app[AGENT].processor
     conversation = await load_conversation(request, conversation_id)
-    agent = request.app[AGENT]
-    prediction = agent.processor.ensemble.predict(conversation)
-    scores = [
-        {"action": name, "score": prediction.confidence if name == prediction.action else 0.0}
-        for name in agent.domain.action_names
-    ]
-    scores.sort(key=lambda s: -float(s["score"]))  # type: ignore[arg-type]
+    prediction, scores = processor.scores(conversation)
+    ranked = sorted(scores.items(), key=lambda item: -item[1])  # stable: domain order on ties
     return web.json_response(
         {
-            "scores": scores,
+            "scores": [{"action": name, "score": score} for name, score in ranked],
             "policy": prediction.policy,
             "confidence": prediction.confidence,
             "tracker": tracker_json(conversation, verbosity),

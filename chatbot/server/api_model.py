@@ -1,8 +1,11 @@
-"""The HTTP API's model routes: ``/status``, ``/domain``, ``POST /model/parse`` and ``PUT /model``.
+"""The HTTP API's model routes: ``/status``, ``/domain``, ``POST /model/parse``, ``PUT /model``
+and ``DELETE /model``.
 
 ``PUT /model`` takes ``{"model_file": "<path on the server>"}`` (as Rasa) or the model file itself
 as the body (``Content-Type: application/octet-stream``). The new model answers the next messages;
 conversations stay in the store, and messages in flight finish with the model they started with.
+``DELETE /model`` unloads the model: until ``PUT /model`` loads one, whatever needs it answers a
+409 (a channel's message a 503) saying that no model is loaded.
 """
 
 from __future__ import annotations
@@ -45,14 +48,16 @@ def register_model_routes(app: web.Application, auth: Auth, model_file: str | No
     app.router.add_get("/domain", auth.protect(domain))
     app.router.add_post("/model/parse", auth.protect(parse))
     app.router.add_put("/model", auth.protect(replace_model))
+    app.router.add_delete("/model", auth.protect(unload_model))
 
 
 async def status(request: web.Request) -> web.Response:
-    model = request.app[AGENT].model
+    agent = request.app[AGENT]
+    loaded = agent.is_ready
     return web.json_response(
         {
-            "model_file": request.app[MODEL_STATUS].file,
-            "model_id": model.meta.get("fingerprint"),
+            "model_file": request.app[MODEL_STATUS].file if loaded else None,
+            "model_id": agent.model.meta.get("fingerprint") if loaded else None,
             "num_active_training_jobs": 0,
             "version": __version__,
         }
@@ -104,6 +109,13 @@ async def replace_model(request: web.Request) -> web.Response:
     request.app[AGENT].replace_model(model)
     request.app[MODEL_STATUS].file = source
     logger.info("serving a new model: %s", source)
+    return web.Response(status=204)
+
+
+async def unload_model(request: web.Request) -> web.Response:
+    request.app[AGENT].unload_model()
+    request.app[MODEL_STATUS].file = None
+    logger.info("model unloaded: no model is served until PUT /model")
     return web.Response(status=204)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from chatbot.agent import __version__
+from chatbot.agent import NoModelLoaded, __version__
 from chatbot.conversation.events import InvalidEvent
 from chatbot.errors import (
     ActionError,
@@ -64,6 +64,8 @@ class Failure:
     message: str
     apology: bool = False
     retry_after: float | None = None
+    # The status of a user's message to a channel, when not ``status``.
+    channel_status: int | None = None
 
 
 def failure_of(exc: BaseException) -> Failure:
@@ -98,6 +100,9 @@ def failure_of(exc: BaseException) -> Failure:
             apology=True,
             retry_after=1.0,
         )
+    if isinstance(exc, NoModelLoaded):
+        # As Rasa's API: a 409 until a model is loaded; a channel's client may retry later.
+        return Failure(409, "NoModelLoaded", str(exc), retry_after=5.0, channel_status=503)
     if isinstance(exc, ModelFileError):
         return Failure(400, "BadModel", str(exc))
     if isinstance(exc, ActionRejected):
@@ -148,12 +153,13 @@ def retry_after_header(seconds: float | None) -> dict[str, str]:
 
 def failure_response(failure: Failure, recipient_id: str | None = None) -> web.Response:
     headers = retry_after_header(failure.retry_after)
-    if recipient_id is not None and failure.apology:
-        return web.json_response(
-            apology_messages(recipient_id), status=failure.status, headers=headers
-        )
-    body = error_body(failure.status, failure.message, failure.reason)
-    return web.json_response(body, status=failure.status, headers=headers)
+    status = failure.status
+    if recipient_id is not None:
+        status = failure.channel_status or status
+        if failure.apology:
+            return web.json_response(apology_messages(recipient_id), status=status, headers=headers)
+    body = error_body(status, failure.message, failure.reason)
+    return web.json_response(body, status=status, headers=headers)
 
 
 def log_failure(exc: BaseException, failure: Failure, request: web.Request) -> None:

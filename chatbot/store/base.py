@@ -52,6 +52,12 @@ class ConversationStore(ABC):
     async def load(self, conversation_id: str, *, all_sessions: bool = False) -> StoredConversation:
         """The conversation's last session (every event with ``all_sessions=True``)."""
 
+    async def next_seq(self, conversation_id: str) -> int:
+        """The seq the conversation's next event gets (0 for none): where its log ends, read
+        without its events. Stores override this with one small read; this default loads the
+        last session."""
+        return (await self.load(conversation_id)).next_seq
+
     @abstractmethod
     async def append(
         self, conversation_id: str, events: Sequence[Mapping[str, Any]], *, start_seq: int

@@ -41,6 +41,11 @@ class InMemoryStore(ConversationStore):
             conversation_id, events, next_seq=len(log.events), first_seq=first
         )
 
+    async def next_seq(self, conversation_id: str) -> int:
+        check_conversation_id(conversation_id)
+        log = self._logs.get(conversation_id)
+        return len(log.events) if log is not None else 0
+
     async def append(
         self, conversation_id: str, events: Sequence[Mapping[str, Any]], *, start_seq: int
     ) -> None:

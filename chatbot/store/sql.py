@@ -267,6 +267,13 @@ class SQLStore(ConversationStore):
             first_seq=rows[0].seq,
         )
 
+    async def next_seq(self, conversation_id: str) -> int:
+        """One primary-key read of the conversation row."""
+        check_conversation_id(conversation_id)
+        await self.start()
+        with self._errors():
+            return await self._next_seq(conversation_id)
+
     async def append(
         self, conversation_id: str, events: Sequence[Mapping[str, Any]], *, start_seq: int
     ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import yaml
 from aiohttp.test_utils import TestClient
 
 from chatbot.agent import Agent, TrainedModel
+from chatbot.dialogue.lstm_policy import LSTMPolicy
+from chatbot.dialogue.policy import Policy
 from tests.chatbot.server.support import StartServer, say
 
 
@@ -218,11 +221,42 @@ async def test_predict_scores_the_next_action(api: TestClient) -> None:
     body = await response.json()
     assert body["scores"][0]["action"] == "utter_greet"
     assert body["scores"][0]["score"] == body["confidence"] > 0.5
-    assert {s["action"] for s in body["scores"]} >= {"action_listen", "utter_goodbye"}
+    names = [s["action"] for s in body["scores"]]
+    assert len(names) == len(set(names)) > 20
+    assert {"action_listen", "utter_goodbye", "restaurant_form", "action_restart"} <= set(names)
     assert body["policy"] and body["tracker"]["sender_id"] == "ivy"
     # Predicting changes nothing.
     tracker = await (await api.get("/conversations/ivy/tracker")).json()
     assert tracker["latest_action_name"] == "action_listen"
+
+
+async def test_predict_gives_the_lstm_scores_of_every_action(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    # The LSTM alone (no rules, no memorized stories, no fallback): its whole distribution.
+    lstm: list[Policy] = [p for p in restaurant_model.policies if isinstance(p, LSTMPolicy)]
+    model = replace(restaurant_model, policies=lstm, ensemble={"fallback_threshold": 0.0})
+    client = await start_server(Agent(model), enable_api=True)
+    await say(client, "ivy", "/greet")
+    await client.post("/conversations/ivy/messages", json={"text": "/goodbye", "sender": "user"})
+
+    body = await (await client.post("/conversations/ivy/predict")).json()
+
+    scores = [s["score"] for s in body["scores"]]
+    assert len(scores) == len(restaurant_model.domain.action_names)
+    assert scores == sorted(scores, reverse=True)
+    assert sum(scores) == pytest.approx(1.0, abs=1e-4)
+    assert sum(1 for s in scores if s > 0) > 1
+    assert body["policy"] == "LSTMPolicy"
+    assert body["scores"][0]["score"] == body["confidence"] == max(scores)
+
+
+async def test_predict_bad_input(api: TestClient) -> None:
+    await say(api, "ivy", "/greet")
+    assert (await api.post("/conversations/ivy/predict?include_events=SOME")).status == 400
+    assert (await api.post("/conversations/ivy/predict?until=never")).status == 400
+    assert (await api.post("/conversations/nobody/predict")).status == 404
+    assert (await api.get("/conversations/ivy/predict")).status == 405
 
 
 async def test_execute_runs_one_action(api: TestClient) -> None:
@@ -333,3 +367,43 @@ async def test_model_upload_is_capped(
         "/model", data=b"x" * 5000, headers={"Content-Type": "application/octet-stream"}
     )
     assert response.status == 413
+
+
+async def test_unload_the_model_then_load_one_again(
+    api: TestClient, moodbot_model: TrainedModel, tmp_path: Path
+) -> None:
+    await say(api, "kim", "/greet")
+
+    assert (await api.delete("/model")).status == 204
+
+    status = await (await api.get("/status")).json()
+    assert status["model_file"] is None and status["model_id"] is None
+    calls: list[tuple[str, str, dict[str, str] | None]] = [
+        ("POST", "/conversations/kim/messages", {"text": "/greet", "sender": "user"}),
+        ("POST", "/conversations/kim/trigger_intent", {"name": "greet"}),
+        ("POST", "/conversations/kim/execute", {"name": "utter_greet"}),
+        ("POST", "/conversations/kim/predict", None),
+        ("GET", "/conversations/kim/tracker", None),
+        ("POST", "/model/parse", {"text": "hi"}),
+        ("GET", "/domain", None),
+    ]
+    for method, url, body in calls:
+        response = await api.request(method, url, json=body)
+        assert response.status == 409, url
+        error = await response.json()
+        assert error["reason"] == "NoModelLoaded" and "no model is loaded" in error["message"]
+    # A user's message to a channel: 503, retry later.
+    webhook = await api.post("/webhooks/rest/webhook", json={"sender": "kim", "message": "/greet"})
+    assert webhook.status == 503 and int(webhook.headers["Retry-After"]) >= 1
+    assert (await webhook.json())["reason"] == "NoModelLoaded"
+    # The conversations are still there.
+    assert (await api.get("/conversations/kim/story")).status == 200
+    assert (await api.delete("/model")).status == 204  # unloading twice is fine
+
+    path = tmp_path / "mood.model"
+    moodbot_model.to_file(path)
+    assert (await api.put("/model", json={"model_file": str(path)})).status == 204
+    assert (await (await api.get("/status")).json())["model_file"] == str(path)
+    assert await say(api, "kim", "/mood_great")
+    tracker = await (await api.get("/conversations/kim/tracker")).json()
+    assert [e["event"] for e in tracker["events"]].count("user") == 2

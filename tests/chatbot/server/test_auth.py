@@ -82,6 +82,9 @@ async def test_admin_jwt_sees_everything(secured: TestClient) -> None:
 async def test_user_jwt_sees_only_its_own_conversation(secured: TestClient) -> None:
     alice = bearer(token_for("alice", "user"))
     assert (await secured.get("/conversations/alice/tracker", headers=alice)).status == 200
+    assert (await secured.get("/conversations/alice/story", headers=alice)).status == 200
+    own = await secured.post("/conversations/alice/predict", headers=alice)
+    assert own.status == 200
     answer = await secured.post(
         "/conversations/alice/trigger_intent", json={"name": "greet"}, headers=alice
     )
@@ -89,9 +92,12 @@ async def test_user_jwt_sees_only_its_own_conversation(secured: TestClient) -> N
     for method, path in [
         ("GET", "/conversations/bob/tracker"),
         ("POST", "/conversations/bob/predict"),
+        ("GET", "/conversations/bob/story"),
+        ("GET", "/conversations/bob/story?all_sessions=true"),
         ("GET", "/status"),
         ("GET", "/domain"),
         ("PUT", "/model"),
+        ("DELETE", "/model"),
     ]:
         response = await secured.request(method, path, headers=alice)
         assert response.status == 403, path

@@ -75,6 +75,21 @@ async def test_appends_continue_the_seq(store: ConversationStore) -> None:
     assert loaded.next_seq == len(first) + len(second)
 
 
+async def test_next_seq_is_where_the_log_ends(store: ConversationStore) -> None:
+    assert await store.next_seq("alice") == 0
+    first, second = session(3), session(2, first=50.0)
+    await store.append("alice", first, start_seq=0)
+    assert await store.next_seq("alice") == len(first) == (await store.load("alice")).next_seq
+    await store.append("alice", second, start_seq=len(first))  # a new session: all of them count
+    assert await store.next_seq("alice") == len(first) + len(second)
+    assert await store.next_seq("bob") == 0
+    with pytest.raises(ConflictError):
+        await store.append("alice", second, start_seq=len(first))
+    assert await store.next_seq("alice") == len(first) + len(second)  # the conflict wrote nothing
+    with pytest.raises(ValueError, match="non-empty"):
+        await store.next_seq("")
+
+
 @pytest.mark.parametrize("start_in_middle_of_batch", [False, True])
 async def test_load_gives_the_last_session_unless_all_are_asked_for(
     store: ConversationStore, start_in_middle_of_batch: bool
