@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import time
@@ -87,6 +88,13 @@ def parse_times_ms(model: NLUModel, texts: Sequence[str], limit: int = 1000) -> 
         "parse_ms_p99": round(wall[int(0.99 * (len(wall) - 1))], 3),
         "parse_cpu_ms_p50": round(statistics.median(cpu), 3),
     }
+
+
+def setup() -> None:
+    """Warnings-only logging and one torch thread for the whole run (training already uses one):
+    the benchmark machine is shared, and these models are too small to gain from more."""
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(1)
 
 
 def machine_load() -> float:

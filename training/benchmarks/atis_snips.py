@@ -9,7 +9,6 @@ conlleval's: exact chunks on the data's own whitespace tokens, micro-averaged.
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from training.benchmarks._nlu_common import (
     pipeline,
     predicted_bio,
     round_scores,
+    setup,
     timed,
 )
 from training.nlu import train_nlu
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--epochs", type=int, default=0, help="0: the model's default")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    setup()
     params: dict[str, Any] = {"epochs": args.epochs} if args.epochs else {}
     for name in args.datasets:
         emit(run(name, args.seed, params))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import statistics
 
 from chatbot.project.training_data import EntityAnnotation, NLUData, NLUExample
@@ -23,6 +22,7 @@ from training.benchmarks._nlu_common import (
     parse_times_ms,
     pipeline,
     round_scores,
+    setup,
     timed,
 )
 from training.nlu import train_nlu
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=list(CORPORA))
     parser.add_argument("--seeds", type=int, default=5, help="runs with seeds 0..N-1")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    setup()
     for name in args.corpora:
         emit(run(name, args.seeds))
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from training.benchmarks._nlu_common import (
     parse_times_ms,
     pipeline,
     round_scores,
+    setup,
     timed,
 )
 from training.nlu import train_nlu
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--epochs", type=int, default=0, help="0: the model's default")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    setup()
     data = json.loads((data_dir() / "clinc150" / "data_full.json").read_text())
 
     def examples(*splits: str) -> list[NLUExample]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import logging
 import re
 import statistics
 from pathlib import Path
@@ -25,6 +24,7 @@ from training.benchmarks._nlu_common import (
     parse_times_ms,
     pipeline,
     round_scores,
+    setup,
     timed,
 )
 from training.nlu import train_nlu
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=FOLDS, help="run the first K of 10 folds")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    setup()
     root = data_dir() / "hwu64"
     folds = [load_fold(root / f"KFold_{k}" / "testset") for k in range(1, FOLDS + 1)]
     intent_f1, entity_f1, train_s = [], [], []

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import statistics
 import time
 
@@ -27,6 +26,7 @@ from training.benchmarks._nlu_common import (
     parse_times_ms,
     pipeline,
     round_scores,
+    setup,
     timed,
 )
 from training.benchmarks.hwu64 import load_fold
@@ -56,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    setup()
     fold = load_fold(data_dir() / "hwu64" / "KFold_1" / "testset")
     intents = sorted({e.intent for e in fold})[:: len({e.intent for e in fold}) // INTENTS][
         :INTENTS
