@@ -11,6 +11,8 @@ Markdown stories::
        - slot{"taxi_status": "booked"}           slots the bot set
 
 As in Rasa 1.x (``store_entities_as_slots``), an entity whose name is a slot sets that slot.
+Data without a domain file (the paper's sub-dialogue stories) gets one from its stories:
+``domain_of_stories``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from chatbot.project.domain import Domain, Entity, Intent, Slot
+from chatbot.project.domain import ACTION_LISTEN, Domain, Entity, Intent, Slot
 from chatbot.project.stories import ActionStep, SlotStep, Step, Story, UserStep
 from chatbot.project.training_data import EntityAnnotation
 
@@ -113,4 +115,31 @@ def read_rasa1_domain(path: Path, *, with_actions: bool = True) -> Domain:
         entities={e: Entity(e) for e in entities},
         slots=slots,
         actions=actions,
+    )
+
+
+def domain_of_stories(stories: Iterable[Story]) -> Domain:
+    """A domain for modular stories that come without one: their intents, entities and actions
+    in order of first use, and a ``text`` slot (featurized as set or not) for every entity and
+    every slot the stories set, so that entities fill slots as in Rasa 1.x. Read the stories
+    again with ``slots=domain.slots`` for the entity-set slots to appear in them."""
+    intents: dict[str, None] = {}
+    entities: dict[str, None] = {}
+    slots: dict[str, None] = {}
+    actions: dict[str, None] = {}
+    for story in stories:
+        for step in story.steps:
+            if isinstance(step, UserStep) and step.intent:
+                intents[step.intent] = None
+                for entity in step.entities:
+                    entities[entity.entity] = slots[entity.entity] = None
+            elif isinstance(step, SlotStep):
+                slots.update(dict.fromkeys(name for name, _ in step.slots))
+            elif isinstance(step, ActionStep) and step.name and step.name != ACTION_LISTEN:
+                actions[step.name] = None
+    return Domain(
+        intents={i: Intent(i) for i in intents},
+        entities={e: Entity(e) for e in entities},
+        slots={s: Slot(s, "text") for s in slots},
+        actions=tuple(actions),
     )
