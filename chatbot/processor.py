@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+from weakref import WeakKeyDictionary
 
 from chatbot.actions.base import ActionContext, bot_event
 from chatbot.actions.extract_slots import custom_mapping_actions, extract_slots
@@ -125,6 +126,8 @@ class MessageProcessor:
         self.locks = locks
         self.max_actions = max_actions
         self.rng = rng or random.Random()
+        # conversation -> (events read, whether a session started since the latest restart)
+        self._session_marks: WeakKeyDictionary[Conversation, tuple[int, bool]] = WeakKeyDictionary()
 
     @property
     def store(self) -> ConversationStore:
@@ -327,8 +330,7 @@ class MessageProcessor:
 
     def _needs_session_start(self, conversation: Conversation) -> bool:
         """As Rasa: no session since the latest restart, or the session has expired."""
-        since_restart = conversation.events_after_latest_restart()
-        if not any(ev.is_action(e, d.ACTION_SESSION_START) for e in since_restart):
+        if not self._in_session(conversation):
             return True
         config = self.domain.session_config
         if not config.expires:
@@ -338,6 +340,20 @@ class MessageProcessor:
             return False
         idle = time.time() - float(last_user.get("timestamp") or 0.0)
         return idle > config.session_expiration_time * 60
+
+    def _in_session(self, conversation: Conversation) -> bool:
+        """Whether a session started since the latest restart, reading only the events that
+        came since the last call for this conversation object (events are only ever appended):
+        a turn late in a long session does not re-read the session."""
+        scanned, in_session = self._session_marks.get(conversation, (0, False))
+        events = conversation.events
+        for event in events[scanned:] if scanned else events:
+            if event.get("event") == "restart":
+                in_session = False
+            elif ev.is_action(event, d.ACTION_SESSION_START):
+                in_session = True
+        self._session_marks[conversation] = (len(events), in_session)
+        return in_session
 
     async def predict_and_run(self, conversation: Conversation, channel: str | None) -> None:
         """Predict and run actions until the bot listens (at most ``max_actions``)."""

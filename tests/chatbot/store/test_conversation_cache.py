@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -212,3 +213,25 @@ async def test_another_store_empties_the_cache() -> None:
     assert len(agent.processor.cache) == 1
     agent.processor.store = InMemoryStore()
     assert len(agent.processor.cache) == 0
+
+
+async def test_an_expired_session_restarts_a_cached_conversation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = agent_on(InMemoryStore())
+    for turn in TURNS[:3]:
+        await agent.handle_text(turn, "hal")
+    assert "hal" in agent.processor.cache
+    later = time.time() + 2 * 3600  # past the restaurant bot's 60-minute sessions
+    monkeypatch.setattr("chatbot.processor.time.time", lambda: later)
+
+    await agent.handle_text("/greet", "hal")
+
+    events = (await agent.store.load("hal", all_sessions=True)).events
+    starts = [i for i, e in enumerate(events) if e.get("name") == "action_session_start"]
+    assert len(starts) == 2
+    assert "hal" not in agent.processor.cache  # a new session: the next turn loads it
+    await agent.handle_text("/bot_challenge", "hal")
+    conversation = cached(agent.processor, "hal")
+    assert conversation.slots["cuisine"] == "thai"  # carried over into the new session
+    assert conversation.events[0]["name"] == "action_session_start"
