@@ -168,6 +168,11 @@ class DialogueStateTracker(nn.Module):
 
     def scores(self, z: torch.Tensor) -> torch.Tensor:
         """Label scores (B, T, A) from the tracker's output (B, T, D)."""
+        if not self.training and 1 < z.shape[1] <= STEPWISE_MAX:
+            # Prediction over a few steps (``max_history``): one step at a time, as the LSTM. A
+            # (T, D) x (D, A) product is shared out among threads, and on a busy CPU they wait
+            # for each other: 17 ms instead of 0.2 ms for 5 steps of the restaurant bot.
+            return torch.cat([self.scores(z[:, t : t + 1]) for t in range(z.shape[1])], dim=1)
         if self.config.label_weights:
             logits = self.head(z)  # (B, T, A)
         else:

@@ -4,8 +4,11 @@
   by the LSTM with ``max_history: 5``), and the LSTM alone with its own defaults (whole history);
 - one prediction step of the LSTM policy (``predict`` with one new state since the last call);
 - one user turn at turn 5 and at turn 500 of the same conversation, rebuilt from its events for
-  every turn as the server does: the LSTM policy's share, the whole ensemble's, and rebuilding
-  the ``Conversation`` from the stored events (which grows with the conversation).
+  every turn: the LSTM policy's share, the whole ensemble's, and rebuilding the ``Conversation``
+  from the stored events (what a process that did not answer the previous turn has to do);
+- the same through the whole stack, ``Agent.handle_text`` with the in-memory store (lock, load,
+  session, intent from ``/intent``, predict and run actions until listening, save, reply), for
+  the configured model: what a user waits for, less the NLU and the network.
 
     .venv/bin/python -m training.benchmarks.dialogue_speed
 
@@ -14,6 +17,7 @@ Prints one JSON object per result (seconds; the 1-minute load average, as the ma
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -25,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chatbot.agent import TrainedModel
+from chatbot.agent import Agent, TrainedModel
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.dialogue.lstm_policy import LSTMPolicy
@@ -122,6 +126,33 @@ def conversation_turns(
     return results
 
 
+def agent_turns(model: TrainedModel, at: tuple[int, ...], window: int = 30) -> list[dict[str, Any]]:
+    """One long small-talk conversation through ``Agent.handle_text``; per-turn times over
+    ``window`` turns from each of ``at``."""
+
+    async def talk() -> list[float]:
+        agent = Agent(model)
+        rng = random.Random(0)
+        seconds = []
+        try:
+            for _ in range(max(at) + window):
+                text = f"/{rng.choice(SMALL_TALK)}"
+                seconds.append(-time.perf_counter())
+                replies = await agent.handle_text(text, "bench")
+                seconds[-1] += time.perf_counter()
+                assert replies, text
+        finally:
+            await agent.close()
+        return seconds
+
+    seconds = asyncio.run(talk())
+    return [
+        {"name": "turn_latency_agent", "split": "restaurant", "turn": turn}
+        | percentiles(seconds[turn - 1 : turn - 1 + window])
+        for turn in at
+    ]
+
+
 def prediction_steps(model: TrainedModel, n: int = 2000) -> list[float]:
     """``predict`` with one new state since the last call, in one long conversation."""
     lstm = next(p for p in model.policies if isinstance(p, LSTMPolicy))
@@ -171,6 +202,9 @@ def main() -> None:
         for result in conversation_turns(model, (5, 500)):
             result["name"] += f"_{label}"
             emit(result)
+    for result in agent_turns(configured, (5, 500)):
+        result["name"] += "_max_history_5"
+        emit(result)
 
 
 if __name__ == "__main__":

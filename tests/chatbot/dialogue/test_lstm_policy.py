@@ -245,6 +245,20 @@ def test_max_history_reads_only_the_last_states(domain: Domain) -> None:
     assert policy.cached_states("u") is None
 
 
+@pytest.mark.parametrize("config", [{}, {"label_features": 10, "label_weights": False}])
+def test_scores_of_a_few_steps_are_the_same_step_by_step(
+    domain: Domain, config: dict[str, Any]
+) -> None:
+    """At prediction time scores go one step at a time (no thread waits on a busy CPU)."""
+    model = make_policy(domain, **config).model
+    z = torch.randn(2, 5, model.config.hidden_size)
+    with torch.inference_mode():
+        stepwise = model.eval().scores(z)
+        batched = model.train().scores(z)  # no dropout in the head
+    assert stepwise.shape == batched.shape == (2, 5, model.config.num_labels)
+    assert torch.allclose(stepwise, batched, atol=1e-6)
+
+
 def test_masked_actions_are_never_predicted(domain: Domain) -> None:
     policy = make_policy(domain)
     conversation = Conversation("u", domain, [*start(), user("stop")])
