@@ -22,6 +22,7 @@ from chatbot.errors import ConfigError
 from chatbot.project.config import ComponentConfig
 from chatbot.project.domain import ACTION_DEFAULT_FALLBACK, Domain
 from chatbot.project.project import Project
+from training.form_paths import rules_in_stories, unfold_form_paths
 from training.story_events import TrainingConversation, build
 from training.story_graph import expand_or, resolve
 
@@ -61,6 +62,9 @@ DEFAULT_POLICIES = (
 class DialogueData:
     stories: list[TrainingConversation] = field(default_factory=list)
     rules: list[TrainingConversation] = field(default_factory=list)
+    # Copies of the stories with each form's folded turns spelled out (``training.form_paths``),
+    # for the LSTM tracker: it learns to run a form again when the user gives what it asked for.
+    form_paths: list[TrainingConversation] = field(default_factory=list)
 
 
 def training_data(project: Project) -> DialogueData:
@@ -73,7 +77,15 @@ def training_data(project: Project) -> DialogueData:
         for rule in project.rules
         for steps in expand_or(rule.steps, 1000)
     ]
-    return DialogueData(stories, rules)
+    form_paths = unfold_form_paths(
+        stories,
+        domain,
+        rules=rules,
+        project_stories=[*project.stories, *project.rules],
+        nlu=project.nlu,
+    )
+    form_paths += rules_in_stories([*stories, *form_paths], rules, domain)
+    return DialogueData(stories, rules, form_paths)
 
 
 def fit_rules(

@@ -117,7 +117,7 @@ def make_lstm_trainer(
         settings = settings_from_config(config)
         return train_lstm(
             project.domain,
-            data.stories,
+            [*data.stories, *getattr(data, "form_paths", ())],
             data.rules,
             settings,
             bot_texts=bot_texts_of([*project.stories, *project.rules]),

@@ -32,10 +32,10 @@ class Steps:
     """One replayed conversation as the histories the tracker saw: each sequence is the state
     before each action in it, with the action to learn there (None: context, not a prediction).
 
-    Usually one sequence. A form running again on its happy path folds the turns since its
-    previous run out of the history (``Conversation.is_loop_rerun``, as Rasa does); what comes
-    after is a new sequence that starts with the folded history, whose targets were learned in
-    the sequence before.
+    Usually one sequence. A form running again on its happy path is learned at the state before
+    it, then folds the turns since its previous run out of the history
+    (``Conversation.is_loop_rerun``, as Rasa does); what comes after is a new sequence that
+    starts with the folded history, whose targets were learned in the sequence before.
     """
 
     name: str
@@ -53,10 +53,15 @@ def replay(conv: TrainingConversation, domain: Domain) -> Steps:
             continue
         name = str(event["name"])
         if conversation.is_loop_rerun(name):
-            # RulePolicy runs the form again; its folded turns leave the history.
-            if fresh:
+            # The form runs again on its happy path: learned here (the LSTM runs forms without
+            # RulePolicy too), then its folded turns leave the history.
+            if target:
+                sequences.append(
+                    ([*conversation.states, conversation.current_state()], [*targets, name])
+                )
+            elif fresh:
                 sequences.append((list(conversation.states), list(targets)))
-                fresh = False
+            fresh = False
             conversation.append(event)
             targets = [None] * len(conversation.states)
             continue

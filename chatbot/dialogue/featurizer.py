@@ -60,6 +60,9 @@ def label_names(domain: Domain, bot_texts: Iterable[str] = ()) -> list[str]:
     return list(dict.fromkeys([*names, *domain.action_texts, *bot_texts]))
 
 
+NO_ACTIVE_LOOP = "active_loop=null"
+
+
 def domain_features(domain: Domain, labels: Sequence[str]) -> list[str]:
     """Every feature name a state of this domain can have, except words of texts."""
     names = [f"intent={i}" for i in domain.intent_names]
@@ -79,6 +82,8 @@ def domain_features(domain: Domain, labels: Sequence[str]) -> list[str]:
             names.append(key)
     names += [f"prev_action={label}" for label in labels]
     names += [f"active_loop={form}" for form in domain.forms]
+    if domain.forms:
+        names.append(NO_ACTIVE_LOOP)
     names += [f"requested_slot={slot}" for slot in domain.slots]
     names += [f"missing={slot}" for slot in domain.slots]
     return list(dict.fromkeys(names))
@@ -141,6 +146,10 @@ class StateFeaturizer:
                 found[i] = found.get(i, 0.0) + value
 
         for key, value in state:
+            if key == ACTIVE_LOOP and value is None:
+                # "No form is active" as a feature of its own (where the domain has forms): the
+                # step right after a form finished differs from one where it asks on only here.
+                put(NO_ACTIVE_LOOP)
             if value is None:
                 continue
             if key == INTENT:

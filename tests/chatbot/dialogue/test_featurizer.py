@@ -69,6 +69,7 @@ def test_intent_is_one_hot_and_the_previous_action_is_named(
     assert named(featurizer, state_after(domain, user("greet"))) == {
         "intent=greet": 1.0,
         "prev_action=action_listen": 1.0,
+        "active_loop=null": 1.0,  # the domain has a form, and none is active
     }
 
 
@@ -131,6 +132,7 @@ def test_the_goal_active_form_requested_and_missing_slots(
     )
     features = named(featurizer, state)
     assert features["active_loop=trip_form"] == 1.0
+    assert "active_loop=null" not in features
     assert features["requested_slot=people"] == 1.0
     assert {k for k in features if k.startswith("missing=")} == {"missing=people"}
     assert featurizer.denied(state) == ()
@@ -165,7 +167,7 @@ def test_end_to_end_bot_texts_are_labels_with_words(
 
 def test_unknown_values_add_nothing(domain: Domain, featurizer: StateFeaturizer) -> None:
     state = state_after(domain, user("not_an_intent"), ev.action("not_an_action"))
-    assert named(featurizer, state) == {}
+    assert named(featurizer, state) == {"active_loop=null": 1.0}
 
 
 def test_the_feature_list_round_trips_through_the_model_file(
