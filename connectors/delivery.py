@@ -20,8 +20,6 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError
-
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -86,6 +84,8 @@ class Deliveries:
         client = getattr(locks, "redis", None)
         if client is None or not keys:
             return self.local.first_time(*keys)
+        from redis.exceptions import RedisError  # only with a Redis lock store
+
         prefix = f"{locks.key_prefix}seen:{self.channel}:"
         seconds = max(1, round(self.ttl))
         try:

@@ -113,19 +113,19 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
 
 def mount_channels(app: web.Application, credentials: Credentials | None) -> None:
     """The channels of credentials.yml under ``/webhooks/<name>/`` (REST alone without one)."""
-    from connectors.registry import CHANNELS
+    from connectors.registry import CHANNELS, channel_class
 
     blocks = credentials.channels if credentials else {"rest": EndpointBlock("rest", {})}
     for name, block in blocks.items():
         where = f"{block.origin.file}:{block.origin.line}: " if block.origin.file else ""
-        channel_class = CHANNELS.get(name)
-        if channel_class is None:
+        found = channel_class(name)
+        if found is None:
             raise ConfigError(
                 f"{where}unknown channel '{name}' in the credentials; "
                 f"known channels: {', '.join(sorted(CHANNELS))}"
             )
         try:
-            channel = channel_class.from_credentials(dict(block.params))
+            channel = found.from_credentials(dict(block.params))
         except ConfigError as exc:
             raise ConfigError(f"{where}{exc}") from None
         channel.register(app, lambda: app[AGENT])
