@@ -100,3 +100,63 @@ def test_dstc2_names_synonyms_and_offers_become_general_templates(tmp_path):
         "{name} is a nice place serving {cuisine} food",
         "the phone of {name} is {phone}",
     }
+
+
+def test_a_greeting_that_says_a_restaurant_name_offers_nothing(tmp_path):
+    """DSTC2's greeting says "You can ask for restaurants" and "ask" is a restaurant: said before
+    the user has spoken, it is a plain template, and no knowledge-base action runs for it."""
+    from chatbot.project.stories import ActionStep
+    from training.babi_reader import Dialog, Turn
+    from training.benchmarks.babi import QUERY, BabiProject
+
+    (tmp_path / "kb.txt").write_text(
+        "1 ask R_cuisine italian\n1 ask R_rating 5\n1 prezzo R_cuisine italian\n",
+        encoding="utf-8",
+    )
+    kb = KnowledgeBase.from_babi(tmp_path / "kb.txt")
+    babi = BabiProject(kb, kb.lookup_table(["cuisine"]))
+    greeting = "Hello , you can ask for restaurants by food type"
+    dialog = Dialog(
+        0,
+        1,
+        [Turn(None, greeting), Turn("italian food", "ask is a nice place serving italian food")],
+    )
+    steps = babi.story(dialog, "d").steps
+    actions = [s.name for s in steps if isinstance(s, ActionStep)]
+    assert actions[0] == babi.templates[greeting]
+    assert actions.count(QUERY) == 1  # for the offer after the user spoke, not the greeting
+    assert "{restaurant} is a nice place serving {cuisine} food" in babi.templates
+
+
+@pytest.mark.parametrize(
+    ("bot", "user", "expected"),
+    [
+        ("What part of town do you have in mind?", "i dont care", {"location"}),
+        ("What kind of food would you like?", "any", {"cuisine"}),
+        ("What kind of food would you like?", "any area", {"location"}),  # the words name it
+        ("What kind of food would you like?", "thai food", set()),  # a value, not "any"
+        ("Can I help you with anything else?", "any", set()),  # no slot asked, none named
+    ],
+)
+def test_dstc2_users_who_leave_a_slot_open(tmp_path, bot, user, expected):
+    from chatbot.project.stories import SlotStep
+    from training.babi_reader import Dialog, Turn
+    from training.benchmarks.babi import DSTC2_QUESTIONS, BabiProject
+
+    (tmp_path / "kb.txt").write_text(
+        "1 prezzo R_cuisine thai\n1 prezzo R_location south\n", encoding="utf-8"
+    )
+    kb = KnowledgeBase.from_babi(tmp_path / "kb.txt")
+    babi = BabiProject(
+        kb, kb.lookup_table(["cuisine", "location"]), questions=dict(DSTC2_QUESTIONS)
+    )
+    dialog = Dialog(0, 1, [Turn("south", bot), Turn(user, "ok")])
+    changes = dict(
+        pair
+        for step in babi.story(dialog, "d").steps
+        if isinstance(step, SlotStep)
+        for pair in step.slots
+    )
+    assert {k.removeprefix("any_") for k, v in changes.items() if v is True} == expected
+    assert changes["location"] == ("south" if "location" not in expected else None)  # cleared
+    assert {f"any_{s}" for s in ("cuisine", "location", "price")} <= set(babi.domain().slots)

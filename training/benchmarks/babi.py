@@ -53,9 +53,20 @@ TEMPLATE_SLOTS = (*USER_SLOTS, "restaurant", "name", "phone", "address")
 # Words DSTC2 users say for the values the knowledge base holds, as a bot author would list them
 # under ``synonym:`` in nlu.yml.
 SYNONYMS = {"moderately": "moderate", "center": "centre", "central": "centre"}
+# DSTC2's questions for a user slot (as a form's ``requested_slot``), and what users say to leave a
+# slot open ("any", "dont care"), with the words that name the slot they leave open.
+DSTC2_QUESTIONS = {
+    "What part of town": "location",
+    "What kind of food": "cuisine",
+    "cheap , moderate , or expensive": "price",
+}
+DONTCARE = re.compile(r"\b(any|dont care|don'?t care|doesn'?t matter|does not matter|whatever)\b")
+DONTCARE_NAMES = {"area": "location", "town": "location", "food": "cuisine", "price": "price"}
 QUERY = "action_query_knowledge_base"
 NEXT = "action_next_knowledge_base_result"
 LSTM_PARAMS: dict[str, Any] = {"epochs": 100, "augmentation_factor": 0, "patience": 5}
+# Settings per task on top of LSTM_PARAMS, chosen on the task's dev file.
+TASK_PARAMS: dict[int, dict[str, Any]] = {}
 # Bordes et al. 2017 Table 2 (Memory Networks without / with match type), per-response accuracy;
 # HCN (Williams et al. 2017) T5 100, T6 55.6. See ../shared/data/README.md.
 PUBLISHED = {
@@ -78,6 +89,8 @@ class BabiProject:
     templates: dict[str, str] = field(default_factory=dict)  # template -> action name
     synonyms: dict[str, str] = field(default_factory=dict)
     spaced: dict[str, str] = field(default_factory=dict)  # "the cow pizza" -> the_cow_pizza
+    # Bot question -> the user slot it asks for; a user who then says "any" sets ``any_<slot>``.
+    questions: dict[str, str] = field(default_factory=dict)
     _extractor: LookupEntityExtractor | None = None
     _spaced_order: list[str] = field(default_factory=list)
 
@@ -144,6 +157,26 @@ class BabiProject:
             self.templates[template] = f"utter_{len(self.templates):03d}_{head}"
         return self.templates[template]
 
+    def asked(self, text: str) -> str | None:
+        """The user slot a bot text asks for, if it is one of the ``questions``."""
+        return next((slot for phrase, slot in self.questions.items() if phrase in text), None)
+
+    def dontcare(
+        self, text: str, asked: str | None, found: Mapping[str, str], slots: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Slot changes for a user who leaves a slot open ("any area", or "dont care" after the
+        bot asked for one): ``any_<slot>`` is set and the slot's value cleared; a value given for
+        a slot clears its ``any_<slot>``."""
+        if not self.questions:
+            return {}
+        changes: dict[str, Any] = {f"any_{s}": None for s in found}
+        if DONTCARE.search(text.lower()):
+            named = {slot for word, slot in DONTCARE_NAMES.items() if word in text.lower()}
+            for slot in named or ({asked} if asked else set()):
+                if slot not in found:
+                    changes.update({slot: None, f"any_{slot}": True})
+        return {k: v for k, v in changes.items() if slots.get(k) != v}
+
     def offered(self, text: str) -> str | None:
         """The knowledge-base item a bot text names: as written (``resto_rome_cheap_thai_1stars``)
         or, in DSTC2's texts, with spaces for underscores (``the cow pizza kitchen and bar``)."""
@@ -171,6 +204,7 @@ class BabiProject:
                 s: Slot(s, "any", influence_conversation=False)
                 for s in ("name", "phone", "address")
             },
+            **{f"any_{s}": Slot(f"any_{s}", "bool") for s in sorted(set(self.questions.values()))},
             "rating": Slot("rating", "any", influence_conversation=False),
             RESULTS_SLOT: Slot(RESULTS_SLOT, "any", influence_conversation=False),
         }
@@ -204,7 +238,8 @@ class BabiProject:
                     kb.items[item]["name"] = spelled
         query = KnowledgeBaseQueryAction(kb, USER_SLOTS)
         nxt = KnowledgeBaseNextAction(kb, USER_SLOTS)
-        called = False
+        called = heard = False
+        asked: str | None = None
         for turn in dialog.turns:
             if turn.kb_lines and not called:
                 # Results given before any api_call (tasks 3 and 4): context, as slot events.
@@ -222,12 +257,17 @@ class BabiProject:
                         ),
                     )
                 )
-                found = {e["entity"]: e["value"] for e in entities}
+                found: dict[str, Any] = {e["entity"]: e["value"] for e in entities}
+                found.update(self.dontcare(turn.user, asked, found, slots))
                 if found:
                     steps.append(SlotStep(tuple(found.items())))
                     slots.update(found)
+            asked = self.asked(turn.bot)
             words = turn.bot.split()
-            offered = self.offered(turn.bot)
+            # Nothing is offered before the user has said anything: DSTC2's greeting ("You can
+            # ask for restaurants ...") names no restaurant, though "ask" is one.
+            heard |= turn.user is not None
+            offered = self.offered(turn.bot) if heard or called else None
             if offered is not None and offered != slots.get("restaurant"):
                 if RESULTS_SLOT not in slots:
                     steps.append(ActionStep(QUERY))
@@ -259,8 +299,10 @@ class BabiProject:
         return Story(name, "story", tuple(steps))
 
 
-def make_babi(folder: Path, task: int = 1) -> BabiProject:
-    """Tasks 1-5 share one knowledge base; task 6 (DSTC2) has its own."""
+def make_babi(folder: Path, task: int = 1, *, dontcare: bool = False) -> BabiProject:
+    """Tasks 1-5 share one knowledge base; task 6 (DSTC2) has its own. With ``dontcare``, task 6
+    tracks users who leave a slot open (``any_<slot>`` slots; it lowered dev accuracy, 56.9 ->
+    55.5, so it is off)."""
     name = "dialog-babi-task6-dstc2-kb.txt" if task == 6 else "dialog-babi-kb-all.txt"
     kb = KnowledgeBase.from_babi(folder / name)
     user_table = kb.lookup_table(USER_SLOTS)
@@ -271,7 +313,13 @@ def make_babi(folder: Path, task: int = 1) -> BabiProject:
         attributes["name"] = item.replace("_", " ")  # as DSTC2's bot texts spell it
         if "_" in item:
             spaced[attributes["name"]] = item
-    return BabiProject(kb, user_table, synonyms=dict(SYNONYMS), spaced=spaced)
+    return BabiProject(
+        kb,
+        user_table,
+        synonyms=dict(SYNONYMS),
+        spaced=spaced,
+        questions=dict(DSTC2_QUESTIONS) if dontcare else {},
+    )
 
 
 def train(
@@ -294,14 +342,19 @@ def train(
 
 
 def evaluate(
-    babi: BabiProject, model: TrainedModel, dialogs: Sequence[Dialog]
+    babi: BabiProject,
+    model: TrainedModel,
+    dialogs: Sequence[Dialog],
+    mistakes: list[dict[str, Any]] | None = None,
 ) -> dict[str, float | int]:
     """Per-response and per-dialog accuracy of the filled bot texts, with each dialog's own
     history (a wrong turn does not derail the next ones). A bot turn is right when its text is,
     and so was every action predicted since the previous bot turn (``action_listen`` and the
-    knowledge-base actions, whose results the text shows)."""
+    knowledge-base actions, whose results the text shows). Wrong turns are appended to
+    ``mistakes`` (dialog, gold text, predicted text, gold action) when it is given."""
     ensemble = model.make_ensemble()
     domain = model.domain
+    model_labels = trained_labels(model)
     right = total = dialogs_right = 0
     for dialog in dialogs:
         story = babi.story(dialog, f"tst-{dialog.index}")
@@ -317,7 +370,18 @@ def evaluate(
                 # Every bot turn is scored, also one whose template training never saw.
                 if event["name"] in templates:
                     gold = next(gold_texts)
-                    ok = hidden_ok and render_text(domain, predicted, replay.slots) == gold
+                    said = render_text(domain, predicted, replay.slots)
+                    ok = hidden_ok and said == gold
+                    if not ok and mistakes is not None:
+                        mistakes.append(
+                            {
+                                "dialog": dialog.index,
+                                "gold": gold,
+                                "said": said if hidden_ok else None,
+                                "action": event["name"],
+                                "seen": event["name"] in model_labels,
+                            }
+                        )
                     right += ok
                     total += 1
                     all_right &= ok
@@ -335,6 +399,17 @@ def evaluate(
     }
 
 
+def trained_labels(model: TrainedModel) -> set[str]:
+    """The actions the LSTM policy saw as targets in training (the others it never predicts)."""
+    labels: set[str] = set()
+    for policy in model.policies:
+        featurizer = getattr(policy, "featurizer", None)
+        trained = getattr(policy, "trained", None)
+        if featurizer is not None and trained is not None:
+            labels |= {n for n, t in zip(featurizer.labels, trained.tolist(), strict=True) if t}
+    return labels
+
+
 def render_text(domain: Domain, action: str, slots: Mapping[str, Any]) -> str | None:
     variations = domain.responses.get(action)
     if not variations:
@@ -343,25 +418,39 @@ def render_text(domain: Domain, action: str, slots: Mapping[str, Any]) -> str | 
     return str(fill_templates(variations[0].text, values))
 
 
-def run(task: int, dialogs: int | None, seed: int = 42) -> list[dict[str, Any]]:
+def run(
+    task: int,
+    dialogs: int | None,
+    seed: int = 42,
+    *,
+    splits: Sequence[str] = ("tst", "tst-OOV"),
+    params: Mapping[str, Any] | None = None,
+    mistakes: Path | None = None,
+    dontcare: bool = False,
+) -> list[dict[str, Any]]:
+    """Train on the task's trn file and score each of ``splits`` that exists (``dev`` to choose
+    settings, ``tst`` and ``tst-OOV`` to report). ``mistakes``: a JSON-lines file of wrong turns."""
     folder = data_dir()
     if folder is None:
         raise SystemExit("bAbI dialog data not found; set CHATBOT_DATA_DIR (see docs)")
-    babi = make_babi(folder, task)
+    babi = make_babi(folder, task, dontcare=dontcare)
     trn = read_dialogs(task_file(folder, task, "trn"), dialogs)
     logger.info("%d lookup values learned from api_calls", babi.learn_values(trn))
     started = time.perf_counter()
     threads = torch.get_num_threads()
-    model = train(babi, trn, seed=seed)
+    model = train(babi, trn, {**TASK_PARAMS.get(task, {}), **(params or {})}, seed=seed)
     train_s = time.perf_counter() - started
     rows = []
+    wrong: list[dict[str, Any]] = []
     torch.set_num_threads(1)
     try:
-        for split in ("tst", "tst-OOV"):
+        for split in splits:
             path = task_file(folder, task, split)
             if not path.exists():
                 continue
-            scores = evaluate(babi, model, read_dialogs(path, dialogs))
+            found: list[dict[str, Any]] = []
+            scores = evaluate(babi, model, read_dialogs(path, dialogs), found)
+            wrong += [{"task": task, "split": split, **m} for m in found]
             rows.append(
                 {
                     "task": task,
@@ -374,6 +463,9 @@ def run(task: int, dialogs: int | None, seed: int = 42) -> list[dict[str, Any]]:
             )
     finally:
         torch.set_num_threads(threads)
+    if mistakes is not None:
+        with mistakes.open("a", encoding="utf-8") as out:
+            out.writelines(json.dumps(m) + "\n" for m in wrong)
     return rows
 
 
@@ -437,12 +529,40 @@ def main() -> None:
     parser.add_argument("--task", type=int, nargs="+", default=[1], choices=range(1, 7))
     parser.add_argument("--dialogs", type=int, default=None, help="first K dialogs of each file")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--split",
+        nargs="+",
+        default=["tst", "tst-OOV"],
+        choices=["dev", "tst", "tst-OOV"],
+        help="files to score (dev: for choosing settings; tst, tst-OOV: for reporting)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="an LSTM policy setting for this run, e.g. --set epochs=20 --set attention=true",
+    )
+    parser.add_argument("--mistakes", type=Path, default=None, help="JSON lines of wrong turns")
+    parser.add_argument(
+        "--dontcare", action="store_true", help="task 6: track slots the user leaves open"
+    )
+    parser.add_argument("--verbose", action="store_true", help="log training progress")
     parser.add_argument("--write-docs", type=Path, default=None, metavar="PATH")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    params = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
     rows = []
     for task in args.task:
-        for row in run(task, args.dialogs, args.seed):
+        for row in run(
+            task,
+            args.dialogs,
+            args.seed,
+            splits=args.split,
+            params=params,
+            mistakes=args.mistakes,
+            dontcare=args.dontcare,
+        ):
             print(json.dumps(row), flush=True)
             rows.append(row)
     if args.write_docs:
