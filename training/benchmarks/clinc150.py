@@ -5,8 +5,10 @@
 "oos-train" setting, as in Larson et al. 2019: the 100 out-of-scope training queries are a 151st
 intent. A query counts as out of scope when that intent wins, or, with a fallback threshold, when
 the top confidence is below it (``nlu_fallback``). Three lines: no threshold; Rasa's default
-FallbackClassifier threshold 0.3; and the threshold that maximises in-scope accuracy plus
-out-of-scope recall on the validation split (chosen there, reported on test).
+FallbackClassifier threshold 0.3; and two thresholds chosen on the validation split (reported on
+test): the one that maximises in-scope accuracy plus out-of-scope recall (both rates weigh the
+same), and the one that maximises accuracy over all validation queries with out-of-scope as a
+151st class (3,000 in-scope to 100 out-of-scope queries: in-scope accuracy weighs 30 times more).
 """
 
 from __future__ import annotations
@@ -72,16 +74,25 @@ def main() -> None:
 
     val = predict(examples("val", "oos_val"))
     candidates = np.round(np.arange(0.0, 1.0, 0.01), 2)
-    tuned = float(max(candidates, key=lambda t: sum(scores(*val, t))))
+    balanced = float(max(candidates, key=lambda t: sum(scores(*val, t))))
+    val_oos = sum(i == OOS for i in val[0]) / len(val[0])
+
+    def accuracy(threshold: float) -> float:  # all queries, out-of-scope as one more class
+        in_scope, recall = scores(*val, threshold)
+        return (1 - val_oos) * in_scope + val_oos * recall
+
+    accurate = float(max(candidates, key=accuracy))
     test_examples = examples("test", "oos_test")
     test = predict(test_examples)
     timing = parse_times_ms(model, [e.text for e in test_examples])
     for label, threshold in (
         ("no threshold", 0.0),
         ("default threshold", DEFAULT_THRESHOLD),
-        ("threshold tuned on val", tuned),
+        ("threshold maximising val in-scope accuracy + oos recall", balanced),
+        ("threshold maximising val accuracy (151 classes)", accurate),
     ):
         in_scope, recall = scores(*test, threshold)
+        val_in_scope, val_recall = scores(*val, threshold)
         emit(
             round_scores(
                 {
@@ -91,6 +102,8 @@ def main() -> None:
                     "fallback_threshold": threshold,
                     "in_scope_accuracy": in_scope,
                     "oos_recall": recall,
+                    "val_in_scope_accuracy": val_in_scope,
+                    "val_oos_recall": val_recall,
                     "train_examples": len(train),
                     **took(),
                     **timing,
