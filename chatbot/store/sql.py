@@ -96,6 +96,35 @@ def async_url(url: str | URL) -> URL:
     return parsed.set(drivername=driver)
 
 
+def _enter_wal_mode(cursor: Any, busy_timeout: float) -> None:
+    """Switch a SQLite database to WAL mode, once for the file's lifetime.
+
+    On a fresh database the switch needs an exclusive lock. A process holding a write
+    transaction (creating the tables) waits at commit for our shared lock to go, while we wait
+    for its write lock: the busy handler would let both wait the whole busy timeout. So the
+    switch is tried without waiting and retried after a pause, which lets the writer finish.
+    """
+    cursor.execute("PRAGMA journal_mode")
+    row = cursor.fetchone()
+    if row is not None and str(row[0]).lower() == "wal":
+        return
+    cursor.execute("PRAGMA busy_timeout=0")
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.005
+    try:
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                return
+            except Exception as error:  # sqlite3.OperationalError, wrapped by the driver
+                if "locked" not in str(error) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)  # connecting is rare (pooled); this runs only on a fresh file
+            pause = min(pause * 2, 0.1)
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+
+
 class SQLStore(ConversationStore):
     """A conversation store on SQLite (a file) or PostgreSQL.
 
@@ -160,7 +189,7 @@ class SQLStore(ConversationStore):
             # Transactions are begun by the "begin" hook below, not by the sqlite3 module.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _enter_wal_mode(cursor, busy_timeout)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()

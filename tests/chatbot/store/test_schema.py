@@ -54,6 +54,19 @@ async def test_stores_starting_together_on_an_empty_database_create_it_once(sql_
     assert await versions(sql_url) == [(schema.SCHEMA_VERSION, "created")]
 
 
+async def test_sqlite_stores_starting_together_never_wait_on_each_other(tmp_path: Path) -> None:
+    # A fresh SQLite file is switched to WAL mode by the first connection of each store; one
+    # store's table creation and another's switch used to deadlock until the busy timeout.
+    for attempt in range(15):
+        url = f"sqlite:///{tmp_path / f'fresh-{attempt}.db'}"
+        stores = [SQLStore(url, busy_timeout=10.0) for _ in range(6)]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(s.start() for s in stores)), timeout=5.0)
+        finally:
+            await asyncio.gather(*(s.close() for s in stores))
+        assert await versions(url) == [(schema.SCHEMA_VERSION, "created")]
+
+
 def _add_column(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE conversations ADD COLUMN channel VARCHAR(32)"))
 
