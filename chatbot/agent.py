@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import chatbot
 from chatbot import model_file
 from chatbot.actions.base import Action
@@ -40,7 +38,7 @@ logger = logging.getLogger(__name__)
 __version__ = chatbot.__version__
 
 # Policy names in a model file -> how to rebuild them. An explicit table: the file names no code.
-POLICY_LOADERS: dict[str, Callable[[dict[str, torch.Tensor], dict[str, Any]], Policy]] = {
+POLICY_LOADERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Policy]] = {
     "RulePolicy": RulePolicy.from_export,
     "MemoizationPolicy": MemoizationPolicy.from_export,
     "LSTMPolicy": LSTMPolicy.from_export,
@@ -48,7 +46,7 @@ POLICY_LOADERS: dict[str, Callable[[dict[str, torch.Tensor], dict[str, Any]], Po
 
 
 def register_policy_loader(
-    name: str, loader: Callable[[dict[str, torch.Tensor], dict[str, Any]], Policy]
+    name: str, loader: Callable[[dict[str, Any], dict[str, Any]], Policy]
 ) -> None:
     POLICY_LOADERS[name] = loader
 
@@ -62,7 +60,7 @@ class TrainedModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_file(self, path: Path) -> None:
-        tensors: dict[str, torch.Tensor] = {}
+        tensors: dict[str, Any] = {}
         policies_meta = []
         for i, policy in enumerate(self.policies):
             p_tensors, p_meta = policy.export()

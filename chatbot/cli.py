@@ -101,16 +101,8 @@ def _default_model_path(project_dir: Path) -> Path:
 
 
 def _load_model(project_dir: Path, model_path: Path | None) -> Any:
-    """The model to answer with. One torch thread: a prediction is one small LSTM step, and more
-    threads only contend (as ``chatbot run`` does; OMP_NUM_THREADS overrides)."""
-    import os
-
-    import torch
-
+    """The model to answer with (served in numpy: torch is not imported)."""
     from chatbot.agent import TrainedModel, latest_model
-
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)
 
     path = model_path or latest_model(project_dir / "models")
     return TrainedModel.from_file(path)

@@ -12,6 +12,9 @@ Layout (all integers little-endian)::
 
 A file that is truncated, altered or of another format is refused with a ModelFileError that says
 which. Nothing in the file names code to import: the loader maps known component names to classes.
+
+Tensors are read as numpy arrays: serving a model never imports torch (it costs a second at
+startup). Training hands in torch tensors or numpy arrays; both are written alike.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+import numpy as np
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
 
 from chatbot.errors import ModelFileError
 
@@ -33,10 +37,21 @@ FORMAT_VERSION = 1
 _DIGEST = 32
 
 
-def dumps(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bytes:
+# A tensor as training or a loaded model holds it: a numpy array or a torch tensor.
+Tensors = Mapping[str, Any]
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """A numpy array of a numpy array or a torch tensor (without importing torch)."""
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    return np.ascontiguousarray(value)
+
+
+def dumps(meta: dict[str, Any], tensors: Tensors) -> bytes:
     # Key order is kept: the domain's order of responses and actions is the policies' label order.
     body = json.dumps(meta, separators=(",", ":")).encode("utf-8")
-    blob = st_save({k: v.contiguous() for k, v in tensors.items()}) if tensors else b""
+    blob = st_save({k: to_numpy(v) for k, v in tensors.items()}) if tensors else b""
     head = (
         MAGIC
         + struct.pack("<IQ", FORMAT_VERSION, len(body))
@@ -47,7 +62,7 @@ def dumps(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bytes:
     return head + hashlib.sha256(head).digest()
 
 
-def loads(data: bytes, source: str = "model") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def loads(data: bytes, source: str = "model") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if len(data) < len(MAGIC) + 12 + 8 + _DIGEST or not data.startswith(MAGIC):
         if data.startswith(b"PK"):
             raise ModelFileError(
@@ -87,7 +102,7 @@ def loads(data: bytes, source: str = "model") -> tuple[dict[str, Any], dict[str,
     return meta, tensors
 
 
-def save(path: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+def save(path: Path, meta: dict[str, Any], tensors: Tensors) -> None:
     """Write atomically: a crash mid-write never leaves a half model under ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -95,7 +110,7 @@ def save(path: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> 
     tmp.replace(path)
 
 
-def load(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -107,9 +122,9 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     return loads(data, str(path))
 
 
-def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def prefixed(prefix: str, tensors: Tensors) -> dict[str, Any]:
     return {f"{prefix}{k}": v for k, v in tensors.items()}
 
 
-def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def unprefixed(prefix: str, tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -13,7 +13,9 @@ from tests.helpers import DOMAINS, STARTER
 from training.evaluate import evaluate_stories
 from training.train import train_project
 
-BOTS = sorted(p for p in DOMAINS.iterdir() if (p / "domain.yml").exists() or (p / "domain").is_dir())
+BOTS = sorted(
+    p for p in DOMAINS.iterdir() if (p / "domain.yml").exists() or (p / "domain").is_dir()
+)
 
 
 @pytest.mark.parametrize("bot", [*BOTS, STARTER], ids=lambda p: p.name)

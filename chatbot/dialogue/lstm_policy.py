@@ -28,15 +28,17 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import torch
+import numpy as np
 
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import Event
 from chatbot.conversation.state import State
 from chatbot.dialogue.action_masks import ActionMasks, satisfied
 from chatbot.dialogue.featurizer import Features, StateFeaturizer
-from chatbot.dialogue.lstm_tracker import DialogueStateTracker, LSTMState, TrackerConfig
+from chatbot.dialogue.lstm_runtime import HC, TrackerConfig, TrackerRuntime
 from chatbot.dialogue.policy import Policy, Prediction
+from chatbot.errors import ModelFileError
+from chatbot.model_file import to_numpy
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +51,11 @@ _REWRITING = frozenset({"restart", "session_started", "rewind", "undo"})
 
 @dataclass
 class _Step:
-    """One consumed state: the (h, c) after it (None inside a batch) and its output (1, 1, H)."""
+    """One consumed state: the (h, c) after it and its LSTM output (H,)."""
 
     state: State
-    hc: LSTMState | None
-    out: torch.Tensor
+    hc: HC | None
+    out: np.ndarray
 
 
 @dataclass
@@ -65,7 +67,7 @@ class _Entry:
     ahead: _Step | None = None  # the current state of the last prediction, already run
 
     @property
-    def hc(self) -> LSTMState | None:
+    def hc(self) -> HC | None:
         return self.tail[-1].hc if self.tail else None
 
 
@@ -79,19 +81,30 @@ class LSTMPolicy(Policy):
 
     def __init__(
         self,
-        model: DialogueStateTracker,
+        model: Any,
         featurizer: StateFeaturizer,
-        trained: torch.Tensor,
+        trained: Any,
         *,
         cache_size: int = DEFAULT_CACHE_SIZE,
         use_intent_ranking: bool = True,
         priority: int = 1,
         masks: ActionMasks | None = None,
     ) -> None:
-        assert trained.shape == (featurizer.num_labels,), (trained.shape, featurizer.num_labels)
-        self.model = model.eval()
+        """``model``: the trained torch ``DialogueStateTracker`` (training, tests) or the weights
+        read from a model file (``from_export``); ``trained``: (A,) booleans, numpy or torch."""
+        if isinstance(model, _Weights):
+            self.runtime = model.runtime
+        else:
+            self.runtime = TrackerRuntime.from_module(model)
+        self.trained = to_numpy(trained).astype(bool)  # labels the stories asked for; others masked
+        assert self.trained.shape == (featurizer.num_labels,), (
+            self.trained.shape,
+            featurizer.num_labels,
+        )
+        self._weights = {  # what the model file holds; the runtime keeps its own layout
+            k: to_numpy(v).copy() for k, v in _state_dict(model).items()
+        }
         self.featurizer = featurizer
-        self.trained = trained.bool()  # labels the stories ever asked for; others are masked
         self.cache_size = cache_size
         self.use_intent_ranking = use_intent_ranking
         self.priority = priority
@@ -108,7 +121,7 @@ class LSTMPolicy(Policy):
 
     @property
     def config(self) -> TrackerConfig:
-        return self.model.config
+        return self.runtime.config
 
     # -- prediction ------------------------------------------------------------------------------
 
@@ -118,30 +131,31 @@ class LSTMPolicy(Policy):
         probs = self.probabilities(conversation, excluded)
         if probs is None:
             return None
-        confidence, best = probs.max(dim=0)
+        best = int(probs.argmax())
         return Prediction(
-            self.featurizer.labels[int(best)], float(confidence), self.name, self.priority
+            self.featurizer.labels[best], float(probs[best]), self.name, self.priority
         )
 
     def probabilities(
         self, conversation: Conversation, excluded: Set[str] = frozenset()
-    ) -> torch.Tensor | None:
+    ) -> np.ndarray | None:
         """The probability of each label (A,) as the next action; None if all are masked."""
         current = conversation.current_state()
-        with torch.inference_mode():
-            if self.config.max_history is None:
-                logits = self._incremental(conversation, current)
-            else:
-                logits = self._window(conversation, current)
-            allowed = self._allowed(current, excluded, conversation.slots)
-            if not bool(allowed.any()):
-                return None
-            return torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
+        if self.config.max_history is None:
+            logits = self._incremental(conversation, current)
+        else:
+            logits = self._window(conversation, current)
+        allowed = self._allowed(current, excluded, conversation.slots)
+        if not bool(allowed.any()):
+            return None
+        logits = np.where(allowed, logits.astype(np.float64), -np.inf)
+        probs = np.exp(logits - logits.max())
+        return probs / probs.sum()
 
-    def _allowed(self, state: State, excluded: Set[str], slots: Mapping[str, Any]) -> torch.Tensor:
+    def _allowed(self, state: State, excluded: Set[str], slots: Mapping[str, Any]) -> np.ndarray:
         """Labels that may be predicted: trained on, not denied by the state (no form to
         deactivate), not excluded, and not a response whose slots are unset."""
-        allowed = self.trained.clone()
+        allowed = self.trained.copy()
         for i in self.featurizer.denied(state):
             allowed[i] = False
         for i, needs in self._masks:
@@ -153,17 +167,17 @@ class LSTMPolicy(Policy):
                 allowed[i] = False
         return allowed
 
-    def _window(self, conversation: Conversation, current: State) -> torch.Tensor:
+    def _window(self, conversation: Conversation, current: State) -> np.ndarray:
         """Scores after reading the last ``max_history`` states from a fresh LSTM state."""
         assert self.config.max_history is not None
         states = conversation.recent_states(self.config.max_history)
         feats = [self.features(s) for s in states[:-1]]
         feats.append(self._current_features(conversation, current))
-        idx, val = batch_features([feats])
-        logits, _, _ = self.model(idx, val)  # (1, T, A)
-        return logits[0, -1]
+        idx, val = step_features(feats)
+        logits, _, _ = self.runtime.forward(idx, val)  # (T, A)
+        return logits[-1]
 
-    def _incremental(self, conversation: Conversation, current: State) -> torch.Tensor:
+    def _incremental(self, conversation: Conversation, current: State) -> np.ndarray:
         key = conversation.sender_id
         with self._lock:
             entry = self._cache.pop(key, None)
@@ -176,17 +190,17 @@ class LSTMPolicy(Policy):
             self._push(entry, [ahead])
         self._consume(entry, states[entry.num_states :])
         feats = self._current_features(conversation, current)
-        idx, val = batch_features([[feats]])
-        logits, hc, out = self.model(idx, val, entry.hc, self._memory(entry))  # (1, 1, A)
+        idx, val = step_features([feats])
+        logits, hc, out = self.runtime.forward(idx, val, entry.hc, self._memory(entry))  # (1, A)
         if feats == self.features(current):  # not so when the NLU's probabilities were used
-            entry.ahead = _Step(current, hc, out)
+            entry.ahead = _Step(current, hc, out[0])
         entry.num_events = len(conversation.events)
         entry.last_event = _event_key(conversation.events[-1]) if conversation.events else None
         with self._lock:
             self._cache[key] = entry
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        return logits[0, -1]
+        return logits[-1]
 
     def _checked(self, entry: _Entry | None, conversation: Conversation) -> _Entry:
         """The cached entry, rolled back to the states that still stand; a fresh one if none."""
@@ -210,23 +224,23 @@ class LSTMPolicy(Policy):
         return entry
 
     def _consume(self, entry: _Entry, states: Sequence[State]) -> None:
-        """Run the LSTM over past states: in one call, then the last few one by one (to keep the
-        (h, c) after each of them, for rolling back)."""
+        """Run the LSTM over past states, one by one, keeping the (h, c) after the last few of
+        them (for rolling back)."""
         if not states:
             return
         batch, single = states[: -ROLLBACK or None], states[-ROLLBACK:]
         if len(states) <= ROLLBACK:
             batch, single = [], states
         if batch:
-            idx, val = batch_features([[self.features(s) for s in batch]])
-            _, hc, out = self.model(idx, val, entry.hc, self._memory(entry))  # out: (1, N, H)
-            steps = [_Step(s, None, out[:, i : i + 1]) for i, s in enumerate(batch)]
+            idx, val = step_features([self.features(s) for s in batch])
+            _, hc, out = self.runtime.forward(idx, val, entry.hc, self._memory(entry))  # (N, H)
+            steps = [_Step(s, None, out[i]) for i, s in enumerate(batch)]
             steps[-1].hc = hc
             self._push(entry, steps)
         for state in single:
-            idx, val = batch_features([[self.features(state)]])
-            _, hc, out = self.model(idx, val, entry.hc, self._memory(entry))
-            self._push(entry, [_Step(state, hc, out)])
+            idx, val = step_features([self.features(state)])
+            _, hc, out = self.runtime.forward(idx, val, entry.hc, self._memory(entry))
+            self._push(entry, [_Step(state, hc, out[0])])
 
     def _push(self, entry: _Entry, steps: Sequence[_Step]) -> None:
         entry.num_states += len(steps)
@@ -237,15 +251,15 @@ class LSTMPolicy(Policy):
         """How many earlier LSTM outputs attention looks back on (0 without attention)."""
         return self.config.attention_window - 1 if self.config.attention else 0
 
-    def _memory(self, entry: _Entry) -> torch.Tensor | None:
-        """The LSTM outputs that attention looks back on, (1, M, H); None without attention."""
+    def _memory(self, entry: _Entry) -> np.ndarray | None:
+        """The LSTM outputs that attention looks back on, (M, H); None without attention."""
         if not self.config.attention:
             return None
         reach = self._reach
         outs = [step.out for step in entry.tail[max(0, len(entry.tail) - reach) :]] if reach else []
         if not outs:
-            return torch.zeros(1, 0, self.config.hidden_size)
-        return torch.cat(outs, dim=1)
+            return np.zeros((0, self.config.hidden_size), np.float32)
+        return np.stack(outs)
 
     def cached_states(self, sender_id: str) -> int | None:
         """How many past states of a conversation the cached (h, c) has read (None: not cached)."""
@@ -273,9 +287,9 @@ class LSTMPolicy(Policy):
 
     # -- the model file --------------------------------------------------------------------------
 
-    def export(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors = {f"model.{k}": v.detach().clone() for k, v in self.model.state_dict().items()}
-        tensors["trained"] = self.trained.to(torch.uint8)
+    def export(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        tensors = {f"model.{k}": v for k, v in self._weights.items()}
+        tensors["trained"] = self.trained.astype(np.uint8)
         meta = {
             "config": asdict(self.config),
             "featurizer": self.featurizer.to_meta(),
@@ -287,24 +301,39 @@ class LSTMPolicy(Policy):
         return tensors, meta
 
     @classmethod
-    def from_export(
-        cls, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]
-    ) -> LSTMPolicy:
+    def from_export(cls, tensors: Mapping[str, Any], meta: Mapping[str, Any]) -> LSTMPolicy:
+        """The policy from a model file's arrays and metadata; no torch involved."""
         config = TrackerConfig(**meta["config"])
-        model = DialogueStateTracker(config)
-        weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-        if config.label_features:
-            model.set_label_words(weights["label_idx"], weights["label_val"])
-        model.load_state_dict(weights)
+        weights = {
+            k[len("model.") :]: to_numpy(v) for k, v in tensors.items() if k.startswith("model.")
+        }
+        if "trained" not in tensors:
+            raise ModelFileError("LSTM policy: the 'trained' label mask is missing")
         return cls(
-            model,
+            _Weights(TrackerRuntime(config, weights), weights),
             StateFeaturizer.from_meta(meta["featurizer"]),
-            tensors["trained"].bool(),
+            tensors["trained"],
             cache_size=int(meta.get("cache_size", DEFAULT_CACHE_SIZE)),
             use_intent_ranking=bool(meta.get("use_intent_ranking", True)),
             priority=int(meta.get("priority", 1)),
             masks=ActionMasks.from_meta(meta.get("masks") or {}),
         )
+
+
+@dataclass
+class _Weights:
+    """A runtime with the weights it was built from (what a loaded model file hands over)."""
+
+    runtime: TrackerRuntime
+    weights: Mapping[str, np.ndarray]
+
+
+def _state_dict(model: Any) -> Mapping[str, Any]:
+    if isinstance(model, _Weights):
+        return model.weights
+    if isinstance(model, TrackerRuntime):
+        raise TypeError("give the policy the torch tracker or the loaded weights, not a runtime")
+    return model.state_dict()
 
 
 def _same_conversation(entry: _Entry, conversation: Conversation) -> bool:
@@ -319,18 +348,28 @@ def _same_conversation(entry: _Entry, conversation: Conversation) -> bool:
     return not any(e.get("event") in _REWRITING for e in events[m:])
 
 
-def batch_features(
-    sequences: Sequence[Sequence[Features]],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Feature sequences as padded tensors: indices (B, T, K) and values (B, T, K)."""
+def step_features(steps: Sequence[Features]) -> tuple[np.ndarray, np.ndarray]:
+    """One conversation's feature steps as padded arrays: indices (T, K) and values (T, K)."""
+    K = max((len(i) for i, _ in steps), default=1) or 1
+    idx = np.zeros((len(steps), K), np.int64)
+    val = np.zeros((len(steps), K), np.float32)
+    for t, (i, v) in enumerate(steps):
+        idx[t, : len(i)] = i
+        val[t, : len(v)] = v
+    return idx, val
+
+
+def batch_features(sequences: Sequence[Sequence[Features]]) -> tuple[Any, Any]:
+    """Feature sequences as padded torch tensors, for training: indices (B, T, K), values
+    (B, T, K). Imports torch: training only."""
+    import torch
+
     T = max(len(s) for s in sequences)
     K = max((len(f[0]) for s in sequences for f in s), default=1) or 1
-    pad_step = ([0] * K, [0.0] * K)
-    idx: list[list[list[int]]] = []
-    val: list[list[list[float]]] = []
-    for seq in sequences:
-        steps = [(list(i) + [0] * (K - len(i)), list(v) + [0.0] * (K - len(v))) for i, v in seq]
-        steps += [pad_step] * (T - len(seq))
-        idx.append([i for i, _ in steps])
-        val.append([v for _, v in steps])
-    return torch.tensor(idx, dtype=torch.long), torch.tensor(val, dtype=torch.float32)
+    idx = np.zeros((len(sequences), T, K), np.int64)
+    val = np.zeros((len(sequences), T, K), np.float32)
+    for b, seq in enumerate(sequences):
+        for t, (i, v) in enumerate(seq):
+            idx[b, t, : len(i)] = i
+            val[b, t, : len(v)] = v
+    return torch.from_numpy(idx), torch.from_numpy(val)

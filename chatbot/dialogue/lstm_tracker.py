@@ -13,33 +13,19 @@ Shapes: B conversations, T steps, K features per step (padded), A labels, H hidd
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from chatbot.dialogue.lstm_runtime import TrackerConfig
+
+__all__ = ["STEPWISE_MAX", "DialogueStateTracker", "LSTMState", "TrackerConfig", "masked_log_probs"]
+
 # (h, c) of the LSTM, each (num_layers, B, H)
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 # At prediction time, up to this many steps run one by one (see ``lstm_step``).
 STEPWISE_MAX = 64
-
-
-@dataclass
-class TrackerConfig:
-    num_features: int  # sparse input features, 0 is padding
-    num_labels: int  # actions (and end-to-end bot texts) the policy chooses from
-    embed_dim: int = 64  # width of the input layer
-    hidden_size: int = 128
-    num_layers: int = 1
-    dropout: float = 0.1
-    feature_dropout: float = 0.1  # in training, each input feature is left out this often
-    attention: bool = False  # attend over earlier LSTM outputs
-    attention_window: int = 16  # how many steps back attention reaches (including the current)
-    skip_input: bool = False  # the input layer's output also goes straight to the head
-    label_weights: bool = True  # False: labels are scored by their words only (and a bias)
-    label_features: int = 0  # words of label texts (0: labels are plain classes)
-    max_history: int | None = None  # None: the LSTM reads the whole conversation
 
 
 class DialogueStateTracker(nn.Module):

@@ -11,8 +11,6 @@ import json
 from collections.abc import Set
 from typing import Any
 
-import torch
-
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.state import MISSING, REQUESTED, State, decode_state, encode_state
 from chatbot.dialogue.policy import Policy, Prediction
@@ -49,7 +47,7 @@ class MemoizationPolicy(Policy):
             return None
         return Prediction(action, 1.0, self.name, self.priority)
 
-    def export(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def export(self) -> tuple[dict[str, Any], dict[str, Any]]:
         entries = [
             [[encode_state(s) if s is not None else None for s in key], action]
             for key, action in self.lookup.items()
@@ -58,9 +56,7 @@ class MemoizationPolicy(Policy):
         return {}, {"max_history": self.max_history, "lookup": entries}
 
     @classmethod
-    def from_export(
-        cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
-    ) -> MemoizationPolicy:
+    def from_export(cls, tensors: dict[str, Any], meta: dict[str, Any]) -> MemoizationPolicy:
         lookup: dict[Key, str] = {}
         for key, action in meta["lookup"]:
             lookup[tuple(decode_state(s) if s is not None else None for s in key)] = action

@@ -7,8 +7,6 @@ from collections.abc import Set
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from chatbot.conversation.conversation import Conversation
 
 
@@ -35,5 +33,5 @@ class Policy(ABC):
         """The next action, or None when this policy has nothing to say."""
 
     @abstractmethod
-    def export(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def export(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Tensors and JSON metadata for the model file."""

@@ -13,8 +13,6 @@ from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.state import ACTIVE_LOOP, State, decode_state, encode_state
 from chatbot.dialogue.policy import Policy, Prediction
@@ -102,7 +100,7 @@ class RulePolicy(Policy):
             return None
         return Prediction(action, 1.0, self.name, self.priority)
 
-    def export(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def export(self) -> tuple[dict[str, Any], dict[str, Any]]:
         return {}, {
             "core_fallback_threshold": self.core_fallback_threshold,
             "core_fallback_action_name": self.core_fallback_action_name,
@@ -119,7 +117,7 @@ class RulePolicy(Policy):
         }
 
     @classmethod
-    def from_export(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> RulePolicy:
+    def from_export(cls, tensors: dict[str, Any], meta: dict[str, Any]) -> RulePolicy:
         rules = [
             Rule(
                 tuple(decode_state(s) for s in r["states"]),

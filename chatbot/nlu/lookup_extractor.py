@@ -31,8 +31,6 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
-
 from chatbot.errors import ConfigError
 from chatbot.nlu.patterns import PatternSet, apply_synonyms, regex_entities
 from chatbot.nlu.tokenizer import tokenize
@@ -115,7 +113,7 @@ class LookupEntityExtractor:
 
     # -- the model file --------------------------------------------------------------------------
 
-    def export(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def export(self) -> tuple[dict[str, Any], dict[str, Any]]:
         meta = {
             "kind": KIND,
             "patterns": self.patterns.to_json(),
@@ -126,7 +124,7 @@ class LookupEntityExtractor:
 
     @classmethod
     def from_export(
-        cls, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]
+        cls, tensors: Mapping[str, Any], meta: Mapping[str, Any]
     ) -> LookupEntityExtractor:
         del tensors  # none: tables and synonyms are JSON
         return cls(

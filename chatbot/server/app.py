@@ -11,6 +11,7 @@ flight (up to ``shutdown_timeout``), then closes the channels, the action client
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -164,9 +165,8 @@ def resolve_settings(settings: ServerSettings) -> ServerSettings:
 
 def serve(settings: ServerSettings) -> None:
     started = time.perf_counter()
-    if settings.torch_threads is not None:
-        import torch
-
+    torch = sys.modules.get("torch")  # models are served in numpy; custom code may use torch
+    if settings.torch_threads is not None and torch is not None:
         torch.set_num_threads(settings.torch_threads)
     settings = resolve_settings(settings)
     agent = build_agent(settings)

@@ -86,9 +86,9 @@ class ServerSettings:
     rate_limit: RateLimit | None = field(default_factory=lambda: RateLimit(60, 60.0))
     # Seconds that SIGTERM waits for messages in flight before closing connections.
     shutdown_timeout: float = 30.0
-    # torch's intra-op threads. One: a turn's tensors are tiny, and more threads only contend
-    # with the event loop and each other (150-400 ms a message instead of 1-2 ms on a busy
-    # 2-CPU machine). None leaves torch's default.
+    # torch's intra-op threads, where custom code has imported torch (models are served in numpy,
+    # without torch). One: more threads only contend with the event loop and each other (150-400
+    # ms a message instead of 1-2 ms on a busy 2-CPU machine). None leaves torch's default.
     torch_threads: int | None = 1
     # Refuse to start when the conversation store cannot be reached (``chatbot run`` says so in
     # one line and exits 1). Off, the app starts anyway and every message tries the store again

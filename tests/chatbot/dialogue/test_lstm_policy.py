@@ -1,7 +1,8 @@
-"""LSTMPolicy at prediction time: the per-conversation state cache equals a full recompute.
+"""LSTMPolicy at prediction time: the per-conversation state cache equals a full recompute, and
+the numpy runtime that serves it equals the torch tracker that training fits.
 
 The tracker here has random weights: what is pinned is that one LSTM step per prediction gives
-exactly what re-reading the whole conversation gives, whatever the weights are.
+exactly what re-reading the whole conversation with the torch module gives, whatever the weights.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -20,7 +22,7 @@ from chatbot.agent import TrainedModel
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.dialogue.featurizer import StateFeaturizer
-from chatbot.dialogue.lstm_policy import LSTMPolicy, batch_features
+from chatbot.dialogue.lstm_policy import LSTMPolicy, batch_features, step_features
 from chatbot.dialogue.lstm_tracker import DialogueStateTracker, TrackerConfig
 from chatbot.project.domain import (
     ACTION_DEACTIVATE_LOOP,
@@ -52,7 +54,19 @@ def domain() -> Domain:
     return domain_from_dict(yaml.safe_load(DOMAIN))
 
 
+# The torch tracker each test policy was made from: the reference the runtime must match.
+MODULES: dict[int, DialogueStateTracker] = {}
+
+
 def make_policy(domain: Domain, *, seed: int = 0, **config: Any) -> LSTMPolicy:
+    model = make_tracker(domain, seed=seed, **config)
+    trained = torch.ones(model.config.num_labels, dtype=torch.bool)
+    policy = LSTMPolicy(model, StateFeaturizer.build(domain), trained)
+    MODULES[id(policy)] = model.eval()
+    return policy
+
+
+def make_tracker(domain: Domain, *, seed: int = 0, **config: Any) -> DialogueStateTracker:
     featurizer = StateFeaturizer.build(domain)
     settings = TrackerConfig(
         featurizer.num_features, featurizer.num_labels, embed_dim=8, hidden_size=16, **config
@@ -65,8 +79,7 @@ def make_policy(domain: Domain, *, seed: int = 0, **config: Any) -> LSTMPolicy:
             A = featurizer.num_labels
             idx = torch.randint(1, settings.label_features, (A, 3))
             model.set_label_words(idx, torch.full((A, 3), 1 / 3))
-    trained = torch.ones(featurizer.num_labels, dtype=torch.bool)
-    return LSTMPolicy(model, featurizer, trained)
+    return model
 
 
 @pytest.fixture(autouse=True)
@@ -78,18 +91,19 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def reference(policy: LSTMPolicy, conversation: Conversation) -> torch.Tensor:
-    """The prediction from re-reading the whole conversation from a fresh LSTM state, (A,)."""
+def reference(policy: LSTMPolicy, conversation: Conversation) -> np.ndarray:
+    """The prediction of the torch tracker re-reading the whole conversation from a fresh LSTM
+    state, (A,)."""
     current = conversation.current_state()
     feats = [policy.features(s) for s in conversation.states]
     feats.append(policy.featurizer.featurize(current, conversation.latest_message))
     idx, val = batch_features([feats])
     with torch.inference_mode():
-        logits, _, _ = policy.model(idx, val)  # (1, T+1, A), all steps in one nn.LSTM call
-    allowed = policy.trained.clone()
+        logits, _, _ = MODULES[id(policy)](idx, val)  # (1, T+1, A), all steps in one nn.LSTM call
+    allowed = torch.from_numpy(policy.trained.copy())
     for i in policy.featurizer.denied(current):
         allowed[i] = False
-    return torch.softmax(logits[0, -1].masked_fill(~allowed, float("-inf")), dim=-1)
+    return torch.softmax(logits[0, -1].masked_fill(~allowed, float("-inf")), dim=-1).numpy()
 
 
 def user(intent: str, **extra: Any) -> dict[str, Any]:
@@ -112,7 +126,7 @@ def play_turn(
         got = policy.probabilities(conversation)
         assert got is not None
         if check:
-            assert torch.allclose(got, reference(policy, conversation), atol=1e-5), made
+            assert np.allclose(got, reference(policy, conversation), atol=1e-5), made
         made += 1
 
     conversation.append(user(rng.choice(["greet", "inform", "stop", "affirm"])))
@@ -158,17 +172,21 @@ def test_a_new_turn_costs_one_lstm_step(domain: Domain) -> None:
     for _ in range(200):
         play_turn(policy, conversation, rng)
     steps: list[int] = []
-    # Every run of the tracker, with how many steps it ran.
-    hook = policy.model.register_forward_hook(lambda m, i, o: steps.append(i[0].shape[1]))
-    try:
-        conversation = Conversation("u", domain, conversation.events)  # as the server does
-        conversation.append(user("greet"))
-        policy.probabilities(conversation)
-        conversation.append(ev.action("utter_greet"))
-        policy.probabilities(conversation)
-    finally:
-        hook.remove()
-    assert steps == [1, 1]
+    runtime = policy.runtime
+    forward = runtime.forward
+
+    def counted(idx: np.ndarray, *args: Any) -> Any:  # every run, with how many steps it ran
+        steps.append(idx.shape[0])
+        return forward(idx, *args)
+
+    runtime.forward = counted  # type: ignore[method-assign]
+    before = runtime.steps_run
+    conversation = Conversation("u", domain, conversation.events)  # as the server does
+    conversation.append(user("greet"))
+    policy.probabilities(conversation)
+    conversation.append(ev.action("utter_greet"))
+    policy.probabilities(conversation)
+    assert steps == [1, 1] and runtime.steps_run - before == 2
 
 
 @pytest.mark.parametrize(
@@ -196,7 +214,7 @@ def test_restart_session_start_undo_and_rewind_rebuild_the_state(
     conversation.extend(rewrite)
     after = policy.probabilities(conversation)
     assert after is not None
-    assert torch.allclose(after, reference(policy, conversation), atol=1e-5)
+    assert np.allclose(after, reference(policy, conversation), atol=1e-5)
     assert policy.cached_states("u") == len(conversation.states)
     # ... and the conversation goes on incrementally from there.
     for _ in range(5):
@@ -224,12 +242,12 @@ def test_nlu_probabilities_feed_only_the_current_step(domain: Domain) -> None:
         conversation.append(user("inform", intent_ranking=ranking))
         got = policy.probabilities(conversation)
         assert got is not None
-        assert torch.allclose(got, reference(policy, conversation), atol=1e-5)
+        assert np.allclose(got, reference(policy, conversation), atol=1e-5)
         conversation.append(ev.action("utter_ask_city"))
         conversation.append(ev.action(ACTION_LISTEN))
     one_hot = make_policy(domain)
     one_hot.use_intent_ranking = False
-    assert not torch.allclose(one_hot.probabilities(conversation), got)
+    assert not np.allclose(one_hot.probabilities(conversation), got)
 
 
 def test_max_history_reads_only_the_last_states(domain: Domain) -> None:
@@ -240,8 +258,9 @@ def test_max_history_reads_only_the_last_states(domain: Domain) -> None:
     recent = conversation.recent_states(3)
     idx, val = batch_features([[policy.featurizer.featurize(s) for s in recent]])
     with torch.inference_mode():
-        logits = policy.model(idx, val)[0][0, -1]
-    assert torch.allclose(policy.probabilities(conversation), torch.softmax(logits, -1), atol=1e-5)
+        logits = MODULES[id(policy)](idx, val)[0][0, -1]
+    expected = torch.softmax(logits, -1).numpy()
+    assert np.allclose(policy.probabilities(conversation), expected, atol=1e-5)
     assert policy.cached_states("u") is None
 
 
@@ -250,7 +269,7 @@ def test_scores_of_a_few_steps_are_the_same_step_by_step(
     domain: Domain, config: dict[str, Any]
 ) -> None:
     """At prediction time scores go one step at a time (no thread waits on a busy CPU)."""
-    model = make_policy(domain, **config).model
+    model = make_tracker(domain, **config)
     z = torch.randn(2, 5, model.config.hidden_size)
     with torch.inference_mode():
         stepwise = model.eval().scores(z)
@@ -304,4 +323,62 @@ def test_the_policy_round_trips_through_the_model_file(
     rng = random.Random(9)
     for _ in range(5):
         play_turn(policy, conversation, rng, check=True)  # incremental == full here too
-    assert torch.equal(loaded.probabilities(conversation), policy.probabilities(conversation))
+    assert np.array_equal(loaded.probabilities(conversation), policy.probabilities(conversation))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"attention": True, "attention_window": 3},
+        {"num_layers": 2, "skip_input": True},
+        {"label_features": 6, "label_weights": False},
+        {"label_features": 6, "attention": True, "skip_input": True, "num_layers": 2},
+    ],
+    ids=["plain", "attention", "two-layers-skip", "label-words", "everything"],
+)
+def test_the_numpy_runtime_computes_what_the_torch_tracker_computes(
+    domain: Domain, config: dict[str, Any]
+) -> None:
+    model = make_tracker(domain, seed=4, **config).eval()
+    runtime = LSTMPolicy(
+        model, StateFeaturizer.build(domain), np.ones(model.config.num_labels)
+    ).runtime
+    rng = np.random.default_rng(0)
+    T, K = 12, 5
+    idx = rng.integers(0, model.config.num_features, (T, K))
+    val = rng.random((T, K)).astype(np.float32)
+    val[idx == 0] = 0.0
+    with torch.inference_mode():  # all steps at once (nn.LSTM), and in two parts with memory
+        logits, (h, c), out = model(torch.from_numpy(idx)[None], torch.from_numpy(val)[None])
+    got, (gh, gc), gout = runtime.forward(idx[:7], val[:7])
+    more, (gh, gc), mout = runtime.forward(idx[7:], val[7:], (gh, gc), gout)
+    assert np.allclose(np.concatenate([got, more]), logits[0].numpy(), atol=1e-5)
+    assert np.allclose(np.concatenate([gout, mout]), out[0].numpy(), atol=1e-5)
+    assert np.allclose(gh, h[:, 0].numpy(), atol=1e-5) and np.allclose(
+        gc, c[:, 0].numpy(), atol=1e-5
+    )
+    assert step_features([((1, 2), (0.5, 1.0)), ((3,), (1.0,))])[0].tolist() == [[1, 2], [3, 0]]
+
+
+def test_serving_a_policy_never_imports_torch(domain: Domain, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "bot.model"
+    TrainedModel(domain, [make_policy(domain, attention=True)]).to_file(path)
+    script = f"""
+import sys
+from chatbot.agent import TrainedModel
+from chatbot.conversation import events as ev
+from chatbot.conversation.conversation import Conversation
+model = TrainedModel.from_file(__import__("pathlib").Path({str(path)!r}))
+conv = Conversation("u", model.domain, [ev.action("action_listen")])
+conv.append(ev.user("hi", {{"intent": {{"name": "greet", "confidence": 1.0}}}}))
+assert model.policies[0].predict(conv) is not None
+print("torch" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "False", "torch was imported"

@@ -1,0 +1,164 @@
+"""The LSTM dialog-state tracker at prediction time, in numpy: what the server runs.
+
+``DialogueStateTracker`` (torch) is what training fits; this computes the same numbers (to float
+rounding, pinned by tests) from its weights, one conversation at a time, one step after another.
+Serving a model therefore never imports torch, which would cost a second at startup, and a step
+costs a few numpy calls (tens of microseconds) instead of torch's per-call overhead.
+
+Shapes: T steps, K sparse features per step, H hidden size, A labels, D the head's input width.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from chatbot.errors import ModelFileError
+
+# (h, c) of the LSTM, each (num_layers, H)
+HC = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class TrackerConfig:
+    num_features: int  # sparse input features, 0 is padding
+    num_labels: int  # actions (and end-to-end bot texts) the policy chooses from
+    embed_dim: int = 64  # width of the input layer
+    hidden_size: int = 128
+    num_layers: int = 1
+    dropout: float = 0.1
+    feature_dropout: float = 0.1  # in training, each input feature is left out this often
+    attention: bool = False  # attend over earlier LSTM outputs
+    attention_window: int = 16  # how many steps back attention reaches (including the current)
+    skip_input: bool = False  # the input layer's output also goes straight to the head
+    label_weights: bool = True  # False: labels are scored by their words only (and a bias)
+    label_features: int = 0  # words of label texts (0: labels are plain classes)
+    max_history: int | None = None  # None: the LSTM reads the whole conversation
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # tanh form: no overflow warning for large negative inputs, same values as 1 / (1 + e^-x).
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)
+
+
+class TrackerRuntime:
+    """The tracker's forward pass (eval mode) from its state dict, as numpy arrays."""
+
+    def __init__(self, config: TrackerConfig, weights: Mapping[str, np.ndarray]) -> None:
+        self.config = c = config
+        try:
+            w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+            self.embed = w["embed.weight"]  # (F, E)
+            self.embed_bias = w["embed_bias"]
+            self.layers = []
+            for layer in range(c.num_layers):
+                w_ih, w_hh = w[f"lstm.weight_ih_l{layer}"], w[f"lstm.weight_hh_l{layer}"]
+                bias = w[f"lstm.bias_ih_l{layer}"] + w[f"lstm.bias_hh_l{layer}"]
+                # x @ W_ih.T + h @ W_hh.T + b, as one product over [x, h].
+                self.layers.append((np.ascontiguousarray(np.concatenate([w_ih, w_hh], 1).T), bias))
+            out_dim = c.hidden_size
+            if c.attention:
+                self.query = np.ascontiguousarray(w["query.weight"].T)
+                self.key = np.ascontiguousarray(w["key.weight"].T)
+                self.value = np.ascontiguousarray(w["value.weight"].T)
+                out_dim = 2 * c.hidden_size
+            if c.skip_input:
+                out_dim += c.embed_dim
+            # The head: each label's own weights, plus the sum of its words' vectors.
+            head = np.zeros((c.num_labels, out_dim), np.float32)
+            if c.label_weights:
+                head += w["head.weight"]
+                bias = w["head.bias"]
+            else:
+                bias = w["head_bias"]
+            if c.label_features:
+                idx = np.asarray(weights["label_idx"]).astype(np.int64)  # (A, L)
+                val = w["label_val"] * (idx != 0)  # index 0 is padding: left out
+                head += np.einsum("al,ald->ad", val, w["label_embed.weight"][idx])
+        except KeyError as error:
+            raise ModelFileError(f"LSTM tracker weights: {error.args[0]} is missing") from None
+        shapes = {
+            "embed.weight": (c.num_features, c.embed_dim),
+            "head": (c.num_labels, out_dim),
+        }
+        for name, got in (("embed.weight", self.embed.shape), ("head", head.shape)):
+            if got != shapes[name]:
+                raise ModelFileError(
+                    f"LSTM tracker weights: {name} is {got}, the settings say {shapes[name]}"
+                )
+        self.head = np.ascontiguousarray(head.T)  # (D, A)
+        self.head_bias = bias.astype(np.float32)
+        self.steps_run = 0  # LSTM steps computed, for tests and benchmarks
+
+    @classmethod
+    def from_module(cls, module: object) -> TrackerRuntime:
+        """The runtime of a torch ``DialogueStateTracker`` (training hands its module over)."""
+        from chatbot.model_file import to_numpy
+
+        state = module.state_dict()  # type: ignore[attr-defined]
+        return cls(module.config, {k: to_numpy(v) for k, v in state.items()})  # type: ignore[attr-defined]
+
+    def encode(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+        """Sparse features (T, K) -> input vectors (T, E)."""
+        return np.einsum("tk,tke->te", val, self.embed[idx]) + self.embed_bias
+
+    def zero_state(self) -> HC:
+        c = self.config
+        zeros = np.zeros((c.num_layers, c.hidden_size), np.float32)
+        return zeros, zeros
+
+    def step(self, x: np.ndarray, state: HC | None) -> tuple[np.ndarray, HC]:
+        """One LSTM step: x (E,) -> h (H,), and the new (h, c)."""
+        h_prev, c_prev = state if state is not None else self.zero_state()
+        n = self.config.hidden_size
+        hs, cs = [], []
+        inp = x
+        for layer, (weight, bias) in enumerate(self.layers):
+            gates = np.concatenate([inp, h_prev[layer]]) @ weight + bias  # (4H,)
+            i, f, g, o = gates[:n], gates[n : 2 * n], gates[2 * n : 3 * n], gates[3 * n :]
+            cell = _sigmoid(f) * c_prev[layer] + _sigmoid(i) * np.tanh(g)
+            inp = _sigmoid(o) * np.tanh(cell)
+            hs.append(inp)
+            cs.append(cell)
+        self.steps_run += 1
+        return inp, (np.stack(hs), np.stack(cs))
+
+    def forward(
+        self,
+        idx: np.ndarray,
+        val: np.ndarray,
+        state: HC | None = None,
+        memory: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, HC, np.ndarray]:
+        """Run T new steps from ``state`` (None: a new conversation). ``memory`` (M, H): earlier
+        LSTM outputs for attention. Returns label scores (T, A), the new (h, c), outputs (T, H)."""
+        x = self.encode(idx, val)
+        outs = []
+        for t in range(x.shape[0]):
+            h, state = self.step(x[t], state)
+            outs.append(h)
+        assert state is not None, "at least one step"
+        out = np.stack(outs)  # (T, H)
+        z = out
+        if self.config.attention:
+            z = np.concatenate([z, self.attend(out, memory)], axis=1)
+        if self.config.skip_input:
+            z = np.concatenate([z, x], axis=1)
+        return z @ self.head + self.head_bias, state, out
+
+    def attend(self, out: np.ndarray, memory: np.ndarray | None) -> np.ndarray:
+        """Each step's view of the last ``attention_window`` LSTM outputs, (T, H)."""
+        t, h = out.shape
+        keys = out if memory is None or not len(memory) else np.concatenate([memory, out])
+        s = keys.shape[0]
+        q, k, v = out @ self.query, keys @ self.key, keys @ self.value
+        att = (q @ k.T) / math.sqrt(h)  # (T, S)
+        pos_q = np.arange(s - t, s)[:, None]
+        pos_k = np.arange(s)[None, :]
+        visible = (pos_k <= pos_q) & (pos_k > pos_q - self.config.attention_window)
+        att = np.where(visible, att, -np.inf)
+        att = np.exp(att - att.max(axis=1, keepdims=True))
+        return (att / att.sum(axis=1, keepdims=True)) @ v
