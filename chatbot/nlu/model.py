@@ -1,5 +1,7 @@
 """The trained NLU model: ``parse(text)`` gives Rasa's parse data; ``export`` and ``from_export``
 move it in and out of a model file (tensors for safetensors, everything else JSON, no pickle).
+
+The network runs in numpy (``runtime.JointRuntime``): serving a model never imports torch.
 """
 
 from __future__ import annotations
@@ -8,15 +10,16 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from chatbot.errors import ModelFileError
+from chatbot.model_file import to_numpy
 from chatbot.nlu.features import Featurizer
-from chatbot.nlu.network import JointNet, NetSizes, collate
 from chatbot.nlu.patterns import apply_synonyms, regex_entities
-from chatbot.nlu.settings import NLUSettings
+from chatbot.nlu.runtime import JointRuntime
+from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.nlu.tags import allowed_transitions, tag_names, tag_spans
 from chatbot.nlu.tokenizer import Token, tokenize
 from chatbot.nlu.types import (
@@ -26,6 +29,9 @@ from chatbot.nlu.types import (
     ResponseRanking,
     RetrievalPrediction,
 )
+
+if TYPE_CHECKING:
+    from chatbot.nlu.network import JointNet
 
 logger = logging.getLogger(__name__)
 
@@ -58,23 +64,29 @@ class Labels:
 
 
 class NLUModel:
-    """A BiLSTM-CRF joint intent classifier and entity tagger, with its pre- and post-processing."""
+    """A BiLSTM-CRF joint intent classifier and entity tagger, with its pre- and post-processing.
+
+    ``net`` is the trained torch ``JointNet`` (training hands it over; its weights are copied to
+    numpy) or a ``JointRuntime`` (a model file's, or another model's).
+    """
 
     def __init__(
         self,
         settings: NLUSettings,
         labels: Labels,
         featurizer: Featurizer,
-        net: JointNet,
+        net: JointNet | JointRuntime,
         synonyms: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.labels = labels
         self.featurizer = featurizer
-        self.net = net.eval()
+        self.runtime = (
+            net if isinstance(net, JointRuntime) else JointRuntime.from_net(net, settings)
+        )
         self.synonyms = dict(synonyms or {})
         self._tags = tag_names(labels.entity_types)
-        self._decoder = net.crf.decoder() if net.crf is not None else None
+        self._decoder = self.runtime.decoder
         self._retrieval = {
             intent: np.array(
                 [i for i, k in enumerate(labels.response_keys) if k.startswith(intent + "/")]
@@ -89,6 +101,11 @@ class NLUModel:
     @property
     def entity_types(self) -> list[str]:
         return list(self.labels.entity_types)
+
+    @property
+    def has_tagger(self) -> bool:
+        """Whether the network tags entities (a CRF), rather than only classifying intents."""
+        return self._decoder is not None
 
     # ----------------------------------------------------------------------------------- parsing
 
@@ -105,27 +122,15 @@ class NLUModel:
             return {"text": text, "intent": fallback, "entities": [], "intent_ranking": [fallback]}
         matches = self.featurizer.patterns.matches(text, tokens)
         encoded = self.featurizer.encode(text, tokens, matches)
-        with torch.inference_mode():
-            out = self.net(collate([encoded]))
-            probs = torch.softmax(out.intent_logits[0], 0)
-            if out.ngram_logits is not None:
-                share = self.settings.ngram_intent_weight
-                probs = (1 - share) * probs + share * torch.softmax(out.ngram_logits[0], 0)
-            intent_probs = probs.numpy()
-            emissions = out.emissions[0].double().numpy() if out.emissions is not None else None
-            roles = (
-                torch.softmax(out.role_logits[0], 1).numpy()
-                if out.role_logits is not None
-                else None
-            )
-            groups = (
-                torch.softmax(out.group_logits[0], 1).numpy()
-                if out.group_logits is not None
-                else None
-            )
-            responses = out.response_logits[0].numpy() if out.response_logits is not None else None
-        intent, ranking = self._intents(intent_probs)
-        entities = self._entities(text, tokens, emissions, roles, groups)
+        out = self.runtime(encoded)
+        probs = _softmax(out.intent_logits)
+        if out.ngram_logits is not None:
+            share = self.settings.ngram_intent_weight
+            probs = (1 - share) * probs + share * _softmax(out.ngram_logits)
+        roles = _softmax(out.role_logits) if out.role_logits is not None else None
+        groups = _softmax(out.group_logits) if out.group_logits is not None else None
+        intent, ranking = self._intents(probs)
+        entities = self._entities(text, tokens, out.emissions, roles, groups)
         if self.settings.regex_entities:
             found = {(e["entity"], e["start"], e["end"]) for e in entities}
             for extra in regex_entities(text, matches, self.labels.entity_types):
@@ -139,15 +144,16 @@ class NLUModel:
             "entities": entities,
             "intent_ranking": ranking,
         }
-        if responses is not None:
-            result["response_selector"] = self._responses(responses)
+        if out.response_logits is not None:
+            result["response_selector"] = self._responses(out.response_logits)
         return result
 
     async def parse_async(self, text: str) -> ParseResult:
         """``parse`` in a worker thread, so the event loop never waits for it.
 
-        A parse takes one to two milliseconds (docs/benchmarks_nlu.md), a thread hop some tens of
-        microseconds; torch releases the GIL while it computes.
+        A parse of a short message takes a few tenths of a millisecond (training/benchmarks/
+        nlu_speed.py), a thread hop some tens of microseconds; numpy releases the GIL in its
+        matrix products, not between its calls.
         """
         return await asyncio.to_thread(self.parse, text)
 
@@ -230,14 +236,15 @@ class NLUModel:
 
     # ------------------------------------------------------------------------------ model files
 
-    def export(self) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
-        """The model as tensors (for safetensors) and JSON-serialisable metadata."""
-        tensors = {k: v.detach().clone().contiguous() for k, v in self.net.state_dict().items()}
+    def export(self) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+        """The model as tensors (numpy arrays named as in ``JointNet``'s state dict, for
+        safetensors) and JSON-serialisable metadata."""
+        tensors = {k: v.copy() for k, v in self.runtime.weights.items()}
         meta: dict[str, object] = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "settings": self.settings.to_json(),
-            "sizes": self.net.sizes.to_json(),
+            "sizes": self.runtime.sizes.to_json(),
             "labels": self.labels.to_json(),
             "featurizer": self.featurizer.to_json(),
             "synonyms": dict(self.synonyms),
@@ -245,9 +252,8 @@ class NLUModel:
         return tensors, meta
 
     @classmethod
-    def from_export(
-        cls, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, object]
-    ) -> NLUModel:
+    def from_export(cls, tensors: Mapping[str, Any], meta: Mapping[str, object]) -> NLUModel:
+        """The model of ``export``'s tensors (numpy arrays, or torch tensors) and metadata."""
         if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
             raise ModelFileError(
                 f"not an NLU model of format {FORMAT} v{FORMAT_VERSION}: "
@@ -258,13 +264,19 @@ class NLUModel:
             labels = Labels.from_json(meta["labels"])  # type: ignore[arg-type]
             featurizer = Featurizer.from_json(meta["featurizer"])  # type: ignore[arg-type]
             sizes = NetSizes(**meta["sizes"])  # type: ignore[arg-type]
-            net = build_net(settings, sizes, labels)
-            net.load_state_dict(dict(tensors), strict=True)
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            transitions = (
+                allowed_transitions(tag_names(labels.entity_types)) if sizes.tags else None
+            )
+            weights = {k: to_numpy(v) for k, v in tensors.items()}
+            runtime = JointRuntime(weights, settings, sizes, transitions)
+        except (KeyError, TypeError, ValueError) as error:
             raise ModelFileError(f"NLU model metadata or tensors do not fit: {error}") from error
-        return cls(settings, labels, featurizer, net, meta.get("synonyms"))  # type: ignore[arg-type]
+        return cls(settings, labels, featurizer, runtime, meta.get("synonyms"))  # type: ignore[arg-type]
 
 
-def build_net(settings: NLUSettings, sizes: NetSizes, labels: Labels) -> JointNet:
-    transitions = allowed_transitions(tag_names(labels.entity_types)) if sizes.tags else None
-    return JointNet(settings, sizes, transitions)
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in float64."""
+    x = logits.astype(np.float64)
+    x -= x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    return x / x.sum(axis=-1, keepdims=True)

@@ -7,12 +7,14 @@ token features: word embedding | character CNN | lexical | regex/lookup      (B,
     -> roles, groups: linear per token                                        (B, T, roles)
     -> response selector: its own attention pooling | n-gram bag -> linear    (B, responses)
 message n-grams -> a linear model, mixed into the intent probabilities       (B, intents)
+
+This module trains (torch). Serving computes the same numbers in numpy, one message at a time, from
+the state dict: ``runtime.JointRuntime``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -22,26 +24,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from chatbot.nlu.crf import CRF
 from chatbot.nlu.features import Encoded
-from chatbot.nlu.settings import NLUSettings
+from chatbot.nlu.settings import NetSizes, NLUSettings
+from chatbot.nlu.tags import allowed_transitions, tag_names
 
-
-@dataclass(frozen=True)
-class NetSizes:
-    """Vocabulary and label-set sizes: with the settings, all it takes to rebuild the network."""
-
-    words: int
-    chars: int
-    lexical: int
-    patterns: int
-    ngrams: int
-    intents: int
-    tags: int  # 0: no entity tagger
-    roles: int  # including "no role"; 0 or 1: no role head
-    groups: int
-    responses: int  # 0: no response selector
-
-    def to_json(self) -> dict[str, int]:
-        return asdict(self)
+__all__ = ["AttentionPool", "Batch", "JointNet", "NetSizes", "Outputs", "build_net", "collate"]
 
 
 class Batch(NamedTuple):
@@ -237,3 +223,9 @@ class JointNet(nn.Module):
             selector = torch.cat([self.response_pool(states, mask), *bag], dim=1)
             responses = self.response_out(self.dropout(selector))
         return Outputs(intent_logits, ngram_logits, emissions, roles, groups, responses)
+
+
+def build_net(settings: NLUSettings, sizes: NetSizes, entity_types: Sequence[str]) -> JointNet:
+    """A fresh network; the CRF's allowed transitions come from the entity types' tag names."""
+    transitions = allowed_transitions(tag_names(entity_types)) if sizes.tags else None
+    return JointNet(settings, sizes, transitions)

@@ -1,7 +1,8 @@
 """The NLU model's settings: one frozen dataclass, saved in the model file and read back from it.
 
 ``training.nlu.pipeline`` builds it from a config's ``pipeline:``; every field here can also be
-set directly as a parameter of the ``BiLSTMCRF`` component.
+set directly as a parameter of the ``BiLSTMCRF`` component. ``NetSizes``, the vocabulary and
+label-set sizes that training finds, is saved beside it.
 """
 
 from __future__ import annotations
@@ -83,6 +84,25 @@ class NLUSettings:
                 )
             values[key] = _coerce(key, value, type(getattr(self, key)), component)
         return NLUSettings(**values)
+
+
+@dataclass(frozen=True)
+class NetSizes:
+    """Vocabulary and label-set sizes: with the settings, all it takes to rebuild the network."""
+
+    words: int
+    chars: int
+    lexical: int
+    patterns: int
+    ngrams: int
+    intents: int
+    tags: int  # 0: no entity tagger
+    roles: int  # including "no role"; 0 or 1: no role head
+    groups: int
+    responses: int  # 0: no response selector
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
 
 
 def _coerce(key: str, value: Any, kind: type, component: str) -> Any:

@@ -91,7 +91,7 @@ def predict(model: NLUModel, examples: Sequence[NLUExample]) -> list[ParseResult
 
 
 def extractors_of(model: NLUModel) -> list[str]:
-    names = [EXTRACTOR] if model.net.crf is not None else []
+    names = [EXTRACTOR] if model.has_tagger else []
     return names + ([REGEX_EXTRACTOR] if model.settings.regex_entities else [])
 
 

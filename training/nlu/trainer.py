@@ -14,9 +14,9 @@ from torch import nn
 from tqdm import tqdm
 
 from chatbot.errors import TrainingError
-from chatbot.nlu.model import Labels, NLUModel, build_net
-from chatbot.nlu.network import Batch, JointNet, NetSizes
-from chatbot.nlu.settings import NLUSettings
+from chatbot.nlu.model import Labels, NLUModel
+from chatbot.nlu.network import Batch, JointNet, build_net
+from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.nlu.tags import OUTSIDE, PREFIXES, tag_names
 from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import NLUData
@@ -66,7 +66,7 @@ def train_nlu(
     # when the cores are busy with anything else (OpenMP threads spin, waiting for each other).
     with torch.random.fork_rng(), _threads(1):  # leave the caller's state alone
         torch.manual_seed(seed)
-        net = build_net(settings, sizes, labels)
+        net = build_net(settings, sizes, labels.entity_types)
         _pattern_prior(net, labels, featurizer.patterns.names if featurizer.n_patterns else ())
         _fit(net, samples, labels, settings, np.random.default_rng(seed), show_progress)
     logger.info(

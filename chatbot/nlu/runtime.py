@@ -1,0 +1,320 @@
+"""The joint network's forward pass in numpy, one message at a time: what serving runs.
+
+``network.JointNet`` (torch) is what training fits; ``JointRuntime`` computes the same numbers (to
+float32 rounding, pinned by tests) from its state dict, in eval mode (no dropout), for one message:
+the ``b == 1`` path of ``network.collate``. Serving a model therefore never imports torch, which
+would cost more than a second at startup.
+
+Shapes: T tokens, L characters a token, F token features, H hidden units a direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from chatbot.errors import ModelFileError
+from chatbot.model_file import to_numpy
+from chatbot.nlu.crf_decoder import CRFDecoder
+from chatbot.nlu.features import Encoded
+from chatbot.nlu.settings import NetSizes, NLUSettings
+
+if TYPE_CHECKING:
+    from chatbot.nlu.network import JointNet
+
+# The CRF's allowed transitions (K, K), first tags (K,) and last tags (K,): from the tag names.
+Transitions = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class MessageOutputs(NamedTuple):
+    intent_logits: np.ndarray  # (intents,), the BiLSTM head
+    ngram_logits: np.ndarray | None  # (intents,), the linear model of the n-grams
+    emissions: np.ndarray | None  # (T, tags) float64, for the CRF decoder
+    role_logits: np.ndarray | None  # (T, roles)
+    group_logits: np.ndarray | None  # (T, groups)
+    response_logits: np.ndarray | None  # (responses,)
+
+
+def state_shapes(settings: NLUSettings, sizes: NetSizes) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor of ``JointNet``'s state dict, in its order."""
+    s, h = settings, settings.hidden
+    state = 2 * h
+    token_dim = s.word_dim + s.char_filters + sizes.lexical + sizes.patterns
+    bag = s.count_vectors_dim if sizes.ngrams else 0
+    shapes: dict[str, tuple[int, ...]] = {
+        "word_emb.weight": (sizes.words, s.word_dim),
+        "char_emb.weight": (sizes.chars, s.char_dim),
+        "char_cnn.weight": (s.char_filters, s.char_dim, 3),
+        "char_cnn.bias": (s.char_filters,),
+    }
+    for layer in range(s.lstm_layers):
+        inputs = token_dim if layer == 0 else state
+        for suffix in ("", "_reverse"):
+            shapes[f"encoder.weight_ih_l{layer}{suffix}"] = (4 * h, inputs)
+            shapes[f"encoder.weight_hh_l{layer}{suffix}"] = (4 * h, h)
+            shapes[f"encoder.bias_ih_l{layer}{suffix}"] = (4 * h,)
+            shapes[f"encoder.bias_hh_l{layer}{suffix}"] = (4 * h,)
+
+    def linear(name: str, out: int, inputs: int, bias: bool = True) -> None:
+        shapes[f"{name}.weight"] = (out, inputs)
+        if bias:
+            shapes[f"{name}.bias"] = (out,)
+
+    def pool(name: str) -> None:
+        linear(f"{name}.proj", s.attention_dim, state)
+        linear(f"{name}.score", 1, s.attention_dim, bias=False)
+
+    if sizes.ngrams:
+        shapes["ngram_bag.weight"] = (sizes.ngrams, s.count_vectors_dim)
+        if s.ngram_intent_weight > 0:
+            shapes["ngram_intents.weight"] = (sizes.ngrams, sizes.intents)
+    pool("intent_pool")
+    linear("intent_out", sizes.intents, 2 * state + bag + sizes.patterns)
+    if sizes.tags:
+        linear("tag_out", sizes.tags, state)
+        if sizes.patterns:
+            linear("pattern_tags", sizes.tags, sizes.patterns, bias=False)
+        shapes["crf.transitions"] = (sizes.tags, sizes.tags)
+        shapes["crf.start"] = (sizes.tags,)
+        shapes["crf.end"] = (sizes.tags,)
+    if sizes.roles > 1:
+        linear("role_out", sizes.roles, state)
+    if sizes.groups > 1:
+        linear("group_out", sizes.groups, state)
+    if sizes.responses:
+        pool("response_pool")
+        linear("response_out", sizes.responses, state + bag)
+    return shapes
+
+
+class _Pool(NamedTuple):
+    """Attention pooling: softmax over tokens of tanh(states @ proj + bias) @ score."""
+
+    proj: np.ndarray  # (2H, attention)
+    bias: np.ndarray  # (attention,)
+    score: np.ndarray  # (attention,)
+
+    def __call__(self, states: np.ndarray) -> np.ndarray:
+        scores = np.tanh(states @ self.proj + self.bias) @ self.score  # (T,)
+        weights = np.exp(scores - scores.max())
+        return (weights / weights.sum()) @ states  # (2H,)
+
+
+class _Linear(NamedTuple):
+    weight: np.ndarray  # (in, out): torch's weight transposed
+    bias: np.ndarray | None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y = x @ self.weight
+        if self.bias is not None:
+            y += self.bias
+        return y
+
+
+class _LSTMLayer(NamedTuple):
+    """Both directions of one bidirectional layer. Gates are reordered from torch's (i, f, g, o)
+    to (i, f, o, g), and the sigmoid gates' weights are halved: one tanh over all four gates then
+    gives sigmoid(z) = tanh(z / 2) / 2 + 1/2 for i, f, o (halving is exact in floating point)."""
+
+    w_ih: np.ndarray  # (F, 2 * 4H): forward gates, then backward gates
+    bias: np.ndarray  # (2 * 4H,): bias_ih + bias_hh
+    w_hh: np.ndarray  # (2, H, 4H): forward, backward
+
+
+class JointRuntime:
+    """``JointNet``'s forward pass for one message, from its state dict as numpy arrays."""
+
+    def __init__(
+        self,
+        weights: Mapping[str, np.ndarray],
+        settings: NLUSettings,
+        sizes: NetSizes,
+        transitions: Transitions | None,
+    ) -> None:
+        expected = state_shapes(settings, sizes)
+        misfits = [f"{name} is missing" for name in expected if name not in weights]
+        misfits += [
+            f"{name} is not a tensor of this network" for name in weights if name not in expected
+        ]
+        misfits += [
+            f"{name} is {tuple(np.shape(weights[name]))}, the settings say {shape}"
+            for name, shape in expected.items()
+            if name in weights and tuple(np.shape(weights[name])) != shape
+        ]
+        if misfits:
+            raise ModelFileError("NLU model tensors do not fit its settings: " + "; ".join(misfits))
+        self.settings, self.sizes = settings, sizes
+        # The state dict as given (float32), in JointNet's order: what a model file holds.
+        self.weights = {k: np.ascontiguousarray(weights[k], dtype=np.float32) for k in expected}
+        w = self.weights
+        self.hidden = settings.hidden
+        self.word_emb = w["word_emb.weight"]  # (words, word_dim)
+        self.char_table = _char_table(w["char_emb.weight"], w["char_cnn.weight"])
+        self.char_bias = w["char_cnn.bias"]
+        self.layers = [_lstm_layer(w, k, settings.hidden) for k in range(settings.lstm_layers)]
+        self.ngram_bag = w.get("ngram_bag.weight")  # (ngrams, count_vectors_dim)
+        self.ngram_intents = w.get("ngram_intents.weight")  # (ngrams, intents)
+        self.intent_pool = _pool(w, "intent_pool")
+        self.intent_out = _linear(w, "intent_out")
+        self.tag_out = _linear(w, "tag_out") if sizes.tags else None
+        self.pattern_tags = _linear(w, "pattern_tags") if "pattern_tags.weight" in w else None
+        self.role_out = _linear(w, "role_out") if "role_out.weight" in w else None
+        self.group_out = _linear(w, "group_out") if "group_out.weight" in w else None
+        self.response_pool = _pool(w, "response_pool") if sizes.responses else None
+        self.response_out = _linear(w, "response_out") if sizes.responses else None
+        self.decoder: CRFDecoder | None = None
+        if sizes.tags:
+            if transitions is None:
+                raise ValueError("an entity tagger needs its allowed transitions")
+            learned = (w["crf.transitions"], w["crf.start"], w["crf.end"])
+            self.decoder = CRFDecoder.from_learned(learned, transitions)
+
+    @classmethod
+    def from_net(cls, net: JointNet, settings: NLUSettings) -> JointRuntime:
+        """The runtime of a torch ``JointNet`` (training hands its network over). The allowed
+        transitions are where the CRF's penalties are 0."""
+        weights = {k: to_numpy(v).copy() for k, v in net.state_dict().items()}
+        transitions: Transitions | None = None
+        if net.crf is not None:
+            crf = net.crf
+            allowed, first, last = (
+                to_numpy(p) == 0 for p in (crf.trans_penalty, crf.start_penalty, crf.end_penalty)
+            )
+            transitions = (allowed, first, last)
+        return cls(weights, settings, net.sizes, transitions)
+
+    def __call__(self, message: Encoded) -> MessageOutputs:
+        assert len(message.words), "a message needs at least one token"
+        tokens = np.concatenate(
+            [
+                self.word_emb[message.words],
+                self._char_features(message.chars),
+                message.lexical,
+                message.patterns,
+            ],
+            axis=1,
+        )  # (T, F)
+        states = tokens
+        for layer in self.layers:
+            states = self._bilstm(states, layer)  # (T, 2H)
+
+        bag = (
+            [_bag(self.ngram_bag, message.ngrams, mean=True)] if self.ngram_bag is not None else []
+        )
+        matched = [message.patterns.max(axis=0)] if message.patterns.shape[1] else []  # (P,)
+        sentence = np.concatenate([self.intent_pool(states), states.max(axis=0), *bag, *matched])
+        intent_logits = self.intent_out(sentence)
+        ngram_logits = (
+            _bag(self.ngram_intents, message.ngrams, mean=False)
+            if self.ngram_intents is not None
+            else None
+        )
+        emissions = None
+        if self.tag_out is not None:
+            emissions = self.tag_out(states)  # (T, tags)
+            if self.pattern_tags is not None:
+                emissions += self.pattern_tags(message.patterns)
+            emissions = emissions.astype(np.float64)
+        roles = self.role_out(states) if self.role_out is not None else None
+        groups = self.group_out(states) if self.group_out is not None else None
+        responses = None
+        if self.response_pool is not None and self.response_out is not None:
+            responses = self.response_out(np.concatenate([self.response_pool(states), *bag]))
+        return MessageOutputs(intent_logits, ngram_logits, emissions, roles, groups, responses)
+
+    def _char_features(self, chars: np.ndarray) -> np.ndarray:
+        """The width-3 character convolution, max-pooled, relu: (T, L) ids -> (T, filters).
+
+        ``char_table`` holds each character's contribution at each of the 3 window positions; the
+        extra last row stands for the zero padding on either side of a token's characters.
+        """
+        t, length = chars.shape
+        ids = np.full((t, length + 2), len(self.char_table) - 1, np.int64)
+        ids[:, 1:-1] = chars
+        parts = self.char_table[ids]  # (T, L+2, 3 * filters)
+        f = parts.shape[2] // 3
+        conv = parts[:, :-2, :f] + parts[:, 1:-1, f : 2 * f]
+        conv += parts[:, 2:, 2 * f :]  # (T, L, filters), less the bias
+        # relu and the bias commute with the max over positions.
+        out = conv.max(axis=1)
+        out += self.char_bias
+        return np.maximum(out, 0.0, out=out)
+
+    def _bilstm(self, x: np.ndarray, layer: _LSTMLayer) -> np.ndarray:
+        """One bidirectional LSTM layer: (T, F) -> (T, 2H). Both directions step together: step
+        s reads token s forwards and token T-1-s backwards. The buffers are this call's own:
+        parses may run in several threads at once."""
+        t, h = len(x), self.hidden
+        projected = (x @ layer.w_ih + layer.bias).reshape(t, 2, 4 * h)
+        inputs = np.empty((t, 2, 1, 4 * h), np.float32)
+        inputs[:, 0, 0] = projected[:, 0]
+        inputs[:, 1, 0] = projected[::-1, 1]
+        out = np.empty((t, 2, 1, h), np.float32)  # hidden states by step
+        cell = np.zeros((2, 1, h), np.float32)
+        gates = np.empty((2, 1, 4 * h), np.float32)
+        scratch = np.empty((2, 1, h), np.float32)
+        sigmoids = gates[..., : 3 * h]
+        i, f, o, g = (gates[..., k * h : (k + 1) * h] for k in range(4))
+        for s in range(t):
+            if s:
+                np.matmul(out[s - 1], layer.w_hh, out=gates)  # (2, 1, H) @ (2, H, 4H)
+                gates += inputs[s]
+            else:
+                gates[...] = inputs[0]
+            np.tanh(gates, out=gates)
+            sigmoids *= 0.5
+            sigmoids += 0.5
+            cell *= f
+            np.multiply(i, g, out=scratch)
+            cell += scratch
+            np.tanh(cell, out=scratch)
+            np.multiply(o, scratch, out=out[s])
+        states = np.empty((t, 2 * h), np.float32)
+        states[:, :h] = out[:, 0, 0]
+        states[:, h:] = out[::-1, 1, 0]
+        return states
+
+
+def _char_table(emb: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """(chars + 1, 3 * filters): each character's embedding times the kernel at window positions
+    0, 1 and 2; the last row, zeros, is the padding outside a token."""
+    chars, filters = len(emb), len(kernel)
+    table = np.zeros((chars + 1, 3, filters), np.float32)
+    table[:chars] = np.einsum("vc,fck->vkf", emb.astype(np.float64), kernel.astype(np.float64))
+    return table.reshape(chars + 1, 3 * filters)
+
+
+def _lstm_layer(w: Mapping[str, np.ndarray], layer: int, h: int) -> _LSTMLayer:
+    order = np.r_[0 : 2 * h, 3 * h : 4 * h, 2 * h : 3 * h]  # (i, f, g, o) -> (i, f, o, g)
+    scale = np.r_[np.full(3 * h, 0.5), np.ones(h)].astype(np.float32)
+    ih, hh, bias = [], [], []
+    for suffix in ("", "_reverse"):
+        name = f"encoder.{{}}_l{layer}{suffix}"
+        ih.append((w[name.format("weight_ih")][order] * scale[:, None]).T)
+        hh.append((w[name.format("weight_hh")][order] * scale[:, None]).T)
+        bias.append((w[name.format("bias_ih")] + w[name.format("bias_hh")])[order] * scale)
+    return _LSTMLayer(
+        np.ascontiguousarray(np.concatenate(ih, axis=1)),
+        np.concatenate(bias),
+        np.ascontiguousarray(np.stack(hh)),
+    )
+
+
+def _linear(w: Mapping[str, np.ndarray], name: str) -> _Linear:
+    return _Linear(np.ascontiguousarray(w[f"{name}.weight"].T), w.get(f"{name}.bias"))
+
+
+def _pool(w: Mapping[str, np.ndarray], name: str) -> _Pool:
+    proj = _linear(w, f"{name}.proj")
+    assert proj.bias is not None
+    return _Pool(proj.weight, proj.bias, w[f"{name}.score.weight"][0])
+
+
+def _bag(weight: np.ndarray, ids: np.ndarray, *, mean: bool) -> np.ndarray:
+    """torch's EmbeddingBag for one bag: the mean or sum of the rows; zeros for no ids."""
+    if not len(ids):
+        return np.zeros(weight.shape[1], np.float32)
+    rows = weight[ids]
+    return rows.mean(axis=0) if mean else rows.sum(axis=0)
