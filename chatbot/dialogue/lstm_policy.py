@@ -162,9 +162,9 @@ class LSTMPolicy(Policy):
             if not satisfied(needs, slots):
                 allowed[i] = False
         for name in excluded:
-            i = self.featurizer.label_index.get(name)
-            if i is not None:
-                allowed[i] = False
+            label = self.featurizer.label_index.get(name)
+            if label is not None:
+                allowed[label] = False
         return allowed
 
     def _window(self, conversation: Conversation, current: State) -> np.ndarray:

@@ -218,16 +218,10 @@ async def in_process(
     model_path: Path, folder: Path, messages: list[str], rounds: int, store_kind: str
 ) -> dict[str, Any]:
     """Median time of ``Agent.handle_text`` (NLU + dialogue + store), no HTTP."""
-    import torch
-
     from chatbot.actions.in_process import InProcessExecutor
     from chatbot.agent import Agent, TrainedModel
-    from chatbot.server.settings import ServerSettings
     from chatbot.store import ConversationStore, InMemoryStore, SQLStore
 
-    threads = ServerSettings().torch_threads  # as the server runs
-    if threads is not None:
-        torch.set_num_threads(threads)
     started = time.perf_counter()
     model = TrainedModel.from_file(model_path)
     load_seconds = time.perf_counter() - started
