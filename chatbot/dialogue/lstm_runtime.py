@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chatbot.blas import limit_blas_threads
 from chatbot.errors import ModelFileError
 
 # (h, c) of the LSTM, each (num_layers, H)
@@ -48,6 +49,7 @@ class TrackerRuntime:
     """The tracker's forward pass (eval mode) from its state dict, as numpy arrays."""
 
     def __init__(self, config: TrackerConfig, weights: Mapping[str, np.ndarray]) -> None:
+        limit_blas_threads()
         self.config = c = config
         try:
             w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from chatbot.blas import limit_blas_threads
 from chatbot.errors import ModelFileError
 from chatbot.model_file import to_numpy
 from chatbot.nlu.crf_decoder import CRFDecoder
@@ -133,6 +134,7 @@ class JointRuntime:
         sizes: NetSizes,
         transitions: Transitions | None,
     ) -> None:
+        limit_blas_threads()
         expected = state_shapes(settings, sizes)
         misfits = [f"{name} is missing" for name in expected if name not in weights]
         misfits += [
