@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
+import numpy  # loads its BLAS
 from threadpoolctl import threadpool_info
 from tests.chatbot.test_blas import tiny_runtime
 before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
