@@ -1,11 +1,18 @@
 """Braun et al. 2017 corpora (Chatbot, AskUbuntu, WebApplications): intent F1 on their test split.
 
     python -m training.benchmarks.braun [--corpora chatbot askubuntu webapps] [--seeds 5]
+    python -m training.benchmarks.braun --cv 5 [--set ngram_intent_weight=0.5 ...]
 
 Trained on the sentences marked ``training``, tested on the others. The corpora are small (30 to
 100 training sentences), so each is trained with several seeds and the mean and standard deviation
 reported. Intent F1 is micro-averaged (every sentence gets one intent, so it equals accuracy); the
 weighted F1 and the entities' span F1 are reported too.
+
+``--cv K`` never reads the test sentences: it cross-validates on the training split (K stratified
+folds, the same folds for every seed), the way to choose settings for data this small. ``--set``
+overrides a model setting (a JSON value) in either mode; ``mix_acc`` in a ``--cv`` line is the
+held-out accuracy for other shares of the n-gram model (``ngram_intent_weight``), read from the
+same trained models.
 """
 
 from __future__ import annotations
@@ -13,7 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
+
+from chatbot.nlu.model import NLUModel
+from chatbot.nlu.tokenizer import tokenize
 from chatbot.project.training_data import EntityAnnotation, NLUData, NLUExample
 from training.benchmarks._nlu_common import (
     data_dir,
@@ -34,6 +48,7 @@ CORPORA = {
     "webapps": "WebApplicationsCorpus.json",
 }
 BEST_SERVICE = {"chatbot": 0.98, "askubuntu": 0.92, "webapps": 0.83}  # LUIS/Watson, README
+MIX_SHARES = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 
 
 def sentence(item: dict) -> NLUExample:
@@ -50,14 +65,22 @@ def sentence(item: dict) -> NLUExample:
     return NLUExample(text, item["intent"], tuple(entities))
 
 
-def run(name: str, seeds: int) -> dict[str, object]:
+def load(name: str) -> tuple[list[NLUExample], list[NLUExample]]:
+    """The corpus's training and test sentences."""
     items = json.loads((data_dir() / "nlu-evaluation-corpora" / CORPORA[name]).read_text())
     train = [sentence(s) for s in items["sentences"] if s["training"]]
     test = [sentence(s) for s in items["sentences"] if not s["training"]]
+    return train, test
+
+
+def run(name: str, seeds: int, params: dict[str, Any]) -> dict[str, object]:
+    train, test = load(name)
     micro, weighted, entity_f1, train_s, train_cpu_s = [], [], [], [], []
     for seed in range(seeds):
         with timed() as took:
-            model = train_nlu(NLUData(examples=train), pipeline(), seed=seed, show_progress=False)
+            model = train_nlu(
+                NLUData(examples=train), pipeline(**params), seed=seed, show_progress=False
+            )
         train_s.append(took()["train_s"])
         train_cpu_s.append(took()["train_cpu_s"])
         results = [model.parse(e.text) for e in test]
@@ -73,11 +96,13 @@ def run(name: str, seeds: int) -> dict[str, object]:
         {
             "name": f"braun-{name}",
             "split": "test",
+            "settings": params,
             "examples": len(test),
             "train_examples": len(train),
             "seeds": seeds,
             "intent_f1": statistics.mean(micro),
             "intent_f1_std": statistics.pstdev(micro),
+            "intent_f1_per_seed": [round(x, 4) for x in micro],
             "intent_weighted_f1": statistics.mean(weighted),
             "entity_f1": statistics.mean(entity_f1),
             "best_service_intent_f1": BEST_SERVICE[name],
@@ -89,14 +114,106 @@ def run(name: str, seeds: int) -> dict[str, object]:
     )
 
 
+def folds(examples: Sequence[NLUExample], k: int) -> list[list[int]]:
+    """``k`` stratified folds of example indices: each intent's examples shuffled (fixed seed)
+    and dealt round-robin, starting where the previous intent stopped, so folds stay even."""
+    by_intent: dict[str, list[int]] = defaultdict(list)
+    for i, e in enumerate(examples):
+        by_intent[e.intent].append(i)
+    rng = np.random.default_rng(0)
+    result: list[list[int]] = [[] for _ in range(k)]
+    position = 0
+    for intent in sorted(by_intent):
+        for i in rng.permutation(by_intent[intent]):
+            result[position % k].append(int(i))
+            position += 1
+    return result
+
+
+def intent_probs(model: NLUModel, text: str, share: float) -> np.ndarray:
+    """The intent probabilities ``model.parse`` would give with n-gram share ``share``."""
+    tokens = tokenize(text)[: model.settings.max_tokens]
+    out = model.runtime(model.featurizer.encode(text, tokens))
+    probs = _softmax(out.intent_logits)
+    if out.ngram_logits is not None:
+        probs = (1 - share) * probs + share * _softmax(out.ngram_logits)
+    return probs
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def cross_validate(name: str, k: int, seeds: int, params: dict[str, Any]) -> dict[str, object]:
+    """Held-out intent accuracy on the training split, over ``k`` folds, for each seed."""
+    train, _ = load(name)
+    split = folds(train, k)
+    accuracy: list[float] = []
+    mix: dict[float, list[float]] = {share: [] for share in MIX_SHARES}
+    cpu_s = 0.0
+    for seed in range(seeds):
+        right = 0
+        mix_right = dict.fromkeys(MIX_SHARES, 0)
+        for held in split:
+            held_set = set(held)
+            fit = [e for i, e in enumerate(train) if i not in held_set]
+            with timed() as took:
+                model = train_nlu(
+                    NLUData(examples=fit), pipeline(**params), seed=seed, show_progress=False
+                )
+            cpu_s += took()["train_cpu_s"]
+            for i in held:
+                gold = train[i].intent
+                right += model.parse(train[i].text)["intent"]["name"] == gold
+                for share in MIX_SHARES:
+                    probs = intent_probs(model, train[i].text, share)
+                    mix_right[share] += model.labels.intents[int(np.argmax(probs))] == gold
+        accuracy.append(right / len(train))
+        for share in MIX_SHARES:
+            mix[share].append(mix_right[share] / len(train))
+    return round_scores(
+        {
+            "name": f"braun-{name}",
+            "split": f"train-cv{k}",
+            "settings": params,
+            "examples": len(train),
+            "seeds": seeds,
+            "cv_acc": statistics.mean(accuracy),
+            "cv_acc_std": statistics.pstdev(accuracy),
+            "mix_acc": {str(s): round(statistics.mean(v), 4) for s, v in mix.items()},
+            "train_cpu_s": round(cpu_s / (seeds * k), 1),
+            "load_avg": machine_load(),
+        }
+    )
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    key, _, value = text.partition("=")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=list(CORPORA))
     parser.add_argument("--seeds", type=int, default=5, help="runs with seeds 0..N-1")
+    parser.add_argument(
+        "--cv", type=int, default=0, metavar="K", help="K-fold cross-validation on train only"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a model setting (JSON)"
+    )
     args = parser.parse_args()
+    params = dict(_setting(s) for s in args.set)
     setup()
     for name in args.corpora:
-        emit(run(name, args.seeds))
+        if args.cv:
+            emit(cross_validate(name, args.cv, args.seeds, params))
+        else:
+            emit(run(name, args.seeds, params))
 
 
 if __name__ == "__main__":

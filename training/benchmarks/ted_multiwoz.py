@@ -56,7 +56,7 @@ VARIANTS: dict[str, tuple[str, bool, float, float]] = {
     "e2e": ("SUBMIT-e2e-mh10", True, 0.615, 0.23),
     "e2e-status": ("SUBMIT-e2e-mh10-status", True, 0.648, 0.30),
 }
-# The settings we report. A handful of variations were tried (see docs/benchmarks_dialogue.md);
+# The settings we report. A handful of variations were tried (see docs/benchmarks.md, "Dialogue");
 # end to end, bot texts are scored by their words alone, and the current state also goes to the
 # head directly.
 SETTINGS = LSTMSettings(

@@ -49,7 +49,7 @@ from training.lstm import LSTMSettings, train_lstm
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The MultiWOZ benchmark's settings (ted_multiwoz.SETTINGS), trained for all epochs on every
 # training story: a held-out tenth (15 stories) is learnt perfectly within a few epochs and stopped
-# training far too early (see docs/benchmarks_dialogue.md for the variations tried). No stories
+# training far too early (see docs/benchmarks.md, "Dialogue" for the variations tried). No stories
 # glued together: the simulated stories already put digressions at every point of the form.
 SETTINGS = LSTMSettings(
     hidden_size=128,
