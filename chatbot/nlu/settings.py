@@ -52,6 +52,8 @@ class NLUSettings:
     batch_size: int = 0  # 0: 16 for small data sets, 64 from 2,000 examples
     learning_rate: float = 0.003
     weight_decay: float = 0.0
+    # Intent losses weighted by inverse class frequency (each intent counts as much in total).
+    balance_intents: bool = False
     # Post-processing.
     synonyms: bool = True  # EntitySynonymMapper
     regex_entities: bool = False  # RegexEntityExtractor

@@ -14,7 +14,8 @@ from chatbot.project.domain import NO_ORIGIN, Origin
 
 @dataclass(frozen=True)
 class EndpointBlock:
-    """One top-level block, e.g. ``action_endpoint: {url: ...}`` or ``tracker_store: {type: sql}``."""
+    """One top-level block, e.g. ``action_endpoint: {url: ...}`` or
+    ``tracker_store: {type: sql}``."""
 
     name: str
     params: dict[str, Any]
@@ -49,7 +50,8 @@ class Endpoints:
 
 @dataclass(frozen=True)
 class Credentials:
-    """credentials.yml: channel name (``rest``, ``socketio``, ``slack``, ``telegram``, ...) -> keys."""
+    """credentials.yml: channel name (``rest``, ``socketio``, ``slack``, ``telegram``, ...) ->
+    its keys."""
 
     channels: dict[str, EndpointBlock] = field(default_factory=dict)
     file: str | None = None

@@ -7,7 +7,7 @@ conversations is ``training.story_graph``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from chatbot.project.domain import NO_ORIGIN, Origin
 from chatbot.project.training_data import EntityAnnotation
@@ -67,7 +67,7 @@ class OrStep:
     origin: Origin = NO_ORIGIN
 
 
-Step = Union[UserStep, ActionStep, SlotStep, ActiveLoopStep, CheckpointStep, OrStep]
+Step = UserStep | ActionStep | SlotStep | ActiveLoopStep | CheckpointStep | OrStep
 StoryKind = Literal["story", "rule", "test"]
 
 

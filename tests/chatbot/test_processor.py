@@ -4,8 +4,8 @@ with its real rasa-sdk validation action run in-process."""
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from collections.abc import Set
+from dataclasses import replace
 
 import pytest
 

@@ -9,7 +9,9 @@ with template actions. Evaluation replays each test dialog with its own history 
 as ``chatbot test``) and compares the exact text of every bot turn, the predicted template filled
 from the slots, with the data's: per-response and per-dialog accuracy.
 
-    python -m training.benchmarks.babi --task 1 [--dialogs 200] [--write-docs PATH]  (PATH: a Markdown table of the results, for docs/benchmarks.md)
+    python -m training.benchmarks.babi --task 1 [--dialogs 200] [--write-docs PATH]
+
+``--write-docs`` writes the results as a Markdown table to PATH, for docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -146,6 +146,7 @@ def _fit(
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    weights = _intent_weights(samples, len(labels.intents)) if settings.balance_intents else None
     net.train()
     bar = tqdm(range(epochs), desc="NLU", unit="epoch", disable=not show_progress, leave=False)
     for _ in bar:
@@ -154,7 +155,7 @@ def _fit(
             batch, targets = make_batch([samples[i] for i in indices], labels)
             if settings.word_dropout > 0:
                 batch = _drop_tokens(batch, settings.word_dropout)
-            loss = _loss(net, batch, targets)
+            loss = _loss(net, batch, targets, weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -177,11 +178,22 @@ def _drop_tokens(batch: Batch, rate: float) -> Batch:
     )
 
 
-def _loss(net: JointNet, batch: Batch, targets: Targets) -> torch.Tensor:
+def _intent_weights(samples: Sequence[Sample], intents: int) -> torch.Tensor:
+    """Inverse class frequencies, scaled so that an average example weighs 1."""
+    counts = np.bincount([s.intent for s in samples], minlength=intents).astype(np.float32)
+    weights = np.where(counts > 0, len(samples) / (np.maximum(counts, 1) * (counts > 0).sum()), 0)
+    return torch.from_numpy(weights.astype(np.float32))
+
+
+def _loss(
+    net: JointNet, batch: Batch, targets: Targets, intent_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     out = net(batch)
-    loss = nn.functional.cross_entropy(out.intent_logits, targets.intents)
+    loss = nn.functional.cross_entropy(out.intent_logits, targets.intents, weight=intent_weights)
     if out.ngram_logits is not None:  # trained on its own, mixed in at prediction time
-        loss = loss + nn.functional.cross_entropy(out.ngram_logits, targets.intents)
+        loss = loss + nn.functional.cross_entropy(
+            out.ngram_logits, targets.intents, weight=intent_weights
+        )
     if out.emissions is not None and net.crf is not None:
         mask = torch.arange(batch.words.shape[1]).unsqueeze(0) < batch.lengths.unsqueeze(1)
         loss = loss + net.crf.nll(out.emissions, targets.tags, mask).mean()
