@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, Column, MetaData, String, Table, event, insert, make_url, select, update
@@ -235,6 +236,7 @@ class SQLStore(ConversationStore):
         async with self._start_lock:
             if self._started:
                 return
+            self._check_sqlite_folder()
             with self._errors():
                 if self.login_url is not None:
                     await self._create_database()
@@ -243,6 +245,19 @@ class SQLStore(ConversationStore):
             if applied:
                 logger.info("conversation store %s: schema %s applied", self.describe(), applied)
             self._started = True
+
+    def _check_sqlite_folder(self) -> None:
+        """A SQLite file's folder must exist: said plainly, and without asking the driver, whose
+        failed connections leave a worker thread that outlives the event loop."""
+        database = self.url.database
+        if self.dialect != "sqlite" or not database or database.startswith("file:"):
+            return
+        folder = Path(database).expanduser().absolute().parent
+        if not folder.is_dir():
+            raise StoreUnavailable(
+                f"conversation store unavailable ({self.describe()}): "
+                f"the folder {folder} does not exist"
+            ) from None
 
     async def _create_database(self) -> None:
         assert self.login_url is not None

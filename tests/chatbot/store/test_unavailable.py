@@ -42,7 +42,7 @@ async def test_sqlite_in_a_missing_folder_is_unavailable_until_the_folder_exists
     try:
         with pytest.raises(StoreUnavailable) as error:
             await store.append("alice", HELLO, start_seq=0)
-        assert_clear(error, "conversation store unavailable", "not-yet", "unable to open")
+        assert_clear(error, "conversation store unavailable", "not-yet", "does not exist")
         assert await store.ping() is False
 
         folder.mkdir()
