@@ -32,9 +32,10 @@ class NLUSettings:
     count_vectors_max_features: int = 20000
     count_vectors_dim: int = 64
     # Share of a linear model of the n-grams in the intent probabilities (the rest is the BiLSTM
-    # head's). Each is trained on its own loss. 0: no n-gram model. 0.5 suits bots of a few dozen
-    # examples better; larger ones lose a little with it.
-    ngram_intent_weight: float = 0.25
+    # head's). Each is trained on its own loss. 0: no n-gram model. Negative: chosen from the data
+    # when training (``training.nlu.trainer.for_data``; the model file holds the chosen share):
+    # 0.9 below 20 training examples per intent, where the BiLSTM head is the weaker one, else 0.25.
+    ngram_intent_weight: float = -1.0
     # Encoder and heads.
     hidden: int = 128  # per direction
     lstm_layers: int = 1

@@ -1,7 +1,7 @@
 """Braun et al. 2017 corpora (Chatbot, AskUbuntu, WebApplications): intent F1 on their test split.
 
     python -m training.benchmarks.braun [--corpora chatbot askubuntu webapps] [--seeds 5]
-    python -m training.benchmarks.braun --cv 5 [--set ngram_intent_weight=0.5 ...]
+    python -m training.benchmarks.braun --cv 5 [--per-intent N] [--set ngram_intent_weight=0.5 ...]
 
 Trained on the sentences marked ``training``, tested on the others. The corpora are small (30 to
 100 training sentences), so each is trained with several seeds and the mean and standard deviation
@@ -12,7 +12,8 @@ weighted F1 and the entities' span F1 are reported too.
 folds, the same folds for every seed), the way to choose settings for data this small. ``--set``
 overrides a model setting (a JSON value) in either mode; ``mix_acc`` in a ``--cv`` line is the
 held-out accuracy for other shares of the n-gram model (``ngram_intent_weight``), read from the
-same trained models.
+same trained models. ``--per-intent N`` cross-validates on the first N training sentences of
+each intent only (how the heads compare as the data grows).
 """
 
 from __future__ import annotations
@@ -145,9 +146,25 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-def cross_validate(name: str, k: int, seeds: int, params: dict[str, Any]) -> dict[str, object]:
-    """Held-out intent accuracy on the training split, over ``k`` folds, for each seed."""
+def at_most(examples: Sequence[NLUExample], per_intent: int) -> list[NLUExample]:
+    """The first ``per_intent`` examples of each intent, in the corpus's order."""
+    seen: dict[str, int] = defaultdict(int)
+    kept = []
+    for e in examples:
+        seen[e.intent] += 1
+        if seen[e.intent] <= per_intent:
+            kept.append(e)
+    return kept
+
+
+def cross_validate(
+    name: str, k: int, seeds: int, params: dict[str, Any], per_intent: int = 0
+) -> dict[str, object]:
+    """Held-out intent accuracy on the training split (its first ``per_intent`` examples of each
+    intent if given), over ``k`` folds, for each seed."""
     train, _ = load(name)
+    if per_intent:
+        train = at_most(train, per_intent)
     split = folds(train, k)
     accuracy: list[float] = []
     mix: dict[float, list[float]] = {share: [] for share in MIX_SHARES}
@@ -175,7 +192,7 @@ def cross_validate(name: str, k: int, seeds: int, params: dict[str, Any]) -> dic
     return round_scores(
         {
             "name": f"braun-{name}",
-            "split": f"train-cv{k}",
+            "split": f"train-cv{k}" + (f"-at-most-{per_intent}-per-intent" if per_intent else ""),
             "settings": params,
             "examples": len(train),
             "seeds": seeds,
@@ -204,6 +221,9 @@ def main() -> None:
         "--cv", type=int, default=0, metavar="K", help="K-fold cross-validation on train only"
     )
     parser.add_argument(
+        "--per-intent", type=int, default=0, metavar="N", help="--cv on N examples per intent"
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a model setting (JSON)"
     )
     args = parser.parse_args()
@@ -211,7 +231,7 @@ def main() -> None:
     setup()
     for name in args.corpora:
         if args.cv:
-            emit(cross_validate(name, args.cv, args.seeds, params))
+            emit(cross_validate(name, args.cv, args.seeds, params, args.per_intent))
         else:
             emit(run(name, args.seeds, params))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -47,6 +48,7 @@ def train_nlu(
     samples = encode_samples(examples, featurizer, labels, settings.max_tokens)
     if not samples:
         raise TrainingError("no NLU training example has a word in it")
+    settings = for_data(settings, len(samples), len(labels.intents))
     tagger = settings.entity_recognition and bool(labels.entity_types)
     sizes = NetSizes(
         words=len(featurizer.words),
@@ -107,6 +109,26 @@ def _pattern_prior(net: JointNet, labels: Labels, names: Sequence[str]) -> None:
                 weight[tags[OUTSIDE], column] = -PATTERN_PRIOR
                 for prefix in PREFIXES:
                     weight[tags[f"{prefix}-{name}"], column] = PATTERN_PRIOR
+
+
+# Below this many training examples per intent (on average) the n-gram model's share of the intent
+# probabilities is NGRAM_SHARE_SMALL, else NGRAM_SHARE: on the Braun corpora's training splits
+# (cross-validated, docs/braun_notes.md) the n-gram model is the better of the two heads at 3 to 11
+# examples per intent and the BiLSTM head at 40.
+SMALL_PER_INTENT = 20
+NGRAM_SHARE_SMALL = 0.9
+NGRAM_SHARE = 0.25
+
+
+def for_data(settings: NLUSettings, n: int, intents: int) -> NLUSettings:
+    """``settings`` with what is left to the data chosen for ``n`` examples of ``intents``
+    intents: the n-gram model's share, where ``ngram_intent_weight`` is negative."""
+    if settings.ngram_intent_weight >= 0:
+        return settings
+    small = n < SMALL_PER_INTENT * max(intents, 1)
+    return dataclasses.replace(
+        settings, ngram_intent_weight=NGRAM_SHARE_SMALL if small else NGRAM_SHARE
+    )
 
 
 STEPS_PER_EXAMPLE = 3

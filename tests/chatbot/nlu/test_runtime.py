@@ -37,7 +37,13 @@ from tests.helpers import ROOT
 TOLERANCE = 1e-5
 
 SMALL = NLUSettings(
-    word_dim=12, char_dim=6, char_filters=10, hidden=16, attention_dim=8, count_vectors_dim=7
+    word_dim=12,
+    char_dim=6,
+    char_filters=10,
+    hidden=16,
+    attention_dim=8,
+    count_vectors_dim=7,
+    ngram_intent_weight=0.25,  # the default (negative) is resolved by training, not here
 )
 ENTITY_TYPES = ("city", "date")
 FULL = NetSizes(
@@ -55,7 +61,10 @@ FULL = NetSizes(
 CONFIGS = {
     "everything": (SMALL, FULL),
     "two layers": (dataclasses.replace(SMALL, lstm_layers=2), FULL),
-    "default sizes": (NLUSettings(lstm_layers=2), dataclasses.replace(FULL, words=300, ngrams=500)),
+    "default sizes": (
+        NLUSettings(lstm_layers=2, ngram_intent_weight=0.25),
+        dataclasses.replace(FULL, words=300, ngrams=500),
+    ),
     "intents only": (SMALL, dataclasses.replace(FULL, tags=0, roles=0, groups=0, responses=0)),
     "no patterns, no lexical": (SMALL, dataclasses.replace(FULL, patterns=0, lexical=0)),
     "no n-grams": (SMALL, dataclasses.replace(FULL, ngrams=0)),

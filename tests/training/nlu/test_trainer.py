@@ -9,7 +9,7 @@ from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import LookupTable, NLUData
 from tests.chatbot.nlu.toy import example
 from training.nlu import train_nlu
-from training.nlu.trainer import schedule
+from training.nlu.trainer import for_data, schedule
 
 FAST = [ComponentConfig("BiLSTMCRF", {"epochs": 20, "hidden": 32})]
 
@@ -67,6 +67,28 @@ def test_progress_bar_only_when_asked(capsys: pytest.CaptureFixture[str]) -> Non
 )
 def test_schedule(settings: NLUSettings, n: int, expected: tuple[int, int]) -> None:
     assert schedule(settings, n) == expected
+
+
+@pytest.mark.parametrize(
+    ("weight", "n", "intents", "expected"),
+    [
+        (-1.0, 30, 8, 0.9),  # under 20 examples per intent: the n-gram model leads
+        (-1.0, 199, 10, 0.9),
+        (-1.0, 200, 10, 0.25),  # from 20 per intent: the BiLSTM head leads
+        (-1.0, 15_000, 150, 0.25),
+        (0.4, 30, 8, 0.4),  # as set
+        (0.0, 30, 8, 0.0),  # no n-gram model
+    ],
+)
+def test_ngram_share_from_data_size(weight: float, n: int, intents: int, expected: float) -> None:
+    settings = for_data(NLUSettings(ngram_intent_weight=weight), n, intents)
+    assert settings.ngram_intent_weight == expected
+
+
+def test_trained_model_holds_the_chosen_share() -> None:
+    model = train_nlu(greetings(), FAST, show_progress=False)  # 3 examples per intent
+    assert model.settings.ngram_intent_weight == 0.9
+    assert model.runtime.ngram_intents is not None
 
 
 def fruit_data() -> NLUData:
