@@ -168,3 +168,14 @@ async def test_postgresql_can_serve_the_last_session_from_the_primary_key(
 
     assert "Index Scan using events_conversation_seq_key on events" in plan, plan
     assert "Sort" not in plan, plan
+
+
+async def test_a_closed_store_can_be_used_again(sql_url: str) -> None:
+    store = SQLStore(sql_url)
+    try:
+        await store.append("alice", [{"event": "user", "text": "hi"}], start_seq=0)
+        await store.close()
+        await store.append("alice", [{"event": "user", "text": "again"}], start_seq=1)
+        assert [e["text"] for e in (await store.load("alice")).events] == ["hi", "again"]
+    finally:
+        await store.close()
