@@ -34,7 +34,7 @@ class NLUSettings:
     # Share of a linear model of the n-grams in the intent probabilities (the rest is the BiLSTM
     # head's). Each is trained on its own loss. 0: no n-gram model. Negative: chosen from the data
     # when training (``training.nlu.trainer.for_data``; the model file holds the chosen share):
-    # 0.9 below 20 training examples per intent, where the BiLSTM head is the weaker one, else 0.25.
+    # 0.5 below 20 training examples per intent, where the BiLSTM head is the weaker one, else 0.25.
     ngram_intent_weight: float = -1.0
     # Encoder and heads.
     hidden: int = 128  # per direction
@@ -53,8 +53,6 @@ class NLUSettings:
     batch_size: int = 0  # 0: 16 for small data sets, 64 from 2,000 examples
     learning_rate: float = 0.003
     weight_decay: float = 0.0
-    # Intent losses weighted by inverse class frequency (each intent counts as much in total).
-    balance_intents: bool = False
     # Post-processing.
     synonyms: bool = True  # EntitySynonymMapper
     regex_entities: bool = False  # RegexEntityExtractor

@@ -72,8 +72,8 @@ def test_schedule(settings: NLUSettings, n: int, expected: tuple[int, int]) -> N
 @pytest.mark.parametrize(
     ("weight", "n", "intents", "expected"),
     [
-        (-1.0, 30, 8, 0.9),  # under 20 examples per intent: the n-gram model leads
-        (-1.0, 199, 10, 0.9),
+        (-1.0, 30, 8, 0.5),  # under 20 examples per intent: the n-gram model leads
+        (-1.0, 199, 10, 0.5),
         (-1.0, 200, 10, 0.25),  # from 20 per intent: the BiLSTM head leads
         (-1.0, 15_000, 150, 0.25),
         (0.4, 30, 8, 0.4),  # as set
@@ -86,8 +86,9 @@ def test_ngram_share_from_data_size(weight: float, n: int, intents: int, expecte
 
 
 def test_trained_model_holds_the_chosen_share() -> None:
-    model = train_nlu(greetings(), FAST, show_progress=False)  # 3 examples per intent
-    assert model.settings.ngram_intent_weight == 0.9
+    with_ngrams = [ComponentConfig("CountVectorsFeaturizer"), *FAST]
+    model = train_nlu(greetings(), with_ngrams, show_progress=False)  # 3 examples per intent
+    assert model.settings.ngram_intent_weight == 0.5
     assert model.runtime.ngram_intents is not None
 
 
