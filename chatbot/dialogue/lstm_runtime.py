@@ -119,13 +119,15 @@ class TrackerRuntime:
         hs, cs = [], []
         inp = x
         for layer, (weight, bias) in enumerate(self.layers):
-            gates = np.concatenate([inp, h_prev[layer]]) @ weight + bias  # (4H,)
-            i, f, g, o = gates[:n], gates[n : 2 * n], gates[2 * n : 3 * n], gates[3 * n :]
-            cell = _sigmoid(f) * c_prev[layer] + _sigmoid(i) * np.tanh(g)
-            inp = _sigmoid(o) * np.tanh(cell)
+            gates = np.concatenate([inp, h_prev[layer]]) @ weight + bias  # (4H,): i, f, g, o
+            gate = _sigmoid(gates)  # one call for all four (g's sigmoid is not used)
+            cell = gate[n : 2 * n] * c_prev[layer] + gate[:n] * np.tanh(gates[2 * n : 3 * n])
+            inp = gate[3 * n :] * np.tanh(cell)
             hs.append(inp)
             cs.append(cell)
         self.steps_run += 1
+        if len(hs) == 1:
+            return inp, (inp[None], cell[None])
         return inp, (np.stack(hs), np.stack(cs))
 
     def forward(
