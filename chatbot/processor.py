@@ -13,6 +13,7 @@ and replayed in full again. So a turn costs the same at turn 5 and at turn 500 o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -144,16 +145,25 @@ class MessageProcessor:
         return result.messages()
 
     async def handle(self, message: UserMessage) -> TurnResult:
+        # The parse starts at once, beside waiting for the lock and loading the conversation (it
+        # needs neither); its result is taken under the lock, so messages are still logged in
+        # the lock's FIFO order, the order they came in, however long each parse takes.
+        parsing = asyncio.ensure_future(self.parse(message.text))
+
         async def turn(conversation: Conversation) -> None:
-            # Parsed under the conversation's lock: the lock's FIFO order is the order messages
-            # came in, which a slow parse of an earlier message must not change.
-            parse_data = await self.parse(message.text)
+            parse_data = await parsing
             await self._log_user(conversation, message, parse_data)
             await self.predict_and_run(conversation, message.input_channel)
 
-        return await self.update(
-            message.sender_id, turn, channel=message.input_channel, metadata=message.metadata
-        )
+        try:
+            return await self.update(
+                message.sender_id, turn, channel=message.input_channel, metadata=message.metadata
+            )
+        finally:
+            if not parsing.done():  # the turn failed before it needed the parse
+                parsing.cancel()
+            elif not parsing.cancelled():
+                parsing.exception()  # retrieved: a failed parse is reported once, by the turn
 
     async def update(
         self,

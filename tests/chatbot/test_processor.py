@@ -3,6 +3,7 @@ with its real rasa-sdk validation action run in-process."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Set
 from dataclasses import replace
@@ -169,3 +170,48 @@ async def test_unknown_text_without_nlu_falls_back_and_listens(agent: Agent) -> 
     events = await events_of(agent, "fb")
     assert [e["event"] for e in events[-3:]] == ["bot", "rewind", "action"]
     assert events[-1]["timestamp"] >= started
+
+
+async def test_a_message_is_parsed_while_it_waits_for_the_lock_and_logged_in_order(
+    agent: Agent,
+) -> None:
+    original = agent.processor.parse
+    second_parse_started = asyncio.Event()
+
+    async def parse(text: str) -> dict:
+        if text == "/greet":  # the first message's parse ends only once the second's has begun
+            await asyncio.wait_for(second_parse_started.wait(), timeout=5)
+        else:
+            second_parse_started.set()
+        return await original(text)
+
+    agent.processor.parse = parse  # type: ignore[method-assign]
+    first = asyncio.create_task(agent.handle_text("/greet", "queue"))
+    await asyncio.sleep(0)  # the first message takes the lock
+    second = asyncio.create_task(agent.handle_text("/thankyou", "queue"))
+    await asyncio.gather(first, second)
+    users = [e["text"] for e in await events_of(agent, "queue") if e["event"] == "user"]
+    assert users == ["/greet", "/thankyou"]
+
+
+async def test_a_turn_that_fails_before_its_parse_is_needed_leaves_no_parse_running(
+    agent: Agent,
+) -> None:
+    finished: list[str] = []
+
+    async def parse(text: str) -> dict:
+        await asyncio.sleep(0.5)
+        finished.append(text)
+        return {}
+
+    async def broken_load(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the store broke")
+
+    agent.processor.parse = parse  # type: ignore[method-assign]
+    agent.processor._load = broken_load  # type: ignore[method-assign,assignment]
+    with pytest.raises(RuntimeError, match="the store broke"):
+        await agent.handle_text("hello", "broken")
+    await asyncio.sleep(0)
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+    await asyncio.sleep(0.6)
+    assert finished == []  # cancelled, not left to finish in the background
