@@ -204,7 +204,9 @@ class SQLStore(ConversationStore):
         self._connect_timeout = connect_timeout
         pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
         self._engine: AsyncEngine | None = None  # PostgreSQL
+        self._reads: AsyncEngine | None = None  # the same, in autocommit mode
         self._sync_engine: Engine | None = None  # SQLite, used from the worker threads
+        self._writes: Engine | None = None  # the same, taking the write lock when it begins
         self._threads: ThreadPoolExecutor | None = None
         if self.dialect == "postgresql":
             self._engine = create_async_engine(
@@ -213,10 +215,12 @@ class SQLStore(ConversationStore):
                 connect_args={"timeout": self._connect_timeout},
                 **pool,
             )
+            self._reads = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         else:
             self._sync_engine = _sqlite_engine(
                 self.url.set(drivername="sqlite+pysqlite"), busy_timeout, pool
             )
+            self._writes = self._sync_engine.execution_options(**{_WRITE_OPTION: True})
             self._threads = ThreadPoolExecutor(_SQLITE_THREADS, thread_name_prefix="sqlite-store")
         self._sqlite_writer: asyncio.Lock | None = (
             asyncio.Lock() if self.dialect == "sqlite" else None
@@ -251,23 +255,22 @@ class SQLStore(ConversationStore):
         """``work`` on a connection: in one transaction when ``write``, else as autocommit reads.
         SQLite: the whole of it in a worker thread; PostgreSQL: on the async engine."""
         if self._sync_engine is not None:
-            assert self._threads is not None
-            engine = self._sync_engine
+            assert self._threads is not None and self._writes is not None
+            reads, writes = self._sync_engine, self._writes
 
             def run() -> T:
                 if write:
-                    with engine.execution_options(**{_WRITE_OPTION: True}).begin() as conn:
+                    with writes.begin() as conn:
                         return work(conn)
-                with engine.connect() as conn:
+                with reads.connect() as conn:
                     return work(conn)
 
             return await asyncio.get_running_loop().run_in_executor(self._threads, run)
-        assert self._engine is not None
+        assert self._engine is not None and self._reads is not None
         if write:
             async with self._engine.begin() as aconn:
                 return await aconn.run_sync(work)
-        reads = self._engine.execution_options(isolation_level="AUTOCOMMIT")
-        async with reads.connect() as aconn:
+        async with self._reads.connect() as aconn:
             return await aconn.run_sync(work)
 
     async def start(self) -> None:
