@@ -58,6 +58,16 @@ class TrackerRuntime:
             self.layers = []
             for layer in range(c.num_layers):
                 w_ih, w_hh = w[f"lstm.weight_ih_l{layer}"], w[f"lstm.weight_hh_l{layer}"]
+                width = c.embed_dim if layer == 0 else c.hidden_size
+                for name, got, want in (
+                    ("weight_ih", w_ih.shape, (4 * c.hidden_size, width)),
+                    ("weight_hh", w_hh.shape, (4 * c.hidden_size, c.hidden_size)),
+                ):
+                    if got != want:
+                        raise ModelFileError(
+                            f"LSTM tracker weights: lstm.{name}_l{layer} is {got}, "
+                            f"the settings say {want}"
+                        )
                 bias = w[f"lstm.bias_ih_l{layer}"] + w[f"lstm.bias_hh_l{layer}"]
                 # x @ W_ih.T + h @ W_hh.T + b, as one product over [x, h].
                 self.layers.append((np.ascontiguousarray(np.concatenate([w_ih, w_hh], 1).T), bias))

@@ -24,6 +24,7 @@ from chatbot.conversation.conversation import Conversation
 from chatbot.dialogue.featurizer import StateFeaturizer
 from chatbot.dialogue.lstm_policy import LSTMPolicy, batch_features, step_features
 from chatbot.dialogue.lstm_tracker import DialogueStateTracker, TrackerConfig
+from chatbot.errors import ModelFileError
 from chatbot.project.domain import (
     ACTION_DEACTIVATE_LOOP,
     ACTION_LISTEN,
@@ -382,3 +383,14 @@ print("torch" in sys.modules)
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "False", "torch was imported"
+
+
+def test_weights_that_do_not_fit_the_settings_are_a_model_file_error(domain: Domain) -> None:
+    policy = make_policy(domain)
+    tensors, meta = policy.export()
+    wrong = {**meta, "config": {**meta["config"], "hidden_size": 32}}
+    with pytest.raises(ModelFileError, match=r"lstm.weight_ih_l0 is \(64, 8\)"):
+        LSTMPolicy.from_export(tensors, wrong)
+    missing = {k: v for k, v in tensors.items() if k != "model.embed_bias"}
+    with pytest.raises(ModelFileError, match="embed_bias is missing"):
+        LSTMPolicy.from_export(missing, meta)
