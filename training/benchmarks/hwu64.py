@@ -1,17 +1,28 @@
 """HWU64 (NLU-Benchmark) 10-fold cross-validation: intent F1 and entity F1.
 
-    python -m training.benchmarks.hwu64 [--folds K] [--seed 42]
+    python -m training.benchmarks.hwu64 [--folds K | --fold K] [--seed 42] [--validation]
+        [--entity-dropout P] [--set NAME=VALUE ...] [--predictions FILE]
 
 Fold k tests on ``KFold_k/testset`` and trains on the other nine folds' test sets, as in Liu et al.
 2019. Intent F1 is micro-averaged (equal to accuracy: every utterance gets one intent); entity F1
-is micro-averaged over exact (type, span) matches. ``--folds K`` runs the first K folds only. One
-line per fold, then one with the means over the folds run.
+is micro-averaged over exact (type, span) matches. ``--folds K`` runs the first K folds only,
+``--fold K`` fold K alone. One line per fold, then one with the means over the folds run.
+
+``--validation`` never reads the test fold: it holds out a tenth of the fold's training examples
+(the same tenth whatever ``--seed``), trains on the rest and scores on the held-out tenth; settings
+are compared there. ``--entity-dropout 0.3`` blanks that share of the training tokens inside
+entities (``train_nlu``'s ``entity_dropout``). ``--set hidden=256`` sets a ``BiLSTMCRF`` setting
+(the value is read as JSON, else kept as a string). ``--predictions FILE`` writes one JSON line per
+scored example (text, gold and predicted entities, intents) for error analysis
+(``training.nlu.metrics.span_errors`` counts the kinds of error).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import random
 import re
 import statistics
 from pathlib import Path
@@ -28,9 +39,11 @@ from training.benchmarks._nlu_common import (
     timed,
 )
 from training.nlu import train_nlu
-from training.nlu.metrics import classification_report, span_scores
+from training.nlu.metrics import classification_report, span_errors, span_scores
 
 FOLDS = 10
+VALIDATION_SHARE = 0.1
+VALIDATION_SEED = 42  # the held-out tenth stays the same whatever --seed trains with
 _ANNOTATION = re.compile(r"\[\s*([^\[\]:]+?)\s*:\s*([^\[\]]+?)\s*\]")
 
 
@@ -57,20 +70,62 @@ def load_fold(folder: Path) -> list[NLUExample]:
     return [e for e in examples if e.text.strip()]
 
 
+def held_out(examples: list[NLUExample]) -> tuple[list[NLUExample], list[NLUExample]]:
+    """(train, validation): a seeded tenth of ``examples`` held out for choosing settings."""
+    order = random.Random(VALIDATION_SEED).sample(range(len(examples)), len(examples))
+    cut = round(VALIDATION_SHARE * len(examples))
+    return [examples[i] for i in sorted(order[cut:])], [examples[i] for i in sorted(order[:cut])]
+
+
+def setting(text: str) -> tuple[str, object]:
+    """``hidden=256`` -> ``("hidden", 256)``; a value that is not JSON stays a string."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=FOLDS, help="run the first K of 10 folds")
+    parser.add_argument("--fold", type=int, help="run fold K (1-10) alone")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--validation", action="store_true", help="score on a held-out tenth of the training data"
+    )
+    parser.add_argument(
+        "--set", type=setting, action="append", default=[], help="a BiLSTMCRF setting NAME=VALUE"
+    )
+    parser.add_argument(
+        "--entity-dropout",
+        type=float,
+        help="share of the tokens inside training entities blanked (default: word_dropout's)",
+    )
+    parser.add_argument("--predictions", type=Path, help="write per-example predictions (JSONL)")
     args = parser.parse_args()
     setup()
     root = data_dir() / "hwu64"
     folds = [load_fold(root / f"KFold_{k}" / "testset") for k in range(1, FOLDS + 1)]
+    params = dict(args.set)
+    run = [args.fold - 1] if args.fold else list(range(min(args.folds, FOLDS)))
     intent_f1, entity_f1, train_s = [], [], []
-    for k in range(min(args.folds, FOLDS)):
+    if args.predictions:
+        args.predictions.write_text("")
+    for k in run:
         train = [e for j, fold in enumerate(folds) if j != k for e in fold]
         test = folds[k]
+        if args.validation:
+            train, test = held_out(train)
         with timed() as took:
-            model = train_nlu(NLUData(examples=train), pipeline(), seed=args.seed)
+            model = train_nlu(
+                NLUData(examples=train),
+                pipeline(**params),
+                seed=args.seed,
+                entity_dropout=args.entity_dropout,
+            )
         results = [model.parse(e.text) for e in test]
         report = classification_report(
             [e.intent for e in test], [str(r["intent"]["name"]) for r in results]
@@ -78,6 +133,19 @@ def main() -> None:
         gold = [{(a.entity, a.start, a.end) for a in e.entities} for e in test]
         found = [{(x["entity"], x["start"], x["end"]) for x in r["entities"]} for r in results]
         entities = span_scores(gold, found)
+        errors = span_errors(gold, found)
+        if args.predictions:
+            with args.predictions.open("a", encoding="utf-8") as handle:
+                for e, r, g, f in zip(test, results, gold, found, strict=True):
+                    row = {
+                        "fold": k + 1,
+                        "text": e.text,
+                        "intent": e.intent,
+                        "predicted_intent": r["intent"]["name"],
+                        "gold": sorted(g),
+                        "predicted": sorted(f),
+                    }
+                    handle.write(json.dumps(row) + "\n")
         intent_f1.append(report["micro avg"]["f1-score"])  # type: ignore[index]
         entity_f1.append(entities["f1"])
         train_s.append(took()["train_s"])
@@ -85,7 +153,7 @@ def main() -> None:
             round_scores(
                 {
                     "name": "hwu64",
-                    "split": f"fold {k + 1}",
+                    "split": f"fold {k + 1}" + (" validation" if args.validation else ""),
                     "examples": len(test),
                     "train_examples": len(train),
                     "intent_f1": intent_f1[-1],
@@ -93,6 +161,9 @@ def main() -> None:
                     "entity_f1": entities["f1"],
                     "entity_precision": entities["precision"],
                     "entity_recall": entities["recall"],
+                    "entity_errors": errors,
+                    "settings": params,
+                    "entity_dropout": args.entity_dropout,
                     **took(),
                     **parse_times_ms(model, [e.text for e in test]),
                     "load_avg": machine_load(),

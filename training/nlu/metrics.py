@@ -113,6 +113,44 @@ def span_scores(
     return {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
 
 
+SPAN_ERRORS = ("exact", "type", "boundary", "boundary_and_type", "missed", "spurious")
+
+
+def span_errors(
+    gold: Iterable[Collection[tuple[str, int, int]]],
+    predicted: Iterable[Collection[tuple[str, int, int]]],
+) -> dict[str, int]:
+    """Counts of what became of each ``(type, start, end)`` span, one collection per example.
+
+    ``exact``: found as it is. Of the rest, each gold span is paired with at most one predicted
+    span that overlaps it, in this order: the same span with another type (``type``), an overlap of
+    the same type with other ends (``boundary``), an overlap of another type
+    (``boundary_and_type``). A gold span left unpaired is ``missed``; a predicted one, ``spurious``.
+    Exact-match precision and recall count each pair as one false positive and one false negative.
+    """
+    counts = dict.fromkeys(SPAN_ERRORS, 0)
+    for g, p in zip(gold, predicted, strict=True):
+        gs, ps = set(g), set(p)
+        counts["exact"] += len(gs & ps)
+        left_gold = sorted(gs - ps, key=lambda s: (s[1], s[2], s[0]))
+        left_pred = sorted(ps - gs, key=lambda s: (s[1], s[2], s[0]))
+        kinds = (
+            ("type", lambda a, b: a[1:] == b[1:]),
+            ("boundary", lambda a, b: a[0] == b[0] and a[1] < b[2] and b[1] < a[2]),
+            ("boundary_and_type", lambda a, b: a[1] < b[2] and b[1] < a[2]),
+        )
+        for kind, fits in kinds:
+            for a in list(left_gold):
+                b = next((b for b in left_pred if fits(a, b)), None)
+                if b is not None:
+                    counts[kind] += 1
+                    left_gold.remove(a)
+                    left_pred.remove(b)
+        counts["missed"] += len(left_gold)
+        counts["spurious"] += len(left_pred)
+    return counts
+
+
 def bio_chunks(tags: Sequence[str]) -> set[tuple[str, int, int]]:
     """conlleval's chunks ``(type, first, last_exclusive)`` of a BIO sequence.
 

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from training.nlu.metrics import bio_chunks, classification_report, confusion_matrix, span_scores
+from training.nlu.metrics import (
+    bio_chunks,
+    classification_report,
+    confusion_matrix,
+    span_errors,
+    span_scores,
+)
 
 
 def test_classification_report_matches_scikit_learns_numbers() -> None:
@@ -74,3 +80,36 @@ def test_span_scores_are_micro_averaged_exact_matches() -> None:
     assert scores["recall"] == pytest.approx(1 / 3)
     assert scores["f1"] == pytest.approx(0.4)
     assert scores["support"] == 3
+
+
+@pytest.mark.parametrize(
+    ("gold", "found", "kind"),
+    [
+        ({("date", 5, 10)}, {("date", 5, 10)}, "exact"),
+        ({("date", 5, 10)}, {("time", 5, 10)}, "type"),
+        ({("date", 5, 10)}, {("date", 0, 10)}, "boundary"),
+        ({("date", 5, 10)}, {("time", 8, 14)}, "boundary_and_type"),
+        ({("date", 5, 10)}, {("date", 10, 14)}, None),  # touching is not overlapping
+    ],
+)
+def test_span_errors_name_what_became_of_a_span(gold: set, found: set, kind: str | None) -> None:
+    counts = span_errors([gold], [found])
+    if kind is None:
+        assert (counts["missed"], counts["spurious"]) == (1, 1)
+    else:
+        assert counts[kind] == 1
+        assert sum(counts.values()) == 1
+
+
+def test_span_errors_pair_each_span_once_and_prefer_a_type_error_to_a_boundary_error() -> None:
+    gold = [{("a", 0, 4), ("b", 5, 9)}, set()]
+    found = [{("b", 0, 4), ("a", 0, 2), ("a", 6, 9)}, {("c", 1, 2)}]
+    counts = span_errors(gold, found)
+    assert counts == {
+        "exact": 0,
+        "type": 1,  # a 0-4 found as b 0-4, before the overlapping a 0-2 could be its boundary error
+        "boundary": 0,
+        "boundary_and_type": 1,  # b 5-9 found as a 6-9
+        "missed": 0,
+        "spurious": 2,  # a 0-2, left unpaired, and c 1-2
+    }
