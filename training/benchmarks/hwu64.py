@@ -1,7 +1,7 @@
 """HWU64 (NLU-Benchmark) 10-fold cross-validation: intent F1 and entity F1.
 
     python -m training.benchmarks.hwu64 [--folds K | --fold K] [--seed 42] [--validation]
-        [--entity-dropout P] [--set NAME=VALUE ...] [--predictions FILE]
+        [--set NAME=VALUE ...] [--predictions FILE]
 
 Fold k tests on ``KFold_k/testset`` and trains on the other nine folds' test sets, as in Liu et al.
 2019. Intent F1 is micro-averaged (equal to accuracy: every utterance gets one intent); entity F1
@@ -10,9 +10,8 @@ is micro-averaged over exact (type, span) matches. ``--folds K`` runs the first 
 
 ``--validation`` never reads the test fold: it holds out a tenth of the fold's training examples
 (the same tenth whatever ``--seed``), trains on the rest and scores on the held-out tenth; settings
-are compared there. ``--entity-dropout 0.3`` blanks that share of the training tokens inside
-entities (``train_nlu``'s ``entity_dropout``). ``--set hidden=256`` sets a ``BiLSTMCRF`` setting
-(the value is read as JSON, else kept as a string). ``--predictions FILE`` writes one JSON line per
+are compared there. ``--set hidden=256`` sets a ``BiLSTMCRF`` setting (the value is read as JSON,
+else kept as a string). ``--predictions FILE`` writes one JSON line per
 scored example (text, gold and predicted entities, intents) for error analysis
 (``training.nlu.metrics.span_errors`` counts the kinds of error).
 """
@@ -99,11 +98,6 @@ def main() -> None:
     parser.add_argument(
         "--set", type=setting, action="append", default=[], help="a BiLSTMCRF setting NAME=VALUE"
     )
-    parser.add_argument(
-        "--entity-dropout",
-        type=float,
-        help="share of the tokens inside training entities blanked (default: word_dropout's)",
-    )
     parser.add_argument("--predictions", type=Path, help="write per-example predictions (JSONL)")
     args = parser.parse_args()
     setup()
@@ -120,12 +114,7 @@ def main() -> None:
         if args.validation:
             train, test = held_out(train)
         with timed() as took:
-            model = train_nlu(
-                NLUData(examples=train),
-                pipeline(**params),
-                seed=args.seed,
-                entity_dropout=args.entity_dropout,
-            )
+            model = train_nlu(NLUData(examples=train), pipeline(**params), seed=args.seed)
         results = [model.parse(e.text) for e in test]
         report = classification_report(
             [e.intent for e in test], [str(r["intent"]["name"]) for r in results]
@@ -163,7 +152,6 @@ def main() -> None:
                     "entity_recall": entities["recall"],
                     "entity_errors": errors,
                     "settings": params,
-                    "entity_dropout": args.entity_dropout,
                     **took(),
                     **parse_times_ms(model, [e.text for e in test]),
                     "load_avg": machine_load(),

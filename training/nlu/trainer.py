@@ -37,15 +37,8 @@ def train_nlu(
     *,
     seed: int = 42,
     show_progress: bool = True,
-    entity_dropout: float | None = None,
 ) -> NLUModel:
-    """Train the joint intent and entity model that ``pipeline`` describes on ``data``.
-
-    ``entity_dropout``: the share of the tokens inside training entities that are blanked as
-    ``word_dropout`` blanks the others (None: the same share). Raising it makes the tagger find
-    entities from their context, as it must for values it has never seen; an experiment
-    (docs/hwu64_entity_notes.md), so it is not part of the saved settings.
-    """
+    """Train the joint intent and entity model that ``pipeline`` describes on ``data``."""
     settings = settings_from_pipeline(pipeline)
     examples = [e for e in data.examples if e.text.strip()]
     if not examples:
@@ -77,15 +70,7 @@ def train_nlu(
         torch.manual_seed(seed)
         net = build_net(settings, sizes, labels.entity_types)
         _pattern_prior(net, labels, featurizer.patterns.names if featurizer.n_patterns else ())
-        _fit(
-            net,
-            samples,
-            labels,
-            settings,
-            np.random.default_rng(seed),
-            show_progress,
-            entity_dropout,
-        )
+        _fit(net, samples, labels, settings, np.random.default_rng(seed), show_progress)
     logger.info(
         "trained NLU on %d examples (%d intents, %d entity types) in %.1f s",
         len(samples),
@@ -169,7 +154,6 @@ def _fit(
     settings: NLUSettings,
     rng: np.random.Generator,
     show_progress: bool,
-    entity_dropout: float | None = None,
 ) -> None:
     batch_size, epochs = schedule(settings, len(samples))
     total = epochs * math.ceil(len(samples) / batch_size)
@@ -191,11 +175,7 @@ def _fit(
         losses = []
         for indices in batches(samples, batch_size, rng):
             batch, targets = make_batch([samples[i] for i in indices], labels)
-            if entity_dropout is not None:
-                entity = targets.tags != 0  # (B, T); tag 0 is O (tag_names)
-                rates = torch.where(entity, entity_dropout, settings.word_dropout)
-                batch = _drop_tokens(batch, rates)
-            elif settings.word_dropout > 0:
+            if settings.word_dropout > 0:
                 batch = _drop_tokens(batch, settings.word_dropout)
             loss = _loss(net, batch, targets)
             optimizer.zero_grad(set_to_none=True)
@@ -208,11 +188,10 @@ def _fit(
     net.eval()
 
 
-def _drop_tokens(batch: Batch, rate: float | torch.Tensor) -> Batch:
+def _drop_tokens(batch: Batch, rate: float) -> Batch:
     """Replace a share of the words by the unknown word, and blank the characters of half of
     those: unseen words then look like trained ones, and what else tells what a token is (its
-    context, its regex and lookup matches) learns to carry it. ``rate``: one share, or one per
-    token (B, T)."""
+    context, its regex and lookup matches) learns to carry it."""
     drop = (torch.rand(batch.words.shape) < rate) & (batch.words > UNK)  # (B, T)
     blank = drop & (torch.rand(batch.words.shape) < 0.5)
     return batch._replace(

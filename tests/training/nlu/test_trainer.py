@@ -4,13 +4,12 @@ import pytest
 import torch
 
 from chatbot.errors import TrainingError
-from chatbot.nlu.network import Batch
 from chatbot.nlu.settings import NLUSettings
 from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import LookupTable, NLUData
 from tests.chatbot.nlu.toy import example
 from training.nlu import train_nlu
-from training.nlu.trainer import UNK, _drop_tokens, for_data, schedule
+from training.nlu.trainer import for_data, schedule
 
 FAST = [ComponentConfig("BiLSTMCRF", {"epochs": 20, "hidden": 32})]
 
@@ -152,37 +151,3 @@ def test_lookup_table_features_help() -> None:
     without = accuracy([ComponentConfig("BiLSTMCRF", settings)])
     assert with_lookups == 1.0
     assert without <= 0.75
-
-
-def test_a_rate_per_token_blanks_only_where_it_is_set() -> None:
-    words = torch.tensor([[5, 6, 7, 8]])
-    batch = Batch(
-        words,
-        torch.full((1, 4, 3), 9),
-        torch.zeros(1, 4, 0),
-        torch.zeros(1, 4, 0),
-        torch.tensor([4]),
-        torch.zeros(0, dtype=torch.int64),
-        torch.tensor([0]),
-    )
-    rates = torch.tensor([[0.0, 1.0, 1.0, 0.0]])  # as for "O B-x L-x O" with entity_dropout 1
-    dropped = _drop_tokens(batch, rates)
-    assert dropped.words.tolist() == [[5, UNK, UNK, 8]]
-    assert dropped.chars[0, [0, 3]].eq(9).all()
-
-
-def test_entity_dropout_trains_and_is_off_unless_asked() -> None:
-    data = NLUData(
-        examples=[
-            example("fly", "fly to [paris](city)"),
-            example("fly", "fly to [rome](city)"),
-            example("fly", "a flight to [oslo](city)"),
-            example("greet", "hello there"),
-        ]
-    )
-    texts = ["fly to paris", "fly to lima", "hello"]
-    default = train_nlu(data, FAST, seed=3, show_progress=False)
-    same = train_nlu(data, FAST, seed=3, show_progress=False, entity_dropout=None)
-    blanked = train_nlu(data, FAST, seed=3, show_progress=False, entity_dropout=0.9)
-    assert [default.parse(t) for t in texts] == [same.parse(t) for t in texts]
-    assert [default.parse(t) for t in texts] != [blanked.parse(t) for t in texts]
