@@ -113,9 +113,9 @@ def _pattern_prior(net: JointNet, labels: Labels, names: Sequence[str]) -> None:
 
 # Below this many training examples per intent (on average) the n-gram model's share of the intent
 # probabilities is NGRAM_SHARE_SMALL, else NGRAM_SHARE. Cross-validated on the Braun corpora's
-# training splits only (docs/braun_notes.md): with 3 to 11 examples per intent and 5 to 8 intents,
-# a half share beats a quarter by 2 to 5 points (the BiLSTM head alone is the weakest); with 40
-# per intent a quarter is as good or better.
+# training splits only (docs/benchmarks.md, Braun section): with 3 to 11 examples per intent and
+# 5 to 8 intents, a half share beats a quarter by 2 to 5 points (the BiLSTM head alone is the
+# weakest); with 40 per intent a quarter is as good or better.
 SMALL_PER_INTENT = 20
 NGRAM_SHARE_SMALL = 0.5
 NGRAM_SHARE = 0.25
