@@ -26,7 +26,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from chatbot.dialogue.lstm_runtime import HC, TrackerConfig, TrackerRuntime
 from chatbot.dialogue.policy import Policy, Prediction
 from chatbot.errors import ModelFileError
 from chatbot.model_file import to_numpy
+
+if TYPE_CHECKING:
+    from chatbot.dialogue.lstm_tracker import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ class LSTMPolicy(Policy):
 
     def __init__(
         self,
-        model: Any,
+        model: TrackerRuntime | DialogueStateTracker,
         featurizer: StateFeaturizer,
         trained: Any,
         *,
@@ -90,20 +93,16 @@ class LSTMPolicy(Policy):
         priority: int = 1,
         masks: ActionMasks | None = None,
     ) -> None:
-        """``model``: the trained torch ``DialogueStateTracker`` (training, tests) or the weights
-        read from a model file (``from_export``); ``trained``: (A,) booleans, numpy or torch."""
-        if isinstance(model, _Weights):
-            self.runtime = model.runtime
-        else:
-            self.runtime = TrackerRuntime.from_module(model)
+        """``model``: the trained torch ``DialogueStateTracker`` (training, tests) or a
+        ``TrackerRuntime`` (a model file's); ``trained``: (A,) booleans, numpy or torch."""
+        self.runtime = (
+            model if isinstance(model, TrackerRuntime) else TrackerRuntime.from_module(model)
+        )
         self.trained = to_numpy(trained).astype(bool)  # labels the stories asked for; others masked
         assert self.trained.shape == (featurizer.num_labels,), (
             self.trained.shape,
             featurizer.num_labels,
         )
-        self._weights = {  # what the model file holds; the runtime keeps its own layout
-            k: to_numpy(v).copy() for k, v in _state_dict(model).items()
-        }
         self.featurizer = featurizer
         self.cache_size = cache_size
         self.use_intent_ranking = use_intent_ranking
@@ -288,7 +287,7 @@ class LSTMPolicy(Policy):
     # -- the model file --------------------------------------------------------------------------
 
     def export(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        tensors = {f"model.{k}": v for k, v in self._weights.items()}
+        tensors = {f"model.{k}": v.copy() for k, v in self.runtime.weights.items()}
         tensors["trained"] = self.trained.astype(np.uint8)
         meta = {
             "config": asdict(self.config),
@@ -310,7 +309,7 @@ class LSTMPolicy(Policy):
         if "trained" not in tensors:
             raise ModelFileError("LSTM policy: the 'trained' label mask is missing")
         return cls(
-            _Weights(TrackerRuntime(config, weights), weights),
+            TrackerRuntime(config, weights),
             StateFeaturizer.from_meta(meta["featurizer"]),
             tensors["trained"],
             cache_size=int(meta.get("cache_size", DEFAULT_CACHE_SIZE)),
@@ -318,22 +317,6 @@ class LSTMPolicy(Policy):
             priority=int(meta.get("priority", 1)),
             masks=ActionMasks.from_meta(meta.get("masks") or {}),
         )
-
-
-@dataclass
-class _Weights:
-    """A runtime with the weights it was built from (what a loaded model file hands over)."""
-
-    runtime: TrackerRuntime
-    weights: Mapping[str, np.ndarray]
-
-
-def _state_dict(model: Any) -> Mapping[str, Any]:
-    if isinstance(model, _Weights):
-        return model.weights
-    if isinstance(model, TrackerRuntime):
-        raise TypeError("give the policy the torch tracker or the loaded weights, not a runtime")
-    return model.state_dict()
 
 
 def _same_conversation(entry: _Entry, conversation: Conversation) -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 
 from chatbot.blas import limit_blas_threads
 from chatbot.errors import ModelFileError
+from chatbot.model_file import to_numpy
 
 # (h, c) of the LSTM, each (num_layers, H)
 HC = tuple[np.ndarray, np.ndarray]
@@ -51,6 +52,8 @@ class TrackerRuntime:
     def __init__(self, config: TrackerConfig, weights: Mapping[str, np.ndarray]) -> None:
         limit_blas_threads()
         self.config = c = config
+        # The state dict as given (dtypes kept): what a model file holds.
+        self.weights = {k: np.array(v) for k, v in weights.items()}
         try:
             w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
             self.embed = w["embed.weight"]  # (F, E)
@@ -108,8 +111,6 @@ class TrackerRuntime:
     @classmethod
     def from_module(cls, module: object) -> TrackerRuntime:
         """The runtime of a torch ``DialogueStateTracker`` (training hands its module over)."""
-        from chatbot.model_file import to_numpy
-
         state = module.state_dict()  # type: ignore[attr-defined]
         return cls(module.config, {k: to_numpy(v) for k, v in state.items()})  # type: ignore[attr-defined]
 

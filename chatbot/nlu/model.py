@@ -18,7 +18,7 @@ from chatbot.errors import ModelFileError
 from chatbot.model_file import to_numpy
 from chatbot.nlu.features import Featurizer
 from chatbot.nlu.patterns import apply_synonyms, regex_entities
-from chatbot.nlu.runtime import JointRuntime
+from chatbot.nlu.runtime import JointRuntime, MessageOutputs
 from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.nlu.tags import allowed_transitions, tag_names, tag_spans
 from chatbot.nlu.tokenizer import Token, tokenize
@@ -123,10 +123,7 @@ class NLUModel:
         matches = self.featurizer.patterns.matches(text, tokens)
         encoded = self.featurizer.encode(text, tokens, matches)
         out = self.runtime(encoded)
-        probs = _softmax(out.intent_logits)
-        if out.ngram_logits is not None:
-            share = self.settings.ngram_intent_weight
-            probs = (1 - share) * probs + share * _softmax(out.ngram_logits)
+        probs = self._mixed(out, self.settings.ngram_intent_weight)
         roles = _softmax(out.role_logits) if out.role_logits is not None else None
         groups = _softmax(out.group_logits) if out.group_logits is not None else None
         intent, ranking = self._intents(probs)
@@ -147,6 +144,20 @@ class NLUModel:
         if out.response_logits is not None:
             result["response_selector"] = self._responses(out.response_logits)
         return result
+
+    def intent_probabilities(self, text: str, ngram_share: float) -> np.ndarray:
+        """The intent probabilities ``parse`` gives (before the fallback), with another share of
+        the n-gram model: it only mixes the two heads, so one trained model shows every share."""
+        tokens = tokenize(text)[: self.settings.max_tokens]
+        matches = self.featurizer.patterns.matches(text, tokens)
+        return self._mixed(self.runtime(self.featurizer.encode(text, tokens, matches)), ngram_share)
+
+    @staticmethod
+    def _mixed(out: MessageOutputs, share: float) -> np.ndarray:
+        probs = _softmax(out.intent_logits)
+        if out.ngram_logits is not None:
+            probs = (1 - share) * probs + share * _softmax(out.ngram_logits)
+        return probs
 
     async def parse_async(self, text: str) -> ParseResult:
         """``parse`` in a worker thread, so the event loop never waits for it.

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -208,6 +208,7 @@ class SQLStore(ConversationStore):
         self._sync_engine: Engine | None = None  # SQLite, used from the worker threads
         self._writes: Engine | None = None  # the same, taking the write lock when it begins
         self._threads: ThreadPoolExecutor | None = None
+        self._sqlite_writer: asyncio.Lock | None = None  # writes of this process queue on it
         if self.dialect == "postgresql":
             self._engine = create_async_engine(
                 self.url,
@@ -222,9 +223,7 @@ class SQLStore(ConversationStore):
             )
             self._writes = self._sync_engine.execution_options(**{_WRITE_OPTION: True})
             self._threads = ThreadPoolExecutor(_SQLITE_THREADS, thread_name_prefix="sqlite-store")
-        self._sqlite_writer: asyncio.Lock | None = (
-            asyncio.Lock() if self.dialect == "sqlite" else None
-        )
+            self._sqlite_writer = asyncio.Lock()
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -256,6 +255,7 @@ class SQLStore(ConversationStore):
         SQLite: the whole of it in a worker thread; PostgreSQL: on the async engine."""
         if self._sync_engine is not None:
             assert self._threads is not None and self._writes is not None
+            assert self._sqlite_writer is not None
             reads, writes = self._sync_engine, self._writes
 
             def run() -> T:
@@ -265,7 +265,11 @@ class SQLStore(ConversationStore):
                 with reads.connect() as conn:
                     return work(conn)
 
-            return await asyncio.get_running_loop().run_in_executor(self._threads, run)
+            loop = asyncio.get_running_loop()
+            if not write:
+                return await loop.run_in_executor(self._threads, run)
+            async with self._sqlite_writer:  # one writer at a time: queue here, not in SQLite
+                return await loop.run_in_executor(self._threads, run)
         assert self._engine is not None and self._reads is not None
         if write:
             async with self._engine.begin() as aconn:
@@ -286,15 +290,14 @@ class SQLStore(ConversationStore):
             with self._errors():
                 if self.login_url is not None:
                     await self._create_database()
-                async with self._writer():
-                    applied = await self._run(schema.upgrade, write=True)
+                applied = await self._run(schema.upgrade, write=True)
             if applied:
                 logger.info("conversation store %s: schema %s applied", self.describe(), applied)
             self._started = True
 
     def _check_sqlite_folder(self) -> None:
-        """A SQLite file's folder must exist: said plainly, and without asking the driver, whose
-        failed connections leave a worker thread that outlives the event loop."""
+        """A SQLite file's folder must exist: said plainly, before the driver answers with
+        "unable to open database file"."""
         database = self.url.database
         if self.dialect != "sqlite" or not database or database.startswith("file:"):
             return
@@ -421,16 +424,12 @@ class SQLStore(ConversationStore):
 
         with self._errors():
             try:
-                async with self._writer():
-                    await self._run(write, write=True)
+                await self._run(write, write=True)
             except (_Conflict, sa_exc.IntegrityError):
                 next_seq = await self._next_seq(conversation_id)
                 raise ConflictError(
                     conflict_message(conversation_id, start_seq, next_seq)
                 ) from None
-
-    def _writer(self) -> AbstractAsyncContextManager[Any]:
-        return self._sqlite_writer if self._sqlite_writer is not None else nullcontext()
 
     async def _next_seq(self, conversation_id: str) -> int:
         query = select(schema.conversations.c.next_seq).where(

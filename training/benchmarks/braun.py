@@ -27,8 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from chatbot.nlu.model import NLUModel
-from chatbot.nlu.tokenizer import tokenize
 from chatbot.project.training_data import EntityAnnotation, NLUData, NLUExample
 from training.benchmarks._nlu_common import (
     data_dir,
@@ -131,21 +129,6 @@ def folds(examples: Sequence[NLUExample], k: int) -> list[list[int]]:
     return result
 
 
-def intent_probs(model: NLUModel, text: str, share: float) -> np.ndarray:
-    """The intent probabilities ``model.parse`` would give with n-gram share ``share``."""
-    tokens = tokenize(text)[: model.settings.max_tokens]
-    out = model.runtime(model.featurizer.encode(text, tokens))
-    probs = _softmax(out.intent_logits)
-    if out.ngram_logits is not None:
-        probs = (1 - share) * probs + share * _softmax(out.ngram_logits)
-    return probs
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max())
-    return e / e.sum()
-
-
 def at_most(examples: Sequence[NLUExample], per_intent: int) -> list[NLUExample]:
     """The first ``per_intent`` examples of each intent, in the corpus's order."""
     seen: dict[str, int] = defaultdict(int)
@@ -184,7 +167,7 @@ def cross_validate(
                 gold = train[i].intent
                 right += model.parse(train[i].text)["intent"]["name"] == gold
                 for share in MIX_SHARES:
-                    probs = intent_probs(model, train[i].text, share)
+                    probs = model.intent_probabilities(train[i].text, share)
                     mix_right[share] += model.labels.intents[int(np.argmax(probs))] == gold
         accuracy.append(right / len(train))
         for share in MIX_SHARES:

@@ -238,3 +238,17 @@ def test_regex_entity_extractor_works_without_the_tagger() -> None:
         "Berlin",
         "RegexEntityExtractor",
     )
+
+
+def test_intent_probabilities_are_parses_at_its_share_and_mix_the_heads(
+    toy_model: NLUModel,
+) -> None:
+    text = "hello there"
+    share = toy_model.settings.ngram_intent_weight
+    probs = toy_model.intent_probabilities(text, share)
+    ranking = {r["name"]: r["confidence"] for r in toy_model.parse(text)["intent_ranking"]}
+    for name, confidence in ranking.items():
+        if name != "nlu_fallback":
+            assert probs[toy_model.intents.index(name)] == pytest.approx(confidence, abs=1e-9)
+    bilstm, ngrams = (toy_model.intent_probabilities(text, s) for s in (0.0, 1.0))
+    assert np.allclose(probs, (1 - share) * bilstm + share * ngrams)
