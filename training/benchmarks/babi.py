@@ -43,7 +43,7 @@ from chatbot.project.domain import Domain, Entity, ResponseVariation, Slot, Slot
 from chatbot.project.project import Project
 from chatbot.project.stories import ActionStep, SlotStep, Story, UserStep
 from chatbot.project.training_data import EntityAnnotation, LookupTable, NLUData
-from training.babi_reader import Dialog, data_dir, read_dialogs, task_file
+from training.babi_reader import SILENCE, Dialog, data_dir, read_dialogs, task_file
 from training.story_events import build
 from training.train import train_project
 
@@ -68,7 +68,7 @@ QUERY = "action_query_knowledge_base"
 NEXT = "action_next_knowledge_base_result"
 LSTM_PARAMS: dict[str, Any] = {"epochs": 100, "augmentation_factor": 0, "patience": 5}
 # Settings per task on top of LSTM_PARAMS, chosen on the task's dev file.
-TASK_PARAMS: dict[int, dict[str, Any]] = {}
+TASK_PARAMS: dict[int, dict[str, Any]] = {6: {"action_name_words": True}}
 # Bordes et al. 2017 Table 2 (Memory Networks without / with match type), per-response accuracy;
 # HCN (Williams et al. 2017) T5 100, T6 55.6. See ../shared/data/README.md.
 PUBLISHED = {
@@ -93,6 +93,9 @@ class BabiProject:
     spaced: dict[str, str] = field(default_factory=dict)  # "the cow pizza" -> the_cow_pizza
     # Bot question -> the user slot it asks for; a user who then says "any" sets ``any_<slot>``.
     questions: dict[str, str] = field(default_factory=dict)
+    # bAbI's protocol: every line is a user turn answered by one bot turn, ``<SILENCE>`` included
+    # (the user said nothing: DSTC2's users often do). False: the bot speaks on without a turn.
+    silence_turns: bool = True
     _extractor: LookupEntityExtractor | None = None
     _spaced_order: list[str] = field(default_factory=list)
 
@@ -155,7 +158,9 @@ class BabiProject:
                 i += 1
         template = " ".join(out)
         if template not in self.templates:
-            head = re.sub(r"\W+", "_", template.split("{")[0]).strip("_")[:32]
+            # The name says the whole template: with ``action_name_words`` its words are features
+            # of the next state, also for a template only a test dialog has.
+            head = re.sub(r"\W+", "_", template).strip("_")[:120]
             self.templates[template] = f"utter_{len(self.templates):03d}_{head}"
         return self.templates[template]
 
@@ -248,11 +253,12 @@ class BabiProject:
                 changes = tuple((e["name"], e["value"]) for e in query.events({}))
                 steps.append(SlotStep(changes))
                 slots.update(changes)
-            if turn.user is not None:
-                entities = self.extractor.entities(turn.user)
+            user = turn.user if turn.user is not None or not self.silence_turns else SILENCE
+            if user is not None:
+                entities = self.extractor.entities(user)
                 steps.append(
                     UserStep(
-                        text=turn.user,
+                        text=user,
                         entities=tuple(
                             EntityAnnotation(e["start"], e["end"], e["value"], e["entity"])
                             for e in entities
@@ -260,7 +266,7 @@ class BabiProject:
                     )
                 )
                 found: dict[str, Any] = {e["entity"]: e["value"] for e in entities}
-                found.update(self.dontcare(turn.user, asked, found, slots))
+                found.update(self.dontcare(user, asked, found, slots))
                 if found:
                     steps.append(SlotStep(tuple(found.items())))
                     slots.update(found)
@@ -366,6 +372,7 @@ def evaluate(
         gold_texts = iter(turn.bot for turn in dialog.turns)
         all_right = True
         hidden_ok = True  # the actions before this bot turn (listen, knowledge base) were right
+        hidden_miss: tuple[str, str] | None = None  # the first wrong one: (gold, predicted)
         for event, target in zip(conv.events, conv.targets, strict=True):
             if target:
                 predicted = ensemble.predict(replay).action
@@ -380,6 +387,7 @@ def evaluate(
                                 "dialog": dialog.index,
                                 "gold": gold,
                                 "said": said if hidden_ok else None,
+                                "hidden": hidden_miss,
                                 "action": event["name"],
                                 "seen": event["name"] in model_labels,
                             }
@@ -387,9 +395,10 @@ def evaluate(
                     right += ok
                     total += 1
                     all_right &= ok
-                    hidden_ok = True
-                else:
-                    hidden_ok &= predicted == event["name"]
+                    hidden_ok, hidden_miss = True, None
+                elif predicted != event["name"]:
+                    hidden_miss = hidden_miss or (event["name"], predicted)
+                    hidden_ok = False
             replay.append(event)
         assert next(gold_texts, None) is None, f"dialog {dialog.index}: a bot turn was not scored"
         dialogs_right += all_right
