@@ -160,3 +160,29 @@ def test_dstc2_users_who_leave_a_slot_open(tmp_path, bot, user, expected):
     assert {k.removeprefix("any_") for k, v in changes.items() if v is True} == expected
     assert changes["location"] == ("south" if "location" not in expected else None)  # cleared
     assert {f"any_{s}" for s in ("cuisine", "location", "price")} <= set(babi.domain().slots)
+
+
+@pytest.mark.parametrize("silence_turns", [True, False])
+def test_a_silence_line_is_a_user_turn_of_its_own(tmp_path, silence_turns):
+    """bAbI's protocol gives every line's user side, ``<SILENCE>`` included, and asks for the bot
+    turn: as a user turn, the policy never has to guess whether the user speaks next."""
+    from chatbot.project.stories import ActionStep, UserStep
+    from training.babi_reader import SILENCE, Dialog, Turn
+    from training.benchmarks.babi import BabiProject
+
+    (tmp_path / "kb.txt").write_text("1 prezzo R_cuisine italian\n", encoding="utf-8")
+    kb = KnowledgeBase.from_babi(tmp_path / "kb.txt")
+    babi = BabiProject(kb, kb.lookup_table(["cuisine"]), silence_turns=silence_turns)
+    dialog = Dialog(0, 1, [Turn(None, "Hello"), Turn(None, "What kind of food would you like?")])
+    steps = babi.story(dialog, "d").steps
+    kinds = [
+        s.text if isinstance(s, UserStep) else s.name
+        for s in steps
+        if isinstance(s, (UserStep, ActionStep))
+    ]
+    hello, question = babi.templates["Hello"], babi.templates["What kind of food would you like?"]
+    if silence_turns:
+        assert kinds == [SILENCE, hello, SILENCE, question]
+    else:
+        assert kinds == [hello, question]
+    assert question.startswith("utter_") and question.endswith("What_kind_of_food_would_you_like")
