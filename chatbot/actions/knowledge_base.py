@@ -91,12 +91,18 @@ class KnowledgeBase:
         return sorted(found, key=lambda i: (-_number(self.items[i].get(self.rating)), i))
 
     def describe(self, item: str | None, exclude: Iterable[str] = ()) -> dict[str, Any]:
-        """Slot values for an item: the item slot and its attributes but ``exclude`` (None: clears
-        them)."""
+        """Slot values for an item (None: clears them): the item slot and each attribute as a slot
+        of its own, except those in ``exclude`` (a query's constraints: their slots keep what the
+        user asked for). The item's own values of those go to ``<item_slot>_<attribute>`` slots
+        (``restaurant_cuisine``), so a response can say what the offered item has, also where the
+        user left it open: "{restaurant} serves {restaurant_cuisine} food"."""
         skip = set(exclude)
-        attributes = sorted({a for attrs in self.items.values() for a in attrs} - skip)
+        attributes = sorted({a for attrs in self.items.values() for a in attrs})
         attrs = self.items.get(item or "", {})
-        return {self.item_slot: item, **{a: attrs.get(a) for a in attributes}}
+        values: dict[str, Any] = {self.item_slot: item}
+        values.update({a: attrs.get(a) for a in attributes if a not in skip})
+        values.update({f"{self.item_slot}_{a}": attrs.get(a) for a in attributes if a in skip})
+        return values
 
 
 def lookup_entities(text: str, table: Mapping[str, str]) -> list[dict[str, Any]]:

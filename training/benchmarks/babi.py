@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 USER_SLOTS = ("cuisine", "location", "party_size", "price")
 # "name": a restaurant's name as DSTC2's texts spell it, with spaces (``the cow pizza``).
 TEMPLATE_SLOTS = (*USER_SLOTS, "restaurant", "name", "phone", "address")
+# What the offered restaurant itself has (``KnowledgeBase.describe``): a text that names it says
+# its cuisine, area and price from these, also where the user left them open.
+ITEM_SLOTS = tuple(f"restaurant_{s}" for s in USER_SLOTS)
 # Words DSTC2 users say for the values the knowledge base holds, as a bot author would list them
 # under ``synonym:`` in nlu.yml.
 SYNONYMS = {"moderately": "moderate", "center": "centre", "central": "centre"}
@@ -139,10 +142,15 @@ class BabiProject:
     def action_for(self, text: str, slots: Mapping[str, Any]) -> str:
         """The template action of a bot text: each word that is the current value of a slot the
         bot knows (from the user's entities or the knowledge-base actions) becomes ``{slot}``."""
+        padded = f" {text} "
+        names_item = any(
+            isinstance(slots.get(k), str) and f" {slots[k]} " in padded
+            for k in ("restaurant", "name")
+        )
+        order = (*TEMPLATE_SLOTS, *ITEM_SLOTS) if names_item else TEMPLATE_SLOTS
+        # Later slots win a value they share: the offered restaurant's own, in a text naming it.
         known = {
-            tuple(v.split()): k
-            for k, v in slots.items()
-            if k in TEMPLATE_SLOTS and isinstance(v, str) and v.strip()
+            tuple(v.split()): k for k in order if isinstance(v := slots.get(k), str) and v.strip()
         }
         longest = max(map(len, known), default=0)
         words, out, i = text.split(), [], 0
@@ -213,6 +221,7 @@ class BabiProject:
             },
             **{f"any_{s}": Slot(f"any_{s}", "bool") for s in sorted(set(self.questions.values()))},
             "rating": Slot("rating", "any", influence_conversation=False),
+            **{s: Slot(s, "any", influence_conversation=False) for s in ITEM_SLOTS},
             RESULTS_SLOT: Slot(RESULTS_SLOT, "any", influence_conversation=False),
         }
         responses: dict[str, tuple[ResponseVariation, ...]] = {
