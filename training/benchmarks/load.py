@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -39,6 +38,9 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from training.benchmarks._servers import free_port
+from training.benchmarks._stats import quantile
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT = ROOT / "domains" / "restaurant"
@@ -73,17 +75,6 @@ class Result:
 
     def line(self) -> str:
         return json.dumps({"name": self.name, **self.figures})
-
-
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the servers ---------------------------------------------------------------------------------

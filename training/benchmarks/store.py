@@ -36,6 +36,7 @@ from sqlalchemy import make_url
 
 from chatbot.errors import StoreUnavailable
 from chatbot.store import ConversationStore, InMemoryLockStore, SQLStore
+from training.benchmarks._stats import quantile
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 HISTORY_SESSIONS, HISTORY_SESSION_EVENTS = 200, 50  # the long conversation: 10,000 events
@@ -82,11 +83,6 @@ class Result:
 
     def line(self) -> str:
         return json.dumps({"name": self.name, "split": "synthetic", **self.figures})
-
-
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 async def run_turns(store: ConversationStore, concurrency: int, seconds: float) -> dict[str, float]:

@@ -32,7 +32,7 @@ import yaml
 from chatbot.conversation.messages import bot_messages
 from tests.helpers import DOMAINS, ROOT
 from tests.services import asyncpg_dsn
-from training.benchmarks.rest_store import postgres_block, redis_block
+from training.benchmarks._services import postgres_block, redis_block
 
 WEBHOOK = "/webhooks/rest/webhook"
 # A slow, shared machine: a server may take many seconds to import torch and start.
