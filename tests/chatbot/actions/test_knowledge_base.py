@@ -10,7 +10,12 @@ import pytest
 import torch
 import yaml
 
-from chatbot.actions.knowledge_base import KnowledgeBase, knowledge_base_actions
+from chatbot.actions.knowledge_base import (
+    KnowledgeBase,
+    KnowledgeBaseNextAction,
+    KnowledgeBaseQueryAction,
+    knowledge_base_actions,
+)
 from chatbot.actions.registry import ActionRegistry
 from chatbot.agent import Agent, TrainedModel
 from chatbot.errors import ConfigError
@@ -105,3 +110,18 @@ def test_registry_actions_come_first_and_must_match_their_name(tmp_path: Path) -
     assert registry.get("action_query_knowledge_base") is actions["action_query_knowledge_base"]
     with pytest.raises(ConfigError, match="registered as"):
         ActionRegistry(domain, None, {"other": actions["action_query_knowledge_base"]})
+
+
+def test_the_offered_item_says_its_own_values_of_the_constraints(tmp_path: Path) -> None:
+    """The constraint slots keep what the user asked for (none here: any cuisine); what the item
+    itself has is in ``<item>_<attribute>`` slots, for "{restaurant} serves {restaurant_cuisine}"."""
+    (tmp_path / "kb.txt").write_text(KB + "resto_c R_cuisine greek\nresto_c R_rating 9\n")
+    kb = KnowledgeBase.from_babi(tmp_path / "kb.txt")
+    query = KnowledgeBaseQueryAction(kb, ["cuisine"])
+    slots = {e["name"]: e["value"] for e in query.events({"cuisine": None})}
+    assert slots["restaurant"] == "resto_c"
+    assert slots["restaurant_cuisine"] == "greek"
+    assert "cuisine" not in slots  # the user's constraint is not overwritten
+    assert slots["rating"] == "9"
+    later = {e["name"]: e["value"] for e in KnowledgeBaseNextAction(kb, ["cuisine"]).events(slots)}
+    assert (later["restaurant"], later["restaurant_cuisine"]) == ("resto_b", "thai")
