@@ -109,9 +109,9 @@ class BabiProject:
             tables.setdefault(slot, []).append(word)
         lookups = [LookupTable(slot, tuple(words)) for slot, words in sorted(tables.items())]
         for variant, canonical in self.synonyms.items():
-            slot = self.user_table.get(canonical)
-            if slot is not None:
-                lookups.append(LookupTable(slot, (variant,)))
+            table = self.user_table.get(canonical)
+            if table is not None:
+                lookups.append(LookupTable(table, (variant,)))
         return NLUData(synonyms=dict(self.synonyms), lookups=lookups)
 
     @property
