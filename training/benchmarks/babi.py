@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 USER_SLOTS = ("cuisine", "location", "party_size", "price")
 # "name": a restaurant's name as DSTC2's texts spell it, with spaces (``the cow pizza``).
-TEMPLATE_SLOTS = (*USER_SLOTS, "restaurant", "name", "phone", "address")
+TEMPLATE_SLOTS = (*USER_SLOTS, "restaurant", "name", "phone", "address", "post_code")
 # What the offered restaurant itself has (``KnowledgeBase.describe``): a text that names it says
 # its cuisine, area and price from these, also where the user left them open.
 ITEM_SLOTS = tuple(f"restaurant_{s}" for s in USER_SLOTS)
@@ -217,7 +217,7 @@ class BabiProject:
             "restaurant": Slot("restaurant", "text"),
             **{
                 s: Slot(s, "any", influence_conversation=False)
-                for s in ("name", "phone", "address")
+                for s in ("name", "phone", "address", "post_code")
             },
             **{f"any_{s}": Slot(f"any_{s}", "bool") for s in sorted(set(self.questions.values()))},
             "rating": Slot("rating", "any", influence_conversation=False),
