@@ -163,7 +163,6 @@ class JointNet(nn.Module):
         )
         if self.intent_tags is not None:
             nn.init.zeros_(self.intent_tags.weight)
-        self.intent_gradient = s.intent_to_tagger_gradient
         if sizes.tags:
             assert transitions is not None, "an entity tagger needs its allowed transitions"
             self.crf: CRF | None = CRF(*transitions)
@@ -229,8 +228,6 @@ class JointNet(nn.Module):
             emissions = emissions + self.pattern_tags(batch.patterns)
         if emissions is not None and self.intent_tags is not None:
             intents = torch.softmax(intent_logits, dim=1)  # (B, intents)
-            if not self.intent_gradient:
-                intents = intents.detach()
             emissions = emissions + self.intent_tags(intents).unsqueeze(1)  # (B, 1, tags)
         roles = self.role_out(states) if self.role_out is not None else None
         groups = self.group_out(states) if self.group_out is not None else None
