@@ -4,6 +4,7 @@ token features: word embedding | character CNN | lexical | regex/lookup      (B,
     -> BiLSTM                                                                (B, T, 2H)
     -> intent head: attention | max pooling | n-gram bag | patterns -> linear (B, intents)
     -> tagger: linear, plus a linear map of the regex/lookup matches -> CRF   (B, T, tags)
+       (optionally plus a linear map of the intent head's softmax, on every token)
     -> roles, groups: linear per token                                        (B, T, roles)
     -> response selector: its own attention pooling | n-gram bag -> linear    (B, responses)
 message n-grams -> a linear model, mixed into the intent probabilities       (B, intents)
@@ -153,6 +154,15 @@ class JointNet(nn.Module):
             if sizes.tags and sizes.patterns
             else None
         )
+        # Stack-Propagation: the intent distribution scores tags on every token. Starts at zero,
+        # so training begins from the tagger without it.
+        self.intent_tags = (
+            nn.Linear(sizes.intents, sizes.tags, bias=False)
+            if sizes.tags and s.intent_to_tagger
+            else None
+        )
+        if self.intent_tags is not None:
+            nn.init.zeros_(self.intent_tags.weight)
         if sizes.tags:
             assert transitions is not None, "an entity tagger needs its allowed transitions"
             self.crf: CRF | None = CRF(*transitions)
@@ -216,6 +226,9 @@ class JointNet(nn.Module):
         emissions = self.tag_out(states) if self.tag_out is not None else None
         if emissions is not None and self.pattern_tags is not None:
             emissions = emissions + self.pattern_tags(batch.patterns)
+        if emissions is not None and self.intent_tags is not None:
+            intents = torch.softmax(intent_logits, dim=1)  # (B, intents)
+            emissions = emissions + self.intent_tags(intents).unsqueeze(1)  # (B, 1, tags)
         roles = self.role_out(states) if self.role_out is not None else None
         groups = self.group_out(states) if self.group_out is not None else None
         responses = None

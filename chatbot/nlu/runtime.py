@@ -77,6 +77,8 @@ def state_shapes(settings: NLUSettings, sizes: NetSizes) -> dict[str, tuple[int,
         linear("tag_out", sizes.tags, state)
         if sizes.patterns:
             linear("pattern_tags", sizes.tags, sizes.patterns, bias=False)
+        if s.intent_to_tagger:
+            linear("intent_tags", sizes.tags, sizes.intents, bias=False)
         shapes["crf.transitions"] = (sizes.tags, sizes.tags)
         shapes["crf.start"] = (sizes.tags,)
         shapes["crf.end"] = (sizes.tags,)
@@ -162,6 +164,7 @@ class JointRuntime:
         self.intent_out = _linear(w, "intent_out")
         self.tag_out = _linear(w, "tag_out") if sizes.tags else None
         self.pattern_tags = _linear(w, "pattern_tags") if "pattern_tags.weight" in w else None
+        self.intent_tags = _linear(w, "intent_tags") if "intent_tags.weight" in w else None
         self.role_out = _linear(w, "role_out") if "role_out.weight" in w else None
         self.group_out = _linear(w, "group_out") if "group_out.weight" in w else None
         self.response_pool = _pool(w, "response_pool") if sizes.responses else None
@@ -218,6 +221,8 @@ class JointRuntime:
             emissions = self.tag_out(states)  # (T, tags)
             if self.pattern_tags is not None:
                 emissions += self.pattern_tags(message.patterns)
+            if self.intent_tags is not None:  # the same scores on every token
+                emissions += self.intent_tags(_softmax32(intent_logits))
             emissions = emissions.astype(np.float64)
         roles = self.role_out(states) if self.role_out is not None else None
         groups = self.group_out(states) if self.group_out is not None else None
@@ -312,6 +317,12 @@ def _pool(w: Mapping[str, np.ndarray], name: str) -> _Pool:
     proj = _linear(w, f"{name}.proj")
     assert proj.bias is not None
     return _Pool(proj.weight, proj.bias, w[f"{name}.score.weight"][0])
+
+
+def _softmax32(logits: np.ndarray) -> np.ndarray:
+    """Softmax in float32, as torch computes it in the network."""
+    x = np.exp(logits - logits.max())
+    return x / x.sum()
 
 
 def _bag(weight: np.ndarray, ids: np.ndarray, *, mean: bool) -> np.ndarray:

@@ -44,6 +44,11 @@ class NLUSettings:
     word_dropout: float = 0.1  # share of training tokens blanked (unknown word, no characters)
     max_tokens: int = 512  # a longer message is cut after this many tokens
     entity_recognition: bool = True
+    # The tagger also reads the intent head's distribution (Stack-Propagation, Qin et al. 2019):
+    # a linear map of softmax(intent logits) adds to every token's tag scores, and the tagger's
+    # loss trains the intent head through it. Off: no gain on ATIS/SNIPS validation, within the
+    # seed spread on HWU64's (docs/benchmarks.md, NLU, "The intent fed to the tagger").
+    intent_to_tagger: bool = False
     # Training.
     epochs: int = 0  # 0: chosen from the data size, for 3 optimiser steps an example, clamped
     min_steps: int = 300  # to [min_steps, target_steps] and then to [min_epochs, max_epochs]

@@ -34,6 +34,7 @@ from training.benchmarks._nlu_common import (
     parse_times_ms,
     pipeline,
     round_scores,
+    setting,
     setup,
     timed,
 )
@@ -74,17 +75,6 @@ def held_out(examples: list[NLUExample]) -> tuple[list[NLUExample], list[NLUExam
     order = random.Random(VALIDATION_SEED).sample(range(len(examples)), len(examples))
     cut = round(VALIDATION_SHARE * len(examples))
     return [examples[i] for i in sorted(order[cut:])], [examples[i] for i in sorted(order[:cut])]
-
-
-def setting(text: str) -> tuple[str, object]:
-    """``hidden=256`` -> ``("hidden", 256)``; a value that is not JSON stays a string."""
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
 
 
 def main() -> None:

@@ -198,6 +198,18 @@ def test_model_file_round_trip_gives_identical_predictions(
         assert loaded.parse(text) == toy_model.parse(text)
 
 
+def test_a_model_file_from_before_a_setting_existed_loads(toy_model: NLUModel) -> None:
+    """Settings added later are absent from older files: such a file loads as it was trained."""
+    tensors, meta = toy_model.export()
+    old = json.loads(json.dumps(meta))
+    del old["settings"]["intent_to_tagger"]
+    loaded = NLUModel.from_export(tensors, old)
+    assert loaded.settings == toy_model.settings
+    assert not loaded.settings.intent_to_tagger
+    for text in ["fly from nyc to Tokyo", "i want a large salami", "hi"]:
+        assert loaded.parse(text) == toy_model.parse(text)
+
+
 def test_export_with_a_foreign_format_is_a_model_file_error(toy_model: NLUModel) -> None:
     tensors, meta = toy_model.export()
     with pytest.raises(ModelFileError, match="format"):

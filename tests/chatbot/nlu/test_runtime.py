@@ -1,8 +1,9 @@
 """The numpy runtime that serves the NLU model equals the torch ``JointNet`` that training fits.
 
-On random weights (every head switched on and off, one and two LSTM layers) the runtime's outputs
-equal the network's in eval mode for one message; on the trained toy model, ``parse`` through the
-runtime equals ``parse`` through the torch network; and a model file loads and parses in a process
+On random weights (every head switched on and off, one and two LSTM layers, the intent fed to the
+tagger or not) the runtime's outputs equal the network's in eval mode for one message; on the
+trained toy model (and one with the intent fed to the tagger), ``parse`` through the runtime
+equals ``parse`` through the torch network; and a model file loads and parses in a process
 that never imports torch.
 """
 
@@ -29,8 +30,10 @@ from chatbot.nlu.network import JointNet, build_net, collate
 from chatbot.nlu.runtime import JointRuntime, MessageOutputs, state_shapes
 from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.nlu.tags import allowed_transitions, tag_names
+from chatbot.project.config import ComponentConfig
 from tests.chatbot.nlu.toy import toy_data
 from tests.helpers import ROOT
+from training.nlu import train_nlu
 
 # float32 throughout, summed in other orders: outputs agree to this share of their largest value
 # (absolutely, where that is below 1). Seen: 2e-6 at most, over these configurations and more seeds.
@@ -70,6 +73,15 @@ CONFIGS = {
     "no n-grams": (SMALL, dataclasses.replace(FULL, ngrams=0)),
     "no n-gram intents": (dataclasses.replace(SMALL, ngram_intent_weight=0.0), FULL),
     "groups, no roles": (SMALL, dataclasses.replace(FULL, roles=1, responses=0)),
+    "intent to tagger": (dataclasses.replace(SMALL, intent_to_tagger=True), FULL),
+    "intent to tagger, no patterns": (
+        dataclasses.replace(SMALL, intent_to_tagger=True, lstm_layers=2),
+        dataclasses.replace(FULL, patterns=0, lexical=0, ngrams=0),
+    ),
+    "intent to tagger, intents only": (
+        dataclasses.replace(SMALL, intent_to_tagger=True),
+        dataclasses.replace(FULL, tags=0, roles=0, groups=0, responses=0),
+    ),
 }
 
 
@@ -267,6 +279,22 @@ def test_parse_equals_the_torch_networks_parse(toy_model: NLUModel) -> None:
     reference = torch_model(toy_model)
     for text in TEXTS:
         assert_same_parse(toy_model.parse(text), reference.parse(text))
+
+
+def test_parse_with_the_intent_fed_to_the_tagger_equals_the_torch_networks_parse() -> None:
+    pipeline = [
+        ComponentConfig("RegexFeaturizer"),
+        ComponentConfig("LexicalSyntacticFeaturizer"),
+        ComponentConfig("CountVectorsFeaturizer"),
+        ComponentConfig("BiLSTMCRF", {"intent_to_tagger": True, "epochs": 20}),
+        ComponentConfig("EntitySynonymMapper"),
+    ]
+    model = train_nlu(toy_data(), pipeline, seed=7, show_progress=False)
+    assert model.runtime.intent_tags is not None
+    assert np.abs(model.runtime.intent_tags.weight).max() > 0  # trained away from its zeros
+    reference = torch_model(model)
+    for text in TEXTS:
+        assert_same_parse(model.parse(text), reference.parse(text))
 
 
 SERVE = """

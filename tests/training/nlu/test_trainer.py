@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from chatbot.errors import TrainingError
-from chatbot.nlu.settings import NLUSettings
+from chatbot.nlu.features import Encoded
+from chatbot.nlu.network import Batch, build_net, collate
+from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import LookupTable, NLUData
 from tests.chatbot.nlu.toy import example
@@ -151,3 +154,47 @@ def test_lookup_table_features_help() -> None:
     without = accuracy([ComponentConfig("BiLSTMCRF", settings)])
     assert with_lookups == 1.0
     assert without <= 0.75
+
+
+@pytest.mark.parametrize("fed", [True, False])
+def test_the_taggers_loss_trains_the_intent_head_when_the_intent_is_fed_to_it(fed: bool) -> None:
+    settings = NLUSettings(hidden=8, word_dim=8, char_filters=8, intent_to_tagger=fed)
+    sizes = NetSizes(
+        words=10,
+        chars=10,
+        lexical=0,
+        patterns=0,
+        ngrams=0,
+        intents=3,
+        tags=5,
+        roles=0,
+        groups=0,
+        responses=0,
+    )
+    net = build_net(settings, sizes, ["city"])
+    assert (net.intent_tags is not None) == fed
+    if net.intent_tags is not None:
+        with torch.no_grad():  # zero when training starts: no gradient through it yet
+            net.intent_tags.weight.normal_()
+    batch = make_batch_of_words([[2, 3, 4], [5, 6]])
+    out = net(batch)
+    assert out.emissions is not None and net.crf is not None
+    mask = torch.arange(3).unsqueeze(0) < batch.lengths.unsqueeze(1)
+    net.crf.nll(out.emissions, torch.tensor([[0, 1, 3], [4, 0, 0]]), mask).sum().backward()
+    grad = net.intent_out.weight.grad
+    assert (grad is not None and bool(grad.abs().sum() > 0)) == fed
+
+
+def make_batch_of_words(messages: list[list[int]]) -> Batch:
+    return collate(
+        [
+            Encoded(
+                np.array(words),
+                np.ones((len(words), 2), np.int64),
+                np.zeros((len(words), 0), np.float32),
+                np.zeros((len(words), 0), np.float32),
+                np.zeros(0, np.int64),
+            )
+            for words in messages
+        ]
+    )
