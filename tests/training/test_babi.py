@@ -67,6 +67,7 @@ def test_dstc2_names_synonyms_and_offers_become_general_templates(tmp_path):
     lines = [
         "1 the_cow_pizza R_cuisine gastropub\n1 the_cow_pizza R_price moderate\n",
         "1 the_cow_pizza R_rating 3\n1 the_cow_pizza R_phone the_cow_pizza_phone\n",
+        "1 the_cow_pizza R_post_code the_cow_pizza_post_code\n",
         "1 prezzo R_cuisine italian\n1 prezzo R_price moderate\n1 prezzo R_rating 9\n",
     ]
     (tmp_path / "kb.txt").write_text("".join(lines), encoding="utf-8")
@@ -86,6 +87,7 @@ def test_dstc2_names_synonyms_and_offers_become_general_templates(tmp_path):
             Turn("a moderately priced gastropub", "api_call gastropub moderate"),
             Turn(None, "the cow pizza is a nice place serving gastropub food"),
             Turn("phone number", "the phone of the cow pizza is the_cow_pizza_phone"),
+            Turn("post code", "the post code of the cow pizza is the_cow_pizza_post_code"),
         ],
     )
     story = babi.story(dialog, "d")
@@ -100,6 +102,7 @@ def test_dstc2_names_synonyms_and_offers_become_general_templates(tmp_path):
         # what the offered restaurant has (the knowledge base's), not what the user asked for
         "{name} is a nice place serving {restaurant_cuisine} food",
         "the phone of {name} is {phone}",
+        "the post code of {name} is {post_code}",
     }
 
 
