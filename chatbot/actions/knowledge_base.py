@@ -8,9 +8,11 @@ The knowledge base is bAbI's format (``1 <item> <attribute> <value>`` per line),
   tables, one per user-facing attribute);
 - ``query(constraints)``: the items whose attributes equal the constraints, best rated first;
 - ``KnowledgeBaseQueryAction``: an in-process action that queries the base with the slots and sets
-  the item slot (and its attribute slots) to the best result, remembering the others in a list
-  slot; ``KnowledgeBaseNextAction`` moves on to the next result. ``knowledge_base_actions`` gives
-  both by name, for the action registry (``Agent(model, actions=knowledge_base_actions(kb, ...))``).
+  the item slot (and its attribute slots; the item's values of the queried attributes go to
+  ``<item>_<attribute>``, e.g. ``restaurant_cuisine``) to the best result, remembering the others
+  in a list slot; ``KnowledgeBaseNextAction`` moves on to the next result.
+  ``knowledge_base_actions`` gives both by name, for the action registry
+  (``Agent(model, actions=knowledge_base_actions(kb, ...))``).
 """
 
 from __future__ import annotations
