@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -88,6 +89,18 @@ def parse_times_ms(model: NLUModel, texts: Sequence[str], limit: int = 1000) -> 
         "parse_ms_p99": round(wall[int(0.99 * (len(wall) - 1))], 3),
         "parse_cpu_ms_p50": round(statistics.median(cpu), 3),
     }
+
+
+def setting(text: str) -> tuple[str, Any]:
+    """``--set`` values: ``hidden=256`` -> ``("hidden", 256)``; a value that is not JSON stays a
+    string."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
 
 
 def setup() -> None:

@@ -1,9 +1,12 @@
 """ATIS and SNIPS (the slot-gated copies): intent accuracy and conlleval slot F1 on the test sets.
 
     python -m training.benchmarks.atis_snips [--datasets atis snips] [--seed 42] [--epochs N]
+        [--validation] [--set NAME=VALUE ...]
 
-Trained on ``train`` only (``valid`` is not used: there is no model selection). Slot F1 is
-conlleval's: exact chunks on the data's own whitespace tokens, micro-averaged.
+Trained on ``train`` only. Slot F1 is conlleval's: exact chunks on the data's own whitespace
+tokens, micro-averaged. ``--validation`` scores the ``valid`` split instead of ``test`` (settings
+are compared there, never on test); ``--set count_vectors=[["word",1,2]]`` sets a ``BiLSTMCRF``
+setting (the value is read as JSON, else kept as a string).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from training.benchmarks._nlu_common import (
     pipeline,
     predicted_bio,
     round_scores,
+    setting,
     setup,
     timed,
 )
@@ -40,10 +44,10 @@ def load(folder: Path) -> tuple[list[NLUExample], list[list[str]], list[list[str
     return examples, words, tags
 
 
-def run(name: str, seed: int, params: dict[str, Any]) -> dict[str, object]:
+def run(name: str, seed: int, params: dict[str, Any], split: str = "test") -> dict[str, object]:
     root = data_dir() / "atis-snips-slotgated" / name
     train, _, _ = load(root / "train")
-    test, test_words, test_tags = load(root / "test")
+    test, test_words, test_tags = load(root / split)
     with timed() as took:
         model = train_nlu(NLUData(examples=train), pipeline(**params), seed=seed)
     predictions = [model.parse(e.text) for e in test]
@@ -59,7 +63,8 @@ def run(name: str, seed: int, params: dict[str, Any]) -> dict[str, object]:
     return round_scores(
         {
             "name": name,
-            "split": "test",
+            "split": split,
+            "settings": params,
             "examples": len(test),
             "intent_accuracy": accuracy,
             "slot_f1": slots["f1"],
@@ -81,11 +86,18 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--epochs", type=int, default=0, help="0: the model's default")
+    parser.add_argument(
+        "--validation", action="store_true", help="score the valid split instead of test"
+    )
+    parser.add_argument(
+        "--set", type=setting, action="append", default=[], help="a BiLSTMCRF setting NAME=VALUE"
+    )
     args = parser.parse_args()
     setup()
     params: dict[str, Any] = {"epochs": args.epochs} if args.epochs else {}
+    params.update(args.set)
     for name in args.datasets:
-        emit(run(name, args.seed, params))
+        emit(run(name, args.seed, params, "valid" if args.validation else "test"))
 
 
 if __name__ == "__main__":
