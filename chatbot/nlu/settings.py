@@ -28,8 +28,7 @@ class NLUSettings:
     use_lookup_tables: bool = True
     case_sensitive: bool = False
     # Sentence features for the intent head: (analyzer, min_n, max_n), analyzer "word" or "char_wb".
-    # Character n-grams of 2-5, not Rasa's 1-4: chosen on validation data (docs/benchmarks.md).
-    count_vectors: CountVectors = (("word", 1, 1), ("char_wb", 2, 5))
+    count_vectors: CountVectors = (("word", 1, 1), ("char_wb", 1, 4))
     count_vectors_max_features: int = 20000
     count_vectors_dim: int = 64
     # Share of a linear model of the n-grams in the intent probabilities (the rest is the BiLSTM

@@ -32,17 +32,14 @@ def data_dir() -> Path:
 
 
 def pipeline(*, fallback: float | None = None, **params: Any) -> list[ComponentConfig]:
-    """Rasa's default NLU pipeline, our model's settings in ``params``, fallback if given.
-
-    One difference: character n-grams of 2-5 (Rasa's default is 1-4), as ``NLUSettings`` has
-    them; chosen on validation data (docs/benchmarks.md, "Count-vector n-gram ranges")."""
+    """Rasa's default NLU pipeline, our model's settings in ``params``, fallback if given."""
     components = [
         ComponentConfig("WhitespaceTokenizer"),
         ComponentConfig("RegexFeaturizer"),
         ComponentConfig("LexicalSyntacticFeaturizer"),
         ComponentConfig("CountVectorsFeaturizer"),
         ComponentConfig(
-            "CountVectorsFeaturizer", {"analyzer": "char_wb", "min_ngram": 2, "max_ngram": 5}
+            "CountVectorsFeaturizer", {"analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4}
         ),
         ComponentConfig("BiLSTMCRF", params),
         ComponentConfig("EntitySynonymMapper"),

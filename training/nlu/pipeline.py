@@ -7,8 +7,7 @@ it. An unknown name is a
 ``ConfigError`` that lists the known ones.
 
 An empty pipeline (a config without ``pipeline:``) gets Rasa's default: every feature, synonyms, and
-a fallback at 0.3 with an ambiguity threshold of 0.1; only its character n-grams are 2-5, not
-Rasa's 1-4 (``NLUSettings.count_vectors``). A written pipeline gets what it names.
+a fallback at 0.3 with an ambiguity threshold of 0.1. A written pipeline gets what it names.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def test_empty_pipeline_gets_rasas_defaults() -> None:
     assert settings.fallback_threshold == 0.3
     assert settings.ambiguity_threshold == 0.1
     assert settings.lexical_features and settings.pattern_features and settings.synonyms
-    assert settings.count_vectors == (("word", 1, 1), ("char_wb", 2, 5))
+    assert settings.count_vectors == (("word", 1, 1), ("char_wb", 1, 4))
 
 
 def test_rasas_default_config_configures_the_model() -> None:
