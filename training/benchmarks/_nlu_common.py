@@ -91,8 +91,9 @@ def parse_times_ms(model: NLUModel, texts: Sequence[str], limit: int = 1000) -> 
     }
 
 
-def setting(text: str) -> tuple[str, object]:
-    """``hidden=256`` -> ``("hidden", 256)``; a value that is not JSON stays a string."""
+def setting(text: str) -> tuple[str, Any]:
+    """``--set`` values: ``hidden=256`` -> ``("hidden", 256)``; a value that is not JSON stays a
+    string."""
     name, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")

@@ -3,10 +3,10 @@
     python -m training.benchmarks.atis_snips [--datasets atis snips] [--seed 42] [--epochs N]
         [--validation] [--set NAME=VALUE ...]
 
-Trained on ``train`` only. ``--validation`` scores the ``valid`` split instead of ``test``: settings
-are compared there, never on test. ``--set intent_to_tagger=true`` sets a ``BiLSTMCRF`` setting
-(the value is read as JSON, else kept as a string). Slot F1 is conlleval's: exact chunks on the
-data's own whitespace tokens, micro-averaged.
+Trained on ``train`` only. Slot F1 is conlleval's: exact chunks on the data's own whitespace
+tokens, micro-averaged. ``--validation`` scores the ``valid`` split instead of ``test`` (settings
+are compared there, never on test); ``--set count_vectors=[["word",1,2]]`` sets a ``BiLSTMCRF``
+setting (the value is read as JSON, else kept as a string).
 """
 
 from __future__ import annotations
