@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 FORMAT = "chatbot.nlu.bilstm_crf"
 FORMAT_VERSION = 1
 EXTRACTOR = "BiLSTMCRF"
+# Messages up to this many characters are parsed on the event loop: well under a millisecond,
+# less than a hop to a worker thread costs on a busy machine. Longer ones go to a worker thread.
+INLINE_PARSE_CHARS = 200
 NLU_FALLBACK = "nlu_fallback"
 
 
@@ -160,12 +163,18 @@ class NLUModel:
         return probs
 
     async def parse_async(self, text: str) -> ParseResult:
-        """``parse`` in a worker thread, so the event loop never waits for it.
+        """``parse`` without holding up the event loop for long: a message longer than
+        ``INLINE_PARSE_CHARS`` is parsed in a worker thread (10,000 characters take tens of
+        milliseconds); a shorter one right here, as the dialogue's prediction is.
 
-        A parse of a short message takes a few tenths of a millisecond (training/benchmarks/
-        nlu_speed.py), a thread hop some tens of microseconds; numpy releases the GIL in its
-        matrix products, not between its calls.
+        A short message's parse takes a few tenths of a millisecond (training/benchmarks/
+        nlu_speed.py). Handing it to a thread cost more than that on a loaded 2-core machine:
+        the hop, and the worker and the loop taking turns at the GIL (numpy releases it in its
+        matrix products, not between its calls); in-process text turns were 0.3-0.5 ms faster
+        inline (docs/benchmarks.md, Server).
         """
+        if len(text) <= INLINE_PARSE_CHARS:
+            return self.parse(text)
         return await asyncio.to_thread(self.parse, text)
 
     def _intents(self, probs: np.ndarray) -> tuple[IntentPrediction, list[IntentPrediction]]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from safetensors.numpy import save as save_safetensors
 from chatbot import model_file
 from chatbot.errors import ModelFileError
 from chatbot.nlu import NLU_FALLBACK, NLUModel
+from chatbot.nlu.model import INLINE_PARSE_CHARS
+from chatbot.nlu.types import ParseResult
 from chatbot.project.config import ComponentConfig
 from tests.chatbot.nlu.toy import toy_data
 from training.nlu import train_nlu
@@ -224,6 +227,27 @@ async def test_parse_async_matches_parse(toy_model: NLUModel) -> None:
     long = "hello " * 100
     results = await asyncio.gather(toy_model.parse_async(short), toy_model.parse_async(long))
     assert results == [toy_model.parse(short), toy_model.parse(long)]
+
+
+async def test_a_long_message_is_parsed_off_the_event_loop(
+    toy_model: NLUModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Up to INLINE_PARSE_CHARS a parse runs on the loop (less than a thread hop costs); a longer
+    one in a worker thread, so a 10,000-character message never holds the loop up."""
+    threads: list[int] = []
+    parse = toy_model.parse
+
+    def recorded(text: str) -> ParseResult:
+        threads.append(threading.get_ident())
+        return parse(text)
+
+    monkeypatch.setattr(toy_model, "parse", recorded)
+    await toy_model.parse_async("x" * INLINE_PARSE_CHARS)
+    await toy_model.parse_async("x" * (INLINE_PARSE_CHARS + 1))
+    await toy_model.parse_async("word " * 2000)
+    loop_thread = threading.get_ident()
+    assert threads[0] == loop_thread
+    assert threads[1] != loop_thread and threads[2] != loop_thread
 
 
 def test_regex_entity_extractor_works_without_the_tagger() -> None:
