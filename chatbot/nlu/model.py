@@ -170,8 +170,8 @@ class NLUModel:
         A short message's parse takes a few tenths of a millisecond (training/benchmarks/
         nlu_speed.py). Handing it to a thread cost more than that on a loaded 2-core machine:
         the hop, and the worker and the loop taking turns at the GIL (numpy releases it in its
-        matrix products, not between its calls); in-process text turns were 0.3-0.5 ms faster
-        inline (docs/benchmarks.md, Server).
+        matrix products, not between its calls): in-process text turns went from 4.1-4.3 to
+        2.6-2.9 ms inline (docs/benchmarks.md, Server).
         """
         if len(text) <= INLINE_PARSE_CHARS:
             return self.parse(text)
