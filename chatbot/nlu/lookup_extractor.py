@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chatbot.errors import ConfigError
+from chatbot.nlu.model import INLINE_PARSE_CHARS
 from chatbot.nlu.patterns import PatternSet, apply_synonyms, regex_entities
 from chatbot.nlu.tokenizer import tokenize
 from chatbot.nlu.types import EntityPrediction, IntentPrediction, ParseResult
@@ -109,6 +110,9 @@ class LookupEntityExtractor:
         return {"text": text, "intent": none, "entities": self.entities(text), "intent_ranking": []}
 
     async def parse_async(self, text: str) -> ParseResult:
+        """As ``NLUModel.parse_async``: a short message right here, a long one in a thread."""
+        if len(text) <= INLINE_PARSE_CHARS:
+            return self.parse(text)
         return await asyncio.to_thread(self.parse, text)
 
     # -- the model file --------------------------------------------------------------------------
