@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from chatbot.actions.knowledge_base import KnowledgeBase, KnowledgeBaseQueryAction, lookup_entities
+from training.babi_project import make_babi
 from training.babi_reader import data_dir, read_dialogs, task_file
-from training.benchmarks.babi import evaluate, make_babi, train
+from training.benchmarks.babi import evaluate, train
 
 FOLDER = data_dir()
 needs_data = pytest.mark.skipif(
@@ -61,8 +62,8 @@ def test_task3_offers_come_from_the_dialog_results_best_rated_first():
 
 
 def test_dstc2_names_synonyms_and_offers_become_general_templates(tmp_path):
+    from training.babi_project import BabiProject
     from training.babi_reader import Dialog, Turn
-    from training.benchmarks.babi import BabiProject
 
     lines = [
         "1 the_cow_pizza R_cuisine gastropub\n1 the_cow_pizza R_price moderate\n",
@@ -110,8 +111,8 @@ def test_a_greeting_that_says_a_restaurant_name_offers_nothing(tmp_path):
     """DSTC2's greeting says "You can ask for restaurants" and "ask" is a restaurant: said before
     the user has spoken, it is a plain template, and no knowledge-base action runs for it."""
     from chatbot.project.stories import ActionStep
+    from training.babi_project import QUERY, BabiProject
     from training.babi_reader import Dialog, Turn
-    from training.benchmarks.babi import QUERY, BabiProject
 
     (tmp_path / "kb.txt").write_text(
         "1 ask R_cuisine italian\n1 ask R_rating 5\n1 prezzo R_cuisine italian\n",
@@ -144,8 +145,8 @@ def test_a_greeting_that_says_a_restaurant_name_offers_nothing(tmp_path):
 )
 def test_dstc2_users_who_leave_a_slot_open(tmp_path, bot, user, expected):
     from chatbot.project.stories import SlotStep
+    from training.babi_project import DSTC2_QUESTIONS, BabiProject
     from training.babi_reader import Dialog, Turn
-    from training.benchmarks.babi import DSTC2_QUESTIONS, BabiProject
 
     (tmp_path / "kb.txt").write_text(
         "1 prezzo R_cuisine thai\n1 prezzo R_location south\n", encoding="utf-8"
@@ -171,8 +172,8 @@ def test_a_silence_line_is_a_user_turn_of_its_own(tmp_path, silence_turns):
     """bAbI's protocol gives every line's user side, ``<SILENCE>`` included, and asks for the bot
     turn: as a user turn, the policy never has to guess whether the user speaks next."""
     from chatbot.project.stories import ActionStep, UserStep
+    from training.babi_project import BabiProject
     from training.babi_reader import SILENCE, Dialog, Turn
-    from training.benchmarks.babi import BabiProject
 
     (tmp_path / "kb.txt").write_text("1 prezzo R_cuisine italian\n", encoding="utf-8")
     kb = KnowledgeBase.from_babi(tmp_path / "kb.txt")

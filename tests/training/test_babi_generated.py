@@ -12,8 +12,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from training.babi_project import make_babi
 from training.babi_reader import read_dialogs, task_file
-from training.benchmarks.babi import evaluate, make_babi, train
+from training.benchmarks.babi import evaluate, train
 
 CUISINES = ("italian", "british", "french", "indian", "spanish")
 LOCATIONS = ("paris", "london", "bombay", "rome", "madrid")
