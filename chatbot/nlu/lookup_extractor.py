@@ -27,15 +27,18 @@ parses like an NLU model, without an intent.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chatbot.errors import ConfigError
-from chatbot.nlu.model import INLINE_PARSE_CHARS
 from chatbot.nlu.patterns import PatternSet, apply_synonyms, regex_entities
 from chatbot.nlu.tokenizer import tokenize
-from chatbot.nlu.types import EntityPrediction, IntentPrediction, ParseResult
+from chatbot.nlu.types import (
+    EntityPrediction,
+    IntentPrediction,
+    ParseResult,
+    parse_off_the_loop_if_long,
+)
 from chatbot.project.training_data import NLUData
 
 KIND = "lookup_entities"
@@ -111,9 +114,7 @@ class LookupEntityExtractor:
 
     async def parse_async(self, text: str) -> ParseResult:
         """As ``NLUModel.parse_async``: a short message right here, a long one in a thread."""
-        if len(text) <= INLINE_PARSE_CHARS:
-            return self.parse(text)
-        return await asyncio.to_thread(self.parse, text)
+        return await parse_off_the_loop_if_long(self.parse, text)
 
     # -- the model file --------------------------------------------------------------------------
 

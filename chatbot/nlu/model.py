@@ -6,7 +6,6 @@ The network runs in numpy (``runtime.JointRuntime``): serving a model never impo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ from chatbot.nlu.types import (
     ParseResult,
     ResponseRanking,
     RetrievalPrediction,
+    parse_off_the_loop_if_long,
 )
 
 if TYPE_CHECKING:
@@ -38,9 +38,6 @@ logger = logging.getLogger(__name__)
 FORMAT = "chatbot.nlu.bilstm_crf"
 FORMAT_VERSION = 1
 EXTRACTOR = "BiLSTMCRF"
-# Messages up to this many characters are parsed on the event loop: well under a millisecond,
-# less than a hop to a worker thread costs on a busy machine. Longer ones go to a worker thread.
-INLINE_PARSE_CHARS = 200
 NLU_FALLBACK = "nlu_fallback"
 
 
@@ -163,19 +160,8 @@ class NLUModel:
         return probs
 
     async def parse_async(self, text: str) -> ParseResult:
-        """``parse`` without holding up the event loop for long: a message longer than
-        ``INLINE_PARSE_CHARS`` is parsed in a worker thread (10,000 characters take tens of
-        milliseconds); a shorter one right here, as the dialogue's prediction is.
-
-        A short message's parse takes a few tenths of a millisecond (training/benchmarks/
-        nlu_speed.py). Handing it to a thread cost more than that on a loaded 2-core machine:
-        the hop, and the worker and the loop taking turns at the GIL (numpy releases it in its
-        matrix products, not between its calls): in-process text turns went from 4.1-4.3 to
-        2.6-2.9 ms inline (docs/benchmarks.md, Server).
-        """
-        if len(text) <= INLINE_PARSE_CHARS:
-            return self.parse(text)
-        return await asyncio.to_thread(self.parse, text)
+        """``parse`` without holding up the event loop for long (``parse_off_the_loop_if_long``)."""
+        return await parse_off_the_loop_if_long(self.parse, text)
 
     def _intents(self, probs: np.ndarray) -> tuple[IntentPrediction, list[IntentPrediction]]:
         order = np.argsort(-probs, kind="stable")[: self.settings.ranking_length]

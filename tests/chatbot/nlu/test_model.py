@@ -14,8 +14,7 @@ from safetensors.numpy import save as save_safetensors
 from chatbot import model_file
 from chatbot.errors import ModelFileError
 from chatbot.nlu import NLU_FALLBACK, NLUModel
-from chatbot.nlu.model import INLINE_PARSE_CHARS
-from chatbot.nlu.types import ParseResult
+from chatbot.nlu.types import INLINE_PARSE_CHARS, ParseResult
 from chatbot.project.config import ComponentConfig
 from tests.chatbot.nlu.toy import toy_data
 from training.nlu import train_nlu
