@@ -30,7 +30,7 @@ from chatbot.project.training_data import EntityAnnotation, LookupTable, NLUData
 from training.babi_reader import SILENCE, Dialog
 
 USER_SLOTS = ("cuisine", "location", "party_size", "price")
-# "name": a restaurant's name as DSTC2's texts spell it, with spaces (``the cow pizza``).
+# "name": a restaurant's name as DSTC2's texts spell it: the id, or with spaces (``the cow pizza``).
 TEMPLATE_SLOTS = (*USER_SLOTS, "restaurant", "name", "phone", "address", "post_code")
 # What the offered restaurant itself has (``KnowledgeBase.describe``): a text that names it says
 # its cuisine, area and price from these, also where the user left them open.
@@ -103,7 +103,20 @@ class BabiProject:
                     if not value.startswith("R_") and value not in self.user_table:
                         self.user_table[value] = name
                         added += 1
+        self._learn_spellings(dialogs)
         return added
+
+    def _learn_spellings(self, dialogs: Sequence[Dialog]) -> None:
+        """The ``name`` of each item whose id has underscores, as the training bot spells it:
+        with spaces where its texts do (``the cow pizza kitchen and bar``: 3 of DSTC2's 89
+        restaurants), else the id itself (``the_missing_sock``). One spelling per item keeps one
+        template per text: with spaces for all, "The phone number of {name}" and "... of
+        {restaurant}" were two templates the policy could not tell apart."""
+        if not self.spaced:
+            return
+        said = "\n".join(f" {turn.bot} " for dialog in dialogs for turn in dialog.turns)
+        for spelled, item in self.spaced.items():
+            self.kb.items[item]["name"] = spelled if f" {spelled} " in said else item
 
     def action_for(self, text: str, slots: Mapping[str, Any]) -> str:
         """The template action of a bot text: each word that is the current value of a slot the
@@ -293,7 +306,8 @@ def make_babi(folder: Path, task: int = 1, *, dontcare: bool = False) -> BabiPro
         return BabiProject(kb, user_table)
     spaced = {}
     for item, attributes in kb.items.items():
-        attributes["name"] = item.replace("_", " ")  # as DSTC2's bot texts spell it
+        # With spaces until ``learn_values`` learns which spelling the training texts use.
+        attributes["name"] = item.replace("_", " ")
         if "_" in item:
             spaced[attributes["name"]] = item
     return BabiProject(

@@ -107,6 +107,52 @@ def test_dstc2_names_synonyms_and_offers_become_general_templates(tmp_path):
     }
 
 
+def test_each_restaurant_is_named_as_the_training_bot_spells_it(tmp_path):
+    """DSTC2's bot spells a few names with spaces and the rest as the id: the ``name`` slot holds
+    the training texts' spelling, so both kinds give the same ``{name}`` templates (with spaces
+    for all, the underscored ones became ``{restaurant}`` templates of the same texts)."""
+    from training.babi_project import BabiProject
+    from training.babi_reader import Dialog, Turn
+
+    (tmp_path / "kb.txt").write_text(
+        "1 the_cow_pizza R_cuisine gastropub\n1 the_cow_pizza R_phone the_cow_pizza_phone\n"
+        "1 the_missing_sock R_cuisine british\n1 the_missing_sock R_phone the_missing_sock_phone\n"
+        "1 the_lucky_star R_cuisine chinese\n",
+        encoding="utf-8",
+    )
+    kb = KnowledgeBase.from_babi(tmp_path / "kb.txt")
+    spaced = {}
+    for item, attributes in kb.items.items():
+        attributes["name"] = item.replace("_", " ")
+        spaced[attributes["name"]] = item
+    babi = BabiProject(kb, kb.lookup_table(["cuisine"]), spaced=spaced)
+
+    def offer(name: str, cuisine: str, phone: str) -> Dialog:
+        return Dialog(
+            0,
+            1,
+            [
+                Turn(f"{cuisine} food", f"{name} serves {cuisine} food"),
+                Turn("phone number", f"The phone number of {name} is {phone}"),
+            ],
+        )
+
+    dialogs = [
+        offer("the cow pizza", "gastropub", "the_cow_pizza_phone"),
+        offer("the_missing_sock", "british", "the_missing_sock_phone"),
+    ]
+    babi.learn_values(dialogs)
+    assert kb.items["the_cow_pizza"]["name"] == "the cow pizza"
+    assert kb.items["the_missing_sock"]["name"] == "the_missing_sock"
+    assert kb.items["the_lucky_star"]["name"] == "the_lucky_star"  # never said: the id
+    for i, dialog in enumerate(dialogs):
+        babi.story(dialog, f"d{i}")
+    assert set(babi.templates) == {
+        "{name} serves {restaurant_cuisine} food",
+        "The phone number of {name} is {phone}",
+    }
+
+
 def test_a_greeting_that_says_a_restaurant_name_offers_nothing(tmp_path):
     """DSTC2's greeting says "You can ask for restaurants" and "ask" is a restaurant: said before
     the user has spoken, it is a plain template, and no knowledge-base action runs for it."""
