@@ -113,6 +113,38 @@ def span_scores(
     return {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
 
 
+def token_overlap_scores(
+    texts: Sequence[str],
+    gold: Iterable[Collection[tuple[str, int, int]]],
+    predicted: Iterable[Collection[tuple[str, int, int]]],
+) -> dict[str, float | int]:
+    """Entity F1 as HERMIT's evaluation scores HWU64 (Vanzo et al. 2019; their
+    ``data/nlu_benchmark`` scripts): a gold entity counts as found when a predicted entity of the
+    same type in the same utterance shares a word with it (words compared as strings, wherever
+    they are), and a predicted entity counts as right when it shares a word with a gold entity of
+    its type. ``recall`` is the share of gold entities found; ``precision`` is theirs: found gold
+    entities over found gold entities plus predicted entities matching none (their script calls
+    the two "precision" and "recall" the other way round; F1 is the same either way).
+
+    Looser than ``span_scores``: "next week" for the gold "the next week" is right here."""
+    found = missed = unmatched = 0
+    for text, g, p in zip(texts, gold, predicted, strict=True):
+        gold_words = [(t, set(text[a:b].split())) for t, a, b in g]
+        pred_words = [(t, set(text[a:b].split())) for t, a, b in p]
+
+        def shares(entity: tuple[str, set[str]], others: list[tuple[str, set[str]]]) -> bool:
+            return any(t == entity[0] and not words.isdisjoint(entity[1]) for t, words in others)
+
+        hits = sum(shares(e, pred_words) for e in gold_words)
+        found += hits
+        missed += len(gold_words) - hits
+        unmatched += sum(not shares(e, gold_words) for e in pred_words)
+    recall = found / (found + missed) if found + missed else 0.0
+    precision = found / (found + unmatched) if found + unmatched else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "support": found + missed}
+
+
 SPAN_ERRORS = ("exact", "type", "boundary", "boundary_and_type", "missed", "spurious")
 
 

@@ -8,6 +8,7 @@ from training.nlu.metrics import (
     confusion_matrix,
     span_errors,
     span_scores,
+    token_overlap_scores,
 )
 
 
@@ -80,6 +81,30 @@ def test_span_scores_are_micro_averaged_exact_matches() -> None:
     assert scores["recall"] == pytest.approx(1 / 3)
     assert scores["f1"] == pytest.approx(0.4)
     assert scores["support"] == 3
+
+
+def test_token_overlap_scores_count_a_shared_word_of_the_same_type_as_found() -> None:
+    """HERMIT's HWU64 scoring: "next week" found for the gold "the next week" is right, as is
+    a predicted entity sharing a word with a gold one elsewhere in the utterance; another type,
+    or no shared word, is not."""
+    texts = ["remind me the next week", "play jazz by miles davis", "wake me at seven"]
+    gold = [
+        {("date", 10, 23)},  # the next week
+        {("genre", 5, 9), ("artist", 13, 24)},  # jazz, miles davis
+        {("time", 11, 16)},  # seven
+    ]
+    found = [
+        {("date", 14, 23)},  # next week: shares "next" and "week"
+        {("genre", 5, 9), ("person", 13, 24), ("artist", 0, 4)},  # wrong type; no shared word
+        set(),
+    ]
+    scores = token_overlap_scores(texts, gold, found)
+    # 2 of 4 gold entities found; 2 predicted entities match no gold entity of their type.
+    assert scores["recall"] == 0.5
+    assert scores["precision"] == 0.5
+    assert scores["f1"] == 0.5
+    assert scores["support"] == 4
+    assert span_scores(gold, found)["f1"] == 0.25  # exact spans: 1 of 4 gold, 1 of 4 predicted
 
 
 @pytest.mark.parametrize(
