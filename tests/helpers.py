@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import socket
 from pathlib import Path
 
 import yaml
@@ -17,6 +18,13 @@ from chatbot.project.training_data import NLUData
 ROOT = Path(__file__).resolve().parents[1]
 DOMAINS = ROOT / "domains"
 STARTER = ROOT / "chatbot" / "project" / "starter"
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def domain_of(text: str) -> Domain:

@@ -55,14 +55,14 @@ import asyncpg
 
 from training.benchmarks._load_client import measure, warm_up
 from training.benchmarks._servers import servers_running
-from training.benchmarks._services import (
+from training.benchmarks._timed_store import PROJECT, serve
+from training.benchmarks.services import (
     DEFAULT_REDIS_URL,
     delete_redis_keys,
     endpoints_file,
     needs_redis,
     redis_reachable,
 )
-from training.benchmarks._timed_store import PROJECT, serve
 from training.benchmarks.store import DEFAULT_POSTGRES_URL, Result
 
 SETUPS = ("memory", "sqlite", "postgresql")

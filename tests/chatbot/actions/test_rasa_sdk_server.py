@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.actions.remote import HTTPActionExecutor
 from chatbot.agent import Agent, TrainedModel
-from tests.helpers import DOMAINS, dialogue_model
+from tests.helpers import DOMAINS, dialogue_model, free_port
 
 STARTUP_SECONDS = 60.0
 POLL_SECONDS = 0.1
@@ -36,12 +35,6 @@ CONVERSATION = [
     "/deny",
     "/thankyou",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def answers(url: str) -> bool:

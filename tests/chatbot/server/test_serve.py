@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -20,15 +19,9 @@ from aiohttp.test_utils import TestServer
 
 from chatbot.agent import TrainedModel
 from chatbot.store import SQLStore
-from tests.helpers import ROOT
+from tests.helpers import ROOT, free_port
 
 WAIT = 120.0  # seconds the process may take to start on a busy machine
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Output:

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,9 +29,9 @@ import pytest
 import yaml
 
 from chatbot.conversation.messages import bot_messages
-from tests.helpers import DOMAINS, ROOT
+from tests.helpers import DOMAINS, ROOT, free_port
 from tests.services import asyncpg_dsn
-from training.benchmarks._services import postgres_block, redis_block
+from training.benchmarks.services import postgres_block, redis_block
 
 WEBHOOK = "/webhooks/rest/webhook"
 # A slow, shared machine: a server may take many seconds to import torch and start.
@@ -44,13 +43,6 @@ INTENTS = ("/greet", "/mood_great", "/goodbye")
 
 
 # ------------------------------------------------------------------------------- server processes
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 with nothing listening (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def copy_moodbot(folder: Path) -> Path:
