@@ -35,6 +35,7 @@ from training.benchmarks._nlu_common import (
     parse_times_ms,
     pipeline,
     round_scores,
+    setting,
     setup,
     timed,
 )
@@ -188,14 +189,6 @@ def cross_validate(
     )
 
 
-def _setting(text: str) -> tuple[str, Any]:
-    key, _, value = text.partition("=")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=list(CORPORA))
@@ -207,10 +200,15 @@ def main() -> None:
         "--per-intent", type=int, default=0, metavar="N", help="--cv on N examples per intent"
     )
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="a model setting (JSON)"
+        "--set",
+        type=setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model setting (JSON)",
     )
     args = parser.parse_args()
-    params = dict(_setting(s) for s in args.set)
+    params = dict(args.set)
     setup()
     for name in args.corpora:
         if args.cv:
