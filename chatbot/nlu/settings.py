@@ -72,7 +72,9 @@ class NLUSettings:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NLUSettings:
-        return cls.from_params(data, component="model file")
+        """Settings from a model file; a setting the file lacks (the file is older than the
+        setting) takes its ``ABSENT_FROM_MODEL_FILE`` value, not today's default."""
+        return cls.from_params({**ABSENT_FROM_MODEL_FILE, **data}, component="model file")
 
     @classmethod
     def from_params(cls, params: dict[str, Any], *, component: str = "BiLSTMCRF") -> NLUSettings:
@@ -90,6 +92,51 @@ class NLUSettings:
                 )
             values[key] = _coerce(key, value, type(getattr(self, key)), component)
         return NLUSettings(**values)
+
+
+# What a setting missing from a model file means: the file was written before the setting
+# existed, so the model behaves as models did then. Pinned here rather than read from the
+# defaults above, so that changing a default later does not change what old model files mean.
+# Every setting has an entry (a test checks); a new one gets the value that keeps the behaviour
+# of models trained before it, and keeps it when its default changes.
+ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
+    "word_dim": 100,
+    "char_dim": 32,
+    "char_filters": 64,
+    "max_word_chars": 20,
+    "lexical_features": True,
+    "pattern_features": True,
+    "use_regexes": True,
+    "use_lookup_tables": True,
+    "case_sensitive": False,
+    "count_vectors": [["word", 1, 1], ["char_wb", 1, 4]],
+    "count_vectors_max_features": 20000,
+    "count_vectors_dim": 64,
+    # Its value when it was added (commit 9b13fa6); "chosen at training time" (-1) came later,
+    # and training writes the chosen share into the file.
+    "ngram_intent_weight": 0.25,
+    "hidden": 128,
+    "lstm_layers": 1,
+    "attention_dim": 64,
+    "dropout": 0.25,
+    "word_dropout": 0.1,
+    "max_tokens": 512,
+    "entity_recognition": True,
+    "intent_to_tagger": False,  # added in commit bebe730: models before it do not feed the intent
+    "epochs": 0,
+    "min_steps": 300,
+    "target_steps": 3000,
+    "min_epochs": 10,
+    "max_epochs": 100,
+    "batch_size": 0,
+    "learning_rate": 0.003,
+    "weight_decay": 0.0,
+    "synonyms": True,
+    "regex_entities": False,
+    "fallback_threshold": 0.0,
+    "ambiguity_threshold": 0.0,
+    "ranking_length": 10,
+}
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,38 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from chatbot.errors import ConfigError
 from chatbot.nlu import NLUSettings
+from chatbot.nlu.settings import ABSENT_FROM_MODEL_FILE
 
 
 def test_json_round_trip() -> None:
     settings = NLUSettings(hidden=64, count_vectors=(("word", 1, 2),), fallback_threshold=0.4)
     assert NLUSettings.from_json(json.loads(json.dumps(settings.to_json()))) == settings
+
+
+def test_every_setting_says_what_its_absence_from_a_model_file_means() -> None:
+    """A new setting needs an ABSENT_FROM_MODEL_FILE entry: older model files lack it."""
+    names = {f.name for f in dataclasses.fields(NLUSettings)}
+    assert set(ABSENT_FROM_MODEL_FILE) == names
+    NLUSettings.from_params(ABSENT_FROM_MODEL_FILE)  # every value has the setting's type
+
+
+def test_a_setting_missing_from_a_model_file_keeps_the_old_meaning_not_todays_default() -> None:
+    """A file written before ``intent_to_tagger`` existed stays without it, also if its default
+    is ever flipped; a setting the file has is read as it is."""
+    data = NLUSettings(hidden=64).to_json()
+    del data["intent_to_tagger"]
+    del data["ngram_intent_weight"]
+    loaded = NLUSettings.from_json(data)
+    assert loaded.intent_to_tagger is False
+    assert loaded.ngram_intent_weight == 0.25  # not the default, -1 (chosen at training)
+    assert NLUSettings().ngram_intent_weight == -1.0
+    assert loaded.hidden == 64
 
 
 @pytest.mark.parametrize(
