@@ -90,7 +90,8 @@ class BabiProject:
     def learn_values(self, dialogs: Sequence[Dialog]) -> int:
         """Add to the lookup tables the values that training dialogs' ``api_call``s use and the
         knowledge base lacks (DSTC2 users ask for cuisines no restaurant has); ``R_*`` means
-        "any". Returns how many words were added."""
+        "any"; and how the training bot spells each restaurant (``_learn_spellings``). Returns
+        how many words were added."""
         self._extractor = None
         added = 0
         for dialog in dialogs:

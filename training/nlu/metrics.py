@@ -131,18 +131,19 @@ def token_overlap_scores(
     for text, g, p in zip(texts, gold, predicted, strict=True):
         gold_words = [(t, set(text[a:b].split())) for t, a, b in g]
         pred_words = [(t, set(text[a:b].split())) for t, a, b in p]
-
-        def shares(entity: tuple[str, set[str]], others: list[tuple[str, set[str]]]) -> bool:
-            return any(t == entity[0] and not words.isdisjoint(entity[1]) for t, words in others)
-
-        hits = sum(shares(e, pred_words) for e in gold_words)
+        hits = sum(_shares_a_word(e, pred_words) for e in gold_words)
         found += hits
         missed += len(gold_words) - hits
-        unmatched += sum(not shares(e, gold_words) for e in pred_words)
+        unmatched += sum(not _shares_a_word(e, gold_words) for e in pred_words)
     recall = found / (found + missed) if found + missed else 0.0
     precision = found / (found + unmatched) if found + unmatched else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1, "support": found + missed}
+
+
+def _shares_a_word(entity: tuple[str, set[str]], others: list[tuple[str, set[str]]]) -> bool:
+    """Whether one of ``others`` has the entity's type and one of its words."""
+    return any(t == entity[0] and not words.isdisjoint(entity[1]) for t, words in others)
 
 
 SPAN_ERRORS = ("exact", "type", "boundary", "boundary_and_type", "missed", "spurious")
