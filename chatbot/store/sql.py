@@ -4,12 +4,18 @@ Every read is one statement (so it sees one snapshot without a transaction aroun
 round trips), every write one short transaction: a compare-and-set on the conversation row,
 then the events.
 
-SQLite runs in WAL mode (readers never wait for the writer). Each read or write runs whole in a
-worker thread of the store (the stdlib driver through SQLAlchemy's sync engine): one thread hop
-per call, where an async driver hops once per statement (an append took 0.75 ms that way, 0.28
-ms this way). Its writes start with ``BEGIN IMMEDIATE`` and, within one process, queue on an
-asyncio lock, since SQLite has one writer at a time anyway; writers of other processes wait on the
-database lock (busy timeout).
+SQLite runs in WAL mode (readers never wait for the writer). The statements of a turn (next_seq,
+load, append) run on the event loop's own thread, on one connection of the store's that never
+waits: its busy timeout is 0, and a call that would wait for a lock held by another process (or
+a database not in WAL mode) runs instead in a worker thread of the store, where the busy timeout
+applies. SQLite answers these statements in microseconds, while a hop to a thread and back costs
+0.1-0.2 ms on a 2-core machine, and SQLAlchemy's own work per statement as much again: the loop
+path runs the statements' SQL, compiled once, on the stdlib driver. The loop connection does not
+checkpoint the WAL itself (a checkpoint syncs the files to disk): a worker thread does, after
+every ``_CHECKPOINT_EVERY`` writes. Everything else (schema, listing, health) runs whole in a
+worker thread through SQLAlchemy's sync engine. Writes start with ``BEGIN IMMEDIATE`` and, within
+one process, queue on an asyncio lock, since SQLite has one writer at a time anyway; writers of
+other processes wait on the database lock (busy timeout).
 PostgreSQL connections are checked before use (``pool_pre_ping``), so a restarted server costs
 no failed call. Either way an unreachable database raises ``StoreUnavailable`` naming the
 database and the reason, and the next call tries again.
@@ -21,12 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     URL,
@@ -48,7 +55,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from chatbot.errors import ConfigError, ConflictError, StoreUnavailable
 from chatbot.store import schema
@@ -84,6 +92,7 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     sa_exc.DBAPIError,
     sa_exc.DisconnectionError,
     sa_exc.TimeoutError,  # no pooled connection came free in time
+    sqlite3.Error,  # the loop connection speaks to the driver directly
     OSError,
     asyncio.TimeoutError,
     TimeoutError,
@@ -92,6 +101,11 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 _WRITE_OPTION = "chatbot_write"
 # Worker threads of a SQLite store: reads run side by side (WAL); writes queue anyway.
 _SQLITE_THREADS = 4
+# The loop connection's writes between two checkpoints of the WAL (a turn writes a few pages;
+# SQLite's own default is a checkpoint per 1,000 pages).
+_CHECKPOINT_EVERY = 256
+# SQLite's result codes for "another connection holds the lock".
+_SQLITE_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 
 T = TypeVar("T")
 
@@ -138,8 +152,84 @@ _MOVE_ON_NEW_SESSION = _MOVE_ON.values(session_start_seq=bindparam("b_session"))
 _INSERT_EVENTS = insert(_events)
 
 
+_INSERT_EVENT_COLUMNS = ["conversation_id", "seq", "type_name", "timestamp", "data"]
+
+# Runs one statement with its parameters (a list: once per row) and returns a DBAPI-style cursor
+# (``fetchone``, ``fetchall``, ``rowcount``): on a SQLAlchemy connection or on the loop's SQLite
+# connection, so the statements of a turn are written once for both.
+Execute = Callable[[Executable, Any], Any]
+
+
 class _Conflict(Exception):
     """Raised inside a write transaction to roll it back; becomes ConflictError outside."""
+
+
+class _Busy(Exception):
+    """The loop connection would have to wait for a lock: the call goes to a worker thread."""
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in _SQLITE_BUSY
+    return "locked" in str(error) or "busy" in str(error)
+
+
+class _LoopConnection:
+    """One of the store's SQLite connections (from its pool, set up like the others), used on
+    the event loop's thread only, with a busy timeout of 0 and without WAL checkpoints of its own.
+    ``run`` raises ``_Busy``, having changed nothing, where SQLite would have waited."""
+
+    def __init__(self, pooled: PoolProxiedConnection, db: sqlite3.Connection) -> None:
+        self._db = db
+        pooled.detach()  # its settings below are its own: it never goes back to the pool
+        self._pooled = pooled  # SQLAlchemy's proxy: closing it closes the connection
+        self._db.execute("PRAGMA busy_timeout=0")
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._sql: dict[int, str] = {}
+        self._dialect = sqlite.dialect(paramstyle="named")  # sqlite3 takes :name parameters
+        self.writes = 0  # since the last checkpoint
+
+    def _execute(self, statement: Executable, params: Any) -> sqlite3.Cursor:
+        sql = self._sql.get(id(statement))
+        if sql is None:
+            keys = _INSERT_EVENT_COLUMNS if statement is _INSERT_EVENTS else None
+            clause = cast(ClauseElement, statement)
+            sql = self._sql[id(statement)] = str(
+                clause.compile(dialect=self._dialect, column_keys=keys)
+            )
+        if isinstance(params, list):
+            return self._db.executemany(sql, params)
+        return self._db.execute(sql, params)
+
+    def run(self, work: Callable[[Execute], T], *, write: bool) -> T:
+        try:
+            if not write:
+                return work(self._execute)
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if _is_busy(error):
+                raise _Busy from None
+            raise
+        try:
+            result = work(self._execute)
+            self._db.execute("COMMIT")
+        except BaseException as error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(error, sqlite3.OperationalError) and _is_busy(error):
+                raise _Busy from None
+            raise
+        self.writes += 1
+        return result
+
+    def close(self) -> None:
+        self._pooled.close()
+
+
+def _on(conn: Connection) -> Execute:
+    """``Execute`` on a SQLAlchemy connection."""
+    return lambda statement, params: conn.execute(statement, params)
 
 
 def async_url(url: str | URL) -> URL:
@@ -249,6 +339,9 @@ class SQLStore(ConversationStore):
         self._writes: Engine | None = None  # the same, taking the write lock when it begins
         self._threads: ThreadPoolExecutor | None = None
         self._sqlite_writer: asyncio.Lock | None = None  # writes of this process queue on it
+        self._loop_connection: _LoopConnection | None = None  # SQLite, on the loop's thread
+        self._loop_connection_tried = False  # None after trying: the database is not in WAL mode
+        self._checkpoint: asyncio.Future[None] | None = None
         if self.dialect == "postgresql":
             self._engine = create_async_engine(
                 self.url,
@@ -279,7 +372,7 @@ class SQLStore(ConversationStore):
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except sa_exc.IntegrityError:
+        except (sa_exc.IntegrityError, sqlite3.IntegrityError):
             raise
         except _UNAVAILABLE_ERRORS as error:
             raise self._unavailable(error) from None
@@ -316,6 +409,87 @@ class SQLStore(ConversationStore):
                 return await aconn.run_sync(work)
         async with self._reads.connect() as aconn:
             return await aconn.run_sync(work)
+
+    async def _turn(self, work: Callable[[Execute], T], *, write: bool = False) -> T:
+        """One of a turn's statements (``work``): on SQLite on the loop's own connection where
+        that needs no wait, else as ``_run`` runs it."""
+        if self._sync_engine is None:
+            return await self._run(lambda conn: work(_on(conn)), write=write)
+        assert self._sqlite_writer is not None
+        if not write:
+            return await self._turn_on_sqlite(work, write=False)
+        async with self._sqlite_writer:
+            return await self._turn_on_sqlite(work, write=True)
+
+    async def _turn_on_sqlite(self, work: Callable[[Execute], T], *, write: bool) -> T:
+        connection = await self._sqlite_loop_connection()
+        if connection is not None:
+            try:
+                result = connection.run(work, write=write)
+            except _Busy:
+                logger.debug("%s is locked: the call waits in a thread", self.describe())
+            else:
+                if connection.writes >= _CHECKPOINT_EVERY and self._checkpoint is None:
+                    connection.writes = 0
+                    self._checkpoint = asyncio.ensure_future(self._checkpoint_wal())
+                return result
+        # Either the lock is taken (the caller holds ``_sqlite_writer`` for a write) or the
+        # database has no loop connection: the thread path, with the busy timeout.
+        assert self._threads is not None and self._writes is not None
+        engine = self._writes if write else self._sync_engine
+        assert engine is not None
+
+        def run() -> T:
+            with engine.begin() if write else engine.connect() as conn:
+                return work(_on(conn))
+
+        return await asyncio.get_running_loop().run_in_executor(self._threads, run)
+
+    async def _sqlite_loop_connection(self) -> _LoopConnection | None:
+        """The loop connection, made on first use (in a thread: connecting may wait) when the
+        database is in WAL mode; None when it is not (each call then runs in a thread)."""
+        if self._loop_connection is not None or self._loop_connection_tried:
+            return self._loop_connection
+        assert self._sync_engine is not None and self._threads is not None
+        engine = self._sync_engine
+
+        def connect() -> _LoopConnection | None:
+            pooled = engine.raw_connection()
+            try:
+                db = pooled.driver_connection
+                assert isinstance(db, sqlite3.Connection)
+                mode = db.execute("PRAGMA journal_mode").fetchone()
+                if mode is None or str(mode[0]).lower() != "wal":
+                    pooled.close()
+                    return None
+                return _LoopConnection(pooled, db)
+            except BaseException:
+                pooled.close()
+                raise
+
+        connection = await asyncio.get_running_loop().run_in_executor(self._threads, connect)
+        if self._loop_connection is None and not self._loop_connection_tried:
+            self._loop_connection, self._loop_connection_tried = connection, True
+        elif connection is not None:  # two first calls at once: keep the first one's
+            connection.close()
+        return self._loop_connection
+
+    async def _checkpoint_wal(self) -> None:
+        """Copy the WAL's pages into the database file, in a thread (it syncs to disk); passive:
+        it waits for no reader or writer."""
+        assert self._threads is not None and self._sync_engine is not None
+        engine = self._sync_engine
+
+        def checkpoint() -> None:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._threads, checkpoint)
+        except Exception as error:  # the next one tries again; SQLite keeps the WAL meanwhile
+            logger.warning("%s: WAL checkpoint failed: %s", self.describe(), error)
+        finally:
+            self._checkpoint = None
 
     async def start(self) -> None:
         """Create the database (with ``login_url``) and the tables, or upgrade them. Runs once;
@@ -379,16 +553,14 @@ class SQLStore(ConversationStore):
         await self.start()
         query = _LOAD_ALL if all_sessions else _LOAD_SESSION
         with self._errors():
-            rows = await self._run(
-                lambda conn: conn.execute(query, {"b_id": conversation_id}).all()
-            )
+            rows = await self._turn(lambda run: run(query, {"b_id": conversation_id}).fetchall())
         if not rows:
             return StoredConversation(conversation_id, [], next_seq=0, first_seq=0)
-        return StoredConversation(
+        return StoredConversation(  # rows: (seq, data)
             conversation_id,
-            [decode_event(row.data) for row in rows],
-            next_seq=rows[-1].seq + 1,
-            first_seq=rows[0].seq,
+            [decode_event(row[1]) for row in rows],
+            next_seq=rows[-1][0] + 1,
+            first_seq=rows[0][0],
         )
 
     async def next_seq(self, conversation_id: str) -> int:
@@ -428,23 +600,23 @@ class SQLStore(ConversationStore):
         else:
             claim = _MOVE_ON if session_start is None else _MOVE_ON_NEW_SESSION
 
-        def write(conn: Connection) -> None:
-            if conn.execute(claim, params).rowcount != 1:
+        def write(run: Execute) -> None:
+            if run(claim, params).rowcount != 1:
                 raise _Conflict
-            conn.execute(_INSERT_EVENTS, rows)
+            run(_INSERT_EVENTS, rows)
 
         with self._errors():
             try:
-                await self._run(write, write=True)
-            except (_Conflict, sa_exc.IntegrityError):
+                await self._turn(write, write=True)
+            except (_Conflict, sa_exc.IntegrityError, sqlite3.IntegrityError):
                 next_seq = await self._next_seq(conversation_id)
                 raise ConflictError(
                     conflict_message(conversation_id, start_seq, next_seq)
                 ) from None
 
     async def _next_seq(self, conversation_id: str) -> int:
-        value = await self._run(lambda conn: conn.scalar(_NEXT_SEQ, {"b_id": conversation_id}))
-        return int(value or 0)
+        row = await self._turn(lambda run: run(_NEXT_SEQ, {"b_id": conversation_id}).fetchone())
+        return int(row[0]) if row is not None else 0
 
     async def conversation_ids(self) -> list[str]:
         await self.start()
@@ -466,6 +638,11 @@ class SQLStore(ConversationStore):
         if self._engine is not None:
             await self._engine.dispose()
         if self._sync_engine is not None and self._threads is not None:
+            if self._checkpoint is not None:
+                await self._checkpoint
+            if self._loop_connection is not None:
+                self._loop_connection.close()
+            self._loop_connection, self._loop_connection_tried = None, False
             threads = self._threads
             await asyncio.get_running_loop().run_in_executor(threads, self._sync_engine.dispose)
             threads.shutdown(wait=False)
