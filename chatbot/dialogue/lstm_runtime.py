@@ -3,7 +3,10 @@
 ``DialogueStateTracker`` (torch) is what training fits; this computes the same numbers (to float
 rounding, pinned by tests) from its weights, one conversation at a time, one step after another.
 Serving a model therefore never imports torch, which would cost a second at startup, and a step
-costs a few numpy calls (tens of microseconds) instead of torch's per-call overhead.
+costs a few numpy calls (tens of microseconds) instead of torch's per-call overhead. The inputs'
+share of the gates is one product for all steps of a layer; a step is then one small product
+and eight element-wise calls on buffers it reuses (the gates are stored in the order i, f, o, g
+with the sigmoid gates' weights halved, so one tanh gives all four: sigmoid(x) = (tanh(x/2)+1)/2).
 
 Shapes: T steps, K sparse features per step, H hidden size, A labels, D the head's input width.
 """
@@ -41,9 +44,25 @@ class TrackerConfig:
     max_history: int | None = None  # None: the LSTM reads the whole conversation
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # tanh form: no overflow warning for large negative inputs, same values as 1 / (1 + e^-x).
-    return 0.5 * (np.tanh(0.5 * x) + 1.0)
+@dataclass(frozen=True)
+class _Layer:
+    """One LSTM layer's weights, gates in the order (i, f, o, g), the sigmoid gates halved."""
+
+    w_ih: np.ndarray  # (input width, 4H)
+    w_hh: np.ndarray  # (H, 4H)
+    bias: np.ndarray  # (4H,)
+
+
+def _layer(w_ih: np.ndarray, w_hh: np.ndarray, bias: np.ndarray) -> _Layer:
+    """From torch's (4H, in) and (4H, H) weights, gates in the order (i, f, g, o)."""
+    h = w_hh.shape[1]
+    order = np.r_[0 : 2 * h, 3 * h : 4 * h, 2 * h : 3 * h]
+    scale = np.r_[np.full(3 * h, 0.5), np.ones(h)].astype(np.float32)  # halving is exact
+    return _Layer(
+        np.ascontiguousarray((w_ih[order] * scale[:, None]).T),
+        np.ascontiguousarray((w_hh[order] * scale[:, None]).T),
+        (bias[order] * scale).astype(np.float32),
+    )
 
 
 class TrackerRuntime:
@@ -58,7 +77,7 @@ class TrackerRuntime:
             w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
             self.embed = w["embed.weight"]  # (F, E)
             self.embed_bias = w["embed_bias"]
-            self.layers = []
+            self.layers: list[_Layer] = []
             for layer in range(c.num_layers):
                 w_ih, w_hh = w[f"lstm.weight_ih_l{layer}"], w[f"lstm.weight_hh_l{layer}"]
                 width = c.embed_dim if layer == 0 else c.hidden_size
@@ -72,8 +91,7 @@ class TrackerRuntime:
                             f"the settings say {want}"
                         )
                 bias = w[f"lstm.bias_ih_l{layer}"] + w[f"lstm.bias_hh_l{layer}"]
-                # x @ W_ih.T + h @ W_hh.T + b, as one product over [x, h].
-                self.layers.append((np.ascontiguousarray(np.concatenate([w_ih, w_hh], 1).T), bias))
+                self.layers.append(_layer(w_ih, w_hh, bias))
             out_dim = c.hidden_size
             if c.attention:
                 self.query = np.ascontiguousarray(w["query.weight"].T)
@@ -123,23 +141,32 @@ class TrackerRuntime:
         zeros = np.zeros((c.num_layers, c.hidden_size), np.float32)
         return zeros, zeros
 
-    def step(self, x: np.ndarray, state: HC | None) -> tuple[np.ndarray, HC]:
-        """One LSTM step: x (E,) -> h (H,), and the new (h, c)."""
-        h_prev, c_prev = state if state is not None else self.zero_state()
+    def _run_layer(
+        self, layer: _Layer, inputs: np.ndarray, h: np.ndarray, cell: np.ndarray
+    ) -> np.ndarray:
+        """One layer over all steps: inputs (T, in) -> outputs (T, H), from the state (h, c);
+        ``cell`` (H,) is updated in place and ends as the last step's."""
         n = self.config.hidden_size
-        hs, cs = [], []
-        inp = x
-        for layer, (weight, bias) in enumerate(self.layers):
-            gates = np.concatenate([inp, h_prev[layer]]) @ weight + bias  # (4H,): i, f, g, o
-            gate = _sigmoid(gates)  # one call for all four (g's sigmoid is not used)
-            cell = gate[n : 2 * n] * c_prev[layer] + gate[:n] * np.tanh(gates[2 * n : 3 * n])
-            inp = gate[3 * n :] * np.tanh(cell)
-            hs.append(inp)
-            cs.append(cell)
-        self.steps_run += 1
-        if len(hs) == 1:
-            return inp, (inp[None], cell[None])
-        return inp, (np.stack(hs), np.stack(cs))
+        pre = inputs @ layer.w_ih
+        pre += layer.bias  # (T, 4H)
+        out = np.empty((len(inputs), n), np.float32)
+        gates = np.empty(4 * n, np.float32)
+        scratch = np.empty(n, np.float32)
+        sigmoids = gates[: 3 * n]
+        i, f, o, g = (gates[k * n : (k + 1) * n] for k in range(4))
+        for t in range(len(inputs)):
+            np.matmul(h, layer.w_hh, out=gates)
+            gates += pre[t]
+            np.tanh(gates, out=gates)
+            sigmoids *= 0.5
+            sigmoids += 0.5
+            cell *= f
+            np.multiply(i, g, out=scratch)
+            cell += scratch
+            np.tanh(cell, out=scratch)
+            h = out[t]
+            np.multiply(o, scratch, out=h)
+        return out
 
     def forward(
         self,
@@ -150,13 +177,17 @@ class TrackerRuntime:
     ) -> tuple[np.ndarray, HC, np.ndarray]:
         """Run T new steps from ``state`` (None: a new conversation). ``memory`` (M, H): earlier
         LSTM outputs for attention. Returns label scores (T, A), the new (h, c), outputs (T, H)."""
-        x = self.encode(idx, val)
-        outs = []
-        for t in range(x.shape[0]):
-            h, state = self.step(x[t], state)
-            outs.append(h)
-        assert state is not None, "at least one step"
-        out = np.stack(outs)  # (T, H)
+        x = self.encode(idx, val).astype(np.float32, copy=False)
+        assert len(x), "at least one step"
+        h_prev, c_prev = state if state is not None else self.zero_state()
+        out, hs, cs = x, [], []
+        for layer, weights in enumerate(self.layers):
+            cell = c_prev[layer].astype(np.float32)  # a copy: the caller's state stays as it was
+            out = self._run_layer(weights, out, h_prev[layer], cell)
+            hs.append(out[-1])
+            cs.append(cell)
+        self.steps_run += len(x)
+        state = (np.stack(hs), np.stack(cs))
         z = out
         if self.config.attention:
             z = np.concatenate([z, self.attend(out, memory)], axis=1)

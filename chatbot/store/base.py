@@ -122,6 +122,10 @@ class EncodedEvent:
     session_start: bool
 
 
+# One encoder for every event: ``json.dumps`` with non-default options builds one per call.
+_EVENT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_events(
     conversation_id: str, events: Sequence[Mapping[str, Any]], start_seq: int
 ) -> list[EncodedEvent]:
@@ -140,7 +144,7 @@ def encode_events(
         if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
             timestamp = None
         try:
-            data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+            data = _EVENT_JSON.encode(event)
         except (TypeError, ValueError) as error:
             raise ValueError(f"event {offset} of the batch is not JSON: {error}") from None
         encoded.append(
