@@ -5,9 +5,11 @@ the busy timeout, and the WAL is checkpointed in a thread every few writes."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import sqlite3
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +115,49 @@ async def test_the_wal_is_checkpointed_in_a_thread_every_few_writes(
         assert store._checkpoint is not None
         await store._checkpoint
         assert checkpointed_events(database) == 8
+
+
+def _write_turns(database: str, writer: int, turns: int, start_at: float) -> int:
+    """One process's store appending ``turns`` turns to conversations of its own, from the time
+    ``start_at`` on (so that the processes overlap); returns the number of events it wrote."""
+
+    async def run() -> int:
+        async with SQLStore(f"sqlite:///{database}", busy_timeout=30.0) as store:
+            await store.next_seq("warm-up")  # connected
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            written = 0
+            for turn in range(turns):
+                conversation = f"w{writer}-{turn % 5}"
+                seq = await store.next_seq(conversation)
+                await store.append(conversation, EVENTS, start_seq=seq)
+                written += len(EVENTS)
+            return written
+
+    return asyncio.run(run())
+
+
+async def test_processes_sharing_one_file_wait_for_each_other_and_lose_nothing(
+    tmp_path: Path,
+) -> None:
+    # Each process writes on its loop connection, which never waits: when another process holds
+    # the write lock, the call goes to a worker thread and waits there.
+    database = tmp_path / "c.db"
+    async with SQLStore(f"sqlite:///{database}") as store:
+        await store.start()  # the tables, once
+    context = multiprocessing.get_context("spawn")
+    loop = asyncio.get_running_loop()
+    start_at = time.time() + 3.0  # after the processes have started and imported
+    with ProcessPoolExecutor(3, mp_context=context) as pool:
+        written = await asyncio.gather(
+            *(
+                loop.run_in_executor(pool, _write_turns, str(database), w, 500, start_at)
+                for w in range(3)
+            )
+        )
+    assert written == [1000, 1000, 1000]
+    async with SQLStore(f"sqlite:///{database}") as store:
+        for writer in range(3):
+            for c in range(5):
+                stored = await store.load(f"w{writer}-{c}", all_sessions=True)
+                assert stored.next_seq == 200
+                assert [e["event"] for e in stored.events] == ["user", "action"] * 100
