@@ -24,8 +24,8 @@ import atexit
 import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterator
-from typing import NoReturn
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, NoReturn
 
 import asyncpg
 import pytest
@@ -208,7 +208,10 @@ async def redis_key_prefix(redis_url: str) -> AsyncIterator[str]:
 
 class TcpProxy:
     """Forwards ``127.0.0.1:<port>`` to a server. ``stop()`` cuts every connection and stops
-    listening (the server is "gone"); ``start()`` listens again on the same port."""
+    listening (the server is "gone"); ``start()`` listens again on the same port.
+    ``sever_quietly()`` cuts every connection to the server but leaves the clients' ends open
+    until they next send something (then closes them): a connection that died without its
+    client noticing, as after a network fault."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target_host = target_host
@@ -217,6 +220,10 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # client end -> (its reader, the server end's writer)
+        self._links: dict[
+            asyncio.StreamWriter, tuple[asyncio.StreamReader, asyncio.StreamWriter]
+        ] = {}
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -248,10 +255,33 @@ class TcpProxy:
             self._writers.discard(writer)
             return
         self._writers.add(up_writer)
+        self._links[writer] = (reader, up_writer)
         for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(source, sink))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._pipe(source, sink))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def sever_quietly(self) -> None:
+        links, self._links = self._links, {}
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for client, (reader, upstream) in links.items():
+            upstream.close()
+            self._writers.discard(upstream)
+            self._spawn(self._close_on_next_data(reader, client))
+
+    async def _close_on_next_data(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            await reader.read(1)
+        finally:
+            writer.close()
 
     async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
@@ -260,5 +290,4 @@ class TcpProxy:
                 await sink.drain()
         except (OSError, asyncio.IncompleteReadError):
             pass
-        finally:
-            sink.close()
+        sink.close()  # the source ended; not when cancelled (``sever_quietly`` keeps the sink)

@@ -106,6 +106,29 @@ async def test_postgresql_backends_terminated_under_the_store_cost_no_failed_cal
         await store.append("alice", HELLO, start_seq=1)
 
 
+@pytest.mark.services
+async def test_postgresql_connections_dead_unnoticed_cost_no_failed_call(postgres_url: str) -> None:
+    # The pooled connections' server ends are gone, and the client finds out only when it sends
+    # (no pre-ping round trip catches it first): the first statement fails, nothing was
+    # committed, and the call runs again on a fresh connection.
+    target = make_url(postgres_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    port = await proxy.start()
+    store = SQLStore(target.set(host="127.0.0.1", port=port))
+    try:
+        await store.append("alice", HELLO, start_seq=0)
+        await proxy.sever_quietly()
+        assert (await store.load("alice")).events == HELLO
+        await proxy.sever_quietly()
+        await store.append("alice", HELLO, start_seq=1)
+        await proxy.sever_quietly()
+        assert await store.next_seq("alice") == 2
+        assert (await store.load("alice")).events == HELLO * 2
+    finally:
+        await store.close()
+        await proxy.stop()
+
+
 async def test_postgresql_with_nothing_listening_is_unavailable_with_the_reason() -> None:
     port = closed_port()
     store = SQLStore(f"postgresql://nobody:secret@127.0.0.1:{port}/nowhere")
