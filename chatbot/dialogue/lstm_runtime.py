@@ -5,8 +5,7 @@ rounding, pinned by tests) from its weights, one conversation at a time, one ste
 Serving a model therefore never imports torch, which would cost a second at startup, and a step
 costs a few numpy calls (tens of microseconds) instead of torch's per-call overhead. The inputs'
 share of the gates is one product for all steps of a layer; a step is then one small product
-and eight element-wise calls on buffers it reuses (the gates are stored in the order i, f, o, g
-with the sigmoid gates' weights halved, so one tanh gives all four: sigmoid(x) = (tanh(x/2)+1)/2).
+and ``chatbot.lstm_cell``'s in-place update.
 
 Shapes: T steps, K sparse features per step, H hidden size, A labels, D the head's input width.
 """
@@ -21,6 +20,7 @@ import numpy as np
 
 from chatbot.blas import limit_blas_threads
 from chatbot.errors import ModelFileError
+from chatbot.lstm_cell import CellBuffers, fused_gates
 from chatbot.model_file import to_numpy
 
 # (h, c) of the LSTM, each (num_layers, H)
@@ -46,7 +46,7 @@ class TrackerConfig:
 
 @dataclass(frozen=True)
 class _Layer:
-    """One LSTM layer's weights, gates in the order (i, f, o, g), the sigmoid gates halved."""
+    """One LSTM layer's weights, as ``chatbot.lstm_cell.fused_gates`` orders and scales them."""
 
     w_ih: np.ndarray  # (input width, 4H)
     w_hh: np.ndarray  # (H, 4H)
@@ -54,14 +54,11 @@ class _Layer:
 
 
 def _layer(w_ih: np.ndarray, w_hh: np.ndarray, bias: np.ndarray) -> _Layer:
-    """From torch's (4H, in) and (4H, H) weights, gates in the order (i, f, g, o)."""
-    h = w_hh.shape[1]
-    order = np.r_[0 : 2 * h, 3 * h : 4 * h, 2 * h : 3 * h]
-    scale = np.r_[np.full(3 * h, 0.5), np.ones(h)].astype(np.float32)  # halving is exact
+    """From torch's (4H, in) and (4H, H) weights and (4H,) bias."""
     return _Layer(
-        np.ascontiguousarray((w_ih[order] * scale[:, None]).T),
-        np.ascontiguousarray((w_hh[order] * scale[:, None]).T),
-        (bias[order] * scale).astype(np.float32),
+        np.ascontiguousarray(fused_gates(w_ih).T),
+        np.ascontiguousarray(fused_gates(w_hh).T),
+        fused_gates(bias).astype(np.float32),
     )
 
 
@@ -150,22 +147,12 @@ class TrackerRuntime:
         pre = inputs @ layer.w_ih
         pre += layer.bias  # (T, 4H)
         out = np.empty((len(inputs), n), np.float32)
-        gates = np.empty(4 * n, np.float32)
-        scratch = np.empty(n, np.float32)
-        sigmoids = gates[: 3 * n]
-        i, f, o, g = (gates[k * n : (k + 1) * n] for k in range(4))
+        buffers = CellBuffers((), n)
         for t in range(len(inputs)):
-            np.matmul(h, layer.w_hh, out=gates)
-            gates += pre[t]
-            np.tanh(gates, out=gates)
-            sigmoids *= 0.5
-            sigmoids += 0.5
-            cell *= f
-            np.multiply(i, g, out=scratch)
-            cell += scratch
-            np.tanh(cell, out=scratch)
+            np.matmul(h, layer.w_hh, out=buffers.gates)
+            buffers.gates += pre[t]
             h = out[t]
-            np.multiply(o, scratch, out=h)
+            buffers.step(cell, h)
         return out
 
     def forward(

@@ -17,6 +17,7 @@ import numpy as np
 
 from chatbot.blas import limit_blas_threads
 from chatbot.errors import ModelFileError
+from chatbot.lstm_cell import CellBuffers, fused_gates
 from chatbot.model_file import to_numpy
 from chatbot.nlu.crf_decoder import CRFDecoder
 from chatbot.nlu.features import Encoded
@@ -117,9 +118,8 @@ class _Linear(NamedTuple):
 
 
 class _LSTMLayer(NamedTuple):
-    """Both directions of one bidirectional layer. Gates are reordered from torch's (i, f, g, o)
-    to (i, f, o, g), and the sigmoid gates' weights are halved: one tanh over all four gates then
-    gives sigmoid(z) = tanh(z / 2) / 2 + 1/2 for i, f, o (halving is exact in floating point)."""
+    """Both directions of one bidirectional layer, as ``chatbot.lstm_cell.fused_gates`` orders
+    and scales them."""
 
     w_ih: np.ndarray  # (F, 2 * 4H): forward gates, then backward gates
     bias: np.ndarray  # (2 * 4H,): bias_ih + bias_hh
@@ -157,7 +157,7 @@ class JointRuntime:
         self.word_emb = w["word_emb.weight"]  # (words, word_dim)
         self.char_table = _char_table(w["char_emb.weight"], w["char_cnn.weight"])
         self.char_bias = w["char_cnn.bias"]
-        self.layers = [_lstm_layer(w, k, settings.hidden) for k in range(settings.lstm_layers)]
+        self.layers = [_lstm_layer(w, k) for k in range(settings.lstm_layers)]
         self.ngram_bag = w.get("ngram_bag.weight")  # (ngrams, count_vectors_dim)
         self.ngram_intents = w.get("ngram_intents.weight")  # (ngrams, intents)
         self.intent_pool = _pool(w, "intent_pool")
@@ -260,24 +260,14 @@ class JointRuntime:
         inputs[:, 1, 0] = projected[::-1, 1]
         out = np.empty((t, 2, 1, h), np.float32)  # hidden states by step
         cell = np.zeros((2, 1, h), np.float32)
-        gates = np.empty((2, 1, 4 * h), np.float32)
-        scratch = np.empty((2, 1, h), np.float32)
-        sigmoids = gates[..., : 3 * h]
-        i, f, o, g = (gates[..., k * h : (k + 1) * h] for k in range(4))
+        buffers = CellBuffers((2, 1), h)
         for s in range(t):
             if s:
-                np.matmul(out[s - 1], layer.w_hh, out=gates)  # (2, 1, H) @ (2, H, 4H)
-                gates += inputs[s]
+                np.matmul(out[s - 1], layer.w_hh, out=buffers.gates)  # (2, 1, H) @ (2, H, 4H)
+                buffers.gates += inputs[s]
             else:
-                gates[...] = inputs[0]
-            np.tanh(gates, out=gates)
-            sigmoids *= 0.5
-            sigmoids += 0.5
-            cell *= f
-            np.multiply(i, g, out=scratch)
-            cell += scratch
-            np.tanh(cell, out=scratch)
-            np.multiply(o, scratch, out=out[s])
+                buffers.gates[...] = inputs[0]
+            buffers.step(cell, out[s])
         states = np.empty((t, 2 * h), np.float32)
         states[:, :h] = out[:, 0, 0]
         states[:, h:] = out[::-1, 1, 0]
@@ -293,15 +283,13 @@ def _char_table(emb: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return table.reshape(chars + 1, 3 * filters)
 
 
-def _lstm_layer(w: Mapping[str, np.ndarray], layer: int, h: int) -> _LSTMLayer:
-    order = np.r_[0 : 2 * h, 3 * h : 4 * h, 2 * h : 3 * h]  # (i, f, g, o) -> (i, f, o, g)
-    scale = np.r_[np.full(3 * h, 0.5), np.ones(h)].astype(np.float32)
+def _lstm_layer(w: Mapping[str, np.ndarray], layer: int) -> _LSTMLayer:
     ih, hh, bias = [], [], []
     for suffix in ("", "_reverse"):
         name = f"encoder.{{}}_l{layer}{suffix}"
-        ih.append((w[name.format("weight_ih")][order] * scale[:, None]).T)
-        hh.append((w[name.format("weight_hh")][order] * scale[:, None]).T)
-        bias.append((w[name.format("bias_ih")] + w[name.format("bias_hh")])[order] * scale)
+        ih.append(fused_gates(w[name.format("weight_ih")]).T)
+        hh.append(fused_gates(w[name.format("weight_hh")]).T)
+        bias.append(fused_gates(w[name.format("bias_ih")] + w[name.format("bias_hh")]))
     return _LSTMLayer(
         np.ascontiguousarray(np.concatenate(ih, axis=1)),
         np.concatenate(bias),
