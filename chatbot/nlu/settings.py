@@ -58,6 +58,7 @@ class NLUSettings:
     batch_size: int = 0  # 0: 16 for small data sets, 64 from 2,000 examples
     learning_rate: float = 0.003
     weight_decay: float = 0.0
+    label_smoothing: float = 0.0  # of the intent heads' targets in training
     # Post-processing.
     synonyms: bool = True  # EntitySynonymMapper
     regex_entities: bool = False  # RegexEntityExtractor
@@ -131,6 +132,7 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     "batch_size": 0,
     "learning_rate": 0.003,
     "weight_decay": 0.0,
+    "label_smoothing": 0.0,  # training only
     "synonyms": True,
     "regex_entities": False,
     "fallback_threshold": 0.0,

@@ -177,7 +177,7 @@ def _fit(
             batch, targets = make_batch([samples[i] for i in indices], labels)
             if settings.word_dropout > 0:
                 batch = _drop_tokens(batch, settings.word_dropout)
-            loss = _loss(net, batch, targets)
+            loss = _loss(net, batch, targets, settings.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -200,11 +200,15 @@ def _drop_tokens(batch: Batch, rate: float) -> Batch:
     )
 
 
-def _loss(net: JointNet, batch: Batch, targets: Targets) -> torch.Tensor:
+def _loss(net: JointNet, batch: Batch, targets: Targets, smoothing: float = 0.0) -> torch.Tensor:
     out = net(batch)
-    loss = nn.functional.cross_entropy(out.intent_logits, targets.intents)
+    loss = nn.functional.cross_entropy(
+        out.intent_logits, targets.intents, label_smoothing=smoothing
+    )
     if out.ngram_logits is not None:  # trained on its own, mixed in at prediction time
-        loss = loss + nn.functional.cross_entropy(out.ngram_logits, targets.intents)
+        loss = loss + nn.functional.cross_entropy(
+            out.ngram_logits, targets.intents, label_smoothing=smoothing
+        )
     if out.emissions is not None and net.crf is not None:
         mask = torch.arange(batch.words.shape[1]).unsqueeze(0) < batch.lengths.unsqueeze(1)
         loss = loss + net.crf.nll(out.emissions, targets.tags, mask).mean()

@@ -198,3 +198,15 @@ def make_batch_of_words(messages: list[list[int]]) -> Batch:
             for words in messages
         ]
     )
+
+
+def test_label_smoothing_makes_the_intent_less_sure() -> None:
+    def confidence(smoothing: float) -> float:
+        params = {"epochs": 100, "hidden": 32, "label_smoothing": smoothing}  # trained to the end
+        config = [ComponentConfig("BiLSTMCRF", params)]
+        model = train_nlu(greetings(), config, seed=3, show_progress=False)
+        return min(float(model.parse(t)["intent"]["confidence"]) for t in ("hi", "bye"))
+
+    sure, smoothed = confidence(0.0), confidence(0.2)
+    assert sure > 0.95
+    assert 0.5 < smoothed < sure - 0.05
