@@ -361,7 +361,7 @@ class SQLStore(ConversationStore):
         self._threads: ThreadPoolExecutor | None = None
         self._sqlite_writer: asyncio.Lock | None = None  # writes of this process queue on it
         self._loop_connection: _LoopConnection | None = None  # SQLite, on the loop's thread
-        self._loop_connection_tried = False  # None after trying: the database is not in WAL mode
+        self._loop_connection_tried = False  # then a None loop connection means: not in WAL mode
         self._checkpoint: asyncio.Future[None] | None = None
         if self.dialect == "postgresql":
             self._engine = _postgresql_engine(self.url, self._connect_timeout, pool)
@@ -447,7 +447,7 @@ class SQLStore(ConversationStore):
 
     async def _turn(self, work: Callable[[Execute], T], *, write: bool = False) -> T:
         """One of a turn's statements (``work``): on SQLite on the loop's own connection where
-        that needs no wait, else as ``_run`` runs it."""
+        that needs no wait, else in a worker thread; on PostgreSQL as ``_run`` runs it."""
         if self._sync_engine is None:
             return await self._run(lambda conn: work(_on(conn)), write=write)
         assert self._sqlite_writer is not None
