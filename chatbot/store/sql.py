@@ -24,7 +24,9 @@ once more on a fresh connection, so a restarted server costs no failed call. On 
 one that cannot be reached raises ``StoreUnavailable`` naming the database and the reason, and
 the next call tries again.
 
-The tables and their upgrade path are in ``chatbot.store.schema``.
+The tables and their upgrade path are in ``chatbot.store.schema``, the turn's statements in
+``chatbot.store.statements``, the SQLite engine and loop connection in
+``chatbot.store.sqlite_engine``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     URL,
@@ -47,20 +49,14 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    bindparam,
-    create_engine,
     event,
-    insert,
     make_url,
     select,
-    update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
-from sqlalchemy.sql.expression import ClauseElement, Executable
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from chatbot.errors import ConfigError, ConflictError, StoreUnavailable
 from chatbot.store import schema
@@ -72,6 +68,18 @@ from chatbot.store.base import (
     decode_event,
     encode_events,
     last_session_start,
+)
+from chatbot.store.sqlite_engine import WRITE_OPTION, Busy, LoopConnection, sqlite_engine
+from chatbot.store.statements import (
+    INSERT_EVENTS,
+    LOAD_ALL,
+    LOAD_SESSION,
+    MOVE_ON,
+    MOVE_ON_NEW_SESSION,
+    NEW_CONVERSATION,
+    NEXT_SEQ,
+    Execute,
+    execute_on,
 )
 
 logger = logging.getLogger(__name__)
@@ -102,14 +110,11 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
-_WRITE_OPTION = "chatbot_write"
 # Worker threads of a SQLite store: reads run side by side (WAL); writes queue anyway.
 _SQLITE_THREADS = 4
 # The loop connection's writes between two checkpoints of the WAL (a turn writes a few pages;
 # SQLite's own default is a checkpoint per 1,000 pages).
 _CHECKPOINT_EVERY = 256
-# SQLite's result codes for "another connection holds the lock".
-_SQLITE_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 
 T = TypeVar("T")
 
@@ -117,123 +122,8 @@ T = TypeVar("T")
 _pg_database = Table("pg_database", MetaData(), Column("datname", String), schema="pg_catalog")
 
 
-# The statements of every turn, built once with bound parameters: building a SQLAlchemy
-# expression costs more CPU than SQLite takes to run it (a next_seq + load + append turn took
-# 3.0-3.4 ms of CPU when they were built per call, 1.6 ms since, on a loaded 2-core machine).
-_events, _conversations = schema.events, schema.conversations
-_EVENTS_OF = select(_events.c.seq, _events.c.data).where(
-    _events.c.conversation_id == bindparam("b_id")
-)
-_LOAD_ALL = _EVENTS_OF.order_by(_events.c.seq)
-# One statement, so the session start and the events are read from one snapshot.
-_LOAD_SESSION = _EVENTS_OF.where(
-    _events.c.seq
-    >= select(_conversations.c.session_start_seq)
-    .where(_conversations.c.id == bindparam("b_id"))
-    .scalar_subquery()
-).order_by(_events.c.seq)
-_NEXT_SEQ = select(_conversations.c.next_seq).where(_conversations.c.id == bindparam("b_id"))
-_NEW_CONVERSATION = {
-    name: dialect.insert(_conversations)
-    .values(
-        id=bindparam("b_id"),
-        created_at=bindparam("b_now"),
-        updated_at=bindparam("b_now"),
-        next_seq=bindparam("b_end"),
-        session_start_seq=bindparam("b_session"),
-    )
-    .on_conflict_do_nothing(index_elements=["id"])
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
-# Compare-and-set on the conversation row: exactly one writer moves it on.
-_MOVE_ON = (
-    update(_conversations)
-    .where(_conversations.c.id == bindparam("b_id"))
-    .where(_conversations.c.next_seq == bindparam("b_seq"))
-    .values(next_seq=bindparam("b_end"), updated_at=bindparam("b_now"))
-)
-_MOVE_ON_NEW_SESSION = _MOVE_ON.values(session_start_seq=bindparam("b_session"))
-_INSERT_EVENTS = insert(_events)
-
-
-_INSERT_EVENT_COLUMNS = ["conversation_id", "seq", "type_name", "timestamp", "data"]
-
-# Runs one statement with its parameters (a list: once per row) and returns a DBAPI-style cursor
-# (``fetchone``, ``fetchall``, ``rowcount``): on a SQLAlchemy connection or on the loop's SQLite
-# connection, so the statements of a turn are written once for both.
-Execute = Callable[[Executable, Any], Any]
-
-
 class _Conflict(Exception):
     """Raised inside a write transaction to roll it back; becomes ConflictError outside."""
-
-
-class _Busy(Exception):
-    """The loop connection would have to wait for a lock: the call goes to a worker thread."""
-
-
-def _is_busy(error: sqlite3.OperationalError) -> bool:
-    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+
-    if code is not None:
-        return code & 0xFF in _SQLITE_BUSY
-    return "locked" in str(error) or "busy" in str(error)
-
-
-class _LoopConnection:
-    """One of the store's SQLite connections (from its pool, set up like the others), used on
-    the event loop's thread only, with a busy timeout of 0 and without WAL checkpoints of its own.
-    ``run`` raises ``_Busy``, having changed nothing, where SQLite would have waited."""
-
-    def __init__(self, pooled: PoolProxiedConnection, db: sqlite3.Connection) -> None:
-        self._db = db
-        pooled.detach()  # its settings below are its own: it never goes back to the pool
-        self._pooled = pooled  # SQLAlchemy's proxy: closing it closes the connection
-        self._db.execute("PRAGMA busy_timeout=0")
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._sql: dict[int, str] = {}
-        self._dialect = sqlite.dialect(paramstyle="named")  # sqlite3 takes :name parameters
-        self.writes = 0  # since the last checkpoint
-
-    def _execute(self, statement: Executable, params: Any) -> sqlite3.Cursor:
-        sql = self._sql.get(id(statement))
-        if sql is None:
-            keys = _INSERT_EVENT_COLUMNS if statement is _INSERT_EVENTS else None
-            clause = cast(ClauseElement, statement)
-            sql = self._sql[id(statement)] = str(
-                clause.compile(dialect=self._dialect, column_keys=keys)
-            )
-        if isinstance(params, list):
-            return self._db.executemany(sql, params)
-        return self._db.execute(sql, params)
-
-    def run(self, work: Callable[[Execute], T], *, write: bool) -> T:
-        try:
-            if not write:
-                return work(self._execute)
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            if _is_busy(error):
-                raise _Busy from None
-            raise
-        try:
-            result = work(self._execute)
-            self._db.execute("COMMIT")
-        except BaseException as error:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            if isinstance(error, sqlite3.OperationalError) and _is_busy(error):
-                raise _Busy from None
-            raise
-        self.writes += 1
-        return result
-
-    def close(self) -> None:
-        self._pooled.close()
-
-
-def _on(conn: Connection) -> Execute:
-    """``Execute`` on a SQLAlchemy connection."""
-    return lambda statement, params: conn.execute(statement, params)
 
 
 def async_url(url: str | URL) -> URL:
@@ -253,35 +143,6 @@ def async_url(url: str | URL) -> URL:
     return parsed.set(drivername=driver)
 
 
-def _enter_wal_mode(cursor: Any, busy_timeout: float) -> None:
-    """Switch a SQLite database to WAL mode, once for the file's lifetime.
-
-    On a fresh database the switch needs an exclusive lock. A process holding a write
-    transaction (creating the tables) waits at commit for our shared lock to go, while we wait
-    for its write lock: the busy handler would let both wait the whole busy timeout. So the
-    switch is tried without waiting and retried after a pause, which lets the writer finish.
-    """
-    cursor.execute("PRAGMA journal_mode")
-    row = cursor.fetchone()
-    if row is not None and str(row[0]).lower() == "wal":
-        return
-    cursor.execute("PRAGMA busy_timeout=0")
-    deadline = time.monotonic() + busy_timeout
-    pause = 0.005
-    try:
-        while True:
-            try:
-                cursor.execute("PRAGMA journal_mode=WAL")
-                return
-            except Exception as error:  # sqlite3.OperationalError, wrapped by the driver
-                if "locked" not in str(error) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(pause)  # connecting is rare (pooled); this runs only on a fresh file
-            pause = min(pause * 2, 0.1)
-    finally:
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-
-
 def _postgresql_engine(url: URL, connect_timeout: float, pool: Mapping[str, Any]) -> AsyncEngine:
     """An async engine (asyncpg) whose pool replaces connections the server has closed."""
     engine = create_async_engine(url, connect_args={"timeout": connect_timeout}, **pool)
@@ -295,32 +156,6 @@ def _postgresql_engine(url: URL, connect_timeout: float, pool: Mapping[str, Any]
         driver = record.driver_connection
         if driver is None or driver.is_closed():
             raise sa_exc.DisconnectionError("the server closed this pooled connection")
-
-    return engine
-
-
-def _sqlite_engine(url: URL, busy_timeout: float, pool: Mapping[str, Any]) -> Engine:
-    """A sync engine on a SQLite file: WAL, our own transactions, the write lock taken up front."""
-    engine = create_engine(
-        url, connect_args={"timeout": busy_timeout, "check_same_thread": False}, **pool
-    )
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
-        # Transactions are begun by the "begin" hook below, not by the sqlite3 module.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        _enter_wal_mode(cursor, busy_timeout)
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        # Writes take the database's write lock up front; reads (single statements) run
-        # without a transaction.
-        if conn.get_execution_options().get(_WRITE_OPTION, False):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -360,17 +195,17 @@ class SQLStore(ConversationStore):
         self._writes: Engine | None = None  # the same, taking the write lock when it begins
         self._threads: ThreadPoolExecutor | None = None
         self._sqlite_writer: asyncio.Lock | None = None  # writes of this process queue on it
-        self._loop_connection: _LoopConnection | None = None  # SQLite, on the loop's thread
+        self._loop_connection: LoopConnection | None = None  # SQLite, on the loop's thread
         self._loop_connection_tried = False  # then a None loop connection means: not in WAL mode
         self._checkpoint: asyncio.Future[None] | None = None
         if self.dialect == "postgresql":
             self._engine = _postgresql_engine(self.url, self._connect_timeout, pool)
             self._reads = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         else:
-            self._sync_engine = _sqlite_engine(
+            self._sync_engine = sqlite_engine(
                 self.url.set(drivername="sqlite+pysqlite"), busy_timeout, pool
             )
-            self._writes = self._sync_engine.execution_options(**{_WRITE_OPTION: True})
+            self._writes = self._sync_engine.execution_options(**{WRITE_OPTION: True})
             self._threads = ThreadPoolExecutor(_SQLITE_THREADS, thread_name_prefix="sqlite-store")
             self._sqlite_writer = asyncio.Lock()
         self._started = False
@@ -403,53 +238,57 @@ class SQLStore(ConversationStore):
         """``work`` on a connection: in one transaction when ``write``, else as autocommit reads.
         SQLite: the whole of it in a worker thread; PostgreSQL: on the async engine."""
         if self._sync_engine is not None:
-            assert self._threads is not None and self._writes is not None
             assert self._sqlite_writer is not None
-            reads, writes = self._sync_engine, self._writes
-
-            def run() -> T:
-                if write:
-                    with writes.begin() as conn:
-                        return work(conn)
-                with reads.connect() as conn:
-                    return work(conn)
-
-            loop = asyncio.get_running_loop()
             if not write:
-                return await loop.run_in_executor(self._threads, run)
+                return await self._in_thread(work, write=False)
             async with self._sqlite_writer:  # one writer at a time: queue here, not in SQLite
-                return await loop.run_in_executor(self._threads, run)
+                return await self._in_thread(work, write=True)
+        worked = False
+
+        def tracked(conn: Connection) -> T:
+            nonlocal worked
+            result = work(conn)
+            worked = True
+            return result
+
+        try:
+            return await self._on_postgresql(tracked, write=write)
+        except sa_exc.DBAPIError as error:
+            # A pooled connection that died unseen fails within the work, before the commit:
+            # nothing was written, so the work runs again on a fresh connection. A write that
+            # failed after its work (at the commit) is not retried: whether it committed is
+            # unknown.
+            if not error.connection_invalidated or (write and worked):
+                raise
+            logger.debug("%s: a pooled connection had died; trying again", self.describe())
+        return await self._on_postgresql(work, write=write)
+
+    async def _on_postgresql(self, work: Callable[[Connection], T], *, write: bool) -> T:
         assert self._engine is not None and self._reads is not None
-        for attempt in (1, 2):
-            worked = False
+        if write:
+            async with self._engine.begin() as aconn:
+                return await aconn.run_sync(work)
+        async with self._reads.connect() as aconn:
+            return await aconn.run_sync(work)
 
-            def tracked(conn: Connection) -> T:
-                nonlocal worked
-                result = work(conn)
-                worked = True
-                return result
+    async def _in_thread(self, work: Callable[[Connection], T], *, write: bool) -> T:
+        """SQLite: ``work`` whole in a worker thread, in a transaction that takes the write lock
+        up front when ``write`` (the caller holds ``_sqlite_writer``), else as autocommit reads."""
+        assert self._threads is not None and self._writes is not None
+        engine = self._writes if write else self._sync_engine
+        assert engine is not None
 
-            try:
-                if write:
-                    async with self._engine.begin() as aconn:
-                        return await aconn.run_sync(tracked)
-                async with self._reads.connect() as aconn:
-                    return await aconn.run_sync(tracked)
-            except sa_exc.DBAPIError as error:
-                # A pooled connection that died unseen fails within the work, before the
-                # commit: nothing was written, so the work runs again on a fresh connection.
-                # A write that failed after its work (at the commit) is not retried: whether it
-                # committed is unknown.
-                if attempt == 2 or not error.connection_invalidated or (write and worked):
-                    raise
-                logger.debug("%s: a pooled connection had died; trying again", self.describe())
-        raise AssertionError("unreachable")
+        def run() -> T:
+            with engine.begin() if write else engine.connect() as conn:
+                return work(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._threads, run)
 
     async def _turn(self, work: Callable[[Execute], T], *, write: bool = False) -> T:
         """One of a turn's statements (``work``): on SQLite on the loop's own connection where
         that needs no wait, else in a worker thread; on PostgreSQL as ``_run`` runs it."""
         if self._sync_engine is None:
-            return await self._run(lambda conn: work(_on(conn)), write=write)
+            return await self._run(lambda conn: work(execute_on(conn)), write=write)
         assert self._sqlite_writer is not None
         if not write:
             return await self._turn_on_sqlite(work, write=False)
@@ -461,7 +300,7 @@ class SQLStore(ConversationStore):
         if connection is not None:
             try:
                 result = connection.run(work, write=write)
-            except _Busy:
+            except Busy:
                 logger.debug("%s is locked: the call waits in a thread", self.describe())
             else:
                 if connection.writes >= _CHECKPOINT_EVERY and self._checkpoint is None:
@@ -469,18 +308,10 @@ class SQLStore(ConversationStore):
                     self._checkpoint = asyncio.ensure_future(self._checkpoint_wal())
                 return result
         # Either the lock is taken (the caller holds ``_sqlite_writer`` for a write) or the
-        # database has no loop connection: the thread path, with the busy timeout.
-        assert self._threads is not None and self._writes is not None
-        engine = self._writes if write else self._sync_engine
-        assert engine is not None
+        # database has no loop connection: a worker thread, which waits with the busy timeout.
+        return await self._in_thread(lambda conn: work(execute_on(conn)), write=write)
 
-        def run() -> T:
-            with engine.begin() if write else engine.connect() as conn:
-                return work(_on(conn))
-
-        return await asyncio.get_running_loop().run_in_executor(self._threads, run)
-
-    async def _sqlite_loop_connection(self) -> _LoopConnection | None:
+    async def _sqlite_loop_connection(self) -> LoopConnection | None:
         """The loop connection, made on first use (in a thread: connecting may wait) when the
         database is in WAL mode; None when it is not (each call then runs in a thread)."""
         if self._loop_connection is not None or self._loop_connection_tried:
@@ -488,7 +319,7 @@ class SQLStore(ConversationStore):
         assert self._sync_engine is not None and self._threads is not None
         engine = self._sync_engine
 
-        def connect() -> _LoopConnection | None:
+        def connect() -> LoopConnection | None:
             pooled = engine.raw_connection()
             try:
                 db = pooled.driver_connection
@@ -497,7 +328,7 @@ class SQLStore(ConversationStore):
                 if mode is None or str(mode[0]).lower() != "wal":
                     pooled.close()
                     return None
-                return _LoopConnection(pooled, db)
+                return LoopConnection(pooled, db)
             except BaseException:
                 pooled.close()
                 raise
@@ -586,7 +417,7 @@ class SQLStore(ConversationStore):
     async def load(self, conversation_id: str, *, all_sessions: bool = False) -> StoredConversation:
         check_conversation_id(conversation_id)
         await self.start()
-        query = _LOAD_ALL if all_sessions else _LOAD_SESSION
+        query = LOAD_ALL if all_sessions else LOAD_SESSION
         with self._errors():
             rows = await self._turn(lambda run: run(query, {"b_id": conversation_id}).fetchall())
         if not rows:
@@ -631,14 +462,14 @@ class SQLStore(ConversationStore):
             "b_session": session_start or 0,
         }
         if start_seq == 0:
-            claim = _NEW_CONVERSATION[self.dialect]  # its row must not exist yet
+            claim = NEW_CONVERSATION[self.dialect]  # its row must not exist yet
         else:
-            claim = _MOVE_ON if session_start is None else _MOVE_ON_NEW_SESSION
+            claim = MOVE_ON if session_start is None else MOVE_ON_NEW_SESSION
 
         def write(run: Execute) -> None:
             if run(claim, params).rowcount != 1:
                 raise _Conflict
-            run(_INSERT_EVENTS, rows)
+            run(INSERT_EVENTS, rows)
 
         with self._errors():
             try:
@@ -650,7 +481,7 @@ class SQLStore(ConversationStore):
                 ) from None
 
     async def _next_seq(self, conversation_id: str) -> int:
-        row = await self._turn(lambda run: run(_NEXT_SEQ, {"b_id": conversation_id}).fetchone())
+        row = await self._turn(lambda run: run(NEXT_SEQ, {"b_id": conversation_id}).fetchone())
         return int(row[0]) if row is not None else 0
 
     async def conversation_ids(self) -> list[str]:
