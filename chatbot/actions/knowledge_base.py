@@ -10,9 +10,12 @@ The knowledge base is bAbI's format (``1 <item> <attribute> <value>`` per line),
 - ``KnowledgeBaseQueryAction``: an in-process action that queries the base with the slots and sets
   the item slot (and its attribute slots; the item's values of the queried attributes go to
   ``<item>_<attribute>``, e.g. ``restaurant_cuisine``) to the best result, remembering the others
-  in a list slot; ``KnowledgeBaseNextAction`` moves on to the next result.
-  ``knowledge_base_actions`` gives both by name, for the action registry
-  (``Agent(model, actions=knowledge_base_actions(kb, ...))``).
+  in a list slot; ``KnowledgeBaseNextAction`` moves on to the next result;
+  ``KnowledgeBaseCountAction`` says how many items the slots match (``none``, ``one``,
+  ``several``) in a categorical slot, before any query: as the action of a ``custom`` slot
+  mapping it runs after every user message, so the policy knows that nothing matches what the
+  user just asked for. ``knowledge_base_actions`` gives all three by name, for the action
+  registry (``Agent(model, actions=knowledge_base_actions(kb, ...))``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ BABI_ATTRIBUTES = {
     "R_food": "cuisine",
 }
 RESULTS_SLOT = "kb_results"
+MATCHES_SLOT = "kb_matches"
+MATCHES_VALUES = ("none", "one", "several")
 _WORD = re.compile(r"\S+")
 
 
@@ -169,11 +174,32 @@ class KnowledgeBaseNextAction(Action):
         return self.events(ctx.conversation.slots)
 
 
+@dataclass
+class KnowledgeBaseCountAction(Action):
+    """Sets ``kb_matches`` to how many items the ``constraints`` slots match: ``none``, ``one`` or
+    ``several`` (a categorical slot). Only when it changes, so that it can run after every user
+    message (a ``custom`` slot mapping's action) without filling the conversation with events."""
+
+    kb: KnowledgeBase
+    constraints: Sequence[str]
+    name: str = "action_count_knowledge_base"
+    slot: str = MATCHES_SLOT
+
+    def events(self, slots: Mapping[str, Any]) -> list[Event]:
+        found = len(self.kb.query({k: slots.get(k) for k in self.constraints}))
+        value = MATCHES_VALUES[min(found, 2)]
+        return [] if slots.get(self.slot) == value else [ev.slot(self.slot, value)]
+
+    async def run(self, ctx: ActionContext) -> list[Event]:
+        return self.events(ctx.conversation.slots)
+
+
 def knowledge_base_actions(kb: KnowledgeBase, constraints: Sequence[str]) -> dict[str, Action]:
-    """The query and next-result actions by name, for ``Agent(model, actions=...)`` (as Rasa's
-    ``ActionQueryKnowledgeBase``, run in-process): the query reads the ``constraints`` slots."""
+    """The query, next-result and count actions by name, for ``Agent(model, actions=...)`` (as
+    Rasa's ``ActionQueryKnowledgeBase``, run in-process): they read the ``constraints`` slots."""
     actions: list[Action] = [
         KnowledgeBaseQueryAction(kb, tuple(constraints)),
         KnowledgeBaseNextAction(kb, tuple(constraints)),
+        KnowledgeBaseCountAction(kb, tuple(constraints)),
     ]
     return {action.name: action for action in actions}

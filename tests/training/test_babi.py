@@ -237,3 +237,54 @@ def test_a_silence_line_is_a_user_turn_of_its_own(tmp_path, silence_turns):
     else:
         assert kinds == [hello, question]
     assert question.startswith("utter_") and question.endswith("What_kind_of_food_would_you_like")
+
+
+def test_the_api_call_says_what_the_query_asks_and_the_count_what_matches(tmp_path):
+    """DSTC2's bot queries with what it understood: here it drops the cuisine the user said. The
+    query runs with the api_call's constraints, so the restaurant the bot then offers is its best
+    result and the offer a template; after each user turn ``kb_matches`` says how many
+    restaurants of the whole base match the user's slots."""
+    from chatbot.project.stories import SlotStep
+    from training.babi_project import BabiProject
+    from training.babi_reader import Dialog, Turn
+
+    (tmp_path / "kb.txt").write_text(
+        "1 curry_king R_cuisine indian\n1 curry_king R_location east\n1 curry_king R_rating 3\n"
+        "1 yu_garden R_cuisine chinese\n1 yu_garden R_location east\n1 yu_garden R_rating 2\n"
+        "1 golden_wok R_cuisine chinese\n1 golden_wok R_location north\n1 golden_wok R_rating 9\n",
+        encoding="utf-8",
+    )
+    kb = KnowledgeBase.from_babi(tmp_path / "kb.txt")
+    dialog = Dialog(
+        0,
+        1,
+        [
+            Turn("chinese food in the east", "api_call R_cuisine east R_price"),
+            Turn(None, "curry_king is a nice place in the east of town"),
+            Turn("korean food", "I'm sorry but there is no restaurant serving korean food"),
+        ],
+    )
+
+    def convert(**options):
+        babi = BabiProject(kb, kb.lookup_table(["cuisine", "location"]), **options)
+        babi.user_table["korean"] = "cuisine"  # as ``learn_values`` adds a value of an api_call
+        story = babi.story(dialog, "d")
+        slot_steps = [dict(step.slots) for step in story.steps if isinstance(step, SlotStep)]
+        return set(babi.templates), slot_steps, babi.domain()
+
+    templates, _, domain = convert()
+    assert "kb_matches" not in domain.slots
+    # The query ran with the transcript's chinese + east: yu_garden, not the offered curry_king.
+    assert "curry_king is a nice place in the {location} of town" in templates
+
+    templates, steps, domain = convert(belief_from_api_call=True, count_matches=True)
+    assert templates == {
+        "api_call R_cuisine {location} R_price",
+        "{restaurant} is a nice place in the {restaurant_location} of town",
+        "I'm sorry but there is no restaurant serving {cuisine} food",
+    }
+    assert domain.slots["kb_matches"].mappings[0].action == "action_count_knowledge_base"
+    assert steps[0] == {"cuisine": "chinese", "location": "east", "kb_matches": "one"}
+    assert steps[1] == {"cuisine": None}  # the api_call's belief, before its query
+    assert steps[2]["restaurant"] == "curry_king"
+    assert steps[-1] == {"cuisine": "korean", "kb_matches": "none"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ import yaml
 
 from chatbot.actions.knowledge_base import (
     KnowledgeBase,
+    KnowledgeBaseCountAction,
     KnowledgeBaseNextAction,
     KnowledgeBaseQueryAction,
     knowledge_base_actions,
@@ -125,3 +127,96 @@ def test_the_offered_item_says_its_own_values_of_the_constraints(tmp_path: Path)
     assert slots["rating"] == "9"
     later = {e["name"]: e["value"] for e in KnowledgeBaseNextAction(kb, ["cuisine"]).events(slots)}
     assert (later["restaurant"], later["restaurant_cuisine"]) == ("resto_b", "thai")
+
+
+def test_the_count_says_none_one_or_several_and_only_when_it_changes(tmp_path: Path) -> None:
+    (tmp_path / "kb.txt").write_text(KB + "resto_c R_cuisine greek\nresto_c R_rating 9\n")
+    count = KnowledgeBaseCountAction(KnowledgeBase.from_babi(tmp_path / "kb.txt"), ["cuisine"])
+    values = {
+        food: [(e["name"], e["value"]) for e in count.events({"cuisine": food})]
+        for food in ("korean", "greek", "thai", None)
+    }
+    assert values == {
+        "korean": [("kb_matches", "none")],
+        "greek": [("kb_matches", "one")],
+        "thai": [("kb_matches", "several")],
+        None: [("kb_matches", "several")],  # no constraint: every item matches
+    }
+    assert count.events({"cuisine": "thai", "kb_matches": "several"}) == []
+
+
+COUNT_DOMAIN = DOMAIN.replace(
+    "responses:",
+    "  kb_matches:\n"
+    "    type: categorical\n"
+    "    values: [none, one, several]\n"
+    "    mappings: [{type: custom, action: action_count_knowledge_base}]\n"
+    "responses:",
+).replace("actions: [", "actions: [action_count_knowledge_base, ")
+
+
+def count_story(name: str, food: str, matches: str, restaurant: str | None) -> Story:
+    asked = UserStep(
+        text=f"{food} please", entities=(EntityAnnotation(0, len(food), food, "cuisine"),)
+    )
+    steps: list[Any] = [
+        UserStep(text="hello"),
+        SlotStep((("kb_matches", "several"),)),
+        ActionStep("utter_ask_cuisine"),
+        asked,
+        SlotStep((("cuisine", food), ("kb_matches", matches))),
+    ]
+    if restaurant is None:
+        steps.append(ActionStep("utter_sorry"))
+    else:
+        steps += [
+            ActionStep("action_query_knowledge_base"),
+            SlotStep((("restaurant", restaurant),)),
+            ActionStep("utter_offer"),
+        ]
+    return Story(name, "story", tuple(steps))
+
+
+def test_the_count_after_each_user_message_tells_the_policy_nothing_matches(
+    tmp_path: Path,
+) -> None:
+    """The count runs as a custom slot mapping's action after every user message; the policy
+    learns from its slot, not from the cuisine's word, that nothing matches: a cuisine it never
+    saw in a story ("korean", in the lookup table, not in the base) gets the apology, where two
+    of the three stories query the base."""
+    (tmp_path / "kb.txt").write_text(KB + "resto_f R_cuisine french\nresto_f R_rating 5\n")
+    kb = KnowledgeBase.from_babi(tmp_path / "kb.txt")
+    domain = domain_from_dict(yaml.safe_load(COUNT_DOMAIN))
+    foods = ("thai", "greek", "noodles", "korean", "french", "tapas")
+    nlu = NLUData(synonyms={"noodles": "thai"}, lookups=[LookupTable("cuisine", foods)])
+    config = ProjectConfig(
+        pipeline=(ComponentConfig("RegexEntityExtractor", {"use_lookup_tables": True}),),
+        policies=(ComponentConfig("LSTMPolicy", {"epochs": 150, "augmentation_factor": 0}),),
+    )
+    stories = [
+        count_story("a", "thai", "several", "resto_b"),
+        count_story("b", "greek", "none", None),
+        count_story("c", "french", "one", "resto_f"),
+    ]
+    project = Project(Path("kb-bot"), domain, nlu, stories=stories, config=config)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = train_project(project, seed=1, show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    agent = Agent(model, actions=knowledge_base_actions(kb, ["cuisine"]))
+
+    async def talk(sender: str, food: str) -> tuple[list[str], Any]:
+        texts = []
+        for text in ("hello", f"{food} please"):
+            texts += [m.get("text") for m in await agent.handle_text(text, sender)]
+        stored = await agent.store.load(sender, all_sessions=True)
+        matches = [e["value"] for e in stored.events if e.get("name") == "kb_matches"]
+        return texts, matches
+
+    assert asyncio.run(talk("u1", "korean")) == (
+        ["which food?", "nothing found"],
+        ["several", "none"],
+    )
+    assert asyncio.run(talk("u2", "thai")) == (["which food?", "try resto_b"], ["several"])
