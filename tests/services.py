@@ -211,7 +211,9 @@ class TcpProxy:
     listening (the server is "gone"); ``start()`` listens again on the same port.
     ``sever_quietly()`` cuts every connection to the server but leaves the clients' ends open
     until they next send something (then closes them): a connection that died without its
-    client noticing, as after a network fault."""
+    client noticing, as after a network fault. ``lose_next_replies()`` lets every connection's
+    next request through but cuts the connection when the server answers it: the server did
+    the work, and its client cannot know."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target_host = target_host
@@ -224,6 +226,9 @@ class TcpProxy:
         self._links: dict[
             asyncio.StreamWriter, tuple[asyncio.StreamReader, asyncio.StreamWriter]
         ] = {}
+        # client end -> (the task piping the server's answers to it, the server end's reader)
+        self._answers: dict[asyncio.StreamWriter, tuple[asyncio.Task[None], asyncio.StreamReader]]
+        self._answers = {}
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -256,8 +261,8 @@ class TcpProxy:
             return
         self._writers.add(up_writer)
         self._links[writer] = (reader, up_writer)
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            self._spawn(self._pipe(source, sink))
+        self._spawn(self._pipe(reader, up_writer))
+        self._answers[writer] = (self._spawn(self._pipe(up_reader, writer)), up_reader)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
@@ -265,8 +270,17 @@ class TcpProxy:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def lose_next_replies(self) -> None:
+        answers, self._answers = self._answers, {}
+        for task, _ in answers.values():
+            task.cancel()
+        await asyncio.gather(*(task for task, _ in answers.values()), return_exceptions=True)
+        for client, (_, up_reader) in answers.items():
+            self._spawn(self._close_on_next_data(up_reader, client))
+
     async def sever_quietly(self) -> None:
         links, self._links = self._links, {}
+        self._answers = {}
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -16,11 +16,14 @@ every ``_CHECKPOINT_EVERY`` writes. Everything else (schema, listing, health) ru
 worker thread through SQLAlchemy's sync engine. Writes start with ``BEGIN IMMEDIATE`` and, within
 one process, queue on an asyncio lock, since SQLite has one writer at a time anyway; writers of
 other processes wait on the database lock (busy timeout).
+On PostgreSQL, a turn's statements run on asyncpg directly, on a pool of its own, an append as
+one statement without a transaction around it (``chatbot.store.postgresql_turns``); the rest
+goes through SQLAlchemy's async engine.
 A PostgreSQL connection that the server closed (a restart, a terminated backend) is replaced when
 it is taken from the pool: asyncpg marks it closed as soon as the server's end goes, so no
 pre-ping round trip is needed (that cost 0.6-1 ms of CPU per turn); one that died without the
-client seeing it yet fails its first statement, before anything was committed, and the call runs
-once more on a fresh connection, so a restarted server costs no failed call. On either database,
+client seeing it yet fails its first statement, and the call runs once more on a fresh
+connection, so a restarted server costs no failed call. On either database,
 one that cannot be reached raises ``StoreUnavailable`` naming the database and the reason, and
 the next call tries again.
 
@@ -41,6 +44,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import (
     URL,
     Column,
@@ -57,9 +61,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+from sqlalchemy.sql.expression import Executable
 
 from chatbot.errors import ConfigError, ConflictError, StoreUnavailable
-from chatbot.store import schema
+from chatbot.store import postgresql_turns, schema
 from chatbot.store.base import (
     ConversationStore,
     StoredConversation,
@@ -69,6 +74,7 @@ from chatbot.store.base import (
     encode_events,
     last_session_start,
 )
+from chatbot.store.postgresql_turns import PostgresTurns
 from chatbot.store.sqlite_engine import WRITE_OPTION, Busy, LoopConnection, sqlite_engine
 from chatbot.store.statements import (
     INSERT_EVENTS,
@@ -97,6 +103,8 @@ ASYNC_DRIVERS: dict[str, str] = {
     "postgresql+asyncpg": "postgresql+asyncpg",
 }
 
+# A writer that lost its lock: the events' primary key refused its rows.
+_INTEGRITY_ERRORS = (sa_exc.IntegrityError, sqlite3.IntegrityError, asyncpg.UniqueViolationError)
 # Errors that mean "the database cannot be reached, went away or refuses us". Every DBAPI error
 # but a unique-key violation (a conflict, handled by ``append``) counts: a missing database, a
 # refused login or a revoked permission is, to the caller, a store it cannot use right now.
@@ -105,6 +113,7 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     sa_exc.DisconnectionError,
     sa_exc.TimeoutError,  # no pooled connection came free in time
     sqlite3.Error,  # the loop connection speaks to the driver directly
+    *postgresql_turns.ERRORS,  # so do a turn's statements on PostgreSQL
     OSError,
     asyncio.TimeoutError,
     TimeoutError,
@@ -198,9 +207,16 @@ class SQLStore(ConversationStore):
         self._loop_connection: LoopConnection | None = None  # SQLite, on the loop's thread
         self._loop_connection_tried = False  # then a None loop connection means: not in WAL mode
         self._checkpoint: asyncio.Future[None] | None = None
+        self._postgresql: PostgresTurns | None = None  # a turn's statements on asyncpg
         if self.dialect == "postgresql":
             self._engine = _postgresql_engine(self.url, self._connect_timeout, pool)
             self._reads = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._postgresql = PostgresTurns(
+                self.url,
+                connect_timeout=connect_timeout,
+                max_size=pool_size + max_overflow,
+                acquire_timeout=pool_timeout,
+            )
         else:
             self._sync_engine = sqlite_engine(
                 self.url.set(drivername="sqlite+pysqlite"), busy_timeout, pool
@@ -223,7 +239,7 @@ class SQLStore(ConversationStore):
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except (sa_exc.IntegrityError, sqlite3.IntegrityError):
+        except _INTEGRITY_ERRORS:
             raise
         except _UNAVAILABLE_ERRORS as error:
             raise self._unavailable(error) from None
@@ -285,10 +301,8 @@ class SQLStore(ConversationStore):
         return await asyncio.get_running_loop().run_in_executor(self._threads, run)
 
     async def _turn(self, work: Callable[[Execute], T], *, write: bool = False) -> T:
-        """One of a turn's statements (``work``): on SQLite on the loop's own connection where
-        that needs no wait, else in a worker thread; on PostgreSQL as ``_run`` runs it."""
-        if self._sync_engine is None:
-            return await self._run(lambda conn: work(execute_on(conn)), write=write)
+        """SQLite: one of a turn's statements (``work``) on the loop's own connection where that
+        needs no wait, else in a worker thread. (PostgreSQL's are ``PostgresTurns``.)"""
         assert self._sqlite_writer is not None
         if not write:
             return await self._turn_on_sqlite(work, write=False)
@@ -419,7 +433,12 @@ class SQLStore(ConversationStore):
         await self.start()
         query = LOAD_ALL if all_sessions else LOAD_SESSION
         with self._errors():
-            rows = await self._turn(lambda run: run(query, {"b_id": conversation_id}).fetchall())
+            if self._postgresql is not None:
+                rows = await self._postgresql.load(conversation_id, all_sessions=all_sessions)
+            else:
+                rows = await self._turn(
+                    lambda run: run(query, {"b_id": conversation_id}).fetchall()
+                )
         if not rows:
             return StoredConversation(conversation_id, [], next_seq=0, first_seq=0)
         return StoredConversation(  # rows: (seq, data)
@@ -454,15 +473,17 @@ class SQLStore(ConversationStore):
             }
             for e in encoded
         ]
+        now = time.time()
         params = {
             "b_id": conversation_id,
             "b_seq": start_seq,
             "b_end": start_seq + len(encoded),
-            "b_now": time.time(),
+            "b_now": now,
             "b_session": session_start or 0,
         }
+        claim: Executable
         if start_seq == 0:
-            claim = NEW_CONVERSATION[self.dialect]  # its row must not exist yet
+            claim = NEW_CONVERSATION  # its row must not exist yet
         else:
             claim = MOVE_ON if session_start is None else MOVE_ON_NEW_SESSION
 
@@ -473,14 +494,25 @@ class SQLStore(ConversationStore):
 
         with self._errors():
             try:
-                await self._turn(write, write=True)
-            except (_Conflict, sa_exc.IntegrityError, sqlite3.IntegrityError):
+                if self._postgresql is None:
+                    await self._turn(write, write=True)
+                elif not await self._postgresql.append(
+                    conversation_id,
+                    encoded,
+                    start_seq=start_seq,
+                    now=now,
+                    session_start=session_start,
+                ):
+                    raise _Conflict
+            except (_Conflict, *_INTEGRITY_ERRORS):
                 next_seq = await self._next_seq(conversation_id)
                 raise ConflictError(
                     conflict_message(conversation_id, start_seq, next_seq)
                 ) from None
 
     async def _next_seq(self, conversation_id: str) -> int:
+        if self._postgresql is not None:
+            return await self._postgresql.next_seq(conversation_id)
         row = await self._turn(lambda run: run(NEXT_SEQ, {"b_id": conversation_id}).fetchone())
         return int(row[0]) if row is not None else 0
 
@@ -501,6 +533,8 @@ class SQLStore(ConversationStore):
         return True
 
     async def close(self) -> None:
+        if self._postgresql is not None:
+            await self._postgresql.close()
         if self._engine is not None:
             await self._engine.dispose()
         if self._sync_engine is not None and self._threads is not None:

@@ -1,6 +1,7 @@
-"""The statements of a conversation turn in the SQL store, built once with bound parameters, and
-``Execute``: the one signature they are run through, on a SQLAlchemy connection or on the SQLite
-store's loop connection (``chatbot.store.sqlite_engine``)."""
+"""The statements of a conversation turn in the SQL store on SQLite, built once with bound
+parameters, and ``Execute``: the one signature they are run through, on a SQLAlchemy connection
+or on the SQLite store's loop connection (``chatbot.store.sqlite_engine``). PostgreSQL's are in
+``chatbot.store.postgresql_turns``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.expression import Executable
 
 from chatbot.store import schema
@@ -29,8 +30,8 @@ LOAD_SESSION = _EVENTS_OF.where(
     .scalar_subquery()
 ).order_by(_events.c.seq)
 NEXT_SEQ = select(_conversations.c.next_seq).where(_conversations.c.id == bindparam("b_id"))
-NEW_CONVERSATION = {
-    name: dialect.insert(_conversations)
+NEW_CONVERSATION = (
+    sqlite.insert(_conversations)
     .values(
         id=bindparam("b_id"),
         created_at=bindparam("b_now"),
@@ -39,8 +40,7 @@ NEW_CONVERSATION = {
         session_start_seq=bindparam("b_session"),
     )
     .on_conflict_do_nothing(index_elements=["id"])
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+)
 # Compare-and-set on the conversation row: exactly one writer moves it on.
 MOVE_ON = (
     update(_conversations)

@@ -33,7 +33,7 @@ class Timers:
 
 
 class TimedStore(ConversationStore):
-    """A conversation store that times its ``load`` and ``append`` calls."""
+    """A conversation store that times its ``next_seq``, ``load`` and ``append`` calls."""
 
     def __init__(self, inner: ConversationStore, timers: Timers) -> None:
         self.inner = inner
@@ -48,6 +48,15 @@ class TimedStore(ConversationStore):
             return await self.inner.load(conversation_id, all_sessions=all_sessions)
         finally:
             self.timers.add("store_load", time.perf_counter() - started)
+
+    async def next_seq(self, conversation_id: str) -> int:
+        # Forwarded, not the base class's default (a whole load): the processor asks it every
+        # turn, to check its cached conversation against the store.
+        started = time.perf_counter()
+        try:
+            return await self.inner.next_seq(conversation_id)
+        finally:
+            self.timers.add("store_next_seq", time.perf_counter() - started)
 
     async def append(
         self, conversation_id: str, events: Sequence[Mapping[str, Any]], *, start_seq: int

@@ -15,8 +15,8 @@ affinity, so that the in-memory baseline holds with two), and the next goes to t
 
 The store's share of a message's time, measured two ways:
 
-- *timed*: each server wraps its store and lock store in timers (``load``/``append``,
-  ``acquire``/``release``); ``store_s_per_msg`` and ``lock_s_per_msg`` are the time spent awaiting
+- *timed*: each server wraps its store and lock store in timers (``next_seq``/``load``/
+  ``append``, ``acquire``/``release``); ``store_s_per_msg`` and ``lock_s_per_msg`` are the time spent awaiting
   them per message, and ``store_share``/``lock_share`` those over the message's mean latency seen
   by the client. With many messages in flight an await also waits for the event loop, so these
   over-state the store's own cost above concurrency 1.

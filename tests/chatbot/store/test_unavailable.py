@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from sqlalchemy import make_url
 
-from chatbot.errors import StoreUnavailable
+from chatbot.errors import ConflictError, StoreUnavailable
 from chatbot.store import SQLStore
 from chatbot.store.redis_lock import RedisLockStore
 from tests.services import TcpProxy, asyncpg_dsn, postgres_server_url
@@ -192,4 +192,29 @@ async def test_redis_that_goes_away_is_unavailable_and_recovers(
             assert await locks.queue_length("alice") == 1
     finally:
         await locks.close()
+        await proxy.stop()
+
+
+@pytest.mark.services
+async def test_postgresql_write_whose_answer_was_lost_is_not_a_conflict(postgres_url: str) -> None:
+    # The append reaches the server and commits, but the connection dies before its answer comes
+    # back. The retry finds the conversation already moved on, sees our own events at those seqs,
+    # and reports success: no ConflictError for a write that happened, and nothing twice.
+    target = make_url(postgres_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    port = await proxy.start()
+    store = SQLStore(target.set(host="127.0.0.1", port=port))
+    other = [{"event": "user", "text": "someone else", "timestamp": 2.0}]
+    try:
+        await store.append("alice", HELLO, start_seq=0)
+        await proxy.lose_next_replies()
+        await store.append("alice", HELLO, start_seq=1)
+        assert (await store.load("alice")).events == HELLO * 2
+        # A writer that really lost the race still gets its conflict, also after a lost answer.
+        await proxy.lose_next_replies()
+        with pytest.raises(ConflictError):
+            await store.append("alice", other, start_seq=1)
+        assert (await store.load("alice")).events == HELLO * 2
+    finally:
+        await store.close()
         await proxy.stop()
