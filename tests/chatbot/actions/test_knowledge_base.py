@@ -23,6 +23,7 @@ from chatbot.agent import Agent, TrainedModel
 from chatbot.errors import ConfigError
 from chatbot.nlu.lookup_extractor import LookupEntityExtractor
 from chatbot.project.config import ComponentConfig, ProjectConfig
+from chatbot.project.domain import Domain
 from chatbot.project.domain_reader import domain_from_dict
 from chatbot.project.project import Project
 from chatbot.project.stories import ActionStep, SlotStep, Story, UserStep
@@ -63,24 +64,28 @@ def story(name: str, food: str, restaurant: str) -> Story:
     )
 
 
+def train_bot(domain: Domain, nlu: NLUData, stories: list[Story]) -> TrainedModel:
+    """Lookup-table entities and an LSTM policy, trained on one torch thread."""
+    config = ProjectConfig(
+        pipeline=(ComponentConfig("RegexEntityExtractor", {"use_lookup_tables": True}),),
+        policies=(ComponentConfig("LSTMPolicy", {"epochs": 150, "augmentation_factor": 0}),),
+    )
+    project = Project(Path("kb-bot"), domain, nlu, stories=stories, config=config)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_project(project, seed=1, show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     domain = domain_from_dict(yaml.safe_load(DOMAIN))
     nlu = NLUData(
         synonyms={"noodles": "thai"}, lookups=[LookupTable("cuisine", ("thai", "greek", "noodles"))]
     )
-    config = ProjectConfig(
-        pipeline=(ComponentConfig("RegexEntityExtractor", {"use_lookup_tables": True}),),
-        policies=(ComponentConfig("LSTMPolicy", {"epochs": 150, "augmentation_factor": 0}),),
-    )
-    stories = [story("a", "thai", "resto_b"), story("b", "greek", "resto_g")]
-    project = Project(Path("kb-bot"), domain, nlu, stories=stories, config=config)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model = train_project(project, seed=1, show_progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    model = train_bot(domain, nlu, [story("a", "thai", "resto_b"), story("b", "greek", "resto_g")])
     assert isinstance(model.nlu, LookupEntityExtractor)
     path = tmp_path_factory.mktemp("model") / "kb.model"
     model.to_file(path)
@@ -96,8 +101,8 @@ def test_the_bot_queries_the_knowledge_base_and_fills_the_template(
     assert isinstance(model.nlu, LookupEntityExtractor)
     agent = Agent(model, actions=knowledge_base_actions(kb, ["cuisine"]))
 
-    async def talk() -> list[str]:
-        texts = []
+    async def talk() -> list[str | None]:
+        texts: list[str | None] = []
         for text in ("hello", "Noodles please"):  # a synonym of thai
             texts += [m.get("text") for m in await agent.handle_text(text, "u1")]
         return texts
@@ -189,26 +194,16 @@ def test_the_count_after_each_user_message_tells_the_policy_nothing_matches(
     domain = domain_from_dict(yaml.safe_load(COUNT_DOMAIN))
     foods = ("thai", "greek", "noodles", "korean", "french", "tapas")
     nlu = NLUData(synonyms={"noodles": "thai"}, lookups=[LookupTable("cuisine", foods)])
-    config = ProjectConfig(
-        pipeline=(ComponentConfig("RegexEntityExtractor", {"use_lookup_tables": True}),),
-        policies=(ComponentConfig("LSTMPolicy", {"epochs": 150, "augmentation_factor": 0}),),
-    )
     stories = [
         count_story("a", "thai", "several", "resto_b"),
         count_story("b", "greek", "none", None),
         count_story("c", "french", "one", "resto_f"),
     ]
-    project = Project(Path("kb-bot"), domain, nlu, stories=stories, config=config)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model = train_project(project, seed=1, show_progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    model = train_bot(domain, nlu, stories)
     agent = Agent(model, actions=knowledge_base_actions(kb, ["cuisine"]))
 
-    async def talk(sender: str, food: str) -> tuple[list[str], Any]:
-        texts = []
+    async def talk(sender: str, food: str) -> tuple[list[str | None], list[Any]]:
+        texts: list[str | None] = []
         for text in ("hello", f"{food} please"):
             texts += [m.get("text") for m in await agent.handle_text(text, sender)]
         stored = await agent.store.load(sender, all_sessions=True)

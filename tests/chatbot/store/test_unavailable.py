@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -106,16 +108,26 @@ async def test_postgresql_backends_terminated_under_the_store_cost_no_failed_cal
         await store.append("alice", HELLO, start_seq=1)
 
 
-@pytest.mark.services
-async def test_postgresql_connections_dead_unnoticed_cost_no_failed_call(postgres_url: str) -> None:
-    # The pooled connections' server ends are gone, and the client finds out only when it sends
-    # (no pre-ping round trip catches it first): the first statement fails, nothing was
-    # committed, and the call runs again on a fresh connection.
+@contextlib.asynccontextmanager
+async def store_behind_a_proxy(postgres_url: str) -> AsyncIterator[tuple[SQLStore, TcpProxy]]:
+    """A store whose PostgreSQL connections go through a ``TcpProxy`` the test can cut."""
     target = make_url(postgres_url)
     proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
     port = await proxy.start()
     store = SQLStore(target.set(host="127.0.0.1", port=port))
     try:
+        yield store, proxy
+    finally:
+        await store.close()
+        await proxy.stop()
+
+
+@pytest.mark.services
+async def test_postgresql_connections_dead_unnoticed_cost_no_failed_call(postgres_url: str) -> None:
+    # The pooled connections' server ends are gone, and the client finds out only when it sends
+    # (no pre-ping round trip catches it first): the first statement fails, nothing was
+    # committed, and the call runs again on a fresh connection.
+    async with store_behind_a_proxy(postgres_url) as (store, proxy):
         await store.append("alice", HELLO, start_seq=0)
         await proxy.sever_quietly()
         assert (await store.load("alice")).events == HELLO
@@ -124,9 +136,6 @@ async def test_postgresql_connections_dead_unnoticed_cost_no_failed_call(postgre
         await proxy.sever_quietly()
         assert await store.next_seq("alice") == 2
         assert (await store.load("alice")).events == HELLO * 2
-    finally:
-        await store.close()
-        await proxy.stop()
 
 
 async def test_postgresql_with_nothing_listening_is_unavailable_with_the_reason() -> None:
@@ -200,12 +209,8 @@ async def test_postgresql_write_whose_answer_was_lost_is_not_a_conflict(postgres
     # The append reaches the server and commits, but the connection dies before its answer comes
     # back. The retry finds the conversation already moved on, sees our own events at those seqs,
     # and reports success: no ConflictError for a write that happened, and nothing twice.
-    target = make_url(postgres_url)
-    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
-    port = await proxy.start()
-    store = SQLStore(target.set(host="127.0.0.1", port=port))
     other = [{"event": "user", "text": "someone else", "timestamp": 2.0}]
-    try:
+    async with store_behind_a_proxy(postgres_url) as (store, proxy):
         await store.append("alice", HELLO, start_seq=0)
         await proxy.lose_next_replies()
         await store.append("alice", HELLO, start_seq=1)
@@ -215,6 +220,3 @@ async def test_postgresql_write_whose_answer_was_lost_is_not_a_conflict(postgres
         with pytest.raises(ConflictError):
             await store.append("alice", other, start_seq=1)
         assert (await store.load("alice")).events == HELLO * 2
-    finally:
-        await store.close()
-        await proxy.stop()
