@@ -1,6 +1,7 @@
 """Custom actions of the restaurant bot, written against rasa-sdk.
 
-`validate_restaurant_form` checks the slots that `restaurant_form` collects. The form
+`validate_restaurant_form` checks every slot that `restaurant_form` collects (rasa-sdk warns
+about a slot without a `validate_<slot>` method at every turn that fills it). The form
 itself (asking for each missing slot, one by one) is declared in domain.yml; this action
 only accepts or rejects the values the user gave. Run it with an action server
 (`python -m rasa_sdk --actions actions`, matching endpoints.yml) or in-process.
@@ -29,6 +30,8 @@ SUPPORTED_CUISINES = (
     "vegetarian",
     "vietnamese",
 )
+
+MAX_PREFERENCES = 500  # characters of free text kept
 
 
 def _as_positive_int(value: Any) -> int | None:
@@ -82,3 +85,31 @@ class ValidateRestaurantForm(FormValidationAction):
             return {"num_people": number}
         dispatcher.utter_message(response="utter_wrong_num_people")
         return {"num_people": None}
+
+    def validate_outdoor_seating(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        """Accept a yes or a no (the slot's mappings give true or false); else ask again."""
+        if isinstance(slot_value, bool):
+            return {"outdoor_seating": slot_value}
+        answer = str(slot_value).strip().lower() if slot_value is not None else ""
+        if answer in ("true", "yes"):
+            return {"outdoor_seating": True}
+        if answer in ("false", "no"):
+            return {"outdoor_seating": False}
+        return {"outdoor_seating": None}
+
+    def validate_preferences(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        """Keep the preferences as the user wrote them, trimmed and at most 500 characters."""
+        text = " ".join(str(slot_value).split())[:MAX_PREFERENCES] if slot_value else ""
+        return {"preferences": text or None}
