@@ -36,6 +36,9 @@ class Conversation:
         self.sender_id = sender_id
         self.domain = domain
         self.events: list[Event] = []
+        # ``current_state()`` until the next event is applied (the policies, the processor and
+        # the next action's ``states`` entry all ask for it between two events).
+        self._state: State | None = None
         self._reset()
         for event in events:
             self.append(event)
@@ -73,6 +76,7 @@ class Conversation:
         other.states = list(self.states)
         other._user_seen = self._user_seen
         other._applied = list(self._applied)
+        other._state = self._state
         return other
 
     def _reset_slots(self) -> None:
@@ -88,6 +92,12 @@ class Conversation:
             self.append(event)
 
     def _apply(self, event: Event) -> None:
+        try:
+            self._apply_event(event)
+        finally:
+            self._state = None  # every change of the derived state goes through here
+
+    def _apply_event(self, event: Event) -> None:
         kind = event.get("event")
         if kind == "action" and self.is_loop_rerun(event["name"]):
             self._collapse_loop_turns(event["name"])
@@ -210,7 +220,12 @@ class Conversation:
         return list(self.latest_message.get("entities") or [])
 
     def current_state(self) -> State:
-        """The dialogue state now, i.e. before the next action."""
+        """The dialogue state now, i.e. before the next action (built once per event applied)."""
+        if self._state is None:
+            self._state = self._build_state()
+        return self._state
+
+    def _build_state(self) -> State:
         intent = self.latest_intent if self._user_seen else None
         entities = (
             entity_features(self.domain, intent, self.latest_entities)

@@ -166,3 +166,36 @@ def test_as_tracker_has_rasa_keys() -> None:
         "latest_action_name",
     } <= set(tracker)
     assert tracker["latest_message"]["intent"]["name"] == "greet"
+
+
+def test_the_current_state_is_rebuilt_after_every_event() -> None:
+    """``current_state()`` is kept between two events; every kind of event that changes it
+    (a slot, the form, a user message, an action, a rewind, an undo, a restart) is seen."""
+    events = [
+        *greeting(),
+        ev.action("action_listen"),
+        user("inform", cuisine="thai"),
+        ev.slot("cuisine", "thai"),
+        ev.action("food_form"),
+        ev.active_loop("food_form"),
+        ev.slot("requested_slot", "cuisine"),
+        ev.action("action_listen"),
+        user("deny"),
+        ev.simple("rewind"),
+        ev.action("food_form"),
+        ev.simple("undo"),
+        ev.active_loop(None),
+        ev.simple("restart"),
+    ]
+    conv = Conversation("u", DOMAIN)
+    seen = set()
+    for i, event in enumerate(events):
+        before = conv.current_state()
+        assert conv.current_state() is before  # kept while nothing happens
+        fork = conv.fork()
+        conv.append(event)
+        fresh = Conversation("u", DOMAIN, events[: i + 1])
+        assert conv.current_state() == fresh.current_state(), (i, event)
+        assert fork.current_state() == before  # the fork did not see the event
+        seen.add(conv.current_state())
+    assert len(seen) > 5  # the events did change the state
