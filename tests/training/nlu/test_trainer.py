@@ -63,8 +63,10 @@ def test_progress_bar_only_when_asked(capsys: pytest.CaptureFixture[str]) -> Non
         (NLUSettings(), 41, (16, 100)),  # a toy: at least 300 steps, at most 100 epochs
         (NLUSettings(), 100, (16, 43)),  # 300 steps
         (NLUSettings(), 1_000, (16, 48)),  # 3 steps an example
-        (NLUSettings(), 13_000, (64, 15)),  # about 3,000 steps
-        (NLUSettings(), 200_000, (64, 10)),  # at least min_epochs
+        (NLUSettings(), 4_478, (64, 43)),  # about 3,000 steps (ATIS)
+        (NLUSettings(), 13_000, (64, 30)),  # 3,000 steps would be 15 epochs: at least min_epochs
+        (NLUSettings(), 200_000, (64, 30)),
+        (NLUSettings(min_epochs=10), 13_000, (64, 15)),
         (NLUSettings(epochs=7, batch_size=8), 100, (8, 7)),
     ],
 )
