@@ -16,10 +16,10 @@ affinity, so that the in-memory baseline holds with two), and the next goes to t
 The store's share of a message's time, measured two ways:
 
 - *timed*: each server wraps its store and lock store in timers (``next_seq``/``load``/
-  ``append``, ``acquire``/``release``); ``store_s_per_msg`` and ``lock_s_per_msg`` are the time spent awaiting
-  them per message, and ``store_share``/``lock_share`` those over the message's mean latency seen
-  by the client. With many messages in flight an await also waits for the event loop, so these
-  over-state the store's own cost above concurrency 1.
+  ``append``, ``acquire``/``release``); ``store_s_per_msg`` and ``lock_s_per_msg`` are the time
+  spent awaiting them per message, and ``store_share``/``lock_share`` those over the message's
+  mean latency seen by the client. With many messages in flight an await also waits for the
+  event loop, so these over-state the store's own cost above concurrency 1.
 - *against memory*: ``cpu_s_per_msg`` is the servers' CPU time (user + system, from /proc) per
   message, and ``store_cpu_share`` = 1 - cpu(memory) / cpu(setup): the part of the server's work
   that the store and locks add (database and Redis servers' own CPU not counted).
