@@ -20,8 +20,9 @@ INTENTS = ("/greet", "/mood_great", "/goodbye")
 STORE_CALLS = ("next_seq", "load", "append")
 WEBHOOK = "/webhooks/rest/webhook"
 WARM_UP_MESSAGES = 30
-# Messages of one conversation, then the client starts another: a turn loads and replays the
-# conversation's last session, so every point has conversations of the same lengths.
+# Messages of one conversation, then the client starts another, so every point has
+# conversations of the same lengths (a turn that misses the server's cache loads and replays the
+# conversation's last session; a hit reads only its row).
 CONVERSATION_LENGTH = 20
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=120.0)
 
