@@ -67,6 +67,7 @@ from chatbot.errors import ConfigError, ConflictError, StoreUnavailable
 from chatbot.store import postgresql_turns, schema
 from chatbot.store.base import (
     ConversationStore,
+    EncodedEvent,
     StoredConversation,
     check_conversation_id,
     conflict_message,
@@ -167,6 +168,46 @@ def _postgresql_engine(url: URL, connect_timeout: float, pool: Mapping[str, Any]
             raise sa_exc.DisconnectionError("the server closed this pooled connection")
 
     return engine
+
+
+def _sqlite_append(
+    conversation_id: str,
+    encoded: Sequence[EncodedEvent],
+    start_seq: int,
+    now: float,
+    session_start: int | None,
+) -> Callable[[Execute], None]:
+    """SQLite's append: claim the conversation row (``_Conflict`` when another writer moved it
+    on, which rolls the transaction back), then insert the events."""
+    rows = [
+        {
+            "conversation_id": conversation_id,
+            "seq": e.seq,
+            "type_name": e.type_name[:64],
+            "timestamp": e.timestamp,
+            "data": e.data,
+        }
+        for e in encoded
+    ]
+    params = {
+        "b_id": conversation_id,
+        "b_seq": start_seq,
+        "b_end": start_seq + len(encoded),
+        "b_now": now,
+        "b_session": session_start or 0,
+    }
+    claim: Executable
+    if start_seq == 0:
+        claim = NEW_CONVERSATION  # its row must not exist yet
+    else:
+        claim = MOVE_ON if session_start is None else MOVE_ON_NEW_SESSION
+
+    def write(run: Execute) -> None:
+        if run(claim, params).rowcount != 1:
+            raise _Conflict
+        run(INSERT_EVENTS, rows)
+
+    return write
 
 
 class SQLStore(ConversationStore):
@@ -431,11 +472,11 @@ class SQLStore(ConversationStore):
     async def load(self, conversation_id: str, *, all_sessions: bool = False) -> StoredConversation:
         check_conversation_id(conversation_id)
         await self.start()
-        query = LOAD_ALL if all_sessions else LOAD_SESSION
         with self._errors():
             if self._postgresql is not None:
                 rows = await self._postgresql.load(conversation_id, all_sessions=all_sessions)
             else:
+                query = LOAD_ALL if all_sessions else LOAD_SESSION
                 rows = await self._turn(
                     lambda run: run(query, {"b_id": conversation_id}).fetchall()
                 )
@@ -463,39 +504,14 @@ class SQLStore(ConversationStore):
             return
         await self.start()
         session_start = last_session_start(encoded)
-        rows = [
-            {
-                "conversation_id": conversation_id,
-                "seq": e.seq,
-                "type_name": e.type_name[:64],
-                "timestamp": e.timestamp,
-                "data": e.data,
-            }
-            for e in encoded
-        ]
         now = time.time()
-        params = {
-            "b_id": conversation_id,
-            "b_seq": start_seq,
-            "b_end": start_seq + len(encoded),
-            "b_now": now,
-            "b_session": session_start or 0,
-        }
-        claim: Executable
-        if start_seq == 0:
-            claim = NEW_CONVERSATION  # its row must not exist yet
-        else:
-            claim = MOVE_ON if session_start is None else MOVE_ON_NEW_SESSION
-
-        def write(run: Execute) -> None:
-            if run(claim, params).rowcount != 1:
-                raise _Conflict
-            run(INSERT_EVENTS, rows)
-
         with self._errors():
             try:
                 if self._postgresql is None:
-                    await self._turn(write, write=True)
+                    await self._turn(
+                        _sqlite_append(conversation_id, encoded, start_seq, now, session_start),
+                        write=True,
+                    )
                 elif not await self._postgresql.append(
                     conversation_id,
                     encoded,
