@@ -28,7 +28,16 @@ from chatbot.nlu.features import Encoded
 from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.nlu.tags import allowed_transitions, tag_names
 
-__all__ = ["AttentionPool", "Batch", "JointNet", "NetSizes", "Outputs", "build_net", "collate"]
+__all__ = [
+    "AttentionPool",
+    "Batch",
+    "JointNet",
+    "NetSizes",
+    "Outputs",
+    "SelfAttention",
+    "build_net",
+    "collate",
+]
 
 
 class Batch(NamedTuple):
@@ -106,6 +115,22 @@ class AttentionPool(nn.Module):
         return torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (B, D)
 
 
+class SelfAttention(nn.Module):
+    """Scaled dot-product self-attention over a message's tokens: (B, T, D) -> (B, T, dim)."""
+
+    def __init__(self, dim: int, out: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(dim, out)
+        self.key = nn.Linear(dim, out)
+        self.value = nn.Linear(dim, out)
+        self.scale = out**-0.5
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = torch.bmm(self.query(states), self.key(states).transpose(1, 2)) * self.scale
+        weights = torch.softmax(scores.masked_fill(~mask.unsqueeze(1), -1e9), dim=2)  # (B, T, T)
+        return torch.bmm(weights, self.value(states))
+
+
 class JointNet(nn.Module):
     def __init__(
         self,
@@ -130,6 +155,10 @@ class JointNet(nn.Module):
             dropout=s.dropout if s.lstm_layers > 1 else 0.0,
         )
         state_dim = 2 * s.hidden
+        self.self_attention = (
+            SelfAttention(state_dim, s.self_attention) if s.self_attention > 0 else None
+        )
+        state_dim += max(s.self_attention, 0)
         self.ngram_bag = (
             nn.EmbeddingBag(sizes.ngrams, s.count_vectors_dim, mode="mean")
             if sizes.ngrams
@@ -207,7 +236,9 @@ class JointNet(nn.Module):
             states, _ = pad_packed_sequence(
                 self.encoder(packed)[0], batch_first=True, total_length=t
             )
-        states = self.dropout(states)  # (B, T, 2H)
+        if self.self_attention is not None:
+            states = torch.cat([states, self.self_attention(states, mask)], dim=2)
+        states = self.dropout(states)  # (B, T, 2H [+ self-attention])
 
         bag = (
             [self.ngram_bag(batch.ngrams, batch.ngram_offsets)]

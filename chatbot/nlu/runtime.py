@@ -42,7 +42,7 @@ class MessageOutputs(NamedTuple):
 def state_shapes(settings: NLUSettings, sizes: NetSizes) -> dict[str, tuple[int, ...]]:
     """The name and shape of every tensor of ``JointNet``'s state dict, in its order."""
     s, h = settings, settings.hidden
-    state = 2 * h
+    state = 2 * h + max(s.self_attention, 0)  # what the heads read
     token_dim = s.word_dim + s.char_filters + sizes.lexical + sizes.patterns
     bag = s.count_vectors_dim if sizes.ngrams else 0
     shapes: dict[str, tuple[int, ...]] = {
@@ -52,7 +52,7 @@ def state_shapes(settings: NLUSettings, sizes: NetSizes) -> dict[str, tuple[int,
         "char_cnn.bias": (s.char_filters,),
     }
     for layer in range(s.lstm_layers):
-        inputs = token_dim if layer == 0 else state
+        inputs = token_dim if layer == 0 else 2 * h
         for suffix in ("", "_reverse"):
             shapes[f"encoder.weight_ih_l{layer}{suffix}"] = (4 * h, inputs)
             shapes[f"encoder.weight_hh_l{layer}{suffix}"] = (4 * h, h)
@@ -68,6 +68,9 @@ def state_shapes(settings: NLUSettings, sizes: NetSizes) -> dict[str, tuple[int,
         linear(f"{name}.proj", s.attention_dim, state)
         linear(f"{name}.score", 1, s.attention_dim, bias=False)
 
+    if s.self_attention > 0:
+        for part in ("query", "key", "value"):
+            linear(f"self_attention.{part}", s.self_attention, 2 * h)
     if sizes.ngrams:
         shapes["ngram_bag.weight"] = (sizes.ngrams, s.count_vectors_dim)
         if s.ngram_intent_weight > 0:
@@ -117,6 +120,22 @@ class _Linear(NamedTuple):
         return y
 
 
+class _SelfAttention(NamedTuple):
+    """Scaled dot-product self-attention over the tokens: (T, 2H) -> (T, dim)."""
+
+    query: _Linear
+    key: _Linear
+    value: _Linear
+
+    def __call__(self, states: np.ndarray) -> np.ndarray:
+        q, k = self.query(states), self.key(states)
+        scores = (q @ k.T) * np.float32(q.shape[1] ** -0.5)  # (T, T)
+        scores -= scores.max(axis=1, keepdims=True)
+        weights = np.exp(scores)
+        weights /= weights.sum(axis=1, keepdims=True)
+        return weights @ self.value(states)
+
+
 class _LSTMLayer(NamedTuple):
     """Both directions of one bidirectional layer, as ``chatbot.lstm_cell.fused_gates`` orders
     and scales them."""
@@ -158,6 +177,13 @@ class JointRuntime:
         self.char_table = _char_table(w["char_emb.weight"], w["char_cnn.weight"])
         self.char_bias = w["char_cnn.bias"]
         self.layers = [_lstm_layer(w, k) for k in range(settings.lstm_layers)]
+        self.self_attention = (
+            _SelfAttention(
+                *(_linear(w, f"self_attention.{part}") for part in ("query", "key", "value"))
+            )
+            if settings.self_attention > 0
+            else None
+        )
         self.ngram_bag = w.get("ngram_bag.weight")  # (ngrams, count_vectors_dim)
         self.ngram_intents = w.get("ngram_intents.weight")  # (ngrams, intents)
         self.intent_pool = _pool(w, "intent_pool")
@@ -204,6 +230,8 @@ class JointRuntime:
         states = tokens
         for layer in self.layers:
             states = self._bilstm(states, layer)  # (T, 2H)
+        if self.self_attention is not None:
+            states = np.concatenate([states, self.self_attention(states)], axis=1)
 
         bag = (
             [_bag(self.ngram_bag, message.ngrams, mean=True)] if self.ngram_bag is not None else []

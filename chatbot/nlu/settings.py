@@ -40,6 +40,10 @@ class NLUSettings:
     hidden: int = 128  # per direction
     lstm_layers: int = 1
     attention_dim: int = 64
+    # Self-attention over the BiLSTM's states (as Stack-Propagation's encoder, Qin et al. 2019):
+    # each token also reads a learned mix of every token's state, of this many dimensions,
+    # concatenated to its own state for all heads. 0: off.
+    self_attention: int = 0
     dropout: float = 0.25
     word_dropout: float = 0.1  # share of training tokens blanked (unknown word, no characters)
     max_tokens: int = 512  # a longer message is cut after this many tokens
@@ -128,6 +132,7 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     "hidden": 128,
     "lstm_layers": 1,
     "attention_dim": 64,
+    "self_attention": 0,  # added later: models before it have none
     "dropout": 0.25,
     "word_dropout": 0.1,
     "max_tokens": 512,

@@ -82,6 +82,11 @@ CONFIGS = {
         dataclasses.replace(SMALL, intent_to_tagger=True),
         dataclasses.replace(FULL, tags=0, roles=0, groups=0, responses=0),
     ),
+    "self-attention": (dataclasses.replace(SMALL, self_attention=8), FULL),
+    "self-attention, two layers, intent to tagger": (
+        dataclasses.replace(SMALL, self_attention=5, lstm_layers=2, intent_to_tagger=True),
+        dataclasses.replace(FULL, patterns=0),
+    ),
 }
 
 
@@ -151,6 +156,25 @@ def test_the_runtime_computes_what_the_network_computes(config: str) -> None:
             np.testing.assert_allclose(
                 have, want, rtol=0, atol=TOLERANCE * scale, err_msg=f"{name}, {length} tokens"
             )
+
+
+@pytest.mark.parametrize("config", ["everything", "self-attention, two layers, intent to tagger"])
+def test_a_padded_batch_gives_each_message_what_it_gets_alone(config: str) -> None:
+    """Training's batches pad messages to the longest: padding must not reach a message's
+    outputs (the BiLSTM's packing, the pooling masks, the self-attention's key mask)."""
+    settings, sizes = CONFIGS[config]
+    net = random_net(settings, sizes, seed=4)
+    rng = np.random.default_rng(5)
+    messages = [random_message(sizes, length, rng) for length in (3, 9, 1, 6)]
+    for message in messages:  # one character width: a token's character maximum spans the width
+        message.chars = np.pad(message.chars, ((0, 0), (0, 8 - message.chars.shape[1])))
+    with torch.inference_mode():
+        batched = net(collate(messages))
+    for i, message in enumerate(messages):
+        alone, n = torch_outputs(net, message), len(message.words)
+        np.testing.assert_allclose(batched.intent_logits[i].numpy(), alone.intent_logits, atol=1e-4)
+        assert batched.emissions is not None and alone.emissions is not None
+        np.testing.assert_allclose(batched.emissions[i, :n].numpy(), alone.emissions, atol=1e-4)
 
 
 def test_empty_ngram_bags_are_zeros_as_in_torch() -> None:
