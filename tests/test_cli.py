@@ -110,6 +110,44 @@ def test_bad_projects_give_a_clear_error_without_traceback(
             assert part in result.stderr, (part, result.stderr)
 
 
+MOOD_CONFIG = (DOMAINS / "moodbot" / "config.yml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "    max_history: 5\n",
+            "    learning_rate: -0.1\n",
+            ["config.yml:27", "TEDPolicy", "-0.1"],
+        ),
+        (
+            "- name: MemoizationPolicy\n",
+            "- name: MemoizationPolicy\n    max_history: abc\n",
+            ["config.yml:25", "'abc'"],
+        ),
+        (
+            "    epochs: 100\n    constrain",
+            "    drop_rate: 2\n    constrain",
+            ["config.yml:16", "'drop_rate'"],
+        ),
+        ("threshold: 0.3", "threshold: 30", ["config.yml:20", "FallbackClassifier", "'threshold'"]),
+    ],
+)
+def test_settings_out_of_range_stop_training_at_once_with_file_and_line(
+    tmp_path: Path, old: str, new: str, expected: list[str]
+) -> None:
+    assert old in MOOD_CONFIG
+    bot = broken_project(tmp_path, "config.yml", MOOD_CONFIG.replace(old, new, 1))
+    result = chatbot("train", "--project", str(bot), "--quiet")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "NLU" not in result.stderr and "LSTMPolicy" not in result.stderr  # nothing trained
+    for part in expected:
+        assert part in result.stderr, (part, result.stderr)
+    assert not (bot / "models").exists() or not any((bot / "models").iterdir())
+
+
 def test_missing_domain_and_missing_model(tmp_path: Path) -> None:
     result = chatbot("train", "--project", str(tmp_path), "--quiet")
     assert result.returncode == 1 and "domain" in result.stderr and "Traceback" not in result.stderr

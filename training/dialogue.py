@@ -169,7 +169,9 @@ def fit_memo(
     return MemoizationPolicy(lookup, max_history)
 
 
-def policy_configs(configs: Sequence[ComponentConfig]) -> list[tuple[str, ComponentConfig]]:
+def policy_configs(
+    configs: Sequence[ComponentConfig], *, notices: bool = True
+) -> list[tuple[str, ComponentConfig]]:
     """(our policy kind, its config) for each configured policy; notices for stand-ins."""
     out: list[tuple[str, ComponentConfig]] = []
     for config in configs or DEFAULT_POLICIES:
@@ -181,11 +183,52 @@ def policy_configs(configs: Sequence[ComponentConfig]) -> list[tuple[str, Compon
                 + ", ".join(sorted(POLICY_NAMES))
             )
         kind, notice = entry
-        if notice:
+        if notice and notices:
             logger.info("%s", notice)
         if kind != "ignore":
             out.append((kind, config))
     return out
+
+
+# A policy parameter's kind and allowed range (inclusive), and how an error says it.
+Range = tuple[type, float, float, str]
+_THRESHOLD: Range = (float, 0.0, 1.0, "a number between 0 and 1")
+RULE_PARAMS: dict[str, Range] = {
+    "core_fallback_threshold": _THRESHOLD,
+    "enable_fallback_prediction": (bool, 0, 1, "true or false"),
+}
+MEMO_PARAMS: dict[str, Range] = {
+    "max_history": (int, 1, float("inf"), "a whole number, at least 1"),
+}
+
+
+def check_params(config: ComponentConfig, ranges: dict[str, Range]) -> None:
+    """A policy parameter of the wrong kind or out of range is a ``ConfigError`` naming the
+    file, line, key and value (``null`` keeps the default)."""
+    for key, (kind, low, high, rule) in ranges.items():
+        value = config.params.get(key)
+        if value is None:
+            continue
+        if kind is bool:
+            fits = isinstance(value, bool)
+        elif kind is int:
+            fits = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+        else:
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            fits = number and low <= value <= high
+        if not fits:
+            where = config.origin.file
+            at = f"{where}:{config.origin.line}: " if where else ""
+            raise ConfigError(f"{at}{config.name}: '{key}' must be {rule}, got {value!r}")
+
+
+def check_policy_params(kind: str, config: ComponentConfig) -> None:
+    """The parameters of a RulePolicy or MemoizationPolicy entry (the LSTM policy's are
+    ``training.lstm.settings_from_config``'s)."""
+    if kind == "rules":
+        check_params(config, RULE_PARAMS)
+    elif kind == "memo":
+        check_params(config, MEMO_PARAMS)
 
 
 def train_policies(
@@ -200,6 +243,7 @@ def train_policies(
     }
     for kind, config in policy_configs(project.config.policies):
         if kind == "rules":
+            check_policy_params(kind, config)
             rules = fit_rules(data.rules, project.domain, config.params)
             policies.append(rules)
             ensemble = {
@@ -207,6 +251,7 @@ def train_policies(
                 "fallback_action": rules.core_fallback_action_name,
             }
         elif kind == "memo":
+            check_policy_params(kind, config)
             policies.append(fit_memo(data.stories, project.domain, config.params))
         elif kind == "lstm":
             if lstm_trainer is None:

@@ -9,6 +9,7 @@ seed gives byte-identical models on identical data.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -84,7 +85,44 @@ def settings_from_config(config: ComponentConfig) -> LSTMSettings:
         if name == "batch_size" and isinstance(value, list):
             value = value[0]  # Rasa's [min, max] increasing batch size: we keep one size
         values[name] = _coerce(config, key, name, value)
+        low, high, rule = _RANGES.get(name, (-math.inf, math.inf, ""))
+        if values[name] is not None and not low <= values[name] <= high:
+            raise TrainingError(
+                f"{_where(config)}{config.name}: '{key}' must be {rule}, got {value!r}"
+            )
     return LSTMSettings(**values)
+
+
+_AT_LEAST_1 = (1, math.inf, "at least 1")
+_AT_LEAST_0 = (0, math.inf, "0 or more")
+_SHARE = (0.0, 0.999, "at least 0 and under 1")
+# Each numeric setting's allowed range (inclusive) and how an error message says it: a value
+# outside is the user's mistake, named with its file and line, not a failure deep in training.
+_RANGES: dict[str, tuple[float, float, str]] = {
+    "embed_dim": _AT_LEAST_1,
+    "hidden_size": _AT_LEAST_1,
+    "num_layers": _AT_LEAST_1,
+    "dropout": _SHARE,
+    "feature_dropout": _SHARE,
+    "attention_window": _AT_LEAST_1,
+    "max_history": _AT_LEAST_1,
+    "epochs": _AT_LEAST_1,
+    "batch_size": _AT_LEAST_1,
+    "learning_rate": (1e-12, math.inf, "above 0"),
+    "weight_decay": _AT_LEAST_0,
+    "validation_split": _SHARE,
+    "min_validation_stories": _AT_LEAST_0,
+    "patience": _AT_LEAST_0,
+    "augmentation_factor": _AT_LEAST_0,
+    "cache_size": _AT_LEAST_0,
+    "num_threads": _AT_LEAST_1,
+}
+
+
+def _where(config: ComponentConfig) -> str:
+    if not config.origin.file:
+        return ""
+    return f"{config.origin.file}:{config.origin.line}: "
 
 
 def _coerce(config: ComponentConfig, key: str, name: str, value: Any) -> Any:
@@ -102,9 +140,9 @@ def _coerce(config: ComponentConfig, key: str, name: str, value: Any) -> Any:
             return int(value)
         return float(value)
     except (TypeError, ValueError):
-        where = f"{config.origin.file}:{config.origin.line}: " if config.origin.file else ""
         raise TrainingError(
-            f"{where}{config.name}: '{key}' must be a {type(default).__name__}, got {value!r}"
+            f"{_where(config)}{config.name}: '{key}' must be a {type(default).__name__}, "
+            f"got {value!r}"
         ) from None
 
 

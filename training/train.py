@@ -14,8 +14,9 @@ from chatbot.nlu.lookup_extractor import LookupEntityExtractor, extractor_for
 from chatbot.nlu.model import NLUModel
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.project.project import Project
-from training.dialogue import train_policies
-from training.lstm import make_lstm_trainer
+from training.dialogue import check_policy_params, policy_configs, train_policies
+from training.lstm import make_lstm_trainer, settings_from_config
+from training.nlu.pipeline import settings_from_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,21 @@ def fingerprint(project: Project) -> str:
     return digest.hexdigest()
 
 
+def check_config(project: Project) -> None:
+    """Every setting of config.yml, checked before anything trains: a mistake in the last
+    policy's settings is reported at once, not after the NLU model has trained."""
+    if project.nlu.examples:
+        settings_from_pipeline(project.config.pipeline)
+    for kind, config in policy_configs(project.config.policies, notices=False):
+        if kind == "lstm":
+            settings_from_config(config)
+        else:
+            check_policy_params(kind, config)
+
+
 def train_project(project: Project, *, seed: int = 42, show_progress: bool = True) -> TrainedModel:
     started = time.perf_counter()
+    check_config(project)
     nlu: NLUModel | LookupEntityExtractor | None = None
     if project.nlu.examples:
         from training.nlu.trainer import train_nlu

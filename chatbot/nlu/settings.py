@@ -7,6 +7,7 @@ label-set sizes that training finds, is saved beside it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -79,6 +80,11 @@ class NLUSettings:
     ambiguity_threshold: float = 0.0
     ranking_length: int = 10
 
+    def __post_init__(self) -> None:
+        # Direct construction (``dataclasses.replace`` included) is checked too; ``replace``
+        # checks first, with the names the user wrote.
+        _check_ranges(asdict(self), "BiLSTMCRF", {})
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["count_vectors"] = [list(cv) for cv in self.count_vectors]
@@ -95,7 +101,15 @@ class NLUSettings:
         """Settings from a parameter dict, checking names and types; unknown keys are an error."""
         return cls().replace(params, component=component)
 
-    def replace(self, params: dict[str, Any], *, component: str = "BiLSTMCRF") -> NLUSettings:
+    def replace(
+        self,
+        params: dict[str, Any],
+        *,
+        component: str = "BiLSTMCRF",
+        names: dict[str, str] | None = None,
+    ) -> NLUSettings:
+        """These settings with ``params`` set. ``names``: the name the user wrote for a setting
+        where it is not ours (DIETClassifier's ``drop_rate`` for ``dropout``), for messages."""
         known = {f.name: f for f in fields(self)}
         values = asdict(self)
         for key, value in params.items():
@@ -105,7 +119,61 @@ class NLUSettings:
                     + ", ".join(sorted(known))
                 )
             values[key] = _coerce(key, value, type(getattr(self, key)), component)
+        _check_ranges({key: values[key] for key in params}, component, names or {})
         return NLUSettings(**values)
+
+
+_AT_LEAST_1 = (1, math.inf, "at least 1")
+_AT_LEAST_0 = (0, math.inf, "0 or more")
+_SHARE = (0.0, 0.999, "at least 0 and under 1")
+_FRACTION = (0.0, 1.0, "between 0 and 1")
+# Each numeric setting's allowed range (inclusive) and how an error message says it.
+_RANGES: dict[str, tuple[float, float, str]] = {
+    "word_dim": _AT_LEAST_1,
+    "char_dim": _AT_LEAST_1,
+    "char_filters": _AT_LEAST_1,
+    "max_word_chars": _AT_LEAST_1,
+    "count_vectors_max_features": _AT_LEAST_1,
+    "count_vectors_dim": _AT_LEAST_1,
+    "ngram_intent_weight": (-math.inf, 1.0, "at most 1 (negative: chosen from the data)"),
+    "hidden": _AT_LEAST_1,
+    "lstm_layers": _AT_LEAST_1,
+    "attention_dim": _AT_LEAST_1,
+    "self_attention": (0, math.inf, "0 (off) or more"),
+    "dropout": _SHARE,
+    "word_dropout": _SHARE,
+    "max_tokens": _AT_LEAST_1,
+    "epochs": (0, math.inf, "0 (chosen from the data) or more"),
+    "min_steps": _AT_LEAST_0,
+    "target_steps": _AT_LEAST_1,
+    "min_epochs": _AT_LEAST_1,
+    "max_epochs": _AT_LEAST_1,
+    "batch_size": (0, math.inf, "0 (chosen from the data) or more"),
+    "learning_rate": (1e-12, math.inf, "above 0"),
+    "weight_decay": _AT_LEAST_0,
+    "label_smoothing": _SHARE,
+    "fallback_threshold": _FRACTION,
+    "ambiguity_threshold": _FRACTION,
+    "ranking_length": _AT_LEAST_0,
+}
+
+
+def _check_ranges(values: dict[str, Any], component: str, names: dict[str, str]) -> None:
+    """A value out of its range is a ``ConfigError`` naming the setting (the pipeline adds the
+    file and line), not a failure deep in training or a model that never trained."""
+    wrong = [
+        f"'{names.get(key, key)}' must be {rule}, got {values[key]!r}"
+        for key, (low, high, rule) in _RANGES.items()
+        if key in values and not low <= values[key] <= high
+    ]
+    wrong += [
+        f"'count_vectors' entry {list(entry)!r} must be [analyzer, min_n, max_n] with analyzer "
+        "word or char_wb and 1 <= min_n <= max_n"
+        for entry in values.get("count_vectors", ())
+        if len(entry) != 3 or entry[0] not in ("word", "char_wb") or not 1 <= entry[1] <= entry[2]
+    ]
+    if wrong:
+        raise ConfigError(f"{component}: " + "; ".join(wrong))
 
 
 # What a setting missing from a model file means: the file was written before the setting

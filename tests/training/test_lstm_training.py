@@ -240,6 +240,26 @@ def test_rasa_ted_parameters_are_read_and_the_rest_ignored(
         settings_from_config(ComponentConfig("LSTMPolicy", {"epochs": "many"}))
 
 
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"epochs": 0}, "TEDPolicy: 'epochs' must be at least 1, got 0"),
+        ({"learning_rate": -0.1}, "'learning_rate' must be above 0, got -0.1"),
+        ({"max_history": -2}, "'max_history' must be at least 1"),
+        ({"batch_size": [0, 64]}, "'batch_size' must be at least 1"),
+        ({"drop_rate": 1.0}, "'drop_rate' must be at least 0 and under 1"),
+        ({"hidden_size": 0}, "'hidden_size' must be at least 1"),
+    ],
+)
+def test_settings_out_of_range_are_errors_naming_the_key(params: dict, match: str) -> None:
+    with pytest.raises(TrainingError, match=match):
+        settings_from_config(ComponentConfig("TEDPolicy", params))
+    assert (
+        settings_from_config(ComponentConfig("TEDPolicy", {"max_history": None})).max_history
+        is None
+    )
+
+
 def test_augmentation_glues_stories_reproducibly() -> None:
     data = training_data(load_project(BOTS["restaurant"]))
     first = augment(data.stories, augmentation_factor=3, seed=7)

@@ -69,7 +69,11 @@ def _take(
             "and are ignored",
         )
     try:
-        return settings.replace(values, component=component.name)
+        return settings.replace(
+            values,
+            component=component.name,
+            names={ours: theirs for theirs, ours in mapping.items()},
+        )
     except ConfigError as error:
         raise ConfigError(f"{_where(component)}{error}") from None
 

@@ -43,11 +43,25 @@ def test_a_setting_missing_from_a_model_file_keeps_the_old_meaning_not_todays_de
         ({"synonyms": "yes"}, "'synonyms' must be bool"),
         ({"dropout": True}, "'dropout' must be float"),
         ({"count_vectors": [["word", 1]]}, "count_vectors"),
+        ({"learning_rate": -0.1}, "'learning_rate' must be above 0, got -0.1"),
+        ({"epochs": -5}, "'epochs' must be 0 .* or more, got -5"),
+        ({"hidden": 0}, "'hidden' must be at least 1, got 0"),
+        ({"dropout": 1.0}, "'dropout' must be at least 0 and under 1"),
+        ({"fallback_threshold": 1.5}, "'fallback_threshold' must be between 0 and 1"),
+        ({"self_attention": -1}, "'self_attention' must be 0 .* or more"),
+        ({"count_vectors": [["word", 2, 1]]}, "'count_vectors' entry"),
+        ({"count_vectors": [["bytes", 1, 2]]}, "analyzer word or char_wb"),
     ],
 )
 def test_bad_params_are_config_errors(params: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         NLUSettings.from_params(params)
+
+
+def test_settings_made_directly_are_checked_too() -> None:
+    with pytest.raises(ConfigError, match="'batch_size' must be 0"):
+        dataclasses.replace(NLUSettings(), batch_size=-16)
+    assert NLUSettings(epochs=0, batch_size=0, ngram_intent_weight=-1.0).epochs == 0  # "choose"
 
 
 def test_ints_are_accepted_for_floats() -> None:

@@ -99,6 +99,11 @@ def test_unknown_component_names_it_and_lists_the_known_ones() -> None:
         (ComponentConfig("FallbackClassifier", {"threshold": "high"}), "must be float"),
         (ComponentConfig("CountVectorsFeaturizer", {"analyzer": "bytes"}), "analyzer 'bytes'"),
         (ComponentConfig("CountVectorsFeaturizer", {"min_ngram": 3, "max_ngram": 2}), "min_ngram"),
+        # Out of range, named as the user wrote it (DIET's drop_rate is our dropout).
+        (ComponentConfig("DIETClassifier", {"drop_rate": 1.5}), "'drop_rate' must be at least 0"),
+        (ComponentConfig("DIETClassifier", {"epochs": -5}), "DIETClassifier: 'epochs' must be 0"),
+        (ComponentConfig("FallbackClassifier", {"threshold": 30}), "'threshold' must be between"),
+        (ComponentConfig("BiLSTMCRF", {"learning_rate": 0}), "'learning_rate' must be above 0"),
     ],
 )
 def test_bad_settings_are_config_errors(component: ComponentConfig, match: str) -> None:
