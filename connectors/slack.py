@@ -157,8 +157,10 @@ class SlackChannel(InputChannel):
         params = dict(params or {})
         params.pop("proxy", None)  # Rasa's; unused (aiohttp honours HTTPS_PROXY if trust_env)
         for key in ("slack_token", "slack_signing_secret"):
-            if not isinstance(params.get(key), str) or not params[key]:
+            if not params.get(key):
                 raise ConfigError(f"slack: '{key}' is required (from your Slack app's settings)")
+            if not isinstance(params[key], str):
+                raise ConfigError(f"slack: '{key}' must be a string, not {params[key]!r}")
         known = {
             "slack_token",
             "slack_signing_secret",

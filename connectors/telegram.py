@@ -89,8 +89,13 @@ class TelegramChannel(InputChannel):
     @classmethod
     def from_credentials(cls, params: dict[str, Any]) -> TelegramChannel:
         params = dict(params or {})
-        if not isinstance(params.get("access_token"), str) or not params["access_token"]:
+        if not params.get("access_token"):
             raise ConfigError("telegram: 'access_token' is required (the token from @BotFather)")
+        for key in ("access_token", "verify", "webhook_url", "api_url"):
+            if key in params and (not isinstance(params[key], str) or not params[key]):
+                raise ConfigError(
+                    f"telegram: '{key}' must be a non-empty string, not {params[key]!r}"
+                )
         known = {"access_token", "verify", "webhook_url", "secret_token", "set_webhook", "api_url"}
         unknown = sorted(set(params) - known)
         if unknown:

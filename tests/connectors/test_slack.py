@@ -311,6 +311,7 @@ async def test_an_api_that_keeps_failing_is_given_up_on_with_a_log_line(
             "errors_ignore_retry",
         ),
         ({"slack_token": "x", "slack_signing_secret": "s", "slack_chanel": "C1"}, "slack_chanel"),
+        ({"slack_token": 12, "slack_signing_secret": "s"}, "'slack_token' must be a string"),
     ],
 )
 def test_bad_credentials_name_the_key(params: dict[str, Any], key: str) -> None:

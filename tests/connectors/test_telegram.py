@@ -256,6 +256,9 @@ async def test_an_api_that_keeps_failing_is_given_up_on_with_a_log_line(
         ({"access_token": TOKEN, "secret_token": SECRET, "set_webhook": "no"}, "set_webhook"),
         ({"access_token": TOKEN, "secret_token": SECRET, "webhook": "x"}, "webhook"),
         ({"access_token": TOKEN, "webhook_url": "https://x", "set_webhook": False}, "secret_token"),
+        ({"access_token": 5, "secret_token": SECRET}, "'access_token' must be a non-empty string"),
+        ({"access_token": TOKEN, "secret_token": SECRET, "webhook_url": 7}, "'webhook_url' must"),
+        ({"access_token": TOKEN, "secret_token": SECRET, "verify": ["x"]}, "'verify' must"),
     ],
 )
 def test_bad_credentials_name_the_key(params: dict[str, Any], key: str) -> None:
