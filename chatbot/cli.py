@@ -328,9 +328,128 @@ def test(
         f"Conversation accuracy: {evaluation.conversation_accuracy:.3f} "
         f"({sum(r.passed for r in evaluation.results)}/{len(evaluation.results)} stories)"
     )
+    _test_stories_nlu(model, test_stories, out_dir)
     click.echo(f"Reports written to {out_dir}")
     if evaluation.conversation_accuracy < 1.0:
         sys.exit(1)
+
+
+def _test_stories_nlu(model: Any, stories: list[Any], out_dir: Path) -> None:
+    """The NLU part of ``chatbot test``: the NLU model on the test stories' user texts."""
+    from chatbot.nlu.model import NLUModel
+    from training.nlu.evaluate import evaluate_nlu, examples_of_stories
+
+    examples = examples_of_stories(stories)
+    if not isinstance(model.nlu, NLUModel) or not examples:
+        click.echo("NLU: no user texts with intents in the test stories, or no NLU model; skipped")
+        return
+    _echo_nlu_summary(evaluate_nlu(model.nlu, examples, out_dir), "the test stories' user messages")
+
+
+def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
+    intent = summary["intent"]
+    click.echo(
+        f"NLU on {what} ({summary['examples']}): intent accuracy {intent['accuracy']:.3f}, "
+        f"macro F1 {intent['macro_f1']:.3f}"
+    )
+    for name, scores in summary.get("entities", {}).items():
+        if scores.get("support"):
+            click.echo(
+                f"  entities ({name}): span F1 {scores['span_f1']:.3f} "
+                f"(precision {scores['span_precision']:.3f}, recall {scores['span_recall']:.3f}, "
+                f"{scores['support']} entities)"
+            )
+
+
+@test.command(name="nlu")
+@project_option
+@model_option
+@click.option(
+    "--nlu",
+    "nlu_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="NLU test data, a file or folder: the model (--model, else the newest) is scored on it. "
+    "Without it, the project's NLU data is split 80/20 and a model trained on the 80.",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Cross-validate in N folds instead (the project's NLU data, or --nlu's).",
+)
+@click.option(
+    "--test-share",
+    type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Share of each intent's examples held out by the split.",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+)
+@user_errors
+def test_nlu(
+    project_dir: Path,
+    model_path: Path | None,
+    nlu_path: Path | None,
+    folds: int | None,
+    test_share: float,
+    seed: int,
+    out_dir: Path,
+) -> None:
+    """Test the NLU model: intent and entity reports, confusion matrix, confidence histogram."""
+    from chatbot.nlu.model import NLUModel
+    from training.nlu.evaluate import cross_validate, evaluate_nlu, split_evaluate
+
+    if folds is not None or nlu_path is None:
+        project = _load_project(project_dir)
+        data = _read_nlu_data(nlu_path) if nlu_path is not None else project.nlu
+        if not data.examples:
+            raise ChatbotError(f"no NLU examples in {nlu_path or project_dir}")
+        if folds is not None:
+            click.echo(f"Cross-validating {len(data.examples)} examples in {folds} folds ...")
+            result = cross_validate(data, project.config.pipeline, folds, out_dir, seed=seed)
+            pooled: dict[str, Any] = dict(result["pooled"])  # type: ignore[call-overload]
+            _echo_nlu_summary(pooled, f"the held-out examples of {folds} folds")
+        else:
+            summary = split_evaluate(
+                data, project.config.pipeline, out_dir, test_share=test_share, seed=seed
+            )
+            click.echo(
+                f"Trained on {summary['train_examples']} examples (the split's training part)"
+            )
+            _echo_nlu_summary(summary, "the held-out examples")
+    else:
+        model = _load_model(project_dir, model_path)
+        if not isinstance(model.nlu, NLUModel):
+            raise ChatbotError("the model has no NLU model to test (the project has no NLU data)")
+        examples = _read_nlu_data(nlu_path).examples
+        if not examples:
+            raise ChatbotError(f"no NLU examples in {nlu_path}")
+        _echo_nlu_summary(evaluate_nlu(model.nlu, examples, out_dir), f"the examples of {nlu_path}")
+    click.echo(f"Reports written to {out_dir}")
+
+
+def _read_nlu_data(path: Path) -> Any:
+    """The ``nlu:`` parts of a YAML file, or of every YAML file in a folder."""
+    from chatbot.project.nlu_reader import read_nlu
+    from chatbot.project.training_data import NLUData
+
+    files = sorted([*path.rglob("*.yml"), *path.rglob("*.yaml")]) if path.is_dir() else [path]
+    data = NLUData()
+    for file in files:
+        part = read_nlu(file, base_dirs=[file.parent])
+        data.examples.extend(part.examples)
+        data.synonyms.update(part.synonyms)
+        data.regexes.extend(part.regexes)
+        data.lookups.extend(part.lookups)
+    return data
 
 
 def _test_stories(project_dir: Path, stories: Path | None) -> list[Any]:

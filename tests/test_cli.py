@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from chatbot.project.nlu_reader import read_nlu
 from tests.helpers import DOMAINS, ROOT
 
 
@@ -51,6 +52,42 @@ def test_init_train_test_and_shell_on_a_starter_bot(tmp_path: Path) -> None:
     report = json.loads((out / "story_report.json").read_text())
     assert report["conversation_accuracy"]["accuracy"] == 1.0
     assert (out / "failed_test_stories.yml").is_file()
+    # The NLU part: the model's NLU on the test stories' user texts.
+    assert "NLU on the test stories' user messages (10)" in result.stdout  # its 10 user: steps
+    intents = json.loads((out / "intent_report.json").read_text())
+    assert intents["weighted avg"]["support"] == 10
+
+    # chatbot test nlu: on a file with the trained model, an 80/20 split, cross-validation.
+    out = tmp_path / "nlu-file"
+    result = chatbot(
+        "test", "nlu", "--project", str(bot), "--model", str(model), "--nlu",
+        str(bot / "data" / "nlu.yml"), "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    examples = len(read_nlu(bot / "data" / "nlu.yml").examples)
+    assert f"the examples of {bot / 'data' / 'nlu.yml'} ({examples})" in result.stdout
+    assert (
+        json.loads((out / "intent_report.json").read_text())["weighted avg"]["support"] == examples
+    )
+    assert (out / "intent_confusion_matrix.png").is_file() and (
+        out / "intent_histogram.png"
+    ).is_file()
+
+    fast = (bot / "config.yml").read_text().replace("epochs: 100", "epochs: 5")
+    (bot / "config.yml").write_text(fast)
+    out = tmp_path / "nlu-split"
+    result = chatbot("test", "nlu", "--project", str(bot), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    held_out = json.loads((out / "intent_report.json").read_text())["weighted avg"]["support"]
+    assert 0.15 * examples <= held_out <= 0.3 * examples
+    assert f"Trained on {examples - held_out} examples" in result.stdout
+
+    out = tmp_path / "nlu-cv"
+    result = chatbot("test", "nlu", "--project", str(bot), "--folds", "2", "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    folds = json.loads((out / "cross_validation.json").read_text())
+    assert folds["folds"] == 2 and len(folds["fold_summaries"]) == 2
+    assert sum(f["examples"] for f in folds["fold_summaries"]) == examples
 
     result = chatbot("shell", "--project", str(bot), "--model", str(model), stdin="/greet\n/stop\n")
     assert result.returncode == 0, result.stderr
@@ -146,6 +183,17 @@ def test_settings_out_of_range_stop_training_at_once_with_file_and_line(
     for part in expected:
         assert part in result.stderr, (part, result.stderr)
     assert not (bot / "models").exists() or not any((bot / "models").iterdir())
+
+
+def test_test_nlu_mistakes_are_clear_errors(tmp_path: Path) -> None:
+    bot = broken_project(tmp_path, "data/extra.yml", 'version: "3.1"\n')
+    result = chatbot("test", "nlu", "--project", str(bot), "--nlu", str(bot / "data" / "extra.yml"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "model" in result.stderr  # no trained model in the copy: says so
+    result = chatbot("test", "nlu", "--project", str(bot), "--folds", "1")
+    assert (
+        result.returncode == 2 and "--folds" in result.stderr and "Traceback" not in result.stderr
+    )
 
 
 def test_missing_domain_and_missing_model(tmp_path: Path) -> None:

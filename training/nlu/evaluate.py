@@ -26,6 +26,7 @@ from chatbot.nlu.model import EXTRACTOR, NLUModel
 from chatbot.nlu.tokenizer import Token, tokenize
 from chatbot.nlu.types import ParseResult
 from chatbot.project.config import ComponentConfig
+from chatbot.project.stories import Story, UserStep
 from chatbot.project.training_data import NLUData, NLUExample
 from training.nlu.metrics import (
     Report,
@@ -35,7 +36,6 @@ from training.nlu.metrics import (
     span_scores,
 )
 from training.nlu.plots import confidence_histogram_png, confusion_matrix_png
-from training.nlu.trainer import train_nlu
 
 logger = logging.getLogger(__name__)
 
@@ -271,6 +271,8 @@ def cross_validate(
     ``cross_validation.json`` with each fold's summary and the mean and standard deviation of the
     scores. Returns the content of ``cross_validation.json`` plus ``files``.
     """
+    from training.nlu.trainer import train_nlu
+
     if folds < 2:
         raise ConfigError(f"cross-validation needs at least 2 folds, got {folds}")
     examples = [e for e in data.examples if e.text.strip()]
@@ -321,3 +323,59 @@ def _mean_std(rows: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
         }
         for k in keys
     }
+
+
+def split_evaluate(
+    data: NLUData,
+    pipeline: Sequence[ComponentConfig],
+    out_dir: Path,
+    *,
+    test_share: float = 0.2,
+    seed: int = 42,
+) -> dict[str, object]:
+    """Hold out ``test_share`` of the examples (each intent's share, at least one example of every
+    intent with two or more), train on the rest with ``pipeline``, and write the reports of
+    ``evaluate_nlu`` on the held-out part. Returns its summary plus ``train_examples``."""
+    from training.nlu.trainer import train_nlu
+
+    if not 0 < test_share < 1:
+        raise ConfigError(f"the test share must be between 0 and 1, got {test_share}")
+    examples = [e for e in data.examples if e.text.strip()]
+    rng = np.random.default_rng(seed)
+    by_intent: dict[str, list[int]] = {}
+    for i, example in enumerate(examples):
+        by_intent.setdefault(example.intent, []).append(i)
+    held: set[int] = set()
+    for intent in sorted(by_intent):
+        indices = by_intent[intent]
+        if len(indices) < 2:  # one example: training needs it more than the report
+            continue
+        count = min(len(indices) - 1, max(1, round(len(indices) * test_share)))
+        held.update(int(i) for i in rng.permutation(indices)[:count])
+    if not held:
+        raise TrainingError(
+            "too few NLU examples to hold any out for testing (every intent needs two or more)"
+        )
+    train = [e for i, e in enumerate(examples) if i not in held]
+    test = [e for i, e in enumerate(examples) if i in held]
+    train_data = NLUData(train, dict(data.synonyms), list(data.regexes), list(data.lookups))
+    model = train_nlu(train_data, pipeline, seed=seed, show_progress=False)
+    summary = evaluate_nlu(model, test, out_dir)
+    summary["train_examples"] = len(train)
+    return summary
+
+
+def examples_of_stories(stories: Sequence[Story]) -> list[NLUExample]:
+    """The user messages of (test) stories that have both a text and an intent, as NLU examples:
+    what the NLU part of ``chatbot test`` scores. Payloads (``/intent``) are not texts."""
+    return [
+        NLUExample(step.text, step.intent, step.entities, step.origin)
+        for story in stories
+        for step in story.steps
+        if isinstance(step, UserStep)
+        and step.text
+        and step.intent
+        and not step.text.lstrip().startswith("/")
+        # ``entities:`` listed beside a text have no offsets: such a step cannot be scored.
+        and all(e.end > e.start for e in step.entities)
+    ]

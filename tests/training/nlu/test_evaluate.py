@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -8,8 +9,16 @@ import pytest
 from chatbot.errors import ConfigError, TrainingError
 from chatbot.nlu import NLUModel
 from chatbot.project.config import ComponentConfig
+from chatbot.project.story_reader import read_stories
+from chatbot.project.training_data import NLUData
 from tests.chatbot.nlu.toy import example, toy_data
-from training.nlu.evaluate import cross_validate, evaluate_nlu, stratified_folds
+from training.nlu.evaluate import (
+    cross_validate,
+    evaluate_nlu,
+    examples_of_stories,
+    split_evaluate,
+    stratified_folds,
+)
 
 AVERAGES = {"accuracy", "macro avg", "weighted avg", "micro avg"}
 ROW = {"precision", "recall", "f1-score", "support"}
@@ -103,3 +112,45 @@ def test_cross_validation_runs_and_reports(tmp_path: Path) -> None:
 def test_cross_validation_checks_the_fold_count(tmp_path: Path, folds: int, error: type) -> None:
     with pytest.raises(error):
         cross_validate(toy_data(), [], folds, tmp_path)
+
+
+def test_the_split_holds_out_a_share_of_each_intent(tmp_path: Path) -> None:
+    data = toy_data()
+    pipeline = [ComponentConfig("BiLSTMCRF", {"epochs": 8, "hidden": 16, "word_dim": 16})]
+    summary = split_evaluate(data, pipeline, tmp_path, test_share=0.25, seed=3)
+    report = json.loads((tmp_path / "intent_report.json").read_text())
+    expected: Counter[str] = Counter()  # by intent (faq/ask_name apart), reported by base intent
+    for intent, count in Counter(e.intent for e in data.examples).items():
+        expected[intent.split("/")[0]] += min(count - 1, max(1, round(count * 0.25)))
+    assert {k: v["support"] for k, v in report.items() if k not in AVERAGES} == expected
+    assert summary["examples"] + summary["train_examples"] == len(data.examples)
+
+
+def test_a_split_of_single_examples_is_an_error(tmp_path: Path) -> None:
+    data = NLUData([example("greet", "hi"), example("goodbye", "bye")])
+    with pytest.raises(TrainingError, match="two or more"):
+        split_evaluate(data, [], tmp_path)
+
+
+def test_the_user_texts_of_test_stories_are_nlu_examples(tmp_path: Path) -> None:
+    file = tmp_path / "test_stories.yml"
+    file.write_text(
+        'version: "3.1"\n'
+        "stories:\n"
+        "- story: s\n"
+        "  steps:\n"
+        "  - user: |\n"
+        "      fly to [Tokyo](city)\n"
+        "    intent: book_flight\n"
+        "  - action: utter_ok\n"
+        "  - intent: greet\n"  # no text: nothing to parse
+        "  - action: utter_ok\n"
+        "  - user: /greet\n"  # a payload, not a text
+        "    intent: greet\n"
+        "  - action: utter_ok\n"
+    )
+    stories, _ = read_stories(file, test=True)
+    examples = examples_of_stories(stories)
+    assert [(e.text, e.intent) for e in examples] == [("fly to Tokyo", "book_flight")]
+    (entity,) = examples[0].entities
+    assert (entity.entity, entity.value, entity.start, entity.end) == ("city", "Tokyo", 7, 12)
