@@ -418,6 +418,9 @@ def test_nlu(
             pooled: dict[str, Any] = dict(result["pooled"])  # type: ignore[call-overload]
             _echo_nlu_summary(pooled, f"the held-out examples of {folds} folds")
         else:
+            click.echo(
+                f"Holding out {test_share:.0%} of each intent's examples, training on the rest ..."
+            )
             summary = split_evaluate(
                 data, project.config.pipeline, out_dir, test_share=test_share, seed=seed
             )
