@@ -310,7 +310,7 @@ def test(
     stories: Path | None,
     out_dir: Path,
 ) -> None:
-    """Test the dialogue model and the NLU on test stories; `chatbot test nlu` tests the NLU alone."""
+    """Test the dialogue model and the NLU on test stories (`chatbot test nlu`: the NLU alone)."""
     if ctx.invoked_subcommand is not None:
         return
     from training.evaluate import evaluate_stories, write_reports

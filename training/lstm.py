@@ -9,7 +9,6 @@ seed gives byte-identical models on identical data.
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -29,6 +28,7 @@ from chatbot.project.config import ComponentConfig
 from chatbot.project.domain import Domain
 from chatbot.project.project import Project
 from chatbot.project.stories import ActionStep, Story
+from chatbot.ranges import ABOVE_0, AT_LEAST_0, AT_LEAST_1, SHARE, Range, out_of_range
 from training.augmentation import DEFAULT_AUGMENTATION_FACTOR, augment
 from training.lstm_data import IGNORE, Tensors, conflicts, examples_of, replay, tensorize
 
@@ -85,37 +85,32 @@ def settings_from_config(config: ComponentConfig) -> LSTMSettings:
         if name == "batch_size" and isinstance(value, list):
             value = value[0]  # Rasa's [min, max] increasing batch size: we keep one size
         values[name] = _coerce(config, key, name, value)
-        low, high, rule = _RANGES.get(name, (-math.inf, math.inf, ""))
-        if values[name] is not None and not low <= values[name] <= high:
-            raise TrainingError(
-                f"{_where(config)}{config.name}: '{key}' must be {rule}, got {value!r}"
-            )
+        wrong = out_of_range({name: values[name]}, _RANGES, {name: key})
+        if wrong:
+            raise TrainingError(f"{_where(config)}{config.name}: {wrong[0]}")
     return LSTMSettings(**values)
 
 
-_AT_LEAST_1 = (1, math.inf, "at least 1")
-_AT_LEAST_0 = (0, math.inf, "0 or more")
-_SHARE = (0.0, 0.999, "at least 0 and under 1")
-# Each numeric setting's allowed range (inclusive) and how an error message says it: a value
-# outside is the user's mistake, named with its file and line, not a failure deep in training.
-_RANGES: dict[str, tuple[float, float, str]] = {
-    "embed_dim": _AT_LEAST_1,
-    "hidden_size": _AT_LEAST_1,
-    "num_layers": _AT_LEAST_1,
-    "dropout": _SHARE,
-    "feature_dropout": _SHARE,
-    "attention_window": _AT_LEAST_1,
-    "max_history": _AT_LEAST_1,
-    "epochs": _AT_LEAST_1,
-    "batch_size": _AT_LEAST_1,
-    "learning_rate": (1e-12, math.inf, "above 0"),
-    "weight_decay": _AT_LEAST_0,
-    "validation_split": _SHARE,
-    "min_validation_stories": _AT_LEAST_0,
-    "patience": _AT_LEAST_0,
-    "augmentation_factor": _AT_LEAST_0,
-    "cache_size": _AT_LEAST_0,
-    "num_threads": _AT_LEAST_1,
+# Each numeric setting's allowed range: a value outside is the user's mistake, named with its
+# file and line, not a failure deep in training.
+_RANGES: dict[str, Range] = {
+    "embed_dim": AT_LEAST_1,
+    "hidden_size": AT_LEAST_1,
+    "num_layers": AT_LEAST_1,
+    "dropout": SHARE,
+    "feature_dropout": SHARE,
+    "attention_window": AT_LEAST_1,
+    "max_history": AT_LEAST_1,
+    "epochs": AT_LEAST_1,
+    "batch_size": AT_LEAST_1,
+    "learning_rate": ABOVE_0,
+    "weight_decay": AT_LEAST_0,
+    "validation_split": SHARE,
+    "min_validation_stories": AT_LEAST_0,
+    "patience": AT_LEAST_0,
+    "augmentation_factor": AT_LEAST_0,
+    "cache_size": AT_LEAST_0,
+    "num_threads": AT_LEAST_1,
 }
 
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from chatbot.errors import ConfigError
+from chatbot.ranges import ABOVE_0, AT_LEAST_0, AT_LEAST_1, FRACTION, SHARE, Range, out_of_range
 
 CountVectors = tuple[tuple[str, int, int], ...]
 
@@ -123,49 +124,41 @@ class NLUSettings:
         return NLUSettings(**values)
 
 
-_AT_LEAST_1 = (1, math.inf, "at least 1")
-_AT_LEAST_0 = (0, math.inf, "0 or more")
-_SHARE = (0.0, 0.999, "at least 0 and under 1")
-_FRACTION = (0.0, 1.0, "between 0 and 1")
-# Each numeric setting's allowed range (inclusive) and how an error message says it.
-_RANGES: dict[str, tuple[float, float, str]] = {
-    "word_dim": _AT_LEAST_1,
-    "char_dim": _AT_LEAST_1,
-    "char_filters": _AT_LEAST_1,
-    "max_word_chars": _AT_LEAST_1,
-    "count_vectors_max_features": _AT_LEAST_1,
-    "count_vectors_dim": _AT_LEAST_1,
-    "ngram_intent_weight": (-math.inf, 1.0, "at most 1 (negative: chosen from the data)"),
-    "hidden": _AT_LEAST_1,
-    "lstm_layers": _AT_LEAST_1,
-    "attention_dim": _AT_LEAST_1,
-    "self_attention": (0, math.inf, "0 (off) or more"),
-    "dropout": _SHARE,
-    "word_dropout": _SHARE,
-    "max_tokens": _AT_LEAST_1,
-    "epochs": (0, math.inf, "0 (chosen from the data) or more"),
-    "min_steps": _AT_LEAST_0,
-    "target_steps": _AT_LEAST_1,
-    "min_epochs": _AT_LEAST_1,
-    "max_epochs": _AT_LEAST_1,
-    "batch_size": (0, math.inf, "0 (chosen from the data) or more"),
-    "learning_rate": (1e-12, math.inf, "above 0"),
-    "weight_decay": _AT_LEAST_0,
-    "label_smoothing": _SHARE,
-    "fallback_threshold": _FRACTION,
-    "ambiguity_threshold": _FRACTION,
-    "ranking_length": _AT_LEAST_0,
+# Each numeric setting's allowed range.
+_RANGES: dict[str, Range] = {
+    "word_dim": AT_LEAST_1,
+    "char_dim": AT_LEAST_1,
+    "char_filters": AT_LEAST_1,
+    "max_word_chars": AT_LEAST_1,
+    "count_vectors_max_features": AT_LEAST_1,
+    "count_vectors_dim": AT_LEAST_1,
+    "ngram_intent_weight": Range(-math.inf, 1.0, "at most 1 (negative: chosen from the data)"),
+    "hidden": AT_LEAST_1,
+    "lstm_layers": AT_LEAST_1,
+    "attention_dim": AT_LEAST_1,
+    "self_attention": Range(0, math.inf, "0 (off) or more"),
+    "dropout": SHARE,
+    "word_dropout": SHARE,
+    "max_tokens": AT_LEAST_1,
+    "epochs": Range(0, math.inf, "0 (chosen from the data) or more"),
+    "min_steps": AT_LEAST_0,
+    "target_steps": AT_LEAST_1,
+    "min_epochs": AT_LEAST_1,
+    "max_epochs": AT_LEAST_1,
+    "batch_size": Range(0, math.inf, "0 (chosen from the data) or more"),
+    "learning_rate": ABOVE_0,
+    "weight_decay": AT_LEAST_0,
+    "label_smoothing": SHARE,
+    "fallback_threshold": FRACTION,
+    "ambiguity_threshold": FRACTION,
+    "ranking_length": AT_LEAST_0,
 }
 
 
 def _check_ranges(values: dict[str, Any], component: str, names: dict[str, str]) -> None:
     """A value out of its range is a ``ConfigError`` naming the setting (the pipeline adds the
     file and line), not a failure deep in training or a model that never trained."""
-    wrong = [
-        f"'{names.get(key, key)}' must be {rule}, got {values[key]!r}"
-        for key, (low, high, rule) in _RANGES.items()
-        if key in values and not low <= values[key] <= high
-    ]
+    wrong = out_of_range(values, _RANGES, names)
     wrong += [
         f"'count_vectors' entry {list(entry)!r} must be [analyzer, min_n, max_n] with analyzer "
         "word or char_wb and 1 <= min_n <= max_n"

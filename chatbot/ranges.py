@@ -1,0 +1,37 @@
+"""Allowed ranges of numeric settings (config.yml), and the message for a value outside one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+
+class Range(NamedTuple):
+    low: float
+    high: float
+    says: str  # how an error message puts it: "must be {says}"
+    below_high: bool = False  # the high end itself is outside
+
+    def holds(self, value: float) -> bool:
+        return self.low <= value < self.high if self.below_high else self.low <= value <= self.high
+
+
+AT_LEAST_1 = Range(1, math.inf, "at least 1")
+AT_LEAST_0 = Range(0, math.inf, "0 or more")
+ABOVE_0 = Range(math.ulp(0.0), math.inf, "above 0")
+SHARE = Range(0.0, 1.0, "at least 0 and under 1", below_high=True)  # dropout rates
+FRACTION = Range(0.0, 1.0, "between 0 and 1")  # thresholds
+
+
+def out_of_range(
+    values: Mapping[str, Any], ranges: Mapping[str, Range], names: Mapping[str, str] | None = None
+) -> list[str]:
+    """ "'key' must be ..., got value" for each value outside its range (``None`` is left alone:
+    it means "not set"). ``names``: the name the user wrote for a key, where it differs."""
+    names = names or {}
+    return [
+        f"'{names.get(key, key)}' must be {ranges[key].says}, got {value!r}"
+        for key, value in values.items()
+        if key in ranges and value is not None and not ranges[key].holds(value)
+    ]

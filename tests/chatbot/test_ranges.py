@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from chatbot.ranges import ABOVE_0, AT_LEAST_1, FRACTION, SHARE, out_of_range
+
+
+def test_the_ends_of_each_range() -> None:
+    assert SHARE.holds(0.0) and SHARE.holds(0.9995) and not SHARE.holds(1.0)
+    assert FRACTION.holds(1.0) and not FRACTION.holds(1.01) and not FRACTION.holds(-0.01)
+    assert not ABOVE_0.holds(0.0) and ABOVE_0.holds(1e-9)
+    assert AT_LEAST_1.holds(1) and not AT_LEAST_1.holds(0)
+
+
+def test_messages_name_the_key_as_written_and_leave_unset_values_alone() -> None:
+    ranges = {"dropout": SHARE, "epochs": AT_LEAST_1}
+    values = {"dropout": 1.5, "epochs": None, "other": -1}
+    assert out_of_range(values, ranges, {"dropout": "drop_rate"}) == [
+        "'drop_rate' must be at least 0 and under 1, got 1.5"
+    ]
