@@ -108,6 +108,16 @@ def _load_model(project_dir: Path, model_path: Path | None) -> Any:
     return TrainedModel.from_file(path)
 
 
+results_option = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="The folder the reports are written to.",
+)
+
+
 @main.command()
 @project_option
 @click.option(
@@ -294,13 +304,7 @@ def run(
     default=None,
     help="Test stories file or folder (default: the project's tests/).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-)
+@results_option
 @click.pass_context
 @user_errors
 def test(
@@ -386,13 +390,7 @@ def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
     help="Share of each intent's examples held out by the split.",
 )
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-)
+@results_option
 @user_errors
 def test_nlu(
     project_dir: Path,
