@@ -377,10 +377,16 @@ def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
     "Without it, the project's NLU data is split 80/20 and a model trained on the 80.",
 )
 @click.option(
+    "-f",
     "--folds",
     type=click.IntRange(min=2),
     default=None,
     help="Cross-validate in N folds instead (the project's NLU data, or --nlu's).",
+)
+@click.option(
+    "--cross-validation",
+    is_flag=True,
+    help="Rasa's flag: cross-validate (in --folds folds, 5 if not given).",
 )
 @click.option(
     "--test-share",
@@ -397,6 +403,7 @@ def test_nlu(
     model_path: Path | None,
     nlu_path: Path | None,
     folds: int | None,
+    cross_validation: bool,
     test_share: float,
     seed: int,
     out_dir: Path,
@@ -405,6 +412,8 @@ def test_nlu(
     from chatbot.nlu.model import NLUModel
     from training.nlu.evaluate import cross_validate, evaluate_nlu, split_evaluate
 
+    if cross_validation and folds is None:
+        folds = 5
     if folds is not None or nlu_path is None:
         project = _load_project(project_dir)
         data = _read_nlu_data(nlu_path) if nlu_path is not None else project.nlu

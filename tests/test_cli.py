@@ -88,6 +88,10 @@ def test_init_train_test_and_shell_on_a_starter_bot(tmp_path: Path) -> None:
     folds = json.loads((out / "cross_validation.json").read_text())
     assert folds["folds"] == 2 and len(folds["fold_summaries"]) == 2
     assert sum(f["examples"] for f in folds["fold_summaries"]) == examples
+    # Rasa's spelling: --cross-validation, 5 folds unless -f says otherwise.
+    result = chatbot("test", "nlu", "--project", str(bot), "--cross-validation", "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((out / "cross_validation.json").read_text())["folds"] == 5
 
     result = chatbot("shell", "--project", str(bot), "--model", str(model), stdin="/greet\n/stop\n")
     assert result.returncode == 0, result.stderr
