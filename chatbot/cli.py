@@ -315,7 +315,8 @@ def test(
     out_dir: Path,
 ) -> None:
     """Test the dialogue model and the NLU on test stories (`chatbot test nlu`: the NLU alone)."""
-    if ctx.invoked_subcommand is not None:
+    if ctx.invoked_subcommand is not None:  # `chatbot test --project X nlu`: X holds for nlu
+        ctx.obj = {"project_dir": project_dir, "model_path": model_path, "out_dir": out_dir}
         return
     from training.evaluate import evaluate_stories, write_reports
 
@@ -397,8 +398,10 @@ def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
 )
 @click.option("--seed", type=int, default=42, show_default=True)
 @results_option
+@click.pass_context
 @user_errors
 def test_nlu(
+    ctx: click.Context,
     project_dir: Path,
     model_path: Path | None,
     nlu_path: Path | None,
@@ -412,6 +415,15 @@ def test_nlu(
     from chatbot.nlu.model import NLUModel
     from training.nlu.evaluate import cross_validate, evaluate_nlu, split_evaluate
 
+    earlier = ctx.obj or {}  # options given to `chatbot test` before `nlu`
+
+    def given(name: str, value: Any) -> Any:
+        unset = ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT
+        return earlier[name] if unset and name in earlier else value
+
+    project_dir = given("project_dir", project_dir)
+    model_path = given("model_path", model_path)
+    out_dir = given("out_dir", out_dir)
     if cross_validation and folds is None:
         folds = 5
     if folds is not None or nlu_path is None:

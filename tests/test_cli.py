@@ -76,7 +76,7 @@ def test_init_train_test_and_shell_on_a_starter_bot(tmp_path: Path) -> None:
     fast = (bot / "config.yml").read_text().replace("epochs: 100", "epochs: 5")
     (bot / "config.yml").write_text(fast)
     out = tmp_path / "nlu-split"
-    result = chatbot("test", "nlu", "--project", str(bot), "--out", str(out))
+    result = chatbot("test", "--project", str(bot), "--out", str(out), "nlu")  # options before nlu
     assert result.returncode == 0, result.stdout + result.stderr
     held_out = json.loads((out / "intent_report.json").read_text())["weighted avg"]["support"]
     assert 0.15 * examples <= held_out <= 0.3 * examples
