@@ -191,18 +191,18 @@ def policy_configs(
 
 
 # A policy parameter's kind and allowed range (inclusive), and how an error says it.
-Range = tuple[type, float, float, str]
-_THRESHOLD: Range = (float, 0.0, 1.0, "a number between 0 and 1")
-RULE_PARAMS: dict[str, Range] = {
+ParamRule = tuple[type, float, float, str]
+_THRESHOLD: ParamRule = (float, 0.0, 1.0, "a number between 0 and 1")
+RULE_PARAMS: dict[str, ParamRule] = {
     "core_fallback_threshold": _THRESHOLD,
     "enable_fallback_prediction": (bool, 0, 1, "true or false"),
 }
-MEMO_PARAMS: dict[str, Range] = {
+MEMO_PARAMS: dict[str, ParamRule] = {
     "max_history": (int, 1, float("inf"), "a whole number, at least 1"),
 }
 
 
-def check_params(config: ComponentConfig, ranges: dict[str, Range]) -> None:
+def check_params(config: ComponentConfig, ranges: dict[str, ParamRule]) -> None:
     """A policy parameter of the wrong kind or out of range is a ``ConfigError`` naming the
     file, line, key and value (``null`` keeps the default)."""
     for key, (kind, low, high, rule) in ranges.items():
