@@ -52,9 +52,9 @@ class NLUSettings:
     entity_recognition: bool = True
     # The tagger also reads the intent head's distribution (Stack-Propagation, Qin et al. 2019):
     # a linear map of softmax(intent logits) adds to every token's tag scores, and the tagger's
-    # loss trains the intent head through it. Off: no gain on ATIS/SNIPS validation. On for
-    # data whose entity types depend on the intent, as HWU64's (its 10-fold entity F1 +0.7 on
-    # both seeds tried; docs/benchmarks.md, NLU, "The intent fed to the tagger" and HWU64).
+    # loss trains the intent head through it. Off: no gain on ATIS/SNIPS validation. Chosen by
+    # HWU64's validation data, where 10-fold entity F1 rose 0.7 with both seeds tried
+    # (docs/benchmarks.md, NLU, "The intent fed to the tagger" and the HWU64 section).
     intent_to_tagger: bool = False
     # Training.
     epochs: int = 0  # 0: chosen from the data size, for 3 optimiser steps an example, clamped
