@@ -1,4 +1,4 @@
-"""``chatbot test nlu``: reports on a test set, or on N-fold cross-validation.
+"""``chatbot test nlu``: reports on a test set, an 80/20 split, or N-fold cross-validation.
 
 Files written to ``out_dir`` (Rasa's names and formats):
 
