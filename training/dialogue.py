@@ -177,10 +177,9 @@ def policy_configs(
     for config in configs or DEFAULT_POLICIES:
         entry = POLICY_NAMES.get(config.name)
         if entry is None:
-            where = f"{config.origin.file}:{config.origin.line}: " if config.origin.file else ""
             raise ConfigError(
-                f"{where}unknown policy '{config.name}' (key 'policies'); known policies: "
-                + ", ".join(sorted(POLICY_NAMES))
+                f"{config.origin.prefix}unknown policy '{config.name}' (key 'policies'); "
+                "known policies: " + ", ".join(sorted(POLICY_NAMES))
             )
         kind, notice = entry
         if notice and notices:
@@ -217,9 +216,9 @@ def check_params(config: ComponentConfig, ranges: dict[str, ParamRule]) -> None:
             number = isinstance(value, int | float) and not isinstance(value, bool)
             fits = number and low <= value <= high
         if not fits:
-            where = config.origin.file
-            at = f"{where}:{config.origin.line}: " if where else ""
-            raise ConfigError(f"{at}{config.name}: '{key}' must be {rule}, got {value!r}")
+            raise ConfigError(
+                f"{config.origin.prefix}{config.name}: '{key}' must be {rule}, got {value!r}"
+            )
 
 
 def check_policy_params(kind: str, config: ComponentConfig) -> None:

@@ -87,7 +87,7 @@ def settings_from_config(config: ComponentConfig) -> LSTMSettings:
         values[name] = _coerce(config, key, name, value)
         wrong = out_of_range({name: values[name]}, _RANGES, {name: key})
         if wrong:
-            raise TrainingError(f"{_where(config)}{config.name}: {wrong[0]}")
+            raise TrainingError(f"{config.origin.prefix}{config.name}: {wrong[0]}")
     return LSTMSettings(**values)
 
 
@@ -114,12 +114,6 @@ _RANGES: dict[str, Range] = {
 }
 
 
-def _where(config: ComponentConfig) -> str:
-    if not config.origin.file:
-        return ""
-    return f"{config.origin.file}:{config.origin.line}: "
-
-
 def _coerce(config: ComponentConfig, key: str, name: str, value: Any) -> Any:
     default = getattr(LSTMSettings(), name)
     if value is None and name in ("max_history", "label_features", "random_seed"):
@@ -136,7 +130,7 @@ def _coerce(config: ComponentConfig, key: str, name: str, value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError):
         raise TrainingError(
-            f"{_where(config)}{config.name}: '{key}' must be a {type(default).__name__}, "
+            f"{config.origin.prefix}{config.name}: '{key}' must be a {type(default).__name__}, "
             f"got {value!r}"
         ) from None
 

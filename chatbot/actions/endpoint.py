@@ -46,7 +46,7 @@ def create_action_executor(
 ) -> CustomActionExecutor | None:
     if block is None:
         return None
-    where = f"{block.origin.file}:{block.origin.line}: " if block.origin.file else ""
+    where = block.origin.prefix
     params = block.params
     unknown = sorted(set(params) - _KNOWN_KEYS)
     if unknown:

@@ -151,6 +151,6 @@ def extractor_for(
     options, where = None, ""
     if entries:
         options, origin = entries[0].params, entries[0].origin
-        where = f"{origin.file}:{origin.line}: " if origin.file else ""
+        where = origin.prefix
     extractor = LookupEntityExtractor.from_nlu_data(data, entity_types, options, where=where)
     return extractor if extractor.entity_types else None

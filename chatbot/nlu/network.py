@@ -158,7 +158,7 @@ class JointNet(nn.Module):
         self.self_attention = (
             SelfAttention(state_dim, s.self_attention) if s.self_attention > 0 else None
         )
-        state_dim += max(s.self_attention, 0)
+        state_dim += s.self_attention
         self.ngram_bag = (
             nn.EmbeddingBag(sizes.ngrams, s.count_vectors_dim, mode="mean")
             if sizes.ngrams

@@ -42,7 +42,7 @@ class MessageOutputs(NamedTuple):
 def state_shapes(settings: NLUSettings, sizes: NetSizes) -> dict[str, tuple[int, ...]]:
     """The name and shape of every tensor of ``JointNet``'s state dict, in its order."""
     s, h = settings, settings.hidden
-    state = 2 * h + max(s.self_attention, 0)  # what the heads read
+    state = 2 * h + s.self_attention  # what the heads read
     token_dim = s.word_dim + s.char_filters + sizes.lexical + sizes.patterns
     bag = s.count_vectors_dim if sizes.ngrams else 0
     shapes: dict[str, tuple[int, ...]] = {

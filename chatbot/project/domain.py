@@ -73,6 +73,13 @@ class Origin:
     file: str | None = None
     line: int | None = None
 
+    @property
+    def prefix(self) -> str:
+        """``file:line: `` to put before a message about the item; empty when unknown."""
+        if self.file is None:
+            return ""
+        return f"{self.file}:{self.line}: " if self.line is not None else f"{self.file}: "
+
 
 NO_ORIGIN = Origin()
 

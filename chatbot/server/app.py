@@ -118,7 +118,7 @@ def mount_channels(app: web.Application, credentials: Credentials | None) -> Non
 
     blocks = credentials.channels if credentials else {"rest": EndpointBlock("rest", {})}
     for name, block in blocks.items():
-        where = f"{block.origin.file}:{block.origin.line}: " if block.origin.file else ""
+        where = block.origin.prefix
         found = channel_class(name)
         if found is None:
             raise ConfigError(

@@ -45,10 +45,7 @@ def _notice(component: str, message: str) -> None:
 
 
 def _where(component: ComponentConfig) -> str:
-    origin = component.origin
-    if origin.file is None:
-        return ""
-    return f"{origin.file}:{origin.line}: " if origin.line is not None else f"{origin.file}: "
+    return component.origin.prefix
 
 
 def _take(
