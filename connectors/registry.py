@@ -18,6 +18,34 @@ CHANNELS: dict[str, str] = {
     "callback": "connectors.callback:CallbackChannel",
 }
 
+# Rasa 3.x's other built-in channels: a credentials.yml may keep their blocks (moodbot's
+# ``twilio:``, ``rasa:`` for Rasa X); ``chatbot run`` does not serve them and says so.
+RASA_ONLY_CHANNELS = frozenset(
+    {
+        "audiocodes",
+        "botframework",
+        "cmdline",
+        "facebook",
+        "hangouts",
+        "mattermost",
+        "rasa",
+        "rocketchat",
+        "twilio",
+        "twilio_voice",
+        "webexteams",
+    }
+)
+
+
+def not_served(name: str) -> str | None:
+    """Why a credentials.yml block is left unmounted: a Rasa channel we do not serve, or a custom
+    connector's ``module.Class`` path (Rasa's connectors are Sanic blueprints); None otherwise."""
+    if name in RASA_ONLY_CHANNELS:
+        return f"Rasa's '{name}' channel is not served by chatbot run"
+    if "." in name:
+        return f"'{name}' is a custom Rasa connector (a Sanic class), which chatbot run cannot load"
+    return None
+
 
 def channel_class(name: str) -> type[InputChannel] | None:
     """The channel class of a credentials.yml block name; None for a name not in ``CHANNELS``."""

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,28 @@ def create_action_executor(
         headers={str(k): str(v) for k, v in _mapping(params, "headers", where).items()},
         params=query,
         basic_auth=_basic_auth(params, where),
-        cafile=str(params["cafile"]) if params.get("cafile") else None,
+        cafile=_cafile(params, project_dir, where),
         breaker=_breaker(params, where),
     )
+
+
+def _cafile(params: dict[str, Any], project_dir: Path, where: str) -> str | None:
+    """The certificate file of ``cafile`` (as given, else beside the project), checked to load."""
+    value = params.get("cafile")
+    if not value:
+        return None
+    path = Path(str(value)).expanduser()
+    if not path.is_absolute() and not path.exists() and (project_dir / path).exists():
+        path = project_dir / path
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except FileNotFoundError:
+        raise ConfigError(f"{where}action_endpoint: cafile {str(value)!r}: no such file") from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{where}action_endpoint: cafile {str(value)!r} holds no PEM certificate ({exc})"
+        ) from None
+    return str(path)
 
 
 def _mapping(params: dict[str, Any], key: str, where: str) -> dict[str, Any]:

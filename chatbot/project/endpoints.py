@@ -47,6 +47,23 @@ class Endpoints:
     def lock_store(self) -> EndpointBlock | None:
         return self.blocks.get("lock_store")
 
+    def not_used(self) -> list[tuple[EndpointBlock, str]]:
+        """The blocks ``chatbot run`` does not use, each with why (Rasa reads them)."""
+        return [
+            (block, UNUSED_BLOCKS.get(name, "not an endpoints.yml block we know"))
+            for name, block in self.blocks.items()
+            if name not in USED_BLOCKS
+        ]
+
+
+USED_BLOCKS = frozenset({"action_endpoint", "tracker_store", "lock_store"})
+# Rasa's other endpoints.yml blocks, and what happens instead.
+UNUSED_BLOCKS = {
+    "nlg": "an NLG server is not called: responses come from the domain",
+    "event_broker": "events are not published to a broker: they are in the conversation store",
+    "models": "models are not pulled from a server: give --model or put them in models/",
+}
+
 
 @dataclass(frozen=True)
 class Credentials:

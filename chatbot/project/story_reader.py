@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import ProjectError, ProjectErrors
-from chatbot.project.domain import Origin
+from chatbot.project.domain import ACTION_DEACTIVATE_LOOP, Origin
 from chatbot.project.nlu_reader import parse_annotated_text
 from chatbot.project.stories import (
     ANY_VALUE,
@@ -38,6 +38,9 @@ from chatbot.project.yaml_io import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Stories of Rasa 1 and 2 end a form with this name; Rasa 3 maps it to action_deactivate_loop.
+LEGACY_DEACTIVATE_FORM = "action_deactivate_form"
 
 _STORY_KEYS = ("story", "steps", "metadata")
 _RULE_KEYS = ("rule", "steps", "metadata", "condition", "conversation_start", "wait_for_user_input")
@@ -289,7 +292,17 @@ def read_step(item: Any, *, file: str | None, line: int | None) -> Step | None:
                 key=kind,
             )
         if kind == "action":
-            return ActionStep(name=value.strip(), origin=origin)
+            name = value.strip()
+            if name == LEGACY_DEACTIVATE_FORM:  # Rasa 3 reads it as action_deactivate_loop too
+                logger.warning(
+                    "%s%s is the Rasa 1 name of %s; read as %s",
+                    origin.prefix,
+                    name,
+                    ACTION_DEACTIVATE_LOOP,
+                    ACTION_DEACTIVATE_LOOP,
+                )
+                name = ACTION_DEACTIVATE_LOOP
+            return ActionStep(name=name, origin=origin)
         return ActionStep(text=value.strip(), origin=origin)
     if kind == "checkpoint":
         name = item["checkpoint"]

@@ -4,12 +4,14 @@
 stories, rules and test stories using unknown intents, entities, slots, actions, responses or
 forms; response templates and conditions naming unknown slots; forms whose slots are unknown or
 cannot be asked for; slot mappings naming unknown entities, intents, forms or actions; categorical
-slot values no one declared; NLU examples of unknown intents or entities, and one text annotated
-with two intents. Each error names the file, line, key and value, and what would be valid.
+slot values no one declared; one text annotated with two intents. Each error names the file, line,
+key and value, and what would be valid. NLU examples of intents or entities the domain lacks are
+warnings (logged), as in Rasa: the NLU model learns them, the dialogue model does not see them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -54,6 +56,8 @@ def validate_project(project: Project) -> list[ProjectError]:
         checker.story(story)
     checker.domain()
     checker.nlu(project.nlu)
+    for warning in checker.warnings:
+        logger.warning("%s", warning)
     return checker.errors
 
 
@@ -61,6 +65,10 @@ class _Checker:
     def __init__(self, domain: Domain) -> None:
         self.d = domain
         self.errors: list[ProjectError] = []
+        # What Rasa accepts with a warning: NLU examples of intents and entities the domain lacks
+        # (the NLU model learns them; the dialogue model does not see them).
+        self.warnings: list[ProjectError] = []
+        self._warn = False
         self.intents = set(domain.intent_names)
         self.slots = {*domain.slots, REQUESTED_SLOT}
         self.retrieval = {name.split("/", 1)[0] for name in domain.responses if "/" in name}
@@ -80,7 +88,7 @@ class _Checker:
     ) -> None:
         if hint is None and candidates is not None:
             hint = close_matches_hint(value, candidates, what)
-        self.errors.append(
+        (self.warnings if self._warn else self.errors).append(
             ProjectError(
                 message, file=origin.file, line=origin.line, key=key, value=value, hint=hint
             )
@@ -294,23 +302,36 @@ class _Checker:
                 f"'{ask_actions[1]}' (or '{ask_actions[0]}') to the domain",
             )
 
+    def _noted(self, before: int) -> bool:
+        """Whether a warning was added since ``before``; it then says what the name still does."""
+        if len(self.warnings) == before:
+            return False
+        last = self.warnings[-1]
+        self.warnings[-1] = dataclasses.replace(
+            last,
+            message=last.message + ": the NLU model learns it, stories and rules cannot use it",
+        )
+        return True
+
     # --- NLU data -------------------------------------------------------------------------------
 
     def nlu(self, nlu: NLUData) -> None:
         reported: set[tuple[str, str]] = set()
         first_intent: dict[str, tuple[str, Origin]] = {}
         for example in nlu.examples:
+            self._warn = True  # as in Rasa: a warning, and training goes on
             if ("intent", example.base_intent) not in reported:
-                before = len(self.errors)
+                before = len(self.warnings)
                 self.intent(example.intent, example.origin, "intent", " of an NLU example")
-                if len(self.errors) > before:
+                if self._noted(before):
                     reported.add(("intent", example.base_intent))
             for annotation in example.entities:
                 if ("entity", annotation.entity) not in reported:
-                    before = len(self.errors)
+                    before = len(self.warnings)
                     self.entity(annotation.entity, example.origin, "examples", " of an NLU example")
-                    if len(self.errors) > before:
+                    if self._noted(before):
                         reported.add(("entity", annotation.entity))
+            self._warn = False
             seen = first_intent.setdefault(example.text, (example.intent, example.origin))
             if seen[0] != example.intent:
                 where = f"{seen[1].file}:{seen[1].line}" if seen[1].line else str(seen[1].file)

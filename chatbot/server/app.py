@@ -67,6 +67,8 @@ def build_agent(settings: ServerSettings) -> Agent:
     model = TrainedModel.from_file(model_path_of(settings))
     logger.debug("model loaded in %.2f s", time.perf_counter() - started)
     endpoints = read_endpoints(settings.project_dir, settings.endpoints_path)
+    for block, why in endpoints.not_used():
+        logger.warning("%s%s: %s; the block is ignored", block.origin.prefix, block.name, why)
     sqlite_path = settings.sqlite_path or settings.project_dir / ".chatbot" / "conversations.db"
     store = create_store(endpoints.tracker_store, default_sqlite_path=sqlite_path)
     locks = create_lock_store(endpoints.lock_store)
@@ -114,12 +116,17 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
 
 def mount_channels(app: web.Application, credentials: Credentials | None) -> None:
     """The channels of credentials.yml under ``/webhooks/<name>/`` (REST alone without one)."""
-    from connectors.registry import CHANNELS, channel_class
+    from connectors.registry import CHANNELS, channel_class, not_served
 
     blocks = credentials.channels if credentials else {"rest": EndpointBlock("rest", {})}
+    mounted = 0
     for name, block in blocks.items():
         where = block.origin.prefix
         found = channel_class(name)
+        skipped = not_served(name) if found is None else None
+        if skipped is not None:
+            logger.warning("%s%s; its block is skipped", where, skipped)
+            continue
         if found is None:
             raise ConfigError(
                 f"{where}unknown channel '{name}' in the credentials; "
@@ -130,6 +137,9 @@ def mount_channels(app: web.Application, credentials: Credentials | None) -> Non
         except ConfigError as exc:
             raise ConfigError(f"{where}{exc}") from None
         channel.register(app, lambda: app[AGENT])
+        mounted += 1
+    if blocks and not mounted:
+        logger.warning("no channel of the credentials is mounted: add 'rest:' for the REST channel")
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -200,4 +210,4 @@ def serve(settings: ServerSettings) -> None:
 
 def _auth_kind(settings: ServerSettings) -> str:
     kinds = [k for k, v in (("token", settings.auth_token), ("JWT", settings.jwt_secret)) if v]
-    return " and ".join(kinds)
+    return " and ".join(kinds) or "none: reachable from this machine only"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import aiohttp
@@ -32,6 +33,37 @@ async def test_every_channel_mounts_from_its_credentials_block(agent: Agent) -> 
                 assert response.status == 200, name
         async with http.get(f"{served.url}/", headers={"Accept": "text/html"}) as response:
             assert 'data-enabled="true"' in await response.text()
+
+
+async def test_rasa_channels_we_do_not_serve_are_skipped_with_a_warning(
+    agent: Agent, caplog: Any
+) -> None:
+    """moodbot keeps a ``twilio:`` block and reminderbot a ``rasa:`` one: Rasa 3 projects start,
+    the blocks are named as skipped, and the channels that are served still answer."""
+    blocks = {
+        "twilio": EndpointBlock("twilio", {"account_sid": "x", "auth_token": "y"}),
+        "rasa": EndpointBlock("rasa", {"url": "http://localhost:5002/api"}),
+        "addons.custom_channel.MyIO": EndpointBlock("addons.custom_channel.MyIO", {}),
+        "rest": EndpointBlock("rest", {}),
+    }
+    with caplog.at_level(logging.WARNING, logger="chatbot.server.app"):
+        app = create_app(agent, ServerSettings(credentials=Credentials(blocks)))
+    warned = caplog.text
+    assert "'twilio' channel is not served" in warned and "'rasa' channel" in warned
+    assert "custom Rasa connector" in warned and "addons.custom_channel.MyIO" in warned
+    assert "no channel" not in warned
+    async with serve(app) as served, aiohttp.ClientSession() as http:
+        async with http.get(f"{served.url}/webhooks/rest/") as response:
+            assert response.status == 200
+        async with http.get(f"{served.url}/webhooks/twilio/") as response:
+            assert response.status == 404
+
+
+def test_only_unserved_channels_warn_that_none_is_mounted(agent: Agent, caplog: Any) -> None:
+    blocks = {"facebook": EndpointBlock("facebook", {"verify": "v"})}
+    with caplog.at_level(logging.WARNING, logger="chatbot.server.app"):
+        create_app(agent, ServerSettings(credentials=Credentials(blocks)))
+    assert "no channel of the credentials is mounted" in caplog.text
 
 
 async def test_without_the_socketio_channel_the_page_says_the_chat_is_off(agent: Agent) -> None:

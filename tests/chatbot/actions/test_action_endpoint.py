@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,8 @@ def test_defaults() -> None:
         ({"url": URL, "circuit_breaker": {"failures": 2.5}}, "whole number"),
         ({"url": URL, "circuit_breaker": {"open_seconds": -1}}, "'open_seconds'"),
         ({"actions_module": "no_such_module"}, "no_such_module"),
+        ({"url": URL, "cafile": "/no/such/ca.pem"}, "cafile '/no/such/ca.pem': no such file"),
+        ({"url": URL, "cafile": __file__}, "holds no PEM certificate"),
     ],
 )
 def test_bad_settings_name_the_file_and_the_key(params: dict[str, Any], needle: str) -> None:
@@ -83,3 +87,15 @@ def test_bad_settings_name_the_file_and_the_key(params: dict[str, Any], needle: 
     assert needle in str(error.value)
     if "actions_module" not in params:
         assert str(error.value).startswith("endpoints.yml:3: ")
+
+
+def test_cafile_beside_the_project_is_found(tmp_path: Path) -> None:
+    bundle = Path(ssl.get_default_verify_paths().openssl_cafile)
+    if not bundle.is_file():
+        pytest.skip(f"no CA bundle at {bundle}")
+    shutil.copy(bundle, tmp_path / "ca.pem")
+    executor = create_action_executor(
+        block(url="https://localhost:5055/webhook", cafile="ca.pem"), tmp_path
+    )
+    assert isinstance(executor, HTTPActionExecutor)
+    assert isinstance(executor.ssl, ssl.SSLContext)

@@ -150,6 +150,24 @@ def test_story_without_steps_is_skipped(caplog: pytest.LogCaptureFixture) -> Non
     assert "has no steps" in caplog.text
 
 
+def test_rasa_1_deactivate_form_is_read_as_deactivate_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rasa's formbot stories end a form with ``action_deactivate_form``; Rasa 3 maps it."""
+    text = (
+        "stories:\n- story: stop\n  steps:\n  - intent: stop\n  - action: action_deactivate_form\n"
+    )
+    data = load_yaml_text(text, file="s.yml")
+    stories, errors = stories_from_list(data["stories"], "s.yml", "story")
+    assert errors == []
+    assert [step.name for step in stories[0].steps if isinstance(step, ActionStep)] == [
+        "action_deactivate_loop"
+    ]
+    assert "s.yml:5: action_deactivate_form is the Rasa 1 name of action_deactivate_loop" in (
+        caplog.text
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "line", "needles"),
     [

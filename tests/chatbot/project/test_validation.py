@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from chatbot.errors import ProjectError
@@ -266,11 +268,16 @@ def test_use_entities_naming_unknown_entity(make_project: ProjectMaker) -> None:
     assert len(errors) == 1 and "entity 'town' used by intent 'inform'" in errors[0]
 
 
-def test_nlu_intent_and_entity_not_in_domain(make_project: ProjectMaker) -> None:
-    errors = _errors(
-        make_project,
-        {
-            "data/more_nlu.yml": """\
+def test_nlu_intent_and_entity_not_in_domain_are_warnings(
+    make_project: ProjectMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As in Rasa 3: the project trains (the NLU model learns them), each name is warned about
+    once, at its first use, with file and line."""
+    with caplog.at_level(logging.WARNING, logger="chatbot.project.validation"):
+        errors = _errors(
+            make_project,
+            {
+                "data/more_nlu.yml": """\
                 nlu:
                 - intent: goodbye
                   examples: |
@@ -283,11 +290,15 @@ def test_nlu_intent_and_entity_not_in_domain(make_project: ProjectMaker) -> None
                   examples: |
                     - how is the weather
                 """
-        },
+            },
+        )
+    assert errors == []
+    texts = [r.getMessage() for r in caplog.records]
+    assert len(texts) == 3, texts  # one warning per unknown name, at its first use
+    assert (
+        "more_nlu.yml:4: intent 'goodbye' of an NLU example is not in the domain: the NLU model"
+        in texts[0]
     )
-    texts = [str(e) for e in errors]
-    assert len(texts) == 3, texts  # one error per unknown name, at its first use
-    assert "more_nlu.yml:4: intent 'goodbye' of an NLU example is not in the domain" in texts[0]
     assert "more_nlu.yml:8: entity 'person' of an NLU example" in texts[1]
     assert "more_nlu.yml:11: intent 'chitchat/weather'" in texts[2]
 

@@ -5,6 +5,7 @@ store)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -18,6 +19,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from chatbot.agent import TrainedModel
+from chatbot.server.app import build_agent
+from chatbot.server.settings import ServerSettings
 from chatbot.store import SQLStore
 from tests.helpers import ROOT, free_port
 
@@ -231,3 +234,28 @@ async def test_unknown_channel_stops_the_start_with_one_clear_line(
     message = err.decode()
     assert "unknown channel 'fax'" in message and "credentials.yml:2" in message
     assert "rest" in message and "Traceback" not in message
+
+
+async def test_rasa_endpoint_blocks_we_do_not_use_are_named_at_start(
+    tmp_path: Path, restaurant_model: TrainedModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """nlg, event_broker and models blocks of a Rasa endpoints.yml start the server, each named
+    with its file and line as ignored (silently ignoring an NLG server would surprise)."""
+    write_project(tmp_path, restaurant_model, "http://127.0.0.1:9/webhook")
+    (tmp_path / "endpoints.yml").write_text(
+        "action_endpoint:\n  url: http://127.0.0.1:9/webhook\n"
+        "nlg:\n  url: http://127.0.0.1:9/nlg\n"
+        "event_broker:\n  type: pika\n"
+        "models:\n  url: http://127.0.0.1:9/models/default\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="chatbot.server.app"):
+        agent = build_agent(ServerSettings(project_dir=tmp_path))
+    await agent.close()
+    warned = caplog.text
+    for line, name, why in (
+        (3, "nlg", "an NLG server is not called"),
+        (5, "event_broker", "events are not published to a broker"),
+        (7, "models", "models are not pulled from a server"),
+    ):
+        assert f"endpoints.yml:{line}: {name}: {why}" in warned
+    assert "action_endpoint" not in warned
