@@ -27,7 +27,7 @@ from chatbot.nlu.intent_payload import parse_intent_payload
 from chatbot.nlu.lookup_extractor import KIND as LOOKUP_KIND
 from chatbot.nlu.lookup_extractor import LookupEntityExtractor
 from chatbot.nlu.model import NLUModel
-from chatbot.processor import MessageProcessor
+from chatbot.processor import Listener, MessageProcessor
 from chatbot.project.domain import Domain
 from chatbot.project.domain_reader import domain_from_dict, domain_to_dict
 from chatbot.store.base import ConversationStore
@@ -174,6 +174,8 @@ class Agent:
         self.locks = locks or InMemoryLockStore()
         self.action_executor = action_executor
         self.actions = dict(actions or {})  # in-process actions by name (a knowledge base's)
+        # Told every batch of stored events, by this and any later model's processor.
+        self.listeners: list[Listener] = []
         self._model: TrainedModel | None = model
         self._processor: MessageProcessor | None = self._make_processor(model)
 
@@ -185,6 +187,7 @@ class Agent:
             ActionRegistry(model.domain, self.action_executor, self.actions),
             self.store,
             self.locks,
+            listeners=self.listeners,
         )
 
     @property

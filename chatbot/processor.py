@@ -14,6 +14,7 @@ and replayed in full again. So a turn costs the same at turn 5 and at turn 500 o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -35,6 +36,7 @@ from chatbot.dialogue.lstm_policy import LSTMPolicy
 from chatbot.dialogue.policy import Prediction
 from chatbot.errors import ActionError, ActionRejected
 from chatbot.project import domain as d
+from chatbot.reminders import entities_of, same_reminder
 from chatbot.store.base import ConversationStore, is_session_start
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ ACTION_FAILED_TEXT = "Sorry, something went wrong on my side. Please try again i
 EXTERNAL_MESSAGE_PREFIX = "EXTERNAL: "
 
 Parser = Callable[[str], Awaitable[dict[str, Any]]]
+Listener = Callable[[str, list[Event]], None]
 
 
 class LockStore(Protocol):
@@ -61,6 +64,16 @@ class TurnResult:
 
     def messages(self) -> list[dict[str, Any]]:
         return bot_messages(self.new_events, self.conversation.sender_id)
+
+
+@dataclass
+class Fired:
+    """A reminder that fired: the channel to answer on (the conversation's latest) and the
+    metadata of its latest user message (where on that channel: Slack's channel and thread)."""
+
+    channel: str | None
+    metadata: dict[str, Any]
+    result: TurnResult | None = None
 
 
 @dataclass
@@ -117,8 +130,11 @@ class MessageProcessor:
         max_actions: int = DEFAULT_MAX_ACTIONS,
         rng: random.Random | None = None,
         cache_size: int = DEFAULT_CONVERSATION_CACHE_SIZE,
+        listeners: list[Listener] | None = None,
     ) -> None:
         self.domain = domain
+        # Told every batch of events once it is stored (the reminder scheduler listens).
+        self.listeners: list[Listener] = listeners if listeners is not None else []
         self.parse = parse
         self.ensemble = ensemble
         self.actions = actions
@@ -188,6 +204,8 @@ class MessageProcessor:
             new_events = conversation.events[start:]
             if new_events:
                 await self.store.append(conversation_id, new_events, start_seq=next_seq)
+                for listener in self.listeners:
+                    listener(conversation_id, new_events)
             # Not cached: the all-sessions view, and a conversation that started a session in
             # this turn (a load returns the new session only; the next turn reads it once).
             if not all_sessions and not any(is_session_start(e) for e in new_events):
@@ -273,6 +291,53 @@ class MessageProcessor:
             await self.predict_and_run(conversation, channel)
 
         return await self.update(conversation_id, turn, channel=channel, **kwargs)
+
+    async def fire_reminder(self, conversation_id: str, reminder: Event) -> Fired | None:
+        """A due reminder: the bot acts as if the user sent its intent (as ``trigger_intent``),
+        answering on the conversation's latest channel. None when it no longer applies: its
+        event is gone (a restart, a new session) or, with ``kill_on_user_msg`` (the default), the
+        user wrote after it was set."""
+        fired: list[Fired] = []
+
+        async def turn(conversation: Conversation) -> None:
+            events = conversation.events_after_latest_restart()
+            at = next((i for i, e in enumerate(events) if same_reminder(e, reminder)), None)
+            if at is None:
+                logger.info("conversation %s: a reminder no longer applies", conversation_id)
+                return
+            if reminder.get("kill_on_user_msg", True) and any(
+                e.get("event") == "user" for e in events[at + 1 :]
+            ):
+                logger.info(
+                    "conversation %s: the user wrote since; reminder dropped", conversation_id
+                )
+                return
+            latest = conversation.latest_user_event() or {}
+            channel = latest.get("input_channel")
+            channel = channel if isinstance(channel, str) else None
+            metadata = latest.get("metadata")
+            intent = str(reminder["intent"])
+            if intent not in self.domain.intent_names:
+                logger.error(
+                    "conversation %s: reminder intent %r is not in the domain; not fired",
+                    conversation_id,
+                    intent,
+                )
+                return
+            parse_data = {
+                "intent": {"name": intent, "confidence": 1.0},
+                "entities": entities_of(reminder),
+                "intent_ranking": [{"name": intent, "confidence": 1.0}],
+            }
+            message = UserMessage(f"{EXTERNAL_MESSAGE_PREFIX}{intent}", conversation_id, channel)
+            await self._log_user(conversation, message, parse_data)
+            await self.predict_and_run(conversation, channel)
+            fired.append(Fired(channel, metadata if isinstance(metadata, dict) else {}))
+
+        result = await self.update(conversation_id, turn, start_session=False)
+        if not fired:
+            return None
+        return dataclasses.replace(fired[0], result=result)
 
     async def execute(
         self,

@@ -28,7 +28,7 @@ from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ChatbotError, ConfigError
 from chatbot.server.errors import apology_messages, failure_of
 from chatbot.server.errors import json_error as _json_error
-from chatbot.server.keys import GATE
+from chatbot.server.keys import GATE, OUTPUTS
 from chatbot.server.limits import MessageTooLong, RateLimited
 from connectors.base import InputChannel
 from connectors.rest import read_user_message
@@ -87,6 +87,14 @@ class CallbackChannel(InputChannel):
         app.router.add_get(f"/webhooks/{self.name}/", self.health)
         app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
         app.cleanup_ctx.append(self._lifecycle)
+        app[OUTPUTS][self.name] = self.send
+
+    async def send(
+        self, conversation_id: str, messages: list[dict[str, Any]], metadata: dict[str, Any]
+    ) -> None:
+        """Bot messages outside a request (a reminder): POSTed to ``url`` as answers are."""
+        for message in messages:
+            await self._deliver(message)
 
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))

@@ -40,6 +40,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
+from chatbot.server.keys import OUTPUTS
 from connectors.base import InputChannel
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient, RetryPolicy
@@ -208,6 +209,19 @@ class SlackChannel(InputChannel):
         app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
         app.on_shutdown.append(stop_workers)
         app.cleanup_ctx.append(lifecycle)
+        app[OUTPUTS][self.name] = self.send
+
+    async def send(
+        self, conversation_id: str, messages: list[dict[str, Any]], metadata: dict[str, Any]
+    ) -> None:
+        """Bot messages outside a request (a reminder): where the conversation's latest message
+        came from (its channel and thread, kept in the message's metadata), else a direct
+        message to the user."""
+        channel = metadata.get("out_channel")
+        if not isinstance(channel, str) or not channel:
+            channel = conversation_id.split("_", 1)[0]  # the user: a direct message
+        thread = metadata.get("thread_id")
+        await self._post(messages, channel, thread if isinstance(thread, str) else None)
 
     async def webhook(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -322,10 +336,13 @@ class SlackChannel(InputChannel):
             "users": incoming.bot_user,
         }
         message = UserMessage(incoming.text, incoming.conversation_id, self.name, metadata)
-        for bot_message in await answer(app, message):
-            for post in slack_posts(bot_message, incoming.channel):
-                if incoming.reply_thread:
-                    post.setdefault("thread_ts", incoming.reply_thread)
+        await self._post(await answer(app, message), incoming.channel, incoming.reply_thread)
+
+    async def _post(self, messages: list[dict[str, Any]], channel: str, thread: str | None) -> None:
+        for bot_message in messages:
+            for post in slack_posts(bot_message, channel):
+                if thread:
+                    post.setdefault("thread_ts", thread)
                 posted = await self.api.call("chat.postMessage", post)
                 if posted is not None and not posted.ok:
                     logger.error(

@@ -41,6 +41,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage, bot_messages
 from chatbot.errors import ChatbotError, ConfigError
+from chatbot.server.keys import OUTPUTS
 from connectors.base import InputChannel
 from connectors.delivery import ConversationWorkers
 from connectors.session_keys import SessionKeys
@@ -236,6 +237,18 @@ class SocketIOChannel(InputChannel):
         app.router.add_get(f"/webhooks/{self.name}/", health)
         app.on_shutdown.append(stop_workers)
         app.cleanup_ctx.append(lifecycle)
+
+        async def send(
+            conversation_id: str, messages: list[dict[str, Any]], metadata: dict[str, Any]
+        ) -> None:
+            """Bot messages outside a request (a reminder): to the conversation's sockets (its
+            room; without session persistence the conversation is the socket's own id)."""
+            for message in messages:
+                for payload in socketio_messages(message):
+                    event, space = self.bot_message_evt, self.namespace
+                    await sio.emit(event, payload, room=conversation_id, namespace=space)
+
+        app[OUTPUTS][self.name] = send
 
     def _add_handlers(
         self, sio: socketio.AsyncServer, app: web.Application, agent_getter: Callable[[], Agent]

@@ -34,6 +34,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
+from chatbot.server.keys import OUTPUTS
 from connectors.base import InputChannel
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient, RetryPolicy
@@ -133,6 +134,18 @@ class TelegramChannel(InputChannel):
         app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
         app.on_shutdown.append(stop_workers)
         app.cleanup_ctx.append(lifecycle)
+        app[OUTPUTS][self.name] = self.send
+
+    async def send(
+        self, conversation_id: str, messages: list[dict[str, Any]], metadata: dict[str, Any]
+    ) -> None:
+        """Bot messages outside a request (a reminder): to the chat the conversation is."""
+        chat_id: int | str = (
+            int(conversation_id) if re.fullmatch(r"-?\d+", conversation_id) else conversation_id
+        )
+        for message in messages:
+            for method, params in telegram_calls(message, {"chat_id": chat_id}, self.payloads):
+                await self._call(method, params)
 
     async def register_webhook(self) -> None:
         """``setWebhook`` with our URL and secret; a failure is logged, the server goes on."""

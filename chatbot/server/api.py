@@ -20,17 +20,20 @@ from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import validate_events
 from chatbot.conversation.messages import UserMessage, bot_messages
-from chatbot.processor import TurnResult
+from chatbot.processor import EXTERNAL_MESSAGE_PREFIX, TurnResult
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import kind, object_field, read_json, read_object, string_field
 from chatbot.server.errors import json_error
 from chatbot.server.gate import MessageGate
-from chatbot.server.keys import AGENT, GATE
+from chatbot.server.keys import AGENT, GATE, OUTPUTS
 from chatbot.server.limits import check_text_length
+from chatbot.server.outputs import deliver
 from chatbot.server.story import stories_yaml
 from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH
 
 API_CHANNEL = "api"
+# ``?output_channel=latest``: the channel of the conversation's latest user message.
+LATEST_CHANNEL = "latest"
 VERBOSITIES = ("ALL", "APPLIED", "AFTER_RESTART", "NONE")
 
 
@@ -220,7 +223,7 @@ async def trigger_intent(request: web.Request) -> web.Response:
         raise json_error(404, f"The intent {intent!r} does not exist in the domain.", "NotFound")
     assert intent is not None
     entities = _entities(body.get("entities"))
-    channel = request.query.get("output_channel") or API_CHANNEL
+    channel, delivered = await _output_channel(request, conversation_id)
     result = await _turn(
         request,
         conversation_id,
@@ -228,7 +231,7 @@ async def trigger_intent(request: web.Request) -> web.Response:
             conversation_id, intent, entities, channel, all_sessions=True
         ),
     )
-    return web.json_response(_answer(result, conversation_id, verbosity))
+    return web.json_response(await _answer_on(request, result, channel, delivered, verbosity))
 
 
 async def execute(request: web.Request) -> web.Response:
@@ -246,7 +249,7 @@ async def execute(request: web.Request) -> web.Response:
         isinstance(confidence, bool) or not isinstance(confidence, (int, float))
     ):
         raise json_error(400, f"'confidence' must be a number, not {kind(confidence)}")
-    channel = request.query.get("output_channel") or API_CHANNEL
+    channel, delivered = await _output_channel(request, conversation_id)
     result = await _turn(
         request,
         conversation_id,
@@ -259,7 +262,7 @@ async def execute(request: web.Request) -> web.Response:
             all_sessions=True,
         ),
     )
-    return web.json_response(_answer(result, conversation_id, verbosity))
+    return web.json_response(await _answer_on(request, result, channel, delivered, verbosity))
 
 
 async def predict(request: web.Request) -> web.Response:
@@ -285,6 +288,47 @@ async def _turn(request: web.Request, conversation_id: str, run: Any) -> TurnRes
     gate: MessageGate = request.app[GATE]
     agent: Agent = request.app[AGENT]
     return await gate.turn(API_CHANNEL, conversation_id, lambda: run(agent))
+
+
+async def _output_channel(request: web.Request, conversation_id: str) -> tuple[str, bool]:
+    """Rasa's ``?output_channel=``: (the channel the turn is recorded on, whether the bot's
+    messages go out through it). A mounted channel that can send without a request (callback,
+    socketio, slack, telegram) gets them; ``latest`` is the conversation's latest user message's
+    channel. Otherwise the messages come back in the response, as without the parameter."""
+    wanted = request.query.get("output_channel")
+    if not wanted:
+        return API_CHANNEL, False
+    if wanted == LATEST_CHANNEL:
+        stored = await request.app[AGENT].store.load(conversation_id)
+        latest: dict[str, Any] = next(
+            (e for e in reversed(stored.events) if e.get("event") == "user"), {}
+        )
+        found = latest.get("input_channel")
+        wanted = found if isinstance(found, str) and found else API_CHANNEL
+    return wanted, wanted in request.app[OUTPUTS]
+
+
+async def _answer_on(
+    request: web.Request, result: TurnResult, channel: str, delivered: bool, verbosity: str
+) -> dict[str, Any]:
+    """The response of a turn run for ``?output_channel=``: its messages were sent through the
+    channel (and are left out, as Rasa leaves them out), else they are in the response."""
+    conversation_id = result.conversation.sender_id
+    if not delivered:
+        return _answer(result, conversation_id, verbosity)
+    metadata: dict[str, Any] = {}
+    for event in reversed(result.conversation.events):
+        text = event.get("text")
+        if (
+            event.get("event") == "user"
+            and event.get("input_channel") == channel
+            and not (isinstance(text, str) and text.startswith(EXTERNAL_MESSAGE_PREFIX))
+        ):
+            found = event.get("metadata")
+            metadata = found if isinstance(found, dict) else {}
+            break
+    await deliver(request.app, conversation_id, channel, result.messages(), metadata)
+    return {"tracker": tracker_json(result.conversation, verbosity)}
 
 
 def _answer(result: TurnResult, conversation_id: str, verbosity: str) -> dict[str, Any]:

@@ -19,8 +19,10 @@ from pathlib import Path
 from aiohttp import web
 
 from chatbot.agent import Agent, TrainedModel, __version__, latest_model
+from chatbot.conversation.events import Event
 from chatbot.errors import ConfigError, StoreUnavailable
 from chatbot.project.endpoints import Credentials, EndpointBlock, Endpoints
+from chatbot.reminders import ReminderScheduler
 from chatbot.server.api import register_conversation_routes
 from chatbot.server.api_model import register_model_routes
 from chatbot.server.auth import Auth
@@ -28,9 +30,10 @@ from chatbot.server.cors import cors_middleware
 from chatbot.server.errors import errors_middleware
 from chatbot.server.gate import MessageGate
 from chatbot.server.health import health
-from chatbot.server.keys import AGENT, AUTH, GATE, METRICS, SETTINGS
+from chatbot.server.keys import AGENT, AUTH, GATE, METRICS, OUTPUTS, SETTINGS
 from chatbot.server.limits import RateLimiter
 from chatbot.server.metrics import Metrics
+from chatbot.server.outputs import deliver
 from chatbot.server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -94,9 +97,19 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
     app[GATE] = MessageGate(
         lambda: app[AGENT], metrics, limiter=limiter, max_message_chars=settings.max_message_chars
     )
+    app[OUTPUTS] = {}
+    reminders = ReminderScheduler(lambda cid, event: _fire_reminder(app, cid, event))
+    agent.listeners.append(reminders.notice)
+
+    async def stop_reminders(app: web.Application) -> AsyncIterator[None]:
+        yield
+        agent.listeners.remove(reminders.notice)
+        await reminders.close()
+
     metrics.watch_action_server(lambda: app[AGENT].action_executor)
     # First in, last out: the stores close after every channel has finished its messages.
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(stop_reminders)  # stopped before the stores close
     app.on_shutdown.append(_announce_shutdown)
 
     async def version(request: web.Request) -> web.Response:
@@ -140,6 +153,12 @@ def mount_channels(app: web.Application, credentials: Credentials | None) -> Non
         mounted += 1
     if blocks and not mounted:
         logger.warning("no channel of the credentials is mounted: add 'rest:' for the REST channel")
+
+
+async def _fire_reminder(app: web.Application, conversation_id: str, event: Event) -> None:
+    fired = await app[AGENT].processor.fire_reminder(conversation_id, event)
+    if fired is not None and fired.result is not None:
+        await deliver(app, conversation_id, fired.channel, fired.result.messages(), fired.metadata)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

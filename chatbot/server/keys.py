@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from aiohttp import web
 
 from chatbot.agent import Agent
@@ -15,3 +18,10 @@ SETTINGS = web.AppKey("settings", ServerSettings)
 METRICS = web.AppKey("metrics", Metrics)
 GATE = web.AppKey("gate", MessageGate)
 AUTH = web.AppKey("auth", Auth)
+
+# Sends bot messages to a conversation outside any request of its user (reminders, external
+# events with ``output_channel``): (conversation id, messages, metadata of its latest user message).
+Sender = Callable[[str, list[dict[str, Any]], dict[str, Any]], Awaitable[None]]
+# The mounted channels that can do that, by name (callback, socketio, slack, telegram; not rest,
+# whose answer is its HTTP response).
+OUTPUTS = web.AppKey("outputs", dict[str, Sender])

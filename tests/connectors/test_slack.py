@@ -15,6 +15,7 @@ import pytest
 
 from chatbot.agent import Agent
 from chatbot.errors import ConfigError
+from chatbot.server.settings import ServerSettings
 from connectors.outbound import RetryPolicy
 from connectors.slack import SlackChannel, sanitize
 from connectors.slack_blocks import button_blocks, slack_posts
@@ -78,7 +79,9 @@ class Slack:
 @pytest.fixture
 def slack_at(serve_channel: ServeChannel) -> Callable[..., AbstractAsyncContextManager[Slack]]:
     @asynccontextmanager
-    async def start(**credentials: Any) -> AsyncIterator[Slack]:
+    async def start(
+        settings: ServerSettings | None = None, **credentials: Any
+    ) -> AsyncIterator[Slack]:
         api = FakeSlackApi()
         async with serve(api.app) as fake:
             params = {
@@ -89,7 +92,10 @@ def slack_at(serve_channel: ServeChannel) -> Callable[..., AbstractAsyncContextM
             }
             channel = SlackChannel.from_credentials(params)
             channel.api.policy = FAST_RETRIES
-            async with serve_channel(channel) as served, aiohttp.ClientSession() as http:
+            async with (
+                serve_channel(channel, settings) as served,
+                aiohttp.ClientSession() as http,
+            ):
                 yield Slack(served, api, channel, http)
 
     return start
@@ -358,3 +364,22 @@ async def test_shutdown_cancels_an_answer_that_outlives_the_grace(
         await slack.api.attempts.wait_count(1)
     assert slack.channel.workers.busy == 0
     assert "slack: cancelling 1 unfinished conversation(s)" in caplog.text
+
+
+async def test_an_external_event_answers_in_the_thread_the_user_wrote_in(slack_at: Any) -> None:
+    """``trigger_intent?output_channel=latest`` (reminders go the same way): posted to the
+    channel and thread of the conversation's latest message, not returned."""
+    settings = ServerSettings(enable_api=True, rate_limit=None)
+    async with slack_at(settings, conversation_granularity="thread") as slack:
+        await slack.say("/greet", thread_ts="1700000000.000100")
+        await slack.api.posts.wait_count(1)
+        conversation = f"{USER}_{DM}_1700000000.000100"
+        url = f"{slack.served.url}/conversations/{conversation}/trigger_intent"
+        async with slack.http.post(
+            f"{url}?output_channel=latest", json={"name": "bot_challenge"}
+        ) as response:
+            assert response.status == 200
+            assert "messages" not in await response.json()
+        post = (await slack.api.posts.wait_count(2))[1]
+    assert (post["channel"], post["thread_ts"]) == (DM, "1700000000.000100")
+    assert post["text"].startswith("I am a bot")

@@ -316,3 +316,24 @@ async def test_shutdown_does_not_wait_for_connected_clients(serve_channel: Serve
         started = time.monotonic()
     assert time.monotonic() - started < 2.0  # not the runner's shutdown_timeout (5 s)
     await client.sio.disconnect()
+
+
+async def test_an_external_event_reaches_the_conversations_socket(
+    serve_channel: ServeChannel, agent: Agent
+) -> None:
+    """``trigger_intent?output_channel=latest`` (reminders go the same way): emitted to the
+    socket of the conversation (its room), not returned."""
+    settings = ServerSettings(enable_api=True, rate_limit=None)
+    async with serve_channel(SocketIOChannel(), settings) as served, connected(served) as client:
+        await client.session()
+        await client.say("/greet")
+        (conversation,) = await agent.store.conversation_ids()
+        url = f"{served.url}/conversations/{conversation}/trigger_intent?output_channel=latest"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(url, json={"name": "bot_challenge"}) as response,
+        ):
+            assert response.status == 200
+            assert "messages" not in await response.json()
+        emitted = await asyncio.wait_for(client.bot.get(), WAIT)
+    assert emitted["text"].startswith("I am a bot")

@@ -15,6 +15,7 @@ import pytest
 from chatbot.agent import Agent, TrainedModel
 from chatbot.errors import ConfigError, StoreUnavailable
 from chatbot.server.errors import APOLOGY
+from chatbot.server.settings import ServerSettings
 from chatbot.store.base import StoredConversation
 from chatbot.store.memory import InMemoryStore
 from connectors.outbound import RetryPolicy
@@ -318,3 +319,28 @@ async def test_the_user_is_told_sorry_when_the_store_is_down(
             await telegram.say("/greet")
             (sent,) = await wait_calls(api, "sendMessage", 1)
     assert sent["params"] == {"chat_id": CHAT, "text": APOLOGY}
+
+
+async def test_an_external_event_answers_in_the_telegram_chat(
+    serve_channel: ServeChannel, agent: Agent
+) -> None:
+    """``trigger_intent?output_channel=latest`` (Rasa's external events; reminders go the same
+    way): the bot's answer is sent to the chat the conversation is, not returned."""
+    api = FakeTelegramApi()
+    async with serve(api.app) as fake:
+        params = {"access_token": TOKEN, "secret_token": SECRET, "api_url": fake.url}
+        channel = TelegramChannel.from_credentials(params)
+        channel.api.policy = FAST_RETRIES
+        settings = ServerSettings(enable_api=True, rate_limit=None)
+        async with serve_channel(channel, settings) as served, aiohttp.ClientSession() as http:
+            telegram = Telegram(served, api, channel, http)
+            await telegram.say("/greet")
+            await wait_calls(api, "sendMessage", 1)
+            url = f"{served.url}/conversations/{CHAT}/trigger_intent?output_channel=latest"
+            async with http.post(url, json={"name": "bot_challenge"}) as response:
+                assert response.status == 200
+                assert "messages" not in await response.json()
+            sent = (await wait_calls(api, "sendMessage", 2))[1]
+            await telegram.finish()
+    assert sent["params"]["chat_id"] == CHAT
+    assert sent["params"]["text"].startswith("I am a bot")
