@@ -343,6 +343,37 @@ class _Checker:
                     value=example.intent,
                     hint=f"It is also an example of '{seen[0]}' at {where}; keep one",
                 )
+        self._unextractable(nlu)
+
+    def _unextractable(self, nlu: NLUData) -> None:
+        """Warn where a slot fills from an entity the NLU cannot find: no example annotates it
+        and no regex or lookup table is named after it (Rasa projects that relied on Duckling
+        or spaCy's pretrained entities: formbot's ``number``, reminderbot's ``PERSON``)."""
+        if not nlu.examples:
+            return  # a bot driven by /intent payloads only
+        found = {a.entity for example in nlu.examples for a in example.entities}
+        found |= {r.name for r in nlu.regexes} | {t.name for t in nlu.lookups}
+        warned: set[str] = set()
+        for slot in self.d.slots.values():
+            for mapping in slot.mappings:
+                entity = mapping.entity
+                if mapping.type != "from_entity" or not entity or entity in found | warned:
+                    continue
+                if entity not in self.d.entities:
+                    continue  # an error of its own
+                warned.add(entity)
+                origin = mapping.origin if mapping.origin.file else slot.origin
+                self.warnings.append(
+                    ProjectError(
+                        f"slot '{slot.name}' fills from entity '{entity}', which no NLU example "
+                        "annotates: the NLU model cannot extract it, only /intent{...} payloads "
+                        "set it",
+                        file=origin.file,
+                        line=origin.line,
+                        hint="Annotate it in some examples, or add a regex or lookup table "
+                        "named after it (Duckling and spaCy entities are not served)",
+                    )
+                )
 
 
 def _template_strings(data: dict[str, Any]) -> Iterator[tuple[str, str]]:

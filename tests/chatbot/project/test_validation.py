@@ -320,3 +320,22 @@ def test_same_text_with_two_intents(make_project: ProjectMaker) -> None:
     assert "nlu.yml:5:" in str(error)
     assert "annotated with two intents, 'inform' and 'greet'" in str(error)
     assert "more_nlu.yml:4" in str(error)
+
+
+def test_a_slot_whose_entity_no_example_annotates_is_a_warning(
+    make_project: ProjectMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rasa's formbot fills num_people from Duckling's ``number``, which no example annotates:
+    the project trains, and one line says the slot can only come from payloads."""
+    domain = DOMAIN.replace(
+        "  size:\n",
+        "  people:\n    type: text\n    mappings:\n      - type: from_entity\n"
+        "        entity: name\n  size:\n",
+    )
+    with caplog.at_level(logging.WARNING, logger="chatbot.project.validation"):
+        errors = _errors(make_project, {"domain.yml": domain})
+    assert errors == []
+    texts = [r.getMessage() for r in caplog.records]
+    assert len(texts) == 1, texts
+    assert "slot 'people' fills from entity 'name', which no NLU example annotates" in texts[0]
+    assert "domain.yml:" in texts[0]
