@@ -487,8 +487,9 @@ class MessageProcessor:
             )
         )
         conversation.extend(events)
-        if any(e.get("event") == "rewind" for e in events):
-            return "stop"
+        rewinds = [i for i, e in enumerate(events) if e.get("event") == "rewind"]
+        if rewinds and not any(e.get("event") == "user" for e in events[rewinds[-1] :]):
+            return "stop"  # a user message rewound: the bot listens (a clarified one goes on)
         if events and ev.is_action(events[-1], d.ACTION_LISTEN):
             return "listened"
         return "ok"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 from chatbot.actions.base import Action, ActionContext, bot_event
 from chatbot.actions.extract_slots import extract_slots
 from chatbot.conversation import events as ev
@@ -84,7 +87,7 @@ class ActionDefaultAskAffirmation(_Builtin):
     name = d.ACTION_DEFAULT_ASK_AFFIRMATION
 
     async def run(self, ctx: ActionContext) -> list[Event]:
-        intent = ctx.conversation.latest_intent or "that"
+        intent = _intent_to_affirm(ctx.conversation.latest_message) or "that"
         message = {
             "text": f"Did you mean '{intent}'?",
             "buttons": [
@@ -103,10 +106,74 @@ class ActionDefaultAskRephrase(_Builtin):
 
 
 class ActionTwoStageFallback(_Builtin):
+    """Rasa's two-stage fallback, a loop (a rule starts it on ``nlu_fallback``; RulePolicy runs it
+    after every user message while it is active):
+
+    1. it asks the user to affirm the most likely intent ("Did you mean 'X'?", Yes: ``/X``, No:
+       ``/out_of_scope``); 2. denied, it asks to rephrase; 3. a rephrasing that is still unclear
+       gets a second affirmation. As soon as the user's intent is clear (affirmed or rephrased),
+       the conversation goes on as if the user had said that in the first place: the fallback's
+       turns are rewound and the clear message takes the unclear one's place. A second denial, or
+       an unclear answer to an affirmation, gives up: ``utter_default``, and the unclear message
+       is rewound (``action_default_fallback``)."""
+
     name = d.ACTION_TWO_STAGE_FALLBACK
 
     async def run(self, ctx: ActionContext) -> list[Event]:
-        return [*utter_or_default(ctx, "utter_ask_rephrase"), ev.simple("rewind")]
+        conversation = ctx.conversation
+        if conversation.active_loop_name != self.name:
+            return [ev.active_loop(self.name), *await self._affirm(ctx)]
+        answers = _intents_since_activation(conversation.events, self.name)
+        latest = answers[-1] if answers else d.INTENT_NLU_FALLBACK
+        if latest not in (d.INTENT_NLU_FALLBACK, d.INTENT_OUT_OF_SCOPE):
+            return [ev.active_loop(None), ev.simple("rewind"), *_clarified(conversation)]
+        if latest == d.INTENT_OUT_OF_SCOPE and answers.count(d.INTENT_OUT_OF_SCOPE) < 2:
+            return utter_or_default(ctx, "utter_ask_rephrase")
+        if latest == d.INTENT_NLU_FALLBACK and answers[-2:-1] == [d.INTENT_OUT_OF_SCOPE]:
+            return await self._affirm(ctx)  # the rephrasing is unclear too: affirm once more
+        return [ev.active_loop(None), *await ActionDefaultFallback().run(ctx)]
+
+    @staticmethod
+    async def _affirm(ctx: ActionContext) -> list[Event]:
+        if ctx.run_action is not None:  # the registry's: a custom one where the bot has its own
+            return await ctx.run_action(d.ACTION_DEFAULT_ASK_AFFIRMATION, ctx.conversation)
+        return await ActionDefaultAskAffirmation().run(ctx)
+
+
+def _intent_to_affirm(parse_data: dict[str, Any]) -> str | None:
+    """The latest message's intent, or for ``nlu_fallback`` the best intent under it."""
+    intent = (parse_data.get("intent") or {}).get("name")
+    if intent == d.INTENT_NLU_FALLBACK:
+        ranking = parse_data.get("intent_ranking") or []
+        below = [r.get("name") for r in ranking if r.get("name") != d.INTENT_NLU_FALLBACK]
+        return str(below[0]) if below and below[0] else None
+    return str(intent) if intent else None
+
+
+def _intents_since_activation(events: list[Event], loop: str) -> list[str]:
+    """The intents of the user's messages since ``loop`` was last activated, oldest first."""
+    activations = [
+        i for i, e in enumerate(events) if e.get("event") == "active_loop" and e.get("name") == loop
+    ]
+    start = activations[-1] if activations else len(events)
+    return [
+        str((e.get("parse_data") or {}).get("intent", {}).get("name"))
+        for e in events[start:]
+        if e.get("event") == "user"
+    ]
+
+
+def _clarified(conversation: Any) -> list[Event]:
+    """The clear message in place of the unclear one (Rasa's message clarification)."""
+    latest = conversation.latest_user_event()
+    if latest is None:
+        return []
+    clear = copy.deepcopy(latest)
+    intent = (clear.get("parse_data") or {}).get("intent")
+    if isinstance(intent, dict):
+        intent["confidence"] = 1.0
+    clear["timestamp"] = ev.now()
+    return [ev.action(d.ACTION_LISTEN), clear]
 
 
 class ActionUnlikelyIntent(_Builtin):

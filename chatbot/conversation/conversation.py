@@ -15,7 +15,13 @@ from typing import Any
 from chatbot.conversation import events as ev
 from chatbot.conversation.events import Event
 from chatbot.conversation.state import State, entity_features, make_state
-from chatbot.project.domain import ACTION_LISTEN, ACTION_SESSION_START, REQUESTED_SLOT, Domain
+from chatbot.project.domain import (
+    ACTION_LISTEN,
+    ACTION_SESSION_START,
+    ACTION_TWO_STAGE_FALLBACK,
+    REQUESTED_SLOT,
+    Domain,
+)
 
 # Events that end everything before them, as far as the dialogue state is concerned.
 _RESETTING = ("restart", "session_started")
@@ -180,7 +186,7 @@ class Conversation:
         return applied
 
     def _loop_names(self) -> set[str]:
-        return set(self.domain.forms)
+        return {*self.domain.forms, ACTION_TWO_STAGE_FALLBACK}
 
     def is_loop_rerun(self, action: str) -> bool:
         """Whether running ``action`` now is a form running again on its happy path, a step the
