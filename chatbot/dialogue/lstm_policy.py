@@ -32,7 +32,7 @@ import numpy as np
 
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import Event
-from chatbot.conversation.state import State
+from chatbot.conversation.state import INTENT, TEXT, State
 from chatbot.dialogue.action_masks import ActionMasks, satisfied
 from chatbot.dialogue.featurizer import Features, StateFeaturizer
 from chatbot.dialogue.lstm_runtime import HC, TrackerConfig, TrackerRuntime
@@ -72,6 +72,11 @@ class _Entry:
     @property
     def hc(self) -> HC | None:
         return self.tail[-1].hc if self.tail else None
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    probs = np.exp(logits - logits.max())
+    return np.asarray(probs / probs.sum())
 
 
 def _event_key(event: Event) -> tuple[Any, ...]:
@@ -116,6 +121,8 @@ class LSTMPolicy(Policy):
         ]
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
+        # Trained on end-to-end user steps: their words are features (``text=...``).
+        self._reads_text = any(name.startswith("text=") for name in featurizer.index)
         self._features: dict[State, Features] = {}
 
     @property
@@ -140,16 +147,39 @@ class LSTMPolicy(Policy):
     ) -> np.ndarray | None:
         """The probability of each label (A,) as the next action; None if all are masked."""
         current = conversation.current_state()
+        by_text = self._by_text(conversation, current)
         if self.config.max_history is None:
-            logits = self._incremental(conversation, current)
+            logits, text_logits = self._incremental(conversation, current, by_text)
         else:
             logits = self._window(conversation, current)
+            text_logits = None if by_text is None else self._window(conversation, by_text)
         allowed = self._allowed(current, excluded, conversation.slots)
         if not bool(allowed.any()):
             return None
-        logits = np.where(allowed, logits.astype(np.float64), -np.inf)
-        probs = np.exp(logits - logits.max())
-        return probs / probs.sum()
+        probs = _softmax(np.where(allowed, logits.astype(np.float64), -np.inf))
+        if text_logits is not None:
+            # As Rasa's TED with end-to-end stories: the user's words and the intent each give
+            # a prediction, and the more confident one counts.
+            by_words = _softmax(np.where(allowed, text_logits.astype(np.float64), -np.inf))
+            if by_words.max() > probs.max():
+                return by_words
+        return probs
+
+    def _by_text(self, conversation: Conversation, current: State) -> State | None:
+        """The current state with the user's words in place of the intent, where the model
+        learned words from end-to-end stories (``- user: "..."`` steps without intent) and the
+        latest message has words (not a ``/intent`` payload); else None."""
+        if not self._reads_text:
+            return None
+        state = dict(current)
+        text = conversation.latest_message.get("text")
+        if state.get(INTENT) is None or not isinstance(text, str) or not text.strip():
+            return None
+        if text.startswith("/"):
+            return None
+        del state[INTENT]
+        state[TEXT] = text
+        return tuple(sorted(state.items()))
 
     def _allowed(self, state: State, excluded: Set[str], slots: Mapping[str, Any]) -> np.ndarray:
         """Labels that may be predicted: trained on, not denied by the state (no form to
@@ -176,7 +206,11 @@ class LSTMPolicy(Policy):
         logits, _, _ = self.runtime.forward(idx, val)  # (T, A)
         return logits[-1]
 
-    def _incremental(self, conversation: Conversation, current: State) -> np.ndarray:
+    def _incremental(
+        self, conversation: Conversation, current: State, by_text: State | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores for the current state (and for ``by_text`` in its place, if given) after the
+        cached LSTM state of the conversation's past states."""
         key = conversation.sender_id
         with self._lock:
             entry = self._cache.pop(key, None)
@@ -193,13 +227,17 @@ class LSTMPolicy(Policy):
         logits, hc, out = self.runtime.forward(idx, val, entry.hc, self._memory(entry))  # (1, A)
         if feats == self.features(current):  # not so when the NLU's probabilities were used
             entry.ahead = _Step(current, hc, out[0])
+        text_logits = None
+        if by_text is not None:
+            idx, val = step_features([self.features(by_text)])
+            text_logits = self.runtime.forward(idx, val, entry.hc, self._memory(entry))[0][-1]
         entry.num_events = len(conversation.events)
         entry.last_event = _event_key(conversation.events[-1]) if conversation.events else None
         with self._lock:
             self._cache[key] = entry
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        return logits[-1]
+        return logits[-1], text_logits
 
     def _checked(self, entry: _Entry | None, conversation: Conversation) -> _Entry:
         """The cached entry, rolled back to the states that still stand; a fresh one if none."""

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatbot.conversation.conversation import Conversation
-from chatbot.conversation.state import ACTIVE_LOOP, State, decode_state, encode_state
+from chatbot.conversation.state import (
+    ACTIVE_LOOP,
+    INTENT,
+    PREV_ACTION,
+    TEXT,
+    State,
+    decode_state,
+    encode_state,
+)
 from chatbot.dialogue.policy import Policy, Prediction
 from chatbot.project import domain as d
 
@@ -50,6 +58,23 @@ class Rule:
         return True
 
 
+def _with_text(history: list[dict[str, Any]], text: Any) -> list[dict[str, Any]] | None:
+    """``history`` with the user's words in place of the intent in the states of the latest
+    turn (from the state after its ``action_listen``); None for a message without words (a
+    ``/intent`` payload)."""
+    if not isinstance(text, str) or not text.strip() or text.startswith("/"):
+        return None
+    turn = max(
+        (i for i, s in enumerate(history) if s.get(PREV_ACTION) == d.ACTION_LISTEN), default=0
+    )
+    changed = [dict(s) for s in history]
+    for state in changed[turn:]:
+        if state.get(INTENT) is not None:
+            state[INTENT] = None
+            state[TEXT] = text
+    return changed
+
+
 class RulePolicy(Policy):
     name = "RulePolicy"
     priority = 6
@@ -67,6 +92,7 @@ class RulePolicy(Policy):
         self.core_fallback_threshold = core_fallback_threshold
         self.core_fallback_action_name = core_fallback_action_name
         self.enable_fallback_prediction = enable_fallback_prediction
+        self._text_rules = [r for r in self.rules if r.mentions(TEXT)]
 
     def predict(
         self, conversation: Conversation, excluded: Set[str] = frozenset()
@@ -83,7 +109,25 @@ class RulePolicy(Policy):
                 return self._prediction(d.ACTION_LISTEN, excluded)
         # Only as far back as the longest rule reaches.
         history = [dict(s) for s in conversation.recent_states(self.max_len)]
-        for rule in self.rules:
+        if self._text_rules:
+            # Rules with the user's words (end-to-end ``- user:`` steps) come first, as in Rasa:
+            # the latest turn's states read its words in place of the intent.
+            by_text = _with_text(history, conversation.latest_message.get("text"))
+            if by_text is not None:
+                found = self._match(self._text_rules, by_text, conversation, excluded)
+                if found is not None:
+                    return found
+        return self._match(self.rules, history, conversation, excluded)
+
+    def _match(
+        self,
+        rules: Sequence[Rule],
+        history: list[dict[str, Any]],
+        conversation: Conversation,
+        excluded: Set[str],
+    ) -> Prediction | None:
+        loop = conversation.loop
+        for rule in rules:
             if rule.action in excluded:
                 continue
             if rule.conversation_start and conversation.num_states != len(rule.states):
