@@ -323,9 +323,14 @@ def test(
     model = _load_model(project_dir, model_path)
     test_stories = _test_stories(project_dir, stories)
     if not test_stories:
-        raise ChatbotError(
-            f"no test stories found in {stories or project_dir / 'tests'} (files test_*.yml)"
+        folder = stories or project_dir / "tests"
+        files = sorted(folder.glob("test_*.y*ml")) if folder.is_dir() else []
+        held = (
+            f": {', '.join(f.name for f in files)} hold no 'stories:' or 'rules:'"
+            if files
+            else " (files test_*.yml)"
         )
+        raise ChatbotError(f"no test stories found in {folder}{held}")
     evaluation = evaluate_stories(model, test_stories)
     write_reports(evaluation, out_dir)
     click.echo(f"Action-level accuracy: {evaluation.action_accuracy:.3f}")

@@ -93,6 +93,14 @@ def test_init_train_test_and_shell_on_a_starter_bot(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads((out / "cross_validation.json").read_text())["folds"] == 5
 
+    # A tests/ file that holds no stories is named (Rasa's e2e test cases look like that).
+    empty = tmp_path / "only-cases"
+    empty.mkdir()
+    (empty / "test_cases.yml").write_text('test_cases:\n- test_case: a\n  steps: []\n')
+    result = chatbot("test", "--project", str(bot), "--model", str(model), "--stories", str(empty))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "test_cases.yml hold no 'stories:' or 'rules:'" in result.stderr
+
     result = chatbot("shell", "--project", str(bot), "--model", str(model), stdin="/greet\n/stop\n")
     assert result.returncode == 0, result.stderr
     assert "Your input ->" in result.stdout and len(result.stdout.splitlines()) > 2

@@ -75,12 +75,19 @@ _SETTING_NAMES = {f.name for f in fields(LSTMSettings)}
 
 def settings_from_config(config: ComponentConfig) -> LSTMSettings:
     """The settings a policy entry of ``config.yml`` asks for; unknown (TED-only) keys are
-    ignored with a debug line, values of the wrong type are a TrainingError naming the key."""
+    named in one info line and ignored, values of the wrong type are a TrainingError naming the
+    key."""
     values: dict[str, Any] = {}
+    ignored = sorted(k for k in config.params if RASA_NAMES.get(k, k) not in _SETTING_NAMES)
+    if ignored:
+        logger.info(
+            "%s: settings %s have no counterpart in the LSTM policy and are ignored",
+            config.name,
+            ", ".join(ignored),
+        )
     for key, value in config.params.items():
         name = RASA_NAMES.get(key, key)
         if name not in _SETTING_NAMES:
-            logger.debug("%s: '%s' has no meaning for the LSTM policy; ignored", config.name, key)
             continue
         if name == "batch_size" and isinstance(value, list):
             value = value[0]  # Rasa's [min, max] increasing batch size: we keep one size

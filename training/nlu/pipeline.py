@@ -153,7 +153,10 @@ def _switch(field: str, notice: str = "") -> Handler:
 
 def _accepted(notice: str) -> Handler:
     def handler(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
-        _notice(c.name, notice)
+        unused = sorted(k for k in c.params if k != "name")
+        _notice(
+            c.name, notice + (f"; its settings {', '.join(unused)} are not used" if unused else "")
+        )
         return settings
 
     return handler

@@ -81,6 +81,20 @@ def test_accepted_names_log_one_notice_each(caplog: pytest.LogCaptureFixture) ->
     assert messages[1].startswith("SpacyTokenizer: ")
 
 
+def test_an_accepted_names_settings_are_named_as_not_used(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tokenizer = ComponentConfig(
+        "WhitespaceTokenizer", {"intent_tokenization_flag": True, "intent_split_symbol": "+"}
+    )
+    with caplog.at_level(logging.INFO, logger="training.nlu.pipeline"):
+        settings_from_pipeline([tokenizer])
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.endswith(
+        "its settings intent_split_symbol, intent_tokenization_flag are not used"
+    )
+
+
 def test_unknown_component_names_it_and_lists_the_known_ones() -> None:
     component = ComponentConfig("FancyClassifier", origin=Origin("config.yml", 7))
     with pytest.raises(ConfigError) as error:
