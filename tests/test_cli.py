@@ -96,7 +96,7 @@ def test_init_train_test_and_shell_on_a_starter_bot(tmp_path: Path) -> None:
     # A tests/ file that holds no stories is named (Rasa's e2e test cases look like that).
     empty = tmp_path / "only-cases"
     empty.mkdir()
-    (empty / "test_cases.yml").write_text('test_cases:\n- test_case: a\n  steps: []\n')
+    (empty / "test_cases.yml").write_text("test_cases:\n- test_case: a\n  steps: []\n")
     result = chatbot("test", "--project", str(bot), "--model", str(model), "--stories", str(empty))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "test_cases.yml hold no 'stories:' or 'rules:'" in result.stderr
