@@ -15,6 +15,7 @@ from typing import Any
 import chatbot
 from chatbot import model_file
 from chatbot.actions.base import Action
+from chatbot.actions.nlg import NLGClient
 from chatbot.actions.registry import ActionRegistry, CustomActionExecutor
 from chatbot.conversation.messages import UserMessage
 from chatbot.dialogue.ensemble import PolicyEnsemble
@@ -167,6 +168,7 @@ class Agent:
         locks: Any = None,
         action_executor: CustomActionExecutor | None = None,
         actions: Mapping[str, Action] | None = None,
+        nlg: NLGClient | None = None,
     ) -> None:
         from chatbot.store.locks import InMemoryLockStore
 
@@ -176,6 +178,7 @@ class Agent:
         self.actions = dict(actions or {})  # in-process actions by name (a knowledge base's)
         # Told every batch of stored events, by this and any later model's processor.
         self.listeners: list[Listener] = []
+        self.nlg = nlg
         self._model: TrainedModel | None = model
         self._processor: MessageProcessor | None = self._make_processor(model)
 
@@ -188,6 +191,7 @@ class Agent:
             self.store,
             self.locks,
             listeners=self.listeners,
+            nlg=self.nlg,
         )
 
     @property
@@ -248,4 +252,6 @@ class Agent:
         return await self.processor.handle_message(message)
 
     async def close(self) -> None:
+        if self.nlg is not None:
+            await self.nlg.close()
         await self.store.close()

@@ -26,6 +26,7 @@ from weakref import WeakKeyDictionary
 
 from chatbot.actions.base import ActionContext, bot_event
 from chatbot.actions.extract_slots import custom_mapping_actions, extract_slots
+from chatbot.actions.nlg import NLGClient
 from chatbot.actions.registry import ActionRegistry
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
@@ -131,10 +132,12 @@ class MessageProcessor:
         rng: random.Random | None = None,
         cache_size: int = DEFAULT_CONVERSATION_CACHE_SIZE,
         listeners: list[Listener] | None = None,
+        nlg: NLGClient | None = None,
     ) -> None:
         self.domain = domain
         # Told every batch of events once it is stored (the reminder scheduler listens).
         self.listeners: list[Listener] = listeners if listeners is not None else []
+        self.nlg = nlg  # an NLG server words the responses (endpoints.yml ``nlg:``)
         self.parse = parse
         self.ensemble = ensemble
         self.actions = actions
@@ -478,6 +481,8 @@ class MessageProcessor:
             logger.error("conversation %s: %s", conversation.sender_id, exc)
             conversation.extend(self._failure_events(ctx))
             return "stop"
+        if self.nlg is not None:
+            events = await self.nlg.render(events, conversation, channel)
         conversation.append(
             ev.action(
                 name,

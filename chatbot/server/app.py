@@ -64,6 +64,7 @@ def model_path_of(settings: ServerSettings) -> Path:
 
 def build_agent(settings: ServerSettings) -> Agent:
     from chatbot.actions.endpoint import create_action_executor
+    from chatbot.actions.nlg import create_nlg_client
     from chatbot.store.factory import create_lock_store, create_store
 
     started = time.perf_counter()
@@ -76,7 +77,8 @@ def build_agent(settings: ServerSettings) -> Agent:
     store = create_store(endpoints.tracker_store, default_sqlite_path=sqlite_path)
     locks = create_lock_store(endpoints.lock_store)
     executor = create_action_executor(endpoints.action_endpoint, settings.project_dir)
-    return Agent(model, store=store, locks=locks, action_executor=executor)
+    nlg = create_nlg_client(endpoints.get("nlg"))
+    return Agent(model, store=store, locks=locks, action_executor=executor, nlg=nlg)
 
 
 def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Application:

@@ -239,8 +239,8 @@ async def test_unknown_channel_stops_the_start_with_one_clear_line(
 async def test_rasa_endpoint_blocks_we_do_not_use_are_named_at_start(
     tmp_path: Path, restaurant_model: TrainedModel, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """nlg, event_broker and models blocks of a Rasa endpoints.yml start the server, each named
-    with its file and line as ignored (silently ignoring an NLG server would surprise)."""
+    """event_broker and models blocks of a Rasa endpoints.yml start the server, each named with
+    its file and line as ignored; an nlg block is used."""
     write_project(tmp_path, restaurant_model, "http://127.0.0.1:9/webhook")
     (tmp_path / "endpoints.yml").write_text(
         "action_endpoint:\n  url: http://127.0.0.1:9/webhook\n"
@@ -250,10 +250,11 @@ async def test_rasa_endpoint_blocks_we_do_not_use_are_named_at_start(
     )
     with caplog.at_level(logging.WARNING, logger="chatbot.server.app"):
         agent = build_agent(ServerSettings(project_dir=tmp_path))
+    assert agent.nlg is not None and agent.nlg.url == "http://127.0.0.1:9/nlg"
     await agent.close()
     warned = caplog.text
+    assert "nlg" not in warned
     for line, name, why in (
-        (3, "nlg", "an NLG server is not called"),
         (5, "event_broker", "events are not published to a broker"),
         (7, "models", "models are not pulled from a server"),
     ):
