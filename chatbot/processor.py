@@ -31,7 +31,7 @@ from chatbot.actions.registry import ActionRegistry
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import Event, InvalidEvent
-from chatbot.conversation.messages import UserMessage, bot_messages
+from chatbot.conversation.messages import EXTERNAL_MESSAGE_PREFIX, UserMessage, bot_messages
 from chatbot.dialogue.ensemble import PolicyEnsemble
 from chatbot.dialogue.lstm_policy import LSTMPolicy
 from chatbot.dialogue.policy import Prediction
@@ -47,8 +47,6 @@ DEFAULT_MAX_ACTIONS = 10
 DEFAULT_CONVERSATION_CACHE_SIZE = 1_000
 ACTION_FAILED_RESPONSE = "utter_action_failed"
 ACTION_FAILED_TEXT = "Sorry, something went wrong on my side. Please try again in a moment."
-# The text of a user event made by ``trigger_intent`` (Rasa's external events).
-EXTERNAL_MESSAGE_PREFIX = "EXTERNAL: "
 
 Parser = Callable[[str], Awaitable[dict[str, Any]]]
 Listener = Callable[[str, list[Event]], None]

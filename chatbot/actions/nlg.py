@@ -129,7 +129,9 @@ def _response_of(event: Event) -> str | None:
     if event.get("event") != "bot":
         return None
     response = (event.get("metadata") or {}).get("utter_action")
-    return response if isinstance(response, str) and response else None
+    # Responses only: a default action's own message (action_default_ask_affirmation's) is not
+    # the NLG server's to word, as in Rasa.
+    return response if isinstance(response, str) and response.startswith("utter_") else None
 
 
 def create_nlg_client(block: EndpointBlock | None) -> NLGClient | None:

@@ -9,6 +9,19 @@ from typing import Any
 
 from chatbot.conversation.events import Event
 
+# The text of a user event made by ``trigger_intent`` or a reminder (Rasa's external events).
+EXTERNAL_MESSAGE_PREFIX = "EXTERNAL: "
+
+
+def has_words(text: object) -> bool:
+    """Whether a user message's text is words the user wrote: not empty, not an ``/intent``
+    payload, not an external event's."""
+    return (
+        isinstance(text, str)
+        and bool(text.strip())
+        and not text.startswith(("/", EXTERNAL_MESSAGE_PREFIX))
+    )
+
 
 @dataclass(frozen=True)
 class UserMessage:

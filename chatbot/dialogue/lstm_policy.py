@@ -32,6 +32,7 @@ import numpy as np
 
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import Event
+from chatbot.conversation.messages import has_words
 from chatbot.conversation.state import INTENT, TEXT, State
 from chatbot.dialogue.action_masks import ActionMasks, satisfied
 from chatbot.dialogue.featurizer import Features, StateFeaturizer
@@ -168,14 +169,12 @@ class LSTMPolicy(Policy):
     def _by_text(self, conversation: Conversation, current: State) -> State | None:
         """The current state with the user's words in place of the intent, where the model
         learned words from end-to-end stories (``- user: "..."`` steps without intent) and the
-        latest message has words (not a ``/intent`` payload); else None."""
+        latest message has words (not a ``/intent`` payload, not an external event); else None."""
         if not self._reads_text:
             return None
         state = dict(current)
         text = conversation.latest_message.get("text")
-        if state.get(INTENT) is None or not isinstance(text, str) or not text.strip():
-            return None
-        if text.startswith("/"):
+        if state.get(INTENT) is None or not has_words(text):
             return None
         del state[INTENT]
         state[TEXT] = text

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatbot.conversation.conversation import Conversation
+from chatbot.conversation.messages import has_words
 from chatbot.conversation.state import (
     ACTIVE_LOOP,
     INTENT,
@@ -62,7 +63,7 @@ def _with_text(history: list[dict[str, Any]], text: Any) -> list[dict[str, Any]]
     """``history`` with the user's words in place of the intent in the states of the latest
     turn (from the state after its ``action_listen``); None for a message without words (a
     ``/intent`` payload)."""
-    if not isinstance(text, str) or not text.strip() or text.startswith("/"):
+    if not has_words(text):
         return None
     turn = max(
         (i for i, s in enumerate(history) if s.get(PREV_ACTION) == d.ACTION_LISTEN), default=0

@@ -19,8 +19,8 @@ from chatbot.agent import Agent
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import validate_events
-from chatbot.conversation.messages import UserMessage, bot_messages
-from chatbot.processor import EXTERNAL_MESSAGE_PREFIX, TurnResult
+from chatbot.conversation.messages import EXTERNAL_MESSAGE_PREFIX, UserMessage, bot_messages
+from chatbot.processor import TurnResult
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import kind, object_field, read_json, read_object, string_field
 from chatbot.server.errors import json_error

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from chatbot.actions.nlg import NLGClient, create_nlg_client
+from chatbot.actions.base import bot_event
+from chatbot.actions.nlg import NLGClient, _response_of, create_nlg_client
 from chatbot.agent import Agent, TrainedModel
 from chatbot.errors import ConfigError
 from chatbot.project.domain import Origin
@@ -112,3 +113,12 @@ def test_bad_nlg_blocks_name_the_file_and_line(params: dict[str, Any], needle: s
     with pytest.raises(ConfigError) as error:
         create_nlg_client(EndpointBlock("nlg", params, Origin("endpoints.yml", 4)))
     assert str(error.value).startswith("endpoints.yml:4: ") and needle in str(error.value)
+
+
+def test_only_responses_go_to_the_nlg_server() -> None:
+    """A default action's own message (the two-stage fallback's "Did you mean ...?") is not a
+    response: Rasa does not ask the NLG server for it either."""
+    asked = bot_event({"text": "Did you mean 'greet'?"}, "action_default_ask_affirmation")
+    said = bot_event({"text": "Hello!"}, "utter_greet")
+    assert _response_of(asked) is None and _response_of(said) == "utter_greet"
+    assert _response_of({"event": "user", "text": "hi"}) is None

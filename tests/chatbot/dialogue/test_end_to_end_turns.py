@@ -104,6 +104,8 @@ def test_the_lstm_policy_reads_the_words_in_place_of_the_intent(model: TrainedMo
     assert by_text[TEXT] == SUSHI and INTENT not in by_text
     payload = conversation_after(model, "/inform", "inform")
     assert policy._by_text(payload, payload.current_state()) is None
+    external = conversation_after(model, "EXTERNAL: inform", "inform")  # a reminder, say
+    assert policy._by_text(external, external.current_state()) is None
 
 
 def test_the_lstm_policy_keeps_the_more_confident_reading(
