@@ -3,7 +3,9 @@
 The blocks are read as Rasa 3.x writes them::
 
     tracker_store:
-      type: SQL                 # or sql / SQLTrackerStore; in_memory / InMemoryTrackerStore
+      type: SQL                 # or sql / SQLTrackerStore; in_memory / InMemoryTrackerStore;
+                                # redis / RedisTrackerStore (url, port, db 0, password,
+                                # key_prefix, record_exp: as the lock store below)
       dialect: postgresql       # or sqlite (the default)
       url: db.example.com       # the host (Rasa's name for it), may carry ":port"
       port: 5432
@@ -67,9 +69,10 @@ _REDIS_KEYS = frozenset(
     | {"ssl_keyfile", "ssl_certfile", "ssl_ca_certs", "socket_timeout"}
     | {"lock_lifetime", "wait_timeout"}
 )
+_REDIS_STORE_KEYS = (_REDIS_KEYS - {"lock_lifetime", "wait_timeout"}) | {"record_exp"}
 _IN_MEMORY_LOCK_KEYS = frozenset({"type", "lock_lifetime", "wait_timeout"})
 # Rasa's tracker stores that we do not provide, for a more helpful error.
-_RASA_ONLY_STORES = ("redis", "mongod", "dynamo")
+_RASA_ONLY_STORES = ("mongod", "dynamo")
 
 
 def create_store(
@@ -197,11 +200,26 @@ def _async(block: EndpointBlock, url: str | URL, key: str) -> URL:
         raise _error(block, str(error), key=key) from None
 
 
+def _redis_store(block: EndpointBlock, default_sqlite_path: Path | None) -> ConversationStore:
+    from chatbot.store.redis_store import RedisStore  # redis is imported only when used
+
+    _warn_unknown_keys(block, _REDIS_STORE_KEYS)
+    url, options = redis_url(block, default_db=0)  # Rasa's default db for the tracker store
+    key_prefix = block.params.get("key_prefix")
+    prefix = f"{key_prefix}:store:" if key_prefix else "chatbot:store:"
+    record_exp = None
+    if block.params.get("record_exp") not in (None, ""):
+        record_exp = _positive(block, "record_exp", float)
+    return RedisStore(url, key_prefix=prefix, record_exp=record_exp, client_options=options)
+
+
 STORE_TYPES: dict[str, StoreFactory] = {
     "in_memory": _in_memory_store,
     "InMemoryTrackerStore": _in_memory_store,
     "sql": _sql_store,
     "SQLTrackerStore": _sql_store,
+    "redis": _redis_store,
+    "RedisTrackerStore": _redis_store,
 }
 
 
@@ -231,8 +249,8 @@ def _redis_lock_store(block: EndpointBlock) -> LockStore:
     return RedisLockStore(url, key_prefix=prefix, client_options=options, **_lock_timing(block))
 
 
-def redis_url(block: EndpointBlock) -> tuple[str, dict[str, Any]]:
-    """The Redis URL a ``type: redis`` lock store block means, and the client's other options."""
+def redis_url(block: EndpointBlock, default_db: int = 1) -> tuple[str, dict[str, Any]]:
+    """The Redis URL a ``type: redis`` block means, and the client's other options."""
     params = block.params
     options: dict[str, Any] = {}
     for key in ("username", "password"):
@@ -249,7 +267,7 @@ def redis_url(block: EndpointBlock) -> tuple[str, dict[str, Any]]:
             raise _error(block, "not a redis URL", key="url", value=host)
         return host, options
     port = _positive(block, "port", int) if params.get("port") not in (None, "") else 6379
-    db = params.get("db", 1)
+    db = params.get("db", default_db)
     try:
         db = int(db)
     except (TypeError, ValueError):

@@ -11,12 +11,14 @@ import pytest
 
 from chatbot.store import ConversationStore, InMemoryLockStore, InMemoryStore, LockStore, SQLStore
 from chatbot.store.redis_lock import RedisLockStore
+from chatbot.store.redis_store import RedisStore
 from tests.services import postgres_url, redis_key_prefix, redis_url  # noqa: F401 (fixtures)
 
 STORE_BACKENDS = [
     "memory",
     "sqlite",
     pytest.param("postgresql", marks=pytest.mark.services),
+    pytest.param("redis", marks=pytest.mark.services),
 ]
 LOCK_BACKENDS = ["memory", pytest.param("redis", marks=pytest.mark.services)]
 
@@ -25,13 +27,18 @@ LOCK_BACKENDS = ["memory", pytest.param("redis", marks=pytest.mark.services)]
 class StoreBackend:
     kind: str
     url: str | None  # None: in memory
+    key_prefix: str = ""  # Redis: this test's own keys
 
     @property
     def persistent(self) -> bool:
         return self.url is not None
 
     def new_store(self) -> ConversationStore:
-        return InMemoryStore() if self.url is None else SQLStore(self.url)
+        if self.url is None:
+            return InMemoryStore()
+        if self.kind == "redis":
+            return RedisStore(self.url, key_prefix=self.key_prefix)
+        return SQLStore(self.url)
 
 
 @pytest.fixture(params=STORE_BACKENDS)
@@ -40,6 +47,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreBackend:
         return StoreBackend("memory", None)
     if request.param == "sqlite":
         return StoreBackend("sqlite", f"sqlite:///{tmp_path / 'conversations.db'}")
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        return StoreBackend("redis", url, request.getfixturevalue("redis_key_prefix"))
     return StoreBackend("postgresql", request.getfixturevalue("postgres_url"))
 
 

@@ -21,6 +21,7 @@ from chatbot.store import (
 )
 from chatbot.store.factory import redis_url, sql_urls
 from chatbot.store.redis_lock import RedisLockStore
+from chatbot.store.redis_store import RedisStore
 from tests.services import asyncpg_dsn
 
 ORIGIN = Origin("/bots/shop/endpoints.yml", 7)
@@ -162,24 +163,20 @@ def test_no_block_and_no_default_path_is_in_memory() -> None:
             {"type": "mongod", "url": "mongodb://localhost"},
             "/bots/shop/endpoints.yml:7: tracker_store: unknown store type (key 'type', value "
             "'mongod'); known store types: in_memory, InMemoryTrackerStore, sql, "
-            "SQLTrackerStore (Rasa's 'mongod' tracker store is not provided; use sql)",
-        ),
-        (
-            {"type": "redis"},
-            "/bots/shop/endpoints.yml:7: tracker_store: unknown store type (key 'type', value "
-            "'redis'); known store types: in_memory, InMemoryTrackerStore, sql, "
-            "SQLTrackerStore (Rasa's 'redis' tracker store is not provided; use sql)",
+            "SQLTrackerStore, redis, RedisTrackerStore (Rasa's 'mongod' tracker store is not "
+            "provided; use sql)",
         ),
         (
             {"type": "my_package.stores.FancyStore"},
             "/bots/shop/endpoints.yml:7: tracker_store: unknown store type (key 'type', value "
             "'my_package.stores.FancyStore'); known store types: in_memory, "
-            "InMemoryTrackerStore, sql, SQLTrackerStore",
+            "InMemoryTrackerStore, sql, SQLTrackerStore, redis, RedisTrackerStore",
         ),
         (
             {"url": "localhost"},
             "/bots/shop/endpoints.yml:7: tracker_store: no 'type' given; known store types: "
-            "in_memory, InMemoryTrackerStore, sql, SQLTrackerStore (key 'type')",
+            "in_memory, InMemoryTrackerStore, sql, SQLTrackerStore, redis, RedisTrackerStore "
+            "(key 'type')",
         ),
     ],
 )
@@ -311,3 +308,29 @@ def test_bad_lock_blocks_are_errors_that_say_where(params: dict[str, Any], messa
         create_lock_store(lock_store(**params))
 
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("params", "url", "prefix", "record_exp"),
+    [
+        # Rasa's documented block; db 0 is Rasa's default for the tracker store
+        ({"type": "redis", "url": "cache", "port": 6380, "password": "pw"}, "redis://cache:6380/0",
+         "chatbot:store:", 0),
+        ({"type": "RedisTrackerStore", "url": "redis://h:1/3", "key_prefix": "shop",
+          "record_exp": 30000}, "redis://h:1/3", "shop:store:", 30000),
+    ],
+)  # fmt: skip
+async def test_redis_tracker_store_blocks(
+    params: dict[str, Any], url: str, prefix: str, record_exp: int
+) -> None:
+    store = create_store(tracker_store(**params), default_sqlite_path=None)
+    try:
+        assert isinstance(store, RedisStore)
+        assert (store.url, store.key_prefix, store.record_exp) == (url, prefix, record_exp)
+    finally:
+        await store.close()
+
+
+def test_a_bad_record_exp_names_the_key() -> None:
+    with pytest.raises(ConfigError, match="record_exp"):
+        create_store(tracker_store(type="redis", record_exp=-5), default_sqlite_path=None)
