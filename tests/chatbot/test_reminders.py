@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from chatbot.actions.in_process import InProcessExecutor
@@ -20,7 +19,7 @@ from chatbot.project.endpoints import Credentials, EndpointBlock
 from chatbot.project.loader import load_project
 from chatbot.reminders import ReminderScheduler, due_time, entities_of
 from chatbot.server import ServerSettings, create_app
-from tests.connectors.servers import WAIT, Recorder, serve
+from tests.connectors.servers import WAIT, Receiver, serve
 from training.train import train_project
 
 DOMAIN = """\
@@ -119,19 +118,6 @@ def plant_bot(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainedModel, P
 def new_agent(plant_bot: tuple[TrainedModel, Path]) -> Agent:
     model, root = plant_bot
     return Agent(model, action_executor=InProcessExecutor(root, "actions"))
-
-
-class Receiver:
-    """The callback channel's client endpoint."""
-
-    def __init__(self) -> None:
-        self.messages = Recorder()
-        self.app = web.Application()
-        self.app.router.add_post("/bot", self.receive)
-
-    async def receive(self, request: web.Request) -> web.Response:
-        await self.messages.add(await request.json())
-        return web.Response(text="ok")
 
 
 @pytest.fixture

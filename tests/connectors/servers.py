@@ -74,3 +74,16 @@ class Recorder:
 
     async def wait_count(self, count: int, timeout: float = WAIT) -> list[Any]:
         return await self.wait_for(lambda items: len(items) >= count, timeout)
+
+
+class Receiver:
+    """The client's endpoint that the bot's messages are posted to."""
+
+    def __init__(self) -> None:
+        self.messages = Recorder()
+        self.app = web.Application()
+        self.app.router.add_post("/bot", self.receive)
+
+    async def receive(self, request: web.Request) -> web.Response:
+        await self.messages.add(await request.json())
+        return web.Response(text="ok")

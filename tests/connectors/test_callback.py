@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from chatbot.actions.base import ActionContext
@@ -20,22 +19,9 @@ from chatbot.server import ServerSettings, create_app
 from chatbot.server.errors import APOLOGY
 from chatbot.store import SQLStore
 from connectors.callback import CallbackChannel
-from tests.connectors.servers import WAIT, Recorder, serve
+from tests.connectors.servers import WAIT, Receiver, serve
 
 WEBHOOK = "/webhooks/callback/webhook"
-
-
-class Receiver:
-    """The client's endpoint that the bot's messages are posted to."""
-
-    def __init__(self) -> None:
-        self.messages = Recorder()
-        self.app = web.Application()
-        self.app.router.add_post("/bot", self.receive)
-
-    async def receive(self, request: web.Request) -> web.Response:
-        await self.messages.add(await request.json())
-        return web.Response(text="ok")
 
 
 class HeldActions:
