@@ -198,6 +198,15 @@ def validate_event(obj: object, where: str = "event") -> Event:
         intent = obj["parse_data"].get("intent")
         if intent is not None and not isinstance(intent, dict):
             raise InvalidEvent(f"{where}: key 'parse_data.intent' must be an object")
+        if isinstance(intent, dict) and not isinstance(intent.get("name"), (str, type(None))):
+            raise InvalidEvent(f"{where}: key 'parse_data.intent.name' must be a string")
+        ranking = obj["parse_data"].get("intent_ranking")
+        if ranking is not None and not (
+            isinstance(ranking, list) and all(isinstance(r, dict) for r in ranking)
+        ):
+            raise InvalidEvent(
+                f"{where}: key 'parse_data.intent_ranking' must be a list of objects"
+            )
         ents = obj["parse_data"].get("entities")
         if ents is not None and not (
             isinstance(ents, list) and all(isinstance(e, dict) for e in ents)

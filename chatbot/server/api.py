@@ -2,8 +2,8 @@
 
 ``GET /conversations/{id}/tracker``, ``GET .../story``, ``POST|PUT .../tracker/events``,
 ``POST .../messages``, ``.../trigger_intent``, ``.../predict`` and ``.../execute``. Differences
-from Rasa: a conversation that has no events is a 404 for the reading routes (``GET .../tracker``,
-``.../story``, ``.../predict``) instead of a new empty conversation; ``PUT .../tracker/events``
+from Rasa: a conversation that has no events is a 404 for ``GET .../story`` and ``.../predict``
+(``GET .../tracker`` shows a new session, as Rasa's, without storing it); ``PUT .../tracker/events``
 cannot erase stored events (the store only appends), so it appends a ``restart`` and then the new
 events: the default view (``include_events=AFTER_RESTART``) shows exactly the new events; side
 effects of posted events (``execute_side_effects``) are not run.
@@ -18,7 +18,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
-from chatbot.conversation.events import validate_events
+from chatbot.conversation.events import validate_event, validate_events
 from chatbot.conversation.messages import EXTERNAL_MESSAGE_PREFIX, UserMessage, bot_messages
 from chatbot.processor import TurnResult
 from chatbot.server.auth import Auth
@@ -124,9 +124,17 @@ def _timestamp(event: dict[str, Any]) -> float:
 
 
 async def get_tracker(request: web.Request) -> web.Response:
+    """The conversation's tracker; for a conversation with no events yet, as Rasa, a new one
+    with its session started (shown, not stored: reading does not write)."""
     conversation_id = conversation_id_of(request)
     verbosity = verbosity_of(request)
-    conversation = await load_conversation(request, conversation_id)
+    agent = request.app[AGENT]
+    domain = agent.domain  # before the store: no model, no answer
+    if await agent.store.next_seq(conversation_id) == 0:
+        conversation = Conversation(conversation_id, domain)
+        await agent.processor.start_session_if_needed(conversation, None, None)
+    else:
+        conversation = await load_conversation(request, conversation_id)
     return web.json_response(tracker_json(conversation, verbosity))
 
 
@@ -182,6 +190,8 @@ async def add_message(request: web.Request) -> web.Response:
     gate = request.app[GATE]
     check_text_length(text, gate.max_message_chars)
     parse_data = object_field(body, "parse_data")
+    if parse_data is not None:  # as an event's would be: a 400 naming what is wrong, not a 500
+        validate_event({"event": "user", "text": text, "parse_data": parse_data}, "body")
     message = UserMessage(
         text,
         conversation_id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,15 +50,34 @@ def register_model_routes(app: web.Application, auth: Auth, model_file: str | No
     app.router.add_post("/model/parse", auth.protect(parse))
     app.router.add_put("/model", auth.protect(replace_model))
     app.router.add_delete("/model", auth.protect(unload_model))
+    for path, instead in NOT_SERVED.items():
+        app.router.add_post(path, auth.protect(_not_served(path, instead)))
+
+
+# Rasa's routes that run training or evaluation inside the server; we do those from the CLI.
+NOT_SERVED = {
+    "/model/train": "train with `chatbot train`, then load the model with PUT /model",
+    "/model/test/stories": "test with `chatbot test`",
+    "/model/test/intents": "test with `chatbot test nlu`",
+    "/model/predict": "predict with POST /conversations/{conversation_id}/predict",
+}
+
+
+def _not_served(path: str, instead: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        message = f"POST {path} is not served by this server: {instead}"
+        raise json_error(501, message, "NotImplemented")
+
+    return handler
 
 
 async def status(request: web.Request) -> web.Response:
+    """The loaded model; 409 (Rasa's Conflict) when none is, so a readiness check sees it."""
     agent = request.app[AGENT]
-    loaded = agent.is_ready
     return web.json_response(
         {
-            "model_file": request.app[MODEL_STATUS].file if loaded else None,
-            "model_id": agent.model.meta.get("fingerprint") if loaded else None,
+            "model_file": request.app[MODEL_STATUS].file,
+            "model_id": agent.model.meta.get("fingerprint"),  # NoModelLoaded: the 409
             "num_active_training_jobs": 0,
             "version": __version__,
         }
@@ -72,7 +92,7 @@ async def domain(request: web.Request) -> web.Response:
         return web.json_response(data)
     if "yaml" in accept or "yml" in accept:
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-        return web.Response(text=text, content_type="application/x-yml")
+        return web.Response(text=text, content_type="application/x-yaml")
     raise json_error(406, "the domain is served as application/json or application/yaml")
 
 

@@ -82,13 +82,26 @@ async def test_bad_include_events_and_until(api: TestClient) -> None:
 
 async def test_unknown_conversation_is_a_404(api: TestClient) -> None:
     for method, path in [
-        ("GET", "/conversations/nobody/tracker"),
+        ("GET", "/conversations/nobody/story"),
         ("POST", "/conversations/nobody/predict"),
     ]:
         response = await api.request(method, path)
         assert response.status == 404
         body = await response.json()
         assert body["status"] == "failure" and "nobody" in body["message"]
+
+
+async def test_the_tracker_of_a_new_conversation_is_a_new_session_not_stored(
+    api: TestClient,
+) -> None:
+    """As Rasa: a front end may read the tracker before the first message."""
+    response = await api.get("/conversations/newcomer/tracker")
+    assert response.status == 200
+    tracker = await response.json()
+    assert tracker["sender_id"] == "newcomer"
+    assert [e["event"] for e in tracker["events"]] == ["action", "session_started", "action"]
+    assert tracker["latest_action_name"] == "action_listen"
+    assert (await api.get("/conversations/newcomer/story")).status == 404  # nothing stored
 
 
 async def test_too_long_conversation_id_is_a_400(api: TestClient) -> None:
@@ -134,7 +147,7 @@ async def test_invalid_events_are_a_400_and_store_nothing(
     assert response.status == 400
     error = await response.json()
     assert error["reason"] == "InvalidEvent" and needle in error["message"]
-    assert (await api.get("/conversations/erin/tracker")).status == 404
+    assert (await api.get("/conversations/erin/story")).status == 404  # nothing stored
 
 
 async def test_replace_events(api: TestClient) -> None:
@@ -188,6 +201,23 @@ async def test_post_message_logs_without_answering(api: TestClient) -> None:
 
     bot = await api.post("/conversations/gina/messages", json={"text": "hi", "sender": "bot"})
     assert bot.status == 400 and "sender" in (await bot.json())["message"]
+
+    # A malformed parse_data is the client's mistake: a 400 naming it (was a 500), nothing stored.
+    before = len((await (await api.get("/conversations/gina/tracker")).json())["events"])
+    for parse_data, key in (
+        ({"intent": "greet"}, "parse_data.intent"),
+        ({"intent": {"name": "greet"}, "entities": "zz"}, "parse_data.entities"),
+        ({"intent": {"name": 5}}, "parse_data.intent.name"),
+        ({"intent": {"name": "greet"}, "intent_ranking": ["greet"]}, "parse_data.intent_ranking"),
+    ):
+        bad = await api.post(
+            "/conversations/gina/messages",
+            json={"text": "x", "sender": "user", "parse_data": parse_data},
+        )
+        assert bad.status == 400, parse_data
+        assert key in (await bad.json())["message"]
+    after = len((await (await api.get("/conversations/gina/tracker")).json())["events"])
+    assert after == before
 
 
 async def test_trigger_intent(api: TestClient) -> None:
@@ -287,10 +317,28 @@ async def test_domain_as_json_or_yaml(api: TestClient) -> None:
     as_json = await api.get("/domain")
     assert as_json.status == 200 and "greet" in (await as_json.json())["intents"]
     as_yaml = await api.get("/domain", headers={"Accept": "application/yaml"})
-    assert as_yaml.status == 200
+    assert as_yaml.status == 200 and as_yaml.content_type == "application/x-yaml"  # as Rasa's
     assert "restaurant_form" in yaml.safe_load(await as_yaml.text())["forms"]
     refused = await api.get("/domain", headers={"Accept": "text/html"})
     assert refused.status == 406
+
+
+@pytest.mark.parametrize(
+    ("path", "instead"),
+    [
+        ("/model/train", "chatbot train"),
+        ("/model/test/stories", "chatbot test"),
+        ("/model/test/intents", "chatbot test nlu"),
+        ("/model/predict", "/predict"),
+    ],
+)
+async def test_rasas_training_and_testing_routes_say_what_to_use(
+    api: TestClient, path: str, instead: str
+) -> None:
+    response = await api.post(path, json={})
+    assert response.status == 501
+    body = await response.json()
+    assert body["reason"] == "NotImplemented" and instead in body["message"]
 
 
 async def test_parse(api: TestClient) -> None:
@@ -376,9 +424,8 @@ async def test_unload_the_model_then_load_one_again(
 
     assert (await api.delete("/model")).status == 204
 
-    status = await (await api.get("/status")).json()
-    assert status["model_file"] is None and status["model_id"] is None
     calls: list[tuple[str, str, dict[str, str] | None]] = [
+        ("GET", "/status", None),  # as Rasa: a readiness check sees that no model is loaded
         ("POST", "/conversations/kim/messages", {"text": "/greet", "sender": "user"}),
         ("POST", "/conversations/kim/trigger_intent", {"name": "greet"}),
         ("POST", "/conversations/kim/execute", {"name": "utter_greet"}),

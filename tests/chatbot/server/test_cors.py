@@ -33,7 +33,7 @@ async def test_cors(
     )
     assert answer.status == 200
     assert answer.headers.get("Access-Control-Allow-Origin") == allowed
-    error = await client.get("/conversations/nobody/tracker", headers=headers)
+    error = await client.get("/conversations/nobody/story", headers=headers)
     assert error.status == 404
     assert error.headers.get("Access-Control-Allow-Origin") == allowed
     preflight = await client.options("/webhooks/rest/webhook", headers={**PREFLIGHT, **headers})

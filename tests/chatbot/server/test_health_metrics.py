@@ -81,7 +81,7 @@ async def test_metrics_count_messages_latency_and_errors(
     await say(client, "bob", "/greet")
     await client.post("/webhooks/rest/webhook", data=b"{")
     await client.get("/conversations/alice/tracker")
-    await client.get("/conversations/nobody/tracker")
+    await client.get("/conversations/nobody/story")
 
     response = await client.get("/metrics")
     assert response.status == 200
@@ -94,7 +94,7 @@ async def test_metrics_count_messages_latency_and_errors(
         'chatbot_http_requests_total{method="POST",route="/webhooks/rest/webhook",status="400"} 1.0'
         in text
     )
-    route = "/conversations/{conversation_id}/tracker"
+    route = "/conversations/{conversation_id}/story"
     assert f'chatbot_http_requests_total{{method="GET",route="{route}",status="404"}} 1.0' in text
     assert "alice" not in text and "nobody" not in text  # no ids as labels
 
