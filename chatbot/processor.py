@@ -191,11 +191,13 @@ class MessageProcessor:
         metadata: dict[str, Any] | None = None,
         start_session: bool = True,
         all_sessions: bool = False,
+        notify: bool = True,
     ) -> TurnResult:
         """lock -> load -> session start (if needed) -> ``change`` -> save the new events.
 
         ``all_sessions``: the conversation holds every session (the HTTP API's view), else its
-        last session only (the view a turn needs, and the one kept in the cache)."""
+        last session only (the view a turn needs, and the one kept in the cache). ``notify``:
+        the listeners (the reminder scheduler) are told of the new events."""
         async with self.locks.lock(conversation_id):
             conversation, next_seq = await self._load(conversation_id, all_sessions)
             start = len(conversation.events)
@@ -205,7 +207,7 @@ class MessageProcessor:
             new_events = conversation.events[start:]
             if new_events:
                 await self.store.append(conversation_id, new_events, start_seq=next_seq)
-                for listener in self.listeners:
+                for listener in self.listeners if notify else ():
                     listener(conversation_id, new_events)
             # Not cached: the all-sessions view, and a conversation that started a session in
             # this turn (a load returns the new session only; the next turn reads it once).
@@ -364,9 +366,12 @@ class MessageProcessor:
         self, conversation_id: str, events: list[Event], **kwargs: Any
     ) -> TurnResult:
         """Append events from outside (``POST .../tracker/events``), checked by replaying them
-        on the conversation before anything is stored."""
+        on the conversation before anything is stored. A conversation that has no events yet
+        starts its session first (as Rasa's)."""
 
         async def append(conversation: Conversation) -> None:
+            if not conversation.events:
+                await self.start_session_if_needed(conversation, None, None)
             try:
                 conversation.extend(events)
                 conversation.current_state()

@@ -5,8 +5,9 @@
 from Rasa: a conversation that has no events is a 404 for ``GET .../story`` and ``.../predict``
 (``GET .../tracker`` shows a new session, as Rasa's, without storing it); ``PUT .../tracker/events``
 cannot erase stored events (the store only appends), so it appends a ``restart`` and then the new
-events: the default view (``include_events=AFTER_RESTART``) shows exactly the new events; side
-effects of posted events (``execute_side_effects``) are not run.
+events: the default view (``include_events=AFTER_RESTART``) shows exactly the new events. Posted
+events' side effects (``execute_side_effects=true``) are reminders scheduled and bot messages sent
+through ``?output_channel=``, as in Rasa.
 """
 
 from __future__ import annotations
@@ -155,7 +156,15 @@ async def append_events(request: web.Request) -> web.Response:
     body = await read_json(request)
     events = validate_events(body if isinstance(body, list) else [body], "events")
     agent = request.app[AGENT]
-    result = await agent.processor.append_events(conversation_id, events, all_sessions=True)
+    # Rasa's execute_side_effects: reminders are scheduled and bot messages sent through
+    # ?output_channel=; without it the events are only stored.
+    side_effects = bool_query(request, "execute_side_effects")
+    channel, deliverable = await _output_channel(request, conversation_id)
+    result = await agent.processor.append_events(
+        conversation_id, events, all_sessions=True, notify=side_effects
+    )
+    if side_effects and deliverable:
+        await _answer_on(request, result, channel, True, verbosity)
     return web.json_response(tracker_json(result.conversation, verbosity))
 
 
@@ -168,7 +177,7 @@ async def replace_events(request: web.Request) -> web.Response:
     events = validate_events(body, "events")
     agent = request.app[AGENT]
     result = await agent.processor.append_events(
-        conversation_id, [ev.simple("restart"), *events], all_sessions=True
+        conversation_id, [ev.simple("restart"), *events], all_sessions=True, notify=False
     )
     return web.json_response(tracker_json(result.conversation, verbosity))
 

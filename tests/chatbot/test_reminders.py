@@ -316,3 +316,39 @@ def test_due_time_and_entities_read_rasa_sdk_forms() -> None:
     assert entities_of({"entities": [{"entity": "plant", "value": "ivy"}, "junk"]}) == [
         {"entity": "plant", "value": "ivy"}
     ]
+
+
+async def test_posted_events_have_side_effects_only_when_asked(
+    plant_bot: tuple[TrainedModel, Path], receiver: tuple[Receiver, str]
+) -> None:
+    """Rasa's ``execute_side_effects``: a posted reminder is scheduled and a posted bot message
+    sent through ``?output_channel=`` only with it; without it they are just stored."""
+    fake, url = receiver
+    agent = new_agent(plant_bot)
+
+    def reminder(name: str, plant: str) -> dict[str, Any]:
+        when = (datetime.now(timezone.utc) + timedelta(seconds=0.3)).isoformat()
+        return {
+            "event": "reminder", "intent": "EXTERNAL_reminder", "date_time": when,
+            "entities": {"plant": plant}, "name": name, "kill_on_user_msg": False,
+        }  # fmt: skip
+
+    async with TestClient(TestServer(create_app(agent, settings(url)))) as client:
+        sent = {"sender": "ola", "message": "/chat"}
+        assert (await client.post("/webhooks/callback/webhook", json=sent)).status == 200
+        await fake.messages.wait_count(1)
+        base = "/conversations/ola/tracker/events"
+        said = {"event": "bot", "text": "A word from the operator."}
+        assert (await client.post(base, json=reminder("stored", "cactus"))).status == 200
+        assert (await client.post(f"{base}?output_channel=callback", json=said)).status == 200
+        await asyncio.sleep(0.8)
+        assert len(fake.messages.items) == 1  # stored only
+        effects = f"{base}?execute_side_effects=true&output_channel=latest"
+        assert (await client.post(effects, json=[said, reminder("run", "rose")])).status == 200
+        messages = await fake.messages.wait_count(3)
+        await asyncio.sleep(0.5)
+    assert [m["text"] for m in messages[1:]] == [
+        "A word from the operator.",
+        "Time to water the rose!",
+    ]
+    assert len(fake.messages.items) == 3
