@@ -11,16 +11,19 @@ conversations stay in the store, and messages in flight finish with the model th
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from aiohttp import web
 
 from chatbot.agent import TrainedModel, __version__
+from chatbot.errors import ModelFileError
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import read_object, string_field
@@ -112,24 +115,48 @@ async def parse(request: web.Request) -> web.Response:
 async def replace_model(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if request.content_type == "application/json":
-        body = await read_object(request)
-        unsupported = sorted({"model_server", "remote_storage"} & set(body))
-        if unsupported:
-            raise json_error(400, f"{', '.join(unsupported)}: not supported; send 'model_file'")
-        path = string_field(body, "model_file")
-        assert path is not None
+        path = _model_file_of(await read_object(request))
         model = await _load(Path(path))
         source = path
     else:
         with tempfile.TemporaryDirectory(prefix="chatbot-model-") as folder:
             upload = Path(folder) / "upload.model"
             await _receive(request, upload, settings.max_model_bytes)
-            model = await _load(upload)
-        source = "uploaded model"
+            head = upload.read_bytes()[:1].strip() if upload.stat().st_size < _JSON_AT_MOST else b""
+            if head == b"{":  # Rasa's JSON body sent with another content type (curl -d)
+                try:
+                    body = json.loads(upload.read_text(encoding="utf-8"))
+                except (ValueError, UnicodeDecodeError):
+                    raise json_error(400, "the request body is not valid JSON") from None
+                if not isinstance(body, dict):
+                    raise json_error(400, "the request body must be a JSON object")
+                path = _model_file_of(body)
+                model = await _load(Path(path))
+                source = path
+            else:
+                try:
+                    model = await _load(upload)
+                except ModelFileError as exc:
+                    message = str(exc).replace(str(upload), "the uploaded body")
+                    raise json_error(400, message, "BadModel") from None
+                source = "uploaded model"
     request.app[AGENT].replace_model(model)
     request.app[MODEL_STATUS].file = source
     logger.info("serving a new model: %s", source)
     return web.Response(status=204)
+
+
+# A body this small that starts with "{" is JSON, not a model file (those are far larger).
+_JSON_AT_MOST = 64 * 1024
+
+
+def _model_file_of(body: dict[str, Any]) -> str:
+    unsupported = sorted({"model_server", "remote_storage"} & set(body))
+    if unsupported:
+        raise json_error(400, f"{', '.join(unsupported)}: not supported; send 'model_file'")
+    path = string_field(body, "model_file")
+    assert path is not None
+    return path
 
 
 async def unload_model(request: web.Request) -> web.Response:

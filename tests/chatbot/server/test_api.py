@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -389,6 +390,18 @@ async def test_upload_a_model(
     )
     assert response.status == 204
     assert "mood_great" in (await (await api.get("/domain")).json())["intents"]
+    # Rasa's JSON body sent as a form (curl -d): read as JSON, not as an upload.
+    path = tmp_path / "restaurant.model"
+    restaurant_model.to_file(path)
+    body = json.dumps({"model_file": str(path)}).encode()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert (await api.put("/model", data=body, headers=form)).status == 204
+    assert "restaurant_form" in (await (await api.get("/domain")).json())["forms"]
+    # A bad upload names the body, not the server's temporary file.
+    bad = await api.put("/model", data=b"not a model", headers=form)
+    assert bad.status == 400
+    message = (await bad.json())["message"]
+    assert "the uploaded body" in message and "chatbot-model-" not in message
 
 
 @pytest.mark.parametrize(
