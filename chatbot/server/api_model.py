@@ -27,6 +27,7 @@ from chatbot.errors import ModelFileError
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import read_object, string_field
+from chatbot.server.emulators import EMULATORS, emulator
 from chatbot.server.errors import json_error
 from chatbot.server.keys import AGENT, GATE, SETTINGS
 from chatbot.server.limits import check_text_length
@@ -100,6 +101,13 @@ async def domain(request: web.Request) -> web.Response:
 
 
 async def parse(request: web.Request) -> web.Response:
+    """The NLU's parse of ``text`` (Rasa's format, or another service's with
+    ``?emulation_mode=wit|luis|dialogflow``)."""
+    mode = request.query.get("emulation_mode")
+    formatter = emulator(mode) if mode else None
+    if mode and formatter is None:
+        known = ", ".join(EMULATORS)
+        raise json_error(400, f"emulation_mode {mode!r} is not known; use one of {known}")
     body = await read_object(request)
     text = string_field(body, "text")
     assert text is not None
@@ -109,7 +117,7 @@ async def parse(request: web.Request) -> web.Response:
     message_id = string_field(body, "message_id", required=False)
     if message_id is not None:
         result["message_id"] = message_id
-    return web.json_response(result)
+    return web.json_response(formatter(result) if formatter else result)
 
 
 async def replace_model(request: web.Request) -> web.Response:

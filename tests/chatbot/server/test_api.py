@@ -357,6 +357,22 @@ async def test_parse(api: TestClient) -> None:
     assert (await api.post("/model/parse", json={"message": "hi"})).status == 400
 
 
+async def test_parse_in_another_services_format(api: TestClient) -> None:
+    """Rasa's ``emulation_mode``: the same parse as Wit, LUIS or Dialogflow answer it."""
+    body = {"text": '/inform{"cuisine": "thai"}'}
+    wit = await (await api.post("/model/parse?emulation_mode=wit", json=body)).json()
+    assert wit[0]["intent"] == "inform" and wit[0]["_text"] == body["text"]
+    assert wit[0]["entities"]["cuisine"][0]["value"] == "thai"
+    luis = await (await api.post("/model/parse?emulation_mode=LUIS", json=body)).json()
+    assert luis["topScoringIntent"] == {"intent": "inform", "score": 1.0}
+    assert luis["entities"][0]["type"] == "cuisine" and luis["entities"][0]["entity"] == "thai"
+    flow = await (await api.post("/model/parse?emulation_mode=dialogflow", json=body)).json()
+    assert flow["result"]["action"] == "inform"
+    assert flow["result"]["parameters"] == {"cuisine": ["thai"]}
+    bad = await api.post("/model/parse?emulation_mode=bogus", json=body)
+    assert bad.status == 400 and "bogus" in (await bad.json())["message"]
+
+
 async def test_status_and_version(api: TestClient) -> None:
     status = await (await api.get("/status")).json()
     assert status["num_active_training_jobs"] == 0 and status["model_id"]
