@@ -3,6 +3,7 @@ text (with buttons or quick replies), then custom payload, image, attachment and
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,8 @@ class UserMessage:
     sender_id: str = "default"
     input_channel: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    message_id: str | None = None
+    # As Rasa's: every user message has an id (a channel's own, else a new one).
+    message_id: str | None = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 def bot_messages(events: Iterable[Event], recipient_id: str) -> list[dict[str, Any]]:

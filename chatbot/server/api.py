@@ -12,6 +12,7 @@ through ``?output_channel=``, as in Rasa.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -206,7 +207,7 @@ async def add_message(request: web.Request) -> web.Response:
         conversation_id,
         string_field(body, "input_channel", required=False, default=API_CHANNEL),
         object_field(body, "metadata") or {},
-        string_field(body, "message_id", required=False),
+        string_field(body, "message_id", required=False) or uuid.uuid4().hex,
     )
     agent = request.app[AGENT]
     result = await gate.turn(

@@ -84,7 +84,14 @@ def restaurant_model() -> TrainedModel:
 
 
 def comparable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in e.items() if k != "timestamp"} for e in events]
+    """Events without what differs between two runs: times and the user messages' new ids."""
+    out = []
+    for event in events:
+        kept = {k: v for k, v in event.items() if k not in ("timestamp", "message_id")}
+        if isinstance(kept.get("parse_data"), dict):
+            kept["parse_data"] = {k: v for k, v in kept["parse_data"].items() if k != "message_id"}
+        out.append(kept)
+    return out
 
 
 async def talk(agent: Agent, sender: str) -> tuple[list[list[str]], list[dict[str, Any]]]:
