@@ -40,7 +40,7 @@ VERBOSITIES = ("ALL", "APPLIED", "AFTER_RESTART", "NONE")
 
 
 def register_conversation_routes(app: web.Application, auth: Auth) -> None:
-    base = "/conversations/{conversation_id}"
+    base = "/conversations/{conversation_id:.+}"  # as Rasa's ``<conversation_id:path>``: "/" too
     routes = [
         ("GET", f"{base}/tracker", get_tracker),
         ("GET", f"{base}/story", get_story),

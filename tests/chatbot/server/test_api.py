@@ -105,6 +105,18 @@ async def test_the_tracker_of_a_new_conversation_is_a_new_session_not_stored(
     assert (await api.get("/conversations/newcomer/story")).status == 404  # nothing stored
 
 
+async def test_a_conversation_id_may_hold_slashes(api: TestClient) -> None:
+    """As Rasa's ``<conversation_id:path>``: a channel's id such as ``team/user``."""
+    response = await api.post(
+        "/conversations/team/ann/tracker/events",
+        json={"event": "slot", "name": "cuisine", "value": "thai"},
+    )
+    assert response.status == 200 and (await response.json())["sender_id"] == "team/ann"
+    tracker = await (await api.get("/conversations/team/ann/tracker")).json()
+    assert tracker["sender_id"] == "team/ann" and tracker["slots"]["cuisine"] == "thai"
+    assert (await api.get("/conversations/team%2Fann/story")).status == 200  # encoded too
+
+
 async def test_too_long_conversation_id_is_a_400(api: TestClient) -> None:
     response = await api.get(f"/conversations/{'x' * 300}/tracker")
     assert response.status == 400
