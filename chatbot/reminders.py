@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from chatbot.conversation.events import Event
+from chatbot.errors import ChatbotError
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,8 @@ class ReminderScheduler:
         try:
             await self._fire(conversation_id, event)
             self.fired += 1
+        except ChatbotError as exc:  # the store is down, no model is loaded, ...
+            logger.error("conversation %s: reminder %s not fired: %s", conversation_id, name, exc)
         except Exception:  # a failed reminder must not take the scheduler down
             logger.exception("conversation %s: reminder %s failed", conversation_id, name)
 

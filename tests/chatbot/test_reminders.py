@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.agent import Agent, TrainedModel
+from chatbot.errors import StoreUnavailable
 from chatbot.project.domain import Origin
 from chatbot.project.endpoints import Credentials, EndpointBlock
 from chatbot.project.loader import load_project
@@ -352,3 +353,22 @@ async def test_posted_events_have_side_effects_only_when_asked(
         "Time to water the rose!",
     ]
     assert len(fake.messages.items) == 3
+
+
+async def test_a_reminder_that_cannot_fire_is_logged_and_the_others_still_fire(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fired: list[str] = []
+
+    async def fire(conversation_id: str, reminder: dict[str, Any]) -> None:
+        if conversation_id == "down":
+            raise StoreUnavailable("the conversation store is unavailable")
+        fired.append(conversation_id)
+
+    scheduler = ReminderScheduler(fire)
+    scheduler.notice("down", [event(0.05, name="a")])
+    scheduler.notice("up", [event(0.1, name="b")])
+    await asyncio.sleep(0.4)
+    assert fired == ["up"] and scheduler.fired == 1
+    assert "conversation down: reminder a not fired: the conversation store" in caplog.text
+    await scheduler.close()
