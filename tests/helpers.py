@@ -44,3 +44,17 @@ def dialogue_model(name: str) -> TrainedModel:
     from training.train import train_project
 
     return train_project(example_project(name), show_progress=False)
+
+
+RULES_ONLY = "policies: [{name: RulePolicy}]\n"
+
+
+def train_files(root: Path, files: dict[str, str]) -> TrainedModel:
+    """Write a small bot project (relative path -> text) into ``root`` and train it."""
+    from training.train import train_project
+
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return train_project(load_project(root), show_progress=False)

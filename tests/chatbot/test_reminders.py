@@ -17,11 +17,10 @@ from chatbot.agent import Agent, TrainedModel
 from chatbot.errors import StoreUnavailable
 from chatbot.project.domain import Origin
 from chatbot.project.endpoints import Credentials, EndpointBlock
-from chatbot.project.loader import load_project
 from chatbot.reminders import ReminderScheduler, due_time, entities_of
 from chatbot.server import ServerSettings, create_app
 from tests.connectors.servers import WAIT, Receiver, serve
-from training.train import train_project
+from tests.helpers import RULES_ONLY, train_files
 
 DOMAIN = """\
 version: "3.1"
@@ -108,12 +107,8 @@ class CancelReminder(Action):
 @pytest.fixture(scope="module")
 def plant_bot(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainedModel, Path]:
     root = tmp_path_factory.mktemp("plants")
-    (root / "domain.yml").write_text(DOMAIN)
-    (root / "data").mkdir()
-    (root / "data" / "rules.yml").write_text(RULES)
-    (root / "config.yml").write_text("policies: [{name: RulePolicy}]\n")
-    (root / "actions.py").write_text(ACTIONS)
-    return train_project(load_project(root), show_progress=False), root
+    files = {"domain.yml": DOMAIN, "data/rules.yml": RULES, "config.yml": RULES_ONLY}
+    return train_files(root, {**files, "actions.py": ACTIONS}), root
 
 
 def new_agent(plant_bot: tuple[TrainedModel, Path]) -> Agent:

@@ -3,15 +3,12 @@ takes the unclear message's place in the conversation."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from chatbot.actions.builtin import _intent_to_affirm
 from chatbot.agent import Agent
 from chatbot.conversation.conversation import Conversation
-from chatbot.project.loader import load_project
-from training.train import train_project
+from tests.helpers import RULES_ONLY, train_files
 
 DOMAIN = """\
 version: "3.1"
@@ -44,12 +41,8 @@ GIVE_UP = "Sorry, I couldn't understand that. Could you rephrase?"
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> object:
-    root = tmp_path_factory.mktemp("fallback")
-    (root / "domain.yml").write_text(DOMAIN)
-    (root / "data").mkdir()
-    (root / "data" / "rules.yml").write_text(RULES)
-    (root / "config.yml").write_text("policies: [{name: RulePolicy}]\n")
-    return train_project(load_project(Path(root)), show_progress=False)
+    files = {"domain.yml": DOMAIN, "data/rules.yml": RULES, "config.yml": RULES_ONLY}
+    return train_files(tmp_path_factory.mktemp("fallback"), files)
 
 
 async def talk(agent: Agent, sender: str, *texts: str) -> list[list[str]]:

@@ -4,8 +4,6 @@ rules with words first (RulePolicy) and the more confident of the two (LSTM poli
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,8 +12,7 @@ from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.state import INTENT, TEXT
 from chatbot.dialogue.lstm_policy import LSTMPolicy
-from chatbot.project.loader import load_project
-from training.train import train_project
+from tests.helpers import train_files
 
 DOMAIN = """\
 version: "3.1"
@@ -62,16 +59,12 @@ SUSHI = "I can always go for sushi"
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
-    root = tmp_path_factory.mktemp("e2e")
-    (root / "domain.yml").write_text(DOMAIN)
-    (root / "data").mkdir()
-    (root / "data" / "nlu.yml").write_text(NLU)
-    (root / "data" / "rules.yml").write_text(RULES)
-    (root / "config.yml").write_text(
+    config = (
         "language: en\npipeline:\n- name: WhitespaceTokenizer\n- name: DIETClassifier\n"
         "  epochs: 30\npolicies:\n- name: RulePolicy\n- name: TEDPolicy\n  epochs: 30\n"
     )
-    return train_project(load_project(Path(root)), show_progress=False)
+    files = {"domain.yml": DOMAIN, "data/nlu.yml": NLU, "data/rules.yml": RULES}
+    return train_files(tmp_path_factory.mktemp("e2e"), {**files, "config.yml": config})
 
 
 async def test_a_rule_in_the_users_words_wins_over_the_intent(model: TrainedModel) -> None:
