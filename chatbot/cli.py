@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import sys
@@ -141,13 +142,18 @@ def train(project_dir: Path, out: Path | None, seed: int, quiet: bool) -> None:
     click.echo(f"Trained model saved to {out} in {time.perf_counter() - started:.1f}s")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @project_option
 @model_option
 @click.option("--sender", default="shell", show_default=True, help="Conversation id.")
+@click.pass_context
 @user_errors
-def shell(project_dir: Path, model_path: Path | None, sender: str) -> None:
-    """Talk to the bot in the terminal (/stop or Ctrl-D to leave)."""
+def shell(ctx: click.Context, project_dir: Path, model_path: Path | None, sender: str) -> None:
+    """Talk to the bot in the terminal (/stop or Ctrl-D to leave; `chatbot shell nlu`: see what
+    the NLU makes of each message)."""
+    if ctx.invoked_subcommand is not None:  # `chatbot shell --project X nlu`: X holds for nlu
+        ctx.obj = {"project_dir": project_dir, "model_path": model_path}
+        return
     from chatbot.actions.endpoint import create_action_executor
     from chatbot.agent import Agent
     from chatbot.server.app import read_endpoints
@@ -172,6 +178,35 @@ def shell(project_dir: Path, model_path: Path | None, sender: str) -> None:
                 _print_message(message)
 
     asyncio.run(talk())
+
+
+@shell.command(name="nlu")
+@project_option
+@model_option
+@click.pass_context
+@user_errors
+def shell_nlu(ctx: click.Context, project_dir: Path, model_path: Path | None) -> None:
+    """Type messages and see the NLU's parse of each as JSON (Rasa's `rasa shell nlu`)."""
+    earlier = ctx.obj or {}
+    if ctx.get_parameter_source("project_dir") == click.core.ParameterSource.DEFAULT:
+        project_dir = earlier.get("project_dir", project_dir)
+    if model_path is None:
+        model_path = earlier.get("model_path")
+    model = _load_model(project_dir, model_path)
+    click.echo("NLU model loaded. Type a message and press enter to parse it (/stop to exit).")
+
+    async def parse() -> None:
+        while True:
+            try:
+                text = await asyncio.to_thread(input, "Next message: ")
+            except EOFError:
+                return
+            if text.strip() in ("/stop", "/exit", "/quit"):
+                return
+            if text.strip():
+                click.echo(json.dumps(await model.parse(text), indent=2, ensure_ascii=False))
+
+    asyncio.run(parse())
 
 
 def _print_message(message: dict[str, Any]) -> None:

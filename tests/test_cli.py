@@ -105,6 +105,15 @@ def test_init_train_test_and_shell_on_a_starter_bot(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Your input ->" in result.stdout and len(result.stdout.splitlines()) > 2
 
+    # chatbot shell nlu: the parse of each message, as JSON (options before or after `nlu`).
+    for args in (("shell", "--project", str(bot), "--model", str(model), "nlu"),
+                 ("shell", "nlu", "--project", str(bot), "--model", str(model))):  # fmt: skip
+        result = chatbot(*args, stdin="hello there\n/stop\n")
+        assert result.returncode == 0, result.stderr
+        parsed = json.loads(result.stdout[result.stdout.index("{") : result.stdout.rindex("}") + 1])
+        assert parsed["text"] == "hello there" and parsed["intent"]["name"] == "greet"
+        assert parsed["intent_ranking"][0]["name"] == "greet"
+
 
 def test_python_dash_m_is_the_same_cli() -> None:
     result = chatbot("--help")
