@@ -533,7 +533,7 @@ def _test_stories(project_dir: Path, stories: Path | None) -> list[Any]:
 
 @main.group()
 def data() -> None:
-    """Check training data."""
+    """Check and split training data."""
 
 
 @data.command()
@@ -549,6 +549,60 @@ def validate(project_dir: Path) -> None:
         click.echo(f"{len(problems)} problem(s) found in {project_dir}", err=True)
         sys.exit(1)
     click.echo(f"{project_dir}: no problems found")
+
+
+@data.group()
+def split() -> None:
+    """Split training data into a training and a test part."""
+
+
+@split.command(name="nlu")
+@project_option
+@click.option(
+    "-u",
+    "--nlu",
+    "nlu_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="NLU data, a file or folder (default: the project's).",
+)
+@click.option(
+    "--training-fraction",
+    type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True),
+    default=0.8,
+    show_default=True,
+    help="Share of each intent's examples that goes to training.",
+)
+@click.option("--random-seed", type=int, default=42, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("train_test_split"),
+    show_default=True,
+    help="Folder for training_data.yml and test_data.yml.",
+)
+@user_errors
+def split_nlu(
+    project_dir: Path,
+    nlu_path: Path | None,
+    training_fraction: float,
+    random_seed: int,
+    out_dir: Path,
+) -> None:
+    """Split NLU data per intent into training_data.yml and test_data.yml (as Rasa's `rasa data
+    split nlu`); synonyms, regexes and lookup tables go to both."""
+    from chatbot.project.nlu_writer import nlu_yaml
+    from training.nlu.evaluate import split_examples
+
+    data = _read_nlu_data(nlu_path) if nlu_path is not None else _load_project(project_dir).nlu
+    if not data.examples:
+        raise ChatbotError(f"no NLU examples in {nlu_path or project_dir}")
+    train, test = split_examples(data.examples, 1.0 - training_fraction, random_seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "training_data.yml").write_text(nlu_yaml(data, examples=train), encoding="utf-8")
+    (out_dir / "test_data.yml").write_text(nlu_yaml(data, examples=test), encoding="utf-8")
+    click.echo(f"{len(train)} training and {len(test)} test examples written to {out_dir}")
 
 
 def _store_for(project_dir: Path) -> Any:

@@ -275,3 +275,22 @@ def test_export_and_import_conversations(tmp_path: Path) -> None:
         and "bad.jsonl:1" in result.stderr
         and "Traceback" not in result.stderr
     )
+
+
+def test_data_split_nlu_keeps_every_example_once(tmp_path: Path) -> None:
+    bot = tmp_path / "bot"
+    assert chatbot("init", str(bot)).returncode == 0
+    out = tmp_path / "split"
+    result = chatbot("data", "split", "nlu", "--project", str(bot), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    original = read_nlu(bot / "data" / "nlu.yml").examples
+    train = read_nlu(out / "training_data.yml").examples
+    test = read_nlu(out / "test_data.yml").examples
+    key = lambda e: (e.text, e.intent, e.entities)  # noqa: E731
+    assert sorted(map(key, train + test)) == sorted(map(key, original))
+    assert 0.1 * len(original) <= len(test) <= 0.3 * len(original)
+    many = {e.intent for e in original if sum(o.intent == e.intent for o in original) > 1}
+    assert {e.intent for e in test} == many  # every intent with two or more is tested
+    assert f"{len(train)} training and {len(test)} test examples" in result.stdout
+    result = chatbot("data", "split", "nlu", "--project", str(bot), "--training-fraction", "1.5")
+    assert result.returncode == 2 and "training-fraction" in result.stderr

@@ -325,6 +325,36 @@ def _mean_std(rows: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
     }
 
 
+def split_examples(
+    examples: Sequence[NLUExample], test_share: float, seed: int
+) -> tuple[list[NLUExample], list[NLUExample]]:
+    """(train, test): ``test_share`` of each intent's examples held out (seeded), at least one of
+    every intent with two or more; an intent with one example stays in training. Examples keep
+    their order."""
+    if not 0 < test_share < 1:
+        raise ConfigError(f"the test share must be between 0 and 1, got {test_share}")
+    kept = [e for e in examples if e.text.strip()]
+    rng = np.random.default_rng(seed)
+    by_intent: dict[str, list[int]] = {}
+    for i, example in enumerate(kept):
+        by_intent.setdefault(example.intent, []).append(i)
+    held: set[int] = set()
+    for intent in sorted(by_intent):
+        indices = by_intent[intent]
+        if len(indices) < 2:  # one example: training needs it more than the report
+            continue
+        count = min(len(indices) - 1, max(1, round(len(indices) * test_share)))
+        held.update(int(i) for i in rng.permutation(indices)[:count])
+    if not held:
+        raise TrainingError(
+            "too few NLU examples to hold any out for testing (every intent needs two or more)"
+        )
+    return (
+        [e for i, e in enumerate(kept) if i not in held],
+        [e for i, e in enumerate(kept) if i in held],
+    )
+
+
 def split_evaluate(
     data: NLUData,
     pipeline: Sequence[ComponentConfig],
@@ -338,26 +368,7 @@ def split_evaluate(
     ``evaluate_nlu`` on the held-out part. Returns its summary plus ``train_examples``."""
     from training.nlu.trainer import train_nlu
 
-    if not 0 < test_share < 1:
-        raise ConfigError(f"the test share must be between 0 and 1, got {test_share}")
-    examples = [e for e in data.examples if e.text.strip()]
-    rng = np.random.default_rng(seed)
-    by_intent: dict[str, list[int]] = {}
-    for i, example in enumerate(examples):
-        by_intent.setdefault(example.intent, []).append(i)
-    held: set[int] = set()
-    for intent in sorted(by_intent):
-        indices = by_intent[intent]
-        if len(indices) < 2:  # one example: training needs it more than the report
-            continue
-        count = min(len(indices) - 1, max(1, round(len(indices) * test_share)))
-        held.update(int(i) for i in rng.permutation(indices)[:count])
-    if not held:
-        raise TrainingError(
-            "too few NLU examples to hold any out for testing (every intent needs two or more)"
-        )
-    train = [e for i, e in enumerate(examples) if i not in held]
-    test = [e for i, e in enumerate(examples) if i in held]
+    train, test = split_examples(data.examples, test_share, seed)
     train_data = NLUData(train, dict(data.synonyms), list(data.regexes), list(data.lookups))
     model = train_nlu(train_data, pipeline, seed=seed, show_progress=False)
     summary = evaluate_nlu(model, test, out_dir)
