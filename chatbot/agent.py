@@ -32,6 +32,7 @@ from chatbot.processor import Listener, MessageProcessor
 from chatbot.project.domain import Domain
 from chatbot.project.domain_reader import domain_from_dict, domain_to_dict
 from chatbot.store.base import ConversationStore
+from chatbot.store.broker import PikaEventBroker
 from chatbot.store.memory import InMemoryStore
 
 logger = logging.getLogger(__name__)
@@ -169,6 +170,7 @@ class Agent:
         action_executor: CustomActionExecutor | None = None,
         actions: Mapping[str, Action] | None = None,
         nlg: NLGClient | None = None,
+        broker: PikaEventBroker | None = None,
     ) -> None:
         from chatbot.store.locks import InMemoryLockStore
 
@@ -179,6 +181,10 @@ class Agent:
         # Told every batch of stored events, by this and any later model's processor.
         self.listeners: list[Listener] = []
         self.nlg = nlg
+        # Publishes every stored event (endpoints.yml ``event_broker:``); started by the server.
+        self.broker = broker
+        if broker is not None:
+            self.listeners.append(broker.publish)
         self._model: TrainedModel | None = model
         self._processor: MessageProcessor | None = self._make_processor(model)
 
@@ -252,6 +258,8 @@ class Agent:
         return await self.processor.handle_message(message)
 
     async def close(self) -> None:
+        if self.broker is not None:
+            await self.broker.close()
         if self.nlg is not None:
             await self.nlg.close()
         await self.store.close()

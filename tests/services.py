@@ -8,6 +8,8 @@ Addresses come from the environment:
   when the test process exits).
 - ``CHATBOT_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``): each test gets a key prefix
   of its own, and its keys are deleted afterwards.
+- ``CHATBOT_TEST_RABBITMQ_URL`` (default ``amqp://guest:guest@127.0.0.1:5672/``): for the event
+  broker; each test declares queues and an exchange of its own and deletes them.
 
 A service that cannot be reached skips the test, saying why, unless ``CHATBOT_REQUIRE_SERVICES=1``
 (as in CI), where it fails the test.
@@ -37,11 +39,13 @@ from sqlalchemy import make_url
 
 POSTGRES_URL_ENV = "CHATBOT_TEST_POSTGRES_URL"
 REDIS_URL_ENV = "CHATBOT_TEST_REDIS_URL"
+RABBITMQ_URL_ENV = "CHATBOT_TEST_RABBITMQ_URL"
 REQUIRE_SERVICES_ENV = "CHATBOT_REQUIRE_SERVICES"
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-_URL_ENV = {"PostgreSQL": POSTGRES_URL_ENV, "Redis": REDIS_URL_ENV}
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+_URL_ENV = {"PostgreSQL": POSTGRES_URL_ENV, "Redis": REDIS_URL_ENV, "RabbitMQ": RABBITMQ_URL_ENV}
 
 _CONNECT_TIMEOUT = 3.0
 # Why a service was unreachable, once found out, so later tests skip without waiting again.
@@ -305,3 +309,20 @@ class TcpProxy:
         except (OSError, asyncio.IncompleteReadError):
             pass
         sink.close()  # the source ended; not when cancelled (``sever_quietly`` keeps the sink)
+
+
+@pytest.fixture
+async def rabbitmq_url() -> AsyncIterator[str]:
+    """The URL of the test RabbitMQ, once a connection to it has opened."""
+    import aio_pika
+
+    url = os.environ.get(RABBITMQ_URL_ENV) or DEFAULT_RABBITMQ_URL
+    if url in _unreachable:
+        unavailable("RabbitMQ", url, _unreachable[url])
+    try:
+        connection = await aio_pika.connect(url, timeout=_CONNECT_TIMEOUT)
+    except Exception as error:  # aio-pika raises several kinds for an absent server
+        _unreachable[url] = str(error) or type(error).__name__
+        unavailable("RabbitMQ", url, _unreachable[url])
+    await connection.close()
+    yield url

@@ -56,10 +56,9 @@ class Endpoints:
         ]
 
 
-USED_BLOCKS = frozenset({"action_endpoint", "tracker_store", "lock_store", "nlg"})
+USED_BLOCKS = frozenset({"action_endpoint", "tracker_store", "lock_store", "nlg", "event_broker"})
 # Rasa's other endpoints.yml blocks, and what happens instead.
 UNUSED_BLOCKS = {
-    "event_broker": "events are not published to a broker: they are in the conversation store",
     "models": "models are not pulled from a server: give --model or put them in models/",
 }
 

@@ -65,6 +65,7 @@ def model_path_of(settings: ServerSettings) -> Path:
 def build_agent(settings: ServerSettings) -> Agent:
     from chatbot.actions.endpoint import create_action_executor
     from chatbot.actions.nlg import create_nlg_client
+    from chatbot.store.broker import create_event_broker
     from chatbot.store.factory import create_lock_store, create_store
 
     started = time.perf_counter()
@@ -78,7 +79,8 @@ def build_agent(settings: ServerSettings) -> Agent:
     locks = create_lock_store(endpoints.lock_store)
     executor = create_action_executor(endpoints.action_endpoint, settings.project_dir)
     nlg = create_nlg_client(endpoints.get("nlg"))
-    return Agent(model, store=store, locks=locks, action_executor=executor, nlg=nlg)
+    broker = create_event_broker(endpoints.get("event_broker"))
+    return Agent(model, store=store, locks=locks, action_executor=executor, nlg=nlg, broker=broker)
 
 
 def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Application:
@@ -174,6 +176,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await agent.locks.close()
             raise
         logger.warning("%s; starting anyway, each message tries it again", exc)
+    if agent.broker is not None:
+        await agent.broker.start()
     yield
     executor = agent.action_executor
     close = getattr(executor, "close", None)

@@ -245,7 +245,7 @@ async def test_rasa_endpoint_blocks_we_do_not_use_are_named_at_start(
     (tmp_path / "endpoints.yml").write_text(
         "action_endpoint:\n  url: http://127.0.0.1:9/webhook\n"
         "nlg:\n  url: http://127.0.0.1:9/nlg\n"
-        "event_broker:\n  type: pika\n"
+        "event_broker:\n  type: kafka\n"
         "models:\n  url: http://127.0.0.1:9/models/default\n"
     )
     with caplog.at_level(logging.WARNING, logger="chatbot.server.app"):
@@ -255,7 +255,7 @@ async def test_rasa_endpoint_blocks_we_do_not_use_are_named_at_start(
     warned = caplog.text
     assert "nlg" not in warned
     for line, name, why in (
-        (5, "event_broker", "events are not published to a broker"),
+        (5, "event_broker", "type 'kafka' is not provided (only pika)"),
         (7, "models", "models are not pulled from a server"),
     ):
         assert f"endpoints.yml:{line}: {name}: {why}" in warned
