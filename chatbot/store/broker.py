@@ -66,6 +66,7 @@ class PikaEventBroker:
         self._task: asyncio.Task[None] | None = None
         self._connection: Any = None
         self._exchange_obj: Any = None
+        self._in_flight: bytes | None = None  # the event being sent
 
     def publish(self, conversation_id: str, events: Sequence[Event]) -> None:
         """Queue the events for publishing (a processor listener: it returns at once)."""
@@ -104,7 +105,7 @@ class PikaEventBroker:
         await self._disconnect()
 
     async def _drained(self) -> None:
-        while self._buffer:
+        while self._buffer or self._in_flight is not None:
             await asyncio.sleep(0.01)
 
     @property
@@ -117,12 +118,21 @@ class PikaEventBroker:
             await self._ready.wait()
             self._ready.clear()
             while self._buffer:
+                # Taken out while it is sent: a full buffer dropping its oldest event meanwhile
+                # cannot drop this one, nor make us take out the next one unsent.
+                body = self._in_flight = self._buffer.popleft()
                 try:
                     exchange = await self._exchange()
-                    await self._send(exchange, self._buffer[0])
+                    await self._send(exchange, body)
                 except asyncio.CancelledError:
+                    self._buffer.appendleft(body)  # counted as unpublished at close
                     raise
                 except Exception as exc:  # RabbitMQ away: reconnect and retry, the event waits
+                    if len(self._buffer) < self.max_buffer:
+                        self._buffer.appendleft(body)
+                    else:
+                        self.dropped += 1
+                    self._in_flight = None
                     logger.warning(
                         "event broker %s: cannot publish (%s); %d event(s) waiting, retrying in "
                         "%.0f s",
@@ -136,7 +146,7 @@ class PikaEventBroker:
                     delay = min(delay * 2, _MAX_RETRY_SECONDS)
                     continue
                 delay = _RETRY_SECONDS
-                self._buffer.popleft()
+                self._in_flight = None
                 self.published += 1
 
     async def _exchange(self) -> Any:

@@ -124,3 +124,34 @@ def test_bad_pika_blocks_name_the_file_and_key(params: dict[str, Any], needle: s
     with pytest.raises(ConfigError) as error:
         create_event_broker(block(**params))
     assert str(error.value).startswith("endpoints.yml:9: ") and needle in str(error.value)
+
+
+async def test_a_full_buffer_never_loses_the_event_being_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While one event is on its way, the buffer fills and drops its oldest waiting ones: the
+    one being sent is still published once, and every event is published or counted dropped."""
+    import asyncio
+
+    broker = PikaEventBroker("amqp://guest:guest@127.0.0.1:1/", max_buffer=3, drain_seconds=2.0)
+    sent: list[str] = []
+    release = asyncio.Event()
+
+    async def exchange() -> object:
+        return object()
+
+    async def send(_: object, body: bytes) -> None:
+        await release.wait()
+        sent.append(json.loads(body)["text"])
+
+    monkeypatch.setattr(broker, "_exchange", exchange)
+    monkeypatch.setattr(broker, "_send", send)
+    await broker.start()
+    events = [{"event": "user", "text": f"m{i}"} for i in range(8)]
+    broker.publish("c", events[:1])
+    await asyncio.sleep(0.05)  # m0 is on its way
+    broker.publish("c", events[1:])  # m1..m7: the buffer holds 3, the oldest go
+    release.set()
+    await broker.close()
+    assert sent == ["m0", "m5", "m6", "m7"]
+    assert (broker.published, broker.dropped) == (4, 4)
