@@ -3,6 +3,7 @@ broker that is away never holds up a turn."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -131,8 +132,6 @@ async def test_a_full_buffer_never_loses_the_event_being_sent(
 ) -> None:
     """While one event is on its way, the buffer fills and drops its oldest waiting ones: the
     one being sent is still published once, and every event is published or counted dropped."""
-    import asyncio
-
     broker = PikaEventBroker("amqp://guest:guest@127.0.0.1:1/", max_buffer=3, drain_seconds=2.0)
     sent: list[str] = []
     release = asyncio.Event()
