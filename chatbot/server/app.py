@@ -103,9 +103,10 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
     )
     app[OUTPUTS] = {}
     reminders = ReminderScheduler(lambda cid, event: _fire_reminder(app, cid, event))
-    agent.listeners.append(reminders.notice)
 
-    async def stop_reminders(app: web.Application) -> AsyncIterator[None]:
+    async def run_reminders(app: web.Application) -> AsyncIterator[None]:
+        # Only while the server runs: an application made and never started schedules nothing.
+        agent.listeners.append(reminders.notice)
         yield
         agent.listeners.remove(reminders.notice)
         await reminders.close()
@@ -113,7 +114,7 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
     metrics.watch_action_server(lambda: app[AGENT].action_executor)
     # First in, last out: the stores close after every channel has finished its messages.
     app.cleanup_ctx.append(_lifecycle)
-    app.cleanup_ctx.append(stop_reminders)  # stopped before the stores close
+    app.cleanup_ctx.append(run_reminders)  # stopped before the stores close
     app.on_shutdown.append(_announce_shutdown)
 
     async def version(request: web.Request) -> web.Response:
