@@ -40,6 +40,28 @@ payload_texts = st.builds(
     st.dictionaries(st.sampled_from(["cuisine", "number", "x"]), json_values, max_size=2),
 )
 
+intent_objects = st.fixed_dictionaries(
+    {"name": mostly(st.sampled_from(INTENTS)), "confidence": json_values}
+)
+# A parse result: mostly well formed, with any JSON in any of its places now and then.
+parse_datas = st.fixed_dictionaries(
+    {},
+    optional={
+        "intent": mostly(intent_objects),
+        "entities": mostly(
+            st.lists(
+                st.fixed_dictionaries(
+                    {"entity": st.sampled_from(["cuisine", "number"]) | json_values},
+                    optional={"value": json_values, "role": json_values},
+                )
+                | json_values,
+                max_size=3,
+            )
+        ),
+        "intent_ranking": mostly(st.lists(mostly(intent_objects), max_size=3)),
+    },
+)
+
 events = st.fixed_dictionaries(
     {
         "event": st.sampled_from(sorted(REQUIRED_KEYS)),
@@ -49,24 +71,7 @@ events = st.fixed_dictionaries(
         "value": json_values,
         "text": mostly(st.text(max_size=10)),
         "timestamp": st.floats(min_value=0, max_value=2e9),
-        "parse_data": st.fixed_dictionaries(
-            {},
-            optional={
-                "intent": mostly(
-                    st.fixed_dictionaries(
-                        {"name": mostly(st.sampled_from(INTENTS)), "confidence": json_values}
-                    )
-                ),
-                "entities": st.lists(
-                    st.fixed_dictionaries(
-                        {"entity": st.sampled_from(["cuisine", "number"]) | json_values},
-                        optional={"value": json_values, "role": json_values},
-                    )
-                    | json_values,
-                    max_size=3,
-                ),
-            },
-        ),
+        "parse_data": parse_datas,
         "entities": mostly(st.lists(json_values, max_size=2)),
         "is_interrupted": json_values,
         "data": json_values,
@@ -95,7 +100,7 @@ api_requests = st.one_of(
         st.just("messages"),
         st.fixed_dictionaries(
             {"sender": mostly(st.just("user")), "text": mostly(payload_texts)},
-            optional={"parse_data": json_values},
+            optional={"parse_data": mostly(parse_datas)},
         ),
     ),
     st.tuples(
@@ -116,7 +121,9 @@ api_requests = st.one_of(
     ),
     st.tuples(st.just("POST"), st.just("predict"), json_values),
     st.tuples(st.just("GET"), st.just("tracker"), json_values),
+    st.tuples(st.just("GET"), st.just("story"), json_values),
 )
+output_channels = st.sampled_from([None, None, "latest", "rest", "callback", "x"])
 
 FUZZ = settings(
     max_examples=100,
@@ -129,7 +136,8 @@ async def assert_no_server_error(response: Any) -> None:
     text = await response.text()
     assert response.status < 500, text
     assert "Traceback" not in text
-    json.loads(text)  # every answer is JSON
+    if response.status >= 400 or response.content_type == "application/json":
+        json.loads(text)  # every error is JSON, and every answer but a story (YAML)
 
 
 @FUZZ
@@ -144,17 +152,25 @@ async def test_rest_channel_never_fails(api: TestClient, body: Any) -> None:
     sender=st.sampled_from(SENDERS),
     request=api_requests,
     include_events=st.sampled_from(["ALL", "APPLIED", "AFTER_RESTART", "NONE"] * 3 + ["bad"]),
+    output_channel=output_channels,
+    side_effects=st.sampled_from(["true", "false", "maybe"]),
     then=payload_texts,
 )
 async def test_api_never_fails(
-    api: TestClient, sender: str, request: tuple[str, str, Any], include_events: str, then: str
+    api: TestClient,
+    sender: str,
+    request: tuple[str, str, Any],
+    include_events: str,
+    output_channel: str | None,
+    side_effects: str,
+    then: str,
 ) -> None:
     method, route, body = request
+    params = {"include_events": include_events, "execute_side_effects": side_effects}
+    if output_channel is not None:
+        params["output_channel"] = output_channel
     response = await api.request(
-        method,
-        f"/conversations/{sender}/{route}",
-        params={"include_events": include_events},
-        json=body,
+        method, f"/conversations/{sender}/{route}", params=params, json=body
     )
     await assert_no_server_error(response)
     # Whatever the API stored, the conversation can go on.
