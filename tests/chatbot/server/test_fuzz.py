@@ -178,3 +178,19 @@ async def test_api_never_fails(
     await assert_no_server_error(answer)
     tracker = await api.get(f"/conversations/{sender}/tracker")
     await assert_no_server_error(tracker)
+
+
+@FUZZ
+@given(
+    sender=st.sampled_from(SENDERS),
+    body=st.fixed_dictionaries(
+        {"sender": st.just("user"), "text": mostly(payload_texts)},
+        optional={"parse_data": mostly(parse_datas), "metadata": json_values},
+    ),
+)
+async def test_posted_messages_never_fail(api: TestClient, sender: str, body: Any) -> None:
+    """``POST .../messages`` takes a parse result from the client: a malformed one is a 400."""
+    response = await api.post(f"/conversations/{sender}/messages", json=body)
+    await assert_no_server_error(response)
+    tracker = await api.get(f"/conversations/{sender}/tracker")
+    await assert_no_server_error(tracker)
