@@ -1,0 +1,141 @@
+"""What every ``chatbot`` command shares: the command group, its common options, turning a user's
+mistake into one line, and loading a project, a model or NLU data. The commands are in
+``chatbot.cli`` (train, shell, run), ``chatbot.cli_eval`` (test) and ``chatbot.cli_data`` (data,
+export, import)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from chatbot.errors import ChatbotError
+
+logger = logging.getLogger("chatbot")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("asyncio", "aiohttp.access", "sanic", "urllib3", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def user_errors(func: F) -> F:
+    """Print a user's mistake as one clear message and exit 1, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ChatbotError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+project_option = click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The bot project folder (domain.yml, data/, config.yml, ...).",
+)
+model_option = click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A trained model file (default: the newest in the project's models/).",
+)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.version_option(package_name="chatbot")
+def main(verbose: bool) -> None:
+    """Train and serve chatbots from Rasa 3.x style projects."""
+    _configure_logging(verbose)
+
+
+def _load_project(project_dir: Path) -> Any:
+    """The project, validated: every problem of every file is reported before anything runs."""
+    from chatbot.errors import ProjectErrors
+    from chatbot.project.loader import check_project
+
+    project, problems = check_project(project_dir)
+    if problems:
+        raise ProjectErrors(problems)
+    return project
+
+
+def _default_model_path(project_dir: Path) -> Path:
+    return project_dir / "models" / time.strftime("%Y%m%d-%H%M%S.model")
+
+
+def _load_model(project_dir: Path, model_path: Path | None) -> Any:
+    """The model to answer with (served in numpy: torch is not imported)."""
+    from chatbot.agent import TrainedModel, latest_model
+
+    path = model_path or latest_model(project_dir / "models")
+    return TrainedModel.from_file(path)
+
+
+results_option = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="The folder the reports are written to.",
+)
+
+
+def yaml_files(path: Path) -> list[Path]:
+    """The YAML files of a folder (recursively, sorted), or the file itself."""
+    if path.is_dir():
+        return sorted([*path.rglob("*.yml"), *path.rglob("*.yaml")])
+    return [path]
+
+
+def _read_nlu_data(path: Path) -> Any:
+    """The ``nlu:`` parts of a YAML file, or of every YAML file in a folder."""
+    from chatbot.project.nlu_reader import read_nlu
+    from chatbot.project.training_data import NLUData
+
+    data = NLUData()
+    for file in yaml_files(path):
+        data.merge(read_nlu(file, base_dirs=[file.parent]))
+    return data
+
+
+def from_parent(ctx: click.Context, name: str, value: Any) -> Any:
+    """An option of a subcommand, or where it was left at its default, the parent command's
+    (``chatbot test --project X nlu``: X holds for ``nlu``; the parent puts its options in
+    ``ctx.obj``)."""
+    earlier = ctx.obj or {}
+    unset = ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT
+    return earlier[name] if unset and name in earlier else value
+
+
+def nlu_path_option(help: str) -> Callable[[Any], Any]:
+    return click.option(
+        "-u",
+        "--nlu",
+        "nlu_path",
+        type=click.Path(exists=True, path_type=Path),
+        default=None,
+        help=help,
+    )

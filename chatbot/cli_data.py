@@ -1,0 +1,151 @@
+"""``chatbot data`` (validate, split nlu), ``chatbot export`` and ``chatbot import``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chatbot.cli_common import (
+    _load_project,
+    _read_nlu_data,
+    main,
+    nlu_path_option,
+    project_option,
+    user_errors,
+)
+from chatbot.errors import ChatbotError
+
+
+@main.group()
+def data() -> None:
+    """Check and split training data."""
+
+
+@data.command()
+@project_option
+def validate(project_dir: Path) -> None:
+    """Report every problem of a project at once; exit 1 if there are any."""
+    from chatbot.project.loader import check_project
+
+    _, problems = check_project(project_dir)
+    for problem in problems:
+        click.secho(f"error: {problem}", fg="red", err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found in {project_dir}", err=True)
+        sys.exit(1)
+    click.echo(f"{project_dir}: no problems found")
+
+
+@data.group()
+def split() -> None:
+    """Split training data into a training and a test part."""
+
+
+@split.command(name="nlu")
+@project_option
+@nlu_path_option("NLU data, a file or folder (default: the project's).")
+@click.option(
+    "--training-fraction",
+    type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True),
+    default=0.8,
+    show_default=True,
+    help="Share of each intent's examples that goes to training.",
+)
+@click.option("--random-seed", type=int, default=42, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("train_test_split"),
+    show_default=True,
+    help="Folder for training_data.yml and test_data.yml.",
+)
+@user_errors
+def split_nlu(
+    project_dir: Path,
+    nlu_path: Path | None,
+    training_fraction: float,
+    random_seed: int,
+    out_dir: Path,
+) -> None:
+    """Split NLU data per intent into training_data.yml and test_data.yml (as Rasa's `rasa data
+    split nlu`); synonyms, regexes and lookup tables go to both."""
+    from chatbot.project.nlu_writer import nlu_yaml
+    from training.nlu.evaluate import split_examples
+
+    data = _read_nlu_data(nlu_path) if nlu_path is not None else _load_project(project_dir).nlu
+    if not data.examples:
+        raise ChatbotError(f"no NLU examples in {nlu_path or project_dir}")
+    train, test = split_examples(data.examples, 1.0 - training_fraction, random_seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "training_data.yml").write_text(nlu_yaml(data, examples=train), encoding="utf-8")
+    (out_dir / "test_data.yml").write_text(nlu_yaml(data, examples=test), encoding="utf-8")
+    click.echo(f"{len(train)} training and {len(test)} test examples written to {out_dir}")
+
+
+def _store_for(project_dir: Path) -> Any:
+    """The conversation store the project's endpoints.yml names (as ``chatbot run`` uses it)."""
+    from chatbot.server.app import read_endpoints
+    from chatbot.store.factory import create_store
+
+    endpoints = read_endpoints(project_dir)
+    default = project_dir / ".chatbot" / "conversations.db"
+    return create_store(endpoints.tracker_store, default_sqlite_path=default)
+
+
+@main.command(name="export")
+@project_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="JSON Lines file to write.",
+)
+@click.option(
+    "--conversation",
+    "conversation_ids",
+    multiple=True,
+    help="Only these conversation ids (repeatable).",
+)
+@user_errors
+def export_command(project_dir: Path, out: Path, conversation_ids: tuple[str, ...]) -> None:
+    """Write stored conversations to a JSON Lines file (one conversation per line)."""
+    from chatbot.store.jsonl import export_jsonl
+
+    async def run_export() -> int:
+        async with _store_for(project_dir) as store:
+            return await export_jsonl(store, out, conversation_ids or None)
+
+    count = asyncio.run(run_export())
+    click.echo(f"Exported {count} conversation(s) to {out}")
+
+
+@main.command(name="import")
+@project_option
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@user_errors
+def import_command(project_dir: Path, source: Path) -> None:
+    """Append the conversations of a JSON Lines file to the store (existing ids are left alone)."""
+    from chatbot.store.jsonl import import_jsonl
+
+    async def run_import() -> Any:
+        async with _store_for(project_dir) as store:
+            return await import_jsonl(store, source)
+
+    report = asyncio.run(run_import())
+    for problem in report.errors:
+        click.secho(f"error: {problem}", fg="red", err=True)
+    for conversation_id in report.conflicts:
+        click.secho(
+            f"skipped: conversation {conversation_id!r} is already in the store",
+            fg="yellow",
+            err=True,
+        )
+    click.echo(f"Imported {len(report.imported)} conversation(s), {report.events} event(s)")
+    if report.errors:
+        sys.exit(1)

@@ -1,0 +1,195 @@
+"""``chatbot test`` and ``chatbot test nlu``: the dialogue and NLU models on test data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chatbot.cli_common import (
+    _load_model,
+    _load_project,
+    _read_nlu_data,
+    from_parent,
+    main,
+    model_option,
+    nlu_path_option,
+    project_option,
+    results_option,
+    user_errors,
+    yaml_files,
+)
+from chatbot.errors import ChatbotError
+
+
+@main.group(invoke_without_command=True)
+@project_option
+@model_option
+@click.option(
+    "--stories",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Test stories file or folder (default: the project's tests/).",
+)
+@results_option
+@click.pass_context
+@user_errors
+def test(
+    ctx: click.Context,
+    project_dir: Path,
+    model_path: Path | None,
+    stories: Path | None,
+    out_dir: Path,
+) -> None:
+    """Test the dialogue model and the NLU on test stories (`chatbot test nlu`: the NLU alone)."""
+    if ctx.invoked_subcommand is not None:  # `chatbot test --project X nlu`: X holds for nlu
+        ctx.obj = {"project_dir": project_dir, "model_path": model_path, "out_dir": out_dir}
+        return
+    from training.evaluate import evaluate_stories, write_reports
+
+    model = _load_model(project_dir, model_path)
+    test_stories = _test_stories(project_dir, stories)
+    if not test_stories:
+        folder = stories or project_dir / "tests"
+        files = sorted(folder.glob("test_*.y*ml")) if folder.is_dir() else []
+        held = (
+            f": {', '.join(f.name for f in files)} hold no 'stories:' or 'rules:'"
+            if files
+            else " (files test_*.yml)"
+        )
+        raise ChatbotError(f"no test stories found in {folder}{held}")
+    evaluation = evaluate_stories(model, test_stories)
+    write_reports(evaluation, out_dir)
+    click.echo(f"Action-level accuracy: {evaluation.action_accuracy:.3f}")
+    click.echo(
+        f"Conversation accuracy: {evaluation.conversation_accuracy:.3f} "
+        f"({sum(r.passed for r in evaluation.results)}/{len(evaluation.results)} stories)"
+    )
+    _test_stories_nlu(model, test_stories, out_dir)
+    click.echo(f"Reports written to {out_dir}")
+    if evaluation.conversation_accuracy < 1.0:
+        sys.exit(1)
+
+
+def _test_stories_nlu(model: Any, stories: list[Any], out_dir: Path) -> None:
+    """The NLU part of ``chatbot test``: the NLU model on the test stories' user texts."""
+    from chatbot.nlu.model import NLUModel
+    from training.nlu.evaluate import evaluate_nlu, examples_of_stories
+
+    examples = examples_of_stories(stories)
+    if not isinstance(model.nlu, NLUModel) or not examples:
+        click.echo("NLU: no user texts with intents in the test stories, or no NLU model; skipped")
+        return
+    _echo_nlu_summary(evaluate_nlu(model.nlu, examples, out_dir), "the test stories' user messages")
+
+
+def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
+    intent = summary["intent"]
+    click.echo(
+        f"NLU on {what} ({summary['examples']}): intent accuracy {intent['accuracy']:.3f}, "
+        f"macro F1 {intent['macro_f1']:.3f}"
+    )
+    for name, scores in summary.get("entities", {}).items():
+        if scores.get("support"):
+            click.echo(
+                f"  entities ({name}): span F1 {scores['span_f1']:.3f} "
+                f"(precision {scores['span_precision']:.3f}, recall {scores['span_recall']:.3f}, "
+                f"{scores['support']} entities)"
+            )
+
+
+@test.command(name="nlu")
+@project_option
+@model_option
+@nlu_path_option(
+    "NLU test data, a file or folder: the model (--model, else the newest) is scored on it. "
+    "Without it, the project's NLU data is split 80/20 and a model trained on the 80."
+)
+@click.option(
+    "-f",
+    "--folds",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Cross-validate in N folds instead (the project's NLU data, or --nlu's).",
+)
+@click.option(
+    "--cross-validation",
+    is_flag=True,
+    help="Rasa's flag: cross-validate (in --folds folds, 5 if not given).",
+)
+@click.option(
+    "--test-share",
+    type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Share of each intent's examples held out by the split.",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@results_option
+@click.pass_context
+@user_errors
+def test_nlu(
+    ctx: click.Context,
+    project_dir: Path,
+    model_path: Path | None,
+    nlu_path: Path | None,
+    folds: int | None,
+    cross_validation: bool,
+    test_share: float,
+    seed: int,
+    out_dir: Path,
+) -> None:
+    """Test the NLU model: intent and entity reports, confusion matrix, confidence histogram."""
+    from chatbot.nlu.model import NLUModel
+    from training.nlu.evaluate import cross_validate, evaluate_nlu, split_evaluate
+
+    project_dir = from_parent(ctx, "project_dir", project_dir)  # `chatbot test --project X nlu`
+    model_path = from_parent(ctx, "model_path", model_path)
+    out_dir = from_parent(ctx, "out_dir", out_dir)
+    if cross_validation and folds is None:
+        folds = 5
+    if folds is not None or nlu_path is None:
+        project = _load_project(project_dir)
+        data = _read_nlu_data(nlu_path) if nlu_path is not None else project.nlu
+        if not data.examples:
+            raise ChatbotError(f"no NLU examples in {nlu_path or project_dir}")
+        if folds is not None:
+            click.echo(f"Cross-validating {len(data.examples)} examples in {folds} folds ...")
+            result = cross_validate(data, project.config.pipeline, folds, out_dir, seed=seed)
+            pooled: dict[str, Any] = dict(result["pooled"])  # type: ignore[call-overload]
+            _echo_nlu_summary(pooled, f"the held-out examples of {folds} folds")
+        else:
+            click.echo(
+                f"Holding out {test_share:.0%} of each intent's examples, training on the rest ..."
+            )
+            summary = split_evaluate(
+                data, project.config.pipeline, out_dir, test_share=test_share, seed=seed
+            )
+            click.echo(
+                f"Trained on {summary['train_examples']} examples (the split's training part)"
+            )
+            _echo_nlu_summary(summary, "the held-out examples")
+    else:
+        model = _load_model(project_dir, model_path)
+        if not isinstance(model.nlu, NLUModel):
+            raise ChatbotError("the model has no NLU model to test (the project has no NLU data)")
+        examples = _read_nlu_data(nlu_path).examples
+        if not examples:
+            raise ChatbotError(f"no NLU examples in {nlu_path}")
+        _echo_nlu_summary(evaluate_nlu(model.nlu, examples, out_dir), f"the examples of {nlu_path}")
+    click.echo(f"Reports written to {out_dir}")
+
+
+def _test_stories(project_dir: Path, stories: Path | None) -> list[Any]:
+    """The project's test stories, or those in a file or folder given with --stories."""
+    from chatbot.project.story_reader import read_stories
+
+    if stories is None:
+        return list(_load_project(project_dir).test_stories)
+    found: list[Any] = []
+    for file in yaml_files(stories):
+        test_stories, test_rules = read_stories(file, test=True)
+        found.extend(test_stories + test_rules)
+    return found
