@@ -33,9 +33,6 @@ from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError
 
 from chatbot.errors import LockTimeout, StoreUnavailable
 from chatbot.store.locks import (
@@ -44,6 +41,7 @@ from chatbot.store.locks import (
     LockStore,
     Ticket,
 )
+from chatbot.store.redis_client import call, describe, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -134,20 +132,7 @@ class RedisLockStore(LockStore):
         self.key_prefix = key_prefix
         self.lock_lifetime = lock_lifetime
         self.wait_timeout = wait_timeout
-        options: dict[str, Any] = {
-            "socket_connect_timeout": 5.0,
-            "socket_timeout": 10.0,
-            # A few quick retries ride out a blip; a Redis that is down is reported in < 1 s.
-            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
-            "health_check_interval": 30,
-        }
-        options.update(client_options or {})
-        # A blocking pool: past its connections, callers wait for one instead of failing
-        # (redis-py's default pool raises "Too many connections" at 100 lock calls in flight).
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=100, timeout=10, **options
-        )
-        self._client = aioredis.Redis.from_pool(pool)
+        self._client = redis_client(url, client_options)
         self._lifetime_ms = max(1, round(lock_lifetime * 1000))
         self._key_ttl_ms = 2 * self._lifetime_ms + 1000
         self._enqueue = self._client.register_script(_LUA_ENQUEUE)
@@ -161,27 +146,14 @@ class RedisLockStore(LockStore):
         return self._client
 
     def describe(self) -> str:
-        kwargs = self._client.connection_pool.connection_kwargs
-        if "path" in kwargs:
-            return f"redis at {kwargs['path']}"
-        return (
-            f"redis at {kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-            f"/{kwargs.get('db', 0)}"
-        )
+        return describe(self._client)
 
     def _keys(self, conversation_id: str) -> list[str]:
         base = f"{self.key_prefix}{conversation_id}"
         return [f"{base}:counter", f"{base}:queue", f"{base}:deadlines"]
 
     async def _call(self, awaitable: Awaitable[Any]) -> Any:
-        try:
-            return await awaitable
-        except (RedisError, OSError) as error:
-            logger.debug("redis error on %s", self.describe(), exc_info=error)
-            reason = str(error).strip() or type(error).__name__
-            raise StoreUnavailable(
-                f"lock store unavailable ({self.describe()}): {reason}"
-            ) from None
+        return await call(self._client, awaitable, "lock store")
 
     async def acquire(self, conversation_id: str) -> Ticket:
         loop = asyncio.get_running_loop()

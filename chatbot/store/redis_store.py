@@ -14,14 +14,8 @@ is not read (``chatbot import`` takes conversations exported as JSON lines).
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError
 
 from chatbot.errors import ConflictError, StoreUnavailable
 from chatbot.store.base import (
@@ -32,6 +26,7 @@ from chatbot.store.base import (
     decode_event,
     encode_events,
 )
+from chatbot.store.redis_client import call, redis_client
 
 DEFAULT_KEY_PREFIX = "chatbot:store:"
 
@@ -75,14 +70,7 @@ class RedisStore(ConversationStore):
         self.url = url
         self.key_prefix = key_prefix
         self.record_exp = int(record_exp) if record_exp else 0
-        options: dict[str, Any] = {
-            "socket_connect_timeout": 5.0,
-            "socket_timeout": 10.0,
-            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 3),
-            "retry_on_error": [ConnectionError, TimeoutError],
-            **dict(client_options or {}),
-        }
-        self._client = aioredis.Redis.from_url(url, **options)
+        self._client = redis_client(url, client_options)
         self._append = self._client.register_script(_LUA_APPEND)
         self._load = self._client.register_script(_LUA_LOAD)
 
@@ -143,19 +131,12 @@ class RedisStore(ConversationStore):
 
     async def ping(self) -> bool:
         try:
-            return bool(await self._client.ping())
-        except (RedisError, OSError):
+            return bool(await self._call(self._client.ping()))
+        except StoreUnavailable:
             return False
 
     async def close(self) -> None:
         await self._client.aclose()
 
     async def _call(self, awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        except (RedisError, OSError) as exc:
-            where = re.sub(r"//[^@/]*@", "//***@", self.url)  # no password in a log line
-            raise StoreUnavailable(
-                f"the conversation store (Redis at {where}) is unavailable: "
-                f"{exc or type(exc).__name__}"
-            ) from None
+        return await call(self._client, awaitable, "conversation store")
