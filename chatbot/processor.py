@@ -14,7 +14,6 @@ and replayed in full again. So a turn costs the same at turn 5 and at turn 500 o
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import random
 import time
@@ -72,7 +71,7 @@ class Fired:
 
     channel: str | None
     metadata: dict[str, Any]
-    result: TurnResult | None = None
+    result: TurnResult
 
 
 @dataclass
@@ -300,7 +299,7 @@ class MessageProcessor:
         answering on the conversation's latest channel. None when it no longer applies: its
         event is gone (a restart, a new session) or, with ``kill_on_user_msg`` (the default), the
         user wrote after it was set."""
-        fired: list[Fired] = []
+        answered_on: list[tuple[str | None, dict[str, Any]]] = []  # set when it fires
 
         async def turn(conversation: Conversation) -> None:
             events = conversation.events_after_latest_restart()
@@ -335,12 +334,10 @@ class MessageProcessor:
             message = UserMessage(f"{EXTERNAL_MESSAGE_PREFIX}{intent}", conversation_id, channel)
             await self._log_user(conversation, message, parse_data)
             await self.predict_and_run(conversation, channel)
-            fired.append(Fired(channel, metadata if isinstance(metadata, dict) else {}))
+            answered_on.append((channel, metadata if isinstance(metadata, dict) else {}))
 
         result = await self.update(conversation_id, turn, start_session=False)
-        if not fired:
-            return None
-        return dataclasses.replace(fired[0], result=result)
+        return Fired(*answered_on[0], result) if answered_on else None
 
     async def execute(
         self,

@@ -162,7 +162,7 @@ def mount_channels(app: web.Application, credentials: Credentials | None) -> Non
 
 async def _fire_reminder(app: web.Application, conversation_id: str, event: Event) -> None:
     fired = await app[AGENT].processor.fire_reminder(conversation_id, event)
-    if fired is not None and fired.result is not None:
+    if fired is not None:
         await deliver(app, conversation_id, fired.channel, fired.result.messages(), fired.metadata)
 
 
