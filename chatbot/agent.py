@@ -32,7 +32,7 @@ from chatbot.processor import Listener, MessageProcessor
 from chatbot.project.domain import Domain
 from chatbot.project.domain_reader import domain_from_dict, domain_to_dict
 from chatbot.store.base import ConversationStore
-from chatbot.store.broker import PikaEventBroker
+from chatbot.store.broker import EventBroker
 from chatbot.store.memory import InMemoryStore
 
 logger = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class Agent:
         action_executor: CustomActionExecutor | None = None,
         actions: Mapping[str, Action] | None = None,
         nlg: NLGClient | None = None,
-        broker: PikaEventBroker | None = None,
+        broker: EventBroker | None = None,
     ) -> None:
         from chatbot.store.locks import InMemoryLockStore
 

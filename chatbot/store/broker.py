@@ -1,7 +1,5 @@
 """Event brokers (endpoints.yml ``event_broker:``): every stored event is also published, as Rasa
-does for analytics and data pipelines.
-
-::
+does for analytics and data pipelines. Two of Rasa's brokers are provided::
 
     event_broker:
       type: pika                   # RabbitMQ (Rasa's PikaEventBroker)
@@ -12,21 +10,36 @@ does for analytics and data pipelines.
       queues: [rasa_core_events]   # or queue: name; Rasa's default
       exchange_name: rasa-exchange # a fanout exchange bound to every queue
 
-Each event is published as its Rasa JSON with ``sender_id`` added, persistent, in the order it
-was stored. Publishing never holds up a turn: events wait in a bounded buffer that a background
-task empties; while RabbitMQ is away the task reconnects and retries (backing off from 1 to 30 s),
-and when the buffer is full the oldest waiting events are dropped and counted (logged), so the
-bot keeps answering.
+    event_broker:
+      type: sql                    # a table in SQLite or PostgreSQL (Rasa's SQLEventBroker)
+      dialect: postgresql          # or sqlite, the default
+      url: localhost               # the host (may carry ":port"), or a whole SQLAlchemy URL
+      port: 5432
+      db: events                   # sqlite: the file, relative to endpoints.yml's folder
+                                   # (Rasa's default: events.db)
+      username: postgres
+      password: secret
+      query: {sslmode: require}    # added to the URL's query string
+
+Each event is published as its Rasa JSON with ``sender_id`` added, in the order it was stored:
+to RabbitMQ as a persistent message, to SQL as a row of Rasa's table ``events`` (``id``,
+``sender_id``, ``data``; see ``chatbot.store.sql_broker``). Publishing never holds up a turn
+(``EventBroker``): events wait in a bounded buffer that a background task empties; while the
+broker is away the task reconnects and retries (backing off from 1 to 30 s), and when the buffer
+is full the oldest waiting events are dropped and counted (logged), so the bot keeps answering.
+Both blocks also take ``max_buffer`` (10000 events by default).
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from chatbot.conversation.events import Event
@@ -37,52 +50,89 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_QUEUE = "rasa_core_events"
 DEFAULT_EXCHANGE = "rasa-exchange"
+DEFAULT_SQLITE_DB = "events.db"  # Rasa's SQL broker's default database
 DEFAULT_BUFFER = 10_000
-_RETRY_SECONDS = 1.0  # the first wait after a failure, doubled up to _MAX_RETRY_SECONDS
-_MAX_RETRY_SECONDS = 30.0
+RETRY_SECONDS = 1.0  # the first wait after a failure, doubled up to MAX_RETRY_SECONDS
+MAX_RETRY_SECONDS = 30.0
+
+# One event waiting to be published: its conversation id and its JSON (``sender_id`` included).
+Pending = tuple[str, str]
 
 
-class PikaEventBroker:
-    """Publishes events to RabbitMQ at ``url`` (``amqp://user:password@host:port/vhost``)."""
+class EventBroker(abc.ABC):
+    """The buffer and the background task every broker shares: ``publish`` (a processor
+    listener) only queues; the task hands the oldest waiting events, up to ``batch_size`` at a
+    time, to ``_deliver``, in order, and retries with backoff when it raises.
+
+    ``_deliver`` calls ``_settle(n)`` for each of its first events that is published (or that
+    the broker refused for good, ``rejected=True``: those are dropped and counted); when it
+    raises, the events not settled go back to the front of the buffer."""
+
+    batch_size = 1
 
     def __init__(
         self,
-        url: str,
         *,
-        queues: Sequence[str] = (DEFAULT_QUEUE,),
-        exchange_name: str = DEFAULT_EXCHANGE,
         max_buffer: int = DEFAULT_BUFFER,
         drain_seconds: float = 5.0,
+        retry_seconds: float = RETRY_SECONDS,
+        max_retry_seconds: float = MAX_RETRY_SECONDS,
     ) -> None:
-        self.url = url
-        self.drain_seconds = drain_seconds  # at close, for what is still waiting
-        self.queues = tuple(queues)
-        self.exchange_name = exchange_name
         self.max_buffer = max_buffer
+        self.drain_seconds = drain_seconds  # at close, for what is still waiting
+        self.retry_seconds = retry_seconds
+        self.max_retry_seconds = max_retry_seconds
         self.published = 0
         self.dropped = 0
-        self._buffer: deque[bytes] = deque()
+        self._buffer: deque[Pending] = deque()
+        self._in_flight: list[Pending] = []  # taken out of the buffer, being delivered
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._connection: Any = None
-        self._exchange_obj: Any = None
-        self._in_flight: bytes | None = None  # the event being sent
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """The broker in words for a log line, without credentials."""
+
+    @abc.abstractmethod
+    async def _deliver(self, batch: list[Pending]) -> None:
+        """Publish ``batch`` in order, calling ``_settle`` as events go out; raise when the
+        broker cannot be reached (the rest is retried)."""
+
+    @abc.abstractmethod
+    async def _disconnect(self) -> None:
+        """Drop the connection (after a failure, and at close); the next delivery reconnects."""
+
+    def _reason(self, error: BaseException) -> str:
+        """Why a delivery failed, in one line for the log (no event data in it)."""
+        return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
     def publish(self, conversation_id: str, events: Sequence[Event]) -> None:
         """Queue the events for publishing (a processor listener: it returns at once)."""
         for event in events:
             if len(self._buffer) >= self.max_buffer:
                 self._buffer.popleft()
-                self.dropped += 1
-                if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
-                    logger.error(
-                        "event broker %s: buffer full; %d event(s) dropped so far",
-                        self._where,
-                        self.dropped,
-                    )
+                self._count_dropped()
             body = {"sender_id": conversation_id, **event}
-            self._buffer.append(json.dumps(body, ensure_ascii=False).encode())
+            self._buffer.append((conversation_id, json.dumps(body, ensure_ascii=False)))
         self._ready.set()
+
+    def _count_dropped(self, count: int = 1) -> None:
+        for _ in range(count):
+            self.dropped += 1
+            if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
+                logger.error(
+                    "event broker %s: buffer full; %d event(s) dropped so far",
+                    self.describe(),
+                    self.dropped,
+                )
+
+    def _settle(self, count: int, *, rejected: bool = False) -> None:
+        """The first ``count`` events in flight are published, or refused for good."""
+        del self._in_flight[:count]
+        if rejected:
+            self.dropped += count
+        else:
+            self.published += count
 
     async def start(self) -> None:
         if self._task is None:
@@ -99,55 +149,84 @@ class PikaEventBroker:
         if self._buffer:
             logger.error(
                 "event broker %s: %d event(s) not published at shutdown",
-                self._where,
+                self.describe(),
                 len(self._buffer),
             )
         await self._disconnect()
 
     async def _drained(self) -> None:
-        while self._buffer or self._in_flight is not None:
+        while self._buffer or self._in_flight:
             await asyncio.sleep(0.01)
 
-    @property
-    def _where(self) -> str:
-        return self.url.split("@")[-1]  # no credentials in a log line
+    def _put_back(self) -> None:
+        """The events in flight go back to the front of the buffer; past ``max_buffer``, the
+        oldest waiting events are dropped."""
+        self._buffer.extendleft(reversed(self._in_flight))
+        self._in_flight = []
+        excess = len(self._buffer) - self.max_buffer
+        for _ in range(max(excess, 0)):
+            self._buffer.popleft()
+        self._count_dropped(max(excess, 0))
 
     async def _run(self) -> None:
-        delay = _RETRY_SECONDS
+        delay = self.retry_seconds
         while True:
             await self._ready.wait()
             self._ready.clear()
             while self._buffer:
-                # Taken out while it is sent: a full buffer dropping its oldest event meanwhile
-                # cannot drop this one, nor make us take out the next one unsent.
-                body = self._in_flight = self._buffer.popleft()
+                # Taken out while they are sent: a full buffer dropping its oldest events
+                # meanwhile cannot drop these, nor make us take out the next ones unsent.
+                count = min(self.batch_size, len(self._buffer))
+                self._in_flight = [self._buffer.popleft() for _ in range(count)]
                 try:
-                    exchange = await self._exchange()
-                    await self._send(exchange, body)
+                    await self._deliver(list(self._in_flight))
                 except asyncio.CancelledError:
-                    self._buffer.appendleft(body)  # counted as unpublished at close
+                    self._put_back()  # counted as unpublished at close
                     raise
-                except Exception as exc:  # RabbitMQ away: reconnect and retry, the event waits
-                    if len(self._buffer) < self.max_buffer:
-                        self._buffer.appendleft(body)
-                    else:
-                        self.dropped += 1
-                    self._in_flight = None
+                except Exception as exc:  # the broker is away: reconnect and retry
+                    self._put_back()
                     logger.warning(
                         "event broker %s: cannot publish (%s); %d event(s) waiting, retrying in "
-                        "%.0f s",
-                        self._where,
-                        exc or type(exc).__name__,
+                        "%.3g s",
+                        self.describe(),
+                        self._reason(exc),
                         len(self._buffer),
                         delay,
                     )
                     await self._disconnect()
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, _MAX_RETRY_SECONDS)
+                    delay = min(delay * 2, self.max_retry_seconds)
                     continue
-                delay = _RETRY_SECONDS
-                self._in_flight = None
-                self.published += 1
+                delay = self.retry_seconds
+
+
+class PikaEventBroker(EventBroker):
+    """Publishes events to RabbitMQ at ``url`` (``amqp://user:password@host:port/vhost``), one
+    at a time, each confirmed by the server."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        queues: Sequence[str] = (DEFAULT_QUEUE,),
+        exchange_name: str = DEFAULT_EXCHANGE,
+        **buffering: Any,
+    ) -> None:
+        super().__init__(**buffering)
+        self.url = url
+        self.queues = tuple(queues)
+        self.exchange_name = exchange_name
+        self._connection: Any = None
+        self._exchange_obj: Any = None
+
+    def describe(self) -> str:
+        return self.url.split("@")[-1]  # no credentials in a log line
+
+    async def _deliver(self, batch: list[Pending]) -> None:
+        exchange = await self._exchange()
+        for _, body in batch:
+            await self._send(exchange, body.encode())
+            self._settle(1)
 
     async def _exchange(self) -> Any:
         import aio_pika  # imported only when a pika broker is configured
@@ -181,32 +260,36 @@ class PikaEventBroker:
                 await connection.close()
 
 
-_PIKA_KEYS = frozenset(
-    {"type", "url", "host", "port", "username", "password", "queues", "queue"}
-    | {"exchange_name", "vhost", "max_buffer"}
-)
+_BUFFER_KEYS = frozenset({"type", "max_buffer"})
+_PIKA_KEYS = _BUFFER_KEYS | {"url", "host", "port", "username", "password", "queues", "queue"}
+_PIKA_KEYS |= {"exchange_name", "vhost"}
+_SQL_KEYS = _BUFFER_KEYS | {"dialect", "url", "host", "port", "db", "username", "password"}
+_SQL_KEYS |= {"query"}
 
 
-def create_event_broker(block: EndpointBlock | None) -> PikaEventBroker | None:
+def create_event_broker(block: EndpointBlock | None) -> EventBroker | None:
     """The broker of endpoints.yml's ``event_broker:`` block; None without one (or for a type we
-    do not provide, with a warning). A mistake in a pika block is a ConfigError naming the file,
-    the line and the key."""
+    do not provide, with a warning). A mistake in a block is a ConfigError naming the file, the
+    line and the key."""
     if block is None:
         return None
-    where = block.origin.prefix
     kind = str(block.params.get("type") or "")
-    if kind.lower() not in ("pika", "pikaeventbroker"):
+    factory = BROKER_TYPES.get(kind.lower())
+    if factory is None:
         logger.warning(
-            "%sevent_broker: type %r is not provided (only pika); events are not published, "
-            "they stay in the conversation store",
-            where,
+            "%sevent_broker: type %r is not provided (only pika and sql); events are not "
+            "published, they stay in the conversation store",
+            block.origin.prefix,
             kind or None,
         )
         return None
+    return factory(block)
+
+
+def _pika_broker(block: EndpointBlock) -> PikaEventBroker:
+    where = block.origin.prefix
     params = block.params
-    unknown = sorted(set(params) - _PIKA_KEYS)
-    if unknown:
-        logger.warning("%sevent_broker: ignoring unknown keys %s", where, ", ".join(unknown))
+    _warn_unknown_keys(block, _PIKA_KEYS)
     queues: Any = params.get("queues", params.get("queue", DEFAULT_QUEUE))
     if isinstance(queues, str):
         queues = [queues]
@@ -225,8 +308,49 @@ def create_event_broker(block: EndpointBlock | None) -> PikaEventBroker | None:
         password = str(params.get("password") or "guest")
         vhost = str(params.get("vhost") or "")
         url = f"amqp://{user}:{password}@{host}:{port}/{vhost}"
-    size = params.get("max_buffer", DEFAULT_BUFFER)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ConfigError(f"{where}event_broker: 'max_buffer' must be a positive whole number")
     exchange = str(params.get("exchange_name") or DEFAULT_EXCHANGE)
-    return PikaEventBroker(url, queues=queues, exchange_name=exchange, max_buffer=size)
+    return PikaEventBroker(
+        url, queues=queues, exchange_name=exchange, max_buffer=_max_buffer(block)
+    )
+
+
+def _sql_broker(block: EndpointBlock) -> EventBroker:
+    # SQLAlchemy and the database drivers are imported only when a sql broker is configured.
+    from chatbot.store.factory import sql_urls
+    from chatbot.store.sql_broker import SQLEventBroker
+
+    _warn_unknown_keys(block, _SQL_KEYS)
+    url, _ = sql_urls(block, Path(DEFAULT_SQLITE_DB))
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ConfigError(
+            f"{block.origin.prefix}event_broker: an in-memory SQLite database keeps no events; "
+            "give 'db' a file path"
+        )
+    return SQLEventBroker(url, max_buffer=_max_buffer(block))
+
+
+def _max_buffer(block: EndpointBlock) -> int:
+    size = block.params.get("max_buffer", DEFAULT_BUFFER)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(
+            f"{block.origin.prefix}event_broker: 'max_buffer' must be a positive whole number, "
+            f"not {size!r}"
+        )
+    return size
+
+
+def _warn_unknown_keys(block: EndpointBlock, known: frozenset[str]) -> None:
+    unknown = sorted(set(block.params) - known)
+    if unknown:
+        logger.warning(
+            "%sevent_broker: ignoring unknown keys %s", block.origin.prefix, ", ".join(unknown)
+        )
+
+
+# Rasa's names for its brokers, compared without regard to case.
+BROKER_TYPES: dict[str, Callable[[EndpointBlock], EventBroker]] = {
+    "pika": _pika_broker,
+    "pikaeventbroker": _pika_broker,
+    "sql": _sql_broker,
+    "sqleventbroker": _sql_broker,
+}

@@ -154,6 +154,7 @@ def sql_urls(
     if host is not None and "://" in str(host):
         return _async(block, str(host), "url"), None
     dialect = str(params.get("dialect") or "sqlite")
+    _async(block, URL.create(dialect), "dialect")  # an unknown dialect before a missing db
     db = params.get("db")
     if dialect.split("+")[0] == "sqlite":
         path = Path(str(db)) if db else default_sqlite_path or Path("rasa.db")
@@ -161,7 +162,7 @@ def sql_urls(
             path = Path(block.origin.file).parent / path
         return _async(block, URL.create(dialect, database=str(path)), "dialect"), None
     if not db:
-        raise _error(block, f"a {dialect} tracker store needs the database name", key="db")
+        raise _error(block, f"a {dialect} database needs its name", key="db")
     port = _positive(block, "port", int) if params.get("port") not in (None, "") else None
     hostname = str(host) if host else None
     if hostname:

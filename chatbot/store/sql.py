@@ -147,8 +147,7 @@ def async_url(url: str | URL) -> URL:
     if driver is None:
         known = sorted({d.split("+")[0] for d in ASYNC_DRIVERS})
         raise ConfigError(
-            f"database '{parsed.drivername}' is not supported by the conversation store; "
-            f"supported: {', '.join(known)}"
+            f"database '{parsed.drivername}' is not supported; supported: {', '.join(known)}"
         )
     return parsed.set(drivername=driver)
 

@@ -255,7 +255,7 @@ async def test_rasa_endpoint_blocks_we_do_not_use_are_named_at_start(
     warned = caplog.text
     assert "nlg" not in warned
     for line, name, why in (
-        (5, "event_broker", "type 'kafka' is not provided (only pika)"),
+        (5, "event_broker", "type 'kafka' is not provided (only pika and sql)"),
         (7, "models", "models are not pulled from a server"),
     ):
         assert f"endpoints.yml:{line}: {name}: {why}" in warned
