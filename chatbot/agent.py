@@ -156,14 +156,14 @@ def latest_model(folder: Path) -> Path:
 class Agent:
     """A trained model plus where its conversations live.
 
-    The model can be unloaded (``unload_model``); until another is loaded, everything that needs
-    it (``model``, ``domain``, ``processor``) raises ``NoModelLoaded``, while the stores, locks
-    and action executor stay as they are.
+    The model can be unloaded (``unload_model``), or be None from the start; until one is loaded,
+    everything that needs it (``model``, ``domain``, ``processor``) raises ``NoModelLoaded``,
+    while the stores, locks and action executor stay as they are.
     """
 
     def __init__(
         self,
-        model: TrainedModel,
+        model: TrainedModel | None,
         *,
         store: ConversationStore | None = None,
         locks: Any = None,
@@ -185,8 +185,9 @@ class Agent:
         self.broker = broker
         if broker is not None:
             self.listeners.append(broker.publish)
+        # None: no model yet (one is expected from PUT /model or a model server).
         self._model: TrainedModel | None = model
-        self._processor: MessageProcessor | None = self._make_processor(model)
+        self._processor = self._make_processor(model) if model is not None else None
 
     def _make_processor(self, model: TrainedModel) -> MessageProcessor:
         return MessageProcessor(

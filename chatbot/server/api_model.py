@@ -6,6 +6,9 @@ as the body (``Content-Type: application/octet-stream``). The new model answers 
 conversations stay in the store, and messages in flight finish with the model they started with.
 ``DELETE /model`` unloads the model: until ``PUT /model`` loads one, whatever needs it answers a
 409 (a channel's message a 503) saying that no model is loaded.
+
+``load_model`` and ``serve_model`` are how any model is loaded and swapped in at run time:
+``PUT /model`` and the pulls from a model server (``model_pull``) share them.
 """
 
 from __future__ import annotations
@@ -148,10 +151,17 @@ async def replace_model(request: web.Request) -> web.Response:
                     message = str(exc).replace(str(upload), "the uploaded body")
                     raise json_error(400, message, "BadModel") from None
                 source = "uploaded model"
-    request.app[AGENT].replace_model(model)
-    request.app[MODEL_STATUS].file = source
-    logger.info("serving a new model: %s", source)
+    serve_model(request.app, model, source)
     return web.Response(status=204)
+
+
+def serve_model(app: web.Application, model: TrainedModel, source: str) -> None:
+    """Answer the next messages with ``model`` (PUT /model, a model server's new model);
+    conversations stay in the store, messages in flight finish with the model they started with."""
+    app[AGENT].replace_model(model)
+    if MODEL_STATUS in app:  # the HTTP API is on
+        app[MODEL_STATUS].file = source
+    logger.info("serving a new model: %s", source)
 
 
 # A body this small that starts with "{" is JSON, not a model file (those are far larger).
@@ -175,9 +185,14 @@ async def unload_model(request: web.Request) -> web.Response:
 
 
 async def _load(path: Path) -> TrainedModel:
-    """Load off the event loop: conversations keep being answered meanwhile."""
     if not path.is_file():
         raise json_error(400, f"no model file at {str(path)!r} on the server")
+    return await load_model(path)
+
+
+async def load_model(path: Path) -> TrainedModel:
+    """Load and check a model file off the event loop: conversations keep being answered
+    meanwhile. A file that is not a valid model raises ``ModelFileError``."""
     return await asyncio.to_thread(TrainedModel.from_file, path)
 
 

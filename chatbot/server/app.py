@@ -1,8 +1,9 @@
 """The aiohttp application of ``chatbot run``, made by one factory that the tests use too.
 
 A composition root: it builds the agent from a model file and the project's endpoints.yml (store,
-locks, custom actions), mounts the channels of credentials.yml (importing ``connectors`` lazily),
-and adds ``/health``, ``/metrics`` and, with ``enable_api``, the HTTP API.
+locks, custom actions, a model server to pull the model from), mounts the channels of
+credentials.yml (importing ``connectors`` lazily), and adds ``/health``, ``/metrics`` and, with
+``enable_api``, the HTTP API.
 
 Shutdown (SIGTERM, SIGINT): the server stops accepting connections, finishes the messages in
 flight (up to ``shutdown_timeout``), then closes the channels, the action client and the stores.
@@ -20,7 +21,7 @@ from aiohttp import web
 
 from chatbot.agent import Agent, TrainedModel, __version__, latest_model
 from chatbot.conversation.events import Event
-from chatbot.errors import ConfigError, StoreUnavailable
+from chatbot.errors import ConfigError, ModelFileError, StoreUnavailable
 from chatbot.project.endpoints import Credentials, EndpointBlock, Endpoints
 from chatbot.reminders import ReminderScheduler
 from chatbot.server.api import register_conversation_routes
@@ -33,6 +34,7 @@ from chatbot.server.health import health
 from chatbot.server.keys import AGENT, AUTH, GATE, METRICS, OUTPUTS, SETTINGS
 from chatbot.server.limits import RateLimiter
 from chatbot.server.metrics import Metrics
+from chatbot.server.model_pull import MODEL_PULLER, ModelPuller, ModelServer
 from chatbot.server.outputs import deliver
 from chatbot.server.settings import ServerSettings
 
@@ -68,12 +70,10 @@ def build_agent(settings: ServerSettings) -> Agent:
     from chatbot.store.broker import create_event_broker
     from chatbot.store.factory import create_lock_store, create_store
 
-    started = time.perf_counter()
-    model = TrainedModel.from_file(model_path_of(settings))
-    logger.debug("model loaded in %.2f s", time.perf_counter() - started)
     endpoints = read_endpoints(settings.project_dir, settings.endpoints_path)
     for block, why in endpoints.not_used():
         logger.warning("%s%s: %s; the block is ignored", block.origin.prefix, block.name, why)
+    model = _local_model(settings, pulled=settings.model_server is not None)
     sqlite_path = settings.sqlite_path or settings.project_dir / ".chatbot" / "conversations.db"
     store = create_store(endpoints.tracker_store, default_sqlite_path=sqlite_path)
     locks = create_lock_store(endpoints.lock_store)
@@ -81,6 +81,28 @@ def build_agent(settings: ServerSettings) -> Agent:
     nlg = create_nlg_client(endpoints.get("nlg"))
     broker = create_event_broker(endpoints.get("event_broker"))
     return Agent(model, store=store, locks=locks, action_executor=executor, nlg=nlg, broker=broker)
+
+
+def _local_model(settings: ServerSettings, *, pulled: bool) -> TrainedModel | None:
+    """The model of ``--model``, else the newest in ``models/``. With a model server (``pulled``;
+    ``resolve_settings`` reads it) there may be none: its model is pulled at startup."""
+    started = time.perf_counter()
+    try:
+        path = model_path_of(settings)
+    except ModelFileError as exc:
+        if not pulled:
+            raise
+        logger.info("no local model (%s): the model server's model is awaited", exc)
+        return None
+    try:
+        model = TrainedModel.from_file(path)
+    except ModelFileError as exc:
+        if not pulled:
+            raise
+        logger.warning("%s; the model server's model is awaited", exc)
+        return None
+    logger.debug("model loaded in %.2f s", time.perf_counter() - started)
+    return model
 
 
 def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Application:
@@ -115,6 +137,10 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
     # First in, last out: the stores close after every channel has finished its messages.
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(run_reminders)  # stopped before the stores close
+    if settings.model_server is not None:
+        # The first pull before the server accepts connections; later ones in a task.
+        app[MODEL_PULLER] = ModelPuller(app, settings.model_server)
+        app.cleanup_ctx.append(app[MODEL_PULLER].lifecycle)
     app.on_shutdown.append(_announce_shutdown)
 
     async def version(request: web.Request) -> web.Response:
@@ -193,9 +219,13 @@ async def _announce_shutdown(app: web.Application) -> None:
 
 
 def resolve_settings(settings: ServerSettings) -> ServerSettings:
-    """The settings with the project's credentials.yml read, when not given."""
+    """The settings with the project's credentials.yml and endpoints.yml's model server read,
+    when not given."""
     if settings.credentials is None:
         settings.credentials = read_credentials(settings.project_dir, settings.credentials_path)
+    if settings.model_server is None:
+        block = read_endpoints(settings.project_dir, settings.endpoints_path).get("models")
+        settings.model_server = ModelServer.from_block(block) if block is not None else None
     return settings
 
 

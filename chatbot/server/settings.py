@@ -8,9 +8,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chatbot.errors import ConfigError
 from chatbot.project.endpoints import Credentials
+
+if TYPE_CHECKING:
+    from chatbot.server.model_pull import ModelServer
 
 MIB = 1024 * 1024
 LOOPBACK = "127.0.0.1"
@@ -73,6 +77,8 @@ class ServerSettings:
     credentials_path: Path | None = None
     # The channels to mount; None means the REST channel only (no credentials.yml).
     credentials: Credentials | None = None
+    # Where the served model is pulled from (endpoints.yml ``models:``); None: no model server.
+    model_server: ModelServer | None = None
     # The HTTP API (``/conversations/...``, ``/model``, ...) and who may call it.
     enable_api: bool = False
     auth_token: str | None = None

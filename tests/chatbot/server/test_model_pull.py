@@ -1,0 +1,384 @@
+"""The served model pulled from a model server (endpoints.yml ``models:``): a real aiohttp model
+server on 127.0.0.1 that speaks Rasa's protocol (ETag, If-None-Match, 304, the token as a query
+parameter) and two real models that greet differently."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from chatbot.agent import TrainedModel
+from chatbot.errors import ConfigError
+from chatbot.server.app import build_agent, resolve_settings
+from chatbot.server.model_pull import DEFAULT_WAIT, MODEL_PULLER, ModelPuller
+from chatbot.server.settings import ServerSettings
+from tests.chatbot.server.support import StartServer, say
+from tests.helpers import RULES_ONLY, free_port, train_files
+
+TOKEN = "s3cret-model-token"
+WAIT = 30.0  # seconds a test waits for pulls on a busy machine
+
+DOMAIN = """\
+version: "3.1"
+intents: [greet]
+responses:
+  utter_greet:
+  - text: "{greeting}"
+"""
+RULES = """\
+version: "3.1"
+rules:
+- rule: greet
+  steps: [{intent: greet}, {action: utter_greet}]
+"""
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Two model files, by name: "v1" greets "Hello from v1!", "v2" "Hello from v2!"."""
+    files: dict[str, bytes] = {}
+    for name in ("v1", "v2"):
+        root = tmp_path_factory.mktemp(name)
+        domain = DOMAIN.format(greeting=f"Hello from {name}!")
+        model = train_files(
+            root, {"domain.yml": domain, "data/rules.yml": RULES, "config.yml": RULES_ONLY}
+        )
+        model.to_file(root / "bot.model")
+        files[name] = (root / "bot.model").read_bytes()
+    return files
+
+
+class ModelServer:
+    """Serves one model file at /models/default with its ETag, 304 when If-None-Match names it;
+    401 without the token; ``fault`` makes it answer 500, 404, a garbage file, or hang."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.body = b""
+        self.etag = ""
+        self.fault: str | None = None
+        self.requests = 0
+        self.not_modified = 0
+        self.tokens: list[str | None] = []
+        self.if_none_match: list[str | None] = []
+        self.release = asyncio.Event()
+        app = web.Application()
+        app.router.add_get("/models/default", self.model)
+        self.server = TestServer(app, host="127.0.0.1", port=port)
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("/models/default"))
+
+    def serve(self, name: str, body: bytes) -> None:
+        self.body, self.etag, self.fault = body, f'"{name}"', None
+
+    async def model(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        self.tokens.append(request.query.get("token"))
+        self.if_none_match.append(request.headers.get("If-None-Match"))
+        if request.query.get("token") != TOKEN:
+            return web.Response(status=401, text="bad token")
+        if self.fault == "500":
+            return web.Response(status=500, text="model store is broken")
+        if self.fault == "404":
+            return web.Response(status=404)
+        if self.fault == "garbage":
+            return web.Response(body=b"<html>not a model</html>", headers={"ETag": '"junk"'})
+        if self.fault == "hang":
+            await self.release.wait()
+        if self.etag and request.headers.get("If-None-Match") == self.etag:
+            self.not_modified += 1
+            return web.Response(status=304)
+        if not self.body:
+            return web.Response(status=404)
+        headers = {"ETag": self.etag} if self.etag else {}
+        return web.Response(
+            body=self.body, headers=headers, content_type="application/octet-stream"
+        )
+
+
+@pytest.fixture
+async def model_server() -> AsyncIterator[Callable[..., Awaitable[ModelServer]]]:
+    """``await model_server(port=None)``: a started model server on 127.0.0.1."""
+    started: list[ModelServer] = []
+
+    async def start(port: int | None = None) -> ModelServer:
+        server = ModelServer(port)
+        await server.server.start_server()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.release.set()
+        await server.server.close()
+
+
+class Bot:
+    """A bot started as ``chatbot run`` starts it, from a project folder, with the API on."""
+
+    def __init__(self, client: TestClient, loads: list[TrainedModel]) -> None:
+        self.client = client
+        self.loads = loads  # every model swapped in, in order
+
+    @property
+    def puller(self) -> ModelPuller:
+        app = self.client.app
+        assert app is not None
+        return app[MODEL_PULLER]
+
+    async def greeting(self, sender: str = "ann") -> str:
+        messages = await say(self.client, sender, "/greet")
+        return str(messages[0]["text"])
+
+    async def pulls(self, more: int) -> None:
+        """Until ``more`` more pulls have finished: at least ``more - 1`` of them began after
+        this call."""
+        await asyncio.wait_for(self.puller.wait_for_pulls(self.puller.pulls + more), WAIT)
+
+
+@pytest.fixture
+def start_bot(
+    start_server: StartServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Awaitable[Bot]]:
+    async def start(models_block: str, local: bytes | None = None) -> Bot:
+        (tmp_path / "endpoints.yml").write_text(
+            "tracker_store:\n  type: in_memory\nmodels:\n" + models_block
+        )
+        if local is not None:
+            (tmp_path / "models").mkdir(exist_ok=True)
+            (tmp_path / "models" / "local.model").write_bytes(local)
+        settings = ServerSettings(project_dir=tmp_path, enable_api=True, rate_limit=None)
+        settings = resolve_settings(settings)
+        agent = build_agent(settings)
+        loads: list[TrainedModel] = []
+        replace = agent.replace_model
+
+        def counted(model: TrainedModel) -> None:
+            loads.append(model)
+            replace(model)
+
+        monkeypatch.setattr(agent, "replace_model", counted)
+        return Bot(await start_server(agent, settings), loads)
+
+    return start
+
+
+def block(url: str, *, wait: str = "0.2", token: str = TOKEN, extra: str = "") -> str:
+    return f"  url: {url}\n  token: {token}\n  wait_time_between_pulls: {wait}\n{extra}"
+
+
+async def test_startup_pulls_then_the_bot_follows_the_servers_model(
+    model_server: Callable[..., Awaitable[ModelServer]],
+    start_bot: Callable[..., Awaitable[Bot]],
+    models: dict[str, bytes],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = await model_server()
+    server.serve("v1", models["v1"])
+    caplog.set_level(logging.DEBUG, logger="chatbot")
+    # The server's model is preferred to the project's own (as in Rasa).
+    bot = await start_bot(block(server.url), local=models["v2"])
+
+    assert len(bot.loads) == 1  # pulled before the first request was accepted
+    assert await bot.greeting() == "Hello from v1!"
+    status = await (await bot.client.get("/status")).json()
+    assert status["model_file"] == server.url  # the URL, without the token
+    assert server.tokens[0] == TOKEN and server.if_none_match[0] is None
+
+    # While the server's model stays, each pull is a 304 and nothing is loaded again.
+    await bot.pulls(3)
+    assert server.not_modified >= 3 and set(server.if_none_match[1:]) == {'"v1"'}
+    assert len(bot.loads) == 1
+
+    server.serve("v2", models["v2"])
+    await bot.pulls(2)
+    assert await bot.greeting() == "Hello from v2!"
+    assert len(bot.loads) == 2
+    await bot.pulls(2)
+    assert len(bot.loads) == 2 and server.if_none_match[-1] == '"v2"'
+    # The conversation went on across the swap.
+    tracker = await (await bot.client.get("/conversations/ann/tracker")).json()
+    assert [e["event"] for e in tracker["events"]].count("user") == 2
+    assert set(server.tokens) == {TOKEN}
+    assert TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("fault", "logged"),
+    [
+        ("500", "answered 500"),
+        ("404", "has no model at this URL (404)"),
+        ("garbage", "sent a file that is not a valid model (the downloaded file: not a chatbot"),
+        ("hang", "gave no model within 0.5 s"),
+    ],
+)
+async def test_a_bad_answer_keeps_the_served_model_and_says_why_once(
+    model_server: Callable[..., Awaitable[ModelServer]],
+    start_bot: Callable[..., Awaitable[Bot]],
+    models: dict[str, bytes],
+    caplog: pytest.LogCaptureFixture,
+    fault: str,
+    logged: str,
+) -> None:
+    server = await model_server()
+    server.serve("v1", models["v1"])
+    bot = await start_bot(block(server.url, extra="  timeout: 0.5\n"))
+    assert await bot.greeting() == "Hello from v1!"
+
+    caplog.set_level(logging.WARNING, logger="chatbot")
+    server.fault = fault
+    await bot.pulls(3)
+    assert await bot.greeting() == "Hello from v1!"
+    assert len(bot.loads) == 1
+    warnings = [r.getMessage() for r in caplog.records if logged in r.getMessage()]
+    assert len(warnings) == 1, caplog.text  # once, not at every pull
+    assert "the model being served stays" in warnings[0]
+    assert TOKEN not in caplog.text
+
+    # The server is well again, with a new model: it is served.
+    server.release.set()
+    server.serve("v2", models["v2"])
+    await bot.pulls(3)
+    assert await bot.greeting() == "Hello from v2!"
+    assert len(bot.loads) == 2
+
+
+async def test_a_server_without_etags_changes_the_model_only_when_the_file_changes(
+    model_server: Callable[..., Awaitable[ModelServer]],
+    start_bot: Callable[..., Awaitable[Bot]],
+    models: dict[str, bytes],
+) -> None:
+    server = await model_server()
+    server.body = models["v1"]  # no ETag: every pull is a 200 with the whole file
+    bot = await start_bot(block(server.url))
+    await bot.pulls(3)
+    assert server.if_none_match == [None] * len(server.if_none_match)
+    assert len(bot.loads) == 1 and await bot.greeting() == "Hello from v1!"
+
+    server.body = models["v2"]
+    await bot.pulls(2)
+    assert len(bot.loads) == 2 and await bot.greeting() == "Hello from v2!"
+
+
+async def test_server_down_at_startup_the_local_model_serves_until_it_answers(
+    model_server: Callable[..., Awaitable[ModelServer]],
+    start_bot: Callable[..., Awaitable[Bot]],
+    models: dict[str, bytes],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/models/default"
+    caplog.set_level(logging.WARNING, logger="chatbot")
+    bot = await start_bot(block(url), local=models["v1"])
+
+    assert await bot.greeting() == "Hello from v1!"
+    assert not bot.loads
+    assert f"model server {url} cannot be reached" in caplog.text
+    assert "the model being served stays" in caplog.text
+
+    server = await model_server(port)
+    server.serve("v2", models["v2"])
+    await bot.pulls(2)
+    assert await bot.greeting() == "Hello from v2!"
+
+
+async def test_no_model_anywhere_the_server_starts_without_one(
+    start_bot: Callable[..., Awaitable[Bot]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="chatbot")
+    url = f"http://127.0.0.1:{free_port()}/models/default"
+    bot = await start_bot(block(url, wait="null"))
+
+    assert (await bot.client.get("/status")).status == 409
+    webhook = await bot.client.post(
+        "/webhooks/rest/webhook", json={"sender": "ann", "message": "/greet"}
+    )
+    assert webhook.status == 503
+    assert "no model is served until the model server" in caplog.text
+    assert bot.puller.pulls == 1 and bot.puller._task is None  # null: no pulls after startup
+
+
+async def test_a_wrong_token_is_refused_and_not_logged(
+    model_server: Callable[..., Awaitable[ModelServer]],
+    start_bot: Callable[..., Awaitable[Bot]],
+    models: dict[str, bytes],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = await model_server()
+    server.serve("v1", models["v1"])
+    caplog.set_level(logging.DEBUG, logger="chatbot")
+    bot = await start_bot(block(server.url, token="wrong-token-value", wait="null"))
+
+    assert server.tokens == ["wrong-token-value"]
+    assert (await bot.client.get("/status")).status == 409
+    assert "refused the request (401): check the token" in caplog.text
+    assert "wrong-token-value" not in caplog.text
+
+
+async def test_shutdown_stops_the_pulls(
+    model_server: Callable[..., Awaitable[ModelServer]],
+    start_bot: Callable[..., Awaitable[Bot]],
+    models: dict[str, bytes],
+) -> None:
+    server = await model_server()
+    server.serve("v1", models["v1"])
+    bot = await start_bot(block(server.url))
+    task = bot.puller._task
+    assert task is not None and not task.done()
+
+    await bot.client.close()
+    assert task.done() and task.cancelled()
+    assert bot.puller._task is None and bot.puller._session is None
+
+
+@pytest.mark.parametrize(
+    ("models_block", "line", "words"),
+    [
+        ("  token: x\n", 3, "models needs 'url'"),
+        ("  url: ftp://host/models\n", 3, "models needs 'url'"),
+        ("  url: http://x/m\n  wait_time_between_pulls: -1\n", 3, "'wait_time_between_pulls'"),
+        ("  url: http://x/m\n  wait_time_between_pulls: soon\n", 3, "'wait_time_between_pulls'"),
+        ("  url: http://x/m\n  wait_time_between_pulls: true\n", 3, "'wait_time_between_pulls'"),
+        ("  url: http://x/m\n  timeout: 0\n", 3, "'timeout'"),
+        ("  url: http://x/m\n  headers: [a]\n", 3, "'headers'"),
+        ("  url: http://x/m\n  basic_auth: {username: a}\n", 3, "'basic_auth'"),
+    ],
+)
+def test_config_errors_name_the_file_line_and_key(
+    tmp_path: Path, models_block: str, line: int, words: str
+) -> None:
+    (tmp_path / "endpoints.yml").write_text(
+        "tracker_store:\n  type: in_memory\nmodels:\n" + models_block
+    )
+    with pytest.raises(ConfigError) as caught:
+        resolve_settings(ServerSettings(project_dir=tmp_path))
+    message = str(caught.value)
+    assert f"endpoints.yml:{line}: " in message and words in message
+
+
+@pytest.mark.parametrize(
+    ("setting", "seconds"),
+    [("", DEFAULT_WAIT), ("null", None), ("0", None), ("2.5", 2.5), ("'10'", 10.0)],
+)
+def test_wait_time_between_pulls(tmp_path: Path, setting: str, seconds: float | None) -> None:
+    """Absent: Rasa's 100 s; null or 0: at startup only; a string (from ${ENV}) as a number."""
+    wait = f"  wait_time_between_pulls: {setting}\n" if setting else ""
+    (tmp_path / "endpoints.yml").write_text(
+        f"models:\n  url: http://x/m?api_key=k3y-in-url\n  token: t0ken\n{wait}"
+    )
+    server = resolve_settings(ServerSettings(project_dir=tmp_path)).model_server
+    assert server is not None and server.wait_time_between_pulls == seconds
+    assert server.params == {"token": "t0ken"}
+    assert server.describe() == "http://x/m"
+    assert server.redact("GET http://x/m?api_key=k3y-in-url&token=t0ken") == (
+        "GET http://x/m?api_key=***&token=***"
+    )
+    assert "t0ken" not in repr(server)
