@@ -75,6 +75,11 @@ class NLUSettings:
     # and it lowers every confidence, so a fallback threshold set for unsmoothed confidences
     # falls back more often (docs/benchmarks.md, NLU, "Label smoothing").
     label_smoothing: float = 0.0
+    # Exponential moving average of the weights over the optimiser steps (Polyak averaging): the
+    # model keeps the average, not the last step's weights. 0: off; else the decay per step.
+    # Off: 0.999 helped only SNIPS on validation, and not on its test split (docs/benchmarks.md,
+    # NLU, "An average of the weights").
+    ema_decay: float = 0.0
     # Post-processing.
     synonyms: bool = True  # EntitySynonymMapper
     regex_entities: bool = False  # RegexEntityExtractor
@@ -150,6 +155,7 @@ _RANGES: dict[str, Range] = {
     "learning_rate": ABOVE_0,
     "weight_decay": AT_LEAST_0,
     "label_smoothing": SHARE,
+    "ema_decay": SHARE,
     "fallback_threshold": FRACTION,
     "ambiguity_threshold": FRACTION,
     "ranking_length": AT_LEAST_0,
@@ -209,6 +215,7 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     "learning_rate": 0.003,
     "weight_decay": 0.0,
     "label_smoothing": 0.0,  # training only
+    "ema_decay": 0.0,  # training only
     "synonyms": True,
     "regex_entities": False,
     "fallback_threshold": 0.0,

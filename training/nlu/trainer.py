@@ -169,6 +169,7 @@ def _fit(
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    average = _Average(net, settings.ema_decay) if settings.ema_decay > 0 else None
     net.train()
     bar = tqdm(range(epochs), desc="NLU", unit="epoch", disable=not show_progress, leave=False)
     for _ in bar:
@@ -183,9 +184,35 @@ def _fit(
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update(net)
             losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+    if average is not None:
+        average.copy_to(net)
     net.eval()
+
+
+class _Average:
+    """An exponential moving average of a network's weights over the optimiser steps. Early on
+    the decay is lower (``(1 + n) / (10 + n)`` after ``n`` steps), so the random start does not
+    linger in the average."""
+
+    def __init__(self, net: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.steps = 0
+        self.shadow = [p.detach().clone() for p in net.parameters()]
+
+    @torch.no_grad()
+    def update(self, net: nn.Module) -> None:
+        self.steps += 1
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in net.parameters()], 1 - decay)
+
+    @torch.no_grad()
+    def copy_to(self, net: nn.Module) -> None:
+        for param, value in zip(net.parameters(), self.shadow, strict=True):
+            param.copy_(value)
 
 
 def _drop_tokens(batch: Batch, rate: float) -> Batch:

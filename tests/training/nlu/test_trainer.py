@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from chatbot.errors import TrainingError
+from chatbot.errors import ConfigError, TrainingError
 from chatbot.nlu.features import Encoded
 from chatbot.nlu.network import Batch, build_net, collate
 from chatbot.nlu.settings import NetSizes, NLUSettings
@@ -12,7 +12,7 @@ from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import LookupTable, NLUData
 from tests.chatbot.nlu.toy import example
 from training.nlu import train_nlu
-from training.nlu.trainer import for_data, schedule
+from training.nlu.trainer import _Average, for_data, schedule
 
 FAST = [ComponentConfig("BiLSTMCRF", {"epochs": 20, "hidden": 32})]
 
@@ -212,3 +212,38 @@ def test_label_smoothing_makes_the_intent_less_sure() -> None:
     sure, smoothed = confidence(0.0), confidence(0.2)
     assert sure > 0.95
     assert 0.5 < smoothed < sure - 0.05
+
+
+def test_weight_average_follows_the_weights_with_a_lag() -> None:
+    net = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+    average = _Average(net, decay=0.9)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    average.update(net)  # the first steps' decay is (1 + n) / (10 + n): 2 / 11
+    assert average.shadow[0].flatten().tolist() == pytest.approx([9 / 11] * 2)
+    for _ in range(200):
+        average.update(net)
+    average.copy_to(net)
+    assert net.weight.flatten().tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
+
+
+def test_a_weight_averaged_model_learns_and_differs_from_the_last_step() -> None:
+    def trained(decay: float) -> tuple[list[str], float]:
+        params = {"epochs": 30, "hidden": 32, "ema_decay": decay}
+        model = train_nlu(
+            greetings(), [ComponentConfig("BiLSTMCRF", params)], seed=5, show_progress=False
+        )
+        parses = [model.parse(t)["intent"] for t in ("hi", "hello", "bye", "goodbye")]
+        return [p["name"] for p in parses], float(parses[0]["confidence"])
+
+    names, confidence = trained(0.95)
+    assert names == ["greet", "greet", "bye", "bye"]
+    assert confidence != trained(0.0)[1]
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0, 1.5])
+def test_a_weight_average_decay_outside_0_to_1_is_a_config_error(decay: float) -> None:
+    with pytest.raises(ConfigError, match="ema_decay"):
+        NLUSettings.from_params({"ema_decay": decay})
