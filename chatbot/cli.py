@@ -1,14 +1,18 @@
 """The ``chatbot`` command (also ``python -m chatbot``). A composition root: it may import
 ``training`` and ``connectors``, lazily, so that serving a model never loads the trainers.
 
-This module holds init, train, shell and run; ``chatbot.cli_eval`` (test) and ``chatbot.cli_data``
-(data, export, import) add theirs to the same group (``chatbot.cli_common.main``)."""
+This module holds init, train, shell and run (with ``run actions``); ``chatbot.cli_eval`` (test)
+and ``chatbot.cli_data`` (data, export, import) add theirs to the same group
+(``chatbot.cli_common.main``)."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +30,7 @@ from chatbot.cli_common import (
     project_option,
     user_errors,
 )
-from chatbot.errors import ChatbotError
+from chatbot.errors import ChatbotError, ConfigError
 
 __all__ = ["main"]
 
@@ -146,7 +150,7 @@ def _print_message(message: dict[str, Any]) -> None:
         click.secho(f"  Attachment: {message['attachment']}", fg="cyan")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @project_option
 @model_option
 @click.option("-i", "--host", "--interface", "host", default="0.0.0.0", show_default=True)
@@ -210,8 +214,10 @@ def _print_message(message: dict[str, Any]) -> None:
     show_default=True,
     help="Seconds SIGTERM waits for messages in flight.",
 )
+@click.pass_context
 @user_errors
 def run(
+    ctx: click.Context,
     project_dir: Path,
     model_path: Path | None,
     host: str,
@@ -228,7 +234,11 @@ def run(
     max_message_length: int,
     shutdown_timeout: float,
 ) -> None:
-    """Serve the bot over HTTP (REST channel at /webhooks/rest/webhook)."""
+    """Serve the bot over HTTP (REST channel at /webhooks/rest/webhook); `chatbot run actions`:
+    the project's custom actions in a rasa-sdk action server."""
+    if ctx.invoked_subcommand is not None:  # `chatbot run --project X actions`: X holds for it
+        ctx.obj = {"project_dir": project_dir}
+        return
     from chatbot.server.app import serve
     from chatbot.server.settings import RateLimit, ServerSettings
 
@@ -252,6 +262,46 @@ def run(
         require_store_at_start=True,
     )
     serve(settings)
+
+
+@run.command(
+    name="actions",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+@project_option
+@click.option(
+    "--actions",
+    "package",
+    default="actions",
+    show_default=True,
+    help="The Python package or module of the custom actions, in the project folder.",
+)
+@click.option("-p", "--port", type=int, default=5055, show_default=True)
+@click.argument("sdk_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+@user_errors
+def run_actions(
+    ctx: click.Context, project_dir: Path, package: str, port: int, sdk_args: tuple[str, ...]
+) -> None:
+    """Serve the project's custom actions with rasa-sdk's action server (Rasa's `rasa run
+    actions`); options it does not know go to rasa-sdk (`--cors`, `--auto-reload`, ...)."""
+    project_dir = from_parent(ctx, "project_dir", project_dir).resolve()
+    if not project_dir.is_dir():
+        raise ConfigError(f"--project: no folder {str(project_dir)!r}")
+    first = package.split(".")[0]
+    if not ((project_dir / first).is_dir() or (project_dir / f"{first}.py").is_file()):
+        raise ConfigError(
+            f"--actions: no package or module {first!r} in {str(project_dir)!r} "
+            f"(a folder {first}/ or a file {first}.py)"
+        )
+    if importlib.util.find_spec("rasa_sdk") is None:
+        raise ConfigError("rasa-sdk is not installed: pip install rasa-sdk")
+    path = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(project_dir), path]))}
+    command = [sys.executable, "-m", "rasa_sdk", "--actions", package, "--port", str(port)]
+    os.chdir(project_dir)
+    # The action server takes this process over: signals (Ctrl-C, SIGTERM) reach it directly.
+    os.execve(sys.executable, [*command, *sdk_args], env)
 
 
 if __name__ == "__main__":  # pragma: no cover

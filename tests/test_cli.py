@@ -7,12 +7,15 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from chatbot.project.nlu_reader import read_nlu
-from tests.helpers import DOMAINS, ROOT
+from tests.helpers import DOMAINS, ROOT, free_port
 
 
 def chatbot(
@@ -294,3 +297,52 @@ def test_data_split_nlu_keeps_every_example_once(tmp_path: Path) -> None:
     assert f"{len(train)} training and {len(test)} test examples" in result.stdout
     result = chatbot("data", "split", "nlu", "--project", str(bot), "--training-fraction", "1.5")
     assert result.returncode == 2 and "training-fraction" in result.stderr
+
+
+@pytest.mark.parametrize("project_first", [False, True])
+def test_run_actions_serves_the_projects_actions_with_rasa_sdk(project_first: bool) -> None:
+    """`chatbot run actions` (Rasa's `rasa run actions`): rasa-sdk's action server with the
+    project's actions package, options it does not know passed on to it."""
+    port = free_port()
+    where = ["--project", str(DOMAINS / "restaurant")]
+    args = ["run", *where, "actions"] if project_first else ["run", "actions", *where]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SANIC_HOST": "127.0.0.1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chatbot", *args, "--port", str(port), "--cors", "*"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        actions = None
+        while actions is None:
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"the action server did not start:\n{output}")
+            try:
+                url = f"http://127.0.0.1:{port}/actions"
+                with urllib.request.urlopen(url, timeout=1.0) as response:
+                    actions = json.loads(response.read())
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2)
+        assert {"name": "validate_restaurant_form"} in actions  # domains/restaurant/actions
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
+
+
+def test_run_actions_without_an_actions_package_says_so(tmp_path: Path) -> None:
+    result = chatbot("run", "actions", "--project", str(tmp_path))
+    assert result.returncode == 1
+    assert "--actions: no package or module 'actions'" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = chatbot("run", "actions", "--project", str(tmp_path / "missing"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
