@@ -80,6 +80,13 @@ class NLUSettings:
     # Off: 0.999 helped only SNIPS on validation, and not on its test split (docs/benchmarks.md,
     # NLU, "An average of the weights").
     ema_decay: float = 0.0
+    # Rasa DIET's model checkpointing: score the model on held-out examples every so many epochs
+    # (intent accuracy plus entity F1) and keep the best-scoring weights, not the last ones. The
+    # held-out examples are ``evaluate_on_number_of_examples`` of the training data (not trained
+    # on), or a validation set given to ``train_nlu``; without either nothing is held out.
+    checkpoint_model: bool = False
+    evaluate_on_number_of_examples: int = 0
+    evaluate_every_number_of_epochs: int = 1
     # Post-processing.
     synonyms: bool = True  # EntitySynonymMapper
     regex_entities: bool = False  # RegexEntityExtractor
@@ -156,6 +163,8 @@ _RANGES: dict[str, Range] = {
     "weight_decay": AT_LEAST_0,
     "label_smoothing": SHARE,
     "ema_decay": SHARE,
+    "evaluate_on_number_of_examples": AT_LEAST_0,
+    "evaluate_every_number_of_epochs": AT_LEAST_1,
     "fallback_threshold": FRACTION,
     "ambiguity_threshold": FRACTION,
     "ranking_length": AT_LEAST_0,
@@ -216,6 +225,9 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     "weight_decay": 0.0,
     "label_smoothing": 0.0,  # training only
     "ema_decay": 0.0,  # training only
+    "checkpoint_model": False,  # training only
+    "evaluate_on_number_of_examples": 0,  # training only
+    "evaluate_every_number_of_epochs": 1,  # training only
     "synonyms": True,
     "regex_entities": False,
     "fallback_threshold": 0.0,

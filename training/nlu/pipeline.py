@@ -95,6 +95,9 @@ def _diet(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
         "entity_recognition": "entity_recognition",
         "ranking_length": "ranking_length",
         "drop_rate": "dropout",
+        "checkpoint_model": "checkpoint_model",
+        "evaluate_on_number_of_examples": "evaluate_on_number_of_examples",
+        "evaluate_every_number_of_epochs": "evaluate_every_number_of_epochs",
     }
     return _take(ComponentConfig(c.name, params, c.origin), mapping, settings)
 

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -15,12 +15,13 @@ from torch import nn
 from tqdm import tqdm
 
 from chatbot.errors import TrainingError
+from chatbot.nlu.features import Featurizer
 from chatbot.nlu.model import Labels, NLUModel
 from chatbot.nlu.network import Batch, JointNet, build_net
 from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.nlu.tags import OUTSIDE, PREFIXES, tag_names
 from chatbot.project.config import ComponentConfig
-from chatbot.project.training_data import NLUData
+from chatbot.project.training_data import NLUData, NLUExample
 from training.nlu.dataset import IGNORE, Sample, Targets, batches, encode_samples, make_batch
 from training.nlu.pipeline import settings_from_pipeline
 from training.nlu.vocab import collect_synonyms, fit_featurizer, fit_labels
@@ -37,12 +38,25 @@ def train_nlu(
     *,
     seed: int = 42,
     show_progress: bool = True,
+    eval_data: Sequence[NLUExample] | None = None,
 ) -> NLUModel:
-    """Train the joint intent and entity model that ``pipeline`` describes on ``data``."""
+    """Train the joint intent and entity model that ``pipeline`` describes on ``data``.
+
+    ``eval_data``: held-out examples (a validation set) to score the model on while it trains
+    (``checkpoint_model`` keeps the best-scoring weights); without it, the settings'
+    ``evaluate_on_number_of_examples`` are held out of ``data``."""
     settings = settings_from_pipeline(pipeline)
     examples = [e for e in data.examples if e.text.strip()]
     if not examples:
         raise TrainingError("no NLU training examples: add some to nlu.yml")
+    held_out = [e for e in eval_data or () if e.text.strip()]
+    if not held_out and settings.evaluate_on_number_of_examples:
+        examples, held_out = _hold_out(examples, settings.evaluate_on_number_of_examples, seed)
+    if settings.checkpoint_model and not held_out:
+        logger.warning(
+            "checkpoint_model needs held-out examples (evaluate_on_number_of_examples > 0): "
+            "the last weights are kept"
+        )
     labels = fit_labels(examples, settings)
     featurizer = fit_featurizer(examples, data, settings)
     samples = encode_samples(examples, featurizer, labels, settings.max_tokens)
@@ -70,7 +84,8 @@ def train_nlu(
         torch.manual_seed(seed)
         net = build_net(settings, sizes, labels.entity_types)
         _pattern_prior(net, labels, featurizer.patterns.names if featurizer.n_patterns else ())
-        _fit(net, samples, labels, settings, np.random.default_rng(seed), show_progress)
+        score = _scorer(held_out, settings, labels, featurizer) if held_out else None
+        _fit(net, samples, labels, settings, np.random.default_rng(seed), show_progress, score)
     logger.info(
         "trained NLU on %d examples (%d intents, %d entity types) in %.1f s",
         len(samples),
@@ -154,6 +169,7 @@ def _fit(
     settings: NLUSettings,
     rng: np.random.Generator,
     show_progress: bool,
+    score: Callable[[JointNet], float] | None = None,
 ) -> None:
     batch_size, epochs = schedule(settings, len(samples))
     total = epochs * math.ceil(len(samples) / batch_size)
@@ -170,9 +186,10 @@ def _fit(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
     average = _Average(net, settings.ema_decay) if settings.ema_decay > 0 else None
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     net.train()
     bar = tqdm(range(epochs), desc="NLU", unit="epoch", disable=not show_progress, leave=False)
-    for _ in bar:
+    for epoch in bar:
         losses = []
         for indices in batches(samples, batch_size, rng):
             batch, targets = make_batch([samples[i] for i in indices], labels)
@@ -188,9 +205,73 @@ def _fit(
                 average.update(net)
             losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+        last = epoch + 1 == epochs
+        if score is not None and (
+            (epoch + 1) % settings.evaluate_every_number_of_epochs == 0 or last
+        ):
+            kept = _State(net, average)
+            value = score(net)
+            logger.info("NLU epoch %d: held-out score %.4f", epoch + 1, value)
+            if settings.checkpoint_model and (best is None or value > best[0]):
+                best = (value, epoch + 1, kept.weights())
+            kept.restore()
     if average is not None:
         average.copy_to(net)
+    if best is not None:
+        logger.info("NLU: keeping the weights of epoch %d (held-out score %.4f)", best[1], best[0])
+        net.load_state_dict(best[2])
     net.eval()
+
+
+class _State:
+    """The weights a held-out score is taken of (the average, where weights are averaged), and
+    the training weights to go back to afterwards."""
+
+    def __init__(self, net: nn.Module, average: _Average | None) -> None:
+        self.net = net
+        self.training = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        if average is not None:
+            average.copy_to(net)
+        net.eval()
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+    def restore(self) -> None:
+        self.net.load_state_dict(self.training)
+        self.net.train()
+
+
+def _scorer(
+    examples: Sequence[NLUExample], settings: NLUSettings, labels: Labels, featurizer: Featurizer
+) -> Callable[[JointNet], float]:
+    """Intent accuracy plus entity F1 (exact type and span; 1 where neither side has one) of a
+    network on held-out examples, parsed as the trained model parses (no fallback)."""
+    plain = dataclasses.replace(settings, fallback_threshold=0.0, ambiguity_threshold=0.0)
+
+    def score(net: JointNet) -> float:
+        model = NLUModel(plain, labels, featurizer, net)
+        right = found = gold = hits = 0
+        for example in examples:
+            parse = model.parse(example.text)
+            right += parse["intent"]["name"] == example.intent
+            truth = {(e.entity, e.start, e.end) for e in example.entities}
+            guess = {(e["entity"], e["start"], e["end"]) for e in parse["entities"]}
+            gold, found, hits = gold + len(truth), found + len(guess), hits + len(truth & guess)
+        f1 = 2 * hits / (gold + found) if gold + found else 1.0
+        return right / len(examples) + f1
+
+    return score
+
+
+def _hold_out(
+    examples: list[NLUExample], count: int, seed: int
+) -> tuple[list[NLUExample], list[NLUExample]]:
+    """``count`` examples (at most half) drawn at random out of the training examples."""
+    count = min(count, len(examples) // 2)
+    chosen = set(np.random.default_rng(seed).permutation(len(examples))[:count].tolist())
+    kept = [e for i, e in enumerate(examples) if i not in chosen]
+    return kept, [e for i, e in enumerate(examples) if i in chosen]
 
 
 class _Average:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +14,8 @@ from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import LookupTable, NLUData
 from tests.chatbot.nlu.toy import example
-from training.nlu import train_nlu
+from training.nlu import train_nlu, trainer
+from training.nlu.pipeline import settings_from_pipeline
 from training.nlu.trainer import _Average, for_data, schedule
 
 FAST = [ComponentConfig("BiLSTMCRF", {"epochs": 20, "hidden": 32})]
@@ -247,3 +251,102 @@ def test_a_weight_averaged_model_learns_and_differs_from_the_last_step() -> None
 def test_a_weight_average_decay_outside_0_to_1_is_a_config_error(decay: float) -> None:
     with pytest.raises(ConfigError, match="ema_decay"):
         NLUSettings.from_params({"ema_decay": decay})
+
+
+def scripted_scores(monkeypatch: pytest.MonkeyPatch, values: list[float]) -> list[dict[str, Any]]:
+    """Held-out scores in the order given; the weights each was taken of, recorded."""
+    seen: list[dict[str, Any]] = []
+
+    def scorer(*_: Any) -> Any:
+        def score(net: torch.nn.Module) -> float:
+            seen.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+            return values[len(seen) - 1]
+
+        return score
+
+    monkeypatch.setattr(trainer, "_scorer", scorer)
+    return seen
+
+
+@pytest.mark.parametrize(("checkpoint", "kept"), [(True, 1), (False, 3)])
+def test_checkpoint_model_keeps_the_best_scoring_epoch(
+    monkeypatch: pytest.MonkeyPatch, checkpoint: bool, kept: int
+) -> None:
+    seen = scripted_scores(monkeypatch, [0.5, 1.9, 0.7, 1.2])
+    params = {"epochs": 4, "hidden": 16, "checkpoint_model": checkpoint}
+    held_out = [example("greet", "hello there"), example("bye", "bye then")]
+    kept_weights: list[dict[str, Any]] = []
+    original = trainer.NLUModel
+
+    def capture(settings: Any, labels: Any, featurizer: Any, net: Any, *rest: Any) -> Any:
+        kept_weights.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+        return original(settings, labels, featurizer, net, *rest)
+
+    monkeypatch.setattr(trainer, "NLUModel", capture)
+    train_nlu(
+        greetings(), [ComponentConfig("BiLSTMCRF", params)], eval_data=held_out, show_progress=False
+    )
+    assert len(seen) == 4  # every epoch scored
+    final = kept_weights[-1]  # the weights the trained model was made of
+    assert all(torch.equal(final[k], seen[kept][k]) for k in final)
+    assert not all(torch.equal(final[k], seen[0][k]) for k in final)
+
+
+def test_held_out_examples_are_not_trained_on_and_scored_every_n_epochs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = scripted_scores(monkeypatch, [1.0] * 10)
+    held: list[Any] = []
+    original = trainer._hold_out
+
+    def spy(examples: Any, count: int, seed: int) -> Any:
+        kept, out = original(examples, count, seed)
+        held.append((kept, out))
+        return kept, out
+
+    monkeypatch.setattr(trainer, "_hold_out", spy)
+    params = {
+        "epochs": 5,
+        "hidden": 16,
+        "evaluate_on_number_of_examples": 2,
+        "evaluate_every_number_of_epochs": 2,
+    }
+    train_nlu(greetings(), [ComponentConfig("BiLSTMCRF", params)], show_progress=False)
+    ((kept, out),) = held
+    assert len(out) == 2 and len(kept) == 4
+    assert {e.text for e in kept}.isdisjoint(e.text for e in out)
+    assert len(seen) == 3  # epochs 2, 4 and the last
+
+
+def test_hold_out_takes_at_most_half_and_is_seeded() -> None:
+    examples = greetings().examples
+    kept, out = trainer._hold_out(list(examples), 100, seed=3)
+    assert len(out) == 3 and sorted(kept + out, key=lambda e: e.text) == sorted(
+        examples, key=lambda e: e.text
+    )
+    assert trainer._hold_out(list(examples), 2, seed=3) == trainer._hold_out(
+        list(examples), 2, seed=3
+    )
+
+
+def test_checkpoint_model_without_held_out_examples_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    params = {"epochs": 2, "hidden": 16, "checkpoint_model": True}
+    with caplog.at_level(logging.WARNING, logger="training.nlu.trainer"):
+        train_nlu(greetings(), [ComponentConfig("BiLSTMCRF", params)], show_progress=False)
+    assert "checkpoint_model needs held-out examples" in caplog.text
+
+
+def test_diet_checkpoint_settings_are_read() -> None:
+    diet = ComponentConfig(
+        "DIETClassifier",
+        {
+            "checkpoint_model": True,
+            "evaluate_on_number_of_examples": 50,
+            "evaluate_every_number_of_epochs": 5,
+        },
+    )
+    settings = settings_from_pipeline([diet])
+    assert (settings.checkpoint_model, settings.evaluate_on_number_of_examples) == (True, 50)
+    assert settings.evaluate_every_number_of_epochs == 5
