@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import socket
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -58,3 +59,15 @@ def train_files(root: Path, files: dict[str, str]) -> TrainedModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return train_project(load_project(root), show_progress=False)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server started by a test (kill it after 20 s), and close its output pipe."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout:
+        process.stdout.close()

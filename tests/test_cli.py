@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from chatbot.project.nlu_reader import read_nlu
-from tests.helpers import DOMAINS, ROOT, free_port
+from tests.helpers import DOMAINS, ROOT, free_port, stop_process
 
 
 def chatbot(
@@ -329,14 +329,7 @@ def test_run_actions_serves_the_projects_actions_with_rasa_sdk(project_first: bo
                 time.sleep(0.2)
         assert {"name": "validate_restaurant_form"} in actions  # domains/restaurant/actions
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
+        stop_process(process)
 
 
 def test_run_actions_without_an_actions_package_says_so(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.actions.remote import HTTPActionExecutor
 from chatbot.agent import Agent, TrainedModel
-from tests.helpers import DOMAINS, dialogue_model, free_port
+from tests.helpers import DOMAINS, dialogue_model, free_port, stop_process
 
 STARTUP_SECONDS = 60.0
 POLL_SECONDS = 0.1
@@ -68,14 +68,7 @@ def action_server() -> Iterator[str]:
             time.sleep(POLL_SECONDS)
         yield f"http://127.0.0.1:{port}/webhook"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")
