@@ -152,6 +152,7 @@ async def replace_model(request: web.Request) -> web.Response:
                     raise json_error(400, message, "BadModel") from None
                 source = "uploaded model"
     serve_model(request.app, model, source)
+    _tell_the_puller(request.app)
     return web.Response(status=204)
 
 
@@ -181,7 +182,16 @@ async def unload_model(request: web.Request) -> web.Response:
     request.app[AGENT].unload_model()
     request.app[MODEL_STATUS].file = None
     logger.info("model unloaded: no model is served until PUT /model")
+    _tell_the_puller(request.app)
     return web.Response(status=204)
+
+
+def _tell_the_puller(app: web.Application) -> None:
+    """A model server's puller, where there is one, learns that the API changed the model."""
+    from chatbot.server.model_pull import MODEL_PULLER  # it imports this module
+
+    if MODEL_PULLER in app:
+        app[MODEL_PULLER].replaced_elsewhere()
 
 
 async def _load(path: Path) -> TrainedModel:

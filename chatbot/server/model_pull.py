@@ -24,7 +24,8 @@ A download goes to a temporary folder, is loaded and checked off the event loop,
 in as ``PUT /model`` does it (``api_model.load_model`` and ``serve_model``): conversations stay.
 A bad file or a failed pull leaves the served model as it is; the cause is logged once (at
 WARNING, then at DEBUG while it lasts), without the token or other credentials. A model loaded
-with ``PUT /model`` serves until the model server has a new one.
+with ``PUT /model`` (or unloaded with ``DELETE /model``) stays so until the model server answers
+with a new ETag, whose file is then loaded even where it is the one pulled before.
 """
 
 from __future__ import annotations
@@ -192,6 +193,11 @@ class ModelPuller:
         self._pulled = asyncio.Condition()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
+
+    def replaced_elsewhere(self) -> None:
+        """The API replaced or unloaded the served model: the server's next file (under a new
+        ETag) is loaded even if it is the file pulled before."""
+        self._digest = None
 
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         await self.start()

@@ -385,3 +385,36 @@ def test_wait_time_between_pulls(tmp_path: Path, setting: str, seconds: float | 
         "GET http://x/m?api_key=***&token=***"
     )
     assert "t0ken" not in repr(server)
+
+
+async def test_a_model_put_through_the_api_serves_until_the_server_has_a_new_one(
+    model_server: Callable[..., Awaitable[ModelServer]],
+    start_bot: Callable[..., Awaitable[Bot]],
+    models: dict[str, bytes],
+) -> None:
+    server = await model_server()
+    server.serve("v1", models["v1"])
+    bot = await start_bot(block(server.url))
+    assert await bot.greeting() == "Hello from v1!"
+
+    put = await bot.client.put(
+        "/model", data=models["v2"], headers={"Content-Type": "application/octet-stream"}
+    )
+    assert put.status == 204, await put.text()
+    await bot.pulls(3)  # 304s: the server's model has not changed
+    assert await bot.greeting() == "Hello from v2!"
+    assert server.not_modified >= 2
+
+    # The server publishes again, under a new ETag, the very file it served before: loaded.
+    server.serve("v1-again", models["v1"])
+    await bot.pulls(3)
+    assert await bot.greeting() == "Hello from v1!"
+    assert len(bot.loads) == 3  # v1 pulled, v2 put, v1 pulled again
+
+    unloaded = await bot.client.delete("/model")
+    assert unloaded.status == 204
+    await bot.pulls(2)
+    assert (await bot.client.get("/status")).status == 409  # stays unloaded: nothing new
+    server.serve("v2-new", models["v2"])
+    await bot.pulls(3)
+    assert await bot.greeting() == "Hello from v2!"
