@@ -62,6 +62,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.model_pulls = Counter(
+            "chatbot_model_pulls",
+            "Requests to the model server (endpoints.yml models:), by outcome: new_model, "
+            "unchanged, failed.",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def watch_action_server(self, executor_getter: Callable[[], Any]) -> None:
         """Export the custom-action executor's failure count and circuit state."""

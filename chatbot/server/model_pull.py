@@ -48,7 +48,7 @@ from aiohttp import web
 from chatbot.errors import ConfigError, ModelFileError
 from chatbot.project.endpoints import EndpointBlock
 from chatbot.server.api_model import load_model, serve_model
-from chatbot.server.keys import AGENT, SETTINGS
+from chatbot.server.keys import AGENT, METRICS, SETTINGS
 
 logger = logging.getLogger(__name__)
 
@@ -252,9 +252,15 @@ class ModelPuller:
 
     async def pull(self) -> bool:
         """One request to the model server; True when it brought a new model, now served."""
+        outcome = "failed"
         try:
-            return await self._pull()
+            new = await self._pull()
+            if new or self._problem is None:
+                outcome = "new_model" if new else "unchanged"
+            return new
         finally:
+            if METRICS in self.app:
+                self.app[METRICS].model_pulls.labels(outcome).inc()
             async with self._pulled:
                 self.pulls += 1
                 self._pulled.notify_all()

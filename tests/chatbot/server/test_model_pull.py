@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -137,6 +138,12 @@ class Bot:
         messages = await say(self.client, sender, "/greet")
         return str(messages[0]["text"])
 
+    async def pull_counts(self) -> dict[str, float]:
+        """``chatbot_model_pulls_total`` of ``/metrics``, by outcome."""
+        text = await (await self.client.get("/metrics")).text()
+        found = re.findall(r'^chatbot_model_pulls_total\{outcome="(\w+)"\} (\S+)$', text, re.M)
+        return {outcome: float(value) for outcome, value in found}
+
     async def pulls(self, more: int) -> None:
         """Until ``more`` more pulls have finished: at least ``more - 1`` of them began after
         this call."""
@@ -208,6 +215,9 @@ async def test_startup_pulls_then_the_bot_follows_the_servers_model(
     assert [e["event"] for e in tracker["events"]].count("user") == 2
     assert set(server.tokens) == {TOKEN}
     assert TOKEN not in caplog.text
+    counts = await bot.pull_counts()
+    assert counts["new_model"] == 2 and counts["unchanged"] >= 4
+    assert counts.get("failed", 0) == 0
 
 
 @pytest.mark.parametrize(
@@ -244,6 +254,7 @@ async def test_a_bad_answer_keeps_the_served_model_and_says_why_once(
     assert len(warnings) == 1, caplog.text  # once, not at every pull
     assert "the model being served stays" in warnings[0]
     assert TOKEN not in caplog.text
+    assert (await bot.pull_counts())["failed"] >= 3
 
     # The server is well again, with a new model: it is served.
     server.release.set()
