@@ -58,7 +58,8 @@ model_option = click.option(
     "model_path",
     type=click.Path(path_type=Path),
     default=None,
-    help="A trained model file (default: the newest in the project's models/).",
+    help="A trained model file (default: the newest in the project's models/; `chatbot run` "
+    "prefers the model server of endpoints.yml's models: block, where there is one).",
 )
 
 
