@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 from sqlalchemy import (
@@ -59,7 +59,6 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlalchemy.sql.expression import Executable
 
@@ -88,6 +87,9 @@ from chatbot.store.statements import (
     Execute,
     execute_on,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +156,8 @@ def async_url(url: str | URL) -> URL:
 
 def _postgresql_engine(url: URL, connect_timeout: float, pool: Mapping[str, Any]) -> AsyncEngine:
     """An async engine (asyncpg) whose pool replaces connections the server has closed."""
+    from sqlalchemy.ext.asyncio import create_async_engine  # PostgreSQL only: not at startup
+
     engine = create_async_engine(url, connect_args={"timeout": connect_timeout}, **pool)
 
     @event.listens_for(engine.sync_engine, "checkout")
@@ -447,6 +451,8 @@ class SQLStore(ConversationStore):
         name = self.url.database
         if not name:
             raise ConfigError(f"{self.describe()}: no database name to create")
+        from sqlalchemy.ext.asyncio import create_async_engine
+
         engine = create_async_engine(
             self.login_url,
             isolation_level="AUTOCOMMIT",
