@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import socket
 import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -71,3 +79,51 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait()
     if process.stdout:
         process.stdout.close()
+
+
+def answers(url: str) -> bool:
+    """Whether a GET of ``url`` answers 200 within a second."""
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def rasa_sdk_action_server(bot: Path, startup_seconds: float = 60.0) -> Iterator[str]:
+    """A real rasa-sdk action server (``python -m rasa_sdk --actions actions``) started in the
+    bot's folder, as a Rasa user starts one; yields its webhook URL, stops it on leaving."""
+    import pytest
+
+    port = free_port()
+    env = {**os.environ, "SANIC_HOST": "127.0.0.1", "PYTHONPATH": str(bot)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+        cwd=bot,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + startup_seconds
+    try:
+        # Poll its /health until it answers (it starts in a second or two).
+        while not answers(f"http://127.0.0.1:{port}/health"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"the rasa-sdk action server did not start:\n{output}")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/webhook"
+    finally:
+        stop_process(process)
+
+
+def comparable_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events without what differs between two runs: times and the user messages' new ids."""
+    out = []
+    for event in events:
+        kept = {k: v for k, v in event.items() if k not in ("timestamp", "message_id")}
+        if isinstance(kept.get("parse_data"), dict):
+            kept["parse_data"] = {k: v for k, v in kept["parse_data"].items() if k != "message_id"}
+        out.append(kept)
+    return out

@@ -4,13 +4,7 @@ in-process through rasa-sdk's own executor: both give the same conversation."""
 from __future__ import annotations
 
 import logging
-import os
 import random
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,10 +13,7 @@ import pytest
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.actions.remote import HTTPActionExecutor
 from chatbot.agent import Agent, TrainedModel
-from tests.helpers import DOMAINS, dialogue_model, free_port, stop_process
-
-STARTUP_SECONDS = 60.0
-POLL_SECONDS = 0.1
+from tests.helpers import DOMAINS, comparable_events, dialogue_model, rasa_sdk_action_server
 
 # Every slot of the form, with wrong answers that the validation action refuses first.
 CONVERSATION = [
@@ -38,53 +29,16 @@ CONVERSATION = [
 ]
 
 
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope="module")
 def action_server() -> Iterator[str]:
     """A real rasa-sdk action server with the restaurant bot's actions; its webhook URL."""
-    port = free_port()
-    env = {**os.environ, "SANIC_HOST": "127.0.0.1", "PYTHONPATH": str(DOMAINS / "restaurant")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
-        cwd=DOMAINS / "restaurant",
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + STARTUP_SECONDS
-    try:
-        # Poll its /health until it answers (it starts in a second or two).
-        while not answers(f"http://127.0.0.1:{port}/health"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"the rasa-sdk action server did not start:\n{output}")
-            time.sleep(POLL_SECONDS)
-        yield f"http://127.0.0.1:{port}/webhook"
-    finally:
-        stop_process(process)
+    with rasa_sdk_action_server(DOMAINS / "restaurant") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def restaurant_model() -> TrainedModel:
     return dialogue_model("restaurant")
-
-
-def comparable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Events without what differs between two runs: times and the user messages' new ids."""
-    out = []
-    for event in events:
-        kept = {k: v for k, v in event.items() if k not in ("timestamp", "message_id")}
-        if isinstance(kept.get("parse_data"), dict):
-            kept["parse_data"] = {k: v for k, v in kept["parse_data"].items() if k != "message_id"}
-        out.append(kept)
-    return out
 
 
 async def talk(agent: Agent, sender: str) -> tuple[list[list[str]], list[dict[str, Any]]]:
@@ -111,7 +65,7 @@ async def test_action_server_and_in_process_give_the_same_conversation(
     # Every slot of the form has its validation method: rasa-sdk has nothing to warn about.
     assert [r.getMessage() for r in caplog.records if r.name.startswith("rasa_sdk")] == []
 
-    assert comparable(over_http[1]) == comparable(in_process[1])
+    assert comparable_events(over_http[1]) == comparable_events(in_process[1])
     assert over_http[0] == in_process[0]
 
     replies, events = over_http
