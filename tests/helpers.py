@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -98,24 +99,28 @@ def rasa_sdk_action_server(bot: Path, startup_seconds: float = 60.0) -> Iterator
 
     port = free_port()
     env = {**os.environ, "SANIC_HOST": "127.0.0.1", "PYTHONPATH": str(bot)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
-        cwd=bot,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + startup_seconds
-    try:
-        # Poll its /health until it answers (it starts in a second or two).
-        while not answers(f"http://127.0.0.1:{port}/health"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"the rasa-sdk action server did not start:\n{output}")
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/webhook"
-    finally:
-        stop_process(process)
+    # Its output goes to a file, not a pipe: a pipe nobody reads fills up, and a server blocked
+    # writing its log ignores SIGTERM.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+            cwd=bot,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + startup_seconds
+        try:
+            # Poll its /health until it answers (it starts in a second or two).
+            while not answers(f"http://127.0.0.1:{port}/health"):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    output = log.read().decode(errors="replace")
+                    pytest.fail(f"the rasa-sdk action server did not start:\n{output}")
+                time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}/webhook"
+        finally:
+            stop_process(process)
 
 
 def comparable_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
