@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -12,13 +13,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from chatbot.agent import TrainedModel
+from chatbot.agent import Agent, TrainedModel
 from chatbot.project.domain import Domain
 from chatbot.project.domain_reader import domain_from_dict
 from chatbot.project.loader import load_project
@@ -132,3 +133,17 @@ def comparable_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             kept["parse_data"] = {k: v for k, v in kept["parse_data"].items() if k != "message_id"}
         out.append(kept)
     return out
+
+
+async def converse(
+    agent: Agent, sender: str, texts: Sequence[str]
+) -> tuple[list[list[str]], list[dict[str, Any]]]:
+    """Say ``texts`` in turn (response variations seeded alike on every agent): the bot's texts
+    after each, and every stored event of the conversation."""
+    agent.processor.rng = random.Random(7)
+    replies = []
+    for text in texts:
+        messages = await agent.handle_text(text, sender)
+        replies.append([m.get("text") or "" for m in messages])
+    events = (await agent.store.load(sender, all_sessions=True)).events
+    return replies, [dict(e) for e in events]

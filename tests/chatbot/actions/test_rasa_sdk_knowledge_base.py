@@ -8,7 +8,6 @@ answers are the JSON's names and values, and the knowledge-base slots are set.""
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,8 +17,13 @@ import torch
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.actions.remote import HTTPActionExecutor
 from chatbot.agent import Agent, TrainedModel
-from chatbot.conversation.events import Event
-from tests.helpers import DOMAINS, comparable_events, example_project, rasa_sdk_action_server
+from tests.helpers import (
+    DOMAINS,
+    comparable_events,
+    converse,
+    example_project,
+    rasa_sdk_action_server,
+)
 from training.train import train_project
 
 BOT = DOMAINS / "knowledgebase"
@@ -85,19 +89,9 @@ def action_server() -> Iterator[str]:
         yield url
 
 
-async def talk(agent: Agent, sender: str) -> tuple[list[list[str]], list[Event]]:
-    agent.processor.rng = random.Random(7)
-    replies = []
-    for text in CONVERSATION:
-        messages = await agent.handle_text(text, sender)
-        replies.append([m.get("text") or "" for m in messages])
-    events = (await agent.store.load(sender, all_sessions=True)).events
-    return replies, events
-
-
 async def test_in_process_the_answers_come_from_the_knowledge_base(model: TrainedModel) -> None:
     agent = Agent(model, action_executor=InProcessExecutor(BOT, "actions"))
-    replies, events = await talk(agent, "ann")
+    replies, events = await converse(agent, "ann", CONVERSATION)
     assert replies == EXPECTED
 
     actions = [e for e in events if e["event"] == "action"]
@@ -116,7 +110,7 @@ async def test_in_process_the_answers_come_from_the_knowledge_base(model: Traine
 
 async def test_the_knowledge_base_slots_after_each_answer(model: TrainedModel) -> None:
     agent = Agent(model, action_executor=InProcessExecutor(BOT, "actions"))
-    _, events = await talk(agent, "bob")
+    _, events = await converse(agent, "bob", CONVERSATION)
     set_by_action = []
     current: dict[str, Any] | None = None
     for event in events:
@@ -148,9 +142,11 @@ async def test_an_action_server_gives_the_same_conversation(
 ) -> None:
     remote = HTTPActionExecutor(action_server)
     try:
-        over_http = await talk(Agent(model, action_executor=remote), "cat")
+        over_http = await converse(Agent(model, action_executor=remote), "cat", CONVERSATION)
     finally:
         await remote.close()
-    in_process = await talk(Agent(model, action_executor=InProcessExecutor(BOT, "actions")), "cat")
+    in_process = await converse(
+        Agent(model, action_executor=InProcessExecutor(BOT, "actions")), "cat", CONVERSATION
+    )
     assert over_http[0] == EXPECTED
     assert comparable_events(over_http[1]) == comparable_events(in_process[1])

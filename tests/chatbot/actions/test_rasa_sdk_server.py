@@ -4,16 +4,20 @@ in-process through rasa-sdk's own executor: both give the same conversation."""
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.actions.remote import HTTPActionExecutor
 from chatbot.agent import Agent, TrainedModel
-from tests.helpers import DOMAINS, comparable_events, dialogue_model, rasa_sdk_action_server
+from tests.helpers import (
+    DOMAINS,
+    comparable_events,
+    converse,
+    dialogue_model,
+    rasa_sdk_action_server,
+)
 
 # Every slot of the form, with wrong answers that the validation action refuses first.
 CONVERSATION = [
@@ -41,27 +45,21 @@ def restaurant_model() -> TrainedModel:
     return dialogue_model("restaurant")
 
 
-async def talk(agent: Agent, sender: str) -> tuple[list[list[str]], list[dict[str, Any]]]:
-    agent.processor.rng = random.Random(7)  # the same response variations on both sides
-    replies = []
-    for text in CONVERSATION:
-        messages = await agent.handle_text(text, sender)
-        replies.append([m.get("text") or "" for m in messages])
-    events = (await agent.store.load(sender, all_sessions=True)).events
-    return replies, events
-
-
 async def test_action_server_and_in_process_give_the_same_conversation(
     action_server: str, restaurant_model: TrainedModel, caplog: pytest.LogCaptureFixture
 ) -> None:
     remote = HTTPActionExecutor(action_server)
     try:
-        over_http = await talk(Agent(restaurant_model, action_executor=remote), "alice")
+        over_http = await converse(
+            Agent(restaurant_model, action_executor=remote), "alice", CONVERSATION
+        )
     finally:
         await remote.close()
     local = InProcessExecutor(DOMAINS / "restaurant", "actions")
     with caplog.at_level(logging.WARNING, logger="rasa_sdk"):
-        in_process = await talk(Agent(restaurant_model, action_executor=local), "alice")
+        in_process = await converse(
+            Agent(restaurant_model, action_executor=local), "alice", CONVERSATION
+        )
     # Every slot of the form has its validation method: rasa-sdk has nothing to warn about.
     assert [r.getMessage() for r in caplog.records if r.name.startswith("rasa_sdk")] == []
 
