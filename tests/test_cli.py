@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -307,29 +308,34 @@ def test_run_actions_serves_the_projects_actions_with_rasa_sdk(project_first: bo
     where = ["--project", str(DOMAINS / "restaurant")]
     args = ["run", *where, "actions"] if project_first else ["run", "actions", *where]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SANIC_HOST": "127.0.0.1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chatbot", *args, "--port", str(port), "--cors", "*"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        actions = None
-        while actions is None:
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"the action server did not start:\n{output}")
-            try:
-                url = f"http://127.0.0.1:{port}/actions"
-                with urllib.request.urlopen(url, timeout=1.0) as response:
-                    actions = json.loads(response.read())
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.2)
-        assert {"name": "validate_restaurant_form"} in actions  # domains/restaurant/actions
-    finally:
-        stop_process(process)
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: nobody reads it while it runs
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chatbot", *args, "--port", str(port), "--cors", "*"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            actions, allowed = None, None
+            while actions is None:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"the action server did not start:\n{log.read().decode()}")
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/actions", headers={"Origin": "http://example.org"}
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=1.0) as response:
+                        actions = json.loads(response.read())
+                        allowed = response.headers.get("Access-Control-Allow-Origin")
+                except (urllib.error.URLError, OSError):
+                    time.sleep(0.2)
+            assert {"name": "validate_restaurant_form"} in actions  # domains/restaurant/actions
+            assert allowed in ("*", "http://example.org")  # --cors reached rasa-sdk
+        finally:
+            stop_process(process)
 
 
 def test_run_actions_without_an_actions_package_says_so(tmp_path: Path) -> None:
