@@ -49,9 +49,7 @@ def create_action_executor(
         return None
     where = block.origin.prefix
     params = block.params
-    unknown = sorted(set(params) - _KNOWN_KEYS)
-    if unknown:
-        logger.warning("%saction_endpoint: ignoring unknown keys %s", where, ", ".join(unknown))
+    block.warn_unknown_keys(_KNOWN_KEYS)
     if params.get("actions_module"):
         return InProcessExecutor(project_dir, str(params["actions_module"]))
     url = params.get("url")
@@ -60,18 +58,14 @@ def create_action_executor(
             f"{where}action_endpoint needs 'url' (an action server, http:// or https://) or "
             f"'actions_module' (in-process), not {url!r}"
         )
-    token = params.get("token")
-    query = {str(k): str(v) for k, v in _mapping(params, "params", where).items()}
-    if token:
-        query[str(params.get("token_name") or "token")] = str(token)
     return HTTPActionExecutor(
         url,
         timeout=_positive(params, "timeout", DEFAULT_TIMEOUT, where),
-        headers={str(k): str(v) for k, v in _mapping(params, "headers", where).items()},
-        params=query,
-        basic_auth=_basic_auth(params, where),
+        headers=block.headers(),
+        params=block.query(),
+        basic_auth=block.basic_auth(),
         cafile=_cafile(params, project_dir, where),
-        breaker=_breaker(params, where),
+        breaker=_breaker(block),
     )
 
 
@@ -94,13 +88,6 @@ def _cafile(params: dict[str, Any], project_dir: Path, where: str) -> str | None
     return str(path)
 
 
-def _mapping(params: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = params.get(key) or {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}action_endpoint: '{key}' must be a mapping, not {value!r}")
-    return value
-
-
 def _positive(
     params: dict[str, Any], key: str, default: float, where: str, zero: bool = False
 ) -> float:
@@ -116,17 +103,9 @@ def _positive(
     return float(value)
 
 
-def _basic_auth(params: dict[str, Any], where: str) -> tuple[str, str] | None:
-    auth = _mapping(params, "basic_auth", where)
-    if not auth:
-        return None
-    if "username" not in auth or "password" not in auth:
-        raise ConfigError(f"{where}action_endpoint: 'basic_auth' needs 'username' and 'password'")
-    return str(auth["username"]), str(auth["password"])
-
-
-def _breaker(params: dict[str, Any], where: str) -> CircuitBreaker:
-    settings = _mapping(params, "circuit_breaker", where)
+def _breaker(block: EndpointBlock) -> CircuitBreaker:
+    where = block.origin.prefix
+    settings = block.mapping("circuit_breaker")
     unknown = sorted(set(settings) - {"failures", "open_seconds"})
     if unknown:
         raise ConfigError(

@@ -141,9 +141,7 @@ def create_nlg_client(block: EndpointBlock | None) -> NLGClient | None:
         return None
     where = block.origin.prefix
     params = block.params
-    unknown = sorted(set(params) - _KNOWN_KEYS)
-    if unknown:
-        logger.warning("%snlg: ignoring unknown keys %s", where, ", ".join(unknown))
+    block.warn_unknown_keys(_KNOWN_KEYS)
     kind = params.get("type")
     if kind not in (None, "callback"):
         raise ConfigError(f"{where}nlg: type {kind!r} is not supported; use 'callback' (a url)")
@@ -155,16 +153,6 @@ def create_nlg_client(block: EndpointBlock | None) -> NLGClient | None:
     timeout = params.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ConfigError(f"{where}nlg: 'timeout' must be a positive number, not {timeout!r}")
-    headers = params.get("headers") or {}
-    query = params.get("params") or {}
-    if not isinstance(headers, dict) or not isinstance(query, dict):
+    if not all(isinstance(params.get(key) or {}, dict) for key in ("headers", "params")):
         raise ConfigError(f"{where}nlg: 'headers' and 'params' must be mappings")
-    query = {str(k): str(v) for k, v in query.items()}
-    if params.get("token"):
-        query[str(params.get("token_name") or "token")] = str(params["token"])
-    return NLGClient(
-        url,
-        timeout=float(timeout),
-        headers={str(k): str(v) for k, v in headers.items()},
-        params=query,
-    )
+    return NLGClient(url, timeout=float(timeout), headers=block.headers(), params=block.query())

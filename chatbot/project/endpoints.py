@@ -6,10 +6,15 @@ client, the store factory, a connector) validates its keys and names the file an
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatbot.errors import ConfigError
 from chatbot.project.domain import NO_ORIGIN, Origin
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,47 @@ class EndpointBlock:
     def type(self) -> str | None:
         value = self.params.get("type")
         return str(value) if value is not None else None
+
+    # What Rasa's endpoint blocks share (its EndpointConfig), read the same way by every block
+    # that takes them; a mistake is a ConfigError naming the file, the line and the key.
+
+    def warn_unknown_keys(self, known: Collection[str]) -> None:
+        """One warning line naming the keys outside ``known`` (Rasa ignores them too)."""
+        unknown = sorted(set(self.params) - set(known))
+        if unknown:
+            logger.warning(
+                "%s%s: ignoring unknown keys %s", self.origin.prefix, self.name, ", ".join(unknown)
+            )
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        """The mapping under ``key`` ({} when absent)."""
+        value = self.params.get(key) or {}
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{self.origin.prefix}{self.name}: '{key}' must be a mapping, not {value!r}"
+            )
+        return value
+
+    def query(self) -> dict[str, str]:
+        """The query of every request: ``params``, with ``token`` under ``token_name``."""
+        query = {str(k): str(v) for k, v in self.mapping("params").items()}
+        if self.params.get("token"):
+            query[str(self.params.get("token_name") or "token")] = str(self.params["token"])
+        return query
+
+    def headers(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self.mapping("headers").items()}
+
+    def basic_auth(self) -> tuple[str, str] | None:
+        """``basic_auth: {username, password}``; None without one."""
+        auth = self.mapping("basic_auth")
+        if not auth:
+            return None
+        if "username" not in auth or "password" not in auth:
+            raise ConfigError(
+                f"{self.origin.prefix}{self.name}: 'basic_auth' needs 'username' and 'password'"
+            )
+        return str(auth["username"]), str(auth["password"])
 
 
 @dataclass(frozen=True)

@@ -87,30 +87,22 @@ class ModelServer:
         """A mistake in the block is a ConfigError naming the file, the line and the key."""
         where = block.origin.prefix
         params = block.params
-        unknown = sorted(set(params) - _KNOWN_KEYS)
-        if unknown:
-            logger.warning("%smodels: ignoring unknown keys %s", where, ", ".join(unknown))
+        block.warn_unknown_keys(_KNOWN_KEYS)
         url = params.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"{where}models needs 'url' (the model server's URL of the model, http:// or "
                 f"https://), not {url!r}"
             )
-        query = {str(k): str(v) for k, v in _mapping(params, "params", where).items()}
-        headers = {str(k): str(v) for k, v in _mapping(params, "headers", where).items()}
+        query = block.query()
+        headers = block.headers()
+        basic_auth = block.basic_auth()
         parts = urlsplit(url)
         secrets: list[str | None] = [*headers.values(), parts.password]
         secrets += [value for _, value in parse_qsl(parts.query)]
-        token = params.get("token")
-        if token:
-            query[str(params.get("token_name") or "token")] = str(token)
-            secrets.append(str(token))
-        auth = _mapping(params, "basic_auth", where)
-        basic_auth = None
-        if auth:
-            if "username" not in auth or "password" not in auth:
-                raise ConfigError(f"{where}models: 'basic_auth' needs 'username' and 'password'")
-            basic_auth = (str(auth["username"]), str(auth["password"]))
+        if params.get("token"):
+            secrets.append(str(params["token"]))
+        if basic_auth:
             secrets.append(basic_auth[1])
         return cls(
             url,
@@ -136,13 +128,6 @@ class ModelServer:
         for secret in self.secrets:
             text = text.replace(secret, "***")
         return text
-
-
-def _mapping(params: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = params.get(key) or {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}models: '{key}' must be a mapping, not {value!r}")
-    return value
 
 
 def _number(value: Any) -> float | None:

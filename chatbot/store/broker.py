@@ -289,7 +289,7 @@ def create_event_broker(block: EndpointBlock | None) -> EventBroker | None:
 def _pika_broker(block: EndpointBlock) -> PikaEventBroker:
     where = block.origin.prefix
     params = block.params
-    _warn_unknown_keys(block, _PIKA_KEYS)
+    block.warn_unknown_keys(_PIKA_KEYS)
     queues: Any = params.get("queues", params.get("queue", DEFAULT_QUEUE))
     if isinstance(queues, str):
         queues = [queues]
@@ -319,7 +319,7 @@ def _sql_broker(block: EndpointBlock) -> EventBroker:
     from chatbot.store.factory import sql_urls
     from chatbot.store.sql_broker import SQLEventBroker
 
-    _warn_unknown_keys(block, _SQL_KEYS)
+    block.warn_unknown_keys(_SQL_KEYS)
     url, _ = sql_urls(block, Path(DEFAULT_SQLITE_DB))
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         raise ConfigError(
@@ -337,14 +337,6 @@ def _max_buffer(block: EndpointBlock) -> int:
             f"not {size!r}"
         )
     return size
-
-
-def _warn_unknown_keys(block: EndpointBlock, known: frozenset[str]) -> None:
-    unknown = sorted(set(block.params) - known)
-    if unknown:
-        logger.warning(
-            "%sevent_broker: ignoring unknown keys %s", block.origin.prefix, ", ".join(unknown)
-        )
 
 
 # Rasa's names for its brokers, compared without regard to case.
