@@ -17,7 +17,7 @@ from chatbot.errors import ModelFileError
 from chatbot.model_file import to_numpy
 from chatbot.nlu.features import Featurizer
 from chatbot.nlu.patterns import apply_synonyms, regex_entities
-from chatbot.nlu.runtime import JointRuntime, MessageOutputs
+from chatbot.nlu.runtime import EnsembleRuntime, JointRuntime, MessageOutputs
 from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.nlu.tags import allowed_transitions, tag_names, tag_spans
 from chatbot.nlu.tokenizer import Token, tokenize
@@ -67,7 +67,8 @@ class NLUModel:
     """A BiLSTM-CRF joint intent classifier and entity tagger, with its pre- and post-processing.
 
     ``net`` is the trained torch ``JointNet`` (training hands it over; its weights are copied to
-    numpy) or a ``JointRuntime`` (a model file's, or another model's).
+    numpy) or a ``JointRuntime`` (a model file's, or another model's), or an ``EnsembleRuntime``
+    of several (``settings.ensemble_size``).
     """
 
     def __init__(
@@ -75,14 +76,16 @@ class NLUModel:
         settings: NLUSettings,
         labels: Labels,
         featurizer: Featurizer,
-        net: JointNet | JointRuntime,
+        net: JointNet | JointRuntime | EnsembleRuntime,
         synonyms: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.labels = labels
         self.featurizer = featurizer
         self.runtime = (
-            net if isinstance(net, JointRuntime) else JointRuntime.from_net(net, settings)
+            net
+            if isinstance(net, (JointRuntime, EnsembleRuntime))
+            else JointRuntime.from_net(net, settings)
         )
         self.synonyms = dict(synonyms or {})
         self._tags = tag_names(labels.entity_types)
@@ -274,7 +277,16 @@ class NLUModel:
                 allowed_transitions(tag_names(labels.entity_types)) if sizes.tags else None
             )
             weights = {k: to_numpy(v) for k, v in tensors.items()}
-            runtime = JointRuntime(weights, settings, sizes, transitions)
+            runtime: JointRuntime | EnsembleRuntime
+            if settings.ensemble_size > 1:
+                runtime = EnsembleRuntime(
+                    [
+                        JointRuntime(member, settings, sizes, transitions)
+                        for member in EnsembleRuntime.split(weights, settings.ensemble_size)
+                    ]
+                )
+            else:
+                runtime = JointRuntime(weights, settings, sizes, transitions)
         except (KeyError, TypeError, ValueError) as error:
             raise ModelFileError(f"NLU model metadata or tensors do not fit: {error}") from error
         return cls(settings, labels, featurizer, runtime, meta.get("synonyms"))  # type: ignore[arg-type]

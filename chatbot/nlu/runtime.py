@@ -10,7 +10,7 @@ Shapes: T tokens, L characters a token, F token features, H hidden units a direc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -300,6 +300,90 @@ class JointRuntime:
         states[:, :h] = out[:, 0, 0]
         states[:, h:] = out[::-1, 1, 0]
         return states
+
+
+MEMBER = "ensemble.{}."  # the prefix of an ensemble member's tensors in a model file
+
+
+class EnsembleRuntime:
+    """Several ``JointRuntime`` members of one architecture (``settings.ensemble_size``), read
+    as one: the intent, n-gram, role, group and response outputs are the log of the members'
+    mean probabilities (so a softmax of them is that mean), and the entity tags come from the
+    members' mean CRF scores, emissions and transitions alike (a product of the members' tag
+    distributions, renormalised)."""
+
+    def __init__(self, members: Sequence[JointRuntime]) -> None:
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two members")
+        first = members[0]
+        if any(m.sizes != first.sizes for m in members):
+            raise ModelFileError("NLU ensemble members differ in their vocabulary or label sizes")
+        self.members = list(members)
+        self.settings, self.sizes = first.settings, first.sizes
+        self.decoder: CRFDecoder | None = None
+        decoders = [m.decoder for m in members if m.decoder is not None]
+        if decoders:
+            self.decoder = CRFDecoder(
+                *(np.mean([getattr(d, part) for d in decoders], axis=0) for part in _CRF_PARTS)
+            )
+
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        """Every member's state dict, each name prefixed with ``MEMBER`` and the member's index."""
+        return {
+            MEMBER.format(i) + name: value
+            for i, member in enumerate(self.members)
+            for name, value in member.weights.items()
+        }
+
+    @classmethod
+    def split(cls, weights: Mapping[str, np.ndarray], count: int) -> list[dict[str, np.ndarray]]:
+        """``weights`` (as ``weights`` gives them) as ``count`` members' state dicts; a tensor
+        outside every member is a ``ModelFileError``."""
+        members: list[dict[str, np.ndarray]] = [{} for _ in range(count)]
+        strays = []
+        for name, value in weights.items():
+            head, _, rest = name.partition(".")
+            index, _, tensor = rest.partition(".")
+            if head == MEMBER.split(".")[0] and index.isdigit() and int(index) < count and tensor:
+                members[int(index)][tensor] = value
+            else:
+                strays.append(name)
+        if strays:
+            raise ModelFileError(
+                f"NLU ensemble of {count} members: tensors outside every member: "
+                + ", ".join(sorted(strays)[:5])
+            )
+        return members
+
+    def __call__(self, message: Encoded) -> MessageOutputs:
+        outs = [member(message) for member in self.members]
+        emissions = None
+        if outs[0].emissions is not None:
+            emissions = np.mean([o.emissions for o in outs], axis=0)
+        return MessageOutputs(
+            intent_logits=_log_mean_softmax([o.intent_logits for o in outs]),  # type: ignore[arg-type]
+            ngram_logits=_log_mean_softmax([o.ngram_logits for o in outs]),
+            emissions=emissions,
+            role_logits=_log_mean_softmax([o.role_logits for o in outs]),
+            group_logits=_log_mean_softmax([o.group_logits for o in outs]),
+            response_logits=_log_mean_softmax([o.response_logits for o in outs]),
+        )
+
+
+_CRF_PARTS = ("trans", "start", "end")
+
+
+def _log_mean_softmax(logits: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """log(mean of softmax(each) over the last axis), float64; None where the outputs are."""
+    if logits[0] is None:
+        return None
+    x = np.stack(logits).astype(np.float64)  # (members, ..., classes)
+    x -= x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        return np.log(x.mean(axis=0))
 
 
 def _char_table(emb: np.ndarray, kernel: np.ndarray) -> np.ndarray:

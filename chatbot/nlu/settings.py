@@ -87,6 +87,12 @@ class NLUSettings:
     checkpoint_model: bool = False
     evaluate_on_number_of_examples: int = 0
     evaluate_every_number_of_epochs: int = 1
+    # An ensemble of this many networks, trained one after the other on the same data with seeds
+    # seed, seed + 1, ... (their own initial weights, batch order and dropout). A message's
+    # intent, role, group and response probabilities are the members' mean, and the entity tags
+    # are decoded from the members' mean CRF scores (emissions and transitions). Costs this many
+    # times the training and the parse time. 1: one network.
+    ensemble_size: int = 1
     # Post-processing.
     synonyms: bool = True  # EntitySynonymMapper
     regex_entities: bool = False  # RegexEntityExtractor
@@ -165,6 +171,7 @@ _RANGES: dict[str, Range] = {
     "ema_decay": SHARE,
     "evaluate_on_number_of_examples": AT_LEAST_0,
     "evaluate_every_number_of_epochs": AT_LEAST_1,
+    "ensemble_size": AT_LEAST_1,
     "fallback_threshold": FRACTION,
     "ambiguity_threshold": FRACTION,
     "ranking_length": AT_LEAST_0,
@@ -228,6 +235,7 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     "checkpoint_model": False,  # training only
     "evaluate_on_number_of_examples": 0,  # training only
     "evaluate_every_number_of_epochs": 1,  # training only
+    "ensemble_size": 1,  # added in session 11: models before it are one network
     "synonyms": True,
     "regex_entities": False,
     "fallback_threshold": 0.0,

@@ -18,6 +18,7 @@ from chatbot.errors import TrainingError
 from chatbot.nlu.features import Featurizer
 from chatbot.nlu.model import Labels, NLUModel
 from chatbot.nlu.network import Batch, JointNet, build_net
+from chatbot.nlu.runtime import EnsembleRuntime, JointRuntime
 from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.nlu.tags import OUTSIDE, PREFIXES, tag_names
 from chatbot.project.config import ComponentConfig
@@ -80,20 +81,29 @@ def train_nlu(
     began = time.perf_counter()
     # One intra-op thread: batches this small gain little from more, and lose several times over
     # when the cores are busy with anything else (OpenMP threads spin, waiting for each other).
+    nets = []
     with torch.random.fork_rng(), _threads(1):  # leave the caller's state alone
-        torch.manual_seed(seed)
-        net = build_net(settings, sizes, labels.entity_types)
-        _pattern_prior(net, labels, featurizer.patterns.names if featurizer.n_patterns else ())
         score = _scorer(held_out, settings, labels, featurizer) if held_out else None
-        _fit(net, samples, labels, settings, np.random.default_rng(seed), show_progress, score)
+        for member_seed in range(seed, seed + settings.ensemble_size):
+            torch.manual_seed(member_seed)
+            net = build_net(settings, sizes, labels.entity_types)
+            _pattern_prior(net, labels, featurizer.patterns.names if featurizer.n_patterns else ())
+            rng = np.random.default_rng(member_seed)
+            _fit(net, samples, labels, settings, rng, show_progress, score)
+            nets.append(net)
     logger.info(
-        "trained NLU on %d examples (%d intents, %d entity types) in %.1f s",
+        "trained NLU (%d network%s) on %d examples (%d intents, %d entity types) in %.1f s",
+        len(nets),
+        "s" if len(nets) > 1 else "",
         len(samples),
         len(labels.intents),
         len(labels.entity_types),
         time.perf_counter() - began,
     )
-    return NLUModel(settings, labels, featurizer, net, collect_synonyms(data, examples))
+    model: JointNet | EnsembleRuntime = nets[0]
+    if len(nets) > 1:
+        model = EnsembleRuntime([JointRuntime.from_net(net, settings) for net in nets])
+    return NLUModel(settings, labels, featurizer, model, collect_synonyms(data, examples))
 
 
 @contextmanager
