@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -104,6 +104,17 @@ class NLUModel:
     @property
     def entity_types(self) -> list[str]:
         return list(self.labels.entity_types)
+
+    def members(self) -> list[NLUModel]:
+        """An ensemble's networks (``settings.ensemble_size``), each as a model of its own with
+        this model's labels and features; a model of one network is its only member."""
+        if not isinstance(self.runtime, EnsembleRuntime):
+            return [self]
+        one = replace(self.settings, ensemble_size=1)
+        return [
+            NLUModel(one, self.labels, self.featurizer, member, self.synonyms)
+            for member in self.runtime.members
+        ]
 
     @property
     def has_tagger(self) -> bool:

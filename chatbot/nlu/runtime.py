@@ -358,9 +358,8 @@ class EnsembleRuntime:
 
     def __call__(self, message: Encoded) -> MessageOutputs:
         outs = [member(message) for member in self.members]
-        emissions = None
-        if outs[0].emissions is not None:
-            emissions = np.mean([o.emissions for o in outs], axis=0)
+        emitted = [o.emissions for o in outs if o.emissions is not None]
+        emissions = np.mean(emitted, axis=0) if emitted else None
         return MessageOutputs(
             intent_logits=_log_mean_softmax([o.intent_logits for o in outs]),  # type: ignore[arg-type]
             ngram_logits=_log_mean_softmax([o.ngram_logits for o in outs]),
@@ -376,9 +375,10 @@ _CRF_PARTS = ("trans", "start", "end")
 
 def _log_mean_softmax(logits: Sequence[np.ndarray | None]) -> np.ndarray | None:
     """log(mean of softmax(each) over the last axis), float64; None where the outputs are."""
-    if logits[0] is None:
+    arrays = [x for x in logits if x is not None]
+    if not arrays:
         return None
-    x = np.stack(logits).astype(np.float64)  # (members, ..., classes)
+    x = np.stack(arrays).astype(np.float64)  # (members, ..., classes)
     x -= x.max(axis=-1, keepdims=True)
     np.exp(x, out=x)
     x /= x.sum(axis=-1, keepdims=True)

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chatbot.nlu import NLUModel
 from chatbot.project.training_data import NLUData, NLUExample
 from training.benchmarks._nlu_common import (
     bio_example,
@@ -52,7 +53,7 @@ def run(
     params: dict[str, Any],
     split: str = "test",
     select_on_valid: bool = False,
-) -> dict[str, object]:
+) -> list[dict[str, object]]:
     """Train on ``train`` and score ``split``. ``select_on_valid``: keep the weights of the epoch
     that scores best on ``valid`` (``checkpoint_model``), the published models' protocol; with
     ``split="valid"`` they are chosen on its even-numbered utterances and every run also scores
@@ -68,19 +69,27 @@ def run(
         model = train_nlu(
             NLUData(examples=train), pipeline(**params), seed=seed, eval_data=selection
         )
-    predictions = [model.parse(e.text) for e in test]
-    scores = _scores(predictions, test, test_words, test_tags)
-    odd = {}
-    if split == "valid":
-        odd = _scores(predictions[1::2], test[1::2], test_words[1::2], test_tags[1::2])
-        odd = {f"valid_odd_{key}": value for key, value in odd.items()}
-    return round_scores(
+
+    def scored(model: NLUModel) -> dict[str, float]:
+        predictions = [model.parse(e.text) for e in test]
+        scores = _scores(predictions, test, test_words, test_tags)
+        if split == "valid":
+            odd = _scores(predictions[1::2], test[1::2], test_words[1::2], test_tags[1::2])
+            scores.update({f"valid_odd_{key}": value for key, value in odd.items()})
+        return scores
+
+    # An ensemble's networks are also scored one by one: the same seeds' single models.
+    members = model.members() if model.settings.ensemble_size > 1 else []
+    singles = [
+        round_scores({"name": name, "split": split, "member": i, "seed": seed + i, **scored(m)})
+        for i, m in enumerate(members)
+    ]
+    whole = round_scores(
         {
             "name": name,
             "split": split,
             "examples": len(test),
-            **scores,
-            **odd,
+            **scored(model),
             "train_examples": len(train),
             "settings": params,
             **took(),
@@ -89,6 +98,7 @@ def run(
             "load_avg": machine_load(),
         }
     )
+    return [whole, *singles]
 
 
 def _scores(
@@ -139,7 +149,8 @@ def main() -> None:
         params["epochs"] = args.epochs
     for name in args.datasets:
         split = "valid" if args.validation else "test"
-        emit(run(name, args.seed, params, split, select_on_valid=args.select_on_valid))
+        for result in run(name, args.seed, params, split, select_on_valid=args.select_on_valid):
+            emit(result)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from chatbot.nlu import NLUModel
 from chatbot.project.training_data import NLUData, NLUExample
 from training.benchmarks._nlu_common import (
     data_dir,
@@ -74,6 +75,40 @@ def main() -> None:
     with timed() as took:
         model = train_nlu(NLUData(examples=train), pipeline(**params), seed=args.seed)
 
+    val_examples = examples("val", "oos_val")
+    test_examples = val_examples if args.validation else examples("test", "oos_test")
+    timing = parse_times_ms(model, [e.text for e in test_examples])
+    # An ensemble's networks are also scored one by one: the same seeds' single models.
+    members = model.members() if model.settings.ensemble_size > 1 else []
+    for member, scored in enumerate([model, *members], start=-1):
+        for result in _report(scored, val_examples, test_examples, args.validation):
+            extra = {"member": member, "seed": args.seed + member} if member >= 0 else {}
+            emit(
+                round_scores(
+                    {
+                        "name": "clinc150",
+                        **result,
+                        "settings": params,
+                        "train_examples": len(train),
+                        **took(),
+                        **timing,
+                        "seed": args.seed,
+                        "load_avg": machine_load(),
+                        **extra,
+                    }
+                )
+            )
+
+
+def _report(
+    model: NLUModel,
+    val_examples: list[NLUExample],
+    test_examples: list[NLUExample],
+    validation: bool,
+) -> list[dict[str, object]]:
+    """In-scope accuracy and out-of-scope recall on test (val with ``validation``) without a
+    threshold, at the default one and at the two chosen on val."""
+
     def predict(split: list[NLUExample]) -> tuple[list[str], np.ndarray, list[str]]:
         results = [model.parse(e.text) for e in split]
         return (
@@ -82,7 +117,7 @@ def main() -> None:
             [str(r["intent"]["name"]) for r in results],
         )
 
-    val = predict(examples("val", "oos_val"))
+    val = predict(val_examples)
     candidates = np.round(np.arange(0.0, 1.0, 0.01), 2)
     balanced = float(max(candidates, key=lambda t: sum(scores(*val, t))))
     val_oos = sum(i == OOS for i in val[0]) / len(val[0])
@@ -92,9 +127,8 @@ def main() -> None:
         return (1 - val_oos) * in_scope + val_oos * recall
 
     accurate = float(max(candidates, key=accuracy))
-    test_examples = examples("val", "oos_val") if args.validation else examples("test", "oos_test")
-    test = val if args.validation else predict(test_examples)
-    timing = parse_times_ms(model, [e.text for e in test_examples])
+    test = val if validation else predict(test_examples)
+    results: list[dict[str, object]] = []
     for label, threshold in (
         ("no threshold", 0.0),
         ("default threshold", DEFAULT_THRESHOLD),
@@ -103,26 +137,18 @@ def main() -> None:
     ):
         in_scope, recall = scores(*test, threshold)
         val_in_scope, val_recall = scores(*val, threshold)
-        emit(
-            round_scores(
-                {
-                    "name": "clinc150",
-                    "split": "val" if args.validation else "test",
-                    "setting": f"oos-train, {label}",
-                    "settings": params,
-                    "fallback_threshold": threshold,
-                    "in_scope_accuracy": in_scope,
-                    "oos_recall": recall,
-                    "val_in_scope_accuracy": val_in_scope,
-                    "val_oos_recall": val_recall,
-                    "train_examples": len(train),
-                    **took(),
-                    **timing,
-                    "seed": args.seed,
-                    "load_avg": machine_load(),
-                }
-            )
+        results.append(
+            {
+                "split": "val" if validation else "test",
+                "setting": f"oos-train, {label}",
+                "fallback_threshold": threshold,
+                "in_scope_accuracy": in_scope,
+                "oos_recall": recall,
+                "val_in_scope_accuracy": val_in_scope,
+                "val_oos_recall": val_recall,
+            }
         )
+    return results
 
 
 if __name__ == "__main__":
