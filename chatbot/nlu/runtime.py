@@ -217,8 +217,16 @@ class JointRuntime:
         return cls(weights, settings, net.sizes, transitions)
 
     def __call__(self, message: Encoded) -> MessageOutputs:
+        states = self.token_inputs(message)
+        for layer in self.layers:
+            states = _bilstms([states], [layer], layer.w_hh, self.hidden)[0]  # (T, 2H)
+        return self.heads(states, message)
+
+    def token_inputs(self, message: Encoded) -> np.ndarray:
+        """What the encoder reads: each token's word, character, lexical and pattern features
+        (T, F)."""
         assert len(message.words), "a message needs at least one token"
-        tokens = np.concatenate(
+        return np.concatenate(
             [
                 self.word_emb[message.words],
                 self._char_features(message.chars),
@@ -226,10 +234,10 @@ class JointRuntime:
                 message.patterns,
             ],
             axis=1,
-        )  # (T, F)
-        states = tokens
-        for layer in self.layers:
-            states = self._bilstm(states, layer)  # (T, 2H)
+        )
+
+    def heads(self, states: np.ndarray, message: Encoded) -> MessageOutputs:
+        """The outputs of the encoder's last states (T, 2H)."""
         if self.self_attention is not None:
             states = np.concatenate([states, self.self_attention(states)], axis=1)
 
@@ -277,29 +285,38 @@ class JointRuntime:
         out += self.char_bias
         return np.maximum(out, 0.0, out=out)
 
-    def _bilstm(self, x: np.ndarray, layer: _LSTMLayer) -> np.ndarray:
-        """One bidirectional LSTM layer: (T, F) -> (T, 2H). Both directions step together: step
-        s reads token s forwards and token T-1-s backwards. The buffers are this call's own:
-        parses may run in several threads at once."""
-        t, h = len(x), self.hidden
+
+def _bilstms(
+    xs: Sequence[np.ndarray], layers: Sequence[_LSTMLayer], w_hh: np.ndarray, hidden: int
+) -> list[np.ndarray]:
+    """Bidirectional LSTM layers of one width over the same T tokens, stepped together (an
+    ensemble's members in one loop): (T, F) each -> (T, 2H) each. ``w_hh``: the layers' ``w_hh``
+    stacked (2 x layers, H, 4H). Both directions step together: step s reads token s forwards
+    and token T-1-s backwards. The buffers are this call's own: parses may run in several
+    threads at once."""
+    t, h, n = len(xs[0]), hidden, 2 * len(xs)
+    inputs = np.empty((t, n, 1, 4 * h), np.float32)
+    for k, (x, layer) in enumerate(zip(xs, layers, strict=True)):
         projected = (x @ layer.w_ih + layer.bias).reshape(t, 2, 4 * h)
-        inputs = np.empty((t, 2, 1, 4 * h), np.float32)
-        inputs[:, 0, 0] = projected[:, 0]
-        inputs[:, 1, 0] = projected[::-1, 1]
-        out = np.empty((t, 2, 1, h), np.float32)  # hidden states by step
-        cell = np.zeros((2, 1, h), np.float32)
-        buffers = CellBuffers((2, 1), h)
-        for s in range(t):
-            if s:
-                np.matmul(out[s - 1], layer.w_hh, out=buffers.gates)  # (2, 1, H) @ (2, H, 4H)
-                buffers.gates += inputs[s]
-            else:
-                buffers.gates[...] = inputs[0]
-            buffers.step(cell, out[s])
+        inputs[:, 2 * k, 0] = projected[:, 0]
+        inputs[:, 2 * k + 1, 0] = projected[::-1, 1]
+    out = np.empty((t, n, 1, h), np.float32)  # hidden states by step
+    cell = np.zeros((n, 1, h), np.float32)
+    buffers = CellBuffers((n, 1), h)
+    for s in range(t):
+        if s:
+            np.matmul(out[s - 1], w_hh, out=buffers.gates)  # (n, 1, H) @ (n, H, 4H)
+            buffers.gates += inputs[s]
+        else:
+            buffers.gates[...] = inputs[0]
+        buffers.step(cell, out[s])
+    results = []
+    for k in range(len(xs)):
         states = np.empty((t, 2 * h), np.float32)
-        states[:, :h] = out[:, 0, 0]
-        states[:, h:] = out[::-1, 1, 0]
-        return states
+        states[:, :h] = out[:, 2 * k, 0]
+        states[:, h:] = out[::-1, 2 * k + 1, 0]
+        results.append(states)
+    return results
 
 
 MEMBER = "ensemble.{}."  # the prefix of an ensemble member's tensors in a model file
@@ -320,6 +337,10 @@ class EnsembleRuntime:
             raise ModelFileError("NLU ensemble members differ in their vocabulary or label sizes")
         self.members = list(members)
         self.settings, self.sizes = first.settings, first.sizes
+        self._w_hh = [
+            np.ascontiguousarray(np.concatenate([m.layers[k].w_hh for m in members]))
+            for k in range(len(first.layers))
+        ]
         self.decoder: CRFDecoder | None = None
         decoders = [m.decoder for m in members if m.decoder is not None]
         if decoders:
@@ -357,7 +378,12 @@ class EnsembleRuntime:
         return members
 
     def __call__(self, message: Encoded) -> MessageOutputs:
-        outs = [member(message) for member in self.members]
+        # The members' encoders step through the tokens together: one loop, not one a member.
+        states = [member.token_inputs(message) for member in self.members]
+        for k, w_hh in enumerate(self._w_hh):
+            layers = [member.layers[k] for member in self.members]
+            states = _bilstms(states, layers, w_hh, self.settings.hidden)
+        outs = [m.heads(x, message) for m, x in zip(self.members, states, strict=True)]
         emitted = [o.emissions for o in outs if o.emissions is not None]
         emissions = np.mean(emitted, axis=0) if emitted else None
         return MessageOutputs(
