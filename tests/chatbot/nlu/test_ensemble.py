@@ -145,3 +145,14 @@ def test_a_single_networks_file_loads_as_one_network() -> None:
 def test_an_ensemble_size_below_1_or_not_a_whole_number_is_a_config_error(size: object) -> None:
     with pytest.raises(ConfigError, match="ensemble_size"):
         train_nlu(toy_data(), [ComponentConfig("BiLSTMCRF", {"ensemble_size": size})])
+
+
+def test_members_parse_as_the_single_models_of_their_seeds(
+    ensemble: NLUModel, singles: list[NLUModel]
+) -> None:
+    members = ensemble.members()
+    assert [m.settings.ensemble_size for m in members] == [1, 1, 1]
+    for member, single in zip(members, singles, strict=True):
+        for text in TEXTS:
+            assert member.parse(text) == single.parse(text)
+    assert singles[0].members() == [singles[0]]
