@@ -385,7 +385,7 @@ class EnsembleRuntime:
             states = _bilstms(states, layers, w_hh, self.settings.hidden)
         outs = [m.heads(x, message) for m, x in zip(self.members, states, strict=True)]
         emitted = [o.emissions for o in outs if o.emissions is not None]
-        emissions = np.mean(emitted, axis=0) if emitted else None
+        emissions = sum(emitted[1:], emitted[0]) / len(emitted) if emitted else None
         return MessageOutputs(
             intent_logits=_log_mean_softmax([o.intent_logits for o in outs]),  # type: ignore[arg-type]
             ngram_logits=_log_mean_softmax([o.ngram_logits for o in outs]),
@@ -401,15 +401,17 @@ _CRF_PARTS = ("trans", "start", "end")
 
 def _log_mean_softmax(logits: Sequence[np.ndarray | None]) -> np.ndarray | None:
     """log(mean of softmax(each) over the last axis), float64; None where the outputs are."""
-    arrays = [x for x in logits if x is not None]
-    if not arrays:
+    total: np.ndarray | None = None
+    for x in logits:
+        if x is None:
+            return None
+        p = np.exp((x - x.max(axis=-1, keepdims=True)).astype(np.float64))
+        p /= p.sum(axis=-1, keepdims=True)
+        total = p if total is None else total + p
+    if total is None:
         return None
-    x = np.stack(arrays).astype(np.float64)  # (members, ..., classes)
-    x -= x.max(axis=-1, keepdims=True)
-    np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True)
     with np.errstate(divide="ignore"):
-        return np.log(x.mean(axis=0))
+        return np.log(total / len(logits))
 
 
 def _char_table(emb: np.ndarray, kernel: np.ndarray) -> np.ndarray:
