@@ -1,6 +1,6 @@
 """NLU speed: training time of a tiny project, parse latency on one CPU thread, model loading.
 
-    python -m training.benchmarks.nlu_speed [--seed 42]
+    python -m training.benchmarks.nlu_speed [--seed 42] [--set NAME=VALUE ...]
 
 The tiny project is 10 intents x 10 examples (with their entities) from HWU64's first fold, the
 size of a new bot. Parse times: single messages: the fold's other utterances, a 10,000-character
@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import statistics
 import time
+from typing import Any
 
 import torch
 
@@ -28,6 +29,7 @@ from training.benchmarks._nlu_common import (
     parse_times_ms,
     pipeline,
     round_scores,
+    setting,
     setup,
     timed,
 )
@@ -57,7 +59,11 @@ async def async_overhead_ms(model: NLUModel, texts: list[str]) -> dict[str, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--set", type=setting, action="append", default=[], help="a BiLSTMCRF setting NAME=VALUE"
+    )
     args = parser.parse_args()
+    params: dict[str, Any] = dict(args.set)
     setup()
     fold = load_fold(data_dir() / "hwu64" / "KFold_1" / "testset")
     intents = sorted({e.intent for e in fold})[:: len({e.intent for e in fold}) // INTENTS][
@@ -66,7 +72,7 @@ def main() -> None:
     tiny = [e for intent in intents for e in [x for x in fold if x.intent == intent][:PER_INTENT]]
     others = [e.text for e in fold if e not in tiny]
     with timed() as took:
-        model = train_nlu(NLUData(examples=tiny), pipeline(fallback=0.3), seed=args.seed)
+        model = train_nlu(NLUData(examples=tiny), pipeline(fallback=0.3, **params), seed=args.seed)
     tensors, meta = model.export()
     loads = []
     for _ in range(5):
@@ -86,6 +92,7 @@ def main() -> None:
                 "name": "nlu_speed",
                 "model": f"tiny: {len(intents)} intents x {PER_INTENT} examples (HWU64)",
                 "train_examples": len(tiny),
+                "settings": params,
                 "entity_types": len(model.entity_types),
                 **took(),
                 **parse_times_ms(model, others),
