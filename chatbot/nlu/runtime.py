@@ -319,7 +319,7 @@ def _bilstms(
     return results
 
 
-MEMBER = "ensemble.{}."  # the prefix of an ensemble member's tensors in a model file
+ENSEMBLE = "ensemble"  # member i's tensors are named "ensemble.<i>.<name>" in a model file
 
 
 class EnsembleRuntime:
@@ -350,9 +350,9 @@ class EnsembleRuntime:
 
     @property
     def weights(self) -> dict[str, np.ndarray]:
-        """Every member's state dict, each name prefixed with ``MEMBER`` and the member's index."""
+        """Every member's state dict, each name prefixed with ``ensemble.<member's index>.``."""
         return {
-            MEMBER.format(i) + name: value
+            f"{ENSEMBLE}.{i}.{name}": value
             for i, member in enumerate(self.members)
             for name, value in member.weights.items()
         }
@@ -366,7 +366,7 @@ class EnsembleRuntime:
         for name, value in weights.items():
             head, _, rest = name.partition(".")
             index, _, tensor = rest.partition(".")
-            if head == MEMBER.split(".")[0] and index.isdigit() and int(index) < count and tensor:
+            if head == ENSEMBLE and index.isdigit() and int(index) < count and tensor:
                 members[int(index)][tensor] = value
             else:
                 strays.append(name)
