@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from chatbot import model_file
+from chatbot.agent import TrainedModel
 from chatbot.errors import ConfigError, ModelFileError
 from chatbot.nlu import NLUModel
 from chatbot.nlu.runtime import EnsembleRuntime, JointRuntime
 from chatbot.nlu.tokenizer import tokenize
 from chatbot.project.config import ComponentConfig
+from chatbot.project.loader import load_project
 from tests.chatbot.nlu.test_model import entities_of
 from tests.chatbot.nlu.toy import toy_data, trained_toy_model
+from tests.helpers import DOMAINS
 from training.nlu import train_nlu
+from training.train import train_to_file
 
 SEED = 7  # the toy model's
 TEXTS = ["fly from Hamburg to Tokyo", "i want a small funghi", "who are you", "bye", "hmm"]
@@ -156,3 +161,23 @@ def test_members_parse_as_the_single_models_of_their_seeds(
         for text in TEXTS:
             assert member.parse(text) == single.parse(text)
     assert singles[0].members() == [singles[0]]
+
+
+def test_a_projects_model_file_holds_and_serves_the_ensemble(tmp_path: Path) -> None:
+    """``ensemble_size`` in config.yml: ``chatbot train``'s model file serves the ensemble."""
+    project = tmp_path / "moodbot"
+    shutil.copytree(DOMAINS / "moodbot", project)
+    config = project / "config.yml"
+    text = config.read_text()
+    diet = "  - name: DIETClassifier\n    epochs: 100\n    constrain_similarities: true\n"
+    assert diet in text
+    config.write_text(
+        text.replace(diet, "  - name: BiLSTMCRF\n    epochs: 30\n    ensemble_size: 2\n")
+    )
+    out = tmp_path / "mood.model"
+    train_to_file(load_project(project), out, show_progress=False)
+    served = TrainedModel.from_file(out)
+    assert served.nlu is not None
+    assert isinstance(served.nlu.runtime, EnsembleRuntime)
+    assert len(served.nlu.runtime.members) == 2
+    assert served.nlu.parse("I am very sad today")["intent"]["name"] == "mood_unhappy"
