@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from chatbot import model_file
 from chatbot.agent import TrainedModel
 from chatbot.errors import ConfigError, ModelFileError
 from chatbot.nlu import NLUModel
+from chatbot.nlu.features import Encoded
 from chatbot.nlu.runtime import EnsembleRuntime, JointRuntime
 from chatbot.nlu.tokenizer import tokenize
 from chatbot.project.config import ComponentConfig
@@ -53,7 +55,7 @@ def singles() -> list[NLUModel]:
     ]
 
 
-def _encoded(model: NLUModel, text: str):  # type: ignore[no-untyped-def]
+def _encoded(model: NLUModel, text: str) -> Encoded:
     tokens = tokenize(text)
     return model.featurizer.encode(text, tokens, model.featurizer.patterns.matches(text, tokens))
 
@@ -103,7 +105,7 @@ def test_an_ensemble_learns_the_toy_data(ensemble: NLUModel) -> None:
         gold = sorted((e.entity, e.start, e.end, e.value, e.role, e.group) for e in ex.entities)
         assert entities_of(result) == gold, ex.text
         if ex.intent != ex.base_intent:  # a retrieval intent: the response selector's key
-            selector = result["response_selector"][ex.base_intent]  # type: ignore[typeddict-item]
+            selector: Any = result["response_selector"][ex.base_intent]
             assert selector["response"]["intent_response_key"] == ex.intent
 
 
@@ -177,7 +179,7 @@ def test_a_projects_model_file_holds_and_serves_the_ensemble(tmp_path: Path) -> 
     out = tmp_path / "mood.model"
     train_to_file(load_project(project), out, show_progress=False)
     served = TrainedModel.from_file(out)
-    assert served.nlu is not None
+    assert isinstance(served.nlu, NLUModel)
     assert isinstance(served.nlu.runtime, EnsembleRuntime)
     assert len(served.nlu.runtime.members) == 2
     assert served.nlu.parse("I am very sad today")["intent"]["name"] == "mood_unhappy"
