@@ -29,6 +29,7 @@ import re
 import statistics
 from pathlib import Path
 
+from chatbot.nlu import NLUModel
 from chatbot.project.training_data import EntityAnnotation, NLUData, NLUExample
 from training.benchmarks._nlu_common import (
     data_dir,
@@ -160,6 +161,16 @@ def main() -> None:
                 }
             )
         )
+        # An ensemble's networks are also scored one by one: the same seeds' single models.
+        members = model.members() if model.settings.ensemble_size > 1 else []
+        for i, member in enumerate(members):
+            split = f"fold {k + 1}" + (" validation" if args.validation else "")
+            scores = _scores(member, test)
+            emit(
+                round_scores(
+                    {"name": "hwu64", "split": split, "member": i, "seed": args.seed + i, **scores}
+                )
+            )
     emit(
         round_scores(
             {
@@ -173,6 +184,21 @@ def main() -> None:
             }
         )
     )
+
+
+def _scores(model: NLUModel, test: list[NLUExample]) -> dict[str, object]:
+    """Intent F1 (micro), exact-span entity F1 and HERMIT's entity F1 of ``model`` on ``test``."""
+    results = [model.parse(e.text) for e in test]
+    report = classification_report(
+        [e.intent for e in test], [str(r["intent"]["name"]) for r in results]
+    )
+    gold = [{(a.entity, a.start, a.end) for a in e.entities} for e in test]
+    found = [{(x["entity"], x["start"], x["end"]) for x in r["entities"]} for r in results]
+    return {
+        "intent_f1": report["micro avg"]["f1-score"],  # type: ignore[index]
+        "entity_f1": span_scores(gold, found)["f1"],
+        "entity_f1_hermit_scoring": token_overlap_scores([e.text for e in test], gold, found)["f1"],
+    }
 
 
 if __name__ == "__main__":
