@@ -30,6 +30,7 @@ import statistics
 from pathlib import Path
 
 from chatbot.nlu import NLUModel
+from chatbot.nlu.types import ParseResult
 from chatbot.project.training_data import EntityAnnotation, NLUData, NLUExample
 from training.benchmarks._nlu_common import (
     data_dir,
@@ -44,6 +45,7 @@ from training.benchmarks._nlu_common import (
 )
 from training.nlu import train_nlu
 from training.nlu.metrics import (
+    Report,
     classification_report,
     span_errors,
     span_scores,
@@ -51,6 +53,7 @@ from training.nlu.metrics import (
 )
 
 FOLDS = 10
+Span = tuple[str, int, int]  # entity type, start, end
 VALIDATION_SHARE = 0.1
 VALIDATION_SEED = 42  # the held-out tenth stays the same whatever --seed trains with
 _ANNOTATION = re.compile(r"\[\s*([^\[\]:]+?)\s*:\s*([^\[\]]+?)\s*\]")
@@ -114,12 +117,7 @@ def main() -> None:
             train, test = held_out(train)
         with timed() as took:
             model = train_nlu(NLUData(examples=train), pipeline(**params), seed=args.seed)
-        results = [model.parse(e.text) for e in test]
-        report = classification_report(
-            [e.intent for e in test], [str(r["intent"]["name"]) for r in results]
-        )
-        gold = [{(a.entity, a.start, a.end) for a in e.entities} for e in test]
-        found = [{(x["entity"], x["start"], x["end"]) for x in r["entities"]} for r in results]
+        results, report, gold, found = _predict(model, test)
         entities = span_scores(gold, found)
         # HERMIT's own scoring (a shared word of the same type), to compare like with like.
         hermit = token_overlap_scores([e.text for e in test], gold, found)
@@ -186,14 +184,22 @@ def main() -> None:
     )
 
 
-def _scores(model: NLUModel, test: list[NLUExample]) -> dict[str, object]:
-    """Intent F1 (micro), exact-span entity F1 and HERMIT's entity F1 of ``model`` on ``test``."""
+def _predict(
+    model: NLUModel, test: list[NLUExample]
+) -> tuple[list[ParseResult], Report, list[set[Span]], list[set[Span]]]:
+    """``model``'s parses of ``test``, their intent report, and the gold and found entity spans."""
     results = [model.parse(e.text) for e in test]
     report = classification_report(
         [e.intent for e in test], [str(r["intent"]["name"]) for r in results]
     )
     gold = [{(a.entity, a.start, a.end) for a in e.entities} for e in test]
     found = [{(x["entity"], x["start"], x["end"]) for x in r["entities"]} for r in results]
+    return results, report, gold, found
+
+
+def _scores(model: NLUModel, test: list[NLUExample]) -> dict[str, object]:
+    """Intent F1 (micro), exact-span entity F1 and HERMIT's entity F1 of ``model`` on ``test``."""
+    _, report, gold, found = _predict(model, test)
     return {
         "intent_f1": report["micro avg"]["f1-score"],  # type: ignore[index]
         "entity_f1": span_scores(gold, found)["f1"],
