@@ -92,6 +92,25 @@ def collate(messages: Sequence[Encoded]) -> Batch:
     )
 
 
+class TfidfParts(nn.Module):
+    """The TF-IDF n-gram model's inverse document frequencies (one per n-gram) and intent biases
+    (fixed while the network trains: no initial values are drawn, so the rest of the network
+    starts from the same random weights as without it)."""
+
+    def __init__(self, ngrams: int, intents: int) -> None:
+        super().__init__()
+        self.idf = nn.Parameter(torch.ones(ngrams), requires_grad=False)
+        self.bias = nn.Parameter(torch.zeros(intents), requires_grad=False)
+
+    def weights(self, ngrams: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Each n-gram's weight in its message: its idf, over the length of the message's idf
+        vector (each message's n-gram ids are unique)."""
+        idf = self.idf[ngrams]  # (N,)
+        bag = torch.bucketize(torch.arange(len(ngrams)), offsets, right=True) - 1
+        length = torch.zeros(len(offsets), dtype=idf.dtype).index_add_(0, bag, idf * idf).sqrt()
+        return idf / length.clamp_min(1e-12)[bag]
+
+
 class Outputs(NamedTuple):
     intent_logits: torch.Tensor  # (B, intents), the BiLSTM head
     ngram_logits: torch.Tensor | None  # (B, intents), the linear model of the n-grams
@@ -173,6 +192,16 @@ class JointNet(nn.Module):
         )
         if self.ngram_intents is not None:
             nn.init.zeros_(self.ngram_intents.weight)
+        # The TF-IDF n-gram model's inverse document frequencies and intent biases. Its weights
+        # are ngram_intents'; all three are fitted after the network (training.nlu.ngram_model),
+        # not by the network's loss.
+        self.ngram_tfidf = (
+            TfidfParts(sizes.ngrams, sizes.intents)
+            if self.ngram_intents is not None and s.ngram_tfidf
+            else None
+        )
+        if self.ngram_tfidf is not None and self.ngram_intents is not None:
+            self.ngram_intents.weight.requires_grad_(False)
         self.intent_pool = AttentionPool(state_dim, s.attention_dim)
         self.intent_out = nn.Linear(2 * state_dim + bag_dim + sizes.patterns, sizes.intents)
         self.tag_out = nn.Linear(state_dim, sizes.tags) if sizes.tags else None
@@ -249,11 +278,18 @@ class JointNet(nn.Module):
         matched = [batch.patterns.max(dim=1).values] if batch.patterns.shape[2] else []  # (B, P)
         sentence = torch.cat([self.intent_pool(states, mask), pooled_max, *bag, *matched], dim=1)
         intent_logits = self.intent_out(self.dropout(sentence))
-        ngram_logits = (
-            self.ngram_intents(batch.ngrams, batch.ngram_offsets)
-            if self.ngram_intents is not None
-            else None
-        )
+        ngram_logits = None
+        if self.ngram_intents is not None:
+            if self.ngram_tfidf is not None:
+                weights = self.ngram_tfidf.weights(batch.ngrams, batch.ngram_offsets)
+                ngram_logits = (
+                    self.ngram_intents(
+                        batch.ngrams, batch.ngram_offsets, per_sample_weights=weights
+                    )
+                    + self.ngram_tfidf.bias
+                )
+            else:
+                ngram_logits = self.ngram_intents(batch.ngrams, batch.ngram_offsets)
         emissions = self.tag_out(states) if self.tag_out is not None else None
         if emissions is not None and self.pattern_tags is not None:
             emissions = emissions + self.pattern_tags(batch.patterns)

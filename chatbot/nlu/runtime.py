@@ -75,6 +75,9 @@ def state_shapes(settings: NLUSettings, sizes: NetSizes) -> dict[str, tuple[int,
         shapes["ngram_bag.weight"] = (sizes.ngrams, s.count_vectors_dim)
         if s.ngram_intent_weight > 0:
             shapes["ngram_intents.weight"] = (sizes.ngrams, sizes.intents)
+            if s.ngram_tfidf:
+                shapes["ngram_tfidf.idf"] = (sizes.ngrams,)
+                shapes["ngram_tfidf.bias"] = (sizes.intents,)
     pool("intent_pool")
     linear("intent_out", sizes.intents, 2 * state + bag + sizes.patterns)
     if sizes.tags:
@@ -186,6 +189,8 @@ class JointRuntime:
         )
         self.ngram_bag = w.get("ngram_bag.weight")  # (ngrams, count_vectors_dim)
         self.ngram_intents = w.get("ngram_intents.weight")  # (ngrams, intents)
+        self.ngram_idf = w.get("ngram_tfidf.idf")  # (ngrams,), the TF-IDF model only
+        self.ngram_bias = w.get("ngram_tfidf.bias")  # (intents,)
         self.intent_pool = _pool(w, "intent_pool")
         self.intent_out = _linear(w, "intent_out")
         self.tag_out = _linear(w, "tag_out") if sizes.tags else None
@@ -247,11 +252,14 @@ class JointRuntime:
         matched = [message.patterns.max(axis=0)] if message.patterns.shape[1] else []  # (P,)
         sentence = np.concatenate([self.intent_pool(states), states.max(axis=0), *bag, *matched])
         intent_logits = self.intent_out(sentence)
-        ngram_logits = (
-            _bag(self.ngram_intents, message.ngrams, mean=False)
-            if self.ngram_intents is not None
-            else None
-        )
+        ngram_logits = None
+        if self.ngram_intents is not None:
+            if self.ngram_idf is not None and self.ngram_bias is not None:
+                ngram_logits = _tfidf_logits(
+                    self.ngram_intents, self.ngram_idf, self.ngram_bias, message.ngrams
+                )
+            else:
+                ngram_logits = _bag(self.ngram_intents, message.ngrams, mean=False)
         emissions = None
         if self.tag_out is not None:
             emissions = self.tag_out(states)  # (T, tags)
@@ -451,6 +459,17 @@ def _softmax32(logits: np.ndarray) -> np.ndarray:
     """Softmax in float32, as torch computes it in the network."""
     x = np.exp(logits - logits.max())
     return x / x.sum()
+
+
+def _tfidf_logits(
+    weight: np.ndarray, idf: np.ndarray, bias: np.ndarray, ids: np.ndarray
+) -> np.ndarray:
+    """The TF-IDF n-gram model's logits: the message's idf vector scaled to unit length, times
+    the weights, plus the biases; the biases alone for no known n-gram."""
+    if not len(ids):
+        return bias.copy()
+    values = idf[ids]
+    return (values / max(float(np.sqrt(values @ values)), 1e-12)) @ weight[ids] + bias
 
 
 def _bag(weight: np.ndarray, ids: np.ndarray, *, mean: bool) -> np.ndarray:

@@ -38,6 +38,17 @@ class NLUSettings:
     # when training (``training.nlu.trainer.for_data``; the model file holds the chosen share):
     # 0.5 below 20 training examples per intent, where the BiLSTM head is the weaker one, else 0.25.
     ngram_intent_weight: float = -1.0
+    # What the n-gram model is. True: a logistic regression over the message's n-grams weighted
+    # by inverse document frequency and scaled to unit length (scikit-learn's TfidfVectorizer),
+    # each intent's examples weighted by the inverse of their number (class_weight="balanced"),
+    # with an L2 penalty of ``ngram_l2`` on the weights, fitted to convergence (L-BFGS) after the
+    # network. A frequent intent then no longer wins every message it shares a few words with,
+    # and a rare word that marks one intent counts for more than the common ones: on the Braun
+    # corpora's training splits (cross-validation) this raised WebApps from .77 to .83 and
+    # AskUbuntu from .91 to .93 (docs/benchmarks.md, NLU, "A TF-IDF n-gram model"). False: the
+    # older model, a sum of one weight row per n-gram present, trained with the network's loss.
+    ngram_tfidf: bool = True
+    ngram_l2: float = 1e-3
     # Encoder and heads.
     hidden: int = 128  # per direction
     lstm_layers: int = 1
@@ -152,6 +163,7 @@ _RANGES: dict[str, Range] = {
     "count_vectors_max_features": AT_LEAST_1,
     "count_vectors_dim": AT_LEAST_1,
     "ngram_intent_weight": Range(-math.inf, 1.0, "at most 1 (negative: chosen from the data)"),
+    "ngram_l2": ABOVE_0,
     "hidden": AT_LEAST_1,
     "lstm_layers": AT_LEAST_1,
     "attention_dim": AT_LEAST_1,
@@ -213,6 +225,8 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     # Its value when it was added (commit 9b13fa6); "chosen at training time" (-1) came later,
     # and training writes the chosen share into the file.
     "ngram_intent_weight": 0.25,
+    "ngram_tfidf": False,  # added in session 12: models before it sum one row per n-gram
+    "ngram_l2": 1e-3,  # training only
     "hidden": 128,
     "lstm_layers": 1,
     "attention_dim": 64,

@@ -24,6 +24,7 @@ from chatbot.nlu.tags import OUTSIDE, PREFIXES, tag_names
 from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import NLUData, NLUExample
 from training.nlu.dataset import IGNORE, Sample, Targets, batches, encode_samples, make_batch
+from training.nlu.ngram_model import fit_tfidf_intents
 from training.nlu.pipeline import settings_from_pipeline
 from training.nlu.vocab import collect_synonyms, fit_featurizer, fit_labels
 
@@ -91,6 +92,8 @@ def train_nlu(
             rng = np.random.default_rng(member_seed)
             _fit(net, samples, labels, settings, rng, show_progress, score)
             nets.append(net)
+        if nets[0].ngram_tfidf is not None:
+            _fit_ngram_model(nets, samples, settings)
     logger.info(
         "trained NLU (%d network%s) on %d examples (%d intents, %d entity types) in %.1f s",
         len(nets),
@@ -140,9 +143,13 @@ def _pattern_prior(net: JointNet, labels: Labels, names: Sequence[str]) -> None:
 # probabilities is NGRAM_SHARE_SMALL, else NGRAM_SHARE. Cross-validated on the Braun corpora's
 # training splits only (docs/benchmarks.md, Braun section): with 3 to 11 examples per intent and
 # 5 to 8 intents, a half share beats a quarter by 2 to 5 points (the BiLSTM head alone is the
-# weakest); with 40 per intent a quarter is as good or better.
+# weakest); with 40 per intent a quarter is as good or better. The TF-IDF n-gram model
+# (``ngram_tfidf``) is stronger still on small data: with it, the n-gram model's share there is
+# NGRAM_SHARE_SMALL_TFIDF (0.9 and 1.0 tied on the same cross-validation, above every lower share;
+# docs/benchmarks.md, NLU, "A TF-IDF n-gram model").
 SMALL_PER_INTENT = 20
 NGRAM_SHARE_SMALL = 0.5
+NGRAM_SHARE_SMALL_TFIDF = 0.9
 NGRAM_SHARE = 0.25
 
 
@@ -151,10 +158,10 @@ def for_data(settings: NLUSettings, n: int, intents: int) -> NLUSettings:
     intents: the n-gram model's share, where ``ngram_intent_weight`` is negative."""
     if settings.ngram_intent_weight >= 0:
         return settings
-    small = n < SMALL_PER_INTENT * max(intents, 1)
-    return dataclasses.replace(
-        settings, ngram_intent_weight=NGRAM_SHARE_SMALL if small else NGRAM_SHARE
-    )
+    share = NGRAM_SHARE
+    if n < SMALL_PER_INTENT * max(intents, 1):
+        share = NGRAM_SHARE_SMALL_TFIDF if settings.ngram_tfidf else NGRAM_SHARE_SMALL
+    return dataclasses.replace(settings, ngram_intent_weight=share)
 
 
 STEPS_PER_EXAMPLE = 3
@@ -318,12 +325,34 @@ def _drop_tokens(batch: Batch, rate: float) -> Batch:
     )
 
 
+def _fit_ngram_model(
+    nets: Sequence[JointNet], samples: Sequence[Sample], settings: NLUSettings
+) -> None:
+    """Fit the TF-IDF n-gram model once and give it to every network (it does not depend on
+    the seed)."""
+    fitted = fit_tfidf_intents(
+        [s.encoded.ngrams for s in samples],
+        [s.intent for s in samples],
+        nets[0].sizes.ngrams,
+        nets[0].sizes.intents,
+        settings.ngram_l2,
+    )
+    with torch.no_grad():
+        for net in nets:
+            assert net.ngram_intents is not None and net.ngram_tfidf is not None
+            net.ngram_intents.weight.copy_(torch.from_numpy(fitted.weight))
+            net.ngram_tfidf.idf.copy_(torch.from_numpy(fitted.idf))
+            net.ngram_tfidf.bias.copy_(torch.from_numpy(fitted.bias))
+
+
 def _loss(net: JointNet, batch: Batch, targets: Targets, smoothing: float = 0.0) -> torch.Tensor:
     out = net(batch)
     loss = nn.functional.cross_entropy(
         out.intent_logits, targets.intents, label_smoothing=smoothing
     )
-    if out.ngram_logits is not None:  # trained on its own, mixed in at prediction time
+    # The older n-gram model is trained on its own loss, and mixed in at prediction time; the
+    # TF-IDF one is fitted after the network.
+    if out.ngram_logits is not None and net.ngram_tfidf is None:
         loss = loss + nn.functional.cross_entropy(
             out.ngram_logits, targets.intents, label_smoothing=smoothing
         )

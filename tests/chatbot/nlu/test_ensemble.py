@@ -82,7 +82,8 @@ def test_probabilities_are_the_members_mean_and_tags_use_their_mean_scores(
     assert all(s.settings.ngram_intent_weight == share for s in singles)
     for text in TEXTS:
         expected = np.mean([s.intent_probabilities(text, share) for s in singles], axis=0)
-        np.testing.assert_allclose(ensemble.intent_probabilities(text, share), expected, atol=1e-9)
+        got = ensemble.intent_probabilities(text, share)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)  # float32 sums
         ranking = ensemble.parse(text)["intent_ranking"]
         assert ranking[0]["confidence"] == pytest.approx(float(expected.max()))
         out = ensemble.runtime(_encoded(ensemble, text))

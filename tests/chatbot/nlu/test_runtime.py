@@ -72,6 +72,7 @@ CONFIGS = {
     "no patterns, no lexical": (SMALL, dataclasses.replace(FULL, patterns=0, lexical=0)),
     "no n-grams": (SMALL, dataclasses.replace(FULL, ngrams=0)),
     "no n-gram intents": (dataclasses.replace(SMALL, ngram_intent_weight=0.0), FULL),
+    "older n-gram model (a sum of rows)": (dataclasses.replace(SMALL, ngram_tfidf=False), FULL),
     "groups, no roles": (SMALL, dataclasses.replace(FULL, roles=1, responses=0)),
     "intent to tagger": (dataclasses.replace(SMALL, intent_to_tagger=True), FULL),
     "intent to tagger, no patterns": (
@@ -173,21 +174,28 @@ def test_a_padded_batch_gives_each_message_what_it_gets_alone(config: str) -> No
     for i, message in enumerate(messages):
         alone, n = torch_outputs(net, message), len(message.words)
         np.testing.assert_allclose(batched.intent_logits[i].numpy(), alone.intent_logits, atol=1e-4)
+        assert batched.ngram_logits is not None and alone.ngram_logits is not None
+        np.testing.assert_allclose(batched.ngram_logits[i].numpy(), alone.ngram_logits, atol=1e-4)
         assert batched.emissions is not None and alone.emissions is not None
         np.testing.assert_allclose(batched.emissions[i, :n].numpy(), alone.emissions, atol=1e-4)
 
 
-def test_empty_ngram_bags_are_zeros_as_in_torch() -> None:
-    settings, sizes = CONFIGS["everything"]
+@pytest.mark.parametrize("config", ["everything", "older n-gram model (a sum of rows)"])
+def test_empty_ngram_bags_are_as_in_torch(config: str) -> None:
+    """No known n-gram: the TF-IDF model gives its biases, the older one zeros."""
+    settings, sizes = CONFIGS[config]
     net = random_net(settings, sizes, seed=2)
     message = random_message(sizes, 3, np.random.default_rng(3))
     message.ngrams = np.zeros(0, np.int64)
-    got = JointRuntime.from_net(net, settings)(message)
-    assert got.ngram_logits is not None
-    np.testing.assert_array_equal(got.ngram_logits, 0.0)
-    np.testing.assert_allclose(
-        got.intent_logits, torch_outputs(net, message).intent_logits, atol=1e-5
-    )
+    got, want = JointRuntime.from_net(net, settings)(message), torch_outputs(net, message)
+    assert got.ngram_logits is not None and want.ngram_logits is not None
+    if settings.ngram_tfidf:
+        assert net.ngram_tfidf is not None
+        np.testing.assert_array_equal(got.ngram_logits, net.ngram_tfidf.bias.detach().numpy())
+    else:
+        np.testing.assert_array_equal(got.ngram_logits, 0.0)
+    np.testing.assert_allclose(got.ngram_logits, want.ngram_logits, atol=1e-5)
+    np.testing.assert_allclose(got.intent_logits, want.intent_logits, atol=1e-5)
 
 
 @pytest.mark.parametrize("config", CONFIGS)

@@ -79,25 +79,30 @@ def test_schedule(settings: NLUSettings, n: int, expected: tuple[int, int]) -> N
 
 
 @pytest.mark.parametrize(
-    ("weight", "n", "intents", "expected"),
+    ("weight", "tfidf", "n", "intents", "expected"),
     [
-        (-1.0, 30, 8, 0.5),  # under 20 examples per intent: the n-gram model leads
-        (-1.0, 199, 10, 0.5),
-        (-1.0, 200, 10, 0.25),  # from 20 per intent: the BiLSTM head leads
-        (-1.0, 15_000, 150, 0.25),
-        (0.4, 30, 8, 0.4),  # as set
-        (0.0, 30, 8, 0.0),  # no n-gram model
+        (-1.0, True, 30, 8, 0.9),  # under 20 examples per intent: the n-gram model leads
+        (-1.0, True, 199, 10, 0.9),
+        (-1.0, True, 200, 10, 0.25),  # from 20 per intent: the BiLSTM head leads
+        (-1.0, True, 15_000, 150, 0.25),
+        (-1.0, False, 30, 8, 0.5),  # the older n-gram model leads by less
+        (-1.0, False, 199, 10, 0.5),
+        (-1.0, False, 200, 10, 0.25),
+        (0.4, True, 30, 8, 0.4),  # as set
+        (0.0, True, 30, 8, 0.0),  # no n-gram model
     ],
 )
-def test_ngram_share_from_data_size(weight: float, n: int, intents: int, expected: float) -> None:
-    settings = for_data(NLUSettings(ngram_intent_weight=weight), n, intents)
-    assert settings.ngram_intent_weight == expected
+def test_ngram_share_from_data_size(
+    weight: float, tfidf: bool, n: int, intents: int, expected: float
+) -> None:
+    settings = NLUSettings(ngram_intent_weight=weight, ngram_tfidf=tfidf)
+    assert for_data(settings, n, intents).ngram_intent_weight == expected
 
 
 def test_trained_model_holds_the_chosen_share() -> None:
     with_ngrams = [ComponentConfig("CountVectorsFeaturizer"), *FAST]
     model = train_nlu(greetings(), with_ngrams, show_progress=False)  # 3 examples per intent
-    assert model.settings.ngram_intent_weight == 0.5
+    assert model.settings.ngram_intent_weight == 0.9
     assert model.runtime.ngram_intents is not None
 
 
