@@ -197,7 +197,7 @@ class JointNet(nn.Module):
         # not by the network's loss.
         self.ngram_tfidf = (
             TfidfParts(sizes.ngrams, sizes.intents)
-            if self.ngram_intents is not None and s.ngram_tfidf
+            if self.ngram_intents is not None and s.ngram_model == "tfidf"
             else None
         )
         if self.ngram_tfidf is not None and self.ngram_intents is not None:

@@ -75,7 +75,7 @@ def state_shapes(settings: NLUSettings, sizes: NetSizes) -> dict[str, tuple[int,
         shapes["ngram_bag.weight"] = (sizes.ngrams, s.count_vectors_dim)
         if s.ngram_intent_weight > 0:
             shapes["ngram_intents.weight"] = (sizes.ngrams, sizes.intents)
-            if s.ngram_tfidf:
+            if s.ngram_model == "tfidf":
                 shapes["ngram_tfidf.idf"] = (sizes.ngrams,)
                 shapes["ngram_tfidf.bias"] = (sizes.intents,)
     pool("intent_pool")

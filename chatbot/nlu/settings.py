@@ -38,16 +38,19 @@ class NLUSettings:
     # when training (``training.nlu.trainer.for_data``; the model file holds the chosen share):
     # 0.5 below 20 training examples per intent, where the BiLSTM head is the weaker one, else 0.25.
     ngram_intent_weight: float = -1.0
-    # What the n-gram model is. True: a logistic regression over the message's n-grams weighted
-    # by inverse document frequency and scaled to unit length (scikit-learn's TfidfVectorizer),
-    # each intent's examples weighted by the inverse of their number (class_weight="balanced"),
-    # with an L2 penalty of ``ngram_l2`` on the weights, fitted to convergence (L-BFGS) after the
-    # network. A frequent intent then no longer wins every message it shares a few words with,
-    # and a rare word that marks one intent counts for more than the common ones: on the Braun
-    # corpora's training splits (cross-validation) this raised WebApps from .77 to .83 and
-    # AskUbuntu from .91 to .93 (docs/benchmarks.md, NLU, "A TF-IDF n-gram model"). False: the
-    # older model, a sum of one weight row per n-gram present, trained with the network's loss.
-    ngram_tfidf: bool = True
+    # What the n-gram model is. "tfidf": a logistic regression over the message's n-grams
+    # weighted by inverse document frequency and scaled to unit length (scikit-learn's
+    # TfidfVectorizer), each intent's examples weighted by the inverse of their number
+    # (class_weight="balanced"), with an L2 penalty of ``ngram_l2`` on the weights, fitted to
+    # convergence (L-BFGS) after the network. A frequent intent then no longer wins every message
+    # it shares a few words with, and a rare word that marks one intent counts for more than the
+    # common ones. "sum": one weight row per n-gram present, summed, trained with the network's
+    # loss. "auto" (chosen from the data when training; the model file holds the choice): "tfidf"
+    # below 20 training examples per intent, else "sum". Cross-validated on the Braun corpora's
+    # training splits, "tfidf" raised WebApps from .77-.79 to .83 and AskUbuntu from .90-.92 to
+    # .93; on ATIS and HWU64 validation it was weaker than "sum", alone and mixed in
+    # (docs/benchmarks.md, NLU, "A TF-IDF n-gram model for small data").
+    ngram_model: str = "auto"
     ngram_l2: float = 1e-3
     # Encoder and heads.
     hidden: int = 128  # per direction
@@ -190,6 +193,10 @@ _RANGES: dict[str, Range] = {
 }
 
 
+# Each text setting's allowed values.
+_CHOICES: dict[str, tuple[str, ...]] = {"ngram_model": ("auto", "tfidf", "sum")}
+
+
 def _check_ranges(values: dict[str, Any], component: str, names: dict[str, str]) -> None:
     """A value out of its range is a ``ConfigError`` naming the setting (the pipeline adds the
     file and line), not a failure deep in training or a model that never trained."""
@@ -199,6 +206,11 @@ def _check_ranges(values: dict[str, Any], component: str, names: dict[str, str])
         "word or char_wb and 1 <= min_n <= max_n"
         for entry in values.get("count_vectors", ())
         if len(entry) != 3 or entry[0] not in ("word", "char_wb") or not 1 <= entry[1] <= entry[2]
+    ]
+    wrong += [
+        f"'{key}' must be one of {', '.join(choices)}, got {values[key]!r}"
+        for key, choices in _CHOICES.items()
+        if key in values and values[key] not in choices
     ]
     if wrong:
         raise ConfigError(f"{component}: " + "; ".join(wrong))
@@ -225,7 +237,7 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     # Its value when it was added (commit 9b13fa6); "chosen at training time" (-1) came later,
     # and training writes the chosen share into the file.
     "ngram_intent_weight": 0.25,
-    "ngram_tfidf": False,  # added in session 12: models before it sum one row per n-gram
+    "ngram_model": "sum",  # added in session 12: models before it sum one row per n-gram
     "ngram_l2": 1e-3,  # training only
     "hidden": 128,
     "lstm_layers": 1,
@@ -293,4 +305,6 @@ def _coerce(key: str, value: Any, kind: type, component: str) -> Any:
             return value
     elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    elif kind is str and isinstance(value, str):
+        return value
     raise ConfigError(f"{component}: '{key}' must be {kind.__name__}, got {value!r}")

@@ -46,7 +46,8 @@ SMALL = NLUSettings(
     hidden=16,
     attention_dim=8,
     count_vectors_dim=7,
-    ngram_intent_weight=0.25,  # the default (negative) is resolved by training, not here
+    ngram_intent_weight=0.25,  # the defaults ("auto", negative) are resolved by training
+    ngram_model="tfidf",
 )
 ENTITY_TYPES = ("city", "date")
 FULL = NetSizes(
@@ -65,14 +66,14 @@ CONFIGS = {
     "everything": (SMALL, FULL),
     "two layers": (dataclasses.replace(SMALL, lstm_layers=2), FULL),
     "default sizes": (
-        NLUSettings(lstm_layers=2, ngram_intent_weight=0.25),
+        NLUSettings(lstm_layers=2, ngram_intent_weight=0.25, ngram_model="tfidf"),
         dataclasses.replace(FULL, words=300, ngrams=500),
     ),
     "intents only": (SMALL, dataclasses.replace(FULL, tags=0, roles=0, groups=0, responses=0)),
     "no patterns, no lexical": (SMALL, dataclasses.replace(FULL, patterns=0, lexical=0)),
     "no n-grams": (SMALL, dataclasses.replace(FULL, ngrams=0)),
     "no n-gram intents": (dataclasses.replace(SMALL, ngram_intent_weight=0.0), FULL),
-    "older n-gram model (a sum of rows)": (dataclasses.replace(SMALL, ngram_tfidf=False), FULL),
+    "older n-gram model (a sum of rows)": (dataclasses.replace(SMALL, ngram_model="sum"), FULL),
     "groups, no roles": (SMALL, dataclasses.replace(FULL, roles=1, responses=0)),
     "intent to tagger": (dataclasses.replace(SMALL, intent_to_tagger=True), FULL),
     "intent to tagger, no patterns": (
@@ -189,7 +190,7 @@ def test_empty_ngram_bags_are_as_in_torch(config: str) -> None:
     message.ngrams = np.zeros(0, np.int64)
     got, want = JointRuntime.from_net(net, settings)(message), torch_outputs(net, message)
     assert got.ngram_logits is not None and want.ngram_logits is not None
-    if settings.ngram_tfidf:
+    if settings.ngram_model == "tfidf":
         assert net.ngram_tfidf is not None
         np.testing.assert_array_equal(got.ngram_logits, net.ngram_tfidf.bias.detach().numpy())
     else:

@@ -113,7 +113,7 @@ def test_a_trained_model_holds_the_fitted_model_and_serves_it() -> None:
     model = trained_toy_model()
     runtime = model.runtime
     assert isinstance(runtime, JointRuntime)
-    assert model.settings.ngram_tfidf
+    assert model.settings.ngram_model == "tfidf"  # the toy data has a few examples per intent
     assert runtime.ngram_idf is not None and runtime.ngram_bias is not None
     assert float(runtime.ngram_idf.min()) >= 1.0  # smooth idf is at least 1
     tensors, meta = model.export()
@@ -134,15 +134,15 @@ def test_a_file_that_says_tfidf_but_lacks_its_tensors_is_refused() -> None:
 
 
 def test_a_model_file_from_before_the_setting_serves_the_older_ngram_model() -> None:
-    """A file without ``ngram_tfidf`` holds the older model (a sum of one row per n-gram): it
+    """A file without ``ngram_model`` holds the older model (a sum of one row per n-gram): it
     loads and parses as it did, with no idf."""
-    older = train_nlu(toy_data(), [ComponentConfig("BiLSTMCRF", {"ngram_tfidf": False})], seed=7)
+    older = train_nlu(toy_data(), [ComponentConfig("BiLSTMCRF", {"ngram_model": "sum"})], seed=7)
     tensors, meta = older.export()
     assert "ngram_tfidf.idf" not in tensors
     meta = json.loads(json.dumps(meta))
-    del meta["settings"]["ngram_tfidf"], meta["settings"]["ngram_l2"]
+    del meta["settings"]["ngram_model"], meta["settings"]["ngram_l2"]
     loaded = NLUModel.from_export(tensors, meta)
-    assert not loaded.settings.ngram_tfidf
+    assert loaded.settings.ngram_model == "sum"
     assert isinstance(loaded.runtime, JointRuntime) and loaded.runtime.ngram_idf is None
     for text in ("fly from Oslo to Rome", "hi there", "bye"):
         assert loaded.parse(text) == older.parse(text)

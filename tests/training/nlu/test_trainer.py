@@ -79,30 +79,31 @@ def test_schedule(settings: NLUSettings, n: int, expected: tuple[int, int]) -> N
 
 
 @pytest.mark.parametrize(
-    ("weight", "tfidf", "n", "intents", "expected"),
+    ("weight", "model", "n", "intents", "expected"),
     [
-        (-1.0, True, 30, 8, 0.9),  # under 20 examples per intent: the n-gram model leads
-        (-1.0, True, 199, 10, 0.9),
-        (-1.0, True, 200, 10, 0.25),  # from 20 per intent: the BiLSTM head leads
-        (-1.0, True, 15_000, 150, 0.25),
-        (-1.0, False, 30, 8, 0.5),  # the older n-gram model leads by less
-        (-1.0, False, 199, 10, 0.5),
-        (-1.0, False, 200, 10, 0.25),
-        (0.4, True, 30, 8, 0.4),  # as set
-        (0.0, True, 30, 8, 0.0),  # no n-gram model
+        # Under 20 examples per intent: the TF-IDF n-gram model, and it leads.
+        (-1.0, "auto", 30, 8, ("tfidf", 0.9)),
+        (-1.0, "auto", 199, 10, ("tfidf", 0.9)),
+        # From 20 per intent: the summed n-gram model, and the BiLSTM head leads.
+        (-1.0, "auto", 200, 10, ("sum", 0.25)),
+        (-1.0, "auto", 15_000, 150, ("sum", 0.25)),
+        (-1.0, "sum", 30, 8, ("sum", 0.5)),  # asked for: it leads by less on small data
+        (-1.0, "tfidf", 15_000, 150, ("tfidf", 0.25)),
+        (0.4, "auto", 30, 8, ("tfidf", 0.4)),  # a share as set
+        (0.0, "sum", 30, 8, ("sum", 0.0)),  # no n-gram model
     ],
 )
-def test_ngram_share_from_data_size(
-    weight: float, tfidf: bool, n: int, intents: int, expected: float
+def test_ngram_model_and_share_from_data_size(
+    weight: float, model: str, n: int, intents: int, expected: tuple[str, float]
 ) -> None:
-    settings = NLUSettings(ngram_intent_weight=weight, ngram_tfidf=tfidf)
-    assert for_data(settings, n, intents).ngram_intent_weight == expected
+    settings = for_data(NLUSettings(ngram_intent_weight=weight, ngram_model=model), n, intents)
+    assert (settings.ngram_model, settings.ngram_intent_weight) == expected
 
 
 def test_trained_model_holds_the_chosen_share() -> None:
     with_ngrams = [ComponentConfig("CountVectorsFeaturizer"), *FAST]
     model = train_nlu(greetings(), with_ngrams, show_progress=False)  # 3 examples per intent
-    assert model.settings.ngram_intent_weight == 0.9
+    assert (model.settings.ngram_model, model.settings.ngram_intent_weight) == ("tfidf", 0.9)
     assert model.runtime.ngram_intents is not None
 
 
