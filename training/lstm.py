@@ -22,6 +22,7 @@ from chatbot.conversation.state import TEXT
 from chatbot.dialogue.action_masks import ActionMasks
 from chatbot.dialogue.featurizer import StateFeaturizer
 from chatbot.dialogue.lstm_policy import DEFAULT_CACHE_SIZE, LSTMPolicy
+from chatbot.dialogue.lstm_runtime import EnsembleTrackerRuntime, TrackerRuntime
 from chatbot.dialogue.lstm_tracker import DialogueStateTracker, TrackerConfig, masked_log_probs
 from chatbot.errors import TrainingError
 from chatbot.project.config import ComponentConfig
@@ -63,6 +64,12 @@ class LSTMSettings:
     cache_size: int = DEFAULT_CACHE_SIZE
     random_seed: int | None = None  # None: the seed training was started with
     priority: int = 1
+    # An ensemble of this many trackers, trained one after the other with seeds seed, seed + 1,
+    # ... (each its own held-out stories, glued stories, initial weights and batch order); the
+    # next action's probabilities are their mean. Costs this many times the training and the
+    # per-turn time. On bAbI task 6, three gave +1 per-response over their members' mean
+    # (docs/benchmarks.md, bAbI). 1: one tracker.
+    ensemble_size: int = 1
     # Threads for training. The tracker's matrices are small: on a busy machine more threads
     # mostly wait for each other (1 thread was 10x faster than 2 on our 2-core CI machine).
     num_threads: int = 1
@@ -118,6 +125,7 @@ _RANGES: dict[str, Range] = {
     "augmentation_factor": AT_LEAST_0,
     "cache_size": AT_LEAST_0,
     "num_threads": AT_LEAST_1,
+    "ensemble_size": AT_LEAST_1,
 }
 
 
@@ -200,6 +208,45 @@ def train_lstm(
     featurizer = StateFeaturizer.build(
         domain, texts, bot_texts, action_name_words=s.action_name_words
     )
+    runtimes, trained = [], torch.zeros(featurizer.num_labels, dtype=torch.bool)
+    for member_seed in range(seed, seed + s.ensemble_size):
+        model, labels = _train_tracker(
+            domain,
+            stories,
+            story_steps,
+            rule_steps,
+            len(rules),
+            featurizer,
+            s,
+            member_seed,
+            show_progress,
+        )
+        runtimes.append(TrackerRuntime.from_module(model))
+        trained |= labels  # a label some member learned is not masked
+    return LSTMPolicy(
+        runtimes[0] if len(runtimes) == 1 else EnsembleTrackerRuntime(runtimes),
+        featurizer,
+        trained,
+        cache_size=s.cache_size,
+        use_intent_ranking=s.use_intent_ranking,
+        priority=s.priority,
+        masks=ActionMasks.build(domain, [*stories, *rules]),
+    )
+
+
+def _train_tracker(
+    domain: Domain,
+    stories: Sequence[Any],
+    story_steps: Sequence[Any],
+    rule_steps: Sequence[Any],
+    num_rules: int,
+    featurizer: StateFeaturizer,
+    s: LSTMSettings,
+    seed: int,
+    show_progress: bool,
+) -> tuple[DialogueStateTracker, torch.Tensor]:
+    """One tracker, fitted with ``seed`` (its held-out stories, glued stories, initial weights
+    and batch order); returns it with the labels its training data asked for."""
     rng = random.Random(seed)
     order = list(range(len(stories)))
     rng.shuffle(order)
@@ -210,7 +257,7 @@ def train_lstm(
     train_convs = [c for i, c in enumerate(stories) if i not in held]
     glued = augment(train_convs, augmentation_factor=s.augmentation_factor, seed=seed)
     train_steps = [story_steps[i] for i in range(len(stories)) if i not in held]
-    train_steps += [replay(c, domain) for c in glued] + rule_steps
+    train_steps += [replay(c, domain) for c in glued] + list(rule_steps)
     val_steps = [story_steps[i] for i in sorted(held)]
 
     train = examples_of(train_steps, featurizer, s.max_history)
@@ -225,7 +272,7 @@ def train_lstm(
         len(stories),
         n_val,
         len(glued),
-        len(rules),
+        num_rules,
         len(train),
     )
     threads = torch.get_num_threads()
@@ -239,15 +286,7 @@ def train_lstm(
             _fit(model, train_tensors, val_tensors, trained, s, rng, show_progress)
         finally:
             torch.set_num_threads(threads)
-    return LSTMPolicy(
-        model,
-        featurizer,
-        trained,
-        cache_size=s.cache_size,
-        use_intent_ranking=s.use_intent_ranking,
-        priority=s.priority,
-        masks=ActionMasks.build(domain, [*stories, *rules]),
-    )
+    return model, trained
 
 
 def report_conflicts(steps: Sequence[Any], max_history: int | None, limit: int = 5) -> int:

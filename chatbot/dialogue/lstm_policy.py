@@ -36,7 +36,7 @@ from chatbot.conversation.messages import has_words
 from chatbot.conversation.state import INTENT, TEXT, State
 from chatbot.dialogue.action_masks import ActionMasks, satisfied
 from chatbot.dialogue.featurizer import Features, StateFeaturizer
-from chatbot.dialogue.lstm_runtime import HC, TrackerConfig, TrackerRuntime
+from chatbot.dialogue.lstm_runtime import HC, EnsembleTrackerRuntime, TrackerConfig, TrackerRuntime
 from chatbot.dialogue.policy import Policy, Prediction
 from chatbot.errors import ModelFileError
 from chatbot.model_file import to_numpy
@@ -90,7 +90,7 @@ class LSTMPolicy(Policy):
 
     def __init__(
         self,
-        model: TrackerRuntime | DialogueStateTracker,
+        model: TrackerRuntime | EnsembleTrackerRuntime | DialogueStateTracker,
         featurizer: StateFeaturizer,
         trained: Any,
         *,
@@ -99,10 +99,13 @@ class LSTMPolicy(Policy):
         priority: int = 1,
         masks: ActionMasks | None = None,
     ) -> None:
-        """``model``: the trained torch ``DialogueStateTracker`` (training, tests) or a
-        ``TrackerRuntime`` (a model file's); ``trained``: (A,) booleans, numpy or torch."""
-        self.runtime = (
-            model if isinstance(model, TrackerRuntime) else TrackerRuntime.from_module(model)
+        """``model``: the trained torch ``DialogueStateTracker`` (training, tests), a
+        ``TrackerRuntime`` (a model file's) or an ``EnsembleTrackerRuntime`` of several;
+        ``trained``: (A,) booleans, numpy or torch."""
+        self.runtime: TrackerRuntime | EnsembleTrackerRuntime = (
+            model
+            if isinstance(model, (TrackerRuntime, EnsembleTrackerRuntime))
+            else TrackerRuntime.from_module(model)
         )
         self.trained = to_numpy(trained).astype(bool)  # labels the stories asked for; others masked
         assert self.trained.shape == (featurizer.num_labels,), (
@@ -294,7 +297,7 @@ class LSTMPolicy(Policy):
         reach = self._reach
         outs = [step.out for step in entry.tail[max(0, len(entry.tail) - reach) :]] if reach else []
         if not outs:
-            return np.zeros((0, self.config.hidden_size), np.float32)
+            return np.zeros((0, self.runtime.output_width), np.float32)
         return np.stack(outs)
 
     def cached_states(self, sender_id: str) -> int | None:
@@ -334,6 +337,8 @@ class LSTMPolicy(Policy):
             "priority": self.priority,
             "masks": self.masks.to_meta(),
         }
+        if isinstance(self.runtime, EnsembleTrackerRuntime):
+            meta["ensemble_size"] = len(self.runtime.members)
         return tensors, meta
 
     @classmethod
@@ -345,8 +350,19 @@ class LSTMPolicy(Policy):
         }
         if "trained" not in tensors:
             raise ModelFileError("LSTM policy: the 'trained' label mask is missing")
+        size = meta.get("ensemble_size", 1)  # absent: a file from before ensembles, one tracker
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ModelFileError(
+                f"LSTM policy: ensemble_size must be a whole number >= 1, got {size!r}"
+            )
+        runtime: TrackerRuntime | EnsembleTrackerRuntime
+        if size > 1:
+            parts = EnsembleTrackerRuntime.split(weights, size)
+            runtime = EnsembleTrackerRuntime([TrackerRuntime(config, part) for part in parts])
+        else:
+            runtime = TrackerRuntime(config, weights)
         return cls(
-            TrackerRuntime(config, weights),
+            runtime,
             StateFeaturizer.from_meta(meta["featurizer"]),
             tensors["trained"],
             cache_size=int(meta.get("cache_size", DEFAULT_CACHE_SIZE)),

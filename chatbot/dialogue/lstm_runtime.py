@@ -122,6 +122,7 @@ class TrackerRuntime:
         self.head = np.ascontiguousarray(head.T)  # (D, A)
         self.head_bias = bias.astype(np.float32)
         self.steps_run = 0  # LSTM steps computed, for tests and benchmarks
+        self.output_width = c.hidden_size  # of one step's LSTM output, what attention reads
 
     @classmethod
     def from_module(cls, module: object) -> TrackerRuntime:
@@ -195,3 +196,86 @@ class TrackerRuntime:
         att = np.where(visible, att, -np.inf)
         att = np.exp(att - att.max(axis=1, keepdims=True))
         return (att / att.sum(axis=1, keepdims=True)) @ v
+
+
+class EnsembleTrackerRuntime:
+    """Several trackers of one configuration (trained with different seeds), read as one: the
+    label probabilities are the members' mean, returned as their log, so that softmax (and a
+    label mask before it) gives the mean back. A conversation's (h, c) and LSTM outputs are the
+    members' side by side: (h, c) each (members * layers, H), outputs (T, members * H), so that
+    the policy caches and rolls them back as it does one tracker's."""
+
+    def __init__(self, members: list[TrackerRuntime]) -> None:
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two trackers")
+        first = members[0].config
+        if any(m.config != first for m in members[1:]):
+            raise ModelFileError("LSTM tracker ensemble: its members' settings differ")
+        self.members = members
+        self.config = first
+        self.output_width = len(members) * first.hidden_size
+        self.weights = {
+            f"ensemble.{i}.{k}": v for i, m in enumerate(members) for k, v in m.weights.items()
+        }
+
+    @classmethod
+    def split(cls, weights: Mapping[str, np.ndarray], count: int) -> list[dict[str, np.ndarray]]:
+        """The members' state dicts from ``ensemble.<i>.<name>`` tensors; a tensor of no
+        member is a ModelFileError."""
+        parts: list[dict[str, np.ndarray]] = [{} for _ in range(count)]
+        stray = []
+        for key, value in weights.items():
+            head, _, rest = key.partition(".")
+            index, _, name = rest.partition(".")
+            if head == "ensemble" and index.isdigit() and int(index) < count and name:
+                parts[int(index)][name] = value
+            else:
+                stray.append(key)
+        if stray:
+            raise ModelFileError(
+                f"LSTM tracker ensemble of {count}: tensors of no member: " + ", ".join(stray)
+            )
+        return parts
+
+    @property
+    def steps_run(self) -> int:
+        return self.members[0].steps_run
+
+    def zero_state(self) -> HC:
+        states = [m.zero_state() for m in self.members]
+        return np.concatenate([h for h, _ in states]), np.concatenate([c for _, c in states])
+
+    def forward(
+        self,
+        idx: np.ndarray,
+        val: np.ndarray,
+        state: HC | None = None,
+        memory: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, HC, np.ndarray]:
+        layers, width = self.config.num_layers, self.config.hidden_size
+        logits, hs, cs, outs = [], [], [], []
+        for i, member in enumerate(self.members):
+            rows, columns = slice(i * layers, (i + 1) * layers), slice(i * width, (i + 1) * width)
+            own = None if state is None else (state[0][rows], state[1][rows])
+            seen = None if memory is None else memory[:, columns]
+            scores, (h, c), out = member.forward(idx, val, own, seen)
+            logits.append(scores)
+            hs.append(h)
+            cs.append(c)
+            outs.append(out)
+        return (
+            _log_mean_softmax(np.stack(logits)),
+            (np.concatenate(hs), np.concatenate(cs)),
+            np.concatenate(outs, axis=1),
+        )
+
+
+def _log_mean_softmax(logits: np.ndarray) -> np.ndarray:
+    """(members, T, A) scores -> (T, A) log of the members' mean probabilities, in float64 and
+    by log-sum-exp, so that a label every member finds very unlikely keeps a finite score (a
+    label mask may leave only such labels)."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=2, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=2, keepdims=True))  # each member's log-softmax
+    top = log_probs.max(axis=0)
+    return top + np.log(np.exp(log_probs - top).mean(axis=0))
