@@ -67,8 +67,8 @@ class LSTMSettings:
     # An ensemble of this many trackers, trained one after the other with seeds seed, seed + 1,
     # ... (each its own held-out stories, glued stories, initial weights and batch order); the
     # next action's probabilities are their mean. Costs this many times the training and the
-    # per-turn time. On bAbI task 6, three gave +1 per-response over their members' mean
-    # (docs/benchmarks.md, bAbI). 1: one tracker.
+    # per-turn time. On bAbI task 6, three gave +0.8 to +1.0 per-response on tst over their
+    # members' mean, and 0 to +0.6 on dev (docs/benchmarks.md, bAbI). 1: one tracker.
     ensemble_size: int = 1
     # Threads for training. The tracker's matrices are small: on a busy machine more threads
     # mostly wait for each other (1 thread was 10x faster than 2 on our 2-core CI machine).

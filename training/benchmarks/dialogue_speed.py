@@ -10,13 +10,16 @@
   session, intent from ``/intent``, predict and run actions until listening, save, reply), for
   the configured model: what a user waits for, less the NLU and the network.
 
-    .venv/bin/python -m training.benchmarks.dialogue_speed
+    .venv/bin/python -m training.benchmarks.dialogue_speed [--set ensemble_size=3 ...]
+
+``--set`` gives the LSTM policy a setting (both the configured one and the one trained alone).
 
 Prints one JSON object per result (seconds; the 1-minute load average, as the machine is shared).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import json
@@ -37,6 +40,7 @@ from chatbot.project.config import ComponentConfig
 from chatbot.project.domain import ACTION_LISTEN, ACTION_SESSION_START
 from chatbot.project.loader import load_project
 from chatbot.project.project import Project
+from training.benchmarks._nlu_common import setting
 from training.dialogue import train_policies
 from training.lstm import make_lstm_trainer
 
@@ -46,7 +50,12 @@ BOT = REPO_ROOT / "domains" / "restaurant"
 SMALL_TALK = ("greet", "chitchat", "bot_challenge", "thankyou")
 
 
+# The LSTM policy settings of this run (``--set``), in every result line.
+RUN_SETTINGS: dict[str, Any] = {}
+
+
 def emit(result: dict[str, Any]) -> None:
+    result["settings"] = RUN_SETTINGS
     result["load_avg"] = round(os.getloadavg()[0], 1)
     print(json.dumps(result), flush=True)
 
@@ -167,9 +176,26 @@ def prediction_steps(model: TrainedModel, n: int = 2000) -> list[float]:
     return times[100:]
 
 
+def with_lstm_settings(project: Project, params: dict[str, Any]) -> Project:
+    """``project`` with ``params`` added to its LSTM policy's settings (TEDPolicy, LSTMPolicy)."""
+    policies = tuple(
+        ComponentConfig(p.name, {**p.params, **params}, p.origin)
+        if p.name in ("TEDPolicy", "LSTMPolicy")
+        else p
+        for p in project.config.policies
+    )
+    return with_policies(project, *policies)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--set", type=setting, action="append", default=[], help="an LSTM policy setting K=V"
+    )
+    params = dict(parser.parse_args().set)
+    RUN_SETTINGS.update(params)
     logging.basicConfig(level=logging.WARNING)
-    project = load_project(BOT)
+    project = with_lstm_settings(load_project(BOT), params)
     configured, wall, cpu = train(project)
     emit(
         {
@@ -179,7 +205,7 @@ def main() -> None:
             "train_cpu_s": round(cpu, 2),
         }
     )
-    lstm_only = with_policies(project, ComponentConfig("LSTMPolicy"))
+    lstm_only = with_policies(project, ComponentConfig("LSTMPolicy", params))
     whole, wall, cpu = train(lstm_only)
     emit(
         {
