@@ -22,6 +22,7 @@ from chatbot.blas import limit_blas_threads
 from chatbot.errors import ModelFileError
 from chatbot.lstm_cell import CellBuffers, fused_gates
 from chatbot.model_file import to_numpy
+from chatbot.probabilities import log_mean_softmax
 
 # (h, c) of the LSTM, each (num_layers, H)
 HC = tuple[np.ndarray, np.ndarray]
@@ -264,18 +265,7 @@ class EnsembleTrackerRuntime:
             cs.append(c)
             outs.append(out)
         return (
-            _log_mean_softmax(np.stack(logits)),
+            log_mean_softmax(logits),
             (np.concatenate(hs), np.concatenate(cs)),
             np.concatenate(outs, axis=1),
         )
-
-
-def _log_mean_softmax(logits: np.ndarray) -> np.ndarray:
-    """(members, T, A) scores -> (T, A) log of the members' mean probabilities, in float64 and
-    by log-sum-exp, so that a label every member finds very unlikely keeps a finite score (a
-    label mask may leave only such labels)."""
-    z = logits.astype(np.float64)
-    z = z - z.max(axis=2, keepdims=True)
-    log_probs = z - np.log(np.exp(z).sum(axis=2, keepdims=True))  # each member's log-softmax
-    top = log_probs.max(axis=0)
-    return top + np.log(np.exp(log_probs - top).mean(axis=0))

@@ -22,6 +22,7 @@ from chatbot.model_file import to_numpy
 from chatbot.nlu.crf_decoder import CRFDecoder
 from chatbot.nlu.features import Encoded
 from chatbot.nlu.settings import NetSizes, NLUSettings
+from chatbot.probabilities import log_mean_softmax
 
 if TYPE_CHECKING:
     from chatbot.nlu.network import JointNet
@@ -409,17 +410,9 @@ _CRF_PARTS = ("trans", "start", "end")
 
 def _log_mean_softmax(logits: Sequence[np.ndarray | None]) -> np.ndarray | None:
     """log(mean of softmax(each) over the last axis), float64; None where the outputs are."""
-    total: np.ndarray | None = None
-    for x in logits:
-        if x is None:
-            return None
-        p = np.exp((x - x.max(axis=-1, keepdims=True)).astype(np.float64))
-        p /= p.sum(axis=-1, keepdims=True)
-        total = p if total is None else total + p
-    if total is None:
+    if any(x is None for x in logits):
         return None
-    with np.errstate(divide="ignore"):
-        return np.log(total / len(logits))
+    return log_mean_softmax([x for x in logits if x is not None])
 
 
 def _char_table(emb: np.ndarray, kernel: np.ndarray) -> np.ndarray:

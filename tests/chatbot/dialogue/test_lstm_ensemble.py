@@ -15,12 +15,9 @@ import yaml
 from chatbot.conversation.conversation import Conversation
 from chatbot.dialogue.featurizer import StateFeaturizer
 from chatbot.dialogue.lstm_policy import LSTMPolicy, batch_features, step_features
-from chatbot.dialogue.lstm_runtime import (
-    EnsembleTrackerRuntime,
-    TrackerRuntime,
-    _log_mean_softmax,
-)
+from chatbot.dialogue.lstm_runtime import EnsembleTrackerRuntime, TrackerRuntime
 from chatbot.errors import ModelFileError, TrainingError
+from chatbot.probabilities import log_mean_softmax
 from chatbot.project.config import ComponentConfig
 from chatbot.project.domain import Domain
 from chatbot.project.domain_reader import domain_from_dict
@@ -117,7 +114,7 @@ def test_incremental_predictions_equal_a_full_recompute_of_every_member(
 def test_a_label_every_member_finds_very_unlikely_keeps_a_finite_score() -> None:
     """A mask may leave only such labels: their scores must still rank, not be -inf or NaN."""
     logits = np.array([[[0.0, -3000.0, -3001.0]], [[0.0, -2900.0, -3100.0]]], np.float32)
-    got = _log_mean_softmax(logits)[0]
+    got = log_mean_softmax(list(logits))[0]
     assert np.isfinite(got).all()
     assert got[1] > got[2]
     np.testing.assert_allclose(got[1], -2900.0 - np.log(2), rtol=1e-9)
