@@ -253,6 +253,9 @@ class EnsembleTrackerRuntime:
         state: HC | None = None,
         memory: np.ndarray | None = None,
     ) -> tuple[np.ndarray, HC, np.ndarray]:
+        """``TrackerRuntime.forward`` of every member, each from its own rows of ``state`` and
+        columns of ``memory``: the log of their mean label probabilities (T, A), their (h, c)
+        and outputs side by side."""
         layers, width = self.config.num_layers, self.config.hidden_size
         logits, hs, cs, outs = [], [], [], []
         for i, member in enumerate(self.members):
