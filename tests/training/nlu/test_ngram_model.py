@@ -136,7 +136,8 @@ def test_a_file_that_says_tfidf_but_lacks_its_tensors_is_refused() -> None:
 def test_a_model_file_from_before_the_setting_serves_the_older_ngram_model() -> None:
     """A file without ``ngram_model`` holds the older model (a sum of one row per n-gram): it
     loads and parses as it did, with no idf."""
-    older = train_nlu(toy_data(), [ComponentConfig("BiLSTMCRF", {"ngram_model": "sum"})], seed=7)
+    sum_model = [ComponentConfig("BiLSTMCRF", {"ngram_model": "sum"})]
+    older = train_nlu(toy_data(), sum_model, seed=7, show_progress=False)
     tensors, meta = older.export()
     assert "ngram_tfidf.idf" not in tensors
     meta = json.loads(json.dumps(meta))
