@@ -38,6 +38,7 @@ from chatbot.dialogue.action_masks import ActionMasks, satisfied
 from chatbot.dialogue.featurizer import Features, StateFeaturizer
 from chatbot.dialogue.lstm_runtime import HC, EnsembleTrackerRuntime, TrackerConfig, TrackerRuntime
 from chatbot.dialogue.policy import Policy, Prediction
+from chatbot.ensemble import split_members
 from chatbot.errors import ModelFileError
 from chatbot.model_file import to_numpy
 
@@ -357,7 +358,7 @@ class LSTMPolicy(Policy):
             )
         runtime: TrackerRuntime | EnsembleTrackerRuntime
         if size > 1:
-            parts = EnsembleTrackerRuntime.split(weights, size)
+            parts = split_members(weights, size, "LSTM tracker")
             runtime = EnsembleTrackerRuntime([TrackerRuntime(config, part) for part in parts])
         else:
             runtime = TrackerRuntime(config, weights)

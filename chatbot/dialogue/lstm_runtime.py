@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from chatbot.blas import limit_blas_threads
+from chatbot.ensemble import join_members, log_mean_softmax
 from chatbot.errors import ModelFileError
 from chatbot.lstm_cell import CellBuffers, fused_gates
 from chatbot.model_file import to_numpy
-from chatbot.probabilities import log_mean_softmax
 
 # (h, c) of the LSTM, each (num_layers, H)
 HC = tuple[np.ndarray, np.ndarray]
@@ -215,28 +215,7 @@ class EnsembleTrackerRuntime:
         self.members = members
         self.config = first
         self.output_width = len(members) * first.hidden_size
-        self.weights = {
-            f"ensemble.{i}.{k}": v for i, m in enumerate(members) for k, v in m.weights.items()
-        }
-
-    @classmethod
-    def split(cls, weights: Mapping[str, np.ndarray], count: int) -> list[dict[str, np.ndarray]]:
-        """The members' state dicts from ``ensemble.<i>.<name>`` tensors; a tensor of no
-        member is a ModelFileError."""
-        parts: list[dict[str, np.ndarray]] = [{} for _ in range(count)]
-        stray = []
-        for key, value in weights.items():
-            head, _, rest = key.partition(".")
-            index, _, name = rest.partition(".")
-            if head == "ensemble" and index.isdigit() and int(index) < count and name:
-                parts[int(index)][name] = value
-            else:
-                stray.append(key)
-        if stray:
-            raise ModelFileError(
-                f"LSTM tracker ensemble of {count}: tensors of no member: " + ", ".join(stray)
-            )
-        return parts
+        self.weights = join_members([m.weights for m in members])
 
     @property
     def steps_run(self) -> int:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from chatbot.ensemble import split_members
 from chatbot.errors import ModelFileError
 from chatbot.model_file import to_numpy
 from chatbot.nlu.features import Featurizer
@@ -293,7 +294,7 @@ class NLUModel:
                 runtime = EnsembleRuntime(
                     [
                         JointRuntime(member, settings, sizes, transitions)
-                        for member in EnsembleRuntime.split(weights, settings.ensemble_size)
+                        for member in split_members(weights, settings.ensemble_size, "NLU")
                     ]
                 )
             else:

@@ -279,8 +279,9 @@ class JointNet(nn.Module):
         sentence = torch.cat([self.intent_pool(states, mask), pooled_max, *bag, *matched], dim=1)
         intent_logits = self.intent_out(self.dropout(sentence))
         ngram_logits = None
-        if self.ngram_intents is not None:
-            if self.ngram_tfidf is not None:
+        if self.ngram_tfidf is not None and self.ngram_intents is not None:
+            # Fitted after the network, not by its loss: a training batch has no use for it.
+            if not self.training:
                 weights = self.ngram_tfidf.weights(batch.ngrams, batch.ngram_offsets)
                 ngram_logits = (
                     self.ngram_intents(
@@ -288,8 +289,8 @@ class JointNet(nn.Module):
                     )
                     + self.ngram_tfidf.bias
                 )
-            else:
-                ngram_logits = self.ngram_intents(batch.ngrams, batch.ngram_offsets)
+        elif self.ngram_intents is not None:
+            ngram_logits = self.ngram_intents(batch.ngrams, batch.ngram_offsets)
         emissions = self.tag_out(states) if self.tag_out is not None else None
         if emissions is not None and self.pattern_tags is not None:
             emissions = emissions + self.pattern_tags(batch.patterns)

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from chatbot.blas import limit_blas_threads
+from chatbot.ensemble import join_members, log_mean_softmax
 from chatbot.errors import ModelFileError
 from chatbot.lstm_cell import CellBuffers, fused_gates
 from chatbot.model_file import to_numpy
 from chatbot.nlu.crf_decoder import CRFDecoder
 from chatbot.nlu.features import Encoded
 from chatbot.nlu.settings import NetSizes, NLUSettings
-from chatbot.probabilities import log_mean_softmax
 
 if TYPE_CHECKING:
     from chatbot.nlu.network import JointNet
@@ -328,9 +328,6 @@ def _bilstms(
     return results
 
 
-ENSEMBLE = "ensemble"  # member i's tensors are named "ensemble.<i>.<name>" in a model file
-
-
 class EnsembleRuntime:
     """Several ``JointRuntime`` members of one architecture (``settings.ensemble_size``), read
     as one: the intent, n-gram, role, group and response outputs are the log of the members'
@@ -360,31 +357,7 @@ class EnsembleRuntime:
     @property
     def weights(self) -> dict[str, np.ndarray]:
         """Every member's state dict, each name prefixed with ``ensemble.<member's index>.``."""
-        return {
-            f"{ENSEMBLE}.{i}.{name}": value
-            for i, member in enumerate(self.members)
-            for name, value in member.weights.items()
-        }
-
-    @classmethod
-    def split(cls, weights: Mapping[str, np.ndarray], count: int) -> list[dict[str, np.ndarray]]:
-        """``weights`` (as ``weights`` gives them) as ``count`` members' state dicts; a tensor
-        outside every member is a ``ModelFileError``."""
-        members: list[dict[str, np.ndarray]] = [{} for _ in range(count)]
-        strays = []
-        for name, value in weights.items():
-            head, _, rest = name.partition(".")
-            index, _, tensor = rest.partition(".")
-            if head == ENSEMBLE and index.isdigit() and int(index) < count and tensor:
-                members[int(index)][tensor] = value
-            else:
-                strays.append(name)
-        if strays:
-            raise ModelFileError(
-                f"NLU ensemble of {count} members: tensors outside every member: "
-                + ", ".join(sorted(strays)[:5])
-            )
-        return members
+        return join_members([member.weights for member in self.members])
 
     def __call__(self, message: Encoded) -> MessageOutputs:
         # The members' encoders step through the tokens together: one loop, not one a member.

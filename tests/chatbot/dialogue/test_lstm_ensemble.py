@@ -16,8 +16,8 @@ from chatbot.conversation.conversation import Conversation
 from chatbot.dialogue.featurizer import StateFeaturizer
 from chatbot.dialogue.lstm_policy import LSTMPolicy, batch_features, step_features
 from chatbot.dialogue.lstm_runtime import EnsembleTrackerRuntime, TrackerRuntime
+from chatbot.ensemble import log_mean_softmax
 from chatbot.errors import ModelFileError, TrainingError
-from chatbot.probabilities import log_mean_softmax
 from chatbot.project.config import ComponentConfig
 from chatbot.project.domain import Domain
 from chatbot.project.domain_reader import domain_from_dict
@@ -134,7 +134,9 @@ def test_the_ensemble_round_trips_through_the_model_file(domain: Domain) -> None
         assert first is not None and second is not None
         np.testing.assert_array_equal(first, second)
     stray = {**tensors, "model.embed.weight": tensors["model.ensemble.0.embed.weight"]}
-    with pytest.raises(ModelFileError, match=re.escape("tensors of no member: embed.weight")):
+    with pytest.raises(
+        ModelFileError, match=re.escape("tensors outside every member: embed.weight")
+    ):
         LSTMPolicy.from_export(stray, meta)
     short = {k: v for k, v in tensors.items() if k != "model.ensemble.1.embed_bias"}
     with pytest.raises(ModelFileError, match="embed_bias is missing"):

@@ -181,6 +181,22 @@ def test_a_padded_batch_gives_each_message_what_it_gets_alone(config: str) -> No
         np.testing.assert_allclose(batched.emissions[i, :n].numpy(), alone.emissions, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("config", "in_training"),
+    [("everything", False), ("older n-gram model (a sum of rows)", True)],
+)
+def test_training_batches_compute_only_the_ngram_logits_the_loss_uses(
+    config: str, in_training: bool
+) -> None:
+    """The TF-IDF model is fitted after the network, so a training batch skips it; the summed
+    model is trained by the loss, so a training batch has it. Evaluation has either."""
+    settings, sizes = CONFIGS[config]
+    net = random_net(settings, sizes)
+    batch = collate([random_message(sizes, 4, np.random.default_rng(0))])
+    assert (net.train()(batch).ngram_logits is not None) == in_training
+    assert net.eval()(batch).ngram_logits is not None
+
+
 @pytest.mark.parametrize("config", ["everything", "older n-gram model (a sum of rows)"])
 def test_empty_ngram_bags_are_as_in_torch(config: str) -> None:
     """No known n-gram: the TF-IDF model gives its biases, the older one zeros."""
