@@ -3,8 +3,10 @@
 token features: word embedding | character CNN | lexical | regex/lookup      (B, T, F)
     -> BiLSTM                                                                (B, T, 2H)
     -> intent head: attention | max pooling | n-gram bag | patterns -> linear (B, intents)
+       (optionally plus the mean of every token's own intent log-probabilities)
     -> tagger: linear, plus a linear map of the regex/lookup matches -> CRF   (B, T, tags)
-       (optionally plus a linear map of the intent head's softmax, on every token)
+       (optionally plus a linear map of the intent head's softmax, on every token, or of
+       each token's own intent softmax)
     -> roles, groups: linear per token                                        (B, T, roles)
     -> response selector: its own attention pooling | n-gram bag -> linear    (B, responses)
 message n-grams -> a linear model, mixed into the intent probabilities       (B, intents)
@@ -118,6 +120,7 @@ class Outputs(NamedTuple):
     role_logits: torch.Tensor | None  # (B, T, roles)
     group_logits: torch.Tensor | None  # (B, T, groups)
     response_logits: torch.Tensor | None  # (B, responses)
+    token_intent_logits: torch.Tensor | None = None  # (B, T, intents), each token's intent
 
 
 class AttentionPool(nn.Module):
@@ -204,6 +207,10 @@ class JointNet(nn.Module):
             self.ngram_intents.weight.requires_grad_(False)
         self.intent_pool = AttentionPool(state_dim, s.attention_dim)
         self.intent_out = nn.Linear(2 * state_dim + bag_dim + sizes.patterns, sizes.intents)
+        # Token-level intent detection (Stack-Propagation): every token predicts the message's
+        # intent, trained on each token; the mean of the tokens' log-probabilities (a soft vote)
+        # adds to the intent head's logits.
+        self.token_intents = nn.Linear(state_dim, sizes.intents) if s.token_intent else None
         self.tag_out = nn.Linear(state_dim, sizes.tags) if sizes.tags else None
         # Regex and lookup matches also score tags directly: a token in the "city" lookup table
         # can be a city even where the BiLSTM has only seen other words.
@@ -278,6 +285,13 @@ class JointNet(nn.Module):
         matched = [batch.patterns.max(dim=1).values] if batch.patterns.shape[2] else []  # (B, P)
         sentence = torch.cat([self.intent_pool(states, mask), pooled_max, *bag, *matched], dim=1)
         intent_logits = self.intent_out(self.dropout(sentence))
+        token_intent_logits = None
+        if self.token_intents is not None:
+            token_intent_logits = self.token_intents(states)  # (B, T, intents)
+            votes = torch.log_softmax(token_intent_logits, dim=2).masked_fill(
+                ~mask.unsqueeze(2), 0.0
+            )
+            intent_logits = intent_logits + votes.sum(dim=1) / batch.lengths.unsqueeze(1)
         ngram_logits = None
         if self.ngram_tfidf is not None and self.ngram_intents is not None:
             # Fitted after the network, not by its loss: a training batch has no use for it.
@@ -295,15 +309,20 @@ class JointNet(nn.Module):
         if emissions is not None and self.pattern_tags is not None:
             emissions = emissions + self.pattern_tags(batch.patterns)
         if emissions is not None and self.intent_tags is not None:
-            intents = torch.softmax(intent_logits, dim=1)  # (B, intents)
-            emissions = emissions + self.intent_tags(intents).unsqueeze(1)  # (B, 1, tags)
+            if token_intent_logits is not None:  # each token's own intent
+                emissions = emissions + self.intent_tags(torch.softmax(token_intent_logits, dim=2))
+            else:
+                intents = torch.softmax(intent_logits, dim=1)  # (B, intents)
+                emissions = emissions + self.intent_tags(intents).unsqueeze(1)  # (B, 1, tags)
         roles = self.role_out(states) if self.role_out is not None else None
         groups = self.group_out(states) if self.group_out is not None else None
         responses = None
         if self.response_pool is not None and self.response_out is not None:
             selector = torch.cat([self.response_pool(states, mask), *bag], dim=1)
             responses = self.response_out(self.dropout(selector))
-        return Outputs(intent_logits, ngram_logits, emissions, roles, groups, responses)
+        return Outputs(
+            intent_logits, ngram_logits, emissions, roles, groups, responses, token_intent_logits
+        )
 
 
 def build_net(settings: NLUSettings, sizes: NetSizes, entity_types: Sequence[str]) -> JointNet:

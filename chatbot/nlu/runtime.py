@@ -81,6 +81,8 @@ def state_shapes(settings: NLUSettings, sizes: NetSizes) -> dict[str, tuple[int,
                 shapes["ngram_tfidf.bias"] = (sizes.intents,)
     pool("intent_pool")
     linear("intent_out", sizes.intents, 2 * state + bag + sizes.patterns)
+    if s.token_intent:
+        linear("token_intents", sizes.intents, state)
     if sizes.tags:
         linear("tag_out", sizes.tags, state)
         if sizes.patterns:
@@ -194,6 +196,7 @@ class JointRuntime:
         self.ngram_bias = w.get("ngram_tfidf.bias")  # (intents,)
         self.intent_pool = _pool(w, "intent_pool")
         self.intent_out = _linear(w, "intent_out")
+        self.token_intents = _linear(w, "token_intents") if settings.token_intent else None
         self.tag_out = _linear(w, "tag_out") if sizes.tags else None
         self.pattern_tags = _linear(w, "pattern_tags") if "pattern_tags.weight" in w else None
         self.intent_tags = _linear(w, "intent_tags") if "intent_tags.weight" in w else None
@@ -253,6 +256,14 @@ class JointRuntime:
         matched = [message.patterns.max(axis=0)] if message.patterns.shape[1] else []  # (P,)
         sentence = np.concatenate([self.intent_pool(states), states.max(axis=0), *bag, *matched])
         intent_logits = self.intent_out(sentence)
+        token_intents = None
+        if self.token_intents is not None:  # each token's intent; their mean log-probabilities
+            token_logits = self.token_intents(states)  # (T, intents)
+            shifted = token_logits - token_logits.max(axis=1, keepdims=True)
+            exp = np.exp(shifted)
+            total = exp.sum(axis=1, keepdims=True)
+            token_intents = exp / total
+            intent_logits += (shifted - np.log(total)).mean(axis=0)
         ngram_logits = None
         if self.ngram_intents is not None:
             if self.ngram_idf is not None and self.ngram_bias is not None:
@@ -266,7 +277,9 @@ class JointRuntime:
             emissions = self.tag_out(states)  # (T, tags)
             if self.pattern_tags is not None:
                 emissions += self.pattern_tags(message.patterns)
-            if self.intent_tags is not None:  # the same scores on every token
+            if self.intent_tags is not None and token_intents is not None:
+                emissions += self.intent_tags(token_intents)  # each token's own intent
+            elif self.intent_tags is not None:  # the same scores on every token
                 emissions += self.intent_tags(_softmax32(intent_logits))
             emissions = emissions.astype(np.float64)
         roles = self.role_out(states) if self.role_out is not None else None

@@ -76,6 +76,11 @@ class NLUSettings:
     # HWU64's validation data, where 10-fold entity F1 rose 0.7 with both seeds tried
     # (docs/benchmarks.md, NLU, "The intent fed to the tagger" and the HWU64 section).
     intent_to_tagger: bool = False
+    # Token-level intent detection (Stack-Propagation, Qin et al. 2019): every token also predicts
+    # the message's intent (a linear map of its state, trained on every token), and the mean of
+    # the tokens' intent log-probabilities adds to the intent head's logits. With
+    # ``intent_to_tagger`` each token's tags read its own intent distribution, not the message's.
+    token_intent: bool = False
     # Training.
     epochs: int = 0  # 0: chosen from the data size, for 3 optimiser steps an example, clamped
     min_steps: int = 300  # to [min_steps, target_steps] and then to [min_epochs, max_epochs]
@@ -254,6 +259,7 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     "max_tokens": 512,
     "entity_recognition": True,
     "intent_to_tagger": False,  # added in commit bebe730: models before it do not feed the intent
+    "token_intent": False,  # added in session 14: models before it have no token-level intents
     "epochs": 0,
     "min_steps": 300,
     "target_steps": 3000,

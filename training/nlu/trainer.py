@@ -362,8 +362,14 @@ def _loss(net: JointNet, batch: Batch, targets: Targets, smoothing: float = 0.0)
         loss = loss + nn.functional.cross_entropy(
             out.ngram_logits, targets.intents, label_smoothing=smoothing
         )
+    mask = torch.arange(batch.words.shape[1]).unsqueeze(0) < batch.lengths.unsqueeze(1)
+    if out.token_intent_logits is not None:  # every token is trained to tell the intent
+        loss = loss + nn.functional.cross_entropy(
+            out.token_intent_logits[mask],
+            targets.intents.repeat_interleave(batch.lengths),
+            label_smoothing=smoothing,
+        )
     if out.emissions is not None and net.crf is not None:
-        mask = torch.arange(batch.words.shape[1]).unsqueeze(0) < batch.lengths.unsqueeze(1)
         loss = loss + net.crf.nll(out.emissions, targets.tags, mask).mean()
     for logits, gold in ((out.role_logits, targets.roles), (out.group_logits, targets.groups)):
         if logits is not None:

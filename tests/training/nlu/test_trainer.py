@@ -15,6 +15,7 @@ from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import LookupTable, NLUData
 from tests.chatbot.nlu.toy import example
 from training.nlu import train_nlu, trainer
+from training.nlu.dataset import IGNORE, Targets
 from training.nlu.pipeline import settings_from_pipeline
 from training.nlu.trainer import _Average, for_data, schedule
 
@@ -210,6 +211,74 @@ def make_batch_of_words(messages: list[list[int]]) -> Batch:
             for words in messages
         ]
     )
+
+
+TOKEN_SIZES = NetSizes(
+    words=10,
+    chars=10,
+    lexical=0,
+    patterns=0,
+    ngrams=0,
+    intents=3,
+    tags=5,
+    roles=0,
+    groups=0,
+    responses=0,
+)
+
+
+def test_token_intents_vote_with_the_messages_own_tokens_only() -> None:
+    settings = NLUSettings(hidden=8, word_dim=8, char_filters=8, token_intent=True)
+    net = build_net(settings, TOKEN_SIZES, ["city"]).eval()
+    assert net.token_intents is not None
+    with torch.no_grad():
+        net.token_intents.weight.normal_(std=3.0)
+        padded = net(make_batch_of_words([[2, 3, 4], [5, 6]])).intent_logits
+        alone = net(make_batch_of_words([[5, 6]])).intent_logits
+        torch.testing.assert_close(padded[1], alone[0])  # the padding casts no vote
+        net.token_intents.weight.zero_()  # every token's vote uniform: a constant shift
+        unvoted = net(make_batch_of_words([[2, 3, 4], [5, 6]])).intent_logits
+    shift = padded - unvoted
+    assert float((shift - shift.mean(dim=1, keepdim=True)).abs().max()) > 0.1
+
+
+def test_every_token_of_a_message_is_trained_on_its_intent() -> None:
+    settings = NLUSettings(hidden=8, word_dim=8, char_filters=8, token_intent=True)
+    net = build_net(settings, TOKEN_SIZES, ["city"])
+    assert net.token_intents is not None
+    kept: list[torch.Tensor] = []
+
+    def keep(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        output.retain_grad()
+        kept.append(output)
+
+    net.token_intents.register_forward_hook(keep)
+    batch = make_batch_of_words([[2, 3, 4], [5, 6]])
+    targets = Targets(
+        intents=torch.tensor([0, 2]),
+        tags=torch.zeros(2, 3, dtype=torch.int64),
+        roles=torch.zeros(2, 3, dtype=torch.int64),
+        groups=torch.zeros(2, 3, dtype=torch.int64),
+        responses=torch.full((2,), IGNORE),
+        response_mask=torch.ones(2, 1, dtype=torch.bool),
+    )
+    trainer._loss(net, batch, targets).backward()
+    grad = kept[0].grad
+    assert grad is not None
+    assert bool((grad[1, 2] == 0).all())  # padding
+    for row, length, gold in ((0, 3, 0), (1, 2, 2)):
+        for position in range(length):
+            # Cross-entropy pulls the gold intent's logit up on every real token.
+            assert float(grad[row, position, gold]) < 0
+            assert float(grad[row, position].sum().abs()) < 1e-6
+
+
+def test_token_intents_learn_a_toy_set() -> None:
+    config = [ComponentConfig("BiLSTMCRF", {"epochs": 40, "hidden": 32, "token_intent": True})]
+    model = train_nlu(greetings(), config, seed=5, show_progress=False)
+    assert model.settings.token_intent
+    for text, intent in (("hello", "greet"), ("see you", "bye"), ("hey", "greet")):
+        assert model.parse(text)["intent"]["name"] == intent
 
 
 def test_label_smoothing_makes_the_intent_less_sure() -> None:
