@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -9,6 +10,7 @@ import torch
 
 from chatbot.errors import ConfigError, TrainingError
 from chatbot.nlu.features import Encoded
+from chatbot.nlu.model import NLUModel
 from chatbot.nlu.network import Batch, build_net, collate
 from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.project.config import ComponentConfig
@@ -277,8 +279,12 @@ def test_token_intents_learn_a_toy_set() -> None:
     config = [ComponentConfig("BiLSTMCRF", {"epochs": 40, "hidden": 32, "token_intent": True})]
     model = train_nlu(greetings(), config, seed=5, show_progress=False)
     assert model.settings.token_intent
+    tensors, meta = model.export()
+    assert any(name.startswith("token_intents.") for name in tensors)
+    loaded = NLUModel.from_export(tensors, json.loads(json.dumps(meta)))
     for text, intent in (("hello", "greet"), ("see you", "bye"), ("hey", "greet")):
         assert model.parse(text)["intent"]["name"] == intent
+        assert loaded.parse(text) == model.parse(text)
 
 
 def test_label_smoothing_makes_the_intent_less_sure() -> None:
