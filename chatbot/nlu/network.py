@@ -211,6 +211,7 @@ class JointNet(nn.Module):
         # intent, trained on each token; the mean of the tokens' log-probabilities (a soft vote)
         # adds to the intent head's logits.
         self.token_intents = nn.Linear(state_dim, sizes.intents) if s.token_intent else None
+        self.token_votes = s.token_intent_vote
         self.tag_out = nn.Linear(state_dim, sizes.tags) if sizes.tags else None
         # Regex and lookup matches also score tags directly: a token in the "city" lookup table
         # can be a city even where the BiLSTM has only seen other words.
@@ -291,7 +292,8 @@ class JointNet(nn.Module):
             votes = torch.log_softmax(token_intent_logits, dim=2).masked_fill(
                 ~mask.unsqueeze(2), 0.0
             )
-            intent_logits = intent_logits + votes.sum(dim=1) / batch.lengths.unsqueeze(1)
+            if self.token_votes:
+                intent_logits = intent_logits + votes.sum(dim=1) / batch.lengths.unsqueeze(1)
         ngram_logits = None
         if self.ngram_tfidf is not None and self.ngram_intents is not None:
             # Fitted after the network, not by its loss: a training batch has no use for it.

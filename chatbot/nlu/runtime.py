@@ -263,7 +263,8 @@ class JointRuntime:
             exp = np.exp(shifted)
             total = exp.sum(axis=1, keepdims=True)
             token_intents = exp / total
-            intent_logits += (shifted - np.log(total)).mean(axis=0)
+            if self.settings.token_intent_vote:
+                intent_logits += (shifted - np.log(total)).mean(axis=0)
         ngram_logits = None
         if self.ngram_intents is not None:
             if self.ngram_idf is not None and self.ngram_bias is not None:

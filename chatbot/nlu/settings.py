@@ -81,6 +81,9 @@ class NLUSettings:
     # the tokens' intent log-probabilities adds to the intent head's logits. With
     # ``intent_to_tagger`` each token's tags read its own intent distribution, not the message's.
     token_intent: bool = False
+    # False: the tokens' intents are trained (a second task for the encoder) and, with
+    # ``intent_to_tagger``, read by the tagger, but cast no vote on the message's intent.
+    token_intent_vote: bool = True
     # Training.
     epochs: int = 0  # 0: chosen from the data size, for 3 optimiser steps an example, clamped
     min_steps: int = 300  # to [min_steps, target_steps] and then to [min_epochs, max_epochs]
@@ -260,6 +263,7 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     "entity_recognition": True,
     "intent_to_tagger": False,  # added in commit bebe730: models before it do not feed the intent
     "token_intent": False,  # added in session 14: models before it have no token-level intents
+    "token_intent_vote": True,
     "epochs": 0,
     "min_steps": 300,
     "target_steps": 3000,

@@ -85,6 +85,21 @@ CONFIGS = {
         dataclasses.replace(FULL, tags=0, roles=0, groups=0, responses=0),
     ),
     "self-attention": (dataclasses.replace(SMALL, self_attention=8), FULL),
+    "token intents": (dataclasses.replace(SMALL, token_intent=True), FULL),
+    "token intents to the tagger, two layers": (
+        dataclasses.replace(SMALL, token_intent=True, intent_to_tagger=True, lstm_layers=2),
+        dataclasses.replace(FULL, patterns=0),
+    ),
+    "token intents without a vote, to the tagger": (
+        dataclasses.replace(
+            SMALL, token_intent=True, token_intent_vote=False, intent_to_tagger=True
+        ),
+        FULL,
+    ),
+    "token intents, intents only": (
+        dataclasses.replace(SMALL, token_intent=True, intent_to_tagger=True),
+        dataclasses.replace(FULL, tags=0, roles=0, groups=0, responses=0),
+    ),
     "self-attention, two layers, intent to tagger": (
         dataclasses.replace(SMALL, self_attention=5, lstm_layers=2, intent_to_tagger=True),
         dataclasses.replace(FULL, patterns=0),
