@@ -171,22 +171,25 @@ def test_lookup_table_features_help() -> None:
     assert without <= 0.75
 
 
+# Words 2-9 (0: padding, 1: unknown), 3 intents, one entity type (5 BILOU tags).
+TINY_SIZES = NetSizes(
+    words=10,
+    chars=10,
+    lexical=0,
+    patterns=0,
+    ngrams=0,
+    intents=3,
+    tags=5,
+    roles=0,
+    groups=0,
+    responses=0,
+)
+
+
 @pytest.mark.parametrize("fed", [True, False])
 def test_the_taggers_loss_trains_the_intent_head_when_the_intent_is_fed_to_it(fed: bool) -> None:
     settings = NLUSettings(hidden=8, word_dim=8, char_filters=8, intent_to_tagger=fed)
-    sizes = NetSizes(
-        words=10,
-        chars=10,
-        lexical=0,
-        patterns=0,
-        ngrams=0,
-        intents=3,
-        tags=5,
-        roles=0,
-        groups=0,
-        responses=0,
-    )
-    net = build_net(settings, sizes, ["city"])
+    net = build_net(settings, TINY_SIZES, ["city"])
     assert (net.intent_tags is not None) == fed
     if net.intent_tags is not None:
         with torch.no_grad():  # zero when training starts: no gradient through it yet
@@ -215,23 +218,9 @@ def make_batch_of_words(messages: list[list[int]]) -> Batch:
     )
 
 
-TOKEN_SIZES = NetSizes(
-    words=10,
-    chars=10,
-    lexical=0,
-    patterns=0,
-    ngrams=0,
-    intents=3,
-    tags=5,
-    roles=0,
-    groups=0,
-    responses=0,
-)
-
-
 def test_token_intents_vote_with_the_messages_own_tokens_only() -> None:
     settings = NLUSettings(hidden=8, word_dim=8, char_filters=8, token_intent=True)
-    net = build_net(settings, TOKEN_SIZES, ["city"]).eval()
+    net = build_net(settings, TINY_SIZES, ["city"]).eval()
     assert net.token_intents is not None
     with torch.no_grad():
         net.token_intents.weight.normal_(std=3.0)
@@ -246,7 +235,7 @@ def test_token_intents_vote_with_the_messages_own_tokens_only() -> None:
 
 def test_every_token_of_a_message_is_trained_on_its_intent() -> None:
     settings = NLUSettings(hidden=8, word_dim=8, char_filters=8, token_intent=True)
-    net = build_net(settings, TOKEN_SIZES, ["city"])
+    net = build_net(settings, TINY_SIZES, ["city"])
     assert net.token_intents is not None
     kept: list[torch.Tensor] = []
 
