@@ -289,10 +289,10 @@ class JointNet(nn.Module):
         token_intent_logits = None
         if self.token_intents is not None:
             token_intent_logits = self.token_intents(states)  # (B, T, intents)
-            votes = torch.log_softmax(token_intent_logits, dim=2).masked_fill(
-                ~mask.unsqueeze(2), 0.0
-            )
-            if self.token_votes:
+            if self.token_votes:  # the padding casts no vote
+                votes = torch.log_softmax(token_intent_logits, dim=2).masked_fill(
+                    ~mask.unsqueeze(2), 0.0
+                )
                 intent_logits = intent_logits + votes.sum(dim=1) / batch.lengths.unsqueeze(1)
         ngram_logits = None
         if self.ngram_tfidf is not None and self.ngram_intents is not None:
