@@ -81,7 +81,7 @@ class NLUSettings:
     # the tokens' intent log-probabilities adds to the intent head's logits. With
     # ``intent_to_tagger`` each token's tags read its own intent distribution, not the message's.
     # Off: on ATIS validation slot F1 +0.37 (four seeds), but on ATIS test (six seeds) level on
-    # slot F1 and -0.3 intent accuracy; on SNIPS validation intent accuracy -0.14 to -0.43
+    # slot F1 and -0.33 intent accuracy; on SNIPS validation intent accuracy -0.14 to -0.43
     # (docs/benchmarks.md, NLU, "Token-level intent detection").
     token_intent: bool = False
     # False: the tokens' intents are trained (a second task for the encoder) and, with
