@@ -262,9 +262,10 @@ class JointRuntime:
             shifted = token_logits - token_logits.max(axis=1, keepdims=True)
             exp = np.exp(shifted)
             total = exp.sum(axis=1, keepdims=True)
-            token_intents = exp / total
             if self.settings.token_intent_vote:
                 intent_logits += (shifted - np.log(total)).mean(axis=0)
+            if self.intent_tags is not None:  # the tagger reads them
+                token_intents = exp / total
         ngram_logits = None
         if self.ngram_intents is not None:
             if self.ngram_idf is not None and self.ngram_bias is not None:
