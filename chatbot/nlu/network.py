@@ -121,6 +121,9 @@ class Outputs(NamedTuple):
     group_logits: torch.Tensor | None  # (B, T, groups)
     response_logits: torch.Tensor | None  # (B, responses)
     token_intent_logits: torch.Tensor | None = None  # (B, T, intents), each token's intent
+    # The BiLSTM's states, after dropout: the forward LSTM's in the first ``hidden`` columns, the
+    # backward one's in the next (then self-attention's, where on). For training-only heads.
+    states: torch.Tensor | None = None  # (B, T, 2H [+ self-attention])
 
 
 class AttentionPool(nn.Module):
@@ -323,7 +326,14 @@ class JointNet(nn.Module):
             selector = torch.cat([self.response_pool(states, mask), *bag], dim=1)
             responses = self.response_out(self.dropout(selector))
         return Outputs(
-            intent_logits, ngram_logits, emissions, roles, groups, responses, token_intent_logits
+            intent_logits,
+            ngram_logits,
+            emissions,
+            roles,
+            groups,
+            responses,
+            token_intent_logits,
+            states,
         )
 
 

@@ -106,6 +106,12 @@ class NLUSettings:
     # and it lowers every confidence, so a fallback threshold set for unsmoothed confidences
     # falls back more often (docs/benchmarks.md, NLU, "Label smoothing").
     label_smoothing: float = 0.0
+    # The weight of an auxiliary language-model loss in training (Rei 2017, "Semi-supervised
+    # multitask learning for sequence labeling"): the forward LSTM's state at each token predicts
+    # the next word, the backward one's the previous word, through a small layer the trainer
+    # keeps and the model file does not. It teaches the encoder more about its words from the
+    # same sentences, without more data. 0: off.
+    language_model: float = 0.0
     # Exponential moving average of the weights over the optimiser steps (Polyak averaging): the
     # model keeps the average, not the last step's weights. 0: off; else the decay per step.
     # Off: 0.999 helped only SNIPS on validation, and not on its test split (docs/benchmarks.md,
@@ -200,6 +206,7 @@ _RANGES: dict[str, Range] = {
     "learning_rate": ABOVE_0,
     "weight_decay": AT_LEAST_0,
     "label_smoothing": SHARE,
+    "language_model": AT_LEAST_0,
     "ema_decay": SHARE,
     "evaluate_on_number_of_examples": AT_LEAST_0,
     "evaluate_every_number_of_epochs": AT_LEAST_1,
@@ -276,6 +283,7 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     "learning_rate": 0.003,
     "weight_decay": 0.0,
     "label_smoothing": 0.0,  # training only
+    "language_model": 0.0,  # training only; added in session 15
     "ema_decay": 0.0,  # training only
     "checkpoint_model": False,  # training only
     "evaluate_on_number_of_examples": 0,  # training only

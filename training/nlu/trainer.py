@@ -17,13 +17,14 @@ from tqdm import tqdm
 from chatbot.errors import TrainingError
 from chatbot.nlu.features import Featurizer
 from chatbot.nlu.model import Labels, NLUModel
-from chatbot.nlu.network import Batch, JointNet, build_net
+from chatbot.nlu.network import Batch, JointNet, Outputs, build_net
 from chatbot.nlu.runtime import EnsembleRuntime, JointRuntime
 from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.nlu.tags import OUTSIDE, PREFIXES, tag_names
 from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import NLUData, NLUExample
 from training.nlu.dataset import IGNORE, Sample, Targets, batches, encode_samples, make_batch
+from training.nlu.language_model import LanguageModelHeads
 from training.nlu.ngram_model import fit_tfidf_intents
 from training.nlu.pipeline import settings_from_pipeline
 from training.nlu.vocab import collect_synonyms, fit_featurizer, fit_labels
@@ -196,8 +197,17 @@ def _fit(
 ) -> None:
     batch_size, epochs = schedule(settings, len(samples))
     total = epochs * math.ceil(len(samples) / batch_size)
+    # Built after the network, so that its initial weights are those it has without the heads.
+    language_model = (
+        LanguageModelHeads(settings.hidden, net.sizes.words)
+        if settings.language_model > 0
+        else None
+    )
+    parameters = list(net.parameters())
+    if language_model is not None:
+        parameters += list(language_model.parameters())
     optimizer = torch.optim.AdamW(
-        net.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+        parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
     warmup = max(1, total // 30)
 
@@ -216,12 +226,18 @@ def _fit(
         losses = []
         for indices in batches(samples, batch_size, rng):
             batch, targets = make_batch([samples[i] for i in indices], labels)
+            words = batch.words  # the language model's targets: every word, none dropped
             if settings.word_dropout > 0:
                 batch = _drop_tokens(batch, settings.word_dropout)
-            loss = _loss(net, batch, targets, settings.label_smoothing)
+            out = net(batch)
+            loss = _loss(net, batch, targets, settings.label_smoothing, out)
+            if language_model is not None and out.states is not None:
+                loss = loss + settings.language_model * language_model.loss(
+                    out.states, words, batch.lengths
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            nn.utils.clip_grad_norm_(parameters, 5.0)
             optimizer.step()
             scheduler.step()
             if average is not None:
@@ -351,8 +367,16 @@ def _fit_ngram_model(
             net.ngram_tfidf.bias.copy_(torch.from_numpy(fitted.bias))
 
 
-def _loss(net: JointNet, batch: Batch, targets: Targets, smoothing: float = 0.0) -> torch.Tensor:
-    out = net(batch)
+def _loss(
+    net: JointNet,
+    batch: Batch,
+    targets: Targets,
+    smoothing: float = 0.0,
+    out: Outputs | None = None,
+) -> torch.Tensor:
+    """The network's training loss on ``batch`` (``out``: its outputs, where already computed)."""
+    if out is None:
+        out = net(batch)
     loss = nn.functional.cross_entropy(
         out.intent_logits, targets.intents, label_smoothing=smoothing
     )
