@@ -14,18 +14,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["LM_DIM", "LanguageModelHeads"]
+__all__ = ["LM_DIM", "LM_MAX_WORDS", "LanguageModelHeads"]
 
 LM_DIM = 64  # the tanh layer between an LSTM direction's state and the word softmax
+# Only the most frequent words are predicted (word ids go by frequency, so those below this);
+# rarer ones are not targets, as in Rei's setup: the softmax stays small on large vocabularies.
+LM_MAX_WORDS = 7500
 BOUNDARY = 0  # the padding id, as a target: the message's start or end
 UNK = 1  # the unknown word tells nothing: never a target
 IGNORE = -100
 
 
 class LanguageModelHeads(nn.Module):
-    def __init__(self, hidden: int, words: int, dim: int = LM_DIM) -> None:
+    def __init__(
+        self, hidden: int, words: int, dim: int = LM_DIM, max_words: int = LM_MAX_WORDS
+    ) -> None:
         super().__init__()
         self.hidden = hidden
+        words = min(words, max_words)
+        self.words = words
         self.next_word = nn.Sequential(nn.Linear(hidden, dim), nn.Tanh(), nn.Linear(dim, words))
         self.previous_word = nn.Sequential(nn.Linear(hidden, dim), nn.Tanh(), nn.Linear(dim, words))
 
@@ -48,7 +55,7 @@ class LanguageModelHeads(nn.Module):
             (self.next_word, real[:, :h], following[mask]),
             (self.previous_word, real[:, h : 2 * h], preceding[mask]),
         ):
-            gold = gold.masked_fill(gold == UNK, IGNORE)
+            gold = gold.masked_fill((gold == UNK) | (gold >= self.words), IGNORE)
             if bool((gold != IGNORE).any()):
                 total = total + nn.functional.cross_entropy(head(part), gold, ignore_index=IGNORE)
         return total

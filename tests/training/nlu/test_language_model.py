@@ -108,3 +108,18 @@ def test_a_model_trained_with_it_learns_and_its_file_has_no_language_model() -> 
 def test_a_negative_or_non_number_weight_is_a_config_error(weight: object) -> None:
     with pytest.raises(ConfigError, match="language_model"):
         NLUSettings.from_params({"language_model": weight})
+
+
+def test_words_beyond_the_predicted_vocabulary_are_not_targets() -> None:
+    heads = LanguageModelHeads(hidden=4, words=WORDS, max_words=4)  # word 4 is too rare
+    assert heads.words == 4
+    heads.next_word = nn.Identity()  # type: ignore[assignment]
+    heads.previous_word = nn.Identity()  # type: ignore[assignment]
+    # Message A: 2 3 4, whose word 4 (the next word at position 1) is not predicted: any state
+    # there costs nothing. Message B: 3, then the unknown word.
+    words = torch.tensor([[2, 3, 4], [3, 1, 0]])
+    previous = pointing([[0, 2, 3], [0, 3, 3]])[..., :4]
+    right = torch.cat([pointing([[3, 2, 0], [None, 0, 3]])[..., :4], previous], dim=2)
+    assert float(heads.loss(right, words, LENGTHS)) < 1e-6
+    wrong = torch.cat([pointing([[2, 2, 0], [None, 0, 3]])[..., :4], previous], dim=2)
+    assert float(heads.loss(wrong, words, LENGTHS)) > 1.0
