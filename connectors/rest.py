@@ -13,7 +13,7 @@ from chatbot.conversation.messages import UserMessage
 from chatbot.server.bodies import kind, object_field, read_object
 from chatbot.server.errors import json_error, reply_to
 from chatbot.server.keys import GATE
-from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH
+from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH, conversation_id_text_problem
 from connectors.base import InputChannel
 
 DEFAULT_SENDER = "default"
@@ -31,6 +31,9 @@ async def read_user_message(request: web.Request, channel: str) -> UserMessage:
             f"'sender' must be a non-empty string of at most {MAX_CONVERSATION_ID_LENGTH} "
             f"characters, not {kind(sender)}",
         )
+    problem = conversation_id_text_problem(sender)
+    if problem is not None:
+        raise json_error(400, f"'sender': {problem}")
     text = body.get("message")
     if not isinstance(text, str):
         raise json_error(400, f"'message' must be a string, not {kind(text)}")

@@ -31,7 +31,7 @@ from chatbot.server.keys import AGENT, GATE, OUTPUTS
 from chatbot.server.limits import check_text_length
 from chatbot.server.outputs import deliver
 from chatbot.server.story import stories_yaml
-from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH
+from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH, conversation_id_text_problem
 
 API_CHANNEL = "api"
 # ``?output_channel=latest``: the channel of the conversation's latest user message.
@@ -59,6 +59,9 @@ def conversation_id_of(request: web.Request) -> str:
     conversation_id = request.match_info["conversation_id"]
     if not conversation_id or len(conversation_id) > MAX_CONVERSATION_ID_LENGTH:
         raise json_error(400, f"a conversation id has 1 to {MAX_CONVERSATION_ID_LENGTH} characters")
+    problem = conversation_id_text_problem(conversation_id)
+    if problem is not None:
+        raise json_error(400, problem)
     return conversation_id
 
 

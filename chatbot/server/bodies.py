@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
 
 from chatbot.server.errors import json_error
+from chatbot.store.base import is_unicode_text
+
+# What a lone surrogate can come from: a \ud800-\udfff escape, or those code points written
+# out in UTF-8 (which Python's JSON decoder lets through). Only a body with one is searched.
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
 def _no_constants(name: str) -> Any:
@@ -20,9 +26,37 @@ async def read_json(request: web.Request) -> Any:
     if not data.strip():
         raise json_error(400, "the request body is empty; send a JSON document")
     try:
-        return json.loads(data, parse_constant=_no_constants)
+        body = json.loads(data, parse_constant=_no_constants)
     except (ValueError, RecursionError):
         raise json_error(400, "the request body is not valid JSON") from None
+    if _SURROGATE_HINT.search(data):
+        where = lone_surrogate_at(body)
+        if where is not None:
+            raise json_error(
+                400,
+                f"{where} holds a lone surrogate (an unpaired \\ud800-\\udfff escape), "
+                "which is not Unicode text",
+            )
+    return body
+
+
+def lone_surrogate_at(value: Any) -> str | None:
+    """Where the first string (key or value) that is not Unicode text is in a decoded JSON
+    value ("the request body", "'metadata' -> 'name'", "[2] -> 'text'"), or None."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if not is_unicode_text(item):
+                return " -> ".join(path) or "the request body"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not is_unicode_text(key):
+                    return " -> ".join((*path, "a key")) if path else "a key"
+                stack.append((child, (*path, repr(key))))
+        elif isinstance(item, list):
+            stack.extend((child, (*path, f"[{i}]")) for i, child in enumerate(item))
+    return None
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:

@@ -109,6 +109,31 @@ def check_conversation_id(conversation_id: str) -> None:
             f"conversation id of {len(conversation_id)} characters is longer than "
             f"{MAX_CONVERSATION_ID_LENGTH}: {conversation_id[:40]!r}..."
         )
+    problem = conversation_id_text_problem(conversation_id)
+    if problem is not None:
+        raise ValueError(f"{problem}: {conversation_id[:40]!r}")
+
+
+def conversation_id_text_problem(conversation_id: str) -> str | None:
+    """Why a conversation id's characters cannot be stored, or None: PostgreSQL text holds no
+    NUL character, and no store holds a lone surrogate (JSON's ``\\ud800`` escapes decode to
+    one), which is not Unicode text."""
+    if "\x00" in conversation_id:
+        return "a conversation id cannot hold the NUL character (\\u0000)"
+    if not is_unicode_text(conversation_id):
+        return "a conversation id cannot hold a lone surrogate (\\ud800-\\udfff)"
+    return None
+
+
+def is_unicode_text(text: str) -> bool:
+    """Whether ``text`` is Unicode text: UTF-8 can encode it (it has no lone surrogate)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -124,6 +149,16 @@ class EncodedEvent:
 
 # One encoder for every event: ``json.dumps`` with non-default options builds one per call.
 _EVENT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ASCII_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+
+
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON, non-ASCII characters as they are; but where a string holds a
+    lone surrogate (which no UTF-8 database or file can hold), all of it as ASCII with
+    ``\\u`` escapes, which decodes back to the very same strings. Raises what ``json`` raises
+    for a value that is not JSON."""
+    text = _EVENT_JSON.encode(value)
+    return text if is_unicode_text(text) else _ASCII_JSON.encode(value)
 
 
 def encode_events(
@@ -144,7 +179,7 @@ def encode_events(
         if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
             timestamp = None
         try:
-            data = _EVENT_JSON.encode(event)
+            data = json_text(event)
         except (TypeError, ValueError) as error:
             raise ValueError(f"event {offset} of the batch is not JSON: {error}") from None
         encoded.append(

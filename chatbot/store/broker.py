@@ -45,6 +45,7 @@ from typing import Any
 from chatbot.conversation.events import Event
 from chatbot.errors import ConfigError
 from chatbot.project.endpoints import EndpointBlock
+from chatbot.store.base import is_unicode_text
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,10 @@ class EventBroker(abc.ABC):
                 self._buffer.popleft()
                 self._count_dropped()
             body = {"sender_id": conversation_id, **event}
-            self._buffer.append((conversation_id, json.dumps(body, ensure_ascii=False)))
+            text = json.dumps(body, ensure_ascii=False)
+            if not is_unicode_text(text):  # a lone surrogate: escaped, so the body encodes
+                text = json.dumps(body)
+            self._buffer.append((conversation_id, text))
         self._ready.set()
 
     def _count_dropped(self, count: int = 1) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from chatbot.errors import ConflictError
-from chatbot.store.base import ConversationStore
+from chatbot.store.base import ConversationStore, json_text
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ async def export_jsonl(
                 logger.warning("export: no conversation '%s' in the store", conversation_id)
                 continue
             line = {"conversation_id": conversation_id, "events": conversation.events}
-            stream.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+            stream.write(json_text(line) + "\n")
             written += 1
     return written
 

@@ -44,6 +44,18 @@ def assert_json_error(body: Any, status: int) -> None:
         (b'{"sender": "a", "message": NaN}', 400, "not valid JSON"),
         (b"[" * 100_000, 400, "not valid JSON"),
         (b"\xff\xfe", 400, "not valid JSON"),
+        # A lone surrogate (an unpaired UTF-16 half) is not Unicode text: no store can hold it.
+        (b'{"sender": "a", "message": "hi \\ud800"}', 400, "'message' holds a lone surrogate"),
+        (b'{"sender": "a", "message": "\\uDFFF\\ud83d"}', 400, "'message' holds a lone"),
+        (b'{"sender": "a", "message": "\xed\xa0\x80"}', 400, "'message' holds a lone"),
+        (
+            b'{"sender": "a", "message": "hi", "metadata": {"k": [1, "\\udc00"]}}',
+            400,
+            "'metadata' -> 'k' -> [1] holds a lone surrogate",
+        ),
+        (b'{"sender": "a", "message": "hi", "metadata": {"\\ud800": 1}}', 400, "a key holds"),
+        (b'{"sender": "a\\ud800", "message": "hi"}', 400, "'sender' holds a lone surrogate"),
+        (b'{"sender": "a\\u0000b", "message": "hi"}', 400, "'sender': a conversation id cannot"),
     ],
 )
 async def test_bad_rest_bodies(api: TestClient, body: bytes, status: int, needle: str) -> None:
@@ -57,6 +69,22 @@ async def test_bad_rest_bodies(api: TestClient, body: bytes, status: int, needle
 async def test_long_sender_is_a_400(api: TestClient) -> None:
     response = await api.post(REST, json={"sender": "s" * 256, "message": "hi"})
     assert response.status == 400
+
+
+async def test_surrogate_pairs_are_text(api: TestClient) -> None:
+    # JSON's escapes of a character beyond the BMP (as ensure_ascii encoders send an emoji).
+    body = b'{"sender": "\\ud83d\\ude00", "message": "/greet", "metadata": {"m": "\\ud83d\\ude00"}}'
+    response = await api.post(REST, data=body, headers={"Content-Type": "application/json"})
+    assert response.status == 200
+    assert (await response.json())[0]["recipient_id"] == "\U0001f600"
+
+
+async def test_a_conversation_id_a_store_cannot_hold_is_a_400(api: TestClient) -> None:
+    response = await api.get("/conversations/a%00b/tracker")  # PostgreSQL text holds no NUL
+    assert response.status == 400
+    error = await response.json()
+    assert_json_error(error, 400)
+    assert "conversation id" in error["message"]
 
 
 async def test_numeric_sender_is_accepted(api: TestClient) -> None:

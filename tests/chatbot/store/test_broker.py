@@ -91,6 +91,14 @@ async def test_a_broker_that_is_away_does_not_hold_up_turns(
     assert "not published at shutdown" in caplog.text and "pw" not in caplog.text
 
 
+def test_an_event_with_text_that_is_not_unicode_is_published_escaped() -> None:
+    broker = PikaEventBroker(f"amqp://127.0.0.1:{free_port()}/")
+    event = {"event": "user", "text": "a lone \ud800 half, and \u00fc"}
+    broker.publish("ann", [event])
+    (_sender, body), *_ = broker._buffer
+    assert json.loads(body.encode("utf-8")) == {"sender_id": "ann", **event}
+
+
 def block(**params: Any) -> EndpointBlock:
     return EndpointBlock("event_broker", params, Origin("endpoints.yml", 9))
 

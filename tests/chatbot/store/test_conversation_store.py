@@ -161,6 +161,28 @@ async def test_an_empty_batch_writes_nothing(store: ConversationStore) -> None:
     assert await store.conversation_ids() == []
 
 
+async def test_text_that_is_not_unicode_is_kept_as_it_came(store: ConversationStore) -> None:
+    # A lone surrogate (JSON's "\\ud800" decodes to one; a socket.io client can send it) is not
+    # UTF-8 text: the event is stored escaped, and loads back as the very same string.
+    events = [
+        {"event": "user", "text": "hi \ud800 there", "parse_data": {"x\udfff": ["\udc00"]}},
+        {"event": "bot", "text": "ünïcode \U0001f600 stays as it is"},
+    ]
+    await store.append("alice", events, start_seq=0)
+    assert (await store.load("alice")).events == events
+
+
+@pytest.mark.parametrize("conversation_id", ["a\x00b", "a\ud800b"])
+async def test_conversation_ids_no_store_can_hold_are_refused(
+    store: ConversationStore, conversation_id: str
+) -> None:
+    with pytest.raises(ValueError, match="conversation id cannot hold"):
+        await store.append(conversation_id, session(1), start_seq=0)
+    with pytest.raises(ValueError, match="conversation id cannot hold"):
+        await store.load(conversation_id)
+    assert await store.conversation_ids() == []
+
+
 @pytest.mark.parametrize("conversation_id", ["", "x" * 256])
 async def test_conversation_ids_must_be_non_empty_and_short(
     store: ConversationStore, conversation_id: str

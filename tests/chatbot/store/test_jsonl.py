@@ -110,3 +110,16 @@ async def test_export_of_chosen_conversations_to_a_stream(store: ConversationSto
     ]
     report = await import_jsonl(InMemoryStore(), io.StringIO(stream.getvalue()))
     assert report.imported == ["bob", "alice"]
+
+
+async def test_text_that_is_not_unicode_survives_export_and_import(
+    store: ConversationStore, tmp_path: Path
+) -> None:
+    events = [{"event": "user", "text": "a lone \ud800 half", "timestamp": 1.0}]
+    await store.append("alice", events, start_seq=0)
+    path = tmp_path / "conversations.jsonl"
+    assert await export_jsonl(store, path) == 1  # the file is UTF-8: the half is escaped
+    target = InMemoryStore()
+    report = await import_jsonl(target, path)
+    assert report.imported == ["alice"]
+    assert (await target.load("alice")).events == events
