@@ -164,7 +164,9 @@ class TelegramChannel(InputChannel):
 
     async def webhook(self, request: web.Request) -> web.Response:
         presented = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(presented.encode(), self.secret_token.encode()):
+        # A header's bytes that are not UTF-8 come as surrogate escapes: compare the raw bytes.
+        raw = presented.encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(raw, self.secret_token.encode()):
             logger.warning("telegram: refused an update without the webhook's secret token")
             return web.json_response({"error": "wrong secret token", "status": 403}, status=403)
         try:

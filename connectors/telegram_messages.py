@@ -82,9 +82,10 @@ class PayloadBook:
         self._payloads: OrderedDict[str, str] = OrderedDict()
 
     def callback_data(self, payload: str) -> str:
-        if len(payload.encode()) <= MAX_CALLBACK_DATA and not payload.startswith("#"):
+        data = payload.encode("utf-8", "surrogatepass")  # a slot value may hold a lone surrogate
+        if len(data) <= MAX_CALLBACK_DATA and not payload.startswith("#"):
             return payload
-        key = LONG_PAYLOAD_PREFIX + hashlib.sha256(payload.encode()).hexdigest()[:40]
+        key = LONG_PAYLOAD_PREFIX + hashlib.sha256(data).hexdigest()[:40]
         self._payloads[key] = payload
         self._payloads.move_to_end(key)
         while len(self._payloads) > self.max_entries:

@@ -33,7 +33,7 @@ from tests.connectors.fake_slack import (
     interaction_body,
     signed,
 )
-from tests.connectors.servers import ServeChannel, Served, serve
+from tests.connectors.servers import ServeChannel, Served, raw_post, serve
 
 PEOPLE_QUESTIONS = {"How many people are coming?", "For how many people should I book the table?"}
 FAST_RETRIES = RetryPolicy(attempts=3, base_delay=0.01, max_delay=2.0, timeout=5.0)
@@ -197,6 +197,16 @@ async def test_requests_not_signed_by_slack_are_refused_and_never_processed(
         assert len(slack.api.attempts.items) == 1
     stored = await agent.store.load(USER)
     assert [e["text"] for e in stored.events if e["event"] == "user"] == ["/goodbye"]
+
+
+async def test_a_signature_header_that_is_not_utf8_is_refused(slack_at: Any, agent: Agent) -> None:
+    async with slack_at() as slack:
+        body = event_body(event_callback("/greet"))
+        headers = {k: v.encode() for k, v in signed(body).items()}
+        headers["X-Slack-Signature"] = headers["X-Slack-Signature"][:-2] + b"\xff"
+        assert await raw_post(slack.served.url, "/webhooks/slack/webhook", headers, body) == 401
+        await slack.finish()
+    assert (await agent.store.load(USER)).events == []
 
 
 async def test_retries_and_the_double_delivery_of_a_mention_are_answered_once(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -30,7 +31,7 @@ from tests.connectors.fake_telegram import (
     message_update,
     wait_calls,
 )
-from tests.connectors.servers import ServeChannel, Served, app_with, serve
+from tests.connectors.servers import ServeChannel, Served, app_with, raw_post, serve
 
 FAST_RETRIES = RetryPolicy(attempts=3, base_delay=0.01, max_delay=2.0, timeout=5.0)
 # Intents whose answers tell which one was answered (rules answer them at any point).
@@ -142,6 +143,23 @@ async def test_updates_without_the_secret_token_are_refused_and_never_processed(
         assert len(telegram.api.calls.items) == 1
     stored = await agent.store.load(str(CHAT))
     assert [e["text"] for e in stored.events if e["event"] == "user"] == ["/goodbye"]
+
+
+async def test_a_secret_token_header_that_is_not_utf8_is_refused(
+    telegram_at: Any, agent: Agent
+) -> None:
+    async with telegram_at() as telegram:
+        body = json.dumps(message_update("/greet")).encode()
+        for secret in (b"\xff", SECRET.encode() + b"\xed\xa0\x80"):
+            headers = {
+                "Content-Type": b"application/json",
+                "X-Telegram-Bot-Api-Secret-Token": secret,
+            }
+            path = "/webhooks/telegram/webhook"
+            status = await raw_post(telegram.served.url, path, headers, body)
+            assert status == 403
+        await telegram.finish()
+    assert (await agent.store.load(str(CHAT))).events == []
 
 
 async def test_a_re_sent_update_is_answered_once(telegram_at: Any, agent: Agent) -> None:
@@ -344,3 +362,12 @@ async def test_an_external_event_answers_in_the_telegram_chat(
             await telegram.finish()
     assert sent["params"]["chat_id"] == CHAT
     assert sent["params"]["text"].startswith("I am a bot")
+
+
+def test_a_button_payload_with_a_lone_surrogate_still_gets_callback_data() -> None:
+    # A slot value filled into a payload template may hold one (from a socket.io client).
+    book = PayloadBook()
+    for payload in ('/inform{"name": "\ud800"}', '/inform{"name": "' + "\udc00" * 40 + '"}'):
+        keyboard = inline_keyboard([{"title": "A", "payload": payload}], book)
+        data = keyboard["inline_keyboard"][0][0]["callback_data"]
+        assert data == payload or book.payload(data) == payload
