@@ -340,7 +340,7 @@ class SocketIOChannel(InputChannel):
         import jwt
 
         token = auth.get("token") if isinstance(auth, dict) else None
-        if not isinstance(token, str):
+        if not isinstance(token, str) or not token.isascii():  # a JWT is base64url and dots
             return False
         if token.startswith("Bearer "):
             token = token[len("Bearer ") :]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -36,6 +37,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def raw_request(
+    url: str, method: str, path: str, headers: dict[str, bytes], body: bytes = b""
+) -> int:
+    """A request with its header values sent byte for byte (aiohttp's client would encode them
+    as UTF-8): the status the server at ``url`` (http://host:port) answers."""
+    host, port = url.removeprefix("http://").rstrip("/").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        head = b"".join(name.encode() + b": " + value + b"\r\n" for name, value in headers.items())
+        writer.write(
+            f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n".encode()
+            + head
+            + b"\r\n"
+            + body
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10.0)
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
 
 
 def domain_of(text: str) -> Domain:

@@ -96,6 +96,9 @@ class Auth:
         raise json_error(401, "User is not authenticated.", "NotAuthenticated")
 
     def _jwt_user(self, token: str) -> dict[str, Any] | None:
+        if not token.isascii():  # a JWT is base64url and dots; PyJWT cannot even encode some
+            logger.debug("JWT rejected: not ASCII")
+            return None
         try:
             with warnings.catch_warnings():
                 # A short secret was reported once, at start-up.

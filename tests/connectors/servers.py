@@ -38,27 +38,6 @@ async def serve(app: web.Application) -> AsyncIterator[Served]:
         await runner.cleanup()
 
 
-async def raw_post(url: str, path: str, headers: dict[str, bytes], body: bytes) -> int:
-    """POST with header values sent byte for byte (aiohttp's client would encode them as UTF-8;
-    give a Content-Type): the status the server answers."""
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    try:
-        head = b"".join(name.encode() + b": " + value + b"\r\n" for name, value in headers.items())
-        writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n".encode()
-            + head
-            + b"\r\n"
-            + body
-        )
-        await writer.drain()
-        status_line = await asyncio.wait_for(reader.readline(), WAIT)
-        return int(status_line.split()[1])
-    finally:
-        writer.close()
-
-
 # The ``serve_channel`` fixture: ``serve_channel(channel, settings=None)``.
 ServeChannel = Callable[..., AbstractAsyncContextManager["Served"]]
 

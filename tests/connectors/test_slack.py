@@ -33,7 +33,8 @@ from tests.connectors.fake_slack import (
     interaction_body,
     signed,
 )
-from tests.connectors.servers import ServeChannel, Served, raw_post, serve
+from tests.connectors.servers import ServeChannel, Served, serve
+from tests.helpers import raw_request
 
 PEOPLE_QUESTIONS = {"How many people are coming?", "For how many people should I book the table?"}
 FAST_RETRIES = RetryPolicy(attempts=3, base_delay=0.01, max_delay=2.0, timeout=5.0)
@@ -204,7 +205,10 @@ async def test_a_signature_header_that_is_not_utf8_is_refused(slack_at: Any, age
         body = event_body(event_callback("/greet"))
         headers = {k: v.encode() for k, v in signed(body).items()}
         headers["X-Slack-Signature"] = headers["X-Slack-Signature"][:-2] + b"\xff"
-        assert await raw_post(slack.served.url, "/webhooks/slack/webhook", headers, body) == 401
+        assert (
+            await raw_request(slack.served.url, "POST", "/webhooks/slack/webhook", headers, body)
+            == 401
+        )
         await slack.finish()
     assert (await agent.store.load(USER)).events == []
 

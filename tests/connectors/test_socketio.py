@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -196,12 +197,19 @@ async def test_cross_origin_connections_only_where_allowed(
             assert (response.status == 200) is accepted, response.status
 
 
-async def test_a_jwt_is_required_when_a_key_is_configured(serve_channel: ServeChannel) -> None:
+async def test_a_jwt_is_required_when_a_key_is_configured(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture
+) -> None:
     channel = SocketIOChannel.from_credentials({"jwt_key": "s3cret-s3cret-s3cret-s3cret-32b!"})
     async with serve_channel(channel) as served:
         with pytest.raises(socketio.exceptions.ConnectionError):
             async with connected(served):
                 pass
+        for bad in ("Bearer \ud800", "a.\udcff.c", 5, "not.a.jwt"):  # refused, none of them a crash
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                async with connected(served, auth={"token": bad}):
+                    pass
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
         token = jwt.encode({"sub": "someone"}, "s3cret-s3cret-s3cret-s3cret-32b!", "HS256")
         async with connected(served, auth={"token": token}) as client:
             assert await client.session()

@@ -31,7 +31,8 @@ from tests.connectors.fake_telegram import (
     message_update,
     wait_calls,
 )
-from tests.connectors.servers import ServeChannel, Served, app_with, raw_post, serve
+from tests.connectors.servers import ServeChannel, Served, app_with, serve
+from tests.helpers import raw_request
 
 FAST_RETRIES = RetryPolicy(attempts=3, base_delay=0.01, max_delay=2.0, timeout=5.0)
 # Intents whose answers tell which one was answered (rules answer them at any point).
@@ -156,7 +157,7 @@ async def test_a_secret_token_header_that_is_not_utf8_is_refused(
                 "X-Telegram-Bot-Api-Secret-Token": secret,
             }
             path = "/webhooks/telegram/webhook"
-            status = await raw_post(telegram.served.url, path, headers, body)
+            status = await raw_request(telegram.served.url, "POST", path, headers, body)
             assert status == 403
         await telegram.finish()
     assert (await agent.store.load(str(CHAT))).events == []

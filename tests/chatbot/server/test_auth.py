@@ -14,6 +14,7 @@ from chatbot.errors import ConfigError
 from chatbot.server.auth import Auth
 from chatbot.server.settings import ServerSettings
 from tests.chatbot.server.support import StartServer, say
+from tests.helpers import raw_request
 
 TOKEN = "s3cret-token"
 SECRET = "a-jwt-secret-long-enough-for-hs512-" + "x" * 40
@@ -119,6 +120,15 @@ async def test_invalid_jwts_are_a_401(secured: TestClient, token: str) -> None:
     response = await secured.get("/conversations/alice/tracker", headers=bearer(token))
     assert response.status == 401
     assert (await response.json())["status"] == "failure"
+
+
+@pytest.mark.parametrize("value", [b"\xff\xfe.abc.def", b"\xed\xa0\x80", b"a.b\xc3\xa9.c"])
+async def test_a_bearer_token_that_is_not_ascii_is_a_401(secured: TestClient, value: bytes) -> None:
+    # Header bytes that are not UTF-8 reach the server as surrogate escapes, which PyJWT cannot
+    # even encode: a 401, like any other token that is not a JWT of ours.
+    url = str(secured.make_url("/"))
+    headers = {"Authorization": b"Bearer " + value}
+    assert await raw_request(url, "GET", "/conversations/alice/tracker", headers) == 401
 
 
 async def test_expired_jwt_says_so(secured: TestClient) -> None:
