@@ -27,8 +27,10 @@ async def read_json(request: web.Request) -> Any:
         raise json_error(400, "the request body is empty; send a JSON document")
     try:
         body = json.loads(data, parse_constant=_no_constants)
-    except (ValueError, RecursionError):
+    except ValueError:
         raise json_error(400, "the request body is not valid JSON") from None
+    except RecursionError:
+        raise json_error(400, "the request body's JSON nests too deeply") from None
     if _SURROGATE_HINT.search(data):
         where = lone_surrogate_at(body)
         if where is not None:

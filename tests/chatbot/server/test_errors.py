@@ -42,7 +42,8 @@ def assert_json_error(body: Any, status: int) -> None:
         (b'{"sender": "a", "message": "hi", "metadata": [1]}', 400, "'metadata'"),
         (b'{"sender": "a", "message": "hi", "input_channel": 3}', 400, "'input_channel'"),
         (b'{"sender": "a", "message": NaN}', 400, "not valid JSON"),
-        (b"[" * 100_000, 400, "not valid JSON"),
+        (b"[" * 100_000, 400, "nests too deeply"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "nests too deeply"),
         (b"\xff\xfe", 400, "not valid JSON"),
         # A lone surrogate (an unpaired UTF-16 half) is not Unicode text: no store can hold it.
         (b'{"sender": "a", "message": "hi \\ud800"}', 400, "'message' holds a lone surrogate"),
