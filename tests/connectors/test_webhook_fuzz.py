@@ -1,0 +1,143 @@
+"""Random updates, rightly authenticated, thrown at the Telegram and Slack webhooks: never a 500,
+and nothing the channel does with them afterwards (answering, storing) fails with an error."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import aiohttp
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.outbound import RetryPolicy
+from connectors.slack import SlackChannel
+from connectors.telegram import TelegramChannel
+from tests.chatbot.server.test_fuzz import json_values, mostly, payload_texts, texts
+from tests.connectors.fake_slack import SIGNING_SECRET, FakeSlackApi, signed
+from tests.connectors.fake_slack import TOKEN as SLACK_TOKEN
+from tests.connectors.fake_telegram import SECRET, TOKEN, FakeTelegramApi
+from tests.connectors.servers import ServeChannel, serve
+
+FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.1, timeout=2.0)
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+ids = st.integers(min_value=-(2**40), max_value=2**40)
+users = st.fixed_dictionaries(
+    {"id": mostly(ids)}, optional={"first_name": json_values, "is_bot": json_values}
+)
+chats = st.fixed_dictionaries({"id": mostly(ids)}, optional={"type": mostly(st.just("private"))})
+entities = st.lists(
+    st.fixed_dictionaries(
+        {"type": mostly(st.just("bot_command")), "offset": json_values, "length": json_values}
+    )
+    | json_values,
+    max_size=2,
+)
+messages = st.fixed_dictionaries(
+    {
+        "message_id": mostly(ids),
+        "from": mostly(users),
+        "chat": mostly(chats),
+        "date": json_values,
+        "text": mostly(payload_texts | texts(30)),
+    },
+    optional={"entities": mostly(entities), "caption": json_values},
+)
+telegram_updates = st.fixed_dictionaries(
+    {"update_id": mostly(ids), "message": mostly(messages)},
+    optional={
+        "edited_message": json_values,
+        "callback_query": mostly(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "id": json_values,
+                    "from": mostly(users),
+                    "message": mostly(messages),
+                    "data": mostly(payload_texts | texts(70)),
+                },
+            )
+        ),
+    },
+)
+
+slack_events = st.fixed_dictionaries(
+    {
+        "type": mostly(st.sampled_from(["message", "app_mention"])),
+        "user": mostly(st.sampled_from(["U1", "U2"]) | texts(10)),
+        "channel": mostly(st.sampled_from(["D1", "C1"]) | texts(10)),
+        "text": mostly(payload_texts | texts(30)),
+        "ts": mostly(st.sampled_from(["1.1", "2.2"]) | json_values),
+        "channel_type": mostly(st.sampled_from(["im", "channel"])),
+    },
+    optional={"thread_ts": json_values, "bot_id": json_values, "subtype": json_values},
+)
+slack_envelopes = st.fixed_dictionaries(
+    {
+        "type": mostly(st.sampled_from(["event_callback", "url_verification"])),
+        "event": mostly(slack_events),
+    },
+    optional={
+        "event_id": json_values,
+        "challenge": json_values,
+        "authorizations": json_values,
+    },
+)
+
+
+def no_errors(caplog: pytest.LogCaptureFixture) -> None:
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+
+
+@FUZZ
+@given(update=telegram_updates | json_values)
+async def test_telegram_updates_never_fail(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture, update: Any
+) -> None:
+    caplog.clear()
+    api = FakeTelegramApi()
+    async with serve(api.app) as fake:
+        channel = TelegramChannel.from_credentials(
+            {"access_token": TOKEN, "secret_token": SECRET, "api_url": fake.url}
+        )
+        channel.api.policy = FAST
+        async with serve_channel(channel) as served, aiohttp.ClientSession() as http:
+            url = f"{served.url}/webhooks/telegram/webhook"
+            headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+            async with http.post(url, json=update, headers=headers) as response:
+                assert response.status < 500, await response.text()
+            await channel.workers.close(grace=10)
+    no_errors(caplog)
+
+
+@FUZZ
+@given(envelope=slack_envelopes | json_values)
+async def test_slack_events_never_fail(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture, envelope: Any
+) -> None:
+    caplog.clear()
+    api = FakeSlackApi()
+    async with serve(api.app) as fake:
+        channel = SlackChannel.from_credentials(
+            {
+                "slack_token": SLACK_TOKEN,
+                "slack_signing_secret": SIGNING_SECRET,
+                "slack_api_url": f"{fake.url}/api",
+            }
+        )
+        channel.api.policy = FAST
+        async with serve_channel(channel) as served, aiohttp.ClientSession() as http:
+            body = json.dumps(envelope).encode()
+            url = f"{served.url}/webhooks/slack/webhook"
+            async with http.post(url, data=body, headers=signed(body)) as response:
+                assert response.status < 500, await response.text()
+            await channel.workers.close(grace=10)
+    no_errors(caplog)
