@@ -41,6 +41,7 @@ from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
 from chatbot.server.keys import OUTPUTS
+from chatbot.store.base import conversation_id_problem
 from connectors.base import InputChannel
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient, RetryPolicy
@@ -103,7 +104,7 @@ def _interactive_value(action: dict[str, Any]) -> str | None:
     if kind == "button":
         return action.get("value")
     if kind in ("static_select", "external_select", "overflow", "radio_buttons"):
-        return (action.get("selected_option") or {}).get("value")
+        return _object(action.get("selected_option")).get("value")
     selected = {
         "conversations_select": "selected_conversation",
         "users_select": "selected_user",
@@ -270,8 +271,12 @@ class SlackChannel(InputChannel):
         event = envelope.get("event")
         if envelope.get("type") != "event_callback" or not isinstance(event, dict):
             return None
-        authorizations = envelope.get("authorizations") or [{}]
-        bot_user = authorizations[0].get("user_id") if isinstance(authorizations[0], dict) else None
+        # Every part is checked for its type: a malformed event is ignored, never an error.
+        authorizations = envelope.get("authorizations")
+        first = authorizations[0] if isinstance(authorizations, list) and authorizations else None
+        bot_user = _object(first).get("user_id")
+        if not isinstance(bot_user, str):
+            bot_user = None
         kind, user, channel = event.get("type"), event.get("user"), event.get("channel")
         text, ts = event.get("text"), event.get("ts")
         if (
@@ -297,9 +302,11 @@ class SlackChannel(InputChannel):
         keys = [f"ts:{channel}:{ts}"]
         if envelope.get("event_id"):
             keys.append(f"event:{envelope['event_id']}")
-        thread = event.get("thread_ts")
+        thread = _text(event.get("thread_ts"))
         reply_thread = thread or (ts if self.use_threads else None)
         conversation_id = self._conversation_id(user, channel, thread or ts)
+        if conversation_id_problem(conversation_id) is not None:
+            return None
         return Incoming(text, user, channel, conversation_id, reply_thread, bot_user, tuple(keys))
 
     def _from_interaction(self, body: bytes) -> Incoming | None:
@@ -310,19 +317,22 @@ class SlackChannel(InputChannel):
             return None
         if not isinstance(payload, dict) or payload.get("type") != "block_actions":
             return None
-        actions = [a for a in payload.get("actions") or [] if isinstance(a, dict)]
+        listed = payload.get("actions")
+        actions = [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) else []
         value = _interactive_value(actions[0]) if actions else None
-        user = (payload.get("user") or {}).get("id")
-        container = payload.get("container") or {}
-        channel = (payload.get("channel") or {}).get("id") or container.get("channel_id")
-        message = payload.get("message") or {}
-        message_ts = message.get("ts") or container.get("message_ts")
+        user = _object(payload.get("user")).get("id")
+        container = _object(payload.get("container"))
+        channel = _object(payload.get("channel")).get("id") or container.get("channel_id")
+        message = _object(payload.get("message"))
+        message_ts = _text(message.get("ts")) or _text(container.get("message_ts"))
         if not isinstance(value, str) or not isinstance(user, str) or not isinstance(channel, str):
             return None
         action_ts = actions[0].get("action_ts")
         key = payload.get("trigger_id") or f"{channel}:{message_ts}:{action_ts}"
-        thread = message.get("thread_ts")
+        thread = _text(message.get("thread_ts"))
         conversation_id = self._conversation_id(user, channel, thread or message_ts)
+        if conversation_id_problem(conversation_id) is not None:
+            return None
         return Incoming(value, user, channel, conversation_id, thread, None, (f"action:{key}",))
 
     async def _first_time(self, *keys: str) -> bool:
@@ -350,3 +360,13 @@ class SlackChannel(InputChannel):
                         "slack chat.postMessage: refused (%s); the message was not delivered",
                         posted.body.get("error", f"HTTP {posted.status}"),
                     )
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` where it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    """``value`` where it is a non-empty string, else None."""
+    return value if isinstance(value, str) and value else None

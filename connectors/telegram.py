@@ -35,6 +35,7 @@ from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
 from chatbot.server.keys import OUTPUTS
+from chatbot.store.base import conversation_id_problem
 from connectors.base import InputChannel
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient, RetryPolicy
@@ -186,29 +187,32 @@ class TelegramChannel(InputChannel):
         return web.Response(text="")
 
     def _incoming(self, update: dict[str, Any]) -> Incoming | None:
+        # Every part is checked for its type: a malformed update is ignored, never an error.
         query = update.get("callback_query")
         if isinstance(query, dict):
-            message = query.get("message") or {}
+            message = _object(query.get("message"))
             data = query.get("data")
             if not isinstance(data, str) or not isinstance(message.get("chat"), dict):
                 return None
             clicked = self.payloads.payload(data) or _button_title(message, data) or data
             return self._for_chat(message, clicked, str(query.get("id")))
-        message = update.get("message") or update.get("edited_message")
-        if not isinstance(message, dict) or not isinstance(message.get("chat"), dict):
+        posted = _object(update.get("message") or update.get("edited_message"))
+        if not isinstance(posted.get("chat"), dict):
             return None
-        text = message.get("text")
-        if (message.get("from") or {}).get("is_bot") or not isinstance(text, str):
+        text = posted.get("text")
+        if _object(posted.get("from")).get("is_bot") or not isinstance(text, str):
             return None
         if self.username:
             text = re.sub(rf"^(/\w+)@{re.escape(self.username)}\b", r"\1", text)
-        return self._for_chat(message, text, None) if text.strip() else None
+        return self._for_chat(posted, text, None) if text.strip() else None
 
     def _for_chat(
         self, message: dict[str, Any], text: str, callback_query_id: str | None
     ) -> Incoming | None:
         chat_id = message["chat"].get("id")
-        if not isinstance(chat_id, int | str):
+        if isinstance(chat_id, bool) or not isinstance(chat_id, int | str):
+            return None
+        if conversation_id_problem(str(chat_id)) is not None:  # Telegram's ids are numbers
             return None
         chat: dict[str, Any] = {"chat_id": chat_id}
         if message.get("is_topic_message") and message.get("message_thread_id"):
@@ -237,9 +241,14 @@ class TelegramChannel(InputChannel):
 
 def _button_title(message: dict[str, Any], data: str) -> str | None:
     """The title of the clicked button, read from the message's keyboard (a forgotten payload)."""
-    rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
-    for row in rows:
+    rows = _object(message.get("reply_markup")).get("inline_keyboard")
+    for row in rows if isinstance(rows, list) else []:
         for button in row if isinstance(row, list) else []:
             if isinstance(button, dict) and button.get("callback_data") == data:
                 return str(button.get("text", "")) or None
     return None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` where it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}

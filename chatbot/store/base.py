@@ -102,16 +102,22 @@ def is_session_start(event: Mapping[str, Any]) -> bool:
 
 
 def check_conversation_id(conversation_id: str) -> None:
+    problem = conversation_id_problem(conversation_id)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def conversation_id_problem(conversation_id: object) -> str | None:
+    """Why a store cannot take ``conversation_id``, or None."""
     if not isinstance(conversation_id, str) or not conversation_id:
-        raise ValueError(f"a conversation id is a non-empty string, not {conversation_id!r}")
+        return f"a conversation id is a non-empty string, not {conversation_id!r}"
     if len(conversation_id) > MAX_CONVERSATION_ID_LENGTH:
-        raise ValueError(
+        return (
             f"conversation id of {len(conversation_id)} characters is longer than "
             f"{MAX_CONVERSATION_ID_LENGTH}: {conversation_id[:40]!r}..."
         )
     problem = conversation_id_text_problem(conversation_id)
-    if problem is not None:
-        raise ValueError(f"{problem}: {conversation_id[:40]!r}")
+    return None if problem is None else f"{problem}: {conversation_id[:40]!r}"
 
 
 def conversation_id_text_problem(conversation_id: str) -> str | None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from connectors.outbound import RetryPolicy
@@ -91,6 +92,33 @@ slack_envelopes = st.fixed_dictionaries(
     },
 )
 
+slack_actions = st.fixed_dictionaries(
+    {"type": mostly(st.sampled_from(["button", "static_select", "datepicker"]))},
+    optional={
+        "value": mostly(payload_texts),
+        "selected_option": mostly(st.fixed_dictionaries({"value": mostly(payload_texts)})),
+        "selected_date": json_values,
+        "action_ts": json_values,
+    },
+)
+slack_interactions = st.fixed_dictionaries(
+    {
+        "type": mostly(st.just("block_actions")),
+        "user": mostly(st.fixed_dictionaries({"id": mostly(st.sampled_from(["U1", "U2"]))})),
+        "actions": mostly(st.lists(mostly(slack_actions), max_size=2)),
+    },
+    optional={
+        "channel": mostly(st.fixed_dictionaries({"id": mostly(st.just("D1"))})),
+        "container": json_values,
+        "message": mostly(
+            st.fixed_dictionaries(
+                {"ts": mostly(st.just("1.1"))}, optional={"thread_ts": json_values}
+            )
+        ),
+        "trigger_id": json_values,
+    },
+)
+
 
 def no_errors(caplog: pytest.LogCaptureFixture) -> None:
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -99,6 +127,16 @@ def no_errors(caplog: pytest.LogCaptureFixture) -> None:
 
 @FUZZ
 @given(update=telegram_updates | json_values)
+# Shapes that once were a 500 (an object's place taken by a number or a string).
+@example(update={"update_id": 1, "callback_query": {"id": None, "data": "/greet", "message": 1}})
+@example(update={"update_id": 1, "message": {"chat": {"id": 1}, "from": "x", "text": "/greet"}})
+@example(
+    update={
+        "update_id": 1,
+        "callback_query": {"data": "#x", "message": {"chat": {"id": 1}, "reply_markup": 5}},
+    }
+)
+@example(update={"update_id": 1, "message": {"chat": {"id": "a\x00" * 200}, "text": "/greet"}})
 async def test_telegram_updates_never_fail(
     serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture, update: Any
 ) -> None:
@@ -119,10 +157,39 @@ async def test_telegram_updates_never_fail(
 
 
 @FUZZ
-@given(envelope=slack_envelopes | json_values)
+@given(
+    envelope=slack_envelopes | json_values,
+    form=st.booleans(),
+    interaction=slack_interactions | json_values,
+)
+@example(
+    envelope={"type": "event_callback", "event": {}, "authorizations": 1},
+    form=False,
+    interaction=None,
+)
+@example(
+    envelope=None,
+    form=True,
+    interaction={"type": "block_actions", "user": "U1", "actions": 5, "message": []},
+)
+@example(
+    envelope=None,
+    form=True,
+    interaction={
+        "type": "block_actions",
+        "user": {"id": "U1"},
+        "channel": {"id": "D1"},
+        "actions": [{"type": "static_select", "selected_option": "x"}],
+    },
+)
 async def test_slack_events_never_fail(
-    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture, envelope: Any
+    serve_channel: ServeChannel,
+    caplog: pytest.LogCaptureFixture,
+    envelope: Any,
+    form: bool,
+    interaction: Any,
 ) -> None:
+    """``form``: a click on an interactive element (a form-encoded ``payload``) instead."""
     caplog.clear()
     api = FakeSlackApi()
     async with serve(api.app) as fake:
@@ -135,9 +202,14 @@ async def test_slack_events_never_fail(
         )
         channel.api.policy = FAST
         async with serve_channel(channel) as served, aiohttp.ClientSession() as http:
-            body = json.dumps(envelope).encode()
             url = f"{served.url}/webhooks/slack/webhook"
-            async with http.post(url, data=body, headers=signed(body)) as response:
+            if form:
+                body = urlencode({"payload": json.dumps(interaction)}).encode()
+                headers = signed(body, content_type="application/x-www-form-urlencoded")
+            else:
+                body = json.dumps(envelope).encode()
+                headers = signed(body)
+            async with http.post(url, data=body, headers=headers) as response:
                 assert response.status < 500, await response.text()
             await channel.workers.close(grace=10)
     no_errors(caplog)
