@@ -21,12 +21,36 @@ logger = logging.getLogger("chatbot")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class EscapeArguments(logging.Filter):
+    """Control characters (a newline, an escape sequence) in a log line's string arguments are
+    written as escapes: a conversation id or a channel name comes from a client, and one with a
+    newline in it would otherwise forge a line of its own in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_escaped(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {
+                k: _escaped(v) if isinstance(v, str) else v for k, v in record.args.items()
+            }
+        return True
+
+
+def _escaped(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, EscapeArguments) for f in handler.filters):
+            handler.addFilter(EscapeArguments())
     for noisy in ("asyncio", "aiohttp.access", "sanic", "urllib3", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

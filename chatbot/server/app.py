@@ -181,6 +181,7 @@ def mount_channels(app: web.Application, credentials: Credentials | None) -> Non
         except ConfigError as exc:
             raise ConfigError(f"{where}{exc}") from None
         channel.register(app, lambda: app[AGENT])
+        app[METRICS].add_channels(name, channel.name)
         mounted += 1
     if blocks and not mounted:
         logger.warning("no channel of the credentials is mounted: add 'rest:' for the REST channel")

@@ -65,11 +65,12 @@ class MessageGate:
         """Run one turn of a conversation (a message, a triggered intent, an executed action),
         counting it and timing it."""
         started = time.perf_counter()
+        label = self.metrics.channel_label(channel)
         try:
             result = await run()
         except Exception as exc:
             seconds = time.perf_counter() - started
-            self.metrics.messages.labels(channel, "error").inc()
+            self.metrics.messages.labels(label, "error").inc()
             self.metrics.errors.labels(type(exc).__name__).inc()
             logger.info(
                 "turn failed conversation=%s channel=%s error=%s seconds=%.3f",
@@ -80,8 +81,8 @@ class MessageGate:
             )
             raise
         seconds = time.perf_counter() - started
-        self.metrics.messages.labels(channel, "ok").inc()
-        self.metrics.message_seconds.labels(channel).observe(seconds)
+        self.metrics.messages.labels(label, "ok").inc()
+        self.metrics.message_seconds.labels(label).observe(seconds)
         logger.info(
             "turn conversation=%s channel=%s events=%d seconds=%.3f",
             conversation_id,

@@ -22,8 +22,17 @@ from chatbot.server.errors import route_name
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+# Labels come from a bounded set, never straight from a request: a client that makes up an
+# ``input_channel`` or an HTTP method per request would otherwise grow the registry without end.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
+
+
 class Metrics:
     def __init__(self) -> None:
+        # The channels a message is labelled with: the mounted ones, the HTTP API's, and
+        # "unknown" (a message without one); any other name a client sends is "other".
+        self.channels: set[str] = {"api", "unknown"}
         self.registry = CollectorRegistry(auto_describe=True)
         self.messages = Counter(
             "chatbot_messages",
@@ -77,9 +86,16 @@ class Metrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
+    def add_channels(self, *names: str) -> None:
+        self.channels.update(names)
+
+    def channel_label(self, channel: str) -> str:
+        return channel if channel in self.channels else OTHER
+
     def observe_request(self, request: web.Request, status: int, seconds: float) -> None:
         route = route_name(request)
-        self.http_requests.labels(request.method, route, str(status)).inc()
+        method = request.method if request.method in METHODS else OTHER
+        self.http_requests.labels(method, route, str(status)).inc()
         self.http_seconds.labels(route).observe(seconds)
 
     def middleware(self) -> Middleware:

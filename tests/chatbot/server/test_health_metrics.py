@@ -99,6 +99,28 @@ async def test_metrics_count_messages_latency_and_errors(
     assert "alice" not in text and "nobody" not in text  # no ids as labels
 
 
+async def test_labels_a_client_makes_up_do_not_grow_the_metrics(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    client = await start_server(Agent(restaurant_model), enable_api=True, rate_limit=None)
+    for i in range(5):
+        body = {"sender": f"s{i}", "message": "/greet", "input_channel": f"made-up-{i}"}
+        assert (await client.post("/webhooks/rest/webhook", json=body)).status == 200
+        # HTTP's parser takes only methods it knows; WebDAV's are among them.
+        await client.request(["PROPFIND", "MKCOL", "LOCK", "UNLOCK", "SEARCH"][i], "/status")
+    # The API's own channel, and a client-given one naming a mounted channel, keep their label.
+    api_message = {"text": "/greet", "sender": "user"}
+    assert (await client.post("/conversations/a/messages", json=api_message)).status == 200
+    body = {"sender": "t", "message": "/greet", "input_channel": "rest"}
+    assert (await client.post("/webhooks/rest/webhook", json=body)).status == 200
+    text = await (await client.get("/metrics")).text()
+    assert "made-up" not in text and "PROPFIND" not in text
+    assert 'chatbot_messages_total{channel="other",outcome="ok"} 5.0' in text
+    assert 'chatbot_messages_total{channel="rest",outcome="ok"} 1.0' in text
+    assert 'chatbot_messages_total{channel="api",outcome="ok"} 1.0' in text
+    assert 'chatbot_http_requests_total{method="other",route="unmatched",status="405"} 5.0' in text
+
+
 async def test_failed_turns_are_counted(
     start_server: StartServer, restaurant_model: TrainedModel
 ) -> None:

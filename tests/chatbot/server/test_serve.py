@@ -127,6 +127,9 @@ async def start_chatbot(
     return process, stdout, stderr, time.perf_counter() - started
 
 
+FORGED = "turn conversation=forged channel=rest events=1 seconds=0.001"
+
+
 async def test_sigterm_finishes_the_message_in_flight(
     tmp_path: Path,
     restaurant_model: TrainedModel,
@@ -146,6 +149,10 @@ async def test_sigterm_finishes_the_message_in_flight(
             async with session.post(f"{base}/webhooks/rest/webhook", json=greet) as response:
                 assert response.status == 200
                 assert (await response.json())[0]["recipient_id"] == "alice"
+            # A sender id that would forge a log line of its own, were it written as it is.
+            forger = {"sender": f"mallory\n{FORGED}", "message": "/greet"}
+            async with session.post(f"{base}/webhooks/rest/webhook", json=forger) as response:
+                assert response.status == 200
 
             # A message whose turn waits for the action server...
             booking = {"sender": "alice", "message": '/request_restaurant{"cuisine": "thai"}'}
@@ -179,6 +186,8 @@ async def test_sigterm_finishes_the_message_in_flight(
     assert [e["event"] for e in events].count("user") == 2
     assert events[-1] == {**events[-1], "event": "action", "name": "action_listen"}
     assert "Traceback" not in stderr.text
+    assert "turn conversation=mallory\\nturn conversation=forged" in stderr.text
+    assert not any(line.startswith(FORGED) for line in stderr.text.splitlines())
     imported = {line.rsplit("|", 1)[-1].strip() for line in stderr.text.splitlines()}
     assert "aiohttp" in imported and "chatbot.server.app" in imported  # the list is complete
     assert "torch" not in imported  # models are served in numpy: no second spent importing it
