@@ -1,8 +1,10 @@
-"""Random updates, rightly authenticated, thrown at the Telegram and Slack webhooks: never a 500,
-and nothing the channel does with them afterwards (answering, storing) fails with an error."""
+"""Random updates, rightly authenticated, thrown at the Telegram and Slack webhooks, and random
+socket.io events at the chat widget's channel: never a 500, and nothing the channel does with
+them afterwards (answering, storing) fails with an error."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -10,17 +12,19 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+import socketio
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from connectors.outbound import RetryPolicy
 from connectors.slack import SlackChannel
+from connectors.socketio import SocketIOChannel
 from connectors.telegram import TelegramChannel
 from tests.chatbot.server.test_fuzz import json_values, mostly, payload_texts, texts
 from tests.connectors.fake_slack import SIGNING_SECRET, FakeSlackApi, signed
 from tests.connectors.fake_slack import TOKEN as SLACK_TOKEN
 from tests.connectors.fake_telegram import SECRET, TOKEN, FakeTelegramApi
-from tests.connectors.servers import ServeChannel, serve
+from tests.connectors.servers import WAIT, ServeChannel, serve
 
 FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.1, timeout=2.0)
 FUZZ = settings(
@@ -212,4 +216,44 @@ async def test_slack_events_never_fail(
             async with http.post(url, data=body, headers=headers) as response:
                 assert response.status < 500, await response.text()
             await channel.workers.close(grace=10)
+    no_errors(caplog)
+
+
+socketio_events = st.tuples(
+    st.sampled_from(["session_request", "user_uttered", "user_uttered", "session_history"]),
+    mostly(
+        st.fixed_dictionaries(
+            {"message": mostly(payload_texts | texts(30)), "metadata": json_values},
+            optional={"session_id": json_values},
+        )
+    ),
+)
+
+
+@FUZZ
+@given(
+    events=st.lists(socketio_events, min_size=1, max_size=4).map(
+        lambda events: [("session_request", None), *events]  # mostly after a session request
+    )
+    | st.lists(socketio_events, min_size=1, max_size=4)
+)
+@example(events=[("session_request", None), ("user_uttered", {"message": "hi", "metadata": [1]})])
+async def test_socketio_events_never_fail(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture, events: list[tuple[str, Any]]
+) -> None:
+    caplog.clear()
+    async with serve_channel(SocketIOChannel()) as served:
+        client = socketio.AsyncClient(reconnection=False)
+        await client.connect(served.url, transports=["websocket"], wait_timeout=WAIT)
+        try:
+            confirmed: asyncio.Queue[Any] = asyncio.Queue()
+            client.on("session_confirm", confirmed.put)
+            for name, data in events:
+                if name == "session_request":
+                    await client.emit(name, data)
+                    await asyncio.wait_for(confirmed.get(), WAIT)  # always confirmed
+                else:
+                    await client.call(name, data, timeout=WAIT)  # every event is answered
+        finally:
+            await client.disconnect()
     no_errors(caplog)
