@@ -209,11 +209,75 @@ for _tag, _constructor in (
     _Loader.add_constructor(_tag, _constructor)  # type: ignore[type-var]
 
 
+# How many more values than are written out a document's aliases may add. A "billion laughs"
+# (anchors of lists of aliases of anchors ...) is a few lines that stand for millions of values,
+# which every later step (validation, the model file) would walk through one by one.
+MAX_ALIAS_EXPANSION = 1_000_000
+
+
+def _check_aliases(root: Node, file: str | None) -> None:
+    """Refuse a document whose aliases add more than MAX_ALIAS_EXPANSION values, or that holds
+    a node inside itself (an alias to an anchor it is within)."""
+    size: dict[int, int] = {}
+    inside: set[int] = set()
+    written = 0
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if finished:
+            size[key] = 1 + sum(size[id(child)] for child in children)
+            inside.discard(key)
+            continue
+        if key in size:
+            continue
+        if key in inside:
+            raise ProjectError(
+                "an alias refers to an anchor it is inside of (a structure that holds itself)",
+                file=file,
+                line=_line(node),
+            )
+        inside.add(key)
+        written += 1
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in size)
+    total = size[id(root)]
+    if total - written > MAX_ALIAS_EXPANSION:
+        # Named: the innermost value that stands for too many values alone.
+        where = root
+        while True:
+            bigger = [c for c in _children(where) if size[id(c)] > MAX_ALIAS_EXPANSION]
+            if not bigger:
+                break
+            where = bigger[0]
+        raise ProjectError(
+            f"the anchors and aliases of this document stand for {total:,} values, "
+            f"{written:,} of them written out: more than {MAX_ALIAS_EXPANSION:,} added by "
+            f"aliases, {size[id(where)]:,} by the value here",
+            file=file,
+            line=_line(where),
+            hint="Write the values out, or use fewer aliases of aliases",
+        )
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 def load_yaml_text(text: str, *, file: str | None = None) -> Any:
     """Parse one YAML document; an empty document is ``None``."""
     loader = _Loader(text, file)
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(node, file)
+        return loader.construct_document(node)
     except ProjectError:
         raise
     except yaml.MarkedYAMLError as e:

@@ -112,3 +112,28 @@ def test_utf8_bom_and_emoji(tmp_path: Path) -> None:
     path = tmp_path / "bom.yml"
     path.write_bytes("\ufeffa: héllo 👋\n".encode())
     assert load_yaml(path) == {"a": "héllo 👋"}
+
+
+def laughs(levels: int) -> str:
+    """A "billion laughs": each anchor a list of nine aliases of the one before."""
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_aliases_that_stand_for_millions_of_values_are_refused() -> None:
+    assert len(load_yaml_text(laughs(3))["a2"]) == 9  # 729 values: fine
+    # Named where the value that stands for too many alone is: the seventh anchor's list.
+    with pytest.raises(ProjectError, match=r"domain.yml:7: .* stand for 54,481,013 values"):
+        load_yaml_text(laughs(8), file="domain.yml")
+
+
+def test_an_alias_inside_its_own_anchor_is_refused() -> None:
+    with pytest.raises(ProjectError, match=r"nlu.yml:2: an alias refers to an anchor it is inside"):
+        load_yaml_text("version: '3.1'\nloop: &me [1, {again: *me}]\n", file="nlu.yml")
+
+
+def test_shared_anchors_are_read_as_written() -> None:
+    data = load_yaml_text("a: &a [1, 2]\nb: *a\nc: {x: *a, y: *a}\n")
+    assert to_plain(data) == {"a": [1, 2], "b": [1, 2], "c": {"x": [1, 2], "y": [1, 2]}}
