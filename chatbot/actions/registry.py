@@ -40,15 +40,28 @@ class CustomAction(Action):
             events = validate_events(result.get("events") or [], f"action '{self.name}' events")
         except Exception as exc:
             raise ActionError(self.name, str(exc)) from exc
-        bots = [e for r in result.get("responses") or [] for e in _response_events(r, ctx)]
+        responses = result.get("responses") or []
+        if not isinstance(responses, list):
+            raise ActionError(self.name, "the action's 'responses' are not a list")
+        bots = [e for r in responses for e in _response_events(self.name, r, ctx)]
         return [*bots, *events]
 
 
-def _response_events(response: dict[str, Any], ctx: ActionContext) -> list[Event]:
+def _response_events(action: str, response: Any, ctx: ActionContext) -> list[Event]:
     """A rasa-sdk ``dispatcher.utter_message`` entry as bot events (``response`` names a domain
-    response, rendered with the other keys as template values)."""
+    response, rendered with the other keys as template values). An entry that is no message
+    (a text that is not a string, metadata that is not an object) is the action's failure."""
     if not isinstance(response, dict):
         return []
+    text, metadata = response.get("text"), response.get("metadata")
+    if text is not None and not isinstance(text, str):
+        raise ActionError(action, f"a response's 'text' is not a string: {text!r:.60}")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ActionError(action, f"a response's 'metadata' is not an object: {metadata!r:.60}")
+    for key in ("buttons", "quick_replies", "elements"):
+        listed = response.get(key)
+        if listed is not None and not isinstance(listed, list):
+            raise ActionError(action, f"a response's '{key}' is not a list: {listed!r:.60}")
     name = response.get("response") or response.get("template")
     if name:
         extra = {k: v for k, v in response.items() if k not in ("response", "template")}

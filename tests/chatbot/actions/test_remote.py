@@ -251,6 +251,31 @@ async def test_the_domains_failure_response_is_used(
     assert events[-1]["name"] == "action_listen"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"events": [], "responses": 5},
+        {"events": [], "responses": [{"text": 5}]},
+        {"events": [], "responses": [{"text": "hi", "metadata": "m"}]},
+        {"events": [], "responses": [{"text": "hi", "buttons": "yes/no"}]},
+        {"events": [], "responses": [{"text": "hi", "elements": 3}]},
+        {"events": 7},
+        {"events": [{"event": "slot"}]},
+    ],
+)
+async def test_a_malformed_answer_is_the_actions_failure(
+    executor: Callable[..., HTTPActionExecutor], action_server: Any, body: dict[str, Any]
+) -> None:
+    # A 200 that is not an answer is handled as a failed action: the failure response, and
+    # nothing of the action stored.
+    _, url = await action_server(answer(200, body))
+    processor = processor_with(executor(url))
+    replies = await processor.handle_message(UserMessage("/greet", "u"))
+    assert replies == [{"recipient_id": "u", "text": "The kitchen is closed, sorry."}]
+    events = (await processor.store.load("u")).events
+    assert "action_hello" not in [e.get("name") for e in events]
+
+
 async def test_a_rejected_action_is_logged_and_the_bot_listens(
     executor: Callable[..., HTTPActionExecutor], action_server: Any
 ) -> None:
