@@ -197,6 +197,10 @@ class HTTPActionExecutor:
             raise ActionError(
                 name, f"no answer from {self.url} within {self.timeout:g} s"
             ) from None
+        except _TooLarge:
+            raise ActionError(
+                name, f"the answer of {self.url} is larger than {MAX_ANSWER_BYTES:,} bytes"
+            ) from None
         except aiohttp.ClientError as exc:
             raise ActionError(
                 name, f"cannot reach the action server at {self.url} ({exc})"
@@ -212,8 +216,25 @@ class _UnknownAction(ActionError):
     """The action server answered 404: a configuration mistake, not a failing server."""
 
 
+# The largest answer read from an action server: a runaway one (a loop that never stops
+# writing events) fails the action instead of filling the bot's memory.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
 async def _json_or_text(response: aiohttp.ClientResponse) -> Any:
-    data = await response.read()
+    if (response.content_length or 0) > MAX_ANSWER_BYTES:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise _TooLarge
+        chunks.append(chunk)
+    data = b"".join(chunks)
     try:
         return json.loads(data)
     except ValueError:

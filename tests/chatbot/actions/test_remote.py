@@ -4,6 +4,7 @@ refused, malformed answers), what the user gets, what is stored, and the circuit
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Set
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from chatbot.actions import remote
 from chatbot.actions.base import ActionContext
 from chatbot.actions.registry import ActionRegistry
 from chatbot.actions.remote import CircuitBreaker, HTTPActionExecutor
@@ -274,6 +276,33 @@ async def test_a_malformed_answer_is_the_actions_failure(
     assert replies == [{"recipient_id": "u", "text": "The kitchen is closed, sorry."}]
     events = (await processor.store.load("u")).events
     assert "action_hello" not in [e.get("name") for e in events]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_an_answer_too_large_is_the_actions_failure(
+    executor: Callable[..., HTTPActionExecutor],
+    action_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    chunked: bool,
+) -> None:
+    monkeypatch.setattr(remote, "MAX_ANSWER_BYTES", 1000)
+    events = [{"event": "slot", "name": "x", "value": "v" * 100}] * 20  # about 2,000 bytes
+
+    async def streamed(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()  # no Content-Length: sent in chunks
+        await response.prepare(request)
+        await response.write(json.dumps({"events": events}).encode())
+        await response.write_eof()
+        return response
+
+    _, url = await action_server(streamed if chunked else answer(200, {"events": events}))
+    processor = processor_with(executor(url))
+    replies = await processor.handle_message(UserMessage("/greet", "u"))
+    assert replies == [{"recipient_id": "u", "text": "The kitchen is closed, sorry."}]
+    small = [{"event": "slot", "name": "x", "value": "v"}]
+    _, url = await action_server(answer(200, {"events": small}))
+    processor = processor_with(executor(url))
+    assert await processor.handle_message(UserMessage("/greet", "u")) == []  # applied
 
 
 async def test_a_rejected_action_is_logged_and_the_bot_listens(
