@@ -29,3 +29,9 @@ class InputChannel(ABC):
     @abstractmethod
     def register(self, app: web.Application, agent_getter: Any) -> None:
         """Add this channel's routes under ``/webhooks/<name>/``."""
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    """``value`` where it is a JSON object, else an empty one: a platform's payload read without
+    trusting its shape."""
+    return value if isinstance(value, dict) else {}

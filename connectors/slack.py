@@ -42,7 +42,7 @@ from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
 from chatbot.server.keys import OUTPUTS
 from chatbot.store.base import conversation_id_problem
-from connectors.base import InputChannel
+from connectors.base import InputChannel, json_object
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient, RetryPolicy
 from connectors.slack_blocks import slack_posts
@@ -104,7 +104,7 @@ def _interactive_value(action: dict[str, Any]) -> str | None:
     if kind == "button":
         return action.get("value")
     if kind in ("static_select", "external_select", "overflow", "radio_buttons"):
-        return _object(action.get("selected_option")).get("value")
+        return json_object(action.get("selected_option")).get("value")
     selected = {
         "conversations_select": "selected_conversation",
         "users_select": "selected_user",
@@ -274,7 +274,7 @@ class SlackChannel(InputChannel):
         # Every part is checked for its type: a malformed event is ignored, never an error.
         authorizations = envelope.get("authorizations")
         first = authorizations[0] if isinstance(authorizations, list) and authorizations else None
-        bot_user = _object(first).get("user_id")
+        bot_user = json_object(first).get("user_id")
         if not isinstance(bot_user, str):
             bot_user = None
         kind, user, channel = event.get("type"), event.get("user"), event.get("channel")
@@ -320,10 +320,10 @@ class SlackChannel(InputChannel):
         listed = payload.get("actions")
         actions = [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) else []
         value = _interactive_value(actions[0]) if actions else None
-        user = _object(payload.get("user")).get("id")
-        container = _object(payload.get("container"))
-        channel = _object(payload.get("channel")).get("id") or container.get("channel_id")
-        message = _object(payload.get("message"))
+        user = json_object(payload.get("user")).get("id")
+        container = json_object(payload.get("container"))
+        channel = json_object(payload.get("channel")).get("id") or container.get("channel_id")
+        message = json_object(payload.get("message"))
         message_ts = _text(message.get("ts")) or _text(container.get("message_ts"))
         if not isinstance(value, str) or not isinstance(user, str) or not isinstance(channel, str):
             return None
@@ -360,11 +360,6 @@ class SlackChannel(InputChannel):
                         "slack chat.postMessage: refused (%s); the message was not delivered",
                         posted.body.get("error", f"HTTP {posted.status}"),
                     )
-
-
-def _object(value: Any) -> dict[str, Any]:
-    """``value`` where it is a JSON object, else an empty one."""
-    return value if isinstance(value, dict) else {}
 
 
 def _text(value: Any) -> str | None:

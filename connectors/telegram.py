@@ -36,7 +36,7 @@ from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
 from chatbot.server.keys import OUTPUTS
 from chatbot.store.base import conversation_id_problem
-from connectors.base import InputChannel
+from connectors.base import InputChannel, json_object
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient, RetryPolicy
 from connectors.telegram_messages import PayloadBook, telegram_calls
@@ -190,17 +190,17 @@ class TelegramChannel(InputChannel):
         # Every part is checked for its type: a malformed update is ignored, never an error.
         query = update.get("callback_query")
         if isinstance(query, dict):
-            message = _object(query.get("message"))
+            message = json_object(query.get("message"))
             data = query.get("data")
             if not isinstance(data, str) or not isinstance(message.get("chat"), dict):
                 return None
             clicked = self.payloads.payload(data) or _button_title(message, data) or data
             return self._for_chat(message, clicked, str(query.get("id")))
-        posted = _object(update.get("message") or update.get("edited_message"))
+        posted = json_object(update.get("message") or update.get("edited_message"))
         if not isinstance(posted.get("chat"), dict):
             return None
         text = posted.get("text")
-        if _object(posted.get("from")).get("is_bot") or not isinstance(text, str):
+        if json_object(posted.get("from")).get("is_bot") or not isinstance(text, str):
             return None
         if self.username:
             text = re.sub(rf"^(/\w+)@{re.escape(self.username)}\b", r"\1", text)
@@ -241,14 +241,9 @@ class TelegramChannel(InputChannel):
 
 def _button_title(message: dict[str, Any], data: str) -> str | None:
     """The title of the clicked button, read from the message's keyboard (a forgotten payload)."""
-    rows = _object(message.get("reply_markup")).get("inline_keyboard")
+    rows = json_object(message.get("reply_markup")).get("inline_keyboard")
     for row in rows if isinstance(rows, list) else []:
         for button in row if isinstance(row, list) else []:
             if isinstance(button, dict) and button.get("callback_data") == data:
                 return str(button.get("text", "")) or None
     return None
-
-
-def _object(value: Any) -> dict[str, Any]:
-    """``value`` where it is a JSON object, else an empty one."""
-    return value if isinstance(value, dict) else {}

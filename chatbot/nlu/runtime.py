@@ -257,12 +257,14 @@ class JointRuntime:
         sentence = np.concatenate([self.intent_pool(states), states.max(axis=0), *bag, *matched])
         intent_logits = self.intent_out(sentence)
         token_intents = None
-        if self.token_intents is not None:  # each token's intent; their mean log-probabilities
+        vote = self.settings.token_intent_vote
+        if self.token_intents is not None and (vote or self.intent_tags is not None):
+            # each token's intent: their mean log-probabilities, and what the tagger reads
             token_logits = self.token_intents(states)  # (T, intents)
             shifted = token_logits - token_logits.max(axis=1, keepdims=True)
             exp = np.exp(shifted)
             total = exp.sum(axis=1, keepdims=True)
-            if self.settings.token_intent_vote:
+            if vote:
                 intent_logits += (shifted - np.log(total)).mean(axis=0)
             if self.intent_tags is not None:  # the tagger reads them
                 token_intents = exp / total
