@@ -17,6 +17,8 @@ from chatbot import model_file
 from chatbot.actions.base import Action
 from chatbot.actions.nlg import NLGClient
 from chatbot.actions.registry import ActionRegistry, CustomActionExecutor
+from chatbot.conversation import events as ev
+from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.messages import UserMessage
 from chatbot.dialogue.ensemble import PolicyEnsemble
 from chatbot.dialogue.lstm_policy import LSTMPolicy
@@ -29,7 +31,7 @@ from chatbot.nlu.lookup_extractor import KIND as LOOKUP_KIND
 from chatbot.nlu.lookup_extractor import LookupEntityExtractor
 from chatbot.nlu.model import NLUModel
 from chatbot.processor import Listener, MessageProcessor
-from chatbot.project.domain import Domain
+from chatbot.project.domain import ACTION_LISTEN, ACTION_SESSION_START, Domain
 from chatbot.project.domain_reader import domain_from_dict, domain_to_dict
 from chatbot.store.base import ConversationStore
 from chatbot.store.broker import EventBroker
@@ -105,14 +107,63 @@ class TrainedModel:
                     nlu = LookupEntityExtractor.from_export(nlu_tensors, meta["nlu"])
                 else:
                     nlu = NLUModel.from_export(nlu_tensors, meta["nlu"])
-        except ModelFileError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except ModelFileError as exc:
+            raise ModelFileError(_naming(path, str(exc))) from exc
+        except ChatbotError as exc:  # the domain's or the NLU settings' own checks
+            raise ModelFileError(
+                f"{path}: the model's content is invalid: {_one_line(exc)}; retrain it"
+            ) from exc
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise ModelFileError(
                 f"{path}: the model's content is inconsistent ({exc!r}); retrain it"
             ) from exc
+        ensemble = meta.get("ensemble") or {}
+        if not isinstance(ensemble, dict):
+            raise ModelFileError(f"{path}: the model's 'ensemble' must be a JSON object")
         rest = {k: v for k, v in meta.items() if k not in ("domain", "policies", "nlu", "ensemble")}
-        return cls(domain, policies, nlu, dict(meta.get("ensemble") or {}), rest)
+        model = cls(domain, policies, nlu, dict(ensemble), rest)
+        model.check(str(path))
+        return model
+
+    def check(self, source: str) -> None:
+        """Run the model once on scratch input, as a first message would: the NLU parses a few
+        texts, every policy predicts after a greeting. A model whose parts do not fit together
+        (a file written by hand or by another tool, with a valid checksum) is refused here with a
+        ``ModelFileError``, instead of failing every conversation once it is served."""
+        probe = "\x00model-check"  # no conversation id holds a NUL: no cache entry is shared
+        try:
+            parse_data: dict[str, Any] = {}
+            if self.nlu is not None:
+                for text in ("", "日本語のテキスト 123", "hello"):
+                    parse_data = dict(self.nlu.parse(text))
+            intents = self.domain.intent_names
+            if intents:
+                parse_data["intent"] = {"name": intents[0], "confidence": 1.0}
+            conversation = Conversation(
+                probe,
+                self.domain,
+                [
+                    ev.action(ACTION_SESSION_START),
+                    ev.simple("session_started"),
+                    ev.action(ACTION_LISTEN),
+                    ev.user("hello", parse_data),  # type: ignore[arg-type]
+                ],
+            )
+            for policy in self.policies:
+                policy.predict(conversation)
+            self.make_ensemble().predict(conversation)
+        except ChatbotError as exc:
+            raise ModelFileError(
+                f"{source}: the model fails on a first message: {_one_line(exc)}; retrain it"
+            ) from exc
+        except Exception as exc:  # whatever a model's parts do when they do not fit together
+            raise ModelFileError(
+                f"{source}: the model fails on a first message ({exc!r}); retrain it"
+            ) from exc
+        finally:
+            for policy in self.policies:
+                if isinstance(policy, LSTMPolicy):
+                    policy.forget(probe)
 
     def make_ensemble(self) -> PolicyEnsemble:
         return PolicyEnsemble(
@@ -134,6 +185,15 @@ class TrainedModel:
             "entities": [],
             "intent_ranking": [],
         }
+
+
+def _one_line(exc: BaseException) -> str:
+    return "; ".join(line for line in str(exc).splitlines() if line.strip())
+
+
+def _naming(path: Path, message: str) -> str:
+    """``message`` beginning with the model file's path (once)."""
+    return message if message.startswith(str(path)) else f"{path}: {message}"
 
 
 class NoModelLoaded(ChatbotError):

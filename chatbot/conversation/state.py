@@ -117,7 +117,32 @@ def encode_state(state: State) -> list[list[Any]]:
     return [[k, {"set": sorted(v)} if isinstance(v, frozenset) else v] for k, v in state]
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def decode_state(data: list[list[Any]]) -> State:
-    return tuple(
-        (k, frozenset(v["set"]) if isinstance(v, dict) and "set" in v else v) for k, v in data
-    )
+    """``encode_state``'s inverse. Anything it does not write (a model file made by hand or by
+    another tool) is a ValueError: a state's values must be hashable and comparable."""
+    if not isinstance(data, list):
+        raise ValueError(f"a state must be a list of [name, value] pairs, got {_short(data)}")
+    state = []
+    for item in data:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+            raise ValueError(f"a state's entries are [name, value] pairs, got {_short(item)}")
+        key, value = item
+        if isinstance(value, dict):
+            members = value.get("set")
+            if set(value) != {"set"} or not isinstance(members, list):
+                raise ValueError(f"state entry {key!r}: {_short(value)} is no value")
+            if not all(isinstance(m, _SCALARS) for m in members):
+                raise ValueError(f"state entry {key!r}: a set of {_short(members)}")
+            value = frozenset(members)
+        elif not isinstance(value, _SCALARS):
+            raise ValueError(f"state entry {key!r}: {_short(value)} is no value")
+        state.append((key, value))
+    return tuple(state)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -216,7 +216,11 @@ class StateFeaturizer:
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> StateFeaturizer:
-        return cls(list(meta["features"]), list(meta["labels"]))
+        features, labels = meta["features"], meta["labels"]
+        for key, names in (("features", features), ("labels", labels)):
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ValueError(f"the featurizer's {key} must be a list of names")
+        return cls(features, labels)
 
 
 def _top_name(ranking: Sequence[Mapping[str, Any]]) -> Any:

@@ -362,10 +362,22 @@ class LSTMPolicy(Policy):
             runtime = EnsembleTrackerRuntime([TrackerRuntime(config, part) for part in parts])
         else:
             runtime = TrackerRuntime(config, weights)
+        featurizer = StateFeaturizer.from_meta(meta["featurizer"])
+        trained = to_numpy(tensors["trained"])
+        for what, got, want in (
+            ("features", featurizer.num_features, config.num_features),
+            ("labels", featurizer.num_labels, config.num_labels),
+            ("labels of the 'trained' mask", trained.shape, (config.num_labels,)),
+        ):
+            if got != want:
+                raise ModelFileError(
+                    f"LSTM policy: the featurizer's {what} ({got}) do not match the tracker's "
+                    f"settings ({want})"
+                )
         return cls(
             runtime,
-            StateFeaturizer.from_meta(meta["featurizer"]),
-            tensors["trained"],
+            featurizer,
+            trained,
             cache_size=int(meta.get("cache_size", DEFAULT_CACHE_SIZE)),
             use_intent_ranking=bool(meta.get("use_intent_ranking", True)),
             priority=int(meta.get("priority", 1)),

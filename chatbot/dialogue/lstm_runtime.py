@@ -63,63 +63,106 @@ def _layer(w_ih: np.ndarray, w_hh: np.ndarray, bias: np.ndarray) -> _Layer:
     )
 
 
+def tracker_shapes(config: TrackerConfig) -> dict[str, tuple[int, ...] | None]:
+    """The name and shape of every tensor of ``DialogueStateTracker``'s state dict (None: any
+    shape, checked where it is read: the label words' (A, L) arrays, L the longest label)."""
+    c = config
+    shapes: dict[str, tuple[int, ...] | None] = {
+        "embed.weight": (c.num_features, c.embed_dim),
+        "embed_bias": (c.embed_dim,),
+    }
+    for layer in range(c.num_layers):
+        width = c.embed_dim if layer == 0 else c.hidden_size
+        shapes[f"lstm.weight_ih_l{layer}"] = (4 * c.hidden_size, width)
+        shapes[f"lstm.weight_hh_l{layer}"] = (4 * c.hidden_size, c.hidden_size)
+        shapes[f"lstm.bias_ih_l{layer}"] = (4 * c.hidden_size,)
+        shapes[f"lstm.bias_hh_l{layer}"] = (4 * c.hidden_size,)
+    out_dim = c.hidden_size
+    if c.attention:
+        for part in ("query", "key", "value"):
+            shapes[f"{part}.weight"] = (c.hidden_size, c.hidden_size)
+        out_dim = 2 * c.hidden_size
+    if c.skip_input:
+        out_dim += c.embed_dim
+    if c.label_weights:
+        shapes["head.weight"] = (c.num_labels, out_dim)
+        shapes["head.bias"] = (c.num_labels,)
+    else:
+        shapes["head_bias"] = (c.num_labels,)
+    if c.label_features:
+        shapes["label_embed.weight"] = (c.label_features, out_dim)
+        shapes["label_idx"] = None
+        shapes["label_val"] = None
+    return shapes
+
+
+def check_tracker_weights(config: TrackerConfig, weights: Mapping[str, np.ndarray]) -> None:
+    """A ``ModelFileError`` naming the first tensor that is missing, is not numbers or has another
+    shape than the settings give it, or a tensor the settings do not have."""
+    shapes = tracker_shapes(config)
+    for name, want in shapes.items():
+        if name not in weights:
+            raise ModelFileError(f"LSTM tracker weights: {name} is missing")
+        got = np.asarray(weights[name])
+        if got.dtype.kind not in "fiu":
+            raise ModelFileError(f"LSTM tracker weights: {name} holds {got.dtype}, not numbers")
+        if want is not None and got.shape != want:
+            raise ModelFileError(
+                f"LSTM tracker weights: {name} is {got.shape}, the settings say {want}"
+            )
+    if config.label_features:
+        idx, val = np.asarray(weights["label_idx"]), np.asarray(weights["label_val"])
+        if idx.ndim != 2 or idx.shape != val.shape or len(idx) != config.num_labels:
+            raise ModelFileError(
+                f"LSTM tracker weights: label_idx {idx.shape} and label_val {val.shape} must "
+                f"both be ({config.num_labels}, words)"
+            )
+        if idx.size and (idx.min() < 0 or idx.max() >= config.label_features):
+            raise ModelFileError(
+                f"LSTM tracker weights: label_idx holds word numbers outside "
+                f"0..{config.label_features - 1}"
+            )
+    strays = sorted(set(weights) - set(shapes))
+    if strays:
+        raise ModelFileError(f"LSTM tracker weights: unknown tensors {', '.join(strays[:5])}")
+
+
 class TrackerRuntime:
     """The tracker's forward pass (eval mode) from its state dict, as numpy arrays."""
 
     def __init__(self, config: TrackerConfig, weights: Mapping[str, np.ndarray]) -> None:
         limit_blas_threads()
+        check_tracker_weights(config, weights)
         self.config = c = config
         # The state dict as given (dtypes kept): what a model file holds.
         self.weights = {k: np.array(v) for k, v in weights.items()}
-        try:
-            w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
-            self.embed = w["embed.weight"]  # (F, E)
-            self.embed_bias = w["embed_bias"]
-            self.layers: list[_Layer] = []
-            for layer in range(c.num_layers):
-                w_ih, w_hh = w[f"lstm.weight_ih_l{layer}"], w[f"lstm.weight_hh_l{layer}"]
-                width = c.embed_dim if layer == 0 else c.hidden_size
-                for name, got, want in (
-                    ("weight_ih", w_ih.shape, (4 * c.hidden_size, width)),
-                    ("weight_hh", w_hh.shape, (4 * c.hidden_size, c.hidden_size)),
-                ):
-                    if got != want:
-                        raise ModelFileError(
-                            f"LSTM tracker weights: lstm.{name}_l{layer} is {got}, "
-                            f"the settings say {want}"
-                        )
-                bias = w[f"lstm.bias_ih_l{layer}"] + w[f"lstm.bias_hh_l{layer}"]
-                self.layers.append(_layer(w_ih, w_hh, bias))
-            out_dim = c.hidden_size
-            if c.attention:
-                self.query = np.ascontiguousarray(w["query.weight"].T)
-                self.key = np.ascontiguousarray(w["key.weight"].T)
-                self.value = np.ascontiguousarray(w["value.weight"].T)
-                out_dim = 2 * c.hidden_size
-            if c.skip_input:
-                out_dim += c.embed_dim
-            # The head: each label's own weights, plus the sum of its words' vectors.
-            head = np.zeros((c.num_labels, out_dim), np.float32)
-            if c.label_weights:
-                head += w["head.weight"]
-                bias = w["head.bias"]
-            else:
-                bias = w["head_bias"]
-            if c.label_features:
-                idx = np.asarray(weights["label_idx"]).astype(np.int64)  # (A, L)
-                val = w["label_val"] * (idx != 0)  # index 0 is padding: left out
-                head += np.einsum("al,ald->ad", val, w["label_embed.weight"][idx])
-        except KeyError as error:
-            raise ModelFileError(f"LSTM tracker weights: {error.args[0]} is missing") from None
-        shapes = {
-            "embed.weight": (c.num_features, c.embed_dim),
-            "head": (c.num_labels, out_dim),
-        }
-        for name, got in (("embed.weight", self.embed.shape), ("head", head.shape)):
-            if got != shapes[name]:
-                raise ModelFileError(
-                    f"LSTM tracker weights: {name} is {got}, the settings say {shapes[name]}"
-                )
+        w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+        self.embed = w["embed.weight"]  # (F, E)
+        self.embed_bias = w["embed_bias"]
+        self.layers: list[_Layer] = []
+        for layer in range(c.num_layers):
+            bias = w[f"lstm.bias_ih_l{layer}"] + w[f"lstm.bias_hh_l{layer}"]
+            w_ih, w_hh = w[f"lstm.weight_ih_l{layer}"], w[f"lstm.weight_hh_l{layer}"]
+            self.layers.append(_layer(w_ih, w_hh, bias))
+        out_dim = c.hidden_size
+        if c.attention:
+            self.query = np.ascontiguousarray(w["query.weight"].T)
+            self.key = np.ascontiguousarray(w["key.weight"].T)
+            self.value = np.ascontiguousarray(w["value.weight"].T)
+            out_dim = 2 * c.hidden_size
+        if c.skip_input:
+            out_dim += c.embed_dim
+        # The head: each label's own weights, plus the sum of its words' vectors.
+        head = np.zeros((c.num_labels, out_dim), np.float32)
+        if c.label_weights:
+            head += w["head.weight"]
+            bias = w["head.bias"]
+        else:
+            bias = w["head_bias"]
+        if c.label_features:
+            idx = np.asarray(weights["label_idx"]).astype(np.int64)  # (A, L)
+            val = w["label_val"] * (idx != 0)  # index 0 is padding: left out
+            head += np.einsum("al,ald->ad", val, w["label_embed.weight"][idx])
         self.head = np.ascontiguousarray(head.T)  # (D, A)
         self.head_bias = bias.astype(np.float32)
         self.steps_run = 0  # LSTM steps computed, for tests and benchmarks

@@ -58,6 +58,14 @@ class MemoizationPolicy(Policy):
     @classmethod
     def from_export(cls, tensors: dict[str, Any], meta: dict[str, Any]) -> MemoizationPolicy:
         lookup: dict[Key, str] = {}
-        for key, action in meta["lookup"]:
+        for entry in meta["lookup"]:
+            if not (isinstance(entry, list) and len(entry) == 2):
+                raise ValueError("a memorized entry is a list of states and an action's name")
+            key, action = entry
+            if not isinstance(key, list) or not isinstance(action, str):
+                raise ValueError("a memorized entry is a list of states and an action's name")
             lookup[tuple(decode_state(s) if s is not None else None for s in key)] = action
-        return cls(lookup, meta["max_history"])
+        max_history = meta["max_history"]
+        if not isinstance(max_history, int) or isinstance(max_history, bool) or max_history < 1:
+            raise ValueError(f"max_history must be a whole number >= 1, got {max_history!r}")
+        return cls(lookup, max_history)

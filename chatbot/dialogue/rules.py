@@ -163,18 +163,23 @@ class RulePolicy(Policy):
 
     @classmethod
     def from_export(cls, tensors: dict[str, Any], meta: dict[str, Any]) -> RulePolicy:
-        rules = [
-            Rule(
-                tuple(decode_state(s) for s in r["states"]),
-                r["action"],
-                r["conversation_start"],
-                r["source"],
-            )
-            for r in meta["rules"]
-        ]
+        rules = []
+        for r in meta["rules"]:
+            action, start, source = r["action"], r["conversation_start"], r["source"]
+            if not isinstance(r["states"], list) or not isinstance(action, str):
+                raise ValueError(f"rule {source!r}: states must be a list, the action a name")
+            if not isinstance(start, bool) or not isinstance(source, str):
+                raise ValueError(f"rule {source!r}: conversation_start must be true or false")
+            rules.append(Rule(tuple(decode_state(s) for s in r["states"]), action, start, source))
+        threshold, fallback = meta["core_fallback_threshold"], meta["core_fallback_action_name"]
+        enabled = meta["enable_fallback_prediction"]
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+            raise ValueError(f"core_fallback_threshold must be a number, got {threshold!r}")
+        if not isinstance(fallback, str) or not isinstance(enabled, bool):
+            raise ValueError("core_fallback_action_name must be a name, the switch true or false")
         return cls(
             rules,
-            core_fallback_threshold=meta["core_fallback_threshold"],
-            core_fallback_action_name=meta["core_fallback_action_name"],
-            enable_fallback_prediction=meta["enable_fallback_prediction"],
+            core_fallback_threshold=threshold,
+            core_fallback_action_name=fallback,
+            enable_fallback_prediction=enabled,
         )

@@ -95,7 +95,13 @@ class Featurizer:
         lexical: bool,
         pattern_features: bool,
     ) -> None:
-        assert tuple(words[:2]) == SPECIALS and tuple(chars[:2]) == SPECIALS, "bad vocabulary"
+        if tuple(words[:2]) != SPECIALS or tuple(chars[:2]) != SPECIALS:
+            raise ValueError("a vocabulary must begin with the padding and unknown entries")
+        for what, names in (("words", words), ("chars", chars), ("ngrams", ngrams)):
+            if not all(isinstance(name, str) for name in names):
+                raise ValueError(f"the featurizer's {what} must be strings")
+        if max_word_chars < 1:
+            raise ValueError(f"max_word_chars must be at least 1, got {max_word_chars!r}")
         self.words = list(words)
         self.chars = list(chars)
         self.ngrams = list(ngrams)

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient
 
+from chatbot import model_file
 from chatbot.agent import Agent, TrainedModel
 from chatbot.dialogue.lstm_policy import LSTMPolicy
 from chatbot.dialogue.policy import Policy
@@ -449,6 +450,41 @@ async def test_bad_model_is_refused_and_the_old_one_stays(
     assert response.status == status
     assert (await response.json())["status"] == "failure"
     assert "restaurant_form" in (await (await api.get("/domain")).json())["forms"]
+
+
+def _inconsistent(source: TrainedModel, target: Path, part: str) -> bytes:
+    """``source`` saved with one part that does not fit the rest, under a valid checksum."""
+    source.to_file(target)
+    meta, tensors = model_file.load(target)
+    if part == "tensor":  # the LSTM's output bias one label short
+        lstm = next(i for i, p in enumerate(meta["policies"]) if p["name"] == "LSTMPolicy")
+        key = f"policy.{lstm}.model.head.bias"
+        tensors[key] = tensors[key][:-1].copy()
+    else:  # a response variation that is a number
+        meta["domain"]["responses"]["utter_greet"][0] = 1.5
+    model_file.save(target, meta, tensors)
+    return target.read_bytes()
+
+
+@pytest.mark.parametrize("part", ["tensor", "domain"])
+async def test_an_inconsistent_model_is_refused_and_the_old_one_answers(
+    api: TestClient, moodbot_model: TrainedModel, tmp_path: Path, part: str
+) -> None:
+    """A model file with a valid checksum whose parts do not fit together: a 400 naming the part,
+    not a model that fails every message once served (the tensor) or a 500 (the domain)."""
+    path = tmp_path / "bad.model"
+    body = _inconsistent(moodbot_model, path, part)
+    octet = {"Content-Type": "application/octet-stream"}
+    for response in (
+        await api.put("/model", data=body, headers=octet),
+        await api.put("/model", json={"model_file": str(path)}),
+    ):
+        assert response.status == 400
+        answer = await response.json()
+        assert answer["reason"] == "BadModel"
+        assert ("head.bias" if part == "tensor" else "utter_greet") in answer["message"]
+    assert "restaurant_form" in (await (await api.get("/domain")).json())["forms"]
+    assert await say(api, "kim", "/greet")
 
 
 async def test_model_upload_is_capped(

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from chatbot import model_file
 from chatbot.agent import TrainedModel
 from chatbot.errors import ConfigError
 from chatbot.server.app import build_agent, resolve_settings
@@ -91,6 +92,10 @@ class ModelServer:
             return web.Response(status=404)
         if self.fault == "garbage":
             return web.Response(body=b"<html>not a model</html>", headers={"ETag": '"junk"'})
+        if self.fault == "inconsistent":  # a valid checksum over a domain that is not one
+            meta, tensors = model_file.loads(self.body)
+            meta["domain"]["responses"]["utter_greet"] = [7]
+            return web.Response(body=model_file.dumps(meta, tensors), headers={"ETag": '"odd"'})
         if self.fault == "hang":
             await self.release.wait()
         if self.etag and request.headers.get("If-None-Match") == self.etag:
@@ -226,6 +231,7 @@ async def test_startup_pulls_then_the_bot_follows_the_servers_model(
         ("500", "answered 500"),
         ("404", "has no model at this URL (404)"),
         ("garbage", "sent a file that is not a valid model (the downloaded file: not a chatbot"),
+        ("inconsistent", "not a valid model (the downloaded file: the model's content is invalid"),
         ("hang", "gave no model within 1.5 s"),
     ],
 )
