@@ -208,6 +208,13 @@ def _print_message(message: dict[str, Any]) -> None:
     help="Longest user message in characters.",
 )
 @click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds a request body may take to arrive (a model upload: between two chunks).",
+)
+@click.option(
     "--shutdown-timeout",
     type=float,
     default=30.0,
@@ -232,6 +239,7 @@ def run(
     rate_limit: str,
     max_body_size: int,
     max_message_length: int,
+    body_timeout: float,
     shutdown_timeout: float,
 ) -> None:
     """Serve the bot over HTTP (REST channel at /webhooks/rest/webhook); `chatbot run actions`:
@@ -257,6 +265,7 @@ def run(
         rate_limit=RateLimit.parse(rate_limit),
         max_body_bytes=max_body_size,
         max_message_chars=max_message_length,
+        body_timeout=body_timeout,
         shutdown_timeout=shutdown_timeout,
         # Without its database the bot would only apologise: say so and exit instead.
         require_store_at_start=True,

@@ -40,6 +40,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
+from chatbot.server.bodies import read_body
 from chatbot.server.keys import OUTPUTS
 from chatbot.store.base import conversation_id_problem
 from connectors.base import InputChannel, json_object
@@ -226,7 +227,7 @@ class SlackChannel(InputChannel):
         await self._post(messages, channel, thread if isinstance(thread, str) else None)
 
     async def webhook(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        body = await read_body(request)
         problem = signature_ok(self.signing_secret, request.headers, body, self.clock())
         if problem is not None:
             logger.warning("slack: refused a request: %s", problem)

@@ -30,9 +30,10 @@ and several processes only when it is set).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -41,12 +42,20 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage, bot_messages
 from chatbot.errors import ChatbotError, ConfigError
-from chatbot.server.keys import OUTPUTS
+from chatbot.server.bodies import body_timeout, body_too_slow
+from chatbot.server.errors import json_error
+from chatbot.server.keys import OUTPUTS, SETTINGS
 from connectors.base import InputChannel
 from connectors.delivery import ConversationWorkers
 from connectors.session_keys import SessionKeys
 from connectors.turns import answer, refusal
 from connectors.webchat import CHAT_PAGE_CONFIG
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# A polling POST is awaited whole in the connection's buffer before engine.io reads it; aiohttp
+# stops reading a connection whose buffer holds more than twice its 64 KiB read size, so a body
+# this large still arrives whole. (A chat message is at most 10,000 characters.)
+MAX_POLLING_BODY = 128 * 1024
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +174,25 @@ class SocketIOChannel(InputChannel):
         self._bound: dict[str, tuple[str, str]] = {}  # socket id -> (conversation id, key)
         self.sio: socketio.AsyncServer | None = None
 
+    @web.middleware
+    async def _body_deadline(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """engine.io reads a polling POST's body itself, without a deadline: the body is awaited
+        here first (in the connection's buffer, not read out), within the server's
+        ``body_timeout`` (a 408 after it); a larger body or one of unknown length is a 413."""
+        if request.body_exists and request.path.startswith(self.socketio_path):
+            settings = request.app.get(SETTINGS)
+            most = min(MAX_POLLING_BODY, settings.max_body_bytes if settings else MAX_POLLING_BODY)
+            length = request.content_length
+            if length is None or length > most:
+                message = f"socket.io bodies are at most {most} bytes, with their length"
+                raise json_error(413, message)
+            seconds = body_timeout(request)
+            try:
+                await asyncio.wait_for(request.content.wait_eof(), seconds)
+            except asyncio.TimeoutError:
+                raise body_too_slow(seconds) from None
+        return await handler(request)
+
     @classmethod
     def from_credentials(cls, params: dict[str, Any]) -> SocketIOChannel:
         params = dict(params or {})
@@ -212,6 +240,7 @@ class SocketIOChannel(InputChannel):
         )
         self.sio = sio
         sio.attach(app, socketio_path=self.socketio_path)
+        app.middlewares.append(self._body_deadline)
         self._add_handlers(sio, app, agent_getter)
         app[CHAT_PAGE_CONFIG] = {
             "socketio-path": self.socketio_path,

@@ -34,6 +34,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
+from chatbot.server.bodies import read_body
 from chatbot.server.keys import OUTPUTS
 from chatbot.store.base import conversation_id_problem
 from connectors.base import InputChannel, json_object
@@ -171,7 +172,7 @@ class TelegramChannel(InputChannel):
             logger.warning("telegram: refused an update without the webhook's secret token")
             return web.json_response({"error": "wrong secret token", "status": 403}, status=403)
         try:
-            update = json.loads(await request.read())
+            update = json.loads(await read_body(request))
         except ValueError:
             return web.json_response({"error": "the body is not JSON", "status": 400}, status=400)
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):

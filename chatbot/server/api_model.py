@@ -29,7 +29,7 @@ from chatbot.agent import TrainedModel, __version__
 from chatbot.errors import ModelFileError
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.server.auth import Auth
-from chatbot.server.bodies import read_object, string_field
+from chatbot.server.bodies import body_timeout, body_too_slow, read_object, string_field
 from chatbot.server.emulators import EMULATORS, emulator
 from chatbot.server.errors import json_error
 from chatbot.server.keys import AGENT, GATE, SETTINGS
@@ -210,8 +210,15 @@ async def _receive(request: web.Request, target: Path, limit: int) -> None:
     if request.content_length is not None and request.content_length > limit:
         raise json_error(413, f"the model file is larger than {limit} bytes")
     size = 0
+    seconds = body_timeout(request)
     with open(target, "wb") as out:
-        async for chunk in request.content.iter_chunked(_CHUNK):
+        while True:
+            try:  # a deadline for each chunk: a large model may take minutes, a stalled one not
+                chunk = await asyncio.wait_for(request.content.read(_CHUNK), seconds)
+            except asyncio.TimeoutError:
+                raise body_too_slow(seconds) from None
+            if not chunk:
+                break
             size += len(chunk)
             if size > limit:
                 raise json_error(413, f"the model file is larger than {limit} bytes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from chatbot.server.errors import json_error
+from chatbot.server.keys import SETTINGS
+from chatbot.server.settings import DEFAULT_BODY_TIMEOUT
 from chatbot.store.base import is_unicode_text
 
 # What a lone surrogate can come from: a \ud800-\udfff escape, or those code points written
@@ -20,9 +23,32 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The whole body; a 408 (the connection closed) when it has not arrived within the
+    server's ``body_timeout``, a 413 past the body size limit."""
+    seconds = body_timeout(request)
+    try:
+        return await asyncio.wait_for(request.read(), seconds)
+    except asyncio.TimeoutError:
+        raise body_too_slow(seconds) from None
+
+
+def body_timeout(request: web.Request) -> float:
+    settings = request.app.get(SETTINGS)
+    return settings.body_timeout if settings is not None else DEFAULT_BODY_TIMEOUT
+
+
+def body_too_slow(seconds: float) -> web.HTTPException:
+    return json_error(
+        408,
+        f"the request body did not arrive within {seconds:g} s",
+        headers={"Connection": "close"},
+    )
+
+
 async def read_json(request: web.Request) -> Any:
     """The body as JSON (NaN and Infinity refused); raises 413 past the body size limit."""
-    data = await request.read()
+    data = await read_body(request)
     if not data.strip():
         raise json_error(400, "the request body is empty; send a JSON document")
     try:

@@ -64,6 +64,9 @@ class RateLimit:
         return f"{self.count}/{self.period:g}s"
 
 
+DEFAULT_BODY_TIMEOUT = 60.0
+
+
 @dataclass
 class ServerSettings:
     project_dir: Path = Path(".")
@@ -90,6 +93,10 @@ class ServerSettings:
     max_message_chars: int = 10_000
     max_model_bytes: int = 2048 * MIB
     rate_limit: RateLimit | None = field(default_factory=lambda: RateLimit(60, 60.0))
+    # Seconds a request's body may take to arrive once its headers have (Sanic's, so Rasa's,
+    # REQUEST_TIMEOUT); a model upload may take that long between two of its chunks. A client
+    # that sends less than it announced no longer holds its connection open for ever.
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
     # Seconds that SIGTERM waits for messages in flight before closing connections.
     shutdown_timeout: float = 30.0
     # torch's intra-op threads, where custom code has imported torch (models are served in numpy,
