@@ -7,6 +7,7 @@ import contextlib
 import functools
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -96,15 +97,33 @@ def train_files(root: Path, files: dict[str, str]) -> TrainedModel:
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """Terminate a server started by a test (kill it after 20 s), and close its output pipe."""
+    """Terminate a server started by a test (kill it after 20 s), and close its output pipe.
+    A server started with ``start_new_session=True`` is stopped with its whole process group: a
+    rasa-sdk action server's Sanic processes outlive their parent when it is stopped right after
+    it started, and would run on after the tests."""
+    group = process.pid if _leads_a_group(process) else None
     process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    if group is not None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                break  # nothing of the group is left
+            time.sleep(0.5)
     if process.stdout:
         process.stdout.close()
+
+
+def _leads_a_group(process: subprocess.Popen[bytes]) -> bool:
+    try:
+        return os.getpgid(process.pid) == process.pid
+    except ProcessLookupError:
+        return False
 
 
 def answers(url: str) -> bool:
@@ -133,6 +152,7 @@ def rasa_sdk_action_server(bot: Path, startup_seconds: float = 60.0) -> Iterator
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopped with its Sanic processes (stop_process)
         )
         deadline = time.monotonic() + startup_seconds
         try:

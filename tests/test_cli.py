@@ -315,6 +315,7 @@ def test_run_actions_serves_the_projects_actions_with_rasa_sdk(project_first: bo
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopped with its Sanic processes (stop_process)
         )
         try:
             deadline = time.monotonic() + 60

@@ -13,8 +13,10 @@ conversations from memory instead, to show what the store costs.
         [--concurrency 1,16,64] [--messages 2000] [--seconds 20] [--store sqlite|memory]
 
 Messages are ``/intent`` payloads unless ``--text`` (then the NLU parses every one). Without
-``--model`` the bot is trained first (NLU included). Prints a table, then one JSON object per
-result on its own line.
+``--model`` the bot is trained first (NLU included). Each load level also says how much CPU time
+the server's process and the client (this process) spent on a message: client and server share
+the machine's cores, so the fixed-JSON ceiling is mostly the client's cost. Prints a table, then
+one JSON object per result on its own line.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +42,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from training.benchmarks._servers import free_port
+from training.benchmarks._servers import cpu_seconds, free_port
 from training.benchmarks._stats import quantile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,9 +98,9 @@ def write_project(folder: Path, model: Path, store: str) -> Path:
 
 
 @asynccontextmanager
-async def process(args: list[str], ready: str, log: Path) -> AsyncIterator[tuple[float, str]]:
+async def process(args: list[str], ready: str, log: Path) -> AsyncIterator[tuple[float, str, int]]:
     """Run ``python <args>`` until the block ends; yields the seconds until it printed a line
-    with ``ready``, and that line."""
+    with ``ready``, that line, and the process's id."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
     drain: asyncio.Task[bytes] | None = None
@@ -114,7 +117,7 @@ async def process(args: list[str], ready: str, log: Path) -> AsyncIterator[tuple
                 line = await asyncio.wait_for(child.stdout.readline(), START_TIMEOUT)
             seconds = time.perf_counter() - started
             drain = asyncio.create_task(child.stdout.read())
-            yield seconds, line.decode().strip()
+            yield seconds, line.decode().strip(), child.pid
         finally:
             if child.returncode is None:
                 child.terminate()
@@ -202,6 +205,29 @@ async def load(
     }
 
 
+async def measured(server_pid: int, level: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """A load level's figures with the CPU time each side spent on a message: the server's
+    process (Linux; None elsewhere) and this one, the client. The two share the machine's cores,
+    so a server's throughput is bounded by both."""
+    server_before = cpu_seconds(server_pid)
+    client_before = _own_cpu_seconds()
+    figures = await level
+    server_after = cpu_seconds(server_pid)
+    client = _own_cpu_seconds() - client_before
+    count = max(figures["messages"], 1)
+    server = None if server_before is None or server_after is None else server_after - server_before
+    figures["server_cpu_ms_per_message"] = (
+        round(server / count * 1000, 3) if server is not None else None
+    )
+    figures["client_cpu_ms_per_message"] = round(client / count * 1000, 3)
+    return figures
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 # -- in-process ----------------------------------------------------------------------------------
 
 
@@ -271,7 +297,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> list[Result]:
     command = ["-m", "chatbot", "run", "--project", str(project), "--host", LOOPBACK]
     command += ["--port", str(port), "--rate-limit", args.rate_limit]
     spawned = time.perf_counter()
-    async with process(command, "is up", folder / "chatbot.log") as (up_seconds, line):
+    async with process(command, "is up", folder / "chatbot.log") as (up_seconds, line, pid):
         url = f"http://{LOOPBACK}:{port}"
         serving = re.search(r"is up in ([0-9.]+) s", line)
         startup = {
@@ -286,17 +312,21 @@ async def bench(args: argparse.Namespace, folder: Path) -> list[Result]:
         print(f"startup {startup}", file=sys.stderr)
         tag = str(os.getpid())
         for concurrency in args.concurrency:
-            figures = await load(url, messages, concurrency, args.messages, args.seconds, tag)
+            figures = await measured(
+                pid, load(url, messages, concurrency, args.messages, args.seconds, tag)
+            )
             figures.update(input=kind, store=args.store, **machine())
             results.append(Result(f"server.rest.concurrency_{concurrency}", figures))
             print(f"chatbot c={concurrency:<3} {figures}", file=sys.stderr)
 
     port = free_port()
     command = ["-m", "training.benchmarks.load", "--ceiling-server", str(port)]
-    async with process(command, "ceiling up", folder / "ceiling.log"):
+    async with process(command, "ceiling up", folder / "ceiling.log") as (_, _, pid):
         url = f"http://{LOOPBACK}:{port}"
         for concurrency in args.concurrency:
-            figures = await load(url, messages, concurrency, args.messages, args.seconds, "ceil")
+            figures = await measured(
+                pid, load(url, messages, concurrency, args.messages, args.seconds, "ceil")
+            )
             figures.update(machine())
             results.append(Result(f"ceiling.concurrency_{concurrency}", figures))
             print(f"ceiling c={concurrency:<3} {figures}", file=sys.stderr)
