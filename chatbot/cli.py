@@ -208,6 +208,13 @@ def _print_message(message: dict[str, Any]) -> None:
     help="Longest user message in characters.",
 )
 @click.option(
+    "--max-in-flight",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Messages in progress at most; one more is a 503 (try again). 0: no limit.",
+)
+@click.option(
     "--body-timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=60.0,
@@ -239,6 +246,7 @@ def run(
     rate_limit: str,
     max_body_size: int,
     max_message_length: int,
+    max_in_flight: int,
     body_timeout: float,
     shutdown_timeout: float,
 ) -> None:
@@ -266,6 +274,7 @@ def run(
         max_body_bytes=max_body_size,
         max_message_chars=max_message_length,
         body_timeout=body_timeout,
+        max_in_flight=max_in_flight or None,
         shutdown_timeout=shutdown_timeout,
         # Without its database the bot would only apologise: say so and exit instead.
         require_store_at_start=True,

@@ -121,7 +121,11 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
     app[METRICS] = metrics
     app[AUTH] = auth
     app[GATE] = MessageGate(
-        lambda: app[AGENT], metrics, limiter=limiter, max_message_chars=settings.max_message_chars
+        lambda: app[AGENT],
+        metrics,
+        limiter=limiter,
+        max_message_chars=settings.max_message_chars,
+        max_in_flight=settings.max_in_flight,
     )
     app[OUTPUTS] = {}
     reminders = ReminderScheduler(lambda cid, event: _fire_reminder(app, cid, event))

@@ -29,7 +29,7 @@ from chatbot.errors import (
     ModelFileError,
     StoreUnavailable,
 )
-from chatbot.server.limits import MessageTooLong, RateLimited
+from chatbot.server.limits import MessageTooLong, Overloaded, RateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ def failure_of(exc: BaseException) -> Failure:
         return Failure(429, "TooManyRequests", str(exc), retry_after=exc.retry_after)
     if isinstance(exc, MessageTooLong):
         return Failure(413, "MessageTooLong", str(exc))
+    if isinstance(exc, Overloaded):
+        return Failure(503, "Overloaded", str(exc), apology=True, retry_after=exc.retry_after)
     if isinstance(exc, InvalidEvent):
         return Failure(400, "InvalidEvent", str(exc))
     if isinstance(exc, StoreUnavailable):

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.processor import TurnResult
-from chatbot.server.limits import RateLimited, RateLimiter, check_text_length
+from chatbot.server.limits import Overloaded, RateLimited, RateLimiter, check_text_length
 from chatbot.server.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -31,11 +31,16 @@ class MessageGate:
         *,
         limiter: RateLimiter | None = None,
         max_message_chars: int = 10_000,
+        max_in_flight: int | None = None,
     ) -> None:
         self.agent_getter = agent_getter
         self.metrics = metrics
         self.limiter = limiter
         self.max_message_chars = max_message_chars
+        # Turns in progress at most (None: no limit); one more is refused with Overloaded.
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        metrics.watch_in_flight(lambda: self.in_flight)
 
     def admit(self, sender_id: str, text: str | None = None) -> None:
         """Raise MessageTooLong or RateLimited unless ``sender_id`` may send ``text`` now."""
@@ -66,6 +71,10 @@ class MessageGate:
         counting it and timing it."""
         started = time.perf_counter()
         label = self.metrics.channel_label(channel)
+        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+            self.metrics.overloaded.inc()  # the refusal is logged where it is answered
+            raise Overloaded(self.max_in_flight)
+        self.in_flight += 1
         try:
             result = await run()
         except Exception as exc:
@@ -80,6 +89,8 @@ class MessageGate:
                 seconds,
             )
             raise
+        finally:
+            self.in_flight -= 1
         seconds = time.perf_counter() - started
         self.metrics.messages.labels(label, "ok").inc()
         self.metrics.message_seconds.labels(label).observe(seconds)

@@ -23,6 +23,17 @@ class RateLimited(ChatbotError):
         super().__init__(f"too many messages; try again in {retry_after:.1f} s")
 
 
+class Overloaded(ChatbotError):
+    """The server already has ``limit`` messages in progress: this one is refused at once (a
+    503 with Retry-After) instead of queueing behind them for longer than its client waits."""
+
+    retry_after = 1.0
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the server is busy with {limit} messages; try again shortly")
+
+
 class MessageTooLong(ChatbotError):
     def __init__(self, length: int, limit: int) -> None:
         self.length = length

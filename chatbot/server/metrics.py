@@ -58,6 +58,11 @@ class Metrics:
             "Messages refused by the per-sender rate limit.",
             registry=self.registry,
         )
+        self.overloaded = Counter(
+            "chatbot_overloaded",
+            "Messages refused because the server had --max-in-flight messages in progress.",
+            registry=self.registry,
+        )
         self.http_requests = Counter(
             "chatbot_http_requests",
             "HTTP requests, by method, route pattern and status.",
@@ -82,6 +87,10 @@ class Metrics:
     def watch_action_server(self, executor_getter: Callable[[], Any]) -> None:
         """Export the custom-action executor's failure count and circuit state."""
         self.registry.register(_ActionServerCollector(executor_getter))
+
+    def watch_in_flight(self, count: Callable[[], int]) -> None:
+        """Export the messages in progress, read when the metrics are scraped."""
+        self.registry.register(_InFlightCollector(count))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -120,6 +129,16 @@ class Metrics:
         content_type, _, params = CONTENT_TYPE_LATEST.partition(";")
         charset = params.partition("charset=")[2] or "utf-8"
         return web.Response(body=self.render(), content_type=content_type, charset=charset)
+
+
+class _InFlightCollector(Collector):
+    def __init__(self, count: Callable[[], int]) -> None:
+        self.count = count
+
+    def collect(self) -> Iterator[Any]:
+        gauge = GaugeMetricFamily("chatbot_messages_in_flight", "Messages (turns) in progress.")
+        gauge.add_metric([], float(self.count()))
+        yield gauge
 
 
 class _ActionServerCollector(Collector):

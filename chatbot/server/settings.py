@@ -65,6 +65,7 @@ class RateLimit:
 
 
 DEFAULT_BODY_TIMEOUT = 60.0
+DEFAULT_MAX_IN_FLIGHT = 1000
 
 
 @dataclass
@@ -97,6 +98,10 @@ class ServerSettings:
     # REQUEST_TIMEOUT); a model upload may take that long between two of its chunks. A client
     # that sends less than it announced no longer holds its connection open for ever.
     body_timeout: float = DEFAULT_BODY_TIMEOUT
+    # Messages (turns) in progress at most, on all channels and the API together; one more is a
+    # 503 with Retry-After (a chat user is told to try again) rather than a wait in a queue
+    # longer than its client waits (uvicorn's --limit-concurrency). None: no limit.
+    max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT
     # Seconds that SIGTERM waits for messages in flight before closing connections.
     shutdown_timeout: float = 30.0
     # torch's intra-op threads, where custom code has imported torch (models are served in numpy,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
 from aiohttp.test_utils import TestClient
 
 from chatbot.agent import Agent, TrainedModel
+from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
+from chatbot.processor import TurnResult
 from chatbot.server.keys import GATE
 from chatbot.server.limits import RateLimiter
-from chatbot.server.settings import RateLimit
+from chatbot.server.settings import DEFAULT_MAX_IN_FLIGHT, RateLimit
 from tests.chatbot.server.support import StartServer, say
 
 
@@ -122,3 +127,60 @@ async def test_rest_channel_rate_limit_is_on_by_default(
 ) -> None:
     client: TestClient = await start_server(Agent(restaurant_model))
     assert client.app[GATE].limiter is not None
+
+
+async def test_messages_beyond_max_in_flight_get_a_503_at_once(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    """With two turns in progress (held up here) a third message, on any sender, the REST channel
+    or the API, is refused at once with a 503 and Retry-After; once they finish, messages are
+    answered again. The refusals and the turns in progress are in the metrics."""
+    agent = Agent(restaurant_model)
+    client = await start_server(agent, max_in_flight=2, enable_api=True, rate_limit=None)
+    release = asyncio.Event()
+    handle = agent.processor.handle
+
+    async def held(message: UserMessage) -> TurnResult:
+        await release.wait()
+        return await handle(message)
+
+    agent.processor.handle = held  # type: ignore[method-assign]
+    body = {"message": "/greet"}
+    first = [
+        asyncio.ensure_future(client.post("/webhooks/rest/webhook", json={**body, "sender": s}))
+        for s in ("ann", "bob")
+    ]
+    await _until(lambda: client.app[GATE].in_flight == 2)
+    metrics = await (await client.get("/metrics")).text()
+    assert "chatbot_messages_in_flight 2.0" in metrics
+    refused = await client.post("/webhooks/rest/webhook", json={**body, "sender": "cy"})
+    assert refused.status == 503
+    assert refused.headers["Retry-After"] == "1"
+    answer = await refused.json()
+    assert answer and "try again" in answer[0]["text"].lower()  # the user is told, in the chat
+    api = await client.post("/conversations/cy/trigger_intent", json={"name": "greet"})
+    assert api.status == 503 and (await api.json())["reason"] == "Overloaded"
+    release.set()
+    for response in await asyncio.gather(*first):
+        assert response.status == 200 and await response.json()
+    assert client.app[GATE].in_flight == 0
+    assert await say(client, "cy", "/greet")
+    metrics = await (await client.get("/metrics")).text()
+    assert "chatbot_overloaded_total 2.0" in metrics
+    assert "chatbot_messages_in_flight 0.0" in metrics
+
+
+async def test_max_in_flight_is_on_by_default_and_can_be_off(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    client = await start_server(Agent(restaurant_model))
+    assert client.app[GATE].max_in_flight == DEFAULT_MAX_IN_FLIGHT
+    client = await start_server(Agent(restaurant_model), max_in_flight=None)
+    assert client.app[GATE].max_in_flight is None
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
