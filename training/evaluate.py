@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from chatbot.actions.responses import RetrievalAction, is_retrieval_action
 from chatbot.agent import TrainedModel
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
@@ -99,9 +100,24 @@ def predict_story(
                 # The form would have rejected this message; let the policies decide again.
                 replay.append(ev.action_rejected(loop))
                 predicted = ensemble.predict(replay).action
+            if is_retrieval_action(predicted, model.domain):
+                # As Rasa: a retrieval action counts as the response it sends (test stories
+                # name ``utter_faq/ask_name``, the policies predict ``utter_faq``).
+                predicted = RetrievalAction(predicted).full_name(replay) or predicted
         result.predictions.append(predicted)
-        replay.append(event)
+        replay.append(_as_run(event, model))
     return result
+
+
+def _as_run(event: dict[str, Any], model: TrainedModel) -> dict[str, Any]:
+    """The story's event as the bot runs it: a test story's ``utter_faq/ask_name`` is the
+    retrieval action ``utter_faq`` (what the policies read as the previous action)."""
+    name = event.get("name")
+    if event.get("event") == "action" and isinstance(name, str) and "/" in name:
+        action = name.split("/", 1)[0]
+        if is_retrieval_action(action, model.domain):
+            return {**event, "name": action}
+    return event
 
 
 def evaluate_stories(model: TrainedModel, stories: Sequence[Story]) -> StoryEvaluation:

@@ -73,10 +73,18 @@ def entity_dicts(entities: Sequence[EntityAnnotation]) -> list[dict[str, object]
 
 
 def user_event(step: UserStep) -> Event:
-    parse = {
+    parse: dict[str, object] = {
         "intent": {"name": step.intent, "confidence": 1.0},
         "entities": entity_dicts(step.entities),
     }
+    if step.intent is not None and "/" in step.intent:
+        # A retrieval intent's full name (``faq/ask_name``, as test stories write it): the
+        # intent is ``faq`` and the response its selection, as the NLU gives them at run time
+        # (Rasa's story reader splits them alike).
+        base = step.intent.split("/", 1)[0]
+        parse["intent"] = {"name": base, "confidence": 1.0}
+        key = {"intent_response_key": step.intent, "confidence": 1.0}
+        parse["response_selector"] = {base: {"response": key, "ranking": [key]}}
     return ev.user(step.text, parse)  # type: ignore[arg-type]
 
 

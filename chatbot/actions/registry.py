@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from chatbot.actions.base import Action, ActionContext, bot_event
 from chatbot.actions.builtin import BUILTIN_ACTIONS
 from chatbot.actions.forms import FormAction
-from chatbot.actions.responses import ResponseAction, RetrievalAction
+from chatbot.actions.responses import ResponseAction, RetrievalAction, is_retrieval_action
 from chatbot.conversation.events import Event, validate_events
 from chatbot.conversation.responses import render
 from chatbot.errors import ActionError, ConfigError
@@ -115,8 +115,6 @@ class ActionRegistry:
             return FormAction(name)
         if name in self.domain.responses:
             return ResponseAction(name)
-        if name.startswith("utter_") and any(
-            r.startswith(name + "/") for r in self.domain.responses
-        ):
+        if is_retrieval_action(name, self.domain):
             return RetrievalAction(name)
         return CustomAction(name, self.executor)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 
 from chatbot.actions.base import Action, ActionContext
+from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import Event
+from chatbot.project.domain import Domain
 
 logger = logging.getLogger(__name__)
 
@@ -22,21 +24,37 @@ class ResponseAction(Action):
         return events
 
 
+def is_retrieval_action(name: str, domain: Domain) -> bool:
+    """Whether ``name`` is a retrieval intent's action (``utter_faq``, with ``utter_faq/...``
+    responses in the domain and no response of its own)."""
+    return (
+        name.startswith("utter_")
+        and name not in domain.responses
+        and any(r.startswith(name + "/") for r in domain.responses)
+    )
+
+
 class RetrievalAction(Action):
     def __init__(self, name: str) -> None:
         self.name = name
         self.intent = name.removeprefix("utter_")
 
     async def run(self, ctx: ActionContext) -> list[Event]:
-        selector = ctx.conversation.latest_message.get("response_selector") or {}
+        response = self.full_name(ctx.conversation)
+        if response is None:
+            logger.warning("retrieval action %s: no response selected", self.name)
+            return []
+        return ctx.utter(response)
+
+    def full_name(self, conversation: Conversation) -> str | None:
+        """The response this action sends in ``conversation`` now (``utter_faq/ask_name``), as
+        Rasa's ``get_full_retrieval_name``: the NLU's selection for the latest message, or the
+        user's intent where it is a full retrieval intent (``/faq/ask_name`` payloads, test
+        stories). None when neither names one."""
+        selector = conversation.latest_message.get("response_selector") or {}
         chosen = (selector.get(self.intent) or selector.get("default") or {}).get("response") or {}
         key = chosen.get("intent_response_key")
         if not key:
-            # The NLU did not select one: take the first key of this retrieval intent if the user's
-            # intent is a full retrieval intent (``/faq/ask_name`` payloads).
-            intent = ctx.conversation.latest_intent or ""
+            intent = conversation.latest_intent or ""
             key = intent if intent.startswith(self.intent + "/") else None
-        if not key:
-            logger.warning("retrieval action %s: no response selected", self.name)
-            return []
-        return ctx.utter(f"utter_{key}")
+        return f"utter_{key}" if key else None

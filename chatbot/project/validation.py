@@ -4,9 +4,10 @@
 stories, rules and test stories using unknown intents, entities, slots, actions, responses or
 forms; response templates and conditions naming unknown slots; forms whose slots are unknown or
 cannot be asked for; slot mappings naming unknown entities, intents, forms or actions; categorical
-slot values no one declared; one text annotated with two intents. Each error names the file, line,
-key and value, and what would be valid. NLU examples of intents or entities the domain lacks are
-warnings (logged), as in Rasa: the NLU model learns them, the dialogue model does not see them.
+slot values no one declared. Each error names the file, line, key and value, and what would be
+valid. NLU examples of intents or entities the domain lacks, and one text annotated with two
+intents, are warnings (logged), as in Rasa: the NLU model learns them, the dialogue model does not
+see the former.
 """
 
 from __future__ import annotations
@@ -334,7 +335,10 @@ class _Checker:
             self._warn = False
             seen = first_intent.setdefault(example.text, (example.intent, example.origin))
             if seen[0] != example.intent:
+                # As Rasa's validator: a warning, and the NLU learns both (Rasa's own
+                # responseselectorbot has "good afternoon" as a greeting and a goodbye).
                 where = f"{seen[1].file}:{seen[1].line}" if seen[1].line else str(seen[1].file)
+                self._warn = True
                 self.error(
                     f"the example {example.text!r} is annotated with two intents, "
                     f"'{seen[0]}' and '{example.intent}'",
@@ -343,6 +347,7 @@ class _Checker:
                     value=example.intent,
                     hint=f"It is also an example of '{seen[0]}' at {where}; keep one",
                 )
+                self._warn = False
         self._unextractable(nlu)
 
     def _unextractable(self, nlu: NLUData) -> None:

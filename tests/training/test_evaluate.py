@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from chatbot.project.story_reader import read_stories
-from tests.helpers import dialogue_model
+from tests.helpers import RULES_ONLY, dialogue_model, train_files
 from training.evaluate import evaluate_stories, write_reports
 
 WRONG = """
@@ -51,3 +51,62 @@ def test_reports_have_rasa_keys_and_failed_stories_are_annotated(tmp_path: Path)
     assert "fine" not in failed
     parsed = yaml.safe_load(failed)
     assert parsed["stories"][0]["story"] == "greeted wrongly"
+
+
+RETRIEVAL_DOMAIN = """
+intents: [greet, chitchat]
+responses:
+  utter_greet:
+  - text: Hi!
+  utter_chitchat/ask_name:
+  - text: I am a bot.
+  utter_chitchat/ask_weather:
+  - text: Sunny.
+"""
+RETRIEVAL_RULES = """
+rules:
+- rule: chitchat
+  steps:
+  - intent: chitchat
+  - action: utter_chitchat
+- rule: greet
+  steps:
+  - intent: greet
+  - action: utter_greet
+"""
+RETRIEVAL_TESTS = """
+stories:
+- story: the name
+  steps:
+  - user: what is your name?
+    intent: chitchat/ask_name
+  - action: utter_chitchat/ask_name
+- story: the weather, wrongly
+  steps:
+  - user: what is your name?
+    intent: chitchat/ask_name
+  - action: utter_chitchat/ask_weather
+"""
+
+
+def test_a_retrieval_action_counts_as_the_response_it_sends(tmp_path: Path) -> None:
+    """As Rasa's ``rasa test`` (Rasa's responseselectorbot): test stories name the response
+    (``utter_chitchat/ask_name``), the policies predict the retrieval action (``utter_chitchat``),
+    which counts as the response it would send for the message's retrieval intent."""
+    model = train_files(
+        tmp_path / "bot",
+        {
+            "domain.yml": RETRIEVAL_DOMAIN,
+            "data/rules.yml": RETRIEVAL_RULES,
+            "config.yml": RULES_ONLY,
+        },
+    )
+    (tmp_path / "test_x.yml").write_text(RETRIEVAL_TESTS)
+    stories, _ = read_stories(tmp_path / "test_x.yml", test=True)
+    evaluation = evaluate_stories(model, stories)
+    passed = {result.name: result.passed for result in evaluation.results}
+    assert passed == {"the name": True, "the weather, wrongly": False}
+    report = write_reports(evaluation, tmp_path / "out")
+    assert report["utter_chitchat/ask_name"]["support"] == 1
+    failed = (tmp_path / "out" / "failed_test_stories.yml").read_text()
+    assert "- action: utter_chitchat/ask_weather  # predicted: utter_chitchat/ask_name" in failed
