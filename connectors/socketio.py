@@ -179,7 +179,8 @@ class SocketIOChannel(InputChannel):
         """engine.io reads a polling POST's body itself, without a deadline: the body is awaited
         here first (in the connection's buffer, not read out), within the server's
         ``body_timeout`` (a 408 after it); a larger body or one of unknown length is a 413."""
-        if request.body_exists and request.path.startswith(self.socketio_path):
+        path = request.path.rstrip("/")
+        if request.body_exists and (path == self.socketio_path.rstrip("/")):
             settings = request.app.get(SETTINGS)
             most = min(MAX_POLLING_BODY, settings.max_body_bytes if settings else MAX_POLLING_BODY)
             length = request.content_length
