@@ -7,8 +7,11 @@ returned, so a reply the user saw is never lost.
 "load" is cheap for a conversation this process answered last: its ``Conversation`` (events
 replayed, state derived) stays in a bounded LRU cache, and is reused when the store's next seq is
 still the one this process wrote (one small read, under the conversation's lock). A write by
-anyone else (another process, the HTTP API) moves the store on, and the conversation is loaded
-and replayed in full again. So a turn costs the same at turn 5 and at turn 500 of a session.
+anyone else (another process behind the same load balancer, the HTTP API of another) moves the
+store on: the events appended since are read and applied to the cached conversation (its last
+cached event checked against the store's), and only where that cannot be done (a new session, a
+log replaced under the same id) is the conversation loaded and replayed in full. So a turn costs
+the same at turn 5 and at turn 500 of a session, on one process or several.
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ class ConversationCache:
         self._entries: OrderedDict[str, _Cached] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self.caught_up = 0  # entries brought up to date with what other processes appended
 
     def take(self, conversation_id: str) -> _Cached | None:
         return self._entries.pop(conversation_id, None)
@@ -216,17 +220,44 @@ class MessageProcessor:
 
     async def _load(self, conversation_id: str, all_sessions: bool) -> tuple[Conversation, int]:
         """The conversation (from the cache when the store is still where this process left
-        it) and the seq its next event gets."""
+        it, or has only moved on by events appended since) and the seq its next event gets."""
         cached = self.cache.take(conversation_id)
         if cached is not None and not all_sessions:
-            if await self.store.next_seq(conversation_id) == cached.next_seq:
+            next_seq = await self.store.next_seq(conversation_id)
+            if next_seq == cached.next_seq:
                 self.cache.hits += 1
+                return cached.conversation, cached.next_seq
+            if next_seq > cached.next_seq and await self._catch_up(conversation_id, cached):
+                self.cache.caught_up += 1
                 return cached.conversation, cached.next_seq
             logger.debug("conversation %s changed in the store; loading it", conversation_id)
         if not all_sessions:
             self.cache.misses += 1
         stored = await self.store.load(conversation_id, all_sessions=all_sessions)
         return Conversation(conversation_id, self.domain, stored.events), stored.next_seq
+
+    async def _catch_up(self, conversation_id: str, cached: _Cached) -> bool:
+        """Apply to the cached conversation the events another process (or the HTTP API of
+        another) appended since this one last wrote, read from the seq of the cached last event
+        on: that event must be the store's too (else the log was replaced: an expired and new
+        conversation under the same id). False, with the entry spent, where it cannot be done
+        (no cached event, another log, a new session began): the caller loads it whole. So a
+        turn on a conversation that moves between processes reads what is new, not its session."""
+        conversation = cached.conversation
+        if not conversation.events or cached.next_seq == 0:
+            return False
+        stored = await self.store.load_since(conversation_id, cached.next_seq - 1)
+        events = stored.events
+        if not events or ev.identity(events[0]) != ev.identity(conversation.events[-1]):
+            return False
+        if any(is_session_start(e) for e in events[1:]):
+            return False  # the cache holds the last session only: read the new one
+        try:
+            conversation.extend(events[1:])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return False  # the conversation is spent (taken out of the cache): load it whole
+        cached.next_seq = stored.next_seq
+        return True
 
     async def _log_user(
         self, conversation: Conversation, message: UserMessage, parse_data: dict[str, Any]

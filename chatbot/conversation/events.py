@@ -231,6 +231,12 @@ def validate_events(objs: object, where: str = "events") -> list[Event]:
     return [validate_event(o, f"{where}[{i}]") for i, o in enumerate(objs)]
 
 
+def identity(event: Event) -> tuple[Any, ...]:
+    """What tells one stored event from another (their times are to the microsecond): a cached
+    copy of a conversation is checked against the store's log by its last event's identity."""
+    return (event.get("event"), event.get("timestamp"), event.get("name"), event.get("text"))
+
+
 def is_action(event: Event, name: str | None = None) -> bool:
     return event.get("event") == "action" and (name is None or event.get("name") == name)
 

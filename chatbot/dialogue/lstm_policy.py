@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from chatbot.conversation.conversation import Conversation
-from chatbot.conversation.events import Event
+from chatbot.conversation.events import identity
 from chatbot.conversation.messages import has_words
 from chatbot.conversation.state import INTENT, TEXT, State
 from chatbot.dialogue.action_masks import ActionMasks, satisfied
@@ -79,10 +79,6 @@ class _Entry:
 def _softmax(logits: np.ndarray) -> np.ndarray:
     probs = np.exp(logits - logits.max())
     return np.asarray(probs / probs.sum())
-
-
-def _event_key(event: Event) -> tuple[Any, ...]:
-    return (event.get("event"), event.get("timestamp"), event.get("name"), event.get("text"))
 
 
 class LSTMPolicy(Policy):
@@ -235,7 +231,7 @@ class LSTMPolicy(Policy):
             idx, val = step_features([self.features(by_text)])
             text_logits = self.runtime.forward(idx, val, entry.hc, self._memory(entry))[0][-1]
         entry.num_events = len(conversation.events)
-        entry.last_event = _event_key(conversation.events[-1]) if conversation.events else None
+        entry.last_event = identity(conversation.events[-1]) if conversation.events else None
         with self._lock:
             self._cache[key] = entry
             while len(self._cache) > self.cache_size:
@@ -392,7 +388,7 @@ def _same_conversation(entry: _Entry, conversation: Conversation) -> bool:
     m = entry.num_events
     if len(events) < m:
         return False
-    if m and _event_key(events[m - 1]) != entry.last_event:
+    if m and identity(events[m - 1]) != entry.last_event:
         return False  # another conversation under the same id, or a changed store
     return not any(e.get("event") in _REWRITING for e in events[m:])
 

@@ -58,6 +58,14 @@ class ConversationStore(ABC):
         last session."""
         return (await self.load(conversation_id)).next_seq
 
+    async def load_since(self, conversation_id: str, seq: int) -> StoredConversation:
+        """The conversation's events from seq ``seq`` on (``first_seq`` is ``seq``) and where its
+        log ends: how a process catches up on what others appended since it last read. Stores
+        override this with one read of those events; this default loads all of them."""
+        stored = await self.load(conversation_id, all_sessions=True)
+        events = stored.events[seq - stored.first_seq :] if seq >= stored.first_seq else []
+        return StoredConversation(conversation_id, events, next_seq=stored.next_seq, first_seq=seq)
+
     @abstractmethod
     async def append(
         self, conversation_id: str, events: Sequence[Mapping[str, Any]], *, start_seq: int

@@ -46,6 +46,13 @@ class InMemoryStore(ConversationStore):
         log = self._logs.get(conversation_id)
         return len(log.events) if log is not None else 0
 
+    async def load_since(self, conversation_id: str, seq: int) -> StoredConversation:
+        check_conversation_id(conversation_id)
+        log = self._logs.get(conversation_id)
+        stored = log.events if log is not None else []
+        events = [decode_event(data) for data in stored[seq:]]
+        return StoredConversation(conversation_id, events, next_seq=len(stored), first_seq=seq)
+
     async def append(
         self, conversation_id: str, events: Sequence[Mapping[str, Any]], *, start_seq: int
     ) -> None:

@@ -33,6 +33,7 @@ T = TypeVar("T")
 
 NEXT_SEQ = "SELECT next_seq FROM conversations WHERE id = $1"
 LOAD_ALL = "SELECT seq, data FROM events WHERE conversation_id = $1 ORDER BY seq"
+LOAD_SINCE = "SELECT seq, data FROM events WHERE conversation_id = $1 AND seq >= $2 ORDER BY seq"
 # One statement, so the session start and the events are read from one snapshot.
 LOAD_SESSION = (
     "SELECT seq, data FROM events WHERE conversation_id = $1 AND seq >= "
@@ -147,6 +148,11 @@ class PostgresTurns:
         """The rows ``(seq, data)`` of the conversation's last session (or all of it)."""
         query = LOAD_ALL if all_sessions else LOAD_SESSION
         rows: list[Any] = await self._call(lambda db, _: db.fetch(query, conversation_id))
+        return rows
+
+    async def load_since(self, conversation_id: str, seq: int) -> list[Any]:
+        """The rows ``(seq, data)`` of the conversation from ``seq`` on."""
+        rows: list[Any] = await self._call(lambda db, _: db.fetch(LOAD_SINCE, conversation_id, seq))
         return rows
 
     async def append(

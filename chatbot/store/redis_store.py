@@ -101,6 +101,14 @@ class RedisStore(ConversationStore):
         check_conversation_id(conversation_id)
         return int(await self._call(self._client.llen(self._keys(conversation_id)[0])))
 
+    async def load_since(self, conversation_id: str, seq: int) -> StoredConversation:
+        check_conversation_id(conversation_id)
+        raw = await self._call(self._client.lrange(self._keys(conversation_id)[0], seq, -1))
+        events = [decode_event(data.decode() if isinstance(data, bytes) else data) for data in raw]
+        return StoredConversation(
+            conversation_id, events, next_seq=seq + len(events), first_seq=seq
+        )
+
     async def append(
         self, conversation_id: str, events: Sequence[Mapping[str, Any]], *, start_seq: int
     ) -> None:

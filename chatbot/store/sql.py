@@ -80,6 +80,7 @@ from chatbot.store.statements import (
     INSERT_EVENTS,
     LOAD_ALL,
     LOAD_SESSION,
+    LOAD_SINCE,
     MOVE_ON,
     MOVE_ON_NEW_SESSION,
     NEW_CONVERSATION,
@@ -492,6 +493,23 @@ class SQLStore(ConversationStore):
             [decode_event(row[1]) for row in rows],
             next_seq=rows[-1][0] + 1,
             first_seq=rows[0][0],
+        )
+
+    async def load_since(self, conversation_id: str, seq: int) -> StoredConversation:
+        check_conversation_id(conversation_id)
+        await self.start()
+        with self._errors():
+            if self._postgresql is not None:
+                rows = await self._postgresql.load_since(conversation_id, seq)
+            else:
+                rows = await self._turn(
+                    lambda run: run(LOAD_SINCE, {"b_id": conversation_id, "b_seq": seq}).fetchall()
+                )
+        return StoredConversation(  # rows: (seq, data)
+            conversation_id,
+            [decode_event(row[1]) for row in rows],
+            next_seq=rows[-1][0] + 1 if rows else seq,
+            first_seq=seq,
         )
 
     async def next_seq(self, conversation_id: str) -> int:

@@ -29,6 +29,7 @@ LOAD_SESSION = _EVENTS_OF.where(
     .where(_conversations.c.id == bindparam("b_id"))
     .scalar_subquery()
 ).order_by(_events.c.seq)
+LOAD_SINCE = _EVENTS_OF.where(_events.c.seq >= bindparam("b_seq")).order_by(_events.c.seq)
 NEXT_SEQ = select(_conversations.c.next_seq).where(_conversations.c.id == bindparam("b_id"))
 NEW_CONVERSATION = (
     sqlite.insert(_conversations)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,11 +94,12 @@ async def test_answers_are_the_same_with_and_without_the_cache(tmp_path: Path) -
     assert without.processor.cache.hits == 0 and with_cache.processor.cache.hits > 0
 
 
-async def test_a_write_by_another_process_is_seen(
+async def test_a_write_by_another_process_is_caught_up(
     stores: tuple[ConversationStore, ...], backend: StoreBackend
 ) -> None:
-    if not backend.persistent:
-        pytest.skip("two processes share a database, not a memory store")
+    """Turns that move between processes (a load balancer without sticky sessions): each
+    process applies what the other appended since, reading those events only, and its
+    conversation is the one a full load gives. (In memory: two processors on one store.)"""
     one, two = agent_on(stores[0]), agent_on(stores[1])
     await one.handle_text("/greet", "bo")
     await one.handle_text("/request_restaurant", "bo")
@@ -106,14 +107,58 @@ async def test_a_write_by_another_process_is_seen(
 
     await two.handle_text('/inform{"cuisine": "thai"}', "bo")  # the other process answers
     misses = one.processor.cache.misses
+    full_loads = count_loads(stores[0])
     await one.handle_text('/inform{"number": "2"}', "bo")
 
-    assert one.processor.cache.misses == misses + 1  # the cache was stale: a full load
+    assert one.processor.cache.caught_up == 1
+    assert one.processor.cache.misses == misses and full_loads() == 0  # no full load
     conversation = cached(one.processor, "bo")
     assert conversation.slots["cuisine"] == "thai" and conversation.slots["num_people"] == 2
     assert as_json(conversation) == as_json(await full_load(one.processor, "bo"))
     stored = await stores[0].load("bo", all_sessions=True)
     assert [e["event"] for e in stored.events].count("user") == 4
+    # And back: the second process catches up on the first's turn as well.
+    await two.handle_text("/affirm", "bo")
+    assert two.processor.cache.caught_up == 1
+    assert as_json(cached(two.processor, "bo")) == as_json(await full_load(two.processor, "bo"))
+
+
+async def test_a_new_session_or_another_log_by_another_process_is_loaded_whole() -> None:
+    store = InMemoryStore()
+    one, two = agent_on(store), agent_on(store)
+    for text in TURNS[:2]:
+        await one.handle_text(text, "di")
+    await two.handle_text("/session_start", "di")  # the other process starts a new session
+    misses = one.processor.cache.misses
+    await one.handle_text("/greet", "di")
+    assert one.processor.cache.misses == misses + 1 and one.processor.cache.caught_up == 0
+    assert as_json(cached(one.processor, "di")) == as_json(await full_load(one.processor, "di"))
+
+    # The log replaced under the same id (a conversation that expired, then began anew) and
+    # grown past where this process's copy ends: its last event is not the store's.
+    for text in TURNS[:2]:
+        await one.handle_text(text, "ed")
+    del store._logs["ed"]
+    fresh = agent_on(store)
+    for text in TURNS[:5]:
+        await fresh.handle_text(text, "ed")
+    misses = one.processor.cache.misses
+    await one.handle_text("/affirm", "ed")
+    assert one.processor.cache.misses == misses + 1 and one.processor.cache.caught_up == 0
+    assert as_json(cached(one.processor, "ed")) == as_json(await full_load(one.processor, "ed"))
+
+
+def count_loads(store: ConversationStore) -> Callable[[], int]:
+    """How many full loads ``store`` serves from now on (``load`` wrapped)."""
+    calls = []
+    load = store.load
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return await load(*args, **kwargs)
+
+    store.load = counted  # type: ignore[method-assign]
+    return lambda: len(calls)
 
 
 async def test_events_appended_through_the_api_are_seen() -> None:

@@ -90,6 +90,27 @@ async def test_next_seq_is_where_the_log_ends(store: ConversationStore) -> None:
         await store.next_seq("")
 
 
+async def test_load_since_gives_the_events_from_a_seq_across_sessions(
+    store: ConversationStore,
+) -> None:
+    """What a process reads to catch up with others: every event from a seq on, whatever
+    session it is in, and where the log ends."""
+    first, second = session(3), session(2, first=50.0)
+    await store.append("alice", first, start_seq=0)
+    await store.append("alice", second, start_seq=len(first))
+    everything = first + second
+    for seq in (0, 2, len(first), len(everything) - 1):
+        since = await store.load_since("alice", seq)
+        assert since.events == everything[seq:]
+        assert (since.first_seq, since.next_seq) == (seq, len(everything))
+    past_the_end = await store.load_since("alice", len(everything))
+    assert past_the_end.events == [] and past_the_end.next_seq == len(everything)
+    nobody = await store.load_since("bob", 0)
+    assert nobody.events == [] and nobody.next_seq == 0
+    with pytest.raises(ValueError, match="non-empty"):
+        await store.load_since("", 0)
+
+
 @pytest.mark.parametrize("start_in_middle_of_batch", [False, True])
 async def test_load_gives_the_last_session_unless_all_are_asked_for(
     store: ConversationStore, start_in_middle_of_batch: bool
