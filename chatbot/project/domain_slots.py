@@ -59,6 +59,13 @@ MAPPING_KEYS: dict[str, tuple[str, ...]] = {
 _CONDITION_KEYS = ("active_loop", "requested_slot")
 
 
+# Rasa 3.0 removed the type; its migration guide gives this in its place.
+_UNFEATURIZED_HINT = (
+    "Rasa 2's 'unfeaturized' slots are 'type: any' (or another type with "
+    "'influence_conversation: false') since Rasa 3.0"
+)
+
+
 def read_slots(data: Any, *, file: str | None) -> tuple[dict[str, Slot], list[ProjectError]]:
     """The ``slots:`` mapping of one domain file; every bad slot is an error, the rest are kept."""
     slots: dict[str, Slot] = {}
@@ -106,7 +113,11 @@ def _read_slot(
                 line=at("type"),
                 key="type",
                 value=raw_type,
-                hint=_choices_hint(raw_type, SLOT_TYPES, "valid slot types"),
+                hint=(
+                    _UNFEATURIZED_HINT
+                    if raw_type == "unfeaturized"
+                    else _choices_hint(raw_type, SLOT_TYPES, "valid slot types")
+                ),
             )
         )
         return None, errors

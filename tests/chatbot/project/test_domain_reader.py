@@ -217,6 +217,15 @@ def _errors(text: str) -> list[str]:
         pytest.param(
             """\
             slots:
+              mention:
+                type: unfeaturized
+            """,
+            ["domain.yml:3:", "value 'unfeaturized'", "are 'type: any'", "since Rasa 3.0"],
+            id="rasa-2-unfeaturized-slot",
+        ),
+        pytest.param(
+            """\
+            slots:
               age:
                 type: txt
             """,
