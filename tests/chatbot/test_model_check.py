@@ -124,7 +124,7 @@ def stray_tensor(meta: Meta, tensors: Tensors) -> None:
         (memo_entry, "a memorized entry is a list"),
         # The NLU's featurizer (failed on every parse, or raised an AssertionError on load).
         (set_nlu("max_word_chars", 0), "max_word_chars must be at least 1"),
-        (set_nlu("pattern_features", not True), "fails on a first message"),
+        (set_nlu("pattern_features", False), "fails on a first message"),
         # The domain's and the ensemble's own checks (were a ProjectErrors / a 500 on PUT /model).
         (set_domain_response, "content is invalid: each variation of response"),
         (set_ensemble, "fails on a first message"),
