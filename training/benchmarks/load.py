@@ -153,16 +153,29 @@ def serve_ceiling(port: int) -> None:
 
 
 async def load(
-    url: str, messages: list[str], concurrency: int, max_messages: int, max_seconds: float, tag: str
+    url: str,
+    messages: list[str],
+    concurrency: int,
+    max_messages: int,
+    max_seconds: float,
+    tag: str,
+    min_seconds: float = 0.0,
 ) -> dict[str, Any]:
     """``concurrency`` conversations in flight, each sending ``messages`` in turn, until
-    ``max_messages`` were sent or ``max_seconds`` passed."""
+    ``max_messages`` were sent (and at least ``min_seconds`` passed: a fast target is measured
+    for longer than its first fraction of a second) or ``max_seconds`` passed."""
     assert url.startswith(f"http://{LOOPBACK}:"), "the load client only talks to loopback"
     latencies: list[float] = []
     errors = 0
     sent = 0
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_seconds
+    long_enough = loop.time() + min_seconds
+
+    def more() -> bool:
+        now = loop.time()
+        return now < deadline and (sent < max_messages or now < long_enough)
+
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=60)
 
@@ -171,11 +184,11 @@ async def load(
         async def conversation_loop(worker: int) -> None:
             nonlocal errors, sent
             number = 0
-            while sent < max_messages and loop.time() < deadline:
+            while more():
                 sender = f"load-{tag}-c{concurrency}-{worker}-{number}"
                 number += 1
                 for text in messages:
-                    if sent >= max_messages or loop.time() >= deadline:
+                    if not more():
                         return
                     sent += 1
                     started = time.perf_counter()
@@ -293,6 +306,10 @@ async def bench(args: argparse.Namespace, folder: Path) -> list[Result]:
     project = write_project(folder, model, args.store)
     results: list[Result] = []
 
+    def level(url: str, concurrency: int, tag: str) -> Awaitable[dict[str, Any]]:
+        bounds = (args.messages, args.seconds)
+        return load(url, messages, concurrency, *bounds, tag, min_seconds=args.min_seconds)
+
     port = free_port()
     command = ["-m", "chatbot", "run", "--project", str(project), "--host", LOOPBACK]
     command += ["--port", str(port), "--rate-limit", args.rate_limit]
@@ -312,9 +329,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> list[Result]:
         print(f"startup {startup}", file=sys.stderr)
         tag = str(os.getpid())
         for concurrency in args.concurrency:
-            figures = await measured(
-                pid, load(url, messages, concurrency, args.messages, args.seconds, tag)
-            )
+            figures = await measured(pid, level(url, concurrency, tag))
             figures.update(input=kind, store=args.store, **machine())
             results.append(Result(f"server.rest.concurrency_{concurrency}", figures))
             print(f"chatbot c={concurrency:<3} {figures}", file=sys.stderr)
@@ -324,9 +339,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> list[Result]:
     async with process(command, "ceiling up", folder / "ceiling.log") as (_, _, pid):
         url = f"http://{LOOPBACK}:{port}"
         for concurrency in args.concurrency:
-            figures = await measured(
-                pid, load(url, messages, concurrency, args.messages, args.seconds, "ceil")
-            )
+            figures = await measured(pid, level(url, concurrency, "ceil"))
             figures.update(machine())
             results.append(Result(f"ceiling.concurrency_{concurrency}", figures))
             print(f"ceiling c={concurrency:<3} {figures}", file=sys.stderr)
@@ -346,6 +359,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--messages", type=int, default=2000, help="at most, per level")
     parser.add_argument("--seconds", type=float, default=20.0, help="at most, per level")
+    parser.add_argument(
+        "--min-seconds", type=float, default=2.0, help="at least, per level (past --messages)"
+    )
     parser.add_argument("--rounds", type=int, default=20, help="in-process conversations")
     parser.add_argument("--rate-limit", default="60/min", help="the server's --rate-limit")
     parser.add_argument("--store", choices=("sqlite", "memory"), default="sqlite")
