@@ -18,9 +18,10 @@ from chatbot.project.domain import (
     Origin,
     ResponseVariation,
     Slot,
+    SlotMapping,
 )
 from chatbot.project.domain_responses import read_responses
-from chatbot.project.domain_slots import read_slots
+from chatbot.project.domain_slots import read_mappings, read_slots
 from chatbot.project.yaml_io import (
     as_name_list,
     expect,
@@ -60,6 +61,9 @@ class DomainParts:
     settings: dict[str, tuple[Any, Origin]] = field(default_factory=dict)
     action_texts: dict[str, Origin] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    # Rasa 2 forms' slot mappings (``required_slots: {slot: [mappings]}``), already read as the
+    # slots' mappings with the form's conditions: (form, slot, mappings), added to the slots.
+    form_mappings: list[tuple[str, str, tuple[SlotMapping, ...]]] = field(default_factory=list)
 
 
 def add_item(
@@ -348,6 +352,57 @@ def _read_forms(
             errors.append(e)
             continue
         add_item(parts.forms, form.name, form, form.origin, "form", errors)
+        required = spec.get("required_slots") if isinstance(spec, dict) else None
+        if isinstance(required, dict):
+            errors.extend(_read_rasa2_form_mappings(parts, form.name, required, file))
+    return errors
+
+
+def _read_rasa2_form_mappings(
+    parts: DomainParts, form: str, required: dict[str, Any], file: str | None
+) -> list[ProjectError]:
+    """A Rasa 2 form's slot mappings, read as Rasa's ``rasa data migrate`` writes them into the
+    slots: each with the condition that the form is active (and, but for ``from_entity`` and
+    ``from_trigger_intent``, that it asks for this slot). Said in one warning line: Rasa 3
+    reads mappings from the slots only."""
+    errors: list[ProjectError] = []
+    mapped = []
+    for slot, raw in required.items():
+        if not raw:
+            continue
+        mapped.append(str(slot))
+        at = line_of(required, slot)
+        if not isinstance(raw, list):
+            errors.append(
+                ProjectError(
+                    f"the mappings of slot '{slot}' in form '{form}' must be a list",
+                    file=file,
+                    line=at,
+                    key=str(slot),
+                )
+            )
+            continue
+        items = []
+        for item in raw:
+            if isinstance(item, dict):
+                condition = {"active_loop": form}
+                if item.get("type") not in ("from_entity", "from_trigger_intent"):
+                    condition["requested_slot"] = str(slot)
+                item = {**item, "conditions": [*(item.get("conditions") or []), condition]}
+            items.append(item)
+        mappings, mapping_errors = read_mappings(str(slot), items, file=file, line=at)
+        errors.extend(mapping_errors)
+        parts.form_mappings.append((form, str(slot), mappings))
+    if mapped:
+        where = f"{file}:{line_of(required, mapped[0])}: " if file else ""
+        logger.warning(
+            "%sform '%s' holds Rasa 2 slot mappings (for %s): read as the slots' mappings while "
+            "the form is active, as `rasa data migrate` writes them; Rasa 3 reads mappings from "
+            "the slots only",
+            where,
+            form,
+            ", ".join(mapped),
+        )
     return errors
 
 

@@ -8,6 +8,7 @@ then become one ``Domain``. ``domain_to_dict`` writes Rasa's format back.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -243,6 +244,7 @@ def merge_domain_parts(parts_list: Iterable[DomainParts]) -> tuple[DomainParts, 
             merged.action_options.setdefault(name, options)
         for name, form in parts.forms.items():
             add_item(merged.forms, name, form, form.origin, "form", errors)
+        merged.form_mappings.extend(parts.form_mappings)
         for key, (value, origin) in parts.settings.items():
             add_setting(merged, key, value, origin, errors)
         for text, origin in parts.action_texts.items():
@@ -267,10 +269,15 @@ def build_domain(parts_list: Iterable[DomainParts]) -> tuple[Domain, list[Projec
             used = spec.use_entities
         intents[name] = Intent(name, used, spec.origin)
     settings = {key: value for key, (value, _) in parts.settings.items()}
+    slots = dict(parts.slots)
+    for _form, name, mappings in parts.form_mappings:
+        slot = slots.get(name)
+        if slot is not None:  # an unknown slot of a form is the validator's error
+            slots[name] = dataclasses.replace(slot, mappings=(*slot.mappings, *mappings))
     domain = Domain(
         intents=intents,
         entities=dict(parts.entities),
-        slots=dict(parts.slots),
+        slots=slots,
         responses=dict(parts.responses),
         actions=tuple(parts.actions),
         forms=dict(parts.forms),

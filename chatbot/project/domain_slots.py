@@ -181,7 +181,7 @@ def _read_slot(
     else:
         fields["influence_conversation"] = influence
 
-    mappings, mapping_errors = _read_mappings(
+    mappings, mapping_errors = read_mappings(
         name, spec.get("mappings"), file=file, line=at("mappings")
     )
     errors.extend(mapping_errors)
@@ -261,7 +261,7 @@ def _check_initial_value(
         )
 
 
-def _read_mappings(
+def read_mappings(
     slot: str, data: Any, *, file: str | None, line: int | None
 ) -> tuple[tuple[SlotMapping, ...], list[ProjectError]]:
     if data is None:

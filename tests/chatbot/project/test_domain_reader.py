@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from chatbot.errors import ProjectErrors
-from chatbot.project.domain import Domain
+from chatbot.project.domain import Domain, MappingCondition
 from chatbot.project.domain_parts import without_origins
 from chatbot.project.domain_reader import domain_from_dict, domain_to_dict
 from chatbot.project.yaml_io import load_yaml_text
@@ -165,6 +165,10 @@ def test_reads_every_section() -> None:
     assert d.forms["trip_form"].required_slots == ("city",)
     assert d.forms["trip_form"].ignored_intents == ("chitchat",)
     assert d.forms["old_form"].required_slots == ("size",)
+    # Rasa 2's form mappings are the slot's own, while the form is active (`rasa data migrate`).
+    old = d.slots["size"].mappings[-1]
+    assert (old.type, old.entity) == ("from_entity", "size")
+    assert old.conditions == (MappingCondition("old_form"),)
     assert d.session_config.session_expiration_time == 30
     assert d.session_config.carry_over_slots is False
     assert d.store_entities_as_slots is False

@@ -1,0 +1,75 @@
+"""A Rasa 2 domain's form with its slots' mappings in it (``required_slots: {slot: [mappings]}``)
+works as Rasa's ``rasa data migrate`` makes it: the mappings are the slots', while the form is
+active (and, but for ``from_entity``, while it asks for that slot), with one warning line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from chatbot.agent import Agent
+from chatbot.store import InMemoryStore
+from tests.helpers import RULES_ONLY, train_files
+
+DOMAIN = """\
+version: "2.0"
+intents: [greet, inform, request]
+entities: [cuisine]
+slots:
+  cuisine: {type: text}
+  note: {type: text}
+forms:
+  order_form:
+    required_slots:
+      cuisine:
+      - type: from_entity
+        entity: cuisine
+      note:
+      - type: from_text
+responses:
+  utter_ask_cuisine: [{text: "Which cuisine?"}]
+  utter_ask_note: [{text: "Any note?"}]
+  utter_done: [{text: "Done: {cuisine}, {note}."}]
+"""
+RULES = """\
+rules:
+- rule: activate the form
+  steps:
+  - intent: request
+  - action: order_form
+  - active_loop: order_form
+- rule: submit the form
+  condition:
+  - active_loop: order_form
+  steps:
+  - action: order_form
+  - active_loop: null
+  - slot_was_set:
+    - requested_slot: null
+  - action: utter_done
+"""
+
+
+async def test_a_rasa_2_form_fills_its_slots(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="chatbot.project"):
+        model = train_files(
+            tmp_path, {"domain.yml": DOMAIN, "data/rules.yml": RULES, "config.yml": RULES_ONLY}
+        )
+    [warning] = [r.getMessage() for r in caplog.records if "Rasa 2 slot mappings" in r.getMessage()]
+    assert "domain.yml:10: form 'order_form'" in warning and "(for cuisine, note)" in warning
+    agent = Agent(model, store=InMemoryStore())
+
+    async def say(text: str) -> list[str]:
+        return [m.get("text") or "" for m in await agent.handle_text(text, "ann")]
+
+    # Outside the form a cuisine fills nothing: the mapping holds while the form is active.
+    await say('/greet{"cuisine": "greek"}')
+    events = (await agent.store.load("ann")).events
+    assert not [e for e in events if e["event"] == "slot" and e["name"] == "cuisine"]
+    assert await say("/request") == ["Which cuisine?"]
+    assert await say('/inform{"cuisine": "thai"}') == ["Any note?"]
+    assert await say("no onions please") == ["Done: thai, no onions please."]
