@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from typing import Any
@@ -59,6 +60,11 @@ MAPPING_KEYS: dict[str, tuple[str, ...]] = {
 _CONDITION_KEYS = ("active_loop", "requested_slot")
 
 
+# Rasa 3.0 removed the key: a slot fills from its mappings only.
+_AUTO_FILL_HINT = (
+    "Rasa 2's 'auto_fill' is gone since Rasa 3.0: a slot fills from its mappings only "
+    "('auto_fill: true' is 'mappings: [{{type: from_entity, entity: {name}}}]')"
+)
 # Rasa 3.0 removed the type; its migration guide gives this in its place.
 _UNFEATURIZED_HINT = (
     "Rasa 2's 'unfeaturized' slots are 'type: any' (or another type with "
@@ -93,7 +99,11 @@ def _read_slot(
         expect(spec, dict, what=f"slot '{name}'", file=file, line=line, key=name)
     except ProjectError as e:
         return None, [e]
-    errors = unknown_keys(spec, _SLOT_KEYS, file=file, what=f"slot '{name}'")
+    auto_fill = _AUTO_FILL_HINT.format(name=name)
+    errors = [
+        dataclasses.replace(e, hint=auto_fill) if e.key == "auto_fill" else e
+        for e in unknown_keys(spec, _SLOT_KEYS, file=file, what=f"slot '{name}'")
+    ]
 
     def at(key: str) -> int | None:
         return line_of(spec, key) if key in spec else line

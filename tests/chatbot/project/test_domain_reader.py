@@ -230,6 +230,20 @@ def _errors(text: str) -> list[str]:
         pytest.param(
             """\
             slots:
+              city:
+                type: text
+                auto_fill: false
+            """,
+            [
+                "domain.yml:4:",
+                "(key 'auto_fill')",
+                "'mappings: [{type: from_entity, entity: city}]'",
+            ],
+            id="rasa-2-auto-fill",
+        ),
+        pytest.param(
+            """\
+            slots:
               age:
                 type: txt
             """,
