@@ -214,11 +214,20 @@ def _yaml_files(folder: Path) -> list[Path]:
 
 
 def _data_files(paths: list[Path], loaded: _Loaded, *, explicit: bool) -> list[Path]:
-    """The YAML files to read; a missing default ``data/`` folder just means no data."""
+    """The YAML files to read; a missing default ``data/`` folder just means no data. Markdown
+    training data (Rasa 1 and 2) is not read, as in Rasa 3: each such file is named in a
+    warning, so that its examples and stories are not lost unnoticed."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
             files.extend(_yaml_files(path))
+            for markdown in sorted(path.rglob("*.md")):
+                if _is_training_markdown(markdown):
+                    logger.warning(
+                        "%s: Markdown training data (Rasa 1 and 2) is not read since Rasa 3.0; "
+                        "convert it to YAML (Rasa 2's `rasa data convert nlu|core`)",
+                        markdown,
+                    )
         elif path.is_file():
             files.append(path)
         elif explicit:
@@ -226,6 +235,23 @@ def _data_files(paths: list[Path], loaded: _Loaded, *, explicit: bool) -> list[P
                 ProjectError("training data file or folder not found", file=str(path))
             )
     return files
+
+
+def _is_training_markdown(path: Path) -> bool:
+    """Whether a Markdown file holds Rasa 1/2 training data (``## intent:``, ``## story``,
+    ``* intent`` lines), not a README."""
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:20_000]
+    except OSError:
+        return False
+    lines = head.splitlines()
+    nlu_headers = ("## intent:", "## synonym:", "## regex:", "## lookup:")
+    if any(line.startswith(nlu_headers) for line in lines):
+        return True  # NLU data
+    # Stories: "* intent" user turns and "  - action" bot turns under "## story" headers.
+    return any(line.startswith("* ") for line in lines) and any(
+        line.lstrip().startswith(("- utter_", "- action_")) and line[:1].isspace() for line in lines
+    )
 
 
 def _load_file(path: Path, loaded: _Loaded) -> tuple[Any, bool]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -169,6 +170,28 @@ def test_unknown_key_in_a_data_file(make_project: ProjectMaker) -> None:
     with pytest.raises(ProjectErrors) as info:
         load_project(root)
     assert "nlu.yml:2: unknown key in a training data file (key 'storis')" in str(info.value)
+
+
+def test_markdown_training_data_is_named_not_lost_silently(
+    make_project: ProjectMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rasa 3 reads YAML only; Rasa 1/2 Markdown files left in data/ are each named in a
+    warning (a README beside them is not)."""
+    root = make_project(
+        {
+            "data/old_nlu.md": "## intent:greet\n- hey\n",
+            "data/core/old_stories.md": "## happy\n* greet\n  - utter_greet\n",
+            "data/README.md": "# Data\n\n* nlu.yml: examples\n* stories.yml: stories\n",
+        }
+    )
+    with caplog.at_level(logging.WARNING, logger="chatbot.project.loader"):
+        project = load_project(root)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2, warned
+    assert warned[0].startswith(str(root / "data" / "core" / "old_stories.md"))
+    assert warned[1].startswith(str(root / "data" / "old_nlu.md"))
+    assert "Markdown training data (Rasa 1 and 2) is not read" in warned[0]
+    assert project.nlu.examples  # the YAML data is read as before
 
 
 def test_files_without_training_data_are_skipped(make_project: ProjectMaker) -> None:
