@@ -23,6 +23,7 @@ from chatbot.project.config import ComponentConfig
 from chatbot.project.domain import ACTION_DEFAULT_FALLBACK, Domain
 from chatbot.project.project import Project
 from training.form_paths import rules_in_stories, unfold_form_paths
+from training.removed_names import REMOVED_POLICIES
 from training.story_events import TrainingConversation, build
 from training.story_graph import expand_or, resolve
 
@@ -177,9 +178,10 @@ def policy_configs(
     for config in configs or DEFAULT_POLICIES:
         entry = POLICY_NAMES.get(config.name)
         if entry is None:
+            removed = REMOVED_POLICIES.get(config.name)
             raise ConfigError(
                 f"{config.origin.prefix}unknown policy '{config.name}' (key 'policies'); "
-                "known policies: " + ", ".join(sorted(POLICY_NAMES))
+                + (removed or "known policies: " + ", ".join(sorted(POLICY_NAMES)))
             )
         kind, notice = entry
         if notice and notices:

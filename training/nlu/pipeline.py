@@ -19,6 +19,7 @@ from typing import Any
 from chatbot.errors import ConfigError
 from chatbot.nlu.settings import NLUSettings
 from chatbot.project.config import ComponentConfig
+from training.removed_names import REMOVED_COMPONENTS
 
 logger = logging.getLogger(__name__)
 
@@ -218,9 +219,10 @@ def settings_from_pipeline(pipeline: Sequence[ComponentConfig]) -> NLUSettings:
     for component in pipeline:
         handler = COMPONENTS.get(component.name)
         if handler is None:
+            removed = REMOVED_COMPONENTS.get(component.name)
             raise ConfigError(
-                f"{_where(component)}unknown NLU component '{component.name}'; known components: "
-                + ", ".join(sorted(COMPONENTS))
+                f"{_where(component)}unknown NLU component '{component.name}'; "
+                + (removed or "known components: " + ", ".join(sorted(COMPONENTS)))
             )
         settings = handler(settings, component)
     return settings

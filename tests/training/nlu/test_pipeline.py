@@ -137,3 +137,25 @@ def test_the_registry_is_an_explicit_table() -> None:
         "ResponseSelector",
     ):
         assert name in COMPONENTS
+
+
+@pytest.mark.parametrize(
+    ("name", "replacement"),
+    [
+        ("DucklingHTTPExtractor", "renamed DucklingEntityExtractor in Rasa 2.0"),
+        ("EmbeddingIntentClassifier", "removed in Rasa 2.0; DIETClassifier took its place"),
+    ],
+)
+def test_a_component_rasa_removed_names_what_took_its_place(name: str, replacement: str) -> None:
+    component = ComponentConfig(name, origin=Origin("config.yml", 3))
+    with pytest.raises(ConfigError) as error:
+        settings_from_pipeline([component])
+    assert str(error.value) == f"config.yml:3: unknown NLU component '{name}'; {replacement}"
+
+
+def test_a_policy_rasa_removed_names_what_took_its_place() -> None:
+    from training.dialogue import policy_configs
+
+    policy = ComponentConfig("SklearnPolicy", origin=Origin("config.yml", 9))
+    with pytest.raises(ConfigError, match=r"removed in Rasa 3\.0; TEDPolicy took its place"):
+        policy_configs([policy])
