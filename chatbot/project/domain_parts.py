@@ -388,7 +388,9 @@ def _read_rasa2_form_mappings(
                 condition = {"active_loop": form}
                 if item.get("type") not in ("from_entity", "from_trigger_intent"):
                     condition["requested_slot"] = str(slot)
-                item = {**item, "conditions": [*(item.get("conditions") or []), condition]}
+                conditions = item.get("conditions") or []
+                if isinstance(conditions, list):  # else the mapping reader names the mistake
+                    item = {**item, "conditions": [*conditions, condition]}
             items.append(item)
         mappings, mapping_errors = read_mappings(str(slot), items, file=file, line=at)
         errors.extend(mapping_errors)
