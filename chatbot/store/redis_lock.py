@@ -160,9 +160,7 @@ class RedisLockStore(LockStore):
         keys = self._keys(conversation_id)
         started = loop.time()
         give_up = started + self.wait_timeout
-        args: list[str | int] = [uuid.uuid4().hex, self._lifetime_ms, self._key_ttl_ms]
-        state, dropped, place, raw = await self._call(self._enqueue(keys=keys, args=args))
-        ticket = raw.decode() if isinstance(raw, bytes) else str(raw)
+        state, dropped, place, ticket = await self._enqueue_ticket(keys)
         delay = _FIRST_POLL_INTERVAL
         try:
             while True:
@@ -182,18 +180,14 @@ class RedisLockStore(LockStore):
                         "conversation %s: a waiting lock ticket expired; queueing again",
                         conversation_id,
                     )
-                    args = [uuid.uuid4().hex, self._lifetime_ms, self._key_ttl_ms]
-                    state, dropped, place, raw = await self._call(
-                        self._enqueue(keys=keys, args=args)
-                    )
-                    ticket = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    state, dropped, place, ticket = await self._enqueue_ticket(keys)
                     continue
                 now = loop.time()
                 if now >= give_up:
                     raise LockTimeout(conversation_id, now - started)
                 await asyncio.sleep(min(delay, give_up - now))
                 delay = min(delay * 2, _POLL_INTERVAL_PER_PLACE * place, _MAX_POLL_INTERVAL)
-                args = [ticket, self._lifetime_ms, self._key_ttl_ms]
+                args: list[str | int] = [ticket, self._lifetime_ms, self._key_ttl_ms]
                 state, dropped, place = await self._call(self._wait(keys=keys, args=args))
         except BaseException:
             # Timed out, cancelled or Redis went away: leave the queue (or let the ticket expire
@@ -201,6 +195,28 @@ class RedisLockStore(LockStore):
             with contextlib.suppress(StoreUnavailable):
                 await self._call(self._release(keys=keys[1:], args=[ticket]))
             raise
+
+    async def _enqueue_ticket(self, keys: list[str]) -> tuple[int, int, int, str]:
+        """Join the conversation's queue: (state, dropped, place, the ticket). The ticket's
+        number comes from Redis, so a cancellation while its answer is on the way would leave a
+        ticket nobody releases, holding up the conversation for a whole lock lifetime: the call
+        runs on, shielded, and its ticket leaves the queue before the cancellation goes on."""
+        args: list[str | int] = [uuid.uuid4().hex, self._lifetime_ms, self._key_ttl_ms]
+        enqueued = asyncio.ensure_future(self._call(self._enqueue(keys=keys, args=args)))
+        try:
+            state, dropped, place, raw = await asyncio.shield(enqueued)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):  # Redis away: the ticket expires by itself
+                *_, raw = await enqueued
+                ticket = raw.decode() if isinstance(raw, bytes) else str(raw)
+                await self._call(self._release(keys=keys[1:], args=[ticket]))
+            raise
+        return (
+            int(state),
+            int(dropped),
+            int(place),
+            (raw.decode() if isinstance(raw, bytes) else str(raw)),
+        )
 
     async def release(self, conversation_id: str, ticket: Ticket) -> None:
         keys = self._keys(conversation_id)[1:]

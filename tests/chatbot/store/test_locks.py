@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -117,6 +118,36 @@ async def test_a_cancelled_waiter_leaves_the_queue(locks: LockBackend) -> None:
         await first
 
     assert order == ["second"]
+    assert await store.queue_length("alice") == 0
+
+
+async def test_a_message_cancelled_while_joining_the_queue_leaves_it(locks: LockBackend) -> None:
+    """Redis numbers a ticket as it joins the queue; a message cancelled while that answer is on
+    its way (a shutdown, a client gone) still leaves the queue, instead of holding up the
+    conversation until its ticket's lifetime runs out."""
+    if locks.kind != "redis":
+        pytest.skip("in-process tickets are numbered without a round trip")
+    store = locks.make()
+    real_call = store._call  # type: ignore[attr-defined]
+    answered = asyncio.Event()
+
+    async def slow_answer(awaitable: Any) -> Any:
+        result = await real_call(awaitable)
+        if not answered.is_set():  # the first call, the waiter's joining: its answer is late
+            answered.set()
+            await asyncio.sleep(0.3)
+        return result
+
+    async with store.lock("alice"):
+        store._call = slow_answer  # type: ignore[attr-defined]
+        waiter = asyncio.create_task(store.acquire("alice"))
+        await asyncio.wait_for(answered.wait(), 5)
+        assert await store.queue_length("alice") == 2  # it joined, and does not know it yet
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        store._call = real_call  # type: ignore[attr-defined]
+        assert await store.queue_length("alice") == 1
     assert await store.queue_length("alice") == 0
 
 
