@@ -187,11 +187,12 @@ class SocketIOChannel(InputChannel):
             if length is None or length > most:
                 message = f"socket.io bodies are at most {most} bytes, with their length"
                 raise json_error(413, message)
-            seconds = body_timeout(request)
-            try:
-                await asyncio.wait_for(request.content.wait_eof(), seconds)
-            except asyncio.TimeoutError:
-                raise body_too_slow(seconds) from None
+            if not request.content.is_eof():
+                seconds = body_timeout(request)
+                try:
+                    await asyncio.wait_for(request.content.wait_eof(), seconds)
+                except asyncio.TimeoutError:
+                    raise body_too_slow(seconds) from None
         return await handler(request)
 
     @classmethod

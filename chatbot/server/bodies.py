@@ -26,6 +26,8 @@ def _no_constants(name: str) -> Any:
 async def read_body(request: web.Request) -> bytes:
     """The whole body; a 408 (the connection closed) when it has not arrived within the
     server's ``body_timeout``, a 413 past the body size limit."""
+    if request.content.is_eof():  # it came with the headers, as a chat message does
+        return await request.read()  # no deadline to set (wait_for costs a task a message)
     seconds = body_timeout(request)
     try:
         return await asyncio.wait_for(request.read(), seconds)

@@ -208,15 +208,9 @@ class RedisLockStore(LockStore):
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):  # Redis away: the ticket expires by itself
                 *_, raw = await enqueued
-                ticket = raw.decode() if isinstance(raw, bytes) else str(raw)
-                await self._call(self._release(keys=keys[1:], args=[ticket]))
+                await self._call(self._release(keys=keys[1:], args=[_text(raw)]))
             raise
-        return (
-            int(state),
-            int(dropped),
-            int(place),
-            (raw.decode() if isinstance(raw, bytes) else str(raw)),
-        )
+        return int(state), int(dropped), int(place), _text(raw)
 
     async def release(self, conversation_id: str, ticket: Ticket) -> None:
         keys = self._keys(conversation_id)[1:]
@@ -241,3 +235,8 @@ class RedisLockStore(LockStore):
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _text(raw: Any) -> str:
+    """A ticket as Redis answers it (bytes, or text with ``decode_responses``)."""
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
