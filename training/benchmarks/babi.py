@@ -93,6 +93,7 @@ def evaluate(
         templates = set(babi.templates.values())  # with those only this dialog has
         replay = Conversation(f"babi-{dialog.index}", domain)
         gold_texts = iter(turn.bot for turn in dialog.turns)
+        user_texts = iter(turn.user for turn in dialog.turns)
         all_right = True
         hidden_ok = True  # the actions before this bot turn (listen, knowledge base) were right
         hidden_miss: tuple[str, str] | None = None  # the first wrong one: (gold, predicted)
@@ -102,14 +103,17 @@ def evaluate(
                 # Every bot turn is scored, also one whose template training never saw.
                 if event["name"] in templates:
                     gold = next(gold_texts)
+                    user = next(user_texts)
                     said = render_text(domain, predicted, replay.slots)
                     ok = hidden_ok and said == gold
                     if not ok and mistakes is not None:
                         mistakes.append(
                             {
                                 "dialog": dialog.index,
+                                "user": user,
                                 "gold": gold,
                                 "said": said if hidden_ok else None,
+                                "predicted": predicted,
                                 "hidden": hidden_miss,
                                 "action": event["name"],
                                 "seen": event["name"] in model_labels,
