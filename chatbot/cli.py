@@ -24,6 +24,7 @@ from chatbot.cli_common import (
     _default_model_path,
     _load_model,
     _load_project,
+    add_log_file,
     from_parent,
     main,
     model_option,
@@ -228,6 +229,37 @@ def _print_message(message: dict[str, Any]) -> None:
     show_default=True,
     help="Seconds SIGTERM waits for messages in flight.",
 )
+@click.option(
+    "--ssl-certificate",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Serve HTTPS with this PEM certificate (its chain after it).",
+)
+@click.option(
+    "--ssl-keyfile",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The certificate's PEM private key (default: in the certificate's file).",
+)
+@click.option(
+    "--ssl-ca-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="PEM CA certificates loaded into the TLS context, as Rasa's (clients are not asked "
+    "for certificates).",
+)
+@click.option(
+    "--ssl-password",
+    default=None,
+    envvar="CHATBOT_SSL_PASSWORD",
+    help="The private key's password; or $CHATBOT_SSL_PASSWORD.",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also append the log to this file, each line with its time.",
+)
 @click.pass_context
 @user_errors
 def run(
@@ -249,6 +281,11 @@ def run(
     max_in_flight: int,
     body_timeout: float,
     shutdown_timeout: float,
+    ssl_certificate: Path | None,
+    ssl_keyfile: Path | None,
+    ssl_ca_file: Path | None,
+    ssl_password: str | None,
+    log_file: Path | None,
 ) -> None:
     """Serve the bot over HTTP (REST channel at /webhooks/rest/webhook); `chatbot run actions`:
     the project's custom actions in a rasa-sdk action server."""
@@ -258,6 +295,8 @@ def run(
     from chatbot.server.app import serve
     from chatbot.server.settings import RateLimit, ServerSettings
 
+    if log_file is not None:
+        add_log_file(log_file)
     settings = ServerSettings(
         project_dir=project_dir,
         model_path=model_path,
@@ -276,6 +315,10 @@ def run(
         body_timeout=body_timeout,
         max_in_flight=max_in_flight or None,
         shutdown_timeout=shutdown_timeout,
+        ssl_certificate=ssl_certificate,
+        ssl_keyfile=ssl_keyfile,
+        ssl_ca_file=ssl_ca_file,
+        ssl_password=ssl_password,
         # Without its database the bot would only apologise: say so and exit instead.
         require_store_at_start=True,
     )

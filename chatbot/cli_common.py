@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from chatbot.errors import ChatbotError
+from chatbot.errors import ChatbotError, ConfigError
 
 logger = logging.getLogger("chatbot")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +40,20 @@ def _escaped(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def add_log_file(path: Path) -> None:
+    """Log to ``path`` as well as to stderr (Rasa's ``--log-file``): appended, each line with
+    its time, level and logger (a file has no service manager to stamp it), escaped as
+    stderr's."""
+    try:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as error:
+        why = error.strerror or error
+        raise ConfigError(f"--log-file {path}: cannot write it: {why}") from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(EscapeArguments())
+    logging.getLogger().addHandler(handler)
 
 
 def _configure_logging(verbose: bool) -> None:

@@ -37,6 +37,7 @@ from chatbot.server.metrics import Metrics
 from chatbot.server.model_pull import MODEL_PULLER, ModelPuller, ModelServer
 from chatbot.server.outputs import deliver
 from chatbot.server.settings import ServerSettings
+from chatbot.server.tls import server_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +240,11 @@ def serve(settings: ServerSettings) -> None:
     torch = sys.modules.get("torch")  # models are served in numpy; custom code may use torch
     if settings.torch_threads is not None and torch is not None:
         torch.set_num_threads(settings.torch_threads)
+    # The certificate is checked before anything else loads: a mistake there is found at once.
+    ssl_context = server_ssl_context(
+        settings.ssl_certificate, settings.ssl_keyfile, settings.ssl_ca_file, settings.ssl_password
+    )
+    scheme = "http" if ssl_context is None else "https"
     settings = resolve_settings(settings)
     agent = build_agent(settings)
     app = create_app(agent, settings)
@@ -255,7 +261,7 @@ def serve(settings: ServerSettings) -> None:
     def ready(*_: object) -> None:
         print(
             f"Bot '{name}' is up in {time.perf_counter() - started:.2f} s: "
-            f"http://{host}:{settings.port} (REST: POST /webhooks/rest/webhook)",
+            f"{scheme}://{host}:{settings.port} (REST: POST /webhooks/rest/webhook)",
             flush=True,
         )
 
@@ -266,6 +272,7 @@ def serve(settings: ServerSettings) -> None:
         print=ready,
         access_log=None,
         shutdown_timeout=settings.shutdown_timeout,
+        ssl_context=ssl_context,
     )
 
 

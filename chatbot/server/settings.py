@@ -89,6 +89,12 @@ class ServerSettings:
     jwt_secret: str | None = None
     jwt_method: str = "HS256"
     cors: tuple[str, ...] = ()
+    # HTTPS (Rasa's --ssl-certificate, --ssl-keyfile, --ssl-ca-file, --ssl-password); without a
+    # certificate, plain HTTP (``chatbot.server.tls``).
+    ssl_certificate: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_ca_file: Path | None = None
+    ssl_password: str | None = None
     # Limits.
     max_body_bytes: int = MIB
     max_message_chars: int = 10_000
