@@ -21,12 +21,15 @@ import click
 
 from chatbot import cli_data, cli_eval  # noqa: F401 - their commands join ``main``
 from chatbot.cli_common import (
-    _default_model_path,
     _load_model,
     _load_project,
     add_log_file,
+    config_option,
+    data_option,
+    domain_option,
     from_parent,
     main,
+    model_file_path,
     model_option,
     project_option,
     user_errors,
@@ -53,25 +56,51 @@ def init(directory: Path) -> None:
 
 @main.command()
 @project_option
+@domain_option
+@data_option
+@config_option
 @click.option(
     "--out",
     "out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(),  # a str: Path would drop the trailing slash that makes it a folder
     default=None,
-    help="Where to write the model file.",
+    help="The model file to write; or a folder (one that exists, or ending in /), as Rasa's "
+    "--out, to write <time>.model or --fixed-model-name into.  [default: the project's models/]",
+)
+@click.option(
+    "--fixed-model-name",
+    default=None,
+    help="The model file's name in the --out folder, instead of the time (Rasa's option).",
+)
+@click.option(
+    "--augmentation",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Stories glued together per story for the LSTM policy's training, as Rasa's "
+    "--augmentation (0: none).  [default: 50, or the policy's augmentation_factor]",
 )
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def train(project_dir: Path, out: Path | None, seed: int, quiet: bool) -> None:
+def train(
+    project_dir: Path,
+    domain: Path | None,
+    data: tuple[Path, ...],
+    config: Path | None,
+    out: str | None,
+    fixed_model_name: str | None,
+    augmentation: int | None,
+    seed: int,
+    quiet: bool,
+) -> None:
     """Train the project's NLU and dialogue models into one model file."""
     from training.train import train_to_file
 
-    project = _load_project(project_dir)
-    out = out or _default_model_path(project_dir)
+    project = _load_project(project_dir, domain=domain, data=data or None, config=config)
+    path = model_file_path(project_dir, out, fixed_model_name)
     started = time.perf_counter()
-    train_to_file(project, out, seed=seed, show_progress=not quiet)
-    click.echo(f"Trained model saved to {out} in {time.perf_counter() - started:.1f}s")
+    train_to_file(project, path, seed=seed, show_progress=not quiet, augmentation=augmentation)
+    click.echo(f"Trained model saved to {path} in {time.perf_counter() - started:.1f}s")
 
 
 @main.group(invoke_without_command=True)

@@ -6,6 +6,7 @@ export, import)."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -109,19 +110,65 @@ def main(verbose: bool) -> None:
     _configure_logging(verbose)
 
 
-def _load_project(project_dir: Path) -> Any:
-    """The project, validated: every problem of every file is reported before anything runs."""
+def _load_project(
+    project_dir: Path,
+    *,
+    domain: Path | None = None,
+    data: tuple[Path, ...] | None = None,
+    config: Path | None = None,
+) -> Any:
+    """The project, validated: every problem of every file is reported before anything runs.
+    ``domain``, ``data`` and ``config`` (Rasa's --domain, --data, --config) replace the
+    project's own files, as given (relative to the working folder)."""
     from chatbot.errors import ProjectErrors
     from chatbot.project.loader import check_project
 
-    project, problems = check_project(project_dir)
+    project, problems = check_project(
+        project_dir, domain=domain, data=list(data) if data else None, config=config
+    )
     if problems:
         raise ProjectErrors(problems)
     return project
 
 
-def _default_model_path(project_dir: Path) -> Path:
-    return project_dir / "models" / time.strftime("%Y%m%d-%H%M%S.model")
+def model_file_path(project_dir: Path, out: str | None, fixed_name: str | None) -> Path:
+    """Where ``chatbot train`` writes: ``out`` as a file, or, where ``out`` is a folder (one that
+    exists, or written with a trailing slash, as Rasa's ``--out models``) or not given (the
+    project's ``models/``), ``<fixed_name>.model`` or ``<time>.model`` in it."""
+    if out is not None and not (Path(out).is_dir() or out.endswith(("/", os.sep))):
+        if fixed_name is not None:
+            raise ConfigError(
+                f"--fixed-model-name {fixed_name!r} with --out {out}, a file: give --out a folder"
+            )
+        return Path(out)
+    folder = Path(out) if out is not None else project_dir / "models"
+    if fixed_name is None:
+        return folder / time.strftime("%Y%m%d-%H%M%S.model")
+    name = fixed_name.strip()
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ConfigError(f"--fixed-model-name {fixed_name!r}: a file name, without folders")
+    return folder / (name if name.endswith(".model") else f"{name}.model")
+
+
+domain_option = click.option(
+    "--domain",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="The domain: a file or a folder of them (default: the project's domain.yml or domain/).",
+)
+data_option = click.option(
+    "--data",
+    type=click.Path(exists=True, path_type=Path),
+    multiple=True,
+    help="Training data files or folders, instead of the project's data/ (repeatable).",
+)
+config_option = click.option(
+    "-c",
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The pipeline and policies (default: the project's config.yml).",
+)
 
 
 def _load_model(project_dir: Path, model_path: Path | None) -> Any:

@@ -12,6 +12,9 @@ import click
 from chatbot.cli_common import (
     _load_project,
     _read_nlu_data,
+    config_option,
+    data_option,
+    domain_option,
     main,
     nlu_path_option,
     project_option,
@@ -27,11 +30,18 @@ def data() -> None:
 
 @data.command()
 @project_option
-def validate(project_dir: Path) -> None:
+@domain_option
+@data_option
+@config_option
+def validate(
+    project_dir: Path, domain: Path | None, data: tuple[Path, ...], config: Path | None
+) -> None:
     """Report every problem of a project at once; exit 1 if there are any."""
     from chatbot.project.loader import check_project
 
-    _, problems = check_project(project_dir)
+    _, problems = check_project(
+        project_dir, domain=domain, data=list(data) if data else None, config=config
+    )
     for problem in problems:
         click.secho(f"error: {problem}", fg="red", err=True)
     if problems:

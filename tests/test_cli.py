@@ -346,3 +346,63 @@ def test_run_actions_without_an_actions_package_says_so(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     result = chatbot("run", "actions", "--project", str(tmp_path / "missing"))
     assert result.returncode != 0 and "Traceback" not in result.stderr
+
+
+def test_train_and_validate_take_rasas_domain_data_config_and_out_options(
+    tmp_path: Path,
+) -> None:
+    """A project laid out otherwise than Rasa's default (a domain file of another name, data in
+    another folder, the config elsewhere), trained as `rasa train --domain --data --config --out
+    models --fixed-model-name` trains it."""
+    bot = tmp_path / "bot"
+    shutil.copytree(DOMAINS / "moodbot", bot, ignore=shutil.ignore_patterns("models", "results"))
+    (bot / "domain.yml").rename(bot / "mood-domain.yml")
+    (bot / "data").rename(bot / "training-data")
+    (tmp_path / "configs").mkdir()
+    fast = (bot / "config.yml").read_text().replace("epochs: 100", "epochs: 3")
+    (tmp_path / "configs" / "fast.yml").write_text(fast)
+    (bot / "config.yml").unlink()
+    files = (
+        "--domain", str(bot / "mood-domain.yml"),
+        "--data", str(bot / "training-data"),
+        "--config", str(tmp_path / "configs" / "fast.yml"),
+    )  # fmt: skip
+
+    result = chatbot("data", "validate", "--project", str(bot))
+    assert result.returncode == 1 and "no domain found" in result.stderr
+    result = chatbot("data", "validate", "--project", str(bot), *files)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    models = tmp_path / "models"
+    models.mkdir()
+    result = chatbot(
+        "train", "--project", str(bot), *files, "--out", str(models),
+        "--fixed-model-name", "mood", "--augmentation", "0", "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in models.iterdir()) == ["mood.model"]
+    result = chatbot(
+        "test", "--model", str(models / "mood.model"), "--stories", str(bot / "tests"),
+        "--out", str(tmp_path / "results"),
+    )  # fmt: skip
+    assert "Conversation accuracy" in result.stdout, result.stdout + result.stderr
+
+    # --out ending in a slash is a folder too, made where missing; the model is named by time.
+    result = chatbot("train", "--project", str(bot), *files, "--out", f"{tmp_path}/new/", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert [p.suffix for p in (tmp_path / "new").iterdir()] == [".model"]
+
+    for args, error in (
+        (
+            ("--out", str(tmp_path / "a.model"), "--fixed-model-name", "mood"),
+            f"error: --fixed-model-name 'mood' with --out {tmp_path / 'a.model'}, a file: "
+            "give --out a folder",
+        ),
+        (
+            ("--fixed-model-name", "../mood"),
+            "error: --fixed-model-name '../mood': a file name, without folders",
+        ),
+    ):
+        result = chatbot("train", "--project", str(bot), *files, *args, "--quiet")
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip() == error

@@ -8,6 +8,7 @@ seed gives byte-identical models on identical data.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -151,12 +152,15 @@ def _coerce(config: ComponentConfig, key: str, name: str, value: Any) -> Any:
 
 
 def make_lstm_trainer(
-    *, seed: int = 42, show_progress: bool = True
+    *, seed: int = 42, show_progress: bool = True, augmentation: int | None = None
 ) -> Callable[[Project, Any, ComponentConfig], LSTMPolicy]:
-    """The ``lstm_trainer`` that ``training.dialogue.train_policies`` calls."""
+    """The ``lstm_trainer`` that ``training.dialogue.train_policies`` calls. ``augmentation``:
+    every LSTM policy's ``augmentation_factor``, whatever its config says."""
 
     def trainer(project: Project, data: Any, config: ComponentConfig) -> LSTMPolicy:
         settings = settings_from_config(config)
+        if augmentation is not None:
+            settings = dataclasses.replace(settings, augmentation_factor=augmentation)
         return train_lstm(
             project.domain,
             [*data.stories, *getattr(data, "form_paths", ())],

@@ -43,7 +43,15 @@ def check_config(project: Project) -> None:
             check_policy_params(kind, config)
 
 
-def train_project(project: Project, *, seed: int = 42, show_progress: bool = True) -> TrainedModel:
+def train_project(
+    project: Project,
+    *,
+    seed: int = 42,
+    show_progress: bool = True,
+    augmentation: int | None = None,
+) -> TrainedModel:
+    """The project's NLU and policies, trained. ``augmentation``: the LSTM policies'
+    ``augmentation_factor`` whatever their config says (``chatbot train --augmentation``)."""
     started = time.perf_counter()
     check_config(project)
     nlu: NLUModel | LookupEntityExtractor | None = None
@@ -55,7 +63,9 @@ def train_project(project: Project, *, seed: int = 42, show_progress: bool = Tru
         )
     else:  # end-to-end stories: entities from lookup tables and regexes, if there are any
         nlu = extractor_for(project.nlu, list(project.domain.entities), project.config.pipeline)
-    lstm_trainer = _lstm_trainer(seed, show_progress)
+    lstm_trainer = make_lstm_trainer(
+        seed=seed, show_progress=show_progress, augmentation=augmentation
+    )
     policies, ensemble = train_policies(project, lstm_trainer=lstm_trainer)
     meta: dict[str, Any] = {
         "trained_at": time.time(),
@@ -67,13 +77,16 @@ def train_project(project: Project, *, seed: int = 42, show_progress: bool = Tru
     return TrainedModel(project.domain, policies, nlu, ensemble, meta)
 
 
-def _lstm_trainer(seed: int, show_progress: bool) -> Any:
-    return make_lstm_trainer(seed=seed, show_progress=show_progress)
-
-
 def train_to_file(
-    project: Project, out: Path, *, seed: int = 42, show_progress: bool = True
+    project: Project,
+    out: Path,
+    *,
+    seed: int = 42,
+    show_progress: bool = True,
+    augmentation: int | None = None,
 ) -> TrainedModel:
-    model = train_project(project, seed=seed, show_progress=show_progress)
+    model = train_project(
+        project, seed=seed, show_progress=show_progress, augmentation=augmentation
+    )
     model.to_file(out)
     return model

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -309,3 +310,37 @@ def test_rasa1_markdown_stories_for_the_multiwoz_benchmark(tmp_path: Path) -> No
         UserStep(text="I need a taxi to _place_ ."),
         ActionStep(text="When do you want to leave?"),
     )
+
+
+def test_train_projects_augmentation_overrides_the_policys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``chatbot train --augmentation N`` (``train_project(augmentation=N)``) is the factor the
+    LSTM policy glues stories with, whatever its config says; without it, the config's."""
+    import training.lstm as lstm
+    from chatbot.project.training_data import NLUData
+    from tests.helpers import example_project
+    from training.train import train_project
+
+    factors: list[int] = []
+    real = lstm.augment
+
+    def spy(*args: Any, augmentation_factor: int, **kwargs: Any) -> Any:
+        factors.append(augmentation_factor)
+        return real(*args, augmentation_factor=augmentation_factor, **kwargs)
+
+    monkeypatch.setattr(lstm, "augment", spy)
+    project = example_project("moodbot")
+    config = dataclasses.replace(
+        project.config,
+        policies=tuple(
+            dataclasses.replace(p, params={**p.params, "epochs": 1, "augmentation_factor": 7})
+            if p.name in ("TEDPolicy", "LSTMPolicy")
+            else p
+            for p in project.config.policies
+        ),
+    )
+    project = dataclasses.replace(project, config=config, nlu=NLUData())  # the dialogue alone
+    train_project(project, show_progress=False)
+    train_project(project, show_progress=False, augmentation=0)
+    assert factors == [7, 0]
