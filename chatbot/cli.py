@@ -26,6 +26,7 @@ from chatbot.cli_common import (
     add_log_file,
     config_option,
     data_option,
+    debug_option,
     domain_option,
     from_parent,
     main,
@@ -107,6 +108,7 @@ def train(
 @project_option
 @model_option
 @click.option("--sender", default="shell", show_default=True, help="Conversation id.")
+@debug_option
 @click.pass_context
 @user_errors
 def shell(ctx: click.Context, project_dir: Path, model_path: Path | None, sender: str) -> None:
@@ -283,6 +285,7 @@ def _print_message(message: dict[str, Any]) -> None:
     envvar="CHATBOT_SSL_PASSWORD",
     help="The private key's password; or $CHATBOT_SSL_PASSWORD.",
 )
+@debug_option
 @click.option(
     "--log-file",
     type=click.Path(dir_okay=False, path_type=Path),

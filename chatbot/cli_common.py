@@ -57,10 +57,13 @@ def add_log_file(path: Path) -> None:
     logging.getLogger().addHandler(handler)
 
 
+VERBOSE_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
+        format=VERBOSE_FORMAT if verbose else "%(message)s",
         stream=sys.stderr,
     )
     for handler in logging.getLogger().handlers:
@@ -68,6 +71,27 @@ def _configure_logging(verbose: bool) -> None:
             handler.addFilter(EscapeArguments())
     for noisy in ("asyncio", "aiohttp.access", "sanic", "urllib3", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _enable_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        root = logging.getLogger()
+        root.setLevel(logging.DEBUG)
+        for handler in root.handlers:
+            handler.setFormatter(logging.Formatter(VERBOSE_FORMAT))
+    return value
+
+
+# Rasa's ``rasa shell --debug`` (``-v`` before the command does the same here).
+debug_option = click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_enable_debug,
+    help="Debug logging, each turn traced: the NLU's reading, every next action with its policy "
+    "and confidence, what it did, the slots (Rasa's --debug; the same as `chatbot -v`).",
+)
 
 
 def user_errors(func: F) -> F:

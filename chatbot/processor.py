@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
+from chatbot import turn_debug
 from chatbot.actions.base import ActionContext, bot_event
 from chatbot.actions.extract_slots import custom_mapping_actions, extract_slots
 from chatbot.actions.nlg import NLGClient
@@ -172,8 +173,13 @@ class MessageProcessor:
 
         async def turn(conversation: Conversation) -> None:
             parse_data = await parsing
+            debug = turn_debug.enabled()
+            if debug:
+                turn_debug.user_message(message.sender_id, message.text, parse_data)
             await self._log_user(conversation, message, parse_data)
             await self.predict_and_run(conversation, message.input_channel)
+            if debug:
+                turn_debug.slots(message.sender_id, conversation.slots)
 
         try:
             return await self.update(
@@ -473,6 +479,13 @@ class MessageProcessor:
                 prediction = Prediction(name, 1.0, "followup", 0)
             else:
                 prediction = self.ensemble.predict(conversation, excluded)
+            if turn_debug.enabled():
+                turn_debug.prediction(
+                    conversation.sender_id,
+                    prediction.action,
+                    prediction.policy,
+                    prediction.confidence,
+                )
             if prediction.action == d.ACTION_LISTEN:
                 conversation.append(
                     ev.action(d.ACTION_LISTEN, prediction.policy, prediction.confidence)
@@ -514,6 +527,8 @@ class MessageProcessor:
             return "stop"
         if self.nlg is not None:
             events = await self.nlg.render(events, conversation, channel)
+        if turn_debug.enabled():
+            turn_debug.action_events(conversation.sender_id, name, events)
         conversation.append(
             ev.action(
                 name,

@@ -406,3 +406,24 @@ def test_train_and_validate_take_rasas_domain_data_config_and_out_options(
         result = chatbot("train", "--project", str(bot), *files, *args, "--quiet")
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert result.stderr.strip() == error
+
+
+def test_shell_debug_traces_each_turn_on_stderr(tmp_path: Path) -> None:
+    from tests.helpers import dialogue_model
+
+    model = tmp_path / "mood.model"
+    dialogue_model("moodbot").to_file(model)
+    bot = str(DOMAINS / "moodbot")
+    quiet = chatbot("shell", "--project", bot, "--model", str(model), stdin="/greet\n/stop\n")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "How are you" in quiet.stdout and "user said" not in quiet.stderr
+    for flags in (("shell", "--debug"), ("-v", "shell")):
+        result = chatbot(*flags, "--project", bot, "--model", str(model), stdin="/greet\n/stop\n")
+        assert result.returncode == 0, result.stderr
+        assert (
+            "DEBUG chatbot.processor: conversation shell: user said '/greet': intent greet (1.00)"
+            in result.stderr
+        )
+        assert "conversation shell: next action utter_greet (" in result.stderr
+        # The greeting is one of the response's variations.
+        assert "conversation shell: utter_greet ended with [bot '" in result.stderr

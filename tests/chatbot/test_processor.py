@@ -4,6 +4,7 @@ with its real rasa-sdk validation action run in-process."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Set
 from dataclasses import replace
@@ -215,3 +216,31 @@ async def test_a_turn_that_fails_before_its_parse_is_needed_leaves_no_parse_runn
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
     await asyncio.sleep(0.6)
     assert finished == []  # cancelled, not left to finish in the background
+
+
+async def test_debug_logging_traces_the_turn_as_rasas_debug_does(
+    agent: Agent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At DEBUG (``chatbot -v shell``) a turn says what the NLU read, each next action with its
+    policy and confidence, what each action did, and the slots after it; at INFO none of it (the
+    user's text stays out of a server's log)."""
+    await agent.handle_text("/request_restaurant", "dbg")
+    with caplog.at_level(logging.INFO, logger="chatbot"):
+        await agent.handle_text('/inform{"cuisine": "thai"}', "info")
+    assert not [r for r in caplog.records if r.name == "chatbot.processor"]
+
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="chatbot.processor"):
+        await agent.handle_text('/inform{"cuisine": "Italian"}', "dbg")
+    lines = [r.getMessage() for r in caplog.records if r.name == "chatbot.processor"]
+    assert lines[0] == (
+        'conversation dbg: user said \'/inform{"cuisine": "Italian"}\': intent inform (1.00), '
+        "entities [cuisine='Italian']"
+    )
+    assert lines[1] == "conversation dbg: next action restaurant_form (RulePolicy, confidence 1.00)"
+    form = next(line for line in lines if line.startswith("conversation dbg: restaurant_form"))
+    assert "slot cuisine='italian'" in form  # validated by the form's action: lower case
+    assert "slot requested_slot='num_people'" in form and "people" in form.split("bot ")[1]
+    assert lines[-2].startswith("conversation dbg: next action action_listen (")
+    assert lines[-1].startswith("conversation dbg: slots [cuisine='italian', ")
+    assert "requested_slot='num_people'" in lines[-1]
