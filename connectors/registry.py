@@ -1,7 +1,7 @@
 """The channels ``chatbot run`` can mount, by their credentials.yml name (an explicit table).
 
 A channel's module is imported only when a credentials.yml block mounts it, so a bot served on the
-REST channel alone does not pay for Slack's, Telegram's or socket.io's imports at start.
+REST channel alone does not pay for the other channels' imports at start.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ CHANNELS: dict[str, str] = {
     "socketio": "connectors.socketio:SocketIOChannel",
     "slack": "connectors.slack:SlackChannel",
     "telegram": "connectors.telegram:TelegramChannel",
+    "facebook": "connectors.facebook:FacebookChannel",
     "callback": "connectors.callback:CallbackChannel",
 }
 
@@ -25,7 +26,6 @@ RASA_ONLY_CHANNELS = frozenset(
         "audiocodes",
         "botframework",
         "cmdline",
-        "facebook",
         "hangouts",
         "mattermost",
         "rasa",

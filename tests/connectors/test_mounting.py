@@ -22,6 +22,7 @@ async def test_every_channel_mounts_from_its_credentials_block(agent: Agent) -> 
         "socketio": {"session_persistence": True, "cors_allowed_origins": ["https://x.example"]},
         "slack": {"slack_token": "xoxb-1", "slack_signing_secret": SIGNING_SECRET},
         "telegram": {"access_token": TOKEN, "secret_token": SECRET, "verify": "restaurant_bot"},
+        "facebook": {"verify": "v", "secret": "s", "page-access-token": "t"},
     }
     credentials = Credentials(
         {name: EndpointBlock(name, params) for name, params in blocks.items()}
@@ -60,7 +61,7 @@ async def test_rasa_channels_we_do_not_serve_are_skipped_with_a_warning(
 
 
 def test_only_unserved_channels_warn_that_none_is_mounted(agent: Agent, caplog: Any) -> None:
-    blocks = {"facebook": EndpointBlock("facebook", {"verify": "v"})}
+    blocks = {"mattermost": EndpointBlock("mattermost", {"url": "u"})}
     with caplog.at_level(logging.WARNING, logger="chatbot.server.app"):
         create_app(agent, ServerSettings(credentials=Credentials(blocks)))
     assert "no channel of the credentials is mounted" in caplog.text

@@ -1,4 +1,4 @@
-"""Random updates, rightly authenticated, thrown at the Telegram and Slack webhooks, and random
+"""Random updates, rightly authenticated, thrown at the Telegram, Slack and Messenger webhooks, and random
 socket.io events at the chat widget's channel: never a 500, and nothing the channel does with
 them afterwards (answering, storing) fails with an error."""
 
@@ -16,11 +16,13 @@ import socketio
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from connectors.facebook import FacebookChannel
 from connectors.outbound import RetryPolicy
 from connectors.slack import SlackChannel
 from connectors.socketio import SocketIOChannel
 from connectors.telegram import TelegramChannel
 from tests.chatbot.server.test_fuzz import json_values, mostly, payload_texts, texts
+from tests.connectors import fake_facebook
 from tests.connectors.fake_slack import SIGNING_SECRET, FakeSlackApi, signed
 from tests.connectors.fake_slack import TOKEN as SLACK_TOKEN
 from tests.connectors.fake_telegram import SECRET, TOKEN, FakeTelegramApi
@@ -121,6 +123,53 @@ slack_interactions = st.fixed_dictionaries(
         ),
         "trigger_id": json_values,
     },
+)
+
+
+messenger_messages = st.fixed_dictionaries(
+    {"mid": mostly(texts(12)), "text": mostly(payload_texts | texts(30))},
+    optional={
+        "quick_reply": mostly(st.fixed_dictionaries({"payload": mostly(payload_texts)})),
+        "is_echo": json_values,
+        "attachments": mostly(
+            st.lists(
+                st.fixed_dictionaries(
+                    {"type": mostly(st.just("audio")), "payload": mostly(st.just({"url": "u"}))}
+                )
+                | json_values,
+                max_size=2,
+            )
+        ),
+    },
+)
+messenger_events = st.fixed_dictionaries(
+    {
+        "sender": mostly(st.fixed_dictionaries({"id": mostly(st.sampled_from(["1", "2"]) | ids)})),
+        "timestamp": json_values,
+    },
+    optional={
+        "message": mostly(messenger_messages),
+        "postback": mostly(
+            st.fixed_dictionaries(
+                {}, optional={"payload": mostly(payload_texts), "title": json_values}
+            )
+        ),
+    },
+)
+messenger_deliveries = st.fixed_dictionaries(
+    {
+        "object": mostly(st.just("page")),
+        "entry": mostly(
+            st.lists(
+                mostly(
+                    st.fixed_dictionaries(
+                        {"messaging": mostly(st.lists(mostly(messenger_events), max_size=3))}
+                    )
+                ),
+                max_size=2,
+            )
+        ),
+    }
 )
 
 
@@ -256,4 +305,31 @@ async def test_socketio_events_never_fail(
                     await client.call(name, data, timeout=WAIT)  # every event is answered
         finally:
             await client.disconnect()
+    no_errors(caplog)
+
+
+@FUZZ
+@given(payload=messenger_deliveries | json_values)
+async def test_messenger_deliveries_never_fail(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture, payload: Any
+) -> None:
+    caplog.clear()
+    api = fake_facebook.FakeSendApi()
+    async with serve(api.app) as fake:
+        channel = FacebookChannel.from_credentials(
+            {
+                "verify": fake_facebook.VERIFY,
+                "secret": fake_facebook.APP_SECRET,
+                "page-access-token": fake_facebook.PAGE_TOKEN,
+                "api_url": fake.url,
+            }
+        )
+        channel.api.policy = FAST
+        async with serve_channel(channel) as served, aiohttp.ClientSession() as http:
+            url = f"{served.url}/webhooks/facebook/webhook"
+            body = json.dumps(payload).encode()
+            headers = {"Content-Type": "application/json", **fake_facebook.signed(body)}
+            async with http.post(url, data=body, headers=headers) as response:
+                assert response.status < 500, await response.text()
+            await channel.workers.close(grace=10)
     no_errors(caplog)
