@@ -53,7 +53,8 @@ class _Retry(Exception):
 
 
 class ApiClient:
-    """POSTs JSON to ``<base_url>/<method>``. An async context manager (or ``start``/``close``)."""
+    """POSTs JSON (or, with ``form=True``, form fields: Twilio's API) to ``<base_url>/<method>``.
+    An async context manager (or ``start``/``close``)."""
 
     def __init__(
         self,
@@ -62,11 +63,13 @@ class ApiClient:
         *,
         headers: dict[str, str] | None = None,
         policy: RetryPolicy | None = None,
+        form: bool = False,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.headers = headers or {}
         self.policy = policy or RetryPolicy()
+        self.form = form
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -127,7 +130,8 @@ class ApiClient:
     ) -> ApiAnswer:
         url = f"{self.base_url}/{method}"
         try:
-            async with session.post(url, json=payload) as response:
+            sent = {"data": _form_fields(payload)} if self.form else {"json": payload}
+            async with session.post(url, **sent) as response:
                 text = await response.text()
                 status = response.status
                 header_wait = _seconds(response.headers.get("Retry-After"))
@@ -142,6 +146,16 @@ class ApiClient:
         if status >= 500:
             raise _Retry(f"HTTP {status}")
         return ApiAnswer(status, body)
+
+
+def _form_fields(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """Form fields, a list value as the same field repeated (Twilio's ``MediaUrl``)."""
+    return [
+        (key, ("true" if value else "false") if isinstance(value, bool) else str(value))
+        for key, values in payload.items()
+        for value in (values if isinstance(values, list) else [values])
+        if value is not None
+    ]
 
 
 def _seconds(value: object) -> float | None:

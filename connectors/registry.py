@@ -16,11 +16,12 @@ CHANNELS: dict[str, str] = {
     "slack": "connectors.slack:SlackChannel",
     "telegram": "connectors.telegram:TelegramChannel",
     "facebook": "connectors.facebook:FacebookChannel",
+    "twilio": "connectors.twilio:TwilioChannel",
     "callback": "connectors.callback:CallbackChannel",
 }
 
-# Rasa 3.x's other built-in channels: a credentials.yml may keep their blocks (moodbot's
-# ``twilio:``, ``rasa:`` for Rasa X); ``chatbot run`` does not serve them and says so.
+# Rasa 3.x's other built-in channels: a credentials.yml may keep their blocks (``rasa:`` for
+# Rasa X, reminderbot's); ``chatbot run`` does not serve them and says so.
 RASA_ONLY_CHANNELS = frozenset(
     {
         "audiocodes",
@@ -30,7 +31,6 @@ RASA_ONLY_CHANNELS = frozenset(
         "mattermost",
         "rasa",
         "rocketchat",
-        "twilio",
         "twilio_voice",
         "webexteams",
     }

@@ -23,6 +23,7 @@ async def test_every_channel_mounts_from_its_credentials_block(agent: Agent) -> 
         "slack": {"slack_token": "xoxb-1", "slack_signing_secret": SIGNING_SECRET},
         "telegram": {"access_token": TOKEN, "secret_token": SECRET, "verify": "restaurant_bot"},
         "facebook": {"verify": "v", "secret": "s", "page-access-token": "t"},
+        "twilio": {"account_sid": "AC1", "auth_token": "t", "twilio_number": "+15550001111"},
     }
     credentials = Credentials(
         {name: EndpointBlock(name, params) for name, params in blocks.items()}
@@ -39,10 +40,10 @@ async def test_every_channel_mounts_from_its_credentials_block(agent: Agent) -> 
 async def test_rasa_channels_we_do_not_serve_are_skipped_with_a_warning(
     agent: Agent, caplog: Any
 ) -> None:
-    """moodbot keeps a ``twilio:`` block and reminderbot a ``rasa:`` one: Rasa 3 projects start,
-    the blocks are named as skipped, and the channels that are served still answer."""
+    """reminderbot keeps a ``rasa:`` block, others ``mattermost:``: Rasa 3 projects start, the
+    blocks are named as skipped, and the channels that are served still answer."""
     blocks = {
-        "twilio": EndpointBlock("twilio", {"account_sid": "x", "auth_token": "y"}),
+        "mattermost": EndpointBlock("mattermost", {"url": "x", "token": "y"}),
         "rasa": EndpointBlock("rasa", {"url": "http://localhost:5002/api"}),
         "addons.custom_channel.MyIO": EndpointBlock("addons.custom_channel.MyIO", {}),
         "rest": EndpointBlock("rest", {}),
@@ -50,13 +51,13 @@ async def test_rasa_channels_we_do_not_serve_are_skipped_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="chatbot.server.app"):
         app = create_app(agent, ServerSettings(credentials=Credentials(blocks)))
     warned = caplog.text
-    assert "'twilio' channel is not served" in warned and "'rasa' channel" in warned
+    assert "'mattermost' channel is not served" in warned and "'rasa' channel" in warned
     assert "custom Rasa connector" in warned and "addons.custom_channel.MyIO" in warned
     assert "no channel" not in warned
     async with serve(app) as served, aiohttp.ClientSession() as http:
         async with http.get(f"{served.url}/webhooks/rest/") as response:
             assert response.status == 200
-        async with http.get(f"{served.url}/webhooks/twilio/") as response:
+        async with http.get(f"{served.url}/webhooks/mattermost/") as response:
             assert response.status == 404
 
 

@@ -1,4 +1,5 @@
-"""Random updates, rightly authenticated, thrown at the Telegram, Slack and Messenger webhooks, and random
+"""Random updates, rightly authenticated, thrown at the Telegram, Slack, Messenger and Twilio
+webhooks, and random
 socket.io events at the chat widget's channel: never a 500, and nothing the channel does with
 them afterwards (answering, storing) fails with an error."""
 
@@ -13,16 +14,18 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 import socketio
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from chatbot.store.base import is_unicode_text
 from connectors.facebook import FacebookChannel
 from connectors.outbound import RetryPolicy
 from connectors.slack import SlackChannel
 from connectors.socketio import SocketIOChannel
 from connectors.telegram import TelegramChannel
+from connectors.twilio import TwilioChannel
 from tests.chatbot.server.test_fuzz import json_values, mostly, payload_texts, texts
-from tests.connectors import fake_facebook
+from tests.connectors import fake_facebook, fake_twilio
 from tests.connectors.fake_slack import SIGNING_SECRET, FakeSlackApi, signed
 from tests.connectors.fake_slack import TOKEN as SLACK_TOKEN
 from tests.connectors.fake_telegram import SECRET, TOKEN, FakeTelegramApi
@@ -329,6 +332,46 @@ async def test_messenger_deliveries_never_fail(
             url = f"{served.url}/webhooks/facebook/webhook"
             body = json.dumps(payload).encode()
             headers = {"Content-Type": "application/json", **fake_facebook.signed(body)}
+            async with http.post(url, data=body, headers=headers) as response:
+                assert response.status < 500, await response.text()
+            await channel.workers.close(grace=10)
+    no_errors(caplog)
+
+
+twilio_fields = st.dictionaries(
+    st.sampled_from(["From", "Body", "MessageSid", "NumMedia", "MediaUrl0", "To"]) | texts(8),
+    payload_texts | st.sampled_from(["+15550001", "whatsapp:+1555", "1", "0"]) | texts(20),
+    max_size=6,
+)
+
+
+@FUZZ
+@given(fields=twilio_fields)
+@example(fields={"From": "+1555", "Body": "", "NumMedia": "1"})
+async def test_twilio_requests_never_fail(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture, fields: dict[str, str]
+) -> None:
+    # A form field is UTF-8 on the wire: no lone surrogate gets there.
+    assume(all(is_unicode_text(k) and is_unicode_text(v) for k, v in fields.items()))
+    caplog.clear()
+    api = fake_twilio.FakeMessagesApi()
+    async with serve(api.app) as fake:
+        channel = TwilioChannel.from_credentials(
+            {
+                "account_sid": fake_twilio.ACCOUNT,
+                "auth_token": fake_twilio.AUTH_TOKEN,
+                "twilio_number": fake_twilio.NUMBER,
+                "api_url": fake.url,
+            }
+        )
+        channel.api.policy = FAST
+        async with serve_channel(channel) as served, aiohttp.ClientSession() as http:
+            url = f"{served.url}/webhooks/twilio/webhook"
+            headers = {
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": fake_twilio.signature(url, fields),
+            }
+            body = fake_twilio.form_body(fields)
             async with http.post(url, data=body, headers=headers) as response:
                 assert response.status < 500, await response.text()
             await channel.workers.close(grace=10)

@@ -1,0 +1,236 @@
+"""Twilio (SMS and WhatsApp) by webhook, as Rasa's Twilio channel.
+
+Twilio POSTs each incoming message, form-encoded (``From``, ``Body``, ``MessageSid``, ...), to
+``/webhooks/twilio/webhook``, signed with the account's auth token (``X-Twilio-Signature``:
+HMAC-SHA1 of the URL Twilio called and the sorted fields). A request without a valid signature is
+answered 403 and never read further (Rasa did not check). The signature covers the public URL,
+which a proxy in front of the server may change (``https`` ending at the proxy, another host): the
+URL as the server sees it, as ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` give it and with
+``https`` are tried, and ``webhook_url`` in credentials.yml, where given, is the URL. A signed
+message is acknowledged at once with empty TwiML and answered in the background through the
+Messages API, one worker per sender so a sender's messages are answered in order; a ``MessageSid``
+seen before (Twilio retries) is not processed again.
+
+The conversation is the sender's number (``+15551234567``, or ``whatsapp:+15551234567``);
+WhatsApp answers go from ``whatsapp:<twilio_number>``. As Rasa, "¡" in a message is read as "@"
+(carriers garble the "@" of an SMS). A message with media and no text is its first media URL.
+Answers: ``connectors.twilio_messages``.
+
+credentials.yml ``twilio:`` keys (Rasa's): ``account_sid``, ``auth_token``, ``twilio_number``
+(``+1...``, or ``whatsapp:+1...``); ours: ``webhook_url`` and ``api_url``
+(https://api.twilio.com).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from yarl import URL
+
+from chatbot.agent import Agent
+from chatbot.conversation.messages import UserMessage
+from chatbot.errors import ConfigError
+from chatbot.server.bodies import read_body
+from chatbot.server.keys import OUTPUTS
+from chatbot.store.base import conversation_id_problem
+from connectors.base import InputChannel
+from connectors.delivery import ConversationWorkers, Deliveries
+from connectors.outbound import ApiClient, RetryPolicy
+from connectors.turns import answer, refusal
+from connectors.twilio_messages import WHATSAPP, ButtonMemory, button_lines, twilio_requests
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.twilio.com"
+SIGNATURE_HEADER = "X-Twilio-Signature"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+REQUIRED = ("account_sid", "auth_token", "twilio_number")
+
+
+class TwilioChannel(InputChannel):
+    name = "twilio"
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        twilio_number: str,
+        webhook_url: str | None = None,
+        api_url: str = DEFAULT_API_URL,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.auth_token = auth_token.encode()
+        self.twilio_number = twilio_number
+        self.webhook_url = webhook_url
+        basic = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+        # The credentials go in a header: the client's logs and errors name the method only.
+        self.api = ApiClient(
+            "twilio",
+            f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}",
+            headers={"Authorization": f"Basic {basic}"},
+            policy=retry,
+            form=True,
+        )
+        self.seen = Deliveries("twilio")
+        self.workers = ConversationWorkers("twilio")
+        self.buttons = ButtonMemory()
+        self._agent_getter: Callable[[], Agent] | None = None
+
+    @classmethod
+    def from_credentials(cls, params: dict[str, Any]) -> TwilioChannel:
+        params = dict(params or {})
+        known = {*REQUIRED, "webhook_url", "api_url"}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ConfigError(
+                f"twilio: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        for key in (*REQUIRED, "webhook_url", "api_url"):
+            value = params.get(key)
+            if key in REQUIRED and value is None:
+                raise ConfigError(
+                    f"twilio: '{key}' is required ({', '.join(REQUIRED)}: from the Twilio console)"
+                )
+            if key in params and (not isinstance(value, str) or not value):
+                raise ConfigError(f"twilio: '{key}' must be a non-empty string, not {value!r}")
+        return cls(**params)
+
+    def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
+        self._agent_getter = agent_getter
+
+        async def health(request: web.Request) -> web.Response:
+            return web.json_response({"status": "ok"})
+
+        async def stop_workers(app: web.Application) -> None:
+            await self.workers.close()
+
+        async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+            async with self.api:
+                yield
+                await self.workers.close(grace=0)
+
+        app.router.add_get(f"/webhooks/{self.name}/", health)
+        app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
+        app.on_shutdown.append(stop_workers)
+        app.cleanup_ctx.append(lifecycle)
+        app[OUTPUTS][self.name] = self.send
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        body = await read_body(request)
+        try:
+            fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            fields = None
+        if fields is None or not self._signed(request, fields):
+            logger.warning(
+                "twilio: refused a request without a valid signature (is 'auth_token' the "
+                "account's? Behind a proxy, set 'webhook_url' to the URL in Twilio's console)"
+            )
+            return web.json_response({"error": "invalid signature", "status": 403}, status=403)
+        form = dict(fields)
+        sender, sid = form.get("From", ""), form.get("MessageSid") or form.get("SmsSid", "")
+        text = form.get("Body", "").replace("¡", "@")
+        if not text.strip() and form.get("NumMedia", "0") not in ("", "0"):
+            text = form.get("MediaUrl0", "")
+        twiml = web.Response(text=EMPTY_TWIML, content_type="text/xml")
+        if not sender or conversation_id_problem(sender) is not None or not text.strip():
+            return twiml
+        locks = self._agent_getter().locks if self._agent_getter is not None else None
+        if sid and not await self.seen.first_time(locks, f"sid:{sid}"):
+            logger.debug("twilio: message %s seen before; ignored", sid)
+            return twiml
+        if refusal(request.app, sender, text) is None:
+            self.workers.submit(sender, self._job(sender, text, request.app))
+        return twiml
+
+    def _signed(self, request: web.Request, fields: list[tuple[str, str]]) -> bool:
+        presented = request.headers.get(SIGNATURE_HEADER)
+        if not presented:
+            return False
+        # Twilio's scheme: the URL, then each field's name and value, sorted by name.
+        signed_fields = "".join(k + v for k, v in sorted(fields, key=lambda kv: kv[0]))
+        raw = presented.encode("utf-8", "surrogateescape")
+        for url in self._candidate_urls(request):
+            mac = hmac.new(self.auth_token, (url + signed_fields).encode(), hashlib.sha1)
+            if hmac.compare_digest(raw, base64.b64encode(mac.digest())):
+                return True
+        return False
+
+    def _candidate_urls(self, request: web.Request) -> list[str]:
+        """The URLs Twilio may have signed: ``webhook_url`` alone where given, else the URL as
+        seen here, as a proxy's forwarded headers give it, and with ``https``; each with and
+        without an explicit port (Twilio drops the port of an https URL)."""
+        if self.webhook_url:
+            return [self.webhook_url]
+        seen = request.url
+        urls = [seen, seen.with_scheme("https")]
+        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
+        host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+        if proto in ("http", "https") or host:
+            try:
+                forwarded = URL.build(
+                    scheme=proto or seen.scheme,
+                    authority=host or seen.raw_authority,
+                    path=seen.raw_path,
+                    query_string=seen.raw_query_string,
+                    encoded=True,
+                )
+            except ValueError:
+                forwarded = None
+            if forwarded is not None:
+                urls.append(forwarded)
+        found: list[str] = []
+        for url in urls:
+            for variant in (str(url), str(url.with_port(None)) if url.is_absolute() else None):
+                if variant and variant not in found:
+                    found.append(variant)
+        return found
+
+    def _job(self, sender: str, text: str, app: web.Application) -> Callable[[], Awaitable[None]]:
+        return lambda: self._answer(sender, text, app)
+
+    async def _answer(self, sender: str, text: str, app: web.Application) -> None:
+        message = UserMessage(self.buttons.read(sender, text), sender, self.name)
+        await self._deliver(sender, await answer(app, message))
+
+    async def send(
+        self, conversation_id: str, messages: list[dict[str, Any]], metadata: dict[str, Any]
+    ) -> None:
+        """Bot messages outside a request (a reminder): to the sender the conversation is."""
+        await self._deliver(conversation_id, messages)
+
+    async def _deliver(self, recipient: str, messages: list[dict[str, Any]]) -> None:
+        whatsapp = recipient.startswith(WHATSAPP)
+        sender = self.twilio_number
+        if whatsapp and not sender.startswith(WHATSAPP):
+            sender = WHATSAPP + sender
+        offered: list[tuple[str, str]] = []
+        for bot_message in messages:
+            buttons = bot_message.get("buttons") or bot_message.get("quick_replies")
+            if buttons:
+                offered = button_lines(buttons)
+            for fields in twilio_requests(bot_message, whatsapp=whatsapp):
+                fields.setdefault("To", recipient)
+                if "MessagingServiceSid" not in fields:
+                    fields.setdefault("From", sender)
+                if "MediaUrl" not in fields and "ContentSid" not in fields:
+                    fields.setdefault("Body", "")
+                called = await self.api.call("Messages.json", fields)
+                if called is not None and called.status not in (200, 201):
+                    logger.error(
+                        "twilio Messages: refused (%s); not delivered",
+                        called.body.get("message") or f"HTTP {called.status}",
+                    )
+        # Numbers answer the latest question: buttons of this turn, or none.
+        if offered:
+            self.buttons.offered(recipient, offered)
+        else:
+            self.buttons.forget(recipient)
