@@ -155,8 +155,9 @@ class TwilioChannel(InputChannel):
         presented = request.headers.get(SIGNATURE_HEADER)
         if not presented:
             return False
-        # Twilio's scheme: the URL, then each field's name and value, sorted by name.
-        signed_fields = "".join(k + v for k, v in sorted(fields, key=lambda kv: kv[0]))
+        # Twilio's scheme: the URL, then each field's name and value, sorted by name (a repeated
+        # field's values in order, as Twilio's own validator sorts them).
+        signed_fields = "".join(k + v for k, v in sorted(fields))
         raw = presented.encode("utf-8", "surrogateescape")
         for url in self._candidate_urls(request):
             mac = hmac.new(self.auth_token, (url + signed_fields).encode(), hashlib.sha1)
