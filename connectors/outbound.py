@@ -89,8 +89,11 @@ class ApiClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def call(self, method: str, payload: dict[str, Any]) -> ApiAnswer | None:
-        """The API's answer, or None (logged) once every attempt failed or the client is closed."""
+    async def call(
+        self, method: str, payload: dict[str, Any], *, headers: dict[str, str] | None = None
+    ) -> ApiAnswer | None:
+        """The API's answer, or None (logged) once every attempt failed or the client is closed.
+        ``headers``: this call's own, beside the client's (a token that expires)."""
         if self._session is None:
             logger.error("%s %s: the client is not started; message not sent", self.name, method)
             return None
@@ -98,7 +101,7 @@ class ApiClient:
         reason = "no attempt made"
         for attempt in range(1, policy.attempts + 1):
             try:
-                return await self._post(self._session, method, payload)
+                return await self._post(self._session, method, payload, headers)
             except _Retry as retry:
                 reason = retry.reason
                 if attempt == policy.attempts:
@@ -126,12 +129,17 @@ class ApiClient:
         return None
 
     async def _post(
-        self, session: aiohttp.ClientSession, method: str, payload: dict[str, Any]
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        payload: dict[str, Any],
+        headers: dict[str, str] | None = None,
     ) -> ApiAnswer:
-        url = f"{self.base_url}/{method}"
+        # An absolute URL is called as it is (Bot Framework: each conversation's service URL).
+        url = method if method.startswith(("https://", "http://")) else f"{self.base_url}/{method}"
         try:
             sent = {"data": _form_fields(payload)} if self.form else {"json": payload}
-            async with session.post(url, **sent) as response:
+            async with session.post(url, headers=headers, **sent) as response:
                 text = await response.text()
                 status = response.status
                 header_wait = _seconds(response.headers.get("Retry-After"))

@@ -17,6 +17,7 @@ CHANNELS: dict[str, str] = {
     "telegram": "connectors.telegram:TelegramChannel",
     "facebook": "connectors.facebook:FacebookChannel",
     "twilio": "connectors.twilio:TwilioChannel",
+    "botframework": "connectors.botframework:BotFrameworkChannel",
     "callback": "connectors.callback:CallbackChannel",
 }
 
@@ -25,7 +26,6 @@ CHANNELS: dict[str, str] = {
 RASA_ONLY_CHANNELS = frozenset(
     {
         "audiocodes",
-        "botframework",
         "cmdline",
         "hangouts",
         "mattermost",

@@ -24,6 +24,7 @@ async def test_every_channel_mounts_from_its_credentials_block(agent: Agent) -> 
         "telegram": {"access_token": TOKEN, "secret_token": SECRET, "verify": "restaurant_bot"},
         "facebook": {"verify": "v", "secret": "s", "page-access-token": "t"},
         "twilio": {"account_sid": "AC1", "auth_token": "t", "twilio_number": "+15550001111"},
+        "botframework": {"app_id": "a", "app_password": "p"},
     }
     credentials = Credentials(
         {name: EndpointBlock(name, params) for name, params in blocks.items()}

@@ -171,3 +171,45 @@ def test_unknown_jwt_method_is_a_config_error() -> None:
 )
 def test_an_open_api_listens_on_loopback_only(settings: ServerSettings, host: str) -> None:
     assert settings.effective_host() == host
+
+
+async def test_rs256_jwts_are_checked_with_the_public_key(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    """``--jwt-method RS256 --jwt-secret <public key PEM>``: tokens signed by the key pair's
+    private half pass, others (another key pair, HS256 with the public key as a secret) do not."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    client = await start_server(
+        Agent(restaurant_model), enable_api=True, jwt_secret=public_pem, jwt_method="RS256"
+    )
+    admin = {"user": {"username": "root", "role": "admin"}}
+    good = jwt.encode(admin, private, "RS256")
+    assert (await client.get("/status", headers=bearer(good))).status == 200
+    for forged in (jwt.encode(admin, other, "RS256"), _hs256_signed(admin, public_pem)):
+        assert (await client.get("/status", headers=bearer(forged))).status == 401
+
+
+def _hs256_signed(claims: dict[str, Any], secret: str) -> str:
+    """The key-confusion attack: HS256 with the public key as the secret (PyJWT will not make
+    one, so it is made by hand)."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = part(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = part(json.dumps(claims).encode())
+    mac = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{part(mac)}"
