@@ -373,6 +373,8 @@ class SocketIOChannel(InputChannel):
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token.isascii():  # a JWT is base64url and dots
             return False
+        if self.jwt_key is None:
+            return False
         if token.startswith("Bearer "):
             token = token[len("Bearer ") :]
         try:
