@@ -244,7 +244,10 @@ def merge_domain_parts(parts_list: Iterable[DomainParts]) -> tuple[DomainParts, 
             merged.action_options.setdefault(name, options)
         for name, form in parts.forms.items():
             add_item(merged.forms, name, form, form.origin, "form", errors)
-        merged.form_mappings.extend(parts.form_mappings)
+        # A Rasa 2 form declared in two domain files (a split domain's copies) gives its slots'
+        # mappings once: the first file's.
+        mapped = {(form, slot) for form, slot, _ in merged.form_mappings}
+        merged.form_mappings.extend(m for m in parts.form_mappings if m[:2] not in mapped)
         for key, (value, origin) in parts.settings.items():
             add_setting(merged, key, value, origin, errors)
         for text, origin in parts.action_texts.items():

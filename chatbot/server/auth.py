@@ -96,7 +96,9 @@ class Auth:
         raise json_error(401, "User is not authenticated.", "NotAuthenticated")
 
     def _jwt_user(self, token: str) -> dict[str, Any] | None:
-        if self._jwt_key is None or not token.isascii():  # a JWT is base64url and dots; PyJWT cannot even encode some
+        if (
+            self._jwt_key is None or not token.isascii()
+        ):  # a JWT is base64url and dots; PyJWT cannot even encode some
             logger.debug("JWT rejected: not ASCII")
             return None
         try:

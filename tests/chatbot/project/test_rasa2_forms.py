@@ -73,3 +73,16 @@ async def test_a_rasa_2_form_fills_its_slots(
     assert await say("/request") == ["Which cuisine?"]
     assert await say('/inform{"cuisine": "thai"}') == ["Any note?"]
     assert await say("no onions please") == ["Done: thai, no onions please."]
+
+
+def test_a_rasa_2_form_declared_in_two_domain_files_maps_its_slots_once(tmp_path: Path) -> None:
+    from chatbot.project.loader import load_project
+
+    (tmp_path / "domain").mkdir()
+    (tmp_path / "domain" / "a.yml").write_text(DOMAIN)
+    (tmp_path / "domain" / "b.yml").write_text(DOMAIN)  # a copy, as split domains often have
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "rules.yml").write_text(RULES)
+    project = load_project(tmp_path)
+    assert [m.type for m in project.domain.slots["cuisine"].mappings] == ["from_entity"]
+    assert [m.type for m in project.domain.slots["note"].mappings] == ["from_text"]
