@@ -18,6 +18,7 @@ CHANNELS: dict[str, str] = {
     "facebook": "connectors.facebook:FacebookChannel",
     "twilio": "connectors.twilio:TwilioChannel",
     "botframework": "connectors.botframework:BotFrameworkChannel",
+    "hangouts": "connectors.hangouts:HangoutsChannel",
     "callback": "connectors.callback:CallbackChannel",
 }
 
@@ -27,7 +28,6 @@ RASA_ONLY_CHANNELS = frozenset(
     {
         "audiocodes",
         "cmdline",
-        "hangouts",
         "mattermost",
         "rasa",
         "rocketchat",

@@ -25,6 +25,7 @@ async def test_every_channel_mounts_from_its_credentials_block(agent: Agent) -> 
         "facebook": {"verify": "v", "secret": "s", "page-access-token": "t"},
         "twilio": {"account_sid": "AC1", "auth_token": "t", "twilio_number": "+15550001111"},
         "botframework": {"app_id": "a", "app_password": "p"},
+        "hangouts": {"project_id": "123"},
     }
     credentials = Credentials(
         {name: EndpointBlock(name, params) for name, params in blocks.items()}
