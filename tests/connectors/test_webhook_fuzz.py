@@ -1,5 +1,5 @@
-"""Random updates, rightly authenticated, thrown at the Telegram, Slack, Messenger and Twilio
-webhooks, and random
+"""Random updates, rightly authenticated, thrown at the Telegram, Slack, Messenger, Twilio, Bot
+Framework and Google Chat webhooks, and random
 socket.io events at the chat widget's channel: never a 500, and nothing the channel does with
 them afterwards (answering, storing) fails with an error."""
 
@@ -375,4 +375,93 @@ async def test_twilio_requests_never_fail(
             async with http.post(url, data=body, headers=headers) as response:
                 assert response.status < 500, await response.text()
             await channel.workers.close(grace=10)
+    no_errors(caplog)
+
+
+activity_shapes = st.fixed_dictionaries(
+    {
+        "type": mostly(st.sampled_from(["message", "conversationUpdate", "typing"])),
+        "from": mostly(st.fixed_dictionaries({"id": mostly(st.sampled_from(["29:u1", "29:u2"]))})),
+        "conversation": mostly(st.fixed_dictionaries({"id": mostly(st.just("a:1"))})),
+        "recipient": json_values,
+        "text": mostly(payload_texts | texts(30)),
+        "channelId": mostly(st.sampled_from(["msteams", "webchat"])),
+    },
+    optional={"id": json_values, "value": json_values, "attachments": json_values},
+)
+
+
+@FUZZ
+@given(activity=activity_shapes | json_values)
+async def test_bot_framework_activities_never_fail(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture, activity: Any
+) -> None:
+    """Every activity is signed for the fake connector's service URL, which it claims."""
+    from connectors.botframework import BotFrameworkChannel
+    from tests.connectors import fake_botframework as fake_bf
+
+    caplog.clear()
+    microsoft = fake_bf.FakeMicrosoft()
+    async with serve(microsoft.app) as fake:
+        microsoft.url = fake.url
+        channel = BotFrameworkChannel.from_credentials(
+            {
+                "app_id": fake_bf.APP_ID,
+                "app_password": fake_bf.APP_PASSWORD,
+                "login_url": fake.url,
+                "openid_url": f"{fake.url}/v1/.well-known/openidconfiguration",
+            }
+        )
+        channel.api.policy = FAST
+        if isinstance(activity, dict):
+            activity = {**activity, "serviceUrl": fake.url}
+        headers = {"Authorization": f"Bearer {fake_bf.token(fake.url)}"}
+        async with serve_channel(channel) as served, aiohttp.ClientSession() as http:
+            url = f"{served.url}/webhooks/botframework/webhook"
+            async with http.post(url, json=activity, headers=headers) as response:
+                assert response.status < 500, await response.text()
+            await channel.workers.close(grace=10)
+    no_errors(caplog)
+
+
+chat_events = st.fixed_dictionaries(
+    {
+        "type": mostly(
+            st.sampled_from(["MESSAGE", "CARD_CLICKED", "ADDED_TO_SPACE", "REMOVED_FROM_SPACE"])
+        ),
+        "user": mostly(st.fixed_dictionaries({"name": mostly(st.just("users/1"))})),
+        "space": mostly(st.fixed_dictionaries({"type": mostly(st.sampled_from(["DM", "ROOM"]))})),
+    },
+    optional={
+        "message": mostly(
+            st.fixed_dictionaries(
+                {"text": mostly(payload_texts | texts(30))},
+                optional={"argumentText": json_values, "sender": json_values},
+            )
+        ),
+        "action": mostly(st.fixed_dictionaries({"actionMethodName": mostly(payload_texts)})),
+        "common": json_values,
+    },
+)
+
+
+@FUZZ
+@given(chat_event=chat_events | json_values)
+async def test_google_chat_events_never_fail(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture, chat_event: Any
+) -> None:
+    from connectors.hangouts import HangoutsChannel
+    from tests.connectors import fake_hangouts as google
+
+    caplog.clear()
+    certs = google.FakeGoogleCerts()
+    async with serve(certs.app) as fake:
+        channel = HangoutsChannel.from_credentials(
+            {"project_id": google.PROJECT, "certs_url": f"{fake.url}/x509/chat"}
+        )
+        headers = {"Authorization": f"Bearer {google.token()}"}
+        async with serve_channel(channel) as served, aiohttp.ClientSession() as http:
+            url = f"{served.url}/webhooks/hangouts/webhook"
+            async with http.post(url, json=chat_event, headers=headers) as response:
+                assert response.status < 500, await response.text()
     no_errors(caplog)
