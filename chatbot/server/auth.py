@@ -18,12 +18,12 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import jwt
 from aiohttp import web
-from jwt.algorithms import has_crypto
-from jwt.warnings import InsecureKeyLengthWarning
 
 from chatbot.server.errors import json_error
+
+# PyJWT (with cryptography, some 50 ms to import) is imported where a JWT secret is configured,
+# not by every server: startup stays about a second.
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Auth:
                 f"JWT method {jwt_method!r} is not supported; use one of "
                 f"{', '.join(SUPPORTED_ALGORITHMS)}"
             )
-        if jwt_secret and jwt_method not in HMAC_ALGORITHMS and not has_crypto:
+        if jwt_secret and jwt_method not in HMAC_ALGORITHMS and not _has_crypto():
             raise ConfigError(
                 f"JWT method {jwt_method} needs the 'cryptography' package "
                 "(pip install cryptography)"
@@ -96,9 +96,12 @@ class Auth:
         raise json_error(401, "User is not authenticated.", "NotAuthenticated")
 
     def _jwt_user(self, token: str) -> dict[str, Any] | None:
-        if (
-            self._jwt_key is None or not token.isascii()
-        ):  # a JWT is base64url and dots; PyJWT cannot even encode some
+        import jwt
+        from jwt.warnings import InsecureKeyLengthWarning
+
+        if self._jwt_key is None:
+            return None
+        if not token.isascii():  # a JWT is base64url and dots; PyJWT cannot even encode some
             logger.debug("JWT rejected: not ASCII")
             return None
         try:
@@ -129,6 +132,12 @@ class Auth:
             return await handler(request)
 
         return protected
+
+
+def _has_crypto() -> bool:
+    from jwt.algorithms import has_crypto
+
+    return bool(has_crypto)
 
 
 def _bearer(request: web.Request) -> str | None:
