@@ -35,6 +35,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
@@ -286,7 +287,8 @@ class BotFrameworkChannel(InputChannel):
     async def _deliver(
         self, recipient: str, reference: Reference, messages: list[dict[str, Any]]
     ) -> None:
-        conversation_id = str(reference.conversation.get("id", ""))
+        # Quoted whole, as Microsoft's SDKs quote it (Teams' ids hold ':', '@' and ';').
+        conversation_id = quote(str(reference.conversation.get("id", "")), safe="")
         url = f"{reference.service_url.rstrip('/')}/v3/conversations/{conversation_id}/activities"
         for bot_message in messages:
             for activity in activities(bot_message):
