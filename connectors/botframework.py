@@ -32,7 +32,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -42,13 +42,12 @@ from aiohttp import web
 
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
-from chatbot.errors import ConfigError
 from chatbot.server.bodies import read_body
-from chatbot.server.keys import OUTPUTS
 from chatbot.store.base import conversation_id_problem
-from connectors.base import InputChannel, json_object
+from connectors.base import InputChannel, json_object, mount_webhook, string_credentials
 from connectors.botframework_messages import activities
 from connectors.delivery import ConversationWorkers, Deliveries
+from connectors.jwt_keys import NotAuthorized, PublishedKeys, verified_claims
 from connectors.outbound import ApiClient, RetryPolicy
 from connectors.turns import answer, refusal
 
@@ -58,15 +57,9 @@ LOGIN_URL = "https://login.microsoftonline.com"
 OPENID_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 ISSUER = "https://api.botframework.com"
 SCOPE = "https://api.botframework.com/.default"
-CLOCK_SKEW = 300.0  # seconds
 KEYS_MAX_AGE = 24 * 3600.0
-KEYS_MIN_REFRESH = 300.0  # an unknown key id fetches the keys again at most this often
 MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 MAX_REFERENCES = 10_000
-
-
-class NotAuthorized(Exception):
-    """Why an activity's token was refused (logged, never told to the caller)."""
 
 
 @dataclass(frozen=True)
@@ -79,77 +72,45 @@ class Reference:
 
 
 class TokenChecker:
-    """Checks the Bot Connector's JWTs against Microsoft's published keys."""
+    """Checks the Bot Connector's JWTs against the keys Microsoft publishes."""
 
     def __init__(self, app_id: str, openid_url: str, http: Callable[[], aiohttp.ClientSession]):
         self.app_id = app_id
         self.openid_url = openid_url
         self._http = http
-        self._keys: dict[str, dict[str, Any]] = {}
-        self._fetched = 0.0
-        self._lock = asyncio.Lock()
+        self.keys = PublishedKeys("botframework", self._fetch, max_age=KEYS_MAX_AGE)
 
     async def check(self, header: str | None, activity: dict[str, Any]) -> None:
-        import jwt  # PyJWT; RS256 needs the cryptography package (a dependency)
+        import jwt
 
-        if not header or not header.startswith("Bearer "):
-            raise NotAuthorized("no Bearer token")
-        token = header[len("Bearer ") :].strip()
-        try:
-            unverified = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as error:
-            raise NotAuthorized(f"not a JWT ({error})") from None
-        kid = unverified.get("kid")
-        if unverified.get("alg") != "RS256" or not isinstance(kid, str):
-            raise NotAuthorized(f"algorithm {unverified.get('alg')!r}, key id {kid!r}")
-        key = await self._key(kid)
-        channel = activity.get("channelId")
-        endorsements = key.get("endorsements")
-        endorsed = not isinstance(endorsements, list) or not endorsements or channel in endorsements
-        if isinstance(channel, str) and not endorsed:
-            raise NotAuthorized(f"the key is not endorsed for channel {channel!r}")
-        try:
-            claims = jwt.decode(
-                token,
-                jwt.PyJWK(key).key,
-                algorithms=["RS256"],
-                audience=self.app_id,
-                issuer=ISSUER,
-                leeway=CLOCK_SKEW,
-                options={"require": ["exp", "iss", "aud"]},
-            )
-        except jwt.PyJWTError as error:
-            raise NotAuthorized(str(error)) from None
+        def endorsed(entry: dict[str, Any]) -> None:
+            channel = activity.get("channelId")
+            endorsements = entry.get("endorsements")
+            listed = endorsements if isinstance(endorsements, list) else []
+            if isinstance(channel, str) and listed and channel not in listed:
+                raise NotAuthorized(f"the key is not endorsed for channel {channel!r}")
+
+        claims = await verified_claims(
+            header,
+            self.keys,
+            audience=self.app_id,
+            issuer=ISSUER,
+            public_key=lambda entry: jwt.PyJWK(entry).key,
+            check_key=endorsed,
+        )
         # As Microsoft's SDKs: a token without the claim is refused too.
         if claims.get("serviceUrl") != activity.get("serviceUrl"):
             raise NotAuthorized("the token's serviceUrl is not the activity's")
 
-    async def _key(self, kid: str) -> dict[str, Any]:
-        async with self._lock:
-            now = time.monotonic()
-            stale = now - self._fetched > KEYS_MAX_AGE
-            unknown = kid not in self._keys and now - self._fetched > KEYS_MIN_REFRESH
-            if not self._fetched or stale or unknown:
-                await self._fetch_keys()
-        key = self._keys.get(kid)
-        if key is None:
-            raise NotAuthorized(f"key id {kid!r} is not among Microsoft's published keys")
-        return key
-
-    async def _fetch_keys(self) -> None:
-        try:
-            http = self._http()
-            async with http.get(self.openid_url) as response:
-                response.raise_for_status()
-                metadata = await response.json(content_type=None)
-            async with http.get(json_object(metadata)["jwks_uri"]) as response:
-                response.raise_for_status()
-                keys = (await response.json(content_type=None))["keys"]
-            self._keys = {k["kid"]: k for k in keys if isinstance(k, dict) and "kid" in k}
-            self._fetched = time.monotonic()
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError) as e:
-            # The keys held stay; without any, every activity is refused until a fetch works.
-            logger.error("botframework: could not fetch the token keys (%s)", e)
+    async def _fetch(self) -> dict[str, Any]:
+        http = self._http()
+        async with http.get(self.openid_url) as response:
+            response.raise_for_status()
+            metadata = await response.json(content_type=None)
+        async with http.get(json_object(metadata)["jwks_uri"]) as response:
+            response.raise_for_status()
+            keys = (await response.json(content_type=None))["keys"]
+        return {k["kid"]: k for k in keys if isinstance(k, dict) and "kid" in k}
 
 
 class BotFrameworkChannel(InputChannel):
@@ -180,27 +141,14 @@ class BotFrameworkChannel(InputChannel):
 
     @classmethod
     def from_credentials(cls, params: dict[str, Any]) -> BotFrameworkChannel:
-        params = dict(params or {})
-        required = ("app_id", "app_password")
-        known = {*required, "tenant_id", "login_url", "openid_url"}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ConfigError(
-                f"botframework: unknown key(s) {', '.join(unknown)}; known: "
-                + ", ".join(sorted(known))
-            )
-        for key in sorted(known):
-            value = params.get(key)
-            if key in required and value is None:
-                raise ConfigError(
-                    f"botframework: '{key}' is required (app_id and app_password: the Azure "
-                    "bot's Microsoft App ID and its client secret)"
-                )
-            if key in params and (not isinstance(value, str) or not value):
-                raise ConfigError(
-                    f"botframework: '{key}' must be a non-empty string, not {value!r}"
-                )
-        return cls(**params)
+        checked = string_credentials(
+            "botframework",
+            params,
+            ("app_id", "app_password"),
+            ("tenant_id", "login_url", "openid_url"),
+            "app_id and app_password: the Azure bot's Microsoft App ID and its client secret",
+        )
+        return cls(**checked)
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None:
@@ -210,25 +158,15 @@ class BotFrameworkChannel(InputChannel):
     def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
         self._agent_getter = agent_getter
 
-        async def health(request: web.Request) -> web.Response:
-            return web.json_response({"status": "ok"})
+        async def close_session(app: web.Application) -> None:
+            if self._http is not None:
+                await self._http.close()
+                self._http = None
 
-        async def stop_workers(app: web.Application) -> None:
-            await self.workers.close()
-
-        async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-            async with self.api:
-                yield
-                await self.workers.close(grace=0)
-                if self._http is not None:
-                    await self._http.close()
-                    self._http = None
-
-        app.router.add_get(f"/webhooks/{self.name}/", health)
-        app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
-        app.on_shutdown.append(stop_workers)
-        app.cleanup_ctx.append(lifecycle)
-        app[OUTPUTS][self.name] = self.send
+        mount_webhook(
+            app, self.name, self.webhook, api=self.api, workers=self.workers, send=self.send
+        )
+        app.on_cleanup.append(close_session)
 
     async def webhook(self, request: web.Request) -> web.Response:
         try:

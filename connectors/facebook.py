@@ -25,7 +25,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,11 +33,9 @@ from aiohttp import web
 
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
-from chatbot.errors import ConfigError
 from chatbot.server.bodies import read_body
-from chatbot.server.keys import OUTPUTS
 from chatbot.store.base import conversation_id_problem
-from connectors.base import InputChannel, json_object
+from connectors.base import InputChannel, json_object, mount_webhook, string_credentials
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.facebook_messages import facebook_messages
 from connectors.outbound import ApiClient, RetryPolicy
@@ -84,49 +82,26 @@ class FacebookChannel(InputChannel):
 
     @classmethod
     def from_credentials(cls, params: dict[str, Any]) -> FacebookChannel:
-        params = dict(params or {})
-        known = {*CREDENTIAL_KEYS, "api_url"}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ConfigError(
-                f"facebook: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        for key in (*CREDENTIAL_KEYS, "api_url"):
-            value = params.get(key)
-            if key in CREDENTIAL_KEYS and value is None:
-                raise ConfigError(
-                    f"facebook: '{key}' is required ({', '.join(CREDENTIAL_KEYS)}: the webhook's "
-                    "verify token, the app secret and the page access token)"
-                )
-            if key in params and (not isinstance(value, str) or not value):
-                raise ConfigError(f"facebook: '{key}' must be a non-empty string, not {value!r}")
+        checked = string_credentials(
+            "facebook",
+            params,
+            CREDENTIAL_KEYS,
+            ("api_url",),
+            "the webhook's verify token, the app secret and the page access token",
+        )
         return cls(
-            verify=params["verify"],
-            secret=params["secret"],
-            page_access_token=params["page-access-token"],
-            api_url=params.get("api_url", DEFAULT_API_URL),
+            verify=checked["verify"],
+            secret=checked["secret"],
+            page_access_token=checked["page-access-token"],
+            api_url=checked.get("api_url", DEFAULT_API_URL),
         )
 
     def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
         self._agent_getter = agent_getter
-
-        async def health(request: web.Request) -> web.Response:
-            return web.json_response({"status": "ok"})
-
-        async def stop_workers(app: web.Application) -> None:
-            await self.workers.close()
-
-        async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-            async with self.api:
-                yield
-                await self.workers.close(grace=0)
-
-        app.router.add_get(f"/webhooks/{self.name}/", health)
         app.router.add_get(f"/webhooks/{self.name}/webhook", self.verify_webhook)
-        app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
-        app.on_shutdown.append(stop_workers)
-        app.cleanup_ctx.append(lifecycle)
-        app[OUTPUTS][self.name] = self.send
+        mount_webhook(
+            app, self.name, self.webhook, api=self.api, workers=self.workers, send=self.send
+        )
 
     async def verify_webhook(self, request: web.Request) -> web.Response:
         """Messenger's subscription check: the challenge back when the verify token is ours."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from connectors.base import split_text
+
 logger = logging.getLogger(__name__)
 
 MAX_TEXT = 2000  # characters in a text message
@@ -24,21 +26,6 @@ MAX_PAYLOAD = 1000  # characters in a postback's or quick reply's payload
 
 # (the recipient where a custom payload names one, else None; the Send API's "message")
 Outgoing = tuple[str | None, dict[str, Any]]
-
-
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """``text`` in parts: at blank lines (as Rasa), and parts longer than ``limit`` cut at the
-    last space in their second half (else at the limit)."""
-    parts: list[str] = []
-    for block in text.split("\n\n"):
-        while len(block) > limit:
-            cut = block.rfind(" ", limit // 2, limit)
-            cut = cut if cut > 0 else limit
-            parts.append(block[:cut])
-            block = block[cut:].lstrip(" ")
-        if block.strip():
-            parts.append(block)
-    return parts
 
 
 def postback_buttons(buttons: list[Any]) -> list[dict[str, Any]]:
@@ -89,7 +76,7 @@ def facebook_messages(message: dict[str, Any]) -> list[Outgoing]:
     text = message.get("text")
     buttons = message.get("buttons") or []
     replies = message.get("quick_replies") or []
-    parts = split_text(text) if isinstance(text, str) else []
+    parts = split_text(text, MAX_TEXT) if isinstance(text, str) else []
     if parts:
         out.extend((None, {"text": part}) for part in parts[:-1])
         last = parts[-1]

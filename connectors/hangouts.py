@@ -22,10 +22,8 @@ the Chat app); ours: ``certs_url`` (Google's, for tests and proxies).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +36,7 @@ from chatbot.errors import ConfigError
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
 from connectors.base import InputChannel, json_object
+from connectors.jwt_keys import NotAuthorized, PublishedKeys, verified_claims
 from connectors.turns import answer, refusal
 
 logger = logging.getLogger(__name__)
@@ -45,13 +44,7 @@ logger = logging.getLogger(__name__)
 ISSUER = "chat@system.gserviceaccount.com"
 CERTS_URL = "https://www.googleapis.com/service_accounts/v1/metadata/x509/" + ISSUER
 CERTS_MAX_AGE = 3600.0
-CERTS_MIN_REFRESH = 300.0
-CLOCK_SKEW = 300.0
 ADDED_TO_DM, ADDED_TO_ROOM, REMOVED = "/user_added", "/room_added", "/bot_removed"
-
-
-class NotAuthorized(Exception):
-    pass
 
 
 class GoogleChatTokens:
@@ -60,64 +53,31 @@ class GoogleChatTokens:
     def __init__(self, project_id: str, certs_url: str) -> None:
         self.project_id = project_id
         self.certs_url = certs_url
-        self._keys: dict[str, Any] = {}
-        self._fetched = 0.0
-        self._lock = asyncio.Lock()
+        self._http: aiohttp.ClientSession | None = None
+        self.keys = PublishedKeys("hangouts", self._fetch, max_age=CERTS_MAX_AGE)
 
     async def check(self, header: str | None, http: aiohttp.ClientSession) -> None:
-        import jwt
+        self._http = http
+        await verified_claims(
+            header,
+            self.keys,
+            audience=self.project_id,
+            issuer=ISSUER,
+            public_key=lambda key: key,
+        )
 
-        if not header or not header.startswith("Bearer "):
-            raise NotAuthorized("no Bearer token")
-        token = header[len("Bearer ") :].strip()
-        try:
-            unverified = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as error:
-            raise NotAuthorized(f"not a JWT ({error})") from None
-        kid = unverified.get("kid")
-        if unverified.get("alg") != "RS256" or not isinstance(kid, str):
-            raise NotAuthorized(f"algorithm {unverified.get('alg')!r}, key id {kid!r}")
-        key = await self._key(kid, http)
-        try:
-            jwt.decode(
-                token,
-                key,
-                algorithms=["RS256"],
-                audience=self.project_id,
-                issuer=ISSUER,
-                leeway=CLOCK_SKEW,
-                options={"require": ["exp", "iss", "aud"]},
-            )
-        except jwt.PyJWTError as error:
-            raise NotAuthorized(str(error)) from None
-
-    async def _key(self, kid: str, http: aiohttp.ClientSession) -> Any:
-        async with self._lock:
-            now = time.monotonic()
-            stale = now - self._fetched > CERTS_MAX_AGE
-            unknown = kid not in self._keys and now - self._fetched > CERTS_MIN_REFRESH
-            if not self._fetched or stale or unknown:
-                await self._fetch(http)
-        key = self._keys.get(kid)
-        if key is None:
-            raise NotAuthorized(f"key id {kid!r} is not among Google's certificates")
-        return key
-
-    async def _fetch(self, http: aiohttp.ClientSession) -> None:
+    async def _fetch(self) -> dict[str, Any]:
         from cryptography import x509
 
-        try:
-            async with http.get(self.certs_url) as response:
-                response.raise_for_status()
-                certificates = await response.json(content_type=None)
-            self._keys = {
-                kid: x509.load_pem_x509_certificate(pem.encode()).public_key()
-                for kid, pem in json_object(certificates).items()
-                if isinstance(pem, str)
-            }
-            self._fetched = time.monotonic()
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
-            logger.error("hangouts: could not fetch Google Chat's certificates (%s)", error)
+        assert self._http is not None
+        async with self._http.get(self.certs_url) as response:
+            response.raise_for_status()
+            certificates = await response.json(content_type=None)
+        return {
+            kid: x509.load_pem_x509_certificate(pem.encode()).public_key()
+            for kid, pem in json_object(certificates).items()
+            if isinstance(pem, str)
+        }
 
 
 class HangoutsChannel(InputChannel):

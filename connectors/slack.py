@@ -29,7 +29,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from html import unescape
 from typing import Any
@@ -41,9 +41,8 @@ from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
 from chatbot.server.bodies import read_body
-from chatbot.server.keys import OUTPUTS
 from chatbot.store.base import conversation_id_problem
-from connectors.base import InputChannel, json_object
+from connectors.base import InputChannel, json_object, mount_webhook
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient, RetryPolicy
 from connectors.slack_blocks import slack_posts
@@ -196,23 +195,9 @@ class SlackChannel(InputChannel):
 
     def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
         self._agent_getter = agent_getter
-
-        async def health(request: web.Request) -> web.Response:
-            return web.json_response({"status": "ok"})
-
-        async def stop_workers(app: web.Application) -> None:
-            await self.workers.close()
-
-        async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-            async with self.api:
-                yield
-                await self.workers.close(grace=0)
-
-        app.router.add_get(f"/webhooks/{self.name}/", health)
-        app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
-        app.on_shutdown.append(stop_workers)
-        app.cleanup_ctx.append(lifecycle)
-        app[OUTPUTS][self.name] = self.send
+        mount_webhook(
+            app, self.name, self.webhook, api=self.api, workers=self.workers, send=self.send
+        )
 
     async def send(
         self, conversation_id: str, messages: list[dict[str, Any]], metadata: dict[str, Any]

@@ -27,7 +27,7 @@ import base64
 import hashlib
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -36,11 +36,9 @@ from yarl import URL
 
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
-from chatbot.errors import ConfigError
 from chatbot.server.bodies import read_body
-from chatbot.server.keys import OUTPUTS
 from chatbot.store.base import conversation_id_problem
-from connectors.base import InputChannel
+from connectors.base import InputChannel, mount_webhook, string_credentials
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient, RetryPolicy
 from connectors.turns import answer, refusal
@@ -86,42 +84,16 @@ class TwilioChannel(InputChannel):
 
     @classmethod
     def from_credentials(cls, params: dict[str, Any]) -> TwilioChannel:
-        params = dict(params or {})
-        known = {*REQUIRED, "webhook_url", "api_url"}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ConfigError(
-                f"twilio: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        for key in (*REQUIRED, "webhook_url", "api_url"):
-            value = params.get(key)
-            if key in REQUIRED and value is None:
-                raise ConfigError(
-                    f"twilio: '{key}' is required ({', '.join(REQUIRED)}: from the Twilio console)"
-                )
-            if key in params and (not isinstance(value, str) or not value):
-                raise ConfigError(f"twilio: '{key}' must be a non-empty string, not {value!r}")
-        return cls(**params)
+        checked = string_credentials(
+            "twilio", params, REQUIRED, ("webhook_url", "api_url"), "from the Twilio console"
+        )
+        return cls(**checked)
 
     def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
         self._agent_getter = agent_getter
-
-        async def health(request: web.Request) -> web.Response:
-            return web.json_response({"status": "ok"})
-
-        async def stop_workers(app: web.Application) -> None:
-            await self.workers.close()
-
-        async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-            async with self.api:
-                yield
-                await self.workers.close(grace=0)
-
-        app.router.add_get(f"/webhooks/{self.name}/", health)
-        app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
-        app.on_shutdown.append(stop_workers)
-        app.cleanup_ctx.append(lifecycle)
-        app[OUTPUTS][self.name] = self.send
+        mount_webhook(
+            app, self.name, self.webhook, api=self.api, workers=self.workers, send=self.send
+        )
 
     async def webhook(self, request: web.Request) -> web.Response:
         body = await read_body(request)

@@ -18,23 +18,10 @@ import re
 from collections import OrderedDict
 from typing import Any
 
+from connectors.base import split_text
+
 MAX_BODY = 1600  # characters in one message's body
 WHATSAPP = "whatsapp:"
-
-
-def split_body(text: str, limit: int = MAX_BODY) -> list[str]:
-    """``text`` in parts: at blank lines (as Rasa), and parts longer than ``limit`` cut at the
-    last space in their second half (else at the limit)."""
-    parts: list[str] = []
-    for block in text.split("\n\n"):
-        while len(block) > limit:
-            cut = block.rfind(" ", limit // 2, limit)
-            cut = cut if cut > 0 else limit
-            parts.append(block[:cut])
-            block = block[cut:].lstrip(" ")
-        if block.strip():
-            parts.append(block)
-    return parts
 
 
 def api_name(key: str) -> str:
@@ -60,14 +47,14 @@ def twilio_requests(message: dict[str, Any], *, whatsapp: bool) -> list[dict[str
     """The Messages API requests (fields besides ``To`` and ``From``) of one bot message."""
     out: list[dict[str, Any]] = []
     text = message.get("text")
-    parts = split_body(text) if isinstance(text, str) else []
+    parts = split_text(text, MAX_BODY) if isinstance(text, str) else []
     buttons = button_lines(message.get("buttons") or message.get("quick_replies") or [])
     if buttons:
         listed = "\n".join(f"{i}: {title}" for i, (title, _) in enumerate(buttons, start=1))
         if parts and len(parts[-1]) + 1 + len(listed) <= MAX_BODY:
             parts[-1] = f"{parts[-1]}\n{listed}"
         else:
-            parts.extend(split_body(listed))
+            parts.extend(split_text(listed, MAX_BODY))
     out.extend({"Body": part} for part in parts)
     image = message.get("image")
     if isinstance(image, str) and image:

@@ -180,7 +180,7 @@ async def test_a_key_rotated_in_is_fetched_again(teams_at: Any, agent: Agent) ->
         await teams.sent(1)
         assert teams.microsoft.key_fetches == 1
         teams.microsoft.keys.append(jwk(OTHER_KEY, "rotated", ["msteams"]))
-        teams.channel.checker._fetched -= 600  # as if the last fetch were 10 minutes ago
+        teams.channel.checker.keys.fetched -= 600  # as if the last fetch were 10 minutes ago
         signed = token(teams.microsoft.url, key=OTHER_KEY, kid="rotated")
         assert await teams.post(teams.activity("/goodbye"), f"Bearer {signed}") == 200
         await teams.sent(2)

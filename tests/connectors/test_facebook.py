@@ -15,8 +15,9 @@ import pytest
 from chatbot.agent import Agent
 from chatbot.errors import ConfigError
 from chatbot.server.keys import OUTPUTS
+from connectors.base import split_text
 from connectors.facebook import FacebookChannel
-from connectors.facebook_messages import MAX_TEXT, facebook_messages, split_text
+from connectors.facebook_messages import MAX_TEXT, facebook_messages
 from connectors.outbound import RetryPolicy
 from tests.connectors.fake_facebook import (
     APP_SECRET,
@@ -320,7 +321,7 @@ def test_bot_messages_as_send_api_messages() -> None:
     parts = [m["text"] for _, m in facebook_messages({"text": long.strip()})]
     assert len(parts) == 3 and all(len(p) <= MAX_TEXT for p in parts)
     assert " ".join(parts).split() == long.split()
-    assert split_text("First.\n\nSecond.") == ["First.", "Second."]
+    assert split_text("First.\n\nSecond.", MAX_TEXT) == ["First.", "Second."]
 
     buttons = [
         {"title": f"Option number {i} is long", "payload": f"/pick{{{i}}}"} for i in range(15)
