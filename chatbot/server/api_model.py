@@ -59,11 +59,14 @@ def register_model_routes(app: web.Application, auth: Auth, model_file: str | No
     app.router.add_delete("/model", auth.protect(unload_model))
     for path, instead in NOT_SERVED.items():
         app.router.add_post(path, auth.protect(_not_served(path, instead)))
+    from chatbot.server.api_train import register_train_route
+
+    register_train_route(app, auth)
 
 
-# Rasa's routes that run training or evaluation inside the server; we do those from the CLI.
+# Rasa's routes that run evaluation inside the server; we do those from the CLI. (Training is
+# served: ``chatbot.server.api_train``.)
 NOT_SERVED = {
-    "/model/train": "train with `chatbot train`, then load the model with PUT /model",
     "/model/test/stories": "test with `chatbot test`",
     "/model/test/intents": "test with `chatbot test nlu`",
     "/model/predict": "predict with POST /conversations/{conversation_id}/predict",
@@ -85,10 +88,16 @@ async def status(request: web.Request) -> web.Response:
         {
             "model_file": request.app[MODEL_STATUS].file,
             "model_id": agent.model.meta.get("fingerprint"),  # NoModelLoaded: the 409
-            "num_active_training_jobs": 0,
+            "num_active_training_jobs": _training_jobs(request.app),
             "version": __version__,
         }
     )
+
+
+def _training_jobs(app: web.Application) -> int:
+    from chatbot.server.api_train import TRAINING_JOBS
+
+    return app[TRAINING_JOBS].active if TRAINING_JOBS in app else 0
 
 
 async def domain(request: web.Request) -> web.Response:

@@ -1,0 +1,126 @@
+"""Rasa's ``POST /model/train``: a bot's config, domain and data in one YAML body, trained by
+``chatbot train`` in a process of its own, the model file in the answer."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp.test_utils import TestClient
+
+from chatbot.agent import Agent, TrainedModel
+from tests.chatbot.server.support import StartServer
+from tests.helpers import DOMAINS
+
+TOKEN = "train-token"
+YAML = {"Content-Type": "application/yaml", "Authorization": f"Bearer {TOKEN}"}
+
+
+def moodbot_body(**changes: object) -> str:
+    """moodbot's config, domain and data as Rasa's /model/train takes them, trained briefly."""
+    bot = DOMAINS / "moodbot"
+    body: dict[str, object] = {}
+    for file in ("config.yml", "domain.yml", "data/nlu.yml", "data/stories.yml", "data/rules.yml"):
+        path = bot / file
+        if path.is_file():
+            for key, value in (yaml.safe_load(path.read_text()) or {}).items():
+                if key in body and isinstance(value, list):
+                    body[key] = [*body[key], *value]  # type: ignore[misc]
+                else:
+                    body[key] = value
+    for component in [*body["pipeline"], *body["policies"]]:  # type: ignore[misc]
+        if "epochs" in component:
+            component["epochs"] = 3
+    body.update(changes)
+    return yaml.safe_dump(body, sort_keys=False)
+
+
+@pytest.fixture
+async def client(
+    start_server: StartServer, moodbot_model: TrainedModel, tmp_path: Path
+) -> TestClient:
+    return await start_server(
+        Agent(moodbot_model),
+        enable_api=True,
+        auth_token=TOKEN,
+        rate_limit=None,
+        project_dir=tmp_path,
+    )
+
+
+async def test_training_data_in_makes_a_model_out_that_put_model_serves(
+    client: TestClient, tmp_path: Path
+) -> None:
+    response = await client.post("/model/train", data=moodbot_body(), headers=YAML)
+    assert response.status == 200, await response.text()
+    name = response.headers["filename"]
+    assert name.endswith(".model")
+    model = await response.read()
+    assert (tmp_path / "models" / name).read_bytes() == model  # kept, as Rasa keeps it
+    put = await client.put(
+        "/model", data=io.BytesIO(model), headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert put.status == 204, await put.text()
+    answer = await client.post(
+        "/webhooks/rest/webhook", json={"sender": "ann", "message": "/mood_great"}
+    )
+    assert answer.status == 200 and (await answer.json())[0]["text"]
+    status = await client.get("/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert (await status.json())["num_active_training_jobs"] == 0
+
+
+async def test_a_model_not_kept_when_asked(client: TestClient, tmp_path: Path) -> None:
+    response = await client.post(
+        "/model/train?save_to_default_model_directory=false&augmentation=0&force_training=true",
+        data=moodbot_body(),
+        headers=YAML,
+    )
+    assert response.status == 200, await response.text()
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "query", "status", "message"),
+    [
+        ("intents: [greet\n", "", 400, "the training data is not valid YAML at line 2"),
+        ("- a list\n", "", 400, "must be a YAML mapping"),
+        ("intents: [greet]\n", "", 400, "has none of nlu, stories or rules"),
+        (None, "?save_to_default_model_directory=maybe", 400, "must be true or false"),
+        (None, "?augmentation=-1", 400, "must be a whole number"),
+        (None, "?callback_url=http://x", 400, "callback_url"),
+    ],
+)
+async def test_mistakes_in_the_request_are_a_400_that_says_what(
+    client: TestClient, body: str | None, query: str, status: int, message: str
+) -> None:
+    response = await client.post(
+        f"/model/train{query}", data=body if body is not None else moodbot_body(), headers=YAML
+    )
+    assert response.status == status
+    assert message in (await response.json())["message"]
+
+
+async def test_a_mistake_in_the_data_names_the_part_and_line(client: TestClient) -> None:
+    stories = [{"story": "bad", "steps": [{"intent": "nope"}, {"action": "utter_greet"}]}]
+    response = await client.post("/model/train", data=moodbot_body(stories=stories), headers=YAML)
+    assert response.status == 400
+    body = await response.json()
+    assert body["reason"] == "TrainingError"
+    assert (
+        "the body's data:" in body["message"]
+        and "intent 'nope' is not in the domain" in (body["message"])
+    )
+    assert "chatbot-train-" not in body["message"]  # no temporary path
+
+
+async def test_json_and_no_credentials_are_refused(client: TestClient) -> None:
+    response = await client.post(
+        "/model/train", json={"nlu": []}, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert response.status == 415
+    response = await client.post(
+        "/model/train", data=moodbot_body(), headers={"Content-Type": "application/yaml"}
+    )
+    assert response.status == 401
