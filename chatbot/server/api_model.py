@@ -59,16 +59,16 @@ def register_model_routes(app: web.Application, auth: Auth, model_file: str | No
     app.router.add_delete("/model", auth.protect(unload_model))
     for path, instead in NOT_SERVED.items():
         app.router.add_post(path, auth.protect(_not_served(path, instead)))
+    from chatbot.server.api_evaluate import register_evaluation_routes
     from chatbot.server.api_train import register_train_route
 
     register_train_route(app, auth)
+    register_evaluation_routes(app, auth)
 
 
-# Rasa's routes that run evaluation inside the server; we do those from the CLI. (Training is
-# served: ``chatbot.server.api_train``.)
+# Rasa's routes we do not serve (training and tests are: ``chatbot.server.api_train`` and
+# ``chatbot.server.api_evaluate``).
 NOT_SERVED = {
-    "/model/test/stories": "test with `chatbot test`",
-    "/model/test/intents": "test with `chatbot test nlu`",
     "/model/predict": "predict with POST /conversations/{conversation_id}/predict",
 }
 

@@ -343,8 +343,6 @@ async def test_domain_as_json_or_yaml(api: TestClient) -> None:
 @pytest.mark.parametrize(
     ("path", "instead"),
     [
-        ("/model/test/stories", "chatbot test"),
-        ("/model/test/intents", "chatbot test nlu"),
         ("/model/predict", "/predict"),
     ],
 )

@@ -1,0 +1,150 @@
+"""Rasa's ``POST /model/test/intents`` and ``POST /model/test/stories``: the served model on the
+test data in the request's YAML body, the scores in the answer.
+
+``/model/test/intents`` takes NLU data (``nlu:``, as nlu.yml holds it) and answers Rasa's shape:
+``intent_evaluation`` (``report``, ``accuracy``, ``f1_score``, ``precision``, ``predictions``,
+``errors``), ``entity_evaluation`` per extractor and, with retrieval intents,
+``response_selection_evaluation``. ``/model/test/stories`` takes test stories (``stories:``,
+``rules:``, as tests/test_*.yml hold them) and answers the story report of ``chatbot test``
+(``report`` with the per-action scores and ``conversation_accuracy``, ``accuracy``, ``f1``,
+``precision``, ``failed_stories``). The work runs in a thread: messages keep being answered.
+A mistake in the body is a 400 naming its line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from chatbot.errors import ChatbotError, ProjectErrors
+from chatbot.server.auth import Auth
+from chatbot.server.errors import json_error
+from chatbot.server.keys import AGENT
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+MAX_TEST_DATA = 16 * 1024 * 1024
+
+
+def register_evaluation_routes(app: web.Application, auth: Auth) -> None:
+    app.router.add_post("/model/test/intents", auth.protect(test_intents))
+    app.router.add_post("/model/test/stories", auth.protect(test_stories))
+
+
+async def test_intents(request: web.Request) -> web.Response:
+    from chatbot.nlu.model import NLUModel
+    from chatbot.project.nlu_reader import read_nlu
+
+    model = request.app[AGENT].model
+    if not isinstance(model.nlu, NLUModel):
+        raise json_error(409, "the served model has no NLU model to test", "NoNLUModel")
+    nlu_model = model.nlu
+    data = await _read_yaml_body(request, read_nlu)
+    if not data.examples:
+        raise json_error(400, "the body holds no NLU examples (nlu: with intents and examples)")
+    return web.json_response(await asyncio.to_thread(_intent_evaluation, nlu_model, data.examples))
+
+
+async def test_stories(request: web.Request) -> web.Response:
+    from chatbot.project.story_reader import read_stories
+
+    model = request.app[AGENT].model
+    stories, rules = await _read_yaml_body(request, lambda path: read_stories(path, test=True))
+    if not stories and not rules:
+        raise json_error(400, "the body holds no test stories (stories: or rules:)")
+    return web.json_response(await asyncio.to_thread(_story_evaluation, model, stories + rules))
+
+
+async def _read_yaml_body(request: web.Request, read: Any) -> Any:
+    """The body, read by ``read`` as a file of the project would be; a 400 naming the line of
+    a mistake (the body, not a temporary file, named)."""
+    if request.content_type not in YAML_TYPES:
+        raise json_error(415, "send the test data as YAML (Content-Type: application/yaml)")
+    if request.content_length is not None and request.content_length > MAX_TEST_DATA:
+        raise json_error(413, f"the test data is larger than {MAX_TEST_DATA} bytes")
+    chunks, size = [], 0
+    while chunk := await request.content.read(1 << 16):
+        size += len(chunk)
+        if size > MAX_TEST_DATA:
+            raise json_error(413, f"the test data is larger than {MAX_TEST_DATA} bytes")
+        chunks.append(chunk)
+    with tempfile.TemporaryDirectory(prefix="chatbot-test-") as folder:
+        path = Path(folder) / "body.yml"
+        path.write_bytes(b"".join(chunks))
+        try:
+            return read(path)
+        except ProjectErrors as errors:
+            raise json_error(400, str(errors).replace(str(path), "the body")) from None
+        except ChatbotError as error:
+            raise json_error(400, str(error).replace(str(path), "the body")) from None
+
+
+def _intent_evaluation(model: Any, examples: list[Any]) -> dict[str, Any]:
+    from training.nlu.evaluate import extractors_of, predict, score
+
+    predictions = predict(model, examples)
+    scores = score(examples, predictions, extractors_of(model))
+    report: dict[str, Any] = scores.intent_report
+    result: dict[str, Any] = {
+        "intent_evaluation": {
+            "report": report,
+            "accuracy": report["accuracy"],
+            "f1_score": report["weighted avg"]["f1-score"],
+            "precision": report["weighted avg"]["precision"],
+            "predictions": [
+                {
+                    "text": e.text,
+                    "intent": t,
+                    "predicted": p,
+                    "confidence": c,
+                }
+                for e, t, p, c in zip(
+                    examples,
+                    scores.intent_targets,
+                    scores.intent_predictions,
+                    scores.confidences,
+                    strict=True,
+                )
+            ],
+            "errors": scores.intent_errors,
+        },
+        "entity_evaluation": {
+            extractor: _entity_evaluation(entity_report, scores.entity_errors[extractor])
+            for extractor, entity_report in scores.entity_reports.items()
+        },
+    }
+    if scores.response_report is not None:
+        result["response_selection_evaluation"] = {
+            "report": scores.response_report,
+            "accuracy": scores.response_report["accuracy"],
+            "errors": scores.response_errors,
+        }
+    return result
+
+
+def _entity_evaluation(report: dict[str, Any], errors: list[Any]) -> dict[str, Any]:
+    overall = report.get("micro avg", {})
+    return {
+        "report": report,
+        "f1_score": overall.get("f1-score"),
+        "precision": overall.get("precision"),
+        "errors": errors,
+    }
+
+
+def _story_evaluation(model: Any, stories: list[Any]) -> dict[str, Any]:
+    from training.evaluate import evaluate_stories, failed_stories_yaml
+
+    evaluation = evaluate_stories(model, stories)
+    report = evaluation.report()
+    return {
+        "report": report,
+        "accuracy": evaluation.action_accuracy,
+        "f1": report["weighted avg"]["f1-score"],
+        "precision": report["weighted avg"]["precision"],
+        "conversation_accuracy": evaluation.conversation_accuracy,
+        "failed_stories": failed_stories_yaml(evaluation.results),
+    }
