@@ -19,6 +19,7 @@ CHANNELS: dict[str, str] = {
     "twilio": "connectors.twilio:TwilioChannel",
     "botframework": "connectors.botframework:BotFrameworkChannel",
     "hangouts": "connectors.hangouts:HangoutsChannel",
+    "twilio_voice": "connectors.twilio_voice:TwilioVoiceChannel",
     "callback": "connectors.callback:CallbackChannel",
 }
 
@@ -31,7 +32,6 @@ RASA_ONLY_CHANNELS = frozenset(
         "mattermost",
         "rasa",
         "rocketchat",
-        "twilio_voice",
         "webexteams",
     }
 )

@@ -96,12 +96,8 @@ class TwilioChannel(InputChannel):
         )
 
     async def webhook(self, request: web.Request) -> web.Response:
-        body = await read_body(request)
-        try:
-            fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-        except UnicodeDecodeError:
-            fields = None
-        if fields is None or not self._signed(request, fields):
+        fields = read_form(await read_body(request))
+        if fields is None or not twilio_signed(request, fields, self.auth_token, self.webhook_url):
             logger.warning(
                 "twilio: refused a request without a valid signature (is 'auth_token' the "
                 "account's? Behind a proxy, set 'webhook_url' to the URL in Twilio's console)"
@@ -122,50 +118,6 @@ class TwilioChannel(InputChannel):
         if refusal(request.app, sender, text) is None:
             self.workers.submit(sender, self._job(sender, text, request.app))
         return twiml
-
-    def _signed(self, request: web.Request, fields: list[tuple[str, str]]) -> bool:
-        presented = request.headers.get(SIGNATURE_HEADER)
-        if not presented:
-            return False
-        # Twilio's scheme: the URL, then each field's name and value, sorted by name (a repeated
-        # field's values in order, as Twilio's own validator sorts them).
-        signed_fields = "".join(k + v for k, v in sorted(fields))
-        raw = presented.encode("utf-8", "surrogateescape")
-        for url in self._candidate_urls(request):
-            mac = hmac.new(self.auth_token, (url + signed_fields).encode(), hashlib.sha1)
-            if hmac.compare_digest(raw, base64.b64encode(mac.digest())):
-                return True
-        return False
-
-    def _candidate_urls(self, request: web.Request) -> list[str]:
-        """The URLs Twilio may have signed: ``webhook_url`` alone where given, else the URL as
-        seen here, as a proxy's forwarded headers give it, and with ``https``; each with and
-        without an explicit port (Twilio drops the port of an https URL)."""
-        if self.webhook_url:
-            return [self.webhook_url]
-        seen = request.url
-        urls = [seen, seen.with_scheme("https")]
-        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
-        host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
-        if proto in ("http", "https") or host:
-            try:
-                forwarded = URL.build(
-                    scheme=proto or seen.scheme,
-                    authority=host or seen.raw_authority,
-                    path=seen.raw_path,
-                    query_string=seen.raw_query_string,
-                    encoded=True,
-                )
-            except ValueError:
-                forwarded = None
-            if forwarded is not None:
-                urls.append(forwarded)
-        found: list[str] = []
-        for url in urls:
-            for variant in (str(url), str(url.with_port(None)) if url.is_absolute() else None):
-                if variant and variant not in found:
-                    found.append(variant)
-        return found
 
     def _job(self, sender: str, text: str, app: web.Application) -> Callable[[], Awaitable[None]]:
         return lambda: self._answer(sender, text, app)
@@ -207,3 +159,61 @@ class TwilioChannel(InputChannel):
             self.buttons.offered(recipient, offered)
         else:
             self.buttons.forget(recipient)
+
+
+def read_form(body: bytes) -> list[tuple[str, str]] | None:
+    """A form-encoded body's fields, in order; None where it is not UTF-8."""
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return None
+
+
+def twilio_signed(
+    request: web.Request, fields: list[tuple[str, str]], auth_token: bytes, webhook_url: str | None
+) -> bool:
+    """Whether ``X-Twilio-Signature`` is Twilio's signature of the request: the Base64
+    HMAC-SHA1, keyed with the auth token, of the URL Twilio called followed by each field's name
+    and value sorted by name (a repeated field's values in order, as Twilio's validator sorts
+    them)."""
+    presented = request.headers.get(SIGNATURE_HEADER)
+    if not presented:
+        return False
+    signed_fields = "".join(k + v for k, v in sorted(fields))
+    raw = presented.encode("utf-8", "surrogateescape")
+    for url in _candidate_urls(request, webhook_url):
+        mac = hmac.new(auth_token, (url + signed_fields).encode(), hashlib.sha1)
+        if hmac.compare_digest(raw, base64.b64encode(mac.digest())):
+            return True
+    return False
+
+
+def _candidate_urls(request: web.Request, webhook_url: str | None) -> list[str]:
+    """The URLs Twilio may have signed: ``webhook_url`` alone where given, else the URL as seen
+    here, as a proxy's forwarded headers give it, and with ``https``; each with and without an
+    explicit port (Twilio drops the port of an https URL)."""
+    if webhook_url:
+        return [webhook_url]
+    seen = request.url
+    urls = [seen, seen.with_scheme("https")]
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
+    host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+    if proto in ("http", "https") or host:
+        try:
+            forwarded = URL.build(
+                scheme=proto or seen.scheme,
+                authority=host or seen.raw_authority,
+                path=seen.raw_path,
+                query_string=seen.raw_query_string,
+                encoded=True,
+            )
+        except ValueError:
+            forwarded = None
+        if forwarded is not None:
+            urls.append(forwarded)
+    found: list[str] = []
+    for url in urls:
+        for variant in (str(url), str(url.with_port(None)) if url.is_absolute() else None):
+            if variant and variant not in found:
+                found.append(variant)
+    return found
