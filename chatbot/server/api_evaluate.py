@@ -22,6 +22,7 @@ from aiohttp import web
 
 from chatbot.errors import ChatbotError, ProjectErrors
 from chatbot.server.auth import Auth
+from chatbot.server.bodies import read_large_body
 from chatbot.server.errors import json_error
 from chatbot.server.keys import AGENT
 
@@ -63,17 +64,10 @@ async def _read_yaml_body(request: web.Request, read: Any) -> Any:
     a mistake (the body, not a temporary file, named)."""
     if request.content_type not in YAML_TYPES:
         raise json_error(415, "send the test data as YAML (Content-Type: application/yaml)")
-    if request.content_length is not None and request.content_length > MAX_TEST_DATA:
-        raise json_error(413, f"the test data is larger than {MAX_TEST_DATA} bytes")
-    chunks, size = [], 0
-    while chunk := await request.content.read(1 << 16):
-        size += len(chunk)
-        if size > MAX_TEST_DATA:
-            raise json_error(413, f"the test data is larger than {MAX_TEST_DATA} bytes")
-        chunks.append(chunk)
+    data = await read_large_body(request, MAX_TEST_DATA, "test data")
     with tempfile.TemporaryDirectory(prefix="chatbot-test-") as folder:
         path = Path(folder) / "body.yml"
-        path.write_bytes(b"".join(chunks))
+        path.write_bytes(data)
         try:
             return read(path)
         except ProjectErrors as errors:

@@ -32,6 +32,7 @@ import yaml
 from aiohttp import web
 
 from chatbot.server.auth import Auth
+from chatbot.server.bodies import read_large_body
 from chatbot.server.errors import json_error
 from chatbot.server.keys import SETTINGS
 
@@ -85,15 +86,19 @@ async def train(request: web.Request) -> web.Response:
     finally:
         jobs.active -= 1
     if save:
-        folder = request.app[SETTINGS].project_dir / "models"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(model)
-        logger.info("trained by the API: %s", folder / name)
+        path = request.app[SETTINGS].project_dir / "models" / name
+        await asyncio.to_thread(_write, path, model)
+        logger.info("trained by the API: %s", path)
     return web.Response(
         body=model,
         content_type="application/octet-stream",
         headers={"filename": name, "Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 def _flag(request: web.Request, key: str, *, default: bool) -> bool:
@@ -117,17 +122,9 @@ def _count(request: web.Request, key: str) -> int | None:
 
 
 async def _read_text(request: web.Request) -> str:
-    if request.content_length is not None and request.content_length > MAX_TRAINING_DATA:
-        raise json_error(413, f"the training data is larger than {MAX_TRAINING_DATA} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(1 << 16):
-        size += len(chunk)
-        if size > MAX_TRAINING_DATA:
-            raise json_error(413, f"the training data is larger than {MAX_TRAINING_DATA} bytes")
-        chunks.append(chunk)
+    data = await read_large_body(request, MAX_TRAINING_DATA, "training data")
     try:
-        return b"".join(chunks).decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise json_error(400, "the training data is not UTF-8 text") from None
 
@@ -168,8 +165,7 @@ async def _train(parts: dict[str, dict[str, Any]], augmentation: int | None) -> 
             path.write_text(yaml.safe_dump(content, sort_keys=False, allow_unicode=True))
         name = time.strftime("%Y%m%d-%H%M%S.model")
         out = root / "models" / name
-        command = [sys.executable, "-m", "chatbot", "train", "--project", tmp, "--out", str(out)]
-        command += ["--quiet"] + (["--augmentation", str(augmentation)] if augmentation else [])
+        command = train_command(tmp, out, augmentation)
         paths = [_root(), os.environ.get("PYTHONPATH", "")]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
         process = await asyncio.create_subprocess_exec(
@@ -193,6 +189,14 @@ async def _train(parts: dict[str, dict[str, Any]], augmentation: int | None) -> 
                 500, "training failed on the server; its log says why", "TrainingFailed"
             )
         return out.read_bytes(), name
+
+
+def train_command(project: str, out: Path, augmentation: int | None) -> list[str]:
+    command = [sys.executable, "-m", "chatbot", "train", "--project", project, "--out", str(out)]
+    command.append("--quiet")
+    if augmentation is not None:  # 0 too: no gluing
+        command += ["--augmentation", str(augmentation)]
+    return command
 
 
 def _errors(stderr: str, tmp: str) -> list[str]:

@@ -35,6 +35,28 @@ async def read_body(request: web.Request) -> bytes:
         raise body_too_slow(seconds) from None
 
 
+async def read_large_body(request: web.Request, limit: int, what: str) -> bytes:
+    """A body larger than the server's usual limit may be (training or test data), up to
+    ``limit`` bytes (a 413 naming ``what`` past it), read in chunks with the body deadline for
+    each chunk (a 408 when one stalls): large data may take long in all, a stalled client not."""
+    if request.content_length is not None and request.content_length > limit:
+        raise json_error(413, f"the {what} is larger than {limit} bytes")
+    seconds = body_timeout(request)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            chunk = await asyncio.wait_for(request.content.read(1 << 16), seconds)
+        except asyncio.TimeoutError:
+            raise body_too_slow(seconds) from None
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise json_error(413, f"the {what} is larger than {limit} bytes")
+        chunks.append(chunk)
+
+
 def body_timeout(request: web.Request) -> float:
     settings = request.app.get(SETTINGS)
     return settings.body_timeout if settings is not None else DEFAULT_BODY_TIMEOUT

@@ -162,3 +162,15 @@ async def test_socketio_polling_bodies_are_awaited_with_a_deadline(url: str) -> 
     assert status == 413
     status, _, _, _ = await send(url, "POST", path, length=None, parts=[b"5\r\n42[1]\r\n"])
     assert status == 413
+
+
+@pytest.mark.parametrize("path", ["/model/train", "/model/test/stories"])
+async def test_training_and_test_data_have_a_deadline_for_each_chunk(url: str, path: str) -> None:
+    """Rasa's training and test routes read bodies larger than the usual limit, in chunks: a
+    stalled one is a 408 all the same."""
+    status, headers, body, seconds = await send(
+        url, "POST", path, length=100, parts=[b"nlu:\n"], content_type="application/yaml"
+    )
+    assert status == 408, body
+    assert headers.get("connection") == "close"
+    assert TIMEOUT <= seconds < TIMEOUT + 5

@@ -124,3 +124,11 @@ async def test_json_and_no_credentials_are_refused(client: TestClient) -> None:
         "/model/train", data=moodbot_body(), headers={"Content-Type": "application/yaml"}
     )
     assert response.status == 401
+
+
+def test_the_training_command_passes_augmentation_zero_too() -> None:
+    from chatbot.server.api_train import train_command
+
+    out = Path("/x/m.model")
+    assert train_command("/p", out, 0)[-2:] == ["--augmentation", "0"]
+    assert "--augmentation" not in train_command("/p", out, None)
