@@ -89,11 +89,21 @@ class ApiClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def get(self, method: str) -> ApiAnswer | None:
+        """A GET of ``<base_url>/<method>`` (Webex: a message the webhook names), retried as a
+        POST is."""
+        return await self.call(method, None)
+
     async def call(
-        self, method: str, payload: dict[str, Any], *, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        payload: dict[str, Any] | None,
+        *,
+        headers: dict[str, str] | None = None,
     ) -> ApiAnswer | None:
         """The API's answer, or None (logged) once every attempt failed or the client is closed.
-        ``headers``: this call's own, beside the client's (a token that expires)."""
+        A None ``payload`` is a GET. ``headers``: this call's own, beside the client's (a token
+        that expires)."""
         if self._session is None:
             logger.error("%s %s: the client is not started; message not sent", self.name, method)
             return None
@@ -132,14 +142,19 @@ class ApiClient:
         self,
         session: aiohttp.ClientSession,
         method: str,
-        payload: dict[str, Any],
+        payload: dict[str, Any] | None,
         headers: dict[str, str] | None = None,
     ) -> ApiAnswer:
         # An absolute URL is called as it is (Bot Framework: each conversation's service URL).
         url = method if method.startswith(("https://", "http://")) else f"{self.base_url}/{method}"
         try:
-            sent = {"data": _form_fields(payload)} if self.form else {"json": payload}
-            async with session.post(url, headers=headers, **sent) as response:
+            if payload is None:
+                request = session.get(url, headers=headers)
+            elif self.form:
+                request = session.post(url, headers=headers, data=_form_fields(payload))
+            else:
+                request = session.post(url, headers=headers, json=payload)
+            async with request as response:
                 text = await response.text()
                 status = response.status
                 header_wait = _seconds(response.headers.get("Retry-After"))

@@ -20,6 +20,7 @@ CHANNELS: dict[str, str] = {
     "botframework": "connectors.botframework:BotFrameworkChannel",
     "hangouts": "connectors.hangouts:HangoutsChannel",
     "twilio_voice": "connectors.twilio_voice:TwilioVoiceChannel",
+    "webexteams": "connectors.webexteams:WebexChannel",
     "callback": "connectors.callback:CallbackChannel",
 }
 
@@ -32,7 +33,6 @@ RASA_ONLY_CHANNELS = frozenset(
         "mattermost",
         "rasa",
         "rocketchat",
-        "webexteams",
     }
 )
 

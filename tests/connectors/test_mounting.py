@@ -27,6 +27,7 @@ async def test_every_channel_mounts_from_its_credentials_block(agent: Agent) -> 
         "botframework": {"app_id": "a", "app_password": "p"},
         "hangouts": {"project_id": "123"},
         "twilio_voice": {"auth_token": "t"},
+        "webexteams": {"access_token": "t"},
     }
     credentials = Credentials(
         {name: EndpointBlock(name, params) for name, params in blocks.items()}
