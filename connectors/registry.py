@@ -21,6 +21,7 @@ CHANNELS: dict[str, str] = {
     "hangouts": "connectors.hangouts:HangoutsChannel",
     "twilio_voice": "connectors.twilio_voice:TwilioVoiceChannel",
     "webexteams": "connectors.webexteams:WebexChannel",
+    "mattermost": "connectors.mattermost:MattermostChannel",
     "callback": "connectors.callback:CallbackChannel",
 }
 
@@ -30,7 +31,6 @@ RASA_ONLY_CHANNELS = frozenset(
     {
         "audiocodes",
         "cmdline",
-        "mattermost",
         "rasa",
         "rocketchat",
     }

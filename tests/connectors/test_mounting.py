@@ -28,6 +28,11 @@ async def test_every_channel_mounts_from_its_credentials_block(agent: Agent) -> 
         "hangouts": {"project_id": "123"},
         "twilio_voice": {"auth_token": "t"},
         "webexteams": {"access_token": "t"},
+        "mattermost": {
+            "url": "https://chat.example.com/api/v4",
+            "token": "t",
+            "webhook_token": "w",
+        },
     }
     credentials = Credentials(
         {name: EndpointBlock(name, params) for name, params in blocks.items()}
@@ -44,10 +49,10 @@ async def test_every_channel_mounts_from_its_credentials_block(agent: Agent) -> 
 async def test_rasa_channels_we_do_not_serve_are_skipped_with_a_warning(
     agent: Agent, caplog: Any
 ) -> None:
-    """reminderbot keeps a ``rasa:`` block, others ``mattermost:``: Rasa 3 projects start, the
+    """reminderbot keeps a ``rasa:`` block, others ``rocketchat:``: Rasa 3 projects start, the
     blocks are named as skipped, and the channels that are served still answer."""
     blocks = {
-        "mattermost": EndpointBlock("mattermost", {"url": "x", "token": "y"}),
+        "rocketchat": EndpointBlock("rocketchat", {"user": "x", "password": "y"}),
         "rasa": EndpointBlock("rasa", {"url": "http://localhost:5002/api"}),
         "addons.custom_channel.MyIO": EndpointBlock("addons.custom_channel.MyIO", {}),
         "rest": EndpointBlock("rest", {}),
@@ -55,18 +60,18 @@ async def test_rasa_channels_we_do_not_serve_are_skipped_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="chatbot.server.app"):
         app = create_app(agent, ServerSettings(credentials=Credentials(blocks)))
     warned = caplog.text
-    assert "'mattermost' channel is not served" in warned and "'rasa' channel" in warned
+    assert "'rocketchat' channel is not served" in warned and "'rasa' channel" in warned
     assert "custom Rasa connector" in warned and "addons.custom_channel.MyIO" in warned
     assert "no channel" not in warned
     async with serve(app) as served, aiohttp.ClientSession() as http:
         async with http.get(f"{served.url}/webhooks/rest/") as response:
             assert response.status == 200
-        async with http.get(f"{served.url}/webhooks/mattermost/") as response:
+        async with http.get(f"{served.url}/webhooks/rocketchat/") as response:
             assert response.status == 404
 
 
 def test_only_unserved_channels_warn_that_none_is_mounted(agent: Agent, caplog: Any) -> None:
-    blocks = {"mattermost": EndpointBlock("mattermost", {"url": "u"})}
+    blocks = {"rocketchat": EndpointBlock("rocketchat", {"user": "u"})}
     with caplog.at_level(logging.WARNING, logger="chatbot.server.app"):
         create_app(agent, ServerSettings(credentials=Credentials(blocks)))
     assert "no channel of the credentials is mounted" in caplog.text
