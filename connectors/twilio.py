@@ -40,9 +40,10 @@ from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
 from connectors.base import InputChannel, mount_webhook, string_credentials
 from connectors.delivery import ConversationWorkers, Deliveries
+from connectors.numbered_buttons import ButtonMemory, button_lines
 from connectors.outbound import ApiClient, RetryPolicy
 from connectors.turns import answer, refusal
-from connectors.twilio_messages import WHATSAPP, ButtonMemory, button_lines, twilio_requests
+from connectors.twilio_messages import WHATSAPP, twilio_requests
 
 logger = logging.getLogger(__name__)
 

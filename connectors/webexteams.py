@@ -40,13 +40,12 @@ from connectors.base import (
     InputChannel,
     json_object,
     mount_webhook,
-    split_text,
     string_credentials,
 )
 from connectors.delivery import ConversationWorkers, Deliveries
+from connectors.numbered_buttons import ButtonMemory, button_lines, numbered_parts
 from connectors.outbound import ApiClient, RetryPolicy
 from connectors.turns import answer, refusal
-from connectors.twilio_messages import ButtonMemory, button_lines
 
 logger = logging.getLogger(__name__)
 
@@ -188,15 +187,7 @@ class WebexChannel(InputChannel):
 def webex_messages(message: dict[str, Any]) -> list[dict[str, Any]]:
     """The Webex messages (fields besides the space) of one bot message."""
     out: list[dict[str, Any]] = []
-    text = message.get("text")
-    parts = split_text(text, MAX_TEXT) if isinstance(text, str) else []
-    buttons = button_lines(message.get("buttons") or message.get("quick_replies") or [])
-    if buttons:
-        listed = "\n".join(f"{i}: {title}" for i, (title, _) in enumerate(buttons, start=1))
-        if parts:
-            parts[-1] = f"{parts[-1]}\n{listed}"
-        else:
-            parts.append(listed)
+    parts = numbered_parts(message, MAX_TEXT)
     out.extend({"text": part} for part in parts)
     image = message.get("image")
     if isinstance(image, str) and image:

@@ -15,9 +15,10 @@ import pytest
 from chatbot.agent import Agent
 from chatbot.errors import ConfigError
 from chatbot.server.keys import OUTPUTS
+from connectors.numbered_buttons import ButtonMemory
 from connectors.outbound import RetryPolicy
 from connectors.twilio import TwilioChannel
-from connectors.twilio_messages import MAX_BODY, ButtonMemory, api_name, twilio_requests
+from connectors.twilio_messages import MAX_BODY, api_name, twilio_requests
 from tests.connectors.fake_twilio import (
     ACCOUNT,
     AUTH_TOKEN,
