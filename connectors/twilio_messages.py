@@ -1,15 +1,15 @@
 """Bot messages (Rasa's REST format) as Twilio Messages API requests (SMS and WhatsApp), as
-Rasa's Twilio channel sends them, and the buttons a text user answers by number.
+Rasa's Twilio channel sends them.
 
 Texts go in parts split at blank lines (as Rasa) and at 1,600 characters (Twilio's limit of a
 message body). Buttons have no place in an SMS: they are listed under the text as ``1: Yes``, and
 the user's next message "1" (or a button's title) is read as that button's payload
-(``ButtonMemory``); Rasa sent each button as a message of its own with its payload showing. An
-image is a media attachment on WhatsApp and ``Image: <url>`` in an SMS (as Rasa: MMS works in few
-countries). ``custom`` is a Messages API request of its own, its keys in the API's names (``Body``,
-``MediaUrl``, ``ContentSid``) or in the Python client's that Rasa users write (``body``,
-``media_url``, ``from_``), with ``To`` and ``From`` (or a messaging service) filled in as Rasa
-fills them.
+(``connectors.numbered_buttons``); Rasa sent each button as a message of its own with its payload
+showing. An image is a media attachment on WhatsApp and ``Image: <url>`` in an SMS (as Rasa: MMS
+works in few countries). ``custom`` is a Messages API request of its own, its keys in the API's
+names (``Body``, ``MediaUrl``, ``ContentSid``) or in the Python client's that Rasa users write
+(``body``, ``media_url``, ``from_``), with ``To`` and ``From`` (or a messaging service) filled in
+as Rasa fills them.
 """
 
 from __future__ import annotations
