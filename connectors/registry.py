@@ -22,6 +22,7 @@ CHANNELS: dict[str, str] = {
     "twilio_voice": "connectors.twilio_voice:TwilioVoiceChannel",
     "webexteams": "connectors.webexteams:WebexChannel",
     "mattermost": "connectors.mattermost:MattermostChannel",
+    "rocketchat": "connectors.rocketchat:RocketChatChannel",
     "callback": "connectors.callback:CallbackChannel",
 }
 
@@ -32,7 +33,6 @@ RASA_ONLY_CHANNELS = frozenset(
         "audiocodes",
         "cmdline",
         "rasa",
-        "rocketchat",
     }
 )
 

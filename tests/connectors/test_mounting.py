@@ -49,10 +49,10 @@ async def test_every_channel_mounts_from_its_credentials_block(agent: Agent) -> 
 async def test_rasa_channels_we_do_not_serve_are_skipped_with_a_warning(
     agent: Agent, caplog: Any
 ) -> None:
-    """reminderbot keeps a ``rasa:`` block, others ``rocketchat:``: Rasa 3 projects start, the
+    """reminderbot keeps a ``rasa:`` block, others ``audiocodes:``: Rasa 3 projects start, the
     blocks are named as skipped, and the channels that are served still answer."""
     blocks = {
-        "rocketchat": EndpointBlock("rocketchat", {"user": "x", "password": "y"}),
+        "audiocodes": EndpointBlock("audiocodes", {"token": "x"}),
         "rasa": EndpointBlock("rasa", {"url": "http://localhost:5002/api"}),
         "addons.custom_channel.MyIO": EndpointBlock("addons.custom_channel.MyIO", {}),
         "rest": EndpointBlock("rest", {}),
@@ -60,18 +60,18 @@ async def test_rasa_channels_we_do_not_serve_are_skipped_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="chatbot.server.app"):
         app = create_app(agent, ServerSettings(credentials=Credentials(blocks)))
     warned = caplog.text
-    assert "'rocketchat' channel is not served" in warned and "'rasa' channel" in warned
+    assert "'audiocodes' channel is not served" in warned and "'rasa' channel" in warned
     assert "custom Rasa connector" in warned and "addons.custom_channel.MyIO" in warned
     assert "no channel" not in warned
     async with serve(app) as served, aiohttp.ClientSession() as http:
         async with http.get(f"{served.url}/webhooks/rest/") as response:
             assert response.status == 200
-        async with http.get(f"{served.url}/webhooks/rocketchat/") as response:
+        async with http.get(f"{served.url}/webhooks/audiocodes/") as response:
             assert response.status == 404
 
 
 def test_only_unserved_channels_warn_that_none_is_mounted(agent: Agent, caplog: Any) -> None:
-    blocks = {"rocketchat": EndpointBlock("rocketchat", {"user": "u"})}
+    blocks = {"audiocodes": EndpointBlock("audiocodes", {"token": "u"})}
     with caplog.at_level(logging.WARNING, logger="chatbot.server.app"):
         create_app(agent, ServerSettings(credentials=Credentials(blocks)))
     assert "no channel of the credentials is mounted" in caplog.text
