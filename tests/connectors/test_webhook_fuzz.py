@@ -1,7 +1,7 @@
-"""Random updates, rightly authenticated, thrown at the Telegram, Slack, Messenger, Twilio, Bot
-Framework and Google Chat webhooks, and random
-socket.io events at the chat widget's channel: never a 500, and nothing the channel does with
-them afterwards (answering, storing) fails with an error."""
+"""Random updates, rightly authenticated, thrown at the webhooks of Telegram, Slack, Messenger,
+Twilio (messages and calls), Bot Framework, Google Chat, Webex, Mattermost and Rocket.Chat, and
+random socket.io events at the chat widget's channel: never a 500, and nothing the channel does
+with them afterwards (answering, storing) fails with an error."""
 
 from __future__ import annotations
 
@@ -339,8 +339,13 @@ async def test_messenger_deliveries_never_fail(
 
 
 twilio_fields = st.dictionaries(
-    st.sampled_from(["From", "Body", "MessageSid", "NumMedia", "MediaUrl0", "To"]) | texts(8),
-    payload_texts | st.sampled_from(["+15550001", "whatsapp:+1555", "1", "0"]) | texts(20),
+    st.sampled_from(
+        ["From", "Body", "MessageSid", "NumMedia", "MediaUrl0", "To", "SpeechResult", "CallStatus"]
+    )
+    | texts(8),
+    payload_texts
+    | st.sampled_from(["+15550001", "whatsapp:+1555", "1", "0", "ringing"])
+    | texts(20),
     max_size=6,
 )
 
@@ -464,4 +469,103 @@ async def test_google_chat_events_never_fail(
             url = f"{served.url}/webhooks/hangouts/webhook"
             async with http.post(url, json=chat_event, headers=headers) as response:
                 assert response.status < 500, await response.text()
+    no_errors(caplog)
+
+
+plain_messages = st.fixed_dictionaries(
+    {
+        "token": mostly(st.just("hook-token")),
+        "channel_id": mostly(st.sampled_from(["c1", "c2"]) | texts(10)),
+        "user_id": mostly(st.sampled_from(["u1", "u2"]) | texts(10)),
+        "user_name": mostly(st.sampled_from(["ann", "bot"]) | texts(10)),
+        "text": mostly(payload_texts | texts(30)),
+    },
+    optional={
+        "post_id": json_values,
+        "message_id": json_values,
+        "trigger_word": json_values,
+        "context": json_values,
+        "bot": json_values,
+        "visitor": json_values,
+        "messages": json_values,
+        "_id": json_values,
+        "resource": mostly(st.just("messages")),
+        "data": json_values,
+    },
+)
+
+
+@FUZZ
+@given(
+    payload=plain_messages | json_values,
+    kind=st.sampled_from(["mattermost", "rocketchat", "webexteams"]),
+)
+@example(
+    payload={"resource": "messages", "data": {"id": "m1", "personId": "p9"}, "text": "/greet"},
+    kind="webexteams",
+)
+@example(
+    payload={"token": "hook-token", "channel_id": "c1", "user_id": "u1", "post_id": "p",
+             "text": "@bot /greet", "trigger_word": "@bot"},
+    kind="mattermost",
+)  # fmt: skip
+async def test_token_checked_chat_webhooks_never_fail(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture, payload: Any, kind: str
+) -> None:
+    """Mattermost, Rocket.Chat and Webex, their API faked by a server that answers every call
+    (a Webex message read back is the fuzzed payload itself)."""
+    from aiohttp import web
+
+    from connectors.registry import channel_class
+
+    caplog.clear()
+
+    async def anything(request: web.Request) -> web.Response:
+        if request.method == "GET" and "/messages/" in request.path:
+            body = payload if isinstance(payload, dict) else {}
+            return web.json_response({"personId": "p1", "roomId": "r1", **body})
+        return web.json_response(
+            {"success": True, "id": "x", "data": {"authToken": "a", "userId": "b"}}
+        )
+
+    fake_api = web.Application()
+    fake_api.router.add_route("*", "/{tail:.*}", anything)
+    async with serve(fake_api) as fake:
+        credentials = {
+            "mattermost": {"url": fake.url, "token": "t", "webhook_token": "hook-token"},
+            "rocketchat": {
+                "user": "bot", "password": "p", "server_url": fake.url, "webhook_token": "hook-token"
+            },
+            "webexteams": {"access_token": "t", "api_url": fake.url},
+        }[kind]  # fmt: skip
+        cls = channel_class(kind)
+        assert cls is not None
+        channel = cls.from_credentials(credentials)
+        channel.api.policy = FAST  # type: ignore[attr-defined]
+        async with serve_channel(channel) as served, aiohttp.ClientSession() as http:
+            url = f"{served.url}/webhooks/{kind}/webhook"
+            async with http.post(url, json=payload) as response:
+                assert response.status < 500, await response.text()
+            await channel.workers.close(grace=10)  # type: ignore[attr-defined]
+    no_errors(caplog)
+
+
+@FUZZ
+@given(fields=twilio_fields)
+async def test_twilio_voice_requests_never_fail(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture, fields: dict[str, str]
+) -> None:
+    from connectors.twilio_voice import TwilioVoiceChannel
+
+    assume(all(is_unicode_text(k) and is_unicode_text(v) for k, v in fields.items()))
+    caplog.clear()
+    channel = TwilioVoiceChannel.from_credentials({"auth_token": fake_twilio.AUTH_TOKEN})
+    async with serve_channel(channel) as served, aiohttp.ClientSession() as http:
+        url = f"{served.url}/webhooks/twilio_voice/webhook"
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": fake_twilio.signature(url, fields),
+        }
+        async with http.post(url, data=fake_twilio.form_body(fields), headers=headers) as response:
+            assert response.status < 500, await response.text()
     no_errors(caplog)
