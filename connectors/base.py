@@ -9,19 +9,21 @@ busy), the channel sends ``chatbot.server.errors.APOLOGY`` to the user instead o
 
 from __future__ import annotations
 
+import hmac
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
 from chatbot.errors import ConfigError
 from chatbot.server.keys import OUTPUTS
-from connectors.delivery import ConversationWorkers
+from connectors.delivery import ConversationWorkers, Deliveries
+from connectors.outbound import ApiClient
 
 
 class InputChannel(ABC):
-    """One extension point per channel: REST, callback, socket.io, Slack, Telegram."""
+    """One extension point per channel (REST, callback, socket.io, and ``BackgroundChannel``'s)."""
 
     name: str
 
@@ -34,6 +36,15 @@ class InputChannel(ABC):
     @abstractmethod
     def register(self, app: web.Application, agent_getter: Any) -> None:
         """Add this channel's routes under ``/webhooks/<name>/``."""
+
+
+def same_secret(presented: object, expected: str | bytes) -> bool:
+    """Whether a presented token or signature is ``expected``, compared in constant time as
+    bytes. A header's bytes that are not UTF-8 come as surrogate escapes and a JSON string may
+    hold a lone surrogate: ``surrogatepass`` turns any of them into bytes (which never match a
+    real secret) instead of an error."""
+    raw = str(presented).encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(raw, expected.encode() if isinstance(expected, str) else expected)
 
 
 def json_object(value: Any) -> dict[str, Any]:
@@ -68,44 +79,56 @@ def string_credentials(
     return params
 
 
-class Outbound(Protocol):
-    """What ``mount_webhook`` starts and stops with the server: the channel's API client."""
+class BackgroundChannel(InputChannel):
+    """A channel that acknowledges a delivery at once and answers in the background through the
+    platform's API (Slack, Telegram, Messenger, Twilio, Bot Framework, Webex, Mattermost,
+    Rocket.Chat). ``register`` mounts ``GET /webhooks/<name>/`` (health) and ``POST
+    /webhooks/<name>/webhook``, keeps the API client open while the server runs (``on_start``
+    then runs, with the client open), finishes the workers at shutdown (what is queued is
+    answered) and makes ``send`` the channel's output (reminders). ``first_time`` says whether a
+    delivery is new (a platform's re-sends are not), with the server's lock store where it is
+    shared by several processes."""
 
-    async def __aenter__(self) -> Any: ...
+    api: ApiClient
+    workers: ConversationWorkers
+    seen: Deliveries
+    _agent_getter: Callable[[], Any] | None = None
 
-    async def __aexit__(self, *exc: object) -> None: ...
+    @abstractmethod
+    async def webhook(self, request: web.Request) -> web.StreamResponse: ...
 
+    @abstractmethod
+    async def send(
+        self, conversation_id: str, messages: list[dict[str, Any]], metadata: dict[str, Any]
+    ) -> None: ...
 
-def mount_webhook(
-    app: web.Application,
-    name: str,
-    webhook: Callable[[web.Request], Awaitable[web.StreamResponse]],
-    *,
-    api: Outbound,
-    workers: ConversationWorkers,
-    send: Callable[..., Awaitable[None]],
-) -> None:
-    """The routes and lifecycle of a channel that acknowledges a delivery at once and answers in
-    the background through the platform's API: ``GET /webhooks/<name>/`` (health), ``POST
-    /webhooks/<name>/webhook``, the workers finished at shutdown (what is queued is answered),
-    the API client open while the server runs, and ``send`` as the channel's output (reminders)."""
+    async def on_start(self) -> None:
+        """Run once the API client is open (Telegram sets its webhook here)."""
 
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+    def register(self, app: web.Application, agent_getter: Callable[[], Any]) -> None:
+        self._agent_getter = agent_getter
 
-    async def stop_workers(app: web.Application) -> None:
-        await workers.close()
+        async def health(request: web.Request) -> web.Response:
+            return web.json_response({"status": "ok"})
 
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        async with api:
-            yield
-            await workers.close(grace=0)
+        async def stop_workers(app: web.Application) -> None:
+            await self.workers.close()
 
-    app.router.add_get(f"/webhooks/{name}/", health)
-    app.router.add_post(f"/webhooks/{name}/webhook", webhook)
-    app.on_shutdown.append(stop_workers)
-    app.cleanup_ctx.append(lifecycle)
-    app[OUTPUTS][name] = send
+        async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+            async with self.api:
+                await self.on_start()
+                yield
+                await self.workers.close(grace=0)
+
+        app.router.add_get(f"/webhooks/{self.name}/", health)
+        app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
+        app.on_shutdown.append(stop_workers)
+        app.cleanup_ctx.append(lifecycle)
+        app[OUTPUTS][self.name] = self.send
+
+    async def first_time(self, *keys: str) -> bool:
+        locks = self._agent_getter().locks if self._agent_getter is not None else None
+        return await self.seen.first_time(locks, *keys)
 
 
 def split_text(text: str, limit: int) -> list[str]:

@@ -44,7 +44,7 @@ from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
-from connectors.base import InputChannel, json_object, mount_webhook, string_credentials
+from connectors.base import BackgroundChannel, json_object, string_credentials
 from connectors.botframework_messages import activities
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.jwt_keys import NotAuthorized, PublishedKeys, verified_claims
@@ -113,7 +113,7 @@ class TokenChecker:
         return {k["kid"]: k for k in keys if isinstance(k, dict) and "kid" in k}
 
 
-class BotFrameworkChannel(InputChannel):
+class BotFrameworkChannel(BackgroundChannel):
     name = "botframework"
 
     def __init__(
@@ -156,16 +156,12 @@ class BotFrameworkChannel(InputChannel):
         return self._http
 
     def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
-        self._agent_getter = agent_getter
-
         async def close_session(app: web.Application) -> None:
             if self._http is not None:
                 await self._http.close()
                 self._http = None
 
-        mount_webhook(
-            app, self.name, self.webhook, api=self.api, workers=self.workers, send=self.send
-        )
+        super().register(app, agent_getter)
         app.on_cleanup.append(close_session)
 
     async def webhook(self, request: web.Request) -> web.Response:
@@ -184,8 +180,7 @@ class BotFrameworkChannel(InputChannel):
         if incoming is None:
             return web.Response(status=200)
         sender, text, reference, key = incoming
-        locks = self._agent_getter().locks if self._agent_getter is not None else None
-        if key is not None and not await self.seen.first_time(locks, key):
+        if key is not None and not await self.first_time(key):
             logger.debug("botframework: %s seen before; ignored", key)
             return web.Response(status=200)
         self._remember(sender, reference)

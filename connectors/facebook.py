@@ -35,7 +35,7 @@ from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
-from connectors.base import InputChannel, json_object, mount_webhook, string_credentials
+from connectors.base import BackgroundChannel, json_object, same_secret, string_credentials
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.facebook_messages import facebook_messages
 from connectors.outbound import ApiClient, RetryPolicy
@@ -55,7 +55,7 @@ class Incoming:
     key: str  # what makes a re-sent event a repeat
 
 
-class FacebookChannel(InputChannel):
+class FacebookChannel(BackgroundChannel):
     name = "facebook"
 
     def __init__(
@@ -97,19 +97,14 @@ class FacebookChannel(InputChannel):
         )
 
     def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
-        self._agent_getter = agent_getter
         app.router.add_get(f"/webhooks/{self.name}/webhook", self.verify_webhook)
-        mount_webhook(
-            app, self.name, self.webhook, api=self.api, workers=self.workers, send=self.send
-        )
+        super().register(app, agent_getter)
 
     async def verify_webhook(self, request: web.Request) -> web.Response:
         """Messenger's subscription check: the challenge back when the verify token is ours."""
         token = request.query.get("hub.verify_token", "")
         challenge = request.query.get("hub.challenge", "")
-        if request.query.get("hub.mode") == "subscribe" and hmac.compare_digest(
-            token.encode("utf-8", "surrogateescape"), self.verify.encode()
-        ):
+        if request.query.get("hub.mode") == "subscribe" and same_secret(token, self.verify):
             return web.Response(text=challenge)
         logger.warning(
             "facebook: webhook check with a wrong verify token (is 'verify' in credentials.yml "
@@ -131,7 +126,6 @@ class FacebookChannel(InputChannel):
             return web.json_response({"error": "the body is not JSON", "status": 400}, status=400)
         if not isinstance(delivery, dict) or not isinstance(delivery.get("entry"), list):
             return web.json_response({"error": "not a delivery", "status": 400}, status=400)
-        locks = self._agent_getter().locks if self._agent_getter is not None else None
         app = request.app
         for entry in delivery["entry"]:
             events = json_object(entry).get("messaging")
@@ -139,7 +133,7 @@ class FacebookChannel(InputChannel):
                 incoming = _incoming(json_object(event))
                 if incoming is None:
                     continue
-                if not await self.seen.first_time(locks, incoming.key):
+                if not await self.first_time(incoming.key):
                     logger.debug("facebook: %s seen before; ignored", incoming.key)
                     continue
                 if refusal(app, incoming.sender_id, incoming.text) is None:
@@ -155,9 +149,7 @@ class FacebookChannel(InputChannel):
             if presented is None:
                 continue
             expected = f"{name}=" + hmac.new(self.secret, body, digest).hexdigest()
-            # A header's bytes that are not UTF-8 come as surrogate escapes: compare the bytes.
-            raw = presented.encode("utf-8", "surrogateescape")
-            return hmac.compare_digest(raw, expected.encode())
+            return same_secret(presented, expected)
         return False
 
     def _job(self, incoming: Incoming, app: web.Application) -> Callable[[], Awaitable[None]]:

@@ -38,9 +38,9 @@ from chatbot.conversation.messages import UserMessage
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
 from connectors.base import (
-    InputChannel,
+    BackgroundChannel,
     json_object,
-    mount_webhook,
+    same_secret,
     split_text,
     string_credentials,
 )
@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 MAX_TEXT = 16383
 
 
-class MattermostChannel(InputChannel):
+class MattermostChannel(BackgroundChannel):
     name = "mattermost"
 
     def __init__(
@@ -92,12 +92,6 @@ class MattermostChannel(InputChannel):
         )
         return cls(**checked)
 
-    def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
-        self._agent_getter = agent_getter
-        mount_webhook(
-            app, self.name, self.webhook, api=self.api, workers=self.workers, send=self.send
-        )
-
     async def webhook(self, request: web.Request) -> web.Response:
         body = await read_body(request)
         if request.content_type == "application/x-www-form-urlencoded":
@@ -112,11 +106,14 @@ class MattermostChannel(InputChannel):
         payload = json_object(payload)
         context = json_object(payload.get("context"))
         is_click = "context" in payload and "trigger_word" not in payload
-        if self.webhook_token is not None and not is_click:
-            presented = str(payload.get("token", "")).encode("utf-8", "surrogateescape")
-            if not hmac.compare_digest(presented, self.webhook_token):
-                logger.warning("mattermost: refused a message without the webhook's token")
-                return web.json_response({"error": "wrong token", "status": 403}, status=403)
+        token = payload.get("token", "")
+        if (
+            self.webhook_token is not None
+            and not is_click
+            and not same_secret(token, self.webhook_token)
+        ):
+            logger.warning("mattermost: refused a message without the webhook's token")
+            return web.json_response({"error": "wrong token", "status": 403}, status=403)
         if is_click and self.webhook_token is not None and not self._own_click(context):
             return web.json_response({"error": "wrong token", "status": 403}, status=403)
         user, channel = payload.get("user_id"), payload.get("channel_id")
@@ -136,8 +133,7 @@ class MattermostChannel(InputChannel):
             key = f"post:{payload.get('post_id')}"
         if not isinstance(text, str) or not text.strip():
             return web.json_response({})
-        locks = self._agent_getter().locks if self._agent_getter is not None else None
-        if payload.get("post_id") and not await self.seen.first_time(locks, key):
+        if payload.get("post_id") and not await self.first_time(key):
             return web.json_response({})
         self.channels[user] = channel
         if refusal(request.app, user, text) is None:
@@ -148,8 +144,8 @@ class MattermostChannel(InputChannel):
         """A button click carries back the context the bot gave its button: its payload, signed
         with the webhook's token (the token itself is never put in a post)."""
         action = context.get("action")
-        presented = str(context.get("signature", "")).encode("utf-8", "surrogateescape")
-        return isinstance(action, str) and hmac.compare_digest(presented, self._sign(action))
+        signature = context.get("signature", "")
+        return isinstance(action, str) and same_secret(signature, self._sign(action))
 
     def _sign(self, action: str) -> bytes:
         assert self.webhook_token is not None

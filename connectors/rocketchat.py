@@ -22,7 +22,6 @@ credentials.yml ``rocketchat:`` keys (Rasa's): ``user``, ``password``, ``server_
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -35,9 +34,9 @@ from chatbot.conversation.messages import UserMessage
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
 from connectors.base import (
-    InputChannel,
+    BackgroundChannel,
     json_object,
-    mount_webhook,
+    same_secret,
     split_text,
     string_credentials,
 )
@@ -50,7 +49,7 @@ logger = logging.getLogger(__name__)
 MAX_TEXT = 5000
 
 
-class RocketChatChannel(InputChannel):
+class RocketChatChannel(BackgroundChannel):
     name = "rocketchat"
 
     def __init__(
@@ -88,22 +87,15 @@ class RocketChatChannel(InputChannel):
         )
         return cls(**checked)
 
-    def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
-        self._agent_getter = agent_getter
-        mount_webhook(
-            app, self.name, self.webhook, api=self.api, workers=self.workers, send=self.send
-        )
-
     async def webhook(self, request: web.Request) -> web.Response:
         try:
             payload = json_object(json.loads(await read_body(request)))
         except ValueError:
             return web.json_response({"error": "the body is not JSON", "status": 400}, status=400)
-        if self.webhook_token is not None:
-            presented = str(payload.get("token", "")).encode("utf-8", "surrogateescape")
-            if not hmac.compare_digest(presented, self.webhook_token):
-                logger.warning("rocketchat: refused a message without the integration's token")
-                return web.json_response({"error": "wrong token", "status": 403}, status=403)
+        token = payload.get("token", "")
+        if self.webhook_token is not None and not same_secret(token, self.webhook_token):
+            logger.warning("rocketchat: refused a message without the integration's token")
+            return web.json_response({"error": "wrong token", "status": 403}, status=403)
         if "visitor" in payload:  # a livechat room
             messages = payload.get("messages")
             first = json_object(messages[0]) if isinstance(messages, list) and messages else {}
@@ -118,10 +110,7 @@ class RocketChatChannel(InputChannel):
             return web.Response(text="")
         if not isinstance(text, str) or not text.strip():
             return web.Response(text="")
-        locks = self._agent_getter().locks if self._agent_getter is not None else None
-        if isinstance(message_id, str) and not await self.seen.first_time(
-            locks, f"message:{message_id}"
-        ):
+        if isinstance(message_id, str) and not await self.first_time(f"message:{message_id}"):
             return web.Response(text="")
         if refusal(request.app, room, text) is None:
             self.workers.submit(room, self._job(room, text, request.app))

@@ -42,7 +42,7 @@ from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
-from connectors.base import InputChannel, json_object, mount_webhook
+from connectors.base import BackgroundChannel, json_object, same_secret
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient, RetryPolicy
 from connectors.slack_blocks import slack_posts
@@ -83,8 +83,7 @@ def signature_ok(secret: str, headers: Any, body: bytes, now: float) -> str | No
         return "the request's timestamp is more than five minutes away"
     base = b"v0:" + timestamp.encode() + b":" + body
     expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    # A header's bytes that are not UTF-8 come as surrogate escapes: compare the raw bytes.
-    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogateescape")):
+    if not same_secret(signature, expected):
         return "the signature does not match"
     return None
 
@@ -114,7 +113,7 @@ def _interactive_value(action: dict[str, Any]) -> str | None:
     return action.get(selected) if selected else None
 
 
-class SlackChannel(InputChannel):
+class SlackChannel(BackgroundChannel):
     name = "slack"
 
     def __init__(
@@ -193,12 +192,6 @@ class SlackChannel(InputChannel):
             )
         return cls(**params)
 
-    def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
-        self._agent_getter = agent_getter
-        mount_webhook(
-            app, self.name, self.webhook, api=self.api, workers=self.workers, send=self.send
-        )
-
     async def send(
         self, conversation_id: str, messages: list[dict[str, Any]], metadata: dict[str, Any]
     ) -> None:
@@ -238,7 +231,7 @@ class SlackChannel(InputChannel):
             if envelope.get("type") == "url_verification":
                 return web.json_response({"challenge": envelope.get("challenge")})
             incoming = self._from_event(envelope)
-        if incoming is not None and not await self._first_time(*incoming.keys):
+        if incoming is not None and not await self.first_time(*incoming.keys):
             logger.debug("slack: delivery %s seen before; ignored", ", ".join(incoming.keys))
             return web.Response(text="")
         app = request.app
@@ -320,11 +313,6 @@ class SlackChannel(InputChannel):
         if conversation_id_problem(conversation_id) is not None:
             return None
         return Incoming(value, user, channel, conversation_id, thread, None, (f"action:{key}",))
-
-    async def _first_time(self, *keys: str) -> bool:
-        """Whether no process of this bot was delivered one of ``keys`` before."""
-        locks = self._agent_getter().locks if self._agent_getter is not None else None
-        return await self.seen.first_time(locks, *keys)
 
     async def _answer(self, incoming: Incoming, app: web.Application) -> None:
         metadata = {

@@ -20,12 +20,11 @@ server makes one per start, which only works when it sets the webhook itself) an
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +34,8 @@ from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
 from chatbot.server.bodies import read_body
-from chatbot.server.keys import OUTPUTS
 from chatbot.store.base import conversation_id_problem
-from connectors.base import InputChannel, json_object
+from connectors.base import BackgroundChannel, json_object, same_secret
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient, RetryPolicy
 from connectors.telegram_messages import PayloadBook, telegram_calls
@@ -59,7 +57,7 @@ class Incoming:
     callback_query_id: str | None = None
 
 
-class TelegramChannel(InputChannel):
+class TelegramChannel(BackgroundChannel):
     name = "telegram"
 
     def __init__(
@@ -116,27 +114,9 @@ class TelegramChannel(InputChannel):
             )
         return cls(**params)
 
-    def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
-        self._agent_getter = agent_getter
-
-        async def health(request: web.Request) -> web.Response:
-            return web.json_response({"status": "ok"})
-
-        async def stop_workers(app: web.Application) -> None:
-            await self.workers.close()
-
-        async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-            async with self.api:
-                if self.set_webhook:
-                    self.workers.submit(SETUP, self.register_webhook)
-                yield
-                await self.workers.close(grace=0)
-
-        app.router.add_get(f"/webhooks/{self.name}/", health)
-        app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
-        app.on_shutdown.append(stop_workers)
-        app.cleanup_ctx.append(lifecycle)
-        app[OUTPUTS][self.name] = self.send
+    async def on_start(self) -> None:
+        if self.set_webhook:
+            self.workers.submit(SETUP, self.register_webhook)
 
     async def send(
         self, conversation_id: str, messages: list[dict[str, Any]], metadata: dict[str, Any]
@@ -166,9 +146,7 @@ class TelegramChannel(InputChannel):
 
     async def webhook(self, request: web.Request) -> web.Response:
         presented = request.headers.get(SECRET_HEADER, "")
-        # A header's bytes that are not UTF-8 come as surrogate escapes: compare the raw bytes.
-        raw = presented.encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(raw, self.secret_token.encode()):
+        if not same_secret(presented, self.secret_token):
             logger.warning("telegram: refused an update without the webhook's secret token")
             return web.json_response({"error": "wrong secret token", "status": 403}, status=403)
         try:
@@ -177,8 +155,7 @@ class TelegramChannel(InputChannel):
             return web.json_response({"error": "the body is not JSON", "status": 400}, status=400)
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             return web.json_response({"error": "not an update", "status": 400}, status=400)
-        locks = self._agent_getter().locks if self._agent_getter is not None else None
-        if not await self.seen.first_time(locks, f"update:{update['update_id']}"):
+        if not await self.first_time(f"update:{update['update_id']}"):
             logger.debug("telegram: update %s seen before; ignored", update["update_id"])
             return web.Response(text="")
         incoming = self._incoming(update)

@@ -38,7 +38,7 @@ from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
-from connectors.base import InputChannel, mount_webhook, string_credentials
+from connectors.base import BackgroundChannel, same_secret, string_credentials
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.numbered_buttons import ButtonMemory, button_lines
 from connectors.outbound import ApiClient, RetryPolicy
@@ -53,7 +53,7 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 REQUIRED = ("account_sid", "auth_token", "twilio_number")
 
 
-class TwilioChannel(InputChannel):
+class TwilioChannel(BackgroundChannel):
     name = "twilio"
 
     def __init__(
@@ -90,19 +90,9 @@ class TwilioChannel(InputChannel):
         )
         return cls(**checked)
 
-    def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
-        self._agent_getter = agent_getter
-        mount_webhook(
-            app, self.name, self.webhook, api=self.api, workers=self.workers, send=self.send
-        )
-
     async def webhook(self, request: web.Request) -> web.Response:
-        fields = read_form(await read_body(request))
-        if fields is None or not twilio_signed(request, fields, self.auth_token, self.webhook_url):
-            logger.warning(
-                "twilio: refused a request without a valid signature (is 'auth_token' the "
-                "account's? Behind a proxy, set 'webhook_url' to the URL in Twilio's console)"
-            )
+        fields = await signed_form(request, self.auth_token, self.webhook_url, self.name)
+        if fields is None:
             return web.json_response({"error": "invalid signature", "status": 403}, status=403)
         form = dict(fields)
         sender, sid = form.get("From", ""), form.get("MessageSid") or form.get("SmsSid", "")
@@ -112,8 +102,7 @@ class TwilioChannel(InputChannel):
         twiml = web.Response(text=EMPTY_TWIML, content_type="text/xml")
         if not sender or conversation_id_problem(sender) is not None or not text.strip():
             return twiml
-        locks = self._agent_getter().locks if self._agent_getter is not None else None
-        if sid and not await self.seen.first_time(locks, f"sid:{sid}"):
+        if sid and not await self.first_time(f"sid:{sid}"):
             logger.debug("twilio: message %s seen before; ignored", sid)
             return twiml
         if refusal(request.app, sender, text) is None:
@@ -162,12 +151,24 @@ class TwilioChannel(InputChannel):
             self.buttons.forget(recipient)
 
 
-def read_form(body: bytes) -> list[tuple[str, str]] | None:
-    """A form-encoded body's fields, in order; None where it is not UTF-8."""
+async def signed_form(
+    request: web.Request, auth_token: bytes, webhook_url: str | None, channel: str
+) -> list[tuple[str, str]] | None:
+    """The request's form fields where Twilio signed them (``twilio_signed``), else None, the
+    refusal logged."""
+    body = await read_body(request)
     try:
-        return parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+        fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
+        fields = None
+    if fields is None or not twilio_signed(request, fields, auth_token, webhook_url):
+        logger.warning(
+            "%s: refused a request without a valid signature (is 'auth_token' the account's? "
+            "Behind a proxy, set 'webhook_url' to the URL in Twilio's console)",
+            channel,
+        )
         return None
+    return fields
 
 
 def twilio_signed(
@@ -181,10 +182,9 @@ def twilio_signed(
     if not presented:
         return False
     signed_fields = "".join(k + v for k, v in sorted(fields))
-    raw = presented.encode("utf-8", "surrogateescape")
     for url in _candidate_urls(request, webhook_url):
         mac = hmac.new(auth_token, (url + signed_fields).encode(), hashlib.sha1)
-        if hmac.compare_digest(raw, base64.b64encode(mac.digest())):
+        if same_secret(presented, base64.b64encode(mac.digest())):
             return True
     return False
 

@@ -29,11 +29,10 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
-from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
 from connectors.base import InputChannel
 from connectors.turns import answer, refusal
-from connectors.twilio import read_form, twilio_signed
+from connectors.twilio import signed_form
 
 logger = logging.getLogger(__name__)
 
@@ -111,12 +110,8 @@ class TwilioVoiceChannel(InputChannel):
         app.router.add_post(f"/webhooks/{self.name}/webhook", self.webhook)
 
     async def webhook(self, request: web.Request) -> web.Response:
-        fields = read_form(await read_body(request))
-        if fields is None or not twilio_signed(request, fields, self.auth_token, self.webhook_url):
-            logger.warning(
-                "twilio_voice: refused a request without a valid signature (is 'auth_token' the "
-                "account's? Behind a proxy, set 'webhook_url' to the URL in Twilio's console)"
-            )
+        fields = await signed_form(request, self.auth_token, self.webhook_url, self.name)
+        if fields is None:
             return web.json_response({"error": "invalid signature", "status": 403}, status=403)
         form = dict(fields)
         caller = form.get("From", "")

@@ -36,12 +36,7 @@ from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
-from connectors.base import (
-    InputChannel,
-    json_object,
-    mount_webhook,
-    string_credentials,
-)
+from connectors.base import BackgroundChannel, json_object, same_secret, string_credentials
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.numbered_buttons import ButtonMemory, button_lines, numbered_parts
 from connectors.outbound import ApiClient, RetryPolicy
@@ -55,7 +50,7 @@ MAX_TEXT = 7000
 MAX_ROOMS = 10_000
 
 
-class WebexChannel(InputChannel):
+class WebexChannel(BackgroundChannel):
     name = "webexteams"
 
     def __init__(
@@ -91,20 +86,12 @@ class WebexChannel(InputChannel):
         )
         return cls(**checked)
 
-    def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
-        self._agent_getter = agent_getter
-        mount_webhook(
-            app, self.name, self.webhook, api=self.api, workers=self.workers, send=self.send
-        )
-
     async def webhook(self, request: web.Request) -> web.Response:
         body = await read_body(request)
         if self.secret is not None:
             presented = request.headers.get(SIGNATURE_HEADER, "")
             expected = hmac.new(self.secret, body, hashlib.sha1).hexdigest()
-            if not hmac.compare_digest(
-                presented.encode("utf-8", "surrogateescape"), expected.encode()
-            ):
+            if not same_secret(presented, expected):
                 logger.warning("webexteams: refused a notice without the webhook's signature")
                 return web.json_response({"error": "invalid signature", "status": 403}, status=403)
         try:
@@ -117,8 +104,7 @@ class WebexChannel(InputChannel):
             return web.Response(text="")
         if person is not None and person == await self._bot_id():
             return web.Response(text="")  # the bot's own message
-        locks = self._agent_getter().locks if self._agent_getter is not None else None
-        if await self.seen.first_time(locks, f"message:{message_id}"):
+        if await self.first_time(f"message:{message_id}"):
             self.workers.submit(str(person or message_id), self._job(message_id, request.app))
         return web.Response(text="")
 

@@ -21,12 +21,12 @@ from typing import Any
 from aiohttp import web
 
 from chatbot.errors import ChatbotError, ProjectErrors
+from chatbot.server.api_train import YAML_TYPES
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import read_large_body
 from chatbot.server.errors import json_error
 from chatbot.server.keys import AGENT
 
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 MAX_TEST_DATA = 16 * 1024 * 1024
 
 

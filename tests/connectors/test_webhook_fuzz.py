@@ -509,6 +509,9 @@ plain_messages = st.fixed_dictionaries(
              "text": "@bot /greet", "trigger_word": "@bot"},
     kind="mattermost",
 )  # fmt: skip
+# A token holding a lone surrogate (JSON's "\\ud800") was a 500 once.
+@example(payload={"token": "\ud800", "channel_id": "c1", "text": "/greet"}, kind="mattermost")
+@example(payload={"token": "\ud800", "channel_id": "c1", "text": "/greet"}, kind="rocketchat")
 async def test_token_checked_chat_webhooks_never_fail(
     serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture, payload: Any, kind: str
 ) -> None:
