@@ -416,6 +416,12 @@ class MessageProcessor:
 
         return await self.update(conversation_id, append, start_session=False, **kwargs)
 
+    def forget(self, conversation_id: str) -> None:
+        """Drop what the policies keep of a conversation that is not stored (the LSTM's state)."""
+        for policy in self.ensemble.policies:
+            if isinstance(policy, LSTMPolicy):
+                policy.forget(conversation_id)
+
     def scores(self, conversation: Conversation) -> tuple[Prediction, dict[str, float]]:
         """The next action and a score for each action of the domain (Rasa's ``/predict``): the
         probabilities of the policy that chose, when it has them (the LSTM), else its one choice

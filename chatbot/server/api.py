@@ -37,6 +37,7 @@ API_CHANNEL = "api"
 # ``?output_channel=latest``: the channel of the conversation's latest user message.
 LATEST_CHANNEL = "latest"
 VERBOSITIES = ("ALL", "APPLIED", "AFTER_RESTART", "NONE")
+PREDICT_SENDER = "default"  # the conversation id of ``POST /model/predict``'s tracker, as Rasa's
 
 
 def register_conversation_routes(app: web.Application, auth: Auth) -> None:
@@ -293,18 +294,44 @@ async def predict(request: web.Request) -> web.Response:
     first), the policy that chose and its confidence, and the tracker (as Rasa)."""
     conversation_id = conversation_id_of(request)
     verbosity = verbosity_of(request)
-    processor = request.app[AGENT].processor
     conversation = await load_conversation(request, conversation_id)
-    prediction, scores = processor.scores(conversation)
+    return web.json_response(prediction_json(request, conversation, verbosity))
+
+
+async def predict_from_events(request: web.Request) -> web.Response:
+    """Rasa's ``POST /model/predict``: the next action after the posted events, as
+    ``.../predict`` gives it for a stored conversation, on a conversation that exists only for
+    this request (Rasa's sender ``default``): nothing is stored, run or sent."""
+    verbosity = verbosity_of(request)
+    body = await read_json(request)
+    if not isinstance(body, list):
+        raise json_error(400, f"the body must be an array of events, not {kind(body)}")
+    if not body:
+        raise json_error(400, "no events in the body: post the events to predict after")
+    events = validate_events(body, "events")
+    domain = request.app[AGENT].domain  # no model, no answer
+    # The LSTM keeps a state per conversation id: this one's is its own, and dropped after.
+    scratch = f"{PREDICT_SENDER}\x00{uuid.uuid4().hex}"
+    conversation = Conversation(scratch, domain, events)
+    try:
+        answer = prediction_json(request, conversation, verbosity)
+    finally:
+        request.app[AGENT].processor.forget(scratch)
+    answer["tracker"]["sender_id"] = PREDICT_SENDER
+    return web.json_response(answer)
+
+
+def prediction_json(
+    request: web.Request, conversation: Conversation, verbosity: str
+) -> dict[str, Any]:
+    prediction, scores = request.app[AGENT].processor.scores(conversation)
     ranked = sorted(scores.items(), key=lambda item: -item[1])  # stable: domain order on ties
-    return web.json_response(
-        {
-            "scores": [{"action": name, "score": score} for name, score in ranked],
-            "policy": prediction.policy,
-            "confidence": prediction.confidence,
-            "tracker": tracker_json(conversation, verbosity),
-        }
-    )
+    return {
+        "scores": [{"action": name, "score": score} for name, score in ranked],
+        "policy": prediction.policy,
+        "confidence": prediction.confidence,
+        "tracker": tracker_json(conversation, verbosity),
+    }
 
 
 async def _turn(request: web.Request, conversation_id: str, run: Any) -> TurnResult:

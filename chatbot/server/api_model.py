@@ -1,5 +1,5 @@
-"""The HTTP API's model routes: ``/status``, ``/domain``, ``POST /model/parse``, ``PUT /model``
-and ``DELETE /model``.
+"""The HTTP API's model routes: ``/status``, ``/domain``, ``POST /model/parse``,
+``POST /model/predict``, ``PUT /model`` and ``DELETE /model``.
 
 ``PUT /model`` takes ``{"model_file": "<path on the server>"}`` (as Rasa) or the model file itself
 as the body (``Content-Type: application/octet-stream``). The new model answers the next messages;
@@ -17,7 +17,6 @@ import asyncio
 import json
 import logging
 import tempfile
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from aiohttp import web
 from chatbot.agent import TrainedModel, __version__
 from chatbot.errors import ModelFileError
 from chatbot.project.domain_reader import domain_to_dict
+from chatbot.server.api import predict_from_events
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import body_timeout, body_too_slow, read_object, string_field
 from chatbot.server.emulators import EMULATORS, emulator
@@ -57,28 +57,13 @@ def register_model_routes(app: web.Application, auth: Auth, model_file: str | No
     app.router.add_post("/model/parse", auth.protect(parse))
     app.router.add_put("/model", auth.protect(replace_model))
     app.router.add_delete("/model", auth.protect(unload_model))
-    for path, instead in NOT_SERVED.items():
-        app.router.add_post(path, auth.protect(_not_served(path, instead)))
+    # The next action after posted events (``chatbot.server.api``, beside ``.../predict``).
+    app.router.add_post("/model/predict", auth.protect(predict_from_events))
     from chatbot.server.api_evaluate import register_evaluation_routes
     from chatbot.server.api_train import register_train_route
 
     register_train_route(app, auth)
     register_evaluation_routes(app, auth)
-
-
-# Rasa's routes we do not serve (training and tests are: ``chatbot.server.api_train`` and
-# ``chatbot.server.api_evaluate``).
-NOT_SERVED = {
-    "/model/predict": "predict with POST /conversations/{conversation_id}/predict",
-}
-
-
-def _not_served(path: str, instead: str) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handler(request: web.Request) -> web.Response:
-        message = f"POST {path} is not served by this server: {instead}"
-        raise json_error(501, message, "NotImplemented")
-
-    return handler
 
 
 async def status(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -340,19 +341,86 @@ async def test_domain_as_json_or_yaml(api: TestClient) -> None:
     assert refused.status == 406
 
 
+async def test_model_predict_after_posted_events(api: TestClient) -> None:
+    # The events of a stored conversation, posted: the same prediction, nothing stored.
+    await api.post("/conversations/ivy/messages", json={"text": "/greet", "sender": "user"})
+    stored = await (await api.post("/conversations/ivy/predict")).json()
+    events = (await (await api.get("/conversations/ivy/tracker")).json())["events"]
+
+    response = await api.post("/model/predict", json=events)
+
+    assert response.status == 200
+    body = await response.json()
+    assert body["scores"] == stored["scores"] and body["scores"][0]["action"] == "utter_greet"
+    assert (body["policy"], body["confidence"]) == (stored["policy"], stored["confidence"])
+    assert body["tracker"]["sender_id"] == "default"
+    assert body["tracker"]["events"] == events
+    assert body["tracker"]["latest_message"]["intent"]["name"] == "greet"
+    assert (await api.get("/conversations/default/story")).status == 404  # nothing stored
+
+
+async def test_model_predict_reads_the_posted_events_not_a_stored_conversation(
+    api: TestClient,
+) -> None:
+    # A stored conversation under Rasa's sender id does not leak into the prediction.
+    await say(api, "default", "/greet")
+    await api.post("/conversations/default/messages", json={"text": "/goodbye", "sender": "user"})
+    events = [
+        {"event": "action", "name": "action_listen"},
+        {"event": "user", "text": "/greet", "parse_data": {"intent": {"name": "greet"}}},
+    ]
+    body = await (
+        await api.post("/model/predict", json=events, params={"include_events": "ALL"})
+    ).json()
+    assert body["scores"][0]["action"] == "utter_greet"
+    posted = body["tracker"]["events"]
+    assert [(e["event"], e.get("name"), e.get("text")) for e in posted] == [
+        ("action", "action_listen", None),
+        ("user", None, "/greet"),
+    ]
+    stored = await (await api.post("/conversations/default/predict")).json()
+    assert stored["scores"][0]["action"] == "utter_goodbye"
+
+
+async def test_model_predict_with_the_lstm_keeps_no_state_of_the_request(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    # The whole history read (the bot's config reads the last 5 states, which caches nothing).
+    trained = next(p for p in restaurant_model.policies if isinstance(p, LSTMPolicy))
+    runtime = copy.copy(trained.runtime)
+    runtime.config = replace(runtime.config, max_history=None)
+    lstm = [LSTMPolicy(runtime, trained.featurizer, trained.trained, masks=trained.masks)]
+    model = replace(restaurant_model, policies=list(lstm), ensemble={"fallback_threshold": 0.0})
+    client = await start_server(Agent(model), enable_api=True)
+    await say(client, "ivy", "/greet")
+    await client.post("/conversations/ivy/messages", json={"text": "/goodbye", "sender": "user"})
+    stored = await (await client.post("/conversations/ivy/predict")).json()
+    events = (await (await client.get("/conversations/ivy/tracker")).json())["events"]
+    cached = len(lstm[0]._cache)
+    assert cached == 1  # ivy's
+
+    body = await (await client.post("/model/predict", json=events)).json()
+
+    assert body["policy"] == "LSTMPolicy"
+    assert [s["action"] for s in body["scores"]] == [s["action"] for s in stored["scores"]]
+    for ours, theirs in zip(body["scores"], stored["scores"], strict=True):
+        assert ours["score"] == pytest.approx(theirs["score"], abs=1e-6)
+    assert len(lstm[0]._cache) == cached
+
+
 @pytest.mark.parametrize(
-    ("path", "instead"),
+    ("body", "message"),
     [
-        ("/model/predict", "/predict"),
+        ([], "no events"),
+        ({"event": "user", "text": "hi"}, "array of events"),
+        ([{"event": "fly"}], "events[0]"),
+        ([{"event": "slot", "name": 3}], "events[0]"),
     ],
 )
-async def test_rasas_training_and_testing_routes_say_what_to_use(
-    api: TestClient, path: str, instead: str
-) -> None:
-    response = await api.post(path, json={})
-    assert response.status == 501
-    body = await response.json()
-    assert body["reason"] == "NotImplemented" and instead in body["message"]
+async def test_model_predict_bad_events(api: TestClient, body: object, message: str) -> None:
+    response = await api.post("/model/predict", json=body)
+    assert response.status == 400
+    assert message in (await response.json())["message"]
 
 
 async def test_parse(api: TestClient) -> None:

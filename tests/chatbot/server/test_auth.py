@@ -97,6 +97,7 @@ async def test_user_jwt_sees_only_its_own_conversation(secured: TestClient) -> N
         ("GET", "/conversations/bob/story?all_sessions=true"),
         ("GET", "/status"),
         ("GET", "/domain"),
+        ("POST", "/model/predict"),
         ("PUT", "/model"),
         ("DELETE", "/model"),
     ]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from chatbot.agent import Agent, TrainedModel
@@ -231,3 +231,22 @@ async def test_posted_messages_never_fail(api: TestClient, sender: str, body: An
     await assert_no_server_error(response)
     tracker = await api.get(f"/conversations/{sender}/tracker")
     await assert_no_server_error(tracker)
+
+
+@FUZZ
+@given(
+    body=mostly(st.lists(events, min_size=1, max_size=6)) | json_values,
+    include_events=st.sampled_from(["ALL", "APPLIED", "AFTER_RESTART", "NONE", "bad"]),
+)
+async def test_predicting_after_posted_events_never_fails(
+    api: TestClient, body: Any, include_events: str
+) -> None:
+    """``POST /model/predict`` builds a conversation of whatever events it is given."""
+    response = await api.post(
+        "/model/predict", params={"include_events": include_events}, json=body
+    )
+    await assert_no_server_error(response)
+    event(f"status {response.status}")
+    if response.status == 200:
+        answer = await response.json()
+        assert answer["scores"] and answer["tracker"]["sender_id"] == "default"
