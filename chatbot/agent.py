@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from chatbot.dialogue.memoization import MemoizationPolicy
 from chatbot.dialogue.policy import Policy
 from chatbot.dialogue.rules import RulePolicy
 from chatbot.errors import ChatbotError, ModelFileError
+from chatbot.nlu.duckling import DucklingClient, DucklingConfig
 from chatbot.nlu.intent_payload import parse_intent_payload
 from chatbot.nlu.lookup_extractor import KIND as LOOKUP_KIND
 from chatbot.nlu.lookup_extractor import LookupEntityExtractor
@@ -62,6 +65,8 @@ class TrainedModel:
     nlu: NLUModel | LookupEntityExtractor | None = None
     ensemble: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    # The pipeline's DucklingEntityExtractor, asked beside the NLU (chatbot.nlu.duckling).
+    duckling: DucklingConfig | None = None
 
     def to_file(self, path: Path) -> None:
         tensors: dict[str, Any] = {}
@@ -82,6 +87,8 @@ class TrainedModel:
             "ensemble": self.ensemble,
             "nlu": nlu_meta,
         }
+        if self.duckling is not None:
+            meta["duckling"] = self.duckling.to_json()
         model_file.save(path, meta, tensors)
 
     @classmethod
@@ -107,6 +114,9 @@ class TrainedModel:
                     nlu = LookupEntityExtractor.from_export(nlu_tensors, meta["nlu"])
                 else:
                     nlu = NLUModel.from_export(nlu_tensors, meta["nlu"])
+            duckling = None
+            if meta.get("duckling") is not None:
+                duckling = DucklingConfig.from_json(meta["duckling"])
         except ModelFileError as exc:
             raise ModelFileError(_naming(path, str(exc))) from exc
         except ChatbotError as exc:  # the domain's or the NLU settings' own checks
@@ -120,8 +130,9 @@ class TrainedModel:
         ensemble = meta.get("ensemble") or {}
         if not isinstance(ensemble, dict):
             raise ModelFileError(f"{path}: the model's 'ensemble' must be a JSON object")
-        rest = {k: v for k, v in meta.items() if k not in ("domain", "policies", "nlu", "ensemble")}
-        model = cls(domain, policies, nlu, dict(ensemble), rest)
+        own = ("domain", "policies", "nlu", "ensemble", "duckling")
+        rest = {k: v for k, v in meta.items() if k not in own}
+        model = cls(domain, policies, nlu, dict(ensemble), rest, duckling)
         model.check(str(path))
         return model
 
@@ -172,19 +183,34 @@ class TrainedModel:
             fallback_action=str(self.ensemble.get("fallback_action", "action_default_fallback")),
         )
 
-    async def parse(self, text: str) -> dict[str, Any]:
-        """Rasa parse data for a message: ``/intent{...}`` payloads directly, else the NLU model."""
+    async def parse(self, text: str, duckling: DucklingClient | None = None) -> dict[str, Any]:
+        """Rasa parse data for a message: ``/intent{...}`` payloads directly, else the NLU model,
+        with the Duckling server's entities after its own where the pipeline has one and
+        ``duckling`` (the agent's client) is given."""
         payload = parse_intent_payload(text)
         if payload is not None:
             return payload
-        if self.nlu is not None:
-            return dict(await self.nlu.parse_async(text))
-        return {
-            "text": text,
-            "intent": {"name": None, "confidence": 0.0},
-            "entities": [],
-            "intent_ranking": [],
-        }
+        asking = None
+        if duckling is not None and self.duckling is not None:
+            asking = asyncio.ensure_future(duckling.entities(self.duckling, text))
+        parsed: dict[str, Any]
+        try:
+            if self.nlu is not None:
+                parsed = dict(await self.nlu.parse_async(text))
+            else:
+                parsed = {
+                    "text": text,
+                    "intent": {"name": None, "confidence": 0.0},
+                    "entities": [],
+                    "intent_ranking": [],
+                }
+        except BaseException:
+            if asking is not None:
+                asking.cancel()
+            raise
+        if asking is not None:
+            parsed["entities"] = [*(parsed.get("entities") or []), *await asking]
+        return parsed
 
 
 def _one_line(exc: BaseException) -> str:
@@ -241,6 +267,8 @@ class Agent:
         # Told every batch of stored events, by this and any later model's processor.
         self.listeners: list[Listener] = []
         self.nlg = nlg
+        # Asks a Duckling server where the model's pipeline has a DucklingEntityExtractor.
+        self.duckling = DucklingClient()
         # Publishes every stored event (endpoints.yml ``event_broker:``); started by the server.
         self.broker = broker
         if broker is not None:
@@ -252,7 +280,7 @@ class Agent:
     def _make_processor(self, model: TrainedModel) -> MessageProcessor:
         return MessageProcessor(
             model.domain,
-            model.parse,
+            functools.partial(model.parse, duckling=self.duckling),
             model.make_ensemble(),
             ActionRegistry(model.domain, self.action_executor, self.actions),
             self.store,
@@ -301,7 +329,7 @@ class Agent:
         self._processor = None
 
     async def parse(self, text: str) -> dict[str, Any]:
-        return await self.model.parse(text)
+        return await self.model.parse(text, self.duckling)
 
     async def handle_text(
         self,
@@ -323,4 +351,5 @@ class Agent:
             await self.broker.close()
         if self.nlg is not None:
             await self.nlg.close()
+        await self.duckling.close()
         await self.store.close()

@@ -127,18 +127,21 @@ def shell(ctx: click.Context, project_dir: Path, model_path: Path | None, sender
     click.echo("Bot loaded. Type a message and press enter (/stop to exit).")
 
     async def talk() -> None:
-        while True:
-            try:
-                text = await asyncio.to_thread(input, "Your input -> ")
-            except EOFError:
-                return
-            text = text.strip()
-            if text in ("/stop", "/exit", "/quit"):
-                return
-            if not text:
-                continue
-            for message in await agent.handle_text(text, sender, input_channel="cmdline"):
-                _print_message(message)
+        try:
+            while True:
+                try:
+                    text = await asyncio.to_thread(input, "Your input -> ")
+                except EOFError:
+                    return
+                text = text.strip()
+                if text in ("/stop", "/exit", "/quit"):
+                    return
+                if not text:
+                    continue
+                for message in await agent.handle_text(text, sender, input_channel="cmdline"):
+                    _print_message(message)
+        finally:
+            await agent.close()
 
     asyncio.run(talk())
 
@@ -156,15 +159,22 @@ def shell_nlu(ctx: click.Context, project_dir: Path, model_path: Path | None) ->
     click.echo("NLU model loaded. Type a message and press enter to parse it (/stop to exit).")
 
     async def parse() -> None:
-        while True:
-            try:
-                text = await asyncio.to_thread(input, "Next message: ")
-            except EOFError:
-                return
-            if text.strip() in ("/stop", "/exit", "/quit"):
-                return
-            if text.strip():
-                click.echo(json.dumps(await model.parse(text), indent=2, ensure_ascii=False))
+        from chatbot.nlu.duckling import DucklingClient
+
+        duckling = DucklingClient()  # asked where the pipeline has a DucklingEntityExtractor
+        try:
+            while True:
+                try:
+                    text = await asyncio.to_thread(input, "Next message: ")
+                except EOFError:
+                    return
+                if text.strip() in ("/stop", "/exit", "/quit"):
+                    return
+                if text.strip():
+                    parsed = await model.parse(text, duckling)
+                    click.echo(json.dumps(parsed, indent=2, ensure_ascii=False))
+        finally:
+            await duckling.close()
 
     asyncio.run(parse())
 

@@ -39,9 +39,17 @@ def validate(
     """Report every problem of a project at once; exit 1 if there are any."""
     from chatbot.project.loader import check_project
 
-    _, problems = check_project(
+    project, problems = check_project(
         project_dir, domain=domain, data=list(data) if data else None, config=config
     )
+    if project is not None:
+        from chatbot.errors import ConfigError, ProjectError
+        from training.train import check_config
+
+        try:  # the pipeline's and the policies' settings, as training checks them
+            check_config(project)
+        except ConfigError as error:
+            problems = [*problems, ProjectError(str(error))]
     for problem in problems:
         click.secho(f"error: {problem}", fg="red", err=True)
     if problems:

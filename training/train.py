@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.agent import TrainedModel
+from chatbot.nlu.duckling import duckling_from_pipeline
 from chatbot.nlu.lookup_extractor import LookupEntityExtractor, extractor_for
 from chatbot.nlu.model import NLUModel
 from chatbot.project.domain_reader import domain_to_dict
@@ -36,6 +37,7 @@ def check_config(project: Project) -> None:
     policy's settings is reported at once, not after the NLU model has trained."""
     if project.nlu.examples:
         settings_from_pipeline(project.config.pipeline)
+    duckling_from_pipeline(project.config.pipeline)
     for kind, config in policy_configs(project.config.policies, notices=False):
         if kind == "lstm":
             settings_from_config(config)
@@ -74,7 +76,8 @@ def train_project(
         "language": project.config.language,
         "project": project.root.name,
     }
-    return TrainedModel(project.domain, policies, nlu, ensemble, meta)
+    duckling = duckling_from_pipeline(project.config.pipeline)
+    return TrainedModel(project.domain, policies, nlu, ensemble, meta, duckling)
 
 
 def train_to_file(

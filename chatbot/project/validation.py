@@ -56,13 +56,37 @@ def validate_project(project: Project) -> list[ProjectError]:
     for story in (*project.stories, *project.rules, *project.test_stories):
         checker.story(story)
     checker.domain()
+    checker.duckling = _duckling_dimensions(project)
     checker.nlu(project.nlu)
     for warning in checker.warnings:
         logger.warning("%s", warning)
     return checker.errors
 
 
+def _duckling_dimensions(project: Project) -> set[str] | None:
+    """The entities the pipeline's DucklingEntityExtractor may give: its ``dimensions``, every
+    name (``ANY_DIMENSION``) without them, none without the component. Its settings' own
+    mistakes are reported by the training's check of the config."""
+    found: set[str] | None = None
+    for component in project.config.pipeline:
+        if component.name == "DucklingEntityExtractor":
+            dimensions = component.params.get("dimensions")
+            if isinstance(dimensions, str):
+                dimensions = [dimensions]
+            if isinstance(dimensions, list):
+                found = {d for d in dimensions if isinstance(d, str)}
+            else:
+                found = {ANY_DIMENSION}
+    return found
+
+
+ANY_DIMENSION = "*"
+
+
 class _Checker:
+    # Set where the pipeline asks a Duckling server: the entities it may give.
+    duckling: set[str] | None = None
+
     def __init__(self, domain: Domain) -> None:
         self.d = domain
         self.errors: list[ProjectError] = []
@@ -364,6 +388,10 @@ class _Checker:
                 entity = mapping.entity
                 if mapping.type != "from_entity" or not entity or entity in found | warned:
                     continue
+                if self.duckling is not None and (
+                    entity in self.duckling or ANY_DIMENSION in self.duckling
+                ):
+                    continue  # Duckling's (a number, a time, ...)
                 if entity not in self.d.entities:
                     continue  # an error of its own
                 warned.add(entity)
@@ -375,8 +403,9 @@ class _Checker:
                         "set it",
                         file=origin.file,
                         line=origin.line,
-                        hint="Annotate it in some examples, or add a regex or lookup table "
-                        "named after it (Duckling and spaCy entities are not served)",
+                        hint="Annotate it in some examples, add a regex or lookup table "
+                        "named after it, or a DucklingEntityExtractor for Duckling's dimensions "
+                        "(spaCy's pretrained entities are not served)",
                     )
                 )
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from chatbot.errors import ConfigError
+from chatbot.nlu.duckling import DucklingConfig
 from chatbot.nlu.settings import NLUSettings
 from chatbot.project.config import ComponentConfig
 from training.removed_names import REMOVED_COMPONENTS
@@ -166,6 +167,13 @@ def _accepted(notice: str) -> Handler:
     return handler
 
 
+def _duckling(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
+    """Not part of the network: its settings are checked here and kept beside it in the model
+    file (``chatbot.nlu.duckling``), and the server is asked at parse time."""
+    DucklingConfig.from_params(c.params, _where(c))
+    return settings
+
+
 _TOKENIZER = "tokenized by our Unicode-aware tokenizer (words, punctuation, CJK characters)"
 _DENSE = "pretrained embeddings are not used; the BiLSTM learns word and character features"
 _CLASSIFIER = "served by the BiLSTM-CRF joint model"
@@ -196,9 +204,7 @@ COMPONENTS: dict[str, Handler] = {
     "CRFEntityExtractor": _switch("entity_recognition", _CLASSIFIER),
     "SpacyEntityExtractor": _switch("entity_recognition", _CLASSIFIER),
     "MitieEntityExtractor": _switch("entity_recognition", _CLASSIFIER),
-    "DucklingEntityExtractor": _accepted(
-        "not supported (no Duckling server); dates and numbers come from annotated examples"
-    ),
+    "DucklingEntityExtractor": _duckling,
     "RegexEntityExtractor": _switch("regex_entities"),
     "EntitySynonymMapper": _switch("synonyms"),
     "FallbackClassifier": _fallback,

@@ -345,3 +345,26 @@ def test_a_slot_whose_entity_no_example_annotates_is_a_warning(
     assert len(texts) == 1, texts
     assert "slot 'people' fills from entity 'name', which no NLU example annotates" in texts[0]
     assert "domain.yml:" in texts[0]
+
+
+@pytest.mark.parametrize(
+    ("dimensions", "warned"), [("[name]", False), ("", False), ("[time]", True)]
+)
+def test_a_slot_duckling_fills_is_no_warning(
+    make_project: ProjectMaker, caplog: pytest.LogCaptureFixture, dimensions: str, warned: bool
+) -> None:
+    """With a DucklingEntityExtractor, the entities it is asked for (every one, without
+    ``dimensions``) come from it."""
+    domain = DOMAIN.replace(
+        "  size:\n",
+        "  people:\n    type: text\n    mappings:\n      - type: from_entity\n"
+        "        entity: name\n  size:\n",
+    )
+    config = "pipeline:\n- name: DucklingEntityExtractor\n  url: http://localhost:8000\n"
+    if dimensions:
+        config += f"  dimensions: {dimensions}\n"
+    with caplog.at_level(logging.WARNING, logger="chatbot.project.validation"):
+        errors = _errors(make_project, {"domain.yml": domain, "config.yml": config})
+    assert errors == []
+    texts = [r.getMessage() for r in caplog.records]
+    assert any("fills from entity 'name'" in t for t in texts) == warned, texts
