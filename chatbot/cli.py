@@ -35,7 +35,7 @@ from chatbot.cli_common import (
     project_option,
     user_errors,
 )
-from chatbot.errors import ChatbotError, ConfigError
+from chatbot.errors import ChatbotError, ConfigError, ModelFileError
 
 __all__ = ["main"]
 
@@ -144,6 +144,48 @@ def shell(ctx: click.Context, project_dir: Path, model_path: Path | None, sender
             await agent.close()
 
     asyncio.run(talk())
+
+
+@main.command()
+@project_option
+@model_option
+@click.option("--sender", default="interactive", show_default=True, help="Conversation id.")
+@user_errors
+def interactive(project_dir: Path, model_path: Path | None, sender: str) -> None:
+    """Talk to the bot and confirm or correct each step (Rasa's `rasa interactive`); export
+    writes the corrected conversation as stories and NLU examples to a new file in data/. With
+    no trained model, the project is trained first."""
+    from chatbot.actions.endpoint import create_action_executor
+    from chatbot.agent import Agent, TrainedModel, latest_model
+    from chatbot.interactive import InteractiveSession
+    from chatbot.server.app import read_endpoints
+
+    if model_path is None:
+        try:
+            model_path = latest_model(project_dir / "models")
+        except ModelFileError:
+            from training.train import train_to_file
+
+            project = _load_project(project_dir)
+            model_path = model_file_path(project_dir, None, None)
+            click.echo("No trained model: training the project first ...")
+            train_to_file(project, model_path, show_progress=False)
+            click.echo(f"Trained model saved to {model_path}")
+    endpoints = read_endpoints(project_dir)
+    executor = create_action_executor(endpoints.action_endpoint, project_dir)
+    agent = Agent(TrainedModel.from_file(model_path), action_executor=executor)
+
+    async def ask(prompt: str) -> str:
+        return await asyncio.to_thread(input, prompt)
+
+    async def learn() -> None:
+        session = InteractiveSession(agent, project_dir / "data", ask, click.echo, sender)
+        try:
+            await session.run()
+        finally:
+            await agent.close()
+
+    asyncio.run(learn())
 
 
 @shell.command(name="nlu")
