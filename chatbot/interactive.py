@@ -121,6 +121,8 @@ class InteractiveSession:
             )
             for message in result.messages():
                 self._show(message)
+            if any(e.get("event") == "action_execution_rejected" for e in result.new_events):
+                self.say(f"  ({action} rejected the turn: the policies predict again)")
             if action == ACTION_LISTEN:
                 return
 

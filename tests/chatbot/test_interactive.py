@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
+from chatbot.actions.in_process import InProcessExecutor
 from chatbot.agent import Agent
 from chatbot.interactive import InteractiveSession, _example
 from chatbot.nlu.duckling import NAME as DUCKLING
 from chatbot.project.loader import load_project
 from chatbot.project.nlu_writer import annotated_text
-from tests.helpers import RULES_ONLY, train_files
+from tests.helpers import DOMAINS, RULES_ONLY, dialogue_model, train_files
 from tests.test_cli import chatbot
 
 FILES = {
@@ -247,3 +248,28 @@ def test_an_example_keeps_the_nlu_models_entities_not_duckling_ones() -> None:
     }
     example = _example("thai for 2", parse)
     assert annotated_text(example) == "[thai](cuisine) for 2"
+
+
+async def test_a_form_and_its_validation_action_run_as_served(tmp_path: Path) -> None:
+    """The restaurant bot's form with its rasa-sdk validation action in-process: the form asks,
+    rejects a turn that fills nothing (said), and the story shows the loop."""
+    agent = Agent(
+        dialogue_model("restaurant"),
+        action_executor=InProcessExecutor(DOMAINS / "restaurant", "actions"),
+    )
+    script = Script(["/request_restaurant", "y", "y", "y", "/affirm", "y", "y", "y"])
+    session = InteractiveSession(agent, tmp_path / "data", script.ask, script.say)
+    try:
+        await session.run()
+    finally:
+        await agent.close()
+    printed = "\n".join(script.printed)
+    assert printed.count("bot: What cuisine would you like?") == 2  # asked, and again
+    assert "(restaurant_form rejected the turn: the policies predict again)" in printed
+    steps = exported(session)["stories"][0]["steps"]
+    assert steps[:3] == [
+        {"intent": "request_restaurant"},
+        {"action": "restaurant_form"},
+        {"active_loop": "restaurant_form"},
+    ]
+    assert {"intent": "affirm"} in steps
