@@ -33,8 +33,20 @@ def data() -> None:
 @domain_option
 @data_option
 @config_option
+@click.option(
+    "--max-history",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stories that continue the same last N states differently are a problem (Rasa's "
+    "story structure check).  [default: the smallest max_history of the config's policies, "
+    "else the whole story]",
+)
 def validate(
-    project_dir: Path, domain: Path | None, data: tuple[Path, ...], config: Path | None
+    project_dir: Path,
+    domain: Path | None,
+    data: tuple[Path, ...],
+    config: Path | None,
+    max_history: int | None,
 ) -> None:
     """Report every problem of a project at once; exit 1 if there are any."""
     from chatbot.project.loader import check_project
@@ -43,13 +55,21 @@ def validate(
         project_dir, domain=domain, data=list(data) if data else None, config=config
     )
     if project is not None:
-        from chatbot.errors import ConfigError, ProjectError
+        from chatbot.errors import ProjectError
+        from training.dialogue import smallest_max_history, story_conflicts
         from training.train import check_config
 
         try:  # the pipeline's and the policies' settings, as training checks them
             check_config(project)
-        except ConfigError as error:
+        except ChatbotError as error:
             problems = [*problems, ProjectError(str(error))]
+        if not problems:  # stories that contradict each other (the data is sound otherwise)
+            history = max_history if max_history is not None else smallest_max_history(project)
+            try:
+                found = story_conflicts(project, history)
+            except ChatbotError as error:
+                found = [str(error)]
+            problems = [*problems, *(ProjectError(message) for message in found)]
     for problem in problems:
         click.secho(f"error: {problem}", fg="red", err=True)
     if problems:

@@ -427,3 +427,57 @@ def test_shell_debug_traces_each_turn_on_stderr(tmp_path: Path) -> None:
         assert "conversation shell: next action utter_greet (" in result.stderr
         # The greeting is one of the response's variations.
         assert "conversation shell: utter_greet ended with [bot '" in result.stderr
+
+
+CONFLICTING = {
+    "domain.yml": (
+        "intents: [greet, bye]\nresponses:\n  utter_hi:\n  - text: hi\n"
+        "  utter_hello:\n  - text: hello\n  utter_bye:\n  - text: bye\n"
+    ),
+    # After "greet" alone, 'one' says hi and 'two' hello; their whole histories differ.
+    "data/stories.yml": (
+        "stories:\n"
+        "- story: one\n  steps:\n  - intent: greet\n  - action: utter_hi\n"
+        "- story: two\n  steps:\n  - intent: bye\n  - action: utter_bye\n"
+        "  - intent: greet\n  - action: utter_hello\n"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("config", "flags", "conflict"),
+    [
+        ("policies: [{name: TEDPolicy}]\n", (), None),
+        ("policies: [{name: TEDPolicy}]\n", ("--max-history", "1"), "last 1 state,"),
+        ("policies: [{name: MemoizationPolicy, max_history: 1}]\n", (), "last 1 state,"),
+    ],
+)
+def test_data_validate_finds_stories_that_contradict_each_other(
+    tmp_path: Path, config: str, flags: tuple[str, ...], conflict: str | None
+) -> None:
+    """Rasa's story structure check: with the config's smallest max_history, or --max-history."""
+    for name, text in {**CONFLICTING, "config.yml": config}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    result = chatbot("data", "validate", *flags, cwd=tmp_path)
+    if conflict is None:
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 1
+    assert (
+        "stories 'one' (data/stories.yml:2) and 'two' (data/stories.yml:6) contradict each "
+        f"other: after the same {conflict} one continues with 'utter_hi' and the other with "
+        "'utter_hello'"
+    ) in result.stderr
+
+
+def test_data_validate_checks_the_pipelines_settings(tmp_path: Path) -> None:
+    for name, text in CONFLICTING.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / "config.yml").write_text(
+        "pipeline:\n- name: DucklingEntityExtractor\n  url: localhost:8000\n"
+    )
+    result = chatbot("data", "validate", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "config.yml:2: DucklingEntityExtractor: url must be an http(s) URL" in result.stderr

@@ -262,3 +262,34 @@ def train_policies(
             else:
                 policies.append(lstm_trainer(project, data, config))
     return policies, ensemble
+
+
+def story_conflicts(project: Project, max_history: int | None) -> list[str]:
+    """Rasa's story structure check (``rasa data validate --max-history``): every history that
+    two stories continue with different actions, naming both stories with their file and line.
+    The LSTM policy learns only one of the two; memoization neither."""
+    from training.lstm_data import conflict_message, conflicts, replay
+
+    stories = training_data(project).stories
+    where = {story.name: story.source.where for story in stories}
+    steps = [replay(story, project.domain) for story in stories]
+    return [
+        conflict_message(
+            (where.get(first[0], repr(first[0])), first[1]),
+            (where.get(second[0], repr(second[0])), second[1]),
+            step,
+            max_history,
+        )
+        for first, second, step in conflicts(steps, max_history)
+    ]
+
+
+def smallest_max_history(project: Project) -> int | None:
+    """The smallest ``max_history`` the config's policies read with, or None (the whole
+    conversation), as the story structure check should use (Rasa's advice)."""
+    found = [
+        int(config.params["max_history"])
+        for _, config in policy_configs(project.config.policies, notices=False)
+        if isinstance(config.params.get("max_history"), int)
+    ]
+    return min(found) if found else None

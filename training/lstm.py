@@ -32,7 +32,15 @@ from chatbot.project.project import Project
 from chatbot.project.stories import ActionStep, Story
 from chatbot.ranges import ABOVE_0, AT_LEAST_0, AT_LEAST_1, SHARE, Range, out_of_range
 from training.augmentation import DEFAULT_AUGMENTATION_FACTOR, augment
-from training.lstm_data import IGNORE, Tensors, conflicts, examples_of, replay, tensorize
+from training.lstm_data import (
+    IGNORE,
+    Tensors,
+    conflict_message,
+    conflicts,
+    examples_of,
+    replay,
+    tensorize,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -299,16 +307,8 @@ def report_conflicts(steps: Sequence[Any], max_history: int | None, limit: int =
     frequent continuation, and the memoization and rule policies are unaffected."""
     found = conflicts(steps, max_history)
     for first, second, state_index in found[:limit]:
-        logger.error(
-            "stories '%s' and '%s' contradict each other: after the same %s, one continues with "
-            "'%s' and the other with '%s' (step %d)",
-            first[0],
-            second[0],
-            "conversation" if max_history is None else f"last {max_history} states",
-            first[1],
-            second[1],
-            state_index + 1,
-        )
+        quoted = ((f"'{first[0]}'", first[1]), (f"'{second[0]}'", second[1]))
+        logger.error("%s", conflict_message(*quoted, state_index, max_history))
     if len(found) > limit:
         logger.error("... and %d more contradictions between stories", len(found) - limit)
     return len(found)

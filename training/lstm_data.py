@@ -100,6 +100,21 @@ def conflicts(
     return found
 
 
+def conflict_message(
+    first: tuple[str, str], second: tuple[str, str], step: int, max_history: int | None
+) -> str:
+    """One contradiction of ``conflicts`` in words (``first``/``second``: story, action)."""
+    history = (
+        "conversation"
+        if max_history is None
+        else f"last {max_history} state{'s' if max_history > 1 else ''}"
+    )
+    return (
+        f"stories {first[0]} and {second[0]} contradict each other: after the same {history}, "
+        f"one continues with '{first[1]}' and the other with '{second[1]}' (step {step + 1})"
+    )
+
+
 @dataclass(frozen=True)
 class Example:
     features: tuple[Features, ...]  # one per step
