@@ -116,13 +116,29 @@ project_option = click.option(
     show_default=True,
     help="The bot project folder (domain.yml, data/, config.yml, ...).",
 )
+def _model_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """``--model FOLDER`` (Rasa's ``-m models``): the newest model file in it."""
+    if value is None or not value.is_dir():
+        return value
+    from chatbot.agent import latest_model
+    from chatbot.errors import ModelFileError
+
+    try:
+        return latest_model(value)
+    except ModelFileError as error:
+        raise click.BadParameter(str(error), ctx, param) from None
+
+
 model_option = click.option(
+    "-m",
     "--model",
     "model_path",
     type=click.Path(path_type=Path),
     default=None,
-    help="A trained model file (default: the newest in the project's models/; `chatbot run` "
-    "prefers the model server of endpoints.yml's models: block, where there is one).",
+    callback=_model_file,
+    help="A trained model file, or a folder: its newest (default: the newest in the project's "
+    "models/; `chatbot run` prefers the model server of endpoints.yml's models: block, where "
+    "there is one).",
 )
 
 

@@ -108,6 +108,12 @@ def test_init_train_test_and_shell_on_a_starter_bot(tmp_path: Path) -> None:
     result = chatbot("shell", "--project", str(bot), "--model", str(model), stdin="/greet\n/stop\n")
     assert result.returncode == 0, result.stderr
     assert "Your input ->" in result.stdout and len(result.stdout.splitlines()) > 2
+    # Rasa's `-m FOLDER`: the newest model in it; a folder without one is named.
+    greeting = result.stdout.splitlines()[1]
+    result = chatbot("shell", "--project", str(bot), "-m", str(tmp_path), stdin="/greet\n/stop\n")
+    assert result.returncode == 0 and result.stdout.splitlines()[1] == greeting, result.stderr
+    result = chatbot("shell", "--project", str(bot), "-m", str(out), stdin="/stop\n")
+    assert result.returncode == 2 and "no trained model (*.model) here" in result.stderr
 
     # chatbot shell nlu: the parse of each message, as JSON (options before or after `nlu`).
     for args in (("shell", "--project", str(bot), "--model", str(model), "nlu"),
