@@ -116,6 +116,8 @@ project_option = click.option(
     show_default=True,
     help="The bot project folder (domain.yml, data/, config.yml, ...).",
 )
+
+
 def _model_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     """``--model FOLDER`` (Rasa's ``-m models``): the newest model file in it."""
     if value is None or not value.is_dir():

@@ -78,6 +78,31 @@ def validate(
     click.echo(f"{project_dir}: no problems found")
 
 
+@main.command()
+@project_option
+@domain_option
+@data_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("graph.html"),
+    show_default=True,
+    help="The page to write (a .dot file: Graphviz DOT instead).",
+)
+@user_errors
+def visualize(project_dir: Path, domain: Path | None, data: tuple[Path, ...], out: Path) -> None:
+    """Draw the project's stories as one graph (Rasa's `rasa visualize`): every path from
+    START, shared steps merged, branching where stories part."""
+    from training.story_graph import resolve
+    from training.visualize import write_graph
+
+    project = _load_project(project_dir, domain=domain, data=data or None)
+    if not project.stories:
+        raise ChatbotError(f"{project_dir}: no stories to draw (data/*.yml has no 'stories:')")
+    counts = write_graph(resolve(project.stories), out, project_dir.resolve().name)
+    click.echo(f"{counts['stories']} story paths, {counts['nodes']} nodes: written to {out}")
+
+
 @data.group()
 def split() -> None:
     """Split training data into a training and a test part."""
