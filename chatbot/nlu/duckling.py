@@ -46,6 +46,7 @@ NAME = "DucklingEntityExtractor"
 URL_VARIABLE = "RASA_DUCKLING_HTTP_URL"  # Rasa's: overrides the config's url
 DEFAULT_TIMEOUT = 3.0  # seconds, Rasa's default
 RETRY_SECONDS = 10.0  # after a failure, messages are parsed without Duckling this long
+MAX_ANSWER_BYTES = 1 << 20  # a larger answer is a failure (a message has a few matches)
 _KEYS = ("url", "dimensions", "locale", "timezone", "timeout")
 
 
@@ -202,6 +203,17 @@ def _entity(match: object, length: int) -> dict[str, Any] | None:
     }
 
 
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The response's body; ValueError past ``limit`` bytes (nothing more is read)."""
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"the answer is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class DucklingClient:
     """Asks a Duckling server for a message's entities (one HTTP session, made on first use)."""
 
@@ -249,10 +261,11 @@ class DucklingClient:
             async with session.post(
                 parse_url, data=form, timeout=aiohttp.ClientTimeout(total=config.timeout)
             ) as response:
+                body = await _read_at_most(response, MAX_ANSWER_BYTES)
                 if response.status != 200:
-                    body = (await response.text(errors="replace"))[:200]
-                    raise ValueError(f"status {response.status}: {body!r}")
-                matches = json.loads(await response.read())
+                    shown = body[:200].decode("utf-8", "replace")
+                    raise ValueError(f"status {response.status}: {shown!r}")
+                matches = json.loads(body)
             entities, skipped = to_entities(matches, text, config.dimensions)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, RecursionError) as exc:
             self._failed(parse_url, exc, config.timeout)

@@ -138,7 +138,9 @@ async def test_a_failing_server_is_left_alone_for_a_while(
         ("slow", "no answer in 0.2 s"),
         ("not json", "Expecting value"),
         ('{"value": 3}', "not a list of matches"),
+        ("[" + '"x",' * 400_000 + '"x"]', "larger than 1048576 bytes"),
     ],
+    ids=["refused", "slow", "not-json", "not-a-list", "too-large"],
 )
 async def test_failures_give_no_entities_and_one_line(
     duckling: FakeDuckling,
