@@ -22,6 +22,7 @@ from chatbot.agent import TrainedModel
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.dialogue.ensemble import PolicyEnsemble
+from chatbot.nlu.intent_payload import parse_intent_payload
 from chatbot.project.domain import ACTION_LISTEN
 from chatbot.project.stories import Step, Story
 from training.reports import classification_report
@@ -36,6 +37,9 @@ class StoryResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     # For each event: the predicted action if the event is an action to predict, else None.
     predictions: list[str | None] = field(default_factory=list)
+    # End to end (``chatbot test --e2e``): for each user event with text that the NLU read
+    # otherwise than the story, by event index, what it read ("intent" or "intent {entities}").
+    misread: dict[int, str] = field(default_factory=dict)
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
@@ -48,7 +52,7 @@ class StoryResult:
 
     @property
     def passed(self) -> bool:
-        return all(g == p for g, p in self.pairs)
+        return not self.misread and all(g == p for g, p in self.pairs)
 
 
 @dataclass
@@ -85,12 +89,22 @@ class StoryEvaluation:
 
 
 def predict_story(
-    ensemble: PolicyEnsemble, model: TrainedModel, name: str, story: Story, steps: tuple[Step, ...]
+    ensemble: PolicyEnsemble,
+    model: TrainedModel,
+    name: str,
+    story: Story,
+    steps: tuple[Step, ...],
+    *,
+    end_to_end: bool = False,
 ) -> StoryResult:
     conv = build(name, story, steps, model.domain)
     replay = Conversation(f"test-{name}", model.domain)
     result = StoryResult(name, story, conv.events)
-    for event, target in zip(conv.events, conv.targets, strict=True):
+    for index, (event, target) in enumerate(zip(conv.events, conv.targets, strict=True)):
+        if end_to_end and event.get("event") == "user":
+            misread = _misread(model, event)
+            if misread is not None:
+                result.misread[index] = misread
         predicted: str | None = None
         if event.get("event") == "action" and target:
             gold = event["name"]
@@ -109,6 +123,32 @@ def predict_story(
     return result
 
 
+def _misread(model: TrainedModel, event: dict[str, Any]) -> str | None:
+    """What the NLU reads in a story's user text where it differs from the story's intent or
+    entities (entity and value; offsets aside); None where it agrees or there is no text."""
+    text, gold = event.get("text"), ev.intent_name(event)
+    if not isinstance(text, str) or gold is None or model.nlu is None:
+        return None
+    parsed = parse_intent_payload(text) or model.nlu.parse(text)
+    intent = (parsed.get("intent") or {}).get("name")
+    found = _entity_values(parsed.get("entities") or [])
+    wanted = _entity_values((event.get("parse_data") or {}).get("entities") or [])
+    if intent == gold and found == wanted:
+        return None
+    if found == wanted:
+        return str(intent)
+    shown = json.dumps(dict(sorted(found)), ensure_ascii=False)
+    return f"{intent} {shown}"
+
+
+def _entity_values(entities: Sequence[Any]) -> set[tuple[str, str]]:
+    return {
+        (str(e.get("entity")), str(e.get("value")))
+        for e in entities
+        if isinstance(e, dict) and e.get("extractor") != "DucklingEntityExtractor"
+    }
+
+
 def _as_run(event: dict[str, Any], model: TrainedModel) -> dict[str, Any]:
     """The story's event as the bot runs it: a test story's ``utter_faq/ask_name`` is the
     retrieval action ``utter_faq`` (what the policies read as the previous action)."""
@@ -120,10 +160,15 @@ def _as_run(event: dict[str, Any], model: TrainedModel) -> dict[str, Any]:
     return event
 
 
-def evaluate_stories(model: TrainedModel, stories: Sequence[Story]) -> StoryEvaluation:
+def evaluate_stories(
+    model: TrainedModel, stories: Sequence[Story], *, end_to_end: bool = False
+) -> StoryEvaluation:
+    """Every test story, turn by turn; ``end_to_end`` (Rasa's ``--e2e``): a user text the NLU
+    reads otherwise than the story (intent, or entities and values) fails the story too, while
+    the actions are still predicted after the story's own turns."""
     ensemble = model.make_ensemble()
     results = [
-        predict_story(ensemble, model, flat.name, flat.source, flat.steps)
+        predict_story(ensemble, model, flat.name, flat.source, flat.steps, end_to_end=end_to_end)
         for flat in resolve(list(stories))
     ]
     return StoryEvaluation(results)
@@ -159,9 +204,17 @@ def failed_stories_yaml(results: Sequence[StoryResult]) -> str:
             continue
         lines.append(f"- story: {json.dumps(result.name)}")
         lines.append("  steps:")
-        for event, predicted in zip(result.events, result.predictions, strict=True):
+        for index, (event, predicted) in enumerate(
+            zip(result.events, result.predictions, strict=True)
+        ):
             item = _event_yaml(event)
             if item is None:
+                continue
+            if index in result.misread:
+                text = yaml.safe_dump([item], allow_unicode=True, sort_keys=False).rstrip("\n")
+                block = ["  " + line for line in text.splitlines()]
+                block[0] += f"  # predicted: {result.misread[index]}"
+                lines.extend(block)
                 continue
             is_action = event.get("event") == "action"
             if is_action and predicted is None:

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from chatbot.project.story_reader import read_stories
+from tests.chatbot.nlu.toy import trained_toy_model
 from tests.helpers import RULES_ONLY, dialogue_model, train_files
-from training.evaluate import evaluate_stories, write_reports
+from training.evaluate import _misread, evaluate_stories, write_reports
 
 WRONG = """
 stories:
@@ -110,3 +112,49 @@ def test_a_retrieval_action_counts_as_the_response_it_sends(tmp_path: Path) -> N
     assert report["utter_chitchat/ask_name"]["support"] == 1
     failed = (tmp_path / "out" / "failed_test_stories.yml").read_text()
     assert "- action: utter_chitchat/ask_weather  # predicted: utter_chitchat/ask_name" in failed
+
+
+E2E = """
+stories:
+- story: said bye, written as a greeting
+  steps:
+  - user: bye
+    intent: greet
+  - action: utter_greet
+- story: hello
+  steps:
+  - user: hello
+    intent: greet
+  - action: utter_greet
+"""
+
+
+def test_end_to_end_a_misread_user_text_fails_its_story(tmp_path: Path) -> None:
+    """Rasa's ``--e2e``: the NLU reads each user text; the actions still follow the story."""
+    (tmp_path / "test_e2e.yml").write_text(E2E)
+    stories, _ = read_stories(tmp_path / "test_e2e.yml", test=True)
+    model = replace(dialogue_model("moodbot"), nlu=trained_toy_model())
+
+    plain = evaluate_stories(model, stories)
+    assert plain.conversation_accuracy == 1.0  # the story's own intents: every action right
+
+    e2e = evaluate_stories(model, stories, end_to_end=True)
+    assert [r.passed for r in e2e.results] == [False, True]
+    assert e2e.action_accuracy == 1.0
+    write_reports(e2e, tmp_path / "out")
+    failed = (tmp_path / "out" / "failed_test_stories.yml").read_text()
+    assert "- user: bye  # predicted: goodbye" in failed
+    assert "hello" not in failed
+    assert yaml.safe_load(failed)["stories"][0]["story"] == "said bye, written as a greeting"
+
+
+def test_end_to_end_compares_entities_and_values() -> None:
+    model = replace(dialogue_model("moodbot"), nlu=trained_toy_model())
+    text = "fly from Berlin to Oslo"
+    parsed = model.nlu.parse(text)  # type: ignore[union-attr]
+    event = {"event": "user", "text": text, "parse_data": dict(parsed)}
+    assert _misread(model, event) is None
+    wrong = [{**e, "value": "Paris"} if e["value"] == "Oslo" else e for e in parsed["entities"]]
+    event["parse_data"] = {**parsed, "entities": wrong}
+    said = _misread(model, event)
+    assert said is not None and said.startswith("book_flight {") and '"Oslo"' in said
