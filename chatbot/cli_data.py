@@ -166,8 +166,9 @@ def _store_for(project_dir: Path) -> Any:
     "--out",
     "out",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="JSON Lines file to write.",
+    default=None,
+    help="JSON Lines file to write. Without it, the events are published to endpoints.yml's "
+    "event_broker, as Rasa's `rasa export`.",
 )
 @click.option(
     "--conversation",
@@ -175,17 +176,105 @@ def _store_for(project_dir: Path) -> Any:
     multiple=True,
     help="Only these conversation ids (repeatable).",
 )
+@click.option(
+    "--conversation-ids",
+    "conversation_list",
+    default=None,
+    help="Only these conversation ids, comma-separated (Rasa's option).",
+)
+@click.option(
+    "--minimum-timestamp",
+    type=float,
+    default=None,
+    help="To the event broker: only events at or after this time (seconds since 1970).",
+)
+@click.option(
+    "--maximum-timestamp",
+    type=float,
+    default=None,
+    help="To the event broker: only events at or before this time (seconds since 1970).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="To the event broker: give up when nothing is published for this long (seconds).",
+)
 @user_errors
-def export_command(project_dir: Path, out: Path, conversation_ids: tuple[str, ...]) -> None:
-    """Write stored conversations to a JSON Lines file (one conversation per line)."""
-    from chatbot.store.jsonl import export_jsonl
+def export_command(
+    project_dir: Path,
+    out: Path | None,
+    conversation_ids: tuple[str, ...],
+    conversation_list: str | None,
+    minimum_timestamp: float | None,
+    maximum_timestamp: float | None,
+    timeout: float,
+) -> None:
+    """Write stored conversations to a JSON Lines file (one conversation per line), or publish
+    their events to the event broker of endpoints.yml (Rasa's `rasa export`)."""
+    ids = [*conversation_ids, *(c.strip() for c in (conversation_list or "").split(",") if c)]
+    if out is not None:
+        if minimum_timestamp is not None or maximum_timestamp is not None:
+            raise ChatbotError(
+                "--minimum-timestamp and --maximum-timestamp select events for the event "
+                "broker; a JSON Lines export holds whole conversations (leave out --out)"
+            )
+        from chatbot.store.jsonl import export_jsonl
 
-    async def run_export() -> int:
-        async with _store_for(project_dir) as store:
-            return await export_jsonl(store, out, conversation_ids or None)
+        async def run_export() -> int:
+            async with _store_for(project_dir) as store:
+                return await export_jsonl(store, out, ids or None)
 
-    count = asyncio.run(run_export())
-    click.echo(f"Exported {count} conversation(s) to {out}")
+        count = asyncio.run(run_export())
+        click.echo(f"Exported {count} conversation(s) to {out}")
+        return
+    if (
+        minimum_timestamp is not None
+        and maximum_timestamp is not None
+        and minimum_timestamp > maximum_timestamp
+    ):
+        raise ChatbotError("--minimum-timestamp is after --maximum-timestamp: nothing to export")
+    _publish(project_dir, ids or None, minimum_timestamp, maximum_timestamp, timeout)
+
+
+def _publish(
+    project_dir: Path,
+    ids: list[str] | None,
+    since: float | None,
+    until: float | None,
+    timeout: float,
+) -> None:
+    from chatbot.server.app import read_endpoints
+    from chatbot.store.broker import create_event_broker, publish_stored
+
+    endpoints = read_endpoints(project_dir)
+    block = endpoints.get("event_broker")
+    broker = create_event_broker(block)
+    if broker is None:
+        where = block.origin.prefix if block is not None else f"{project_dir / 'endpoints.yml'}: "
+        raise ChatbotError(
+            f"{where}no event broker to export to (an event_broker: block of type pika or sql); "
+            "or give --out FILE for a JSON Lines file"
+        )
+
+    async def run() -> tuple[int, int]:
+        try:
+            async with _store_for(project_dir) as store:
+                return await publish_stored(
+                    broker, store, ids, since=since, until=until, stall_seconds=timeout
+                )
+        finally:
+            await broker.close()
+
+    conversations, events = asyncio.run(run())
+    click.echo(
+        f"Published {broker.published} event(s) of {conversations} conversation(s) to "
+        f"{broker.describe()}"
+    )
+    if broker.published != events:
+        click.secho(f"error: {events - broker.published} event(s) not published", err=True)
+        sys.exit(1)
 
 
 @main.command(name="import")

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.conversation.events import Event
-from chatbot.errors import ConfigError
+from chatbot.errors import ChatbotError, ConfigError
 from chatbot.project.endpoints import EndpointBlock
 from chatbot.store.base import is_unicode_text
 
@@ -157,6 +157,11 @@ class EventBroker(abc.ABC):
                 len(self._buffer),
             )
         await self._disconnect()
+
+    @property
+    def waiting(self) -> int:
+        """Events queued or being delivered."""
+        return len(self._buffer) + len(self._in_flight)
 
     async def _drained(self) -> None:
         while self._buffer or self._in_flight:
@@ -350,3 +355,66 @@ BROKER_TYPES: dict[str, Callable[[EndpointBlock], EventBroker]] = {
     "sql": _sql_broker,
     "sqleventbroker": _sql_broker,
 }
+
+
+class ExportStalled(ChatbotError):
+    """``publish_stored``: the broker published nothing for the allowed time."""
+
+
+async def publish_stored(
+    broker: EventBroker,
+    store: Any,
+    conversation_ids: Sequence[str] | None = None,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    stall_seconds: float = 30.0,
+) -> tuple[int, int]:
+    """Rasa's ``rasa export``: publish the stored events of the conversations (all of them by
+    default), each conversation's in order, those with ``since <= timestamp <= until`` where
+    given. Waits for the broker rather than dropping (events are queued only where the buffer
+    has room for them); raises ``ExportStalled`` when it publishes nothing for
+    ``stall_seconds``. Returns (conversations, events) handed to the broker; ``broker.dropped``
+    counts those it refused for good."""
+    ids = list(conversation_ids) if conversation_ids is not None else await store.conversation_ids()
+    await broker.start()
+    conversations = events = 0
+    chunk = max(broker.max_buffer // 2, 1)
+    for conversation_id in ids:
+        stored = await store.load(conversation_id, all_sessions=True)
+        if not stored.events:
+            logger.warning("export: no conversation '%s' in the store", conversation_id)
+            continue
+        chosen = [e for e in stored.events if _within(e, since, until)]
+        if not chosen:
+            continue
+        conversations += 1
+        events += len(chosen)
+        for start in range(0, len(chosen), chunk):  # never more than the buffer holds
+            await _settled(broker, broker.max_buffer - chunk, stall_seconds)
+            broker.publish(conversation_id, chosen[start : start + chunk])
+    await _settled(broker, 0, stall_seconds)
+    return conversations, events
+
+
+def _within(event: Event, since: float | None, until: float | None) -> bool:
+    stamp = event.get("timestamp")
+    if not isinstance(stamp, int | float) or isinstance(stamp, bool):
+        return since is None and until is None
+    return (since is None or stamp >= since) and (until is None or stamp <= until)
+
+
+async def _settled(broker: EventBroker, at_most: int, stall_seconds: float) -> None:
+    """Wait until at most ``at_most`` events are waiting (none in flight when 0)."""
+    loop = asyncio.get_running_loop()
+    last, progress_at = broker.published + broker.dropped, loop.time()
+    while broker.waiting > at_most:
+        await asyncio.sleep(0.01)
+        done = broker.published + broker.dropped
+        if done != last:
+            last, progress_at = done, loop.time()
+        elif loop.time() - progress_at > stall_seconds:
+            raise ExportStalled(
+                f"event broker {broker.describe()}: nothing published for {stall_seconds:g} s "
+                f"({broker.waiting} event(s) waiting); is it running?"
+            )
