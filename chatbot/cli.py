@@ -55,52 +55,99 @@ def init(directory: Path) -> None:
     click.echo(f"Created a starter bot in {directory}. Next: chatbot train --project {directory}")
 
 
-@main.command()
-@project_option
-@domain_option
-@data_option
-@config_option
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(),  # a str: Path would drop the trailing slash that makes it a folder
-    default=None,
-    help="The model file to write; or a folder (one that exists, or ending in /), as Rasa's "
-    "--out, to write <time>.model or --fixed-model-name into.  [default: the project's models/]",
+_TRAIN_OPTIONS = (
+    project_option,
+    domain_option,
+    data_option,
+    config_option,
+    click.option(
+        "--out",
+        "out",
+        type=click.Path(),  # a str: Path would drop the trailing slash that makes it a folder
+        default=None,
+        help="The model file to write; or a folder (one that exists, or ending in /), as Rasa's "
+        "--out, to write <time>.model or --fixed-model-name into.  [default: the project's "
+        "models/]",
+    ),
+    click.option(
+        "--fixed-model-name",
+        default=None,
+        help="The model file's name in the --out folder, instead of the time (Rasa's option).",
+    ),
+    click.option(
+        "--augmentation",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Stories glued together per story for the LSTM policy's training, as Rasa's "
+        "--augmentation (0: none).  [default: 50, or the policy's augmentation_factor]",
+    ),
+    click.option("--seed", type=int, default=42, show_default=True),
+    click.option("--quiet", is_flag=True, help="No progress bars."),
 )
-@click.option(
-    "--fixed-model-name",
-    default=None,
-    help="The model file's name in the --out folder, instead of the time (Rasa's option).",
-)
-@click.option(
-    "--augmentation",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Stories glued together per story for the LSTM policy's training, as Rasa's "
-    "--augmentation (0: none).  [default: 50, or the policy's augmentation_factor]",
-)
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+_TRAIN_NAMES = (
+    "project_dir", "domain", "data", "config", "out", "fixed_model_name", "augmentation", "seed",
+    "quiet",
+)  # fmt: skip
+
+
+def _train_options(command: Any) -> Any:
+    for option in reversed(_TRAIN_OPTIONS):
+        command = option(command)
+    return command
+
+
+@main.group(invoke_without_command=True)
+@_train_options
+@click.pass_context
 @user_errors
-def train(
-    project_dir: Path,
-    domain: Path | None,
-    data: tuple[Path, ...],
-    config: Path | None,
-    out: str | None,
-    fixed_model_name: str | None,
-    augmentation: int | None,
-    seed: int,
-    quiet: bool,
-) -> None:
-    """Train the project's NLU and dialogue models into one model file."""
+def train(ctx: click.Context, **options: Any) -> None:
+    """Train the project's NLU and dialogue models into one model file (`chatbot train nlu`,
+    `chatbot train core`: one of them, as Rasa's)."""
+    if ctx.invoked_subcommand is not None:  # `chatbot train --project X nlu`: X holds for nlu
+        ctx.obj = options
+        return
+    _train(options, nlu=True, core=True)
+
+
+@train.command(name="nlu")
+@_train_options
+@click.pass_context
+@user_errors
+def train_nlu(ctx: click.Context, **options: Any) -> None:
+    """Train the NLU model alone (Rasa's `rasa train nlu`): the model parses messages
+    (`chatbot shell nlu`, POST /model/parse) and predicts no action."""
+    _train({name: from_parent(ctx, name, options[name]) for name in _TRAIN_NAMES}, core=False)
+
+
+@train.command(name="core")
+@_train_options
+@click.pass_context
+@user_errors
+def train_core(ctx: click.Context, **options: Any) -> None:
+    """Train the dialogue policies alone (Rasa's `rasa train core`): the model answers
+    /intent{...} payloads, and understands no other text."""
+    _train({name: from_parent(ctx, name, options[name]) for name in _TRAIN_NAMES}, nlu=False)
+
+
+def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> None:
     from training.train import train_to_file
 
-    project = _load_project(project_dir, domain=domain, data=data or None, config=config)
-    path = model_file_path(project_dir, out, fixed_model_name)
+    project_dir: Path = options["project_dir"]
+    data = options["data"]
+    project = _load_project(
+        project_dir, domain=options["domain"], data=data or None, config=options["config"]
+    )
+    path = model_file_path(project_dir, options["out"], options["fixed_model_name"])
     started = time.perf_counter()
-    train_to_file(project, path, seed=seed, show_progress=not quiet, augmentation=augmentation)
+    train_to_file(
+        project,
+        path,
+        seed=options["seed"],
+        show_progress=not options["quiet"],
+        augmentation=options["augmentation"],
+        nlu=nlu,
+        core=core,
+    )
     click.echo(f"Trained model saved to {path} in {time.perf_counter() - started:.1f}s")
 
 
@@ -125,6 +172,11 @@ def shell(ctx: click.Context, project_dir: Path, model_path: Path | None, sender
     executor = create_action_executor(endpoints.action_endpoint, project_dir)
     agent = Agent(_load_model(project_dir, model_path), action_executor=executor)
     click.echo("Bot loaded. Type a message and press enter (/stop to exit).")
+    if not agent.model.policies:
+        click.echo(
+            "This model has no dialogue policies (`chatbot train nlu`): the bot does not "
+            "answer. `chatbot shell nlu` shows what the NLU makes of each message."
+        )
 
     async def talk() -> None:
         try:

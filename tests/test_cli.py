@@ -487,3 +487,34 @@ def test_data_validate_checks_the_pipelines_settings(tmp_path: Path) -> None:
     result = chatbot("data", "validate", cwd=tmp_path)
     assert result.returncode == 1
     assert "config.yml:2: DucklingEntityExtractor: url must be an http(s) URL" in result.stderr
+
+
+def test_train_nlu_and_train_core_train_one_part(tmp_path: Path) -> None:
+    """Rasa's `rasa train nlu` / `rasa train core`: a model of one part each."""
+    bot = tmp_path / "bot"
+    shutil.copytree(DOMAINS / "moodbot", bot, ignore=shutil.ignore_patterns("models", "results"))
+    config = (bot / "config.yml").read_text().replace("epochs: 100", "epochs: 3")
+    (bot / "config.yml").write_text(config)
+
+    nlu = tmp_path / "nlu.model"
+    result = chatbot("train", "nlu", "--project", str(bot), "--out", str(nlu), "--quiet")
+    assert result.returncode == 0, result.stderr
+    result = chatbot("shell", "nlu", "--project", str(bot), "-m", str(nlu), stdin="hello\n/stop\n")
+    assert result.returncode == 0 and '"name": "greet"' in result.stdout, result.stderr
+    result = chatbot("shell", "--project", str(bot), "-m", str(nlu), stdin="hello\n/stop\n")
+    assert result.returncode == 0, result.stderr
+    assert "has no dialogue policies" in result.stdout
+    assert result.stdout.rstrip().endswith("Your input -> Your input ->")  # no answer
+
+    core = tmp_path / "core.model"  # options before the subcommand hold for it
+    result = chatbot("train", "--project", str(bot), "--out", str(core), "core", "--quiet")
+    assert result.returncode == 0, result.stderr
+    result = chatbot("shell", "--project", str(bot), "-m", str(core), stdin="/greet\n/stop\n")
+    assert result.returncode == 0 and "Hi there! How are you feeling today?" in result.stdout
+
+    from chatbot.agent import TrainedModel
+
+    nlu_only, core_only = TrainedModel.from_file(nlu), TrainedModel.from_file(core)
+    assert (nlu_only.meta["parts"], core_only.meta["parts"]) == (["nlu"], ["core"])
+    assert nlu_only.nlu is not None and not nlu_only.policies
+    assert core_only.nlu is None and core_only.policies

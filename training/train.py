@@ -13,6 +13,7 @@ from chatbot.agent import TrainedModel
 from chatbot.nlu.duckling import duckling_from_pipeline
 from chatbot.nlu.lookup_extractor import LookupEntityExtractor, extractor_for
 from chatbot.nlu.model import NLUModel
+from chatbot.project.domain import ACTION_LISTEN
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.project.project import Project
 from training.dialogue import check_policy_params, policy_configs, train_policies
@@ -51,11 +52,53 @@ def train_project(
     seed: int = 42,
     show_progress: bool = True,
     augmentation: int | None = None,
+    nlu: bool = True,
+    core: bool = True,
 ) -> TrainedModel:
     """The project's NLU and policies, trained. ``augmentation``: the LSTM policies'
-    ``augmentation_factor`` whatever their config says (``chatbot train --augmentation``)."""
+    ``augmentation_factor`` whatever their config says (``chatbot train --augmentation``).
+    ``nlu=False`` / ``core=False`` (``chatbot train core`` / ``chatbot train nlu``): that part
+    is left out; a model without policies predicts only ``action_listen`` (no answer)."""
+    if not (nlu or core):
+        raise ValueError("train the NLU, the dialogue policies, or both")
     started = time.perf_counter()
     check_config(project)
+    if not core:
+        parsed = _train_nlu(project, seed=seed, show_progress=show_progress)
+        return TrainedModel(
+            project.domain,
+            [],
+            parsed,
+            {"fallback_threshold": 0.0, "fallback_action": ACTION_LISTEN},
+            _meta(project, started, ["nlu"]),
+            duckling_from_pipeline(project.config.pipeline),
+        )
+    understood = _train_nlu(project, seed=seed, show_progress=show_progress) if nlu else None
+    lstm_trainer = make_lstm_trainer(
+        seed=seed, show_progress=show_progress, augmentation=augmentation
+    )
+    policies, ensemble = train_policies(project, lstm_trainer=lstm_trainer)
+    parts = ["nlu", "core"] if nlu else ["core"]
+    duckling = duckling_from_pipeline(project.config.pipeline) if nlu else None
+    return TrainedModel(
+        project.domain, policies, understood, ensemble, _meta(project, started, parts), duckling
+    )
+
+
+def _meta(project: Project, started: float, parts: list[str]) -> dict[str, Any]:
+    return {
+        "trained_at": time.time(),
+        "train_seconds": round(time.perf_counter() - started, 3),
+        "fingerprint": fingerprint(project),
+        "language": project.config.language,
+        "project": project.root.name,
+        "parts": parts,
+    }
+
+
+def _train_nlu(
+    project: Project, *, seed: int, show_progress: bool
+) -> NLUModel | LookupEntityExtractor | None:
     nlu: NLUModel | LookupEntityExtractor | None = None
     if project.nlu.examples:
         from training.nlu.trainer import train_nlu
@@ -65,19 +108,7 @@ def train_project(
         )
     else:  # end-to-end stories: entities from lookup tables and regexes, if there are any
         nlu = extractor_for(project.nlu, list(project.domain.entities), project.config.pipeline)
-    lstm_trainer = make_lstm_trainer(
-        seed=seed, show_progress=show_progress, augmentation=augmentation
-    )
-    policies, ensemble = train_policies(project, lstm_trainer=lstm_trainer)
-    meta: dict[str, Any] = {
-        "trained_at": time.time(),
-        "train_seconds": round(time.perf_counter() - started, 3),
-        "fingerprint": fingerprint(project),
-        "language": project.config.language,
-        "project": project.root.name,
-    }
-    duckling = duckling_from_pipeline(project.config.pipeline)
-    return TrainedModel(project.domain, policies, nlu, ensemble, meta, duckling)
+    return nlu
 
 
 def train_to_file(
@@ -87,9 +118,16 @@ def train_to_file(
     seed: int = 42,
     show_progress: bool = True,
     augmentation: int | None = None,
+    nlu: bool = True,
+    core: bool = True,
 ) -> TrainedModel:
     model = train_project(
-        project, seed=seed, show_progress=show_progress, augmentation=augmentation
+        project,
+        seed=seed,
+        show_progress=show_progress,
+        augmentation=augmentation,
+        nlu=nlu,
+        core=core,
     )
     model.to_file(out)
     return model
