@@ -154,7 +154,14 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
 @main.group(invoke_without_command=True)
 @project_option
 @model_option
-@click.option("--sender", default="shell", show_default=True, help="Conversation id.")
+@click.option(
+    "--sender",
+    "--conversation-id",
+    "sender",
+    default="shell",
+    show_default=True,
+    help="Conversation id (Rasa's --conversation-id).",
+)
 @debug_option
 @click.pass_context
 @user_errors
@@ -201,7 +208,14 @@ def shell(ctx: click.Context, project_dir: Path, model_path: Path | None, sender
 @main.command()
 @project_option
 @model_option
-@click.option("--sender", default="interactive", show_default=True, help="Conversation id.")
+@click.option(
+    "--sender",
+    "--conversation-id",
+    "sender",
+    default="interactive",
+    show_default=True,
+    help="Conversation id (Rasa's --conversation-id).",
+)
 @user_errors
 def interactive(project_dir: Path, model_path: Path | None, sender: str) -> None:
     """Talk to the bot and confirm or correct each step (Rasa's `rasa interactive`); export
