@@ -150,6 +150,80 @@ def split_nlu(
     click.echo(f"{len(train)} training and {len(test)} test examples written to {out_dir}")
 
 
+@split.command(name="stories")
+@project_option
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Story files, a file or folder (default: the project's data/).",
+)
+@click.option(
+    "--training-fraction",
+    type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True),
+    default=0.8,
+    show_default=True,
+    help="Share of each file's stories that goes to training.",
+)
+@click.option("--random-seed", type=int, default=42, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("train_test_split"),
+    show_default=True,
+    help="Folder for train_<file> and test_<file> of each story file.",
+)
+@user_errors
+def split_stories(
+    project_dir: Path,
+    data_path: Path | None,
+    training_fraction: float,
+    random_seed: int,
+    out_dir: Path,
+) -> None:
+    """Split each story file's stories into train_<file> (with the rest of the file: rules,
+    NLU, ...) and test_<file> (the held-out stories, for `chatbot test --stories`), as Rasa's
+    `rasa data split stories`."""
+    import math
+    import random
+
+    from chatbot.cli_common import yaml_files
+    from chatbot.project.yaml_io import load_yaml, to_plain
+
+    folder = data_path if data_path is not None else project_dir / "data"
+    if not folder.exists():
+        raise ChatbotError(f"no training data at {folder}")
+    written = 0
+    for path in yaml_files(folder):
+        content = to_plain(load_yaml(path))  # YAML 1.2, as the project reads it: `yes` is text
+        stories = content.get("stories") if isinstance(content, dict) else None
+        if not isinstance(stories, list) or not stories:
+            continue
+        test_count = math.ceil(round(len(stories) * (1.0 - training_fraction), 9))
+        test_count = min(test_count, len(stories) - 1)  # training keeps one story at least
+        held = set(random.Random(random_seed).sample(range(len(stories)), test_count))
+        train = [s for i, s in enumerate(stories) if i not in held]
+        test = [s for i, s in enumerate(stories) if i in held]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        version = {"version": content["version"]} if "version" in content else {}
+        _write_yaml(out_dir / f"train_{path.name}", {**content, "stories": train})
+        _write_yaml(out_dir / f"test_{path.name}", {**version, "stories": test})
+        click.echo(f"{path}: {len(train)} training and {len(test)} test stories")
+        written += 1
+    if not written:
+        raise ChatbotError(f"no stories in {folder} (no YAML file there has 'stories:')")
+    click.echo(f"Written to {out_dir}")
+
+
+def _write_yaml(path: Path, content: dict[str, Any]) -> None:
+    import yaml
+
+    text = yaml.safe_dump(content, allow_unicode=True, sort_keys=False, width=100)
+    path.write_text(text, encoding="utf-8")
+
+
 def _store_for(project_dir: Path) -> Any:
     """The conversation store the project's endpoints.yml names (as ``chatbot run`` uses it)."""
     from chatbot.server.app import read_endpoints

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from chatbot.project.nlu_reader import read_nlu
 from tests.helpers import DOMAINS, ROOT, free_port, stop_process
@@ -518,3 +519,47 @@ def test_train_nlu_and_train_core_train_one_part(tmp_path: Path) -> None:
     assert (nlu_only.meta["parts"], core_only.meta["parts"]) == (["nlu"], ["core"])
     assert nlu_only.nlu is not None and not nlu_only.policies
     assert core_only.nlu is None and core_only.policies
+
+
+def test_data_split_stories_holds_out_stories_of_each_file(tmp_path: Path) -> None:
+    """Rasa's `rasa data split stories`: train_<file> keeps the rest of the file, test_<file>
+    the held-out stories; YAML 1.2 text (`yes`) stays text."""
+    data = tmp_path / "data"
+    data.mkdir()
+    stories = "".join(
+        f"- story: s{i}\n  steps:\n  - intent: greet\n  - slot_was_set:\n    - ok: yes\n"
+        f"  - action: utter_greet\n"
+        for i in range(10)
+    )
+    (data / "stories.yml").write_text(
+        'version: "3.1"\nstories:\n' + stories
+        + "rules:\n- rule: r\n  steps:\n  - intent: bye\n  - action: utter_bye\n"
+    )  # fmt: skip
+    (data / "nlu.yml").write_text("nlu:\n- intent: greet\n  examples: |\n    - hi\n")
+    out = tmp_path / "split"
+    args = ("data", "split", "stories", "--project", str(tmp_path), "--out", str(out))
+    result = chatbot(*args, "--training-fraction", "0.7")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["test_stories.yml", "train_stories.yml"]
+    train = yaml.safe_load((out / "train_stories.yml").read_text())
+    test = yaml.safe_load((out / "test_stories.yml").read_text())
+    assert len(train["stories"]) == 7 and len(test["stories"]) == 3
+    assert train["rules"][0]["rule"] == "r" and "rules" not in test
+    names = [s["story"] for s in train["stories"] + test["stories"]]
+    assert sorted(names) == sorted(f"s{i}" for i in range(10))
+    assert test["stories"][0]["steps"][1] == {"slot_was_set": [{"ok": "yes"}]}
+    # The held-out file is test stories as `chatbot test` reads them.
+    from chatbot.project.story_reader import read_stories
+
+    read, _ = read_stories(out / "test_stories.yml", test=True)
+    assert len(read) == 3
+    # The same seed, the same split; another seed, another.
+    first = (out / "test_stories.yml").read_text()
+    assert chatbot(*args, "--training-fraction", "0.7").returncode == 0
+    assert (out / "test_stories.yml").read_text() == first
+    assert chatbot(*args, "--training-fraction", "0.7", "--random-seed", "7").returncode == 0
+    assert (out / "test_stories.yml").read_text() != first
+
+    (data / "stories.yml").write_text("stories: []\n")
+    result = chatbot(*args)
+    assert result.returncode == 1 and "no stories in" in result.stderr
