@@ -103,6 +103,40 @@ def visualize(project_dir: Path, domain: Path | None, data: tuple[Path, ...], ou
     click.echo(f"{counts['stories']} story paths, {counts['nodes']} nodes: written to {out}")
 
 
+@data.command()
+@project_option
+@click.option(
+    "-d",
+    "--domain",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="The Rasa 2 domain, a file or folder (default: the project's domain.yml or domain/).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the migrated domain goes (default: new_domain.yml, or new_domain/ for a "
+    "folder, beside it); it must not exist.",
+)
+@user_errors
+def migrate(project_dir: Path, domain: Path | None, out: Path | None) -> None:
+    """Rewrite a Rasa 2 domain in Rasa 3's format (Rasa's `rasa data migrate`): forms' slot
+    mappings onto the slots with their conditions, auto_fill as from_entity mappings,
+    unfeaturized slots as 'any'. The original is left as it is."""
+    from chatbot.project.migrate import migrate_domain, write
+
+    if domain is None:
+        folder = project_dir / "domain"
+        domain = folder if folder.is_dir() else project_dir / "domain.yml"
+    migration = migrate_domain(domain, out)
+    write(migration)
+    for note in migration.notes:
+        click.secho(f"note: {note}", fg="yellow", err=True)
+    written = ", ".join(str(p) for p in migration.files)
+    click.echo(f"Migrated {domain} to {written}; the original is unchanged")
+
+
 @data.group()
 def split() -> None:
     """Split training data into a training and a test part."""
