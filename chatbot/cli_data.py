@@ -138,6 +138,69 @@ def migrate(project_dir: Path, domain: Path | None, out: Path | None) -> None:
 
 
 @data.group()
+def convert() -> None:
+    """Convert training data between formats."""
+
+
+@convert.command(name="nlu")
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="NLU data: Rasa's JSON (.json) or YAML files, a file or a folder of them.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The file to write; it must not exist.",
+)
+@click.option(
+    "-f",
+    "--format",
+    "out_format",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+    help="Rasa 3 YAML, or Rasa's JSON.",
+)
+@user_errors
+def convert_nlu(data_path: Path, out: Path, out_format: str) -> None:
+    """Convert NLU data between Rasa's JSON format and YAML (Rasa's `rasa data convert nlu`):
+    examples with their entities (roles and groups), synonyms, regexes and lookup tables."""
+    import json
+
+    from chatbot.project.nlu_json import rasa_json, read_rasa_json
+    from chatbot.project.nlu_reader import read_nlu
+    from chatbot.project.nlu_writer import nlu_yaml
+    from chatbot.project.training_data import NLUData
+
+    if out.exists():
+        raise ChatbotError(f"{out} exists already; remove it or choose another --out")
+    files = (
+        sorted(p for p in data_path.rglob("*") if p.suffix in (".json", ".yml", ".yaml"))
+        if data_path.is_dir()
+        else [data_path]
+    )
+    data = NLUData()
+    for file in files:
+        if file.suffix == ".json":
+            data.merge(read_rasa_json(file))
+        else:
+            data.merge(read_nlu(file, base_dirs=[file.parent]))
+    if not (data.examples or data.synonyms or data.regexes or data.lookups):
+        raise ChatbotError(f"no NLU data in {data_path}")
+    if out_format == "json":
+        text = json.dumps(rasa_json(data), indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = nlu_yaml(data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"{len(data.examples)} examples written to {out} ({out_format})")
+
+
+@data.group()
 def split() -> None:
     """Split training data into a training and a test part."""
 

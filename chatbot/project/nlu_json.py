@@ -1,0 +1,165 @@
+"""NLU data in Rasa's JSON format (``{"rasa_nlu_data": {...}}``), read and written, for
+``chatbot data convert nlu`` (Rasa's ``rasa data convert nlu``)::
+
+    {"rasa_nlu_data": {
+        "common_examples": [{"text": "fly to Berlin", "intent": "book",
+                             "entities": [{"start": 7, "end": 13, "value": "Berlin",
+                                           "entity": "city", "role": "to"}]}],
+        "entity_synonyms": [{"value": "New York", "synonyms": ["NYC", "big apple"]}],
+        "regex_features": [{"name": "zipcode", "pattern": "[0-9]{5}"}],
+        "lookup_tables": [{"name": "city", "elements": ["Berlin", "Paris"]}]}}
+
+A mistake names the file, the place (``common_examples[3].entities[0]``) and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import ProjectError
+from chatbot.project.domain import Origin
+from chatbot.project.training_data import (
+    EntityAnnotation,
+    LookupTable,
+    NLUData,
+    NLUExample,
+    RegexFeature,
+)
+
+SECTIONS = ("common_examples", "entity_synonyms", "regex_features", "lookup_tables")
+
+
+def read_rasa_json(path: Path) -> NLUData:
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ProjectError(f"cannot read the file ({error})", file=str(path)) from None
+    except json.JSONDecodeError as error:
+        raise ProjectError(
+            f"not valid JSON: {error.msg}", file=str(path), line=error.lineno
+        ) from None
+    file = str(path)
+    body = content.get("rasa_nlu_data") if isinstance(content, dict) else None
+    if not isinstance(body, dict):
+        raise ProjectError(
+            "not Rasa's NLU JSON: the top level must be an object with 'rasa_nlu_data'",
+            file=file,
+        )
+    data = NLUData()
+    for index, item in enumerate(_list(body, "common_examples", file)):
+        data.examples.append(_example(item, f"common_examples[{index}]", file, data))
+    for index, item in enumerate(_list(body, "entity_synonyms", file)):
+        where = f"entity_synonyms[{index}]"
+        value = _text(item, "value", where, file)
+        for variant in _strings(item, "synonyms", where, file):
+            data.synonyms[variant.lower()] = value
+    for index, item in enumerate(_list(body, "regex_features", file)):
+        where = f"regex_features[{index}]"
+        name, pattern = _text(item, "name", where, file), _text(item, "pattern", where, file)
+        data.regexes.append(RegexFeature(name, pattern, Origin(file, None)))
+    for index, item in enumerate(_list(body, "lookup_tables", file)):
+        where = f"lookup_tables[{index}]"
+        name = _text(item, "name", where, file)
+        elements = tuple(_strings(item, "elements", where, file))
+        data.lookups.append(LookupTable(name, elements, Origin(file, None)))
+    return data
+
+
+def rasa_json(data: NLUData) -> dict[str, Any]:
+    variants: dict[str, list[str]] = {}
+    for variant, canonical in data.synonyms.items():
+        if variant != canonical.lower():
+            variants.setdefault(canonical, []).append(variant)
+    return {
+        "rasa_nlu_data": {
+            "common_examples": [
+                {
+                    "text": e.text,
+                    "intent": e.intent,
+                    "entities": [_entity_json(a, e.text) for a in e.entities],
+                }
+                for e in data.examples
+            ],
+            "entity_synonyms": [{"value": v, "synonyms": s} for v, s in variants.items()],
+            "regex_features": [{"name": r.name, "pattern": r.pattern} for r in data.regexes],
+            "lookup_tables": [{"name": t.name, "elements": list(t.elements)} for t in data.lookups],
+        }
+    }
+
+
+def _entity_json(entity: EntityAnnotation, text: str) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "start": entity.start,
+        "end": entity.end,
+        "value": entity.value,
+        "entity": entity.entity,
+    }
+    if entity.role is not None:
+        found["role"] = entity.role
+    if entity.group is not None:
+        found["group"] = entity.group
+    return found
+
+
+def _example(item: Any, where: str, file: str, data: NLUData) -> NLUExample:
+    text = _text(item, "text", where, file, empty=True)
+    intent = _text(item, "intent", where, file)
+    entities = []
+    for index, entity in enumerate(item.get("entities") or []):
+        at = f"{where}.entities[{index}]"
+        if not isinstance(entity, dict):
+            raise ProjectError(f"{at}: an entity is an object", file=file)
+        start, end = entity.get("start"), entity.get("end")
+        if not (
+            isinstance(start, int)
+            and isinstance(end, int)
+            and not isinstance(start, bool)
+            and not isinstance(end, bool)
+            and 0 <= start < end <= len(text)
+        ):
+            raise ProjectError(
+                f"{at}: 'start' {start!r} and 'end' {end!r} are not a span of the text "
+                f"({len(text)} characters)",
+                file=file,
+            )
+        name = _text(entity, "entity", at, file)
+        covered = text[start:end]
+        value = entity.get("value", covered)
+        value = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if value != covered:
+            data.synonyms.setdefault(covered.lower(), value)  # as Rasa: the value is a synonym
+        role, group = entity.get("role"), entity.get("group")
+        entities.append(
+            EntityAnnotation(
+                start,
+                end,
+                value,
+                name,
+                str(role) if role is not None else None,
+                str(group) if group is not None else None,
+            )
+        )
+    return NLUExample(text, intent, tuple(entities), Origin(file, None))
+
+
+def _list(body: dict[str, Any], key: str, file: str) -> list[Any]:
+    value = body.get(key) or []
+    if not isinstance(value, list):
+        raise ProjectError(f"'{key}' must be a list", file=file, key=key)
+    return value
+
+
+def _text(item: Any, key: str, where: str, file: str, *, empty: bool = False) -> str:
+    value = item.get(key) if isinstance(item, dict) else None
+    if not isinstance(value, str) or (not empty and not value.strip()):
+        raise ProjectError(f"{where}: '{key}' must be a text, not {value!r}", file=file, key=key)
+    return value
+
+
+def _strings(item: Any, key: str, where: str, file: str) -> list[str]:
+    value = item.get(key) if isinstance(item, dict) else None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ProjectError(f"{where}: '{key}' must be a list of texts", file=file, key=key)
+    return value
