@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -151,17 +152,21 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
     click.echo(f"Trained model saved to {path} in {time.perf_counter() - started:.1f}s")
 
 
+def _sender_option(default: str) -> Callable[[Any], Any]:
+    return click.option(
+        "--sender",
+        "--conversation-id",
+        "sender",
+        default=default,
+        show_default=True,
+        help="Conversation id (Rasa's --conversation-id).",
+    )
+
+
 @main.group(invoke_without_command=True)
 @project_option
 @model_option
-@click.option(
-    "--sender",
-    "--conversation-id",
-    "sender",
-    default="shell",
-    show_default=True,
-    help="Conversation id (Rasa's --conversation-id).",
-)
+@_sender_option("shell")
 @debug_option
 @click.pass_context
 @user_errors
@@ -208,14 +213,7 @@ def shell(ctx: click.Context, project_dir: Path, model_path: Path | None, sender
 @main.command()
 @project_option
 @model_option
-@click.option(
-    "--sender",
-    "--conversation-id",
-    "sender",
-    default="interactive",
-    show_default=True,
-    help="Conversation id (Rasa's --conversation-id).",
-)
+@_sender_option("interactive")
 @user_errors
 def interactive(project_dir: Path, model_path: Path | None, sender: str) -> None:
     """Talk to the bot and confirm or correct each step (Rasa's `rasa interactive`); export

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -205,24 +206,41 @@ def split() -> None:
     """Split training data into a training and a test part."""
 
 
+def _split_options(share: str, out: str) -> Callable[[Any], Any]:
+    """``--training-fraction``, ``--random-seed`` and ``--out`` of the ``split`` commands."""
+    options = (
+        click.option(
+            "--training-fraction",
+            type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True),
+            default=0.8,
+            show_default=True,
+            help=share,
+        ),
+        click.option("--random-seed", type=int, default=42, show_default=True),
+        click.option(
+            "--out",
+            "out_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("train_test_split"),
+            show_default=True,
+            help=out,
+        ),
+    )
+
+    def decorate(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @split.command(name="nlu")
 @project_option
 @nlu_path_option("NLU data, a file or folder (default: the project's).")
-@click.option(
-    "--training-fraction",
-    type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True),
-    default=0.8,
-    show_default=True,
-    help="Share of each intent's examples that goes to training.",
-)
-@click.option("--random-seed", type=int, default=42, show_default=True)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("train_test_split"),
-    show_default=True,
-    help="Folder for training_data.yml and test_data.yml.",
+@_split_options(
+    "Share of each intent's examples that goes to training.",
+    "Folder for training_data.yml and test_data.yml.",
 )
 @user_errors
 def split_nlu(
@@ -256,21 +274,9 @@ def split_nlu(
     default=None,
     help="Story files, a file or folder (default: the project's data/).",
 )
-@click.option(
-    "--training-fraction",
-    type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True),
-    default=0.8,
-    show_default=True,
-    help="Share of each file's stories that goes to training.",
-)
-@click.option("--random-seed", type=int, default=42, show_default=True)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("train_test_split"),
-    show_default=True,
-    help="Folder for train_<file> and test_<file> of each story file.",
+@_split_options(
+    "Share of each file's stories that goes to training.",
+    "Folder for train_<file> and test_<file> of each story file.",
 )
 @user_errors
 def split_stories(

@@ -33,6 +33,7 @@ from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ProjectError
 from chatbot.project.domain import ACTION_LISTEN
+from chatbot.project.nlu_json import entity_json
 from chatbot.project.nlu_reader import parse_annotated_text
 from chatbot.project.nlu_writer import annotated_text, nlu_yaml
 from chatbot.project.training_data import EntityAnnotation, NLUData, NLUExample
@@ -194,7 +195,10 @@ class InteractiveSession:
             if unknown:
                 self.say(f"  Not entities of the domain: {', '.join(unknown)}; try again.")
                 continue
-            return [_entity_json(e, text) for e in annotated.entities]
+            return [
+                {**entity_json(e), "text": text[e.start : e.end], "extractor": "interactive"}
+                for e in annotated.entities
+            ]
 
     async def _confirm_action(self, conversation: Conversation) -> tuple[str, str, float]:
         if conversation.followup_action:
@@ -334,19 +338,3 @@ def _example(text: str, parse: dict[str, Any]) -> NLUExample:
             )
         )
     return NLUExample(text, intent, tuple(entities))
-
-
-def _entity_json(entity: EntityAnnotation, text: str) -> dict[str, Any]:
-    found: dict[str, Any] = {
-        "entity": entity.entity,
-        "start": entity.start,
-        "end": entity.end,
-        "value": entity.value,
-        "text": text[entity.start : entity.end],
-        "extractor": "interactive",
-    }
-    if entity.role is not None:
-        found["role"] = entity.role
-    if entity.group is not None:
-        found["group"] = entity.group
-    return found

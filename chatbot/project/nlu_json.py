@@ -78,7 +78,7 @@ def rasa_json(data: NLUData) -> dict[str, Any]:
                 {
                     "text": e.text,
                     "intent": e.intent,
-                    "entities": [_entity_json(a, e.text) for a in e.entities],
+                    "entities": [entity_json(a) for a in e.entities],
                 }
                 for e in data.examples
             ],
@@ -89,7 +89,8 @@ def rasa_json(data: NLUData) -> dict[str, Any]:
     }
 
 
-def _entity_json(entity: EntityAnnotation, text: str) -> dict[str, Any]:
+def entity_json(entity: EntityAnnotation) -> dict[str, Any]:
+    """An annotation as Rasa's entity JSON (offsets, value, entity; role and group if set)."""
     found: dict[str, Any] = {
         "start": entity.start,
         "end": entity.end,
