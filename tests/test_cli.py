@@ -511,7 +511,8 @@ def test_train_nlu_and_train_core_train_one_part(tmp_path: Path) -> None:
     result = chatbot("train", "--project", str(bot), "--out", str(core), "core", "--quiet")
     assert result.returncode == 0, result.stderr
     result = chatbot("shell", "--project", str(bot), "-m", str(core), stdin="/greet\n/stop\n")
-    assert result.returncode == 0 and "Hi there! How are you feeling today?" in result.stdout
+    greetings = ("Hey! How are you?", "Hi there! How are you feeling today?")  # utter_greet's
+    assert result.returncode == 0 and any(g in result.stdout for g in greetings), result.stderr
 
     from chatbot.agent import TrainedModel
 
