@@ -222,6 +222,7 @@ class DucklingClient:
         self._session: aiohttp.ClientSession | None = None
         self._paused_until = 0.0
         self._skipped = 0
+        self._failing = False  # since the last failure, no answer came
         self._warned_no_url = False
 
     async def entities(
@@ -272,9 +273,21 @@ class DucklingClient:
             return []
         if skipped:
             logger.warning("Duckling at %s: %d malformed matches skipped", parse_url, skipped)
+        if self._failing:
+            self._failing = False
+            logger.info(
+                "Duckling at %s answers again (%d messages were parsed without it)",
+                parse_url,
+                self._skipped,
+            )
+            self._skipped = 0
         return entities
 
     def _failed(self, url: str, exc: BaseException, timeout: float) -> None:
+        if time.monotonic() < self._paused_until:
+            self._skipped += 1  # a request sent before the pause began: said once already
+            return
+        self._failing = True
         reason = f"no answer in {timeout:g} s" if isinstance(exc, asyncio.TimeoutError) else exc
         skipped = f" ({self._skipped} messages were parsed without it)" if self._skipped else ""
         logger.warning(

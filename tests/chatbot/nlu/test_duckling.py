@@ -3,6 +3,7 @@ its API), as Rasa makes them; a Duckling that fails costs one warning, not the m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -122,7 +123,11 @@ async def test_a_failing_server_is_left_alone_for_a_while(
     assert "status 500" in line and duckling.url in line
     time.sleep(0.35)
     duckling.fault = None
-    assert [e["value"] for e in await client.entities(config, "for 4", REFTIME)] == [4]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="chatbot.nlu.duckling"):
+        assert [e["value"] for e in await client.entities(config, "for 4", REFTIME)] == [4]
+    (back,) = [r.getMessage() for r in caplog.records]
+    assert "answers again (5 messages were parsed without it)" in back
     duckling.fault = "error"
     time.sleep(0.35)
     caplog.clear()
@@ -287,3 +292,14 @@ def test_a_model_file_with_bad_duckling_settings_is_refused(tmp_path: Path, stor
     model_file.save(tmp_path / "bot.model", meta, tensors)
     with pytest.raises(ModelFileError, match="duckling"):
         TrainedModel.from_file(tmp_path / "bot.model")
+
+
+async def test_requests_in_flight_when_it_fails_give_one_line(
+    duckling: FakeDuckling, client: DucklingClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    duckling.fault, duckling.delay = "slow", 5.0
+    config = DucklingConfig(url=duckling.url, timeout=0.3)
+    with caplog.at_level(logging.WARNING, logger="chatbot.nlu.duckling"):
+        found = await asyncio.gather(*(client.entities(config, "for 4", REFTIME) for _ in range(5)))
+    assert found == [[]] * 5 and len(duckling.requests) == 5
+    assert len(caplog.records) == 1 and "no answer in 0.3 s" in caplog.records[0].getMessage()
