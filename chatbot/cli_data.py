@@ -390,7 +390,8 @@ def export_command(
 ) -> None:
     """Write stored conversations to a JSON Lines file (one conversation per line), or publish
     their events to the event broker of endpoints.yml (Rasa's `rasa export`)."""
-    ids = [*conversation_ids, *(c.strip() for c in (conversation_list or "").split(",") if c)]
+    listed = (c.strip() for c in (conversation_list or "").split(","))
+    ids = [*conversation_ids, *(c for c in listed if c)]
     if out is not None:
         if minimum_timestamp is not None or maximum_timestamp is not None:
             raise ChatbotError(
