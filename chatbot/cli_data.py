@@ -26,7 +26,7 @@ from chatbot.errors import ChatbotError
 
 @main.group()
 def data() -> None:
-    """Check and split training data."""
+    """Check, split, convert and migrate training data."""
 
 
 @data.command()
