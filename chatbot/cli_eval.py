@@ -23,6 +23,40 @@ from chatbot.cli_common import (
 )
 from chatbot.errors import ChatbotError
 
+_REPORT_OPTIONS = (
+    click.option(
+        "--successes",
+        is_flag=True,
+        help="Also write what was predicted right (successful_test_stories.yml; "
+        "intent_successes.json).",
+    ),
+    click.option(
+        "--no-errors",
+        is_flag=True,
+        help="Do not write what was predicted wrong (failed_test_stories.yml; *_errors.json).",
+    ),
+    click.option(
+        "--no-plot", is_flag=True, help="Do not draw the confusion matrices and histograms."
+    ),
+)
+_REPORT_NAMES = ("successes", "no_errors", "no_plot")
+
+
+def _report_options(command: Any) -> Any:
+    for option in reversed(_REPORT_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _options(flags: dict[str, Any]) -> Any:
+    from training.nlu.evaluate import ReportOptions
+
+    return ReportOptions(
+        successes=bool(flags["successes"]),
+        errors=not flags["no_errors"],
+        plots=not flags["no_plot"],
+    )
+
 
 @main.group(invoke_without_command=True)
 @project_option
@@ -38,6 +72,12 @@ from chatbot.errors import ChatbotError
     "--fail-on-prediction-errors",
     is_flag=True,
     help="Rasa's flag, accepted: a story predicted wrong always makes the exit status 1.",
+)
+@_report_options
+@click.option(
+    "--no-warnings",
+    is_flag=True,
+    help="Rasa's flag, accepted: no file of stories with prediction warnings is written.",
 )
 @click.option(
     "--e2e",
@@ -57,12 +97,20 @@ def test(
     out_dir: Path,
     fail_on_prediction_errors: bool,
     end_to_end: bool,
+    no_warnings: bool,
+    **flags: Any,
 ) -> None:
     """Test the dialogue model and the NLU on test stories (`chatbot test nlu`: the NLU alone);
     the exit status is 1 if a story is predicted wrong."""
-    del fail_on_prediction_errors  # what we always do
+    del fail_on_prediction_errors, no_warnings  # what we always do
+    options = _options(flags)
     if ctx.invoked_subcommand is not None:  # `chatbot test --project X nlu`: X holds for nlu
-        ctx.obj = {"project_dir": project_dir, "model_path": model_path, "out_dir": out_dir}
+        ctx.obj = {
+            "project_dir": project_dir,
+            "model_path": model_path,
+            "out_dir": out_dir,
+            **flags,
+        }
         return
     from training.evaluate import evaluate_stories, write_reports
 
@@ -78,7 +126,7 @@ def test(
         )
         raise ChatbotError(f"no test stories found in {folder}{held}")
     evaluation = evaluate_stories(model, test_stories, end_to_end=end_to_end)
-    write_reports(evaluation, out_dir)
+    write_reports(evaluation, out_dir, options)
     click.echo(f"Action-level accuracy: {evaluation.action_accuracy:.3f}")
     click.echo(
         f"Conversation accuracy: {evaluation.conversation_accuracy:.3f} "
@@ -87,13 +135,13 @@ def test(
     if end_to_end:
         misread = sum(len(r.misread) for r in evaluation.results)
         click.echo(f"End to end: {misread} user messages the NLU read otherwise than the stories")
-    _test_stories_nlu(model, test_stories, out_dir)
+    _test_stories_nlu(model, test_stories, out_dir, options)
     click.echo(f"Reports written to {out_dir}")
     if evaluation.conversation_accuracy < 1.0:
         sys.exit(1)
 
 
-def _test_stories_nlu(model: Any, stories: list[Any], out_dir: Path) -> None:
+def _test_stories_nlu(model: Any, stories: list[Any], out_dir: Path, options: Any) -> None:
     """The NLU part of ``chatbot test``: the NLU model on the test stories' user texts."""
     from chatbot.nlu.model import NLUModel
     from training.nlu.evaluate import evaluate_nlu, examples_of_stories
@@ -102,7 +150,8 @@ def _test_stories_nlu(model: Any, stories: list[Any], out_dir: Path) -> None:
     if not isinstance(model.nlu, NLUModel) or not examples:
         click.echo("NLU: no user texts with intents in the test stories, or no NLU model; skipped")
         return
-    _echo_nlu_summary(evaluate_nlu(model.nlu, examples, out_dir), "the test stories' user messages")
+    summary = evaluate_nlu(model.nlu, examples, out_dir, options)
+    _echo_nlu_summary(summary, "the test stories' user messages")
 
 
 def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
@@ -148,6 +197,7 @@ def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
 )
 @click.option("--seed", type=int, default=42, show_default=True)
 @results_option
+@_report_options
 @click.pass_context
 @user_errors
 def test_nlu(
@@ -160,6 +210,7 @@ def test_nlu(
     test_share: float,
     seed: int,
     out_dir: Path,
+    **flags: Any,
 ) -> None:
     """Test the NLU model: intent and entity reports, confusion matrix, confidence histogram."""
     from chatbot.nlu.model import NLUModel
@@ -168,6 +219,7 @@ def test_nlu(
     project_dir = from_parent(ctx, "project_dir", project_dir)  # `chatbot test --project X nlu`
     model_path = from_parent(ctx, "model_path", model_path)
     out_dir = from_parent(ctx, "out_dir", out_dir)
+    options = _options({name: from_parent(ctx, name, flags[name]) for name in _REPORT_NAMES})
     if cross_validation and folds is None:
         folds = 5
     if folds is not None or nlu_path is None:
@@ -177,7 +229,9 @@ def test_nlu(
             raise ChatbotError(f"no NLU examples in {nlu_path or project_dir}")
         if folds is not None:
             click.echo(f"Cross-validating {len(data.examples)} examples in {folds} folds ...")
-            result = cross_validate(data, project.config.pipeline, folds, out_dir, seed=seed)
+            result = cross_validate(
+                data, project.config.pipeline, folds, out_dir, seed=seed, options=options
+            )
             pooled: dict[str, Any] = dict(result["pooled"])  # type: ignore[call-overload]
             _echo_nlu_summary(pooled, f"the held-out examples of {folds} folds")
         else:
@@ -185,7 +239,12 @@ def test_nlu(
                 f"Holding out {test_share:.0%} of each intent's examples, training on the rest ..."
             )
             summary = split_evaluate(
-                data, project.config.pipeline, out_dir, test_share=test_share, seed=seed
+                data,
+                project.config.pipeline,
+                out_dir,
+                test_share=test_share,
+                seed=seed,
+                options=options,
             )
             click.echo(
                 f"Trained on {summary['train_examples']} examples (the split's training part)"
@@ -198,7 +257,8 @@ def test_nlu(
         examples = _read_nlu_data(nlu_path).examples
         if not examples:
             raise ChatbotError(f"no NLU examples in {nlu_path}")
-        _echo_nlu_summary(evaluate_nlu(model.nlu, examples, out_dir), f"the examples of {nlu_path}")
+        summary = evaluate_nlu(model.nlu, examples, out_dir, options)
+        _echo_nlu_summary(summary, f"the examples of {nlu_path}")
     click.echo(f"Reports written to {out_dir}")
 
 

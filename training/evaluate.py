@@ -25,6 +25,7 @@ from chatbot.dialogue.ensemble import PolicyEnsemble
 from chatbot.nlu.intent_payload import parse_intent_payload
 from chatbot.project.domain import ACTION_LISTEN
 from chatbot.project.stories import Step, Story
+from training.nlu.evaluate import DEFAULT_REPORTS, ReportOptions
 from training.reports import classification_report
 from training.story_events import build
 from training.story_graph import resolve
@@ -195,12 +196,13 @@ def _event_yaml(event: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def failed_stories_yaml(results: Sequence[StoryResult]) -> str:
+def failed_stories_yaml(results: Sequence[StoryResult], *, passed: bool = False) -> str:
     """Rasa's ``failed_test_stories.yml``: each failed story, with ``# predicted: X`` after every
-    action the model got wrong (implicit ``action_listen`` turns are written only when wrong)."""
+    action the model got wrong (implicit ``action_listen`` turns are written only when wrong);
+    ``passed``: the stories predicted right instead (``successful_test_stories.yml``)."""
     lines = ['version: "3.1"', "stories:"]
     for result in results:
-        if result.passed:
+        if result.passed != passed:
             continue
         lines.append(f"- story: {json.dumps(result.name)}")
         lines.append("  steps:")
@@ -230,13 +232,30 @@ def failed_stories_yaml(results: Sequence[StoryResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(evaluation: StoryEvaluation, out_dir: Path) -> dict[str, Any]:
+def write_reports(
+    evaluation: StoryEvaluation, out_dir: Path, options: ReportOptions = DEFAULT_REPORTS
+) -> dict[str, Any]:
+    """``story_report.json``; ``failed_test_stories.yml`` (unless ``options.errors`` is off),
+    ``successful_test_stories.yml`` (with ``options.successes``) and
+    ``story_confusion_matrix.png`` (unless ``options.plots`` is off), as Rasa's."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report = evaluation.report()
     (out_dir / "story_report.json").write_text(
         json.dumps(report, indent=2) + "\n", encoding="utf-8"
     )
-    (out_dir / "failed_test_stories.yml").write_text(
-        failed_stories_yaml(evaluation.results), encoding="utf-8"
-    )
+    if options.errors:
+        (out_dir / "failed_test_stories.yml").write_text(
+            failed_stories_yaml(evaluation.results), encoding="utf-8"
+        )
+    if options.successes:
+        (out_dir / "successful_test_stories.yml").write_text(
+            failed_stories_yaml(evaluation.results, passed=True), encoding="utf-8"
+        )
+    if options.plots and evaluation.gold:
+        from training.nlu.metrics import confusion_matrix
+        from training.nlu.plots import confusion_matrix_png
+
+        labels = sorted(set(evaluation.gold) | set(evaluation.predicted))
+        matrix = confusion_matrix(evaluation.gold, evaluation.predicted, labels)
+        confusion_matrix_png(matrix, labels, out_dir / "story_confusion_matrix.png")
     return report

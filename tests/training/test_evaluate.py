@@ -7,9 +7,11 @@ from pathlib import Path
 import yaml
 
 from chatbot.project.story_reader import read_stories
+from chatbot.project.training_data import NLUExample
 from tests.chatbot.nlu.toy import trained_toy_model
 from tests.helpers import RULES_ONLY, dialogue_model, train_files
 from training.evaluate import _misread, evaluate_stories, write_reports
+from training.nlu.evaluate import ReportOptions, evaluate_nlu
 
 WRONG = """
 stories:
@@ -158,3 +160,35 @@ def test_end_to_end_compares_entities_and_values() -> None:
     event["parse_data"] = {**parsed, "entities": wrong}
     said = _misread(model, event)
     assert said is not None and said.startswith("book_flight {") and '"Oslo"' in said
+
+
+def test_report_options_choose_the_files(tmp_path: Path) -> None:
+    """Rasa's --successes, --no-errors and --no-plot, for the stories and the NLU."""
+    (tmp_path / "test_x.yml").write_text(WRONG)
+    stories, _ = read_stories(tmp_path / "test_x.yml", test=True)
+    evaluation = evaluate_stories(dialogue_model("moodbot"), stories)
+
+    write_reports(evaluation, tmp_path / "default")
+    assert sorted(p.name for p in (tmp_path / "default").iterdir()) == [
+        "failed_test_stories.yml",
+        "story_confusion_matrix.png",
+        "story_report.json",
+    ]
+    assert (tmp_path / "default" / "story_confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+    chosen = ReportOptions(successes=True, errors=False, plots=False)
+    write_reports(evaluation, tmp_path / "chosen", chosen)
+    assert sorted(p.name for p in (tmp_path / "chosen").iterdir()) == [
+        "story_report.json",
+        "successful_test_stories.yml",
+    ]
+    passed = yaml.safe_load((tmp_path / "chosen" / "successful_test_stories.yml").read_text())
+    assert [s["story"] for s in passed["stories"]] == ["fine"]
+
+    nlu = trained_toy_model()
+    examples = [NLUExample("hello", "greet"), NLUExample("bye", "greet")]  # the second is wrong
+    summary = evaluate_nlu(nlu, examples, tmp_path / "nlu", chosen)
+    files = sorted(summary["files"])  # type: ignore[call-overload]
+    assert files == ["BiLSTMCRF_report.json", "intent_report.json", "intent_successes.json"]
+    successes = json.loads((tmp_path / "nlu" / "intent_successes.json").read_text())
+    assert [s["text"] for s in successes] == ["hello"]

@@ -43,6 +43,18 @@ NO_ENTITY = "no_entity"
 REGEX_EXTRACTOR = "RegexEntityExtractor"
 
 
+@dataclass(frozen=True)
+class ReportOptions:
+    """What the reports include (Rasa's ``--successes``, ``--no-errors``, ``--no-plot``)."""
+
+    successes: bool = False  # intent_successes.json: the examples read right
+    errors: bool = True  # intent_errors.json and each extractor's errors
+    plots: bool = True  # the confusion matrix and the confidence histogram
+
+
+DEFAULT_REPORTS = ReportOptions()
+
+
 @dataclass
 class Scores:
     """Everything the reports hold, before anything is written."""
@@ -52,6 +64,7 @@ class Scores:
     intent_targets: list[str]
     intent_predictions: list[str]
     confidences: list[float]
+    intent_successes: list[dict[str, object]] = field(default_factory=list)
     entity_reports: dict[str, Report] = field(default_factory=dict)
     entity_spans: dict[str, dict[str, float | int]] = field(default_factory=dict)
     entity_errors: dict[str, list[dict[str, object]]] = field(default_factory=dict)
@@ -96,7 +109,10 @@ def extractors_of(model: NLUModel) -> list[str]:
 
 
 def evaluate_nlu(
-    model: NLUModel, examples: Sequence[NLUExample], out_dir: Path
+    model: NLUModel,
+    examples: Sequence[NLUExample],
+    out_dir: Path,
+    options: ReportOptions = DEFAULT_REPORTS,
 ) -> dict[str, object]:
     """Parse ``examples``, write the reports to ``out_dir`` and return a summary of the scores::
 
@@ -108,7 +124,7 @@ def evaluate_nlu(
     if not examples:
         raise TrainingError("no NLU test examples to evaluate")
     scores = score(examples, predict(model, examples), extractors_of(model))
-    return write_reports(scores, Path(out_dir))
+    return write_reports(scores, Path(out_dir), options)
 
 
 def score(
@@ -125,7 +141,12 @@ def score(
         for e, t, p in zip(examples, targets, predictions, strict=True)
         if t != p["intent"]["name"]
     ]
-    scores = Scores(report, errors, targets, predicted, confidences)
+    successes: list[dict[str, object]] = [
+        {"text": e.text, "intent": t, "intent_prediction": dict(p["intent"])}
+        for e, t, p in zip(examples, targets, predictions, strict=True)
+        if t == p["intent"]["name"]
+    ]
+    scores = Scores(report, errors, targets, predicted, confidences, successes)
     for extractor in extractors:
         _score_entities(scores, examples, predictions, extractor)
     _score_responses(scores, examples, predictions)
@@ -211,7 +232,9 @@ def _score_responses(
         scores.response_report = classification_report(targets, predicted)
 
 
-def write_reports(scores: Scores, out_dir: Path) -> dict[str, object]:
+def write_reports(
+    scores: Scores, out_dir: Path, options: ReportOptions = DEFAULT_REPORTS
+) -> dict[str, object]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
 
@@ -220,24 +243,31 @@ def write_reports(scores: Scores, out_dir: Path) -> dict[str, object]:
         files.append(name)
 
     dump("intent_report.json", scores.intent_report)
-    dump("intent_errors.json", scores.intent_errors)
-    labels = sorted(set(scores.intent_targets) | set(scores.intent_predictions))
-    matrix = confusion_matrix(scores.intent_targets, scores.intent_predictions, labels)
-    confusion_matrix_png(matrix, labels, out_dir / "intent_confusion_matrix.png")
-    files.append("intent_confusion_matrix.png")
-    hits = [t == p for t, p in zip(scores.intent_targets, scores.intent_predictions, strict=True)]
-    confidence_histogram_png(
-        [c for c, h in zip(scores.confidences, hits, strict=True) if h],
-        [c for c, h in zip(scores.confidences, hits, strict=True) if not h],
-        out_dir / "intent_histogram.png",
-    )
-    files.append("intent_histogram.png")
+    if options.errors:
+        dump("intent_errors.json", scores.intent_errors)
+    if options.successes:
+        dump("intent_successes.json", scores.intent_successes)
+    if options.plots:
+        labels = sorted(set(scores.intent_targets) | set(scores.intent_predictions))
+        matrix = confusion_matrix(scores.intent_targets, scores.intent_predictions, labels)
+        confusion_matrix_png(matrix, labels, out_dir / "intent_confusion_matrix.png")
+        files.append("intent_confusion_matrix.png")
+        pairs = zip(scores.intent_targets, scores.intent_predictions, strict=True)
+        hits = [t == p for t, p in pairs]
+        confidence_histogram_png(
+            [c for c, h in zip(scores.confidences, hits, strict=True) if h],
+            [c for c, h in zip(scores.confidences, hits, strict=True) if not h],
+            out_dir / "intent_histogram.png",
+        )
+        files.append("intent_histogram.png")
     for extractor, report in scores.entity_reports.items():
         dump(f"{extractor}_report.json", report)
-        dump(f"{extractor}_errors.json", scores.entity_errors[extractor])
+        if options.errors:
+            dump(f"{extractor}_errors.json", scores.entity_errors[extractor])
     if scores.response_report is not None:
         dump("response_selection_report.json", scores.response_report)
-        dump("response_selection_errors.json", scores.response_errors)
+        if options.errors:
+            dump("response_selection_errors.json", scores.response_errors)
     summary = scores.summary()
     summary["files"] = files
     return summary
@@ -264,6 +294,7 @@ def cross_validate(
     folds: int,
     out_dir: Path,
     seed: int = 42,
+    options: ReportOptions = DEFAULT_REPORTS,
 ) -> dict[str, object]:
     """Train on all folds but one, test on that one, for each fold; report on all test folds.
 
@@ -297,7 +328,8 @@ def cross_validate(
             "cross-validation fold %d/%d: %s", fold + 1, folds, fold_summaries[-1]["intent"]
         )
     out_dir = Path(out_dir)
-    summary = write_reports(score(pooled_examples, pooled_predictions, extractors), out_dir)
+    pooled = score(pooled_examples, pooled_predictions, extractors)
+    summary = write_reports(pooled, out_dir, options)
     result: dict[str, object] = {
         "folds": folds,
         "seed": seed,
@@ -362,6 +394,7 @@ def split_evaluate(
     *,
     test_share: float = 0.2,
     seed: int = 42,
+    options: ReportOptions = DEFAULT_REPORTS,
 ) -> dict[str, object]:
     """Hold out ``test_share`` of the examples (each intent's share, at least one example of every
     intent with two or more), train on the rest with ``pipeline``, and write the reports of
@@ -371,7 +404,7 @@ def split_evaluate(
     train, test = split_examples(data.examples, test_share, seed)
     train_data = NLUData(train, dict(data.synonyms), list(data.regexes), list(data.lookups))
     model = train_nlu(train_data, pipeline, seed=seed, show_progress=False)
-    summary = evaluate_nlu(model, test, out_dir)
+    summary = evaluate_nlu(model, test, out_dir, options)
     summary["train_examples"] = len(train)
     return summary
 
