@@ -479,3 +479,98 @@ def import_command(project_dir: Path, source: Path) -> None:
     click.echo(f"Imported {len(report.imported)} conversation(s), {report.events} event(s)")
     if report.errors:
         sys.exit(1)
+
+
+@main.group()
+def evaluate() -> None:
+    """Evaluate stored conversations (Rasa's `rasa evaluate`)."""
+
+
+@evaluate.command(name="markers")
+@project_option
+@click.argument("strategy", type=click.Choice(["all", "first_n", "sample_n"]))
+@click.argument("arguments", nargs=-1, metavar="[N] OUTPUT.csv")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="The markers: a file, or a folder of them (default: the project's markers.yml).",
+)
+@click.option(
+    "--stats-file-prefix",
+    default="stats",
+    show_default=True,
+    help="Statistics go to <prefix>-overall.csv and <prefix>-per-session.csv beside the output.",
+)
+@click.option("--no-stats", is_flag=True, help="Write no statistics.")
+@click.option("--seed", type=int, default=None, help="The seed of sample_n's sample.")
+@user_errors
+def evaluate_markers(
+    project_dir: Path,
+    strategy: str,
+    arguments: tuple[str, ...],
+    config_path: Path | None,
+    stats_file_prefix: str,
+    no_stats: bool,
+    seed: int | None,
+) -> None:
+    """Find where the markers apply in the stored conversations (Rasa's `rasa evaluate
+    markers all OUTPUT.csv`, `first_n N OUTPUT.csv`, `sample_n N OUTPUT.csv`): one row per
+    event where a marker applies, and statistics per session and overall."""
+    import random
+
+    from training.markers import (
+        domain_problems,
+        evaluate,
+        load_markers,
+        write_results,
+        write_statistics,
+    )
+
+    wanted = 1 if strategy == "all" else 2
+    if len(arguments) != wanted:
+        usage = "all OUTPUT.csv" if strategy == "all" else f"{strategy} N OUTPUT.csv"
+        raise ChatbotError(f"expected `chatbot evaluate markers {usage}`")
+    count = None
+    if strategy != "all":
+        if not arguments[0].isdigit() or int(arguments[0]) < 1:
+            raise ChatbotError(f"{strategy} takes a number of conversations, not {arguments[0]!r}")
+        count = int(arguments[0])
+    output = Path(arguments[-1])
+    overall = output.parent / f"{stats_file_prefix}-overall.csv"
+    per_session = output.parent / f"{stats_file_prefix}-per-session.csv"
+    for path in [output] if no_stats else [output, overall, per_session]:
+        if path.exists():
+            raise ChatbotError(f"{path} exists already; remove it or choose another name")
+    if not output.parent.is_dir():
+        raise ChatbotError(f"no folder {output.parent} for {output.name}")
+    project = _load_project(project_dir)
+    markers = load_markers(config_path or project_dir / "markers.yml")
+    problems = domain_problems(markers, project.domain)
+    if problems:
+        raise ChatbotError("; ".join(problems))
+
+    async def run() -> dict[str, list[Any]]:
+        async with _store_for(project_dir) as store:
+            ids = list(await store.conversation_ids())
+            if strategy == "first_n":
+                ids = ids[:count]
+            elif strategy == "sample_n":
+                ids = random.Random(seed).sample(ids, min(count or 0, len(ids)))
+            found = {}
+            for conversation_id in ids:
+                stored = await store.load(conversation_id, all_sessions=True)
+                found[conversation_id] = evaluate(markers, stored.events)
+            return found
+
+    results = asyncio.run(run())
+    rows = write_results(output, results)
+    sessions = sum(len(s) for s in results.values())
+    click.echo(
+        f"{len(markers)} markers over {len(results)} conversations ({sessions} sessions): "
+        f"{rows} events where one applies, written to {output}"
+    )
+    if not no_stats:
+        write_statistics(results, [str(m) for m in markers], overall, per_session)
+        click.echo(f"Statistics written to {overall} and {per_session}")
