@@ -188,12 +188,24 @@ class RedisLockStore(LockStore):
                 await asyncio.sleep(min(delay, give_up - now))
                 delay = min(delay * 2, _POLL_INTERVAL_PER_PLACE * place, _MAX_POLL_INTERVAL)
                 args: list[str | int] = [ticket, self._lifetime_ms, self._key_ttl_ms]
-                state, dropped, place = await self._call(self._wait(keys=keys, args=args))
+                state, dropped, place = await self._whole(self._wait(keys=keys, args=args))
         except BaseException:
             # Timed out, cancelled or Redis went away: leave the queue (or let the ticket expire
             # when Redis cannot be told).
             with contextlib.suppress(StoreUnavailable):
-                await self._call(self._release(keys=keys[1:], args=[ticket]))
+                await self._whole(self._release(keys=keys[1:], args=[ticket]))
+            raise
+
+    async def _whole(self, awaitable: Awaitable[Any]) -> Any:
+        """A Redis call that a cancellation does not cut off halfway (which would leave its
+        connection to be dropped, and the release that follows it to fail on a pool in
+        disarray): the call runs to its answer, then the cancellation goes on."""
+        running = asyncio.ensure_future(self._call(awaitable))
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await running
             raise
 
     async def _enqueue_ticket(self, keys: list[str]) -> tuple[int, int, int, str]:
