@@ -34,6 +34,7 @@ from chatbot.cli_common import (
     model_file_path,
     model_option,
     project_option,
+    stacked,
     user_errors,
 )
 from chatbot.errors import ChatbotError, ConfigError, ModelFileError
@@ -56,7 +57,7 @@ def init(directory: Path) -> None:
     click.echo(f"Created a starter bot in {directory}. Next: chatbot train --project {directory}")
 
 
-_TRAIN_OPTIONS = (
+_train_options = stacked(
     project_option,
     domain_option,
     data_option,
@@ -89,12 +90,6 @@ _TRAIN_NAMES = (
     "project_dir", "domain", "data", "config", "out", "fixed_model_name", "augmentation", "seed",
     "quiet",
 )  # fmt: skip
-
-
-def _train_options(command: Any) -> Any:
-    for option in reversed(_TRAIN_OPTIONS):
-        command = option(command)
-    return command
 
 
 @main.group(invoke_without_command=True)
@@ -286,16 +281,10 @@ def shell_nlu(ctx: click.Context, project_dir: Path, model_path: Path | None) ->
 
 
 def _print_message(message: dict[str, Any]) -> None:
-    if message.get("text"):
-        click.secho(message["text"], fg="cyan")
-    for i, button in enumerate(message.get("buttons") or message.get("quick_replies") or [], 1):
-        click.secho(f"  {i}: {button.get('title')} ({button.get('payload')})", fg="cyan")
-    if message.get("image"):
-        click.secho(f"  Image: {message['image']}", fg="cyan")
-    if message.get("custom"):
-        click.secho(f"  Custom: {message['custom']}", fg="cyan")
-    if message.get("attachment"):
-        click.secho(f"  Attachment: {message['attachment']}", fg="cyan")
+    from chatbot.conversation.messages import terminal_lines
+
+    for line in terminal_lines(message):
+        click.secho(line, fg="cyan")
 
 
 @main.group(invoke_without_command=True)

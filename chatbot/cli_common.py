@@ -118,6 +118,18 @@ project_option = click.option(
 )
 
 
+def stacked(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Several click options as one decorator (in the order given, as if written one above the
+    other), for option sets that several commands share."""
+
+    def decorate(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 def _model_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     """``--model FOLDER`` (Rasa's ``-m models``): the newest model file in it."""
     if value is None or not value.is_dir():

@@ -19,6 +19,7 @@ from chatbot.cli_common import (
     main,
     nlu_path_option,
     project_option,
+    stacked,
     user_errors,
 )
 from chatbot.errors import ChatbotError
@@ -208,7 +209,7 @@ def split() -> None:
 
 def _split_options(share: str, out: str) -> Callable[[Any], Any]:
     """``--training-fraction``, ``--random-seed`` and ``--out`` of the ``split`` commands."""
-    options = (
+    return stacked(
         click.option(
             "--training-fraction",
             type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True),
@@ -226,13 +227,6 @@ def _split_options(share: str, out: str) -> Callable[[Any], Any]:
             help=out,
         ),
     )
-
-    def decorate(command: Any) -> Any:
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
 
 
 @split.command(name="nlu")

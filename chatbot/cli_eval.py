@@ -18,12 +18,13 @@ from chatbot.cli_common import (
     nlu_path_option,
     project_option,
     results_option,
+    stacked,
     user_errors,
     yaml_files,
 )
 from chatbot.errors import ChatbotError
 
-_REPORT_OPTIONS = (
+_report_options = stacked(
     click.option(
         "--successes",
         is_flag=True,
@@ -40,12 +41,6 @@ _REPORT_OPTIONS = (
     ),
 )
 _REPORT_NAMES = ("successes", "no_errors", "no_plot")
-
-
-def _report_options(command: Any) -> Any:
-    for option in reversed(_REPORT_OPTIONS):
-        command = option(command)
-    return command
 
 
 def _options(flags: dict[str, Any]) -> Any:

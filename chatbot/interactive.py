@@ -30,7 +30,7 @@ import yaml
 from chatbot.agent import Agent
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
-from chatbot.conversation.messages import UserMessage
+from chatbot.conversation.messages import UserMessage, terminal_lines
 from chatbot.errors import ProjectError
 from chatbot.project.domain import ACTION_LISTEN
 from chatbot.project.nlu_json import entity_json
@@ -308,13 +308,8 @@ class InteractiveSession:
         return ""
 
     def _show(self, message: dict[str, Any]) -> None:
-        if message.get("text"):
-            self.say(f"  bot: {message['text']}")
-        for number, button in enumerate(message.get("buttons") or [], start=1):
-            self.say(f"       {number}: {button.get('title')} ({button.get('payload')})")
-        for key in ("image", "custom", "attachment"):
-            if message.get(key):
-                self.say(f"       {key}: {message[key]}")
+        for number, line in enumerate(terminal_lines(message)):
+            self.say(f"  bot: {line}" if number == 0 and message.get("text") else f"     {line}")
 
 
 def _example(text: str, parse: dict[str, Any]) -> NLUExample:

@@ -45,6 +45,7 @@ from typing import Any
 
 from chatbot.errors import ProjectError
 from chatbot.project.domain import Domain
+from chatbot.project.domain_reader import domain_files
 from chatbot.project.yaml_io import line_of, load_yaml
 
 Event = dict[str, Any]
@@ -241,11 +242,7 @@ _CONDITION_CLASSES: dict[str, type[Condition]] = {
 
 def load_markers(path: Path) -> list[Marker]:
     """Every marker of a markers file, or of the YAML files under a folder (names unique)."""
-    files = (
-        sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
-        if path.is_dir()
-        else [path]
-    )
+    files = domain_files(path)  # the file, or the YAML files under the folder (as a domain's)
     if not files:
         raise ProjectError(f"no markers file (.yml) in {path}", file=str(path))
     markers: list[Marker] = []

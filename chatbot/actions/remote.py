@@ -23,6 +23,7 @@ import aiohttp
 
 from chatbot.actions.action_call import DomainJSONCache, action_call
 from chatbot.actions.base import ActionContext
+from chatbot.capped_read import AnswerTooLarge, read_at_most
 from chatbot.errors import ActionError, ActionRejected
 
 logger = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ class HTTPActionExecutor:
             raise ActionError(
                 name, f"no answer from {self.url} within {self.timeout:g} s"
             ) from None
-        except _TooLarge:
+        except AnswerTooLarge:
             raise ActionError(
                 name, f"the answer of {self.url} is larger than {MAX_ANSWER_BYTES:,} bytes"
             ) from None
@@ -221,20 +222,8 @@ class _UnknownAction(ActionError):
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 
-class _TooLarge(Exception):
-    pass
-
-
 async def _json_or_text(response: aiohttp.ClientResponse) -> Any:
-    if (response.content_length or 0) > MAX_ANSWER_BYTES:
-        raise _TooLarge
-    chunks, size = [], 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            raise _TooLarge
-        chunks.append(chunk)
-    data = b"".join(chunks)
+    data = await read_at_most(response, MAX_ANSWER_BYTES)
     try:
         return json.loads(data)
     except ValueError:

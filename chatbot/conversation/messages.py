@@ -53,3 +53,16 @@ def bot_messages(events: Iterable[Event], recipient_id: str) -> list[dict[str, A
             if data.get(key):
                 messages.append({**base, key: data[key]})
     return messages
+
+
+def terminal_lines(message: dict[str, Any]) -> list[str]:
+    """A bot message as lines for a terminal (``chatbot shell``, ``chatbot interactive``): its
+    text, then its buttons numbered, its image, custom payload and attachment indented."""
+    lines = [str(message["text"])] if message.get("text") else []
+    buttons = message.get("buttons") or message.get("quick_replies") or []
+    for number, button in enumerate(buttons, start=1):
+        lines.append(f"  {number}: {button.get('title')} ({button.get('payload')})")
+    for key, label in (("image", "Image"), ("custom", "Custom"), ("attachment", "Attachment")):
+        if message.get(key):
+            lines.append(f"  {label}: {message[key]}")
+    return lines

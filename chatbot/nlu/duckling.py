@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from chatbot.capped_read import AnswerTooLarge, read_at_most
 from chatbot.errors import ConfigError, ModelFileError
 
 logger = logging.getLogger(__name__)
@@ -203,17 +204,6 @@ def _entity(match: object, length: int) -> dict[str, Any] | None:
     }
 
 
-async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The response's body; ValueError past ``limit`` bytes (nothing more is read)."""
-    chunks, size = [], 0
-    async for chunk in response.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > limit:
-            raise ValueError(f"the answer is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 class DucklingClient:
     """Asks a Duckling server for a message's entities (one HTTP session, made on first use)."""
 
@@ -262,13 +252,19 @@ class DucklingClient:
             async with session.post(
                 parse_url, data=form, timeout=aiohttp.ClientTimeout(total=config.timeout)
             ) as response:
-                body = await _read_at_most(response, MAX_ANSWER_BYTES)
+                body = await read_at_most(response, MAX_ANSWER_BYTES)
                 if response.status != 200:
                     shown = body[:200].decode("utf-8", "replace")
                     raise ValueError(f"status {response.status}: {shown!r}")
                 matches = json.loads(body)
             entities, skipped = to_entities(matches, text, config.dimensions)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, RecursionError) as exc:
+        except (
+            aiohttp.ClientError,
+            asyncio.TimeoutError,
+            ValueError,
+            RecursionError,
+            AnswerTooLarge,
+        ) as exc:
             self._failed(parse_url, exc, config.timeout)
             return []
         if skipped:

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -196,32 +196,38 @@ class RedisLockStore(LockStore):
                 await self._whole(self._release(keys=keys[1:], args=[ticket]))
             raise
 
-    async def _whole(self, awaitable: Awaitable[Any]) -> Any:
+    async def _whole(
+        self,
+        awaitable: Awaitable[Any],
+        cancelled: Callable[[Any], Awaitable[Any]] | None = None,
+    ) -> Any:
         """A Redis call that a cancellation does not cut off halfway (which would leave its
         connection to be dropped, and the release that follows it to fail on a pool in
-        disarray): the call runs to its answer, then the cancellation goes on."""
+        disarray): the call runs to its answer, ``cancelled`` (if given) is called with that
+        answer, then the cancellation goes on."""
         running = asyncio.ensure_future(self._call(awaitable))
         try:
             return await asyncio.shield(running)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await running
+            with contextlib.suppress(Exception):  # Redis away: a ticket expires by itself
+                answer = await running
+                if cancelled is not None:
+                    await cancelled(answer)
             raise
 
     async def _enqueue_ticket(self, keys: list[str]) -> tuple[int, int, int, str]:
         """Join the conversation's queue: (state, dropped, place, the ticket). The ticket's
         number comes from Redis, so a cancellation while its answer is on the way would leave a
         ticket nobody releases, holding up the conversation for a whole lock lifetime: the call
-        runs on, shielded, and its ticket leaves the queue before the cancellation goes on."""
+        runs on, and its ticket leaves the queue before the cancellation goes on."""
         args: list[str | int] = [uuid.uuid4().hex, self._lifetime_ms, self._key_ttl_ms]
-        enqueued = asyncio.ensure_future(self._call(self._enqueue(keys=keys, args=args)))
-        try:
-            state, dropped, place, raw = await asyncio.shield(enqueued)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):  # Redis away: the ticket expires by itself
-                *_, raw = await enqueued
-                await self._call(self._release(keys=keys[1:], args=[_text(raw)]))
-            raise
+
+        async def leave(answer: Any) -> None:
+            await self._call(self._release(keys=keys[1:], args=[_text(answer[-1])]))
+
+        state, dropped, place, raw = await self._whole(
+            self._enqueue(keys=keys, args=args), cancelled=leave
+        )
         return int(state), int(dropped), int(place), _text(raw)
 
     async def release(self, conversation_id: str, ticket: Ticket) -> None:
