@@ -85,10 +85,29 @@ _train_options = stacked(
     ),
     click.option("--seed", type=int, default=42, show_default=True),
     click.option("--quiet", is_flag=True, help="No progress bars."),
+    click.option(
+        "--force",
+        is_flag=True,
+        help="Train every part anew, even one that nothing it is trained on changed for "
+        "(Rasa's --force).",
+    ),
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Say which parts would be trained and which reused, train nothing, and exit with "
+        "Rasa's code: 0 nothing to train, 1 something to train, 8 --force.",
+    ),
+    click.option(
+        "--reuse-from",
+        type=click.Path(file_okay=False, path_type=Path),
+        multiple=True,
+        help="Another folder of model files to take unchanged parts from (repeatable).  "
+        "[default: the folder the model is written to]",
+    ),
 )
 _TRAIN_NAMES = (
     "project_dir", "domain", "data", "config", "out", "fixed_model_name", "augmentation", "seed",
-    "quiet",
+    "quiet", "force", "dry_run", "reuse_from",
 )  # fmt: skip
 
 
@@ -126,7 +145,8 @@ def train_core(ctx: click.Context, **options: Any) -> None:
 
 
 def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> None:
-    from training.train import train_to_file
+    from training.reuse import PART_NAMES, dry_run_code, find_reusable, part_fingerprints
+    from training.train import check_config, train_to_file
 
     project_dir: Path = options["project_dir"]
     data = options["data"]
@@ -134,8 +154,32 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
         project_dir, domain=options["domain"], data=data or None, config=options["config"]
     )
     path = model_file_path(project_dir, options["out"], options["fixed_model_name"])
+    parts = [part for part, wanted in (("nlu", nlu), ("core", core)) if wanted]
+    reusable: dict[str, Path] = {}
+    if not options["force"]:
+        fingerprints = part_fingerprints(
+            project, seed=options["seed"], augmentation=options["augmentation"]
+        )
+        folders = [path.parent, *options["reuse_from"]]
+        reusable = find_reusable(folders, fingerprints, parts)
+    if options["dry_run"]:
+        check_config(project)
+        for part in parts:
+            if part in reusable:
+                click.echo(f"{PART_NAMES[part]}: unchanged since {reusable[part]}; reused")
+            else:
+                click.echo(f"{PART_NAMES[part]}: trained")
+        code = dry_run_code(parts, reusable, force=options["force"])
+        click.echo(
+            {
+                0: "No training required: nothing any part is trained on has changed.",
+                1: "The model needs to be retrained.",
+                8: "The training was forced.",
+            }[code]
+        )
+        sys.exit(code)
     started = time.perf_counter()
-    train_to_file(
+    model = train_to_file(
         project,
         path,
         seed=options["seed"],
@@ -143,7 +187,13 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
         augmentation=options["augmentation"],
         nlu=nlu,
         core=core,
+        reuse=reusable,
     )
+    for part in model.meta.get("reused", {}):
+        click.echo(
+            f"{PART_NAMES[part]}: nothing it is trained on changed since {reusable[part]}; "
+            "reused (--force trains it anew)"
+        )
     click.echo(f"Trained model saved to {path} in {time.perf_counter() - started:.1f}s")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from chatbot import model_file
 from chatbot.errors import ChatbotError, ConfigError
 
 logger = logging.getLogger("chatbot")
@@ -197,7 +197,7 @@ def model_file_path(project_dir: Path, out: str | None, fixed_name: str | None) 
         return Path(out)
     folder = Path(out) if out is not None else project_dir / "models"
     if fixed_name is None:
-        return folder / time.strftime("%Y%m%d-%H%M%S.model")
+        return model_file.new_model_path(folder)
     name = fixed_name.strip()
     if not name or Path(name).name != name or name in (".", ".."):
         raise ConfigError(f"--fixed-model-name {fixed_name!r}: a file name, without folders")

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,42 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     except IsADirectoryError:
         raise ModelFileError(f"{path}: is a folder, not a model file") from None
     return loads(data, str(path))
+
+
+def new_model_path(folder: Path) -> Path:
+    """``<time>.model`` in ``folder``, or ``<time>-2.model`` ... where that is taken (a training
+    that reuses every part of an earlier model can end in the same second)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = folder / f"{stamp}.model"
+    count = 1
+    while path.exists():
+        count += 1
+        path = folder / f"{stamp}-{count}.model"
+    return path
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """A model file's metadata alone, without reading its tensors or checking its checksum: a
+    quick look (which parts, trained on what). ``load`` checks the whole file."""
+    with path.open("rb") as file:
+        head = file.read(len(MAGIC) + 12)
+        if len(head) < len(MAGIC) + 12 or not head.startswith(MAGIC):
+            raise ModelFileError(f"{path}: not a chatbot model file (wrong header or too short)")
+        version, body_len = struct.unpack_from("<IQ", head, len(MAGIC))
+        if version != FORMAT_VERSION:
+            raise ModelFileError(f"{path}: model format version {version}")
+        if body_len > os.fstat(file.fileno()).st_size:  # a damaged length: read nothing
+            raise ModelFileError(f"{path}: the file is truncated (metadata cut short)")
+        body = file.read(body_len)
+    if len(body) != body_len:
+        raise ModelFileError(f"{path}: the file is truncated (metadata cut short)")
+    try:
+        meta = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: metadata is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: metadata must be a JSON object")
+    return meta
 
 
 def prefixed(prefix: str, tensors: Tensors) -> dict[str, Any]:

@@ -64,6 +64,17 @@ class _Usage:
                 self.values_of_entity[annotation.entity].append(annotation.value)
 
 
+def nlu_usage(nlu: NLUData) -> dict[str, dict[str, list[str]]]:
+    """What form training reads from the NLU data: the intents that carry each entity and the
+    entity's values, in their order. The dialogue policies' fingerprint holds it
+    (``training.reuse``): keep it in step with ``_usage``."""
+    usage = _usage((), nlu)
+    return {
+        "intents_with_entity": dict(usage.intents_with_entity),
+        "values_of_entity": dict(usage.values_of_entity),
+    }
+
+
 def _usage(stories: Sequence[Story], nlu: NLUData | None) -> _Usage:
     usage = _Usage()
     for story in stories:

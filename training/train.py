@@ -6,10 +6,13 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from chatbot.agent import TrainedModel
+from chatbot.dialogue.policy import Policy
+from chatbot.errors import ModelFileError
 from chatbot.nlu.duckling import duckling_from_pipeline
 from chatbot.nlu.lookup_extractor import LookupEntityExtractor, extractor_for
 from chatbot.nlu.model import NLUModel
@@ -19,6 +22,7 @@ from chatbot.project.project import Project
 from training.dialogue import check_policy_params, policy_configs, train_policies
 from training.lstm import make_lstm_trainer, settings_from_config
 from training.nlu.pipeline import settings_from_pipeline
+from training.reuse import PART_NAMES, part_fingerprints
 
 logger = logging.getLogger(__name__)
 
@@ -54,35 +58,69 @@ def train_project(
     augmentation: int | None = None,
     nlu: bool = True,
     core: bool = True,
+    reuse: Mapping[str, Path] | None = None,
 ) -> TrainedModel:
     """The project's NLU and policies, trained. ``augmentation``: the LSTM policies'
     ``augmentation_factor`` whatever their config says (``chatbot train --augmentation``).
     ``nlu=False`` / ``core=False`` (``chatbot train core`` / ``chatbot train nlu``): that part
-    is left out; a model without policies predicts only ``action_listen`` (no answer)."""
+    is left out; a model without policies predicts only ``action_listen`` (no answer).
+    ``reuse``: a part ("nlu", "core") to take from that earlier model file instead of training
+    it (``training.reuse.find_reusable`` finds them); one that fails to load is trained."""
     if not (nlu or core):
         raise ValueError("train the NLU, the dialogue policies, or both")
     started = time.perf_counter()
     check_config(project)
-    if not core:
-        parsed = _train_nlu(project, seed=seed, show_progress=show_progress)
-        return TrainedModel(
-            project.domain,
-            [],
-            parsed,
-            {"fallback_threshold": 0.0, "fallback_action": ACTION_LISTEN},
-            _meta(project, started, ["nlu"]),
-            duckling_from_pipeline(project.config.pipeline),
-        )
-    understood = _train_nlu(project, seed=seed, show_progress=show_progress) if nlu else None
-    lstm_trainer = make_lstm_trainer(
-        seed=seed, show_progress=show_progress, augmentation=augmentation
-    )
-    policies, ensemble = train_policies(project, lstm_trainer=lstm_trainer)
-    parts = ["nlu", "core"] if nlu else ["core"]
+    parts = [part for part, wanted in (("nlu", nlu), ("core", core)) if wanted]
+    earlier = _Earlier(reuse or {})
+    understood: NLUModel | LookupEntityExtractor | None = None
+    if nlu:
+        from_earlier = earlier.model("nlu")
+        if from_earlier is not None:
+            understood = from_earlier.nlu
+        else:
+            understood = _train_nlu(project, seed=seed, show_progress=show_progress)
+    policies: list[Policy] = []
+    ensemble: dict[str, Any] = {"fallback_threshold": 0.0, "fallback_action": ACTION_LISTEN}
+    if core:
+        from_earlier = earlier.model("core")
+        if from_earlier is not None:
+            policies, ensemble = from_earlier.policies, from_earlier.ensemble
+        else:
+            lstm_trainer = make_lstm_trainer(
+                seed=seed, show_progress=show_progress, augmentation=augmentation
+            )
+            policies, ensemble = train_policies(project, lstm_trainer=lstm_trainer)
+    meta = _meta(project, started, parts)
+    fingerprints = part_fingerprints(project, seed=seed, augmentation=augmentation)
+    meta["fingerprints"] = {part: fingerprints[part] for part in parts}
+    if earlier.used:
+        meta["reused"] = earlier.used
     duckling = duckling_from_pipeline(project.config.pipeline) if nlu else None
-    return TrainedModel(
-        project.domain, policies, understood, ensemble, _meta(project, started, parts), duckling
-    )
+    return TrainedModel(project.domain, policies, understood, ensemble, meta, duckling)
+
+
+class _Earlier:
+    """The earlier model files parts are taken from, each loaded (and checked) once."""
+
+    def __init__(self, found: Mapping[str, Path]) -> None:
+        self.found = dict(found)
+        self.used: dict[str, str] = {}  # part -> the file's name, for the model's meta
+        self._loaded: dict[Path, TrainedModel | None] = {}
+
+    def model(self, part: str) -> TrainedModel | None:
+        path = self.found.get(part)
+        if path is None:
+            return None
+        if path not in self._loaded:
+            try:
+                self._loaded[path] = TrainedModel.from_file(path)
+            except ModelFileError as exc:
+                logger.warning("%s not reused, trained anew: %s", PART_NAMES[part], exc)
+                self._loaded[path] = None
+        model = self._loaded[path]
+        if model is not None:
+            self.used[part] = path.name
+        return model
 
 
 def _meta(project: Project, started: float, parts: list[str]) -> dict[str, Any]:
@@ -120,6 +158,7 @@ def train_to_file(
     augmentation: int | None = None,
     nlu: bool = True,
     core: bool = True,
+    reuse: Mapping[str, Path] | None = None,
 ) -> TrainedModel:
     model = train_project(
         project,
@@ -128,6 +167,7 @@ def train_to_file(
         augmentation=augmentation,
         nlu=nlu,
         core=core,
+        reuse=reuse,
     )
     model.to_file(out)
     return model

@@ -12,9 +12,11 @@ its name in the ``filename`` header), kept in the server's ``models/`` folder to
 is a 400 whose message names the part and line, as ``chatbot train`` names file and line.
 
 Query parameters, as Rasa's: ``save_to_default_model_directory``, ``augmentation`` (stories
-glued per story for the LSTM policy), and ``force_training`` and ``num_threads``, accepted and
-without effect (every request trains; training uses one thread). ``callback_url`` (Rasa's
-asynchronous training) is refused with a 400 that says so.
+glued per story for the LSTM policy), ``force_training`` (a part that nothing it is trained on
+changed for is otherwise taken from a model already in the server's ``models/`` folder, as
+``chatbot train`` does with its own; see ``training.reuse``) and ``num_threads``, accepted and
+without effect (training uses one thread). ``callback_url`` (Rasa's asynchronous training) is
+refused with a 400 that says so.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from chatbot.model_file import new_model_path
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import read_large_body
 from chatbot.server.errors import json_error
@@ -75,18 +78,23 @@ async def train(request: web.Request) -> web.Response:
             400, "callback_url (asynchronous training) is not supported: the answer is the model"
         )
     save = _flag(request, "save_to_default_model_directory", default=True)
+    force = _flag(request, "force_training", default=False)
     augmentation = _count(request, "augmentation")
+    kept = request.app[SETTINGS].project_dir / "models"
     text = await _read_text(request)
     parts = _split(text)
     jobs = request.app[TRAINING_JOBS]
     jobs.active += 1
     try:
         async with jobs.lock:
-            model, name = await _train(parts, augmentation)
+            model, name = await _train(parts, augmentation, force=force, reuse_from=kept)
     finally:
         jobs.active -= 1
     if save:
-        path = request.app[SETTINGS].project_dir / "models" / name
+        path = kept / name
+        if path.exists():  # a training that reused every part can end in the same second
+            path = new_model_path(kept)
+            name = path.name
         await asyncio.to_thread(_write, path, model)
         logger.info("trained by the API: %s", path)
     return web.Response(
@@ -155,7 +163,13 @@ def _split(text: str) -> dict[str, dict[str, Any]]:
     }
 
 
-async def _train(parts: dict[str, dict[str, Any]], augmentation: int | None) -> tuple[bytes, str]:
+async def _train(
+    parts: dict[str, dict[str, Any]],
+    augmentation: int | None,
+    *,
+    force: bool = False,
+    reuse_from: Path | None = None,
+) -> tuple[bytes, str]:
     """``chatbot train`` on the parts in a folder of their own; (the model's bytes, its name)."""
     with tempfile.TemporaryDirectory(prefix="chatbot-train-") as tmp:
         root = Path(tmp)
@@ -165,7 +179,7 @@ async def _train(parts: dict[str, dict[str, Any]], augmentation: int | None) -> 
             path.write_text(yaml.safe_dump(content, sort_keys=False, allow_unicode=True))
         name = time.strftime("%Y%m%d-%H%M%S.model")
         out = root / "models" / name
-        command = train_command(tmp, out, augmentation)
+        command = train_command(tmp, out, augmentation, force=force, reuse_from=reuse_from)
         paths = [_root(), os.environ.get("PYTHONPATH", "")]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
         process = await asyncio.create_subprocess_exec(
@@ -191,9 +205,20 @@ async def _train(parts: dict[str, dict[str, Any]], augmentation: int | None) -> 
         return out.read_bytes(), name
 
 
-def train_command(project: str, out: Path, augmentation: int | None) -> list[str]:
+def train_command(
+    project: str,
+    out: Path,
+    augmentation: int | None,
+    *,
+    force: bool = False,
+    reuse_from: Path | None = None,
+) -> list[str]:
     command = [sys.executable, "-m", "chatbot", "train", "--project", project, "--out", str(out)]
     command.append("--quiet")
+    if force:
+        command.append("--force")
+    elif reuse_from is not None:
+        command += ["--reuse-from", str(reuse_from)]
     if augmentation is not None:  # 0 too: no gluing
         command += ["--augmentation", str(augmentation)]
     return command

@@ -71,6 +71,34 @@ async def test_training_data_in_makes_a_model_out_that_put_model_serves(
     assert (await status.json())["num_active_training_jobs"] == 0
 
 
+async def test_unchanged_parts_come_from_the_kept_models_unless_training_is_forced(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """As `chatbot train` does with its output folder: a part that nothing it is trained on
+    changed for is taken from a model in the server's models/ folder (Rasa's training cache);
+    ``force_training=true`` trains every part."""
+    from chatbot import model_file
+
+    def reused(model: bytes) -> dict[str, str]:
+        meta, _ = model_file.loads(model)
+        return meta.get("reused", {})
+
+    first = await client.post("/model/train", data=moodbot_body(), headers=YAML)
+    assert first.status == 200, await first.text()
+    assert reused(await first.read()) == {}
+    name = first.headers["filename"]
+    stories = yaml.safe_load(moodbot_body())["stories"]
+    stories.append({"story": "new", "steps": [{"intent": "affirm"}, {"action": "utter_happy"}]})
+    second = await client.post("/model/train", data=moodbot_body(stories=stories), headers=YAML)
+    assert second.status == 200, await second.text()
+    assert reused(await second.read()) == {"nlu": name}
+    forced = await client.post(
+        "/model/train?force_training=true", data=moodbot_body(stories=stories), headers=YAML
+    )
+    assert forced.status == 200, await forced.text()
+    assert reused(await forced.read()) == {}
+
+
 async def test_a_model_not_kept_when_asked(client: TestClient, tmp_path: Path) -> None:
     response = await client.post(
         "/model/train?save_to_default_model_directory=false&augmentation=0&force_training=true",
@@ -132,3 +160,6 @@ def test_the_training_command_passes_augmentation_zero_too() -> None:
     out = Path("/x/m.model")
     assert train_command("/p", out, 0)[-2:] == ["--augmentation", "0"]
     assert "--augmentation" not in train_command("/p", out, None)
+    assert train_command("/p", out, None, reuse_from=Path("/m"))[-2:] == ["--reuse-from", "/m"]
+    forced = train_command("/p", out, None, force=True, reuse_from=Path("/m"))
+    assert "--force" in forced and "--reuse-from" not in forced
