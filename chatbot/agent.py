@@ -24,7 +24,7 @@ from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.messages import UserMessage
 from chatbot.dialogue.ensemble import PolicyEnsemble
 from chatbot.dialogue.lstm_policy import LSTMPolicy
-from chatbot.dialogue.memoization import MemoizationPolicy
+from chatbot.dialogue.memoization import AugmentedMemoizationPolicy, MemoizationPolicy
 from chatbot.dialogue.policy import Policy
 from chatbot.dialogue.rules import RulePolicy
 from chatbot.errors import ChatbotError, ModelFileError
@@ -48,6 +48,7 @@ __version__ = chatbot.__version__
 POLICY_LOADERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Policy]] = {
     "RulePolicy": RulePolicy.from_export,
     "MemoizationPolicy": MemoizationPolicy.from_export,
+    "AugmentedMemoizationPolicy": AugmentedMemoizationPolicy.from_export,
     "LSTMPolicy": LSTMPolicy.from_export,
 }
 

@@ -1,7 +1,8 @@
 """Fitting the dialogue policies of a project: rules, memorized stories (and the LSTM tracker).
 
 ``config.yml`` names the policies. Rasa's names are accepted: ``AugmentedMemoizationPolicy`` is
-memoization, ``TEDPolicy``/``KerasPolicy`` are served by our LSTM policy, Rasa 2's ``FormPolicy``
+Rasa's (memoization that forgets the past where nothing matches), ``TEDPolicy``/``KerasPolicy``
+are served by our LSTM policy, Rasa 2's ``FormPolicy``
 and ``FallbackPolicy`` are covered by RulePolicy; each such stand-in is one notice line. An unknown
 name is an error that lists the known ones.
 """
@@ -15,7 +16,12 @@ from typing import Any
 
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.state import State
-from chatbot.dialogue.memoization import Key, MemoizationPolicy, memo_key
+from chatbot.dialogue.memoization import (
+    AugmentedMemoizationPolicy,
+    Key,
+    MemoizationPolicy,
+    memo_key,
+)
 from chatbot.dialogue.policy import Policy
 from chatbot.dialogue.rules import Rule, RulePolicy
 from chatbot.errors import ConfigError
@@ -33,10 +39,7 @@ logger = logging.getLogger(__name__)
 POLICY_NAMES: dict[str, tuple[str, str | None]] = {
     "RulePolicy": ("rules", None),
     "MemoizationPolicy": ("memo", None),
-    "AugmentedMemoizationPolicy": (
-        "memo",
-        "AugmentedMemoizationPolicy: served by MemoizationPolicy",
-    ),
+    "AugmentedMemoizationPolicy": ("memo", None),
     "LSTMPolicy": ("lstm", None),
     "TEDPolicy": ("lstm", "TEDPolicy: served by LSTMPolicy, our LSTM dialog-state tracker"),
     "KerasPolicy": ("lstm", "KerasPolicy: served by LSTMPolicy, our LSTM dialog-state tracker"),
@@ -133,8 +136,14 @@ def _partial(state: State, mentioned: frozenset[str]) -> State:
 
 
 def fit_memo(
-    stories: Sequence[TrainingConversation], domain: Domain, params: dict[str, Any]
+    stories: Sequence[TrainingConversation],
+    domain: Domain,
+    params: dict[str, Any],
+    *,
+    augmented: bool = False,
 ) -> MemoizationPolicy:
+    """MemoizationPolicy (``augmented``: Rasa's AugmentedMemoizationPolicy, which forgets the
+    conversation's past a turn at a time where nothing matches; trained alike)."""
     max_history = int(params.get("max_history") or 5)
     lookup: dict[Key, str] = {}
     ambiguous: set[Key] = set()
@@ -167,6 +176,8 @@ def fit_memo(
             replay.append(event)
     for key in ambiguous:
         del lookup[key]
+    if augmented:
+        return AugmentedMemoizationPolicy(lookup, max_history)
     return MemoizationPolicy(lookup, max_history)
 
 
@@ -253,7 +264,10 @@ def train_policies(
             }
         elif kind == "memo":
             check_policy_params(kind, config)
-            policies.append(fit_memo(data.stories, project.domain, config.params))
+            augmented = config.name == "AugmentedMemoizationPolicy"
+            policies.append(
+                fit_memo(data.stories, project.domain, config.params, augmented=augmented)
+            )
         elif kind == "lstm":
             if lstm_trainer is None:
                 logger.info(

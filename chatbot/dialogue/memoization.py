@@ -12,8 +12,10 @@ from collections.abc import Set
 from typing import Any
 
 from chatbot.conversation.conversation import Conversation
+from chatbot.conversation.events import Event
 from chatbot.conversation.state import MISSING, REQUESTED, State, decode_state, encode_state
 from chatbot.dialogue.policy import Policy, Prediction
+from chatbot.project.domain import ACTION_LISTEN
 
 Key = tuple[State | None, ...]
 
@@ -69,3 +71,68 @@ class MemoizationPolicy(Policy):
         if not isinstance(max_history, int) or isinstance(max_history, bool) or max_history < 1:
             raise ValueError(f"max_history must be a whole number >= 1, got {max_history!r}")
         return cls(lookup, max_history)
+
+
+class AugmentedMemoizationPolicy(MemoizationPolicy):
+    """Rasa's AugmentedMemoizationPolicy: the stories remembered exactly, and where the recent
+    states match none, the conversation's past forgotten a turn at a time until they do.
+
+    The conversation is cut down to its last ``max_history`` actions, then started again at each
+    of those actions in turn, its slots back at their initial values (a slot set before the cut
+    is forgotten), and each shorter conversation's states looked up: a story that never set a
+    slot the user set earlier, or that begins where this conversation is now, still answers.
+    """
+
+    name = "AugmentedMemoizationPolicy"
+
+    def predict(
+        self, conversation: Conversation, excluded: Set[str] = frozenset()
+    ) -> Prediction | None:
+        key = memo_key(conversation.recent_states(self.max_history), self.max_history)
+        action = self.lookup.get(key)
+        if action is None:
+            action = self._recall_forgetting(conversation, key)
+        if action is None or action in excluded:
+            return None
+        return Prediction(action, 1.0, self.name, self.priority)
+
+    def _recall_forgetting(self, conversation: Conversation, key: Key) -> str | None:
+        events = _last_actions(conversation.applied_events(), self.max_history)
+        again = False
+        while True:
+            start = _action_index(events, second=again)
+            if start is None:
+                return None
+            events = events[start:]
+            shorter = Conversation(conversation.sender_id, conversation.domain, events)
+            shorter_key = memo_key(shorter.recent_states(self.max_history), self.max_history)
+            if shorter_key != key:
+                action = self.lookup.get(shorter_key)
+                if action is not None:
+                    return action
+                key = shorter_key
+            again = True
+
+
+def _last_actions(applied: list[Event], max_history: int) -> list[Event]:
+    """The events from the ``action_listen`` before the last ``max_history`` actions on (all of
+    them where there are not that many), as Rasa trims a conversation to its ``max_history``."""
+    actions = 0
+    for i in range(len(applied) - 1, -1, -1):
+        event = applied[i]
+        if event.get("event") == "action":
+            actions += 1
+            if actions > max_history and event.get("name") == ACTION_LISTEN:
+                return applied[i:]
+    return applied
+
+
+def _action_index(events: list[Event], *, second: bool) -> int | None:
+    """The index of the first action among ``events`` (of the second, with ``second``)."""
+    seen = 0
+    for i, event in enumerate(events):
+        if event.get("event") == "action":
+            seen += 1
+            if seen == (2 if second else 1):
+                return i
+    return None

@@ -324,6 +324,10 @@ def test_the_policy_round_trips_through_the_model_file(
     rng = random.Random(9)
     for _ in range(5):
         play_turn(policy, conversation, rng, check=True)  # incremental == full here too
+    # Both from scratch: the same arithmetic on the same parameters, bit for bit (the policy's
+    # own cached, step-by-step state can differ in the last bit where the CPU's BLAS sums in
+    # another order).
+    policy.forget(conversation.sender_id)
     assert np.array_equal(loaded.probabilities(conversation), policy.probabilities(conversation))
 
 
