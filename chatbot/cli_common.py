@@ -251,13 +251,21 @@ def yaml_files(path: Path) -> list[Path]:
 
 
 def _read_nlu_data(path: Path) -> Any:
-    """The ``nlu:`` parts of a YAML file, or of every YAML file in a folder."""
+    """The ``nlu:`` parts of a YAML file, or of every YAML file in a folder; and NLU data in
+    JSON (Rasa's, LUIS', Wit.ai's, Dialogflow's), as Rasa reads it."""
     from chatbot.project.nlu_reader import read_nlu
+    from chatbot.project.nlu_services import read_json_nlu
     from chatbot.project.training_data import NLUData
 
     data = NLUData()
-    for file in yaml_files(path):
-        data.merge(read_nlu(file, base_dirs=[file.parent]))
+    files = [*yaml_files(path), *sorted(path.rglob("*.json"))] if path.is_dir() else [path]
+    for file in files:
+        if file.suffix == ".json":
+            found = read_json_nlu(file)
+            if found is not None:
+                data.merge(found)
+        else:
+            data.merge(read_nlu(file, base_dirs=[file.parent]))
     return data
 
 

@@ -150,7 +150,8 @@ def convert() -> None:
     "data_path",
     type=click.Path(exists=True, path_type=Path),
     required=True,
-    help="NLU data: Rasa's JSON (.json) or YAML files, a file or a folder of them.",
+    help="NLU data: YAML, Rasa's JSON, or JSON exported from LUIS, Wit.ai or Dialogflow (an "
+    "agent's folder); a file or a folder of them.",
 )
 @click.option(
     "--out",
@@ -167,14 +168,23 @@ def convert() -> None:
     show_default=True,
     help="Rasa 3 YAML, or Rasa's JSON.",
 )
+@click.option(
+    "-l",
+    "--language",
+    default="en",
+    show_default=True,
+    help="The language of a Dialogflow agent's examples to read (its *_usersays_<language>.json).",
+)
 @user_errors
-def convert_nlu(data_path: Path, out: Path, out_format: str) -> None:
-    """Convert NLU data between Rasa's JSON format and YAML (Rasa's `rasa data convert nlu`):
-    examples with their entities (roles and groups), synonyms, regexes and lookup tables."""
+def convert_nlu(data_path: Path, out: Path, out_format: str, language: str) -> None:
+    """Convert NLU data to YAML or Rasa's JSON (Rasa's `rasa data convert nlu`): examples with
+    their entities (roles and groups), synonyms, regexes and lookup tables; from YAML, Rasa's
+    JSON, or the JSON of LUIS, Wit.ai or a Dialogflow agent."""
     import json
 
-    from chatbot.project.nlu_json import rasa_json, read_rasa_json
+    from chatbot.project.nlu_json import rasa_json
     from chatbot.project.nlu_reader import read_nlu
+    from chatbot.project.nlu_services import FORMATS, is_nlu_json_part, read_json_nlu
     from chatbot.project.nlu_writer import nlu_yaml
     from chatbot.project.training_data import NLUData
 
@@ -188,7 +198,14 @@ def convert_nlu(data_path: Path, out: Path, out_format: str) -> None:
     data = NLUData()
     for file in files:
         if file.suffix == ".json":
-            data.merge(read_rasa_json(file))
+            found = read_json_nlu(file, language)
+            if found is not None:
+                data.merge(found)
+            elif not is_nlu_json_part(file):
+                message = f"{file}: not NLU training data in a format Rasa reads ({FORMATS})"
+                if not data_path.is_dir():
+                    raise ChatbotError(message)
+                click.echo(f"{message}; skipped", err=True)
         else:
             data.merge(read_nlu(file, base_dirs=[file.parent]))
     if not (data.examples or data.synonyms or data.regexes or data.lookups):

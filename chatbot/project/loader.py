@@ -3,6 +3,7 @@
 ```
 domain.yml  or  domain/*.yml     intents, entities, slots, responses, actions, forms, ...
 data/**/*.yml                    nlu:, stories:, rules: (and responses: for retrieval intents)
+data/**/*.json                   NLU data in Rasa's JSON, or exported from LUIS, Wit.ai, Dialogflow
 tests/**/test_*.yml              test stories
 config.yml                       language, pipeline, policies (optional)
 endpoints.yml, credentials.yml   optional
@@ -30,6 +31,7 @@ from chatbot.project.domain_reader import collect_domain, domain_parts_from_dict
 from chatbot.project.endpoints import Credentials, Endpoints
 from chatbot.project.endpoints_reader import credentials_from_dict, endpoints_from_dict
 from chatbot.project.nlu_reader import nlu_from_list
+from chatbot.project.nlu_services import read_json_nlu
 from chatbot.project.project import Project
 from chatbot.project.stories import Story, StoryKind
 from chatbot.project.story_reader import stories_from_list
@@ -117,11 +119,13 @@ def _load(
     loaded = _Loaded()
 
     data_paths = _paths(data) if data is not None else [root / "data"]
-    for path in _data_files(data_paths, loaded, explicit=data is not None):
-        _read_data_file(path, loaded, root)
+    data_files = _data_files(data_paths, loaded, explicit=data is not None)
+    for path in data_files:
+        if path.suffix != ".json":
+            _read_data_file(path, loaded, root)
     tests = root / "tests"
     if tests.is_dir():
-        for path in _yaml_files(tests):
+        for path in _files(tests):
             if path.name.startswith("test_"):
                 _read_test_file(path, loaded)
 
@@ -145,6 +149,9 @@ def _load(
         lambda d, f: config_from_dict(d, f),
         ProjectConfig(),
     )
+    for path in data_files:  # after the config: a Dialogflow export's files name the language
+        if path.suffix == ".json":
+            _read_json_data_file(path, loaded, project_config.language)
     project_endpoints = _read_optional(
         Path(endpoints) if endpoints is not None else root / "endpoints.yml",
         endpoints is not None,
@@ -203,11 +210,11 @@ def _default_domain(root: Path) -> list[Path]:
     return []
 
 
-def _yaml_files(folder: Path) -> list[Path]:
+def _files(folder: Path, suffixes: tuple[str, ...] = _YAML_SUFFIXES) -> list[Path]:
     return sorted(
         p
         for p in folder.rglob("*")
-        if p.suffix in _YAML_SUFFIXES
+        if p.suffix in suffixes
         and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
@@ -220,7 +227,7 @@ def _data_files(paths: list[Path], loaded: _Loaded, *, explicit: bool) -> list[P
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(_yaml_files(path))
+            files.extend(_files(path, (*_YAML_SUFFIXES, ".json")))
             for markdown in sorted(path.rglob("*.md")):
                 if _is_training_markdown(markdown):
                     logger.warning(
@@ -298,6 +305,23 @@ def _read_data_file(path: Path, loaded: _Loaded, root: Path) -> None:
         parts, errors = domain_parts_from_dict(data, file, only_responses=True)
         loaded.extra_domain.append(parts)
         loaded.errors.extend(errors)
+
+
+def _read_json_data_file(path: Path, loaded: _Loaded, language: str) -> None:
+    """NLU data in JSON (``chatbot.project.nlu_services``); another JSON file is not training
+    data and is left alone, as Rasa leaves it (one that is not JSON at all is named)."""
+    try:
+        found = read_json_nlu(path, language)
+    except ProjectError as error:
+        if error.message.startswith("not valid JSON"):
+            logger.warning("%s; not read as training data", error)
+            return
+        loaded.errors.append(error)
+        return
+    if found is None:
+        logger.debug("%s holds no NLU training data and is skipped", path)
+        return
+    loaded.nlu.merge(found)
 
 
 def _read_test_file(path: Path, loaded: _Loaded) -> None:
