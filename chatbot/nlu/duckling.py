@@ -279,6 +279,21 @@ class DucklingClient:
             self._skipped = 0
         return entities
 
+    async def ping(self, config: DucklingConfig) -> bool:
+        """Whether the Duckling server answers (``GET /``, which Duckling answers with a 200
+        ``quack!``), for ``/health``."""
+        url = config.effective_url()
+        if url is None:
+            return False
+        try:
+            session = self._session_now()
+            timeout = aiohttp.ClientTimeout(total=config.timeout)
+            async with session.get(f"{url.rstrip('/')}/", timeout=timeout) as response:
+                await read_at_most(response, 1024)
+                return response.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError, AnswerTooLarge):
+            return False
+
     def _failed(self, url: str, exc: BaseException, timeout: float) -> None:
         if time.monotonic() < self._paused_until:
             self._skipped += 1  # a request sent before the pause began: said once already

@@ -3,6 +3,11 @@
 200 ``{"status": "ok", "components": {...}}`` when every configured component answers, else 503
 with ``"status": "unavailable"``; each component says ``ok``, ``unavailable``, ``circuit_open``
 or ``not_configured``. Each check is given ``CHECK_TIMEOUT`` seconds.
+
+Where the model's pipeline has a DucklingEntityExtractor, ``duckling`` says whether its server
+answers. Without it messages are still answered, only without its entities: an unavailable
+Duckling makes the status ``degraded`` with a 200, so that a load balancer does not take the
+server out of service for what it cannot mend.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from chatbot.server.keys import AGENT
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 3.0
+OPTIONAL = ("duckling",)  # without it answers go on, degraded
 
 
 async def _answers(ping: Awaitable[bool]) -> bool:
@@ -41,6 +47,9 @@ async def health(request: web.Request) -> web.Response:
     executor_ping = getattr(executor, "ping", None)
     if executor_ping is not None:
         checks["action_server"] = executor_ping()
+    duckling = agent.model.duckling if agent.is_ready else None
+    if duckling is not None:
+        checks["duckling"] = agent.duckling.ping(duckling)
     results = await asyncio.gather(*(_answers(c) for c in checks.values()))
     components: dict[str, dict[str, Any]] = {
         name: {"status": "ok" if ok else "unavailable"}
@@ -52,8 +61,16 @@ async def health(request: web.Request) -> web.Response:
         breaker = getattr(executor, "breaker", None)
         if breaker is not None and breaker.is_open():
             components["action_server"]["status"] = "circuit_open"
-    healthy = all(c["status"] in ("ok", "not_configured") for c in components.values())
+    healthy = all(
+        c["status"] in ("ok", "not_configured")
+        for name, c in components.items()
+        if name not in OPTIONAL
+    )
+    status = "ok" if healthy else "unavailable"
+    if healthy and any(
+        components[name]["status"] != "ok" for name in OPTIONAL if name in components
+    ):
+        status = "degraded"
     return web.json_response(
-        {"status": "ok" if healthy else "unavailable", "components": components},
-        status=200 if healthy else 503,
+        {"status": status, "components": components}, status=200 if healthy else 503
     )

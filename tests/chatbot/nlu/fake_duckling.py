@@ -36,12 +36,19 @@ class FakeDuckling:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/parse", self._parse)
+        app.router.add_get("/", self._root)
         self.server = TestServer(app, host="127.0.0.1")
         await self.server.start_server()
 
     async def close(self) -> None:
         if self.server is not None:
             await self.server.close()
+
+    async def _root(self, request: web.Request) -> web.Response:
+        """Duckling's own answer on its root."""
+        if self.fault == "error":
+            return web.Response(status=500, text="Internal Server Error")
+        return web.Response(text="quack!")
 
     async def _parse(self, request: web.Request) -> web.Response:
         form = dict(await request.post())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 
 from aiohttp import web
@@ -9,6 +10,8 @@ from aiohttp.test_utils import TestServer
 
 from chatbot.actions.remote import CircuitBreaker, HTTPActionExecutor
 from chatbot.agent import Agent, TrainedModel
+from chatbot.nlu.duckling import DucklingConfig
+from tests.chatbot.nlu.fake_duckling import FakeDuckling
 from tests.chatbot.server.support import StartServer, say
 
 
@@ -57,6 +60,37 @@ async def test_health_with_an_action_server_that_answers_or_not(
     assert body["status"] == "unavailable"
     assert body["components"]["action_server"] == {"status": "unavailable"}
     assert body["components"]["store"] == {"status": "ok"}
+
+
+async def test_health_says_whether_duckling_answers_without_failing_for_it(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    """A DucklingEntityExtractor's server is a component of its own; without it messages are
+    answered (only without its entities), so it degrades the status and keeps the 200."""
+    duckling = FakeDuckling()
+    await duckling.start()
+    try:
+        model = dataclasses.replace(restaurant_model, duckling=DucklingConfig(url=duckling.url))
+        client = await start_server(Agent(model))
+        response = await client.get("/health")
+        body = await response.json()
+        assert (response.status, body["status"]) == (200, "ok"), body
+        assert body["components"]["duckling"] == {"status": "ok"}
+        duckling.fault = "error"
+        response = await client.get("/health")
+        body = await response.json()
+        assert (response.status, body["status"]) == (200, "degraded"), body
+        assert body["components"]["duckling"] == {"status": "unavailable"}
+    finally:
+        await duckling.close()
+    gone = DucklingConfig(url=f"http://127.0.0.1:{closed_port()}")
+    client = await start_server(Agent(dataclasses.replace(restaurant_model, duckling=gone)))
+    body = await (await client.get("/health")).json()
+    assert (
+        body["status"] == "degraded" and body["components"]["duckling"]["status"] == "unavailable"
+    )
+    client = await start_server(Agent(restaurant_model))  # no Duckling in the pipeline
+    assert "duckling" not in (await (await client.get("/health")).json())["components"]
 
 
 async def test_health_reports_an_open_circuit(
