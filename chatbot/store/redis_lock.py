@@ -232,7 +232,9 @@ class RedisLockStore(LockStore):
 
     async def release(self, conversation_id: str, ticket: Ticket) -> None:
         keys = self._keys(conversation_id)[1:]
-        released = await self._call(self._release(keys=keys, args=[str(ticket)]))
+        # Run to its answer even when the message is cancelled meanwhile (a shutdown): a release
+        # cut off halfway may leave the ticket holding the conversation for its whole lifetime.
+        released = await self._whole(self._release(keys=keys, args=[str(ticket)]))
         if released == -1:
             logger.warning(
                 "conversation %s: lock released after its lifetime of %s s ran out; another "

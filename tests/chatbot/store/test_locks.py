@@ -183,6 +183,35 @@ async def test_a_waiter_cancelled_during_a_redis_call_lets_it_finish(locks: Lock
     assert await store.queue_length("alice") == 0
 
 
+async def test_a_release_cancelled_on_its_way_to_redis_still_frees_the_lock(
+    locks: LockBackend,
+) -> None:
+    """A message cancelled (a shutdown) while its lock's release is on its way to Redis: the
+    release runs to its answer, and the next message gets the lock at once instead of after
+    the ticket's lifetime."""
+    if locks.kind != "redis":
+        pytest.skip("in-process locks make no calls")
+    store = locks.make()
+    real_call = store._call  # type: ignore[attr-defined]
+    releasing = asyncio.Event()
+
+    async def slow_release(awaitable: Any) -> Any:
+        releasing.set()
+        await asyncio.sleep(0.3)  # the call on its way
+        return await real_call(awaitable)
+
+    ticket = await store.acquire("alice")
+    store._call = slow_release  # type: ignore[attr-defined]
+    releaser = asyncio.create_task(store.release("alice", ticket))
+    await asyncio.wait_for(releasing.wait(), 5)
+    releaser.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await releaser
+    store._call = real_call  # type: ignore[attr-defined]
+    assert await store.queue_length("alice") == 0
+    await asyncio.wait_for(store.acquire("alice"), 2)
+
+
 async def test_a_lock_object_is_not_reentrant(locks: LockBackend) -> None:
     lock = locks.make().lock("alice")
     async with lock:
