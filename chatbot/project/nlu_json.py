@@ -32,14 +32,9 @@ SECTIONS = ("common_examples", "entity_synonyms", "regex_features", "lookup_tabl
 
 
 def read_rasa_json(path: Path) -> NLUData:
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise ProjectError(f"cannot read the file ({error})", file=str(path)) from None
-    except json.JSONDecodeError as error:
-        raise ProjectError(
-            f"not valid JSON: {error.msg}", file=str(path), line=error.lineno
-        ) from None
+    from chatbot.project.nlu_services import read_json
+
+    content = read_json(path)
     file = str(path)
     body = content.get("rasa_nlu_data") if isinstance(content, dict) else None
     if not isinstance(body, dict):

@@ -94,6 +94,8 @@ def read_json(path: Path) -> Any:
         raise ProjectError(
             f"not valid JSON: {error.msg}", file=str(path), line=error.lineno
         ) from None
+    except RecursionError:
+        raise ProjectError("not valid JSON: nested too deeply", file=str(path)) from None
 
 
 def read_luis(content: dict[str, Any], file: str) -> NLUData:

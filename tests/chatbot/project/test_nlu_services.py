@@ -314,3 +314,17 @@ def test_convert_names_json_that_is_no_nlu_data(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "restaurants.json: not NLU training data" in result.stderr and "skipped" in result.stderr
     assert len(read_nlu(tmp_path / "b.yml").examples) == 2
+
+
+def test_json_nested_beyond_reason_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ProjectError, match="nested too deeply"):
+        read_json_nlu(path)
+    rasa = tmp_path / "rasa.json"
+    rasa.write_text('{"rasa_nlu_data": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    result = chatbot(
+        "data", "convert", "nlu", "--data", str(rasa), "--out", str(tmp_path / "o.yml")
+    )
+    assert result.returncode == 1 and "nested too deeply" in result.stderr
+    assert "Traceback" not in result.stderr
