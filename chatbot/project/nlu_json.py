@@ -20,6 +20,7 @@ from typing import Any
 
 from chatbot.errors import ProjectError
 from chatbot.project.domain import Origin
+from chatbot.project.nlu_services import list_at, read_json, strings_at, text_at
 from chatbot.project.training_data import (
     EntityAnnotation,
     LookupTable,
@@ -32,8 +33,6 @@ SECTIONS = ("common_examples", "entity_synonyms", "regex_features", "lookup_tabl
 
 
 def read_rasa_json(path: Path) -> NLUData:
-    from chatbot.project.nlu_services import read_json
-
     content = read_json(path)
     file = str(path)
     body = content.get("rasa_nlu_data") if isinstance(content, dict) else None
@@ -43,21 +42,21 @@ def read_rasa_json(path: Path) -> NLUData:
             file=file,
         )
     data = NLUData()
-    for index, item in enumerate(_list(body, "common_examples", file)):
+    for index, item in enumerate(list_at(body, "common_examples", file)):
         data.examples.append(_example(item, f"common_examples[{index}]", file, data))
-    for index, item in enumerate(_list(body, "entity_synonyms", file)):
+    for index, item in enumerate(list_at(body, "entity_synonyms", file)):
         where = f"entity_synonyms[{index}]"
-        value = _text(item, "value", where, file)
-        for variant in _strings(item, "synonyms", where, file):
+        value = text_at(item, "value", where, file)
+        for variant in strings_at(item, "synonyms", where, file):
             data.synonyms[variant.lower()] = value
-    for index, item in enumerate(_list(body, "regex_features", file)):
+    for index, item in enumerate(list_at(body, "regex_features", file)):
         where = f"regex_features[{index}]"
-        name, pattern = _text(item, "name", where, file), _text(item, "pattern", where, file)
+        name, pattern = text_at(item, "name", where, file), text_at(item, "pattern", where, file)
         data.regexes.append(RegexFeature(name, pattern, Origin(file, None)))
-    for index, item in enumerate(_list(body, "lookup_tables", file)):
+    for index, item in enumerate(list_at(body, "lookup_tables", file)):
         where = f"lookup_tables[{index}]"
-        name = _text(item, "name", where, file)
-        elements = tuple(_strings(item, "elements", where, file))
+        name = text_at(item, "name", where, file)
+        elements = tuple(strings_at(item, "elements", where, file))
         data.lookups.append(LookupTable(name, elements, Origin(file, None)))
     return data
 
@@ -100,8 +99,8 @@ def entity_json(entity: EntityAnnotation) -> dict[str, Any]:
 
 
 def _example(item: Any, where: str, file: str, data: NLUData) -> NLUExample:
-    text = _text(item, "text", where, file, empty=True)
-    intent = _text(item, "intent", where, file)
+    text = text_at(item, "text", where, file, empty=True)
+    intent = text_at(item, "intent", where, file)
     entities = []
     for index, entity in enumerate(item.get("entities") or []):
         at = f"{where}.entities[{index}]"
@@ -120,7 +119,7 @@ def _example(item: Any, where: str, file: str, data: NLUData) -> NLUExample:
                 f"({len(text)} characters)",
                 file=file,
             )
-        name = _text(entity, "entity", at, file)
+        name = text_at(entity, "entity", at, file)
         covered = text[start:end]
         value = entity.get("value", covered)
         value = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -138,24 +137,3 @@ def _example(item: Any, where: str, file: str, data: NLUData) -> NLUExample:
             )
         )
     return NLUExample(text, intent, tuple(entities), Origin(file, None))
-
-
-def _list(body: dict[str, Any], key: str, file: str) -> list[Any]:
-    value = body.get(key) or []
-    if not isinstance(value, list):
-        raise ProjectError(f"'{key}' must be a list", file=file, key=key)
-    return value
-
-
-def _text(item: Any, key: str, where: str, file: str, *, empty: bool = False) -> str:
-    value = item.get(key) if isinstance(item, dict) else None
-    if not isinstance(value, str) or (not empty and not value.strip()):
-        raise ProjectError(f"{where}: '{key}' must be a text, not {value!r}", file=file, key=key)
-    return value
-
-
-def _strings(item: Any, key: str, where: str, file: str) -> list[str]:
-    value = item.get(key) if isinstance(item, dict) else None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ProjectError(f"{where}: '{key}' must be a list of texts", file=file, key=key)
-    return value

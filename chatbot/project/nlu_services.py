@@ -109,34 +109,36 @@ def read_luis(content: dict[str, Any], file: str) -> NLUData:
             NEWEST_LUIS_SCHEMA,
         )
     data = NLUData()
-    for index, item in enumerate(_list(content, "utterances", file)):
+    for index, item in enumerate(list_at(content, "utterances", file)):
         where = f"utterances[{index}]"
-        text = _text(item, "text", where, file, empty=True)
-        intent = _text(item, "intent", where, file)
+        text = text_at(item, "text", where, file, empty=True)
+        intent = text_at(item, "intent", where, file)
         entities = []
         for number, entity in enumerate(_entries(item, "entities", where, file)):
             at = f"{where}.entities[{number}]"
             start, last = _whole(entity, "startPos", at, file), _whole(entity, "endPos", at, file)
-            name, role = _text(entity, "entity", at, file), entity.get("role")
+            name, role = text_at(entity, "entity", at, file), entity.get("role")
             entities.append(_annotation(text, start, last + 1, name, role, at, file))
         data.examples.append(NLUExample(text, intent, _in_order(entities), Origin(file, None)))
-    for index, item in enumerate(_list(content, "regex_features", file)):
+    for index, item in enumerate(list_at(content, "regex_features", file)):
         where = f"regex_features[{index}]"
         if isinstance(item, dict) and item.get("activated", False):
-            name, pattern = _text(item, "name", where, file), _text(item, "pattern", where, file)
+            name = text_at(item, "name", where, file)
+            pattern = text_at(item, "pattern", where, file)
             data.regexes.append(RegexFeature(name, pattern, Origin(file, None)))
-    for index, item in enumerate(_list(content, "regex_entities", file)):
+    for index, item in enumerate(list_at(content, "regex_entities", file)):
         where = f"regex_entities[{index}]"
-        name, pattern = _text(item, "name", where, file), _text(item, "regexPattern", where, file)
+        name = text_at(item, "name", where, file)
+        pattern = text_at(item, "regexPattern", where, file)
         data.regexes.append(RegexFeature(name, pattern, Origin(file, None)))
-    for index, item in enumerate(_list(content, "closedLists", file)):
+    for index, item in enumerate(list_at(content, "closedLists", file)):
         where = f"closedLists[{index}]"
-        name = _text(item, "name", where, file)
+        name = text_at(item, "name", where, file)
         elements: list[str] = []
         for number, sub in enumerate(_entries(item, "subLists", where, file)):
             at = f"{where}.subLists[{number}]"
-            canonical = _text(sub, "canonicalForm", at, file)
-            variants = _strings(sub, "list", at, file)
+            canonical = text_at(sub, "canonicalForm", at, file)
+            variants = strings_at(sub, "list", at, file)
             for variant in variants:
                 if variant.lower() != canonical.lower():
                     data.synonyms[variant.lower()] = canonical
@@ -148,13 +150,13 @@ def read_luis(content: dict[str, Any], file: str) -> NLUData:
 
 def read_wit(content: dict[str, Any], file: str) -> NLUData:
     data = NLUData()
-    for index, item in enumerate(_list(content, "utterances", file)):
+    for index, item in enumerate(list_at(content, "utterances", file)):
         where = f"utterances[{index}]"
         if not isinstance(item, dict):
             raise ProjectError(f"{where}: an utterance is an object", file=file)
         if item.get("entities") is None:
             continue  # as Rasa: an utterance without its entities list is not an example
-        text = _text(item, "text", where, file, empty=True)
+        text = text_at(item, "text", where, file, empty=True)
         intent = item.get("intent")
         if intent is None:
             intent = OUT_OF_SCOPE
@@ -163,7 +165,7 @@ def read_wit(content: dict[str, Any], file: str) -> NLUData:
         entities = []
         for number, entity in enumerate(_entries(item, "entities", where, file)):
             at = f"{where}.entities[{number}]"
-            name, role = _text(entity, "entity", at, file), None
+            name, role = text_at(entity, "entity", at, file), None
             if ":" in name:
                 name, role = name.rsplit(":", 1)
             start, end = _whole(entity, "start", at, file), _whole(entity, "end", at, file)
@@ -173,20 +175,16 @@ def read_wit(content: dict[str, Any], file: str) -> NLUData:
 
 
 def read_dialogflow_intent(content: dict[str, Any], path: Path, language: str) -> NLUData:
-    file = str(path)
-    intent = _text(content, "name", "the intent", file)
+    intent = text_at(content, "name", "the intent", str(path))
     data = NLUData()
-    examples = _companion(path, "usersays", language)
-    if examples is None:
-        return data
-    examples_file = str(examples)
-    for index, item in enumerate(_top_list(read_json(examples), examples_file)):
+    examples_file, items = _companion(path, "usersays", language)
+    for index, item in enumerate(items):
         where = f"[{index}]"
         text = ""
         entities = []
         for number, chunk in enumerate(_entries(item, "data", where, examples_file)):
             at = f"{where}.data[{number}]"
-            piece = _text(chunk, "text", at, examples_file, empty=True)
+            piece = text_at(chunk, "text", at, examples_file, empty=True)
             if "alias" in chunk or "meta" in chunk:
                 name = chunk.get("alias", chunk.get("meta"))
                 if not isinstance(name, str) or not name:
@@ -207,18 +205,14 @@ def read_dialogflow_intent(content: dict[str, Any], path: Path, language: str) -
 
 
 def read_dialogflow_entity(content: dict[str, Any], path: Path, language: str) -> NLUData:
-    file = str(path)
-    name = _text(content, "name", "the entity", file)
+    name = text_at(content, "name", "the entity", str(path))
     data = NLUData()
-    entries = _companion(path, "entries", language)
-    if entries is None:
-        return data
-    entries_file = str(entries)
+    entries_file, items = _companion(path, "entries", language)
     values: list[str] = []
-    for index, item in enumerate(_top_list(read_json(entries), entries_file)):
+    for index, item in enumerate(items):
         where = f"[{index}]"
-        value = _text(item, "value", where, entries_file)
-        synonyms = _strings(item, "synonyms", where, entries_file) if "synonyms" in item else []
+        value = text_at(item, "value", where, entries_file)
+        synonyms = strings_at(item, "synonyms", where, entries_file) if "synonyms" in item else []
         for synonym in synonyms:
             if synonym.lower() != value.lower():
                 data.synonyms[synonym.lower()] = value
@@ -233,19 +227,23 @@ def read_dialogflow_entity(content: dict[str, Any], path: Path, language: str) -
     return data
 
 
-def _companion(path: Path, kind: str, language: str) -> Path | None:
-    """A Dialogflow intent's or entity's examples file for ``language``, or None (a warning)."""
+def _companion(path: Path, kind: str, language: str) -> tuple[str, list[Any]]:
+    """A Dialogflow intent's or entity's file of examples / entries for ``language``: (its name,
+    its items); none, with a warning, where there is no such file."""
     companion = path.with_name(f"{path.stem}_{kind}_{language}.json")
-    if companion.is_file():
-        return companion
-    logger.warning(
-        "%s: no %s file for language '%s' beside it (%s); it adds no training data",
-        path,
-        "examples" if kind == "usersays" else "entries",
-        language,
-        companion.name,
-    )
-    return None
+    if not companion.is_file():
+        logger.warning(
+            "%s: no %s file for language '%s' beside it (%s); it adds no training data",
+            path,
+            "examples" if kind == "usersays" else "entries",
+            language,
+            companion.name,
+        )
+        return str(companion), []
+    content = read_json(companion)
+    if not isinstance(content, list):
+        raise ProjectError("the file must hold a JSON list", file=str(companion))
+    return str(companion), content
 
 
 def _in_order(entities: list[EntityAnnotation]) -> tuple[EntityAnnotation, ...]:
@@ -266,13 +264,7 @@ def _annotation(
     return EntityAnnotation(start, end, text[start:end], name, role or None)
 
 
-def _top_list(content: Any, file: str) -> list[Any]:
-    if not isinstance(content, list):
-        raise ProjectError("the file must hold a JSON list", file=file)
-    return content
-
-
-def _list(content: dict[str, Any], key: str, file: str) -> list[Any]:
+def list_at(content: dict[str, Any], key: str, file: str) -> list[Any]:
     value = content.get(key) or []
     if not isinstance(value, list):
         raise ProjectError(f"'{key}' must be a list", file=file, key=key)
@@ -288,7 +280,7 @@ def _entries(item: Any, key: str, where: str, file: str) -> list[dict[str, Any]]
     return value
 
 
-def _text(item: Any, key: str, where: str, file: str, *, empty: bool = False) -> str:
+def text_at(item: Any, key: str, where: str, file: str, *, empty: bool = False) -> str:
     value = item.get(key) if isinstance(item, dict) else None
     if not isinstance(value, str) or (not empty and not value.strip()):
         raise ProjectError(f"{where}: '{key}' must be a text, not {value!r}", file=file, key=key)
@@ -304,7 +296,7 @@ def _whole(item: dict[str, Any], key: str, where: str, file: str) -> int:
     return value
 
 
-def _strings(item: Any, key: str, where: str, file: str) -> list[str]:
+def strings_at(item: Any, key: str, where: str, file: str) -> list[str]:
     value = item.get(key) if isinstance(item, dict) else None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ProjectError(f"{where}: '{key}' must be a list of texts", file=file, key=key)
