@@ -277,16 +277,49 @@ class MessageProcessor:
                 metadata=message.metadata,
             )
         )
-        conversation.extend(extract_slots(conversation, self.domain))
-        for action in custom_mapping_actions(conversation, self.domain):
+        conversation.extend(await self._extracted_slots(conversation, message.input_channel))
+
+    async def _extracted_slots(
+        self, conversation: Conversation, channel: str | None
+    ) -> list[Event]:
+        """Rasa 3's ``action_extract_slots`` after a user message: the slot mappings' values,
+        then the ``type: custom`` mappings' actions, then, where the domain has the custom action
+        ``action_validate_slot_mappings`` (rasa-sdk's ``ValidationAction``: its ``extract_<slot>``
+        and ``validate_<slot>`` methods), that action on all of them. A slot it sets is its
+        value; one it leaves alone keeps the extracted value; a value it rejects (``None``) is
+        never stored. An action that fails is logged and its part left out, as in Rasa."""
+        trial = conversation.fork()
+        extracted = extract_slots(trial, self.domain)
+        trial.extend(extracted)
+        for action in custom_mapping_actions(trial, self.domain):
             # ``type: custom`` mappings with ``action:``: the action fills the slot.
-            ctx = self._context(conversation, message.input_channel)
-            try:
-                events = await self.actions.get(action).run(ctx)
-            except (ActionError, ActionRejected) as exc:
-                logger.error("conversation %s: slot mapping %s", conversation.sender_id, exc)
-                continue
-            conversation.extend(e for e in events if e.get("event") in ("slot", "bot"))
+            found = await self._mapping_action(action, trial, channel)
+            trial.extend(found)
+            extracted += found
+        if d.VALIDATE_SLOT_MAPPINGS in self.domain.actions:
+            validated = await self._mapping_action(d.VALIDATE_SLOT_MAPPINGS, trial, channel)
+            named = {e["name"] for e in validated if e.get("event") == "slot"}
+            extracted = [
+                *validated,
+                *(e for e in extracted if e.get("event") != "slot" or e["name"] not in named),
+            ]
+        return extracted
+
+    async def _mapping_action(
+        self, action: str, conversation: Conversation, channel: str | None
+    ) -> list[Event]:
+        """The slot (those that change a value) and bot events of a slot mapping's action."""
+        try:
+            events = await self.actions.get(action).run(self._context(conversation, channel))
+        except (ActionError, ActionRejected) as exc:
+            logger.error("conversation %s: slot mapping %s", conversation.sender_id, exc)
+            return []
+        return [
+            e
+            for e in events
+            if e.get("event") == "bot"
+            or (e.get("event") == "slot" and conversation.slots.get(e["name"]) != e.get("value"))
+        ]
 
     async def log_message(
         self, message: UserMessage, parse_data: dict[str, Any] | None = None, **kwargs: Any

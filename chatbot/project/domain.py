@@ -24,6 +24,9 @@ ACTION_UNLIKELY_INTENT = "action_unlikely_intent"
 ACTION_BACK = "action_back"
 ACTION_SEND_TEXT = "action_send_text"
 ACTION_EXTRACT_SLOTS = "action_extract_slots"
+# A custom action (rasa-sdk's ValidationAction) that action_extract_slots runs where the domain has
+# it: it extracts custom slots and validates every extracted value.
+VALIDATE_SLOT_MAPPINGS = "action_validate_slot_mappings"
 
 DEFAULT_ACTIONS: tuple[str, ...] = (
     ACTION_LISTEN,
