@@ -288,15 +288,19 @@ class MessageProcessor:
         and ``validate_<slot>`` methods), that action on all of them. A slot it sets is its
         value; one it leaves alone keeps the extracted value; a value it rejects (``None``) is
         never stored. An action that fails is logged and its part left out, as in Rasa."""
-        trial = conversation.fork()
-        extracted = extract_slots(trial, self.domain)
+        extracted = extract_slots(conversation, self.domain)
+        actions = custom_mapping_actions(conversation, self.domain)
+        validating = d.VALIDATE_SLOT_MAPPINGS in self.domain.actions
+        if not (actions or validating):
+            return extracted
+        trial = conversation.fork()  # what the actions see: the conversation with the extraction
         trial.extend(extracted)
-        for action in custom_mapping_actions(trial, self.domain):
+        for action in actions:
             # ``type: custom`` mappings with ``action:``: the action fills the slot.
             found = await self._mapping_action(action, trial, channel)
             trial.extend(found)
             extracted += found
-        if d.VALIDATE_SLOT_MAPPINGS in self.domain.actions:
+        if validating:
             validated = await self._mapping_action(d.VALIDATE_SLOT_MAPPINGS, trial, channel)
             named = {e["name"] for e in validated if e.get("event") == "slot"}
             extracted = [
