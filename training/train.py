@@ -20,7 +20,7 @@ from chatbot.project.domain import ACTION_LISTEN
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.project.project import Project
 from training.dialogue import check_policy_params, policy_configs, train_policies
-from training.lstm import make_lstm_trainer, settings_from_config
+from training.lstm_settings import settings_from_config
 from training.nlu.pipeline import settings_from_pipeline
 from training.reuse import PART_NAMES, part_fingerprints
 
@@ -86,6 +86,8 @@ def train_project(
         if from_earlier is not None:
             policies, ensemble = from_earlier.policies, from_earlier.ensemble
         else:
+            from training.lstm import make_lstm_trainer  # torch: only where a policy trains
+
             lstm_trainer = make_lstm_trainer(
                 seed=seed, show_progress=show_progress, augmentation=augmentation
             )
