@@ -283,12 +283,16 @@ def interactive(project_dir: Path, model_path: Path | None, sender: str) -> None
     endpoints = read_endpoints(project_dir)
     executor = create_action_executor(endpoints.action_endpoint, project_dir)
     agent = Agent(TrainedModel.from_file(model_path), action_executor=executor)
+    names = ("domain.yml", "domain.yaml", "domain")  # where new intents are exported to
+    domain_path = next((p for p in (project_dir / n for n in names) if p.exists()), None)
 
     async def ask(prompt: str) -> str:
         return await asyncio.to_thread(input, prompt)
 
     async def learn() -> None:
-        session = InteractiveSession(agent, project_dir / "data", ask, click.echo, sender)
+        session = InteractiveSession(
+            agent, project_dir / "data", ask, click.echo, sender, domain_path=domain_path
+        )
         try:
             await session.run()
         finally:

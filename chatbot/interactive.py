@@ -13,12 +13,23 @@ example of its confirmed intent and entities.
 whole at each export of the session; the project's own files are never touched, and
 ``chatbot train`` reads the new file with the rest of ``data/``. ``undo`` takes back the last
 message and what the bot did after it, ``restart`` starts the conversation over (the stories
-so far are kept). The intents and actions offered are the domain's: a new intent or response
-is added to the domain by hand first.
+so far are kept).
+
+The intents and actions offered are the domain's, and two more: a new intent (its name) and a
+new response (``utter_<name>`` and its text), which the rest of the session knows at once (the
+policies, trained without them, see them as unknown until the next training). A new response
+is exported with the rest, under ``responses:`` of the new file (a data file may hold
+responses). A new intent belongs in the domain: with a ``domain/`` folder the export writes
+``domain/interactive_<time>.yml``; with a ``domain.yml`` it asks first, then adds the intent
+to its ``intents:`` list, every other line of the file as it was (a list it cannot add to
+safely, written inline, say, is left alone and the intents go to
+``interactive_<time>_domain.yml`` beside it, to be merged by hand).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +43,8 @@ from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.messages import UserMessage, terminal_lines
 from chatbot.errors import ProjectError
-from chatbot.project.domain import ACTION_LISTEN
+from chatbot.project.domain import ACTION_LISTEN, Intent, ResponseVariation
+from chatbot.project.domain_edit import add_intents
 from chatbot.project.nlu_json import entity_json
 from chatbot.project.nlu_reader import parse_annotated_text
 from chatbot.project.nlu_writer import annotated_text, nlu_yaml
@@ -45,6 +57,9 @@ STOP = ("/stop", "/exit", "/quit")
 COMMANDS = {"u": "undo", "undo": "undo", "e": "export", "export": "export"}
 COMMANDS |= {"r": "restart", "restart": "restart", "q": "quit", "quit": "quit"}
 MENU = "[y]es, [n]o, [u]ndo, [r]estart, [e]xport, [q]uit"
+NEW_INTENT = "(a new intent)"
+NEW_RESPONSE = "(a new response)"
+_NAME = re.compile(r"[A-Za-z0-9][\w\-]*\Z")
 
 Ask = Callable[[str], Awaitable[str]]
 Say = Callable[[str], None]
@@ -71,6 +86,13 @@ class InteractiveSession:
     finished: list[list[dict[str, Any]]] = field(default_factory=list)
     started: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
     exported: Path | None = None
+    # The project's domain.yml, or its domain/ folder: where new intents are exported to.
+    domain_path: Path | None = None
+    # Intents and responses (name -> text) made during the session, in order.
+    new_intents: list[str] = field(default_factory=list)
+    new_responses: dict[str, str] = field(default_factory=dict)
+    # New intents already written to the domain (or declined), not asked about again.
+    _intents_written: set[str] = field(default_factory=set)
     # The conversation's events since its latest restart, as last loaded.
     _current_events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -103,13 +125,13 @@ class InteractiveSession:
         if self._has_data() and await self._yes_at_the_end(
             f"Export the session to {self.out_file}?"
         ):
-            self.export()
+            await self.export()
 
     async def _turn(self, text: str) -> None:
         parse = await self.agent.parse(text)
         parse = await self._confirm_parse(text, parse)
-        processor = self.agent.processor
-        await processor.log_message(UserMessage(text, self.sender_id, CHANNEL), parse)
+        # The processor is asked for anew each time: a new intent or response serves another.
+        await self.agent.processor.log_message(UserMessage(text, self.sender_id, CHANNEL), parse)
         if not text.startswith("/"):
             self.examples.append(_example(text, parse))
         while True:
@@ -117,7 +139,7 @@ class InteractiveSession:
             if conversation.events and ev.is_action(conversation.events[-1], ACTION_LISTEN):
                 return  # a failed action: the bot listens
             action, policy, confidence = await self._confirm_action(conversation)
-            result = await processor.execute(
+            result = await self.agent.processor.execute(
                 self.sender_id, action, policy=policy, confidence=confidence, channel=CHANNEL
             )
             for message in result.messages():
@@ -175,7 +197,29 @@ class InteractiveSession:
         ranked = [r.get("name") for r in parse.get("intent_ranking") or [] if isinstance(r, dict)]
         names = self.agent.domain.intent_names
         order = [n for n in ranked if n in names] + [n for n in names if n not in ranked]
-        return await self._choose("Which intent is it?", order)
+        chosen = await self._choose("Which intent is it?", [*order, NEW_INTENT])
+        if chosen != NEW_INTENT:
+            return chosen
+        name = await self._new_name("The new intent's name: ", names)
+        self.new_intents.append(name)
+        domain = self.agent.domain
+        self._serve(dataclasses.replace(domain, intents={**domain.intents, name: Intent(name)}))
+        return name
+
+    async def _new_name(self, prompt: str, taken: Sequence[str], prefix: str = "") -> str:
+        while True:
+            name = (await self._ask(prompt)).strip()
+            if not _NAME.match(name) or not name.startswith(prefix):
+                wanted = f"start with {prefix} and " if prefix else ""
+                self.say(f"  A name must {wanted}be letters, digits, _ or -; try again.")
+            elif name in taken:
+                self.say(f"  {name} is in the domain already; choose it from the list instead.")
+            else:
+                return name
+
+    def _serve(self, domain: Any) -> None:
+        """Go on with ``domain`` (one more intent or response): the same model otherwise."""
+        self.agent.replace_model(dataclasses.replace(self.agent.model, domain=domain))
 
     async def _mark_entities(self, text: str) -> list[dict[str, Any]]:
         known = set(self.agent.domain.entities)
@@ -212,7 +256,19 @@ class InteractiveSession:
             return predicted, policy, confidence
         names = self.agent.domain.action_names
         order = sorted(names, key=lambda n: -scores.get(n, 0.0))
-        return await self._choose("Which action should the bot run?", order), "interactive", 1.0
+        chosen = await self._choose("Which action should the bot run?", [*order, NEW_RESPONSE])
+        if chosen == NEW_RESPONSE:
+            chosen = await self._new_name("The new response's name (utter_...): ", names, "utter_")
+            text = ""
+            while not text:
+                text = (await self._ask("What should the bot say? ")).strip()
+            self.new_responses[chosen] = text
+            domain = self.agent.domain
+            variation = ResponseVariation({"text": text})
+            self._serve(
+                dataclasses.replace(domain, responses={**domain.responses, chosen: (variation,)})
+            )
+        return chosen, "interactive", 1.0
 
     async def _yes_at_the_end(self, question: str) -> bool:
         try:
@@ -251,13 +307,13 @@ class InteractiveSession:
                 return answer
             if command == "export":
                 await self._conversation()
-                self.export()
+                await self.export()
                 continue
             raise _Command(command)
 
     # -- what is written -------------------------------------------------------------------------
 
-    def export(self) -> Path | None:
+    async def export(self) -> Path | None:
         """Write the session's stories and NLU examples to ``out_file`` (whole, each time)."""
         stories = self._stories()
         if not stories and not self.examples:
@@ -269,13 +325,62 @@ class InteractiveSession:
             text += yaml.safe_dump(
                 {"stories": stories}, allow_unicode=True, sort_keys=False, width=100
             )
+        if self.new_responses:
+            responses = {name: [{"text": said}] for name, said in self.new_responses.items()}
+            text += yaml.safe_dump(
+                {"responses": responses}, allow_unicode=True, sort_keys=False, width=100
+            )
         self.out_file.write_text(text, encoding="utf-8")
         self.exported = self.out_file
+        made = f" (and {len(self.new_responses)} new responses)" if self.new_responses else ""
         self.say(
-            f"Exported {len(stories)} stories and {len(self.examples)} NLU examples to "
+            f"Exported {len(stories)} stories and {len(self.examples)} NLU examples{made} to "
             f"{self.out_file}; `chatbot train` reads it with the rest of data/."
         )
+        await self._export_intents()
         return self.out_file
+
+    async def _export_intents(self) -> None:
+        """The session's new intents into the domain (see the module's docstring)."""
+        names = [n for n in self.new_intents if n not in self._intents_written]
+        if not names:
+            return
+        self._intents_written.update(names)
+        listed = ", ".join(names)
+        path = self.domain_path
+        if path is not None and path.is_dir():
+            target = path / f"interactive_{self.started}.yml"
+            every = {"version": "3.1", "intents": list(self.new_intents)}
+            target.write_text(yaml.safe_dump(every, sort_keys=False))
+            self.say(f"The new intents ({listed}) are in {target}.")
+            return
+        if (
+            path is not None
+            and path.is_file()
+            and await self._agrees(
+                f"Add the new intents ({listed}) to {path}? Nothing else in it changes."
+            )
+        ):
+            if add_intents(path, names):
+                self.say(f"Added {listed} to the intents of {path}.")
+                return
+            self.say(f"  {path}'s intents are not a list this can add to safely.")
+        aside = (path.parent if path is not None else self.data_dir.parent) / (
+            f"interactive_{self.started}_domain.yml"
+        )
+        aside.write_text(yaml.safe_dump({"intents": names}, sort_keys=False))
+        self.say(
+            f"The new intents ({listed}) are in {aside}: add them to the domain's intents "
+            "before training (stories and examples that use them need them there)."
+        )
+
+    async def _agrees(self, question: str) -> bool:
+        """A yes-or-no question to change a file of the user's: no answer (input ended) is no."""
+        try:
+            answer = (await self.ask(f"{question} [y]es, [n]o ")).strip().lower()
+        except EOFError:
+            return False
+        return answer in ("y", "yes")
 
     def _stories(self) -> list[dict[str, Any]]:
         runs = [*self.finished, self._current_events]

@@ -3,6 +3,7 @@ and NLU examples in a new file of the project's data/ that the project reads bac
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import yaml
 
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.agent import Agent
-from chatbot.interactive import InteractiveSession, _example
+from chatbot.interactive import NEW_INTENT, NEW_RESPONSE, InteractiveSession, _example
 from chatbot.nlu.duckling import NAME as DUCKLING
 from chatbot.project.loader import load_project
 from chatbot.project.nlu_writer import annotated_text
@@ -273,3 +274,98 @@ async def test_a_form_and_its_validation_action_run_as_served(tmp_path: Path) ->
         {"active_loop": "restaurant_form"},
     ]
     assert {"intent": "affirm"} in steps
+
+
+BLOCK_DOMAIN = (
+    "# The bot's domain.\n"
+    "intents:\n"
+    "  - greet  # hello and the like\n"
+    "  - inform:\n"
+    "      use_entities: [cuisine]\n"
+    "  - goodbye\n"
+    "\n"
+    "entities: [cuisine]\n" + FILES["domain.yml"].split("entities: [cuisine]\n", 1)[1]
+)
+NEW_WEATHER = [
+    "how is the weather",
+    NEW_INTENT,
+    "greet",  # taken: asked again
+    "ask weather",  # not a name: asked again
+    "ask_weather",
+    "y",  # no entities
+    "n",
+    NEW_RESPONSE,
+    "weather_reply",  # not utter_...: asked again
+    "utter_weather",
+    "It is sunny.",
+    "n",
+    "action_listen",
+    "/stop",
+    "y",  # export
+]
+
+
+async def run_files(
+    bot: Path, files: dict[str, str], answers: list[str]
+) -> tuple[Script, InteractiveSession]:
+    model = train_files(bot, files)
+    agent = Agent(model)
+    script = Script(answers)
+    domain = bot / "domain" if (bot / "domain").is_dir() else bot / "domain.yml"
+    session = InteractiveSession(agent, bot / "data", script.ask, script.say, domain_path=domain)
+    try:
+        await session.run()
+    finally:
+        await agent.close()
+    return script, session
+
+
+async def test_a_new_intent_and_response_are_made_in_the_session_and_exported(
+    bot: Path,
+) -> None:
+    files = {**FILES, "domain.yml": BLOCK_DOMAIN}
+    script, session = await run_files(bot, files, [*NEW_WEATHER, "y"])  # y: add to domain.yml
+    printed = "\n".join(script.printed)
+    assert "greet is in the domain already" in printed and "A name must" in printed
+    assert "A name must start with utter_" in printed
+    assert "  bot: It is sunny." in script.printed
+    data = exported(session)
+    assert data["nlu"] == [{"intent": "ask_weather", "examples": "- how is the weather\n"}]
+    assert data["stories"][0]["steps"] == [{"intent": "ask_weather"}, {"action": "utter_weather"}]
+    assert data["responses"] == {"utter_weather": [{"text": "It is sunny."}]}
+    # domain.yml: the intent added to its list, every other line as it was
+    domain = (bot / "domain.yml").read_text()
+    assert domain == BLOCK_DOMAIN.replace("  - goodbye\n", "  - goodbye\n  - ask_weather\n")
+    # The project reads all of it, and a bot trained on it answers the new intent.
+    project = load_project(bot)
+    assert "ask_weather" in project.domain.intents and "utter_weather" in project.domain.responses
+    memo = "policies: [{name: RulePolicy}, {name: MemoizationPolicy}]\n"  # stories too
+    agent = Agent(train_files(bot, {"config.yml": memo}))
+    try:
+        answer = await agent.handle_text("/ask_weather", "ann")
+    finally:
+        await agent.close()
+    assert answer == [{"recipient_id": "ann", "text": "It is sunny."}]
+
+
+async def test_new_intents_go_beside_a_domain_they_cannot_be_added_to_safely(bot: Path) -> None:
+    """An inline intents list, or the user declining: domain.yml stays as it is and the new
+    intents are written beside it, to be merged by hand."""
+    for answer, files in (("y", FILES), ("n", {**FILES, "domain.yml": BLOCK_DOMAIN})):
+        if bot.exists():
+            shutil.rmtree(bot)
+        script, _ = await run_files(bot, files, [*NEW_WEATHER, answer])
+        assert (bot / "domain.yml").read_text() == files["domain.yml"]
+        (aside,) = bot.glob("interactive_*_domain.yml")
+        assert yaml.safe_load(aside.read_text()) == {"intents": ["ask_weather"]}
+        assert "add them to the domain's intents" in "\n".join(script.printed)
+
+
+async def test_a_domain_folder_gets_a_file_of_the_new_intents(bot: Path) -> None:
+    files = {k: v for k, v in FILES.items() if k != "domain.yml"}
+    files["domain/domain.yml"] = BLOCK_DOMAIN
+    await run_files(bot, files, NEW_WEATHER)
+    (written,) = (bot / "domain").glob("interactive_*.yml")
+    assert yaml.safe_load(written.read_text())["intents"] == ["ask_weather"]
+    assert (bot / "domain" / "domain.yml").read_text() == BLOCK_DOMAIN
+    assert "ask_weather" in load_project(bot).domain.intents
