@@ -189,11 +189,18 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
         core=core,
         reuse=reusable,
     )
-    for part in model.meta.get("reused", {}):
+    reused = list(model.meta.get("reused", {}))
+    if reused == parts and len(parts) > 1 and len({reusable[p] for p in parts}) == 1:
         click.echo(
-            f"{PART_NAMES[part]}: nothing it is trained on changed since {reusable[part]}; "
-            "reused (--force trains it anew)"
+            f"Nothing changed since {reusable[parts[0]]}: its NLU and dialogue policies are "
+            "reused (--force trains them anew)"
         )
+    else:
+        for part in reused:
+            click.echo(
+                f"{PART_NAMES[part]}: nothing it is trained on changed since {reusable[part]}; "
+                "reused (--force trains it anew)"
+            )
     click.echo(f"Trained model saved to {path} in {time.perf_counter() - started:.1f}s")
 
 

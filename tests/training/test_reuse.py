@@ -215,6 +215,13 @@ def test_the_command_says_what_it_reuses_and_dry_run_answers_with_rasas_codes(
     result = chatbot("train", *project, "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No training required" in result.stdout
+    result = chatbot("train", *project, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "Nothing changed since" in result.stdout and "its NLU and dialogue policies" in (
+        result.stdout
+    )
+    shutil.rmtree(bot / "models")
+    assert chatbot("train", *project, "--quiet").returncode == 0  # the one model again
     result = chatbot("train", *project, "--dry-run", "--force")
     assert result.returncode == 8 and "The training was forced." in result.stdout
     assert len(list((bot / "models").iterdir())) == 1  # a dry run writes nothing

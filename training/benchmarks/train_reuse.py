@@ -86,10 +86,11 @@ def main() -> None:
             if change is not None:
                 change()
             wall, cpu, output = train(bot, *extra)
+            everything = "Nothing changed since" in output
             reused = [
                 part
                 for part, said in (("nlu", "NLU: nothing"), ("core", "dialogue policies: nothing"))
-                if said in output
+                if said in output or everything
             ]
             result = {
                 "name": "train_reuse",
