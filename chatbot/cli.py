@@ -30,6 +30,7 @@ from chatbot.cli_common import (
     debug_option,
     domain_option,
     from_parent,
+    line_editing,
     main,
     model_file_path,
     model_option,
@@ -242,6 +243,8 @@ def shell(ctx: click.Context, project_dir: Path, model_path: Path | None, sender
             "answer. `chatbot shell nlu` shows what the NLU makes of each message."
         )
 
+    line_editing()
+
     async def talk() -> None:
         try:
             while True:
@@ -293,6 +296,8 @@ def interactive(project_dir: Path, model_path: Path | None, sender: str) -> None
     names = ("domain.yml", "domain.yaml", "domain")  # where new intents are exported to
     domain_path = next((p for p in (project_dir / n for n in names) if p.exists()), None)
 
+    line_editing()
+
     async def ask(prompt: str) -> str:
         return await asyncio.to_thread(input, prompt)
 
@@ -319,6 +324,7 @@ def shell_nlu(ctx: click.Context, project_dir: Path, model_path: Path | None) ->
     model_path = from_parent(ctx, "model_path", model_path)
     model = _load_model(project_dir, model_path)
     click.echo("NLU model loaded. Type a message and press enter to parse it (/stop to exit).")
+    line_editing()
 
     async def parse() -> None:
         from chatbot.nlu.duckling import DucklingClient

@@ -5,6 +5,7 @@ export, import)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -92,6 +93,14 @@ debug_option = click.option(
     help="Debug logging, each turn traced: the NLU's reading, every next action with its policy "
     "and confidence, what it did, the slots (Rasa's --debug; the same as `chatbot -v`).",
 )
+
+
+def line_editing() -> None:
+    """Arrow keys and the history of what was typed at the prompts of ``input()``, where the
+    input is a terminal (Python's readline module, where the platform has it)."""
+    if sys.stdin.isatty():
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401 - importing it is what turns it on
 
 
 def user_errors(func: F) -> F:

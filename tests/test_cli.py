@@ -564,3 +564,63 @@ def test_data_split_stories_holds_out_stories_of_each_file(tmp_path: Path) -> No
     (data / "stories.yml").write_text("stories: []\n")
     result = chatbot(*args)
     assert result.returncode == 1 and "no stories in" in result.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal is POSIX")
+def test_the_shell_in_a_terminal_recalls_earlier_input_with_the_up_arrow(tmp_path: Path) -> None:
+    """At a terminal, `chatbot shell` edits lines and keeps their history (readline): the up
+    arrow brings back the last message, which the bot answers again."""
+    import pty
+    import select
+    import signal
+
+    from tests.helpers import RULES_ONLY, train_files
+
+    bot = tmp_path / "bot"
+    train_files(
+        bot,
+        {
+            "domain.yml": "intents: [greet]\nresponses:\n  utter_greet:\n    - text: Hello there!\n",
+            "data/rules.yml": "rules:\n- rule: r\n  steps:\n  - intent: greet\n  - action: utter_greet\n",
+            "config.yml": RULES_ONLY,
+        },
+    ).to_file(tmp_path / "bot.model")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the shell, on the terminal
+        os.environ["PYTHONPATH"] = str(ROOT)
+        os.execv(
+            sys.executable,
+            [sys.executable, "-m", "chatbot", "shell", "--project", str(bot), "-m",
+             str(tmp_path / "bot.model")],
+        )  # fmt: skip
+    seen = b""
+
+    def read_until(wanted: bytes, count: int) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 60
+        while seen.count(wanted) < count:
+            left = deadline - time.monotonic()
+            assert left > 0, seen.decode(errors="replace")
+            if select.select([fd], [], [], left)[0]:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:  # the child is gone
+                    break
+
+    try:
+        read_until(b"Your input -> ", 1)
+        os.write(fd, b"/greet\r")
+        read_until(b"Hello there!", 1)
+        read_until(b"Your input -> ", 2)
+        os.write(fd, b"\x1b[A\r")  # the up arrow, then enter
+        read_until(b"Hello there!", 2)
+        os.write(fd, b"/stop\r")
+        read_until(b"\x00never", 1)  # until the shell ends and closes the terminal
+    finally:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:  # a failed check: the shell still waits for input
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert seen.count(b"Hello there!") == 2
+    assert os.waitstatus_to_exitcode(status) == 0
