@@ -246,6 +246,7 @@ def shell(ctx: click.Context, project_dir: Path, model_path: Path | None, sender
     line_editing()
 
     async def talk() -> None:
+        buttons: list[Any] = []  # the last buttons shown: a number typed is one of them
         try:
             while True:
                 try:
@@ -257,8 +258,12 @@ def shell(ctx: click.Context, project_dir: Path, model_path: Path | None, sender
                     return
                 if not text:
                     continue
-                for message in await agent.handle_text(text, sender, input_channel="cmdline"):
+                text = _button_payload(text, buttons)
+                messages = await agent.handle_text(text, sender, input_channel="cmdline")
+                for message in messages:
                     _print_message(message)
+                shown = [m.get("buttons") or m.get("quick_replies") for m in messages]
+                buttons = next((b for b in reversed(shown) if isinstance(b, list) and b), [])
         finally:
             await agent.close()
 
@@ -345,6 +350,19 @@ def shell_nlu(ctx: click.Context, project_dir: Path, model_path: Path | None) ->
             await duckling.close()
 
     asyncio.run(parse())
+
+
+def _button_payload(text: str, buttons: list[Any]) -> str:
+    """What to send for ``text``: the payload of the button of that number where the bot's last
+    message had buttons (as choosing one in Rasa's shell does), else the text itself."""
+    if not (text.isdigit() and 1 <= int(text) <= len(buttons)):
+        return text
+    button = buttons[int(text) - 1]
+    payload = button.get("payload") if isinstance(button, dict) else None
+    if not isinstance(payload, str) or not payload:
+        return text
+    click.echo(f"  ({button.get('title')}: {payload})")
+    return payload
 
 
 def _print_message(message: dict[str, Any]) -> None:

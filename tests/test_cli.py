@@ -624,3 +624,40 @@ def test_the_shell_in_a_terminal_recalls_earlier_input_with_the_up_arrow(tmp_pat
         os.close(fd)
     assert seen.count(b"Hello there!") == 2
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_shell_sends_a_buttons_payload_for_its_number(tmp_path: Path) -> None:
+    """As choosing a button in Rasa's shell: after a message with buttons, typing a button's
+    number sends its payload; other text, and numbers without buttons, are sent as typed."""
+    from tests.helpers import RULES_ONLY, train_files
+
+    bot = tmp_path / "bot"
+    train_files(
+        bot,
+        {
+            "domain.yml": (
+                "intents: [greet, affirm, deny]\nresponses:\n"
+                "  utter_greet:\n    - text: Coffee?\n      buttons:\n"
+                "      - {title: Yes please, payload: /affirm}\n"
+                "      - {title: No thanks, payload: /deny}\n"
+                "  utter_yes:\n    - text: Here you are.\n"
+                "  utter_no:\n    - text: Maybe later.\n"
+            ),
+            "data/rules.yml": (
+                "rules:\n"
+                "- rule: g\n  steps:\n  - intent: greet\n  - action: utter_greet\n"
+                "- rule: y\n  steps:\n  - intent: affirm\n  - action: utter_yes\n"
+                "- rule: n\n  steps:\n  - intent: deny\n  - action: utter_no\n"
+            ),
+            "config.yml": RULES_ONLY,
+        },
+    ).to_file(tmp_path / "bot.model")
+    result = chatbot(
+        "shell", "--project", str(bot), "-m", str(tmp_path / "bot.model"),
+        stdin="/greet\n2\n/greet\n1\n1\n/stop\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "1: Yes please (/affirm)" in out and "(No thanks: /deny)" in out
+    assert out.index("Maybe later.") < out.index("(Yes please: /affirm)") < out.index("Here you")
+    assert out.count("(Yes please: /affirm)") == 1  # the second 1: no buttons then, sent as "1"
