@@ -205,6 +205,16 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
     click.echo(f"Trained model saved to {path} in {time.perf_counter() - started:.1f}s")
 
 
+_endpoints_option = click.option(
+    "--endpoints",
+    "endpoints_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The action server and stores to use (Rasa's --endpoints; default: the project's "
+    "endpoints.yml).",
+)
+
+
 def _sender_option(default: str) -> Callable[[Any], Any]:
     return click.option(
         "--sender",
@@ -220,10 +230,17 @@ def _sender_option(default: str) -> Callable[[Any], Any]:
 @project_option
 @model_option
 @_sender_option("shell")
+@_endpoints_option
 @debug_option
 @click.pass_context
 @user_errors
-def shell(ctx: click.Context, project_dir: Path, model_path: Path | None, sender: str) -> None:
+def shell(
+    ctx: click.Context,
+    project_dir: Path,
+    model_path: Path | None,
+    sender: str,
+    endpoints_path: Path | None,
+) -> None:
     """Talk to the bot in the terminal (/stop or Ctrl-D to leave; `chatbot shell nlu`: see what
     the NLU makes of each message)."""
     if ctx.invoked_subcommand is not None:  # `chatbot shell --project X nlu`: X holds for nlu
@@ -233,7 +250,7 @@ def shell(ctx: click.Context, project_dir: Path, model_path: Path | None, sender
     from chatbot.agent import Agent
     from chatbot.server.app import read_endpoints
 
-    endpoints = read_endpoints(project_dir)
+    endpoints = read_endpoints(project_dir, endpoints_path)
     executor = create_action_executor(endpoints.action_endpoint, project_dir)
     agent = Agent(_load_model(project_dir, model_path), action_executor=executor)
     click.echo("Bot loaded. Type a message and press enter (/stop to exit).")
@@ -274,8 +291,11 @@ def shell(ctx: click.Context, project_dir: Path, model_path: Path | None, sender
 @project_option
 @model_option
 @_sender_option("interactive")
+@_endpoints_option
 @user_errors
-def interactive(project_dir: Path, model_path: Path | None, sender: str) -> None:
+def interactive(
+    project_dir: Path, model_path: Path | None, sender: str, endpoints_path: Path | None
+) -> None:
     """Talk to the bot and confirm or correct each step (Rasa's `rasa interactive`); export
     writes the corrected conversation as stories and NLU examples to a new file in data/. With
     no trained model, the project is trained first."""
@@ -295,7 +315,7 @@ def interactive(project_dir: Path, model_path: Path | None, sender: str) -> None
             click.echo("No trained model: training the project first ...")
             train_to_file(project, model_path, show_progress=False)
             click.echo(f"Trained model saved to {model_path}")
-    endpoints = read_endpoints(project_dir)
+    endpoints = read_endpoints(project_dir, endpoints_path)
     executor = create_action_executor(endpoints.action_endpoint, project_dir)
     agent = Agent(TrainedModel.from_file(model_path), action_executor=executor)
     names = ("domain.yml", "domain.yaml", "domain")  # where new intents are exported to

@@ -661,3 +661,34 @@ def test_the_shell_sends_a_buttons_payload_for_its_number(tmp_path: Path) -> Non
     assert "1: Yes please (/affirm)" in out and "(No thanks: /deny)" in out
     assert out.index("Maybe later.") < out.index("(Yes please: /affirm)") < out.index("Here you")
     assert out.count("(Yes please: /affirm)") == 1  # the second 1: no buttons then, sent as "1"
+
+
+def test_shell_takes_another_endpoints_file(tmp_path: Path) -> None:
+    """Rasa's `rasa shell --endpoints FILE`: the action server it names, not the project's."""
+    from tests.helpers import RULES_ONLY, train_files
+
+    bot = tmp_path / "bot"
+    train_files(
+        bot,
+        {
+            "domain.yml": "intents: [greet]\nactions: [action_hello]\n",
+            "data/rules.yml": "rules:\n- rule: r\n  steps:\n  - intent: greet\n  - action: action_hello\n",
+            "config.yml": RULES_ONLY,
+            "actions/__init__.py": "",
+            "actions/hello.py": (
+                "from rasa_sdk import Action\n\n\nclass Hello(Action):\n"
+                "    def name(self):\n        return 'action_hello'\n\n"
+                "    def run(self, dispatcher, tracker, domain):\n"
+                "        dispatcher.utter_message(text='Hello from the action')\n        return []\n"
+            ),
+        },
+    ).to_file(tmp_path / "bot.model")
+    (tmp_path / "other.yml").write_text("action_endpoint:\n  actions_module: actions\n")
+    args = ("shell", "--project", str(bot), "-m", str(tmp_path / "bot.model"))
+    result = chatbot(*args, stdin="/greet\n/stop\n")  # the project has no endpoints.yml
+    assert result.returncode == 0 and "Hello from the action" not in result.stdout
+    result = chatbot(*args, "--endpoints", str(tmp_path / "other.yml"), stdin="/greet\n/stop\n")
+    assert result.returncode == 0, result.stderr
+    assert "Hello from the action" in result.stdout
+    result = chatbot(*args, "--endpoints", str(tmp_path / "missing.yml"), stdin="/stop\n")
+    assert result.returncode == 2 and "missing.yml" in result.stderr
