@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chatbot.errors import ProjectError, ProjectErrors
 from chatbot.project.loader import load_project
 from chatbot.project.nlu_reader import read_nlu
 from chatbot.project.nlu_services import read_json_nlu
 from chatbot.project.training_data import NLUData
+from tests.chatbot.server.test_fuzz import json_values, mostly, texts
 from tests.test_cli import chatbot
 
 LUIS: dict[str, Any] = {
@@ -328,3 +331,97 @@ def test_json_nested_beyond_reason_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 1 and "nested too deeply" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- random exports: a clear error or data, never a traceback ---------------------------------
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+positions = mostly(st.integers(min_value=-3, max_value=40))
+luis_entities = st.fixed_dictionaries(
+    {"entity": mostly(st.sampled_from(["city", "date"])), "startPos": positions,
+     "endPos": positions},
+    optional={"role": mostly(st.sampled_from(["from", "to"]))},
+)  # fmt: skip
+luis_utterances = st.fixed_dictionaries(
+    {"text": mostly(texts(30)), "intent": mostly(st.sampled_from(["Book", "None"])),
+     "entities": mostly(st.lists(mostly(luis_entities), max_size=3))},
+)  # fmt: skip
+luis_files = st.fixed_dictionaries(
+    {"luis_schema_version": mostly(st.sampled_from(["7.0.0", "3.2.0", "9.1"])),
+     "utterances": mostly(st.lists(mostly(luis_utterances), max_size=3))},
+    optional={
+        "regex_features": json_values, "regex_entities": json_values,
+        "closedLists": mostly(st.lists(st.fixed_dictionaries(
+            {"name": json_values, "subLists": mostly(st.lists(st.fixed_dictionaries(
+                {"canonicalForm": json_values, "list": json_values}), max_size=2))}),
+            max_size=2)),
+    },
+)  # fmt: skip
+wit_entities = st.fixed_dictionaries(
+    {"entity": mostly(st.sampled_from(["wit$datetime:datetime", "who", ":", "a:"])),
+     "start": positions, "end": positions},
+)  # fmt: skip
+wit_files = st.fixed_dictionaries(
+    {"utterances": mostly(st.lists(mostly(st.fixed_dictionaries(
+        {"text": mostly(texts(30))},
+        optional={"intent": json_values,
+                  "entities": mostly(st.lists(mostly(wit_entities), max_size=3))},
+    )), max_size=3))}
+)  # fmt: skip
+chunks = st.fixed_dictionaries(
+    {"text": mostly(texts(10))},
+    optional={"alias": json_values, "meta": mostly(st.sampled_from(["@city", "@sys.ignore"]))},
+)
+usersays = mostly(st.lists(mostly(st.fixed_dictionaries(
+    {"data": mostly(st.lists(mostly(chunks), max_size=4))})), max_size=3))  # fmt: skip
+entries = mostly(st.lists(mostly(st.fixed_dictionaries(
+    {"value": json_values}, optional={"synonyms": json_values})), max_size=3))  # fmt: skip
+
+
+def _read_or_refuse(path: Path) -> None:
+    try:
+        found = read_json_nlu(path)
+    except ProjectError as error:
+        assert (
+            str(path.name) in str(error) or "_usersays_" in str(error) or "_entries_" in str(error)
+        )
+        return
+    if found is not None:
+        for example in found.examples:
+            for entity in example.entities:
+                assert 0 <= entity.start < entity.end <= len(example.text)
+                assert entity.value == example.text[entity.start : entity.end]
+
+
+@FUZZ
+@given(content=luis_files | wit_files)
+def test_random_luis_and_wit_exports_read_or_are_refused_clearly(
+    tmp_path_factory: pytest.TempPathFactory, content: Any
+) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "export.json"
+    path.write_text(json.dumps(content))
+    _read_or_refuse(path)
+
+
+@FUZZ
+@given(
+    intent=mostly(st.fixed_dictionaries({"name": mostly(st.just("book")), "responses": json_values})),
+    examples=usersays,
+    entity=mostly(st.fixed_dictionaries(
+        {"name": mostly(st.just("city")), "isEnum": json_values, "isRegexp": json_values})),
+    values=entries,
+)  # fmt: skip
+def test_random_dialogflow_agents_read_or_are_refused_clearly(
+    tmp_path_factory: pytest.TempPathFactory, intent: Any, examples: Any, entity: Any, values: Any
+) -> None:
+    agent = tmp_path_factory.mktemp("agent")
+    write(agent / "intents" / "book.json", intent)
+    write(agent / "intents" / "book_usersays_en.json", examples)
+    write(agent / "entities" / "city.json", entity)
+    write(agent / "entities" / "city_entries_en.json", values)
+    for path in sorted(agent.rglob("*.json")):
+        _read_or_refuse(path)
