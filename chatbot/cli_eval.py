@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,28 @@ def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
     show_default=True,
     help="Share of each intent's examples held out by the split.",
 )
+@click.option(
+    "-c",
+    "--config",
+    "configs",
+    multiple=True,
+    help="A config to test instead of the project's; two or more: compare their pipelines "
+    "(Rasa's comparison mode; repeat the option, or separate the files with commas).",
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Comparing configs: the runs, each with a split of its own.",
+)
+@click.option(
+    "--percentages",
+    default="0,25,50,75",
+    show_default=True,
+    help="Comparing configs: the shares of the training data left out, in percent (commas "
+    "or spaces).",
+)
 @click.option("--seed", type=int, default=42, show_default=True)
 @results_option
 @_report_options
@@ -203,11 +226,15 @@ def test_nlu(
     folds: int | None,
     cross_validation: bool,
     test_share: float,
+    configs: tuple[str, ...],
+    runs: int,
+    percentages: str,
     seed: int,
     out_dir: Path,
     **flags: Any,
 ) -> None:
-    """Test the NLU model: intent and entity reports, confusion matrix, confidence histogram."""
+    """Test the NLU model: intent and entity reports, confusion matrix, confidence histogram;
+    with two or more --config, compare their pipelines on less and less training data."""
     from chatbot.nlu.model import NLUModel
     from training.nlu.evaluate import cross_validate, evaluate_nlu, split_evaluate
 
@@ -215,18 +242,25 @@ def test_nlu(
     model_path = from_parent(ctx, "model_path", model_path)
     out_dir = from_parent(ctx, "out_dir", out_dir)
     options = _options({name: from_parent(ctx, name, flags[name]) for name in _REPORT_NAMES})
+    config_files = _config_files(configs)
     if cross_validation and folds is None:
         folds = 5
+    if len(config_files) > 1:
+        _compare_configs(
+            project_dir, nlu_path, config_files, runs, percentages, seed, out_dir, options
+        )
+        return
     if folds is not None or nlu_path is None:
         project = _load_project(project_dir)
+        pipeline = project.config.pipeline
+        if config_files:
+            pipeline = _read_config(config_files[0]).pipeline
         data = _read_nlu_data(nlu_path) if nlu_path is not None else project.nlu
         if not data.examples:
             raise ChatbotError(f"no NLU examples in {nlu_path or project_dir}")
         if folds is not None:
             click.echo(f"Cross-validating {len(data.examples)} examples in {folds} folds ...")
-            result = cross_validate(
-                data, project.config.pipeline, folds, out_dir, seed=seed, options=options
-            )
+            result = cross_validate(data, pipeline, folds, out_dir, seed=seed, options=options)
             pooled: dict[str, Any] = dict(result["pooled"])  # type: ignore[call-overload]
             _echo_nlu_summary(pooled, f"the held-out examples of {folds} folds")
         else:
@@ -235,7 +269,7 @@ def test_nlu(
             )
             summary = split_evaluate(
                 data,
-                project.config.pipeline,
+                pipeline,
                 out_dir,
                 test_share=test_share,
                 seed=seed,
@@ -255,6 +289,70 @@ def test_nlu(
         summary = evaluate_nlu(model.nlu, examples, out_dir, options)
         _echo_nlu_summary(summary, f"the examples of {nlu_path}")
     click.echo(f"Reports written to {out_dir}")
+
+
+def _config_files(configs: Sequence[str]) -> list[Path]:
+    """``--config`` values, each a file or files separated by commas."""
+    found: list[Path] = []
+    for value in configs:
+        for part in value.split(","):
+            path = Path(part.strip())
+            if not path.is_file():
+                raise ChatbotError(f"{path}: no such config file")
+            found.append(path)
+    return found
+
+
+def _read_config(path: Path) -> Any:
+    from chatbot.project.config_reader import read_config
+
+    return read_config(path)
+
+
+def _compare_configs(
+    project_dir: Path,
+    nlu_path: Path | None,
+    config_files: Sequence[Path],
+    runs: int,
+    percentages: str,
+    seed: int,
+    out_dir: Path,
+    options: Any,
+) -> None:
+    from training.nlu.compare import GRAPH_FILE, RESULTS_FILE, compare_pipelines
+    from training.nlu.pipeline import settings_from_pipeline
+
+    names = [path.stem for path in config_files]
+    if len(set(names)) != len(names):
+        raise ChatbotError(f"configs to compare need names of their own, got {names}")
+    pipelines = {}
+    for name, path in zip(names, config_files, strict=True):
+        pipeline = _read_config(path).pipeline
+        settings_from_pipeline(pipeline)  # a mistake in any config stops it before training
+        pipelines[name] = pipeline
+    try:
+        shares = [int(p) for p in percentages.replace(",", " ").split()]
+    except ValueError:
+        raise ChatbotError(f"--percentages: whole numbers, got {percentages!r}") from None
+    data = _read_nlu_data(nlu_path) if nlu_path is not None else _load_project(project_dir).nlu
+    if not data.examples:
+        raise ChatbotError(f"no NLU examples in {nlu_path or project_dir}")
+    click.echo(
+        f"Comparing {', '.join(names)} over {runs} runs, leaving out "
+        f"{', '.join(f'{p}%' for p in shares)} of the training data ..."
+    )
+    result = compare_pipelines(
+        data, pipelines, out_dir, runs=runs, percentages=shares, seed=seed, options=options,
+        progress=lambda line: click.echo(f"  {line}"),
+    )  # fmt: skip
+    for name, scores in result["results"].items():
+        means = [sum(column) / len(column) for column in zip(*scores, strict=True)]
+        shown = ", ".join(
+            f"{n} examples {m:.3f}" for n, m in zip(result["examples"], means, strict=True)
+        )
+        click.echo(f"  {name}: intent F1 (mean of {runs} runs) {shown}")
+    written = RESULTS_FILE + (f" and {GRAPH_FILE}" if options.plots else "")
+    click.echo(f"Results ({written}) written to {out_dir}")
 
 
 def _test_stories(project_dir: Path, stories: Path | None) -> list[Any]:
