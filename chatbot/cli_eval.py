@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,6 +84,28 @@ def _options(flags: dict[str, Any]) -> Any:
     help="End to end (Rasa's --e2e): a story's user text the NLU reads otherwise than the "
     "story (intent, entities) fails the story too.",
 )
+@click.option(
+    "-c",
+    "--config",
+    "configs",
+    multiple=True,
+    help="Two or more configs: compare their policies on fewer and fewer training stories "
+    "(Rasa's comparison mode; repeat the option, or separate the files with commas).",
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Comparing configs: the runs, each leaving out stories of its own draw.",
+)
+@click.option(
+    "--percentages",
+    default="0,5,25,50,70,95",
+    show_default=True,
+    help="Comparing configs: the shares of the stories left out, in percent.",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
 @click.pass_context
 @user_errors
 def test(
@@ -94,12 +117,20 @@ def test(
     fail_on_prediction_errors: bool,
     end_to_end: bool,
     no_warnings: bool,
+    configs: tuple[str, ...],
+    runs: int,
+    percentages: str,
+    seed: int,
     **flags: Any,
 ) -> None:
     """Test the dialogue model and the NLU on test stories (`chatbot test nlu`: the NLU alone);
-    the exit status is 1 if a story is predicted wrong."""
+    the exit status is 1 if a story is predicted wrong. With two or more --config, compare
+    their policies on fewer and fewer training stories instead."""
     del fail_on_prediction_errors, no_warnings  # what we always do
     options = _options(flags)
+    if configs and ctx.invoked_subcommand is None:
+        _compare_policies(project_dir, stories, configs, runs, percentages, seed, out_dir, options)
+        return
     if ctx.invoked_subcommand is not None:  # `chatbot test --project X nlu`: X holds for nlu
         ctx.obj = {
             "project_dir": project_dir,
@@ -291,6 +322,68 @@ def test_nlu(
     click.echo(f"Reports written to {out_dir}")
 
 
+def _compare_policies(
+    project_dir: Path,
+    stories: Path | None,
+    configs: Sequence[str],
+    runs: int,
+    percentages: str,
+    seed: int,
+    out_dir: Path,
+    options: Any,
+) -> None:
+    from training.compare_core import GRAPH_FILE, RESULTS_FILE, compare_policy_configs
+    from training.train import check_config
+
+    files = _config_files(configs)
+    if len(files) < 2:
+        raise ChatbotError(
+            "--config: two or more configs to compare; `chatbot test` without it tests the "
+            "trained model"
+        )
+    names = _config_names(files)
+    project = _load_project(project_dir)
+    policies = {}
+    for name, path in zip(names, files, strict=True):
+        config = _read_config(path)
+        check_config(dataclasses.replace(project, config=config))  # before any training
+        policies[name] = config.policies
+    shares = _percentages(percentages)
+    test_stories = _test_stories(project_dir, stories)
+    if not test_stories:
+        raise ChatbotError(f"no test stories found in {stories or project_dir / 'tests'}")
+    click.echo(
+        f"Comparing {', '.join(names)} over {runs} runs on {len(test_stories)} test stories, "
+        f"leaving out {', '.join(f'{p}%' for p in shares)} of {len(project.stories)} stories ..."
+    )
+    result = compare_policy_configs(
+        project, policies, test_stories, out_dir, runs=runs, percentages=shares, seed=seed,
+        plot=options.plots, progress=lambda line: click.echo(f"  {line}"),
+    )  # fmt: skip
+    for name, scores in result["results"].items():
+        means = [sum(column) / len(column) for column in zip(*scores, strict=True)]
+        shown = ", ".join(
+            f"{n} stories {m:.1f}" for n, m in zip(result["stories"], means, strict=True)
+        )
+        click.echo(f"  {name}: correct test stories (mean of {runs} runs) {shown}")
+    written = RESULTS_FILE + (f" and {GRAPH_FILE}" if options.plots else "")
+    click.echo(f"Results ({written}) written to {out_dir}")
+
+
+def _config_names(files: Sequence[Path]) -> list[str]:
+    names = [path.stem for path in files]
+    if len(set(names)) != len(names):
+        raise ChatbotError(f"configs to compare need names of their own, got {names}")
+    return names
+
+
+def _percentages(text: str) -> list[int]:
+    try:
+        return [int(p) for p in text.replace(",", " ").split()]
+    except ValueError:
+        raise ChatbotError(f"--percentages: whole numbers, got {text!r}") from None
+
+
 def _config_files(configs: Sequence[str]) -> list[Path]:
     """``--config`` values, each a file or files separated by commas."""
     found: list[Path] = []
@@ -322,18 +415,13 @@ def _compare_configs(
     from training.nlu.compare import GRAPH_FILE, RESULTS_FILE, compare_pipelines
     from training.nlu.pipeline import settings_from_pipeline
 
-    names = [path.stem for path in config_files]
-    if len(set(names)) != len(names):
-        raise ChatbotError(f"configs to compare need names of their own, got {names}")
+    names = _config_names(config_files)
     pipelines = {}
     for name, path in zip(names, config_files, strict=True):
         pipeline = _read_config(path).pipeline
         settings_from_pipeline(pipeline)  # a mistake in any config stops it before training
         pipelines[name] = pipeline
-    try:
-        shares = [int(p) for p in percentages.replace(",", " ").split()]
-    except ValueError:
-        raise ChatbotError(f"--percentages: whole numbers, got {percentages!r}") from None
+    shares = _percentages(percentages)
     data = _read_nlu_data(nlu_path) if nlu_path is not None else _load_project(project_dir).nlu
     if not data.examples:
         raise ChatbotError(f"no NLU examples in {nlu_path or project_dir}")

@@ -762,3 +762,32 @@ def test_test_nlu_comparison_mistakes_are_said_before_training(
     )  # fmt: skip
     assert result.returncode == 1 and said in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and "trained NLU" not in result.stderr
+
+
+def test_test_compares_policy_configs_on_fewer_stories(tmp_path: Path) -> None:
+    """Rasa's `rasa test core --config a.yml b.yml --runs N --percentages ...`: each config's
+    correct test stories per run and share of stories left out."""
+    (tmp_path / "full.yml").write_text(
+        "policies:\n  - name: MemoizationPolicy\n  - name: RulePolicy\n"
+        "  - name: TEDPolicy\n    max_history: 5\n    epochs: 5\n"
+    )
+    (tmp_path / "rules.yml").write_text("policies:\n  - name: RulePolicy\n")
+    out = tmp_path / "results"
+    args = ("test", "--project", str(DOMAINS / "moodbot"), "--out", str(out))
+    configs = ("--config", f"{tmp_path / 'full.yml'},{tmp_path / 'rules.yml'}")
+    result = chatbot(*args, *configs, "--runs", "2", "--percentages", "0 50")
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {"full", "rules"}
+    assert all(len(runs) == 2 and all(len(run) == 2 for run in runs) for runs in results.values())
+    stories = len(yaml.safe_load((DOMAINS / "moodbot" / "tests" / "test_stories.yml").read_text())[
+        "stories"
+    ])  # fmt: skip
+    assert all(0 <= n <= stories for runs in results.values() for run in runs for n in run)
+    # the stories are what only memoization and the LSTM learn; the rules alone miss them
+    assert results["full"][0][0] > results["rules"][0][0]
+    assert (out / "core_model_comparison_graph.pdf").read_bytes().startswith(b"%PDF")
+    assert "full: correct test stories (mean of 2 runs)" in result.stdout
+
+    result = chatbot(*args, "--config", str(tmp_path / "full.yml"))
+    assert result.returncode == 1 and "two or more configs to compare" in result.stderr

@@ -81,7 +81,13 @@ def compare_pipelines(
                 results[name][run].append(float(intent["weighted_f1"]))
     (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2), encoding="utf-8")
     if options.plots:
-        comparison_graph(examples, results, out_dir / GRAPH_FILE)
+        comparison_graph(
+            examples,
+            results,
+            out_dir / GRAPH_FILE,
+            what="label-weighted average intent F1 on the test set",
+            sized_by="number of intent examples present during training",
+        )
     return {"results": results, "examples": examples}
 
 

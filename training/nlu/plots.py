@@ -62,21 +62,28 @@ def confidence_histogram_png(
 
 
 def comparison_graph(
-    examples: Sequence[int], scores: dict[str, list[list[float]]], path: Path
+    sizes: Sequence[int],
+    scores: dict[str, list[list[float]]],
+    path: Path,
+    *,
+    what: str,
+    sized_by: str,
 ) -> None:
-    """Rasa's ``nlu_model_comparison_graph.pdf``: each pipeline's intent F1 (the mean over the
-    runs, the band one standard deviation) against the number of training examples."""
+    """Rasa's comparison graphs (``nlu_model_comparison_graph.pdf``,
+    ``core_model_comparison_graph.pdf``): each config's score (the mean over the runs, the band
+    one standard deviation) against the amount of training data."""
     fig = Figure(figsize=(8, 5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for name, runs in scores.items():
-        values = np.array(runs, dtype=float)  # (runs, percentages)
+        values = np.array(runs, dtype=float)  # (runs, sizes)
         mean, std = values.mean(axis=0), values.std(axis=0)
-        ax.plot(examples, mean, marker=".", label=name)
-        ax.fill_between(examples, mean - std, mean + std, alpha=0.2)
-    ax.set_title(f"Intent F1 by training data ({len(next(iter(scores.values())))} runs)")
-    ax.set_xlabel("number of intent examples present during training")
-    ax.set_ylabel("label-weighted average F1 score on the test set")
+        ax.plot(sizes, mean, marker=".", label=name)
+        ax.fill_between(sizes, mean - std, mean + std, alpha=0.2)
+    runs_count = len(next(iter(scores.values())))
+    ax.set_title(f"{what[0].upper()}{what[1:]} by training data ({runs_count} runs)")
+    ax.set_xlabel(sized_by)
+    ax.set_ylabel(what)
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
