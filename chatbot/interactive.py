@@ -43,7 +43,7 @@ from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.messages import UserMessage, terminal_lines
 from chatbot.errors import ProjectError
-from chatbot.project.domain import ACTION_LISTEN, Intent, ResponseVariation
+from chatbot.project.domain import ACTION_LISTEN, Domain, Intent, ResponseVariation
 from chatbot.project.domain_edit import add_intents
 from chatbot.project.nlu_json import entity_json
 from chatbot.project.nlu_reader import parse_annotated_text
@@ -91,8 +91,10 @@ class InteractiveSession:
     # Intents and responses (name -> text) made during the session, in order.
     new_intents: list[str] = field(default_factory=list)
     new_responses: dict[str, str] = field(default_factory=dict)
-    # New intents already written to the domain (or declined), not asked about again.
+    # New intents already written to the domain (or declined), not asked about again; those
+    # written beside the domain (all of them rewritten each time).
     _intents_written: set[str] = field(default_factory=set)
+    _intents_aside: list[str] = field(default_factory=list)
     # The conversation's events since its latest restart, as last loaded.
     _current_events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -217,7 +219,7 @@ class InteractiveSession:
             else:
                 return name
 
-    def _serve(self, domain: Any) -> None:
+    def _serve(self, domain: Domain) -> None:
         """Go on with ``domain`` (one more intent or response): the same model otherwise."""
         self.agent.replace_model(dataclasses.replace(self.agent.model, domain=domain))
 
@@ -368,7 +370,8 @@ class InteractiveSession:
         aside = (path.parent if path is not None else self.data_dir.parent) / (
             f"interactive_{self.started}_domain.yml"
         )
-        aside.write_text(yaml.safe_dump({"intents": names}, sort_keys=False))
+        self._intents_aside.extend(names)
+        aside.write_text(yaml.safe_dump({"intents": self._intents_aside}, sort_keys=False))
         self.say(
             f"The new intents ({listed}) are in {aside}: add them to the domain's intents "
             "before training (stories and examples that use them need them there)."

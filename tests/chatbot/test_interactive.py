@@ -369,3 +369,16 @@ async def test_a_domain_folder_gets_a_file_of_the_new_intents(bot: Path) -> None
     assert yaml.safe_load(written.read_text())["intents"] == ["ask_weather"]
     assert (bot / "domain" / "domain.yml").read_text() == BLOCK_DOMAIN
     assert "ask_weather" in load_project(bot).domain.intents
+
+
+async def test_every_export_keeps_all_the_intents_put_aside(bot: Path) -> None:
+    answers = [
+        "how is the weather", NEW_INTENT, "ask_weather", "y",
+        "e", "y",  # export at the action question; yes, add (the inline list: put aside)
+        "n", "action_listen",
+        "what time is it", NEW_INTENT, "ask_time", "y", "n", "action_listen",
+        "/stop", "y", "y",
+    ]  # fmt: skip
+    await run_files(bot, FILES, answers)
+    (aside,) = bot.glob("interactive_*_domain.yml")
+    assert yaml.safe_load(aside.read_text()) == {"intents": ["ask_weather", "ask_time"]}
