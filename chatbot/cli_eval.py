@@ -26,6 +26,35 @@ from chatbot.cli_common import (
 )
 from chatbot.errors import ChatbotError
 
+
+def _comparison_options(config_help: str, percentages: str, data: str) -> Any:
+    """``--config`` (repeatable), ``--runs`` and ``--percentages`` of Rasa's comparison mode."""
+    return stacked(
+        click.option(
+            "-c",
+            "--config",
+            "configs",
+            multiple=True,
+            help=f"{config_help} (Rasa's comparison mode; repeat the option, or separate the "
+            "files with commas).",
+        ),
+        click.option(
+            "--runs",
+            type=click.IntRange(min=1),
+            default=3,
+            show_default=True,
+            help="Comparing configs: the runs, each leaving out a draw of its own.",
+        ),
+        click.option(
+            "--percentages",
+            default=percentages,
+            show_default=True,
+            help=f"Comparing configs: the shares of the {data} left out, in percent (commas or "
+            "spaces).",
+        ),
+    )
+
+
 _report_options = stacked(
     click.option(
         "--successes",
@@ -84,26 +113,10 @@ def _options(flags: dict[str, Any]) -> Any:
     help="End to end (Rasa's --e2e): a story's user text the NLU reads otherwise than the "
     "story (intent, entities) fails the story too.",
 )
-@click.option(
-    "-c",
-    "--config",
-    "configs",
-    multiple=True,
-    help="Two or more configs: compare their policies on fewer and fewer training stories "
-    "(Rasa's comparison mode; repeat the option, or separate the files with commas).",
-)
-@click.option(
-    "--runs",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Comparing configs: the runs, each leaving out stories of its own draw.",
-)
-@click.option(
-    "--percentages",
-    default="0,5,25,50,70,95",
-    show_default=True,
-    help="Comparing configs: the shares of the stories left out, in percent.",
+@_comparison_options(
+    "Two or more configs: compare their policies on fewer and fewer training stories",
+    "0,5,25,50,70,95",
+    "stories",
 )
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.pass_context
@@ -222,27 +235,10 @@ def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
     show_default=True,
     help="Share of each intent's examples held out by the split.",
 )
-@click.option(
-    "-c",
-    "--config",
-    "configs",
-    multiple=True,
-    help="A config to test instead of the project's; two or more: compare their pipelines "
-    "(Rasa's comparison mode; repeat the option, or separate the files with commas).",
-)
-@click.option(
-    "--runs",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Comparing configs: the runs, each with a split of its own.",
-)
-@click.option(
-    "--percentages",
-    default="0,25,50,75",
-    show_default=True,
-    help="Comparing configs: the shares of the training data left out, in percent (commas "
-    "or spaces).",
+@_comparison_options(
+    "A config to test instead of the project's; two or more: compare their pipelines",
+    "0,25,50,75",
+    "training examples",
 )
 @click.option("--seed", type=int, default=42, show_default=True)
 @results_option
@@ -332,7 +328,8 @@ def _compare_policies(
     out_dir: Path,
     options: Any,
 ) -> None:
-    from training.compare_core import GRAPH_FILE, RESULTS_FILE, compare_policy_configs
+    from training.compare_core import GRAPH_FILE, compare_policy_configs
+    from training.nlu.compare import RESULTS_FILE
     from training.train import check_config
 
     files = _config_files(configs)

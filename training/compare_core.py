@@ -12,7 +12,6 @@ Rasa's shape (``{config: [[correct per percentage] per run]}``), and
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,9 +22,8 @@ from chatbot.project.config import ComponentConfig
 from chatbot.project.project import Project
 from chatbot.project.stories import Story
 from training.evaluate import evaluate_stories
-from training.nlu.plots import comparison_graph
+from training.nlu.compare import write_comparison
 
-RESULTS_FILE = "results.json"
 GRAPH_FILE = "core_model_comparison_graph.pdf"
 DEFAULT_PERCENTAGES = (0, 5, 25, 50, 70, 95)
 
@@ -71,13 +69,12 @@ def compare_policy_configs(
                 model = train_project(variant, nlu=False, seed=seed + run, show_progress=False)
                 evaluation = evaluate_stories(model, test_stories)
                 results[name][run].append(sum(r.passed for r in evaluation.results))
-    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2), encoding="utf-8")
-    if plot:
-        comparison_graph(
-            counts,
-            results,
-            out_dir / GRAPH_FILE,
-            what="number of correct test stories",
-            sized_by="number of stories present during training",
-        )
+    write_comparison(
+        out_dir,
+        results,
+        counts,
+        GRAPH_FILE if plot else None,
+        what="number of correct test stories",
+        sized_by="number of stories present during training",
+    )
     return {"results": results, "stories": counts}

@@ -79,16 +79,31 @@ def compare_pipelines(
                 summary = evaluate_nlu(model, test, part_dir / f"{name}_report", options)
                 intent: dict[str, float] = summary["intent"]  # type: ignore[assignment]
                 results[name][run].append(float(intent["weighted_f1"]))
-    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2), encoding="utf-8")
-    if options.plots:
-        comparison_graph(
-            examples,
-            results,
-            out_dir / GRAPH_FILE,
-            what="label-weighted average intent F1 on the test set",
-            sized_by="number of intent examples present during training",
-        )
+    write_comparison(
+        out_dir,
+        results,
+        examples,
+        GRAPH_FILE if options.plots else None,
+        what="label-weighted average intent F1 on the test set",
+        sized_by="number of intent examples present during training",
+    )
     return {"results": results, "examples": examples}
+
+
+def write_comparison(
+    out_dir: Path,
+    results: dict[str, list[list[float]]],
+    sizes: Sequence[int],
+    graph: str | None,
+    *,
+    what: str,
+    sized_by: str,
+) -> None:
+    """``results.json`` (Rasa's shape) and, unless ``graph`` is None, the graph of a comparison
+    (this one, and the policy configs' in ``training.compare_core``)."""
+    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    if graph is not None:
+        comparison_graph(sizes, results, out_dir / graph, what=what, sized_by=sized_by)
 
 
 def _yaml(data: NLUData, examples: Sequence[Any]) -> str:
