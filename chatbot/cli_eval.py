@@ -329,7 +329,6 @@ def _compare_policies(
     options: Any,
 ) -> None:
     from training.compare_core import GRAPH_FILE, compare_policy_configs
-    from training.nlu.compare import RESULTS_FILE
     from training.train import check_config
 
     files = _config_files(configs)
@@ -357,13 +356,24 @@ def _compare_policies(
         project, policies, test_stories, out_dir, runs=runs, percentages=shares, seed=seed,
         plot=options.plots, progress=lambda line: click.echo(f"  {line}"),
     )  # fmt: skip
-    for name, scores in result["results"].items():
+    _echo_comparison(result["results"], result["stories"], "stories", "correct test stories", ".1f")
+    _echo_written(out_dir, GRAPH_FILE if options.plots else None)
+
+
+def _echo_comparison(
+    results: dict[str, list[list[float]]], sizes: list[int], unit: str, what: str, form: str
+) -> None:
+    """Each config's score at each amount of training data, the mean of the runs."""
+    for name, scores in results.items():
         means = [sum(column) / len(column) for column in zip(*scores, strict=True)]
-        shown = ", ".join(
-            f"{n} stories {m:.1f}" for n, m in zip(result["stories"], means, strict=True)
-        )
-        click.echo(f"  {name}: correct test stories (mean of {runs} runs) {shown}")
-    written = RESULTS_FILE + (f" and {GRAPH_FILE}" if options.plots else "")
+        shown = ", ".join(f"{n} {unit} {m:{form}}" for n, m in zip(sizes, means, strict=True))
+        click.echo(f"  {name}: {what} (mean of {len(scores)} runs) {shown}")
+
+
+def _echo_written(out_dir: Path, graph: str | None) -> None:
+    from training.nlu.compare import RESULTS_FILE
+
+    written = RESULTS_FILE + (f" and {graph}" if graph else "")
     click.echo(f"Results ({written}) written to {out_dir}")
 
 
@@ -409,7 +419,7 @@ def _compare_configs(
     out_dir: Path,
     options: Any,
 ) -> None:
-    from training.nlu.compare import GRAPH_FILE, RESULTS_FILE, compare_pipelines
+    from training.nlu.compare import GRAPH_FILE, compare_pipelines
     from training.nlu.pipeline import settings_from_pipeline
 
     names = _config_names(config_files)
@@ -430,14 +440,8 @@ def _compare_configs(
         data, pipelines, out_dir, runs=runs, percentages=shares, seed=seed, options=options,
         progress=lambda line: click.echo(f"  {line}"),
     )  # fmt: skip
-    for name, scores in result["results"].items():
-        means = [sum(column) / len(column) for column in zip(*scores, strict=True)]
-        shown = ", ".join(
-            f"{n} examples {m:.3f}" for n, m in zip(result["examples"], means, strict=True)
-        )
-        click.echo(f"  {name}: intent F1 (mean of {runs} runs) {shown}")
-    written = RESULTS_FILE + (f" and {GRAPH_FILE}" if options.plots else "")
-    click.echo(f"Results ({written}) written to {out_dir}")
+    _echo_comparison(result["results"], result["examples"], "examples", "intent F1", ".3f")
+    _echo_written(out_dir, GRAPH_FILE if options.plots else None)
 
 
 def _test_stories(project_dir: Path, stories: Path | None) -> list[Any]:
