@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +45,66 @@ def data() -> None:
     "story structure check).  [default: the smallest max_history of the config's policies, "
     "else the whole story]",
 )
+@click.option(
+    "--fail-on-warnings",
+    is_flag=True,
+    help="Warnings (things that train, but look like mistakes) fail the check too (Rasa's).",
+)
 def validate(
     project_dir: Path,
     domain: Path | None,
     data: tuple[Path, ...],
     config: Path | None,
     max_history: int | None,
+    fail_on_warnings: bool,
 ) -> None:
-    """Report every problem of a project at once; exit 1 if there are any."""
+    """Report every problem of a project at once; exit 1 if there are any (or any warning,
+    with --fail-on-warnings)."""
+    with _counting_warnings() as warnings:
+        problems = _validation_problems(project_dir, domain, data, config, max_history)
+    for problem in problems:
+        click.secho(f"error: {problem}", fg="red", err=True)
+    warned = f" and {len(warnings)} warning(s)" if warnings else ""
+    if problems or (fail_on_warnings and warnings):
+        click.echo(
+            f"{len(problems)} problem(s){warned} found in {project_dir}"
+            + (" (--fail-on-warnings)" if not problems else ""),
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(
+        f"{project_dir}: no problems found" + (f" ({len(warnings)} warning(s))" if warnings else "")
+    )
+
+
+class _WarningCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _counting_warnings() -> Iterator[list[logging.LogRecord]]:
+    """The warnings logged meanwhile (they are printed as ever)."""
+    counter = _WarningCounter()
+    root = logging.getLogger()
+    root.addHandler(counter)
+    try:
+        yield counter.records
+    finally:
+        root.removeHandler(counter)
+
+
+def _validation_problems(
+    project_dir: Path,
+    domain: Path | None,
+    data: tuple[Path, ...],
+    config: Path | None,
+    max_history: int | None,
+) -> list[Any]:
     from chatbot.project.loader import check_project
 
     project, problems = check_project(
@@ -72,12 +126,7 @@ def validate(
             except ChatbotError as error:
                 found = [str(error)]
             problems = [*problems, *(ProjectError(message) for message in found)]
-    for problem in problems:
-        click.secho(f"error: {problem}", fg="red", err=True)
-    if problems:
-        click.echo(f"{len(problems)} problem(s) found in {project_dir}", err=True)
-        sys.exit(1)
-    click.echo(f"{project_dir}: no problems found")
+    return list(problems)
 
 
 @main.command()

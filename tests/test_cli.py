@@ -791,3 +791,21 @@ def test_test_compares_policy_configs_on_fewer_stories(tmp_path: Path) -> None:
 
     result = chatbot(*args, "--config", str(tmp_path / "full.yml"))
     assert result.returncode == 1 and "two or more configs to compare" in result.stderr
+
+
+def test_data_validate_fails_on_warnings_when_asked(tmp_path: Path) -> None:
+    """Rasa's `rasa data validate --fail-on-warnings`: what trains but looks like a mistake (an
+    NLU intent the domain lacks) fails the check too."""
+    bot = tmp_path / "bot"
+    shutil.copytree(DOMAINS / "moodbot", bot, ignore=shutil.ignore_patterns("models", "results"))
+    result = chatbot("data", "validate", "--project", str(bot), "--fail-on-warnings")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no problems found" in result.stdout and "warning(s)" not in result.stdout
+    with (bot / "data" / "nlu.yml").open("a") as file:
+        file.write("- intent: ask_time\n  examples: |\n    - what time is it\n")
+    result = chatbot("data", "validate", "--project", str(bot))
+    assert result.returncode == 0 and "no problems found (1 warning(s))" in result.stdout
+    result = chatbot("data", "validate", "--project", str(bot), "--fail-on-warnings")
+    assert result.returncode == 1
+    assert "intent 'ask_time' of an NLU example is not in the domain" in result.stderr
+    assert "0 problem(s) and 1 warning(s) found" in result.stderr
