@@ -28,7 +28,7 @@ from weakref import WeakKeyDictionary
 
 from chatbot import turn_debug
 from chatbot.actions.base import ActionContext, bot_event
-from chatbot.actions.extract_slots import custom_mapping_actions, extract_slots
+from chatbot.actions.extract_slots import extracted_slots
 from chatbot.actions.nlg import NLGClient
 from chatbot.actions.registry import ActionRegistry
 from chatbot.conversation import events as ev
@@ -282,48 +282,13 @@ class MessageProcessor:
     async def _extracted_slots(
         self, conversation: Conversation, channel: str | None
     ) -> list[Event]:
-        """Rasa 3's ``action_extract_slots`` after a user message: the slot mappings' values,
-        then the ``type: custom`` mappings' actions, then, where the domain has the custom action
-        ``action_validate_slot_mappings`` (rasa-sdk's ``ValidationAction``: its ``extract_<slot>``
-        and ``validate_<slot>`` methods), that action on all of them. A slot it sets is its
-        value; one it leaves alone keeps the extracted value; a value it rejects (``None``) is
-        never stored. An action that fails is logged and its part left out, as in Rasa."""
-        extracted = extract_slots(conversation, self.domain)
-        actions = custom_mapping_actions(conversation, self.domain)
-        validating = d.VALIDATE_SLOT_MAPPINGS in self.domain.actions
-        if not (actions or validating):
-            return extracted
-        trial = conversation.fork()  # what the actions see: the conversation with the extraction
-        trial.extend(extracted)
-        for action in actions:
-            # ``type: custom`` mappings with ``action:``: the action fills the slot.
-            found = await self._mapping_action(action, trial, channel)
-            trial.extend(found)
-            extracted += found
-        if validating:
-            validated = await self._mapping_action(d.VALIDATE_SLOT_MAPPINGS, trial, channel)
-            named = {e["name"] for e in validated if e.get("event") == "slot"}
-            extracted = [
-                *validated,
-                *(e for e in extracted if e.get("event") != "slot" or e["name"] not in named),
-            ]
-        return extracted
+        """Rasa 3's ``action_extract_slots`` (``chatbot.actions.extract_slots``), its actions
+        run as the conversation's custom actions."""
 
-    async def _mapping_action(
-        self, action: str, conversation: Conversation, channel: str | None
-    ) -> list[Event]:
-        """The slot (those that change a value) and bot events of a slot mapping's action."""
-        try:
-            events = await self.actions.get(action).run(self._context(conversation, channel))
-        except (ActionError, ActionRejected) as exc:
-            logger.error("conversation %s: slot mapping %s", conversation.sender_id, exc)
-            return []
-        return [
-            e
-            for e in events
-            if e.get("event") == "bot"
-            or (e.get("event") == "slot" and conversation.slots.get(e["name"]) != e.get("value"))
-        ]
+        async def run(action: str, seen: Conversation) -> list[Event]:
+            return await self.actions.get(action).run(self._context(seen, channel))
+
+        return await extracted_slots(conversation, self.domain, run)
 
     async def log_message(
         self, message: UserMessage, parse_data: dict[str, Any] | None = None, **kwargs: Any

@@ -3,17 +3,32 @@
 Each slot's mappings are tried in order; the first that yields a value fills the slot. A mapping
 applies only if its conditions hold (active form, requested slot) and the message's intent passes
 its ``intent`` / ``not_intent`` filters. ``from_trigger_intent`` is applied by the form when it is
-activated; ``custom`` mappings are left to custom actions.
+activated; ``custom`` mappings are left to custom actions (``extracted_slots`` runs them, and the
+domain's ``action_validate_slot_mappings``).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import Event
-from chatbot.project.domain import REQUESTED_SLOT, Domain, Slot, SlotMapping
+from chatbot.errors import ActionError, ActionRejected
+from chatbot.project.domain import (
+    REQUESTED_SLOT,
+    VALIDATE_SLOT_MAPPINGS,
+    Domain,
+    Slot,
+    SlotMapping,
+)
+
+logger = logging.getLogger(__name__)
+
+# Runs a custom action on a conversation: its events.
+RunAction = Callable[[str, Conversation], Awaitable[list[Event]]]
 
 
 def conditions_hold(mapping: SlotMapping, active_loop: str | None, requested: str | None) -> bool:
@@ -122,3 +137,49 @@ def custom_mapping_actions(conversation: Conversation, domain: Domain) -> list[s
             if conditions_hold(mapping, active, requested) and intent_passes(mapping, intent):
                 names.append(mapping.action)
     return names
+
+
+async def extracted_slots(
+    conversation: Conversation, domain: Domain, run: RunAction
+) -> list[Event]:
+    """Rasa 3's ``action_extract_slots`` after a user message: the slot mappings' values,
+    then the ``type: custom`` mappings' actions, then, where the domain has the custom action
+    ``action_validate_slot_mappings`` (rasa-sdk's ``ValidationAction``: its ``extract_<slot>``
+    and ``validate_<slot>`` methods), that action on all of them. A slot it sets is its
+    value; one it leaves alone keeps the extracted value; a value it rejects (``None``) is
+    never stored. An action that fails is logged and its part left out, as in Rasa."""
+    extracted = extract_slots(conversation, domain)
+    actions = custom_mapping_actions(conversation, domain)
+    validating = VALIDATE_SLOT_MAPPINGS in domain.actions
+    if not (actions or validating):
+        return extracted
+    trial = conversation.fork()  # what the actions see: the conversation with the extraction
+    trial.extend(extracted)
+    for action in actions:
+        # ``type: custom`` mappings with ``action:``: the action fills the slot.
+        found = await _mapping_action(run, action, trial)
+        trial.extend(found)
+        extracted += found
+    if validating:
+        validated = await _mapping_action(run, VALIDATE_SLOT_MAPPINGS, trial)
+        named = {e["name"] for e in validated if e.get("event") == "slot"}
+        extracted = [
+            *validated,
+            *(e for e in extracted if e.get("event") != "slot" or e["name"] not in named),
+        ]
+    return extracted
+
+
+async def _mapping_action(run: RunAction, action: str, conversation: Conversation) -> list[Event]:
+    """The slot (those that change a value) and bot events of a slot mapping's action."""
+    try:
+        events = await run(action, conversation)
+    except (ActionError, ActionRejected) as exc:
+        logger.error("conversation %s: slot mapping %s", conversation.sender_id, exc)
+        return []
+    return [
+        e
+        for e in events
+        if e.get("event") == "bot"
+        or (e.get("event") == "slot" and conversation.slots.get(e["name"]) != e.get("value"))
+    ]
