@@ -1,0 +1,113 @@
+"""Rasa's comparison modes: ``chatbot test nlu`` and ``chatbot test`` with two or more configs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chatbot.project.nlu_reader import read_nlu
+from tests.helpers import DOMAINS
+from tests.test_cli import chatbot
+
+
+def test_test_nlu_compares_configs_on_less_and_less_data(tmp_path: Path) -> None:
+    """Rasa's `rasa test nlu --config a.yml b.yml --runs N --percentages ...`: each config's
+    intent F1 per run and share left out, in results.json (Rasa's shape) and a graph."""
+    bot = tmp_path / "bot"
+    shutil.copytree(DOMAINS / "moodbot", bot, ignore=shutil.ignore_patterns("models", "results"))
+    quick = (DOMAINS / "moodbot" / "config.yml").read_text().replace("epochs: 100", "epochs: 3")
+    (tmp_path / "plain.yml").write_text(quick)
+    # a threshold no prediction reaches: every message is nlu_fallback, F1 0
+    (tmp_path / "unsure.yml").write_text(quick.replace("threshold: 0.3", "threshold: 0.999"))
+    out = tmp_path / "results"
+    args = ("test", "nlu", "--project", str(bot), "--out", str(out), "--runs", "2")
+    result = chatbot(
+        *args, "--config", str(tmp_path / "plain.yml"), "--config", str(tmp_path / "unsure.yml"),
+        "--percentages", "0, 50",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {"plain", "unsure"}
+    assert all(len(runs) == 2 and all(len(run) == 2 for run in runs) for runs in results.values())
+    assert all(f1 == 0.0 for run in results["unsure"] for f1 in run)
+    assert all(f1 > 0.3 for run in results["plain"] for f1 in run)
+    assert (out / "nlu_model_comparison_graph.pdf").read_bytes().startswith(b"%PDF")
+    for run in ("run_1", "run_2"):
+        assert (out / run / "test.yml").is_file()
+        for share in ("0%_exclusion", "50%_exclusion"):
+            assert (out / run / share / "train.yml").is_file()
+            assert (out / run / share / "plain_report" / "intent_report.json").is_file()
+    train_sizes = [
+        len(read_nlu(out / "run_1" / share / "train.yml").examples)
+        for share in ("0%_exclusion", "50%_exclusion")
+    ]
+    assert train_sizes[1] < train_sizes[0]
+    assert "plain: intent F1 (mean of 2 runs)" in result.stdout
+    # Rasa's comma-free form is not click's: the files also go comma-separated
+    both = f"{tmp_path / 'plain.yml'},{tmp_path / 'unsure.yml'}"
+    result = chatbot(*args, "--config", both, "--percentages", "0", "--no-plot")
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads((out / "results.json").read_text())["plain"][0]) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (("--percentages", "0,100"), "from 0 to 99"),
+        (("--percentages", "half"), "whole numbers"),
+        (("--config", "{same}"), "need names of their own"),
+        (("--config", "{bad}"), "bad.yml:"),
+    ],
+)
+def test_test_nlu_comparison_mistakes_are_said_before_training(
+    tmp_path: Path, extra: tuple[str, ...], said: str
+) -> None:
+    (tmp_path / "a.yml").write_text("pipeline:\n  - name: DIETClassifier\n    epochs: 1\n")
+    (tmp_path / "b.yml").write_text("pipeline:\n  - name: DIETClassifier\n    epochs: 1\n")
+    (tmp_path / "bad.yml").write_text("pipeline:\n  - name: DIETClassifier\n    epochs: -3\n")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.yml").write_text("pipeline: []\n")
+    values = {"same": str(tmp_path / "other" / "a.yml"), "bad": str(tmp_path / "bad.yml")}
+    extra = tuple(e.format(**values) for e in extra)
+    configs = ("--config", str(tmp_path / "a.yml"), "--config", str(tmp_path / "b.yml"))
+    if extra[0] == "--config":
+        configs = configs[:2]
+    result = chatbot(
+        "test", "nlu", "--project", str(DOMAINS / "moodbot"), "--out", str(tmp_path / "r"),
+        *configs, *extra,
+    )  # fmt: skip
+    assert result.returncode == 1 and said in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "trained NLU" not in result.stderr
+
+
+def test_test_compares_policy_configs_on_fewer_stories(tmp_path: Path) -> None:
+    """Rasa's `rasa test core --config a.yml b.yml --runs N --percentages ...`: each config's
+    correct test stories per run and share of stories left out."""
+    (tmp_path / "full.yml").write_text(
+        "policies:\n  - name: MemoizationPolicy\n  - name: RulePolicy\n"
+        "  - name: TEDPolicy\n    max_history: 5\n    epochs: 5\n"
+    )
+    (tmp_path / "rules.yml").write_text("policies:\n  - name: RulePolicy\n")
+    out = tmp_path / "results"
+    args = ("test", "--project", str(DOMAINS / "moodbot"), "--out", str(out))
+    configs = ("--config", f"{tmp_path / 'full.yml'},{tmp_path / 'rules.yml'}")
+    result = chatbot(*args, *configs, "--runs", "2", "--percentages", "0 50")
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {"full", "rules"}
+    assert all(len(runs) == 2 and all(len(run) == 2 for run in runs) for runs in results.values())
+    stories = len(yaml.safe_load((DOMAINS / "moodbot" / "tests" / "test_stories.yml").read_text())[
+        "stories"
+    ])  # fmt: skip
+    assert all(0 <= n <= stories for runs in results.values() for run in runs for n in run)
+    # the stories are what only memoization and the LSTM learn; the rules alone miss them
+    assert results["full"][0][0] > results["rules"][0][0]
+    assert (out / "core_model_comparison_graph.pdf").read_bytes().startswith(b"%PDF")
+    assert "full: correct test stories (mean of 2 runs)" in result.stdout
+
+    result = chatbot(*args, "--config", str(tmp_path / "full.yml"))
+    assert result.returncode == 1 and "two or more configs to compare" in result.stderr

@@ -1,0 +1,142 @@
+"""``chatbot shell`` as a user runs it: at a terminal (line editing), with buttons, with another
+endpoints file."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+from tests.test_cli import chatbot
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal is POSIX")
+def test_the_shell_in_a_terminal_recalls_earlier_input_with_the_up_arrow(tmp_path: Path) -> None:
+    """At a terminal, `chatbot shell` edits lines and keeps their history (readline): the up
+    arrow brings back the last message, which the bot answers again."""
+    import pty
+    import select
+    import signal
+
+    from tests.helpers import RULES_ONLY, train_files
+
+    bot = tmp_path / "bot"
+    train_files(
+        bot,
+        {
+            "domain.yml": "intents: [greet]\nresponses:\n  utter_greet:\n    - text: Hello there!\n",
+            "data/rules.yml": "rules:\n- rule: r\n  steps:\n  - intent: greet\n  - action: utter_greet\n",
+            "config.yml": RULES_ONLY,
+        },
+    ).to_file(tmp_path / "bot.model")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the shell, on the terminal
+        os.environ["PYTHONPATH"] = str(ROOT)
+        os.execv(
+            sys.executable,
+            [sys.executable, "-m", "chatbot", "shell", "--project", str(bot), "-m",
+             str(tmp_path / "bot.model")],
+        )  # fmt: skip
+    seen = b""
+
+    def read_until(wanted: bytes, count: int) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 60
+        while seen.count(wanted) < count:
+            left = deadline - time.monotonic()
+            assert left > 0, seen.decode(errors="replace")
+            if select.select([fd], [], [], left)[0]:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:  # the child is gone
+                    break
+
+    try:
+        read_until(b"Your input -> ", 1)
+        os.write(fd, b"/greet\r")
+        read_until(b"Hello there!", 1)
+        read_until(b"Your input -> ", 2)
+        os.write(fd, b"\x1b[A\r")  # the up arrow, then enter
+        read_until(b"Hello there!", 2)
+        os.write(fd, b"/stop\r")
+        read_until(b"\x00never", 1)  # until the shell ends and closes the terminal
+    finally:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:  # a failed check: the shell still waits for input
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert seen.count(b"Hello there!") == 2
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_shell_sends_a_buttons_payload_for_its_number(tmp_path: Path) -> None:
+    """As choosing a button in Rasa's shell: after a message with buttons, typing a button's
+    number sends its payload; other text, and numbers without buttons, are sent as typed."""
+    from tests.helpers import RULES_ONLY, train_files
+
+    bot = tmp_path / "bot"
+    train_files(
+        bot,
+        {
+            "domain.yml": (
+                "intents: [greet, affirm, deny]\nresponses:\n"
+                "  utter_greet:\n    - text: Coffee?\n      buttons:\n"
+                "      - {title: Yes please, payload: /affirm}\n"
+                "      - {title: No thanks, payload: /deny}\n"
+                "  utter_yes:\n    - text: Here you are.\n"
+                "  utter_no:\n    - text: Maybe later.\n"
+            ),
+            "data/rules.yml": (
+                "rules:\n"
+                "- rule: g\n  steps:\n  - intent: greet\n  - action: utter_greet\n"
+                "- rule: y\n  steps:\n  - intent: affirm\n  - action: utter_yes\n"
+                "- rule: n\n  steps:\n  - intent: deny\n  - action: utter_no\n"
+            ),
+            "config.yml": RULES_ONLY,
+        },
+    ).to_file(tmp_path / "bot.model")
+    result = chatbot(
+        "shell", "--project", str(bot), "-m", str(tmp_path / "bot.model"),
+        stdin="/greet\n2\n/greet\n1\n1\n/stop\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "1: Yes please (/affirm)" in out and "(No thanks: /deny)" in out
+    assert out.index("Maybe later.") < out.index("(Yes please: /affirm)") < out.index("Here you")
+    assert out.count("(Yes please: /affirm)") == 1  # the second 1: no buttons then, sent as "1"
+
+
+def test_shell_takes_another_endpoints_file(tmp_path: Path) -> None:
+    """Rasa's `rasa shell --endpoints FILE`: the action server it names, not the project's."""
+    from tests.helpers import RULES_ONLY, train_files
+
+    bot = tmp_path / "bot"
+    train_files(
+        bot,
+        {
+            "domain.yml": "intents: [greet]\nactions: [action_hello]\n",
+            "data/rules.yml": "rules:\n- rule: r\n  steps:\n  - intent: greet\n  - action: action_hello\n",
+            "config.yml": RULES_ONLY,
+            "actions/__init__.py": "",
+            "actions/hello.py": (
+                "from rasa_sdk import Action\n\n\nclass Hello(Action):\n"
+                "    def name(self):\n        return 'action_hello'\n\n"
+                "    def run(self, dispatcher, tracker, domain):\n"
+                "        dispatcher.utter_message(text='Hello from the action')\n        return []\n"
+            ),
+        },
+    ).to_file(tmp_path / "bot.model")
+    (tmp_path / "other.yml").write_text("action_endpoint:\n  actions_module: actions\n")
+    args = ("shell", "--project", str(bot), "-m", str(tmp_path / "bot.model"))
+    result = chatbot(*args, stdin="/greet\n/stop\n")  # the project has no endpoints.yml
+    assert result.returncode == 0 and "Hello from the action" not in result.stdout
+    result = chatbot(*args, "--endpoints", str(tmp_path / "other.yml"), stdin="/greet\n/stop\n")
+    assert result.returncode == 0, result.stderr
+    assert "Hello from the action" in result.stdout
+    result = chatbot(*args, "--endpoints", str(tmp_path / "missing.yml"), stdin="/stop\n")
+    assert result.returncode == 2 and "missing.yml" in result.stderr
