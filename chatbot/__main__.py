@@ -1,3 +1,4 @@
 from chatbot.cli import main
 
-main(prog_name="chatbot")
+if __name__ == "__main__":  # not when a worker process of `chatbot run --workers` imports it
+    main(prog_name="chatbot")

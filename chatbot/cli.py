@@ -304,6 +304,14 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
     envvar="CHATBOT_SSL_PASSWORD",
     help="The private key's password; or $CHATBOT_SSL_PASSWORD.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Server processes sharing the port, for a machine with more cores (default: "
+    "$SANIC_WORKERS as in Rasa, else 1). More than one needs a lock store they share "
+    "(endpoints.yml lock_store: type: redis); the rate limit counts per process.",
+)
 @debug_option
 @click.option(
     "--log-file",
@@ -336,6 +344,7 @@ def run(
     ssl_keyfile: Path | None,
     ssl_ca_file: Path | None,
     ssl_password: str | None,
+    workers: int | None,
     log_file: Path | None,
 ) -> None:
     """Serve the bot over HTTP (REST channel at /webhooks/rest/webhook); `chatbot run actions`:
@@ -372,6 +381,8 @@ def run(
         ssl_password=ssl_password,
         # Without its database the bot would only apologise: say so and exit instead.
         require_store_at_start=True,
+        workers=workers,
+        log_file=log_file,
     )
     serve(settings)
 

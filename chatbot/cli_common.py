@@ -61,7 +61,9 @@ def add_log_file(path: Path) -> None:
 VERBOSE_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
-def _configure_logging(verbose: bool) -> None:
+def configure_logging(level: int) -> None:
+    """Log to stderr from ``level`` on (DEBUG: each line with its level and logger)."""
+    verbose = level <= logging.DEBUG
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format=VERBOSE_FORMAT if verbose else "%(message)s",
@@ -170,7 +172,7 @@ model_option = click.option(
 @click.version_option(package_name="chatbot")
 def main(verbose: bool) -> None:
     """Train and serve chatbots from Rasa 3.x style projects."""
-    _configure_logging(verbose)
+    configure_logging(logging.DEBUG if verbose else logging.INFO)
 
 
 def _load_project(

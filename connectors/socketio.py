@@ -25,7 +25,13 @@ as its own conversation), ``socketio_path`` (/socket.io), ``namespace``, ``metad
 (metadata), ``jwt_key`` / ``jwt_method`` (HS256) to require a JWT in the connect ``auth.token``,
 ``cors_allowed_origins`` (same origin only unless given; "*" or a list of origins) and
 ``session_secret`` (signs session keys; random per start unless given, so keys survive restarts
-and several processes only when it is set).
+and several separate servers only when it is set; the workers of ``chatbot run --workers`` share
+theirs).
+
+Under ``chatbot run --workers`` the channel takes websockets only (a client's long-polling requests
+could reach different workers; our chat page connects so, other clients must be told
+``transports: ["websocket"]``), and emits go through socket.io's Redis manager on the lock store's
+Redis, so that a message for a conversation reaches its sockets whichever worker holds them.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ from chatbot.errors import ChatbotError, ConfigError
 from chatbot.server.bodies import body_timeout, body_too_slow
 from chatbot.server.errors import json_error
 from chatbot.server.keys import OUTPUTS, SETTINGS
+from chatbot.server.settings import ServerSettings
+from chatbot.server.worker_sync import shared_secret
 from connectors.base import InputChannel
 from connectors.delivery import ConversationWorkers
 from connectors.session_keys import SessionKeys
@@ -170,6 +178,7 @@ class SocketIOChannel(InputChannel):
         self.jwt_method = jwt_method
         self.cors_allowed_origins = _cors(cors_allowed_origins)
         self.keys = SessionKeys(session_secret)
+        self._own_keys = session_secret is None
         self.workers = ConversationWorkers("socketio")
         self._bound: dict[str, tuple[str, str]] = {}  # socket id -> (conversation id, key)
         self.sio: socketio.AsyncServer | None = None
@@ -234,11 +243,23 @@ class SocketIOChannel(InputChannel):
         return cls(**params)
 
     def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
+        settings = app.get(SETTINGS)
+        workers: dict[str, Any] = {}
+        if settings is not None and settings.worker is not None:
+            # `chatbot run --workers`: a client's long-polling requests could reach different
+            # workers, a websocket stays with one; emits to a conversation on another worker's
+            # socket go through Redis; a session key one worker gave is good for all.
+            workers["transports"] = ["websocket"]
+            workers["client_manager"] = _shared_manager(settings)
+            shared = shared_secret(app, "socketio-session") if self._own_keys else None
+            if shared is not None:
+                self.keys = SessionKeys(shared)
         sio = socketio.AsyncServer(
             async_mode="aiohttp",
             cors_allowed_origins=self.cors_allowed_origins,
             logger=False,
             engineio_logger=False,
+            **{k: v for k, v in workers.items() if v is not None},
         )
         self.sio = sio
         sio.attach(app, socketio_path=self.socketio_path)
@@ -249,6 +270,7 @@ class SocketIOChannel(InputChannel):
             "namespace": self.namespace,
             "user-event": self.user_message_evt,
             "bot-event": self.bot_message_evt,
+            **({"transports": "websocket"} if workers else {}),
         }
 
         async def health(request: web.Request) -> web.Response:
@@ -383,6 +405,21 @@ class SocketIOChannel(InputChannel):
             logger.debug("socketio: a connection with an invalid JWT was refused")
             return False
         return True
+
+
+def _shared_manager(settings: ServerSettings) -> socketio.AsyncRedisManager | None:
+    """socket.io's Redis client manager on the lock store's Redis (which ``--workers`` needs),
+    its channel named by the lock store's ``key_prefix``: emits reach the conversation's sockets
+    whichever worker holds them."""
+    from chatbot.server.app import read_endpoints
+    from chatbot.store.factory import redis_url
+
+    block = read_endpoints(settings.project_dir, settings.endpoints_path).lock_store
+    if block is None or str(block.type).lower() not in ("redis", "redislockstore"):
+        return None
+    url, options = redis_url(block)
+    prefix = block.params.get("key_prefix") or "chatbot"
+    return socketio.AsyncRedisManager(url, channel=f"{prefix}:socketio", redis_options=options)
 
 
 async def _close_connections(sio: socketio.AsyncServer) -> None:

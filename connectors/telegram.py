@@ -20,6 +20,7 @@ server makes one per start, which only works when it sets the webhook itself) an
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -34,6 +35,7 @@ from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
 from chatbot.server.bodies import read_body
+from chatbot.server.worker_sync import shared_secret
 from chatbot.store.base import conversation_id_problem
 from connectors.base import BackgroundChannel, json_object, same_secret
 from connectors.delivery import ConversationWorkers, Deliveries
@@ -80,6 +82,7 @@ class TelegramChannel(BackgroundChannel):
         self.webhook_url = webhook_url
         self.set_webhook = set_webhook and bool(webhook_url)
         self.secret_token = secret_token or secrets.token_urlsafe(32)
+        self._own_secret = secret_token is None
         # The token is part of every Bot API URL; the client logs method names only.
         self.api = ApiClient("telegram", f"{api_url.rstrip('/')}/bot{access_token}", policy=retry)
         self.seen = Deliveries("telegram")
@@ -113,6 +116,12 @@ class TelegramChannel(BackgroundChannel):
                 f"telegram: 'set_webhook' must be true or false, not {params['set_webhook']!r}"
             )
         return cls(**params)
+
+    def register(self, app: web.Application, agent_getter: Callable[[], Any]) -> None:
+        shared = shared_secret(app, "telegram-webhook") if self._own_secret else None
+        if shared is not None:  # every worker of `chatbot run --workers` sets the same webhook
+            self.secret_token = base64.urlsafe_b64encode(shared).rstrip(b"=").decode()
+        super().register(app, agent_getter)
 
     async def on_start(self) -> None:
         if self.set_webhook:

@@ -5,7 +5,9 @@
 as the body (``Content-Type: application/octet-stream``). The new model answers the next messages;
 conversations stay in the store, and messages in flight finish with the model they started with.
 ``DELETE /model`` unloads the model: until ``PUT /model`` loads one, whatever needs it answers a
-409 (a channel's message a 503) saying that no model is loaded.
+409 (a channel's message a 503) saying that no model is loaded. Under ``chatbot run --workers``
+both reach every worker, and are answered once every worker serves the change
+(``chatbot.server.worker_sync``).
 
 ``load_model`` and ``serve_model`` are how any model is loaded and swapped in at run time:
 ``PUT /model`` and the pulls from a model server (``model_pull``) share them.
@@ -16,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +36,9 @@ from chatbot.server.auth import Auth
 from chatbot.server.bodies import body_timeout, body_too_slow, read_object, string_field
 from chatbot.server.emulators import EMULATORS, emulator
 from chatbot.server.errors import json_error
-from chatbot.server.keys import AGENT, GATE, SETTINGS
+from chatbot.server.keys import AGENT, GATE, SETTINGS, WORKER_SYNC
 from chatbot.server.limits import check_text_length
+from chatbot.server.worker_sync import ModelNotShared, WorkerSync
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +124,11 @@ async def parse(request: web.Request) -> web.Response:
 
 async def replace_model(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
+    sync = request.app.get(WORKER_SYNC)
     if request.content_type == "application/json":
-        path = _model_file_of(await read_object(request))
-        model = await _load(Path(path))
-        source = path
+        path = Path(_model_file_of(await read_object(request)))
+        model = await _load(path)
+        source = str(path)
     else:
         with tempfile.TemporaryDirectory(prefix="chatbot-model-") as folder:
             upload = Path(folder) / "upload.model"
@@ -135,9 +141,9 @@ async def replace_model(request: web.Request) -> web.Response:
                     raise json_error(400, "the request body is not valid JSON") from None
                 if not isinstance(body, dict):
                     raise json_error(400, "the request body must be a JSON object")
-                path = _model_file_of(body)
-                model = await _load(Path(path))
-                source = path
+                path = Path(_model_file_of(body))
+                model = await _load(path)
+                source = str(path)
             else:
                 try:
                     model = await _load(upload)
@@ -145,9 +151,37 @@ async def replace_model(request: web.Request) -> web.Response:
                     message = str(exc).replace(str(upload), "the uploaded body")
                     raise json_error(400, message, "BadModel") from None
                 source = "uploaded model"
-    serve_model(request.app, model, source)
-    _tell_the_puller(request.app)
+                path = upload
+                if sync is not None:  # kept for the other workers to load
+                    path = sync.uploads / f"{uuid.uuid4().hex}.model"
+                    shutil.move(upload, path)
+    apply_model(request.app, model, source)
+    if sync is not None:
+        await _share(sync, path, source)
     return web.Response(status=204)
+
+
+def apply_model(app: web.Application, model: TrainedModel | None, source: str) -> None:
+    """Serve ``model`` (None: unload the model) as the API asks; a model server's puller, where
+    there is one, learns that the model changed elsewhere."""
+    if model is None:
+        app[AGENT].unload_model()
+        if MODEL_STATUS in app:
+            app[MODEL_STATUS].file = None
+        logger.info("model unloaded: no model is served until PUT /model")
+    else:
+        serve_model(app, model, source)
+    _tell_the_puller(app)
+
+
+async def _share(sync: WorkerSync, path: Path | None, source: str) -> None:
+    """Under ``chatbot run --workers``: answer once every worker serves the change."""
+    try:
+        await sync.share_model(path, source)
+    except ModelNotShared as exc:
+        if exc.superseded:
+            raise json_error(409, str(exc), "Conflict") from None
+        raise json_error(503, f"this worker serves the change, but {exc}") from None
 
 
 def serve_model(app: web.Application, model: TrainedModel, source: str) -> None:
@@ -173,10 +207,10 @@ def _model_file_of(body: dict[str, Any]) -> str:
 
 
 async def unload_model(request: web.Request) -> web.Response:
-    request.app[AGENT].unload_model()
-    request.app[MODEL_STATUS].file = None
-    logger.info("model unloaded: no model is served until PUT /model")
-    _tell_the_puller(request.app)
+    apply_model(request.app, None, "DELETE /model")
+    sync = request.app.get(WORKER_SYNC)
+    if sync is not None:
+        await _share(sync, None, "DELETE /model")
     return web.Response(status=204)
 
 

@@ -12,10 +12,12 @@ flight (up to ``shutdown_timeout``), then closes the channels, the action client
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -31,7 +33,7 @@ from chatbot.server.cors import cors_middleware
 from chatbot.server.errors import errors_middleware
 from chatbot.server.gate import MessageGate
 from chatbot.server.health import health
-from chatbot.server.keys import AGENT, AUTH, GATE, METRICS, OUTPUTS, SETTINGS
+from chatbot.server.keys import AGENT, AUTH, GATE, METRICS, OUTPUTS, SETTINGS, WORKER_SYNC
 from chatbot.server.limits import RateLimiter
 from chatbot.server.metrics import Metrics
 from chatbot.server.model_pull import MODEL_PULLER, ModelPuller, ModelServer
@@ -147,6 +149,8 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
         app[MODEL_PULLER] = ModelPuller(app, settings.model_server)
         app.cleanup_ctx.append(app[MODEL_PULLER].lifecycle)
     app.on_shutdown.append(_announce_shutdown)
+    if settings.worker is not None:
+        _share_with_workers(app, settings)
 
     async def version(request: web.Request) -> web.Response:
         return web.json_response({"version": __version__, "minimum_compatible_version": "0.1.0"})
@@ -161,6 +165,21 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
         register_conversation_routes(app, auth)
     mount_channels(app, settings.credentials)
     return app
+
+
+def _share_with_workers(app: web.Application, settings: ServerSettings) -> None:
+    """Under ``chatbot run --workers``: metrics and the served model shared with the others."""
+    from chatbot.server.worker_sync import ModelPointer, WorkerSync
+
+    assert settings.worker is not None
+    pointer = ModelPointer.read(settings.worker.shared_dir)
+    served = str(settings.model_path.resolve()) if settings.model_path else None
+    # Started with model.json's model (``chatbot.server.workers``): it is served already.
+    serving = pointer.id if pointer is not None and pointer.model_file == served else None
+    sync = WorkerSync(app, settings.worker, serving)
+    app[WORKER_SYNC] = sync
+    app[METRICS].others = sync.others_metrics
+    app.cleanup_ctx.append(sync.lifecycle)
 
 
 def mount_channels(app: web.Application, credentials: Credentials | None) -> None:
@@ -235,8 +254,24 @@ def resolve_settings(settings: ServerSettings) -> ServerSettings:
     return settings
 
 
-def serve(settings: ServerSettings) -> None:
+def serve(
+    settings: ServerSettings,
+    *,
+    listen: Callable[[], socket.socket] | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT: on ``settings``' host and port, or, in a worker of
+    ``chatbot run --workers``, on the socket ``listen()`` gives once the bot is loaded
+    (``on_ready`` is called once it accepts connections). Several workers wanted: their
+    supervisor (``chatbot.server.workers``)."""
     started = time.perf_counter()
+    if settings.worker is None:
+        from chatbot.server.workers import serve_workers, workers_wanted
+
+        count = workers_wanted(settings)
+        if count > 1:
+            serve_workers(settings, count)
+            return
     torch = sys.modules.get("torch")  # models are served in numpy; custom code may use torch
     if settings.torch_threads is not None and torch is not None:
         torch.set_num_threads(settings.torch_threads)
@@ -249,31 +284,42 @@ def serve(settings: ServerSettings) -> None:
     agent = build_agent(settings)
     app = create_app(agent, settings)
     host = settings.effective_host()
-    if host != settings.host:
-        logger.warning(
-            "the HTTP API is on without --auth-token or --jwt-secret: listening on %s only",
-            host,
-        )
-    elif settings.enable_api:
-        logger.info("the HTTP API is on (authentication: %s)", _auth_kind(settings))
+    if listen is None:
+        announce_listening(settings)
     name = settings.project_dir.resolve().name
 
     def ready(*_: object) -> None:
+        if on_ready is not None:
+            on_ready()
+            return
         print(
             f"Bot '{name}' is up in {time.perf_counter() - started:.2f} s: "
             f"{scheme}://{host}:{settings.port} (REST: POST /webhooks/rest/webhook)",
             flush=True,
         )
 
+    where: dict[str, Any] = (
+        {"sock": listen()} if listen is not None else {"host": host, "port": settings.port}
+    )
     web.run_app(
         app,
-        host=host,
-        port=settings.port,
+        **where,
         print=ready,
         access_log=None,
         shutdown_timeout=settings.shutdown_timeout,
         ssl_context=ssl_context,
     )
+
+
+def announce_listening(settings: ServerSettings) -> None:
+    """Say where the HTTP API listens and how it is protected."""
+    if settings.effective_host() != settings.host:
+        logger.warning(
+            "the HTTP API is on without --auth-token or --jwt-secret: listening on %s only",
+            settings.effective_host(),
+        )
+    elif settings.enable_api:
+        logger.info("the HTTP API is on (authentication: %s)", _auth_kind(settings))
 
 
 def _auth_kind(settings: ServerSettings) -> str:

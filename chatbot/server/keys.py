@@ -12,12 +12,15 @@ from chatbot.server.auth import Auth
 from chatbot.server.gate import MessageGate
 from chatbot.server.metrics import Metrics
 from chatbot.server.settings import ServerSettings
+from chatbot.server.worker_sync import WorkerSync
 
 AGENT = web.AppKey("agent", Agent)
 SETTINGS = web.AppKey("settings", ServerSettings)
 METRICS = web.AppKey("metrics", Metrics)
 GATE = web.AppKey("gate", MessageGate)
 AUTH = web.AppKey("auth", Auth)
+# Under ``chatbot run --workers``: this worker's side of what the workers share.
+WORKER_SYNC = web.AppKey("worker_sync", WorkerSync)
 
 # Sends bot messages to a conversation outside any request of its user (reminders, external
 # events with ``output_channel``): (conversation id, messages, metadata of its latest user message).

@@ -1,13 +1,16 @@
 """Prometheus metrics at ``/metrics``: messages, their latency, HTTP requests, errors.
 
 Each application has a registry of its own (two servers in one process, as in tests, do not share
-counters). Routes are labelled by their pattern, never by a raw path or a conversation id.
+counters). Routes are labelled by their pattern, never by a raw path or a conversation id. Under
+``chatbot run --workers`` each worker adds the other workers' latest figures to its own
+(``merge_expositions``), so a scrape that reaches any of them counts all.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -15,9 +18,13 @@ from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from chatbot.server.errors import route_name
+
+logger = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -83,6 +90,9 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        # Under ``chatbot run --workers``: the other workers' latest expositions
+        # (``chatbot.server.worker_sync``), added to this one's at a scrape.
+        self.others: Callable[[], list[str]] | None = None
 
     def watch_action_server(self, executor_getter: Callable[[], Any]) -> None:
         """Export the custom-action executor's failure count and circuit state."""
@@ -92,8 +102,14 @@ class Metrics:
         """Export the messages in progress, read when the metrics are scraped."""
         self.registry.register(_InFlightCollector(count))
 
-    def render(self) -> bytes:
+    def own(self) -> bytes:
+        """This process's figures alone."""
         return generate_latest(self.registry)
+
+    def render(self) -> bytes:
+        if self.others is None:
+            return self.own()
+        return merge_expositions([self.own().decode(), *self.others()])
 
     def add_channels(self, *names: str) -> None:
         self.channels.update(names)
@@ -129,6 +145,57 @@ class Metrics:
         content_type, _, params = CONTENT_TYPE_LATEST.partition(";")
         charset = params.partition("charset=")[2] or "utf-8"
         return web.Response(body=self.render(), content_type=content_type, charset=charset)
+
+
+# Gauges whose workers' values are not added up: whether any worker's circuit is open is meant.
+_MAX_GAUGES = frozenset({"chatbot_action_server_circuit_open"})
+
+
+def merge_expositions(texts: Iterable[str]) -> bytes:
+    """Several processes' expositions as one: counters, histograms and gauges (messages in
+    flight) added up, ``_created`` the earliest, the circuit breakers' state the highest. A text
+    that does not parse is left out with a warning."""
+    families: dict[str, Metric] = {}
+    values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for text in texts:
+        try:
+            parsed = list(text_string_to_metric_families(text))
+        except (ValueError, TypeError) as exc:
+            logger.warning("a worker's metrics do not parse (%s); left out", exc)
+            continue
+        for family in parsed:
+            known = families.setdefault(family.name, family)
+            if known.type != family.type:
+                continue
+            into = values.setdefault(family.name, {})
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                old = into.get(key)
+                if old is None:
+                    into[key] = sample.value
+                elif sample.name.endswith("_created"):
+                    into[key] = min(old, sample.value)
+                elif family.type == "gauge" and family.name in _MAX_GAUGES:
+                    into[key] = max(old, sample.value)
+                else:
+                    into[key] = old + sample.value
+    merged = []
+    for name, family in families.items():
+        metric = Metric(name, family.documentation, family.type)
+        for (sample_name, labels), value in values.get(name, {}).items():
+            metric.add_sample(sample_name, dict(labels), value)
+        merged.append(metric)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(merged))
+    return generate_latest(registry)
+
+
+class _Fixed(Collector):
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.metrics)
 
 
 class _InFlightCollector(Collector):

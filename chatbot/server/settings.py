@@ -68,6 +68,20 @@ DEFAULT_BODY_TIMEOUT = 60.0
 DEFAULT_MAX_IN_FLIGHT = 1000
 
 
+@dataclass(frozen=True)
+class WorkerSlot:
+    """This process is worker ``index`` (1, 2, ...) of ``count`` under ``chatbot run --workers``
+    (``chatbot.server.workers``); ``shared_dir`` is the folder the workers share their metrics
+    and the served model through (``chatbot.server.worker_sync``); ``secret``, random for each
+    run of the supervisor, is what the workers derive the secrets they must agree on from (a
+    channel's own webhook secret, the chat's session keys: ``worker_sync.shared_secret``)."""
+
+    index: int
+    count: int
+    shared_dir: Path
+    secret: bytes = field(default=b"", repr=False)
+
+
 @dataclass
 class ServerSettings:
     project_dir: Path = Path(".")
@@ -118,6 +132,13 @@ class ServerSettings:
     # one line and exits 1). Off, the app starts anyway and every message tries the store again
     # (as it does for a store lost while running): what an embedding application or a test wants.
     require_store_at_start: bool = False
+    # Server processes on one listening socket (``chatbot.server.workers``); None: not given, so
+    # Rasa's $SANIC_WORKERS is read, else one.
+    workers: int | None = None
+    # Set in each of those processes: which one it is.
+    worker: WorkerSlot | None = None
+    # The log file of --log-file, which the workers open too.
+    log_file: Path | None = None
 
     @property
     def auth_configured(self) -> bool:

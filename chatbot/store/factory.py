@@ -102,6 +102,39 @@ def create_lock_store(block: EndpointBlock | None) -> LockStore:
     return _lookup(block, block.type, LOCK_STORE_TYPES, "lock store")(block)
 
 
+def not_shared_between_processes(
+    tracker_store: EndpointBlock | None, lock_store: EndpointBlock | None
+) -> str | None:
+    """Why several server processes could not serve these stores together (``chatbot run
+    --workers``), or None: they need one lock store, so that a conversation's messages are taken
+    one at a time whichever process receives them, and conversations they all read."""
+    if lock_store is None:
+        return (
+            "the processes need a lock store they share, so that each conversation's messages "
+            "are answered one at a time: add 'lock_store: {type: redis, url: ...}' to "
+            "endpoints.yml"
+        )
+    if _lookup(lock_store, lock_store.type, LOCK_STORE_TYPES, "lock store") is (
+        _in_memory_lock_store
+    ):
+        where = Location(lock_store.origin.file, lock_store.origin.line).describe()
+        return (
+            f"{where or 'endpoints'}: lock_store: type {lock_store.type}: the processes would each "
+            "keep locks of their own; use 'type: redis'"
+        )
+    if tracker_store is not None:
+        type_name = tracker_store.type
+        if type_name is None and "://" in str(tracker_store.params.get("url", "")):
+            type_name = "sql"
+        if _lookup(tracker_store, type_name, STORE_TYPES, "store") is _in_memory_store:
+            where = Location(tracker_store.origin.file, tracker_store.origin.line).describe()
+            return (
+                f"{where or 'endpoints'}: tracker_store: type {type_name}: the processes would "
+                "each keep conversations of their own; use sql (SQLite or PostgreSQL) or redis"
+            )
+    return None
+
+
 def _lookup(
     block: EndpointBlock, type_name: str | None, table: Mapping[str, Any], what: str
 ) -> Any:

@@ -254,7 +254,10 @@
   // ---- the connection ------------------------------------------------------------------------
 
   const namespace = config.namespace && config.namespace !== "/" ? config.namespace : undefined;
-  const socket = window.io(namespace, { path: config.socketioPath || "/socket.io" });
+  const options = { path: config.socketioPath || "/socket.io" };
+  // Several server processes (`chatbot run --workers`): a websocket stays with one of them.
+  if (config.transports) options.transports = config.transports.split(",");
+  const socket = window.io(namespace, options);
   const userEvent = config.userEvent || "user_uttered";
   const botEvent = config.botEvent || "bot_uttered";
   let sessionKey = storage.get();

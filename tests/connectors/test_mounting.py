@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import logging
+import re
+import secrets
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from chatbot.agent import Agent
 from chatbot.project.endpoints import Credentials, EndpointBlock
 from chatbot.server.app import create_app
-from chatbot.server.settings import ServerSettings
+from chatbot.server.keys import OUTPUTS, SETTINGS
+from chatbot.server.settings import ServerSettings, WorkerSlot
+from connectors.socketio import SocketIOChannel
+from connectors.telegram import TelegramChannel
+from connectors.webchat import CHAT_PAGE_CONFIG
 from tests.connectors.fake_slack import SIGNING_SECRET
 from tests.connectors.fake_telegram import SECRET, TOKEN
 from tests.connectors.servers import serve
@@ -85,3 +93,43 @@ async def test_without_the_socketio_channel_the_page_says_the_chat_is_off(agent:
         http.get(f"{served.url}/", headers=html) as response,
     ):
         assert 'data-enabled="false"' in await response.text()
+
+
+def _worker_app(slot: WorkerSlot | None) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = ServerSettings(worker=slot)
+    app[OUTPUTS] = {}
+    return app
+
+
+def test_the_workers_of_one_server_agree_on_the_channels_own_secrets(tmp_path: Path) -> None:
+    """``chatbot run --workers``: where credentials.yml gives no secret, every worker derives the
+    same from the supervisor's (Telegram's webhook secret, the chat's session keys); separate
+    runs, and servers without workers, keep secrets of their own."""
+    secret = secrets.token_bytes(32)
+    runs = [
+        [WorkerSlot(1, 2, tmp_path, secret), WorkerSlot(2, 2, tmp_path, secret)],
+        [WorkerSlot(1, 2, tmp_path, secrets.token_bytes(32))],
+        [None, None],
+    ]
+    telegram = {"access_token": TOKEN, "webhook_url": "https://bot.example/webhooks/telegram/"}
+    tokens, keys = [], []
+    for run in runs:
+        for slot in run:
+            channel = TelegramChannel.from_credentials(telegram)
+            channel.register(_worker_app(slot), lambda: None)
+            tokens.append(channel.secret_token)
+            chat = SocketIOChannel()
+            app = _worker_app(slot)
+            chat.register(app, lambda: None)
+            keys.append(chat.keys)
+            assert (app[CHAT_PAGE_CONFIG].get("transports") == "websocket") == (slot is not None)
+    assert tokens[0] == tokens[1] and len(set(tokens)) == 4
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,256}", token) for token in tokens)
+    conversation, key = keys[0].issue()
+    assert keys[1].conversation_of(key) == conversation
+    assert keys[2].conversation_of(key) is None and keys[3].conversation_of(key) is None
+    # A secret in credentials.yml is the one used, workers or not.
+    configured = TelegramChannel.from_credentials({**telegram, "secret_token": SECRET})
+    configured.register(_worker_app(runs[0][0]), lambda: None)
+    assert configured.secret_token == SECRET

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+from types import SimpleNamespace
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from chatbot.actions.remote import CircuitBreaker, HTTPActionExecutor
 from chatbot.agent import Agent, TrainedModel
 from chatbot.nlu.duckling import DucklingConfig
+from chatbot.server.metrics import Metrics, merge_expositions
 from tests.chatbot.nlu.fake_duckling import FakeDuckling
 from tests.chatbot.server.support import StartServer, say
 
@@ -166,3 +170,45 @@ async def test_failed_turns_are_counted(
     text = await (await client.get("/metrics")).text()
     assert 'chatbot_messages_total{channel="rest",outcome="error"} 1.0' in text
     assert 'chatbot_errors_total{kind="StoreUnavailable"} 1.0' in text
+
+
+def test_the_workers_metrics_add_up() -> None:
+    """``chatbot run --workers``: a scrape of any worker shows every worker's figures added up
+    (counters and histograms summed, the earliest ``_created``, the worst circuit state)."""
+    first, second = Metrics(), Metrics()
+    first.messages.labels("rest", "ok").inc(3)
+    second.messages.labels("rest", "ok").inc(2)
+    second.messages.labels("slack", "error").inc()
+    first.message_seconds.labels("rest").observe(0.002)
+    second.message_seconds.labels("rest").observe(0.2)
+    first.watch_in_flight(lambda: 2)
+    second.watch_in_flight(lambda: 5)
+    breakers = [
+        SimpleNamespace(breaker=SimpleNamespace(total_failures=n, is_open=lambda o=o: o))
+        for n, o in ((1, False), (4, True))
+    ]
+    first.watch_action_server(lambda: breakers[0])
+    second.watch_action_server(lambda: breakers[1])
+    assert merge_expositions([first.own().decode()]) == first.own()  # alone: unchanged
+    first.others = lambda: [second.own().decode(), "not # prometheus {"]
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(first.render().decode())
+        for s in family.samples
+    }
+    assert samples[("chatbot_messages_total", (("channel", "rest"), ("outcome", "ok")))] == 5
+    assert samples[("chatbot_messages_total", (("channel", "slack"), ("outcome", "error")))] == 1
+    assert samples[("chatbot_message_seconds_count", (("channel", "rest"),))] == 2
+    assert samples[("chatbot_message_seconds_bucket", (("channel", "rest"), ("le", "0.0025")))] == 1
+    assert samples[("chatbot_message_seconds_sum", (("channel", "rest"),))] == pytest.approx(0.202)
+    assert samples[("chatbot_messages_in_flight", ())] == 7
+    assert samples[("chatbot_action_server_failures_total", ())] == 5
+    assert samples[("chatbot_action_server_circuit_open", ())] == 1
+    created = ("chatbot_messages_created", (("channel", "rest"), ("outcome", "ok")))
+    own_created = next(
+        s.value
+        for family in text_string_to_metric_families(first.own().decode())
+        for s in family.samples
+        if (s.name, tuple(sorted(s.labels.items()))) == created
+    )
+    assert samples[created] == own_created  # the earlier of the two
