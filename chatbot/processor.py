@@ -40,7 +40,7 @@ from chatbot.dialogue.lstm_policy import LSTMPolicy
 from chatbot.dialogue.policy import Prediction
 from chatbot.errors import ActionError, ActionRejected
 from chatbot.project import domain as d
-from chatbot.reminders import entities_of, same_reminder
+from chatbot.reminders import called_off, entities_of, same_reminder
 from chatbot.store.base import ConversationStore, is_session_start
 
 logger = logging.getLogger(__name__)
@@ -336,8 +336,9 @@ class MessageProcessor:
     async def fire_reminder(self, conversation_id: str, reminder: Event) -> Fired | None:
         """A due reminder: the bot acts as if the user sent its intent (as ``trigger_intent``),
         answering on the conversation's latest channel. None when it no longer applies: its
-        event is gone (a restart, a new session) or, with ``kill_on_user_msg`` (the default), the
-        user wrote after it was set."""
+        event is gone (a restart, a new session), a later event cancelled it or set another of
+        its name (maybe in another process of ``chatbot run --workers``), or, with
+        ``kill_on_user_msg`` (the default), the user wrote after it was set."""
         answered_on: list[tuple[str | None, dict[str, Any]]] = []  # set when it fires
 
         async def turn(conversation: Conversation) -> None:
@@ -345,6 +346,9 @@ class MessageProcessor:
             at = next((i for i, e in enumerate(events) if same_reminder(e, reminder)), None)
             if at is None:
                 logger.info("conversation %s: a reminder no longer applies", conversation_id)
+                return
+            if called_off(reminder, events[at + 1 :]):
+                logger.info("conversation %s: the reminder was cancelled", conversation_id)
                 return
             if reminder.get("kill_on_user_msg", True) and any(
                 e.get("event") == "user" for e in events[at + 1 :]

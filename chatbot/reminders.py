@@ -127,18 +127,11 @@ class ReminderScheduler:
     def cancel(self, conversation_id: str, event: Mapping[str, Any]) -> int:
         """Cancel the conversation's reminders the event names: by ``name``, else all of its
         ``intent`` (and ``entities``, when given). Returns how many were cancelled."""
-        name, intent = event.get("name"), event.get("intent")
-        entities = _entity_key(entities_of(event)) if event.get("entities") else None
         matching = [
             key
             for key, job in self._jobs.items()
             if job.conversation_id == conversation_id
-            and (
-                job.name == name
-                if name
-                else (not intent or job.intent == intent)
-                and (entities is None or job.entities == entities)
-            )
+            and cancels(event, job.name, job.intent, job.entities)
         ]
         for key in matching:
             self._drop(key)
@@ -170,6 +163,39 @@ class ReminderScheduler:
             logger.error("conversation %s: reminder %s not fired: %s", conversation_id, name, exc)
         except Exception:  # a failed reminder must not take the scheduler down
             logger.exception("conversation %s: reminder %s failed", conversation_id, name)
+
+
+def cancels(
+    cancel: Mapping[str, Any],
+    name: str | None,
+    intent: str | None,
+    entities: tuple[tuple[str, str], ...],
+) -> bool:
+    """Whether a ``cancel_reminder`` event cancels a reminder of this name, intent and entities:
+    by ``name`` where it gives one, else by its ``intent`` (and ``entities``, when given)."""
+    cancel_name, cancel_intent = cancel.get("name"), cancel.get("intent")
+    if cancel_name:
+        return name == cancel_name
+    wanted = _entity_key(entities_of(cancel)) if cancel.get("entities") else None
+    return (not cancel_intent or intent == cancel_intent) and (wanted is None or entities == wanted)
+
+
+def called_off(reminder: Mapping[str, Any], later: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether events after a reminder cancel it, or set another of its name in its place. The
+    timers do that in the process that set them; this reads it from the conversation, for a
+    timer whose reminder was cancelled in another process (``chatbot run --workers``)."""
+    name = reminder.get("name")
+    intent = reminder.get("intent")
+    entities = _entity_key(entities_of(reminder))
+    for event in later:
+        kind = event.get("event")
+        if kind == REMINDER and name and event.get("name") == name:
+            return True
+        if kind == CANCEL_REMINDER and cancels(
+            event, name if isinstance(name, str) else None, str(intent), entities
+        ):
+            return True
+    return False
 
 
 def same_reminder(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

@@ -250,6 +250,36 @@ async def test_a_reminder_left_behind_by_a_restart_does_not_fire(
     assert sum(e.get("text") == "EXTERNAL: EXTERNAL_reminder" for e in events) == 1
 
 
+async def test_a_reminder_cancelled_or_replaced_in_another_process_does_not_fire(
+    plant_bot: tuple[TrainedModel, Path],
+) -> None:
+    """``chatbot run --workers``: the timer is in the process that set it, the cancel (or a new
+    reminder of its name) may come through another; the conversation says so when it is due."""
+    agent = new_agent(plant_bot)
+    await agent.handle_text("/set_reminder", "ann")  # named "water", kept on user messages
+    reminder = next(e for e in (await agent.store.load("ann")).events if e["event"] == "reminder")
+    later = [
+        {"event": "cancel_reminder", "name": "water"},
+        {"event": "cancel_reminder", "intent": "EXTERNAL_reminder"},
+        {"event": "cancel_reminder", "entities": [{"entity": "plant", "value": "orchid"}]},
+        {**reminder, "date_time": "2030-01-01T00:00:00+00:00"},
+    ]
+    other = [
+        {"event": "cancel_reminder", "name": "later"},
+        {"event": "cancel_reminder", "intent": "EXTERNAL_other"},
+        {"event": "cancel_reminder", "entities": [{"entity": "plant", "value": "fern"}]},
+        {**reminder, "name": "other"},
+    ]
+    for n, event in enumerate(later + other):
+        conversation = f"ann-{n}"
+        await agent.handle_text("/set_reminder", conversation)
+        stored = (await agent.store.load(conversation)).events
+        mine = next(e for e in stored if e["event"] == "reminder")
+        await agent.processor.append_events(conversation, [dict(event)])
+        fired = await agent.processor.fire_reminder(conversation, mine)
+        assert (fired is None) == (event in later), event
+
+
 # --- the scheduler alone --------------------------------------------------------------------
 
 
