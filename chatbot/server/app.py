@@ -40,6 +40,7 @@ from chatbot.server.model_pull import MODEL_PULLER, ModelPuller, ModelServer
 from chatbot.server.outputs import deliver
 from chatbot.server.settings import ServerSettings
 from chatbot.server.tls import server_ssl_context
+from chatbot.store.locks import LockStore
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,13 @@ def build_agent(settings: ServerSettings) -> Agent:
     model = _local_model(settings, pulled=settings.model_server is not None)
     sqlite_path = settings.sqlite_path or settings.project_dir / ".chatbot" / "conversations.db"
     store = create_store(endpoints.tracker_store, default_sqlite_path=sqlite_path)
-    locks = create_lock_store(endpoints.lock_store)
+    if endpoints.lock_store is None and settings.worker is not None:
+        from chatbot.store.file_lock import FileLockStore
+
+        # `chatbot run --workers` on one machine: the workers' locks meet in a file.
+        locks: LockStore = FileLockStore(settings.worker.shared_dir / "conversations.lock")
+    else:
+        locks = create_lock_store(endpoints.lock_store)
     executor = create_action_executor(endpoints.action_endpoint, settings.project_dir)
     nlg = create_nlg_client(endpoints.get("nlg"))
     broker = create_event_broker(endpoints.get("event_broker"))

@@ -11,9 +11,11 @@ is ignored, with a warning, where the stores cannot be shared.
 What the workers share, and what they do not:
 
 - **Conversations.** A conversation's messages may reach any worker, so the workers need a lock
-  store they share (``lock_store: type: redis``) and a conversation store they all read (SQLite,
-  the default, or PostgreSQL or Redis; not ``in_memory``): ``--workers`` refuses to start
-  without them. Each worker keeps its recent conversations in memory and catches up on what the
+  store they share and a conversation store they all read (SQLite, the default, or PostgreSQL or
+  Redis; not ``in_memory``): ``--workers`` refuses to start without them. Without a
+  ``lock_store`` block the workers lock conversations through a file (``chatbot.store.file_lock``:
+  this machine's processes only, no Redis needed); ``type: redis`` serves servers on several
+  machines too. Each worker keeps its recent conversations in memory and catches up on what the
   others appended (``chatbot.store``).
 - **Metrics and the served model**: through a folder (``chatbot.server.worker_sync``). A scrape
   of ``/metrics`` counts every worker; ``PUT /model`` and ``DELETE /model`` change every worker's
@@ -113,7 +115,7 @@ def serve_workers(settings: ServerSettings, count: int) -> None:
     if checked.model_server is None:
         # Every worker serves the same file, even if a training adds a newer one meanwhile.
         settings = dataclasses.replace(settings, model_path=model_path_of(settings).resolve())
-    _check_channels(checked, count)
+    _announce_sharing(checked, count)
     announce_listening(settings)
     host = settings.effective_host()
     listener = listen(host, settings.port)
@@ -139,12 +141,31 @@ def serve_workers(settings: ServerSettings, count: int) -> None:
         sys.exit(status)
 
 
-def _check_channels(settings: ServerSettings, count: int) -> None:
-    if settings.credentials is not None and "socketio" in settings.credentials.channels:
+def _announce_sharing(settings: ServerSettings, count: int) -> None:
+    """Say how the workers share locks, and what the socket.io channel needs of its clients."""
+    from chatbot.server.app import read_endpoints
+
+    lock_store = read_endpoints(settings.project_dir, settings.endpoints_path).lock_store
+    if lock_store is None:
+        logger.info(
+            "the %d workers take conversations' locks through a file: this machine's processes "
+            "only (servers on several machines need lock_store: type: redis)",
+            count,
+        )
+    if settings.credentials is None or "socketio" not in settings.credentials.channels:
+        return
+    logger.warning(
+        "socketio with %d workers: a client's long-polling requests may reach different "
+        "workers, so socket.io clients must connect over websockets only (transports: "
+        "['websocket']; the chat page does)",
+        count,
+    )
+    if lock_store is None or str(lock_store.type).lower() not in ("redis", "redislockstore"):
         logger.warning(
-            "socketio with %d workers: a client's long-polling requests may reach different "
-            "workers, so socket.io clients must connect over websockets only (transports: "
-            "['websocket']; the chat page does)",
+            "socketio with %d workers and no Redis lock store: what the bot sends outside a "
+            "socket's own messages (reminders, external events through the API) reaches only "
+            "the sockets of the worker that sends it; with lock_store: type: redis it reaches "
+            "all",
             count,
         )
 

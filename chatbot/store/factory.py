@@ -105,14 +105,19 @@ def create_lock_store(block: EndpointBlock | None) -> LockStore:
 def not_shared_between_processes(
     tracker_store: EndpointBlock | None, lock_store: EndpointBlock | None
 ) -> str | None:
-    """Why several server processes could not serve these stores together (``chatbot run
-    --workers``), or None: they need one lock store, so that a conversation's messages are taken
-    one at a time whichever process receives them, and conversations they all read."""
+    """Why several server processes of one machine could not serve these stores together
+    (``chatbot run --workers``), or None: they need one lock store, so that a conversation's
+    messages are taken one at a time whichever process receives them (without a ``lock_store``
+    block: a lock file, ``chatbot.store.file_lock``), and conversations they all read."""
     if lock_store is None:
+        from chatbot.store.file_lock import AVAILABLE
+
+        if AVAILABLE:
+            return None
         return (
             "the processes need a lock store they share, so that each conversation's messages "
-            "are answered one at a time: add 'lock_store: {type: redis, url: ...}' to "
-            "endpoints.yml"
+            "are answered one at a time (this system has no file locks): add "
+            "'lock_store: {type: redis, url: ...}' to endpoints.yml"
         )
     if _lookup(lock_store, lock_store.type, LOCK_STORE_TYPES, "lock store") is (
         _in_memory_lock_store
@@ -120,7 +125,7 @@ def not_shared_between_processes(
         where = Location(lock_store.origin.file, lock_store.origin.line).describe()
         return (
             f"{where or 'endpoints'}: lock_store: type {lock_store.type}: the processes would each "
-            "keep locks of their own; use 'type: redis'"
+            "keep locks of their own; use 'type: redis', or no lock_store (a lock file then)"
         )
     if tracker_store is not None:
         type_name = tracker_store.type

@@ -37,6 +37,21 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of a process and of the processes it started and still runs (the workers of
+    ``chatbot run --workers``), as ``cpu_seconds``."""
+    total = cpu_seconds(pid)
+    if total is None:
+        return None
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        total += tree_cpu_seconds(int(child)) or 0.0
+    return total
+
+
 @dataclass
 class ServerProcess:
     port: int

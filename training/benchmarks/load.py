@@ -7,10 +7,14 @@ process) plays many conversations, each the booking of a table in 7 messages, at
 ``--seconds``. The same client then loads a minimal aiohttp server that answers a fixed JSON list
 (the ceiling of this machine), and the bot's handling is timed in-process (NLU + dialogue + SQLite
 store) and from process start to the first answer (startup). ``--store memory`` serves the
-conversations from memory instead, to show what the store costs.
+conversations from memory instead, to show what the store costs. ``--workers N`` serves with
+``chatbot run --workers N`` (the workers lock conversations through a file; with
+``--redis-lock`` through Redis at ``--redis-url``); the server's CPU time is then its processes'
+together.
 
     python -m training.benchmarks.load [--model models/restaurant.model] [--text]
         [--concurrency 1,16,64] [--messages 2000] [--seconds 20] [--store sqlite|memory]
+        [--workers N] [--redis-lock]
 
 Messages are ``/intent`` payloads unless ``--text`` (then the NLU parses every one). Without
 ``--model`` the bot is trained first (NLU included). Each load level also says how much CPU time
@@ -40,10 +44,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 from aiohttp import web
 
-from training.benchmarks._servers import cpu_seconds, free_port
+from training.benchmarks._servers import free_port, tree_cpu_seconds
 from training.benchmarks._stats import quantile
+from training.benchmarks.services import DEFAULT_REDIS_URL, redis_block
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT = ROOT / "domains" / "restaurant"
@@ -83,8 +89,9 @@ class Result:
 # -- the servers ---------------------------------------------------------------------------------
 
 
-def write_project(folder: Path, model: Path, store: str) -> Path:
-    """A copy of the restaurant bot that serves ``model`` with its actions in-process."""
+def write_project(folder: Path, model: Path, store: str, lock_store: str = "") -> Path:
+    """A copy of the restaurant bot that serves ``model`` with its actions in-process
+    (``lock_store``: an endpoints.yml block for it, or none)."""
     project = folder / "restaurant"
     shutil.copytree(BOT, project, ignore=shutil.ignore_patterns("__pycache__", "models", ".*"))
     (project / "models").mkdir()
@@ -93,7 +100,7 @@ def write_project(folder: Path, model: Path, store: str) -> Path:
     endpoints = "action_endpoint:\n  actions_module: actions\n"
     if store == "memory":
         endpoints += "tracker_store:\n  type: in_memory\n"
-    (project / "endpoints.yml").write_text(endpoints)
+    (project / "endpoints.yml").write_text(endpoints + lock_store)
     return project
 
 
@@ -222,10 +229,10 @@ async def measured(server_pid: int, level: Awaitable[dict[str, Any]]) -> dict[st
     """A load level's figures with the CPU time each side spent on a message: the server's
     process (Linux; None elsewhere) and this one, the client. The two share the machine's cores,
     so a server's throughput is bounded by both."""
-    server_before = cpu_seconds(server_pid)
+    server_before = tree_cpu_seconds(server_pid)
     client_before = _own_cpu_seconds()
     figures = await level
-    server_after = cpu_seconds(server_pid)
+    server_after = tree_cpu_seconds(server_pid)
     client = _own_cpu_seconds() - client_before
     count = max(figures["messages"], 1)
     server = None if server_before is None or server_after is None else server_after - server_before
@@ -303,7 +310,11 @@ async def bench(args: argparse.Namespace, folder: Path) -> list[Result]:
     model = args.model or train_model(folder)
     messages = TEXTS if args.text else PAYLOADS
     kind = "text" if args.text else "payload"
-    project = write_project(folder, model, args.store)
+    lock_store = ""
+    if args.redis_lock:
+        block = redis_block(args.redis_url, f"chatbot-load-{os.getpid()}")
+        lock_store = yaml.safe_dump({"lock_store": block}, sort_keys=False)
+    project = write_project(folder, model, args.store, lock_store)
     results: list[Result] = []
 
     def level(url: str, concurrency: int, tag: str) -> Awaitable[dict[str, Any]]:
@@ -313,6 +324,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> list[Result]:
     port = free_port()
     command = ["-m", "chatbot", "run", "--project", str(project), "--host", LOOPBACK]
     command += ["--port", str(port), "--rate-limit", args.rate_limit]
+    command += ["--workers", str(args.workers)]
     spawned = time.perf_counter()
     async with process(command, "is up", folder / "chatbot.log") as (up_seconds, line, pid):
         url = f"http://{LOOPBACK}:{port}"
@@ -330,7 +342,9 @@ async def bench(args: argparse.Namespace, folder: Path) -> list[Result]:
         tag = str(os.getpid())
         for concurrency in args.concurrency:
             figures = await measured(pid, level(url, concurrency, tag))
-            figures.update(input=kind, store=args.store, **machine())
+            locks = "redis" if args.redis_lock else ("file" if args.workers > 1 else "memory")
+            figures.update(input=kind, store=args.store, workers=args.workers, locks=locks)
+            figures.update(machine())
             results.append(Result(f"server.rest.concurrency_{concurrency}", figures))
             print(f"chatbot c={concurrency:<3} {figures}", file=sys.stderr)
 
@@ -365,6 +379,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=20, help="in-process conversations")
     parser.add_argument("--rate-limit", default="60/min", help="the server's --rate-limit")
     parser.add_argument("--store", choices=("sqlite", "memory"), default="sqlite")
+    parser.add_argument("--workers", type=int, default=1, help="chatbot run --workers")
+    parser.add_argument(
+        "--redis-lock", action="store_true", help="a Redis lock store (else the workers' file)"
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("CHATBOT_TEST_REDIS_URL") or DEFAULT_REDIS_URL
+    )
     parser.add_argument("--ceiling-server", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.ceiling_server is not None:

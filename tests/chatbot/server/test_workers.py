@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -66,8 +69,10 @@ async def wait_for(what: str, check: Any, timeout: float = WAIT) -> Any:
 
 
 async def all_ready(server: Server, count: int) -> None:
+    ready = re.compile(rf"^Bot '.*' is up in [0-9.]+ s with {count} workers: ", re.M)
+
     async def check() -> bool:
-        return f"with {count} workers" in server.log()
+        return ready.search(server.log()) is not None
 
     await wait_for("the supervisor's ready line", check)
 
@@ -154,6 +159,58 @@ async def test_two_workers_share_conversations_metrics_and_stop_together(
     assert await server.wait_exit(WAIT) == 0, server.log_tail()
     assert not any(alive(pid) for pid in pids.values())
     assert "[worker 1] shutting down" in server.log() and "[worker 2] shutting down" in server.log()
+
+
+def read_sqlite(path: Path) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """Every conversation's (seq, event) rows in the SQLite store, as ``read_store`` reads them."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT conversation_id, seq, data FROM events ORDER BY 1, 2").fetchall()
+        heads = dict(db.execute("SELECT id, next_seq FROM conversations").fetchall())
+    stored: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for conversation_id, seq, data in rows:
+        stored.setdefault(conversation_id, []).append((seq, json.loads(data)))
+    for conversation_id, next_seq in heads.items():
+        assert next_seq == len(stored.get(conversation_id, [])), conversation_id
+    return stored
+
+
+async def test_without_redis_the_workers_lock_conversations_through_a_file(
+    launcher: ServerLauncher, tmp_path: Path
+) -> None:
+    """The default SQLite store and no lock_store: several clients of one conversation, their
+    requests spread over both workers, each message answered once, in order, never half a turn."""
+    endpoints = write_endpoints(tmp_path / "endpoints.yml")
+    server = await launcher.start(endpoints, "--workers", "2")
+    await all_ready(server, 2)
+    assert "locks through a file" in server.log()
+    ids = [f"user-{i:02d}" for i in range(10)]
+
+    async def client(session: aiohttp.ClientSession, conversation_id: str, k: int) -> list[Sent]:
+        results = []
+        for n in range(5):
+            text = INTENTS[(k + n) % len(INTENTS)]
+            results.append(await send(session, server.url, conversation_id, text, tag_of(k, n)))
+        return results
+
+    async with fresh_connections() as session:
+        per_client = await asyncio.gather(
+            *(client(session, conversation_id, k) for conversation_id in ids for k in range(4))
+        )
+    sent: dict[str, list[Sent]] = {conversation_id: [] for conversation_id in ids}
+    for result in (r for results in per_client for r in results):
+        assert result.status == 200, (result, server.log_tail())
+        sent[result.conversation_id].append(result)
+    stored = read_sqlite(launcher.project / ".chatbot" / "conversations.db")
+    interleaved = 0
+    for conversation_id in ids:
+        turns = check_log(conversation_id, stored[conversation_id])
+        assert len(turns) == 20
+        check_answers(conversation_id, turns, sent[conversation_id])
+        clients = [turn.tag.split("/")[0] for turn in turns]
+        interleaved += sum(a != b for a, b in itertools.pairwise(clients)) > 3
+    assert interleaved >= len(ids) // 2  # the clients did race each other
+    log = server.log()
+    assert "[worker 1] turn conversation=" in log and "[worker 2] turn conversation=" in log
 
 
 async def test_put_model_reaches_every_worker_and_a_restarted_one(
@@ -274,15 +331,12 @@ async def test_a_worker_that_cannot_start_stops_all_with_its_error_said_once(
 # ------------------------------------------------------------------------ without processes
 
 
-def test_workers_need_a_lock_store_they_share(tmp_path: Path, monkeypatch: Any) -> None:
+def test_workers_need_stores_they_share(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.delenv("SANIC_WORKERS", raising=False)
     settings = ServerSettings(project_dir=tmp_path, workers=3)
-    with pytest.raises(ConfigError, match=r"--workers 3: .*lock_store: \{type: redis"):
-        workers_wanted(settings)
+    assert workers_wanted(settings) == 3  # no lock_store: a lock file, SQLite: one file
     (tmp_path / "endpoints.yml").write_text("lock_store:\n  type: in_memory\n")
-    with pytest.raises(
-        ConfigError, match=r"endpoints.yml:1: lock_store: type in_memory.*type: redis"
-    ):
+    with pytest.raises(ConfigError, match=r"endpoints.yml:1: lock_store: type in_memory.*redis"):
         workers_wanted(settings)
     (tmp_path / "endpoints.yml").write_text(
         "lock_store:\n  type: redis\ntracker_store:\n  type: in_memory\n"
@@ -301,21 +355,22 @@ def test_sanic_workers_as_rasa_reads_it(
     monkeypatch.delenv("SANIC_WORKERS", raising=False)
     assert workers_wanted(settings) == 1
     monkeypatch.setenv("SANIC_WORKERS", "4")
-    assert workers_wanted(settings) == 1  # no shared lock store: ignored, as Rasa does
-    assert "SANIC_WORKERS=4: the processes need a lock store" in caplog.text
+    assert workers_wanted(settings) == 4
+    (tmp_path / "endpoints.yml").write_text("lock_store:\n  type: in_memory\n")
+    assert workers_wanted(settings) == 1  # locks of each process's own: ignored, as Rasa does
+    assert "SANIC_WORKERS=4: " in caplog.text and "type in_memory" in caplog.text
     monkeypatch.setenv("SANIC_WORKERS", "four")
     assert workers_wanted(settings) == 1
     assert "SANIC_WORKERS=four is not a whole number" in caplog.text
+    # --workers wins over the environment, and is refused where SANIC_WORKERS is ignored.
     (tmp_path / "endpoints.yml").write_text("lock_store:\n  type: redis\n")
-    monkeypatch.setenv("SANIC_WORKERS", "4")
-    assert workers_wanted(settings) == 4
-    # --workers wins over the environment.
     assert workers_wanted(ServerSettings(project_dir=tmp_path, workers=2)) == 2
 
 
 def test_the_cli_says_what_is_missing_before_anything_starts(tmp_path: Path) -> None:
     project = tmp_path / "bot"
     project.mkdir()
+    (project / "endpoints.yml").write_text("lock_store:\n  type: in_memory\n")
     done = subprocess.run(
         [sys.executable, "-m", "chatbot", "run", "--project", str(project), "--workers", "2"],
         capture_output=True,
@@ -324,7 +379,8 @@ def test_the_cli_says_what_is_missing_before_anything_starts(tmp_path: Path) -> 
         timeout=120,
     )
     assert done.returncode == 1
-    assert done.stderr.startswith("error: --workers 2: the processes need a lock store")
+    assert done.stderr.startswith("error: --workers 2: ")
+    assert "endpoints.yml:1: lock_store: type in_memory" in done.stderr
     assert "Traceback" not in done.stderr
 
 
