@@ -10,7 +10,8 @@
   serves the new model. A worker started later (one that replaces a worker that died) starts
   with the model of ``model.json``.
 
-Files are written whole and renamed into place, so a reader never sees half of one. Secrets the
+Files are written whole and renamed into place, so a reader never sees half of one. A worker
+whose supervisor is gone (killed with SIGKILL) stops by itself, as after a SIGTERM. Secrets the
 workers must agree on (a channel's webhook secret, the chat's session keys), where the
 credentials give none, come from ``shared_secret``.
 """
@@ -24,6 +25,7 @@ import hmac
 import json
 import logging
 import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -109,6 +111,7 @@ class WorkerSync:
         # The id of model.json this worker serves (None: the model it was started with).
         self.serving = serving
         self._published = 0.0
+        self._supervisor = os.getppid()
 
     @property
     def uploads(self) -> Path:
@@ -208,6 +211,11 @@ class WorkerSync:
 
     async def _run(self) -> None:
         while True:
+            if os.getppid() != self._supervisor:
+                # The supervisor was killed: nobody would stop or replace this worker any more.
+                logger.warning("the supervisor (pid %d) is gone: stopping", self._supervisor)
+                os.kill(os.getpid(), signal.SIGTERM)  # a graceful shutdown, as SIGTERM is
+                return
             try:
                 await self.follow_model()
                 if time.monotonic() - self._published >= PUBLISH_EVERY:

@@ -309,6 +309,23 @@ async def test_socketio_across_workers(
     assert handled == {"1", "2"}, server.log_tail()
 
 
+async def test_workers_whose_supervisor_was_killed_stop_by_themselves(
+    launcher: ServerLauncher, tmp_path: Path
+) -> None:
+    server = await launcher.start(write_endpoints(tmp_path / "endpoints.yml"), "--workers", "2")
+    await all_ready(server, 2)
+    pids = worker_pids(server)
+    server.kill()  # SIGKILL: the supervisor cannot pass anything on
+
+    async def gone() -> bool:
+        return not any(alive(pid) for pid in pids.values())
+
+    await wait_for("the orphaned workers to stop", gone)
+    assert server.log().count("is gone: stopping") == 2
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+
+
 async def test_a_worker_that_cannot_start_stops_all_with_its_error_said_once(
     launcher: ServerLauncher, redis_url: str, redis_key_prefix: str, tmp_path: Path
 ) -> None:
