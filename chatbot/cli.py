@@ -9,6 +9,7 @@ interactive), ``chatbot.cli_eval`` (test), ``chatbot.cli_data`` (data, visualize
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import sys
@@ -21,7 +22,7 @@ import click
 from chatbot import cli_data, cli_eval, cli_shell, cli_store  # noqa: F401 - commands of ``main``
 from chatbot.cli_common import (
     _load_project,
-    add_log_file,
+    apply_log_options,
     config_option,
     data_option,
     debug_option,
@@ -37,6 +38,8 @@ from chatbot.cli_common import (
 from chatbot.errors import ChatbotError, ConfigError
 
 __all__ = ["main"]
+
+logger = logging.getLogger(__name__)
 
 STARTER = Path(__file__).parent / "project" / "starter"
 
@@ -227,16 +230,30 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
     "-t",
     "--auth-token",
     default=None,
-    envvar="CHATBOT_AUTH_TOKEN",
-    help="A token the API requires (Bearer or ?token=); or $CHATBOT_AUTH_TOKEN.",
+    envvar=["CHATBOT_AUTH_TOKEN", "AUTH_TOKEN"],
+    help="A token the API requires (Bearer or ?token=); or $CHATBOT_AUTH_TOKEN (Rasa's "
+    "$AUTH_TOKEN).",
 )
 @click.option(
     "--jwt-secret",
     default=None,
-    envvar="CHATBOT_JWT_SECRET",
-    help="The secret (or public key) of API JWTs; or $CHATBOT_JWT_SECRET.",
+    envvar=["CHATBOT_JWT_SECRET", "JWT_SECRET"],
+    help="The secret (or public key) of API JWTs; or $CHATBOT_JWT_SECRET (Rasa's $JWT_SECRET).",
 )
-@click.option("--jwt-method", default="HS256", show_default=True, help="The JWT algorithm.")
+@click.option(
+    "--jwt-method",
+    default="HS256",
+    envvar=["CHATBOT_JWT_METHOD", "JWT_METHOD"],
+    show_default=True,
+    help="The JWT algorithm.",
+)
+@click.option(
+    "--jwt-private-key",
+    default=None,
+    envvar="JWT_PRIVATE_KEY",
+    help="Rasa's key for making tokens: accepted, not needed (the server only checks tokens, "
+    "with --jwt-secret).",
+)
 @click.option("--cors", multiple=True, help="An origin browsers may call from ('*': any).")
 @click.option(
     "--rate-limit",
@@ -267,10 +284,20 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
 )
 @click.option(
     "--body-timeout",
+    "--request-timeout",
+    "body_timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=60.0,
     show_default=True,
-    help="Seconds a request body may take to arrive (a model upload: between two chunks).",
+    help="Seconds a request body may take to arrive (a model upload: between two chunks); "
+    "Rasa's --request-timeout.",
+)
+@click.option(
+    "--response-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    help="Seconds a request may take to be answered once it arrived (503 after), as Rasa's.",
 )
 @click.option(
     "--shutdown-timeout",
@@ -303,6 +330,28 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
     default=None,
     envvar="CHATBOT_SSL_PASSWORD",
     help="The private key's password; or $CHATBOT_SSL_PASSWORD.",
+)
+@click.option(
+    "--connector",
+    default=None,
+    help="Mount only this channel (its block of the credentials, or its defaults), as Rasa's.",
+)
+@click.option(
+    "--remote-storage",
+    default=None,
+    help="Rasa's cloud model storage (aws, gcs, azure): not provided; an error says so.",
+)
+@click.option("--use-syslog", is_flag=True, help="Send the log to a syslog server too.")
+@click.option("--syslog-address", default="localhost", show_default=True)
+@click.option("--syslog-port", type=int, default=514, show_default=True)
+@click.option(
+    "--syslog-protocol", type=click.Choice(["UDP", "TCP"], case_sensitive=False), default="UDP"
+)
+@click.option(
+    "--logging-config-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Python logging's dictConfig in YAML, as Rasa's.",
 )
 @click.option(
     "--workers",
@@ -339,11 +388,20 @@ def run(
     max_message_length: int,
     max_in_flight: int,
     body_timeout: float,
+    response_timeout: float,
     shutdown_timeout: float,
     ssl_certificate: Path | None,
     ssl_keyfile: Path | None,
     ssl_ca_file: Path | None,
     ssl_password: str | None,
+    jwt_private_key: str | None,
+    connector: str | None,
+    remote_storage: str | None,
+    use_syslog: bool,
+    syslog_address: str,
+    syslog_port: int,
+    syslog_protocol: str,
+    logging_config_file: Path | None,
     workers: int | None,
     log_file: Path | None,
 ) -> None:
@@ -353,10 +411,18 @@ def run(
         ctx.obj = {"project_dir": project_dir}
         return
     from chatbot.server.app import serve
-    from chatbot.server.settings import RateLimit, ServerSettings
+    from chatbot.server.settings import LogOptions, RateLimit, ServerSettings
 
-    if log_file is not None:
-        add_log_file(log_file)
+    if remote_storage is not None:
+        raise ConfigError(
+            f"--remote-storage {remote_storage}: models from cloud storage are not provided; "
+            "serve a model file (--model) or pull from a model server (endpoints.yml models:)"
+        )
+    if jwt_private_key is not None:
+        logger.info("--jwt-private-key is not needed here: tokens are checked with --jwt-secret")
+    syslog = (syslog_address, syslog_port, syslog_protocol.lower()) if use_syslog else None
+    log = LogOptions(log_file=log_file, syslog=syslog, config_file=logging_config_file)
+    apply_log_options(log)
     settings = ServerSettings(
         project_dir=project_dir,
         model_path=model_path,
@@ -373,6 +439,7 @@ def run(
         max_body_bytes=max_body_size,
         max_message_chars=max_message_length,
         body_timeout=body_timeout,
+        response_timeout=response_timeout,
         max_in_flight=max_in_flight or None,
         shutdown_timeout=shutdown_timeout,
         ssl_certificate=ssl_certificate,
@@ -382,7 +449,8 @@ def run(
         # Without its database the bot would only apologise: say so and exit instead.
         require_store_at_start=True,
         workers=workers,
-        log_file=log_file,
+        log=log,
+        connector=connector,
     )
     serve(settings)
 

@@ -18,6 +18,7 @@ import click
 
 from chatbot import model_file
 from chatbot.errors import ChatbotError, ConfigError
+from chatbot.server.settings import LogOptions
 
 logger = logging.getLogger("chatbot")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,6 +60,61 @@ def add_log_file(path: Path) -> None:
 
 
 VERBOSE_FORMAT = "%(levelname)s %(name)s: %(message)s"
+SYSLOG_FORMAT = "chatbot[%(process)d]: %(levelname)s %(name)s: %(message)s"
+
+
+def apply_log_options(options: LogOptions) -> None:
+    """Log as Rasa's ``rasa run`` options say: ``--logging-config-file`` (a YAML
+    ``logging.config.dictConfig``), ``--log-file``, ``--use-syslog``. A mistake in any of them is
+    a ``ConfigError`` naming it."""
+    if options.config_file is not None:
+        _logging_config(options.config_file)
+    if options.log_file is not None:
+        add_log_file(options.log_file)
+    if options.syslog is not None:
+        add_syslog(*options.syslog)
+
+
+def _logging_config(path: Path) -> None:
+    import logging.config
+
+    import yaml
+
+    where = f"--logging-config-file {path}"
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot read it: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"--logging-config-file {path}{line}: not valid YAML") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{where}: a mapping (Python's logging dictConfig) is expected")
+    config.setdefault("version", 1)
+    try:
+        logging.config.dictConfig(config)
+    except (ValueError, TypeError, AttributeError, ImportError) as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def add_syslog(address: str, port: int, protocol: str) -> None:
+    """Send the log to a syslog server too (Rasa's ``--use-syslog``): UDP or TCP."""
+    import logging.handlers
+    import socket
+
+    kinds = {"udp": socket.SOCK_DGRAM, "tcp": socket.SOCK_STREAM}
+    kind = kinds.get(protocol.lower())
+    if kind is None:
+        raise ConfigError(f"--syslog-protocol {protocol}: use UDP or TCP")
+    try:
+        handler = logging.handlers.SysLogHandler(address=(address, port), socktype=kind)
+    except OSError as error:
+        why = error.strerror or error
+        raise ConfigError(f"--syslog-address {address}:{port} ({protocol}): {why}") from None
+    handler.setFormatter(logging.Formatter(SYSLOG_FORMAT))
+    handler.addFilter(EscapeArguments())
+    logging.getLogger().addHandler(handler)
 
 
 def configure_logging(level: int) -> None:
@@ -85,16 +141,51 @@ def _enable_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bo
     return value
 
 
-# Rasa's ``rasa shell --debug`` (``-v`` before the command does the same here).
-debug_option = click.option(
-    "--debug",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=_enable_debug,
-    help="Debug logging, each turn traced: the NLU's reading, every next action with its policy "
-    "and confidence, what it did, the slots (Rasa's --debug; the same as `chatbot -v`).",
-)
+def _set_level(level: int) -> Callable[[click.Context, click.Parameter, bool], bool]:
+    def callback(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+        if value:
+            logging.getLogger().setLevel(level)
+        return value
+
+    return callback
+
+
+def debug_option(command: F) -> F:
+    """Rasa's logging options of every command: ``-vv``/``--debug`` (``-v`` before the command
+    does the same here), ``-v``/``--verbose`` (INFO, the default) and ``--quiet`` (warnings and
+    errors only)."""
+    for option in (
+        click.option(
+            "--quiet",
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_set_level(logging.WARNING),
+            help="Warnings and errors only (Rasa's --quiet).",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_set_level(logging.INFO),
+            help="Information too: the default (Rasa's -v).",
+        ),
+        click.option(
+            "-vv",
+            "--debug",
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_enable_debug,
+            help="Debug logging, each turn traced: the NLU's reading, every next action with its "
+            "policy and confidence, what it did, the slots (Rasa's -vv / --debug; the same as "
+            "`chatbot -v`).",
+        ),
+    ):
+        command = option(command)
+    return command
 
 
 def line_editing() -> None:

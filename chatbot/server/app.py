@@ -12,6 +12,7 @@ flight (up to ``shutdown_timeout``), then closes the channels, the action client
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import sys
 import time
@@ -30,7 +31,7 @@ from chatbot.server.api import register_conversation_routes
 from chatbot.server.api_model import register_model_routes
 from chatbot.server.auth import Auth
 from chatbot.server.cors import cors_middleware
-from chatbot.server.errors import errors_middleware
+from chatbot.server.errors import errors_middleware, response_deadline
 from chatbot.server.gate import MessageGate
 from chatbot.server.health import health
 from chatbot.server.keys import AGENT, AUTH, GATE, METRICS, OUTPUTS, SETTINGS, WORKER_SYNC
@@ -120,10 +121,10 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
 
     settings = settings or ServerSettings()
     metrics = Metrics()
-    app = web.Application(
-        middlewares=[metrics.middleware(), cors_middleware(settings.cors), errors_middleware],
-        client_max_size=settings.max_body_bytes,
-    )
+    middlewares = [metrics.middleware(), cors_middleware(settings.cors), errors_middleware]
+    if math.isfinite(settings.response_timeout):
+        middlewares.append(response_deadline(settings.response_timeout))
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     auth = Auth(settings.auth_token, settings.jwt_secret, settings.jwt_method)
     limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
     app[AGENT] = agent
@@ -255,6 +256,11 @@ def resolve_settings(settings: ServerSettings) -> ServerSettings:
     when not given."""
     if settings.credentials is None:
         settings.credentials = read_credentials(settings.project_dir, settings.credentials_path)
+    if settings.connector is not None:
+        # Rasa's --connector: that channel alone, with its block of the credentials if any.
+        blocks = settings.credentials.channels if settings.credentials is not None else {}
+        channel = blocks.get(settings.connector) or EndpointBlock(settings.connector, {})
+        settings.credentials = Credentials({settings.connector: channel})
     if settings.model_server is None:
         block = read_endpoints(settings.project_dir, settings.endpoints_path).get("models")
         settings.model_server = ModelServer.from_block(block) if block is not None else None

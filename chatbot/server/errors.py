@@ -9,6 +9,7 @@ conversation is busy), a channel request gets a short apology as the bot's messa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from chatbot.agent import NoModelLoaded, __version__
 from chatbot.conversation.events import InvalidEvent
@@ -198,3 +199,46 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         failure = failure_of(exc)
         log_failure(exc, failure, request)
         return failure_response(failure, request.get(REPLY_TO))
+
+
+def response_deadline(seconds: float) -> Middleware:
+    """Rasa's ``--response-timeout``: a request not answered within ``seconds`` of its arrival
+    is answered 503 and its handler cancelled (a turn cut off stores nothing: its events are
+    written at its end, in one transaction). Websockets (socket.io) last as long as their
+    connection and are left alone."""
+
+    @web.middleware
+    async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await handler(request)
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(seconds, expire)
+        try:
+            return await handler(request)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+            if uncancel is not None:
+                uncancel()
+            logger.warning(
+                "%s %s not answered within --response-timeout %g s; 503",
+                request.method,
+                request.path,
+                seconds,
+            )
+            raise json_error(
+                503, f"the answer took longer than {seconds:g} s", "ResponseTimeout"
+            ) from None
+        finally:
+            timer.cancel()
+
+    return deadline

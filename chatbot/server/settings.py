@@ -4,6 +4,7 @@ limits."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -66,6 +67,21 @@ class RateLimit:
 
 DEFAULT_BODY_TIMEOUT = 60.0
 DEFAULT_MAX_IN_FLIGHT = 1000
+# Rasa's --response-timeout default (Sanic's RESPONSE_TIMEOUT there).
+DEFAULT_RESPONSE_TIMEOUT = 3600.0
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    """Where ``chatbot run`` logs besides stderr, as Rasa's options say (``--log-file``,
+    ``--use-syslog`` with ``--syslog-address``/``-port``/``-protocol``,
+    ``--logging-config-file``), and from which level: what its workers repeat
+    (``chatbot.cli_common.apply_log_options``)."""
+
+    level: int = logging.INFO
+    log_file: Path | None = None
+    syslog: tuple[str, int, str] | None = None  # address, port, "udp" or "tcp"
+    config_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,10 @@ class ServerSettings:
     # 503 with Retry-After (a chat user is told to try again) rather than a wait in a queue
     # longer than its client waits (uvicorn's --limit-concurrency). None: no limit.
     max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT
+    # Seconds a request may take to be answered once it has arrived (Rasa's --response-timeout);
+    # past them the client gets a 503 and the turn is cancelled (its events are not stored).
+    # Websockets are not cut.
+    response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
     # Seconds that SIGTERM waits for messages in flight before closing connections.
     shutdown_timeout: float = 30.0
     # torch's intra-op threads, where custom code has imported torch (models are served in numpy,
@@ -137,8 +157,10 @@ class ServerSettings:
     workers: int | None = None
     # Set in each of those processes: which one it is.
     worker: WorkerSlot | None = None
-    # The log file of --log-file, which the workers open too.
-    log_file: Path | None = None
+    # How the server logs, which the workers repeat.
+    log: LogOptions = field(default_factory=LogOptions)
+    # Rasa's --connector: only this channel of the credentials is mounted.
+    connector: str | None = None
 
     @property
     def auth_configured(self) -> bool:

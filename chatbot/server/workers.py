@@ -56,7 +56,7 @@ from typing import Any
 import click
 
 from chatbot.errors import ChatbotError, ConfigError
-from chatbot.server.settings import ServerSettings, WorkerSlot
+from chatbot.server.settings import LogOptions, ServerSettings, WorkerSlot
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def serve_workers(settings: ServerSettings, count: int) -> None:
     listener = listen(host, settings.port)
     shared = Path(tempfile.mkdtemp(prefix="chatbot-workers-"))
     try:
-        supervisor = Supervisor(settings, count, listener, shared, _log_setup(settings))
+        supervisor = Supervisor(settings, count, listener, shared, _log_options(settings))
         port = listener.port
         scheme = "http" if tls is None else "https"
         name = settings.project_dir.resolve().name
@@ -233,16 +233,9 @@ def listen(host: str, port: int, *, spread: bool = SPREAD) -> Listener:
     return Listener(family, tuple(sock.getsockname()), sock, shared=sock)
 
 
-@dataclass(frozen=True)
-class LogSetup:
-    """How the supervisor logs, for its workers to log the same way."""
-
-    level: int
-    log_file: Path | None
-
-
-def _log_setup(settings: ServerSettings) -> LogSetup:
-    return LogSetup(logging.getLogger().getEffectiveLevel(), settings.log_file)
+def _log_options(settings: ServerSettings) -> LogOptions:
+    """The server's log options with the level it logs at now (``--debug`` sets it)."""
+    return dataclasses.replace(settings.log, level=logging.getLogger().getEffectiveLevel())
 
 
 # --------------------------------------------------------------------------------- supervisor
@@ -264,7 +257,7 @@ class Supervisor:
     count: int
     listener: Listener
     shared_dir: Path
-    log: LogSetup
+    log: LogOptions
     workers: dict[int, _Worker] = field(default_factory=dict)
     restarts: list[float] = field(default_factory=list)
     signals: int = 0
@@ -400,7 +393,11 @@ def _describe_exit(code: int | None) -> str:
 
 
 def worker_main(
-    slot: WorkerSlot, settings: ServerSettings, listener: Listener, conn: Connection, log: LogSetup
+    slot: WorkerSlot,
+    settings: ServerSettings,
+    listener: Listener,
+    conn: Connection,
+    log: LogOptions,
 ) -> None:
     """One worker: a whole server on the supervisor's socket. A user's mistake goes back to the
     supervisor, to be said once."""
@@ -423,12 +420,11 @@ def worker_main(
         sys.exit(0)
 
 
-def _set_up_logging(log: LogSetup, index: int) -> None:
-    from chatbot.cli_common import add_log_file, configure_logging
+def _set_up_logging(log: LogOptions, index: int) -> None:
+    from chatbot.cli_common import apply_log_options, configure_logging
 
     configure_logging(log.level)
-    if log.log_file is not None:
-        add_log_file(log.log_file)
+    apply_log_options(log)
     make_record = logging.getLogRecordFactory()
     prefix = f"[worker {index}] "
 
