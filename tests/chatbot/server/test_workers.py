@@ -99,6 +99,31 @@ async def status_files(session: aiohttp.ClientSession, url: str, times: int) -> 
     return files
 
 
+async def converse(
+    server: Server, ids: list[str], *, clients: int, messages: int
+) -> dict[str, list[Sent]]:
+    """``clients`` clients per conversation, each sending ``messages`` messages one after the
+    other, every request on a new connection; what each conversation's clients sent, all
+    answered."""
+
+    async def client(session: aiohttp.ClientSession, conversation_id: str, k: int) -> list[Sent]:
+        results = []
+        for n in range(messages):
+            text = INTENTS[(k + n) % len(INTENTS)]
+            results.append(await send(session, server.url, conversation_id, text, tag_of(k, n)))
+        return results
+
+    async with fresh_connections() as session:
+        per_client = await asyncio.gather(
+            *(client(session, c, k) for c in ids for k in range(clients))
+        )
+    sent: dict[str, list[Sent]] = {conversation_id: [] for conversation_id in ids}
+    for result in (r for results in per_client for r in results):
+        assert result.status == 200, (result, server.log_tail())
+        sent[result.conversation_id].append(result)
+    return sent
+
+
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
@@ -118,23 +143,7 @@ async def test_two_workers_share_conversations_metrics_and_stop_together(
     server = await launcher.start(endpoints, "--workers", "2")
     await all_ready(server, 2)
     ids = [f"user-{i:02d}" for i in range(12)]
-
-    async def client(session: aiohttp.ClientSession, conversation_id: str, k: int) -> list[Sent]:
-        results = []
-        for n in range(4):
-            text = INTENTS[(k + n) % len(INTENTS)]
-            results.append(await send(session, server.url, conversation_id, text, tag_of(k, n)))
-        return results
-
-    async with fresh_connections() as session:
-        per_client = await asyncio.gather(
-            *(client(session, conversation_id, k) for conversation_id in ids for k in range(3))
-        )
-    sent: dict[str, list[Sent]] = {conversation_id: [] for conversation_id in ids}
-    for results in per_client:
-        for result in results:
-            assert result.status == 200, (result, server.log_tail())
-            sent[result.conversation_id].append(result)
+    sent = await converse(server, ids, clients=3, messages=4)
     stored = await read_store(postgres_url)
     for conversation_id in ids:
         turns = check_log(conversation_id, stored[conversation_id])
@@ -184,22 +193,7 @@ async def test_without_redis_the_workers_lock_conversations_through_a_file(
     await all_ready(server, 2)
     assert "locks through a file" in server.log()
     ids = [f"user-{i:02d}" for i in range(10)]
-
-    async def client(session: aiohttp.ClientSession, conversation_id: str, k: int) -> list[Sent]:
-        results = []
-        for n in range(5):
-            text = INTENTS[(k + n) % len(INTENTS)]
-            results.append(await send(session, server.url, conversation_id, text, tag_of(k, n)))
-        return results
-
-    async with fresh_connections() as session:
-        per_client = await asyncio.gather(
-            *(client(session, conversation_id, k) for conversation_id in ids for k in range(4))
-        )
-    sent: dict[str, list[Sent]] = {conversation_id: [] for conversation_id in ids}
-    for result in (r for results in per_client for r in results):
-        assert result.status == 200, (result, server.log_tail())
-        sent[result.conversation_id].append(result)
+    sent = await converse(server, ids, clients=4, messages=5)
     stored = read_sqlite(launcher.project / ".chatbot" / "conversations.db")
     interleaved = 0
     for conversation_id in ids:
