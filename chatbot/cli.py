@@ -358,8 +358,8 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
     type=click.IntRange(min=1),
     default=None,
     help="Server processes sharing the port, for a machine with more cores (default: "
-    "$SANIC_WORKERS as in Rasa, else 1). More than one needs a lock store they share "
-    "(endpoints.yml lock_store: type: redis); the rate limit counts per process.",
+    "$SANIC_WORKERS as in Rasa, else 1); they lock conversations through a file, or through "
+    "endpoints.yml's Redis lock store. The rate limit counts per process.",
 )
 @debug_option
 @click.option(
