@@ -30,11 +30,14 @@ def root_logging() -> Iterator[logging.Logger]:
     """The root logger, put back as it was after the test."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    filters = {handler: list(handler.filters) for handler in handlers}
     yield root
     for handler in root.handlers:
         if handler not in handlers:
             handler.close()
     root.handlers[:] = handlers
+    for handler, kept in filters.items():  # the CLI adds its filter to pytest's handlers too
+        handler.filters[:] = kept
     root.setLevel(level)
 
 
@@ -93,7 +96,7 @@ def test_rasa_logging_levels(
     assert root_logging.level == level
 
 
-def test_remote_storage_is_refused_in_one_line() -> None:
+def test_remote_storage_is_refused_in_one_line(root_logging: logging.Logger) -> None:
     result = CliRunner().invoke(
         main, ["run", "--project", str(DOMAINS / "moodbot"), "--remote-storage", "aws"]
     )
