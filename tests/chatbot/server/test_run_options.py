@@ -31,7 +31,10 @@ def root_logging() -> Iterator[logging.Logger]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     filters = {handler: list(handler.filters) for handler in handlers}
+    named = {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
     yield root
+    for name, named_level in named.items():  # the CLI quiets some libraries' loggers
+        logging.getLogger(name).setLevel(named_level)
     for handler in root.handlers:
         if handler not in handlers:
             handler.close()
@@ -105,7 +108,7 @@ def test_remote_storage_is_refused_in_one_line(root_logging: logging.Logger) -> 
     assert "Traceback" not in result.output
 
 
-def test_connector_mounts_that_channel_alone() -> None:
+def test_connector_mounts_that_channel_alone(root_logging: logging.Logger) -> None:
     blocks = {
         "rest": EndpointBlock("rest", {}),
         "socketio": EndpointBlock("socketio", {"session_persistence": False}),
