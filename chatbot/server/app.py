@@ -11,8 +11,10 @@ flight (up to ``shutdown_timeout``), then closes the channels, the action client
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
+import os
 import socket
 import sys
 import time
@@ -314,14 +316,22 @@ def serve(
     where: dict[str, Any] = (
         {"sock": listen()} if listen is not None else {"host": host, "port": settings.port}
     )
-    web.run_app(
-        app,
-        **where,
-        print=ready,
-        access_log=None,
-        shutdown_timeout=settings.shutdown_timeout,
-        ssl_context=ssl_context,
-    )
+    try:
+        web.run_app(
+            app,
+            **where,
+            print=ready,
+            access_log=None,
+            shutdown_timeout=settings.shutdown_timeout,
+            ssl_context=ssl_context,
+        )
+    except socket.gaierror as exc:  # before OSError: a host name that does not resolve
+        raise ConfigError(f"--host {host}: {exc.strerror or exc}") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        why = os.strerror(exc.errno)
+        raise ConfigError(f"cannot listen on {host}:{settings.port}: {why}") from None
 
 
 def announce_listening(settings: ServerSettings) -> None:

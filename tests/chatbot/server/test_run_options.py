@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,8 @@ from chatbot.project.endpoints import Credentials, EndpointBlock
 from chatbot.server.app import resolve_settings
 from chatbot.server.settings import LogOptions, ServerSettings
 from tests.chatbot.server.support import StartServer, say
-from tests.helpers import DOMAINS
+from tests.chatbot.store.mp_server import copy_moodbot
+from tests.helpers import DOMAINS, ROOT
 
 
 @pytest.fixture
@@ -211,3 +214,30 @@ def test_logging_config_file(root_logging: logging.Logger, tmp_path: Path) -> No
         apply_log_options(LogOptions(config_file=config))
     with pytest.raises(ConfigError, match="cannot read it"):
         apply_log_options(LogOptions(config_file=tmp_path / "missing.yml"))
+
+
+def test_a_port_in_use_or_an_unknown_host_is_one_line(
+    moodbot_model: TrainedModel, tmp_path: Path
+) -> None:
+    """Not a traceback: another server has the port, or the host name does not resolve."""
+    model = tmp_path / "moodbot.model"
+    moodbot_model.to_file(model)
+    project = copy_moodbot(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for host, said in (
+            ("127.0.0.1", f"error: cannot listen on 127.0.0.1:{port}: Address already in use"),
+            ("no-such-host.invalid", "error: --host no-such-host.invalid: "),
+        ):
+            command = ["run", "--project", str(project), "--model", str(model)]
+            done = subprocess.run(
+                [sys.executable, "-m", "chatbot", *command, "--host", host, "--port", str(port)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                timeout=120,
+            )
+            assert done.returncode == 1, done.stderr
+            assert said in done.stderr and "Traceback" not in done.stderr, done.stderr
