@@ -32,6 +32,7 @@ from chatbot.cli_common import (
     model_file_path,
     model_option,
     project_option,
+    spaced_command,
     stacked,
     user_errors,
 )
@@ -204,7 +205,7 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
     click.echo(f"Trained model saved to {path} in {time.perf_counter() - started:.1f}s")
 
 
-@main.group(invoke_without_command=True)
+@main.group(invoke_without_command=True, cls=spaced_command(click.Group, {"--cors": "repeat"}))
 @project_option
 @model_option
 @click.option("-i", "--host", "--interface", "host", default="0.0.0.0", show_default=True)
@@ -254,7 +255,11 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
     help="Rasa's key for making tokens: accepted, not needed (the server only checks tokens, "
     "with --jwt-secret).",
 )
-@click.option("--cors", multiple=True, help="An origin browsers may call from ('*': any).")
+@click.option(
+    "--cors",
+    multiple=True,
+    help="Origins browsers may call from ('*': any): --cors a b, as Rasa's, or --cors a --cors b.",
+)
 @click.option(
     "--rate-limit",
     default="60/min",

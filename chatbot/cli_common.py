@@ -220,6 +220,47 @@ project_option = click.option(
 )
 
 
+def spaced(args: list[str], options: dict[str, str], stop: set[str]) -> list[str]:
+    """Rasa's options that take several values (argparse's ``nargs``), written its way: the
+    values after such an option, up to the next option (or a subcommand's name in ``stop``),
+    become repeats of the option (``"repeat"``: ``--config a b`` -> ``--config a --config b``)
+    or one value (``"join"``: ``--percentages 0 25 50`` -> ``--percentages "0 25 50"``)."""
+    out: list[str] = []
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        out.append(arg)
+        at += 1
+        how = options.get(arg)
+        if how is None or at >= len(args):
+            continue
+        values = [args[at]]
+        at += 1
+        while at < len(args) and not args[at].startswith("-") and args[at] not in stop:
+            values.append(args[at])
+            at += 1
+        if how == "join":
+            out.append(" ".join(values))
+            continue
+        out.append(values[0])
+        for value in values[1:]:
+            out += [arg, value]
+    return out
+
+
+def spaced_command(base: type[click.Command], options: dict[str, str]) -> type[click.Command]:
+    """A click command (or group) class whose ``options`` take Rasa's space-separated values
+    (``spaced``); a group's subcommand names end them."""
+
+    class Spaced(base):  # type: ignore[valid-type,misc]
+        def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+            stop = set(getattr(self, "commands", {}))
+            return super().parse_args(ctx, spaced(list(args), options, stop))
+
+    Spaced.__name__ = f"Spaced{base.__name__}"
+    return Spaced
+
+
 def stacked(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Several click options as one decorator (in the order given, as if written one above the
     other), for option sets that several commands share."""

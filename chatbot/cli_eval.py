@@ -20,6 +20,7 @@ from chatbot.cli_common import (
     nlu_path_option,
     project_option,
     results_option,
+    spaced_command,
     stacked,
     user_errors,
     yaml_files,
@@ -35,8 +36,8 @@ def _comparison_options(config_help: str, percentages: str, data: str) -> Any:
             "--config",
             "configs",
             multiple=True,
-            help=f"{config_help} (Rasa's comparison mode; repeat the option, or separate the "
-            "files with commas).",
+            help=f"{config_help} (Rasa's comparison mode: --config a.yml b.yml; or repeat the "
+            "option, or separate the files with commas).",
         ),
         click.option(
             "--runs",
@@ -84,7 +85,11 @@ def _options(flags: dict[str, Any]) -> Any:
     )
 
 
-@main.group(invoke_without_command=True)
+# Rasa writes `--config a.yml b.yml --percentages 0 25 50`.
+_SPACED = {"--config": "repeat", "-c": "repeat", "--percentages": "join"}
+
+
+@main.group(invoke_without_command=True, cls=spaced_command(click.Group, _SPACED))
 @project_option
 @model_option
 @click.option(
@@ -209,7 +214,7 @@ def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
             )
 
 
-@test.command(name="nlu")
+@test.command(name="nlu", cls=spaced_command(click.Command, _SPACED))
 @project_option
 @model_option
 @nlu_path_option(

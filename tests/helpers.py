@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import random
 import signal
@@ -191,3 +192,26 @@ async def converse(
         replies.append([m.get("text") or "" for m in messages])
     events = (await agent.store.load(sender, all_sessions=True)).events
     return replies, [dict(e) for e in events]
+
+
+@contextlib.contextmanager
+def kept_logging() -> Iterator[logging.Logger]:
+    """Logging as it was before the block: the root logger's handlers, their filters and level,
+    and every named logger's level. ``chatbot``'s command group, run in this process
+    (``CliRunner``), sets them up for a terminal, and pytest's own handlers would keep that."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    filters = {handler: list(handler.filters) for handler in handlers}
+    named = {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
+    try:
+        yield root
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        for handler, kept in filters.items():
+            handler.filters[:] = kept
+        for name, named_level in named.items():
+            logging.getLogger(name).setLevel(named_level)
+        root.setLevel(level)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from chatbot.cli import main
+from chatbot.cli_common import spaced
 from chatbot.project.nlu_reader import read_nlu
-from tests.helpers import DOMAINS
+from tests.helpers import DOMAINS, kept_logging
 from tests.test_cli import chatbot
 
 
@@ -111,3 +115,38 @@ def test_test_compares_policy_configs_on_fewer_stories(tmp_path: Path) -> None:
 
     result = chatbot(*args, "--config", str(tmp_path / "full.yml"))
     assert result.returncode == 1 and "two or more configs to compare" in result.stderr
+
+
+def test_rasa_space_separated_values() -> None:
+    """Rasa's argparse ``nargs``: ``--config a.yml b.yml``, ``--percentages 0 25 50``."""
+    options = {"--config": "repeat", "--percentages": "join"}
+    args = ["--config", "a.yml", "b.yml", "--runs", "2", "--percentages", "0", "25", "50"]
+    assert spaced(args, options, set()) == [
+        "--config", "a.yml", "--config", "b.yml", "--runs", "2", "--percentages", "0 25 50",
+    ]  # fmt: skip
+    # A subcommand's name ends the values; written our way, nothing changes.
+    assert spaced(["--config", "a.yml", "nlu"], options, {"nlu"}) == ["--config", "a.yml", "nlu"]
+    ours = ["--config", "a.yml", "--config", "b.yml", "--percentages", "0 25"]
+    assert spaced(ours, options, set()) == ours
+    assert spaced(["--config"], options, set()) == ["--config"]
+
+
+@pytest.mark.parametrize("command", [["test"], ["test", "nlu"]])
+def test_comparison_modes_take_rasas_command_line(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caught: list[tuple[Any, ...]] = []
+    target = "_compare_policies" if command == ["test"] else "_compare_configs"
+    monkeypatch.setattr(f"chatbot.cli_eval.{target}", lambda *args: caught.append(args))
+    configs = []
+    for name in ("a.yml", "b.yml"):
+        (tmp_path / name).write_text("language: en\npipeline: []\npolicies: []\n")
+        configs.append(str(tmp_path / name))
+    project = ["--project", str(DOMAINS / "moodbot")]
+    args = [*command, *project, "--config", *configs, "--percentages", "0", "50", "--runs", "2"]
+    with kept_logging():
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (call,) = caught
+    assert [str(c) for c in call[2]] == configs
+    assert (call[3], call[4]) == (2, "0 50")

@@ -25,26 +25,14 @@ from chatbot.server.app import resolve_settings
 from chatbot.server.settings import LogOptions, ServerSettings
 from tests.chatbot.server.support import StartServer, say
 from tests.chatbot.store.mp_server import copy_moodbot
-from tests.helpers import DOMAINS, ROOT
+from tests.helpers import DOMAINS, ROOT, kept_logging
 
 
 @pytest.fixture
 def root_logging() -> Iterator[logging.Logger]:
     """The root logger, put back as it was after the test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    filters = {handler: list(handler.filters) for handler in handlers}
-    named = {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
-    yield root
-    for name, named_level in named.items():  # the CLI quiets some libraries' loggers
-        logging.getLogger(name).setLevel(named_level)
-    for handler in root.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:] = handlers
-    for handler, kept in filters.items():  # the CLI adds its filter to pytest's handlers too
-        handler.filters[:] = kept
-    root.setLevel(level)
+    with kept_logging() as root:
+        yield root
 
 
 def served_settings(monkeypatch: pytest.MonkeyPatch, *args: str, **env: str) -> ServerSettings:
@@ -80,6 +68,8 @@ def test_rasa_run_options_set_what_rasa_sets(
         JWT_METHOD="HS512",
     )
     assert settings.response_timeout == 120 and settings.body_timeout == 300
+    cors = served_settings(monkeypatch, "--cors", "https://a.example", "https://b.example").cors
+    assert cors == ("https://a.example", "https://b.example")  # Rasa's --cors a b
     assert settings.connector == "rest"
     assert (settings.auth_token, settings.jwt_secret, settings.jwt_method) == (
         "rasa-token",
