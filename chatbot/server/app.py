@@ -313,10 +313,10 @@ def serve(
             flush=True,
         )
 
-    where: dict[str, Any] = (
-        {"sock": listen()} if listen is not None else {"host": host, "port": settings.port}
-    )
     try:
+        where: dict[str, Any] = (
+            {"sock": listen()} if listen is not None else {"host": host, "port": settings.port}
+        )
         web.run_app(
             app,
             **where,

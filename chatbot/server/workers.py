@@ -46,6 +46,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -246,7 +247,6 @@ class _Worker:
     slot: WorkerSlot
     process: BaseProcess
     conn: Connection | None
-    started: float
     ready: bool = False
     error: str | None = None
 
@@ -263,7 +263,7 @@ class Supervisor:
     signals: int = 0
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
-    def run(self, ready: Any) -> int:
+    def run(self, ready: Callable[[], None]) -> int:
         """Supervise until a signal (0) or a failure (1); ``ready()`` once all accept."""
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
@@ -297,10 +297,10 @@ class Supervisor:
         )
         process.start()
         send.close()  # the worker holds the other end: EOF here once it has gone
-        self.workers[index] = _Worker(slot, process, receive, time.monotonic())
+        self.workers[index] = _Worker(slot, process, receive)
         logger.info("worker %d: pid %s", index, process.pid)
 
-    def _watch(self, ready: Any) -> int:
+    def _watch(self, ready: Callable[[], None]) -> int:
         announced = False
         while not self.signals:
             live = list(self.workers.values())
