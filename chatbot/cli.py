@@ -1,10 +1,10 @@
 """The ``chatbot`` command (also ``python -m chatbot``). A composition root: it may import
 ``training`` and ``connectors``, lazily, so that serving a model never loads the trainers.
 
-This module holds init, train and run (with ``run actions``); ``chatbot.cli_shell`` (shell,
-interactive), ``chatbot.cli_eval`` (test), ``chatbot.cli_data`` (data, visualize) and
-``chatbot.cli_store`` (export, import, evaluate) add theirs to the same group
-(``chatbot.cli_common.main``)."""
+This module holds init and run (with ``run actions``); ``chatbot.cli_train`` (train),
+``chatbot.cli_shell`` (shell, interactive), ``chatbot.cli_eval`` (test), ``chatbot.cli_data``
+(data, visualize) and ``chatbot.cli_store`` (export, import, evaluate) add theirs to the same
+group (``chatbot.cli_common.main``)."""
 
 from __future__ import annotations
 
@@ -13,27 +13,19 @@ import logging
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import click
 
-from chatbot import cli_data, cli_eval, cli_shell, cli_store  # noqa: F401 - commands of ``main``
+from chatbot import cli_data, cli_eval, cli_shell, cli_store, cli_train  # noqa: F401 - commands
 from chatbot.cli_common import (
-    _load_project,
     apply_log_options,
-    config_option,
-    data_option,
     debug_option,
-    domain_option,
     from_parent,
     main,
-    model_file_path,
     model_option,
     project_option,
     spaced_command,
-    stacked,
     user_errors,
 )
 from chatbot.errors import ChatbotError, ConfigError
@@ -56,153 +48,6 @@ def init(directory: Path) -> None:
         STARTER, directory, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
     )
     click.echo(f"Created a starter bot in {directory}. Next: chatbot train --project {directory}")
-
-
-_train_options = stacked(
-    project_option,
-    domain_option,
-    data_option,
-    config_option,
-    click.option(
-        "--out",
-        "out",
-        type=click.Path(),  # a str: Path would drop the trailing slash that makes it a folder
-        default=None,
-        help="The model file to write; or a folder (one that exists, or ending in /), as Rasa's "
-        "--out, to write <time>.model or --fixed-model-name into.  [default: the project's "
-        "models/]",
-    ),
-    click.option(
-        "--fixed-model-name",
-        default=None,
-        help="The model file's name in the --out folder, instead of the time (Rasa's option).",
-    ),
-    click.option(
-        "--augmentation",
-        type=click.IntRange(min=0),
-        default=None,
-        help="Stories glued together per story for the LSTM policy's training, as Rasa's "
-        "--augmentation (0: none).  [default: 50, or the policy's augmentation_factor]",
-    ),
-    click.option("--seed", type=int, default=42, show_default=True),
-    click.option("--quiet", is_flag=True, help="No progress bars."),
-    click.option(
-        "--force",
-        is_flag=True,
-        help="Train every part anew, even one that nothing it is trained on changed for "
-        "(Rasa's --force).",
-    ),
-    click.option(
-        "--dry-run",
-        is_flag=True,
-        help="Say which parts would be trained and which reused, train nothing, and exit with "
-        "Rasa's code: 0 nothing to train, 1 something to train, 8 --force.",
-    ),
-    click.option(
-        "--reuse-from",
-        type=click.Path(file_okay=False, path_type=Path),
-        multiple=True,
-        help="Another folder of model files to take unchanged parts from (repeatable).  "
-        "[default: the folder the model is written to]",
-    ),
-)
-_TRAIN_NAMES = (
-    "project_dir", "domain", "data", "config", "out", "fixed_model_name", "augmentation", "seed",
-    "quiet", "force", "dry_run", "reuse_from",
-)  # fmt: skip
-
-
-@main.group(invoke_without_command=True)
-@_train_options
-@click.pass_context
-@user_errors
-def train(ctx: click.Context, **options: Any) -> None:
-    """Train the project's NLU and dialogue models into one model file (`chatbot train nlu`,
-    `chatbot train core`: one of them, as Rasa's)."""
-    if ctx.invoked_subcommand is not None:  # `chatbot train --project X nlu`: X holds for nlu
-        ctx.obj = options
-        return
-    _train(options, nlu=True, core=True)
-
-
-@train.command(name="nlu")
-@_train_options
-@click.pass_context
-@user_errors
-def train_nlu(ctx: click.Context, **options: Any) -> None:
-    """Train the NLU model alone (Rasa's `rasa train nlu`): the model parses messages
-    (`chatbot shell nlu`, POST /model/parse) and predicts no action."""
-    _train({name: from_parent(ctx, name, options[name]) for name in _TRAIN_NAMES}, core=False)
-
-
-@train.command(name="core")
-@_train_options
-@click.pass_context
-@user_errors
-def train_core(ctx: click.Context, **options: Any) -> None:
-    """Train the dialogue policies alone (Rasa's `rasa train core`): the model answers
-    /intent{...} payloads, and understands no other text."""
-    _train({name: from_parent(ctx, name, options[name]) for name in _TRAIN_NAMES}, nlu=False)
-
-
-def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> None:
-    from training.reuse import PART_NAMES, dry_run_code, find_reusable, part_fingerprints
-    from training.train import check_config, train_to_file
-
-    project_dir: Path = options["project_dir"]
-    data = options["data"]
-    project = _load_project(
-        project_dir, domain=options["domain"], data=data or None, config=options["config"]
-    )
-    path = model_file_path(project_dir, options["out"], options["fixed_model_name"])
-    parts = [part for part, wanted in (("nlu", nlu), ("core", core)) if wanted]
-    reusable: dict[str, Path] = {}
-    if not options["force"]:
-        fingerprints = part_fingerprints(
-            project, seed=options["seed"], augmentation=options["augmentation"]
-        )
-        folders = [path.parent, *options["reuse_from"]]
-        reusable = find_reusable(folders, fingerprints, parts)
-    if options["dry_run"]:
-        check_config(project)
-        for part in parts:
-            if part in reusable:
-                click.echo(f"{PART_NAMES[part]}: unchanged since {reusable[part]}; reused")
-            else:
-                click.echo(f"{PART_NAMES[part]}: trained")
-        code = dry_run_code(parts, reusable, force=options["force"])
-        click.echo(
-            {
-                0: "No training required: nothing any part is trained on has changed.",
-                1: "The model needs to be retrained.",
-                8: "The training was forced.",
-            }[code]
-        )
-        sys.exit(code)
-    started = time.perf_counter()
-    model = train_to_file(
-        project,
-        path,
-        seed=options["seed"],
-        show_progress=not options["quiet"],
-        augmentation=options["augmentation"],
-        nlu=nlu,
-        core=core,
-        reuse=reusable,
-    )
-    reused = list(model.meta.get("reused", {}))
-    if reused == parts and len(parts) > 1 and len({reusable[p] for p in parts}) == 1:
-        click.echo(
-            f"Nothing changed since {reusable[parts[0]]}: its NLU and dialogue policies are "
-            "reused (--force trains them anew)"
-        )
-    else:
-        for part in reused:
-            click.echo(
-                f"{PART_NAMES[part]}: nothing it is trained on changed since {reusable[part]}; "
-                "reused (--force trains it anew)"
-            )
-    click.echo(f"Trained model saved to {path} in {time.perf_counter() - started:.1f}s")
 
 
 @main.group(invoke_without_command=True, cls=spaced_command(click.Group, {"--cors": "repeat"}))

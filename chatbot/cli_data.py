@@ -59,8 +59,8 @@ def validate(
 ) -> None:
     """Report every problem of a project at once; exit 1 if there are any (or any warning,
     with --fail-on-warnings)."""
-    with _counting_warnings() as warnings:
-        problems = _validation_problems(project_dir, domain, data, config, max_history)
+    with counting_warnings() as warnings:
+        problems = validation_problems(project_dir, domain, data, config, max_history)
     for problem in problems:
         click.secho(f"error: {problem}", fg="red", err=True)
     warned = f" and {len(warnings)} warning(s)" if warnings else ""
@@ -86,7 +86,7 @@ class _WarningCounter(logging.Handler):
 
 
 @contextlib.contextmanager
-def _counting_warnings() -> Iterator[list[logging.LogRecord]]:
+def counting_warnings() -> Iterator[list[logging.LogRecord]]:
     """The warnings logged meanwhile (they are printed as ever)."""
     counter = _WarningCounter()
     root = logging.getLogger()
@@ -97,7 +97,7 @@ def _counting_warnings() -> Iterator[list[logging.LogRecord]]:
         root.removeHandler(counter)
 
 
-def _validation_problems(
+def validation_problems(
     project_dir: Path,
     domain: Path | None,
     data: tuple[Path, ...],
