@@ -14,6 +14,7 @@ from chatbot.cli_common import (
     _load_model,
     _load_project,
     _read_nlu_data,
+    domain_option,
     from_parent,
     main,
     model_option,
@@ -111,6 +112,19 @@ _SPACED = {"--config": "repeat", "-c": "repeat", "--percentages": "join"}
     help="Rasa's flag, accepted: no file of stories with prediction warnings is written.",
 )
 @click.option(
+    "--max-stories",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Test on the first N test stories only (Rasa's).",
+)
+@click.option(
+    "--endpoints",
+    "test_endpoints",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Rasa's option, accepted: test stories are predicted against, no action is run.",
+)
+@click.option(
     "--e2e",
     "--end-to-end",
     "end_to_end",
@@ -135,6 +149,8 @@ def test(
     fail_on_prediction_errors: bool,
     end_to_end: bool,
     no_warnings: bool,
+    max_stories: int | None,
+    test_endpoints: Path | None,
     configs: tuple[str, ...],
     runs: int,
     percentages: str,
@@ -159,8 +175,10 @@ def test(
         return
     from training.evaluate import evaluate_stories, write_reports
 
+    if test_endpoints is not None:
+        click.echo("--endpoints: accepted, not needed (test stories run no action)")
     model = _load_model(project_dir, model_path)
-    test_stories = _test_stories(project_dir, stories)
+    test_stories = _test_stories(project_dir, stories)[:max_stories]
     if not test_stories:
         folder = stories or project_dir / "tests"
         files = sorted(folder.glob("test_*.y*ml")) if folder.is_dir() else []
@@ -216,6 +234,7 @@ def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
 
 @test.command(name="nlu", cls=spaced_command(click.Command, _SPACED))
 @project_option
+@domain_option
 @model_option
 @nlu_path_option(
     "NLU test data, a file or folder: the model (--model, else the newest) is scored on it. "
@@ -253,6 +272,7 @@ def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
 def test_nlu(
     ctx: click.Context,
     project_dir: Path,
+    domain: Path | None,
     model_path: Path | None,
     nlu_path: Path | None,
     folds: int | None,
@@ -283,7 +303,7 @@ def test_nlu(
         )
         return
     if folds is not None or nlu_path is None:
-        project = _load_project(project_dir)
+        project = _load_project(project_dir, domain=domain)
         pipeline = project.config.pipeline
         if config_files:
             pipeline = _read_config(config_files[0]).pipeline

@@ -61,3 +61,27 @@ def test_the_validator_runs_before_training_where_asked(tmp_path: Path) -> None:
     result = chatbot("train", "--project", str(bot), "--quiet")  # not asked: trained
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(list((bot / "models").glob("*.model"))) == 1
+
+
+def test_rasa_test_options(tmp_path: Path) -> None:
+    """``rasa test --max-stories --endpoints`` and ``rasa test nlu --domain``."""
+    bot = fast_moodbot(tmp_path)
+    assert chatbot("train", "--project", str(bot), "--quiet").returncode == 0
+    stories = len((bot / "tests" / "test_stories.yml").read_text().split("- story:")) - 1
+    assert stories > 1
+    result = chatbot(
+        "test", "--project", str(bot), "--max-stories", "1", "--endpoints", "endpoints.yml",
+        "--out", str(tmp_path / "results"),
+    )  # fmt: skip
+    assert "--endpoints: accepted, not needed" in result.stdout, result.stdout + result.stderr
+    assert "/1 stories)" in result.stdout
+
+    (bot / "domain.yml").rename(bot / "mood-domain.yml")
+    result = chatbot("test", "nlu", "--project", str(bot), "--out", str(tmp_path / "nlu"))
+    assert result.returncode == 1 and "no domain found" in result.stderr
+    result = chatbot(
+        "test", "nlu", "--project", str(bot), "--domain", str(bot / "mood-domain.yml"),
+        "--out", str(tmp_path / "nlu"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "nlu" / "intent_report.json").is_file()
