@@ -139,13 +139,41 @@ def validation_problems(
     show_default=True,
     help="The page to write (a .dot file: Graphviz DOT instead).",
 )
+@click.option(
+    "-s",
+    "--stories",
+    type=click.Path(exists=True, path_type=Path),
+    multiple=True,
+    help="Rasa's name for --data: the stories' files or folders.",
+)
+@click.option("-c", "--config", "config", default=None, help="Rasa's option, accepted: not needed.")
+@click.option(
+    "--max-history",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Rasa's option, accepted: stories are merged where they share their whole past.",
+)
+@click.option("-u", "--nlu", default=None, help="Rasa's option, accepted: the graph names intents.")
 @user_errors
-def visualize(project_dir: Path, domain: Path | None, data: tuple[Path, ...], out: Path) -> None:
+def visualize(
+    project_dir: Path,
+    domain: Path | None,
+    data: tuple[Path, ...],
+    out: Path,
+    stories: tuple[Path, ...],
+    config: str | None,
+    max_history: int | None,
+    nlu: str | None,
+) -> None:
     """Draw the project's stories as one graph (Rasa's `rasa visualize`): every path from
     START, shared steps merged, branching where stories part."""
     from training.story_graph import resolve
     from training.visualize import write_graph
 
+    for flag, given in (("--config", config), ("--max-history", max_history), ("--nlu", nlu)):
+        if given is not None:
+            click.echo(f"{flag}: accepted, not needed here")
+    data = (*data, *stories)
     project = _load_project(project_dir, domain=domain, data=data or None)
     if not project.stories:
         raise ChatbotError(f"{project_dir}: no stories to draw (data/*.yml has no 'stories:')")

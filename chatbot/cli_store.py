@@ -20,18 +20,35 @@ from chatbot.cli_common import (
 from chatbot.errors import ChatbotError
 
 
-def _store_for(project_dir: Path) -> Any:
-    """The conversation store the project's endpoints.yml names (as ``chatbot run`` uses it)."""
+def _store_for(project_dir: Path, endpoints_path: Path | None = None) -> Any:
+    """The conversation store the project's endpoints.yml (or ``endpoints_path``) names, as
+    ``chatbot run`` uses it."""
     from chatbot.server.app import read_endpoints
     from chatbot.store.factory import create_store
 
-    endpoints = read_endpoints(project_dir)
+    endpoints = read_endpoints(project_dir, _endpoints_file(endpoints_path))
     default = project_dir / ".chatbot" / "conversations.db"
     return create_store(endpoints.tracker_store, default_sqlite_path=default)
 
 
+def _endpoints_file(path: Path | None) -> Path | None:
+    if path is not None and not path.is_file():
+        raise ChatbotError(f"--endpoints {path}: no such file")
+    return path
+
+
+_endpoints_option = click.option(
+    "--endpoints",
+    "endpoints_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The store and the event broker (default: the project's endpoints.yml).",
+)
+
+
 @main.command(name="export")
 @project_option
+@_endpoints_option
 @click.option(
     "--out",
     "out",
@@ -65,6 +82,12 @@ def _store_for(project_dir: Path) -> Any:
     help="To the event broker: only events at or before this time (seconds since 1970).",
 )
 @click.option(
+    "--offset-timestamps-by-seconds",
+    type=float,
+    default=None,
+    help="To the event broker: every event's timestamp moved by this many seconds (Rasa's).",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=30.0,
@@ -74,11 +97,13 @@ def _store_for(project_dir: Path) -> Any:
 @user_errors
 def export_command(
     project_dir: Path,
+    endpoints_path: Path | None,
     out: Path | None,
     conversation_ids: tuple[str, ...],
     conversation_list: str | None,
     minimum_timestamp: float | None,
     maximum_timestamp: float | None,
+    offset_timestamps_by_seconds: float | None,
     timeout: float,
 ) -> None:
     """Write stored conversations to a JSON Lines file (one conversation per line), or publish
@@ -86,15 +111,16 @@ def export_command(
     listed = (c.strip() for c in (conversation_list or "").split(","))
     ids = [*conversation_ids, *(c for c in listed if c)]
     if out is not None:
-        if minimum_timestamp is not None or maximum_timestamp is not None:
+        if (minimum_timestamp, maximum_timestamp, offset_timestamps_by_seconds) != (None,) * 3:
             raise ChatbotError(
-                "--minimum-timestamp and --maximum-timestamp select events for the event "
-                "broker; a JSON Lines export holds whole conversations (leave out --out)"
+                "--minimum-timestamp, --maximum-timestamp and --offset-timestamps-by-seconds are "
+                "for the event broker; a JSON Lines export holds whole conversations as stored "
+                "(leave out --out)"
             )
         from chatbot.store.jsonl import export_jsonl
 
         async def run_export() -> int:
-            async with _store_for(project_dir) as store:
+            async with _store_for(project_dir, endpoints_path) as store:
                 return await export_jsonl(store, out, ids or None)
 
         count = asyncio.run(run_export())
@@ -106,20 +132,22 @@ def export_command(
         and minimum_timestamp > maximum_timestamp
     ):
         raise ChatbotError("--minimum-timestamp is after --maximum-timestamp: nothing to export")
-    _publish(project_dir, ids or None, minimum_timestamp, maximum_timestamp, timeout)
+    times = (minimum_timestamp, maximum_timestamp, offset_timestamps_by_seconds or 0.0)
+    _publish(project_dir, endpoints_path, ids or None, times, timeout)
 
 
 def _publish(
     project_dir: Path,
+    endpoints_path: Path | None,
     ids: list[str] | None,
-    since: float | None,
-    until: float | None,
+    times: tuple[float | None, float | None, float],
     timeout: float,
 ) -> None:
     from chatbot.server.app import read_endpoints
     from chatbot.store.broker import create_event_broker, publish_stored
 
-    endpoints = read_endpoints(project_dir)
+    since, until, offset = times
+    endpoints = read_endpoints(project_dir, _endpoints_file(endpoints_path))
     block = endpoints.get("event_broker")
     broker = create_event_broker(block)
     if broker is None:
@@ -131,10 +159,11 @@ def _publish(
 
     async def run() -> tuple[int, int]:
         try:
-            async with _store_for(project_dir) as store:
+            async with _store_for(project_dir, endpoints_path) as store:
                 return await publish_stored(
-                    broker, store, ids, since=since, until=until, stall_seconds=timeout
-                )
+                    broker, store, ids, since=since, until=until, offset=offset,
+                    stall_seconds=timeout,
+                )  # fmt: skip
         finally:
             await broker.close()
 

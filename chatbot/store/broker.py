@@ -368,14 +368,16 @@ async def publish_stored(
     *,
     since: float | None = None,
     until: float | None = None,
+    offset: float = 0.0,
     stall_seconds: float = 30.0,
 ) -> tuple[int, int]:
     """Rasa's ``rasa export``: publish the stored events of the conversations (all of them by
     default), each conversation's in order, those with ``since <= timestamp <= until`` where
-    given. Waits for the broker rather than dropping (events are queued only where the buffer
-    has room for them); raises ``ExportStalled`` when it publishes nothing for
-    ``stall_seconds``. Returns (conversations, events) handed to the broker; ``broker.dropped``
-    counts those it refused for good."""
+    given (by the stored time), each timestamp moved by ``offset`` seconds (Rasa's
+    ``--offset-timestamps-by-seconds``). Waits for the broker rather than dropping (events are
+    queued only where the buffer has room for them); raises ``ExportStalled`` when it publishes
+    nothing for ``stall_seconds``. Returns (conversations, events) handed to the broker;
+    ``broker.dropped`` counts those it refused for good."""
     ids = list(conversation_ids) if conversation_ids is not None else await store.conversation_ids()
     await broker.start()
     conversations = events = 0
@@ -385,7 +387,7 @@ async def publish_stored(
         if not stored.events:
             logger.warning("export: no conversation '%s' in the store", conversation_id)
             continue
-        chosen = [e for e in stored.events if _within(e, since, until)]
+        chosen = [_moved(e, offset) for e in stored.events if _within(e, since, until)]
         if not chosen:
             continue
         conversations += 1
@@ -395,6 +397,13 @@ async def publish_stored(
             broker.publish(conversation_id, chosen[start : start + chunk])
     await _settled(broker, 0, stall_seconds)
     return conversations, events
+
+
+def _moved(event: Event, offset: float) -> Event:
+    stamp = event.get("timestamp")
+    if not offset or not isinstance(stamp, int | float) or isinstance(stamp, bool):
+        return event
+    return {**event, "timestamp": stamp + offset}
 
 
 def _within(event: Event, since: float | None, until: float | None) -> bool:

@@ -4,6 +4,7 @@ SVG (or as DOT)."""
 from __future__ import annotations
 
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -110,3 +111,22 @@ def test_a_project_without_stories_is_told_so(tmp_path: Path) -> None:
     result = chatbot("visualize", "--project", str(tmp_path), "--out", str(tmp_path / "g.html"))
     assert result.returncode == 1 and "no stories to draw" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_rasas_visualize_options(tmp_path: Path) -> None:
+    """``rasa visualize --stories FILE --config --max-history --nlu``: the stories drawn are the
+    ones given; the other options are accepted with a line each."""
+    bot = tmp_path / "bot"
+    shutil.copytree(DOMAINS / "moodbot", bot, ignore=shutil.ignore_patterns("models", "results"))
+    other = tmp_path / "other_stories.yml"
+    other.write_text(
+        "stories:\n- story: one\n  steps:\n  - intent: greet\n  - action: utter_greet\n"
+    )
+    result = chatbot(
+        "visualize", "--project", str(bot), "--stories", str(other), "--config", "config.yml",
+        "--max-history", "3", "--nlu", "data/nlu.yml", "--out", str(tmp_path / "g.dot"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "1 story paths, 3 nodes" in result.stdout
+    for flag in ("--config", "--max-history", "--nlu"):
+        assert f"{flag}: accepted, not needed here" in result.stdout

@@ -89,6 +89,37 @@ async def test_conversations_and_times_are_chosen(tmp_path: Path) -> None:
     assert [data for _, _, data in rows] == [{"sender_id": "ann", **e} for e in stored["ann"]]
 
 
+async def test_rasa_export_endpoints_and_timestamp_offset(tmp_path: Path) -> None:
+    """``rasa export --endpoints FILE --offset-timestamps-by-seconds N``: the store and broker of
+    another endpoints file, every published timestamp moved by N (chosen by the stored time)."""
+    project = _project(tmp_path, "")  # the project's own endpoints.yml names no broker
+    stored = await _fill(project)
+    other = tmp_path / "export-endpoints.yml"
+    other.write_text(f"event_broker:\n  type: sql\n  db: {tmp_path / 'other.db'}\n")
+    since = min(e["timestamp"] for e in stored["bob"])
+    result = chatbot(
+        "export", "--project", str(project), "--endpoints", str(other),
+        "--offset-timestamps-by-seconds", "3600", "--conversation", "bob",
+        "--minimum-timestamp", str(since),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = sqlite_rows(tmp_path / "other.db")
+    assert [data for _, _, data in rows] == [
+        {"sender_id": "bob", **e, "timestamp": e["timestamp"] + 3600} for e in stored["bob"]
+    ]
+    result = chatbot("export", "--project", str(project), "--endpoints", str(tmp_path / "no.yml"))
+    assert (
+        result.returncode == 1
+        and "--endpoints" in result.stderr
+        and "no such file" in (result.stderr)
+    )
+    result = chatbot(
+        "export", "--project", str(project), "--out", str(tmp_path / "x.jsonl"),
+        "--offset-timestamps-by-seconds", "5",
+    )  # fmt: skip
+    assert result.returncode == 1 and "--offset-timestamps-by-seconds" in result.stderr
+
+
 async def test_a_conversation_longer_than_the_buffer_loses_nothing(tmp_path: Path) -> None:
     project = _project(tmp_path, "")
     stored = await _fill(project)
