@@ -112,9 +112,18 @@ def shell(
 @model_option
 @_sender_option("interactive")
 @_endpoints_option
+@click.option(
+    "--skip-visualization",
+    is_flag=True,
+    help="Rasa's flag, accepted: no story graph is served (`chatbot visualize` draws one).",
+)
 @user_errors
 def interactive(
-    project_dir: Path, model_path: Path | None, sender: str, endpoints_path: Path | None
+    project_dir: Path,
+    model_path: Path | None,
+    sender: str,
+    endpoints_path: Path | None,
+    skip_visualization: bool,
 ) -> None:
     """Talk to the bot and confirm or correct each step (Rasa's `rasa interactive`); export
     writes the corrected conversation as stories and NLU examples to a new file in data/. With

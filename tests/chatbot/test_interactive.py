@@ -228,6 +228,7 @@ def test_the_command_trains_a_project_without_a_model(bot: Path) -> None:
         "interactive",
         "--project",
         str(bot),
+        "--skip-visualization",  # Rasa's flag, accepted
         stdin="\n".join([*HELLO, "/stop", "y"]) + "\n",
     )
     assert result.returncode == 0, result.stderr
