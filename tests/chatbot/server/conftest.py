@@ -4,4 +4,5 @@ from tests.chatbot.server.support import (  # noqa: F401 (fixtures)
     restaurant_model,
     start_server,
 )
+from tests.connectors.test_chat_page import browser  # noqa: F401 (fixture)
 from tests.services import postgres_url, redis_key_prefix, redis_url  # noqa: F401 (fixtures)

@@ -45,6 +45,8 @@ from tests.chatbot.store.mp_server import (  # noqa: F401 (fixtures)
     tag_of,
     write_endpoints,
 )
+from tests.connectors.test_chat_page import WAIT_MS, open_chat
+from tests.connectors.test_chat_page import say as say_on_page
 from tests.helpers import ROOT
 
 WAIT = 30.0
@@ -413,3 +415,37 @@ def test_the_port_is_taken_once_and_held(spread: bool) -> None:
         first.close()
         second.close()
         listener.close()
+
+
+async def test_the_chat_page_across_workers(
+    launcher: ServerLauncher,
+    browser: Any,
+    redis_url: str,
+    redis_key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """Our chat page in Chromium behind two workers: it connects over websockets only, and each
+    reload (a new connection, to either worker) resumes the conversation."""
+    endpoints = write_endpoints(
+        tmp_path / "endpoints.yml", redis_url=redis_url, key_prefix=redis_key_prefix
+    )
+    credentials = tmp_path / "credentials.yml"
+    credentials.write_text(yaml.safe_dump({"rest": None, "socketio": None}))
+    server = await launcher.start(endpoints, "--workers", "2", "--credentials", str(credentials))
+    await all_ready(server, 2)
+    page = await open_chat(browser, server.url)
+    assert await page.evaluate("document.body.dataset.transports") == "websocket"
+    await say_on_page(page, "/greet")
+    for n in range(4):
+        shown = await page.locator(".message").all_inner_texts()
+        await page.reload()
+        await page.wait_for_selector("#chat-status[data-state=online]", timeout=WAIT_MS)
+        await page.wait_for_function(
+            "n => document.querySelectorAll('.message').length >= n",
+            arg=len(shown),
+            timeout=WAIT_MS,
+        )
+        assert await page.locator(".message").all_inner_texts() == shown
+        await say_on_page(page, INTENTS[n % len(INTENTS)])
+    await page.context.close()
+    assert "Invalid transport" not in server.log()  # no long-polling request was made
