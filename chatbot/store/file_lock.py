@@ -61,9 +61,6 @@ class FileLockStore(LockStore):
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._holders: dict[int, int] = {}  # byte -> tickets of this process that hold it
 
-    def describe(self) -> str:
-        return f"file locks at {self.path}"
-
     async def acquire(self, conversation_id: str) -> Ticket:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.wait_timeout

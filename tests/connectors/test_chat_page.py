@@ -92,6 +92,17 @@ async def wait_answered(page: Any, before: int) -> None:
     )
 
 
+async def reloaded(page: Any, messages: int) -> list[str]:
+    """Reload the page and wait until it is online again with at least ``messages`` messages
+    of its conversation shown; their texts."""
+    await page.reload()
+    await page.wait_for_selector("#chat-status[data-state=online]", timeout=WAIT_MS)
+    await page.wait_for_function(
+        "n => document.querySelectorAll('.message').length >= n", arg=messages, timeout=WAIT_MS
+    )
+    return list(await page.locator(".message").all_inner_texts())
+
+
 async def scrolled_to_end(page: Any) -> None:
     await page.wait_for_function(
         "() => { const log = document.getElementById('messages');"
@@ -121,14 +132,7 @@ async def test_a_conversation_with_buttons_survives_a_reload(
         )
         shown = await page.locator(".message").all_inner_texts()
 
-        await page.reload()
-        await page.wait_for_selector("#chat-status[data-state=online]", timeout=WAIT_MS)
-        await page.wait_for_function(
-            "n => document.querySelectorAll('.message').length >= n",
-            arg=len(shown),
-            timeout=WAIT_MS,
-        )
-        assert await page.locator(".message").all_inner_texts() == shown
+        assert await reloaded(page, len(shown)) == shown
         users = await page.locator(".message.user .bubble").all_inner_texts()
         assert users[:3] == ["/greet", "/request_restaurant", "Italian"]
         assert "Yes" in users

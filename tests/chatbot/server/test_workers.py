@@ -45,7 +45,7 @@ from tests.chatbot.store.mp_server import (  # noqa: F401 (fixtures)
     tag_of,
     write_endpoints,
 )
-from tests.connectors.test_chat_page import WAIT_MS, open_chat
+from tests.connectors.test_chat_page import open_chat, reloaded
 from tests.connectors.test_chat_page import say as say_on_page
 from tests.helpers import ROOT
 
@@ -438,14 +438,7 @@ async def test_the_chat_page_across_workers(
     await say_on_page(page, "/greet")
     for n in range(4):
         shown = await page.locator(".message").all_inner_texts()
-        await page.reload()
-        await page.wait_for_selector("#chat-status[data-state=online]", timeout=WAIT_MS)
-        await page.wait_for_function(
-            "n => document.querySelectorAll('.message').length >= n",
-            arg=len(shown),
-            timeout=WAIT_MS,
-        )
-        assert await page.locator(".message").all_inner_texts() == shown
+        assert await reloaded(page, len(shown)) == shown
         await say_on_page(page, INTENTS[n % len(INTENTS)])
     await page.context.close()
     assert "Invalid transport" not in server.log()  # no long-polling request was made
