@@ -122,6 +122,18 @@ def _components(
                 )
             )
             continue
+        not_named = [k for k in item if not isinstance(k, str)]
+        if not_named:
+            errors.append(
+                ProjectError(
+                    f"'{name.strip()}': a setting's name must be text",
+                    file=file,
+                    line=line_of(item, not_named[0]) or at,
+                    key=str(not_named[0]),
+                    hint="Write settings as 'name: value', e.g. 'epochs: 100'",
+                )
+            )
+            continue
         params = {k: to_plain(v) for k, v in item.items() if k != "name"}
         components.append(ComponentConfig(name.strip(), params, Origin(file, at)))
     return tuple(components), errors

@@ -329,6 +329,15 @@ def _looks_like_path(examples: Any) -> bool:
     return bool(text) and "\n" not in text and not text.startswith("-")
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for a text no file can have as its name (too long, a
+    NUL byte): such an ``examples:`` value is then a lookup table file not found."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _lookup_file(
     value: str, *, file: str | None, line: int | None, base_dirs: Sequence[Path]
 ) -> list[tuple[str, int | None]]:
@@ -339,7 +348,7 @@ def _lookup_file(
         if file is not None:
             candidates.append(Path(file).parent / relative)
     for candidate in candidates:
-        if candidate.is_file():
+        if _is_file(candidate):
             text = read_text(candidate)
             elements = []
             for raw in text.splitlines():

@@ -59,6 +59,11 @@ def test_config_without_pipeline_or_policies(tmp_path: Path, text: str) -> None:
         ("pipeline: WhitespaceTokenizer\n", 1, "'pipeline' must be a list"),
         ("recipe: graph.v1\n", 1, "unsupported recipe (key 'recipe', value 'graph.v1')"),
         ("langauge: en\n", 1, "Did you mean 'language'?"),
+        (
+            "policies:\n  - name: TEDPolicy\n    2.5: 100\n",
+            3,
+            "'TEDPolicy': a setting's name must be text (key '2.5')",
+        ),
     ],
 )
 def test_config_errors(tmp_path: Path, text: str, line: int, needle: str) -> None:

@@ -214,6 +214,15 @@ def test_lookup_from_a_file(tmp_path: Path) -> None:
             3,
             "lookup table file not found",
         ),
+        (
+            f"""\
+            nlu:
+            - lookup: city
+              examples: {"x" * 300}
+            """,  # longer than a file name may be: not a file either
+            3,
+            "lookup table file not found",
+        ),
     ],
 )
 def test_nlu_errors(tmp_path: Path, text: str, line: int, needle: str) -> None:
