@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from chatbot.actions.remote import (
     HTTPActionExecutor,
 )
 from chatbot.errors import ConfigError
+from chatbot.paths import exists
 from chatbot.project.endpoints import EndpointBlock
 
 logger = logging.getLogger(__name__)
@@ -51,7 +53,10 @@ def create_action_executor(
     params = block.params
     block.warn_unknown_keys(_KNOWN_KEYS)
     if params.get("actions_module"):
-        return InProcessExecutor(project_dir, str(params["actions_module"]))
+        try:
+            return InProcessExecutor(project_dir, str(params["actions_module"]))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}action_endpoint: {exc}") from exc
     url = params.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ConfigError(
@@ -75,7 +80,7 @@ def _cafile(params: dict[str, Any], project_dir: Path, where: str) -> str | None
     if not value:
         return None
     path = Path(str(value)).expanduser()
-    if not path.is_absolute() and not path.exists() and (project_dir / path).exists():
+    if not path.is_absolute() and not exists(path) and exists(project_dir / path):
         path = project_dir / path
     try:
         ssl.create_default_context(cafile=str(path))
@@ -95,6 +100,7 @@ def _positive(
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
+        or math.isnan(value)
         or value < 0
         or (value == 0 and not zero)
     ):

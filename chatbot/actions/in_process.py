@@ -14,6 +14,7 @@ from typing import Any
 from chatbot.actions.action_call import DomainJSONCache, action_call
 from chatbot.actions.base import ActionContext
 from chatbot.errors import ActionError, ActionRejected, ConfigError
+from chatbot.paths import is_file
 
 logger = logging.getLogger(__name__)
 
@@ -21,10 +22,15 @@ logger = logging.getLogger(__name__)
 def import_actions(project_dir: Path, module: str) -> ModuleType:
     """Import the project's actions package (or module) under a name unique to its path, so two
     projects' ``actions`` packages in one process do not collide."""
+    if not all(part.isidentifier() for part in module.split(".")):
+        raise ConfigError(
+            f"actions_module {module!r} is not a Python module name (such as 'actions' or "
+            "'bot.actions')"
+        )
     base = project_dir.resolve() / Path(*module.split("."))
     init = base / "__init__.py"
-    path, search = (init, [str(base)]) if init.is_file() else (base.with_suffix(".py"), None)
-    if not path.is_file():
+    path, search = (init, [str(base)]) if is_file(init) else (base.with_suffix(".py"), None)
+    if not is_file(path):
         raise ConfigError(
             f"actions_module '{module}': neither {init} nor {base.with_suffix('.py')} exists"
         )

@@ -320,7 +320,7 @@ def _coerce(key: str, value: Any, kind: type, component: str) -> Any:
     if key == "count_vectors":
         try:
             return tuple((str(a), int(lo), int(hi)) for a, lo, hi in value)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, OverflowError) as error:
             raise ConfigError(
                 f"{component}: '{key}' must be a list of [analyzer, min_n, max_n], got {value!r}"
             ) from error

@@ -96,6 +96,18 @@ def _blocks(
                 )
             )
             continue
+        not_named = [key for key in params if not isinstance(key, str)]
+        if not_named:
+            errors.append(
+                ProjectError(
+                    f"'{name}': a setting's name must be text",
+                    file=file,
+                    line=line_of(params, not_named[0]) or line,
+                    key=str(not_named[0]),
+                    hint="Write settings as 'name: value', e.g. 'url: http://localhost:5055'",
+                )
+            )
+            continue
         blocks[str(name)] = EndpointBlock(str(name), to_plain(params), Origin(file, line))
     return blocks, errors
 

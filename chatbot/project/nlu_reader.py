@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import ProjectError, ProjectErrors
+from chatbot.paths import is_file
 from chatbot.project.domain import Origin
 from chatbot.project.training_data import (
     EntityAnnotation,
@@ -329,15 +330,6 @@ def _looks_like_path(examples: Any) -> bool:
     return bool(text) and "\n" not in text and not text.startswith("-")
 
 
-def _is_file(path: Path) -> bool:
-    """Whether ``path`` is a file; False for a text no file can have as its name (too long, a
-    NUL byte): such an ``examples:`` value is then a lookup table file not found."""
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
-
-
 def _lookup_file(
     value: str, *, file: str | None, line: int | None, base_dirs: Sequence[Path]
 ) -> list[tuple[str, int | None]]:
@@ -348,7 +340,7 @@ def _lookup_file(
         if file is not None:
             candidates.append(Path(file).parent / relative)
     for candidate in candidates:
-        if _is_file(candidate):
+        if is_file(candidate):
             text = read_text(candidate)
             elements = []
             for raw in text.splitlines():

@@ -36,6 +36,8 @@ types; nothing falls back silently, and no code is imported from a config file.
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -300,19 +302,40 @@ def redis_url(block: EndpointBlock, default_db: int = 1) -> tuple[str, dict[str,
             options[key] = str(params[key])
     if params.get("socket_timeout") is not None:
         options["socket_timeout"] = _positive(block, "socket_timeout", float)
-    host = str(params.get("url") or params.get("host") or "localhost")
+    given = params.get("url") or params.get("host") or "localhost"
+    key = "url" if params.get("url") else "host"
+    if not isinstance(given, str):
+        raise _error(block, "a host name or redis:// URL is text", key=key, value=given)
+    host = given.strip()
     if "://" in host:
         if not host.startswith(("redis://", "rediss://", "unix://")):
-            raise _error(block, "not a redis URL", key="url", value=host)
+            raise _error(block, "not a redis URL", key=key, value=host)
+        _check_url(block, host, key)
         return host, options
     port = _positive(block, "port", int) if params.get("port") not in (None, "") else 6379
+    with_port = re.fullmatch(r"([^:\s]+):(\d+)", host)
+    if with_port and params.get("port") in (None, ""):  # "host:port", as the SQL blocks take
+        host, port = with_port[1], int(with_port[2])
     db = params.get("db", default_db)
     try:
         db = int(db)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise _error(block, "db must be a number", key="db", value=db) from None
     scheme = "rediss" if _flag(params.get("use_ssl")) else "redis"
-    return f"{scheme}://{host}:{port}/{db}", options
+    url = f"{scheme}://{host}:{port}/{db}"
+    _check_url(block, url, key, value=host)
+    return url, options
+
+
+def _check_url(block: EndpointBlock, url: str, key: str, value: str | None = None) -> None:
+    """A ConfigError where redis-py could not read ``url`` (a host with ':', '/', spaces, ...)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError:
+        parts = None
+    if parts is None or (parts.scheme != "unix" and not parts.hostname) or " " in url:
+        raise _error(block, "not a host name or redis:// URL", key=key, value=value or url)
 
 
 LOCK_STORE_TYPES: dict[str, LockStoreFactory] = {
@@ -347,9 +370,9 @@ def _positive(block: EndpointBlock, key: str, kind: type[int] | type[float]) -> 
     value: Any = block.params.get(key)
     try:
         number = kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(inf) overflows
         number = None
-    if number is None or isinstance(value, bool) or number <= 0:
+    if number is None or isinstance(value, bool) or not 0 < number < math.inf:
         raise _error(block, f"{key} must be a positive number", key=key, value=value)
     return number
 

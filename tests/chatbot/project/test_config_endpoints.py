@@ -149,3 +149,12 @@ def test_block_that_is_not_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(ProjectErrors) as info:
         read_endpoints(write(tmp_path / "endpoints.yml", "action_endpoint: http://x\n"))
     assert "endpoints.yml:1: 'action_endpoint' must be a mapping" in str(info.value)
+
+
+@pytest.mark.parametrize("reader", [read_endpoints, read_credentials])
+def test_setting_names_must_be_text(tmp_path: Path, reader: object) -> None:
+    path = write(tmp_path / "bot.yml", "socketio:\n  user_message_evt: u\n  3: b\n")
+    with pytest.raises(ProjectErrors) as info:
+        reader(path)  # type: ignore[operator]
+    [error] = info.value.errors
+    assert str(error).startswith(f"{path}:3: 'socketio': a setting's name must be text (key '3')")

@@ -252,6 +252,7 @@ def test_in_memory_lock_blocks(type_name: str) -> None:
             "redis://h:6379/1",
             {"username": "u", "socket_timeout": 3.0},
         ),
+        ({"type": "redis", "url": "cache:6380"}, "redis://cache:6380/1", {}),  # as SQL's url
     ],
 )
 async def test_redis_lock_blocks(params: dict[str, Any], url: str, options: dict[str, Any]) -> None:
@@ -297,9 +298,34 @@ async def test_redis_lock_block_settings() -> None:
             "(key 'lock_lifetime', value -1)",
         ),
         (
+            {"type": "redis", "port": float("inf")},  # YAML's .inf
+            "/bots/shop/endpoints.yml:7: lock_store: port must be a positive number (key 'port', "
+            "value inf)",
+        ),
+        (
+            {"type": "redis", "wait_timeout": float("nan")},
+            "/bots/shop/endpoints.yml:7: lock_store: wait_timeout must be a positive number (key "
+            "'wait_timeout', value nan)",
+        ),
+        (
             {"type": "redis", "url": "http://cache"},
             "/bots/shop/endpoints.yml:7: lock_store: not a redis URL (key 'url', value "
             "'http://cache')",
+        ),
+        (
+            {"type": "redis", "url": "{'host': 'cache'}"},  # a mapping written as text
+            "/bots/shop/endpoints.yml:7: lock_store: not a host name or redis:// URL (key 'url', "
+            "value \"{'host': 'cache'}\")",
+        ),
+        (
+            {"type": "redis", "url": "redis://cache:port/0"},
+            "/bots/shop/endpoints.yml:7: lock_store: not a host name or redis:// URL (key 'url', "
+            "value 'redis://cache:port/0')",
+        ),
+        (
+            {"type": "redis", "host": ["cache"]},
+            "/bots/shop/endpoints.yml:7: lock_store: a host name or redis:// URL is text (key "
+            "'host', value ['cache'])",
         ),
     ],
 )
