@@ -27,7 +27,6 @@ and ``openid_url`` (Microsoft's, for other clouds).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -42,6 +41,7 @@ from aiohttp import web
 
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
+from chatbot.json_input import loads
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
 from connectors.base import BackgroundChannel, json_object, string_credentials
@@ -166,7 +166,7 @@ class BotFrameworkChannel(BackgroundChannel):
 
     async def webhook(self, request: web.Request) -> web.Response:
         try:
-            activity = json.loads(await read_body(request))
+            activity = loads(await read_body(request))
         except ValueError:
             return web.json_response({"error": "the body is not JSON", "status": 400}, status=400)
         if not isinstance(activity, dict):

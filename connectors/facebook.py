@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from aiohttp import web
 
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
+from chatbot.json_input import loads
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
 from connectors.base import BackgroundChannel, json_object, same_secret, string_credentials
@@ -121,7 +121,7 @@ class FacebookChannel(BackgroundChannel):
             )
             return web.json_response({"error": "invalid signature", "status": 403}, status=403)
         try:
-            delivery = json.loads(body)
+            delivery = loads(body)
         except ValueError:
             return web.json_response({"error": "the body is not JSON", "status": 400}, status=400)
         if not isinstance(delivery, dict) or not isinstance(delivery.get("entry"), list):

@@ -22,7 +22,6 @@ the Chat app); ours: ``certs_url`` (Google's, for tests and proxies).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +32,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
+from chatbot.json_input import loads
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
 from connectors.base import InputChannel, json_object
@@ -138,7 +138,7 @@ class HangoutsChannel(InputChannel):
             logger.warning("hangouts: refused an event: %s", why)
             return web.json_response({"error": "not authorized", "status": 401}, status=401)
         try:
-            event = json.loads(body)
+            event = loads(body)
         except ValueError:
             return web.json_response({"error": "the body is not JSON", "status": 400}, status=400)
         if not isinstance(event, dict):

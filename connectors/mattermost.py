@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,6 +34,7 @@ from aiohttp import web
 
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
+from chatbot.json_input import loads
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
 from connectors.base import (
@@ -98,7 +98,7 @@ class MattermostChannel(BackgroundChannel):
             payload: Any = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         else:
             try:
-                payload = json.loads(body)
+                payload = loads(body)
             except ValueError:
                 return web.json_response(
                     {"error": "the body is not JSON", "status": 400}, status=400

@@ -10,13 +10,14 @@ the last attempt it logs one line naming the API method and returns ``None``. An
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
+from chatbot.json_input import loads
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def _seconds(value: object) -> float | None:
 
 def _json_object(text: str) -> dict[str, Any]:
     try:
-        body = json.loads(text)
+        body = loads(text)
     except ValueError:
         return {"ok": False, "error": "the answer is not JSON", "text": text[:200]}
     return body if isinstance(body, dict) else {"ok": False, "error": "the answer is not an object"}

@@ -22,7 +22,6 @@ credentials.yml ``rocketchat:`` keys (Rasa's): ``user``, ``password``, ``server_
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,6 +30,7 @@ from aiohttp import web
 
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
+from chatbot.json_input import loads
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
 from connectors.base import (
@@ -89,7 +89,7 @@ class RocketChatChannel(BackgroundChannel):
 
     async def webhook(self, request: web.Request) -> web.Response:
         try:
-            payload = json_object(json.loads(await read_body(request)))
+            payload = json_object(loads(await read_body(request)))
         except ValueError:
             return web.json_response({"error": "the body is not JSON", "status": 400}, status=400)
         token = payload.get("token", "")

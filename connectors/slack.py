@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 import time
@@ -40,6 +39,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
+from chatbot.json_input import loads
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
 from connectors.base import BackgroundChannel, json_object, same_secret
@@ -219,7 +219,7 @@ class SlackChannel(BackgroundChannel):
             incoming = self._from_interaction(body)
         else:
             try:
-                envelope = json.loads(body)
+                envelope = loads(body)
             except ValueError:
                 return web.json_response(
                     {"error": "the body is not JSON", "status": 400}, status=400
@@ -290,7 +290,7 @@ class SlackChannel(BackgroundChannel):
 
     def _from_interaction(self, body: bytes) -> Incoming | None:
         try:
-            payload = json.loads(parse_qs(body.decode())["payload"][0])
+            payload = loads(parse_qs(body.decode())["payload"][0])
         except (KeyError, IndexError, ValueError, UnicodeDecodeError):
             logger.warning("slack: an interactive request without a JSON 'payload'")
             return None

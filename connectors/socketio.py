@@ -37,7 +37,6 @@ Redis, so that a message for a conversation reaches its sockets whichever worker
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -48,6 +47,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage, bot_messages
 from chatbot.errors import ChatbotError, ConfigError
+from chatbot.json_input import loads
 from chatbot.server.bodies import body_timeout, body_too_slow
 from chatbot.server.errors import json_error
 from chatbot.server.keys import OUTPUTS, SETTINGS
@@ -437,7 +437,7 @@ def _metadata(value: Any) -> dict[str, Any]:
     """The message's metadata: an object, or (as rasa-webchat may send it) its JSON text."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads(value)
         except ValueError:
             return {}
     return value if isinstance(value, dict) else {}

@@ -21,7 +21,6 @@ server makes one per start, which only works when it sets the webhook itself) an
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import re
 import secrets
@@ -34,6 +33,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
+from chatbot.json_input import loads
 from chatbot.server.bodies import read_body
 from chatbot.server.worker_sync import shared_secret
 from chatbot.store.base import conversation_id_problem
@@ -159,7 +159,7 @@ class TelegramChannel(BackgroundChannel):
             logger.warning("telegram: refused an update without the webhook's secret token")
             return web.json_response({"error": "wrong secret token", "status": 403}, status=403)
         try:
-            update = json.loads(await read_body(request))
+            update = loads(await read_body(request))
         except ValueError:
             return web.json_response({"error": "the body is not JSON", "status": 400}, status=400)
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -34,6 +33,7 @@ from aiohttp import web
 
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
+from chatbot.json_input import loads
 from chatbot.server.bodies import read_body
 from chatbot.store.base import conversation_id_problem
 from connectors.base import BackgroundChannel, json_object, same_secret, string_credentials
@@ -95,7 +95,7 @@ class WebexChannel(BackgroundChannel):
                 logger.warning("webexteams: refused a notice without the webhook's signature")
                 return web.json_response({"error": "invalid signature", "status": 403}, status=403)
         try:
-            notice = json.loads(body)
+            notice = loads(body)
         except ValueError:
             return web.json_response({"error": "the body is not JSON", "status": 400}, status=400)
         data = json_object(json_object(notice).get("data"))

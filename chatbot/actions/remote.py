@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import ssl
 import time
@@ -25,6 +24,7 @@ from chatbot.actions.action_call import DomainJSONCache, action_call
 from chatbot.actions.base import ActionContext
 from chatbot.capped_read import AnswerTooLarge, read_at_most
 from chatbot.errors import ActionError, ActionRejected
+from chatbot.json_input import loads
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +225,6 @@ MAX_ANSWER_BYTES = 16 * 1024 * 1024
 async def _json_or_text(response: aiohttp.ClientResponse) -> Any:
     data = await read_at_most(response, MAX_ANSWER_BYTES)
     try:
-        return json.loads(data)
+        return loads(data)
     except ValueError:
         return data.decode(errors="replace")

@@ -7,6 +7,7 @@ arrive from outside (action servers, ``PUT/POST /conversations/{id}/tracker/even
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, TypedDict
 
@@ -195,34 +196,105 @@ def validate_event(obj: object, where: str = "event") -> Event:
     if kind == "user" and obj.get("parse_data") is not None:
         if not isinstance(obj["parse_data"], dict):
             raise InvalidEvent(f"{where}: key 'parse_data' must be an object")
-        intent = obj["parse_data"].get("intent")
-        if intent is not None and not isinstance(intent, dict):
-            raise InvalidEvent(f"{where}: key 'parse_data.intent' must be an object")
-        if isinstance(intent, dict) and not isinstance(intent.get("name"), (str, type(None))):
-            raise InvalidEvent(f"{where}: key 'parse_data.intent.name' must be a string")
-        ranking = obj["parse_data"].get("intent_ranking")
-        if ranking is not None and not (
-            isinstance(ranking, list) and all(isinstance(r, dict) for r in ranking)
-        ):
-            raise InvalidEvent(
-                f"{where}: key 'parse_data.intent_ranking' must be a list of objects"
-            )
-        ents = obj["parse_data"].get("entities")
-        if ents is not None and not (
-            isinstance(ents, list) and all(isinstance(e, dict) for e in ents)
-        ):
-            raise InvalidEvent(f"{where}: key 'parse_data.entities' must be a list of objects")
-    if kind == "entities" and not isinstance(obj.get("entities"), list):
-        raise InvalidEvent(f"{where}: key 'entities' must be a list")
-    timestamp = obj.get("timestamp")
-    if timestamp is not None and (
-        isinstance(timestamp, bool) or not isinstance(timestamp, (int, float))
-    ):
-        raise InvalidEvent(f"{where}: key 'timestamp' must be a number")
+        _check_parse_data(obj["parse_data"], where)
+    if kind == "entities":
+        _check_items(obj, "entities", _ENTITY, where, "")
+    for key, field_kind in (*_FIELDS.get(kind, ()), ("timestamp", _NUMBER), ("metadata", _OBJECT)):
+        _check(obj, key, field_kind, where, "")
+    bad = _not_json_number(obj)
+    if bad is not None:
+        path, value = bad
+        raise InvalidEvent(f"{where}: key '{path}' is {value}, which JSON cannot carry")
     event = dict(obj)
-    if timestamp is None:
+    if event.get("timestamp") is None:
         event["timestamp"] = now()
     return event
+
+
+# Optional keys that the framework reads, with the JSON types each may have besides null (as
+# Rasa's event schema types them): a bot event whose ``data`` is text, or a ranking whose
+# confidence is a word, would break every later turn of the conversation it is stored in.
+_Kind = tuple[tuple[type, ...], str]  # the types a value may have, and their name in an error
+_NUMBER: _Kind = ((int, float), "a number")
+_TEXT: _Kind = ((str,), "a string")
+_OBJECT: _Kind = ((dict,), "an object")
+_INTEGER: _Kind = ((int,), "an integer")
+_FLAG: _Kind = ((bool,), "true or false")
+_FIELDS: dict[str, tuple[tuple[str, _Kind], ...]] = {
+    "user": (("input_channel", _TEXT), ("message_id", _TEXT)),
+    "bot": (("data", _OBJECT),),
+    "action": (("policy", _TEXT), ("confidence", _NUMBER), ("action_text", _TEXT)),
+    "action_execution_rejected": (("policy", _TEXT), ("confidence", _NUMBER)),
+    "loop_interrupted": (("is_interrupted", _FLAG),),
+}
+_INTENT = (("name", _TEXT), ("confidence", _NUMBER))
+_ENTITY = (
+    ("entity", _TEXT),
+    ("start", _INTEGER),
+    ("end", _INTEGER),
+    ("confidence", _NUMBER),
+    ("confidence_entity", _NUMBER),
+    ("role", _TEXT),
+    ("group", _TEXT),
+)
+
+
+def _check(obj: dict[str, Any], key: str, kind: _Kind, where: str, path: str) -> None:
+    """An InvalidEvent unless ``obj[key]`` is null or of ``kind`` (numbers: not booleans, not
+    infinite or NaN, which JSON cannot carry)."""
+    value = obj.get(key)
+    if value is None:
+        return
+    types, what = kind
+    fits = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if fits and isinstance(value, float):
+        fits = math.isfinite(value)
+    if not fits:
+        raise InvalidEvent(f"{where}: key '{path}{key}' must be {what} or null")
+
+
+def _check_parse_data(parse_data: dict[str, Any], where: str) -> None:
+    _check(parse_data, "text", _TEXT, where, "parse_data.")
+    intent = parse_data.get("intent")
+    if intent is not None:
+        if not isinstance(intent, dict):
+            raise InvalidEvent(f"{where}: key 'parse_data.intent' must be an object")
+        for key, field_kind in _INTENT:
+            _check(intent, key, field_kind, where, "parse_data.intent.")
+    for name, fields in (("intent_ranking", _INTENT), ("entities", _ENTITY)):
+        if parse_data.get(name) is not None:
+            _check_items(parse_data, name, fields, where, "parse_data.")
+
+
+def _check_items(
+    obj: dict[str, Any],
+    key: str,
+    fields: tuple[tuple[str, _Kind], ...],
+    where: str,
+    path: str,
+) -> None:
+    """``obj[key]`` must be a list of objects whose ``fields`` are of their kinds."""
+    items = obj.get(key)
+    if not (isinstance(items, list) and all(isinstance(item, dict) for item in items)):
+        raise InvalidEvent(f"{where}: key '{path}{key}' must be a list of objects")
+    for index, item in enumerate(items):
+        for name, kind in fields:
+            _check(item, name, kind, where, f"{path}{key}[{index}].")
+
+
+def _not_json_number(value: Any) -> tuple[str, float] | None:
+    """(where, the number) of a NaN or infinity in ``value`` (an action's slot value, say:
+    Python makes them, JSON has none), or None."""
+    pending: list[tuple[Any, str]] = [(value, "")]
+    while pending:
+        item, path = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return path, item
+        if isinstance(item, dict):
+            pending.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
+        elif isinstance(item, list):
+            pending.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+    return None
 
 
 def validate_events(objs: object, where: str = "events") -> list[Event]:

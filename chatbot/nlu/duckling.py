@@ -40,6 +40,7 @@ import aiohttp
 
 from chatbot.capped_read import AnswerTooLarge, read_at_most
 from chatbot.errors import ConfigError, ModelFileError
+from chatbot.json_input import loads
 
 logger = logging.getLogger(__name__)
 
@@ -256,13 +257,12 @@ class DucklingClient:
                 if response.status != 200:
                     shown = body[:200].decode("utf-8", "replace")
                     raise ValueError(f"status {response.status}: {shown!r}")
-                matches = json.loads(body)
+                matches = loads(body)  # NaN and deep nesting are ValueErrors too
             entities, skipped = to_entities(matches, text, config.dimensions)
         except (
             aiohttp.ClientError,
             asyncio.TimeoutError,
             ValueError,
-            RecursionError,
             AnswerTooLarge,
         ) as exc:
             self._failed(parse_url, exc, config.timeout)

@@ -6,9 +6,10 @@ The same syntax as Rasa's: ``/greet``, ``/inform{"cuisine": "thai"}``, ``/inform
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+from chatbot.json_input import loads
 
 _PAYLOAD = re.compile(
     r"^/(?P<intent>[^{@\s]+)(?:@(?P<confidence>[0-9.]+))?(?P<entities>\{.*\})?\s*$", re.S
@@ -34,8 +35,8 @@ def parse_intent_payload(text: str) -> dict[str, Any] | None:
     raw = match.group("entities")
     if raw:
         try:
-            parsed = json.loads(raw)
-        except json.JSONDecodeError:
+            parsed = loads(raw)
+        except ValueError:  # not JSON, NaN, nested too deeply: ordinary text
             return None
         if not isinstance(parsed, dict):
             return None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from typing import Any
 
 from aiohttp import web
 
+from chatbot.json_input import TooDeep, loads
 from chatbot.server.errors import json_error
 from chatbot.server.keys import SETTINGS
 from chatbot.server.settings import DEFAULT_BODY_TIMEOUT
@@ -17,10 +17,6 @@ from chatbot.store.base import is_unicode_text
 # What a lone surrogate can come from: a \ud800-\udfff escape, or those code points written
 # out in UTF-8 (which Python's JSON decoder lets through). Only a body with one is searched.
 _SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -76,11 +72,11 @@ async def read_json(request: web.Request) -> Any:
     if not data.strip():
         raise json_error(400, "the request body is empty; send a JSON document")
     try:
-        body = json.loads(data, parse_constant=_no_constants)
+        body = loads(data)
+    except TooDeep:
+        raise json_error(400, "the request body's JSON nests too deeply") from None
     except ValueError:
         raise json_error(400, "the request body is not valid JSON") from None
-    except RecursionError:
-        raise json_error(400, "the request body's JSON nests too deeply") from None
     if _SURROGATE_HINT.search(data):
         where = lone_surrogate_at(body)
         if where is not None:

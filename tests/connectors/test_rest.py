@@ -99,3 +99,14 @@ async def test_over_a_real_socket(agent: Agent) -> None:
 
 def test_from_credentials_takes_no_settings() -> None:
     assert isinstance(RestChannel.from_credentials({}), RestChannel)
+
+
+async def test_a_payload_whose_entities_are_not_json_is_answered_as_text(agent: Agent) -> None:
+    # Nested deeper than Python's json reads (it was a RecursionError: a 500), or a NaN.
+    deep = '/greet{"cuisine": ' + "[" * 990 + "]" * 990 + "}"
+    async with TestClient(TestServer(create_app(agent))) as client:
+        for text in (deep, '/greet{"cuisine": NaN}'):
+            answer = await post(client, {"sender": "cy", "message": text})
+            assert answer and answer[0]["recipient_id"] == "cy"
+        events = (await agent.store.load("cy")).events
+        assert [e["parse_data"]["entities"] for e in events if e["event"] == "user"] == [[], []]

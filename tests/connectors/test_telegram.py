@@ -163,6 +163,26 @@ async def test_a_secret_token_header_that_is_not_utf8_is_refused(
     assert (await agent.store.load(str(CHAT))).events == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"update_id": 1, "message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # too deep
+        b'{"update_id": NaN}',  # Python's json reads it; JSON has no NaN
+    ],
+)
+async def test_a_body_that_is_not_json_is_a_400(
+    telegram_at: Any, agent: Agent, body: bytes
+) -> None:
+    async with telegram_at() as telegram:
+        url = f"{telegram.served.url}/webhooks/telegram/webhook"
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+        async with telegram.http.post(url, data=body, headers=headers) as response:
+            assert response.status == 400
+            assert (await response.json())["error"] == "the body is not JSON"
+        await telegram.finish()
+    assert (await agent.store.load(str(CHAT))).events == []
+
+
 async def test_a_re_sent_update_is_answered_once(telegram_at: Any, agent: Agent) -> None:
     async with telegram_at() as telegram:
         update = message_update("/greet")

@@ -263,6 +263,11 @@ async def test_the_domains_failure_response_is_used(
         {"events": [], "responses": [{"text": "hi", "elements": 3}]},
         {"events": 7},
         {"events": [{"event": "slot"}]},
+        # Events the next turns would read and fail on, had they been stored.
+        {"events": [{"event": "bot", "text": "hi", "data": "x"}]},
+        {"events": [{"event": "user", "parse_data": {"intent_ranking": [{"confidence": "hi"}]}}]},
+        {"events": [{"event": "entities", "entities": ["thai"]}]},
+        {"events": [{"event": "slot", "name": "x", "value": float("nan")}]},  # NaN: not JSON
     ],
 )
 async def test_a_malformed_answer_is_the_actions_failure(

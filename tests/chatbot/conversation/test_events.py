@@ -24,8 +24,27 @@ from chatbot.conversation.events import InvalidEvent, validate_event, validate_e
         {"event": "session_started"},
         {"event": "followup", "name": "utter_greet"},
         {"event": "reminder", "intent": "x"},
+        {  # Rasa's full shapes: every checked key of its type
+            "event": "user",
+            "text": "a table for 2",
+            "input_channel": "rest",
+            "message_id": "m1",
+            "metadata": {"a": [1, 2.5]},
+            "parse_data": {
+                "text": "a table for 2",
+                "intent": {"name": "book", "confidence": 0.9},
+                "intent_ranking": [{"name": "book", "confidence": 0.9}, {"name": None}],
+                "entities": [
+                    {"entity": "n", "start": 12, "end": 13, "value": 2, "confidence": 1,
+                     "confidence_entity": 0.99, "role": None, "group": "g"},
+                ],
+            },
+        },
+        {"event": "action", "name": "x", "policy": "RulePolicy", "confidence": 1, "action_text": None},
+        {"event": "loop_interrupted", "is_interrupted": True},
+        {"event": "entities", "entities": [{"entity": "cuisine", "value": "thai"}]},
     ],
-)
+)  # fmt: skip
 def test_valid_events_pass_and_get_a_timestamp(event: dict) -> None:
     checked = validate_event(event)
     assert checked["event"] == event["event"]
@@ -47,8 +66,34 @@ def test_valid_events_pass_and_get_a_timestamp(event: dict) -> None:
         ({"event": "user", "parse_data": {"entities": [1]}}, "list of objects"),
         ({"event": "bot", "timestamp": "now"}, "'timestamp' must be a number"),
         ({"event": "entities", "entities": {}}, "'entities' must be a list"),
+        # What the framework reads later must have its type, or every later turn of the
+        # conversation it is stored in would fail (a hostile or buggy action server).
+        ({"event": "bot", "data": "x"}, "'data' must be an object or null"),
+        ({"event": "bot", "metadata": [1]}, "'metadata' must be an object or null"),
+        (
+            {"event": "user", "parse_data": {"intent_ranking": [{"name": "a", "confidence": "high"}]}},
+            r"'parse_data.intent_ranking\[0\].confidence' must be a number or null",
+        ),
+        (
+            {"event": "user", "parse_data": {"intent": {"name": "a", "confidence": True}}},
+            "'parse_data.intent.confidence' must be a number",
+        ),
+        (
+            {"event": "user", "parse_data": {"entities": [{"entity": "x", "start": 1.5}]}},
+            r"'parse_data.entities\[0\].start' must be an integer or null",
+        ),
+        ({"event": "user", "input_channel": 3}, "'input_channel' must be a string or null"),
+        ({"event": "entities", "entities": ["thai"]}, "'entities' must be a list of objects"),
+        ({"event": "entities", "entities": [{"entity": 1}]}, r"'entities\[0\].entity' must be a"),
+        ({"event": "loop_interrupted", "is_interrupted": "yes"}, "must be true or false"),
+        ({"event": "action", "name": "a", "confidence": "x"}, "'confidence' must be a number"),
+        ({"event": "slot", "name": "a", "timestamp": float("nan")}, "'timestamp' must be a number"),
+        (
+            {"event": "slot", "name": "a", "value": {"b": [1, float("inf")]}},
+            r"key 'value.b\[1\]' is inf, which JSON cannot carry",
+        ),
     ],
-)
+)  # fmt: skip
 def test_invalid_events_name_what_is_wrong(event: object, message: str) -> None:
     with pytest.raises(InvalidEvent, match=message):
         validate_event(event, "events[0]")

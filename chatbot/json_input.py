@@ -1,0 +1,35 @@
+"""Reading JSON that comes from outside the process: HTTP bodies, channel webhooks, action server
+answers, the entities of a ``/intent{...}`` message.
+
+Python's ``json.loads`` reads more than JSON: ``NaN``, ``Infinity`` and ``-Infinity``, which no
+JSON parser elsewhere (a browser, PostgreSQL) accepts back, so a value holding one could be stored
+and then break every answer that sends it; and JSON nested deeper than Python's recursion limit
+raises ``RecursionError``, which handlers of malformed input do not expect. ``loads`` makes both a
+``ValueError``, as any malformed JSON is.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class NotJSON(ValueError):
+    """Text that is not JSON as every parser reads it; ``str()`` says why."""
+
+
+class TooDeep(NotJSON):
+    """JSON nested deeper than Python's recursion limit lets it be read."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NotJSON(f"{name} is not a JSON value")
+
+
+def loads(data: str | bytes | bytearray) -> Any:
+    """The JSON value of ``data``; a ``ValueError`` (``NotJSON`` for the two cases above,
+    ``TooDeep`` for nesting, else ``json.JSONDecodeError``) when it is not JSON."""
+    try:
+        return json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise TooDeep("the JSON nests too deeply") from None
