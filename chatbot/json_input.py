@@ -11,6 +11,7 @@ raises ``RecursionError``, which handlers of malformed input do not expect. ``lo
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 
@@ -33,3 +34,8 @@ def loads(data: str | bytes | bytearray) -> Any:
         return json.loads(data, parse_constant=_refuse_constant)
     except RecursionError:
         raise TooDeep("the JSON nests too deeply") from None
+
+
+# For libraries that take a json module (python-socketio's ``json=``): reads with ``loads``,
+# writes as the standard library does.
+STRICT_JSON = SimpleNamespace(loads=loads, dumps=json.dumps)

@@ -47,7 +47,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage, bot_messages
 from chatbot.errors import ChatbotError, ConfigError
-from chatbot.json_input import loads
+from chatbot.json_input import STRICT_JSON, loads
 from chatbot.server.bodies import body_timeout, body_too_slow
 from chatbot.server.errors import json_error
 from chatbot.server.keys import OUTPUTS, SETTINGS
@@ -254,8 +254,9 @@ class SocketIOChannel(InputChannel):
             shared = shared_secret(app, "socketio-session") if self._own_keys else None
             if shared is not None:
                 self.keys = SessionKeys(shared)
-        sio = socketio.AsyncServer(
+        sio = _Server(
             async_mode="aiohttp",
+            serializer=_Packet,
             cors_allowed_origins=self.cors_allowed_origins,
             logger=False,
             engineio_logger=False,
@@ -431,6 +432,23 @@ async def _close_connections(sio: socketio.AsyncServer) -> None:
     for socket in list(sio.eio.sockets.values()):
         await socket.close(wait=False)  # sends CLOSE, fires our disconnect handler
         socket.queue.put_nowait(None)  # the writer (or the pending poll) ends and hangs up
+
+
+class _Packet(socketio.packet.Packet):
+    """socket.io packets whose JSON is read as JSON from outside is (``chatbot.json_input``):
+    a NaN or a nesting too deep is a malformed packet, not a value to store."""
+
+    json = STRICT_JSON
+
+
+class _Server(socketio.AsyncServer):
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        """A packet that is not socket.io (its JSON not JSON, an unknown type) is dropped with one
+        line; python-socketio would log a traceback for each, so a client could fill the log."""
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except ValueError as error:
+            logger.warning("socketio: a malformed packet was dropped (%s)", error)
 
 
 def _metadata(value: Any) -> dict[str, Any]:

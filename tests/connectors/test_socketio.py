@@ -345,3 +345,34 @@ async def test_an_external_event_reaches_the_conversations_socket(
             assert "messages" not in await response.json()
         emitted = await asyncio.wait_for(client.bot.get(), WAIT)
     assert emitted["text"].startswith("I am a bot")
+
+
+async def test_malformed_packets_are_dropped_with_one_line_and_the_socket_goes_on(
+    serve_channel: ServeChannel, agent: Agent, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Engine.IO / socket.io v4 frames written by hand: python-socketio's client writes none of
+    # these. A NaN would have been stored in the message's metadata; the others were tracebacks.
+    malformed = [
+        '42["user_uttered",{"message":"/goodbye","session_id":null,"metadata":{"a":NaN}}]',
+        '42["user_uttered",' + "[" * 5000 + "]" * 5000 + "]",
+        "42[garbage",
+        "49",  # no socket.io packet type
+    ]
+    async with serve_channel(SocketIOChannel(session_persistence=False)) as served:
+        url = f"{served.url}/socket.io/?EIO=4&transport=websocket"
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            assert (await ws.receive_str(timeout=WAIT)).startswith("0{")  # Engine.IO open
+            await ws.send_str("40")  # socket.io connect to "/"
+            assert (await ws.receive_str(timeout=WAIT)).startswith("40{")
+            with caplog.at_level(logging.WARNING):
+                for frame in malformed:
+                    await ws.send_str(frame)
+                await ws.send_str('421["user_uttered",{"message":"/greet"}]')  # ack id 1
+                frames = [await ws.receive_str(timeout=WAIT) for _ in range(2)]
+    assert frames[0].startswith('42["bot_uttered"') and frames[1] == '431[{"ok":true}]'
+    dropped = [r for r in caplog.records if "malformed packet was dropped" in r.getMessage()]
+    assert len(dropped) == len(malformed)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    [conversation] = await agent.store.conversation_ids()
+    stored = (await agent.store.load(conversation)).events
+    assert [e["text"] for e in stored if e["event"] == "user"] == ["/greet"]
