@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO, cast
 
+from chatbot.conversation.events import InvalidEvent, validate_events
 from chatbot.errors import ConflictError
+from chatbot.json_input import loads
 from chatbot.store.base import ConversationStore, json_text
 
 logger = logging.getLogger(__name__)
@@ -74,9 +76,12 @@ async def import_jsonl(store: ConversationStore, source: str | Path | TextIO) ->
                 continue
             where = f"{name}:{number}"
             try:
-                line = json.loads(text)
+                line = loads(text)
             except json.JSONDecodeError as error:
                 report.errors.append(f"{where}: not JSON ({error.msg})")
+                continue
+            except ValueError as error:  # NaN, nested too deeply
+                report.errors.append(f"{where}: not JSON ({error})")
                 continue
             conversation_id = line.get("conversation_id") if isinstance(line, dict) else None
             events = line.get("events") if isinstance(line, dict) else None
@@ -85,6 +90,11 @@ async def import_jsonl(store: ConversationStore, source: str | Path | TextIO) ->
                 continue
             if not isinstance(events, list) or not events:
                 report.errors.append(f"{where}: conversation '{conversation_id}' has no 'events'")
+                continue
+            try:
+                events = validate_events(events, "events")
+            except InvalidEvent as error:  # what later turns would fail on, never stored
+                report.errors.append(f"{where}: conversation '{conversation_id}': {error}")
                 continue
             try:
                 await store.append(conversation_id, events, start_seq=0)

@@ -78,6 +78,9 @@ async def test_lines_that_are_not_conversations_are_reported_with_their_line(
                 json.dumps({"conversation_id": "bob", "events": []}),
                 json.dumps({"conversation_id": "carol", "events": [{"no": "type"}]}),
                 json.dumps(["a", "list"]),
+                '{"conversation_id": "dan", "events": [{"event": "slot", "value": NaN}]}',
+                '{"conversation_id": "eve", "events": ' + "[" * 5000 + "]" * 5000 + "}",
+                json.dumps({"conversation_id": "fay", "events": [{"event": "bot", "data": "x"}]}),
             ]
         ),
         encoding="utf-8",
@@ -90,8 +93,11 @@ async def test_lines_that_are_not_conversations_are_reported_with_their_line(
         f"{path}:2: not JSON (Expecting property name enclosed in double quotes)",
         f"{path}:3: no 'conversation_id'",
         f"{path}:5: conversation 'bob' has no 'events'",
-        f"{path}:6: conversation 'carol': event 0 of the batch has no 'event' name",
+        f"{path}:6: conversation 'carol': events[0]: missing string key 'event'",
         f"{path}:7: no 'conversation_id'",
+        f"{path}:8: not JSON (NaN is not a JSON value)",
+        f"{path}:9: not JSON (the JSON nests too deeply)",
+        f"{path}:10: conversation 'fay': events[0]: key 'data' must be an object or null",
     ]
     assert await store.conversation_ids() == ["alice"]
 
