@@ -40,6 +40,22 @@ class ActionContext:
         return [bot_event(message, response)]
 
 
+def message_problem(message: dict[str, Any]) -> str | None:
+    """What makes ``message`` (from an action server or an NLG server) no message a channel
+    can send, or None: its ``text`` not a string, its ``metadata`` not an object, its buttons,
+    quick replies or elements not a list."""
+    text, metadata = message.get("text"), message.get("metadata")
+    if text is not None and not isinstance(text, str):
+        return f"its 'text' is not a string: {text!r:.60}"
+    if metadata is not None and not isinstance(metadata, dict):
+        return f"its 'metadata' is not an object: {metadata!r:.60}"
+    for key in ("buttons", "quick_replies", "elements"):
+        listed = message.get(key)
+        if listed is not None and not isinstance(listed, list):
+            return f"its '{key}' is not a list: {listed!r:.60}"
+    return None
+
+
 def bot_event(message: dict[str, Any], utter_action: str | None = None) -> Event:
     data = {k: message[k] for k in MESSAGE_KEYS if k != "text" and message.get(k) is not None}
     metadata: dict[str, Any] = dict(message.get("metadata") or {})

@@ -22,10 +22,11 @@ from typing import Any
 
 import aiohttp
 
-from chatbot.actions.base import bot_event
+from chatbot.actions.base import bot_event, message_problem
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import Event
 from chatbot.errors import ConfigError
+from chatbot.json_input import loads
 from chatbot.project.endpoints import EndpointBlock
 
 logger = logging.getLogger(__name__)
@@ -84,12 +85,16 @@ class NLGClient:
                 if answer.status != 200:
                     problem = f"answered {answer.status}"
                 else:
-                    message = await answer.json(content_type=None)
-                    if isinstance(message, dict) and any(
+                    message = await answer.json(loads=loads, content_type=None)
+                    wrong = message_problem(message) if isinstance(message, dict) else None
+                    if wrong is not None:
+                        problem = f"answered a message that cannot be sent ({wrong})"
+                    elif isinstance(message, dict) and any(
                         message.get(k) for k in ("text", "image", "buttons", "custom", "elements")
                     ):
                         return message
-                    problem = "answered no message"
+                    else:
+                        problem = "answered no message"
         except asyncio.TimeoutError:
             problem = f"gave no answer within {self.timeout:g} s"
         except (aiohttp.ClientError, ValueError, OSError) as exc:

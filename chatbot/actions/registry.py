@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from chatbot.actions.base import Action, ActionContext, bot_event
+from chatbot.actions.base import Action, ActionContext, bot_event, message_problem
 from chatbot.actions.builtin import BUILTIN_ACTIONS
 from chatbot.actions.forms import FormAction
 from chatbot.actions.responses import ResponseAction, RetrievalAction, is_retrieval_action
@@ -53,15 +53,9 @@ def _response_events(action: str, response: Any, ctx: ActionContext) -> list[Eve
     (a text that is not a string, metadata that is not an object) is the action's failure."""
     if not isinstance(response, dict):
         return []
-    text, metadata = response.get("text"), response.get("metadata")
-    if text is not None and not isinstance(text, str):
-        raise ActionError(action, f"a response's 'text' is not a string: {text!r:.60}")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise ActionError(action, f"a response's 'metadata' is not an object: {metadata!r:.60}")
-    for key in ("buttons", "quick_replies", "elements"):
-        listed = response.get(key)
-        if listed is not None and not isinstance(listed, list):
-            raise ActionError(action, f"a response's '{key}' is not a list: {listed!r:.60}")
+    problem = message_problem(response)
+    if problem is not None:
+        raise ActionError(action, f"a response is no message: {problem}")
     name = response.get("response") or response.get("template")
     if name:
         extra = {k: v for k, v in response.items() if k not in ("response", "template")}

@@ -25,6 +25,7 @@ class NLGServer:
     def __init__(self) -> None:
         self.requests: list[tuple[dict[str, Any], dict[str, str]]] = []
         self.status = 200
+        self.answer: str | None = None  # this body instead of the message, where set
         self.app = web.Application()
         self.app.router.add_post("/nlg", self.nlg)
 
@@ -33,6 +34,8 @@ class NLGServer:
         self.requests.append((body, dict(request.query)))
         if self.status != 200:
             return web.json_response({"error": "down"}, status=self.status)
+        if self.answer is not None:
+            return web.Response(text=self.answer, content_type="application/json")
         name = body["response"]
         return web.json_response(
             {"text": f"[{name}] for {body['tracker']['sender_id']}", "buttons": []}
@@ -86,6 +89,37 @@ async def test_a_failing_nlg_server_gives_the_domains_response(
         await agent.close()
     assert [m["text"] for m in answers] == ["I am a bot: a restaurant booking assistant."]
     assert "answered 500 for utter_iamabot" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("answer", "cause"),
+    [
+        ('{"text": 5}', "answered a message that cannot be sent (its 'text' is not a string"),
+        ('{"text": "hi", "buttons": "yes"}', "its 'buttons' is not a list"),
+        ('{"text": "hi", "metadata": "m"}', "its 'metadata' is not an object"),
+        ('{"text": NaN}', "NaN is not a JSON value"),
+        ('{"text": ' + "[" * 5000 + "]" * 5000 + "}", "the JSON nests too deeply"),
+        ('["hi"]', "answered no message"),
+    ],
+)
+async def test_an_nlg_answer_that_is_no_message_gives_the_domains_response(
+    model: TrainedModel,
+    nlg_server: tuple[NLGServer, str],
+    caplog: pytest.LogCaptureFixture,
+    answer: str,
+    cause: str,
+) -> None:
+    server, url = nlg_server
+    server.answer = answer
+    agent = Agent(model, nlg=NLGClient(url))
+    try:
+        answers = await agent.handle_text("/bot_challenge", "di")
+    finally:
+        await agent.close()
+    assert answers == [
+        {"recipient_id": "di", "text": "I am a bot: a restaurant booking assistant."}
+    ]
+    assert cause in caplog.text
 
 
 async def test_an_unreachable_nlg_server_gives_the_domains_response(model: TrainedModel) -> None:
