@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import sys
 from pathlib import Path
@@ -77,9 +78,13 @@ class InProcessExecutor:
             raise ActionError(name, f"raised {exc!r}") from exc
         if result is None:
             return {"events": [], "responses": []}
-        if hasattr(result, "model_dump"):
-            return dict(result.model_dump())
-        return dict(result)
+        answer = result.model_dump() if hasattr(result, "model_dump") else result
+        try:
+            # What the action server would send: JSON. A set, a datetime or a NaN the action
+            # put in an event is its failure, as it is over HTTP, not a turn that cannot be stored.
+            return dict(json.loads(json.dumps(answer, allow_nan=False)))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ActionError(name, f"its answer is not JSON ({exc})") from exc
 
     async def ping(self) -> bool:
         """Always answers: the actions run in this process."""

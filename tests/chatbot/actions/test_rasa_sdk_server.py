@@ -4,13 +4,16 @@ in-process through rasa-sdk's own executor: both give the same conversation."""
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.actions.remote import HTTPActionExecutor
 from chatbot.agent import Agent, TrainedModel
+from chatbot.processor import ACTION_FAILED_TEXT
 from tests.helpers import (
     DOMAINS,
     comparable_events,
@@ -84,3 +87,34 @@ async def test_action_server_health(action_server: str) -> None:
         assert await executor.ping() is True
     finally:
         await executor.close()
+
+
+async def test_an_in_process_action_answering_what_json_cannot_carry_fails_as_over_http(
+    restaurant_model: TrainedModel, tmp_path: Path
+) -> None:
+    # Over HTTP rasa-sdk could not send a set or a NaN; in-process they reached the store,
+    # which refused them: a 500 for the turn. Now the action fails as a failing server's does.
+    (tmp_path / "actions.py").write_text(
+        textwrap.dedent(
+            """
+            from rasa_sdk import Action
+            from rasa_sdk.events import SlotSet
+
+            class ValidateRestaurantForm(Action):
+                def name(self):
+                    return "validate_restaurant_form"
+
+                async def run(self, dispatcher, tracker, domain):
+                    value = {"thai"} if "thai" in tracker.latest_message["text"] else 1e999
+                    return [SlotSet("cuisine", value)]
+            """
+        )
+    )
+    agent = Agent(restaurant_model, action_executor=InProcessExecutor(tmp_path, "actions"))
+    for text in ('/request_restaurant{"cuisine": "thai"}', '/request_restaurant{"cuisine": "lao"}'):
+        answers = await agent.handle_text(text, f"guest{len(text)}")
+        assert [m["text"] for m in answers][-1] == ACTION_FAILED_TEXT
+        stored = (await agent.store.load(f"guest{len(text)}")).events
+        assert "validate_restaurant_form" not in [e.get("name") for e in stored]
+        assert {e.get("value") for e in stored if e.get("name") == "cuisine"} <= {"thai", "lao"}
+        assert stored[-1] == {**stored[-1], "event": "action", "name": "action_listen"}
