@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
+import inspect
 import json
 import logging
+import pkgutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -51,16 +54,40 @@ def import_actions(project_dir: Path, module: str) -> ModuleType:
     return loaded
 
 
+def project_actions(package: ModuleType) -> list[type]:
+    """The rasa-sdk actions of the project's actions package (or module): every concrete
+    ``Action`` subclass its modules define or import, rasa-sdk's own left out (as rasa-sdk
+    leaves them out); submodules are imported first, as rasa-sdk imports them."""
+    from rasa_sdk import Action
+
+    modules = [package]
+    if hasattr(package, "__path__"):
+        prefix = package.__name__ + "."
+        for info in pkgutil.walk_packages(package.__path__, prefix):
+            modules.append(importlib.import_module(info.name))
+    found: dict[str, type] = {}
+    for loaded in modules:
+        for value in vars(loaded).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, Action)
+                and not value.__module__.startswith(("rasa_sdk.", "rasa.", "rasa_core"))
+                and not inspect.isabstract(value)
+            ):
+                found[f"{value.__module__}.{value.__qualname__}"] = value
+    return list(found.values())
+
+
 class InProcessExecutor:
     def __init__(self, project_dir: Path, module: str = "actions") -> None:
         from rasa_sdk.executor import ActionExecutor
 
         self.executor = ActionExecutor()
-        package = import_actions(project_dir, module)
-        if hasattr(package, "__path__"):
-            self.executor.register_package(package)
-        else:
-            self.executor.register_package(package.__name__)
+        # Not rasa-sdk's register_package: it registers every Action subclass the process has
+        # imported, so a second project's actions (tests, an application serving two bots)
+        # would answer for this one's where their names meet.
+        for action in project_actions(import_actions(project_dir, module)):
+            self.executor.register_action(action)
         self.domain_json = DomainJSONCache()
 
     async def run(self, name: str, ctx: ActionContext) -> dict[str, Any]:

@@ -110,6 +110,9 @@ async def test_an_in_process_action_answering_what_json_cannot_carry_fails_as_ov
             """
         )
     )
+    # The restaurant bot's own validate_restaurant_form, imported in this process too, must not
+    # answer for this project's (rasa-sdk's register_package would register both).
+    InProcessExecutor(DOMAINS / "restaurant", "actions")
     agent = Agent(restaurant_model, action_executor=InProcessExecutor(tmp_path, "actions"))
     for text in ('/request_restaurant{"cuisine": "thai"}', '/request_restaurant{"cuisine": "lao"}'):
         answers = await agent.handle_text(text, f"guest{len(text)}")
