@@ -19,6 +19,8 @@ import click
 
 from chatbot import cli_data, cli_eval, cli_shell, cli_store, cli_train  # noqa: F401 - commands
 from chatbot.cli_common import (
+    PORT,
+    Number,
     apply_log_options,
     debug_option,
     from_parent,
@@ -54,7 +56,7 @@ def init(directory: Path) -> None:
 @project_option
 @model_option
 @click.option("-i", "--host", "--interface", "host", default="0.0.0.0", show_default=True)
-@click.option("-p", "--port", type=int, default=5005, show_default=True)
+@click.option("-p", "--port", type=PORT, default=5005, show_default=True)
 @click.option(
     "--credentials",
     "credentials_path",
@@ -113,14 +115,14 @@ def init(directory: Path) -> None:
 )
 @click.option(
     "--max-body-size",
-    type=int,
+    type=click.IntRange(min=1),
     default=1024 * 1024,
     show_default=True,
     help="Largest request body in bytes.",
 )
 @click.option(
     "--max-message-length",
-    type=int,
+    type=click.IntRange(min=1),
     default=10_000,
     show_default=True,
     help="Longest user message in characters.",
@@ -136,7 +138,7 @@ def init(directory: Path) -> None:
     "--body-timeout",
     "--request-timeout",
     "body_timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Number(min=0, min_open=True),
     default=60.0,
     show_default=True,
     help="Seconds a request body may take to arrive (a model upload: between two chunks); "
@@ -144,14 +146,14 @@ def init(directory: Path) -> None:
 )
 @click.option(
     "--response-timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Number(min=0, min_open=True),
     default=3600.0,
     show_default=True,
     help="Seconds a request may take to be answered once it arrived (503 after), as Rasa's.",
 )
 @click.option(
     "--shutdown-timeout",
-    type=float,
+    type=Number(min=0),
     default=30.0,
     show_default=True,
     help="Seconds SIGTERM waits for messages in flight.",
@@ -193,7 +195,7 @@ def init(directory: Path) -> None:
 )
 @click.option("--use-syslog", is_flag=True, help="Send the log to a syslog server too.")
 @click.option("--syslog-address", default="localhost", show_default=True)
-@click.option("--syslog-port", type=int, default=514, show_default=True)
+@click.option("--syslog-port", type=PORT, default=514, show_default=True)
 @click.option(
     "--syslog-protocol", type=click.Choice(["UDP", "TCP"], case_sensitive=False), default="UDP"
 )
@@ -317,7 +319,7 @@ def run(
     show_default=True,
     help="The Python package or module of the custom actions, in the project folder.",
 )
-@click.option("-p", "--port", type=int, default=5055, show_default=True)
+@click.option("-p", "--port", type=PORT, default=5055, show_default=True)
 @click.argument("sdk_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 @user_errors

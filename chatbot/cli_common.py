@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -259,6 +260,22 @@ def spaced_command(base: type[click.Command], options: dict[str, str]) -> type[c
 
     Spaced.__name__ = f"Spaced{base.__name__}"
     return Spaced
+
+
+class Number(click.FloatRange):
+    """click's ``FloatRange`` without NaN, which every bound lets through (its comparisons are
+    all false), and without infinity: ``--response-timeout nan`` is a usage error."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+PORT = click.IntRange(0, 65535)
 
 
 def stacked(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:

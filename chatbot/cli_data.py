@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from chatbot.cli_common import (
+    Number,
     _load_project,
     _read_nlu_data,
     config_option,
@@ -305,7 +306,7 @@ def _split_options(share: str, out: str) -> Callable[[Any], Any]:
     return stacked(
         click.option(
             "--training-fraction",
-            type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True),
+            type=Number(min=0.0, max=1.0, min_open=True, max_open=True),
             default=0.8,
             show_default=True,
             help=share,

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from chatbot.cli_common import (
+    Number,
     _load_model,
     _load_project,
     _read_nlu_data,
@@ -254,7 +255,7 @@ def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
 )
 @click.option(
     "--test-share",
-    type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True),
+    type=Number(min=0.0, max=1.0, min_open=True, max_open=True),
     default=0.2,
     show_default=True,
     help="Share of each intent's examples held out by the split.",

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from chatbot.cli_common import (
+    Number,
     _load_project,
     main,
     project_option,
@@ -71,25 +72,25 @@ _endpoints_option = click.option(
 )
 @click.option(
     "--minimum-timestamp",
-    type=float,
+    type=Number(),
     default=None,
     help="To the event broker: only events at or after this time (seconds since 1970).",
 )
 @click.option(
     "--maximum-timestamp",
-    type=float,
+    type=Number(),
     default=None,
     help="To the event broker: only events at or before this time (seconds since 1970).",
 )
 @click.option(
     "--offset-timestamps-by-seconds",
-    type=float,
+    type=Number(),
     default=None,
     help="To the event broker: every event's timestamp moved by this many seconds (Rasa's).",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Number(min=0, min_open=True),
     default=30.0,
     show_default=True,
     help="To the event broker: give up when nothing is published for this long (seconds).",

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from chatbot.cli_common import (
+    Number,
     _load_project,
     config_option,
     data_option,
@@ -107,7 +108,7 @@ _train_options = stacked(
     ),
     click.option(
         "--epoch-fraction",
-        type=float,
+        type=Number(min=0),
         default=None,
         help="With --finetune (Rasa's).",
     ),

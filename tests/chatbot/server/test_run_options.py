@@ -92,6 +92,28 @@ def test_rasa_logging_levels(
     assert root_logging.level == level
 
 
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        ("run", ["--response-timeout", "nan"], "'nan' is not a finite number"),
+        ("run", ["--request-timeout", "inf"], "'inf' is not a finite number"),
+        ("run", ["--shutdown-timeout", "nan"], "'nan' is not a finite number"),
+        ("run", ["--port", "70000"], "70000 is not in the range 0<=x<=65535"),
+        ("run", ["--max-body-size", "-1"], "-1 is not in the range x>=1"),
+        ("run", ["--max-message-length", "0"], "0 is not in the range x>=1"),
+        ("export", ["--minimum-timestamp", "nan"], "'nan' is not a finite number"),
+        ("data split nlu", ["--training-fraction", "nan"], "'nan' is not a finite number"),
+    ],
+)
+def test_numbers_that_are_no_numbers_are_usage_errors(
+    root_logging: logging.Logger, command: str, args: list[str], message: str
+) -> None:
+    # click's FloatRange lets NaN through every bound (each comparison with NaN is false).
+    result = CliRunner().invoke(main, [*command.split(), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
 def test_remote_storage_is_refused_in_one_line(root_logging: logging.Logger) -> None:
     result = CliRunner().invoke(
         main, ["run", "--project", str(DOMAINS / "moodbot"), "--remote-storage", "aws"]
