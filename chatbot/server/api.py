@@ -12,6 +12,7 @@ through ``?output_channel=``, as in Rasa.
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
@@ -110,7 +111,9 @@ async def load_events(
         try:
             limit = float(until)
         except ValueError:
-            raise json_error(400, "'until' must be a timestamp (seconds since 1970)") from None
+            limit = math.nan
+        if not math.isfinite(limit):  # "nan" would keep no event, "inf" is no time
+            raise json_error(400, "'until' must be a timestamp (seconds since 1970)")
     stored = await agent.store.load(conversation_id, all_sessions=all_sessions)
     if not stored.events:
         raise json_error(404, f"conversation '{conversation_id}' has no events", "NotFound")

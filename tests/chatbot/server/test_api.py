@@ -74,7 +74,8 @@ async def test_bad_include_events_and_until(api: TestClient) -> None:
     bad = await api.get("/conversations/carol/tracker?include_events=SOME")
     assert bad.status == 400
     assert "include_events" in (await bad.json())["message"]
-    assert (await api.get("/conversations/carol/tracker?until=yesterday")).status == 400
+    for until in ("yesterday", "nan", "inf"):
+        assert (await api.get(f"/conversations/carol/tracker?until={until}")).status == 400
     early = await (await api.get("/conversations/carol/tracker?until=1&include_events=ALL")).json()
     assert early["events"] == []
 
