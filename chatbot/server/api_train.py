@@ -33,7 +33,9 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from chatbot.errors import ProjectError
 from chatbot.model_file import new_model_path
+from chatbot.project.yaml_io import load_yaml_text, to_plain
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import read_large_body
 from chatbot.server.errors import json_error
@@ -140,12 +142,11 @@ async def _read_text(request: web.Request) -> str:
 def _split(text: str) -> dict[str, dict[str, Any]]:
     """The body's keys as a project's three files: config, domain and data."""
     try:
-        body = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "not YAML"
-        raise json_error(400, f"the training data is not valid YAML{where}: {problem}") from None
+        # The project loader's YAML reader: its limits on nesting and aliases hold here too (a
+        # body nested thousands deep was a RecursionError in yaml.safe_load: a 500).
+        body = to_plain(load_yaml_text(text, file="the training data"))
+    except ProjectError as error:
+        raise json_error(400, str(error)) from None
     if not isinstance(body, dict) or not body:
         raise json_error(
             400, "the training data must be a YAML mapping of config, domain and data keys"

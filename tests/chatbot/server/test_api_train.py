@@ -112,7 +112,19 @@ async def test_a_model_not_kept_when_asked(client: TestClient, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("body", "query", "status", "message"),
     [
-        ("intents: [greet\n", "", 400, "the training data is not valid YAML at line 2"),
+        ("intents: [greet\n", "", 400, "the training data:2: YAML syntax error"),
+        ("nlu: " + "[" * 5000 + "]" * 5000, "", 400, "exceeded maximum nesting depth"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n"
+                for p, n in zip("abcdef", "bcdefg", strict=True)
+            )
+            + "nlu: *g\n",
+            "",
+            400,
+            "the anchors and aliases of this document stand for",
+        ),
         ("- a list\n", "", 400, "must be a YAML mapping"),
         ("intents: [greet]\n", "", 400, "has none of nlu, stories or rules"),
         (None, "?save_to_default_model_directory=maybe", 400, "must be true or false"),
