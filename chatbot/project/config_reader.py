@@ -13,7 +13,14 @@ from typing import Any
 from chatbot.errors import ProjectError, ProjectErrors
 from chatbot.project.config import ComponentConfig, ProjectConfig
 from chatbot.project.domain import Origin
-from chatbot.project.yaml_io import expect, line_of, load_yaml, to_plain, unknown_keys
+from chatbot.project.yaml_io import (
+    expect,
+    line_of,
+    load_yaml,
+    setting_not_named,
+    to_plain,
+    unknown_keys,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -122,17 +129,9 @@ def _components(
                 )
             )
             continue
-        not_named = [k for k in item if not isinstance(k, str)]
-        if not_named:
-            errors.append(
-                ProjectError(
-                    f"'{name.strip()}': a setting's name must be text",
-                    file=file,
-                    line=line_of(item, not_named[0]) or at,
-                    key=str(not_named[0]),
-                    hint="Write settings as 'name: value', e.g. 'epochs: 100'",
-                )
-            )
+        not_named = setting_not_named(item, name.strip(), file=file, line=at, example="epochs: 100")
+        if not_named is not None:
+            errors.append(not_named)
             continue
         params = {k: to_plain(v) for k, v in item.items() if k != "name"}
         components.append(ComponentConfig(name.strip(), params, Origin(file, at)))

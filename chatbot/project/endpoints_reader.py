@@ -17,7 +17,13 @@ from typing import Any
 from chatbot.errors import ProjectError, ProjectErrors
 from chatbot.project.domain import Origin
 from chatbot.project.endpoints import Credentials, EndpointBlock, Endpoints
-from chatbot.project.yaml_io import describe_type, line_of, load_yaml, to_plain
+from chatbot.project.yaml_io import (
+    describe_type,
+    line_of,
+    load_yaml,
+    setting_not_named,
+    to_plain,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,17 +102,11 @@ def _blocks(
                 )
             )
             continue
-        not_named = [key for key in params if not isinstance(key, str)]
-        if not_named:
-            errors.append(
-                ProjectError(
-                    f"'{name}': a setting's name must be text",
-                    file=file,
-                    line=line_of(params, not_named[0]) or line,
-                    key=str(not_named[0]),
-                    hint="Write settings as 'name: value', e.g. 'url: http://localhost:5055'",
-                )
-            )
+        not_named = setting_not_named(
+            params, str(name), file=file, line=line, example="url: http://localhost:5055"
+        )
+        if not_named is not None:
+            errors.append(not_named)
             continue
         blocks[str(name)] = EndpointBlock(str(name), to_plain(params), Origin(file, line))
     return blocks, errors

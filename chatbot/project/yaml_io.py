@@ -377,6 +377,23 @@ def unknown_keys(
     return errors
 
 
+def setting_not_named(
+    settings: dict[Any, Any], owner: str, *, file: str | None, line: int | None, example: str
+) -> ProjectError | None:
+    """The error for the first key of ``settings`` (a component's, a block's) that is not text
+    (YAML reads ``2.5: 100`` as a number key), or None; ``example``: a setting as written."""
+    not_named = [key for key in settings if not isinstance(key, str)]
+    if not not_named:
+        return None
+    return ProjectError(
+        f"'{owner}': a setting's name must be text",
+        file=file,
+        line=line_of(settings, not_named[0]) or line,
+        key=str(not_named[0]),
+        hint=f"Write settings as 'name: value', e.g. '{example}'",
+    )
+
+
 def expect(
     value: Any,
     types: type | tuple[type, ...],
