@@ -14,6 +14,8 @@ class Range(NamedTuple):
     below_high: bool = False  # the high end itself is outside
 
     def holds(self, value: float) -> bool:
+        if not math.isfinite(value):  # NaN fails every comparison; infinity is no setting
+            return False
         return self.low <= value < self.high if self.below_high else self.low <= value <= self.high
 
 

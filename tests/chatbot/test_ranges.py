@@ -8,6 +8,8 @@ def test_the_ends_of_each_range() -> None:
     assert FRACTION.holds(1.0) and not FRACTION.holds(1.01) and not FRACTION.holds(-0.01)
     assert not ABOVE_0.holds(0.0) and ABOVE_0.holds(1e-9)
     assert AT_LEAST_1.holds(1) and not AT_LEAST_1.holds(0)
+    # YAML's .inf and .nan (a learning rate of .inf trained a network of NaNs)
+    assert not ABOVE_0.holds(float("inf")) and not AT_LEAST_1.holds(float("nan"))
 
 
 def test_messages_name_the_key_as_written_and_leave_unset_values_alone() -> None:
