@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from chatbot.agent import Agent, TrainedModel
 from chatbot.conversation.events import REQUIRED_KEYS
+from chatbot.json_input import loads
 from chatbot.store import SQLStore
 from tests.chatbot.server.support import StartServer
 
@@ -174,7 +175,7 @@ async def assert_no_server_error(response: Any) -> None:
     assert response.status < 500, text
     assert "Traceback" not in text
     if response.status >= 400 or response.content_type == "application/json":
-        json.loads(text)  # every error is JSON, and every answer but a story (YAML)
+        loads(text)  # every error is JSON, and every answer but a story (YAML); strict JSON
 
 
 @FUZZ
