@@ -24,6 +24,8 @@ from chatbot.cli_common import (
     apply_log_options,
     debug_option,
     from_parent,
+    log_options,
+    log_options_of,
     main,
     model_option,
     project_option,
@@ -193,18 +195,7 @@ def init(directory: Path) -> None:
     default=None,
     help="Rasa's cloud model storage (aws, gcs, azure): not provided; an error says so.",
 )
-@click.option("--use-syslog", is_flag=True, help="Send the log to a syslog server too.")
-@click.option("--syslog-address", default="localhost", show_default=True)
-@click.option("--syslog-port", type=PORT, default=514, show_default=True)
-@click.option(
-    "--syslog-protocol", type=click.Choice(["UDP", "TCP"], case_sensitive=False), default="UDP"
-)
-@click.option(
-    "--logging-config-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Python logging's dictConfig in YAML, as Rasa's.",
-)
+@log_options
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -214,12 +205,6 @@ def init(directory: Path) -> None:
     "endpoints.yml's Redis lock store. The rate limit counts per process.",
 )
 @debug_option
-@click.option(
-    "--log-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also append the log to this file, each line with its time.",
-)
 @click.pass_context
 @user_errors
 def run(
@@ -263,7 +248,7 @@ def run(
         ctx.obj = {"project_dir": project_dir}
         return
     from chatbot.server.app import serve
-    from chatbot.server.settings import LogOptions, RateLimit, ServerSettings
+    from chatbot.server.settings import RateLimit, ServerSettings
 
     if remote_storage is not None:
         raise ConfigError(
@@ -272,8 +257,16 @@ def run(
         )
     if jwt_private_key is not None:
         logger.info("--jwt-private-key is not needed here: tokens are checked with --jwt-secret")
-    syslog = (syslog_address, syslog_port, syslog_protocol.lower()) if use_syslog else None
-    log = LogOptions(log_file=log_file, syslog=syslog, config_file=logging_config_file)
+    log = log_options_of(
+        {
+            "use_syslog": use_syslog,
+            "syslog_address": syslog_address,
+            "syslog_port": syslog_port,
+            "syslog_protocol": syslog_protocol,
+            "logging_config_file": logging_config_file,
+            "log_file": log_file,
+        }
+    )
     apply_log_options(log)
     settings = ServerSettings(
         project_dir=project_dir,

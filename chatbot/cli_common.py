@@ -290,6 +290,47 @@ def stacked(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return decorate
 
 
+log_options = stacked(
+    click.option("--use-syslog", is_flag=True, help="Send the log to a syslog server too."),
+    click.option("--syslog-address", default="localhost", show_default=True),
+    click.option("--syslog-port", type=PORT, default=514, show_default=True),
+    click.option(
+        "--syslog-protocol",
+        type=click.Choice(["UDP", "TCP"], case_sensitive=False),
+        default="UDP",
+    ),
+    click.option(
+        "--logging-config-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Python logging's dictConfig in YAML, as Rasa's.",
+    ),
+    click.option(
+        "--log-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Also append the log to this file, each line with its time.",
+    ),
+)
+LOG_OPTION_NAMES = (
+    "use_syslog",
+    "syslog_address",
+    "syslog_port",
+    "syslog_protocol",
+    "logging_config_file",
+    "log_file",
+)
+
+
+def log_options_of(options: dict[str, Any]) -> LogOptions:
+    """``log_options``' values (taken out of ``options``) as ``LogOptions``."""
+    use, address, port, protocol, config_file, log_file = (
+        options.pop(name) for name in LOG_OPTION_NAMES
+    )
+    syslog = (address, port, protocol.lower()) if use else None
+    return LogOptions(log_file=log_file, syslog=syslog, config_file=config_file)
+
+
 def _model_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     """``--model FOLDER`` (Rasa's ``-m models``): the newest model file in it."""
     if value is None or not value.is_dir():

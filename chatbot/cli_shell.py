@@ -14,13 +14,18 @@ import click
 from chatbot.cli_common import (
     _load_model,
     _load_project,
+    apply_log_options,
     debug_option,
     from_parent,
     line_editing,
+    log_options,
+    log_options_of,
     main,
     model_file_path,
     model_option,
     project_option,
+    spaced_command,
+    stacked,
     user_errors,
 )
 from chatbot.errors import ModelFileError
@@ -46,11 +51,59 @@ def _sender_option(default: str) -> Callable[[Any], Any]:
     )
 
 
-@main.group(invoke_without_command=True)
+def _no_server(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value not in (None, False, ()):
+        click.echo(
+            f"{param.opts[-1]}: no effect here: `chatbot shell` talks to the bot in this "
+            "process, without a server (`chatbot run` serves one)",
+            err=True,
+        )
+    return value
+
+
+def _server_option(*names: str, flag: bool = False, multiple: bool = False) -> Any:
+    return click.option(
+        *names,
+        is_flag=flag,
+        multiple=multiple,
+        expose_value=False,
+        callback=_no_server,
+        help="Rasa's server option, accepted: no effect here.",
+    )
+
+
+# `rasa shell` starts a server and talks to it over HTTP, so it takes `rasa run`'s options; this
+# shell talks to the bot in-process. A Rasa command line still works: each such option that is
+# given says in one line that it changes nothing. The log options do what they do for `run`.
+_rasa_server_options = stacked(
+    _server_option("-i", "--interface"),
+    _server_option("-p", "--port"),
+    _server_option("-t", "--auth-token"),
+    _server_option("--cors", multiple=True),
+    _server_option("--enable-api", flag=True),
+    _server_option("--response-timeout"),
+    _server_option("--request-timeout"),
+    _server_option("--remote-storage"),
+    _server_option("--ssl-certificate"),
+    _server_option("--ssl-keyfile"),
+    _server_option("--ssl-ca-file"),
+    _server_option("--ssl-password"),
+    _server_option("--credentials"),
+    _server_option("--connector"),
+    _server_option("--jwt-secret"),
+    _server_option("--jwt-method"),
+    _server_option("--jwt-private-key"),
+    _server_option("--skip-validation", flag=True),
+)
+
+
+@main.group(invoke_without_command=True, cls=spaced_command(click.Group, {"--cors": "repeat"}))
 @project_option
 @model_option
 @_sender_option("shell")
 @_endpoints_option
+@_rasa_server_options
+@log_options
 @debug_option
 @click.pass_context
 @user_errors
@@ -60,19 +113,17 @@ def shell(
     model_path: Path | None,
     sender: str,
     endpoints_path: Path | None,
+    **logging_options: Any,
 ) -> None:
     """Talk to the bot in the terminal (/stop or Ctrl-D to leave; `chatbot shell nlu`: see what
-    the NLU makes of each message)."""
+    the NLU makes of each message). The conversation is kept where endpoints.yml's
+    tracker_store says (in memory without one, as Rasa's shell), and its NLG server, event broker
+    and action server are used as `chatbot run` uses them."""
     if ctx.invoked_subcommand is not None:  # `chatbot shell --project X nlu`: X holds for nlu
         ctx.obj = {"project_dir": project_dir, "model_path": model_path}
         return
-    from chatbot.actions.endpoint import create_action_executor
-    from chatbot.agent import Agent
-    from chatbot.server.app import read_endpoints
-
-    endpoints = read_endpoints(project_dir, endpoints_path)
-    executor = create_action_executor(endpoints.action_endpoint, project_dir)
-    agent = Agent(_load_model(project_dir, model_path), action_executor=executor)
+    apply_log_options(log_options_of(logging_options))
+    agent = _shell_agent(project_dir, model_path, endpoints_path)
     click.echo("Bot loaded. Type a message and press enter (/stop to exit).")
     if not agent.model.policies:
         click.echo(
@@ -85,6 +136,9 @@ def shell(
     async def talk() -> None:
         buttons: list[Any] = []  # the last buttons shown: a number typed is one of them
         try:
+            await agent.store.start()
+            if agent.broker is not None:
+                await agent.broker.start()
             while True:
                 try:
                     text = await asyncio.to_thread(input, "Your input -> ")
@@ -102,9 +156,34 @@ def shell(
                 shown = [m.get("buttons") or m.get("quick_replies") for m in messages]
                 buttons = next((b for b in reversed(shown) if isinstance(b, list) and b), [])
         finally:
+            close = getattr(agent.action_executor, "close", None)
+            if close is not None:
+                await close()
             await agent.close()
+            await agent.locks.close()
 
     asyncio.run(talk())
+
+
+def _shell_agent(project_dir: Path, model_path: Path | None, endpoints_path: Path | None) -> Any:
+    """The agent the shell talks to, with endpoints.yml's stores, action server, NLG server and
+    event broker (the conversation in memory where it names no tracker store, as in Rasa)."""
+    from chatbot.actions.endpoint import create_action_executor
+    from chatbot.actions.nlg import create_nlg_client
+    from chatbot.agent import Agent
+    from chatbot.server.app import read_endpoints
+    from chatbot.store.broker import create_event_broker
+    from chatbot.store.factory import create_lock_store, create_store
+
+    endpoints = read_endpoints(project_dir, endpoints_path)
+    return Agent(
+        _load_model(project_dir, model_path),
+        store=create_store(endpoints.tracker_store, default_sqlite_path=None),
+        locks=create_lock_store(endpoints.lock_store),
+        action_executor=create_action_executor(endpoints.action_endpoint, project_dir),
+        nlg=create_nlg_client(endpoints.get("nlg")),
+        broker=create_event_broker(endpoints.get("event_broker")),
+    )
 
 
 @main.command()

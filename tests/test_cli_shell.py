@@ -140,3 +140,44 @@ def test_shell_takes_another_endpoints_file(tmp_path: Path) -> None:
     assert "Hello from the action" in result.stdout
     result = chatbot(*args, "--endpoints", str(tmp_path / "missing.yml"), stdin="/stop\n")
     assert result.returncode == 2 and "missing.yml" in result.stderr
+
+
+def test_the_shell_keeps_the_conversation_in_the_tracker_store_and_takes_rasas_options(
+    tmp_path: Path,
+) -> None:
+    """As `rasa shell`: the conversation goes where endpoints.yml's tracker_store says, and a
+    Rasa shell command line (its server options) runs, each server option saying in one line
+    that it changes nothing here; the log options log."""
+    import asyncio
+
+    from chatbot.store import SQLStore
+    from tests.helpers import RULES_ONLY, train_files
+
+    bot = tmp_path / "bot"
+    train_files(
+        bot,
+        {
+            "domain.yml": "intents: [greet]\nresponses:\n  utter_greet:\n    - text: Hello!\n",
+            "data/rules.yml": "rules:\n- rule: r\n  steps:\n  - intent: greet\n  - action: utter_greet\n",
+            "config.yml": RULES_ONLY,
+        },
+    ).to_file(tmp_path / "bot.model")
+    (bot / "endpoints.yml").write_text("tracker_store:\n  type: sql\n  db: kept.db\n")
+    result = chatbot(
+        "shell", "--project", str(bot), "-m", str(tmp_path / "bot.model"),
+        "--conversation-id", "ann", "--port", "5006", "--cors", "a", "b", "--enable-api",
+        "--log-file", str(tmp_path / "shell.log"), "--debug",
+        stdin="/greet\n/stop\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Hello!" in result.stdout
+    for option in ("--port", "--cors", "--enable-api"):
+        assert f"{option}: no effect here" in result.stderr
+    assert "--log-file" not in result.stderr and (tmp_path / "shell.log").stat().st_size > 0
+
+    async def stored() -> list[str]:
+        async with SQLStore(f"sqlite:///{bot / 'kept.db'}") as store:
+            events = (await store.load("ann")).events
+        return [e.get("text") for e in events if e["event"] in ("user", "bot")]
+
+    assert asyncio.run(stored()) == ["/greet", "Hello!"]
