@@ -9,7 +9,7 @@ from chatbot.actions.base import Action, ActionContext, bot_event, message_probl
 from chatbot.actions.builtin import BUILTIN_ACTIONS
 from chatbot.actions.forms import FormAction
 from chatbot.actions.responses import ResponseAction, RetrievalAction, is_retrieval_action
-from chatbot.conversation.events import Event, validate_events
+from chatbot.conversation.events import Event, InvalidEvent, validate_events
 from chatbot.conversation.responses import render
 from chatbot.errors import ActionError, ConfigError
 from chatbot.project.domain import Domain
@@ -44,6 +44,10 @@ class CustomAction(Action):
         if not isinstance(responses, list):
             raise ActionError(self.name, "the action's 'responses' are not a list")
         bots = [e for r in responses for e in _response_events(self.name, r, ctx)]
+        try:  # a message's custom payload or image could hold what JSON cannot (NaN)
+            bots = validate_events(bots, f"action '{self.name}' responses")
+        except InvalidEvent as exc:
+            raise ActionError(self.name, str(exc)) from exc
         return [*bots, *events]
 
 
