@@ -4,8 +4,10 @@ in the terminal (joined to ``chatbot.cli_common.main`` by ``chatbot.cli``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +42,13 @@ _endpoints_option = click.option(
 )
 
 
-def _sender_option(default: str) -> Callable[[Any], Any]:
+def _sender_option() -> Callable[[Any], Any]:
     return click.option(
         "--sender",
         "--conversation-id",
         "sender",
-        default=default,
-        show_default=True,
+        default=lambda: uuid.uuid4().hex,
+        show_default="a new one each time, as Rasa's",
         help="Conversation id (Rasa's --conversation-id).",
     )
 
@@ -100,7 +102,7 @@ _rasa_server_options = stacked(
 @main.group(invoke_without_command=True, cls=spaced_command(click.Group, {"--cors": "repeat"}))
 @project_option
 @model_option
-@_sender_option("shell")
+@_sender_option()
 @_endpoints_option
 @_rasa_server_options
 @log_options
@@ -123,7 +125,7 @@ def shell(
         ctx.obj = {"project_dir": project_dir, "model_path": model_path}
         return
     apply_log_options(log_options_of(logging_options))
-    agent = _shell_agent(project_dir, model_path, endpoints_path)
+    agent = _agent(project_dir, _load_model(project_dir, model_path), endpoints_path)
     click.echo("Bot loaded. Type a message and press enter (/stop to exit).")
     if not agent.model.policies:
         click.echo(
@@ -135,10 +137,7 @@ def shell(
 
     async def talk() -> None:
         buttons: list[Any] = []  # the last buttons shown: a number typed is one of them
-        try:
-            await agent.store.start()
-            if agent.broker is not None:
-                await agent.broker.start()
+        async with _opened(agent):
             while True:
                 try:
                     text = await asyncio.to_thread(input, "Your input -> ")
@@ -155,19 +154,14 @@ def shell(
                     _print_message(message)
                 shown = [m.get("buttons") or m.get("quick_replies") for m in messages]
                 buttons = next((b for b in reversed(shown) if isinstance(b, list) and b), [])
-        finally:
-            close = getattr(agent.action_executor, "close", None)
-            if close is not None:
-                await close()
-            await agent.close()
-            await agent.locks.close()
 
     asyncio.run(talk())
 
 
-def _shell_agent(project_dir: Path, model_path: Path | None, endpoints_path: Path | None) -> Any:
-    """The agent the shell talks to, with endpoints.yml's stores, action server, NLG server and
-    event broker (the conversation in memory where it names no tracker store, as in Rasa)."""
+def _agent(project_dir: Path, model: Any, endpoints_path: Path | None) -> Any:
+    """The agent the shell and interactive learning talk to, with endpoints.yml's stores,
+    action server, NLG server and event broker, as Rasa's (which serve them through a server):
+    the conversation in memory where endpoints.yml names no tracker store."""
     from chatbot.actions.endpoint import create_action_executor
     from chatbot.actions.nlg import create_nlg_client
     from chatbot.agent import Agent
@@ -177,7 +171,7 @@ def _shell_agent(project_dir: Path, model_path: Path | None, endpoints_path: Pat
 
     endpoints = read_endpoints(project_dir, endpoints_path)
     return Agent(
-        _load_model(project_dir, model_path),
+        model,
         store=create_store(endpoints.tracker_store, default_sqlite_path=None),
         locks=create_lock_store(endpoints.lock_store),
         action_executor=create_action_executor(endpoints.action_endpoint, project_dir),
@@ -186,10 +180,26 @@ def _shell_agent(project_dir: Path, model_path: Path | None, endpoints_path: Pat
     )
 
 
+@contextlib.asynccontextmanager
+async def _opened(agent: Any) -> AsyncIterator[None]:
+    """The agent's store and broker started, and everything it holds closed after."""
+    try:
+        await agent.store.start()
+        if agent.broker is not None:
+            await agent.broker.start()
+        yield
+    finally:
+        close = getattr(agent.action_executor, "close", None)
+        if close is not None:
+            await close()
+        await agent.close()
+        await agent.locks.close()
+
+
 @main.command()
 @project_option
 @model_option
-@_sender_option("interactive")
+@_sender_option()
 @_endpoints_option
 @click.option(
     "--skip-visualization",
@@ -207,10 +217,8 @@ def interactive(
     """Talk to the bot and confirm or correct each step (Rasa's `rasa interactive`); export
     writes the corrected conversation as stories and NLU examples to a new file in data/. With
     no trained model, the project is trained first."""
-    from chatbot.actions.endpoint import create_action_executor
-    from chatbot.agent import Agent, TrainedModel, latest_model
+    from chatbot.agent import TrainedModel, latest_model
     from chatbot.interactive import InteractiveSession
-    from chatbot.server.app import read_endpoints
 
     if model_path is None:
         try:
@@ -223,9 +231,7 @@ def interactive(
             click.echo("No trained model: training the project first ...")
             train_to_file(project, model_path, show_progress=False)
             click.echo(f"Trained model saved to {model_path}")
-    endpoints = read_endpoints(project_dir, endpoints_path)
-    executor = create_action_executor(endpoints.action_endpoint, project_dir)
-    agent = Agent(TrainedModel.from_file(model_path), action_executor=executor)
+    agent = _agent(project_dir, TrainedModel.from_file(model_path), endpoints_path)
     names = ("domain.yml", "domain.yaml", "domain")  # where new intents are exported to
     domain_path = next((p for p in (project_dir / n for n in names) if p.exists()), None)
 
@@ -238,10 +244,8 @@ def interactive(
         session = InteractiveSession(
             agent, project_dir / "data", ask, click.echo, sender, domain_path=domain_path
         )
-        try:
+        async with _opened(agent):
             await session.run()
-        finally:
-            await agent.close()
 
     asyncio.run(learn())
 

@@ -425,7 +425,8 @@ def test_shell_debug_traces_each_turn_on_stderr(tmp_path: Path) -> None:
     assert quiet.returncode == 0, quiet.stderr
     assert "How are you" in quiet.stdout and "user said" not in quiet.stderr
     for flags in (("shell", "--debug"), ("-v", "shell")):
-        result = chatbot(*flags, "--project", bot, "--model", str(model), stdin="/greet\n/stop\n")
+        args = (*flags, "--conversation-id", "shell", "--project", bot, "--model", str(model))
+        result = chatbot(*args, stdin="/greet\n/stop\n")
         assert result.returncode == 0, result.stderr
         assert (
             "DEBUG chatbot.processor: conversation shell: user said '/greet': intent greet (1.00)"

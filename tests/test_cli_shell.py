@@ -181,3 +181,14 @@ def test_the_shell_keeps_the_conversation_in_the_tracker_store_and_takes_rasas_o
         return [e.get("text") for e in events if e["event"] in ("user", "bot")]
 
     assert asyncio.run(stored()) == ["/greet", "Hello!"]
+    # Without --conversation-id, each run is a conversation of its own (Rasa's new uuid).
+    for _ in range(2):
+        args = ("shell", "--project", str(bot), "-m", str(tmp_path / "bot.model"))
+        assert chatbot(*args, stdin="/greet\n/stop\n").returncode == 0
+
+    async def ids() -> list[str]:
+        async with SQLStore(f"sqlite:///{bot / 'kept.db'}") as store:
+            return await store.conversation_ids()
+
+    new = [i for i in asyncio.run(ids()) if i != "ann"]
+    assert len(new) == 2 and all(len(i) == 32 for i in new), new

@@ -3,6 +3,7 @@ and NLU examples in a new file of the project's data/ that the project reads bac
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from chatbot.interactive import NEW_INTENT, NEW_RESPONSE, InteractiveSession, _e
 from chatbot.nlu.duckling import NAME as DUCKLING
 from chatbot.project.loader import load_project
 from chatbot.project.nlu_writer import annotated_text
+from chatbot.store import SQLStore
 from tests.helpers import DOMAINS, RULES_ONLY, dialogue_model, train_files
 from tests.test_cli import chatbot
 
@@ -224,11 +226,15 @@ def test_the_command_trains_a_project_without_a_model(bot: Path) -> None:
     for name, text in FILES.items():
         (bot / name).parent.mkdir(parents=True, exist_ok=True)
         (bot / name).write_text(text)
+    # As Rasa's, the conversation is kept in endpoints.yml's tracker store.
+    (bot / "endpoints.yml").write_text("tracker_store:\n  type: sql\n  db: kept.db\n")
     result = chatbot(
         "interactive",
         "--project",
         str(bot),
         "--skip-visualization",  # Rasa's flag, accepted
+        "--conversation-id",
+        "ann",
         stdin="\n".join([*HELLO, "/stop", "y"]) + "\n",
     )
     assert result.returncode == 0, result.stderr
@@ -237,6 +243,13 @@ def test_the_command_trains_a_project_without_a_model(bot: Path) -> None:
     (written,) = (bot / "data").glob("interactive_*.yml")
     assert yaml.safe_load(written.read_text())["nlu"] == [{"intent": "greet", "examples": "- hi\n"}]
     assert list((bot / "models").glob("*.model"))
+
+    async def stored() -> list[str]:
+        async with SQLStore(f"sqlite:///{bot / 'kept.db'}") as store:
+            events = (await store.load("ann")).events
+        return [e["text"] for e in events if e["event"] == "user"]
+
+    assert asyncio.run(stored()) == ["hi"]
 
 
 def test_an_example_keeps_the_nlu_models_entities_not_duckling_ones() -> None:
