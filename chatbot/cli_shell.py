@@ -162,22 +162,10 @@ def _agent(project_dir: Path, model: Any, endpoints_path: Path | None) -> Any:
     """The agent the shell and interactive learning talk to, with endpoints.yml's stores,
     action server, NLG server and event broker, as Rasa's (which serve them through a server):
     the conversation in memory where endpoints.yml names no tracker store."""
-    from chatbot.actions.endpoint import create_action_executor
-    from chatbot.actions.nlg import create_nlg_client
-    from chatbot.agent import Agent
-    from chatbot.server.app import read_endpoints
-    from chatbot.store.broker import create_event_broker
-    from chatbot.store.factory import create_lock_store, create_store
+    from chatbot.server.app import agent_from_endpoints, read_endpoints
 
     endpoints = read_endpoints(project_dir, endpoints_path)
-    return Agent(
-        model,
-        store=create_store(endpoints.tracker_store, default_sqlite_path=None),
-        locks=create_lock_store(endpoints.lock_store),
-        action_executor=create_action_executor(endpoints.action_endpoint, project_dir),
-        nlg=create_nlg_client(endpoints.get("nlg")),
-        broker=create_event_broker(endpoints.get("event_broker")),
-    )
+    return agent_from_endpoints(model, endpoints, project_dir, default_sqlite_path=None)
 
 
 @contextlib.asynccontextmanager

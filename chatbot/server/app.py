@@ -72,28 +72,46 @@ def model_path_of(settings: ServerSettings) -> Path:
 
 
 def build_agent(settings: ServerSettings) -> Agent:
-    from chatbot.actions.endpoint import create_action_executor
-    from chatbot.actions.nlg import create_nlg_client
-    from chatbot.store.broker import create_event_broker
-    from chatbot.store.factory import create_lock_store, create_store
-
     endpoints = read_endpoints(settings.project_dir, settings.endpoints_path)
     for block, why in endpoints.not_used():
         logger.warning("%s%s: %s; the block is ignored", block.origin.prefix, block.name, why)
     model = _local_model(settings, pulled=settings.model_server is not None)
     sqlite_path = settings.sqlite_path or settings.project_dir / ".chatbot" / "conversations.db"
-    store = create_store(endpoints.tracker_store, default_sqlite_path=sqlite_path)
+    locks: LockStore | None = None
     if endpoints.lock_store is None and settings.worker is not None:
         from chatbot.store.file_lock import FileLockStore
 
         # `chatbot run --workers` on one machine: the workers' locks meet in a file.
-        locks: LockStore = FileLockStore(settings.worker.shared_dir / "conversations.lock")
-    else:
-        locks = create_lock_store(endpoints.lock_store)
-    executor = create_action_executor(endpoints.action_endpoint, settings.project_dir)
-    nlg = create_nlg_client(endpoints.get("nlg"))
-    broker = create_event_broker(endpoints.get("event_broker"))
-    return Agent(model, store=store, locks=locks, action_executor=executor, nlg=nlg, broker=broker)
+        locks = FileLockStore(settings.worker.shared_dir / "conversations.lock")
+    return agent_from_endpoints(
+        model, endpoints, settings.project_dir, default_sqlite_path=sqlite_path, locks=locks
+    )
+
+
+def agent_from_endpoints(
+    model: TrainedModel | None,
+    endpoints: Endpoints,
+    project_dir: Path,
+    *,
+    default_sqlite_path: Path | None,
+    locks: LockStore | None = None,
+) -> Agent:
+    """An agent with endpoints.yml's conversation store (without a ``tracker_store`` block:
+    SQLite at ``default_sqlite_path``, or memory where that is None), lock store (``locks``
+    where given), action server, NLG server and event broker: the server's, the shell's."""
+    from chatbot.actions.endpoint import create_action_executor
+    from chatbot.actions.nlg import create_nlg_client
+    from chatbot.store.broker import create_event_broker
+    from chatbot.store.factory import create_lock_store, create_store
+
+    return Agent(
+        model,
+        store=create_store(endpoints.tracker_store, default_sqlite_path=default_sqlite_path),
+        locks=locks if locks is not None else create_lock_store(endpoints.lock_store),
+        action_executor=create_action_executor(endpoints.action_endpoint, project_dir),
+        nlg=create_nlg_client(endpoints.get("nlg")),
+        broker=create_event_broker(endpoints.get("event_broker")),
+    )
 
 
 def _local_model(settings: ServerSettings, *, pulled: bool) -> TrainedModel | None:
