@@ -37,12 +37,14 @@ Redis, so that a message for a conversation reaches its sockets whichever worker
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import socketio
 from aiohttp import web
+from engineio.async_drivers import aiohttp as engineio_aiohttp
 
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage, bot_messages
@@ -441,11 +443,95 @@ class _Packet(socketio.packet.Packet):
     json = STRICT_JSON
 
 
-class _Server(socketio.AsyncServer):
-    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
-        """A packet that is not socket.io (its JSON not JSON, an unknown type) is dropped with one
-        line; python-socketio would log a traceback for each, so a client could fill the log."""
+def _engineio_problem(frame: str | bytes) -> str | None:
+    """Why a websocket frame is no Engine.IO v4 packet (None where it is one): python-engineio
+    would log a traceback for it, or end the connection with one."""
+    if isinstance(frame, bytes):
+        return None  # a binary message
+    if not frame:
+        return "an empty frame"
+    if frame[0] == "b":  # a binary message in base64, read as python-engineio reads it
         try:
+            base64.b64decode(frame[1:])
+        except ValueError:
+            return "a binary message that is not base64"
+        return None
+    if frame[0] not in _ENGINEIO_TYPES:
+        return "no Engine.IO packet type"
+    return None
+
+
+_ENGINEIO_TYPES = frozenset("0123456")  # open, close, ping, pong, message, upgrade, noop
+
+
+class _CheckedWebSocket(engineio_aiohttp.WebSocket):
+    """python-engineio's aiohttp websocket, whose frames that are no Engine.IO packet are
+    dropped with one line instead of reaching python-engineio."""
+
+    async def wait(self) -> str | bytes:
+        while True:
+            frame: str | bytes = await super().wait()
+            problem = _engineio_problem(frame)
+            if problem is None:
+                return frame
+            logger.warning("socketio: a websocket frame was dropped (%s)", problem)
+
+
+class _EngineIOClientErrors(logging.Filter):
+    """python-engineio logs the exception, traceback and all, when it cannot read a polling
+    request's packets (``9`` is no packet type): a client's mistake, so one warning line."""
+
+    MESSAGES = frozenset({"post request handler error", "Unknown receive error"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.msg in self.MESSAGES:
+            error = record.exc_info[1]
+            record.msg, record.args = (
+                "socketio: a malformed packet was dropped (%s: %s)",
+                (
+                    type(error).__name__,
+                    error,
+                ),
+            )
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_ENGINEIO_ERRORS = _EngineIOClientErrors()
+
+
+def _socketio_problem(pkt: socketio.packet.Packet) -> str | None:
+    """What python-socketio would fail on in a decoded packet: an event without a name, an
+    ack whose arguments are no list."""
+    data = pkt.data
+    if pkt.packet_type in (socketio.packet.EVENT, socketio.packet.BINARY_EVENT):
+        named = isinstance(data, list) and bool(data) and isinstance(data[0], str)
+        return None if named else "an event without a name"
+    if pkt.packet_type in (socketio.packet.ACK, socketio.packet.BINARY_ACK):
+        return None if isinstance(data, list) else "an ack without arguments"
+    return None
+
+
+class _Server(socketio.AsyncServer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.eio.logger.addFilter(_ENGINEIO_ERRORS)  # python-engineio's logger (added once)
+        drivers = getattr(self.eio, "_async", None)
+        if isinstance(drivers, dict) and drivers.get("websocket") is engineio_aiohttp.WebSocket:
+            # This server's own copy of python-engineio's aiohttp drivers, with frames checked.
+            self.eio._async = {**drivers, "websocket": _CheckedWebSocket}
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        """A packet that is not socket.io (its JSON not JSON, an unknown type, an event without
+        a name) is dropped with one line; python-socketio would log a traceback for each, so a
+        client could fill the log."""
+        try:
+            attachment = eio_sid in getattr(self, "_binary_packet", {})  # of a binary event
+            if isinstance(data, str | bytes) and not attachment:
+                problem = _socketio_problem(self.packet_class(encoded_packet=data))
+                if problem is not None:
+                    raise ValueError(problem)
             await super()._handle_eio_message(eio_sid, data)
         except ValueError as error:
             logger.warning("socketio: a malformed packet was dropped (%s)", error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -357,6 +358,10 @@ async def test_malformed_packets_are_dropped_with_one_line_and_the_socket_goes_o
         '42["user_uttered",' + "[" * 5000 + "]" * 5000 + "]",
         "42[garbage",
         "49",  # no socket.io packet type
+        "42",  # an event without its name and arguments
+        "42[1]",  # an event whose name is no text
+        "4",  # an empty socket.io packet (an event without data to python-socketio)
+        "43",  # an ack without arguments
     ]
     async with serve_channel(SocketIOChannel(session_persistence=False)) as served:
         url = f"{served.url}/socket.io/?EIO=4&transport=websocket"
@@ -376,3 +381,48 @@ async def test_malformed_packets_are_dropped_with_one_line_and_the_socket_goes_o
     [conversation] = await agent.store.conversation_ids()
     stored = (await agent.store.load(conversation)).events
     assert [e["text"] for e in stored if e["event"] == "user"] == ["/greet"]
+
+
+async def test_websocket_frames_that_are_no_engineio_packets_are_dropped_with_one_line(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture
+) -> None:
+    # python-engineio ended the connection with a traceback for "x" and "" (read outside its
+    # error handling) and logged one for "9" (no packet type) and "b!!!" (base64 of nothing).
+    frames = ["9", "x", "", "b!!!", "bQQ"]
+    async with serve_channel(SocketIOChannel(session_persistence=False)) as served:
+        url = f"{served.url}/socket.io/?EIO=4&transport=websocket"
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            assert (await ws.receive_str(timeout=WAIT)).startswith("0{")  # Engine.IO open
+            await ws.send_str("40")
+            assert (await ws.receive_str(timeout=WAIT)).startswith("40{")
+            with caplog.at_level(logging.WARNING):
+                for frame in frames:
+                    await ws.send_str(frame)
+                await ws.send_str('421["user_uttered",{"message":"/greet"}]')
+                answers = [await ws.receive_str(timeout=WAIT) for _ in range(2)]
+    assert answers[0].startswith('42["bot_uttered"') and answers[1] == '431[{"ok":true}]'
+    dropped = [r for r in caplog.records if "was dropped" in r.getMessage()]
+    assert len(dropped) == len(frames)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_polling_requests_with_unreadable_packets_are_one_line_each(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture
+) -> None:
+    # python-engineio logged a traceback for each (a polling body is packets split by \x1e).
+    bodies = ["9", "x", "40\x1e9", "bQQ"]
+    async with serve_channel(SocketIOChannel(session_persistence=False)) as served:
+        url = f"{served.url}/socket.io/?EIO=4&transport=polling"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as response:
+                session = f"{url}&sid={json.loads((await response.text())[1:])['sid']}"
+            async with http.post(session, data="40") as response:
+                assert response.status == 200
+            async with http.get(session) as response:
+                assert (await response.text()).startswith("40")
+            with caplog.at_level(logging.WARNING):
+                for body in bodies:
+                    async with http.post(session, data=body) as response:
+                        assert response.status < 500
+    assert len([r for r in caplog.records if "was dropped" in r.getMessage()]) == len(bodies)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
