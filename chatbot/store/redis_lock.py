@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -42,6 +42,7 @@ from chatbot.store.locks import (
     Ticket,
 )
 from chatbot.store.redis_client import call, describe, redis_client
+from chatbot.store.redis_pipe import RedisPipe, ReplyError, Script
 
 logger = logging.getLogger(__name__)
 
@@ -81,12 +82,23 @@ end
 """
 
 # Take a ticket (ARGV[1] is its random token) and poll once: {state, dropped, place, ticket}.
+# ARGV[4] '1': a second run, the connection of the first having gone before its answer came: a
+# ticket with this token that the first run took is kept, not taken twice.
 _LUA_ENQUEUE = (
     _LUA_POLL
     + """
-local number = redis.call('INCR', KEYS[1])
-local ticket = number .. ':' .. ARGV[1]
-redis.call('ZADD', KEYS[2], number, ticket)
+local ticket = nil
+if ARGV[4] == '1' then
+  local suffix = ':' .. ARGV[1]
+  for _, queued in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    if string.sub(queued, -string.len(suffix)) == suffix then ticket = queued end
+  end
+end
+if not ticket then
+  local number = redis.call('INCR', KEYS[1])
+  ticket = number .. ':' .. ARGV[1]
+  redis.call('ZADD', KEYS[2], number, ticket)
+end
 local answer = poll(ticket)
 table.insert(answer, ticket)
 return answer
@@ -96,10 +108,14 @@ return answer
 _LUA_WAIT = _LUA_POLL + "\nreturn poll(ARGV[1])\n"
 
 # KEYS: queue, deadlines; ARGV[1] the ticket. 1: it held the lock, 0: it was waiting,
-# -1: it had expired already.
+# -1: it had expired already; 2: it is gone on a second run (ARGV[2] '1'), which the first
+# may have done.
 _LUA_RELEASE = """
 local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return -1 end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  if ARGV[2] == '1' then return 2 end
+  return -1
+end
 redis.call('HDEL', KEYS[2], ARGV[1])
 if head == ARGV[1] then return 1 end
 return 0
@@ -110,6 +126,10 @@ return 0
 _FIRST_POLL_INTERVAL = 0.001
 _POLL_INTERVAL_PER_PLACE = 0.005
 _MAX_POLL_INTERVAL = 0.05
+
+
+# A script's call: (keys, args, the args of a second run after a lost connection).
+_Run = Callable[[Sequence[str], Sequence[str | int], Sequence[str | int]], Awaitable[Any]]
 
 
 class RedisLockStore(LockStore):
@@ -135,9 +155,35 @@ class RedisLockStore(LockStore):
         self._client = redis_client(url, client_options)
         self._lifetime_ms = max(1, round(lock_lifetime * 1000))
         self._key_ttl_ms = 2 * self._lifetime_ms + 1000
-        self._enqueue = self._client.register_script(_LUA_ENQUEUE)
-        self._wait = self._client.register_script(_LUA_WAIT)
-        self._release = self._client.register_script(_LUA_RELEASE)
+        # The scripts go through one pipelined connection (a fifth of redis-py's CPU a call),
+        # or through redis-py where the pipe does not speak the client's options (TLS).
+        self._pipe = RedisPipe.for_url(url, client_options or {}, "lock store")
+        self._enqueue = self._script(_LUA_ENQUEUE)
+        self._wait = self._script(_LUA_WAIT)
+        self._release = self._script(_LUA_RELEASE)
+
+    def _script(self, source: str) -> _Run:
+        """The script as a call ``(keys, args, again)``: ``again`` the arguments of a second
+        run where the pipe's connection went away before the first's answer came (redis-py
+        retries its own way)."""
+        pipe = self._pipe
+        if pipe is None:
+            registered = self._client.register_script(source)
+
+            def by_redis_py(
+                keys: Sequence[str], args: Sequence[str | int], again: Sequence[str | int]
+            ) -> Awaitable[Any]:
+                return registered(keys=keys, args=args)
+
+            return by_redis_py
+        script = Script(source)
+
+        def run(
+            keys: Sequence[str], args: Sequence[str | int], again: Sequence[str | int]
+        ) -> Awaitable[Any]:
+            return pipe.script(script, keys, args, again)
+
+        return run
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -153,7 +199,10 @@ class RedisLockStore(LockStore):
         return [f"{base}:counter", f"{base}:queue", f"{base}:deadlines"]
 
     async def _call(self, awaitable: Awaitable[Any]) -> Any:
-        return await call(self._client, awaitable, "lock store")
+        try:
+            return await call(self._client, awaitable, "lock store")
+        except ReplyError as error:  # the pipe's (redis-py's are RedisErrors, mapped by call)
+            raise StoreUnavailable(f"lock store error ({self.describe()}): {error}") from None
 
     async def acquire(self, conversation_id: str) -> Ticket:
         loop = asyncio.get_running_loop()
@@ -188,12 +237,12 @@ class RedisLockStore(LockStore):
                 await asyncio.sleep(min(delay, give_up - now))
                 delay = min(delay * 2, _POLL_INTERVAL_PER_PLACE * place, _MAX_POLL_INTERVAL)
                 args: list[str | int] = [ticket, self._lifetime_ms, self._key_ttl_ms]
-                state, dropped, place = await self._whole(self._wait(keys=keys, args=args))
+                state, dropped, place = await self._whole(self._wait(keys, args, args))
         except BaseException:
             # Timed out, cancelled or Redis went away: leave the queue (or let the ticket expire
             # when Redis cannot be told).
             with contextlib.suppress(StoreUnavailable):
-                await self._whole(self._release(keys=keys[1:], args=[ticket]))
+                await self._whole(self._release(keys[1:], [ticket], [ticket, 1]))
             raise
 
     async def _whole(
@@ -223,10 +272,11 @@ class RedisLockStore(LockStore):
         args: list[str | int] = [uuid.uuid4().hex, self._lifetime_ms, self._key_ttl_ms]
 
         async def leave(answer: Any) -> None:
-            await self._call(self._release(keys=keys[1:], args=[_text(answer[-1])]))
+            ticket = _text(answer[-1])
+            await self._call(self._release(keys[1:], [ticket], [ticket, 1]))
 
         state, dropped, place, raw = await self._whole(
-            self._enqueue(keys=keys, args=args), cancelled=leave
+            self._enqueue(keys, args, [*args, 1]), cancelled=leave
         )
         return int(state), int(dropped), int(place), _text(raw)
 
@@ -234,7 +284,7 @@ class RedisLockStore(LockStore):
         keys = self._keys(conversation_id)[1:]
         # Run to its answer even when the message is cancelled meanwhile (a shutdown): a release
         # cut off halfway may leave the ticket holding the conversation for its whole lifetime.
-        released = await self._whole(self._release(keys=keys, args=[str(ticket)]))
+        released = await self._whole(self._release(keys, [str(ticket)], [str(ticket), 1]))
         if released == -1:
             logger.warning(
                 "conversation %s: lock released after its lifetime of %s s ran out; another "
@@ -244,16 +294,23 @@ class RedisLockStore(LockStore):
             )
 
     async def queue_length(self, conversation_id: str) -> int:
-        return int(await self._call(self._client.zcard(self._keys(conversation_id)[1])))
+        key = self._keys(conversation_id)[1]
+        if self._pipe is not None:
+            return int(await self._call(self._pipe.call("ZCARD", key, again=True)))
+        return int(await self._call(self._client.zcard(key)))
 
     async def ping(self) -> bool:
         try:
+            if self._pipe is not None:
+                return bool(await self._call(self._pipe.call("PING", again=True)))
             return bool(await self._call(self._client.ping()))
         except StoreUnavailable as error:
             logger.warning("%s", error)
             return False
 
     async def close(self) -> None:
+        if self._pipe is not None:
+            await self._pipe.close()
         await self._client.aclose()
 
 
