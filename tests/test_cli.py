@@ -159,8 +159,8 @@ MOOD_DOMAIN = (DOMAINS / "moodbot" / "domain.yml").read_text()
         ),
         (
             "domain.yml",
-            MOOD_DOMAIN.replace("Hey! How are you?", "Hey {username}!"),
-            ["domain.yml:", "username"],
+            MOOD_DOMAIN + "\nforms:\n  name_form:\n    required_slots: [username]\n",
+            ["domain.yml:", "username", "name_form"],
         ),
     ],
 )
@@ -477,6 +477,35 @@ def test_data_validate_finds_stories_that_contradict_each_other(
         f"other: after the same {conflict} one continues with 'utter_hi' and the other with "
         "'utter_hello'"
     ) in result.stderr
+
+
+def test_stories_that_start_with_different_bot_actions_do_not_contradict(tmp_path: Path) -> None:
+    """As Rasa's check (a conflict needs prior events): stories may open with any action
+    (financial-demo's "say ok when user affirms after utter_help" and its siblings); the same
+    user message then answered two ways still contradicts, at validation and in training."""
+    stories = (
+        "stories:\n"
+        "- story: opens with hi\n  steps:\n  - action: utter_hi\n  - intent: bye\n"
+        "  - action: utter_bye\n"
+        "- story: opens with hello\n  steps:\n  - action: utter_hello\n  - intent: bye\n"
+        "  - action: utter_bye\n"
+    )
+    files = {**CONFLICTING, "data/stories.yml": stories, "config.yml": "policies:\n"}
+    files["config.yml"] += "  - name: MemoizationPolicy\n  - name: TEDPolicy\n    epochs: 1\n"
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    for args in (("data", "validate"), ("train", "--out", str(tmp_path / "m.model"))):
+        result = chatbot(*args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "contradict" not in result.stderr
+    (tmp_path / "data/stories.yml").write_text(
+        stories.replace(
+            "  - intent: bye\n  - action: utter_bye\n", "  - intent: bye\n  - action: utter_hi\n", 1
+        )
+    )
+    result = chatbot("data", "validate", "--max-history", "1", cwd=tmp_path)
+    assert result.returncode == 1 and "contradict" in result.stderr
 
 
 def test_data_validate_checks_the_pipelines_settings(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatbot.conversation.conversation import Conversation
-from chatbot.conversation.state import State
+from chatbot.conversation.state import State, has_prior_events
 from chatbot.dialogue.memoization import (
     AugmentedMemoizationPolicy,
     Key,
@@ -164,7 +164,7 @@ def fit_memo(
                 lookup.setdefault(key, action)
                 full = tuple(replay.past_states())
                 earlier = seen_full.setdefault(full, (action, conv.name))
-                if earlier[0] != action:
+                if earlier[0] != action and has_prior_events(full[-1]):
                     logger.warning(
                         "stories '%s' and '%s' contradict each other: the same conversation is "
                         "followed by '%s' in one and '%s' in the other",

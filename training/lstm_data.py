@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from chatbot.conversation.conversation import Conversation
-from chatbot.conversation.state import State
+from chatbot.conversation.state import State, has_prior_events
 from chatbot.dialogue.featurizer import Features, StateFeaturizer
 from chatbot.dialogue.lstm_policy import batch_features
 from chatbot.project.domain import Domain
@@ -92,6 +92,8 @@ def conflicts(
             for i, action in enumerate(targets):
                 if action is None:
                     continue
+                if not has_prior_events(states[i]):
+                    continue  # the bot speaks first: stories may start as they like
                 key = _history(states, i, max_history)
                 first = seen.setdefault(key, (steps.name, action))
                 if first[1] != action and (key, action) not in reported:

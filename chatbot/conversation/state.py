@@ -27,6 +27,17 @@ MISSING = "missing_slots"
 SLOT_PREFIX = "slot:"
 
 
+def has_prior_events(state: State) -> bool:
+    """Whether anything happened before ``state``: a user message or an action other than
+    listening. Stories that go different ways from a state without (a story that starts with
+    the bot's action) do not contradict each other, as in Rasa (its ``StoryConflict``'s
+    ``conflict_has_prior_events``)."""
+    features = dict(state)
+    if features.get(INTENT) is not None or features.get(TEXT) is not None:
+        return True
+    return features.get(PREV_ACTION) not in (None, "action_listen")
+
+
 def slot_feature(slot: Slot, value: Any) -> Any:
     """A slot value as the policies see it (None: not set), by slot type as in Rasa."""
     if value is None:

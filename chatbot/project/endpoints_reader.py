@@ -88,6 +88,8 @@ def _blocks(
     blocks: dict[str, EndpointBlock] = {}
     for name, params in substituted.items():
         line = line_of(data, name)
+        if name == "version":  # a Rasa file's format version (`version: "3.1"`), not a block
+            continue
         if params is None:
             if empty_means_absent:
                 continue

@@ -21,6 +21,7 @@ from typing import Any
 from chatbot.errors import ProjectError
 from chatbot.project.domain import (
     DEFAULT_ACTIONS,
+    DEFAULT_INTENTS,
     REQUESTED_SLOT,
     Domain,
     Origin,
@@ -99,6 +100,7 @@ class _Checker:
         self.retrieval = {name.split("/", 1)[0] for name in domain.responses if "/" in name}
         self.responses = set(domain.responses) | self.retrieval
         self.actions = set(domain.actions)
+        self._placeholders: set[tuple[str, str]] = set()  # (response, name) warned about
 
     def error(
         self,
@@ -266,9 +268,11 @@ class _Checker:
                     self.entity(mapping.entity, origin, "entity", where)
                     self.entity_property(mapping.entity, "roles", mapping.role, origin)
                     self.entity_property(mapping.entity, "groups", mapping.group, origin)
+                self._warn = True  # Rasa warns too; the mapping applies to the other intents
                 for key in ("intent", "not_intent"):
                     for intent in getattr(mapping, key):
                         self.intent(intent, origin, key, where)
+                self._warn = False
                 if mapping.action is not None:
                     self.action(mapping.action, origin, "action")
                 for condition in mapping.conditions:
@@ -296,15 +300,22 @@ class _Checker:
         for key, text in _template_strings(variation.data):
             for match in _TEMPLATE.finditer(text.replace("{{", "").replace("}}", "")):
                 slot = match.group(1)
-                if slot not in self.slots:
-                    self.error(
-                        f"response '{name}' fills in '{{{slot}}}', which is not a slot",
-                        variation.origin,
+                if slot in self.slots or (name, slot) in self._placeholders:
+                    continue
+                # A warning: a custom action may pass the value (rasa-sdk's
+                # ``utter_message(response=name, slot=value)``), which Rasa does not check either.
+                self._placeholders.add((name, slot))
+                self.warnings.append(
+                    ProjectError(
+                        f"response '{name}' fills in '{{{slot}}}', which is not a slot: only an "
+                        f"action that passes {slot}=... can fill it",
+                        file=variation.origin.file,
+                        line=variation.origin.line,
                         key=key,
                         value=slot,
-                        candidates=self.d.slots,
-                        what="slots in the domain",
+                        hint=_typo_hint(slot, self.d.slots),
                     )
+                )
         for condition in variation.conditions:
             self.slot(condition.name, variation.origin, "condition", f" in a condition of '{name}'")
 
@@ -373,6 +384,25 @@ class _Checker:
                 )
                 self._warn = False
         self._unextractable(nlu)
+        self._without_examples(nlu)
+
+    def _without_examples(self, nlu: NLUData) -> None:
+        """Warn about each intent of the domain that no NLU example has, as Rasa's validator
+        does: only a ``/intent`` payload or a button gives it."""
+        if not nlu.examples:
+            return  # a bot driven by /intent payloads only
+        given = {example.base_intent for example in nlu.examples}
+        for intent in self.d.intents.values():
+            if intent.name in given or intent.name in DEFAULT_INTENTS or not intent.origin.file:
+                continue
+            self.warnings.append(
+                ProjectError(
+                    f"intent '{intent.name}' is in the domain, but no NLU example has it: only "
+                    f"a /{intent.name} payload (a button, say) gives it",
+                    file=intent.origin.file,
+                    line=intent.origin.line,
+                )
+            )
 
     def _unextractable(self, nlu: NLUData) -> None:
         """Warn where a slot fills from an entity the NLU cannot find: no example annotates it
@@ -408,6 +438,12 @@ class _Checker:
                         "(spaCy's pretrained entities are not served)",
                     )
                 )
+
+
+def _typo_hint(name: str, slots: Iterable[str]) -> str | None:
+    """``Did you mean 'x'?`` where a slot's name is close, else nothing."""
+    hint = close_matches_hint(name, slots, "slots")
+    return hint if hint.startswith("Did you mean") else None
 
 
 def _template_strings(data: dict[str, Any]) -> Iterator[tuple[str, str]]:

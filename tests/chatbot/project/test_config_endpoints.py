@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,27 @@ def test_config_without_pipeline_or_policies(tmp_path: Path, text: str) -> None:
     config = read_config(write(tmp_path / "config.yml", text))
     assert config.language == "en"
     assert config.pipeline == () and config.policies == ()
+
+
+def test_config_keys_rasa_takes_are_read_or_named_in_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rasa's config schema takes any key: `version` (financial-demo's config.yml has one) is
+    read silently, another key is one warning line; a misspelling of ours stays an error."""
+    text = 'version: "3.1"\nlanguage: de\ncore_settings: {x: 1}\n'
+    with caplog.at_level(logging.WARNING):
+        config = read_config(write(tmp_path / "config.yml", text))
+    assert config.language == "de"
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "config.yml:3: unknown key in the config (key 'core_settings')" in warning
+
+
+def test_a_format_version_in_endpoints_and_credentials_is_no_block(tmp_path: Path) -> None:
+    text = 'version: "3.1"\naction_endpoint:\n  url: http://localhost:5055/webhook\n'
+    endpoints = read_endpoints(write(tmp_path / "endpoints.yml", text))
+    assert set(endpoints.blocks) == {"action_endpoint"}
+    credentials = read_credentials(write(tmp_path / "credentials.yml", 'version: "3.1"\nrest:\n'))
+    assert set(credentials.channels) == {"rest"}
 
 
 @pytest.mark.parametrize(
