@@ -24,3 +24,11 @@ def exists(path: Path) -> bool:
         return path.exists()
     except (OSError, ValueError):
         return False
+
+
+def is_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder; False where it cannot name one."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False

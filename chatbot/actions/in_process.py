@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -18,40 +17,73 @@ from typing import Any
 from chatbot.actions.action_call import DomainJSONCache, action_call
 from chatbot.actions.base import ActionContext
 from chatbot.errors import ActionError, ActionRejected, ConfigError
-from chatbot.paths import is_file
+from chatbot.paths import is_dir, is_file
 
 logger = logging.getLogger(__name__)
 
 
 def import_actions(project_dir: Path, module: str) -> ModuleType:
-    """Import the project's actions package (or module) under a name unique to its path, so two
-    projects' ``actions`` packages in one process do not collide."""
+    """Import the project's actions package (or module) under its own name, as rasa-sdk's
+    action server does, so that its modules may import each other by it (``from
+    actions.parsing import ...``); the project's folder is on the import path (its other
+    modules too). A package folder without ``__init__.py`` is read as rasa-sdk reads it. Where
+    another project's package of that name was imported before (tests, a process serving two
+    bots), it leaves ``sys.modules`` first: each executor keeps the actions it registered."""
     if not all(part.isidentifier() for part in module.split(".")):
         raise ConfigError(
             f"actions_module {module!r} is not a Python module name (such as 'actions' or "
             "'bot.actions')"
         )
-    base = project_dir.resolve() / Path(*module.split("."))
+    root = project_dir.resolve()
+    base = root / Path(*module.split("."))
     init = base / "__init__.py"
-    path, search = (init, [str(base)]) if is_file(init) else (base.with_suffix(".py"), None)
-    if not is_file(path):
+    if is_file(init):
+        path: Path | None = init
+        search: list[str] | None = [str(base)]
+    elif is_file(base.with_suffix(".py")):
+        path, search = base.with_suffix(".py"), None
+    elif is_dir(base) and any(is_file(child) for child in base.glob("*.py")):
+        path, search = None, [str(base)]  # a namespace package
+    else:
         raise ConfigError(
             f"actions_module '{module}': neither {init} nor {base.with_suffix('.py')} exists"
         )
-    unique = "chatbot_actions_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    if unique in sys.modules:
-        return sys.modules[unique]
-    spec = importlib.util.spec_from_file_location(unique, path, submodule_search_locations=search)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"actions_module '{module}': cannot import {path}")
+    where = str(path or base)
+    loaded = sys.modules.get(module)
+    if loaded is not None and _origin(loaded) == where:
+        return loaded
+    for name in [n for n in sys.modules if n == module or n.startswith(module + ".")]:
+        del sys.modules[name]  # another project's package of the same name
+    if str(root) not in sys.path:
+        sys.path.append(str(root))  # after everything installed: nothing of it is shadowed
+    if path is None:
+        spec = importlib.util.spec_from_loader(module, None, is_package=True)
+    else:
+        spec = importlib.util.spec_from_file_location(
+            module, path, submodule_search_locations=search
+        )
+    if spec is None or (path is not None and spec.loader is None):
+        raise ConfigError(f"actions_module '{module}': cannot import {where}")
+    if path is None:
+        spec.submodule_search_locations = search
     loaded = importlib.util.module_from_spec(spec)
-    sys.modules[unique] = loaded
+    sys.modules[module] = loaded
     try:
-        spec.loader.exec_module(loaded)
+        if spec.loader is not None:
+            spec.loader.exec_module(loaded)
     except Exception as exc:
-        del sys.modules[unique]
-        raise ConfigError(f"actions_module '{module}': importing {path} failed: {exc!r}") from exc
+        del sys.modules[module]
+        raise ConfigError(f"actions_module '{module}': importing {where} failed: {exc!r}") from exc
     return loaded
+
+
+def _origin(module: ModuleType) -> str | None:
+    """The file (or, for a namespace package, the folder) a module was imported from."""
+    file = getattr(module, "__file__", None)
+    if file:
+        return str(Path(file).resolve())
+    paths = list(getattr(module, "__path__", None) or [])
+    return str(Path(paths[0]).resolve()) if paths else None
 
 
 def project_actions(package: ModuleType) -> list[type]:
@@ -63,8 +95,13 @@ def project_actions(package: ModuleType) -> list[type]:
     modules = [package]
     if hasattr(package, "__path__"):
         prefix = package.__name__ + "."
-        for info in pkgutil.walk_packages(package.__path__, prefix):
-            modules.append(importlib.import_module(info.name))
+        name = package.__name__
+        try:
+            for info in pkgutil.walk_packages(package.__path__, prefix):
+                name = info.name
+                modules.append(importlib.import_module(name))
+        except Exception as exc:  # the user's module failed to import
+            raise ConfigError(f"actions_module: importing {name} failed: {exc!r}") from exc
     found: dict[str, type] = {}
     for loaded in modules:
         for value in vars(loaded).values():
