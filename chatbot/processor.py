@@ -551,8 +551,15 @@ class MessageProcessor:
         )
         conversation.extend(events)
         rewinds = [i for i, e in enumerate(events) if e.get("event") == "rewind"]
-        if rewinds and not any(e.get("event") == "user" for e in events[rewinds[-1] :]):
-            return "stop"  # a user message rewound: the bot listens (a clarified one goes on)
+        if (
+            rewinds
+            and not any(e.get("event") == "user" for e in events[rewinds[-1] :])
+            and not conversation.followup_action
+        ):
+            # A user message rewound: the bot listens (a clarified one goes on; so does a
+            # FollowupAction, as in Rasa: financial-demo's "show recipients" in a form rewinds
+            # and resumes the form).
+            return "stop"
         if events and ev.is_action(events[-1], d.ACTION_LISTEN):
             return "listened"
         return "ok"

@@ -66,23 +66,30 @@ class FormAction(Action):
                 for s in form.required_slots
                 if scratch.slots.get(s) is not None
             }
-            if prefilled:
-                emit(await self._validate(ctx, scratch, prefilled))
+            # As Rasa: the validation action runs at activation, with the slots filled before
+            # (none, maybe: it may still choose the first slot to ask, or fill some itself).
+            emit(await self._validate(ctx, scratch, prefilled, requested=None))
         elif (
             scratch.latest_action_name == ACTION_LISTEN
             and not scratch.loop.is_interrupted
             and not scratch.loop.rejected
         ):
-            # Validate what the user just said, unless the form comes back after a digression
-            # (it rejected a message earlier): then it asks its question again.
+            # Validate what the user just said.
             requested = scratch.slots.get(REQUESTED_SLOT)
-            validation = await self._validate(ctx, scratch, self._candidates(scratch, form))
+            validation = await self._validate(
+                ctx, scratch, self._candidates(scratch, form), requested=requested
+            )
             filled = any(
                 e.get("event") == "slot" and e.get("name") != REQUESTED_SLOT for e in validation
             )
             if requested is not None and not filled:
                 raise ActionRejected(self.name, f"failed to extract slot {requested}")
             emit(validation)
+        else:
+            # Back after a digression (it rejected a message earlier, or another action ran):
+            # nothing to validate, but the validation action may choose the slot to ask again.
+            requested = scratch.slots.get(REQUESTED_SLOT)
+            emit(await self._validate(ctx, scratch, {}, requested=requested))
         next_slot = self._next_slot(scratch, form, events)
         if next_slot is None:
             emit([ev.active_loop(None), ev.slot(REQUESTED_SLOT, None)])
@@ -121,11 +128,32 @@ class FormAction(Action):
         return f"validate_{self.name}" in ctx.domain.actions and ctx.run_action is not None
 
     async def _validate(
-        self, ctx: ActionContext, scratch: Conversation, candidates: dict[str, Any]
+        self,
+        ctx: ActionContext,
+        scratch: Conversation,
+        candidates: dict[str, Any],
+        *,
+        requested: str | None,
     ) -> list[Event]:
         """Slot events for the candidates: from ``validate_<form>`` when the domain declares it
-        (it may also extract slots itself and change ``requested_slot``), else as they are."""
-        if self._has_validator(ctx):
-            assert ctx.run_action is not None
-            return await ctx.run_action(f"validate_{self.name}", scratch)
-        return [ev.slot(name, value) for name, value in candidates.items()]
+        (it may also extract slots itself and change ``requested_slot``), else as they are.
+
+        The validation action sees the conversation as Rasa's form shows it: the slot being
+        asked for, the form's own action, then the candidates as the last events, which is where
+        rasa-sdk's ``FormValidationAction`` looks for the slots to validate (``slots_to_validate``).
+        """
+        if not self._has_validator(ctx):
+            return [ev.slot(name, value) for name, value in candidates.items()]
+        assert ctx.run_action is not None
+        temporary = scratch.fork()
+        temporary.extend(
+            [
+                ev.slot(REQUESTED_SLOT, requested),
+                ev.action(self.name),
+                *(ev.slot(name, value) for name, value in candidates.items()),
+            ]
+        )
+        # The form's action event collapses its happy-path turns for the policies' history,
+        # which takes the latest message back to the one before; the action sees this one.
+        temporary.latest_message = scratch.latest_message
+        return await ctx.run_action(f"validate_{self.name}", temporary)

@@ -123,8 +123,9 @@ class ValidateTripForm(FormValidationAction):
         return domain_slots
 
     def extract_meal(self, dispatcher, tracker, domain):
-        if tracker.get_slot("requested_slot") == "meal" and tracker.latest_message.get("text"):
-            return {"meal": tracker.latest_message["text"]}
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if tracker.get_slot("requested_slot") == "meal" and intent != "chitchat":
+            return {"meal": tracker.latest_message.get("text")}
         return {}
 
     def validate_seats(self, value, dispatcher, tracker, domain):
@@ -295,3 +296,17 @@ async def test_custom_mapping_action_fills_its_slot_after_each_message(agent: Ag
     assert {"event": "slot", "name": "mood", "value": "happy"}.items() <= events[
         user_at + 1
     ].items()
+
+
+async def test_back_after_a_digression_the_validation_action_chooses_the_slot_to_ask(
+    agent: Agent,
+) -> None:
+    """As Rasa: the form coming back runs its validation action without candidates, whose
+    required_slots still puts "meal" next (the domain's order would ask for the window)."""
+    s = "vip-digress"
+    await say(agent, s, "/book")
+    await fill(agent, s, "status", "gold")
+    await fill(agent, s, "origin", "Oslo")
+    await fill(agent, s, "destination", "Rome")
+    assert await say(agent, s, '/inform{"seats": 1}') == ["Which meal?"]
+    assert (await say(agent, s, "/chitchat"))[-1] == "Which meal?"

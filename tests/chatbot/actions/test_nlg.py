@@ -62,11 +62,11 @@ async def test_every_response_is_worded_by_the_nlg_server(
     agent = Agent(model, nlg=client)
     try:
         answers = await agent.handle_text("/greet", "ann")
-        asked = await agent.handle_text("/request_restaurant", "ann")
+        asked = await agent.handle_text("/bot_challenge", "ann")
     finally:
         await agent.close()
     assert [m["text"] for m in answers] == ["[utter_greet] for ann"]
-    assert [m["text"] for m in asked][-1].startswith("[utter_ask_cuisine] for ann")
+    assert [m["text"] for m in asked][-1].startswith("[utter_iamabot] for ann")
     body, query = server.requests[0]
     assert body["response"] == body["template"] == "utter_greet"
     assert body["channel"] == {"name": "collector"} and body["arguments"] == {}
