@@ -471,13 +471,20 @@ def _compare_configs(
 
 
 def _test_stories(project_dir: Path, stories: Path | None) -> list[Any]:
-    """The project's test stories, or those in a file or folder given with --stories."""
+    """The project's test stories, or those in a file or folder given with --stories. Rules
+    there are not tested, as in Rasa (``rasa test --stories data`` tests the stories only: a
+    rule's condition is no part of a story); one line says how many were left out."""
     from chatbot.project.story_reader import read_stories
 
     if stories is None:
-        return list(_load_project(project_dir).test_stories)
-    found: list[Any] = []
-    for file in yaml_files(stories):
-        test_stories, test_rules = read_stories(file, test=True)
-        found.extend(test_stories + test_rules)
+        project = _load_project(project_dir)
+        found, rules = list(project.test_stories), len(project.test_rules)
+    else:
+        found, rules = [], 0
+        for file in yaml_files(stories):
+            test_stories, test_rules = read_stories(file, test=True)
+            found.extend(test_stories)
+            rules += len(test_rules)
+    if rules:
+        click.echo(f"{rules} rule(s) left out: stories are tested, rules are not (as in Rasa)")
     return found

@@ -508,6 +508,39 @@ def test_stories_that_start_with_different_bot_actions_do_not_contradict(tmp_pat
     assert result.returncode == 1 and "contradict" in result.stderr
 
 
+def test_chatbot_test_on_the_training_data_tests_its_stories_not_its_rules(
+    tmp_path: Path,
+) -> None:
+    """As Rasa's ``rasa test --stories data``: a rule's condition is no part of a story, so
+    rules are left out (one line says so) instead of failing as stories (rasa-3.x-form-examples'
+    "Submit form" rule, whose condition is an active form)."""
+    files = {
+        "domain.yml": (
+            "intents: [greet, bye]\nslots:\n  vip:\n    type: bool\n    mappings: []\n"
+            "responses:\n  utter_hi:\n  - text: hi\n  utter_bye:\n  - text: bye\n"
+            "  utter_vip_bye:\n  - text: goodbye, dear guest\n"
+        ),
+        "data/stories.yml": (
+            "stories:\n- story: hello and bye\n  steps:\n  - intent: greet\n"
+            "  - action: utter_hi\n  - intent: bye\n  - action: utter_bye\n"
+        ),
+        "data/rules.yml": (
+            "rules:\n- rule: a guest's goodbye\n  condition:\n  - slot_was_set:\n"
+            "    - vip: true\n  steps:\n  - intent: bye\n  - action: utter_vip_bye\n"
+            "- rule: bye\n  steps:\n  - intent: bye\n  - action: utter_bye\n"
+        ),
+        "config.yml": "policies:\n  - name: RulePolicy\n  - name: MemoizationPolicy\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    model = tmp_path / "m.model"
+    assert chatbot("train", "--out", str(model), cwd=tmp_path).returncode == 0
+    result = chatbot("test", "--model", str(model), "--stories", "data", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 rule(s) left out" in result.stdout
+
+
 def test_data_validate_checks_the_pipelines_settings(tmp_path: Path) -> None:
     for name, text in CONFLICTING.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,7 @@ class _Loaded:
     stories: list[Story] = field(default_factory=list)
     rules: list[Story] = field(default_factory=list)
     test_stories: list[Story] = field(default_factory=list)
+    test_rules: list[Story] = field(default_factory=list)
     extra_domain: list[DomainParts] = field(default_factory=list)
     errors: list[ProjectError] = field(default_factory=list)
 
@@ -173,6 +174,7 @@ def _load(
         stories=loaded.stories,
         rules=loaded.rules,
         test_stories=loaded.test_stories,
+        test_rules=loaded.test_rules,
         config=project_config,
         endpoints=project_endpoints,
         credentials=project_credentials,
@@ -333,7 +335,7 @@ def _read_test_file(path: Path, loaded: _Loaded) -> None:
         found, errors = stories_from_list(
             data.get(key), file, "test", title=title, line=line_of(data, key)
         )
-        loaded.test_stories.extend(found)
+        (loaded.test_stories if key == "stories" else loaded.test_rules).extend(found)
         loaded.errors.extend(errors)
 
 

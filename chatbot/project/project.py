@@ -20,6 +20,8 @@ class Project:
     stories: list[Story] = field(default_factory=list)
     rules: list[Story] = field(default_factory=list)
     test_stories: list[Story] = field(default_factory=list)
+    # Rules in the test files: checked, not tested (Rasa's `rasa test` tests stories only).
+    test_rules: list[Story] = field(default_factory=list)
     config: ProjectConfig = field(default_factory=ProjectConfig)
     endpoints: Endpoints = field(default_factory=Endpoints)
     credentials: Credentials = field(default_factory=Credentials)

@@ -54,7 +54,7 @@ _TEMPLATED_KEYS = ("text", "image", "custom", "buttons", "attachment", "quick_re
 def validate_project(project: Project) -> list[ProjectError]:
     """Every semantic problem of ``project`` (its files have already been read without errors)."""
     checker = _Checker(project.domain)
-    for story in (*project.stories, *project.rules, *project.test_stories):
+    for story in (*project.stories, *project.rules, *project.test_stories, *project.test_rules):
         checker.story(story)
     checker.domain()
     checker.duckling = _duckling_dimensions(project)
