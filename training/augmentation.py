@@ -30,7 +30,7 @@ def _starts_listening(conv: TrainingConversation) -> bool:
 def glue(parts: Sequence[TrainingConversation]) -> TrainingConversation:
     """One conversation made of ``parts`` in order: each part after the first drops its leading
     ``action_listen``, which the part before already ends with."""
-    glued = TrainingConversation(" + ".join(p.name for p in parts), parts[0].source)
+    glued = TrainingConversation(" + ".join(p.name for p in parts), parts[0].source, generated=True)
     for n, part in enumerate(parts):
         skip = 1 if n and _starts_listening(part) else 0
         for event, target, mentioned in zip(

@@ -163,7 +163,12 @@ def fit_memo(
                     ambiguous.add(key)
                 lookup.setdefault(key, action)
                 full = tuple(replay.past_states())
-                earlier = seen_full.setdefault(full, (action, conv.name))
+                # Contradictions between the user's own stories (not the training's copies).
+                earlier = (
+                    seen_full.setdefault(full, (action, conv.name))
+                    if not conv.generated
+                    else (action, conv.name)
+                )
                 if earlier[0] != action and has_prior_events(full[-1]):
                     logger.warning(
                         "stories '%s' and '%s' contradict each other: the same conversation is "

@@ -183,7 +183,9 @@ class _Copy:
     """One copy of a story being written, with the slots as they stand."""
 
     def __init__(self, source: TrainingConversation, index: int) -> None:
-        self.conv = TrainingConversation(f"{source.name} (form path {index + 1})", source.source)
+        self.conv = TrainingConversation(
+            f"{source.name} (form path {index + 1})", source.source, generated=True
+        )
         self.slots: dict[str, Any] = {}
 
     def add(self, event: Event, target: bool = False) -> None:
@@ -455,7 +457,9 @@ def rules_in_stories(
             if not fitting:
                 continue
             pick = fitting[rng.randrange(len(fitting))]
-            copy = TrainingConversation(f"{conv.name} (rule {index + 1})", conv.source)
+            copy = TrainingConversation(
+                f"{conv.name} (rule {index + 1})", conv.source, generated=True
+            )
             for event, target, mentioned in zip(
                 conv.events[: at + 1], conv.targets[: at + 1], conv.mentioned[: at + 1], strict=True
             ):

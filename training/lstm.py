@@ -99,7 +99,10 @@ def train_lstm(
             "LSTMPolicy: no story or rule has an action to learn; add stories (data/stories.yml) "
             "or remove LSTMPolicy/TEDPolicy from the policies in config.yml"
         )
-    report_conflicts(story_steps, s.max_history)
+    # The user's own stories; copies the training made may contradict each other where the
+    # user's do not (a rule put into two form paths): the tracker learns the more frequent way.
+    written = [steps for steps, c in zip(story_steps, stories, strict=True) if not c.generated]
+    report_conflicts(written, s.max_history)
 
     texts = [v for states, _ in everything for state in states for k, v in state if k == TEXT]
     featurizer = StateFeaturizer.build(

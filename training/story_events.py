@@ -37,6 +37,9 @@ class TrainingConversation:
     targets: list[bool] = field(default_factory=list)
     # For rules, for each action event: the state features the rule mentions before it.
     mentioned: list[frozenset[str] | None] = field(default_factory=list)
+    # Made by the training (glued stories, a form's paths, rules put into stories), not written
+    # by the user: contradictions between such copies are not the user's to fix.
+    generated: bool = False
 
     def add(
         self, event: Event, target: bool = False, mentioned: frozenset[str] | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,27 @@ stories:
     assert "'say hello'" in errors[0] and "'say hi'" in errors[0]
     assert "utter_hello" in errors[0] and "utter_hi" in errors[0]
     assert isinstance(policy, LSTMPolicy)
+
+
+def test_contradictions_between_the_trainings_own_copies_are_not_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Copies the training makes (a form's paths, rules put into stories, glued stories) may
+    contradict each other where the user's stories do not: no error line names stories the
+    user never wrote (rasa-3.x-form-examples' 03-conditions: '... (form path 3) (rule 1)')."""
+    stories = """
+version: "3.1"
+stories:
+- story: say hello
+  steps: [{intent: greet}, {action: utter_hello}]
+- story: say hi
+  steps: [{intent: greet}, {action: utter_hi}]
+"""
+    project = write_project(tmp_path, DOMAIN, stories)
+    copies = [replace(c, generated=True) for c in training_data(project).stories]
+    with caplog.at_level(logging.ERROR, logger="training.lstm"):
+        train_lstm(project.domain, copies, (), small_settings(), show_progress=False)
+    assert not [r for r in caplog.records if r.levelno == logging.ERROR]
 
 
 def test_no_story_to_learn_from_is_a_training_error(tmp_path: Path) -> None:
