@@ -353,9 +353,20 @@ def _read_forms(
             continue
         add_item(parts.forms, form.name, form, form.origin, "form", errors)
         required = spec.get("required_slots") if isinstance(spec, dict) else None
+        if _rasa20_form(spec):
+            required = spec  # its slots and their mappings right under the form
         if isinstance(required, dict):
             errors.extend(_read_rasa2_form_mappings(parts, form.name, required, file))
     return errors
+
+
+def _rasa20_form(spec: Any) -> bool:
+    """Whether a form is written as Rasa 2.0 wrote them: each slot and its list of mappings
+    right under the form, without ``required_slots`` (Rasa's helpdesk-assistant)."""
+    if not isinstance(spec, dict) or "required_slots" in spec:
+        return False
+    slots = [value for key, value in spec.items() if key != "ignored_intents"]
+    return bool(slots) and all(isinstance(value, list) for value in slots)
 
 
 def _read_rasa2_form_mappings(
@@ -368,7 +379,7 @@ def _read_rasa2_form_mappings(
     errors: list[ProjectError] = []
     mapped = []
     for slot, raw in required.items():
-        if not raw:
+        if not raw or slot == "ignored_intents":  # the latter: a Rasa 2.0 form's own key
             continue
         mapped.append(str(slot))
         at = line_of(required, slot)
@@ -413,14 +424,17 @@ def _read_form(name: str, spec: Any, file: str | None, line: int | None) -> Form
     if spec is None:
         return Form(name, (), origin=origin)
     expect(spec, dict, what=f"form '{name}'", file=file, line=line, key=name)
+    rasa20 = _rasa20_form(spec)
     bad = unknown_keys(
         spec, ("required_slots", "ignored_intents"), file=file, what=f"form '{name}'"
     )
-    if bad:
+    if bad and not rasa20:
         raise bad[0]
     raw = spec.get("required_slots")
     slots_line = line_of(spec, "required_slots")
-    if isinstance(raw, dict):  # Rasa 2.x: required_slots: {slot: [mappings]}
+    if rasa20:  # Rasa 2.0: {slot: [mappings]} right under the form
+        required = tuple(str(k) for k in spec if k != "ignored_intents")
+    elif isinstance(raw, dict):  # Rasa 2.x: required_slots: {slot: [mappings]}
         required = tuple(str(k) for k in raw)
     else:
         required = as_name_list(
