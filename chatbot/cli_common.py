@@ -133,6 +133,14 @@ def configure_logging(level: int) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def quiet_action_registry() -> None:
+    """In the terminal's conversation (shell, interactive), rasa-sdk's line per registered
+    action is left out unless debugging: Rasa's shell shows none (its action server, a process
+    of its own, prints them); rasa-sdk's warnings stay."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("rasa_sdk.executor").setLevel(logging.WARNING)
+
+
 def _enable_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     if value:
         root = logging.getLogger()

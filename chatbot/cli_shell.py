@@ -22,6 +22,7 @@ from chatbot.cli_common import (
     line_editing,
     log_options,
     log_options_of,
+    quiet_action_registry,
     main,
     model_file_path,
     model_option,
@@ -125,6 +126,7 @@ def shell(
         ctx.obj = {"project_dir": project_dir, "model_path": model_path}
         return
     apply_log_options(log_options_of(logging_options))
+    quiet_action_registry()
     agent = _agent(project_dir, _load_model(project_dir, model_path), endpoints_path)
     click.echo("Bot loaded. Type a message and press enter (/stop to exit).")
     if not agent.model.policies:
@@ -219,6 +221,7 @@ def interactive(
             click.echo("No trained model: training the project first ...")
             train_to_file(project, model_path, show_progress=False)
             click.echo(f"Trained model saved to {model_path}")
+    quiet_action_registry()
     agent = _agent(project_dir, TrainedModel.from_file(model_path), endpoints_path)
     names = ("domain.yml", "domain.yaml", "domain")  # where new intents are exported to
     domain_path = next((p for p in (project_dir / n for n in names) if p.exists()), None)

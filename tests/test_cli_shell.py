@@ -192,3 +192,24 @@ def test_the_shell_keeps_the_conversation_in_the_tracker_store_and_takes_rasas_o
 
     new = [i for i in asyncio.run(ids()) if i != "ann"]
     assert len(new) == 2 and all(len(i) == 32 for i in new), new
+
+
+def test_the_shell_leaves_out_rasa_sdks_line_per_registered_action(tmp_path: Path) -> None:
+    """Rasa's shell shows no such lines (its action server prints them, in a process of its
+    own); the in-process actions' registry said one line per action before the first prompt."""
+    from tests.helpers import DOMAINS, dialogue_model
+
+    dialogue_model("restaurant").to_file(tmp_path / "restaurant.model")
+    args = (
+        "shell",
+        "--project",
+        str(DOMAINS / "restaurant"),
+        "-m",
+        str(tmp_path / "restaurant.model"),
+    )
+    result = chatbot(*args, stdin="/request_restaurant\n/stop\n")
+    assert result.returncode == 0, result.stderr
+    assert "What cuisine would you like?" in result.stdout
+    assert "Registered function" not in result.stderr + result.stdout
+    debug = chatbot(*args, "--debug", stdin="/stop\n")
+    assert "Registered function for 'validate_restaurant_form'" in debug.stderr
