@@ -25,7 +25,13 @@ from chatbot.project.domain_parts import (
 )
 from chatbot.project.domain_responses import variation_to_dict
 from chatbot.project.domain_slots import slot_to_dict
-from chatbot.project.yaml_io import close_matches_hint, expect, line_of, load_yaml
+from chatbot.project.yaml_io import (
+    close_matches_hint,
+    expect,
+    line_of,
+    load_yaml,
+    warn_older_format,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +153,7 @@ def collect_domain(
             except ProjectError as e:
                 errors.append(e)
                 continue
+            warn_older_format(data, name)
             parts, part_errors = domain_parts_from_dict(data, name)
             errors.extend(part_errors)
             parts_list.append(parts)

@@ -37,7 +37,7 @@ from chatbot.project.stories import Story, StoryKind
 from chatbot.project.story_reader import stories_from_list
 from chatbot.project.training_data import NLUData
 from chatbot.project.validation import validate_project
-from chatbot.project.yaml_io import close_matches_hint, line_of, load_yaml
+from chatbot.project.yaml_io import close_matches_hint, line_of, load_yaml, warn_older_format
 
 logger = logging.getLogger(__name__)
 
@@ -281,6 +281,7 @@ def _read_data_file(path: Path, loaded: _Loaded, root: Path) -> None:
         # Rasa reads only the files that hold training data; others are not its business.
         logger.debug("%s holds no nlu:, stories:, rules: or responses: and is skipped", file)
         return
+    warn_older_format(data, file)
     for key in data:
         if key not in DATA_KEYS:
             loaded.errors.append(

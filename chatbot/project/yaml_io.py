@@ -448,3 +448,23 @@ def as_name_list(
         )
         names.append(item)
     return tuple(names)
+
+
+def warn_older_format(data: Any, file: str | None) -> None:
+    """One warning where a file's ``version:`` is older than Rasa 3's format ("2.0"): read as
+    a Rasa 3 file all the same, as Rasa reads it (and says so)."""
+    if not isinstance(data, dict) or "version" not in data:
+        return
+    version = str(data["version"]).strip()
+    try:
+        major = int(version.split(".", 1)[0])
+    except ValueError:
+        return  # not a version number: other checks name it where it matters
+    if major < 3:
+        where = f"{file}:{line_of(data, 'version') or 1}: " if file else ""
+        logger.warning(
+            "%sformat version %r is older than Rasa 3's: read as a Rasa 3 file (its version "
+            'is "3.1"; `chatbot data migrate` rewrites a Rasa 2 domain)',
+            where,
+            version,
+        )
