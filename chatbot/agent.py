@@ -211,7 +211,22 @@ class TrainedModel:
             raise
         if asking is not None:
             parsed["entities"] = [*(parsed.get("entities") or []), *await asking]
+        selector = parsed.get("response_selector")
+        if isinstance(selector, dict):
+            _add_responses(selector, self.domain)
         return parsed
+
+
+def _add_responses(selector: dict[str, Any], domain: Domain) -> None:
+    """Each retrieval intent's selected response with its variations (``responses``), as Rasa's
+    ResponseSelector gives them: a custom action may read
+    ``latest_message["response_selector"]["faq"]["response"]["responses"][0]["text"]``."""
+    for key, prediction in selector.items():
+        response = prediction.get("response") if isinstance(prediction, dict) else None
+        if key == "all_retrieval_intents" or not isinstance(response, dict):
+            continue
+        variations = domain.responses.get(str(response.get("utter_action")), ())
+        response["responses"] = [dict(variation.data) for variation in variations]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -174,6 +174,29 @@ def test_retrieval_intents_select_a_response(toy_model: NLUModel) -> None:
     assert weather["intent_response_key"] == "faq/ask_weather"
 
 
+async def test_the_agents_parse_gives_the_selected_responses_variations(
+    toy_model: NLUModel,
+) -> None:
+    """As Rasa's ResponseSelector: ``response.responses`` holds the selected response's
+    variations (a custom action may read its text from the parse data)."""
+    from chatbot.agent import TrainedModel
+    from tests.helpers import domain_of
+
+    domain = domain_of(
+        "intents: [faq]\nresponses:\n  utter_faq/ask_name:\n  - text: I am a bot.\n"
+        "  - text: Call me Bot.\n    buttons: [{title: ok, payload: /affirm}]\n"
+    )
+    model = TrainedModel(domain=domain, policies=[], nlu=toy_model)
+    parsed = await model.parse("what is your name")
+    response = parsed["response_selector"]["faq"]["response"]
+    assert response["responses"] == [
+        {"text": "I am a bot."},
+        {"text": "Call me Bot.", "buttons": [{"title": "ok", "payload": "/affirm"}]},
+    ]
+    weather = (await model.parse("is it raining"))["response_selector"]["faq"]["response"]
+    assert weather["responses"] == []  # the domain has no utter_faq/ask_weather
+
+
 def test_export_round_trip_gives_identical_predictions(toy_model: NLUModel) -> None:
     tensors, meta = toy_model.export()
     assert all(isinstance(t, np.ndarray) for t in tensors.values())
