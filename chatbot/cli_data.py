@@ -26,6 +26,8 @@ from chatbot.cli_common import (
 )
 from chatbot.errors import ChatbotError
 
+logger = logging.getLogger(__name__)
+
 
 @main.group()
 def data() -> None:
@@ -119,6 +121,10 @@ def validation_problems(
             check_config(project)
         except ChatbotError as error:
             problems = [*problems, ProjectError(str(error))]
+        from chatbot.project.unused import unused_in_dialogue
+
+        for unused in unused_in_dialogue(project):  # Rasa's validator warns of these too
+            logger.warning("%s", unused)
         if not problems:  # stories that contradict each other (the data is sound otherwise)
             history = max_history if max_history is not None else smallest_max_history(project)
             try:

@@ -541,6 +541,43 @@ def test_chatbot_test_on_the_training_data_tests_its_stories_not_its_rules(
     assert "2 rule(s) left out" in result.stdout
 
 
+def test_data_validate_names_what_no_story_or_rule_uses(tmp_path: Path) -> None:
+    """As Rasa's validator (warnings, not errors), without its noise: an intent a slot mapping
+    reads, a response a form asks with or a custom action names in its code is used."""
+    files = {
+        "domain.yml": (
+            "intents: [greet, bye, shout, choose]\n"
+            "slots:\n  loud:\n    type: bool\n    mappings:\n"
+            "    - {type: from_intent, intent: shout, value: true}\n"
+            "  colour:\n    type: text\n    mappings: [{type: from_text}]\n"
+            "forms:\n  colour_form:\n    required_slots: [colour]\n"
+            "actions: [action_wave]\n"
+            "responses:\n  utter_hi:\n  - text: hi\n  utter_bye:\n  - text: bye\n"
+            "  utter_ask_colour:\n  - text: which colour?\n  utter_wave:\n  - text: (waves)\n"
+            "  utter_forgotten:\n  - text: nobody says this\n"
+        ),
+        "data/stories.yml": (
+            "stories:\n- story: s\n  steps:\n  - intent: greet\n  - action: utter_hi\n"
+            "  - intent: choose\n  - action: colour_form\n  - active_loop: colour_form\n"
+        ),
+        "actions/__init__.py": "",
+        "actions/wave.py": "RESPONSE = 'utter_wave'  # dispatcher.utter_message(response=...)\n",
+        "endpoints.yml": "action_endpoint:\n  actions_module: actions\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    result = chatbot("data", "validate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    unused = [line for line in result.stderr.splitlines() if "not used in any" in line]
+    assert len(unused) == 3, unused
+    assert any("domain.yml:1: intent 'bye' is not used in any story or rule" in u for u in unused)
+    assert any("response 'utter_bye' is not used" in u for u in unused)
+    assert any("response 'utter_forgotten' is not used" in u for u in unused)
+    result = chatbot("data", "validate", "--fail-on-warnings", cwd=tmp_path)
+    assert result.returncode == 1
+
+
 def test_data_validate_checks_the_pipelines_settings(tmp_path: Path) -> None:
     for name, text in CONFLICTING.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
