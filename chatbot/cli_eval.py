@@ -183,11 +183,12 @@ def test(
     if not test_stories:
         folder = stories or project_dir / "tests"
         files = sorted(folder.glob("test_*.y*ml")) if folder.is_dir() else []
-        held = (
-            f": {', '.join(f.name for f in files)} hold no 'stories:' or 'rules:'"
-            if files
-            else " (files test_*.yml)"
-        )
+        if folder.is_file():
+            held = ": it holds no 'stories:' (rules are not tested)"
+        elif files:
+            held = f": {', '.join(f.name for f in files)} hold no 'stories:'"
+        else:
+            held = " (files test_*.yml)"
         raise ChatbotError(f"no test stories found in {folder}{held}")
     evaluation = evaluate_stories(model, test_stories, end_to_end=end_to_end)
     write_reports(evaluation, out_dir, options)

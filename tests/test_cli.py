@@ -104,7 +104,12 @@ def test_init_train_test_and_shell_on_a_starter_bot(tmp_path: Path) -> None:
     (empty / "test_cases.yml").write_text("test_cases:\n- test_case: a\n  steps: []\n")
     result = chatbot("test", "--project", str(bot), "--model", str(model), "--stories", str(empty))
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "test_cases.yml hold no 'stories:' or 'rules:'" in result.stderr
+    assert "test_cases.yml hold no 'stories:'" in result.stderr
+    rules = empty / "rules.yml"  # a file named: it holds rules only
+    rules.write_text("rules:\n- rule: r\n  steps:\n  - intent: greet\n  - action: utter_greet\n")
+    result = chatbot("test", "--project", str(bot), "--model", str(model), "--stories", str(rules))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "rules.yml: it holds no 'stories:' (rules are not tested)" in result.stderr
 
     result = chatbot("shell", "--project", str(bot), "--model", str(model), stdin="/greet\n/stop\n")
     assert result.returncode == 0, result.stderr

@@ -17,9 +17,9 @@ from chatbot.project.yaml_io import (
     expect,
     line_of,
     load_yaml,
+    misspelled_keys,
     setting_not_named,
     to_plain,
-    unknown_keys,
 )
 
 logger = logging.getLogger(__name__)
@@ -46,14 +46,8 @@ def config_from_dict(
         expect(data, dict, what="config.yml", file=file, line=line_of(data) or 1)
     except ProjectError as e:
         return ProjectConfig(file=file), [e]
-    errors: list[ProjectError] = []
-    for unknown in unknown_keys(data, (*CONFIG_KEYS, "version"), file=file, what="the config"):
-        # Rasa's config schema takes any key (many projects' config.yml says `version:`): a key
-        # we do not read is one warning line, unless it is a misspelling of one we read.
-        if (unknown.hint or "").startswith("Did you mean"):
-            errors.append(unknown)
-        else:
-            logger.warning("%s; not read", unknown)
+    # Rasa's config schema takes any key (many projects' config.yml says `version:`).
+    errors = misspelled_keys(data, (*CONFIG_KEYS, "version"), file=file, what="the config")
     recipe = data.get("recipe")
     if recipe is not None and recipe not in RECIPES:
         errors.append(

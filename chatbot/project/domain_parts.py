@@ -26,6 +26,7 @@ from chatbot.project.yaml_io import (
     as_name_list,
     expect,
     line_of,
+    misspelled_keys,
     to_plain,
     unknown_keys,
 )
@@ -164,10 +165,21 @@ def _read_intent(name: str, props: Any, file: str | None, line: int | None) -> _
     if props is None:
         return _IntentSpec(name, origin=origin)
     expect(props, dict, what=f"the properties of intent '{name}'", file=file, line=line, key=name)
-    allowed = ("use_entities", "ignore_entities", "is_retrieval_intent")
+    allowed = ("use_entities", "ignore_entities", "is_retrieval_intent", "triggers")
     errors = unknown_keys(props, allowed, file=file, what=f"intent '{name}'")
     if errors:
         raise errors[0]
+    if "triggers" in props:  # Rasa 1's MappingPolicy; Rasa 3 loads it and does nothing with it
+        logger.warning(
+            "%s:%s: intent '%s' triggers %r: not read (Rasa 1's MappingPolicy); a rule does it: "
+            "`- rule: ...  steps: [intent: %s, action: %s]`",
+            file,
+            line_of(props, "triggers") or line,
+            name,
+            props["triggers"],
+            name,
+            props["triggers"],
+        )
     if "use_entities" in props and "ignore_entities" in props:
         raise ProjectError(
             f"intent '{name}' has both use_entities and ignore_entities",
@@ -454,7 +466,7 @@ def _read_session_config(
     parts: DomainParts, value: Any, file: str | None, line: int | None
 ) -> list[ProjectError]:
     expect(value, dict, what="'session_config'", file=file, line=line, key="session_config")
-    errors = unknown_keys(value, _SETTING_KEYS, file=file, what="session_config")
+    errors = misspelled_keys(value, _SETTING_KEYS, file=file, what="session_config")
     for key in _SETTING_KEYS:
         if key not in value:
             continue

@@ -183,17 +183,19 @@ def domain_parts_from_dict(
             if key in DOMAIN_KEYS:
                 continue
             renamed = _RENAMED.get(key)
-            errors.append(
-                ProjectError(
-                    "unknown key in the domain",
-                    file=file,
-                    line=line_of(data, key),
-                    key=str(key),
-                    hint=f"It was renamed '{renamed}' in Rasa 2.0"
-                    if renamed
-                    else close_matches_hint(key, DOMAIN_KEYS, "valid keys"),
-                )
+            unknown = ProjectError(
+                "unknown key in the domain",
+                file=file,
+                line=line_of(data, key),
+                key=str(key),
+                hint=f"It was renamed '{renamed}' in Rasa 2.0"
+                if renamed
+                else close_matches_hint(key, DOMAIN_KEYS, "valid keys"),
             )
+            if renamed or (unknown.hint or "").startswith("Did you mean"):
+                errors.append(unknown)
+            else:  # Rasa's domain schema lets other keys through, unread
+                logger.warning("%s; not read", unknown)
     for key, reader in SECTION_READERS.items():
         if only_responses and key != "responses":
             continue
@@ -212,15 +214,19 @@ def domain_parts_from_dict(
 
 
 def merge_domain_parts(parts_list: Iterable[DomainParts]) -> tuple[DomainParts, list[ProjectError]]:
+    """One domain of several files' parts. An intent, entity, slot, response or form that two
+    files define differently is a warning naming both places, and the first definition holds:
+    as Rasa ("duplicated ... found across multiple domain files")."""
     merged = DomainParts()
     errors: list[ProjectError] = []
+    twice: list[ProjectError] = []
     for parts in parts_list:
         for name, spec in parts.intents.items():
-            add_item(merged.intents, name, spec, spec.origin, "intent", errors)
+            add_item(merged.intents, name, spec, spec.origin, "intent", twice)
         for name, entity in parts.entities.items():
-            add_item(merged.entities, name, entity, entity.origin, "entity", errors)
+            add_item(merged.entities, name, entity, entity.origin, "entity", twice)
         for name, slot in parts.slots.items():
-            add_item(merged.slots, name, slot, slot.origin, "slot", errors)
+            add_item(merged.slots, name, slot, slot.origin, "slot", twice)
         for name, variations in parts.responses.items():
             origin = parts.response_origins.get(name, NO_ORIGIN)
             add_item(
@@ -229,7 +235,7 @@ def merge_domain_parts(parts_list: Iterable[DomainParts]) -> tuple[DomainParts, 
                 variations,
                 origin,
                 "response",
-                errors,
+                twice,
                 known_origin=merged.response_origins.get(name),
             )
             merged.response_origins.setdefault(name, origin)
@@ -250,7 +256,7 @@ def merge_domain_parts(parts_list: Iterable[DomainParts]) -> tuple[DomainParts, 
                 )
             merged.action_options.setdefault(name, options)
         for name, form in parts.forms.items():
-            add_item(merged.forms, name, form, form.origin, "form", errors)
+            add_item(merged.forms, name, form, form.origin, "form", twice)
         # A Rasa 2 form declared in two domain files (a split domain's copies) gives its slots'
         # mappings once: the first file's.
         mapped = {(form, slot) for form, slot, _ in merged.form_mappings}
@@ -260,6 +266,8 @@ def merge_domain_parts(parts_list: Iterable[DomainParts]) -> tuple[DomainParts, 
         for text, origin in parts.action_texts.items():
             merged.action_texts.setdefault(text, origin)
         merged.files.extend(f for f in parts.files if f not in merged.files)
+    for warning in twice:
+        logger.warning("%s; the first definition is used", warning)
     return merged, errors
 
 

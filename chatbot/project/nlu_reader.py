@@ -285,15 +285,15 @@ def _example_lines(
             if not stripped:
                 continue
             if not stripped.startswith("-"):
-                errors.append(
-                    ProjectError(
-                        f"an example of '{name}' does not start with '- '",
-                        file=file,
-                        line=at,
-                        value=stripped,
-                        hint="Write each example on its own line as '- example'",
-                    )
+                # As Rasa: a warning, and the line is left out (a wrapped example, say).
+                warning = ProjectError(
+                    f"an example of '{name}' does not start with '- ' and is left out",
+                    file=file,
+                    line=at,
+                    value=stripped,
+                    hint="Write each example on its own line as '- example'",
                 )
+                logger.warning("%s", warning)
                 continue
             text = stripped[1:].strip()
             if text:

@@ -203,8 +203,10 @@ class _Checker:
         if isinstance(step, UserStep):
             if step.intent is not None:
                 self.intent(step.intent, step.origin)
+            self._warn = True  # as Rasa: the policies do not see it, training goes on
             for annotation in step.entities:
                 self.entity(annotation.entity, step.origin)
+            self._warn = False
         elif isinstance(step, ActionStep):
             if step.name is not None:
                 self.action(step.name, step.origin)
@@ -244,6 +246,7 @@ class _Checker:
         for name in self.d.actions:
             if name.startswith("utter_") and name not in self.responses:
                 origin = self._action_origin()
+                self._warn = True  # Rasa's validator warns (an NLG server may word it)
                 self.error(
                     f"action '{name}' is listed in actions but has no response",
                     origin,
@@ -251,6 +254,7 @@ class _Checker:
                     value=name,
                     hint=f"Add a response '{name}' under 'responses:' or rename the action",
                 )
+                self._warn = False
         for name, variations in self.d.responses.items():
             for variation in variations:
                 self.response(name, variation)
@@ -265,7 +269,9 @@ class _Checker:
                 where = f" in a mapping of slot '{slot.name}'"
                 origin = mapping.origin
                 if mapping.entity is not None:
+                    self._warn = True  # Rasa warns when the mapping is used: it fills nothing
                     self.entity(mapping.entity, origin, "entity", where)
+                    self._warn = False
                     self.entity_property(mapping.entity, "roles", mapping.role, origin)
                     self.entity_property(mapping.entity, "groups", mapping.group, origin)
                 self._warn = True  # Rasa warns too; the mapping applies to the other intents
@@ -329,6 +335,7 @@ class _Checker:
                 a in self.actions for a in ask_actions
             ):
                 continue
+            self._warn = True  # as Rasa: the form asks nothing, a custom action may
             self.error(
                 f"form '{form}' cannot ask for slot '{slot}'",
                 origin,
@@ -337,6 +344,7 @@ class _Checker:
                 hint=f"Add a response '{asks[1]}' (or '{asks[0]}'), or an action "
                 f"'{ask_actions[1]}' (or '{ask_actions[0]}') to the domain",
             )
+            self._warn = False
 
     def _noted(self, before: int) -> bool:
         """Whether a warning was added since ``before``; it then says what the name still does."""

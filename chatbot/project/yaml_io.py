@@ -377,6 +377,21 @@ def unknown_keys(
     return errors
 
 
+def misspelled_keys(
+    mapping: dict[Any, Any], allowed: Collection[str], *, file: str | None, what: str
+) -> list[ProjectError]:
+    """For keys Rasa's schema lets through and we do not read: an error for each that looks
+    like a misspelling of an ``allowed`` one (``Did you mean``), one warning line for each
+    other (not read)."""
+    errors = []
+    for unknown in unknown_keys(mapping, allowed, file=file, what=what):
+        if (unknown.hint or "").startswith("Did you mean"):
+            errors.append(unknown)
+        else:
+            logger.warning("%s; not read", unknown)
+    return errors
+
+
 def setting_not_named(
     settings: dict[Any, Any], owner: str, *, file: str | None, line: int | None, example: str
 ) -> ProjectError | None:
@@ -451,7 +466,7 @@ def as_name_list(
 
 
 def warn_older_format(data: Any, file: str | None) -> None:
-    """One warning where a file's ``version:`` is older than Rasa 3's format ("2.0"): read as
+    """One line where a file's ``version:`` is older than Rasa 3's format ("2.0"): read as
     a Rasa 3 file all the same, as Rasa reads it (and says so)."""
     if not isinstance(data, dict) or "version" not in data:
         return
@@ -461,8 +476,9 @@ def warn_older_format(data: Any, file: str | None) -> None:
     except ValueError:
         return  # not a version number: other checks name it where it matters
     if major < 3:
+        # A line of information, not a warning: Rasa's --fail-on-warnings passes such files.
         where = f"{file}:{line_of(data, 'version') or 1}: " if file else ""
-        logger.warning(
+        logger.info(
             "%sformat version %r is older than Rasa 3's: read as a Rasa 3 file (its version "
             'is "3.1"; `chatbot data migrate` rewrites a Rasa 2 domain)',
             where,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from chatbot.errors import ProjectErrors
+from chatbot.project.domain import Domain
 from chatbot.project.domain_reader import read_domain
 
 from .conftest import write
@@ -55,41 +58,55 @@ def test_several_domain_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("first", "second", "needle"),
+    ("first", "second", "needle", "kept"),
     [
         (
             "slots:\n  city:\n    type: text\n",
             "slots:\n  city:\n    type: bool\n",
             "slot 'city' is defined twice with different content",
+            lambda d: d.slots["city"].type == "text",
         ),
         (
             "responses:\n  utter_hi:\n    - text: hi\n",
             "responses:\n  utter_hi:\n    - text: hello\n",
             "response 'utter_hi' is defined twice",
+            lambda d: d.responses["utter_hi"][0].text == "hi",
         ),
         (
             "forms:\n  f:\n    required_slots: [a]\n",
             "forms:\n  f:\n    required_slots: [b]\n",
             "form 'f' is defined twice",
-        ),
-        (
-            "session_config:\n  session_expiration_time: 5\n",
-            "session_config:\n  session_expiration_time: 6\n",
-            "'session_expiration_time' is set twice",
+            lambda d: d.forms["f"].required_slots == ("a",),
         ),
     ],
 )
-def test_conflicting_definitions_name_both_places(
-    tmp_path: Path, first: str, second: str, needle: str
+def test_conflicting_definitions_in_two_files_name_both_places_and_the_first_holds(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    first: str,
+    second: str,
+    needle: str,
+    kept: Callable[[Domain], bool],
 ) -> None:
+    """As Rasa's domain folders: a warning naming both places, the first definition used."""
     a = write(tmp_path / "domain" / "a.yml", first)
     write(tmp_path / "domain" / "b.yml", second)
+    with caplog.at_level(logging.WARNING):
+        domain = read_domain([tmp_path / "domain"])
+    assert kept(domain)
+    [warning] = [r.getMessage() for r in caplog.records if "twice" in r.getMessage()]
+    assert needle in warning and "b.yml:2:" in warning and f"{a}:2" in warning
+    assert "the first definition is used" in warning
+
+
+def test_a_setting_set_twice_differently_names_both_places(tmp_path: Path) -> None:
+    a = write(tmp_path / "domain" / "a.yml", "session_config:\n  session_expiration_time: 5\n")
+    write(tmp_path / "domain" / "b.yml", "session_config:\n  session_expiration_time: 6\n")
     with pytest.raises(ProjectErrors) as info:
         read_domain([tmp_path / "domain"])
     [error] = info.value.errors
-    assert needle in str(error)
-    assert "b.yml:2:" in str(error)
-    assert f"{a}:2" in str(error)
+    assert "'session_expiration_time' is set twice" in str(error)
+    assert "b.yml:2:" in str(error) and f"{a}:2" in str(error)
 
 
 def test_identical_definitions_in_two_files_are_fine(tmp_path: Path) -> None:

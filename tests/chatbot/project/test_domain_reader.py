@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import textwrap
 from dataclasses import replace
 
@@ -456,6 +457,37 @@ def test_domain_errors(text: str, expected: list[str]) -> None:
     assert len(errors) == 1, errors
     for needle in expected:
         assert needle in errors[0]
+
+
+def test_what_rasas_domain_schema_lets_through_is_read_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Keys Rasa's schema takes and ignores (its own test domains hold them): a rule list put
+    in the domain, another key in session_config, Rasa 1's intent triggers. (A misspelling of
+    a key we read, such as session_config's `carry_over_slots`, stays an error: Rasa would lose
+    the setting silently.)"""
+    text = textwrap.dedent(
+        """\
+        intents:
+          - greet:
+              triggers: utter_greet
+        rules:
+          - rule: r
+        session_config:
+          remark: kept short
+        responses:
+          utter_greet:
+            - text: hi
+        """
+    )
+    with caplog.at_level(logging.WARNING):
+        domain = domain_from_dict(load_yaml_text(text, file="domain.yml"), "domain.yml")
+    assert list(domain.intents) == ["greet"]
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 3, warned
+    assert any("intent 'greet' triggers 'utter_greet': not read" in w for w in warned)
+    assert any("domain.yml:4: unknown key in the domain (key 'rules')" in w for w in warned)
+    assert any("(key 'remark')" in w and "not read" in w for w in warned)
 
 
 def test_all_domain_errors_are_reported() -> None:

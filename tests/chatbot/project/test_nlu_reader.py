@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import textwrap
 from pathlib import Path
 
@@ -151,17 +152,6 @@ def test_lookup_from_a_file(tmp_path: Path) -> None:
             - intent: greet
               examples: |
                 - hi
-                hello
-            """,
-            5,
-            "does not start with '- '",
-        ),
-        (
-            """\
-            nlu:
-            - intent: greet
-              examples: |
-                - hi
                 - to [Berlin](city
             """,
             5,
@@ -252,3 +242,16 @@ def test_all_nlu_errors_are_collected() -> None:
     nlu, errors = nlu_from_list(data["nlu"], "nlu.yml")
     assert [e.line for e in errors] == [4, 6, 7]
     assert [e.text for e in nlu.examples] == ["ok"]
+
+
+def test_an_example_line_without_its_dash_is_left_out_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As Rasa (its test_multiline_intent_example_is_skipped_when_no_leading_symbol)."""
+    nlu_file = tmp_path / "nlu.yml"
+    nlu_file.write_text("nlu:\n- intent: greet\n  examples: |\n    - hi\n    hello\n    - hey\n")
+    with caplog.at_level(logging.WARNING):
+        nlu = read_nlu(nlu_file)
+    assert [e.text for e in nlu.examples] == ["hi", "hey"]
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "nlu.yml:5: an example of 'greet' does not start with '- ' and is left out" in warning
