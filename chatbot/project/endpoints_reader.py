@@ -30,6 +30,12 @@ logger = logging.getLogger(__name__)
 _ENV_VAR = re.compile(r"\$\{([^}]*)\}")
 
 
+class UnsetVariable(ProjectError):
+    """``${NAME}`` in endpoints.yml or credentials.yml with ``NAME`` not set: an error where
+    the bot starts, a warning where the files are only read (training, ``data validate``: a
+    CI build has no secrets, and Rasa reads neither file there)."""
+
+
 def read_endpoints(path: Path, *, env: Mapping[str, str] | None = None) -> Endpoints:
     """endpoints.yml; ``env`` defaults to ``os.environ``. All problems raised at once."""
     file = str(path)
@@ -156,8 +162,9 @@ def substitute_env_vars(
         name = match.group(1).strip()
         if name in env:
             return env[name]
+        kind = UnsetVariable if name else ProjectError
         errors.append(
-            ProjectError(
+            kind(
                 f"environment variable '{name}' is not set" if name else "empty '${}' in a value",
                 file=file,
                 line=line,

@@ -29,7 +29,11 @@ from chatbot.project.config_reader import config_from_dict
 from chatbot.project.domain_parts import DomainParts
 from chatbot.project.domain_reader import collect_domain, domain_parts_from_dict
 from chatbot.project.endpoints import Credentials, Endpoints
-from chatbot.project.endpoints_reader import credentials_from_dict, endpoints_from_dict
+from chatbot.project.endpoints_reader import (
+    UnsetVariable,
+    credentials_from_dict,
+    endpoints_from_dict,
+)
 from chatbot.project.nlu_reader import nlu_from_list
 from chatbot.project.nlu_services import read_json_nlu
 from chatbot.project.project import Project
@@ -348,5 +352,9 @@ def _read_optional(path: Path, required: bool, loaded: _Loaded, reader: Any, def
     if not ok:
         return default
     result, errors = reader(data, str(path))
-    loaded.errors.extend(errors)
+    for error in errors:
+        if isinstance(error, UnsetVariable):  # needed when the bot runs, not to train it
+            logger.warning("%s (needed when the bot runs)", error)
+        else:
+            loaded.errors.append(error)
     return result

@@ -148,7 +148,7 @@ def test_all_errors_across_files_are_collected(make_project: ProjectMaker) -> No
             "data/broken.yml": "rules: [\n",
             "tests/test_x.yml": "stories:\n- story: t\n  steps:\n  - bot: 3\n",
             "config.yml": "pipeline:\n  - epochs: 1\n",
-            "endpoints.yml": "models:\n  url: ${SURELY_NOT_SET_VARIABLE_123}\n",
+            "endpoints.yml": "models:\n  url: ${}\n",
         },
     )
     with pytest.raises(ProjectErrors) as info:
@@ -271,3 +271,22 @@ def test_files_of_an_older_format_version_are_read_with_one_line_each(
     assert len(warned) == 2, warned
     assert any("domain.yml:1: format version '2.0'" in w for w in warned)
     assert any("nlu.yml:1: format version '2.0'" in w for w in warned)
+
+
+def test_an_unset_variable_in_endpoints_or_credentials_does_not_stop_training(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CI build has no secrets (Rasa's train and data validate read neither file): one
+    warning line each; the server still refuses to start without them (its own reading)."""
+    monkeypatch.delenv("ACTION_TOKEN", raising=False)
+    (tmp_path / "domain.yml").write_text("intents: [greet]\n")
+    (tmp_path / "endpoints.yml").write_text(
+        "action_endpoint:\n  url: http://localhost:5055/webhook\n  token: ${ACTION_TOKEN}\n"
+    )
+    (tmp_path / "credentials.yml").write_text("slack:\n  slack_token: ${SLACK_TOKEN}\n")
+    with caplog.at_level(logging.WARNING):
+        project, errors = check_project(tmp_path)
+    assert project is not None and errors == []
+    warned = [r.getMessage() for r in caplog.records if "is not set" in r.getMessage()]
+    assert len(warned) == 2 and all("needed when the bot runs" in w for w in warned)
+    assert "endpoints.yml:3:" in warned[0] or "endpoints.yml:3:" in warned[1]
