@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import ProjectError, ProjectErrors
+from chatbot.nlu.intent_payload import parse_intent_payload
 from chatbot.project.domain import ACTION_DEACTIVATE_LOOP, Origin
 from chatbot.project.nlu_reader import parse_annotated_text
 from chatbot.project.stories import (
@@ -349,8 +350,20 @@ def _read_user_step(item: dict[str, Any], *, file: str | None, origin: Origin) -
                 line=line_of(item, "user"),
                 key="user",
             )
-        annotated = parse_annotated_text(raw.strip(), file=file, line=line_of(item, "user"))
-        text, entities = annotated.text, annotated.entities
+        payload = parse_intent_payload(raw) if raw.strip().startswith("/") else None
+        if payload is not None:
+            # A shortcut (`user: '/greet{"name": "Ann"}'`): its intent and entities, as Rasa
+            # reads them; the text stays as written.
+            text = raw.strip()
+            intent = intent or payload["intent"]["name"]
+            entities = tuple(
+                EntityAnnotation(0, 0, scalar_text(e.get("value")), str(e["entity"]))
+                for e in payload.get("entities") or []
+                if not isinstance(e.get("value"), (dict, list))
+            )
+        else:
+            annotated = parse_annotated_text(raw.strip(), file=file, line=line_of(item, "user"))
+            text, entities = annotated.text, annotated.entities
     if not entities and item.get("entities") is not None:
         entities = _read_entities(item["entities"], file=file, line=line_of(item, "entities"))
     return UserStep(intent=intent, entities=entities, text=text, origin=origin)

@@ -317,3 +317,24 @@ def test_every_bad_step_is_reported_and_good_ones_kept() -> None:
     stories, errors = stories_from_list(data["stories"], "s.yml", "story")
     assert [e.line for e in errors] == [5, 7]
     assert len(stories[0].steps) == 2
+
+
+def test_a_user_step_written_as_a_shortcut_gives_its_entities(tmp_path: Path) -> None:
+    """As Rasa (its test_end_to_end_story_with_shortcut_intent): `user: '/greet{...}'`."""
+    path = write(
+        tmp_path / "stories.yml",
+        """\
+        stories:
+        - story: s
+          steps:
+          - user: '/greet{"name": "Ann", "age": 7}'
+            intent: greet
+          - action: utter_greet
+          - user: /bye
+        """,
+    )
+    stories, _ = read_stories(path)
+    first, _, last = stories[0].steps
+    assert isinstance(first, UserStep) and first.intent == "greet"
+    assert [(e.entity, e.value) for e in first.entities] == [("name", "Ann"), ("age", "7")]
+    assert isinstance(last, UserStep) and last.intent == "bye" and last.entities == ()
