@@ -51,7 +51,7 @@ def make_lstm_trainer(
     every LSTM policy's ``augmentation_factor``, whatever its config says."""
 
     def trainer(project: Project, data: Any, config: ComponentConfig) -> LSTMPolicy:
-        settings = settings_from_config(config)
+        settings = settings_from_config(config, notices=False)  # check_config said them
         if augmentation is not None:
             settings = dataclasses.replace(settings, augmentation_factor=augmentation)
         return train_lstm(
@@ -167,9 +167,13 @@ def _train_tracker(
         for t in ex.targets:
             if t >= 0:
                 trained[t] = True
+    copies = sum(1 for c in stories if c.generated)
     logger.info(
-        "LSTMPolicy: %d stories (%d held out), %d glued, %d rules -> %d training sequences",
+        "LSTMPolicy: %d stories (%s%d held out), %d glued, %d rules -> %d training sequences",
         len(stories),
+        f"{copies} of them the training's copies (form paths, rules in stories), "
+        if copies
+        else "",
         n_val,
         len(glued),
         num_rules,

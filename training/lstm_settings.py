@@ -60,13 +60,13 @@ RASA_NAMES = {"drop_rate": "dropout", "drop_rate_dialogue": "dropout"}
 _SETTING_NAMES = {f.name for f in fields(LSTMSettings)}
 
 
-def settings_from_config(config: ComponentConfig) -> LSTMSettings:
+def settings_from_config(config: ComponentConfig, *, notices: bool = True) -> LSTMSettings:
     """The settings a policy entry of ``config.yml`` asks for; unknown (TED-only) keys are
-    named in one info line and ignored, values of the wrong type are a TrainingError naming the
-    key."""
+    named in one info line (``notices``: the check before training says it, not the training
+    again) and ignored, values of the wrong type are a TrainingError naming the key."""
     values: dict[str, Any] = {}
     ignored = sorted(k for k in config.params if RASA_NAMES.get(k, k) not in _SETTING_NAMES)
-    if ignored:
+    if ignored and notices:
         logger.info(
             "%s: settings %s have no counterpart in the LSTM policy and are ignored",
             config.name,
