@@ -51,6 +51,8 @@ def slot_feature(slot: Slot, value: Any) -> Any:
             return value.strip().lower() in ("true", "1", "yes", "y")
         return bool(value)
     if slot.type == "categorical":
+        if value == ANY_VALUE:
+            return None  # a story naming it without a value: unset, as Rasa reads it
         text = str(value).lower()
         known = {str(v).lower() for v in slot.values}
         return text if text in known else "__other__"

@@ -223,6 +223,18 @@ class _Checker:
             if not self.slot(name, origin):
                 continue
             slot = self.d.slots.get(name)
+            if slot is not None and slot.type in ("categorical", "float") and value == ANY_VALUE:
+                self._warn = True  # as Rasa's story reader
+                self.error(
+                    f"{slot.type} slot '{name}' is named without a value: there it is unset, "
+                    "as Rasa reads it",
+                    origin,
+                    key=name,
+                    value=None,
+                    hint="Give it a value (`- name: value`)",
+                )
+                self._warn = False
+                continue
             if slot is None or slot.type != "categorical" or value is None or value == ANY_VALUE:
                 continue
             if isinstance(value, (dict, list)) or scalar_text(value).lower() not in slot.values:

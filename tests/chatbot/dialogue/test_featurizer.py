@@ -13,6 +13,7 @@ from chatbot.conversation.state import State
 from chatbot.dialogue.featurizer import StateFeaturizer, label_names, words
 from chatbot.project.domain import ACTION_DEACTIVATE_LOOP, ACTION_LISTEN, Domain
 from chatbot.project.domain_reader import domain_from_dict
+from chatbot.project.stories import ANY_VALUE
 
 DOMAIN = """
 version: "3.1"
@@ -104,6 +105,7 @@ def test_entities_with_roles_and_groups(domain: Domain, featurizer: StateFeaturi
         ("vip", False, {"slot:vip": 1.0}),
         ("seat", "Window", {"slot:seat=window": 1.0}),
         ("seat", "floor", {"slot:seat=__other__": 1.0}),
+        ("seat", ANY_VALUE, {}),  # a story's `- seat` without a value: unset, as Rasa reads it
         ("people", 5, {"slot:people#set": 1.0, "slot:people": 0.5}),
         ("people", 50, {"slot:people#set": 1.0, "slot:people": 1.0}),
         ("items", ["a"], {"slot:items": 1.0}),

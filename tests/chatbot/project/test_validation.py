@@ -299,6 +299,12 @@ def test_slot_mapping_errors(make_project: ProjectMaker, old: str, new: str, nee
             _story("- user: hi [Ann](person)\n  intent: greet"),
             ["stories.yml:4:", "entity 'person' is not in the domain"],
         ),
+        (
+            "data/stories.yml",
+            None,
+            _story("- intent: greet", "- slot_was_set:\n  - size"),
+            ["stories.yml:5:", "categorical slot 'size' is named without a value"],
+        ),
     ],
 )
 def test_what_rasas_validator_lets_through_is_a_warning(
