@@ -204,7 +204,7 @@ def failed_stories_yaml(results: Sequence[StoryResult], *, passed: bool = False)
     for result in results:
         if result.passed != passed:
             continue
-        lines.append(f"- story: {json.dumps(result.name)}")
+        lines.append(f"- story: {json.dumps(result.name, ensure_ascii=False)}")
         lines.append("  steps:")
         for index, (event, predicted) in enumerate(
             zip(result.events, result.predictions, strict=True)

@@ -11,19 +11,15 @@ from chatbot.conversation import events as ev
 from chatbot.conversation.events import Event
 from chatbot.project import domain as d
 
+
 # Used when the domain does not define these responses (Rasa ships the same defaults).
-DEFAULT_RESPONSES = {
-    "utter_restart": "Loading... And I've been restarted!",
-    "utter_back": "Backing up...",
-    "utter_default": "Sorry, I couldn't understand that. Could you rephrase?",
-    "utter_ask_rephrase": "Sorry, I'm not sure I understand. Could you rephrase it?",
-}
-
-
 def utter_or_default(ctx: ActionContext, response: str) -> list[Event]:
+    """The domain's ``response``, or nothing where the domain has none: as Rasa's default
+    actions (``ActionBotResponse(..., silent_fail=True)``), which never answer in words of
+    their own (an Italian bot without ``utter_default`` says nothing rather than English)."""
     if response in ctx.domain.responses:
         return ctx.utter(response)
-    return [bot_event({"text": DEFAULT_RESPONSES[response]}, response)]
+    return []
 
 
 class _Builtin(Action):

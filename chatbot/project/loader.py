@@ -41,7 +41,12 @@ from chatbot.project.stories import Story, StoryKind
 from chatbot.project.story_reader import stories_from_list
 from chatbot.project.training_data import NLUData
 from chatbot.project.validation import validate_project
-from chatbot.project.yaml_io import close_matches_hint, line_of, load_yaml, warn_older_format
+from chatbot.project.yaml_io import (
+    line_of,
+    load_yaml,
+    misspelled_keys,
+    warn_older_format,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -286,17 +291,9 @@ def _read_data_file(path: Path, loaded: _Loaded, root: Path) -> None:
         logger.debug("%s holds no nlu:, stories:, rules: or responses: and is skipped", file)
         return
     warn_older_format(data, file)
-    for key in data:
-        if key not in DATA_KEYS:
-            loaded.errors.append(
-                ProjectError(
-                    "unknown key in a training data file",
-                    file=file,
-                    line=line_of(data, key),
-                    key=str(key),
-                    hint=close_matches_hint(key, DATA_KEYS, "valid keys"),
-                )
-            )
+    # Rasa's schemas let any other top-level key through, unread (a `regex:` block written
+    # beside `nlu:` instead of in it): a warning; a misspelling of ours stays an error.
+    loaded.errors.extend(misspelled_keys(data, DATA_KEYS, file=file, what="a training data file"))
     nlu, errors = nlu_from_list(data.get("nlu"), file, base_dirs=[root], line=line_of(data, "nlu"))
     loaded.nlu.merge(nlu)
     loaded.errors.extend(errors)

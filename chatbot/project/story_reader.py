@@ -364,7 +364,8 @@ def _read_user_step(item: dict[str, Any], *, file: str | None, origin: Origin) -
         else:
             annotated = parse_annotated_text(raw.strip(), file=file, line=line_of(item, "user"))
             text, entities = annotated.text, annotated.entities
-    if not entities and item.get("entities") is not None:
+    if "user" not in item and item.get("entities") is not None:
+        # With `user:` text, Rasa takes the entities from its annotations only.
         entities = _read_entities(item["entities"], file=file, line=line_of(item, "entities"))
     return UserStep(intent=intent, entities=entities, text=text, origin=origin)
 

@@ -85,7 +85,7 @@ stories:
   - user: what is your name?
     intent: chitchat/ask_name
   - action: utter_chitchat/ask_name
-- story: the weather, wrongly
+- story: the weather, wrongly — réservée
   steps:
   - user: what is your name?
     intent: chitchat/ask_name
@@ -109,11 +109,12 @@ def test_a_retrieval_action_counts_as_the_response_it_sends(tmp_path: Path) -> N
     stories, _ = read_stories(tmp_path / "test_x.yml", test=True)
     evaluation = evaluate_stories(model, stories)
     passed = {result.name: result.passed for result in evaluation.results}
-    assert passed == {"the name": True, "the weather, wrongly": False}
+    assert passed == {"the name": True, "the weather, wrongly — réservée": False}
     report = write_reports(evaluation, tmp_path / "out")
     assert report["utter_chitchat/ask_name"]["support"] == 1
     failed = (tmp_path / "out" / "failed_test_stories.yml").read_text()
     assert "- action: utter_chitchat/ask_weather  # predicted: utter_chitchat/ask_name" in failed
+    assert '- story: "the weather, wrongly — réservée"' in failed  # as written, as Rasa's
 
 
 E2E = """

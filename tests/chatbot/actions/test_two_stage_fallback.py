@@ -3,6 +3,8 @@ takes the unclear message's place in the conversation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from chatbot.actions.builtin import _intent_to_affirm
@@ -18,6 +20,10 @@ responses:
   - text: "Hello!"
   utter_goodbye:
   - text: "Bye!"
+  utter_ask_rephrase:
+  - text: "Sorry, I'm not sure I understand. Could you rephrase it?"
+  utter_default:
+  - text: "Sorry, I couldn't understand that. Could you rephrase?"
 """
 
 RULES = """\
@@ -109,3 +115,14 @@ def test_the_intent_to_affirm_is_the_best_one_under_the_fallback() -> None:
     assert _intent_to_affirm(parse_data) == "greet"
     assert _intent_to_affirm({"intent": {"name": "goodbye", "confidence": 0.9}}) == "goodbye"
     assert _intent_to_affirm({"intent": {"name": "nlu_fallback"}}) is None
+
+
+async def test_without_their_responses_the_default_actions_say_nothing(tmp_path: Path) -> None:
+    """As Rasa's (silent_fail): no English words of their own in a bot that has none."""
+    domain = DOMAIN.split("  utter_ask_rephrase:")[0]
+    files = {"domain.yml": domain, "data/rules.yml": RULES, "config.yml": RULES_ONLY}
+    agent = Agent(train_files(tmp_path, files))
+    said = await talk(
+        agent, "quiet", "/nlu_fallback", "/out_of_scope", "/nlu_fallback", "/out_of_scope", "/greet"
+    )
+    assert said == [[AFFIRM], [], [AFFIRM], [], ["Hello!"]]

@@ -290,3 +290,20 @@ def test_an_unset_variable_in_endpoints_or_credentials_does_not_stop_training(
     warned = [r.getMessage() for r in caplog.records if "is not set" in r.getMessage()]
     assert len(warned) == 2 and all("needed when the bot runs" in w for w in warned)
     assert "endpoints.yml:3:" in warned[0] or "endpoints.yml:3:" in warned[1]
+
+
+def test_other_top_level_keys_of_a_data_file_are_a_warning(
+    make_project: ProjectMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rasa's schemas let them through, unread (a community bot wrote `regex:` beside `nlu:`);
+    a misspelling of ours (`storis`) stays an error (test above)."""
+    root = make_project(
+        {"data/nlu.yml": "nlu:\n- intent: greet\n  examples: |\n    - hi\nregex:\n- regex: x\n"}
+    )
+    with caplog.at_level(logging.WARNING):
+        project = load_project(root)
+    assert [e.text for e in project.nlu.examples] == ["hi"]
+    assert any(
+        "nlu.yml:5: unknown key in a training data file (key 'regex')" in r.getMessage()
+        for r in caplog.records
+    )

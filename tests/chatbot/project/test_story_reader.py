@@ -338,3 +338,29 @@ def test_a_user_step_written_as_a_shortcut_gives_its_entities(tmp_path: Path) ->
     assert isinstance(first, UserStep) and first.intent == "greet"
     assert [(e.entity, e.value) for e in first.entities] == [("name", "Ann"), ("age", "7")]
     assert isinstance(last, UserStep) and last.intent == "bye" and last.entities == ()
+
+
+def test_with_user_text_the_entities_key_is_not_read(tmp_path: Path) -> None:
+    """As Rasa: the entities of a `user:` step are its annotations; `entities:` goes with an
+    intent-only step."""
+    path = write(
+        tmp_path / "stories.yml",
+        """\
+        stories:
+        - story: s
+          steps:
+          - user: hi
+            intent: greet
+            entities:
+            - specialty: cardiology
+          - action: utter_greet
+          - intent: inform
+            entities:
+            - specialty: cardiology
+        """,
+    )
+    stories, _ = read_stories(path)
+    with_text, _, intent_only = stories[0].steps
+    assert isinstance(with_text, UserStep) and with_text.entities == ()
+    assert isinstance(intent_only, UserStep)
+    assert [(e.entity, e.value) for e in intent_only.entities] == [("specialty", "cardiology")]
