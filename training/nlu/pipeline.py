@@ -209,7 +209,7 @@ COMPONENTS: dict[str, Handler] = {
     "EntitySynonymMapper": _switch("synonyms"),
     "FallbackClassifier": _fallback,
     "ResponseSelector": _accepted(
-        "retrieval intents (faq/ask_name) are selected by a head of the joint model"
+        "retrieval intents (such as faq/ask_name) are selected by a head of the joint model"
     ),
 }
 
