@@ -438,9 +438,23 @@ async def _close_connections(sio: socketio.AsyncServer) -> None:
 
 class _Packet(socketio.packet.Packet):
     """socket.io packets whose JSON is read as JSON from outside is (``chatbot.json_input``):
-    a NaN or a nesting too deep is a malformed packet, not a value to store."""
+    a NaN or a nesting too deep is a malformed packet, not a value to store; so is what
+    python-socketio would fail on further in (an empty packet, an event without a name, an
+    ack whose arguments are no list). Each is a ValueError as the packet is read."""
 
     json = STRICT_JSON
+
+    def __init__(self, *args: Any, encoded_packet: Any = None, **kwargs: Any) -> None:
+        if encoded_packet is not None and not encoded_packet:
+            raise ValueError("an empty packet")  # python-socketio reads it as an empty event
+        super().__init__(*args, encoded_packet=encoded_packet, **kwargs)
+
+    def decode(self, encoded_packet: Any) -> int:
+        attachments = int(super().decode(encoded_packet) or 0)
+        problem = _socketio_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return attachments
 
 
 def _engineio_problem(frame: str | bytes) -> str | None:
@@ -524,14 +538,9 @@ class _Server(socketio.AsyncServer):
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """A packet that is not socket.io (its JSON not JSON, an unknown type, an event without
-        a name) is dropped with one line; python-socketio would log a traceback for each, so a
-        client could fill the log."""
+        a name: ``_Packet``'s ValueErrors) is dropped with one line; python-socketio would log
+        a traceback for each, so a client could fill the log."""
         try:
-            attachment = eio_sid in getattr(self, "_binary_packet", {})  # of a binary event
-            if isinstance(data, str | bytes) and not attachment:
-                problem = _socketio_problem(self.packet_class(encoded_packet=data))
-                if problem is not None:
-                    raise ValueError(problem)
             await super()._handle_eio_message(eio_sid, data)
         except ValueError as error:
             logger.warning("socketio: a malformed packet was dropped (%s)", error)
