@@ -26,10 +26,10 @@ from chatbot.project.domain_parts import (
 from chatbot.project.domain_responses import variation_to_dict
 from chatbot.project.domain_slots import slot_to_dict
 from chatbot.project.yaml_io import (
-    close_matches_hint,
     expect,
     line_of,
     load_yaml,
+    misspelled_keys,
     warn_older_format,
 )
 
@@ -180,22 +180,20 @@ def domain_parts_from_dict(
     errors: list[ProjectError] = []
     if not only_responses:
         for key in data:
-            if key in DOMAIN_KEYS:
-                continue
-            renamed = _RENAMED.get(key)
-            unknown = ProjectError(
-                "unknown key in the domain",
-                file=file,
-                line=line_of(data, key),
-                key=str(key),
-                hint=f"It was renamed '{renamed}' in Rasa 2.0"
-                if renamed
-                else close_matches_hint(key, DOMAIN_KEYS, "valid keys"),
-            )
-            if renamed or (unknown.hint or "").startswith("Did you mean"):
-                errors.append(unknown)
-            else:  # Rasa's domain schema lets other keys through, unread
-                logger.warning("%s; not read", unknown)
+            if key in _RENAMED:
+                errors.append(
+                    ProjectError(
+                        "unknown key in the domain",
+                        file=file,
+                        line=line_of(data, key),
+                        key=str(key),
+                        hint=f"It was renamed '{_RENAMED[key]}' in Rasa 2.0",
+                    )
+                )
+        # Rasa's domain schema lets other keys through, unread.
+        errors.extend(
+            misspelled_keys(data, (*DOMAIN_KEYS, *_RENAMED), file=file, what="the domain")
+        )
     for key, reader in SECTION_READERS.items():
         if only_responses and key != "responses":
             continue
