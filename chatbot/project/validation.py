@@ -12,6 +12,7 @@ see the former.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
@@ -101,6 +102,15 @@ class _Checker:
         self.responses = set(domain.responses) | self.retrieval
         self.actions = set(domain.actions)
         self._placeholders: set[tuple[str, str]] = set()  # (response, name) warned about
+
+    @contextlib.contextmanager
+    def as_warnings(self) -> Iterator[None]:
+        """``error`` calls within report warnings: what Rasa accepts with a warning."""
+        self._warn = True
+        try:
+            yield
+        finally:
+            self._warn = False
 
     def error(
         self,
@@ -203,10 +213,9 @@ class _Checker:
         if isinstance(step, UserStep):
             if step.intent is not None:
                 self.intent(step.intent, step.origin)
-            self._warn = True  # as Rasa: the policies do not see it, training goes on
-            for annotation in step.entities:
-                self.entity(annotation.entity, step.origin)
-            self._warn = False
+            with self.as_warnings():  # as Rasa: the policies do not see it, training goes on
+                for annotation in step.entities:
+                    self.entity(annotation.entity, step.origin)
         elif isinstance(step, ActionStep):
             if step.name is not None:
                 self.action(step.name, step.origin)
@@ -224,16 +233,15 @@ class _Checker:
                 continue
             slot = self.d.slots.get(name)
             if slot is not None and slot.type in ("categorical", "float") and value == ANY_VALUE:
-                self._warn = True  # as Rasa's story reader
-                self.error(
-                    f"{slot.type} slot '{name}' is named without a value: there it is unset, "
-                    "as Rasa reads it",
-                    origin,
-                    key=name,
-                    value=None,
-                    hint="Give it a value (`- name: value`)",
-                )
-                self._warn = False
+                with self.as_warnings():  # as Rasa's story reader
+                    self.error(
+                        f"{slot.type} slot '{name}' is named without a value: there it is unset, "
+                        "as Rasa reads it",
+                        origin,
+                        key=name,
+                        value=None,
+                        hint="Give it a value (`- name: value`)",
+                    )
                 continue
             if slot is None or slot.type != "categorical" or value is None or value == ANY_VALUE:
                 continue
@@ -258,15 +266,14 @@ class _Checker:
         for name in self.d.actions:
             if name.startswith("utter_") and name not in self.responses:
                 origin = self._action_origin()
-                self._warn = True  # Rasa's validator warns (an NLG server may word it)
-                self.error(
-                    f"action '{name}' is listed in actions but has no response",
-                    origin,
-                    key="actions",
-                    value=name,
-                    hint=f"Add a response '{name}' under 'responses:' or rename the action",
-                )
-                self._warn = False
+                with self.as_warnings():  # Rasa's validator warns (an NLG server may word it)
+                    self.error(
+                        f"action '{name}' is listed in actions but has no response",
+                        origin,
+                        key="actions",
+                        value=name,
+                        hint=f"Add a response '{name}' under 'responses:' or rename the action",
+                    )
         for name, variations in self.d.responses.items():
             for variation in variations:
                 self.response(name, variation)
@@ -281,16 +288,16 @@ class _Checker:
                 where = f" in a mapping of slot '{slot.name}'"
                 origin = mapping.origin
                 if mapping.entity is not None:
-                    self._warn = True  # Rasa warns when the mapping is used: it fills nothing
-                    self.entity(mapping.entity, origin, "entity", where)
-                    self._warn = False
+                    # Rasa warns when the mapping is used: it fills nothing.
+                    with self.as_warnings():
+                        self.entity(mapping.entity, origin, "entity", where)
                     self.entity_property(mapping.entity, "roles", mapping.role, origin)
                     self.entity_property(mapping.entity, "groups", mapping.group, origin)
-                self._warn = True  # Rasa warns too; the mapping applies to the other intents
-                for key in ("intent", "not_intent"):
-                    for intent in getattr(mapping, key):
-                        self.intent(intent, origin, key, where)
-                self._warn = False
+                # Rasa warns too; the mapping applies to the other intents.
+                with self.as_warnings():
+                    for key in ("intent", "not_intent"):
+                        for intent in getattr(mapping, key):
+                            self.intent(intent, origin, key, where)
                 if mapping.action is not None:
                     self.action(mapping.action, origin, "action")
                 for condition in mapping.conditions:
@@ -347,16 +354,15 @@ class _Checker:
                 a in self.actions for a in ask_actions
             ):
                 continue
-            self._warn = True  # as Rasa: the form asks nothing, a custom action may
-            self.error(
-                f"form '{form}' cannot ask for slot '{slot}'",
-                origin,
-                key="required_slots",
-                value=slot,
-                hint=f"Add a response '{asks[1]}' (or '{asks[0]}'), or an action "
-                f"'{ask_actions[1]}' (or '{ask_actions[0]}') to the domain",
-            )
-            self._warn = False
+            with self.as_warnings():  # as Rasa: the form asks nothing, a custom action may
+                self.error(
+                    f"form '{form}' cannot ask for slot '{slot}'",
+                    origin,
+                    key="required_slots",
+                    value=slot,
+                    hint=f"Add a response '{asks[1]}' (or '{asks[0]}'), or an action "
+                    f"'{ask_actions[1]}' (or '{ask_actions[0]}') to the domain",
+                )
 
     def _noted(self, before: int) -> bool:
         """Whether a warning was added since ``before``; it then says what the name still does."""
@@ -375,34 +381,34 @@ class _Checker:
         reported: set[tuple[str, str]] = set()
         first_intent: dict[str, tuple[str, Origin]] = {}
         for example in nlu.examples:
-            self._warn = True  # as in Rasa: a warning, and training goes on
-            if ("intent", example.base_intent) not in reported:
-                before = len(self.warnings)
-                self.intent(example.intent, example.origin, "intent", " of an NLU example")
-                if self._noted(before):
-                    reported.add(("intent", example.base_intent))
-            for annotation in example.entities:
-                if ("entity", annotation.entity) not in reported:
+            with self.as_warnings():  # as in Rasa: a warning, and training goes on
+                if ("intent", example.base_intent) not in reported:
                     before = len(self.warnings)
-                    self.entity(annotation.entity, example.origin, "examples", " of an NLU example")
+                    self.intent(example.intent, example.origin, "intent", " of an NLU example")
                     if self._noted(before):
-                        reported.add(("entity", annotation.entity))
-            self._warn = False
+                        reported.add(("intent", example.base_intent))
+                for annotation in example.entities:
+                    if ("entity", annotation.entity) not in reported:
+                        before = len(self.warnings)
+                        self.entity(
+                            annotation.entity, example.origin, "examples", " of an NLU example"
+                        )
+                        if self._noted(before):
+                            reported.add(("entity", annotation.entity))
             seen = first_intent.setdefault(example.text, (example.intent, example.origin))
             if seen[0] != example.intent:
                 # As Rasa's validator: a warning, and the NLU learns both (Rasa's own
                 # responseselectorbot has "good afternoon" as a greeting and a goodbye).
                 where = f"{seen[1].file}:{seen[1].line}" if seen[1].line else str(seen[1].file)
-                self._warn = True
-                self.error(
-                    f"the example {example.text!r} is annotated with two intents, "
-                    f"'{seen[0]}' and '{example.intent}'",
-                    example.origin,
-                    key="intent",
-                    value=example.intent,
-                    hint=f"It is also an example of '{seen[0]}' at {where}; keep one",
-                )
-                self._warn = False
+                with self.as_warnings():
+                    self.error(
+                        f"the example {example.text!r} is annotated with two intents, "
+                        f"'{seen[0]}' and '{example.intent}'",
+                        example.origin,
+                        key="intent",
+                        value=example.intent,
+                        hint=f"It is also an example of '{seen[0]}' at {where}; keep one",
+                    )
         self._unextractable(nlu)
         self._without_examples(nlu)
 
