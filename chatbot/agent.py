@@ -68,6 +68,9 @@ class TrainedModel:
     meta: dict[str, Any] = field(default_factory=dict)
     # The pipeline's DucklingEntityExtractor, asked beside the NLU (chatbot.nlu.duckling).
     duckling: DucklingConfig | None = None
+    # Names of ``/intent`` payloads the domain lacks, each warned about once (bounded: a client
+    # may send any name).
+    _unknown_said: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def to_file(self, path: Path) -> None:
         tensors: dict[str, Any] = {}
@@ -190,6 +193,7 @@ class TrainedModel:
         ``duckling`` (the agent's client) is given."""
         payload = parse_intent_payload(text)
         if payload is not None:
+            self._say_unknown(payload)
             return payload
         asking = None
         if duckling is not None and self.duckling is not None:
@@ -215,6 +219,28 @@ class TrainedModel:
         if isinstance(selector, dict):
             _add_responses(selector, self.domain)
         return parsed
+
+    def _say_unknown(self, payload: dict[str, Any]) -> None:
+        """Rasa's warning for a ``/intent{...}`` payload (a button's, a client's) naming an
+        intent or entity the domain lacks: the policies read it as nothing they know."""
+        intent = (payload.get("intent") or {}).get("name")
+        unknown = [("intent", intent)] if intent not in self.domain.intent_names else []
+        unknown += [
+            ("entity", entity["entity"])
+            for entity in payload.get("entities") or ()
+            if entity.get("entity") not in self.domain.entities
+        ]
+        for kind, name in unknown:
+            if f"{kind}:{name}" in self._unknown_said or len(self._unknown_said) >= 100:
+                continue
+            self._unknown_said.add(f"{kind}:{name}")
+            logger.warning(
+                "a message names the %s '%s', which is not in the domain: make sure every %s "
+                "is listed in the domain (said once per name)",
+                kind,
+                name,
+                kind,
+            )
 
 
 def _add_responses(selector: dict[str, Any], domain: Domain) -> None:
@@ -292,6 +318,12 @@ class Agent:
         # None: no model yet (one is expected from PUT /model or a model server).
         self._model: TrainedModel | None = model
         self._processor = self._make_processor(model) if model is not None else None
+
+    def replace_store(self, store: ConversationStore) -> None:
+        """Keep conversations in ``store`` from now on (the shell's fallback to memory)."""
+        self.store = store
+        if self._processor is not None:
+            self._processor.store = store
 
     def _make_processor(self, model: TrainedModel) -> MessageProcessor:
         return MessageProcessor(

@@ -114,11 +114,12 @@ def validation_problems(
     )
     if project is not None:
         from chatbot.errors import ProjectError
-        from training.dialogue import smallest_max_history, story_conflicts
+        from training.dialogue import check_rule_policy, smallest_max_history, story_conflicts
         from training.train import check_config
 
         try:  # the pipeline's and the policies' settings, as training checks them
             check_config(project)
+            check_rule_policy(project)
         except ChatbotError as error:
             problems = [*problems, ProjectError(str(error))]
         from chatbot.project.unused import unused_in_dialogue
@@ -127,11 +128,11 @@ def validation_problems(
             logger.warning("%s", unused)
         if not problems:  # stories that contradict each other (the data is sound otherwise)
             history = max_history if max_history is not None else smallest_max_history(project)
-            try:
-                found = story_conflicts(project, history)
+            try:  # warnings, as Rasa's story structure check (--fail-on-warnings fails on them)
+                for conflict in story_conflicts(project, history):
+                    logger.warning("%s", conflict)
             except ChatbotError as error:
-                found = [str(error)]
-            problems = [*problems, *(ProjectError(message) for message in found)]
+                problems = [*problems, ProjectError(str(error))]
     return list(problems)
 
 

@@ -91,47 +91,51 @@ def _options(flags: dict[str, Any]) -> Any:
 _SPACED = {"--config": "repeat", "-c": "repeat", "--percentages": "join"}
 
 
+def _story_options(e2e_help: str) -> Any:
+    """The options of ``chatbot test`` and ``chatbot test core`` (Rasa's)."""
+    return stacked(
+        project_option,
+        model_option,
+        click.option(
+            "--stories",
+            type=click.Path(exists=True, path_type=Path),
+            default=None,
+            help="Test stories file or folder (default: the project's tests/; without one, "
+            "the training stories).",
+        ),
+        results_option,
+        click.option(
+            "--fail-on-prediction-errors",
+            is_flag=True,
+            help="Rasa's flag, accepted: a story predicted wrong always makes the exit status 1.",
+        ),
+        _report_options,
+        click.option(
+            "--no-warnings",
+            is_flag=True,
+            help="Rasa's flag, accepted: no file of stories with prediction warnings is written.",
+        ),
+        click.option(
+            "--max-stories",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Test on the first N test stories only (Rasa's).",
+        ),
+        click.option(
+            "--endpoints",
+            "test_endpoints",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Rasa's option, accepted: test stories are predicted against, no action is run.",
+        ),
+        click.option("--e2e", "--end-to-end", "end_to_end", is_flag=True, help=e2e_help),
+    )
+
+
 @main.group(invoke_without_command=True, cls=spaced_command(click.Group, _SPACED))
-@project_option
-@model_option
-@click.option(
-    "--stories",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="Test stories file or folder (default: the project's tests/).",
-)
-@results_option
-@click.option(
-    "--fail-on-prediction-errors",
-    is_flag=True,
-    help="Rasa's flag, accepted: a story predicted wrong always makes the exit status 1.",
-)
-@_report_options
-@click.option(
-    "--no-warnings",
-    is_flag=True,
-    help="Rasa's flag, accepted: no file of stories with prediction warnings is written.",
-)
-@click.option(
-    "--max-stories",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Test on the first N test stories only (Rasa's).",
-)
-@click.option(
-    "--endpoints",
-    "test_endpoints",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Rasa's option, accepted: test stories are predicted against, no action is run.",
-)
-@click.option(
-    "--e2e",
-    "--end-to-end",
-    "end_to_end",
-    is_flag=True,
-    help="End to end (Rasa's --e2e): a story's user text the NLU reads otherwise than the "
-    "story (intent, entities) fails the story too.",
+@_story_options(
+    "Rasa's flag, accepted: `chatbot test` is always end to end, as `rasa test` (`chatbot "
+    "test core` is not, unless --e2e)."
 )
 @_comparison_options(
     "Two or more configs: compare their policies on fewer and fewer training stories",
@@ -158,10 +162,12 @@ def test(
     seed: int,
     **flags: Any,
 ) -> None:
-    """Test the dialogue model and the NLU on test stories (`chatbot test nlu`: the NLU alone);
-    the exit status is 1 if a story is predicted wrong. With two or more --config, compare
-    their policies on fewer and fewer training stories instead."""
-    del fail_on_prediction_errors, no_warnings  # what we always do
+    """Test the dialogue model and the NLU on test stories, end to end as `rasa test`: a user
+    text the NLU reads otherwise than the story fails it (`chatbot test core`: the dialogue
+    alone; `chatbot test nlu`: the NLU alone); the exit status is 1 if a story is predicted
+    wrong. With two or more --config, compare their policies on fewer and fewer training
+    stories instead."""
+    del fail_on_prediction_errors, no_warnings, end_to_end  # what we always do
     options = _options(flags)
     if configs and ctx.invoked_subcommand is None:
         _compare_policies(project_dir, stories, configs, runs, percentages, seed, out_dir, options)
@@ -171,9 +177,84 @@ def test(
             "project_dir": project_dir,
             "model_path": model_path,
             "out_dir": out_dir,
+            "stories": stories,
+            "max_stories": max_stories,
             **flags,
         }
         return
+    _test_dialogue(
+        project_dir,
+        model_path,
+        stories,
+        out_dir,
+        max_stories,
+        test_endpoints,
+        options,
+        end_to_end=True,
+    )
+
+
+@test.command(name="core")
+@_story_options(
+    "End to end (Rasa's --e2e): a story's user text the NLU reads otherwise than the story "
+    "(intent, entities) fails the story too."
+)
+@click.pass_context
+@user_errors
+def test_core(
+    ctx: click.Context,
+    project_dir: Path,
+    model_path: Path | None,
+    stories: Path | None,
+    out_dir: Path,
+    fail_on_prediction_errors: bool,
+    end_to_end: bool,
+    no_warnings: bool,
+    max_stories: int | None,
+    test_endpoints: Path | None,
+    **flags: Any,
+) -> None:
+    """Test the dialogue model on test stories (Rasa's `rasa test core`): the stories' intents
+    and entities are given, unless --e2e; the exit status is 1 if a story is predicted wrong."""
+    del fail_on_prediction_errors, no_warnings  # what we always do
+    values = {
+        name: from_parent(ctx, name, value)
+        for name, value in {
+            "project_dir": project_dir,
+            "model_path": model_path,
+            "out_dir": out_dir,
+            "stories": stories,
+            "max_stories": max_stories,
+            **flags,
+        }.items()
+    }
+    _test_dialogue(
+        values["project_dir"],
+        values["model_path"],
+        values["stories"],
+        values["out_dir"],
+        values["max_stories"],
+        test_endpoints,
+        _options({name: values[name] for name in _REPORT_NAMES}),
+        end_to_end=end_to_end,
+        nlu=False,
+    )
+
+
+def _test_dialogue(
+    project_dir: Path,
+    model_path: Path | None,
+    stories: Path | None,
+    out_dir: Path,
+    max_stories: int | None,
+    test_endpoints: Path | None,
+    options: Any,
+    *,
+    end_to_end: bool,
+    nlu: bool = True,
+) -> None:
+    """The test stories predicted turn by turn, with their reports; with ``nlu`` the NLU part
+    of ``chatbot test`` too. Exits 1 where a story is predicted wrong."""
     from training.evaluate import evaluate_stories, write_reports
 
     if test_endpoints is not None:
@@ -200,7 +281,8 @@ def test(
     if end_to_end:
         misread = sum(len(r.misread) for r in evaluation.results)
         click.echo(f"End to end: {misread} user messages the NLU read otherwise than the stories")
-    _test_stories_nlu(model, test_stories, out_dir, options)
+    if nlu:
+        _test_stories_nlu(model, test_stories, out_dir, options)
     click.echo(f"Reports written to {out_dir}")
     if evaluation.conversation_accuracy < 1.0:
         sys.exit(1)
@@ -474,12 +556,17 @@ def _compare_configs(
 def _test_stories(project_dir: Path, stories: Path | None) -> list[Any]:
     """The project's test stories, or those in a file or folder given with --stories. Rules
     there are not tested, as in Rasa (``rasa test --stories data`` tests the stories only: a
-    rule's condition is no part of a story); one line says how many were left out."""
+    rule's condition is no part of a story); one line says how many were left out. A project
+    without a ``tests/`` folder has its training stories tested, as Rasa does."""
     from chatbot.project.story_reader import read_stories
 
     if stories is None:
         project = _load_project(project_dir)
         found, rules = list(project.test_stories), len(project.test_rules)
+        tests = project_dir / "tests"
+        if not (found or rules or tests.exists()):  # Rasa's fallback to data/
+            click.echo(f"{tests} does not exist: testing the training stories instead (as Rasa)")
+            found = list(project.stories)
     else:
         found, rules = [], 0
         for file in yaml_files(stories):

@@ -172,9 +172,19 @@ def _agent(project_dir: Path, model: Any, endpoints_path: Path | None) -> Any:
 
 @contextlib.asynccontextmanager
 async def _opened(agent: Any) -> AsyncIterator[None]:
-    """The agent's store and broker started, and everything it holds closed after."""
+    """The agent's store and broker started, and everything it holds closed after. A store
+    that cannot be reached leaves the conversation in memory, as Rasa's shell does (its
+    FailSafeTrackerStore)."""
+    from chatbot.errors import StoreUnavailable
+    from chatbot.store.memory import InMemoryStore
+
     try:
-        await agent.store.start()
+        try:
+            await agent.store.start()
+        except StoreUnavailable as error:
+            click.secho(f"warning: {error}; this conversation is kept in memory", err=True)
+            await agent.store.close()
+            agent.replace_store(InMemoryStore())
         if agent.broker is not None:
             await agent.broker.start()
         yield

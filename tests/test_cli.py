@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from chatbot.project.loader import load_project
 from chatbot.project.nlu_reader import read_nlu
 from tests.helpers import DOMAINS, ROOT, free_port, stop_process
 
@@ -109,6 +110,33 @@ def test_init_train_test_and_shell_on_a_starter_bot(tmp_path: Path) -> None:
     result = chatbot("test", "--project", str(bot), "--model", str(model), "--stories", str(rules))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "rules.yml: it holds no 'stories:' (rules are not tested)" in result.stderr
+    # Without a tests/ folder the training stories are tested, as Rasa falls back to data/.
+    (bot / "tests").rename(tmp_path / "tests-aside")
+    out = tmp_path / "results-data"
+    result = chatbot("test", "--project", str(bot), "--model", str(model), "--out", str(out))
+    (tmp_path / "tests-aside").rename(bot / "tests")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "tests does not exist: testing the training stories instead" in result.stdout
+    stories = len(load_project(bot).stories)
+    assert json.loads((out / "story_report.json").read_text())["conversation_accuracy"] == {
+        "accuracy": 1.0, "correct": stories, "with_warnings": 0, "total": stories,
+    }  # fmt: skip
+    # `chatbot test` is end to end, as `rasa test`: a text the NLU reads as another intent
+    # fails its story; `chatbot test core` (Rasa's `rasa test core`) gives the story's intent.
+    misread = tmp_path / "misread.yml"
+    misread.write_text(
+        "stories:\n- story: greeted with a goodbye\n  steps:\n"
+        "  - user: goodbye, see you later\n    intent: greet\n  - action: utter_greet\n"
+    )
+    runs = {
+        ("test",): 1, ("test", "core"): 0, ("test", "core", "--e2e"): 1,
+    }  # fmt: skip
+    for command, code in runs.items():
+        args = ("--project", str(bot), "--model", str(model), "--stories", str(misread))
+        result = chatbot(*command, *args, "--out", str(tmp_path / "results-e2e"))
+        assert result.returncode == code, (command, result.stdout + result.stderr)
+        assert ("End to end: 1 user messages" in result.stdout) == (code == 1), result.stdout
+        assert ("NLU on the test stories" in result.stdout) == (command == ("test",))
 
     result = chatbot("shell", "--project", str(bot), "--model", str(model), stdin="/greet\n/stop\n")
     assert result.returncode == 0, result.stderr

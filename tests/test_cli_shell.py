@@ -192,6 +192,15 @@ def test_the_shell_keeps_the_conversation_in_the_tracker_store_and_takes_rasas_o
 
     new = [i for i in asyncio.run(ids()) if i != "ann"]
     assert len(new) == 2 and all(len(i) == 32 for i in new), new
+    # A store that cannot be reached (carbon-bot's endpoints.yml names its author's disk): the
+    # conversation is kept in memory, as Rasa's shell (FailSafeTrackerStore) does.
+    away = tmp_path / "no-such-folder" / "kept.db"
+    (bot / "endpoints.yml").write_text(f"tracker_store:\n  type: sql\n  db: {away}\n")
+    result = chatbot(*args, stdin="/greet\n/greet\n/stop\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Hello!") == 2
+    assert f"conversation store unavailable (sqlite at {away})" in result.stderr
+    assert "this conversation is kept in memory" in result.stderr and not away.parent.exists()
 
 
 def test_the_shell_leaves_out_rasa_sdks_line_per_registered_action(tmp_path: Path) -> None:

@@ -2,9 +2,9 @@
 
 ``config.yml`` names the policies. Rasa's names are accepted: ``AugmentedMemoizationPolicy`` is
 Rasa's (memoization that forgets the past where nothing matches), ``TEDPolicy``/``KerasPolicy``
-are served by our LSTM policy, Rasa 2's ``FormPolicy``
-and ``FallbackPolicy`` are covered by RulePolicy; each such stand-in is one notice line. An unknown
-name is an error that lists the known ones.
+are served by our LSTM policy, Rasa 2's ``FormPolicy`` and ``FallbackPolicy`` are covered by
+RulePolicy (added where the config names none); each such stand-in is one notice line. An
+unknown name is an error that lists the known ones.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from chatbot.project.config import ComponentConfig
 from chatbot.project.domain import ACTION_DEFAULT_FALLBACK, Domain
 from chatbot.project.project import Project
 from training.form_paths import rules_in_stories, unfold_form_paths
-from training.removed_names import REMOVED_POLICIES
+from training.removed_names import REMOVED_POLICIES, unknown_name_hint
 from training.story_events import TrainingConversation, build
 from training.story_graph import expand_or, resolve
 
@@ -186,25 +186,94 @@ def fit_memo(
     return MemoizationPolicy(lookup, max_history)
 
 
+# Rasa 2 policies whose work RulePolicy does in Rasa 3, and how their settings read there.
+RULE_POLICY_STAND_INS: dict[str, dict[str, str]] = {
+    "FormPolicy": {},
+    "MappingPolicy": {},
+    "FallbackPolicy": {
+        "core_threshold": "core_fallback_threshold",
+        "fallback_action_name": "core_fallback_action_name",
+    },
+    "TwoStageFallbackPolicy": {"core_threshold": "core_fallback_threshold"},
+}
+
+
 def policy_configs(
     configs: Sequence[ComponentConfig], *, notices: bool = True
 ) -> list[tuple[str, ComponentConfig]]:
-    """(our policy kind, its config) for each configured policy; notices for stand-ins."""
+    """(our policy kind, its config) for each configured policy; notices for stand-ins.
+
+    A Rasa 2 config that names FormPolicy (or MappingPolicy, FallbackPolicy, ...) and not
+    RulePolicy gets a RulePolicy, which does their work in Rasa 3 (forms run, fallback under
+    the threshold): without one its forms would stop after their first question."""
     out: list[tuple[str, ComponentConfig]] = []
+    stand_ins: list[ComponentConfig] = []
     for config in configs or DEFAULT_POLICIES:
         entry = POLICY_NAMES.get(config.name)
         if entry is None:
-            removed = REMOVED_POLICIES.get(config.name)
+            hint = unknown_name_hint(
+                config.name, REMOVED_POLICIES, list(POLICY_NAMES), "policy", "policies"
+            )
             raise ConfigError(
-                f"{config.origin.prefix}unknown policy '{config.name}' (key 'policies'); "
-                + (removed or "known policies: " + ", ".join(sorted(POLICY_NAMES)))
+                f"{config.origin.prefix}unknown policy '{config.name}' (key 'policies'); {hint}"
             )
         kind, notice = entry
         if notice and notices:
             logger.info("%s", notice)
         if kind != "ignore":
             out.append((kind, config))
+        elif config.name in RULE_POLICY_STAND_INS:
+            stand_ins.append(config)
+    if stand_ins and not any(kind == "rules" for kind, _ in out):
+        params = {
+            ours: config.params[theirs]
+            for config in stand_ins
+            for theirs, ours in RULE_POLICY_STAND_INS[config.name].items()
+            if config.params.get(theirs) is not None
+        }
+        first = stand_ins[0]
+        if notices:
+            logger.info(
+                "%sRulePolicy added for %s: config.yml names no RulePolicy, which does %s "
+                "work in Rasa 3",
+                first.origin.prefix,
+                ", ".join(config.name for config in stand_ins),
+                "their" if len(stand_ins) > 1 else "its",
+            )
+        out.append(("rules", ComponentConfig("RulePolicy", params, first.origin)))
     return out
+
+
+def check_rule_policy(project: Project) -> None:
+    """Rasa's checks of the policies against the data (its DefaultV1RecipeValidator), as
+    warnings: without RulePolicy, forms run only where the LSTM policy learned to run them
+    (Rasa refuses such a config), rules in the data are not learned, and ``/restart`` does
+    nothing."""
+    configs = project.config.policies
+    if any(kind == "rules" for kind, _ in policy_configs(configs, notices=False)):
+        return
+    where = configs[0].origin.prefix if configs else ""
+    if project.domain.forms:
+        logger.warning(
+            "%sthe domain has forms (%s) but 'policies' has no RulePolicy, which runs them: "
+            "only the LSTM policy runs a form, as far as the stories taught it (Rasa refuses "
+            "this config); add '- name: RulePolicy' to the policies",
+            where,
+            ", ".join(sorted(project.domain.forms)),
+        )
+    if project.rules:
+        logger.warning(
+            "%sthe data has %d rules (the first: %s) but 'policies' has no RulePolicy: they "
+            "are not learned; add '- name: RulePolicy' to the policies",
+            where,
+            len(project.rules),
+            project.rules[0].where,
+        )
+    logger.warning(
+        "%s'policies' has no RulePolicy: the intents 'restart' and 'back' will not run "
+        "'action_restart' and 'action_back'",
+        where,
+    )
 
 
 # A policy parameter's kind and allowed range (inclusive), and how an error says it.
@@ -252,6 +321,7 @@ def train_policies(
     project: Project, *, lstm_trainer: Any = None
 ) -> tuple[list[Policy], dict[str, Any]]:
     """The project's trained policies and the ensemble's settings."""
+    check_rule_policy(project)
     data = training_data(project)
     policies: list[Policy] = []
     ensemble: dict[str, Any] = {

@@ -130,7 +130,8 @@ def train_lstm(
         cache_size=s.cache_size,
         use_intent_ranking=s.use_intent_ranking,
         priority=s.priority,
-        masks=ActionMasks.build(domain, [*stories, *rules]),
+        # Stories only: a slot a rule does not mention is any value, not an unset one.
+        masks=ActionMasks.build(domain, stories),
     )
 
 

@@ -3,6 +3,7 @@ text (with buttons or quick replies), then custom payload, image, attachment and
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -61,8 +62,19 @@ def terminal_lines(message: dict[str, Any]) -> list[str]:
     lines = [str(message["text"])] if message.get("text") else []
     buttons = message.get("buttons") or message.get("quick_replies") or []
     for number, button in enumerate(buttons, start=1):
-        lines.append(f"  {number}: {button.get('title')} ({button.get('payload')})")
+        lines.append(f"  {number}: {_button_text(button)}")
     for key, label in (("image", "Image"), ("custom", "Custom"), ("attachment", "Attachment")):
         if message.get(key):
             lines.append(f"  {label}: {message[key]}")
     return lines
+
+
+def _button_text(button: Any) -> str:
+    """As Rasa's shell shows a button: its title, its payload in brackets where it has one, and
+    its other keys as JSON (a misspelt ``paylaod`` shows)."""
+    if not isinstance(button, dict):
+        return str(button)
+    rest = {k: v for k, v in button.items() if k not in ("title", "payload")}
+    payload = f" ({button['payload']})" if "payload" in button else ""
+    details = f" - {json.dumps(rest, sort_keys=True, default=str)}" if rest else ""
+    return f"{button.get('title', '')}{payload}{details}"

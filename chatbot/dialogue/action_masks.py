@@ -61,7 +61,7 @@ class ActionMasks:
         contradicted = masks.contradicted(domain, conversations)
         for name, story in sorted(contradicted.items()):
             logger.info(
-                "action mask of '%s' dropped: story '%s' says it with a slot it needs unset",
+                "'%s' may be predicted with its slots unset: story '%s' says it so",
                 name,
                 story,
             )

@@ -57,13 +57,16 @@ MAPPING_KEYS: dict[str, tuple[str, ...]] = {
     "from_trigger_intent": ("value", *_INTENT_FILTER_KEYS),
     "custom": ("action",),
 }
+_ALL_MAPPING_KEYS = frozenset(key for keys in MAPPING_KEYS.values() for key in keys)
 _CONDITION_KEYS = ("active_loop", "requested_slot")
 
 
 # Rasa 3.0 removed the key: a slot fills from its mappings only.
 _AUTO_FILL_HINT = (
     "Rasa 2's 'auto_fill' is gone since Rasa 3.0: a slot fills from its mappings only "
-    "('auto_fill: true' is 'mappings: [{{type: from_entity, entity: {name}}}]')"
+    "('auto_fill: true' is 'mappings: [{{type: from_entity, entity: {name}}}]' where an "
+    "entity has the slot's name, 'mappings: [{{type: custom}}]' otherwise; `chatbot data "
+    "migrate` rewrites the domain)"
 )
 # Rasa 3.0 removed the type; its migration guide gives this in its place.
 _UNFEATURIZED_HINT = (
@@ -125,7 +128,7 @@ def _read_slot(
                 value=raw_type,
                 hint=(
                     _UNFEATURIZED_HINT
-                    if raw_type == "unfeaturized"
+                    if raw_type in ("unfeaturized", "rasa.shared.core.slots.UnfeaturizedSlot")
                     else _choices_hint(raw_type, SLOT_TYPES, "valid slot types")
                 ),
             )
@@ -307,9 +310,15 @@ def _read_mapping(slot: str, item: Any, *, file: str | None, line: int | None) -
             hint=_choices_hint(kind, MAPPING_TYPES, "valid mapping types"),
         )
     allowed = _COMMON_MAPPING_KEYS + MAPPING_KEYS[kind]
-    errors = unknown_keys(item, allowed, file=file, what=f"a {kind} mapping of slot '{slot}'")
-    if errors:
-        raise errors[0]
+    for unknown in unknown_keys(
+        item, allowed, file=file, what=f"a {kind} mapping of slot '{slot}'"
+    ):
+        # Rasa lets other keys through: a key of another mapping type (carbon-bot's
+        # `entity:` on a from_text mapping) or anything else is not read; a misspelling is.
+        if unknown.key in _ALL_MAPPING_KEYS or not (unknown.hint or "").startswith("Did you"):
+            logger.warning("%s; not read (as in Rasa)", dataclasses.replace(unknown, hint=None))
+        else:
+            raise unknown
 
     def at(key: str) -> int | None:
         return line_of(item, key) if key in item else line

@@ -246,14 +246,16 @@ class _Checker:
             if slot is None or slot.type != "categorical" or value is None or value == ANY_VALUE:
                 continue
             if isinstance(value, (dict, list)) or scalar_text(value).lower() not in slot.values:
-                self.error(
-                    f"value {value!r} of categorical slot '{name}' is not one of its values",
-                    origin,
-                    key=name,
-                    value=value,
-                    hint=f"Declared values: {', '.join(slot.values)}; add it to the slot's "
-                    "'values' in the domain",
-                )
+                with self.as_warnings():  # Rasa's featurizer: unseen values are __other__
+                    self.error(
+                        f"value {value!r} of categorical slot '{name}' is not one of its "
+                        "values: it reads as '__other__', as in Rasa",
+                        origin,
+                        key=name,
+                        value=value,
+                        hint=f"Declared values: {', '.join(slot.values)}; add it to the slot's "
+                        "'values' in the domain",
+                    )
 
     # --- the domain -----------------------------------------------------------------------------
 
@@ -291,8 +293,9 @@ class _Checker:
                     # Rasa warns when the mapping is used: it fills nothing.
                     with self.as_warnings():
                         self.entity(mapping.entity, origin, "entity", where)
-                    self.entity_property(mapping.entity, "roles", mapping.role, origin)
-                    self.entity_property(mapping.entity, "groups", mapping.group, origin)
+                        # Rasa does not check these: the NLU gives the roles its data annotates.
+                        self.entity_property(mapping.entity, "roles", mapping.role, origin)
+                        self.entity_property(mapping.entity, "groups", mapping.group, origin)
                 # Rasa warns too; the mapping applies to the other intents.
                 with self.as_warnings():
                     for key in ("intent", "not_intent"):

@@ -173,6 +173,23 @@ async def test_unknown_text_without_nlu_falls_back_and_listens(agent: Agent) -> 
     assert events[-1]["timestamp"] >= started
 
 
+async def test_a_payload_naming_what_the_domain_lacks_is_warned_once(
+    agent: Agent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rasa's warning for a button or client payload the domain does not know (insurance-demo's
+    `/make_a_payment` button): once per name, so a client cannot fill the log."""
+    with caplog.at_level(logging.WARNING, logger="chatbot.agent"):
+        for _ in range(2):
+            await agent.handle_text("/ask_for_a_unicorn", "u1")
+            await agent.handle_text('/greet{"planet_of_origin": "mars"}', "u1")
+            await agent.handle_text('/inform{"cuisine": "thai"}', "u1")
+    warned = [r.getMessage() for r in caplog.records if r.name == "chatbot.agent"]
+    assert [w.split(",")[0] for w in warned] == [
+        "a message names the intent 'ask_for_a_unicorn'",
+        "a message names the entity 'planet_of_origin'",
+    ]
+
+
 async def test_a_message_is_parsed_while_it_waits_for_the_lock_and_logged_in_order(
     agent: Agent,
 ) -> None:

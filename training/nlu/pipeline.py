@@ -20,7 +20,7 @@ from chatbot.errors import ConfigError
 from chatbot.nlu.duckling import DucklingConfig
 from chatbot.nlu.settings import NLUSettings
 from chatbot.project.config import ComponentConfig
-from training.removed_names import REMOVED_COMPONENTS
+from training.removed_names import REMOVED_COMPONENTS, unknown_name_hint
 
 logger = logging.getLogger(__name__)
 
@@ -225,10 +225,11 @@ def settings_from_pipeline(pipeline: Sequence[ComponentConfig]) -> NLUSettings:
     for component in pipeline:
         handler = COMPONENTS.get(component.name)
         if handler is None:
-            removed = REMOVED_COMPONENTS.get(component.name)
+            hint = unknown_name_hint(
+                component.name, REMOVED_COMPONENTS, list(COMPONENTS), "NLU component", "components"
+            )
             raise ConfigError(
-                f"{_where(component)}unknown NLU component '{component.name}'; "
-                + (removed or "known components: " + ", ".join(sorted(COMPONENTS)))
+                f"{_where(component)}unknown NLU component '{component.name}'; {hint}"
             )
         settings = handler(settings, component)
     return settings

@@ -67,3 +67,20 @@ def test_unknown_or_unset_placeholders_are_left_as_written() -> None:
 
 def test_unknown_response_renders_nothing() -> None:
     assert render(DOMAIN, "utter_nope", {}) is None
+
+
+@pytest.mark.parametrize(
+    ("button", "shown"),
+    [
+        ({"title": "Yes", "payload": "/affirm"}, "  1: Yes (/affirm)"),
+        # insurance-demo's misspelt key: shown as Rasa's shell shows it, not "(None)"
+        ({"title": "Yes", "paylaod": "/affirm"}, '  1: Yes - {"paylaod": "/affirm"}'),
+        ({"title": "Site", "url": "https://x.example"}, '  1: Site - {"url": "https://x.example"}'),
+    ],
+)
+def test_a_button_is_shown_in_the_terminal_as_rasas_shell_shows_it(
+    button: dict[str, str], shown: str
+) -> None:
+    from chatbot.conversation.messages import terminal_lines
+
+    assert terminal_lines({"text": "Sure?", "buttons": [button]}) == ["Sure?", shown]

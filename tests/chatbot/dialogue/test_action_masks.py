@@ -144,8 +144,11 @@ def test_a_trained_policy_keeps_its_masks(domain: Domain) -> None:
         )
         for i, c in enumerate(("Rome", "Oslo"))
     ]
+    # A rule says utter_call without the slots: a slot it does not mention may hold any value.
+    steps = (UserStep(intent="inform", entities=()), ActionStep("utter_call"))
+    rule = build("call", Story("call", "rule", steps), steps, domain, rule=True)
     settings = LSTMSettings(epochs=5, embed_dim=8, hidden_size=8, augmentation_factor=0)
-    policy = train_lstm(domain, stories, settings=settings, show_progress=False)
+    policy = train_lstm(domain, stories, [rule], settings=settings, show_progress=False)
     assert set(policy.masks.needs) == {"utter_city", "utter_call"}
     conv = greeted(domain, "a", None)
     conv.append(ev.action("utter_ask_city"))

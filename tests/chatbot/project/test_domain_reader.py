@@ -231,6 +231,15 @@ def _errors(text: str) -> list[str]:
         pytest.param(
             """\
             slots:
+              mention:
+                type: rasa.shared.core.slots.UnfeaturizedSlot
+            """,
+            ["domain.yml:3:", "are 'type: any'", "since Rasa 3.0"],
+            id="rasa-2-unfeaturized-slot-class",
+        ),
+        pytest.param(
+            """\
+            slots:
               city:
                 type: text
                 auto_fill: false
@@ -238,7 +247,8 @@ def _errors(text: str) -> list[str]:
             [
                 "domain.yml:4:",
                 "(key 'auto_fill')",
-                "'mappings: [{type: from_entity, entity: city}]'",
+                "'mappings: [{type: from_entity, entity: city}]' where an entity",
+                "'mappings: [{type: custom}]' otherwise",
             ],
             id="rasa-2-auto-fill",
         ),
@@ -450,6 +460,18 @@ def _errors(text: str) -> list[str]:
             ["domain.yml:1:", "Did you mean 'intents'?"],
             id="unknown-top-level-key",
         ),
+        pytest.param(
+            """\
+            slots:
+              x:
+                type: text
+                mappings:
+                  - type: from_text
+                    not_intnet: greet
+            """,
+            ["domain.yml:6:", "(key 'not_intnet')", "Did you mean 'not_intent'"],
+            id="misspelled-mapping-key",
+        ),
     ],
 )
 def test_domain_errors(text: str, expected: list[str]) -> None:
@@ -478,13 +500,25 @@ def test_what_rasas_domain_schema_lets_through_is_read_with_a_warning(
         responses:
           utter_greet:
             - text: hi
+        entities: [city]
+        slots:
+          departure:
+            type: text
+            mappings:
+              - type: from_text
+                entity: city
         """
     )
     with caplog.at_level(logging.WARNING):
         domain = domain_from_dict(load_yaml_text(text, file="domain.yml"), "domain.yml")
     assert list(domain.intents) == ["greet"]
+    assert [m.type for m in domain.slots["departure"].mappings] == ["from_text"]
     warned = [r.getMessage() for r in caplog.records]
-    assert len(warned) == 3, warned
+    assert len(warned) == 4, warned
+    assert (
+        "domain.yml:17: unknown key in a from_text mapping of slot 'departure' (key 'entity'); "
+        "not read (as in Rasa)"
+    ) in warned
     assert any("intent 'greet' triggers 'utter_greet': not read" in w for w in warned)
     assert any("domain.yml:4: unknown key in the domain (key 'rules')" in w for w in warned)
     assert any("(key 'remark')" in w and "not read" in w for w in warned)

@@ -50,11 +50,6 @@ def _story(*steps: str) -> str:
             ["slot 'town' is not in the domain", "(key 'slot_was_set', value 'town')"],
         ),
         (
-            ["- slot_was_set:\n  - size: huge"],
-            4,
-            ["value 'huge' of categorical slot 'size' is not one of its values", "small, large"],
-        ),
-        (
             ["- active_loop: ordr_form"],
             4,
             ["form 'ordr_form' is not in the domain", "Did you mean 'order_form'?"],
@@ -243,11 +238,6 @@ def test_form_slot_can_be_asked_in_other_ways(
 @pytest.mark.parametrize(
     ("old", "new", "needle"),
     [
-        (
-            "entity: city",
-            "entity: name\n        role: middle",
-            "role 'middle' is not declared for entity 'name'",
-        ),
         ("active_loop: order_form", "active_loop: other_form", "form 'other_form' is not in"),
         ("requested_slot: size", "requested_slot: sise", "slot 'sise' in a mapping of slot 'size'"),
         (
@@ -288,6 +278,12 @@ def test_slot_mapping_errors(make_project: ProjectMaker, old: str, new: str, nee
             ["entity 'town' in a mapping of slot 'city' is not in the domain"],
         ),
         (
+            "domain.yml",
+            "entity: city",
+            "entity: name\n        role: middle",
+            ["role 'middle' is not declared for entity 'name'"],
+        ),
+        (
             "data/stories.yml",
             None,
             _story("- intent: inform\n  entities:\n  - town: Berlin"),
@@ -304,6 +300,17 @@ def test_slot_mapping_errors(make_project: ProjectMaker, old: str, new: str, nee
             None,
             _story("- intent: greet", "- slot_was_set:\n  - size"),
             ["stories.yml:5:", "categorical slot 'size' is named without a value"],
+        ),
+        (
+            "data/stories.yml",
+            None,
+            _story("- intent: greet", "- slot_was_set:\n  - size: huge"),
+            [
+                "stories.yml:5:",
+                "value 'huge' of categorical slot 'size' is not one of its values: it reads as "
+                "'__other__', as in Rasa",
+                "small, large",
+            ],
         ),
     ],
 )

@@ -159,3 +159,24 @@ def test_a_policy_rasa_removed_names_what_took_its_place() -> None:
     policy = ComponentConfig("SklearnPolicy", origin=Origin("config.yml", 9))
     with pytest.raises(ConfigError, match=r"removed in Rasa 3\.0; TEDPolicy took its place"):
         policy_configs([policy])
+
+
+def test_a_custom_class_path_is_named_as_such() -> None:
+    from training.dialogue import policy_configs
+
+    component = ComponentConfig(
+        "rasa_nlu_examples.classifiers.SparseNaiveBayesIntentClassifier",
+        origin=Origin("config.yml", 6),
+    )
+    with pytest.raises(ConfigError) as error:
+        settings_from_pipeline([component])
+    assert str(error.value).startswith(
+        "config.yml:6: unknown NLU component "
+        "'rasa_nlu_examples.classifiers.SparseNaiveBayesIntentClassifier'; a custom NLU "
+        "component class (a Python module path), which is not loaded here: custom components "
+        "are not supported; remove it or use one of: "
+    )
+    assert "DIETClassifier" in str(error.value)
+    policy = ComponentConfig("policies.MyPolicy", origin=Origin("config.yml", 12))
+    with pytest.raises(ConfigError, match=r"a custom policy class .*custom policies are not"):
+        policy_configs([policy])
