@@ -213,7 +213,10 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ChatbotError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
+            from chatbot.errors import ProjectErrors
+
+            for problem in exc.errors if isinstance(exc, ProjectErrors) else [exc]:
+                click.secho(f"error: {problem}", fg="red", err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

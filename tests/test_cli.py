@@ -209,6 +209,9 @@ def test_bad_projects_give_a_clear_error_without_traceback(
         assert "Traceback" not in result.stderr
         for part in expected:
             assert part in result.stderr, (part, result.stderr)
+        # Every problem on a line of its own that says it is one.
+        lines = [line for line in result.stderr.splitlines() if "data/stories.yml:" in line]
+        assert all(line.startswith("error: ") for line in lines), result.stderr
 
 
 MOOD_CONFIG = (DOMAINS / "moodbot" / "config.yml").read_text()

@@ -316,7 +316,8 @@ def _read_mapping(slot: str, item: Any, *, file: str | None, line: int | None) -
         # Rasa lets other keys through: a key of another mapping type (carbon-bot's
         # `entity:` on a from_text mapping) or anything else is not read; a misspelling is.
         if unknown.key in _ALL_MAPPING_KEYS or not (unknown.hint or "").startswith("Did you"):
-            logger.warning("%s; not read (as in Rasa)", dataclasses.replace(unknown, hint=None))
+            said = dataclasses.replace(unknown, hint=None, line=unknown.line or line)
+            logger.warning("%s; not read (as in Rasa)", said)
         else:
             raise unknown
 
