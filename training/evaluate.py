@@ -24,7 +24,9 @@ from chatbot.conversation.conversation import Conversation
 from chatbot.dialogue.ensemble import PolicyEnsemble
 from chatbot.nlu.intent_payload import parse_intent_payload
 from chatbot.project.domain import ACTION_LISTEN
+from chatbot.project.nlu_writer import annotated_text
 from chatbot.project.stories import Step, Story
+from chatbot.project.training_data import EntityAnnotation, NLUExample
 from training.nlu.evaluate import DEFAULT_REPORTS, ReportOptions
 from training.reports import classification_report
 from training.story_events import build
@@ -136,10 +138,26 @@ def _misread(model: TrainedModel, event: dict[str, Any]) -> str | None:
     wanted = _entity_values((event.get("parse_data") or {}).get("entities") or [])
     if intent == gold and found == wanted:
         return None
-    if found == wanted:
-        return str(intent)
-    shown = json.dumps(dict(sorted(found)), ensure_ascii=False)
-    return f"{intent} {shown}"
+    return f"{intent}: {_annotated(text, str(intent), parsed.get('entities') or [])}"
+
+
+def _annotated(text: str, intent: str, entities: Sequence[Any]) -> str:
+    """The text with the entities found marked up, as Rasa's comment on a misread message
+    (``# predicted: book_ticket: a ticket for [The Matrix](movie_name)``)."""
+    found: list[EntityAnnotation] = []
+    spans = [e for e in entities if isinstance(e, dict)]
+    for e in sorted(spans, key=lambda e: e.get("start") if isinstance(e.get("start"), int) else -1):
+        start, end = e.get("start"), e.get("end")
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
+            continue
+        if found and start < found[-1].end:  # overlapping spans: the first is marked
+            continue
+        found.append(
+            EntityAnnotation(
+                start, end, str(e.get("value")), str(e.get("entity")), e.get("role"), e.get("group")
+            )
+        )
+    return annotated_text(NLUExample(text, intent, tuple(found)))
 
 
 def _entity_values(entities: Sequence[Any]) -> set[tuple[str, str]]:

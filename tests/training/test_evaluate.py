@@ -146,7 +146,7 @@ def test_end_to_end_a_misread_user_text_fails_its_story(tmp_path: Path) -> None:
     assert e2e.action_accuracy == 1.0
     write_reports(e2e, tmp_path / "out")
     failed = (tmp_path / "out" / "failed_test_stories.yml").read_text()
-    assert "- user: bye  # predicted: goodbye" in failed
+    assert "- user: bye  # predicted: goodbye: bye" in failed  # Rasa's comment
     assert "hello" not in failed
     assert yaml.safe_load(failed)["stories"][0]["story"] == "said bye, written as a greeting"
 
@@ -159,8 +159,11 @@ def test_end_to_end_compares_entities_and_values() -> None:
     assert _misread(model, event) is None
     wrong = [{**e, "value": "Paris"} if e["value"] == "Oslo" else e for e in parsed["entities"]]
     event["parse_data"] = {**parsed, "entities": wrong}
-    said = _misread(model, event)
-    assert said is not None and said.startswith("book_flight {") and '"Oslo"' in said
+    # Rasa's comment: the intent, then the text with the entities found marked up.
+    assert _misread(model, event) == (
+        'book_flight: fly from [Berlin]{"entity": "city", "role": "from"} '
+        'to [Oslo]{"entity": "city", "role": "to"}'
+    )
 
 
 def test_report_options_choose_the_files(tmp_path: Path) -> None:
