@@ -145,11 +145,16 @@ def _annotated(text: str, intent: str, entities: Sequence[Any]) -> str:
     """The text with the entities found marked up, as Rasa's comment on a misread message
     (``# predicted: book_ticket: a ticket for [The Matrix](movie_name)``)."""
     found: list[EntityAnnotation] = []
-    spans = [e for e in entities if isinstance(e, dict)]
-    for e in sorted(spans, key=lambda e: e.get("start") if isinstance(e.get("start"), int) else -1):
-        start, end = e.get("start"), e.get("end")
-        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
-            continue
+    spans = [
+        e
+        for e in entities
+        if isinstance(e, dict)
+        and isinstance(e.get("start"), int)
+        and isinstance(e.get("end"), int)
+        and 0 <= e["start"] < e["end"] <= len(text)
+    ]
+    for e in sorted(spans, key=lambda e: int(e["start"])):
+        start, end = int(e["start"]), int(e["end"])
         if found and start < found[-1].end:  # overlapping spans: the first is marked
             continue
         found.append(
