@@ -65,6 +65,10 @@ class DomainParts:
     # Rasa 2 forms' slot mappings (``required_slots: {slot: [mappings]}``), already read as the
     # slots' mappings with the form's conditions: (form, slot, mappings), added to the slots.
     form_mappings: list[tuple[str, str, tuple[SlotMapping, ...]]] = field(default_factory=list)
+    # A Rasa 2 file (``version: "2.0"``): its slots without ``mappings`` fill from the entity of
+    # their name, as Rasa 2's ``auto_fill`` (on by default) did: slot -> where it is written.
+    rasa2: bool = False
+    auto_fill: dict[str, Origin] = field(default_factory=dict)
 
 
 def add_item(
@@ -268,9 +272,12 @@ def _read_slots_section(
     parts: DomainParts, value: Any, file: str | None, line: int | None
 ) -> list[ProjectError]:
     expect(value, dict, what="'slots'", file=file, line=line, key="slots")
-    slots, errors = read_slots(value, file=file)
+    slots, errors = read_slots(value, file=file, rasa2=parts.rasa2)
     for name, slot in slots.items():
         add_item(parts.slots, name, slot, slot.origin, "slot", errors)
+        spec = value.get(name) or {}
+        if parts.rasa2 and "mappings" not in spec and spec.get("auto_fill", True) is not False:
+            parts.auto_fill[name] = slot.origin
     return errors
 
 

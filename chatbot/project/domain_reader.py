@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import ProjectError, ProjectErrors
-from chatbot.project.domain import NO_ORIGIN, Domain, Intent, SessionConfig
+from chatbot.project.domain import NO_ORIGIN, Domain, Intent, SessionConfig, SlotMapping
 from chatbot.project.domain_parts import (
     SECTION_READERS,
     DomainParts,
@@ -30,6 +30,7 @@ from chatbot.project.yaml_io import (
     line_of,
     load_yaml,
     misspelled_keys,
+    older_format,
     warn_older_format,
 )
 
@@ -178,6 +179,7 @@ def domain_parts_from_dict(
     except ProjectError as e:
         return parts, [e]
     errors: list[ProjectError] = []
+    parts.rasa2 = older_format(data)
     if not only_responses:
         for key in data:
             if key in _RENAMED:
@@ -259,6 +261,9 @@ def merge_domain_parts(parts_list: Iterable[DomainParts]) -> tuple[DomainParts, 
         # mappings once: the first file's.
         mapped = {(form, slot) for form, slot, _ in merged.form_mappings}
         merged.form_mappings.extend(m for m in parts.form_mappings if m[:2] not in mapped)
+        for name, origin in parts.auto_fill.items():
+            if merged.slots.get(name) is parts.slots.get(name):  # the definition that holds
+                merged.auto_fill.setdefault(name, origin)
         for key, (value, origin) in parts.settings.items():
             add_setting(merged, key, value, origin, errors)
         for text, origin in parts.action_texts.items():
@@ -286,6 +291,18 @@ def build_domain(parts_list: Iterable[DomainParts]) -> tuple[Domain, list[Projec
         intents[name] = Intent(name, used, spec.origin)
     settings = {key: value for key, (value, _) in parts.settings.items()}
     slots = dict(parts.slots)
+    filled = [name for name in parts.auto_fill if name in slots and name in parts.entities]
+    for name in filled:
+        auto = SlotMapping("from_entity", entity=name, origin=parts.auto_fill[name])
+        slots[name] = dataclasses.replace(slots[name], mappings=(auto, *slots[name].mappings))
+    if filled:
+        logger.warning(
+            "%sRasa 2 slots without 'mappings' (%s) fill from the entity of their name, as "
+            "Rasa 2's auto_fill did; Rasa 3 needs their mappings written out (`chatbot data "
+            "migrate` writes them)",
+            parts.auto_fill[filled[0]].prefix,
+            ", ".join(filled),
+        )
     for _form, name, mappings in parts.form_mappings:
         slot = slots.get(name)
         if slot is not None:  # an unknown slot of a form is the validator's error

@@ -75,8 +75,11 @@ _UNFEATURIZED_HINT = (
 )
 
 
-def read_slots(data: Any, *, file: str | None) -> tuple[dict[str, Slot], list[ProjectError]]:
-    """The ``slots:`` mapping of one domain file; every bad slot is an error, the rest are kept."""
+def read_slots(
+    data: Any, *, file: str | None, rasa2: bool = False
+) -> tuple[dict[str, Slot], list[ProjectError]]:
+    """The ``slots:`` mapping of one domain file; every bad slot is an error, the rest are kept.
+    ``rasa2``: a Rasa 2 file, whose slots may say ``auto_fill`` (read by the domain's builder)."""
     slots: dict[str, Slot] = {}
     errors: list[ProjectError] = []
     for name, spec in data.items():
@@ -86,7 +89,7 @@ def read_slots(data: Any, *, file: str | None) -> tuple[dict[str, Slot], list[Pr
                 ProjectError("a slot name must be text", file=file, line=line, value=name)
             )
             continue
-        slot, slot_errors = _read_slot(name, spec, file=file, line=line)
+        slot, slot_errors = _read_slot(name, spec, file=file, line=line, rasa2=rasa2)
         errors.extend(slot_errors)
         if slot is not None:
             slots[name] = slot
@@ -94,7 +97,7 @@ def read_slots(data: Any, *, file: str | None) -> tuple[dict[str, Slot], list[Pr
 
 
 def _read_slot(
-    name: str, spec: Any, *, file: str | None, line: int | None
+    name: str, spec: Any, *, file: str | None, line: int | None, rasa2: bool = False
 ) -> tuple[Slot | None, list[ProjectError]]:
     if spec is None:
         spec = {}
@@ -106,6 +109,7 @@ def _read_slot(
     errors = [
         dataclasses.replace(e, hint=auto_fill) if e.key == "auto_fill" else e
         for e in unknown_keys(spec, _SLOT_KEYS, file=file, what=f"slot '{name}'")
+        if not (rasa2 and e.key == "auto_fill" and isinstance(spec["auto_fill"], bool))
     ]
 
     def at(key: str) -> int | None:

@@ -245,7 +245,8 @@ class _Checker:
                 continue
             if slot is None or slot.type != "categorical" or value is None or value == ANY_VALUE:
                 continue
-            if isinstance(value, (dict, list)) or scalar_text(value).lower() not in slot.values:
+            text = None if isinstance(value, (dict, list)) else scalar_text(value)
+            if text != "__other__" and (text is None or text.lower() not in slot.values):
                 with self.as_warnings():  # Rasa's featurizer: unseen values are __other__
                     self.error(
                         f"value {value!r} of categorical slot '{name}' is not one of its "

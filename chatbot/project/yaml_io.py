@@ -465,17 +465,21 @@ def as_name_list(
     return tuple(names)
 
 
+def older_format(data: Any) -> bool:
+    """Whether a file's ``version:`` is older than Rasa 3's format (a Rasa 2 file: "2.0")."""
+    if not isinstance(data, dict) or "version" not in data:
+        return False
+    try:
+        return int(str(data["version"]).strip().split(".", 1)[0]) < 3
+    except ValueError:
+        return False  # not a version number: other checks name it where it matters
+
+
 def warn_older_format(data: Any, file: str | None) -> None:
     """One line where a file's ``version:`` is older than Rasa 3's format ("2.0"): read as
     a Rasa 3 file all the same, as Rasa reads it (and says so)."""
-    if not isinstance(data, dict) or "version" not in data:
-        return
-    version = str(data["version"]).strip()
-    try:
-        major = int(version.split(".", 1)[0])
-    except ValueError:
-        return  # not a version number: other checks name it where it matters
-    if major < 3:
+    if older_format(data):
+        version = str(data["version"]).strip()
         # A line of information, not a warning: Rasa's --fail-on-warnings passes such files.
         where = f"{file}:{line_of(data, 'version') or 1}: " if file else ""
         logger.info(

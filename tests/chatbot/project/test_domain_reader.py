@@ -537,3 +537,42 @@ def test_all_domain_errors_are_reported() -> None:
         """
     )
     assert len(errors) == 3
+
+
+def test_a_rasa_2_domain_fills_slots_without_mappings_from_their_entity(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rasa 2's auto_fill (on unless `auto_fill: false`), as `rasa data migrate` writes it:
+    rasa-demo's `product` slot stayed empty when its mappings were read as Rasa 3's."""
+    text = textwrap.dedent(
+        """\
+        version: "2.0"
+        entities: [product, language]
+        slots:
+          product:
+            type: text
+          language:
+            type: text
+            auto_fill: false
+          feedback:
+            type: text
+        """
+    )
+    with caplog.at_level(logging.WARNING):
+        domain = domain_from_dict(load_yaml_text(text, file="domain.yml"), "domain.yml")
+    assert [(m.type, m.entity) for m in domain.slots["product"].mappings] == [
+        ("from_entity", "product")
+    ]
+    assert domain.slots["language"].mappings == domain.slots["feedback"].mappings == ()
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == [
+        "domain.yml:4: Rasa 2 slots without 'mappings' (product) fill from the entity of their "
+        "name, as Rasa 2's auto_fill did; Rasa 3 needs their mappings written out (`chatbot "
+        "data migrate` writes them)"
+    ]
+    # A Rasa 3 file: mappings are what it writes, and `auto_fill` is a mistake.
+    rasa3 = text.replace('version: "2.0"', 'version: "3.1"')
+    assert domain_from_dict(load_yaml_text(rasa3.replace("    auto_fill: false\n", ""))).slots[
+        "product"
+    ].mappings == ()
+    assert any("(key 'auto_fill')" in error for error in _errors(rasa3))
