@@ -76,9 +76,8 @@ class FormAction(Action):
         ):
             # Validate what the user just said.
             requested = scratch.slots.get(REQUESTED_SLOT)
-            validation = await self._validate(
-                ctx, scratch, self._candidates(scratch, form), requested=requested
-            )
+            candidates = self._candidates(scratch, form, requested)
+            validation = await self._validate(ctx, scratch, candidates, requested=requested)
             filled = any(
                 e.get("event") == "slot" and e.get("name") != REQUESTED_SLOT for e in validation
             )
@@ -116,11 +115,16 @@ class FormAction(Action):
         return next((s for s in form.required_slots if conversation.slots.get(s) is None), None)
 
     @staticmethod
-    def _candidates(conversation: Conversation, form: Form) -> dict[str, Any]:
-        """Form slots set since the latest user message (by slot extraction)."""
+    def _candidates(
+        conversation: Conversation, form: Form, requested: str | None
+    ) -> dict[str, Any]:
+        """Form slots set since the latest user message (by slot extraction): the domain's
+        required slots and the one asked for, which a validation action's ``required_slots``
+        may have added (Rasa's ``_add_dynamic_slots_requested_by_dynamic_forms``)."""
+        wanted = {*form.required_slots, *([requested] if requested else [])}
         found: dict[str, Any] = {}
         for event in conversation.events_since_latest_user():
-            if event.get("event") == "slot" and event.get("name") in form.required_slots:
+            if event.get("event") == "slot" and event.get("name") in wanted:
                 found[event["name"]] = event.get("value")
         return found
 

@@ -136,3 +136,56 @@ async def test_an_action_that_takes_the_message_back_and_names_the_form_resumes_
     ]
     assert await say(agent, "digress", '/inform{"recipient": "bob"}') == ["How much?"]
     assert await say(agent, "digress", '/inform{"amount": 7}') == ["Sending 7 to Bob."]
+
+
+DYNAMIC_DOMAIN = DOMAIN.replace(
+    "forms:",
+    """  note:
+    type: text
+    mappings:
+    - type: from_text
+      conditions: [{active_loop: transfer_form, requested_slot: note}]
+forms:""",
+).replace(
+    "  utter_done:\n",
+    "  utter_ask_note:\n    - text: Any note?\n  utter_done:\n",
+)
+DYNAMIC_ACTIONS = """
+from rasa_sdk import FormValidationAction
+
+
+class ValidateTransferForm(FormValidationAction):
+    def name(self):
+        return "validate_transfer_form"
+
+    async def required_slots(self, domain_slots, dispatcher, tracker, domain):
+        return [*domain_slots, "note"]  # rasa-sdk's dynamic form: a slot the domain's lacks
+
+    async def extract_note(self, dispatcher, tracker, domain):
+        return {}  # its mapping in the domain fills it
+
+    def validate_note(self, value, dispatcher, tracker, domain):
+        return {"note": str(value).upper()}
+"""
+
+
+async def test_a_slot_the_validation_action_adds_to_the_form_is_filled_and_validated(
+    tmp_path: Path,
+) -> None:
+    """Rasa's form takes the slot it asked for as one of its own, whether the domain's form
+    lists it or the validation action's ``required_slots`` added it (a form that asked for
+    such a slot rejected the answer and never finished)."""
+    files = {
+        "domain.yml": DYNAMIC_DOMAIN,
+        "data/rules.yml": RULES.replace("- action: utter_done", "- action: utter_noted"),
+        "config.yml": RULES_ONLY,
+        "actions/__init__.py": "",
+        "actions/bank.py": DYNAMIC_ACTIONS,
+    }
+    files["domain.yml"] += "  utter_noted:\n    - text: 'Noted for {recipient}: {note}'\n"
+    agent = Agent(
+        train_files(tmp_path, files), action_executor=InProcessExecutor(tmp_path, "actions")
+    )
+    assert await say(agent, "dyn", '/transfer{"recipient": "ann", "amount": 3}') == ["Any note?"]
+    assert await say(agent, "dyn", "for lunch") == ["Noted for ann: FOR LUNCH"]
+    assert (await slots(agent, "dyn"))["note"] == "FOR LUNCH"

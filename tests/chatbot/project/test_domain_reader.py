@@ -572,7 +572,10 @@ def test_a_rasa_2_domain_fills_slots_without_mappings_from_their_entity(
     ]
     # A Rasa 3 file: mappings are what it writes, and `auto_fill` is a mistake.
     rasa3 = text.replace('version: "2.0"', 'version: "3.1"')
-    assert domain_from_dict(load_yaml_text(rasa3.replace("    auto_fill: false\n", ""))).slots[
-        "product"
-    ].mappings == ()
+    assert (
+        domain_from_dict(load_yaml_text(rasa3.replace("    auto_fill: false\n", "")))
+        .slots["product"]
+        .mappings
+        == ()
+    )
     assert any("(key 'auto_fill')" in error for error in _errors(rasa3))
