@@ -25,7 +25,7 @@ from chatbot.dialogue.ensemble import PolicyEnsemble
 from chatbot.nlu.intent_payload import parse_intent_payload
 from chatbot.project.domain import ACTION_LISTEN
 from chatbot.project.nlu_writer import annotated_text
-from chatbot.project.stories import Step, Story
+from chatbot.project.stories import ActionStep, Step, Story
 from chatbot.project.training_data import EntityAnnotation, NLUExample
 from training.nlu.evaluate import DEFAULT_REPORTS, ReportOptions
 from training.reports import classification_report
@@ -40,9 +40,11 @@ class StoryResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     # For each event: the predicted action if the event is an action to predict, else None.
     predictions: list[str | None] = field(default_factory=list)
-    # End to end (``chatbot test --e2e``): for each user event with text that the NLU read
-    # otherwise than the story, by event index, what it read ("intent" or "intent {entities}").
+    # End to end (``chatbot test``): for each user event with text that the NLU read otherwise
+    # than the story, by event index, what it read (Rasa's "intent: text with [markup](e)").
     misread: dict[int, str] = field(default_factory=dict)
+    # The story's end-to-end bot turns (``bot: "text"``): actions named by their text.
+    bot_texts: frozenset[str] = frozenset()
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
@@ -102,7 +104,8 @@ def predict_story(
 ) -> StoryResult:
     conv = build(name, story, steps, model.domain)
     replay = Conversation(f"test-{name}", model.domain)
-    result = StoryResult(name, story, conv.events)
+    texts = frozenset(str(s.text) for s in steps if isinstance(s, ActionStep) and s.name is None)
+    result = StoryResult(name, story, conv.events, bot_texts=texts)
     for index, (event, target) in enumerate(zip(conv.events, conv.targets, strict=True)):
         if end_to_end and event.get("event") == "user":
             misread = _misread(model, event)
@@ -198,7 +201,7 @@ def evaluate_stories(
     return StoryEvaluation(results)
 
 
-def _event_yaml(event: dict[str, Any]) -> dict[str, Any] | None:
+def _event_yaml(event: dict[str, Any], bot_texts: frozenset[str]) -> dict[str, Any] | None:
     kind = event.get("event")
     if kind == "user":
         parse = event.get("parse_data") or {}
@@ -207,11 +210,11 @@ def _event_yaml(event: dict[str, Any]) -> dict[str, Any] | None:
             out["user"] = event["text"]
         if ev.intent_name(event) is not None:
             out["intent"] = ev.intent_name(event)
-        if parse.get("entities"):
+        if parse.get("entities") and event.get("text") is None:
             out["entities"] = [{e["entity"]: e.get("value")} for e in parse["entities"]]
         return out
     if kind == "action":
-        return {"action": event["name"]}
+        return {"bot" if event["name"] in bot_texts else "action": event["name"]}
     if kind == "slot":
         return {"slot_was_set": [{event["name"]: event.get("value")}]}
     if kind == "active_loop":
@@ -219,10 +222,30 @@ def _event_yaml(event: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _step_lines(event: dict[str, Any], item: dict[str, Any], comment: str | None) -> list[str]:
+    """One step of a written story, as Rasa's story writer gives it: a user step's intent first
+    (with the comment), then its text as a ``|`` block with the entities marked up (no
+    ``entities:``); another step with the comment on its first line."""
+    text = item.get("user")
+    if isinstance(text, str) and text and text == text.strip() and "\r" not in text:
+        entities = (event.get("parse_data") or {}).get("entities") or []
+        shown = _annotated(text, str(item.get("intent")), entities)
+        intent = [f"  - intent: {item['intent']}"] if "intent" in item else []
+        user = "  - user: |" if not intent else "    user: |"
+        lines = [*intent, user, *(f"      {line}" for line in shown.splitlines())]
+    else:
+        dumped = yaml.safe_dump([item], allow_unicode=True, sort_keys=False).rstrip("\n")
+        lines = ["  " + line for line in dumped.splitlines()]
+    if comment is not None:  # one line: a comment ends where its line does
+        lines[0] += f"  # predicted: {' '.join(comment.splitlines())}"
+    return lines
+
+
 def failed_stories_yaml(results: Sequence[StoryResult], *, passed: bool = False) -> str:
     """Rasa's ``failed_test_stories.yml``: each failed story, with ``# predicted: X`` after every
-    action the model got wrong (implicit ``action_listen`` turns are written only when wrong);
-    ``passed``: the stories predicted right instead (``successful_test_stories.yml``)."""
+    action the model got wrong (implicit ``action_listen`` turns are written only when wrong)
+    and every user message the NLU read otherwise (end to end); ``passed``: the stories
+    predicted right instead (``successful_test_stories.yml``)."""
     lines = ['version: "3.1"', "stories:"]
     for result in results:
         if result.passed != passed:
@@ -232,14 +255,8 @@ def failed_stories_yaml(results: Sequence[StoryResult], *, passed: bool = False)
         for index, (event, predicted) in enumerate(
             zip(result.events, result.predictions, strict=True)
         ):
-            item = _event_yaml(event)
+            item = _event_yaml(event, result.bot_texts)
             if item is None:
-                continue
-            if index in result.misread:
-                text = yaml.safe_dump([item], allow_unicode=True, sort_keys=False).rstrip("\n")
-                block = ["  " + line for line in text.splitlines()]
-                block[0] += f"  # predicted: {result.misread[index]}"
-                lines.extend(block)
                 continue
             is_action = event.get("event") == "action"
             if is_action and predicted is None:
@@ -247,11 +264,8 @@ def failed_stories_yaml(results: Sequence[StoryResult], *, passed: bool = False)
             wrong = is_action and predicted != event["name"]
             if is_action and event["name"] == ACTION_LISTEN and not wrong:
                 continue
-            text = yaml.safe_dump([item], allow_unicode=True, sort_keys=False).rstrip("\n")
-            block = ["  " + line for line in text.splitlines()]
-            if wrong:
-                block[0] += f"  # predicted: {predicted}"
-            lines.extend(block)
+            comment = result.misread.get(index) or (predicted if wrong else None)
+            lines.extend(_step_lines(event, item, comment))
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from chatbot.project.stories import ActionStep
 from chatbot.project.story_reader import read_stories
 from chatbot.project.training_data import NLUExample
 from tests.chatbot.nlu.toy import trained_toy_model
@@ -146,7 +147,8 @@ def test_end_to_end_a_misread_user_text_fails_its_story(tmp_path: Path) -> None:
     assert e2e.action_accuracy == 1.0
     write_reports(e2e, tmp_path / "out")
     failed = (tmp_path / "out" / "failed_test_stories.yml").read_text()
-    assert "- user: bye  # predicted: goodbye: bye" in failed  # Rasa's comment
+    # Rasa's story writer: the intent with the comment, then the text as a block.
+    assert "  - intent: greet  # predicted: goodbye: bye\n    user: |\n      bye\n" in failed
     assert "hello" not in failed
     assert yaml.safe_load(failed)["stories"][0]["story"] == "said bye, written as a greeting"
 
@@ -196,3 +198,33 @@ def test_report_options_choose_the_files(tmp_path: Path) -> None:
     assert files == ["BiLSTMCRF_report.json", "intent_report.json", "intent_successes.json"]
     successes = json.loads((tmp_path / "nlu" / "intent_successes.json").read_text())
     assert [s["text"] for s in successes] == ["hello"]
+
+
+MULTILINE = """
+stories:
+- story: two lines
+  steps:
+  - user: |
+      fly from [Berlin]{"entity": "city", "role": "from"}
+      to [Oslo]{"entity": "city", "role": "to"} today
+    intent: greet
+  - action: utter_greet
+  - bot: Anything else?
+"""
+
+
+def test_failed_stories_read_back_as_they_were_written(tmp_path: Path) -> None:
+    """Rasa's story writer: a user text of several lines stays a block with its entity markup
+    (the comment goes on the intent's line, outside it), a bot text stays a `bot:` step."""
+    (tmp_path / "test_lines.yml").write_text(MULTILINE)
+    stories, _ = read_stories(tmp_path / "test_lines.yml", test=True)
+    model = replace(dialogue_model("moodbot"), nlu=trained_toy_model())
+    write_reports(evaluate_stories(model, stories, end_to_end=True), tmp_path / "out")
+    failed = (tmp_path / "out" / "failed_test_stories.yml").read_text()
+    assert "  - bot: Anything else?  # predicted: " in failed
+    assert "  - intent: greet  # predicted: book_flight: fly from [Berlin]{" in failed
+    (again,), _ = read_stories(tmp_path / "out" / "failed_test_stories.yml", test=True)
+    assert again.steps[0].text == stories[0].steps[0].text
+    assert again.steps[0].entities == stories[0].steps[0].entities
+    bot = again.steps[2]
+    assert isinstance(bot, ActionStep) and (bot.name, bot.text) == (None, "Anything else?")
