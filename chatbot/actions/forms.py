@@ -157,7 +157,4 @@ class FormAction(Action):
                 *(ev.slot(name, value) for name, value in candidates.items()),
             ]
         )
-        # The form's action event collapses its happy-path turns for the policies' history,
-        # which takes the latest message back to the one before; the action sees this one.
-        temporary.latest_message = scratch.latest_message
         return await ctx.run_action(f"validate_{self.name}", temporary)

@@ -56,6 +56,10 @@ class Conversation:
         self.slots.setdefault(REQUESTED_SLOT, None)
         self.loop = LoopState()
         self.latest_message: dict[str, Any] = {}
+        # The user message the dialogue state reads: the latest one, but where a form's turns
+        # on its happy path are collapsed for the policies, the one before them (as Rasa's
+        # states come from ``applied_events()`` while its ``latest_message`` stays the latest).
+        self.state_message: dict[str, Any] = self.latest_message
         self.latest_action_name: str | None = None
         self.latest_bot_event: Event | None = None
         self.followup_action: str | None = None
@@ -75,6 +79,7 @@ class Conversation:
         other.slots = dict(self.slots)
         other.loop = LoopState(**vars(self.loop))
         other.latest_message = self.latest_message
+        other.state_message = self.state_message
         other.latest_action_name = self.latest_action_name
         other.latest_bot_event = self.latest_bot_event
         other.followup_action = self.followup_action
@@ -113,7 +118,7 @@ class Conversation:
         if kind not in ("restart", "session_started", "rewind", "undo"):
             self._applied.append(event)
         if kind == "user":
-            self.latest_message = _parse_data(event)
+            self.latest_message = self.state_message = _parse_data(event)
             self.followup_action = None
             self._user_seen = True
         elif kind == "action":
@@ -201,7 +206,7 @@ class Conversation:
         if any(e.get("event") == "user" for e in removed):
             latest = next((e for e in reversed(self._applied) if e.get("event") == "user"), None)
             self._user_seen = latest is not None
-            self.latest_message = _parse_data(latest) if latest is not None else {}
+            self.state_message = _parse_data(latest) if latest is not None else {}
         self.latest_action_name = action
 
     # -- views -----------------------------------------------------------------------------------
@@ -232,9 +237,12 @@ class Conversation:
         return self._state
 
     def _build_state(self) -> State:
-        intent = self.latest_intent if self._user_seen else None
+        message = self.state_message if self._user_seen else {}
+        name = (message.get("intent") or {}).get("name")
+        intent = name if isinstance(name, str) else None
+        text = message.get("text")
         entities = (
-            entity_features(self.domain, intent, self.latest_entities)
+            entity_features(self.domain, intent, list(message.get("entities") or []))
             if self._user_seen
             else frozenset()
         )
@@ -242,7 +250,7 @@ class Conversation:
             self.domain,
             intent=intent,
             entities=entities,
-            text=self.latest_user_text if self._user_seen else None,
+            text=text if isinstance(text, str) else None,
             prev_action=self.latest_action_name,
             slots=self.slots,
             active_loop=self.loop.name,

@@ -173,7 +173,7 @@ class LSTMPolicy(Policy):
         if not self._reads_text:
             return None
         state = dict(current)
-        text = conversation.latest_message.get("text")
+        text = conversation.state_message.get("text")
         if state.get(INTENT) is None or not has_words(text):
             return None
         del state[INTENT]
@@ -317,8 +317,8 @@ class LSTMPolicy(Policy):
         return found
 
     def _current_features(self, conversation: Conversation, current: State) -> Features:
-        if self.use_intent_ranking and conversation.latest_message.get("intent_ranking"):
-            return self.featurizer.featurize(current, conversation.latest_message)
+        if self.use_intent_ranking and conversation.state_message.get("intent_ranking"):
+            return self.featurizer.featurize(current, conversation.state_message)
         return self.features(current)
 
     # -- the model file --------------------------------------------------------------------------

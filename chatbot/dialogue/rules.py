@@ -113,7 +113,7 @@ class RulePolicy(Policy):
         if self._text_rules:
             # Rules with the user's words (end-to-end ``- user:`` steps) come first, as in Rasa:
             # the latest turn's states read its words in place of the intent.
-            by_text = _with_text(history, conversation.latest_message.get("text"))
+            by_text = _with_text(history, conversation.state_message.get("text"))
             if by_text is not None:
                 found = self._match(self._text_rules, by_text, conversation, excluded)
                 if found is not None:

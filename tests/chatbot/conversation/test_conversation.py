@@ -199,3 +199,28 @@ def test_the_current_state_is_rebuilt_after_every_event() -> None:
         assert fork.current_state() == before  # the fork did not see the event
         seen.add(conv.current_state())
     assert len(seen) > 5  # the events did change the state
+
+
+def test_a_form_running_again_collapses_its_turns_for_the_state_not_the_latest_message() -> None:
+    """As Rasa: the policies read the turns of a form on its happy path as one step (the state
+    keeps the message that started it), while ``latest_message`` is the user's latest (the
+    tracker's JSON and the actions read it; it used to go back to the first message)."""
+    conv = Conversation("c", DOMAIN)
+    for event in (
+        ev.action("action_listen"),
+        user("greet"),
+        ev.action("food_form"),
+        ev.active_loop("food_form"),
+        ev.slot("requested_slot", "cuisine"),
+        ev.action("action_listen"),
+        user("inform", cuisine="thai"),
+        ev.slot("cuisine", "thai"),
+    ):
+        conv.append(event)
+    assert conv.is_loop_rerun("food_form")
+    conv.append(ev.action("food_form"))
+    assert conv.latest_message["text"] == "/inform"
+    assert conv.latest_intent == "inform" and conv.latest_entities[0]["value"] == "thai"
+    assert conv.state_message["text"] == "/greet"
+    assert dict(conv.current_state())[INTENT] == "greet"
+    assert conv.as_tracker()["latest_message"]["intent"]["name"] == "inform"
