@@ -1,5 +1,6 @@
 """Rasa's ``POST /model/test/intents`` and ``POST /model/test/stories``: the served model on the
-test data in the request's YAML body, the scores in the answer.
+test data in the request's body (YAML; Rasa's NLU JSON for intents sent as application/json),
+the scores in the answer (``?e2e=true``: stories end to end).
 
 ``/model/test/intents`` takes NLU data (``nlu:``, as nlu.yml holds it) and answers Rasa's shape:
 ``intent_evaluation`` (``report``, ``accuracy``, ``f1_score``, ``precision``, ``predictions``,
@@ -21,7 +22,6 @@ from typing import Any
 from aiohttp import web
 
 from chatbot.errors import ChatbotError, ProjectErrors
-from chatbot.server.api_train import YAML_TYPES
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import read_large_body
 from chatbot.server.errors import json_error
@@ -35,15 +35,37 @@ def register_evaluation_routes(app: web.Application, auth: Auth) -> None:
     app.router.add_post("/model/test/stories", auth.protect(test_stories))
 
 
+# Rasa's query parameters that these routes do not serve: a 400 says so, rather than an answer
+# that looks like theirs (a served model scored on its own training data, not cross-validated).
+_NOT_SERVED = {
+    "callback_url": "callback_url (an answer posted later) is not supported: the answer is the "
+    "evaluation",
+    "cross_validation_folds": "cross_validation_folds is not supported here: cross-validate "
+    "with `chatbot test nlu --folds N`",
+    "model": "model (another model file) is not supported: the served model is tested (PUT "
+    "/model serves another)",
+}
+
+
+def _refuse_what_is_not_served(request: web.Request) -> None:
+    for name, message in _NOT_SERVED.items():
+        if name in request.query:
+            raise json_error(400, message)
+
+
 async def test_intents(request: web.Request) -> web.Response:
     from chatbot.nlu.model import NLUModel
+    from chatbot.project.nlu_json import read_rasa_json
     from chatbot.project.nlu_reader import read_nlu
 
+    _refuse_what_is_not_served(request)
     model = request.app[AGENT].model
     if not isinstance(model.nlu, NLUModel):
         raise json_error(409, "the served model has no NLU model to test", "NoNLUModel")
     nlu_model = model.nlu
-    data = await _read_yaml_body(request, read_nlu)
+    # As Rasa: YAML where the Content-Type says so, else Rasa's NLU JSON (rasa_nlu_data).
+    as_json = request.content_type == "application/json"
+    data = await _read_body(request, read_rasa_json if as_json else read_nlu, as_json=as_json)
     if not data.examples:
         raise json_error(400, "the body holds no NLU examples (nlu: with intents and examples)")
     return web.json_response(await asyncio.to_thread(_intent_evaluation, nlu_model, data.examples))
@@ -52,21 +74,25 @@ async def test_intents(request: web.Request) -> web.Response:
 async def test_stories(request: web.Request) -> web.Response:
     from chatbot.project.story_reader import read_stories
 
+    _refuse_what_is_not_served(request)
+    end_to_end = request.query.get("e2e", "false").lower() == "true"
     model = request.app[AGENT].model
-    stories, rules = await _read_yaml_body(request, lambda path: read_stories(path, test=True))
+    if request.content_type == "application/json":
+        raise json_error(415, "send the test stories as YAML (Content-Type: application/yaml)")
+    stories, rules = await _read_body(request, lambda path: read_stories(path, test=True))
     if not stories and not rules:
         raise json_error(400, "the body holds no test stories (stories: or rules:)")
-    return web.json_response(await asyncio.to_thread(_story_evaluation, model, stories + rules))
+    found = await asyncio.to_thread(_story_evaluation, model, stories + rules, end_to_end)
+    return web.json_response(found)
 
 
-async def _read_yaml_body(request: web.Request, read: Any) -> Any:
-    """The body, read by ``read`` as a file of the project would be; a 400 naming the line of
-    a mistake (the body, not a temporary file, named)."""
-    if request.content_type not in YAML_TYPES:
-        raise json_error(415, "send the test data as YAML (Content-Type: application/yaml)")
+async def _read_body(request: web.Request, read: Any, *, as_json: bool = False) -> Any:
+    """The body, read by ``read`` as a file of the project would be (YAML whatever the
+    Content-Type says, as Rasa reads it, unless ``as_json``); a 400 naming the line of a
+    mistake (the body, not a temporary file, named)."""
     data = await read_large_body(request, MAX_TEST_DATA, "test data")
     with tempfile.TemporaryDirectory(prefix="chatbot-test-") as folder:
-        path = Path(folder) / "body.yml"
+        path = Path(folder) / ("body.json" if as_json else "body.yml")
         path.write_bytes(data)
         try:
             return read(path)
@@ -110,12 +136,15 @@ def _intent_evaluation(model: Any, examples: list[Any]) -> dict[str, Any]:
             for extractor, entity_report in scores.entity_reports.items()
         },
     }
-    if scores.response_report is not None:
-        result["response_selection_evaluation"] = {
+    result["response_selection_evaluation"] = (
+        None
+        if scores.response_report is None
+        else {
             "report": scores.response_report,
             "accuracy": scores.response_report["accuracy"],
             "errors": scores.response_errors,
         }
+    )
     return result
 
 
@@ -129,10 +158,10 @@ def _entity_evaluation(report: dict[str, Any], errors: list[Any]) -> dict[str, A
     }
 
 
-def _story_evaluation(model: Any, stories: list[Any]) -> dict[str, Any]:
+def _story_evaluation(model: Any, stories: list[Any], end_to_end: bool) -> dict[str, Any]:
     from training.evaluate import evaluate_stories, failed_stories_yaml
 
-    evaluation = evaluate_stories(model, stories)
+    evaluation = evaluate_stories(model, stories, end_to_end=end_to_end)
     report = evaluation.report()
     return {
         "report": report,

@@ -77,7 +77,11 @@ async def test_stories_are_scored_as_chatbot_test_scores_them(client: TestClient
             400,
             "the body:4",
         ),
-        ("/model/test/intents", "{}", {"Content-Type": "application/json"}, 415, "YAML"),
+        ("/model/test/intents", "{}", {"Content-Type": "application/json"}, 400, "rasa_nlu_data"),
+        ("/model/test/stories", "{}", {"Content-Type": "application/json"}, 415, "YAML"),
+        ("/model/test/intents?cross_validation_folds=2", "x", YAML, 400, "--folds N"),
+        ("/model/test/intents?callback_url=http://127.0.0.1:9/x", "x", YAML, 400, "callback_url"),
+        ("/model/test/stories?model=models/other.model", "x", YAML, 400, "PUT /model"),
     ],
 )
 async def test_mistakes_in_the_body_are_a_400_naming_the_line(
@@ -96,3 +100,43 @@ async def test_a_model_without_nlu_says_so(
     body = (MOODBOT / "data" / "nlu.yml").read_text()
     response = await client.post("/model/test/intents", data=body, headers=YAML)
     assert response.status == 409
+
+
+async def test_the_body_is_read_whatever_its_content_type_says_as_rasa_reads_it(
+    client: TestClient,
+) -> None:
+    """Rasa reads these bodies as YAML without looking at the Content-Type (a Python client
+    posting a string sends none), and an NLU body sent as JSON as Rasa's NLU JSON."""
+    stories = (MOODBOT / "tests" / "test_stories.yml").read_text()
+    for headers in ({}, {"Content-Type": "text/plain"}):
+        response = await client.post("/model/test/stories", data=stories.encode(), headers=headers)
+        assert response.status == 200, await response.text()
+        assert (await response.json())["conversation_accuracy"] == 1.0
+    examples = [
+        {"text": "hello there", "intent": "greet", "entities": []},
+        {"text": "I am very sad today", "intent": "greet", "entities": []},
+    ]
+    response = await client.post(
+        "/model/test/intents", json={"rasa_nlu_data": {"common_examples": examples}}
+    )
+    assert response.status == 200, await response.text()
+    result = await response.json()
+    assert [p["text"] for p in result["intent_evaluation"]["predictions"]] == [
+        "hello there",
+        "I am very sad today",
+    ]
+    assert result["intent_evaluation"]["accuracy"] == 0.5
+    assert result["response_selection_evaluation"] is None  # Rasa's key, no retrieval intents
+
+
+async def test_stories_end_to_end_where_asked(client: TestClient) -> None:
+    """Rasa's ``?e2e=true``: a user text the NLU reads otherwise fails its story."""
+    story = (
+        "stories:\n- story: a farewell written as a greeting\n  steps:\n"
+        "  - user: goodbye, see you later\n    intent: greet\n  - action: utter_greet\n"
+    )
+    plain = await (await client.post("/model/test/stories", data=story, headers=YAML)).json()
+    assert plain["conversation_accuracy"] == 1.0
+    e2e = await (await client.post("/model/test/stories?e2e=true", data=story, headers=YAML)).json()
+    assert e2e["conversation_accuracy"] == 0.0
+    assert "# predicted: goodbye: goodbye, see you later" in e2e["failed_stories"]
