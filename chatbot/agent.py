@@ -71,6 +71,8 @@ class TrainedModel:
     # Names of ``/intent`` payloads the domain lacks, each warned about once (bounded: a client
     # may send any name).
     _unknown_said: set[str] = field(default_factory=set, repr=False, compare=False)
+    # The file it was read from (``from_file``), for ``/status``.
+    source: str | None = field(default=None, repr=False, compare=False)
 
     def to_file(self, path: Path) -> None:
         tensors: dict[str, Any] = {}
@@ -136,7 +138,7 @@ class TrainedModel:
             raise ModelFileError(f"{path}: the model's 'ensemble' must be a JSON object")
         own = ("domain", "policies", "nlu", "ensemble", "duckling")
         rest = {k: v for k, v in meta.items() if k not in own}
-        model = cls(domain, policies, nlu, dict(ensemble), rest, duckling)
+        model = cls(domain, policies, nlu, dict(ensemble), rest, duckling, source=str(path))
         model.check(str(path))
         return model
 

@@ -23,7 +23,7 @@ credentials.yml ``socketio:`` keys: ``user_message_evt`` (user_uttered), ``bot_m
 (bot_uttered), ``session_persistence`` (true; Rasa's default is false, which answers each socket
 as its own conversation), ``socketio_path`` (/socket.io), ``namespace``, ``metadata_key``
 (metadata), ``jwt_key`` / ``jwt_method`` (HS256) to require a JWT in the connect ``auth.token``,
-``cors_allowed_origins`` (same origin only unless given; "*" or a list of origins) and
+``cors_allowed_origins`` (any origin unless given, as Rasa's; a list of origins restricts) and
 ``session_secret`` (signs session keys; random per start unless given, so keys survive restarts
 and several separate servers only when it is set; the workers of ``chatbot run --workers`` share
 theirs).
@@ -137,11 +137,11 @@ def history_messages(events: list[dict[str, Any]], conversation_id: str) -> list
     return shown[-MAX_HISTORY:]
 
 
-def _cors(value: object) -> str | list[str] | None:
-    """None (same origin only), "*" or a list of origins; an empty list means same origin."""
-    if value is None or value == [] or value == "":
-        return None
-    if value == "*":
+def _cors(value: object) -> str | list[str]:
+    """ "*" (any origin: not given, or an empty list, as Rasa's socket server takes any) or a
+    list of origins. No origin check protects anything here: a conversation is reached only by
+    the session key the server signed, which a page of another origin cannot read."""
+    if value is None or value == [] or value == "" or value == "*":
         return "*"
     if isinstance(value, str):
         return [value]
@@ -364,13 +364,9 @@ class SocketIOChannel(InputChannel):
         if not isinstance(text, str) or not text.strip():
             return {"ok": False, "error": "'message' must be a non-empty text"}
         bound = self._bound.get(sid)
-        if bound is not None:
-            conversation_id = bound[0]
-        elif self.session_persistence:
-            logger.warning("socketio: a message before session_request; ignored")
-            return {"ok": False, "error": "send session_request first"}
-        else:
-            conversation_id = sid
+        # Before any session_request (a client that sends none): the socket's own conversation,
+        # as without session persistence (Rasa ignores such a message when persistence is on).
+        conversation_id = bound[0] if bound is not None else sid
         refused = refusal(app, conversation_id, text)
         if refused is not None:
             return {"ok": False, "error": refused}

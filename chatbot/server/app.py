@@ -188,7 +188,9 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics.handle)
     if settings.enable_api:
-        model_file = str(settings.model_path) if settings.model_path else None
+        # The file as given, or the newest of models/ that was loaded (Rasa: the model's file).
+        served = agent.model.source if agent.is_ready else None
+        model_file = str(settings.model_path) if settings.model_path else served
         register_model_routes(app, auth, model_file)
         register_conversation_routes(app, auth)
     mount_channels(app, settings.credentials)

@@ -266,3 +266,20 @@ async def test_rasa_endpoint_blocks_we_do_not_use_are_named_at_start(
     kafka = "endpoints.yml:5: event_broker: type 'kafka' is not provided (only pika and sql)"
     assert kafka in warned
     assert "action_endpoint" not in warned
+
+
+async def test_status_names_the_newest_model_it_serves_without_model_given(
+    tmp_path: Path, restaurant_model: TrainedModel
+) -> None:
+    """Rasa's `/status` gives the served model's file; started without --model (the usual
+    case), it said null."""
+    from aiohttp.test_utils import TestClient
+
+    from chatbot.server.app import create_app
+
+    write_project(tmp_path, restaurant_model, "http://127.0.0.1:9/webhook")
+    settings = ServerSettings(project_dir=tmp_path, enable_api=True)
+    agent = build_agent(settings)
+    async with TestClient(TestServer(create_app(agent, settings))) as client:
+        status = await (await client.get("/status")).json()
+    assert status["model_file"] == str(tmp_path / "models" / "restaurant.model")
