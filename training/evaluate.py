@@ -24,9 +24,8 @@ from chatbot.conversation.conversation import Conversation
 from chatbot.dialogue.ensemble import PolicyEnsemble
 from chatbot.nlu.intent_payload import parse_intent_payload
 from chatbot.project.domain import ACTION_LISTEN
-from chatbot.project.nlu_writer import annotated_text
+from chatbot.project.nlu_writer import annotated_message
 from chatbot.project.stories import ActionStep, Step, Story
-from chatbot.project.training_data import EntityAnnotation, NLUExample
 from training.nlu.evaluate import DEFAULT_REPORTS, ReportOptions
 from training.reports import classification_report
 from training.story_events import build
@@ -141,31 +140,7 @@ def _misread(model: TrainedModel, event: dict[str, Any]) -> str | None:
     wanted = _entity_values((event.get("parse_data") or {}).get("entities") or [])
     if intent == gold and found == wanted:
         return None
-    return f"{intent}: {_annotated(text, str(intent), parsed.get('entities') or [])}"
-
-
-def _annotated(text: str, intent: str, entities: Sequence[Any]) -> str:
-    """The text with the entities found marked up, as Rasa's comment on a misread message
-    (``# predicted: book_ticket: a ticket for [The Matrix](movie_name)``)."""
-    found: list[EntityAnnotation] = []
-    spans = [
-        e
-        for e in entities
-        if isinstance(e, dict)
-        and isinstance(e.get("start"), int)
-        and isinstance(e.get("end"), int)
-        and 0 <= e["start"] < e["end"] <= len(text)
-    ]
-    for e in sorted(spans, key=lambda e: int(e["start"])):
-        start, end = int(e["start"]), int(e["end"])
-        if found and start < found[-1].end:  # overlapping spans: the first is marked
-            continue
-        found.append(
-            EntityAnnotation(
-                start, end, str(e.get("value")), str(e.get("entity")), e.get("role"), e.get("group")
-            )
-        )
-    return annotated_text(NLUExample(text, intent, tuple(found)))
+    return f"{intent}: {annotated_message(text, parsed.get('entities') or [])}"
 
 
 def _entity_values(entities: Sequence[Any]) -> set[tuple[str, str]]:
@@ -229,7 +204,7 @@ def _step_lines(event: dict[str, Any], item: dict[str, Any], comment: str | None
     text = item.get("user")
     if isinstance(text, str) and text and text == text.strip() and "\r" not in text:
         entities = (event.get("parse_data") or {}).get("entities") or []
-        shown = _annotated(text, str(item.get("intent")), entities)
+        shown = annotated_message(text, entities)
         intent = [f"  - intent: {item['intent']}"] if "intent" in item else []
         user = "  - user: |" if not intent else "    user: |"
         lines = [*intent, user, *(f"      {line}" for line in shown.splitlines())]

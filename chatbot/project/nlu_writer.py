@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import yaml
@@ -23,6 +23,43 @@ def annotated_text(example: NLUExample) -> str:
         at = entity.end
     out.append(example.text[at:])
     return "".join(out)
+
+
+def annotated_message(text: str, entities: Sequence[Any]) -> str:
+    """A message's text with its entities (Rasa's parse data: ``start``, ``end``, ``entity``,
+    ``value``, ``role``, ``group``) marked up, as Rasa writes a test story's user text and its
+    comment on a misread message."""
+    return annotated_text(NLUExample(text, "", entity_spans(text, entities)))
+
+
+def entity_spans(text: str, entities: Sequence[Any]) -> tuple[EntityAnnotation, ...]:
+    """The entities of Rasa's parse data that have their place in ``text``, in order; one
+    without a span there is left out, and of two overlapping ones the first."""
+    found: list[EntityAnnotation] = []
+    spans = [
+        e
+        for e in entities
+        if isinstance(e, dict)
+        and isinstance(e.get("start"), int)
+        and isinstance(e.get("end"), int)
+        and 0 <= e["start"] < e["end"] <= len(text)
+    ]
+    for e in sorted(spans, key=lambda e: int(e["start"])):
+        start, end = int(e["start"]), int(e["end"])
+        if found and start < found[-1].end:
+            continue
+        role, group = e.get("role"), e.get("group")
+        found.append(
+            EntityAnnotation(
+                start,
+                end,
+                str(e.get("value")),
+                str(e.get("entity")),
+                None if role is None else str(role),
+                None if group is None else str(group),
+            )
+        )
+    return tuple(found)
 
 
 def _markup(entity: EntityAnnotation, covered: str) -> str:

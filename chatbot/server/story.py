@@ -3,7 +3,8 @@
 Each session is one story named by the conversation id (``"<id>, session 2"`` and so on when
 several sessions are written). Its steps are the applied events of the session, as Rasa's
 ``tracker.as_story()`` writes them: what a ``restart``, ``undo`` or ``rewind`` took back is left
-out; user turns are their intent and entities (the text only when there is no intent); actions,
+out; user turns are their intent and, as in Rasa's test stories, their text with the entities
+marked up (a ``/intent`` payload: its intent and entities); actions,
 slots and active loops are written as they happened; the implicit ``action_listen``, the session
 start and the bot's messages are not. The text reads back as a training or test story.
 """
@@ -19,6 +20,7 @@ import yaml
 from chatbot.conversation import events as ev
 from chatbot.conversation.events import Event
 from chatbot.project.domain import ACTION_LISTEN, ACTION_SESSION_START
+from chatbot.project.nlu_writer import annotated_message, entity_spans
 
 _SKIPPED_ACTIONS = frozenset({ACTION_LISTEN, ACTION_SESSION_START})
 
@@ -63,14 +65,18 @@ def step_of(event: Event) -> dict[str, Any] | None:
     if kind == "user":
         intent = ev.intent_name(event)
         parse = event.get("parse_data") or {}
+        text = event.get("text")
+        found = [e for e in parse.get("entities") or [] if isinstance(e, dict)]
         step: dict[str, Any] = {}
         if intent is not None:
             step["intent"] = intent
-        elif event.get("text") is not None:
-            step["user"] = event["text"]
-        else:
+        elif text is None:
             return None
-        entities = [_entity(e) for e in parse.get("entities") or [] if isinstance(e, dict)]
+        if isinstance(text, str) and _written_out(text, found):
+            # As Rasa's test stories: the text with its entities marked up.
+            step["user"] = annotated_message(text, found)
+            return step
+        entities = [_entity(e) for e in found]
         if entities:
             step["entities"] = entities
         return step
@@ -84,6 +90,14 @@ def step_of(event: Event) -> dict[str, Any] | None:
     if kind in ("active_loop", "form"):
         return {"active_loop": event.get("name")}
     return None
+
+
+def _written_out(text: str, entities: Sequence[dict[str, Any]]) -> bool:
+    """Whether a user message is written as its text: typed words (a ``/intent`` payload is
+    its intent and entities) whose every entity has its place in the text."""
+    if not text.strip() or text != text.strip() or text.startswith("/"):
+        return False
+    return len(entity_spans(text, entities)) == len(entities)
 
 
 def _entity(entity: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import yaml
 from aiohttp.test_utils import TestClient
 
 from chatbot.project.story_reader import read_stories
-from chatbot.server.story import applied, split_sessions, stories_yaml
+from chatbot.server.story import applied, split_sessions, step_of, stories_yaml
 from tests.chatbot.server.support import say
 
 SESSION_START = [
@@ -151,4 +151,37 @@ def test_sessions_and_steps() -> None:
     no_intent = {"event": "user", "text": "hello there", "parse_data": {"intent": {}}}
     assert yaml.safe_load(stories_yaml("t", [no_intent]))["stories"][0]["steps"] == [
         {"user": "hello there"}
+    ]
+
+
+def test_a_typed_message_is_written_as_rasas_test_stories_write_it(tmp_path: Path) -> None:
+    """Rasa's story route writes test stories: the user's text with its entities marked up,
+    which reads back to the same text and entities (a `/intent` payload stays its intent)."""
+    typed = {
+        "event": "user",
+        "text": "a table for [two] in Rome",
+        "parse_data": {
+            "intent": {"name": "request_restaurant", "confidence": 0.9},
+            "entities": [
+                {"entity": "city", "value": "Rome", "start": 21, "end": 25, "role": "to"},
+            ],
+        },
+    }
+    assert step_of(typed) == {
+        "intent": "request_restaurant",
+        "user": 'a table for [two] in [Rome]{"entity": "city", "role": "to"}',
+    }
+    assert step_of(user("inform", cuisine="thai")) == {
+        "intent": "inform",
+        "entities": [{"cuisine": "thai"}],
+    }
+    no_span = {**typed, "parse_data": {**typed["parse_data"], "entities": [{"entity": "x"}]}}
+    assert "user" not in (step_of(no_span) or {})  # an entity with no place: as a payload
+    written = stories_yaml("c", [action("action_listen"), typed, action("utter_ok")])
+    (tmp_path / "test_c.yml").write_text(written)
+    (story,), _ = read_stories(tmp_path / "test_c.yml", test=True)
+    step = story.steps[0]
+    assert step.text == typed["text"] and step.intent == "request_restaurant"
+    assert [(e.entity, e.value, e.role, e.start, e.end) for e in step.entities] == [
+        ("city", "Rome", "to", 21, 25)
     ]
