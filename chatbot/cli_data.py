@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ from chatbot.cli_common import (
     project_option,
     stacked,
     user_errors,
+    yaml_files,
 )
-from chatbot.errors import ChatbotError
+from chatbot.errors import ChatbotError, ProjectErrors
 
 logger = logging.getLogger(__name__)
 
@@ -346,18 +347,40 @@ def split_nlu(
     out_dir: Path,
 ) -> None:
     """Split NLU data per intent into training_data.yml and test_data.yml (as Rasa's `rasa data
-    split nlu`); synonyms, regexes and lookup tables go to both."""
+    split nlu`); synonyms, regexes and lookup tables go to both, and the responses of the
+    retrieval intents each holds (those the training data files define) with them."""
     from chatbot.project.nlu_writer import nlu_yaml
     from training.nlu.evaluate import split_examples
 
     data = _read_nlu_data(nlu_path) if nlu_path is not None else _load_project(project_dir).nlu
+    folder = nlu_path if nlu_path is not None else project_dir / "data"
+    responses = _data_file_responses(yaml_files(folder)) if folder.exists() else {}
     if not data.examples:
         raise ChatbotError(f"no NLU examples in {nlu_path or project_dir}")
     train, test = split_examples(data.examples, 1.0 - training_fraction, random_seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "training_data.yml").write_text(nlu_yaml(data, examples=train), encoding="utf-8")
-    (out_dir / "test_data.yml").write_text(nlu_yaml(data, examples=test), encoding="utf-8")
+    for name, part in (("training_data.yml", train), ("test_data.yml", test)):
+        wanted = {f"utter_{e.intent}" for e in part if "/" in e.intent}
+        kept = {k: v for k, v in responses.items() if k in wanted}
+        (out_dir / name).write_text(nlu_yaml(data, examples=part, responses=kept), "utf-8")
     click.echo(f"{len(train)} training and {len(test)} test examples written to {out_dir}")
+
+
+def _data_file_responses(files: Sequence[Path]) -> dict[str, Any]:
+    """The ``responses:`` of training data files (Rasa's retrieval intents' answers)."""
+    from chatbot.project.domain_reader import domain_parts_from_dict
+    from chatbot.project.yaml_io import load_yaml
+
+    found: dict[str, Any] = {}
+    for file in files:
+        data = load_yaml(file)
+        if isinstance(data, dict) and data.get("responses") is not None:
+            parts, errors = domain_parts_from_dict(data, str(file), only_responses=True)
+            if errors:
+                raise ProjectErrors(errors)
+            for name, variations in parts.responses.items():
+                found.setdefault(name, variations)
+    return found
 
 
 @split.command(name="stories")
@@ -387,7 +410,6 @@ def split_stories(
     import math
     import random
 
-    from chatbot.cli_common import yaml_files
     from chatbot.project.yaml_io import load_yaml, to_plain
 
     folder = data_path if data_path is not None else project_dir / "data"

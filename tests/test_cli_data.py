@@ -33,6 +33,31 @@ def test_data_split_nlu_keeps_every_example_once(tmp_path: Path) -> None:
     assert result.returncode == 2 and "training-fraction" in result.stderr
 
 
+def test_data_split_nlu_writes_the_retrieval_intents_responses_with_their_examples(
+    tmp_path: Path,
+) -> None:
+    """As Rasa's split (rasa-demo keeps its FAQ answers in data files): each file holds the
+    responses of the retrieval intents whose examples it holds."""
+    bot = tmp_path / "bot"
+    assert chatbot("init", str(bot)).returncode == 0
+    faq = "".join(f"    - question {i} about bots\n" for i in range(10))
+    (bot / "data" / "faq.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: faq/ask_bot\n  examples: |\n'
+        + faq
+        + "responses:\n  utter_faq/ask_bot:\n  - text: I am a bot.\n"
+    )
+    domain = (bot / "domain.yml").read_text().replace("intents:\n", "intents:\n  - faq\n", 1)
+    (bot / "domain.yml").write_text(domain)
+    for args in ((), ("--nlu", str(bot / "data"))):
+        out = tmp_path / f"split{len(args)}"
+        result = chatbot("data", "split", "nlu", "--project", str(bot), *args, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        for name in ("training_data.yml", "test_data.yml"):
+            written = yaml.safe_load((out / name).read_text())
+            assert written["responses"] == {"utter_faq/ask_bot": [{"text": "I am a bot."}]}
+            assert "utter_greet" not in written["responses"]  # the domain's stay there
+
+
 CONFLICTING = {
     "domain.yml": (
         "intents: [greet, bye]\nresponses:\n  utter_hi:\n  - text: hi\n"

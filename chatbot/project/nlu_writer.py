@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import yaml
 
+from chatbot.project.domain import ResponseVariation
+from chatbot.project.domain_responses import variation_to_dict
 from chatbot.project.training_data import EntityAnnotation, NLUData, NLUExample
 
 
@@ -94,9 +96,15 @@ def _examples(lines: Iterable[str]) -> _Literal:
     return _Literal("".join(f"- {line}\n" for line in lines))
 
 
-def nlu_yaml(data: NLUData, *, examples: Iterable[NLUExample] | None = None) -> str:
+def nlu_yaml(
+    data: NLUData,
+    *,
+    examples: Iterable[NLUExample] | None = None,
+    responses: Mapping[str, Sequence[ResponseVariation]] | None = None,
+) -> str:
     """``data`` (its ``examples``, or those given) as an nlu.yml: intents in order of first
-    use, then synonyms, regexes and lookup tables."""
+    use, then synonyms, regexes and lookup tables; ``responses`` (a retrieval intent's, as
+    Rasa's split writes them beside its examples) under a ``responses:`` key."""
     by_intent: dict[str, list[str]] = {}
     for example in data.examples if examples is None else examples:
         by_intent.setdefault(example.intent, []).append(annotated_text(example))
@@ -110,7 +118,11 @@ def nlu_yaml(data: NLUData, *, examples: Iterable[NLUExample] | None = None) -> 
     items += [{"synonym": c, "examples": _examples(v)} for c, v in variants.items()]
     items += [{"regex": r.name, "examples": _examples([r.pattern])} for r in data.regexes]
     items += [{"lookup": t.name, "examples": _examples(t.elements)} for t in data.lookups]
-    body = yaml.dump(
-        {"nlu": items}, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=10**6
-    )
+    document: dict[str, Any] = {"nlu": items}
+    if responses:
+        document["responses"] = {
+            name: [variation_to_dict(v) for v in variations]
+            for name, variations in responses.items()
+        }
+    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=10**6)
     return 'version: "3.1"\n' + body
