@@ -59,8 +59,10 @@ def _take_back(kept: list[Event], is_target: Any) -> None:
             return
 
 
-def step_of(event: Event) -> dict[str, Any] | None:
-    """One story step, or None for an event a story does not show."""
+def step_of(event: Event, *, test_story: bool = False) -> dict[str, Any] | None:
+    """One story step, or None for an event a story does not show. ``test_story`` (Rasa's for
+    the story route): a typed message is its intent and its text with the entities marked up;
+    else (a training story: interactive learning's) its intent and entities."""
     kind = event.get("event")
     if kind == "user":
         intent = ev.intent_name(event)
@@ -72,7 +74,7 @@ def step_of(event: Event) -> dict[str, Any] | None:
             step["intent"] = intent
         elif text is None:
             return None
-        if isinstance(text, str) and _written_out(text, found):
+        if test_story and isinstance(text, str) and _written_out(text, found):
             # As Rasa's test stories: the text with its entities marked up.
             step["user"] = annotated_message(text, found)
             return step
@@ -114,7 +116,7 @@ def stories_yaml(conversation_id: str, events: Sequence[Event]) -> str:
     lines = ['version: "3.1"', "stories:" if sessions else "stories: []"]
     for number, session in enumerate(sessions, start=1):
         name = conversation_id if len(sessions) == 1 else f"{conversation_id}, session {number}"
-        steps = [step for step in map(step_of, applied(session)) if step is not None]
+        steps = [s for s in (step_of(e, test_story=True) for e in applied(session)) if s]
         lines.append(f"- story: {json.dumps(name, ensure_ascii=False)}")
         if not steps:
             lines.append("  steps: []")

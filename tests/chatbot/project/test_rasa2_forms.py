@@ -72,10 +72,14 @@ async def test_a_rasa_2_form_fills_its_slots(
     async def say(text: str) -> list[str]:
         return [m.get("text") or "" for m in await agent.handle_text(text, "ann")]
 
-    # Outside the form a cuisine fills nothing: the mapping holds while the form is active.
-    await say('/greet{"cuisine": "greek"}')
-    events = (await agent.store.load("ann")).events
-    assert not [e for e in events if e["event"] == "slot" and e["name"] == "cuisine"]
+    # Outside the form a text fills no note (the mapping holds while the form asks for it);
+    # a cuisine fills its slot there too, as Rasa 2's auto_fill did (and `rasa data migrate`
+    # writes: a from_entity mapping without conditions).
+    await agent.handle_text('/greet{"cuisine": "greek"}', "bob")
+    events = (await agent.store.load("bob")).events
+    assert [(e["name"], e["value"]) for e in events if e["event"] == "slot"] == [
+        ("cuisine", "greek")
+    ]
     assert await say("/request") == ["Which cuisine?"]
     assert await say('/inform{"cuisine": "thai"}') == ["Any note?"]
     assert await say("no onions please") == ["Done: thai, no onions please."]
@@ -90,5 +94,8 @@ def test_a_rasa_2_form_declared_in_two_domain_files_maps_its_slots_once(tmp_path
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "rules.yml").write_text(RULES)
     project = load_project(tmp_path)
-    assert [m.type for m in project.domain.slots["cuisine"].mappings] == ["from_entity"]
+    cuisine = project.domain.slots["cuisine"].mappings
+    # Rasa 2's auto_fill (no conditions), then the form's mapping (while it is active).
+    found = [(m.type, len(m.conditions)) for m in cuisine]
+    assert found == [("from_entity", 0), ("from_entity", 1)]
     assert [m.type for m in project.domain.slots["note"].mappings] == ["from_text"]

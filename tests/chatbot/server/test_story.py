@@ -167,16 +167,20 @@ def test_a_typed_message_is_written_as_rasas_test_stories_write_it(tmp_path: Pat
             ],
         },
     }
-    assert step_of(typed) == {
+    assert step_of(typed, test_story=True) == {
         "intent": "request_restaurant",
         "user": 'a table for [two] in [Rome]{"entity": "city", "role": "to"}',
     }
-    assert step_of(user("inform", cuisine="thai")) == {
+    assert step_of(typed) == {  # a training story's step (interactive learning writes them)
+        "intent": "request_restaurant",
+        "entities": [{"entity": "city", "value": "Rome", "role": "to"}],
+    }
+    assert step_of(user("inform", cuisine="thai"), test_story=True) == {
         "intent": "inform",
         "entities": [{"cuisine": "thai"}],
     }
     no_span = {**typed, "parse_data": {**typed["parse_data"], "entities": [{"entity": "x"}]}}
-    assert "user" not in (step_of(no_span) or {})  # an entity with no place: as a payload
+    assert "user" not in (step_of(no_span, test_story=True) or {})  # no place: as a payload
     written = stories_yaml("c", [action("action_listen"), typed, action("utter_ok")])
     (tmp_path / "test_c.yml").write_text(written)
     (story,), _ = read_stories(tmp_path / "test_c.yml", test=True)
