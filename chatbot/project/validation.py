@@ -428,7 +428,8 @@ class _Checker:
             self.warnings.append(
                 ProjectError(
                     f"intent '{intent.name}' is in the domain, but no NLU example has it: only "
-                    f"a /{intent.name} payload (a button, say) gives it",
+                    f"a /{intent.name} payload (a button, say), a reminder or the API's "
+                    "trigger_intent gives it",
                     file=intent.origin.file,
                     line=intent.origin.line,
                 )

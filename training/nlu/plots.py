@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +12,15 @@ from matplotlib.figure import Figure
 
 MAX_TICK_LABELS = 80  # more labels than this and the axes show none
 MAX_CELL_COUNTS = 25
+
+
+def _save(fig: Figure, path: Path, dpi: float | None = None) -> None:
+    """The figure laid out and written. Labels in a script the bundled font lacks (a Chinese
+    bot's intents) are drawn as boxes without matplotlib's warning per character."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi if dpi is not None else "figure")
 
 
 def confusion_matrix_png(matrix: np.ndarray, labels: Sequence[str], path: Path) -> None:
@@ -36,8 +46,7 @@ def confusion_matrix_png(matrix: np.ndarray, labels: Sequence[str], path: Path) 
                     ax.text(
                         j, i, str(matrix[i, j]), ha="center", va="center", color=color, fontsize=8
                     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save(fig, path, dpi=100)
 
 
 def confidence_histogram_png(
@@ -57,8 +66,7 @@ def confidence_histogram_png(
     ax.set_xlabel("confidence")
     ax.set_ylabel("number of messages")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save(fig, path, dpi=100)
 
 
 def comparison_graph(
@@ -85,5 +93,4 @@ def comparison_graph(
     ax.set_xlabel(sized_by)
     ax.set_ylabel(what)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
