@@ -34,7 +34,12 @@ from chatbot.nlu.lookup_extractor import KIND as LOOKUP_KIND
 from chatbot.nlu.lookup_extractor import LookupEntityExtractor
 from chatbot.nlu.model import NLUModel
 from chatbot.processor import Listener, MessageProcessor
-from chatbot.project.domain import ACTION_LISTEN, ACTION_SESSION_START, Domain
+from chatbot.project.domain import (
+    ACTION_LISTEN,
+    ACTION_SESSION_START,
+    DEFAULT_INTENTS,
+    Domain,
+)
 from chatbot.project.domain_reader import domain_from_dict, domain_to_dict
 from chatbot.store.base import ConversationStore
 from chatbot.store.broker import EventBroker
@@ -226,7 +231,8 @@ class TrainedModel:
         """Rasa's warning for a ``/intent{...}`` payload (a button's, a client's) naming an
         intent or entity the domain lacks: the policies read it as nothing they know."""
         intent = (payload.get("intent") or {}).get("name")
-        unknown = [("intent", intent)] if intent not in self.domain.intent_names else []
+        known = intent in self.domain.intents or intent in DEFAULT_INTENTS
+        unknown = [] if known else [("intent", intent)]
         unknown += [
             ("entity", entity["entity"])
             for entity in payload.get("entities") or ()
