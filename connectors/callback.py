@@ -6,6 +6,8 @@ of credentials.yml::
       url: "http://localhost:5034/bot"
       timeout: 10          # seconds to post one message (default 10)
       max_pending: 1000    # messages accepted and not yet answered, at most
+      # and Rasa's endpoint keys, sent with every post: headers, params, token (token_name),
+      # basic_auth: {username, password}
 
 Messages of one conversation are handled and delivered in the order they arrived. At most
 ``max_pending`` messages wait at a time (more are refused with a 503); on shutdown the server
@@ -26,6 +28,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ChatbotError, ConfigError
+from chatbot.project.endpoints import EndpointBlock
 from chatbot.server.errors import apology_messages, failure_of
 from chatbot.server.errors import json_error as _json_error
 from chatbot.server.keys import GATE, OUTPUTS
@@ -35,6 +38,9 @@ from connectors.rest import read_user_message
 
 logger = logging.getLogger(__name__)
 
+_KEYS = frozenset(
+    {"url", "timeout", "max_pending", "params", "headers", "token", "token_name", "basic_auth"}
+)
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_PENDING = 1000
 # Seconds that shutdown waits for messages still being handled or delivered.
@@ -51,8 +57,13 @@ class CallbackChannel(InputChannel):
         timeout: float = DEFAULT_TIMEOUT,
         max_pending: int = DEFAULT_MAX_PENDING,
         drain_seconds: float = DEFAULT_DRAIN_SECONDS,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.url = url
+        # Rasa's EndpointConfig keys: the query and headers (basic auth) of every post.
+        self.params = dict(params or {})
+        self.headers = dict(headers or {})
         self.timeout = timeout
         self.max_pending = max_pending
         self.drain_seconds = drain_seconds
@@ -77,7 +88,15 @@ class CallbackChannel(InputChannel):
             raise ConfigError(
                 f"callback: 'max_pending' must be a positive whole number, not {max_pending!r}"
             )
-        return cls(url, timeout=float(timeout), max_pending=max_pending)
+        block = EndpointBlock("callback", params)
+        block.warn_unknown_keys(_KEYS)
+        return cls(
+            url,
+            timeout=float(timeout),
+            max_pending=max_pending,
+            params=block.query(),
+            headers=block.request_headers(),
+        )
 
     @property
     def pending(self) -> int:
@@ -163,7 +182,12 @@ class CallbackChannel(InputChannel):
     async def _deliver(self, message: dict[str, Any]) -> None:
         assert self._session is not None, "the callback channel's application is not running"
         try:
-            async with self._session.post(self.url, json=message) as response:
+            async with self._session.post(
+                self.url,
+                json=message,
+                params=self.params,
+                headers=self.headers,
+            ) as response:
                 if response.status >= 300:
                     logger.error(
                         "callback: %s answered %d to a bot message", self.url, response.status

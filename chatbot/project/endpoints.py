@@ -6,6 +6,7 @@ client, the store factory, a connector) validates its keys and names the file an
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -71,6 +72,14 @@ class EndpointBlock:
                 f"{self.origin.prefix}{self.name}: 'basic_auth' needs 'username' and 'password'"
             )
         return str(auth["username"]), str(auth["password"])
+
+    def request_headers(self) -> dict[str, str]:
+        """``headers``, with ``basic_auth`` as its ``Authorization`` header."""
+        headers = self.headers()
+        auth = self.basic_auth()
+        if auth is not None:
+            headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+        return headers
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ class ModelServer:
                 f"https://), not {url!r}"
             )
         query = block.query()
-        headers = block.headers()
+        headers = block.request_headers()  # basic_auth as its Authorization header
         basic_auth = block.basic_auth()
         parts = urlsplit(url)
         secrets: list[str | None] = [*headers.values(), parts.password]
@@ -192,10 +192,8 @@ class ModelPuller:
             await self.close()
 
     async def start(self) -> None:
-        auth = aiohttp.BasicAuth(*self.server.basic_auth) if self.server.basic_auth else None
         self._session = aiohttp.ClientSession(
             headers=dict(self.server.headers),
-            auth=auth,
             timeout=aiohttp.ClientTimeout(total=self.server.timeout),
         )
         await self.pull()

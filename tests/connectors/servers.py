@@ -81,9 +81,12 @@ class Receiver:
 
     def __init__(self) -> None:
         self.messages = Recorder()
+        # Each post's headers and query, in the order the messages came.
+        self.requests: list[tuple[dict[str, str], dict[str, str]]] = []
         self.app = web.Application()
         self.app.router.add_post("/bot", self.receive)
 
     async def receive(self, request: web.Request) -> web.Response:
+        self.requests.append((dict(request.headers), dict(request.query)))
         await self.messages.add(await request.json())
         return web.Response(text="ok")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,31 @@ async def test_answers_at_once_and_posts_the_replies(
         messages = await fake.messages.wait_count(1)
         assert messages[0]["recipient_id"] == "eve"
         assert "people" in messages[0]["text"]
+
+
+async def test_rasas_endpoint_keys_go_with_every_post(
+    restaurant_model: TrainedModel, receiver: tuple[Receiver, str]
+) -> None:
+    """Rasa builds the channel's client from its endpoint keys (EndpointConfig): a receiver
+    that checks them got none (they were silently dropped)."""
+    fake, url = receiver
+    settings = callback_settings(
+        url,
+        headers={"X-Api-Key": "k3y"},
+        params={"bot": "shop"},
+        token="t0ken",
+        token_name="auth",
+        basic_auth={"username": "ann", "password": "pw"},
+    )
+    agent = Agent(restaurant_model)
+    async with TestClient(TestServer(create_app(agent, settings))) as client:
+        response = await client.post(WEBHOOK, json={"sender": "kim", "message": "/greet"})
+        assert response.status == 200
+        await fake.messages.wait_count(1)
+    headers, query = fake.requests[0]
+    assert headers["X-Api-Key"] == "k3y"
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"ann:pw").decode()
+    assert query == {"bot": "shop", "auth": "t0ken"}
 
 
 async def test_messages_of_one_conversation_stay_in_order(

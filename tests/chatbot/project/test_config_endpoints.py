@@ -180,3 +180,16 @@ def test_setting_names_must_be_text(tmp_path: Path, reader: object) -> None:
         reader(path)  # type: ignore[operator]
     [error] = info.value.errors
     assert str(error).startswith(f"{path}:3: 'socketio': a setting's name must be text (key '3')")
+
+
+def test_an_endpoint_blocks_basic_auth_is_its_authorization_header() -> None:
+    """Rasa's EndpointConfig keys, as every client that takes them sends them (callback
+    channel, model server): headers, with basic_auth as the Authorization header."""
+    from chatbot.project.endpoints import EndpointBlock
+
+    block = EndpointBlock(
+        "callback",
+        {"headers": {"X-Key": 1}, "basic_auth": {"username": "ann", "password": "p:w"}},
+    )
+    assert block.request_headers() == {"X-Key": "1", "Authorization": "Basic YW5uOnA6dw=="}
+    assert EndpointBlock("models", {"url": "http://x"}).request_headers() == {}
