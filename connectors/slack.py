@@ -67,6 +67,10 @@ class Incoming:
     reply_thread: str | None  # the thread_ts the answers go to, if any
     bot_user: str | None
     keys: tuple[str, ...] = ()  # what identifies the delivery, to answer it once
+    # Rasa's metadata: the message's thread (its thread_ts, else its own ts) and the users
+    # the event was authorised for (authed_users; a click: the user who clicked).
+    thread_id: str | None = None
+    users: tuple[str, ...] = ()
 
 
 def signature_ok(secret: str, headers: Any, body: bytes, now: float) -> str | None:
@@ -286,7 +290,22 @@ class SlackChannel(BackgroundChannel):
         conversation_id = self._conversation_id(user, channel, thread or ts)
         if conversation_id_problem(conversation_id) is not None:
             return None
-        return Incoming(text, user, channel, conversation_id, reply_thread, bot_user, tuple(keys))
+        authed = envelope.get("authed_users")
+        if isinstance(authed, list) and all(isinstance(u, str) for u in authed):
+            users = tuple(authed)
+        else:
+            users = (bot_user,) if bot_user else ()
+        return Incoming(
+            text,
+            user,
+            channel,
+            conversation_id,
+            reply_thread,
+            bot_user,
+            tuple(keys),
+            thread_id=thread or ts,
+            users=users,
+        )
 
     def _from_interaction(self, body: bytes) -> Incoming | None:
         try:
@@ -312,13 +331,23 @@ class SlackChannel(BackgroundChannel):
         conversation_id = self._conversation_id(user, channel, thread or message_ts)
         if conversation_id_problem(conversation_id) is not None:
             return None
-        return Incoming(value, user, channel, conversation_id, thread, None, (f"action:{key}",))
+        return Incoming(
+            value,
+            user,
+            channel,
+            conversation_id,
+            thread,
+            None,
+            (f"action:{key}",),
+            thread_id=thread or message_ts,
+            users=(user,),
+        )
 
     async def _answer(self, incoming: Incoming, app: web.Application) -> None:
-        metadata = {
+        metadata = {  # Rasa's SlackInput.get_metadata
             "out_channel": incoming.channel,
-            "thread_id": incoming.reply_thread,
-            "users": incoming.bot_user,
+            "thread_id": incoming.thread_id,
+            "users": list(incoming.users),
         }
         message = UserMessage(incoming.text, incoming.conversation_id, self.name, metadata)
         await self._post(await answer(app, message), incoming.channel, incoming.reply_thread)

@@ -147,6 +147,14 @@ async def test_a_conversation_with_buttons_in_a_direct_message(slack_at: Any, ag
         "/deny",
     ]
     assert all(e["input_channel"] == "slack" for e in stored.events if e["event"] == "user")
+    # Rasa's metadata: a list of users, the message's own ts as its thread (a click: the
+    # clicker, the clicked message's ts).
+    said, clicked = (
+        e["metadata"] for e in stored.events if e["event"] == "user" and e["text"] in texts[:3:2]
+    )
+    assert said["users"] == [BOT_USER] and said["out_channel"] == DM
+    assert isinstance(said["thread_id"], str) and said["thread_id"].startswith("1710000000.")
+    assert clicked["users"] == [USER] and clicked["thread_id"].startswith("1700000000.")
 
 
 async def test_url_verification_answers_the_challenge(slack_at: Any) -> None:
