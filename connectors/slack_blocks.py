@@ -52,8 +52,9 @@ def slack_posts(message: dict[str, Any], channel: str) -> list[dict[str, Any]]:
     if isinstance(text, str) and text:
         if buttons:
             posts.append({"channel": channel, "text": text, "blocks": button_blocks(text, buttons)})
-        else:
-            posts.append({"channel": channel, "text": text, "mrkdwn": True})
+        else:  # as Rasa's: a paragraph (blank-line block) a post
+            paragraphs = [part for part in text.strip().split("\n\n") if part.strip()]
+            posts.extend({"channel": channel, "text": part, "mrkdwn": True} for part in paragraphs)
     image = message.get("image")
     if isinstance(image, str) and image:
         block = {"type": "image", "image_url": image, "alt_text": "image"}

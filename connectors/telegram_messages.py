@@ -119,7 +119,9 @@ def telegram_calls(message: dict[str, Any], chat: dict[str, Any], book: PayloadB
     text = message.get("text")
     buttons = message.get("buttons") or message.get("quick_replies") or []
     if isinstance(text, str) and text.strip():
-        pieces = split_text(text)
+        # As Rasa's: a text without buttons is sent a paragraph (blank-line block) at a time.
+        blocks = [text] if buttons else [b for b in text.strip().split("\n\n") if b.strip()]
+        pieces = [piece for block in blocks for piece in split_text(block)]
         for piece in pieces[:-1]:
             calls.append(("sendMessage", {**chat, "text": piece}))
         last: dict[str, Any] = {**chat, "text": pieces[-1]}

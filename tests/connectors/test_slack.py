@@ -373,6 +373,11 @@ def test_bot_messages_as_chat_post_message_bodies() -> None:
     assert slack_posts({"attachment": {"fallback": "f"}}, "D1") == [
         {"channel": "D1", "text": "", "attachments": [{"fallback": "f"}]}
     ]
+    # As Rasa's: a text is posted a paragraph at a time (one with buttons stays whole).
+    assert slack_posts({"text": "One.\n\nTwo.\n"}, "D1") == [
+        {"channel": "D1", "text": "One.", "mrkdwn": True},
+        {"channel": "D1", "text": "Two.", "mrkdwn": True},
+    ]
 
 
 async def test_shutdown_cancels_an_answer_that_outlives_the_grace(

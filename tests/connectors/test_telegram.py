@@ -337,6 +337,14 @@ def test_buttons_go_with_the_last_piece_and_custom_payloads_pick_their_method() 
     assert telegram_calls({"custom": {"type": "booking"}}, chat, book) == []
     many = inline_keyboard([{"title": f"Option {i}", "payload": f"/o{i}"} for i in range(5)], book)
     assert [len(row) for row in many["inline_keyboard"]] == [1, 1, 1, 1, 1]
+    # As Rasa's: a text is sent a paragraph at a time; one with buttons stays whole.
+    text = "First part.\n\nSecond part.\n\n"
+    assert [p["text"] for _, p in telegram_calls({"text": text}, chat, book)] == [
+        "First part.",
+        "Second part.",
+    ]
+    with_buttons = telegram_calls({"text": text, "buttons": [{"title": "A"}]}, chat, book)
+    assert [p["text"] for _, p in with_buttons] == [text]
 
 
 class StoreDown(InMemoryStore):
