@@ -6,7 +6,9 @@ answered 403 and never read. A verified update is acknowledged at once and answe
 background, one worker per chat so a chat's messages are answered in order; an ``update_id`` seen
 before (Telegram re-sends what was not acknowledged) is not processed again.
 
-Handled: text messages (edited ones too, as Rasa) and button clicks (``callback_query``, answered
+Handled: text messages (edited ones too, as Rasa; a shared location as the text
+``{"lng":<longitude>, "lat":<latitude>}``, and ``/restart`` followed by ``/start``, as Rasa) and
+button clicks (``callback_query``, answered
 with ``answerCallbackQuery``); a command addressed to the bot in a group (``/start@my_bot``) loses
 the ``@my_bot``. The conversation is the chat, as in Rasa. Answers: ``sendMessage`` (split at 4,096
 characters; buttons as an inline keyboard), ``sendPhoto``, and custom payloads.
@@ -187,6 +189,10 @@ class TelegramChannel(BackgroundChannel):
         if not isinstance(posted.get("chat"), dict):
             return None
         text = posted.get("text")
+        location = json_object(posted.get("location"))
+        lng, lat = location.get("longitude"), location.get("latitude")
+        if text is None and all(isinstance(v, int | float) for v in (lng, lat)):
+            text = f'{{"lng":{lng}, "lat":{lat}}}'  # a shared location, as Rasa's text for it
         if json_object(posted.get("from")).get("is_bot") or not isinstance(text, str):
             return None
         if self.username:
@@ -211,10 +217,13 @@ class TelegramChannel(BackgroundChannel):
             await self._call(
                 "answerCallbackQuery", {"callback_query_id": incoming.callback_query_id}
             )
-        message = UserMessage(incoming.text, incoming.conversation_id, self.name)
-        for bot_message in await answer(app, message):
-            for method, params in telegram_calls(bot_message, incoming.chat, self.payloads):
-                await self._call(method, params)
+        # As Rasa's: a /restart is followed by a /start (the bot greets as at first contact).
+        texts = [incoming.text, "/start"] if incoming.text == "/restart" else [incoming.text]
+        for text in texts:
+            message = UserMessage(text, incoming.conversation_id, self.name)
+            for bot_message in await answer(app, message):
+                for method, params in telegram_calls(bot_message, incoming.chat, self.payloads):
+                    await self._call(method, params)
 
     async def _call(self, method: str, params: dict[str, Any]) -> None:
         called = await self.api.call(method, params)

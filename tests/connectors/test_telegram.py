@@ -235,6 +235,22 @@ async def test_a_command_to_the_bot_in_a_group_loses_the_bots_name(
     assert [e["text"] for e in stored.events if e["event"] == "user"] == ["/greet"]
 
 
+async def test_a_location_and_a_restart_are_read_as_rasas_channel_reads_them(
+    telegram_at: Any, agent: Agent
+) -> None:
+    """A shared location is the text {"lng":..., "lat":...}; /restart is followed by /start."""
+    async with telegram_at() as telegram:
+        located = message_update("", chat=4242)
+        del located["message"]["text"]
+        located["message"]["location"] = {"longitude": 13.4, "latitude": 52.52}
+        assert await telegram.post(located) == 200
+        await telegram.say("/restart", chat=4242)
+        await telegram.finish()  # the chat's answers, the /start after the /restart included
+    stored = await agent.store.load("4242", all_sessions=True)
+    texts = [e["text"] for e in stored.events if e["event"] == "user"]
+    assert texts == ['{"lng":13.4, "lat":52.52}', "/restart", "/start"]
+
+
 async def test_a_long_payload_rides_in_callback_data_as_a_digest(
     telegram_at: Any, agent: Agent
 ) -> None:
