@@ -132,7 +132,7 @@ class TwilioChannel(BackgroundChannel):
             buttons = bot_message.get("buttons") or bot_message.get("quick_replies")
             if buttons:
                 offered = button_lines(buttons)
-            for fields in twilio_requests(bot_message, whatsapp=whatsapp):
+            for fields in twilio_requests(bot_message):
                 fields.setdefault("To", recipient)
                 if "MessagingServiceSid" not in fields:
                     fields.setdefault("From", sender)

@@ -113,7 +113,7 @@ async def test_an_sms_conversation_answers_buttons_by_number(twilio_at: Any, age
         await twilio.say("/deny")
         sent = await wait_sent(twilio.api, 7)
         assert sent[5]["Body"].startswith("All done! I've asked for a table outside.")
-        assert sent[6]["Body"] == "Image: https://picsum.photos/seed/terrace/400/300"  # an SMS
+        assert sent[6]["MediaUrl"] == "https://picsum.photos/seed/terrace/400/300"  # MMS, as Rasa
         await twilio.finish()
     assert await user_texts(agent) == [
         "/greet",
@@ -251,20 +251,20 @@ async def test_a_reminder_is_sent_to_the_number(twilio_at: Any) -> None:
 
 def test_bot_messages_as_messages_api_requests() -> None:
     long = "word " * 700  # 3,500 characters
-    bodies = [r["Body"] for r in twilio_requests({"text": long.strip()}, whatsapp=False)]
+    bodies = [r["Body"] for r in twilio_requests({"text": long.strip()})]
     assert len(bodies) == 3 and all(len(b) <= MAX_BODY for b in bodies)
     assert " ".join(bodies).split() == long.split()
-    assert twilio_requests({"text": "One.\n\nTwo."}, whatsapp=False) == [
+    assert twilio_requests({"text": "One.\n\nTwo."}) == [
         {"Body": "One."},
         {"Body": "Two."},
     ]
     # Custom payloads in the Python client's names (as Rasa users write them) or the API's.
     custom = {"media_url": ["https://x.example/a.png"], "body": "", "from_": "+1999"}
-    assert twilio_requests({"custom": custom}, whatsapp=False) == [
+    assert twilio_requests({"custom": custom}) == [
         {"MediaUrl": ["https://x.example/a.png"], "Body": "", "From": "+1999"}
     ]
     template = {"ContentSid": "HX123", "ContentVariables": '{"1": "12/1"}'}
-    assert twilio_requests({"custom": template}, whatsapp=True) == [template]
+    assert twilio_requests({"custom": template}) == [template]
     assert api_name("messaging_service_sid") == "MessagingServiceSid"
     assert api_name("StatusCallback") == "StatusCallback"
 
