@@ -179,13 +179,14 @@ class BotFrameworkChannel(BackgroundChannel):
         incoming = _incoming(activity)
         if incoming is None:
             return web.Response(status=200)
-        sender, text, reference, key = incoming
+        sender, text, reference, key, metadata = incoming
         if key is not None and not await self.first_time(key):
             logger.debug("botframework: %s seen before; ignored", key)
             return web.Response(status=200)
         self._remember(sender, reference)
         if refusal(request.app, sender, text) is None:
-            self.workers.submit(sender, self._job(sender, text, reference, request.app))
+            job = self._job(sender, text, reference, request.app, metadata)
+            self.workers.submit(sender, job)
         return web.Response(status=200)
 
     def _remember(self, sender: str, reference: Reference) -> None:
@@ -195,12 +196,24 @@ class BotFrameworkChannel(BackgroundChannel):
             self.references.popitem(last=False)
 
     def _job(
-        self, sender: str, text: str, reference: Reference, app: web.Application
+        self,
+        sender: str,
+        text: str,
+        reference: Reference,
+        app: web.Application,
+        metadata: dict[str, Any],
     ) -> Callable[[], Awaitable[None]]:
-        return lambda: self._answer(sender, text, reference, app)
+        return lambda: self._answer(sender, text, reference, app, metadata)
 
-    async def _answer(self, sender: str, text: str, ref: Reference, app: web.Application) -> None:
-        message = UserMessage(text, sender, self.name)
+    async def _answer(
+        self,
+        sender: str,
+        text: str,
+        ref: Reference,
+        app: web.Application,
+        metadata: dict[str, Any],
+    ) -> None:
+        message = UserMessage(text, sender, self.name, metadata)
         await self._deliver(sender, ref, await answer(app, message))
 
     async def send(
@@ -273,9 +286,13 @@ class BotFrameworkChannel(BackgroundChannel):
             return token
 
 
-def _incoming(activity: dict[str, Any]) -> tuple[str, str, Reference, str | None] | None:
-    """(sender, text, where to answer, what makes a repeat) of a message activity; None for
-    anything else (another type, a malformed activity): never an error."""
+def _incoming(
+    activity: dict[str, Any],
+) -> tuple[str, str, Reference, str | None, dict[str, Any]] | None:
+    """(sender, text, where to answer, what makes a repeat, metadata) of a message activity;
+    None for anything else (another type, a malformed activity): never an error. As Rasa's, the
+    activity's attachments (a file the user sent) are the message's metadata ``attachments``,
+    and a message of attachments alone is one with no text."""
     if activity.get("type") != "message":
         return None
     sender = json_object(activity.get("from")).get("id")
@@ -292,9 +309,11 @@ def _incoming(activity: dict[str, Any]) -> tuple[str, str, Reference, str | None
     if not text:  # a card button whose action carries its payload in ``value``
         payload = json_object(activity.get("value")).get("payload")
         text = payload if isinstance(payload, str) else ""
-    if not text.strip():
+    attachments = activity.get("attachments")
+    metadata = {"attachments": attachments} if isinstance(attachments, list) and attachments else {}
+    if not text.strip() and not metadata:
         return None
     reference = Reference(service_url, conversation, json_object(activity.get("recipient")))
     activity_id = activity.get("id")
     key = f"activity:{conversation['id']}:{activity_id}" if isinstance(activity_id, str) else None
-    return sender, text, reference, key
+    return sender, text, reference, key, metadata

@@ -213,6 +213,25 @@ async def test_other_activities_and_repeats_are_acknowledged_and_ignored(
     assert await user_texts(agent) == ["/greet"]
 
 
+async def test_a_file_the_user_sends_is_the_messages_metadata_as_rasas(
+    teams_at: Any, agent: Agent
+) -> None:
+    """Rasa's channel puts an activity's attachments in the message's metadata, and a message
+    of attachments alone is one without text (ours left both out)."""
+    attachment = {
+        "contentType": "application/vnd.microsoft.teams.file.download.info",
+        "contentUrl": "https://contoso.example/report.pdf",
+        "name": "report.pdf",
+    }
+    async with teams_at() as teams:
+        auth = f"Bearer {token(teams.microsoft.url)}"
+        assert await teams.post(teams.activity("", attachments=[attachment]), auth) == 200
+        await teams.finish()
+    stored = await agent.store.load(USER)
+    (user,) = [e for e in stored.events if e["event"] == "user"]
+    assert user["text"] == "" and user["metadata"] == {"attachments": [attachment]}
+
+
 async def test_wrong_app_credentials_are_logged_without_the_secret(
     teams_at: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
