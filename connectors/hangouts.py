@@ -149,7 +149,10 @@ class HangoutsChannel(InputChannel):
         sender, text = incoming
         if refusal(request.app, sender, text) is not None:
             return web.json_response({})
-        messages = await answer(request.app, UserMessage(text, sender, self.name))
+        space = json_object(event.get("space"))
+        room = space.get("displayName") if space.get("type") == "ROOM" else None
+        message = UserMessage(text, sender, self.name, {"room": room})  # Rasa's metadata
+        messages = await answer(request.app, message)
         return web.json_response(chat_message(messages))
 
     def _incoming(self, event: dict[str, Any]) -> tuple[str, str] | None:

@@ -92,14 +92,18 @@ async def test_a_conversation_answered_in_the_response(chat_at: Any, agent: Agen
         # In a space the app is @mentioned; argumentText is the message without the mention.
         mentioned = message("@Restaurant /goodbye")
         mentioned["message"]["argumentText"] = " /goodbye"
+        mentioned["space"] = {"name": "spaces/R1", "type": "ROOM", "displayName": "Lunch"}
         await chat.say(mentioned)
     stored = await agent.store.load(USER)
-    assert [e["text"] for e in stored.events if e["event"] == "user"] == [
+    users = [e for e in stored.events if e["event"] == "user"]
+    assert [e["text"] for e in users] == [
         "/greet",
         "/request_restaurant",
         '/inform{"cuisine": "italian"}',
         "/goodbye",
     ]
+    # Rasa's metadata: the room's name in a space, None in a direct message.
+    assert [e["metadata"] for e in users[2:]] == [{"room": None}, {"room": "Lunch"}]
 
 
 async def test_events_without_googles_token_are_refused_and_never_processed(
