@@ -483,9 +483,17 @@ class MessageProcessor:
         return in_session
 
     async def predict_and_run(self, conversation: Conversation, channel: str | None) -> None:
-        """Predict and run actions until the bot listens (at most ``max_actions``)."""
+        """Predict and run actions until the bot listens (at most ``max_actions``). A paused
+        conversation (an action returned ConversationPaused: a human took over) runs nothing,
+        but for ``/restart``, as Rasa's: the message is stored and the bot stays silent. The
+        turn an action paused it in ends with the bot listening (Rasa's ends with the action),
+        so that the conversation goes on as after any turn once it is resumed."""
         excluded: set[str] = set()
-        for _ in range(self.max_actions):
+        for step in range(self.max_actions):
+            if conversation.paused and conversation.latest_intent != d.INTENT_RESTART:
+                if step:
+                    conversation.append(ev.action(d.ACTION_LISTEN, "processor", 1.0))
+                return
             if conversation.followup_action:
                 name = conversation.followup_action
                 prediction = Prediction(name, 1.0, "followup", 0)
