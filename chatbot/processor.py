@@ -547,6 +547,14 @@ class MessageProcessor:
             return "stop"
         if self.nlg is not None:
             events = await self.nlg.render(events, conversation, channel)
+        for unknown in {e["name"] for e in events if ev.is_slot_outside(e, conversation.slots)}:
+            logger.warning(
+                "conversation %s: action '%s' set the slot '%s', which the domain does not "
+                "have: not set",
+                conversation.sender_id,
+                name,
+                unknown,
+            )
         if turn_debug.enabled():
             turn_debug.action_events(conversation.sender_id, name, events)
         conversation.append(

@@ -130,7 +130,7 @@ class Conversation:
                 self.loop.rejected = False
         elif kind == "bot":
             self.latest_bot_event = event
-        elif kind == "slot":
+        elif kind == "slot" and event["name"] in self.slots:  # Rasa: no slot is made up
             self.slots[event["name"]] = event.get("value")
         elif kind in ("active_loop", "form"):
             name = event.get("name")
@@ -157,8 +157,10 @@ class Conversation:
             self.paused = True
         elif kind == "resume":
             self.paused = False
-        elif kind == "entities":
-            self.latest_message.setdefault("entities", []).extend(event.get("entities") or [])
+        elif kind == "entities" and self.latest_action_name == ACTION_LISTEN:
+            # As Rasa's EntitiesAdded: only right after the user spoke, and each entity once.
+            found = self.latest_message.setdefault("entities", [])
+            found.extend(e for e in event.get("entities") or [] if e not in found)
 
     def _replay(self) -> None:
         """Rebuild the derived state from the applied events (after a rewind or an undo)."""

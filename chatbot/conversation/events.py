@@ -162,6 +162,11 @@ def action_rejected(name: str, policy: str | None = None, confidence: float | No
     }
 
 
+def is_slot_outside(event: Event, slots: Any) -> bool:
+    """Whether ``event`` sets a slot that ``slots`` (a conversation's) does not have."""
+    return event.get("event") == "slot" and event.get("name") not in slots
+
+
 def simple(kind: str) -> Event:
     """restart, rewind, undo, reset_slots, session_started, pause, resume, export."""
     assert kind in REQUIRED_KEYS and not REQUIRED_KEYS[kind], kind

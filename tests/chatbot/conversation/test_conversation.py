@@ -224,3 +224,18 @@ def test_a_form_running_again_collapses_its_turns_for_the_state_not_the_latest_m
     assert conv.state_message["text"] == "/greet"
     assert dict(conv.current_state())[INTENT] == "greet"
     assert conv.as_tracker()["latest_message"]["intent"]["name"] == "inform"
+
+
+def test_entities_added_as_rasas_only_after_the_user_spoke_and_each_once() -> None:
+    """rasa-sdk's EntitiesAdded: right after a user message its entities join the latest
+    message's (each once); from a later action (the latest action is not a listen) nothing."""
+    conv = Conversation("c", DOMAIN)
+    thai = {"entity": "cuisine", "value": "thai"}
+    greek = {"entity": "cuisine", "value": "greek"}
+    conv.append(ev.action("action_listen"))
+    conv.append(user("inform", cuisine="thai"))
+    conv.append({"event": "entities", "entities": [thai, greek]})
+    assert conv.latest_entities == [thai, greek]
+    conv.append(ev.action("utter_greet"))
+    conv.append({"event": "entities", "entities": [{"entity": "cuisine", "value": "fish"}]})
+    assert conv.latest_entities == [thai, greek]

@@ -1,20 +1,25 @@
-"""A conversation a custom action paused (rasa-sdk's ConversationPaused: a human took over) is
-stored and not answered until it is resumed, but for /restart, as in Rasa."""
+"""What custom actions return, as Rasa's processor takes it: a conversation an action paused
+(rasa-sdk's ConversationPaused: a human took over) is stored and not answered until resumed,
+but for /restart; a slot the domain lacks is not set."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.agent import Agent
 from chatbot.conversation import events as ev
+from chatbot.conversation.conversation import Conversation
 from tests.helpers import RULES_ONLY, train_files
 
 FILES = {
     "domain.yml": """
 version: "3.1"
-intents: [greet, handoff]
-actions: [action_handoff]
+intents: [greet, handoff, odd]
+actions: [action_handoff, action_odd_slot]
 responses:
   utter_greet: [{text: Hello!}]
 """,
@@ -25,12 +30,22 @@ rules:
   steps: [{intent: greet}, {action: utter_greet}]
 - rule: hand off
   steps: [{intent: handoff}, {action: action_handoff}]
+- rule: odd
+  steps: [{intent: odd}, {action: action_odd_slot}]
 """,
     "config.yml": RULES_ONLY,
     "actions/__init__.py": "",
     "actions/handoff.py": """
 from rasa_sdk import Action
-from rasa_sdk.events import ConversationPaused
+from rasa_sdk.events import ConversationPaused, SlotSet
+
+
+class OddSlot(Action):
+    def name(self):
+        return "action_odd_slot"
+
+    def run(self, dispatcher, tracker, domain):
+        return [SlotSet("not_in_the_domain", 1)]
 
 
 class HandOff(Action):
@@ -63,3 +78,18 @@ async def test_a_paused_conversation_is_stored_and_not_answered_until_resumed(
     assert await say("/handoff") == ["A person will answer you."]
     await say("/restart")  # restarts even while paused
     assert await say("/greet") == ["Hello!"]
+
+
+async def test_a_slot_the_domain_lacks_is_not_set_and_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rasa logs "Tried to set non existent slot" and sets nothing; it was made up and sent to
+    every later action."""
+    agent = Agent(
+        train_files(tmp_path, FILES), action_executor=InProcessExecutor(tmp_path, "actions")
+    )
+    with caplog.at_level(logging.WARNING, logger="chatbot.processor"):
+        await agent.handle_text("/odd", "bo")
+    assert "action 'action_odd_slot' set the slot 'not_in_the_domain'" in caplog.text
+    stored = await agent.store.load("bo")
+    assert "not_in_the_domain" not in Conversation("bo", agent.domain, stored.events).slots
