@@ -426,3 +426,13 @@ def test_half_open_lets_one_trial_through() -> None:
     assert breaker.wait_time() > 0  # others wait for it
     breaker.succeeded()
     assert breaker.wait_time() == 0.0
+
+
+def test_the_rasa_version_an_action_call_names_is_one_rasa_sdk_takes_without_a_warning() -> None:
+    """rasa-sdk warns at every call whose Rasa version differs from its own in A.B (it did at
+    every call with rasa-sdk 3.7 and later); pytest makes that warning an error here."""
+    from rasa_sdk.utils import check_version_compatibility
+
+    from chatbot.actions.action_call import RASA_PROTOCOL_VERSION
+
+    check_version_compatibility(RASA_PROTOCOL_VERSION)
