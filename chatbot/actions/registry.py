@@ -10,7 +10,7 @@ from chatbot.actions.builtin import BUILTIN_ACTIONS
 from chatbot.actions.forms import FormAction
 from chatbot.actions.responses import ResponseAction, RetrievalAction, is_retrieval_action
 from chatbot.conversation.events import Event, InvalidEvent, validate_events
-from chatbot.conversation.responses import render
+from chatbot.conversation.responses import MESSAGE_KEYS, render
 from chatbot.errors import ActionError, ConfigError
 from chatbot.project.domain import Domain
 
@@ -61,21 +61,36 @@ def _response_events(action: str, response: Any, ctx: ActionContext) -> list[Eve
     if problem is not None:
         raise ActionError(action, f"a response is no message: {problem}")
     name = response.get("response") or response.get("template")
+    given = {k: v for k, v in response.items() if k not in ("response", "template")}
+    if given.get("json_message"):
+        given["custom"] = given.pop("json_message")
     if name:
-        extra = {k: v for k, v in response.items() if k not in ("response", "template")}
-        message = render(
+        # As Rasa's RemoteAction: the response rendered with the other keys as its template
+        # values, its buttons followed by the given ones, then the given keys that are set
+        # (text, image, ...) in place of the response's.
+        rendered = render(
             ctx.domain,
             str(name),
             ctx.conversation.slots,
             channel=ctx.channel,
-            extra=extra,
+            extra=given,
             rng=ctx.rng,
         )
-        return [bot_event(message, str(name))] if message else []
-    message = dict(response)
-    if message.get("json_message"):
-        message["custom"] = message.pop("json_message")
-    return [bot_event(message)]
+        if not rendered:
+            return []
+        message = rendered
+        buttons = given.pop("buttons", None) or []
+        if buttons:
+            message["buttons"] = [*(message.get("buttons") or []), *buttons]
+        message.update({k: v for k, v in given.items() if v and k in MESSAGE_KEYS})
+    else:
+        message = {k: v for k, v in given.items() if k in MESSAGE_KEYS}
+    # Keys of no message (``utter_message(text=..., mood="happy")``) are the bot event's
+    # metadata, as Rasa's create_bot_utterance keeps them.
+    rest = {k: v for k, v in given.items() if k not in (*MESSAGE_KEYS, "metadata")}
+    if rest or given.get("metadata"):
+        message["metadata"] = {**rest, **(given.get("metadata") or {})}
+    return [bot_event(message, str(name) if name else None)]
 
 
 class ActionRegistry:

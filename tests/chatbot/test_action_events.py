@@ -18,10 +18,13 @@ from tests.helpers import RULES_ONLY, train_files
 FILES = {
     "domain.yml": """
 version: "3.1"
-intents: [greet, handoff, odd]
-actions: [action_handoff, action_odd_slot]
+intents: [greet, handoff, odd, offer]
+actions: [action_handoff, action_odd_slot, action_offer]
 responses:
   utter_greet: [{text: Hello!}]
+  utter_offer:
+  - text: "Hi {name}, a table?"
+    buttons: [{title: "Yes", payload: /affirm}]
 """,
     "data/rules.yml": """
 version: "3.1"
@@ -32,12 +35,26 @@ rules:
   steps: [{intent: handoff}, {action: action_handoff}]
 - rule: odd
   steps: [{intent: odd}, {action: action_odd_slot}]
+- rule: offer
+  steps: [{intent: offer}, {action: action_offer}]
 """,
     "config.yml": RULES_ONLY,
     "actions/__init__.py": "",
     "actions/handoff.py": """
 from rasa_sdk import Action
 from rasa_sdk.events import ConversationPaused, SlotSet
+
+
+class Offer(Action):
+    def name(self):
+        return "action_offer"
+
+    def run(self, dispatcher, tracker, domain):
+        later = {"title": "Later", "payload": "/deny"}
+        dispatcher.utter_message(response="utter_offer", name="Ann", buttons=[later])
+        dispatcher.utter_message(response="utter_offer", name="Bo", text="Bo, a seat?")
+        dispatcher.utter_message(text="Noted.", mood="happy")
+        return []
 
 
 class OddSlot(Action):
@@ -93,3 +110,24 @@ async def test_a_slot_the_domain_lacks_is_not_set_and_said(
     assert "action 'action_odd_slot' set the slot 'not_in_the_domain'" in caplog.text
     stored = await agent.store.load("bo")
     assert "not_in_the_domain" not in Conversation("bo", agent.domain, stored.events).slots
+
+
+async def test_keys_given_with_a_response_go_into_the_message_as_in_rasa(tmp_path: Path) -> None:
+    """Rasa's RemoteAction: the response rendered with the keys as its values, the given
+    buttons after its own, a given text in place of its; other keys are the bot event's
+    metadata (they were only template values, and lost beside a text)."""
+    agent = Agent(
+        train_files(tmp_path, FILES), action_executor=InProcessExecutor(tmp_path, "actions")
+    )
+    first, second, third = await agent.handle_text("/offer", "cy")
+    assert first["text"] == "Hi Ann, a table?"
+    assert [b["title"] for b in first["buttons"]] == ["Yes", "Later"]
+    assert second["text"] == "Bo, a seat?" and [b["title"] for b in second["buttons"]] == ["Yes"]
+    assert third == {"recipient_id": "cy", "text": "Noted."}
+    stored = await agent.store.load("cy")
+    bots = [e for e in stored.events if e["event"] == "bot"]
+    assert (
+        bots[0]["metadata"]["name"] == "Ann"
+        and bots[0]["metadata"]["utter_action"] == "utter_offer"
+    )
+    assert bots[2]["metadata"] == {"mood": "happy"}
