@@ -557,6 +557,11 @@ class MessageProcessor:
             )
         if turn_debug.enabled():
             turn_debug.action_events(conversation.sender_id, name, events)
+        if any(e.get("event") == "action_execution_rejected" for e in events):
+            # The action rejected itself by returning ActionExecutionRejected (rather than
+            # raising): as Rasa's, it is not logged as run; the next action is predicted anew.
+            conversation.extend(events)
+            return "rejected"
         conversation.append(
             ev.action(
                 name,

@@ -18,8 +18,8 @@ from tests.helpers import RULES_ONLY, train_files
 FILES = {
     "domain.yml": """
 version: "3.1"
-intents: [greet, handoff, odd, offer]
-actions: [action_handoff, action_odd_slot, action_offer]
+intents: [greet, handoff, odd, offer, picky]
+actions: [action_handoff, action_odd_slot, action_offer, action_picky]
 responses:
   utter_greet: [{text: Hello!}]
   utter_offer:
@@ -37,12 +37,22 @@ rules:
   steps: [{intent: odd}, {action: action_odd_slot}]
 - rule: offer
   steps: [{intent: offer}, {action: action_offer}]
+- rule: picky
+  steps: [{intent: picky}, {action: action_picky}]
 """,
     "config.yml": RULES_ONLY,
     "actions/__init__.py": "",
     "actions/handoff.py": """
 from rasa_sdk import Action
-from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.events import ActionExecutionRejected, ConversationPaused, SlotSet
+
+
+class Picky(Action):
+    def name(self):
+        return "action_picky"
+
+    def run(self, dispatcher, tracker, domain):
+        return [ActionExecutionRejected("action_picky")]
 
 
 class Offer(Action):
@@ -131,3 +141,19 @@ async def test_keys_given_with_a_response_go_into_the_message_as_in_rasa(tmp_pat
         and bots[0]["metadata"]["utter_action"] == "utter_offer"
     )
     assert bots[2]["metadata"] == {"mood": "happy"}
+
+
+async def test_an_action_that_returns_its_own_rejection_is_not_logged_as_run(
+    tmp_path: Path,
+) -> None:
+    """Rasa logs no ActionExecuted for an action whose events hold ActionExecutionRejected
+    (it was logged as run, then rejected)."""
+    agent = Agent(
+        train_files(tmp_path, FILES), action_executor=InProcessExecutor(tmp_path, "actions")
+    )
+    await agent.handle_text("/picky", "di")
+    stored = await agent.store.load("di")
+    assert not [e for e in stored.events if e["event"] == "action" and e["name"] == "action_picky"]
+    assert [e["name"] for e in stored.events if e["event"] == "action_execution_rejected"] == [
+        "action_picky"
+    ]
