@@ -155,11 +155,22 @@ def async_url(url: str | URL) -> URL:
     return parsed.set(drivername=driver)
 
 
-def _postgresql_engine(url: URL, connect_timeout: float, pool: Mapping[str, Any]) -> AsyncEngine:
-    """An async engine (asyncpg) whose pool replaces connections the server has closed."""
+def _asyncpg_engine(url: URL, connect_timeout: float, **options: Any) -> AsyncEngine:
+    """An async engine whose connections asyncpg makes from the URL as a DSN, its query
+    (``sslmode``, ``application_name``, ... as Rasa users write them) read as libpq reads it."""
     from sqlalchemy.ext.asyncio import create_async_engine  # PostgreSQL only: not at startup
 
-    engine = create_async_engine(url, connect_args={"timeout": connect_timeout}, **pool)
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def connect() -> Any:
+        return await asyncpg.connect(dsn, timeout=connect_timeout)
+
+    return create_async_engine(url.set(query={}), async_creator=connect, **options)
+
+
+def _postgresql_engine(url: URL, connect_timeout: float, pool: Mapping[str, Any]) -> AsyncEngine:
+    """An async engine (asyncpg) whose pool replaces connections the server has closed."""
+    engine = _asyncpg_engine(url, connect_timeout, **pool)
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _replace_closed(
@@ -452,13 +463,11 @@ class SQLStore(ConversationStore):
         name = self.url.database
         if not name:
             raise ConfigError(f"{self.describe()}: no database name to create")
-        from sqlalchemy.ext.asyncio import create_async_engine
-
-        engine = create_async_engine(
+        engine = _asyncpg_engine(
             self.login_url,
+            self._connect_timeout,
             isolation_level="AUTOCOMMIT",
             poolclass=NullPool,
-            connect_args={"timeout": self._connect_timeout},
         )
         try:
             async with engine.connect() as conn:

@@ -115,6 +115,9 @@ def test_login_db_gives_the_url_to_create_the_database_from() -> None:
 
 @pytest.mark.services
 async def test_login_db_creates_a_missing_database(postgres_url: str) -> None:
+    """With libpq's URL options as Rasa users give them for psycopg2 (`query: {sslmode:
+    disable}`): SQLAlchemy passed each to asyncpg as a keyword it does not take (a traceback
+    at start)."""
     url = make_url(postgres_url)
     block = tracker_store(
         type="sql",
@@ -124,9 +127,12 @@ async def test_login_db_creates_a_missing_database(postgres_url: str) -> None:
         username=url.username,
         db=f"{url.database}_created",
         login_db=url.database,
+        query={"sslmode": "disable", "application_name": "chatbot-test"},
     )
     async with create_store(block, default_sqlite_path=None) as store:
         await store.append("alice", [{"event": "user", "text": "hi"}], start_seq=0)
+        assert [e["text"] for e in (await store.load("alice")).events] == ["hi"]
+        assert await store.conversation_ids() == ["alice"]
 
     admin = await asyncpg.connect(asyncpg_dsn(postgres_url))
     try:
