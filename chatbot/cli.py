@@ -42,16 +42,39 @@ STARTER = Path(__file__).parent / "project" / "starter"
 
 
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), required=False)
+@click.option(
+    "--init-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Rasa's name for DIRECTORY.",
+)
+@click.option(
+    "--no-prompt",
+    is_flag=True,
+    help="Rasa's flag: also train the starter bot (Rasa's init asks whether to).",
+)
 @user_errors
-def init(directory: Path) -> None:
-    """Write a small working starter bot into DIRECTORY."""
+def init(directory: Path | None, init_dir: Path | None, no_prompt: bool) -> None:
+    """Write a small working starter bot into DIRECTORY (default: the current folder, which
+    must be empty: nothing is overwritten)."""
+    directory = directory or init_dir or Path(".")
     if directory.exists() and any(directory.iterdir()):
         raise ChatbotError(f"{directory} is not empty; choose a new folder")
     shutil.copytree(
         STARTER, directory, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
     )
-    click.echo(f"Created a starter bot in {directory}. Next: chatbot train --project {directory}")
+    click.echo(f"Created a starter bot in {directory}.")
+    if not no_prompt:
+        click.echo(f"Next: chatbot train --project {directory}")
+        return
+    from chatbot.cli_common import _load_project
+    from chatbot.model_file import new_model_path
+    from training.train import train_project
+
+    path = new_model_path(directory / "models")
+    train_project(_load_project(directory), show_progress=False).to_file(path)
+    click.echo(f"Trained model saved to {path}. Next: chatbot shell --project {directory}")
 
 
 @main.group(invoke_without_command=True, cls=spaced_command(click.Group, {"--cors": "repeat"}))

@@ -417,6 +417,7 @@ def model_file_path(project_dir: Path, out: str | None, fixed_name: str | None) 
 
 
 domain_option = click.option(
+    "-d",
     "--domain",
     type=click.Path(exists=True, path_type=Path),
     default=None,

@@ -519,3 +519,16 @@ def test_train_nlu_and_train_core_train_one_part(tmp_path: Path) -> None:
     assert (nlu_only.meta["parts"], core_only.meta["parts"]) == (["nlu"], ["core"])
     assert nlu_only.nlu is not None and not nlu_only.policies
     assert core_only.nlu is None and core_only.policies
+
+
+def test_rasas_init_and_short_domain_option(tmp_path: Path) -> None:
+    """`rasa init --no-prompt` (in the current folder, trained at once) and `-d DOMAIN`, as
+    Rasa tutorials type them (both were "No such option")."""
+    result = chatbot("init", "--no-prompt", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "domain.yml").is_file() and len(
+        list((tmp_path / "models").glob("*.model"))
+    ) == 1
+    assert chatbot("init", "--init-dir", str(tmp_path)).returncode == 1  # not empty: refused
+    result = chatbot("data", "validate", "-d", "domain.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
