@@ -42,6 +42,7 @@ STARTER = Path(__file__).parent / "project" / "starter"
 
 
 @main.command()
+@debug_option
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), required=False)
 @click.option(
     "--init-dir",

@@ -159,19 +159,12 @@ def _set_level(level: int) -> Callable[[click.Context, click.Parameter, bool], b
     return callback
 
 
-def debug_option(command: F) -> F:
+def debug_option(command: F | None = None, *, quiet: bool = True) -> Any:
     """Rasa's logging options of every command: ``-vv``/``--debug`` (``-v`` before the command
-    does the same here), ``-v``/``--verbose`` (INFO, the default) and ``--quiet`` (warnings and
-    errors only)."""
-    for option in (
-        click.option(
-            "--quiet",
-            is_flag=True,
-            expose_value=False,
-            is_eager=True,
-            callback=_set_level(logging.WARNING),
-            help="Warnings and errors only (Rasa's --quiet).",
-        ),
+    does the same here), ``-v``/``--verbose`` (INFO, the default) and, unless ``quiet`` is
+    False (a command with a ``--quiet`` of its own), ``--quiet`` (warnings and errors only).
+    ``@debug_option`` or ``@debug_option(quiet=False)``."""
+    options = [
         click.option(
             "-v",
             "--verbose",
@@ -192,9 +185,26 @@ def debug_option(command: F) -> F:
             "policy and confidence, what it did, the slots (Rasa's -vv / --debug; the same as "
             "`chatbot -v`).",
         ),
-    ):
-        command = option(command)
-    return command
+    ]
+    if quiet:
+        options.insert(
+            0,
+            click.option(
+                "--quiet",
+                is_flag=True,
+                expose_value=False,
+                is_eager=True,
+                callback=_set_level(logging.WARNING),
+                help="Warnings and errors only (Rasa's --quiet).",
+            ),
+        )
+
+    def apply(target: F) -> F:
+        for option in options:
+            target = option(target)
+        return target
+
+    return apply(command) if command is not None else apply
 
 
 def line_editing() -> None:

@@ -17,6 +17,7 @@ from chatbot.cli_common import (
     _read_nlu_data,
     config_option,
     data_option,
+    debug_option,
     domain_option,
     main,
     nlu_path_option,
@@ -36,6 +37,7 @@ def data() -> None:
 
 
 @data.command()
+@debug_option
 @project_option
 @domain_option
 @data_option
@@ -138,6 +140,7 @@ def validation_problems(
 
 
 @main.command()
+@debug_option
 @project_option
 @domain_option
 @data_option
@@ -191,6 +194,7 @@ def visualize(
 
 
 @data.command()
+@debug_option
 @project_option
 @click.option(
     "-d",
@@ -230,6 +234,7 @@ def convert() -> None:
 
 
 @convert.command(name="nlu")
+@debug_option
 @click.option(
     "--data",
     "data_path",
@@ -332,6 +337,7 @@ def _split_options(share: str, out: str) -> Callable[[Any], Any]:
 
 
 @split.command(name="nlu")
+@debug_option
 @project_option
 @nlu_path_option("NLU data, a file or folder (default: the project's).")
 @_split_options(
@@ -384,6 +390,7 @@ def _data_file_responses(files: Sequence[Path]) -> dict[str, Any]:
 
 
 @split.command(name="stories")
+@debug_option
 @project_option
 @click.option(
     "--data",

@@ -15,6 +15,7 @@ from chatbot.cli_common import (
     _load_model,
     _load_project,
     _read_nlu_data,
+    debug_option,
     domain_option,
     from_parent,
     main,
@@ -134,6 +135,7 @@ def _story_options(e2e_help: str) -> Any:
 
 
 @main.group(invoke_without_command=True, cls=spaced_command(click.Group, _SPACED))
+@debug_option
 @_story_options(
     "Rasa's flag, accepted: `chatbot test` is always end to end, as `rasa test` (`chatbot "
     "test core` is not, unless --e2e)."
@@ -198,6 +200,7 @@ def test(
 
 
 @test.command(name="core")
+@debug_option
 @_story_options(
     "End to end (Rasa's --e2e): a story's user text the NLU reads otherwise than the story "
     "(intent, entities) fails the story too."
@@ -326,6 +329,7 @@ def _echo_nlu_summary(summary: dict[str, Any], what: str) -> None:
 
 
 @test.command(name="nlu", cls=spaced_command(click.Command, _SPACED))
+@debug_option
 @project_option
 @domain_option
 @model_option

@@ -197,6 +197,7 @@ async def _opened(agent: Any) -> AsyncIterator[None]:
 
 
 @main.command()
+@debug_option
 @project_option
 @model_option
 @_sender_option()
@@ -252,6 +253,7 @@ def interactive(
 
 
 @shell.command(name="nlu")
+@debug_option
 @project_option
 @model_option
 @click.pass_context

@@ -14,6 +14,7 @@ import click
 from chatbot.cli_common import (
     Number,
     _load_project,
+    debug_option,
     main,
     project_option,
     user_errors,
@@ -48,6 +49,7 @@ _endpoints_option = click.option(
 
 
 @main.command(name="export")
+@debug_option
 @project_option
 @_endpoints_option
 @click.option(
@@ -179,6 +181,7 @@ def _publish(
 
 
 @main.command(name="import")
+@debug_option
 @project_option
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @user_errors
@@ -210,6 +213,7 @@ def evaluate() -> None:
 
 
 @evaluate.command(name="markers")
+@debug_option
 @project_option
 @click.argument("strategy", type=click.Choice(["all", "first_n", "sample_n"]))
 @click.argument("arguments", nargs=-1, metavar="[N] OUTPUT.csv")

@@ -16,6 +16,7 @@ from chatbot.cli_common import (
     _load_project,
     config_option,
     data_option,
+    debug_option,
     domain_option,
     from_parent,
     main,
@@ -139,6 +140,7 @@ _TRAIN_NAMES = (
 
 
 @main.group(invoke_without_command=True)
+@debug_option(quiet=False)
 @_train_options
 @click.pass_context
 @user_errors
@@ -152,6 +154,7 @@ def train(ctx: click.Context, **options: Any) -> None:
 
 
 @train.command(name="nlu")
+@debug_option(quiet=False)
 @_train_options
 @click.pass_context
 @user_errors
@@ -162,6 +165,7 @@ def train_nlu(ctx: click.Context, **options: Any) -> None:
 
 
 @train.command(name="core")
+@debug_option(quiet=False)
 @_train_options
 @click.pass_context
 @user_errors

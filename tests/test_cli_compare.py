@@ -150,3 +150,22 @@ def test_comparison_modes_take_rasas_command_line(
     (call,) = caught
     assert [str(c) for c in call[2]] == configs
     assert (call[3], call[4]) == (2, "0 50")
+
+
+COMMANDS = [
+    ["init"], ["train"], ["train", "nlu"], ["train", "core"], ["test"], ["test", "core"],
+    ["test", "nlu"], ["shell"], ["shell", "nlu"], ["run"], ["interactive"], ["visualize"],
+    ["data", "validate"], ["data", "migrate"], ["data", "convert", "nlu"],
+    ["data", "split", "nlu"], ["data", "split", "stories"], ["export"], ["import"],
+    ["evaluate", "markers"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("flag", ["-v", "-vv", "--debug"])
+def test_every_command_takes_rasas_logging_options(command: list[str], flag: str) -> None:
+    """Rasa gives every command its logging options (`rasa train -v`); ours said "No such
+    option" but for shell and run."""
+    with kept_logging():
+        result = CliRunner().invoke(main, [*command, flag, "--help"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
