@@ -22,6 +22,7 @@ from chatbot.cli_common import (
     main,
     nlu_path_option,
     project_option,
+    spaced_command,
     stacked,
     user_errors,
     yaml_files,
@@ -36,7 +37,7 @@ def data() -> None:
     """Check, split, convert and migrate training data."""
 
 
-@data.command()
+@data.command(cls=spaced_command(click.Command, {"--data": "repeat"}))
 @debug_option
 @project_option
 @domain_option

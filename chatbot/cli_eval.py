@@ -98,6 +98,7 @@ def _story_options(e2e_help: str) -> Any:
         project_option,
         model_option,
         click.option(
+            "-s",
             "--stories",
             type=click.Path(exists=True, path_type=Path),
             default=None,

@@ -15,22 +15,38 @@ from chatbot.cli_common import (
     Number,
     _load_project,
     config_option,
-    data_option,
     debug_option,
     domain_option,
     from_parent,
     main,
     model_file_path,
     project_option,
+    spaced_command,
     stacked,
     user_errors,
 )
 from chatbot.errors import ChatbotError, ProjectErrors
 
+# Rasa's `--data a b` (several values after one option), and `rasa train core -s` / `rasa
+# train nlu -u` for the stories' and the NLU data's files.
+_SPACED_DATA = {"--data": "repeat", "-s": "repeat", "--stories": "repeat", "-u": "repeat",
+                "--nlu": "repeat"}  # fmt: skip
+
 _train_options = stacked(
     project_option,
     domain_option,
-    data_option,
+    click.option(
+        "--data",
+        "-s",
+        "--stories",
+        "-u",
+        "--nlu",
+        "data",
+        type=click.Path(exists=True, path_type=Path),
+        multiple=True,
+        help="Training data files or folders, instead of the project's data/ (several after "
+        "one --data, or repeated; Rasa's -s/--stories of train core, -u/--nlu of train nlu).",
+    ),
     config_option,
     click.option(
         "--out",
@@ -139,7 +155,7 @@ _TRAIN_NAMES = (
 )  # fmt: skip
 
 
-@main.group(invoke_without_command=True)
+@main.group(invoke_without_command=True, cls=spaced_command(click.Group, _SPACED_DATA))
 @debug_option(quiet=False)
 @_train_options
 @click.pass_context
@@ -153,7 +169,7 @@ def train(ctx: click.Context, **options: Any) -> None:
     _train(options, nlu=True, core=True)
 
 
-@train.command(name="nlu")
+@train.command(name="nlu", cls=spaced_command(click.Command, _SPACED_DATA))
 @debug_option(quiet=False)
 @_train_options
 @click.pass_context
@@ -164,7 +180,7 @@ def train_nlu(ctx: click.Context, **options: Any) -> None:
     _train({name: from_parent(ctx, name, options[name]) for name in _TRAIN_NAMES}, core=False)
 
 
-@train.command(name="core")
+@train.command(name="core", cls=spaced_command(click.Command, _SPACED_DATA))
 @debug_option(quiet=False)
 @_train_options
 @click.pass_context

@@ -169,3 +169,30 @@ def test_every_command_takes_rasas_logging_options(command: list[str], flag: str
     with kept_logging():
         result = CliRunner().invoke(main, [*command, flag, "--help"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--data", "A", "B"],
+        ["train", "core", "-s", "A", "B"],
+        ["train", "nlu", "-u", "A", "--nlu", "B"],
+        ["train", "--data", "A", "--data", "B"],
+    ],
+    ids=" ".join,
+)
+def test_train_takes_rasas_data_options(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rasa's `--data a b` (argparse's nargs), `train core -s`, `train nlu -u` (were "No such
+    command 'b.yml'" / "No such option")."""
+    caught: list[dict[str, Any]] = []
+    monkeypatch.setattr("chatbot.cli_train._train", lambda options, **_: caught.append(options))
+    for name in ("A", "B"):
+        (tmp_path / name).write_text("version: '3.1'\n")
+    paths = [str(tmp_path / a) if a in ("A", "B") else a for a in args]
+    with kept_logging():
+        result = CliRunner().invoke(main, paths, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (options,) = caught
+    assert [p.name for p in options["data"]] == ["A", "B"]
