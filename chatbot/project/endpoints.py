@@ -29,15 +29,21 @@ class EndpointBlock:
 
     @property
     def type(self) -> str | None:
-        value = self.params.get("type")
-        return str(value) if value is not None else None
+        """``type``, or Rasa's other name for it, ``store_type`` (which wins, as in Rasa); a
+        class of Rasa's own named by its module path (``rasa.core.tracker_store.SQLTrackerStore``)
+        is its class name."""
+        value = self.params.get("store_type", self.params.get("type"))
+        if value is None:
+            return None
+        text = str(value)
+        return text.rsplit(".", 1)[-1] if text.startswith("rasa.") else text
 
     # What Rasa's endpoint blocks share (its EndpointConfig), read the same way by every block
     # that takes them; a mistake is a ConfigError naming the file, the line and the key.
 
     def warn_unknown_keys(self, known: Collection[str]) -> None:
         """One warning line naming the keys outside ``known`` (Rasa ignores them too)."""
-        unknown = sorted(set(self.params) - set(known))
+        unknown = sorted(set(self.params) - set(known) - {"store_type"})
         if unknown:
             logger.warning(
                 "%s%s: ignoring unknown keys %s", self.origin.prefix, self.name, ", ".join(unknown)

@@ -282,7 +282,7 @@ def create_event_broker(block: EndpointBlock | None) -> EventBroker | None:
     line and the key."""
     if block is None:
         return None
-    kind = str(block.params.get("type") or "")
+    kind = block.type or "pika"  # Rasa's broker without a type is pika
     factory = BROKER_TYPES.get(kind.lower())
     if factory is None:
         logger.warning(

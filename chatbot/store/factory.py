@@ -382,7 +382,7 @@ def _flag(value: object) -> bool:
 
 
 def _warn_unknown_keys(block: EndpointBlock, known: frozenset[str]) -> None:
-    unknown = sorted(set(block.params) - known)
+    unknown = sorted(set(block.params) - known - {"store_type"})  # Rasa's name for type
     if unknown:
         where = Location(block.origin.file, block.origin.line).describe() or "endpoints"
         logger.warning(

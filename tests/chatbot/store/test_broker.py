@@ -113,6 +113,10 @@ def test_rasas_pika_blocks() -> None:
     defaults = create_event_broker(block(type="PikaEventBroker"))
     assert defaults is not None and defaults.queues == ("rasa_core_events",)
     assert defaults.url == "amqp://guest:guest@localhost:5672/"
+    # Rasa's broker without a type is pika; its own class by module path is that class.
+    for params in ({"url": "mq"}, {"type": "rasa.core.brokers.pika.PikaEventBroker", "url": "mq"}):
+        named = create_event_broker(block(**params))
+        assert isinstance(named, PikaEventBroker) and named.url == "amqp://guest:guest@mq:5672/"
 
 
 def test_other_brokers_are_named_and_not_fatal(caplog: pytest.LogCaptureFixture) -> None:

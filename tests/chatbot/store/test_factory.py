@@ -366,3 +366,25 @@ async def test_redis_tracker_store_blocks(
 def test_a_bad_record_exp_names_the_key() -> None:
     with pytest.raises(ConfigError, match="record_exp"):
         create_store(tracker_store(type="redis", record_exp=-5), default_sqlite_path=None)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"store_type": "SQL", "dialect": "sqlite", "db": "x.db"},
+        {"type": "rasa.core.tracker_store.SQLTrackerStore", "dialect": "sqlite", "db": "x.db"},
+        {"store_type": "sql", "type": "in_memory", "dialect": "sqlite", "db": "x.db"},
+    ],
+    ids=["store_type", "rasa-class-path", "store_type-wins"],
+)
+def test_rasas_other_ways_to_name_a_store_type(
+    params: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rasa's EndpointConfig takes `store_type` for `type` (and prefers it), and Rasa imports
+    its own classes by their module path: both were "no 'type' given" / "unknown store type"."""
+    params = {**params, "db": str(tmp_path / "x.db")}
+    store = create_store(tracker_store(**params), default_sqlite_path=None)
+    assert isinstance(store, SQLStore)
+    assert "store_type" not in caplog.text  # not an unknown key either
+    lock = create_lock_store(lock_store(type="rasa.core.lock_store.RedisLockStore", url="h"))
+    assert isinstance(lock, RedisLockStore)
