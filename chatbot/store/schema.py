@@ -136,6 +136,14 @@ def upgrade(
         conn.execute(select(func.pg_advisory_xact_lock(_PG_ADVISORY_LOCK_KEY)))
     current = database_version(conn)
     if current is None:
+        taken = [name for name in metadata.tables if inspect(conn).has_table(name)]
+        if taken:  # another program's tables of our names: Rasa's tracker store or event broker
+            raise ConfigError(
+                f"the conversation database already has a table '{taken[0]}' that is not this "
+                "chatbot's (Rasa's tracker store or event broker keeps one so named): point the "
+                "conversation store at a database of its own; nothing was changed in this one "
+                "(`chatbot import` moves conversations exported as JSON Lines)"
+            )
         metadata.create_all(conn)
         conn.execute(
             schema_version.insert().values(

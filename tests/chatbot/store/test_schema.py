@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatbot.errors import ConfigError
@@ -179,3 +179,26 @@ async def test_a_closed_store_can_be_used_again(sql_url: str) -> None:
         assert [e["text"] for e in (await store.load("alice")).events] == ["hi", "again"]
     finally:
         await store.close()
+
+
+async def test_a_database_with_another_programs_events_table_is_refused_untouched(
+    sql_url: str,
+) -> None:
+    """Rasa's tracker store keeps a table `events` too (id, sender_id, type_name, ...): a store
+    started on it stamped our schema into the database and then failed every message."""
+    engine = create_async_engine(async_url(sql_url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255))")
+            )
+        with pytest.raises(ConfigError, match="already has a table 'events' that is not this"):
+            async with SQLStore(sql_url):
+                pass
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda sync: sorted(inspect(sync).get_table_names()))
+            assert tables == ["events"]  # nothing created or stamped
+            await conn.execute(text("DROP TABLE events"))
+            await conn.commit()
+    finally:
+        await engine.dispose()
