@@ -183,14 +183,15 @@ def _publish(
 @main.command(name="import")
 @debug_option
 @project_option
+@_endpoints_option
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @user_errors
-def import_command(project_dir: Path, source: Path) -> None:
+def import_command(project_dir: Path, endpoints_path: Path | None, source: Path) -> None:
     """Append the conversations of a JSON Lines file to the store (existing ids are left alone)."""
     from chatbot.store.jsonl import import_jsonl
 
     async def run_import() -> Any:
-        async with _store_for(project_dir) as store:
+        async with _store_for(project_dir, endpoints_path) as store:
             return await import_jsonl(store, source)
 
     report = asyncio.run(run_import())

@@ -317,6 +317,12 @@ def test_export_and_import_conversations(tmp_path: Path) -> None:
     assert result.returncode == 0 and "Imported 1 conversation(s), 1 event(s)" in result.stdout
     result = chatbot("import", "--project", str(other), str(dump))
     assert "already in the store" in result.stderr  # imported once, never overwritten
+    # Into the store another endpoints file names, as export takes one (Rasa's --endpoints).
+    elsewhere = tmp_path / "elsewhere.yml"
+    elsewhere.write_text(f"tracker_store:\n  type: sql\n  db: {tmp_path / 'elsewhere.db'}\n")
+    result = chatbot("import", "--project", str(other), "--endpoints", str(elsewhere), str(dump))
+    assert result.returncode == 0 and "Imported 1 conversation(s)" in result.stdout, result.stderr
+    assert (tmp_path / "elsewhere.db").is_file()
     (tmp_path / "bad.jsonl").write_text("{not json\n")
     result = chatbot("import", "--project", str(other), str(tmp_path / "bad.jsonl"))
     assert (
