@@ -34,7 +34,12 @@ from chatbot.actions.registry import ActionRegistry
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import Event, InvalidEvent
-from chatbot.conversation.messages import EXTERNAL_MESSAGE_PREFIX, UserMessage, bot_messages
+from chatbot.conversation.messages import (
+    EXTERNAL_MESSAGE_PREFIX,
+    UserMessage,
+    bot_messages,
+    output_channel,
+)
 from chatbot.dialogue.ensemble import PolicyEnsemble
 from chatbot.dialogue.lstm_policy import LSTMPolicy
 from chatbot.dialogue.policy import Prediction
@@ -589,7 +594,8 @@ class MessageProcessor:
         async def run_sub_action(name: str, scratch: Conversation) -> list[Event]:
             return await self.actions.get(name).run(self._context(scratch, channel))
 
-        return ActionContext(conversation, self.domain, channel, self.rng, run_sub_action)
+        output = output_channel(channel)
+        return ActionContext(conversation, self.domain, output, self.rng, run_sub_action)
 
     def _failure_events(self, ctx: ActionContext) -> list[Event]:
         if ACTION_FAILED_RESPONSE in self.domain.responses:

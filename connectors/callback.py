@@ -26,7 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from chatbot.agent import Agent
-from chatbot.conversation.messages import UserMessage
+from chatbot.conversation.messages import UserMessage, collected
 from chatbot.errors import ChatbotError, ConfigError
 from chatbot.project.endpoints import EndpointBlock
 from chatbot.server.errors import apology_messages, failure_of
@@ -176,7 +176,7 @@ class CallbackChannel(InputChannel):
         except Exception:
             logger.exception("callback: conversation %s: the turn failed", message.sender_id)
             messages = apology_messages(message.sender_id)
-        for bot_message in messages:
+        for bot_message in collected(messages):  # Rasa's CallbackOutput is a collector
             await self._deliver(bot_message)
 
     async def _deliver(self, message: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from chatbot.agent import Agent
-from chatbot.conversation.messages import UserMessage
+from chatbot.conversation.messages import UserMessage, collected
 from chatbot.server.bodies import kind, object_field, read_object
 from chatbot.server.errors import json_error, reply_to
 from chatbot.server.keys import GATE
@@ -57,4 +57,4 @@ class RestChannel(InputChannel):
     async def webhook(self, request: web.Request) -> web.Response:
         message = await read_user_message(request, self.name)
         reply_to(request, message.sender_id)
-        return web.json_response(await request.app[GATE].handle(message))
+        return web.json_response(collected(await request.app[GATE].handle(message)))

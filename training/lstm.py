@@ -28,7 +28,7 @@ from chatbot.errors import TrainingError
 from chatbot.project.config import ComponentConfig
 from chatbot.project.domain import Domain
 from chatbot.project.project import Project
-from chatbot.project.stories import ActionStep, Story
+from chatbot.project.stories import bot_texts_of
 from training.augmentation import augment
 from training.lstm_data import (
     IGNORE,
@@ -65,17 +65,6 @@ def make_lstm_trainer(
         )
 
     return trainer
-
-
-def bot_texts_of(stories: Sequence[Story]) -> list[str]:
-    """The end-to-end bot turns (``- bot: "..."``) of stories, in order, each once."""
-    texts = (
-        step.text
-        for story in stories
-        for step in story.steps
-        if isinstance(step, ActionStep) and step.name is None and step.text
-    )
-    return list(dict.fromkeys(texts))
 
 
 def train_lstm(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ from chatbot.nlu.model import NLUModel
 from chatbot.project.domain import ACTION_LISTEN
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.project.project import Project
+from chatbot.project.stories import bot_texts_of
 from training.dialogue import check_policy_params, policy_configs, train_policies
 from training.lstm_settings import settings_from_config
 from training.nlu.pipeline import settings_from_pipeline
@@ -98,7 +100,13 @@ def train_project(
     if earlier.used:
         meta["reused"] = earlier.used
     duckling = duckling_from_pipeline(project.config.pipeline) if nlu else None
-    return TrainedModel(project.domain, policies, understood, ensemble, meta, duckling)
+    # The stories' end-to-end bot turns are actions of the served domain, as Rasa's
+    # importer adds them to the trained domain: a predicted one says its text.
+    texts = bot_texts_of([*project.stories, *project.rules])
+    domain = dataclasses.replace(
+        project.domain, action_texts=tuple(dict.fromkeys([*project.domain.action_texts, *texts]))
+    )
+    return TrainedModel(domain, policies, understood, ensemble, meta, duckling)
 
 
 class _Earlier:

@@ -8,7 +8,12 @@ from typing import Any, Protocol
 from chatbot.actions.base import Action, ActionContext, bot_event, message_problem
 from chatbot.actions.builtin import BUILTIN_ACTIONS
 from chatbot.actions.forms import FormAction
-from chatbot.actions.responses import ResponseAction, RetrievalAction, is_retrieval_action
+from chatbot.actions.responses import (
+    EndToEndResponse,
+    ResponseAction,
+    RetrievalAction,
+    is_retrieval_action,
+)
 from chatbot.conversation.events import Event, InvalidEvent, validate_events
 from chatbot.conversation.responses import MESSAGE_KEYS, render
 from chatbot.errors import ActionError, ConfigError
@@ -130,4 +135,6 @@ class ActionRegistry:
             return ResponseAction(name)
         if is_retrieval_action(name, self.domain):
             return RetrievalAction(name)
+        if name in self.domain.action_texts and name not in self.domain.actions:
+            return EndToEndResponse(name)
         return CustomAction(name, self.executor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from chatbot.actions.base import Action, ActionContext
+from chatbot.actions.base import Action, ActionContext, bot_event
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import Event
 from chatbot.project.domain import Domain
@@ -22,6 +22,17 @@ class ResponseAction(Action):
         if not events:
             logger.warning("response %s has no variation that applies; nothing sent", self.name)
         return events
+
+
+class EndToEndResponse(Action):
+    """A story's ``- bot: "text"`` turn (an end-to-end action, named by its text): it says its
+    text, as Rasa's ActionEndToEndResponse."""
+
+    def __init__(self, text: str) -> None:
+        self.name = text
+
+    async def run(self, ctx: ActionContext) -> list[Event]:
+        return [bot_event({"text": self.name})]
 
 
 def is_retrieval_action(name: str, domain: Domain) -> bool:

@@ -35,7 +35,18 @@ class UserMessage:
     message_id: str | None = field(default_factory=lambda: uuid.uuid4().hex)
 
 
+def output_channel(input_channel: str | None) -> str | None:
+    """The output channel's name that responses' ``channel:`` variations and an NLG server see
+    for a message from ``input_channel``: Rasa's REST channel answers through its
+    ``CollectingOutputChannel``, named ``collector``."""
+    return "collector" if input_channel == "rest" else input_channel
+
+
 def bot_messages(events: Iterable[Event], recipient_id: str) -> list[dict[str, Any]]:
+    """The messages of the bot events among ``events``, as Rasa's ``send_response`` splits one:
+    its text with its buttons or quick replies (buttons without a text too), then its custom
+    payload, image, attachment and elements, each a message. Channels turn these into their
+    own API's messages."""
     messages: list[dict[str, Any]] = []
     for event in events:
         if event.get("event") != "bot":
@@ -43,17 +54,41 @@ def bot_messages(events: Iterable[Event], recipient_id: str) -> list[dict[str, A
         data = event.get("data") or {}
         text = event.get("text")
         base = {"recipient_id": recipient_id}
-        if text is not None:
-            message: dict[str, Any] = {**base, "text": text}
-            if data.get("quick_replies"):
-                message["quick_replies"] = data["quick_replies"]
-            elif data.get("buttons"):
-                message["buttons"] = data["buttons"]
+        buttons = {k: data[k] for k in ("quick_replies", "buttons") if data.get(k)}
+        if text is not None or buttons:
+            message: dict[str, Any] = {**base} if text is None else {**base, "text": text}
+            if buttons:
+                key = next(iter(buttons))  # quick replies win, as in Rasa
+                message[key] = buttons[key]
             messages.append(message)
         for key in ("custom", "image", "attachment", "elements"):
             if data.get(key):
                 messages.append({**base, key: data[key]})
     return messages
+
+
+def collected(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bot messages as Rasa's ``CollectingOutputChannel`` (the REST and callback channels, the
+    HTTP API) hands them out: a text without buttons stripped and a message per paragraph
+    (blank-line block), an empty one not at all; quick replies as ``buttons``; each generic
+    template element as a text ``"title : subtitle"`` with its buttons."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        base = {"recipient_id": message.get("recipient_id")}
+        if "quick_replies" in message:
+            rest = {k: v for k, v in message.items() if k != "quick_replies"}
+            out.append({**rest, "buttons": message["quick_replies"]})
+        elif "elements" in message:
+            elements = message["elements"] if isinstance(message["elements"], list) else []
+            for element in (e if isinstance(e, dict) else {} for e in elements):
+                title = f"{element.get('title', '')} : {element.get('subtitle', '')}"
+                out.append({**base, "text": title, "buttons": element.get("buttons", [])})
+        elif "buttons" in message or "text" not in message:
+            out.append(message)
+        elif isinstance(message["text"], str):
+            paragraphs = message["text"].strip().split("\n\n")
+            out.extend({**message, "text": part} for part in paragraphs if part.strip())
+    return out
 
 
 def terminal_lines(message: dict[str, Any]) -> list[str]:

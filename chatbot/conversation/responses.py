@@ -1,8 +1,11 @@
 """Rendering a domain response (``utter_*``) into a bot message, as Rasa's templated NLG does.
 
-A variation is chosen among those for the output channel (falling back to channel-less ones) whose
-conditions hold (conditional variations that match are preferred to unconditional ones); then
-``{slot}`` placeholders in text, buttons, image, custom payloads, ... are filled from the slots.
+A variation is chosen as Rasa's ``ResponseVariationFilter`` chooses: the first non-empty of the
+output channel's conditional variations that hold, its unconditional ones, the channel-less
+conditional ones that hold and the channel-less unconditional ones (a string condition matches
+whatever its case, as Rasa 3.4.1+); then ``{slot}`` placeholders in text, buttons, image, custom
+payloads, ... are filled from the slots, an unset slot as ``None`` and a value as Python's
+``str`` writes it (``5.0``), as Rasa's interpolator fills them.
 """
 
 from __future__ import annotations
@@ -29,34 +32,32 @@ def choose_variation(
     rng: random.Random | None = None,
 ) -> ResponseVariation | None:
     def holds(v: ResponseVariation) -> bool:
-        return all(
-            _condition_value(slots.get(c.name)) == _condition_value(c.value) for c in v.conditions
-        )
+        return all(_condition_holds(slots.get(c.name), c.value) for c in v.conditions)
 
-    for_channel = [v for v in variations if channel is not None and v.channel == channel]
-    pool = for_channel or [v for v in variations if v.channel is None]
-    conditional = [v for v in pool if v.conditions and holds(v)]
-    candidates = conditional or [v for v in pool if not v.conditions]
-    if not candidates:
-        return None
-    return (rng or random).choice(candidates)
+    matching = [v for v in variations if not v.conditions or holds(v)]
+    for_channel = [v for v in matching if channel is not None and v.channel == channel]
+    without_channel = [v for v in matching if v.channel is None]
+    for pool in (for_channel, without_channel):
+        candidates = [v for v in pool if v.conditions] or pool
+        if candidates:
+            return (rng or random).choice(candidates)
+    return None
 
 
-def _condition_value(value: Any) -> Any:
-    # Rasa compares condition values loosely: "true" matches True, numbers match their strings.
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+def _condition_holds(slot_value: Any, value: Any) -> bool:
+    # Rasa's ``_matches_filled_slots``: strings whatever their case, anything else by ``==``.
+    if isinstance(slot_value, str) and isinstance(value, str):
+        return slot_value.casefold() == value.casefold()
+    return bool(slot_value == value)
 
 
 def fill_templates(value: Any, values: Mapping[str, Any]) -> Any:
-    """Replace ``{name}`` with ``values[name]`` in every string inside ``value``; unknown names and
-    ``{{escaped}}`` braces are left as written."""
+    """Replace ``{name}`` with ``str(values[name])`` in every string inside ``value`` (None,
+    5.0, ['a', 'b'], as ``str.format`` writes them); unknown names are left as written and
+    ``{{escaped}}`` braces unescaped."""
     if isinstance(value, str):
         filled = _PLACEHOLDER.sub(
-            lambda m: _format(values[m.group(1)]) if m.group(1) in values else m.group(0), value
+            lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), value
         )
         return filled.replace("{{", "{").replace("}}", "}") if "{{" in filled else filled
     if isinstance(value, list):
@@ -77,12 +78,6 @@ def placeholders(value: Any) -> set[str]:
     return set()
 
 
-def _format(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def render(
     domain: Domain,
     response_name: str,
@@ -101,7 +96,7 @@ def render(
     if variation is None:
         logger.warning("response %s has no variation for channel %s", response_name, channel)
         return None
-    values = {k: v for k, v in slots.items() if v is not None}
+    values = dict(slots)  # every slot, an unset one as None (Rasa's current_slot_values)
     if extra:
         values.update(extra)
     message = {k: fill_templates(v, values) for k, v in variation.data.items()}

@@ -117,6 +117,20 @@ def _read_slot(
 
     raw_type = spec.get("type")
     slot_type = _RASA_SLOT_CLASSES.get(raw_type, raw_type) if isinstance(raw_type, str) else None
+    custom = _is_custom_slot_class(raw_type)
+    if custom:
+        # Rasa imports a custom Slot subclass named by its module path; we import no code a
+        # domain names, so the slot is kept and featurized as a text slot: set or not.
+        said = ProjectError(
+            f"slot '{name}' has a custom slot type, which is not loaded: it is read as a text "
+            "slot (the policies see whether it is set, not the class's features)",
+            file=file,
+            line=at("type"),
+            key="type",
+            value=raw_type,
+        )
+        logger.warning("%s", said)
+        slot_type = "text"
     if slot_type not in SLOT_TYPES:
         message = (
             f"slot '{name}' has no type"
@@ -145,7 +159,7 @@ def _read_slot(
         ("min_value", "float"),
         ("max_value", "float"),
     ):
-        if key in spec and slot_type != allowed_for:
+        if key in spec and slot_type != allowed_for and not custom:
             errors.append(
                 ProjectError(
                     f"'{key}' is only valid for {allowed_for} slots, slot '{name}' is {slot_type}",
@@ -207,6 +221,17 @@ def _read_slot(
     return Slot(
         name=name, type=slot_type, mappings=mappings, origin=Origin(file, line), **fields
     ), errors
+
+
+def _is_custom_slot_class(raw_type: Any) -> bool:
+    """Whether a slot's ``type`` names a Slot class of the project's own (``addons.slots.X``)."""
+    return (
+        isinstance(raw_type, str)
+        and "." in raw_type
+        and raw_type not in _RASA_SLOT_CLASSES
+        and not raw_type.startswith("rasa.")
+        and all(part.isidentifier() for part in raw_type.split("."))
+    )
 
 
 def _categorical_values(

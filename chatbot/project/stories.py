@@ -6,6 +6,7 @@ conversations is ``training.story_graph``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -88,3 +89,14 @@ class Story:
         if self.origin.file is None:
             return f"'{self.name}'"
         return f"'{self.name}' ({self.origin.file}:{self.origin.line})"
+
+
+def bot_texts_of(stories: Sequence[Story]) -> list[str]:
+    """The end-to-end bot turns (``- bot: "..."``) of stories, in order, each once."""
+    texts = (
+        step.text
+        for story in stories
+        for step in story.steps
+        if isinstance(step, ActionStep) and step.name is None and step.text
+    )
+    return list(dict.fromkeys(texts))

@@ -22,7 +22,12 @@ from chatbot.agent import Agent
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import validate_event, validate_events
-from chatbot.conversation.messages import EXTERNAL_MESSAGE_PREFIX, UserMessage, bot_messages
+from chatbot.conversation.messages import (
+    EXTERNAL_MESSAGE_PREFIX,
+    UserMessage,
+    bot_messages,
+    collected,
+)
 from chatbot.processor import TurnResult
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import kind, object_field, read_json, read_object, string_field
@@ -387,5 +392,5 @@ async def _answer_on(
 def _answer(result: TurnResult, conversation_id: str, verbosity: str) -> dict[str, Any]:
     return {
         "tracker": tracker_json(result.conversation, verbosity),
-        "messages": bot_messages(result.new_events, conversation_id),
+        "messages": collected(bot_messages(result.new_events, conversation_id)),
     }

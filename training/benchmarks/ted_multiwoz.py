@@ -42,11 +42,11 @@ import torch
 from chatbot.agent import TrainedModel
 from chatbot.project.domain import ACTION_LISTEN, Domain
 from chatbot.project.project import Project
-from chatbot.project.stories import ActionStep, Story, UserStep
+from chatbot.project.stories import ActionStep, Story, UserStep, bot_texts_of
 from training.benchmarks.rasa1_data import read_markdown_stories, read_rasa1_domain
 from training.dialogue import training_data
 from training.evaluate import StoryEvaluation, evaluate_stories
-from training.lstm import LSTMSettings, bot_texts_of, train_lstm
+from training.lstm import LSTMSettings, train_lstm
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # variant -> (experiment folder, end to end, TED's accuracy with and without action_listen)

@@ -59,10 +59,68 @@ def test_templates_fill_text_buttons_image_and_custom() -> None:
     assert message["custom"] == {"kind": "menu", "who": "Ann"}
 
 
-def test_unknown_or_unset_placeholders_are_left_as_written() -> None:
+def test_unknown_names_are_left_as_written_and_unset_slots_say_none_as_in_rasa() -> None:
     assert fill_templates("Hi {name}, {missing}", {"name": "Bo"}) == "Hi Bo, {missing}"
+    # Rasa's docs: "If such a slot doesn't exist or is empty, the variable gets filled with None"
     message = render(DOMAIN, "utter_greet", {"name": None})
-    assert message is not None and message["text"] == "Hello {name}!"
+    assert message is not None and message["text"] == "Hello None!"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(5.0, "5.0"), (3, "3"), (True, "True"), (["a", "b"], "['a', 'b']")]
+)
+def test_values_are_written_as_rasas_str_format_writes_them(value: object, shown: str) -> None:
+    message = render(DOMAIN, "utter_greet", {"name": value})
+    assert message is not None and message["text"] == f"Hello {shown}!"
+
+
+RANKED = domain_of(
+    """
+slots:
+  vip: {type: bool, mappings: []}
+  city: {type: text, mappings: []}
+responses:
+  utter_ranked:
+    - text: "rest and vip"
+      channel: rest
+      condition: [{type: slot, name: vip, value: true}]
+    - text: "vip anywhere"
+      condition: [{type: slot, name: vip, value: true}]
+    - text: "default"
+  utter_city:
+    - text: "Berlin it is"
+      condition: [{type: slot, name: city, value: berlin}]
+    - text: "somewhere"
+    - text: "the string true"
+      condition: [{type: slot, name: vip, value: "true"}]
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("channel", "vip", "expected"),
+    [
+        ("rest", True, "rest and vip"),
+        # the channel's variations all fail their conditions: the channel-less ones answer
+        ("rest", False, "default"),
+        ("slack", True, "vip anywhere"),
+        (None, False, "default"),
+    ],
+)
+def test_variations_are_ranked_as_rasas_response_variation_filter(
+    channel: str | None, vip: bool, expected: str
+) -> None:
+    message = render(RANKED, "utter_ranked", {"vip": vip}, channel=channel)
+    assert message is not None and message["text"] == expected
+
+
+def test_string_conditions_match_whatever_the_case_and_only_strings() -> None:
+    # Rasa 3.4.1+ compares strings with casefold(); a bool slot is not the string "true"
+    for city in ("Berlin", "BERLIN", "berlin"):
+        message = render(RANKED, "utter_city", {"city": city, "vip": True})
+        assert message is not None and message["text"] == "Berlin it is"
+    message = render(RANKED, "utter_city", {"city": "Paris", "vip": True})
+    assert message is not None and message["text"] == "somewhere"
 
 
 def test_unknown_response_renders_nothing() -> None:

@@ -12,7 +12,7 @@ from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.state import INTENT, TEXT
 from chatbot.dialogue.lstm_policy import LSTMPolicy
-from tests.helpers import train_files
+from tests.helpers import RULES_ONLY, train_files
 
 DOMAIN = """\
 version: "3.1"
@@ -127,3 +127,16 @@ def test_the_lstm_policy_keeps_the_more_confident_reading(
     monkeypatch.setattr(policy, "_incremental", unsure)
     probs = policy.probabilities(conversation)
     assert probs is not None and int(probs.argmax()) == ok
+
+
+async def test_a_bot_turn_written_as_text_is_said(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Rasa's ActionEndToEndResponse: a story's `- bot: "..."` is an action that says its text.
+    rules = (
+        'version: "3.1"\nrules:\n- rule: morning\n  steps:\n  - intent: greet\n'
+        '  - bot: "Morning to you, human!"\n'
+    )
+    files = {"domain.yml": DOMAIN, "data/rules.yml": rules, "config.yml": RULES_ONLY}
+    model = train_files(tmp_path_factory.mktemp("bot_text"), files)
+    assert "Morning to you, human!" in model.domain.action_texts
+    answers = await Agent(model).handle_text("/greet", "a")
+    assert answers == [{"recipient_id": "a", "text": "Morning to you, human!"}]
