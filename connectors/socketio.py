@@ -24,9 +24,9 @@ credentials.yml ``socketio:`` keys: ``user_message_evt`` (user_uttered), ``bot_m
 as its own conversation), ``socketio_path`` (/socket.io), ``namespace``, ``metadata_key``
 (metadata), ``jwt_key`` / ``jwt_method`` (HS256) to require a JWT in the connect ``auth.token``,
 ``cors_allowed_origins`` (any origin unless given, as Rasa's; a list of origins restricts) and
-``session_secret`` (signs session keys; random per start unless given, so keys survive restarts
-and several separate servers only when it is set; the workers of ``chatbot run --workers`` share
-theirs).
+``session_secret`` (signs session keys; unless given, one the server makes and keeps in the
+project's ``.chatbot/socketio_secret``, so keys survive restarts; several separate servers share
+keys only when it is set or the file is the same).
 
 Under ``chatbot run --workers`` the channel takes websockets only (a client's long-polling requests
 could reach different workers; our chat page connects so, other clients must be told
@@ -57,7 +57,7 @@ from chatbot.server.settings import ServerSettings
 from chatbot.server.worker_sync import shared_secret
 from connectors.base import InputChannel
 from connectors.delivery import ConversationWorkers
-from connectors.session_keys import SessionKeys
+from connectors.session_keys import SessionKeys, kept_secret
 from connectors.turns import answer, refusal
 from connectors.webchat import CHAT_PAGE_CONFIG
 
@@ -76,21 +76,24 @@ MAX_HISTORY = 200  # messages a page gets back on reload, newest kept
 def socketio_messages(message: dict[str, Any]) -> list[dict[str, Any]]:
     """One bot message (Rasa's REST format) as the ``bot_uttered`` payloads Rasa emits for it.
 
-    Like Rasa, text is split at blank lines and buttons (or quick replies) go with the last part.
-    A custom payload is emitted as is (its ``data`` when it has one, as Rasa's ``emit(**custom)``).
+    Like Rasa, text is split at blank lines and buttons (or quick replies) go with the last part,
+    a button without a payload sending its title; buttons without a text come with an empty
+    one. A custom payload is emitted as is (its ``data`` when it has one, as Rasa's
+    ``emit(**custom)``).
     """
     out: list[dict[str, Any]] = []
     text = message.get("text")
-    if isinstance(text, str):
+    buttons = message.get("buttons") or message.get("quick_replies") or []
+    if isinstance(text, str) or buttons:
+        text = text if isinstance(text, str) else ""
         parts = [part for part in text.strip().split("\n\n") if part] or [text]
         texts: list[dict[str, Any]] = [{"text": part} for part in parts]
-        buttons = message.get("buttons") or message.get("quick_replies") or []
         if buttons:
             texts[-1]["quick_replies"] = [
                 {
                     "content_type": "text",
                     "title": str(button.get("title", "")),
-                    "payload": str(button.get("payload", "")),
+                    "payload": str(button.get("payload", button.get("title", ""))),
                 }
                 for button in buttons
                 if isinstance(button, dict)
@@ -247,13 +250,19 @@ class SocketIOChannel(InputChannel):
     def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
         settings = app.get(SETTINGS)
         workers: dict[str, Any] = {}
+        kept = None
+        if settings is not None and self._own_keys:
+            kept = kept_secret(settings.project_dir / ".chatbot")
+        if kept is not None:
+            self.keys = SessionKeys(kept)
         if settings is not None and settings.worker is not None:
             # `chatbot run --workers`: a client's long-polling requests could reach different
             # workers, a websocket stays with one; emits to a conversation on another worker's
             # socket go through Redis; a session key one worker gave is good for all.
             workers["transports"] = ["websocket"]
             workers["client_manager"] = _shared_manager(settings)
-            shared = shared_secret(app, "socketio-session") if self._own_keys else None
+            own = self._own_keys and kept is None
+            shared = shared_secret(app, "socketio-session") if own else None
             if shared is not None:
                 self.keys = SessionKeys(shared)
         sio = _Server(
@@ -489,11 +498,21 @@ class _CheckedWebSocket(engineio_aiohttp.WebSocket):
 
 class _EngineIOClientErrors(logging.Filter):
     """python-engineio logs the exception, traceback and all, when it cannot read a polling
-    request's packets (``9`` is no packet type): a client's mistake, so one warning line."""
+    request's packets (``9`` is no packet type): a client's mistake, so one warning line. Its
+    refusal of a socket.io 2 client (Engine.IO 3) says what to do instead."""
 
     MESSAGES = frozenset({"post request handler error", "Unknown receive error"})
+    OLD_CLIENT = "The client is using an unsupported version"
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(self.OLD_CLIENT):
+            record.msg, record.args = (
+                "socketio: a client of socket.io 2 (Engine.IO 3: rasa-webchat 1.0.0 or older, "
+                "webchat 0.x) was refused, as Rasa 3 refuses it: use rasa-webchat 1.0.1 or "
+                "socket.io-client 3 or newer",
+                (),
+            )
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
         if record.exc_info and record.msg in self.MESSAGES:
             error = record.exc_info[1]
             record.msg, record.args = (
@@ -527,6 +546,11 @@ class _Server(socketio.AsyncServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.eio.logger.addFilter(_ENGINEIO_ERRORS)  # python-engineio's logger (added once)
+        for library_logger in (self.logger, self.eio.logger):
+            # Their own stderr handlers print every record a second time beside ours.
+            for handler in list(library_logger.handlers):
+                if type(handler) is logging.StreamHandler:
+                    library_logger.removeHandler(handler)
         drivers = getattr(self.eio, "_async", None)
         if isinstance(drivers, dict) and drivers.get("websocket") is engineio_aiohttp.WebSocket:
             # This server's own copy of python-engineio's aiohttp drivers, with frames checked.

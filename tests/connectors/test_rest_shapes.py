@@ -4,7 +4,6 @@ channel variations (the REST channel's output channel is Rasa's ``collector``)."
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -256,6 +257,15 @@ def test_bad_credentials_name_the_key(params: dict[str, Any], names: str) -> Non
             {"attachment": {"type": "video", "payload": {}}},
             [{"attachment": {"type": "video", "payload": {}}}],
         ),
+        (  # a button without a payload sends its title (Rasa 3); buttons without a text
+            {"buttons": [{"title": "Yes"}]},
+            [
+                {
+                    "text": "",
+                    "quick_replies": [{"content_type": "text", "title": "Yes", "payload": "Yes"}],
+                }
+            ],
+        ),
         ({"custom": {"kind": "map"}}, [{"kind": "map"}]),
         ({"custom": {"data": {"kind": "map"}}}, [{"kind": "map"}]),
         (
@@ -428,3 +438,53 @@ async def test_polling_requests_with_unreadable_packets_are_one_line_each(
                         assert response.status < 500
     assert len([r for r in caplog.records if "was dropped" in r.getMessage()]) == len(bodies)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_session_key_stays_good_after_a_restart(
+    serve_channel: ServeChannel, agent: Agent, tmp_path: Path
+) -> None:
+    """Without session_secret the server keeps the secret it made in the project's .chatbot/:
+    rasa-webchat keeps its key across a restart or deploy, and went on in a new conversation,
+    the old one's history still on screen."""
+    settings = ServerSettings(project_dir=tmp_path)
+    async with (
+        serve_channel(SocketIOChannel(), settings=settings) as served,
+        connected(served) as client,
+    ):
+        key = await client.session()
+        await client.say("/greet")
+    secret = tmp_path / ".chatbot" / "socketio_secret"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    async with (  # restarted
+        serve_channel(SocketIOChannel(), settings=settings) as served,
+        connected(served) as client,
+    ):
+        assert await client.session(key) == key
+        history = await client.sio.call("session_history", {}, timeout=WAIT)
+    assert [item["text"] for item in history if item["sender"] == "user"] == ["/greet"]
+    secret.write_text("short\n")  # a damaged file: keys for this run only, and a warning
+    async with (
+        serve_channel(SocketIOChannel(), settings=settings) as served,
+        connected(served) as client,
+    ):
+        assert await client.session(key) != key
+
+
+async def test_a_socketio_2_client_is_refused_with_one_line_saying_what_to_use(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture
+) -> None:
+    # rasa-webchat 1.0.0 speaks Engine.IO 3, which Rasa 3 refuses too; the line said neither
+    # why nor what to do, and python-engineio's own handler printed it a second time.
+    async with serve_channel(SocketIOChannel()) as served, aiohttp.ClientSession() as http:
+        with caplog.at_level(logging.INFO):
+            for _ in range(2):
+                url = f"{served.url}/socket.io/?EIO=3&transport=polling"
+                async with http.get(url) as response:
+                    assert response.status == 400
+    refused = [r for r in caplog.records if "socket.io 2" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].levelno == logging.WARNING
+    assert "rasa-webchat 1.0.1" in refused[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [
+        h for h in logging.getLogger("engineio.server").handlers if type(h) is logging.StreamHandler
+    ]
