@@ -17,14 +17,13 @@ the same at turn 5 and at turn 500 of a session, on one process or several.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 import random
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-from weakref import WeakKeyDictionary
 
 from chatbot import turn_debug
 from chatbot.actions.base import ActionContext, bot_event
@@ -32,25 +31,26 @@ from chatbot.actions.extract_slots import extracted_slots
 from chatbot.actions.nlg import NLGClient
 from chatbot.actions.registry import ActionRegistry
 from chatbot.conversation import events as ev
+from chatbot.conversation.cache import CachedConversation, ConversationCache
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import Event, InvalidEvent
-from chatbot.conversation.messages import (
-    EXTERNAL_MESSAGE_PREFIX,
-    UserMessage,
-    bot_messages,
-    output_channel,
-)
+from chatbot.conversation.messages import UserMessage, bot_messages, output_channel
 from chatbot.dialogue.ensemble import PolicyEnsemble
 from chatbot.dialogue.lstm_policy import LSTMPolicy
 from chatbot.dialogue.policy import Prediction
 from chatbot.errors import ActionError, ActionRejected
+from chatbot.external_events import external_user_event, latest_input_channel
 from chatbot.project import domain as d
-from chatbot.reminders import called_off, entities_of, same_reminder
+from chatbot.reminders import entities_of, why_not_due
+from chatbot.sessions import SessionWatch, start_metadata_events
 from chatbot.store.base import ConversationStore, is_session_start
 
 logger = logging.getLogger(__name__)
 
+# Actions a turn may run without listening (Rasa's MAX_NUMBER_OF_PREDICTIONS, which sets it).
 DEFAULT_MAX_ACTIONS = 10
+MAX_ACTIONS_ENV = "MAX_NUMBER_OF_PREDICTIONS"
+FOLLOWUP_POLICY = "followup_action"  # the policy an action run as a FollowupAction is logged with
 # Conversations whose derived state one process keeps between turns (0: none).
 DEFAULT_CONVERSATION_CACHE_SIZE = 1_000
 ACTION_FAILED_RESPONSE = "utter_action_failed"
@@ -64,6 +64,31 @@ class LockStore(Protocol):
     def lock(self, conversation_id: str) -> Any: ...
 
 
+def max_actions_from_env() -> int:
+    """``MAX_NUMBER_OF_PREDICTIONS`` where it is set (a whole number of at least 1), else
+    ``DEFAULT_MAX_ACTIONS``; a bad value is warned about (once) and the default used."""
+    return _max_actions(os.environ.get(MAX_ACTIONS_ENV))
+
+
+@functools.cache
+def _max_actions(value: str | None) -> int:
+    if value is None or not value.strip():
+        return DEFAULT_MAX_ACTIONS
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        logger.warning(
+            "%s=%r is not a whole number of at least 1; using %d",
+            MAX_ACTIONS_ENV,
+            value,
+            DEFAULT_MAX_ACTIONS,
+        )
+        return DEFAULT_MAX_ACTIONS
+    return number
+
+
 @dataclass
 class TurnResult:
     conversation: Conversation
@@ -75,54 +100,14 @@ class TurnResult:
 
 @dataclass
 class Fired:
-    """A reminder that fired: the channel to answer on (the conversation's latest) and the
-    metadata of its latest user message (where on that channel: Slack's channel and thread)."""
+    """A reminder's turn that said something (it fired, or a custom ``action_session_start``
+    spoke as its expired session was renewed): the channel to answer on (the conversation's
+    latest) and the metadata of its latest user message (where on that channel: Slack's channel
+    and thread)."""
 
     channel: str | None
     metadata: dict[str, Any]
     result: TurnResult
-
-
-@dataclass
-class _Cached:
-    conversation: Conversation
-    next_seq: int  # the store's next seq when ``conversation`` was last saved
-
-
-class ConversationCache:
-    """The last session of recently answered conversations, least recently used out first.
-
-    An entry is taken out while its conversation is in a turn and put back only after the turn's
-    events are stored, so a turn that fails never leaves a conversation the store does not have.
-    Entries are checked against the store's next seq: the log is append-only, so a conversation
-    whose log still ends where this process left it holds the same events.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._entries: OrderedDict[str, _Cached] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-        self.caught_up = 0  # entries brought up to date with what other processes appended
-
-    def take(self, conversation_id: str) -> _Cached | None:
-        return self._entries.pop(conversation_id, None)
-
-    def put(self, conversation_id: str, conversation: Conversation, next_seq: int) -> None:
-        if self.size <= 0:
-            return
-        self._entries[conversation_id] = _Cached(conversation, next_seq)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __contains__(self, conversation_id: object) -> bool:
-        return conversation_id in self._entries
 
 
 class MessageProcessor:
@@ -135,7 +120,7 @@ class MessageProcessor:
         store: ConversationStore,
         locks: LockStore,
         *,
-        max_actions: int = DEFAULT_MAX_ACTIONS,
+        max_actions: int | None = None,
         rng: random.Random | None = None,
         cache_size: int = DEFAULT_CONVERSATION_CACHE_SIZE,
         listeners: list[Listener] | None = None,
@@ -151,10 +136,9 @@ class MessageProcessor:
         self.cache = ConversationCache(cache_size)
         self.store = store
         self.locks = locks
-        self.max_actions = max_actions
+        self.max_actions = max_actions if max_actions is not None else max_actions_from_env()
         self.rng = rng or random.Random()
-        # conversation -> (events read, whether a session started since the latest restart)
-        self._session_marks: WeakKeyDictionary[Conversation, tuple[int, bool]] = WeakKeyDictionary()
+        self.sessions = SessionWatch(domain)
 
     @property
     def store(self) -> ConversationStore:
@@ -247,7 +231,7 @@ class MessageProcessor:
         stored = await self.store.load(conversation_id, all_sessions=all_sessions)
         return Conversation(conversation_id, self.domain, stored.events), stored.next_seq
 
-    async def _catch_up(self, conversation_id: str, cached: _Cached) -> bool:
+    async def _catch_up(self, conversation_id: str, cached: CachedConversation) -> bool:
         """Apply to the cached conversation the events another process (or the HTTP API of
         another) appended since this one last wrote, read from the seq of the cached last event
         on: that event must be the store's too (else the log was replaced: an expired and new
@@ -282,7 +266,9 @@ class MessageProcessor:
                 metadata=message.metadata,
             )
         )
-        conversation.extend(await self._extracted_slots(conversation, message.input_channel))
+        conversation.extend(
+            _now_stamped(await self._extracted_slots(conversation, message.input_channel))
+        )
 
     async def _extracted_slots(
         self, conversation: Conversation, channel: str | None
@@ -323,49 +309,45 @@ class MessageProcessor:
         channel: str | None = None,
         **kwargs: Any,
     ) -> TurnResult:
-        """Act as if the user sent ``intent`` with ``entities`` (Rasa's external event), then
-        predict and run actions until the bot listens."""
-        parse_data = {
-            "intent": {"name": intent, "confidence": 1.0},
-            "entities": entities,
-            "intent_ranking": [{"name": intent, "confidence": 1.0}],
-        }
-        message = UserMessage(f"{EXTERNAL_MESSAGE_PREFIX}{intent}", conversation_id, channel)
+        """Act as if the user sent ``intent`` with ``entities`` (Rasa's external event, logged
+        on the conversation's latest input channel: ``chatbot.external_events``), then predict
+        and run actions until the bot listens; ``channel`` is the one the bot answers on."""
 
         async def turn(conversation: Conversation) -> None:
-            await self._log_user(conversation, message, parse_data)
+            await self._log_external(conversation, intent, entities, channel)
             await self.predict_and_run(conversation, channel)
 
         return await self.update(conversation_id, turn, channel=channel, **kwargs)
 
+    async def _log_external(
+        self,
+        conversation: Conversation,
+        intent: str,
+        entities: list[dict[str, Any]],
+        channel: str | None,
+    ) -> None:
+        event = external_user_event(intent, entities, latest_input_channel(conversation))
+        conversation.append(event)
+        conversation.extend(_now_stamped(await self._extracted_slots(conversation, channel)))
+
     async def fire_reminder(self, conversation_id: str, reminder: Event) -> Fired | None:
-        """A due reminder: the bot acts as if the user sent its intent (as ``trigger_intent``),
-        answering on the conversation's latest channel. None when it no longer applies: its
-        event is gone (a restart, a new session), a later event cancelled it or set another of
-        its name (maybe in another process of ``chatbot run --workers``), or, with
-        ``kill_on_user_msg`` (the default), the user wrote after it was set."""
-        answered_on: list[tuple[str | None, dict[str, Any]]] = []  # set when it fires
+        """A due reminder, as Rasa's ``handle_reminder``: a session that has expired is renewed
+        first (on the conversation's latest channel), which leaves the reminder behind; then,
+        unless ``reminders.why_not_due`` says otherwise, the bot acts as if the user sent its
+        intent (as ``trigger_intent``), answering on that channel. None when nothing was said
+        (it did not fire, and no custom ``action_session_start`` spoke)."""
+        where: list[tuple[str | None, dict[str, Any]]] = []
 
         async def turn(conversation: Conversation) -> None:
-            events = conversation.events_after_latest_restart()
-            at = next((i for i, e in enumerate(events) if same_reminder(e, reminder)), None)
-            if at is None:
-                logger.info("conversation %s: a reminder no longer applies", conversation_id)
-                return
-            if called_off(reminder, events[at + 1 :]):
-                logger.info("conversation %s: the reminder was cancelled", conversation_id)
-                return
-            if reminder.get("kill_on_user_msg", True) and any(
-                e.get("event") == "user" for e in events[at + 1 :]
-            ):
-                logger.info(
-                    "conversation %s: the user wrote since; reminder dropped", conversation_id
-                )
-                return
             latest = conversation.latest_user_event() or {}
-            channel = latest.get("input_channel")
-            channel = channel if isinstance(channel, str) else None
+            channel = latest_input_channel(conversation)
             metadata = latest.get("metadata")
+            where.append((channel, metadata if isinstance(metadata, dict) else {}))
+            await self.start_session_if_needed(conversation, None, channel)
+            why = why_not_due(reminder, conversation.applied_events(), conversation.events)
+            if why is not None:
+                logger.info("conversation %s: reminder not fired: %s", conversation_id, why)
+                return
             intent = str(reminder["intent"])
             if intent not in self.domain.intent_names:
                 logger.error(
@@ -374,18 +356,12 @@ class MessageProcessor:
                     intent,
                 )
                 return
-            parse_data = {
-                "intent": {"name": intent, "confidence": 1.0},
-                "entities": entities_of(reminder),
-                "intent_ranking": [{"name": intent, "confidence": 1.0}],
-            }
-            message = UserMessage(f"{EXTERNAL_MESSAGE_PREFIX}{intent}", conversation_id, channel)
-            await self._log_user(conversation, message, parse_data)
+            await self._log_external(conversation, intent, entities_of(reminder), channel)
             await self.predict_and_run(conversation, channel)
-            answered_on.append((channel, metadata if isinstance(metadata, dict) else {}))
 
         result = await self.update(conversation_id, turn, start_session=False)
-        return Fired(*answered_on[0], result) if answered_on else None
+        fired = any(e.get("event") == "user" for e in result.new_events)
+        return Fired(*where[0], result) if fired or result.messages() else None
 
     async def execute(
         self,
@@ -452,40 +428,13 @@ class MessageProcessor:
     async def start_session_if_needed(
         self, conversation: Conversation, metadata: dict[str, Any] | None, channel: str | None
     ) -> None:
-        if self._needs_session_start(conversation):
-            await self.run_action(
-                d.ACTION_SESSION_START,
-                conversation,
-                Prediction(d.ACTION_SESSION_START, 1.0, "session", 0),
-                channel,
-            )
-
-    def _needs_session_start(self, conversation: Conversation) -> bool:
-        """As Rasa: no session since the latest restart, or the session has expired."""
-        if not self._in_session(conversation):
-            return True
-        config = self.domain.session_config
-        if not config.expires:
-            return False
-        last_user = conversation.latest_user_event()
-        if last_user is None:
-            return False
-        idle = time.time() - float(last_user.get("timestamp") or 0.0)
-        return idle > config.session_expiration_time * 60
-
-    def _in_session(self, conversation: Conversation) -> bool:
-        """Whether a session started since the latest restart, reading only the events that
-        came since the last call for this conversation object (events are only ever appended):
-        a turn late in a long session does not re-read the session."""
-        scanned, in_session = self._session_marks.get(conversation, (0, False))
-        events = conversation.events
-        for event in events[scanned:] if scanned else events:
-            if event.get("event") == "restart":
-                in_session = False
-            elif ev.is_action(event, d.ACTION_SESSION_START):
-                in_session = True
-        self._session_marks[conversation] = (len(events), in_session)
-        return in_session
+        """Run ``action_session_start`` where a new session is due (``chatbot.sessions``),
+        logged as Rasa's (no policy), after the starting message's metadata is set on the
+        ``session_started_metadata`` slot."""
+        if self.sessions.needs_start(conversation):
+            conversation.extend(start_metadata_events(metadata))
+            prediction = Prediction(d.ACTION_SESSION_START, 1.0, "", 0)
+            await self.run_action(d.ACTION_SESSION_START, conversation, prediction, channel)
 
     async def predict_and_run(self, conversation: Conversation, channel: str | None) -> None:
         """Predict and run actions until the bot listens (at most ``max_actions``). A paused
@@ -499,11 +448,9 @@ class MessageProcessor:
                 if step:
                     conversation.append(ev.action(d.ACTION_LISTEN, "processor", 1.0))
                 return
-            if conversation.followup_action:
-                name = conversation.followup_action
-                prediction = Prediction(name, 1.0, "followup", 0)
-            else:
-                prediction = self.ensemble.predict(conversation, excluded)
+            prediction = self._followup(conversation) or self.ensemble.predict(
+                conversation, excluded
+            )
             if turn_debug.enabled():
                 turn_debug.prediction(
                     conversation.sender_id,
@@ -533,6 +480,21 @@ class MessageProcessor:
         )
         conversation.append(ev.action(d.ACTION_LISTEN, "processor", 1.0))
 
+    def _followup(self, conversation: Conversation) -> Prediction | None:
+        """The action a FollowupAction asks for next; as Rasa's, one the domain lacks is
+        ignored (and the next action predicted)."""
+        name = conversation.followup_action
+        if name is None or name in self.domain.action_names:
+            return None if name is None else Prediction(name, 1.0, FOLLOWUP_POLICY, 0)
+        logger.warning(
+            "conversation %s: trying to run the unknown follow-up action '%s'; will ignore the "
+            "action and predict the next action",
+            conversation.sender_id,
+            name,
+        )
+        conversation.followup_action = None
+        return None
+
     async def run_action(
         self, name: str, conversation: Conversation, prediction: Prediction, channel: str | None
     ) -> str:
@@ -550,8 +512,6 @@ class MessageProcessor:
             logger.error("conversation %s: %s", conversation.sender_id, exc)
             conversation.extend(self._failure_events(ctx))
             return "stop"
-        if self.nlg is not None:
-            events = await self.nlg.render(events, conversation, channel)
         for unknown in {e["name"] for e in events if ev.is_slot_outside(e, conversation.slots)}:
             logger.warning(
                 "conversation %s: action '%s' set the slot '%s', which the domain does not "
@@ -565,16 +525,17 @@ class MessageProcessor:
         if any(e.get("event") == "action_execution_rejected" for e in events):
             # The action rejected itself by returning ActionExecutionRejected (rather than
             # raising): as Rasa's, it is not logged as run; the next action is predicted anew.
-            conversation.extend(events)
+            conversation.extend(_now_stamped(events))
             return "rejected"
         conversation.append(
             ev.action(
                 name,
-                prediction.policy,
+                prediction.policy or None,
                 prediction.confidence,
                 hide_rule_turn=prediction.hide_rule_turn,
             )
         )
+        events = _now_stamped(events)
         conversation.extend(events)
         rewinds = [i for i, e in enumerate(events) if e.get("event") == "rewind"]
         if (
@@ -595,7 +556,7 @@ class MessageProcessor:
             return await self.actions.get(name).run(self._context(scratch, channel))
 
         output = output_channel(channel)
-        return ActionContext(conversation, self.domain, output, self.rng, run_sub_action)
+        return ActionContext(conversation, self.domain, output, self.rng, run_sub_action, self.nlg)
 
     def _failure_events(self, ctx: ActionContext) -> list[Event]:
         if ACTION_FAILED_RESPONSE in self.domain.responses:
@@ -603,3 +564,10 @@ class MessageProcessor:
             if events:
                 return events
         return [bot_event({"text": ACTION_FAILED_TEXT}, ACTION_FAILED_RESPONSE)]
+
+
+def _now_stamped(events: list[Event]) -> list[Event]:
+    """Copies of an action's events timed now, in order, as Rasa logs them
+    (``update_with_events(override_timestamp=True)``): the log stays in time order whatever
+    times an action gave, and its bot messages come after its ``action`` event."""
+    return [{**e, "timestamp": ev.now()} for e in events]

@@ -6,8 +6,9 @@ The scheduler keeps its timers in this process's memory, as Rasa's default sched
 reminder is lost when the server stops before it is due. A reminder with a name replaces the
 conversation's earlier one of that name. ``kill_on_user_msg`` (the default): the reminder does not
 fire if the user wrote after it was set. A reminder whose event a restart (or a new session) has
-left behind does not fire either. The processor checks both when it fires
-(``MessageProcessor.fire_reminder``).
+left behind does not fire either: as in Rasa, a session that expired before the reminder is due is
+renewed first, which leaves it behind. The processor checks these when it fires
+(``MessageProcessor.fire_reminder``, with ``why_not_due``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -201,3 +202,21 @@ def called_off(reminder: Mapping[str, Any], later: Iterable[Mapping[str, Any]]) 
 def same_reminder(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Whether two ``reminder`` events are one (the one set, and the one in the store)."""
     return all(a.get(k) == b.get(k) for k in ("event", "intent", "date_time", "name", "timestamp"))
+
+
+def why_not_due(
+    reminder: Mapping[str, Any], applied: Sequence[Mapping[str, Any]], events: Sequence[Event]
+) -> str | None:
+    """Why a due reminder must not fire, or None: its event is not among the conversation's
+    ``applied`` events (a restart or a new session left it behind: Rasa's
+    ``_is_reminder_still_valid``), a later event cancelled it or set another of its name, or,
+    with ``kill_on_user_msg`` (the default), the user wrote after it was set."""
+    if not any(same_reminder(e, reminder) for e in applied):
+        return "it no longer applies (a restart or a new session since)"
+    at = max(i for i, e in enumerate(events) if same_reminder(e, reminder))
+    later = events[at + 1 :]
+    if called_off(reminder, later):
+        return "it was cancelled"
+    if reminder.get("kill_on_user_msg", True) and any(e.get("event") == "user" for e in later):
+        return "the user wrote since"
+    return None

@@ -13,12 +13,12 @@ from chatbot.project import domain as d
 
 
 # Used when the domain does not define these responses (Rasa ships the same defaults).
-def utter_or_default(ctx: ActionContext, response: str) -> list[Event]:
+async def utter_or_default(ctx: ActionContext, response: str) -> list[Event]:
     """The domain's ``response``, or nothing where the domain has none: as Rasa's default
     actions (``ActionBotResponse(..., silent_fail=True)``), which never answer in words of
     their own (an Italian bot without ``utter_default`` says nothing rather than English)."""
     if response in ctx.domain.responses:
-        return ctx.utter(response)
+        return await ctx.respond(response)
     return []
 
 
@@ -37,32 +37,42 @@ class ActionRestart(_Builtin):
     name = d.ACTION_RESTART
 
     async def run(self, ctx: ActionContext) -> list[Event]:
-        events = ctx.utter("utter_restart") if "utter_restart" in ctx.domain.responses else []
+        events = await utter_or_default(ctx, "utter_restart")
         return [*events, ev.simple("restart")]
 
 
 class ActionSessionStart(_Builtin):
-    """Starts a new session: keeps the slots if the domain says so, then listens."""
+    """Starts a new session and listens. Where the domain carries slots over, the ``slot``
+    events of the old session are replayed in the new one as they were (Rasa's
+    ``_slot_set_events_from_tracker``): in order, ``None`` values, their metadata,
+    ``requested_slot`` and ``session_started_metadata`` included."""
 
     name = d.ACTION_SESSION_START
 
     async def run(self, ctx: ActionContext) -> list[Event]:
         carried: list[Event] = []
         if ctx.domain.session_config.carry_over_slots:
-            initial = {n: s.initial_value for n, s in ctx.domain.slots.items()}
+            slots = ctx.conversation.slots  # a slot the domain lacks was never set: not carried
             carried = [
-                ev.slot(name, value)
-                for name, value in ctx.conversation.slots.items()
-                if name != d.REQUESTED_SLOT and value is not None and value != initial.get(name)
+                _carried_slot(e)
+                for e in ctx.conversation.applied_events()
+                if e.get("event") == "slot" and e.get("name") in slots
             ]
         return [ev.simple("session_started"), *carried, ev.action(d.ACTION_LISTEN)]
+
+
+def _carried_slot(event: Event) -> Event:
+    carried = ev.slot(event["name"], event.get("value"))
+    if event.get("metadata"):
+        carried["metadata"] = copy.deepcopy(event["metadata"])
+    return carried
 
 
 class ActionDefaultFallback(_Builtin):
     name = d.ACTION_DEFAULT_FALLBACK
 
     async def run(self, ctx: ActionContext) -> list[Event]:
-        return [*utter_or_default(ctx, "utter_default"), ev.simple("rewind")]
+        return [*await utter_or_default(ctx, "utter_default"), ev.simple("rewind")]
 
 
 class ActionDeactivateLoop(_Builtin):
@@ -98,7 +108,7 @@ class ActionDefaultAskRephrase(_Builtin):
     name = d.ACTION_DEFAULT_ASK_REPHRASE
 
     async def run(self, ctx: ActionContext) -> list[Event]:
-        return utter_or_default(ctx, "utter_ask_rephrase")
+        return await utter_or_default(ctx, "utter_ask_rephrase")
 
 
 class ActionTwoStageFallback(_Builtin):
@@ -124,7 +134,7 @@ class ActionTwoStageFallback(_Builtin):
         if latest not in (d.INTENT_NLU_FALLBACK, d.INTENT_OUT_OF_SCOPE):
             return [ev.active_loop(None), ev.simple("rewind"), *_clarified(conversation)]
         if latest == d.INTENT_OUT_OF_SCOPE and answers.count(d.INTENT_OUT_OF_SCOPE) < 2:
-            return utter_or_default(ctx, "utter_ask_rephrase")
+            return await utter_or_default(ctx, "utter_ask_rephrase")
         if latest == d.INTENT_NLU_FALLBACK and answers[-2:-1] == [d.INTENT_OUT_OF_SCOPE]:
             return await self._affirm(ctx)  # the rephrasing is unclear too: affirm once more
         return [ev.active_loop(None), *await ActionDefaultFallback().run(ctx)]
@@ -183,16 +193,20 @@ class ActionBack(_Builtin):
     name = d.ACTION_BACK
 
     async def run(self, ctx: ActionContext) -> list[Event]:
-        return [*utter_or_default(ctx, "utter_back"), ev.simple("rewind"), ev.simple("rewind")]
+        back = await utter_or_default(ctx, "utter_back")
+        return [*back, ev.simple("rewind"), ev.simple("rewind")]
 
 
 class ActionSendText(_Builtin):
+    """Rasa sends the message that the predicting policy puts in the action's metadata, or an
+    empty text where there is none. No policy of ours gives action metadata, so this is always
+    the empty text (a bot event Rasa's channels do not send). Never the user's message metadata,
+    which would let whoever sends a message choose the bot's words."""
+
     name = d.ACTION_SEND_TEXT
 
     async def run(self, ctx: ActionContext) -> list[Event]:
-        metadata = ctx.conversation.latest_message.get("metadata") or {}
-        message = metadata.get("message") if isinstance(metadata, dict) else None
-        return [bot_event(message, None)] if isinstance(message, dict) else []
+        return [bot_event({"text": ""}, None)]
 
 
 class ActionExtractSlots(_Builtin):

@@ -2,9 +2,10 @@
 
 Each slot's mappings are tried in order; the first that yields a value fills the slot. A mapping
 applies only if its conditions hold (active form, requested slot) and the message's intent passes
-its ``intent`` / ``not_intent`` filters. ``from_trigger_intent`` is applied by the form when it is
-activated; ``custom`` mappings are left to custom actions (``extracted_slots`` runs them, and the
-domain's ``action_validate_slot_mappings``).
+its ``intent`` / ``not_intent`` filters. ``from_trigger_intent`` applies while a form is active
+(one its conditions name, if it has any): a form runs the extraction again as it is activated, so
+the message that activates it fills these slots. ``custom`` mappings are left to custom actions
+(``extracted_slots`` runs them, and the domain's ``action_validate_slot_mappings``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ def conditions_hold(mapping: SlotMapping, active_loop: str | None, requested: st
         c.active_loop == active_loop and (c.requested_slot is None or c.requested_slot == requested)
         for c in mapping.conditions
     )
+
+
+def trigger_applies(mapping: SlotMapping, active_loop: str | None) -> bool:
+    """Whether a ``from_trigger_intent`` mapping applies: while a form is active, one its
+    conditions name if it has any (their ``requested_slot`` does not matter), as Rasa's
+    ``extract_slot_value_from_predefined_mapping``."""
+    if active_loop is None:
+        return False
+    return not mapping.conditions or any(c.active_loop == active_loop for c in mapping.conditions)
 
 
 def intent_passes(mapping: SlotMapping, intent: str | None) -> bool:
@@ -87,39 +97,20 @@ def extract_slots(conversation: Conversation, domain: Domain) -> list[Event]:
         if in_form and ignored:
             continue
         for mapping in slot.mappings:
-            if mapping.type in ("from_trigger_intent", "custom"):
+            if mapping.type == "custom" or not intent_passes(mapping, intent):
                 continue
-            # Text and intent mappings of a form's slot only fill the slot the form asked for.
-            if in_form and mapping.type != "from_entity" and requested != slot.name:
-                continue
-            if not conditions_hold(mapping, active, requested) or not intent_passes(
-                mapping, intent
-            ):
+            if mapping.type == "from_trigger_intent":
+                applies = trigger_applies(mapping, active)
+            else:
+                # Text and intent mappings of a form's slot only fill the slot the form asked for.
+                asked = not in_form or mapping.type == "from_entity" or requested == slot.name
+                applies = asked and conditions_hold(mapping, active, requested)
+            if not applies:
                 continue
             value = mapping_value(slot, mapping, message, intent)
             if value is not None:
                 events.append(ev.slot(slot.name, value))
                 break
-    return events
-
-
-def trigger_intent_slots(conversation: Conversation, domain: Domain, form_name: str) -> list[Event]:
-    """``from_trigger_intent`` values for the message that activates ``form_name``: slots of the
-    form, or slots whose mapping conditions name the form."""
-    intent = conversation.latest_intent
-    required = domain.forms[form_name].required_slots if form_name in domain.forms else ()
-    events: list[Event] = []
-    for slot in domain.slots.values():
-        for mapping in slot.mappings:
-            if mapping.type != "from_trigger_intent" or not intent_passes(mapping, intent):
-                continue
-            if mapping.conditions:
-                if not any(c.active_loop == form_name for c in mapping.conditions):
-                    continue
-            elif slot.name not in required:
-                continue
-            events.append(ev.slot(slot.name, mapping.value))
-            break
     return events
 
 

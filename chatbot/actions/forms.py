@@ -1,11 +1,13 @@
 """The form loop: a form is a goal (required slots) that the bot pursues until it is reached.
 
-As in Rasa 3: on activation the form emits ``active_loop``; after each user message it takes the
-slot values extracted from the message as candidates, has them validated (by ``validate_<form>``
-when the domain declares it, else accepted as they are), rejects itself when the user said nothing
-it can use (so the policies can handle the digression), asks for the next missing slot
-(``requested_slot`` + ``utter_ask_<form>_<slot>`` / ``utter_ask_<slot>`` / ``action_ask_...``)
-and deactivates itself when every required slot is filled.
+As in Rasa 3: on activation the form emits ``active_loop``, runs the slot extraction again with
+itself active (slots whose mappings name the form, ``from_trigger_intent``) and has its slots that
+hold a value validated; after each user message it takes the slot values extracted from the
+message as candidates, has them validated (by ``validate_<form>`` when the domain declares it,
+else accepted as they are), rejects itself when the user said nothing it can use (so the policies
+can handle the digression), asks for the next missing slot (``requested_slot`` +
+``utter_ask_<form>_<slot>`` / ``utter_ask_<slot>`` / ``action_ask_...``) and deactivates itself
+when every required slot is filled.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from typing import Any
 
 from chatbot.actions.base import Action, ActionContext
-from chatbot.actions.extract_slots import trigger_intent_slots
+from chatbot.actions.extract_slots import extract_slots, extracted_slots
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.events import Event
@@ -60,15 +62,7 @@ class FormAction(Action):
 
         if scratch.active_loop_name != self.name:
             emit([ev.active_loop(self.name)])
-            emit(trigger_intent_slots(scratch, domain, self.name))
-            prefilled = {
-                s: scratch.slots.get(s)
-                for s in form.required_slots
-                if scratch.slots.get(s) is not None
-            }
-            # As Rasa: the validation action runs at activation, with the slots filled before
-            # (none, maybe: it may still choose the first slot to ask, or fill some itself).
-            emit(await self._validate(ctx, scratch, prefilled, requested=None))
+            emit(await self._activate(ctx, scratch, form))
         elif (
             scratch.latest_action_name == ACTION_LISTEN
             and not scratch.loop.is_interrupted
@@ -102,6 +96,36 @@ class FormAction(Action):
         elif ctx.run_action is not None:
             emit(await ctx.run_action(asker, scratch))
         return events
+
+    async def _activate(self, ctx: ActionContext, scratch: Conversation, form: Form) -> list[Event]:
+        """The slot events of Rasa's ``FormAction.activate``, on a conversation where the form
+        is active: the slot extraction runs again (a mapping whose conditions name the form, or
+        a ``from_trigger_intent`` one, now applies to the message that activated it), then the
+        validation action, where the domain has one, validates the form's slots that hold a
+        value (none, maybe: it may still choose the first slot to ask, or fill some itself).
+        Of the extraction, only the slot events that change a value are kept (Rasa sets the
+        others again; it keeps no message either), and of those the validation action returns
+        a slot too, its own."""
+        if ctx.run_action is not None:
+            found = await extracted_slots(scratch, ctx.domain, ctx.run_action)
+        else:
+            found = extract_slots(scratch, ctx.domain)
+        extracted: list[Event] = []
+        trial = scratch.fork()
+        for event in found:
+            if event.get("event") != "slot":
+                continue  # a mapping action's message: said after the user's message already
+            if trial.slots.get(event["name"]) != event.get("value"):
+                extracted.append(event)
+                trial.append(event)
+        if not self._has_validator(ctx):
+            return extracted
+        prefilled = {
+            s: trial.slots[s] for s in form.required_slots if trial.slots.get(s) is not None
+        }
+        validated = await self._validate(ctx, trial, prefilled, requested=None)
+        named = {e["name"] for e in validated if e.get("event") == "slot"}
+        return [*validated, *(e for e in extracted if e["name"] not in named)]
 
     @staticmethod
     def _next_slot(conversation: Conversation, form: Form, events: list[Event]) -> str | None:

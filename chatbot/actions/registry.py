@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from chatbot.actions.base import Action, ActionContext, bot_event, message_problem
+from chatbot.actions.base import (
+    Action,
+    ActionContext,
+    bot_event,
+    message_problem,
+    with_metadata,
+)
 from chatbot.actions.builtin import BUILTIN_ACTIONS
 from chatbot.actions.forms import FormAction
 from chatbot.actions.responses import (
@@ -15,7 +21,7 @@ from chatbot.actions.responses import (
     is_retrieval_action,
 )
 from chatbot.conversation.events import Event, InvalidEvent, validate_events
-from chatbot.conversation.responses import MESSAGE_KEYS, render
+from chatbot.conversation.responses import MESSAGE_KEYS
 from chatbot.errors import ActionError, ConfigError
 from chatbot.project.domain import Domain
 
@@ -48,7 +54,7 @@ class CustomAction(Action):
         responses = result.get("responses") or []
         if not isinstance(responses, list):
             raise ActionError(self.name, "the action's 'responses' are not a list")
-        bots = [e for r in responses for e in _response_events(self.name, r, ctx)]
+        bots = [e for r in responses for e in await _response_events(self.name, r, ctx)]
         try:  # a message's custom payload or image could hold what JSON cannot (NaN)
             bots = validate_events(bots, f"action '{self.name}' responses")
         except InvalidEvent as exc:
@@ -56,10 +62,12 @@ class CustomAction(Action):
         return [*bots, *events]
 
 
-def _response_events(action: str, response: Any, ctx: ActionContext) -> list[Event]:
-    """A rasa-sdk ``dispatcher.utter_message`` entry as bot events (``response`` names a domain
-    response, rendered with the other keys as template values). An entry that is no message
-    (a text that is not a string, metadata that is not an object) is the action's failure."""
+async def _response_events(action: str, response: Any, ctx: ActionContext) -> list[Event]:
+    """A rasa-sdk ``dispatcher.utter_message`` entry as bot events. An entry that names a
+    response sends it as Rasa's RemoteAction does (``ActionContext.respond``): worded by the
+    NLG server or the domain, with the entry's other keys as the template values or the NLG
+    request's ``arguments``, then added to the message. An entry that is no message (a text
+    that is not a string, metadata that is not an object) is the action's failure."""
     if not isinstance(response, dict):
         return []
     problem = message_problem(response)
@@ -70,32 +78,11 @@ def _response_events(action: str, response: Any, ctx: ActionContext) -> list[Eve
     if given.get("json_message"):
         given["custom"] = given.pop("json_message")
     if name:
-        # As Rasa's RemoteAction: the response rendered with the other keys as its template
-        # values, its buttons followed by the given ones, then the given keys that are set
-        # (text, image, ...) in place of the response's.
-        rendered = render(
-            ctx.domain,
-            str(name),
-            ctx.conversation.slots,
-            channel=ctx.channel,
-            extra=given,
-            rng=ctx.rng,
-        )
-        if not rendered:
-            return []
-        message = rendered
-        buttons = given.pop("buttons", None) or []
-        if buttons:
-            message["buttons"] = [*(message.get("buttons") or []), *buttons]
-        message.update({k: v for k, v in given.items() if v and k in MESSAGE_KEYS})
-    else:
-        message = {k: v for k, v in given.items() if k in MESSAGE_KEYS}
+        return await ctx.respond(str(name), given)
     # Keys of no message (``utter_message(text=..., mood="happy")``) are the bot event's
     # metadata, as Rasa's create_bot_utterance keeps them.
-    rest = {k: v for k, v in given.items() if k not in (*MESSAGE_KEYS, "metadata")}
-    if rest or given.get("metadata"):
-        message["metadata"] = {**rest, **(given.get("metadata") or {})}
-    return [bot_event(message, str(name) if name else None)]
+    message = with_metadata({k: v for k, v in given.items() if k in MESSAGE_KEYS}, given)
+    return [bot_event(message)]
 
 
 class ActionRegistry:
@@ -131,10 +118,12 @@ class ActionRegistry:
             return BUILTIN_ACTIONS[name]()
         if name in self.domain.forms and name not in self.domain.actions:
             return FormAction(name)
-        if name in self.domain.responses:
-            return ResponseAction(name)
         if is_retrieval_action(name, self.domain):
             return RetrievalAction(name)
+        if name.startswith("utter_"):
+            # As Rasa's: every ``utter_`` action is a response, also one the domain lacks (an
+            # NLG server words it; without one it says nothing).
+            return ResponseAction(name)
         if name in self.domain.action_texts and name not in self.domain.actions:
             return EndToEndResponse(name)
         return CustomAction(name, self.executor)

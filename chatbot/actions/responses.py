@@ -1,5 +1,6 @@
-"""Response actions: ``utter_x`` sends the domain response ``utter_x``; ``utter_faq`` sends the
-response of the retrieval intent the NLU selected (``utter_faq/ask_name``)."""
+"""Response actions: ``utter_x`` sends the response ``utter_x`` (the domain's, or an NLG server's
+wording); ``utter_faq`` sends the response of the retrieval intent the NLU selected
+(``utter_faq/ask_name``)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,16 @@ class ResponseAction(Action):
         self.name = name
 
     async def run(self, ctx: ActionContext) -> list[Event]:
-        events = ctx.utter(self.name)
-        if not events:
-            logger.warning("response %s has no variation that applies; nothing sent", self.name)
+        events = await ctx.respond(self.name)
+        if not events and ctx.nlg is None:  # an NLG server's silence is its own choice
+            if self.name in ctx.domain.responses:
+                logger.warning("response %s has no variation that applies; nothing sent", self.name)
+            else:
+                logger.warning(
+                    "response %s is not in the domain and no NLG server (endpoints.yml nlg:) "
+                    "words it; nothing sent",
+                    self.name,
+                )
         return events
 
 
@@ -55,7 +63,7 @@ class RetrievalAction(Action):
         if response is None:
             logger.warning("retrieval action %s: no response selected", self.name)
             return []
-        return ctx.utter(response)
+        return await ctx.respond(response)
 
     def full_name(self, conversation: Conversation) -> str | None:
         """The response this action sends in ``conversation`` now (``utter_faq/ask_name``), as

@@ -19,7 +19,7 @@ from chatbot.project.domain import (
     ACTION_LISTEN,
     ACTION_SESSION_START,
     ACTION_TWO_STAGE_FALLBACK,
-    REQUESTED_SLOT,
+    DEFAULT_SLOTS,
     Domain,
 )
 
@@ -52,8 +52,7 @@ class Conversation:
     # -- derived state ---------------------------------------------------------------------------
 
     def _reset(self) -> None:
-        self.slots: dict[str, Any] = {n: s.initial_value for n, s in self.domain.slots.items()}
-        self.slots.setdefault(REQUESTED_SLOT, None)
+        self.slots: dict[str, Any] = _initial_slots(self.domain)
         self.loop = LoopState()
         self.latest_message: dict[str, Any] = {}
         # The user message the dialogue state reads: the latest one, but where a form's turns
@@ -91,8 +90,7 @@ class Conversation:
         return other
 
     def _reset_slots(self) -> None:
-        self.slots = {n: s.initial_value for n, s in self.domain.slots.items()}
-        self.slots.setdefault(REQUESTED_SLOT, None)
+        self.slots = _initial_slots(self.domain)
 
     def append(self, event: Event) -> None:
         self.events.append(event)
@@ -114,6 +112,7 @@ class Conversation:
             self._collapse_loop_turns(event["name"])
             self.followup_action = None
             self.loop.rejected = False
+            self.loop.is_interrupted = False
             return
         if kind not in ("restart", "session_started", "rewind", "undo"):
             self._applied.append(event)
@@ -126,8 +125,13 @@ class Conversation:
             self.states.append(self.current_state())
             self.latest_action_name = name
             self.followup_action = None
-            if self.loop.name and self.loop.name == name:
-                self.loop.rejected = False
+            if self.loop.name:
+                # As Rasa's ``set_latest_action``: any action run while a loop is active ends
+                # its interruption (the form validates again); the loop itself running again
+                # ends its rejection.
+                self.loop.is_interrupted = False
+                if self.loop.name == name:
+                    self.loop.rejected = False
         elif kind == "bot":
             self.latest_bot_event = event
         elif kind == "slot" and event["name"] in self.slots:  # Rasa: no slot is made up
@@ -302,7 +306,7 @@ class Conversation:
         return {
             "sender_id": self.sender_id,
             "slots": dict(self.slots),
-            "latest_message": self.latest_message,
+            "latest_message": self.latest_message or _no_message(),
             "latest_event_time": latest_event_time,
             "followup_action": self.followup_action,
             "paused": self.paused,
@@ -323,6 +327,20 @@ class Conversation:
             else {},
             "latest_action_name": self.latest_action_name,
         }
+
+
+def _initial_slots(domain: Domain) -> dict[str, Any]:
+    """The domain's slots at their initial values, then the slots every conversation has."""
+    slots = {n: s.initial_value for n, s in domain.slots.items()}
+    for name in DEFAULT_SLOTS:
+        slots.setdefault(name, None)
+    return slots
+
+
+def _no_message() -> dict[str, Any]:
+    """``latest_message`` in the tracker JSON before any user message: Rasa's
+    ``UserUttered.empty()``, so an action reading ``tracker.latest_message["text"]`` gets None."""
+    return {"intent": {}, "entities": [], "text": None, "message_id": None, "metadata": {}}
 
 
 def _parse_data(event: Event) -> dict[str, Any]:

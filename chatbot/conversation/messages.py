@@ -44,7 +44,8 @@ def output_channel(input_channel: str | None) -> str | None:
 
 def bot_messages(events: Iterable[Event], recipient_id: str) -> list[dict[str, Any]]:
     """The messages of the bot events among ``events``, as Rasa's ``send_response`` splits one:
-    its text with its buttons or quick replies (buttons without a text too), then its custom
+    its text with its buttons or quick replies (buttons without a text too; an empty text
+    without buttons is no message), then its custom
     payload, image, attachment and elements, each a message. Channels turn these into their
     own API's messages."""
     messages: list[dict[str, Any]] = []
@@ -55,7 +56,7 @@ def bot_messages(events: Iterable[Event], recipient_id: str) -> list[dict[str, A
         text = event.get("text")
         base = {"recipient_id": recipient_id}
         buttons = {k: data[k] for k in ("quick_replies", "buttons") if data.get(k)}
-        if text is not None or buttons:
+        if text or buttons:  # an empty text alone is not sent, as in Rasa's send_response
             message: dict[str, Any] = {**base} if text is None else {**base, "text": text}
             if buttons:
                 key = next(iter(buttons))  # quick replies win, as in Rasa

@@ -44,15 +44,15 @@ def slot_feature(slot: Slot, value: Any) -> Any:
         return None
     if slot.type in ("text", "list"):
         return True if value == ANY_VALUE else bool(value) if slot.type == "list" else True
+    if value == ANY_VALUE:
+        # A story naming the slot without a value: only text and list slots are "set" by it;
+        # any other type reads as unset, as Rasa's story reader has it.
+        return None
     if slot.type == "bool":
-        if value == ANY_VALUE:
-            return True
         if isinstance(value, str):
             return value.strip().lower() in ("true", "1", "yes", "y")
         return bool(value)
     if slot.type == "categorical":
-        if value == ANY_VALUE:
-            return None  # a story naming it without a value: unset, as Rasa reads it
         text = str(value).lower()
         known = {str(v).lower() for v in slot.values}
         return text if text in known else "__other__"

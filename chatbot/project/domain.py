@@ -59,6 +59,12 @@ DEFAULT_INTENTS: tuple[str, ...] = (
 )
 
 REQUESTED_SLOT = "requested_slot"
+# Slots every conversation has besides the domain's, as Rasa adds them to every domain: not
+# featurized, not in the domain's YAML or JSON (Rasa's ``as_dict`` leaves them out too).
+# ``session_started_metadata`` (Rasa's ``AnySlot``) holds the metadata of the message that started
+# the session, set before ``action_session_start`` runs.
+SESSION_START_METADATA_SLOT = "session_started_metadata"
+DEFAULT_SLOTS: tuple[str, ...] = (REQUESTED_SLOT, SESSION_START_METADATA_SLOT)
 SLOT_TYPES: tuple[str, ...] = ("text", "bool", "categorical", "float", "list", "any")
 MAPPING_TYPES: tuple[str, ...] = (
     "from_entity",

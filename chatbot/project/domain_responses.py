@@ -32,10 +32,12 @@ def read_responses(
                 ProjectError("a response name must be text", file=file, line=line, value=name)
             )
             continue
-        if not isinstance(variations, list) or not variations:
+        # An empty list is a response the domain leaves to an NLG server (Rasa accepts it; the
+        # project check warns about it).
+        if not isinstance(variations, list):
             errors.append(
                 ProjectError(
-                    f"response '{name}' must be a non-empty list of variations, "
+                    f"response '{name}' must be a list of variations, "
                     f"found {describe_type(variations)}",
                     file=file,
                     line=line,

@@ -23,7 +23,7 @@ from chatbot.errors import ProjectError
 from chatbot.project.domain import (
     DEFAULT_ACTIONS,
     DEFAULT_INTENTS,
-    REQUESTED_SLOT,
+    DEFAULT_SLOTS,
     Domain,
     Origin,
     ResponseVariation,
@@ -97,7 +97,7 @@ class _Checker:
         self.warnings: list[ProjectError] = []
         self._warn = False
         self.intents = set(domain.intent_names)
-        self.slots = {*domain.slots, REQUESTED_SLOT}
+        self.slots = {*domain.slots, *DEFAULT_SLOTS}  # requested_slot, session_started_metadata
         self.retrieval = {name.split("/", 1)[0] for name in domain.responses if "/" in name}
         self.responses = set(domain.responses) | self.retrieval
         self.actions = set(domain.actions)
@@ -172,7 +172,9 @@ class _Checker:
         if name in DEFAULT_ACTIONS or name in self.d.forms:
             return
         if name.startswith("utter_"):
-            if name not in self.responses:
+            # One the domain lists in ``actions`` without a response is an NLG server's:
+            # ``domain()`` warns about it, as Rasa's check_missing_responses.
+            if name not in self.responses and name not in self.actions:
                 self.error(
                     f"response '{name}' is not in the domain",
                     origin,
@@ -232,11 +234,17 @@ class _Checker:
             if not self.slot(name, origin):
                 continue
             slot = self.d.slots.get(name)
-            if slot is not None and slot.type in ("categorical", "float") and value == ANY_VALUE:
-                with self.as_warnings():  # as Rasa's story reader
+            if (
+                slot is not None
+                and slot.type in ("bool", "categorical", "float")
+                and slot.influence_conversation
+                and value == ANY_VALUE
+            ):
+                with self.as_warnings():  # as Rasa's story reader (its words)
                     self.error(
-                        f"{slot.type} slot '{name}' is named without a value: there it is unset, "
-                        "as Rasa reads it",
+                        f"Slot '{name}' was referenced by its name only. As slot '{name}' is of "
+                        f"type '{slot.type}' you need to specify a value for it. Slot '{name}' "
+                        "will be treated as if it's value is empty",
                         origin,
                         key=name,
                         value=None,
@@ -271,13 +279,24 @@ class _Checker:
                 origin = self._action_origin()
                 with self.as_warnings():  # Rasa's validator warns (an NLG server may word it)
                     self.error(
-                        f"action '{name}' is listed in actions but has no response",
+                        f"action '{name}' is listed in actions but has no response: without "
+                        "an NLG server (endpoints.yml nlg:) the bot says nothing for it",
                         origin,
                         key="actions",
                         value=name,
                         hint=f"Add a response '{name}' under 'responses:' or rename the action",
                     )
         for name, variations in self.d.responses.items():
+            if not variations:
+                with self.as_warnings():  # Rasa accepts it: an NLG server may word it
+                    self.error(
+                        f"response '{name}' has no variations: without an NLG server "
+                        "(endpoints.yml nlg:) the bot says nothing for it",
+                        self._action_origin(),
+                        key=name,
+                        value=None,
+                        hint="Write e.g. '- text: \"Hello!\"' under it",
+                    )
             for variation in variations:
                 self.response(name, variation)
         for form in self.d.forms.values():

@@ -225,8 +225,11 @@ async def test_trigger_intent_with_output_channel_latest_sends_through_that_chan
         ]
     assert messages[1] == {"recipient_id": "mo", "text": "Time to water the fern!"}
     assert len(fake.messages.items) == 2
+    # As Rasa's external events: on the conversation's latest input channel, whatever channel
+    # the bot answers on, and marked external.
     users = [e for e in (await agent.store.load("mo")).events if e["event"] == "user"]
-    assert [e["input_channel"] for e in users] == ["callback", "callback", "api"]
+    assert [e["input_channel"] for e in users] == ["callback", "callback", "callback"]
+    assert [e["metadata"] for e in users] == [{}, {"is_external": True}, {"is_external": True}]
 
 
 async def test_a_reminder_left_behind_by_a_restart_does_not_fire(

@@ -239,3 +239,35 @@ def test_entities_added_as_rasas_only_after_the_user_spoke_and_each_once() -> No
     conv.append(ev.action("utter_greet"))
     conv.append({"event": "entities", "entities": [{"entity": "cuisine", "value": "fish"}]})
     assert conv.latest_entities == [thai, greek]
+
+
+def test_an_action_run_while_a_loop_is_active_ends_its_interruption() -> None:
+    """Rasa's ``set_latest_action``: whatever action runs next while the form is active (the
+    form itself, or another) clears ``is_interrupted``; a form running again clears its
+    rejection too."""
+    for action in ("utter_greet", "food_form"):
+        conv = Conversation("c", DOMAIN, [ev.active_loop("food_form"), ev.loop_interrupted(True)])
+        conv.append(ev.action_rejected("food_form"))
+        assert conv.loop.is_interrupted and conv.loop.rejected
+        conv.append(ev.action(action))
+        assert not conv.loop.is_interrupted
+        assert conv.loop.rejected is (action != "food_form")
+        assert conv.as_tracker()["active_loop"]["is_interrupted"] is False
+
+
+def test_a_form_running_again_on_its_happy_path_ends_its_interruption() -> None:
+    conv = Conversation(
+        "c",
+        DOMAIN,
+        [
+            ev.action("food_form"),
+            ev.active_loop("food_form"),
+            ev.slot("requested_slot", "cuisine"),
+            ev.action("action_listen"),
+            user("inform", cuisine="thai"),
+            ev.loop_interrupted(True),
+        ],
+    )
+    assert conv.is_loop_rerun("food_form") and conv.loop.is_interrupted
+    conv.append(ev.action("food_form"))
+    assert not conv.loop.is_interrupted

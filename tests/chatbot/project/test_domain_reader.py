@@ -383,7 +383,7 @@ def _errors(text: str) -> list[str]:
             responses:
               utter_hi: Hello
             """,
-            ["domain.yml:2:", "response 'utter_hi' must be a non-empty list"],
+            ["domain.yml:2:", "response 'utter_hi' must be a list of variations"],
             id="response-not-a-list",
         ),
         pytest.param(

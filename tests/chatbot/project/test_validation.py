@@ -302,7 +302,11 @@ def test_slot_mapping_errors(make_project: ProjectMaker, old: str, new: str, nee
             "data/stories.yml",
             None,
             _story("- intent: greet", "- slot_was_set:\n  - size"),
-            ["stories.yml:5:", "categorical slot 'size' is named without a value"],
+            [
+                "stories.yml:5:",
+                "Slot 'size' was referenced by its name only. As slot 'size' is of type "
+                "'categorical' you need to specify a value for it",
+            ],
         ),
         (
             "data/stories.yml",
@@ -333,6 +337,52 @@ def test_what_rasas_validator_lets_through_is_a_warning(
         assert _errors(make_project, {file: text}) == []
     warned = [r.getMessage() for r in caplog.records]
     assert any(all(n in w for n in needles) for w in warned), warned
+
+
+@pytest.mark.parametrize(
+    ("declaration", "warned"),
+    [
+        ("type: bool", True),
+        ("type: bool\n    influence_conversation: false", False),  # no features: no warning
+        ("type: text", False),  # a text slot named alone is set to some value
+    ],
+)
+def test_a_slot_named_without_a_value_in_a_story(
+    make_project: ProjectMaker, caplog: pytest.LogCaptureFixture, declaration: str, warned: bool
+) -> None:
+    """Rasa's story reader: a name without a value sets a text or list slot to some value; a
+    slot of another type that influences the conversation reads as unset, with its warning."""
+    domain = DOMAIN.replace("slots:\n", f"slots:\n  vip:\n    {declaration}\n    mappings: []\n", 1)
+    stories = _story("- intent: greet", "- slot_was_set:\n  - vip")
+    with caplog.at_level(logging.WARNING, logger="chatbot.project.validation"):
+        assert _errors(make_project, {"domain.yml": domain, "data/stories.yml": stories}) == []
+    found = [r.getMessage() for r in caplog.records if "'vip'" in r.getMessage()]
+    expected = (
+        "stories.yml:5: Slot 'vip' was referenced by its name only. As slot 'vip' is of type "
+        "'bool' you need to specify a value for it. Slot 'vip' will be treated as if it's value "
+        "is empty"
+    )
+    assert [expected in m for m in found] == ([True] if warned else []), found
+
+
+def test_responses_left_to_an_nlg_server_are_a_warning(
+    make_project: ProjectMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ``utter_`` action listed in ``actions`` without a response, or a response without
+    variations, is an NLG server's (Rasa's check_missing_responses warns): stories may use it
+    and the project trains. One neither listed nor a response stays an error."""
+    domain = DOMAIN.replace("actions:\n", "actions:\n  - utter_remote\n", 1).replace(
+        "responses:\n", "responses:\n  utter_silent: []\n", 1
+    )
+    story = _story("- intent: greet", "- action: utter_remote", "- action: utter_silent")
+    with caplog.at_level(logging.WARNING, logger="chatbot.project.validation"):
+        assert _errors(make_project, {"domain.yml": domain, "data/stories.yml": story}) == []
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("'utter_remote' is listed in actions but has no response" in w for w in warned)
+    assert any("response 'utter_silent' has no variations" in w for w in warned), warned
+    unknown = _story("- intent: greet", "- action: utter_elsewhere")
+    errors = _errors(make_project, {"domain.yml": domain, "data/stories.yml": unknown})
+    assert ["response 'utter_elsewhere' is not in the domain" in str(e) for e in errors] == [True]
 
 
 def test_use_entities_naming_unknown_entity(make_project: ProjectMaker) -> None:

@@ -243,13 +243,13 @@ async def test_trigger_intent(api: TestClient) -> None:
     assert response.status == 200
     body = await response.json()
     assert body["tracker"]["slots"]["cuisine"] == "indian"
-    assert body["tracker"]["latest_message"]["intent"] == {
-        "name": "request_restaurant",
-        "confidence": 1.0,
-    }
+    # Rasa's UserUttered.create_external: the intent's name alone, marked external.
+    assert body["tracker"]["latest_message"]["intent"] == {"name": "request_restaurant"}
+    assert body["tracker"]["latest_message"]["metadata"] == {"is_external": True}
     assert body["messages"] and body["messages"][0]["recipient_id"] == "hank"
     user = [e for e in body["tracker"]["events"] if e["event"] == "user"][-1]
     assert user["text"] == "EXTERNAL: request_restaurant"
+    assert (user["metadata"], user["message_id"]) == ({"is_external": True}, None)
 
     unknown = await api.post("/conversations/hank/trigger_intent", json={"name": "fly"})
     assert unknown.status == 404 and "fly" in (await unknown.json())["message"]

@@ -312,6 +312,8 @@ def check_log(conversation_id: str, rows: list[tuple[int, dict[str, Any]]]) -> l
 
 
 def _check_run(conversation_id: str, run: list[tuple[int, dict[str, Any]]]) -> list[StoredTurn]:
+    if run[0][1].get("event") == "slot" and run[0][1].get("name") == "session_started_metadata":
+        run = run[1:]  # the starting message's metadata, set before the session starts
     first_seq, first = run[0]
     kinds = [_describe(e) for _, e in run]
     if first.get("event") == "action" and first.get("name") == "action_session_start":

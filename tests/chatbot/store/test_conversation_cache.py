@@ -268,7 +268,7 @@ async def test_an_expired_session_restarts_a_cached_conversation(
         await agent.handle_text(turn, "hal")
     assert "hal" in agent.processor.cache
     later = time.time() + 2 * 3600  # past the restaurant bot's 60-minute sessions
-    monkeypatch.setattr("chatbot.processor.time.time", lambda: later)
+    monkeypatch.setattr("chatbot.sessions.time.time", lambda: later)
 
     await agent.handle_text("/greet", "hal")
 
