@@ -1,8 +1,15 @@
 """Regexes and lookup tables from nlu.yml: token features, and entities when named after one.
 
-Regexes run as written (``re.IGNORECASE`` unless case-sensitive). Lookup tables are matched on
-whole tokens, not compiled into one giant alternation: every element becomes a tuple of token keys,
-so a table of 100,000 city names costs a set lookup per token n-gram, whatever its size. Matching
+Regexes run as written (case-insensitive unless case-sensitive), with the ``regex`` library,
+which reads Python's ``re`` syntax and can stop a match: a message's regexes get
+``REGEX_TIME_BUDGET`` seconds in all. A pattern that backtracks without end on some input
+(``(a+)+$`` on a few dozen ``a``s and a ``!``) would otherwise hold the process, every other
+conversation with it, for minutes or for good (Rasa's regex featurizer runs ``re`` unbounded);
+past the budget it matches nothing in that message and a warning names it.
+
+Lookup tables are matched on whole tokens, not compiled into one giant alternation: every element
+becomes a tuple of token keys, so a table of 100,000 city names costs a set lookup per token
+n-gram, whatever its size. Matching
 whole tokens is Rasa's ``use_word_boundaries: true``; scripts without spaces (Chinese, Japanese)
 still match, as the tokenizer makes each of their characters a token.
 """
@@ -10,8 +17,10 @@ still match, as the tokenizer makes each of their characters a token.
 from __future__ import annotations
 
 import logging
-import re
+import time
 from collections.abc import Iterable, Sequence
+
+import regex
 
 from chatbot.errors import ConfigError
 from chatbot.nlu.tokenizer import Token, tokenize
@@ -19,6 +28,10 @@ from chatbot.nlu.tokenizer import Token, tokenize
 logger = logging.getLogger(__name__)
 
 Span = tuple[int, int]  # [start, end) character offsets
+
+# Seconds all of a message's regexes may take together (a real one takes microseconds).
+REGEX_TIME_BUDGET = 0.1
+_REGEX_TIME_FLOOR = 0.01  # each regex's own least, once an earlier one spent the budget
 
 
 class PatternSet:
@@ -34,12 +47,12 @@ class PatternSet:
         self.regexes = tuple((name, pattern) for name, pattern in regexes)
         self.lookups = tuple((name, tuple(elements)) for name, elements in lookups)
         self.case_sensitive = case_sensitive
-        flags = 0 if case_sensitive else re.IGNORECASE
-        self._compiled: dict[str, list[re.Pattern[str]]] = {}
+        flags = regex.VERSION0 | (0 if case_sensitive else regex.IGNORECASE)
+        self._compiled: dict[str, list[regex.Pattern[str]]] = {}
         for name, pattern in self.regexes:
             try:
-                self._compiled.setdefault(name, []).append(re.compile(pattern, flags))
-            except re.error as error:
+                self._compiled.setdefault(name, []).append(regex.compile(pattern, flags))
+            except regex.error as error:
                 raise ConfigError(f"regex '{name}': invalid pattern {pattern!r}: {error}") from None
         self._tables: dict[str, set[tuple[str, ...]]] = {}
         for name, elements in self.lookups:
@@ -55,11 +68,27 @@ class PatternSet:
     def matches(self, text: str, tokens: Sequence[Token]) -> dict[str, list[Span]]:
         """Character spans matched by each name (regex matches, then lookup elements)."""
         found: dict[str, list[Span]] = {}
+        deadline = time.monotonic() + REGEX_TIME_BUDGET
         for name, patterns in self._compiled.items():
             for pattern in patterns:
-                for m in pattern.finditer(text):
-                    if m.end() > m.start():
-                        found.setdefault(name, []).append((m.start(), m.end()))
+                spans: list[Span] = []
+                try:
+                    left = max(deadline - time.monotonic(), _REGEX_TIME_FLOOR)
+                    for m in pattern.finditer(text, timeout=left):
+                        if m.end() > m.start():
+                            spans.append((m.start(), m.end()))
+                except TimeoutError:
+                    logger.warning(
+                        "regex '%s' (%s) was stopped after %.2f s on a message of %d characters "
+                        "(a pattern that backtracks without end?): it matches nothing there",
+                        name,
+                        pattern.pattern[:80],
+                        REGEX_TIME_BUDGET,
+                        len(text),
+                    )
+                    continue
+                if spans:
+                    found.setdefault(name, []).extend(spans)
         if self._tables and tokens:
             keys = self._key(tokens)
             for i in range(len(tokens)):

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from chatbot.errors import ConfigError
@@ -66,3 +69,23 @@ def test_synonyms_replace_values_and_say_so() -> None:
         {"entity": "city", "value": "New York", "processors": ["EntitySynonymMapper"]},
         {"entity": "city", "value": "Paris"},
     ]
+
+
+def test_a_regex_that_backtracks_without_end_is_stopped_and_matches_nothing() -> None:
+    """`(a+)+$` on 3,000 `a`s and a `!` backtracks for longer than the universe lasts, and `re`
+    holds the process (every conversation) while it does: the regex gets a time budget. Run in
+    a process of its own, so that a regression fails here instead of hanging the suite."""
+    code = (
+        "import logging, time\n"
+        "logging.basicConfig(format='%(message)s')\n"
+        "from chatbot.nlu.patterns import PatternSet\n"
+        "from chatbot.nlu.tokenizer import tokenize\n"
+        "patterns = PatternSet([('evil', r'(a+)+$'), ('digits', r'\\d+')])\n"
+        "text = 'a' * 3000 + '! 42'\n"
+        "print(patterns.matches(text, tokenize(text)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "{'digits': [(3002, 3004)]}"
+    assert "regex 'evil' ((a+)+$) was stopped after 0.10 s" in done.stderr
