@@ -511,6 +511,12 @@ class MessageProcessor:
         except ActionError as exc:
             logger.error("conversation %s: %s", conversation.sender_id, exc)
             conversation.extend(self._failure_events(ctx))
+            if _in_a_user_turn(conversation):
+                # The message is reverted, as Rasa's default fallback reverts one: the
+                # conversation is where it was before it (a form does not half-start, its
+                # slots are not kept) and the user may send it again. Read against a turn
+                # that did not happen, a later "yes" confirmed a booking never collected.
+                conversation.append(ev.simple("rewind"))
             return "stop"
         for unknown in {e["name"] for e in events if ev.is_slot_outside(e, conversation.slots)}:
             logger.warning(
@@ -564,6 +570,17 @@ class MessageProcessor:
             if events:
                 return events
         return [bot_event({"text": ACTION_FAILED_TEXT}, ACTION_FAILED_RESPONSE)]
+
+
+def _in_a_user_turn(conversation: Conversation) -> bool:
+    """Whether the bot is answering a user message (an external event's included), not acting
+    on its own (an action the HTTP API executes after the bot listened)."""
+    for event in reversed(conversation.events):
+        if event.get("event") == "user":
+            return True
+        if ev.is_action(event, d.ACTION_LISTEN):
+            return False
+    return False
 
 
 def _now_stamped(events: list[Event]) -> list[Event]:

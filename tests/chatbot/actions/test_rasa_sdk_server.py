@@ -13,12 +13,14 @@ import pytest
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.actions.remote import HTTPActionExecutor
 from chatbot.agent import Agent, TrainedModel
+from chatbot.conversation.conversation import Conversation
 from chatbot.processor import ACTION_FAILED_TEXT
 from tests.helpers import (
     DOMAINS,
     comparable_events,
     converse,
     dialogue_model,
+    free_port,
     rasa_sdk_action_server,
 )
 
@@ -121,3 +123,31 @@ async def test_an_in_process_action_answering_what_json_cannot_carry_fails_as_ov
         assert "validate_restaurant_form" not in [e.get("name") for e in stored]
         assert {e.get("value") for e in stored if e.get("name") == "cuisine"} <= {"thai", "lao"}
         assert stored[-1] == {**stored[-1], "event": "action", "name": "action_listen"}
+
+
+async def test_a_turn_whose_action_failed_is_reverted_so_the_user_can_send_it_again(
+    action_server: str, restaurant_model: TrainedModel
+) -> None:
+    """The action server away: each failed turn is reverted (as Rasa's default fallback reverts a
+    message), so nothing is read against a turn that did not happen. The slots a failed turn's
+    message filled were kept, a form never started, and a later "yes" confirmed a booking of
+    None seats; once the server answers, the user's message starts the form."""
+    down = HTTPActionExecutor(f"http://127.0.0.1:{free_port()}/webhook")
+    agent = Agent(restaurant_model, action_executor=down)
+    texts = ["/greet", "/request_restaurant", '/inform{"cuisine": "italian"}', "/affirm"]
+    try:
+        replies, events = await converse(agent, "carol", texts)
+    finally:
+        await down.close()
+    assert replies[1:] == [[ACTION_FAILED_TEXT]] * 3
+    assert [e["event"] for e in events[-4:]] == ["user", "bot", "rewind", "action"]
+    conversation = Conversation("carol", agent.domain, events)
+    assert conversation.slots["cuisine"] is None and conversation.loop.name is None
+    assert conversation.latest_intent == "greet"
+    up = HTTPActionExecutor(action_server)
+    try:
+        again = Agent(restaurant_model, store=agent.store, action_executor=up)
+        answers = await again.handle_text("/request_restaurant", "carol")
+    finally:
+        await up.close()
+    assert [m["text"] for m in answers] == ["What cuisine would you like?"]
