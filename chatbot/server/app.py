@@ -11,10 +11,12 @@ flight (up to ``shutdown_timeout``), then closes the channels, the action client
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import math
 import os
+import signal
 import socket
 import sys
 import time
@@ -271,6 +273,31 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 async def _announce_shutdown(app: web.Application) -> None:
     logger.info("shutting down: no new connections; finishing the messages in flight")
+    _hold_further_signals()
+
+
+def _hold_further_signals() -> None:
+    """Once the first SIGTERM or SIGINT began the shutdown, aiohttp would raise a second one
+    in the middle of finishing the messages in flight: a traceback for each, each lost, exit
+    status 1. A second SIGTERM (a supervisor repeating itself) is noted and changes nothing; a
+    second SIGINT (Ctrl-C again) stops at once, as a kill does, without tracebacks: what was
+    stored stays whole, the messages in flight are not answered."""
+    loop = asyncio.get_running_loop()
+
+    def term_again() -> None:
+        logger.warning("already shutting down: finishing the messages in flight")
+
+    def interrupt_again() -> None:
+        logger.warning("stopping at once: the messages in flight are not answered")
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(130)
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, term_again)
+        loop.add_signal_handler(signal.SIGINT, interrupt_again)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread's loop
+        pass
 
 
 def resolve_settings(settings: ServerSettings) -> ServerSettings:

@@ -167,6 +167,10 @@ async def test_sigterm_finishes_the_message_in_flight(
             async with aiohttp.ClientSession() as other:
                 with pytest.raises(aiohttp.ClientConnectionError):
                     await other.get(f"{base}/health")
+            # A second SIGTERM changes nothing (it raised in the middle of the shutdown: a
+            # traceback, the message lost, exit status 1).
+            process.send_signal(signal.SIGTERM)
+            await stderr.wait_for("already shutting down")
             fake.release.set()
             response = await asyncio.wait_for(in_flight, WAIT)
             assert response.status == 200
@@ -192,6 +196,37 @@ async def test_sigterm_finishes_the_message_in_flight(
     assert "aiohttp" in imported and "chatbot.server.app" in imported  # the list is complete
     assert "torch" not in imported  # models are served in numpy: no second spent importing it
     print(f"chatbot run: ready to answer {seconds:.2f} s after the process started")
+
+
+async def test_ctrl_c_twice_stops_at_once_without_tracebacks(
+    tmp_path: Path, restaurant_model: TrainedModel, action_server: tuple[ActionServer, str]
+) -> None:
+    fake, url = action_server
+    write_project(tmp_path, restaurant_model, url)
+    port = free_port()
+    process, stdout, stderr, _ = await start_chatbot(tmp_path, port)
+    try:
+        async with aiohttp.ClientSession() as session:
+            booking = {"sender": "bo", "message": '/request_restaurant{"cuisine": "thai"}'}
+            in_flight = asyncio.create_task(
+                session.post(f"http://127.0.0.1:{port}/webhooks/rest/webhook", json=booking)
+            )
+            await asyncio.wait_for(fake.arrived.wait(), WAIT)
+            process.send_signal(signal.SIGINT)
+            await stderr.wait_for("shutting down")
+            process.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(process.wait(), WAIT) == 130
+            with pytest.raises(aiohttp.ClientError):
+                await asyncio.wait_for(in_flight, WAIT)
+    finally:
+        fake.release.set()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await stdout.close()
+        await stderr.close()
+    assert "stopping at once" in stderr.text
+    assert "Traceback" not in stderr.text
 
 
 async def test_an_open_api_listens_on_loopback_only(
