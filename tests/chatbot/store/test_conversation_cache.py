@@ -251,6 +251,34 @@ async def test_the_cache_is_bounded_least_recently_used_out_first() -> None:
     assert "b" in agent.processor.cache and "d" in agent.processor.cache
 
 
+async def test_the_cache_is_bounded_by_the_events_it_holds_too() -> None:
+    """A few very long sessions took the memory of many short ones (6,000 turns: about 30 MB
+    each, kept for the process's life): the cache holds at most so many events in all."""
+    agent = agent_on(InMemoryStore())
+    cache = agent.processor.cache
+
+    async def held(name: str) -> int:
+        return len((await agent.store.load(name)).events)
+
+    for _ in range(3):  # a new session is cached from its second turn
+        await agent.handle_text("/bot_challenge", "long")
+    for _ in range(2):
+        await agent.handle_text("/greet", "short")
+    assert "long" in cache and "short" in cache
+    assert cache.events == await held("long") + await held("short")
+    turn = 4  # user, action, bot, action_listen
+    cache.max_events = await held("long") + turn - 1
+    await agent.handle_text("/bot_challenge", "long")  # longer now than all it may hold
+    assert "long" not in cache and "short" in cache
+    assert cache.events == await held("short")
+    cache.max_events = await held("long") + turn + await held("short") - 1
+    await agent.handle_text("/bot_challenge", "long")  # cached again: the short one goes
+    assert "long" in cache and "short" not in cache
+    assert cache.events == await held("long")
+    # Answers do not depend on it: the short conversation replays from the store.
+    assert [m["text"] for m in await agent.handle_text("/greet", "short")]
+
+
 async def test_another_store_empties_the_cache() -> None:
     agent = agent_on(InMemoryStore())
     await agent.handle_text("/greet", "gus")
