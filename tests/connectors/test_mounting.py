@@ -95,17 +95,18 @@ async def test_without_the_socketio_channel_the_page_says_the_chat_is_off(agent:
         assert 'data-enabled="false"' in await response.text()
 
 
-def _worker_app(slot: WorkerSlot | None) -> web.Application:
+def _worker_app(slot: WorkerSlot | None, project: Path) -> web.Application:
     app = web.Application()
-    app[SETTINGS] = ServerSettings(worker=slot)
+    app[SETTINGS] = ServerSettings(worker=slot, project_dir=project)
     app[OUTPUTS] = {}
     return app
 
 
 def test_the_workers_of_one_server_agree_on_the_channels_own_secrets(tmp_path: Path) -> None:
     """``chatbot run --workers``: where credentials.yml gives no secret, every worker derives the
-    same from the supervisor's (Telegram's webhook secret, the chat's session keys); separate
-    runs, and servers without workers, keep secrets of their own."""
+    same from the supervisor's (Telegram's webhook secret), or share the project's kept secret
+    (the chat's session keys); separate runs, and servers without workers, keep secrets of
+    their own (the chat's: each project its own)."""
     secret = secrets.token_bytes(32)
     runs = [
         [WorkerSlot(1, 2, tmp_path, secret), WorkerSlot(2, 2, tmp_path, secret)],
@@ -114,13 +115,14 @@ def test_the_workers_of_one_server_agree_on_the_channels_own_secrets(tmp_path: P
     ]
     telegram = {"access_token": TOKEN, "webhook_url": "https://bot.example/webhooks/telegram/"}
     tokens, keys = [], []
-    for run in runs:
+    for number, run in enumerate(runs):
         for slot in run:
+            project = tmp_path / f"project{number if slot is not None else id(slot) + len(keys)}"
             channel = TelegramChannel.from_credentials(telegram)
-            channel.register(_worker_app(slot), lambda: None)
+            channel.register(_worker_app(slot, project), lambda: None)
             tokens.append(channel.secret_token)
             chat = SocketIOChannel()
-            app = _worker_app(slot)
+            app = _worker_app(slot, project)
             chat.register(app, lambda: None)
             keys.append(chat.keys)
             assert (app[CHAT_PAGE_CONFIG].get("transports") == "websocket") == (slot is not None)
@@ -131,5 +133,5 @@ def test_the_workers_of_one_server_agree_on_the_channels_own_secrets(tmp_path: P
     assert keys[2].conversation_of(key) is None and keys[3].conversation_of(key) is None
     # A secret in credentials.yml is the one used, workers or not.
     configured = TelegramChannel.from_credentials({**telegram, "secret_token": SECRET})
-    configured.register(_worker_app(runs[0][0]), lambda: None)
+    configured.register(_worker_app(runs[0][0], tmp_path), lambda: None)
     assert configured.secret_token == SECRET
