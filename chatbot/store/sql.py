@@ -144,7 +144,7 @@ def async_url(url: str | URL) -> URL:
     ``sqlite+aiosqlite:///x``); a ConfigError for a database we do not support."""
     try:
         parsed = make_url(url) if isinstance(url, str) else url
-    except sa_exc.ArgumentError as error:
+    except (sa_exc.ArgumentError, ValueError) as error:  # ValueError: a port not a number
         raise ConfigError(f"not a database URL: {url!r} ({error})") from None
     driver = ASYNC_DRIVERS.get(parsed.drivername)
     if driver is None:
