@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -140,12 +141,12 @@ class _Conflict(Exception):
 
 
 def async_url(url: str | URL) -> URL:
-    """The URL with its driver replaced by the async one (``sqlite:///x`` ->
-    ``sqlite+aiosqlite:///x``); a ConfigError for a database we do not support."""
+    """The URL with the async driver (``sqlite:///x`` -> ``sqlite+aiosqlite:///x``)."""
     try:
         parsed = make_url(url) if isinstance(url, str) else url
     except (sa_exc.ArgumentError, ValueError) as error:  # ValueError: a port not a number
-        raise ConfigError(f"not a database URL: {url!r} ({error})") from None
+        shown = re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", str(url))  # without its password
+        raise ConfigError(f"not a database URL: {shown!r} ({error})") from None
     driver = ASYNC_DRIVERS.get(parsed.drivername)
     if driver is None:
         known = sorted({d.split("+")[0] for d in ASYNC_DRIVERS})

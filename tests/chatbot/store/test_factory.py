@@ -210,8 +210,8 @@ def test_unknown_store_types_are_errors_that_say_where_and_what_is_known(
         ({"type": "sql", "dialect": "sqlite", "db": "x.db", "pool_size": 0}, ["pool_size"]),
         ({"type": "sql", "url": "sqlite://"}, ["endpoints.yml:7", "in_memory"]),
         (  # a port that is no number in a whole URL: was a traceback at `chatbot run`
-            {"type": "sql", "url": "postgresql://u:p@h:notaport/db"},
-            ["endpoints.yml:7", "not a database URL", "notaport"],
+            {"type": "sql", "url": "postgresql://u:secret@h:notaport/db"},
+            ["endpoints.yml:7", "not a database URL", "u:***@h:notaport"],
         ),
     ],
 )
