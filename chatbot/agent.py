@@ -28,6 +28,7 @@ from chatbot.dialogue.memoization import AugmentedMemoizationPolicy, Memoization
 from chatbot.dialogue.policy import Policy
 from chatbot.dialogue.rules import RulePolicy
 from chatbot.errors import ChatbotError, ModelFileError
+from chatbot.model_check import check_layout, check_weights, damage
 from chatbot.nlu.duckling import DucklingClient, DucklingConfig
 from chatbot.nlu.intent_payload import parse_intent_payload
 from chatbot.nlu.lookup_extractor import KIND as LOOKUP_KIND
@@ -105,10 +106,14 @@ class TrainedModel:
     @classmethod
     def from_file(cls, path: Path) -> TrainedModel:
         meta, tensors = model_file.load(path)
+        check_layout(meta, str(path))
+        check_weights(meta, tensors, str(path))
+        part = "domain"  # the part being built, for a message naming it
         try:
             domain = domain_from_dict(meta["domain"])
             policies: list[Policy] = []
             for i, entry in enumerate(meta["policies"]):
+                part = f"policy {entry['name']}"
                 loader = POLICY_LOADERS.get(entry["name"])
                 if loader is None:
                     raise ModelFileError(
@@ -118,13 +123,15 @@ class TrainedModel:
                 policies.append(
                     loader(model_file.unprefixed(f"policy.{i}.", tensors), entry["meta"])
                 )
+            part = "NLU"
             nlu: NLUModel | LookupEntityExtractor | None = None
-            if meta.get("nlu") is not None:
+            if meta["nlu"] is not None:
                 nlu_tensors = model_file.unprefixed("nlu.", tensors)
                 if meta["nlu"].get("kind") == LOOKUP_KIND:
                     nlu = LookupEntityExtractor.from_export(nlu_tensors, meta["nlu"])
                 else:
                     nlu = NLUModel.from_export(nlu_tensors, meta["nlu"])
+            part = "Duckling settings"
             duckling = None
             if meta.get("duckling") is not None:
                 duckling = DucklingConfig.from_json(meta["duckling"])
@@ -136,7 +143,7 @@ class TrainedModel:
             ) from exc
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise ModelFileError(
-                f"{path}: the model's content is inconsistent ({exc!r}); retrain it"
+                f"{path}: the model's {part} is damaged ({damage(exc)}); retrain it"
             ) from exc
         ensemble = meta.get("ensemble") or {}
         if not isinstance(ensemble, dict):
@@ -153,6 +160,7 @@ class TrainedModel:
         (a file written by hand or by another tool, with a valid checksum) is refused here with a
         ``ModelFileError``, instead of failing every conversation once it is served."""
         probe = "\x00model-check"  # no conversation id holds a NUL: no cache entry is shared
+        part = "NLU"  # the part running, for a message naming it
         try:
             parse_data: dict[str, Any] = {}
             if self.nlu is not None:
@@ -172,15 +180,21 @@ class TrainedModel:
                 ],
             )
             for policy in self.policies:
+                part = f"policy {policy.name}"
                 policy.predict(conversation)
+            part = "ensemble settings"
             self.make_ensemble().predict(conversation)
         except ChatbotError as exc:
             raise ModelFileError(
                 f"{source}: the model fails on a first message: {_one_line(exc)}; retrain it"
             ) from exc
         except Exception as exc:  # whatever a model's parts do when they do not fit together
+            # Python's or numpy's own words (a matmul's dimensions) tell a user nothing; -v
+            # shows them.
+            logger.debug("the model check failed in its %s", part, exc_info=True)
             raise ModelFileError(
-                f"{source}: the model fails on a first message ({exc!r}); retrain it"
+                f"{source}: the model fails on a first message: its {part} does not fit the "
+                "rest of it; retrain it"
             ) from exc
         finally:
             for policy in self.policies:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -19,6 +18,7 @@ import click
 
 from chatbot import model_file
 from chatbot.errors import ChatbotError, ConfigError
+from chatbot.log_lines import RepeatedLines
 from chatbot.server.settings import LogOptions
 
 logger = logging.getLogger("chatbot")
@@ -57,6 +57,7 @@ def add_log_file(path: Path) -> None:
         raise ConfigError(f"--log-file {path}: cannot write it: {why}") from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(EscapeArguments())
+    handler.addFilter(RepeatedLines())
     logging.getLogger().addHandler(handler)
 
 
@@ -115,6 +116,7 @@ def add_syslog(address: str, port: int, protocol: str) -> None:
         raise ConfigError(f"--syslog-address {address}:{port} ({protocol}): {why}") from None
     handler.setFormatter(logging.Formatter(SYSLOG_FORMAT))
     handler.addFilter(EscapeArguments())
+    handler.addFilter(RepeatedLines())
     logging.getLogger().addHandler(handler)
 
 
@@ -129,6 +131,7 @@ def configure_logging(level: int) -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, EscapeArguments) for f in handler.filters):
             handler.addFilter(EscapeArguments())
+            handler.addFilter(RepeatedLines())  # after the escaping: it renders the line
     for noisy in ("asyncio", "aiohttp.access", "sanic", "urllib3", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -392,38 +395,92 @@ def _load_project(
     domain: Path | None = None,
     data: tuple[Path, ...] | None = None,
     config: Path | None = None,
+    training: bool = False,
 ) -> Any:
     """The project, validated: every problem of every file is reported before anything runs.
     ``domain``, ``data`` and ``config`` (Rasa's --domain, --data, --config) replace the
-    project's own files, as given (relative to the working folder)."""
+    project's own files, as given (relative to the working folder). ``training``: for
+    ``chatbot train``, which (as Rasa's) trains on the data alone: a test story's problem (a
+    file under tests/) is a warning, as long as the rest could be read."""
     from chatbot.errors import ProjectErrors
     from chatbot.project.loader import check_project
 
-    project, problems = check_project(
-        project_dir, domain=domain, data=list(data) if data else None, config=config
-    )
+    def check(tests: bool = True) -> tuple[Any, list[Any]]:
+        listed = list(data) if data else None
+        return check_project(project_dir, domain=domain, data=listed, config=config, tests=tests)
+
+    project, problems = check()
+    if training:
+        in_tests, others = split_test_story_problems(project_dir, problems, data or ())
+        if project is None and in_tests and not others:  # a test file that could not be read
+            project, problems = check(tests=False)
+        else:
+            problems = others
+        for problem in in_tests:
+            logger.warning("%s (a test story, which training does not read)", problem)
     if problems:
         raise ProjectErrors(problems)
     return project
 
 
+def split_test_story_problems(
+    project_dir: Path, problems: list[Any], data: tuple[Path, ...]
+) -> tuple[list[Any], list[Any]]:
+    """``problems`` split in two: those of the project's test story files (under tests/), which
+    training does not read, and the others. All are others where ``data`` (--data) names a file
+    or folder under tests/."""
+    tests = (project_dir / "tests").resolve()
+
+    def under_tests(file: str | Path) -> bool:
+        return Path(file).resolve().is_relative_to(tests)
+
+    if any(under_tests(path) for path in data):
+        return [], list(problems)
+    in_tests: list[Any] = []
+    others: list[Any] = []
+    for problem in problems:
+        file = getattr(problem, "file", None)
+        (in_tests if file and under_tests(file) else others).append(problem)
+    return in_tests, others
+
+
 def model_file_path(project_dir: Path, out: str | None, fixed_name: str | None) -> Path:
-    """Where ``chatbot train`` writes: ``out`` as a file, or, where ``out`` is a folder (one that
-    exists, or written with a trailing slash, as Rasa's ``--out models``) or not given (the
-    project's ``models/``), ``<fixed_name>.model`` or ``<time>.model`` in it."""
-    if out is not None and not (Path(out).is_dir() or out.endswith(("/", os.sep))):
+    """Where ``chatbot train`` writes. ``out`` is a folder, as Rasa's ``--out models``: one that
+    exists, a name ending in a slash, or any other name that does not end in ``.model`` (made
+    where missing); the project's ``models/`` when not given. The model is ``<fixed_name>.model``
+    or ``<time>.model`` in it. An ``out`` ending in ``.model`` is that file. A file that is there
+    and is not a chatbot model (the project's data, say) is never overwritten."""
+    if out is not None and out.endswith(model_file.SUFFIX) and not Path(out).is_dir():
         if fixed_name is not None:
             raise ConfigError(
                 f"--fixed-model-name {fixed_name!r} with --out {out}, a file: give --out a folder"
             )
-        return Path(out)
+        return _writable_model_path(Path(out))
     folder = Path(out) if out is not None else project_dir / "models"
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(
+            f"--out {folder} is a file, not a folder (--out names a folder, as Rasa's, unless "
+            f"it ends in {model_file.SUFFIX}); it is not overwritten. Give a folder, or a file "
+            f"name ending in {model_file.SUFFIX}"
+        )
     if fixed_name is None:
         return model_file.new_model_path(folder)
     name = fixed_name.strip()
     if not name or Path(name).name != name or name in (".", ".."):
         raise ConfigError(f"--fixed-model-name {fixed_name!r}: a file name, without folders")
-    return folder / (name if name.endswith(".model") else f"{name}.model")
+    suffixed = name if name.endswith(model_file.SUFFIX) else f"{name}{model_file.SUFFIX}"
+    return _writable_model_path(folder / suffixed)
+
+
+def _writable_model_path(path: Path) -> Path:
+    """``path``, where nothing is there or a chatbot model file is (a training again replaces
+    it); anything else there is named in a ``ConfigError``, not overwritten."""
+    if path.exists() and not model_file.is_model_file(path):
+        raise ConfigError(
+            f"{path} is there and is not a chatbot model file; it is not overwritten. Give "
+            f"--out a folder, or a new file name ending in {model_file.SUFFIX}"
+        )
+    return path
 
 
 domain_option = click.option(

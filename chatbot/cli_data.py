@@ -67,7 +67,11 @@ def validate(
     """Report every problem of a project at once; exit 1 if there are any (or any warning,
     with --fail-on-warnings)."""
     with counting_warnings() as warnings:
-        problems = validation_problems(project_dir, domain, data, config, max_history)
+        project, problems = checked_project(project_dir, domain, data, config, max_history)
+    if project is not None:
+        # Outside the count: Rasa's validator reads neither file, and a block we do not use (a
+        # kafka broker) must not fail --fail-on-warnings of a project Rasa's passes.
+        problems += endpoint_problems(project)
     for problem in problems:
         click.secho(f"error: {problem}", fg="red", err=True)
     warned = f" and {len(warnings)} warning(s)" if warnings else ""
@@ -111,6 +115,18 @@ def validation_problems(
     config: Path | None,
     max_history: int | None,
 ) -> list[Any]:
+    """The problems of the project's files and settings (``chatbot train`` runs these too)."""
+    return checked_project(project_dir, domain, data, config, max_history)[1]
+
+
+def checked_project(
+    project_dir: Path,
+    domain: Path | None,
+    data: tuple[Path, ...],
+    config: Path | None,
+    max_history: int | None,
+) -> tuple[Any, list[Any]]:
+    """(The project, or None where a file of it could not be read; its problems.)"""
     from chatbot.project.loader import check_project
 
     project, problems = check_project(
@@ -137,7 +153,82 @@ def validation_problems(
                     logger.warning("%s", conflict)
             except ChatbotError as error:
                 problems = [*problems, ProjectError(str(error))]
-    return list(problems)
+    return project, list(problems)
+
+
+def endpoint_problems(project: Any) -> list[Any]:
+    """What in endpoints.yml and credentials.yml would stop ``chatbot run`` (an unknown store
+    type or channel, a port or URL that is none, a channel without its token), found by
+    building what it builds, without connecting to anything. A block that names an unset
+    ``${VAR}`` is passed over (a warning says so already: only the running bot needs it), and
+    an in-process ``actions_module`` is not imported (its code runs with the bot only)."""
+    from chatbot.actions.endpoint import create_action_executor
+    from chatbot.actions.nlg import create_nlg_client
+    from chatbot.errors import ConfigError, ProjectError
+    from chatbot.project.endpoints import EndpointBlock
+    from chatbot.server.model_pull import ModelServer
+    from chatbot.store.broker import create_event_broker
+    from chatbot.store.factory import create_lock_store, create_store
+    from connectors.registry import CHANNELS, channel_class, not_served
+
+    def build_action_executor(block: EndpointBlock) -> None:
+        if not block.params.get("actions_module"):
+            create_action_executor(block, project.root)
+
+    def build_channel(block: EndpointBlock) -> None:
+        where = block.origin.prefix
+        skipped = not_served(block.name)
+        found = channel_class(block.name) if skipped is None else None
+        if skipped is not None:
+            logger.warning("%s%s; its block is skipped", where, skipped)
+        elif found is None:
+            raise ConfigError(
+                f"{where}unknown channel '{block.name}' in the credentials; "
+                f"known channels: {', '.join(sorted(CHANNELS))}"
+            )
+        else:
+            try:
+                found.from_credentials(dict(block.params))
+            except ConfigError as exc:
+                raise ConfigError(f"{where}{exc}") from None
+
+    builders: dict[str, Callable[[EndpointBlock], Any]] = {
+        "tracker_store": lambda block: create_store(block, default_sqlite_path=None),
+        "lock_store": create_lock_store,
+        "action_endpoint": build_action_executor,
+        "nlg": create_nlg_client,
+        "event_broker": create_event_broker,
+        "models": ModelServer.from_block,
+    }
+    for block, why in project.endpoints.not_used():
+        logger.warning("%s%s: %s; the block is ignored", block.origin.prefix, block.name, why)
+    checks = [
+        (block, builders[name])
+        for name, block in project.endpoints.blocks.items()
+        if name in builders
+    ]
+    checks += [(block, build_channel) for block in project.credentials.channels.values()]
+    problems = []
+    for block, build in checks:
+        if _names_unset_variable(block.params):
+            continue
+        try:
+            build(block)
+        except ConfigError as error:
+            problems.append(ProjectError(str(error)))
+        except (ValueError, TypeError) as error:  # a URL the database library cannot parse
+            where = f"{block.origin.prefix}{block.name}"
+            problems.append(ProjectError(f"{where}: {error}"))
+    return problems
+
+
+def _names_unset_variable(value: Any) -> bool:
+    """Whether a ``${VAR}`` is left in ``value`` (its variable was not set when read)."""
+    if isinstance(value, dict):
+        return any(_names_unset_variable(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_names_unset_variable(v) for v in value)
+    return isinstance(value, str) and "${" in value
 
 
 @main.command()

@@ -22,6 +22,7 @@ from chatbot.cli_common import (
     model_file_path,
     project_option,
     spaced_command,
+    split_test_story_problems,
     stacked,
     user_errors,
 )
@@ -53,9 +54,9 @@ _train_options = stacked(
         "out",
         type=click.Path(),  # a str: Path would drop the trailing slash that makes it a folder
         default=None,
-        help="The model file to write; or a folder (one that exists, or ending in /), as Rasa's "
-        "--out, to write <time>.model or --fixed-model-name into.  [default: the project's "
-        "models/]",
+        help="The folder to write <time>.model or --fixed-model-name into, as Rasa's --out "
+        "(made where missing); or, ending in .model, the model file to write. A file that is "
+        "not a model is never overwritten.  [default: the project's models/]",
     ),
     click.option(
         "--fixed-model-name",
@@ -210,7 +211,8 @@ def _accepted_train_flags(options: dict[str, Any]) -> None:
 
 def _validate_before_training(options: dict[str, Any]) -> None:
     """``chatbot data validate``'s checks, as Rasa's ``rasa train`` runs them: errors stop the
-    training, and warnings too with --fail-on-validation-warnings."""
+    training, and warnings too with --fail-on-validation-warnings. Test stories are not
+    training data: their problems are left to the loading that follows (a warning there)."""
     from chatbot.cli_data import counting_warnings, validation_problems
 
     with counting_warnings() as warnings:
@@ -221,6 +223,7 @@ def _validate_before_training(options: dict[str, Any]) -> None:
             options["config"],
             options["validation_max_history"],
         )
+    _, problems = split_test_story_problems(options["project_dir"], problems, options["data"])
     if problems:
         raise ProjectErrors(problems)
     if warnings and options["fail_on_validation_warnings"]:
@@ -240,7 +243,11 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
     if options["fail_on_validation_warnings"] or options["validation_max_history"] is not None:
         _validate_before_training(options)
     project = _load_project(
-        project_dir, domain=options["domain"], data=data or None, config=options["config"]
+        project_dir,
+        domain=options["domain"],
+        data=data or None,
+        config=options["config"],
+        training=True,
     )
     if options["num_threads"] is not None:
         import torch

@@ -33,9 +33,11 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from chatbot.errors import ModelFileError
+from chatbot.file_input import MODEL_FILE_LIMIT, file_problem, read_bytes
 
 MAGIC = b"CHATBOT\x00"
 FORMAT_VERSION = 1
+SUFFIX = ".model"  # what ``chatbot train`` names its files, and takes an ``--out`` file name for
 _DIGEST = 32
 
 
@@ -66,12 +68,7 @@ def dumps(meta: dict[str, Any], tensors: Tensors) -> bytes:
 
 def loads(data: bytes, source: str = "model") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if len(data) < len(MAGIC) + 12 + 8 + _DIGEST or not data.startswith(MAGIC):
-        if data.startswith(b"PK"):
-            raise ModelFileError(
-                f"{source}: this is a zip/tar model (Rasa's format?), not a chatbot model; "
-                "train it with `chatbot train`"
-            )
-        raise ModelFileError(f"{source}: not a chatbot model file (wrong header or too short)")
+        raise ModelFileError(_not_ours(data[: len(MAGIC)], source))
     payload, digest = data[:-_DIGEST], data[-_DIGEST:]
     version, body_len = struct.unpack_from("<IQ", data, len(MAGIC))
     if version != FORMAT_VERSION:
@@ -104,6 +101,22 @@ def loads(data: bytes, source: str = "model") -> tuple[dict[str, Any], dict[str,
     return meta, tensors
 
 
+def _not_ours(head: bytes, source: str) -> str:
+    """Why a file whose first bytes are ``head`` is not read: a Rasa model (a .tar.gz file,
+    gzip's magic bytes) or a zip archive gets a hint, anything else says so."""
+    if head.startswith(b"\x1f\x8b"):
+        return (
+            f"{source}: this is a Rasa model (a .tar.gz file), not a chatbot model file; "
+            "train this project with `chatbot train`"
+        )
+    if head.startswith(b"PK"):
+        return (
+            f"{source}: this is a zip/tar model (Rasa's format?), not a chatbot model file; "
+            "train this project with `chatbot train`"
+        )
+    return f"{source}: not a chatbot model file (wrong header or too short)"
+
+
 def save(path: Path, meta: dict[str, Any], tensors: Tensors) -> None:
     """Write atomically: a crash mid-write never leaves a half model under ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,26 +126,40 @@ def save(path: Path, meta: dict[str, Any], tensors: Tensors) -> None:
 
 
 def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    try:
-        data = path.read_bytes()
+    try:  # a regular file only (not /dev/zero, not a named pipe), and not past the limit
+        data = read_bytes(path, limit=MODEL_FILE_LIMIT, what="a model file")
     except FileNotFoundError:
         raise ModelFileError(
             f"{path}: no such model file; train one with `chatbot train`"
         ) from None
     except IsADirectoryError:
         raise ModelFileError(f"{path}: is a folder, not a model file") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: {file_problem(exc)}") from None
     return loads(data, str(path))
+
+
+def is_model_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file that begins as a chatbot model file does (its magic
+    bytes; the rest is not checked): the one kind of file a training may replace."""
+    if not path.is_file():  # a folder, a FIFO, a device: never opened here
+        return False
+    try:
+        with path.open("rb") as file:
+            return file.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
 
 
 def new_model_path(folder: Path) -> Path:
     """``<time>.model`` in ``folder``, or ``<time>-2.model`` ... where that is taken (a training
     that reuses every part of an earlier model can end in the same second)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = folder / f"{stamp}.model"
+    path = folder / f"{stamp}{SUFFIX}"
     count = 1
     while path.exists():
         count += 1
-        path = folder / f"{stamp}-{count}.model"
+        path = folder / f"{stamp}-{count}{SUFFIX}"
     return path
 
 
@@ -142,7 +169,7 @@ def read_meta(path: Path) -> dict[str, Any]:
     with path.open("rb") as file:
         head = file.read(len(MAGIC) + 12)
         if len(head) < len(MAGIC) + 12 or not head.startswith(MAGIC):
-            raise ModelFileError(f"{path}: not a chatbot model file (wrong header or too short)")
+            raise ModelFileError(_not_ours(head, str(path)))
         version, body_len = struct.unpack_from("<IQ", head, len(MAGIC))
         if version != FORMAT_VERSION:
             raise ModelFileError(f"{path}: model format version {version}")

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chatbot.cli_data import endpoint_problems
+from chatbot.project.loader import check_project
 from chatbot.project.nlu_reader import read_nlu
 from tests.helpers import DOMAINS
 from tests.test_cli import chatbot
@@ -241,3 +243,98 @@ def test_data_validate_fails_on_warnings_when_asked(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "intent 'ask_time' of an NLU example is not in the domain" in result.stderr
     assert "0 problem(s) and 1 warning(s) found" in result.stderr
+
+
+# endpoints.yml and credentials.yml: what would stop `chatbot run` (F9 of the files probe).
+RUN_STOPPERS = [
+    (
+        "endpoints.yml",
+        "tracker_store:\n  type: nosuchstore\n",
+        "endpoints.yml:1: tracker_store: unknown store type (key 'type', value 'nosuchstore')",
+    ),
+    (
+        "endpoints.yml",
+        "lock_store:\n  type: zookeeper\n",
+        "endpoints.yml:1: lock_store: unknown lock store type (key 'type', value 'zookeeper')",
+    ),
+    (
+        "endpoints.yml",
+        "tracker_store:\n  type: redis\n  url: 127.0.0.1\n  port: abc\n",
+        "endpoints.yml:1: tracker_store: port must be a positive number (key 'port', value 'abc')",
+    ),
+    (
+        "endpoints.yml",
+        "action_endpoint:\n  url: 5055\n",
+        "endpoints.yml:1: action_endpoint needs 'url' (an action server, http:// or https://)",
+    ),
+    ("endpoints.yml", "nlg:\n  url: 12\n", "endpoints.yml:1: nlg needs 'url'"),
+    (  # a URL SQLAlchemy cannot parse: `run` stops with a traceback here
+        "endpoints.yml",
+        'tracker_store:\n  type: sql\n  url: "postgresql://u:p@db:notaport/bot"\n',
+        "endpoints.yml:1: tracker_store: not a database URL: 'postgresql://u:***@db:notaport/bot'",
+    ),
+    (
+        "credentials.yml",
+        "nosuchchannel:\n  key: x\n",
+        "credentials.yml:1: unknown channel 'nosuchchannel' in the credentials; known channels:",
+    ),
+    (
+        "credentials.yml",
+        "telegram:\n  verify: mybot\n",
+        "credentials.yml:1: telegram: 'access_token' is required",
+    ),
+]
+
+
+def _moodbot(tmp_path: Path) -> Path:
+    bot = tmp_path / "bot"
+    shutil.copytree(DOMAINS / "moodbot", bot, ignore=shutil.ignore_patterns("models", "results"))
+    for name in ("endpoints.yml", "credentials.yml"):
+        (bot / name).unlink(missing_ok=True)
+    return bot
+
+
+@pytest.mark.parametrize(("name", "text", "problem"), RUN_STOPPERS)
+def test_data_validate_reports_what_would_stop_chatbot_run(
+    tmp_path: Path, name: str, text: str, problem: str
+) -> None:
+    bot = _moodbot(tmp_path)
+    (bot / name).write_text(text)
+    project, problems = check_project(bot)
+    assert project is not None and problems == []  # their shape is right: the loader is content
+    found = [str(p) for p in endpoint_problems(project)]
+    assert len(found) == 1 and found[0].startswith(f"{bot}/{problem}"), found
+
+
+def test_data_validate_passes_over_what_only_the_running_bot_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unset ${VAR} stops `run` only (a warning here, from the loader); the actions module
+    is not imported (its code runs with the bot); a kafka broker is one warning line in `run`."""
+    monkeypatch.delenv("NO_SUCH_ACTION_URL", raising=False)
+    bot = _moodbot(tmp_path)
+    (bot / "endpoints.yml").write_text(
+        "action_endpoint:\n  url: ${NO_SUCH_ACTION_URL}\nevent_broker:\n  type: kafka\n"
+    )
+    project, problems = check_project(bot)
+    assert project is not None and problems == []
+    assert endpoint_problems(project) == []
+    (bot / "endpoints.yml").write_text("action_endpoint:\n  actions_module: not_there\n")
+    project, _ = check_project(bot)
+    assert endpoint_problems(project) == []
+
+
+def test_data_validate_fails_on_endpoints_that_would_stop_the_bot(tmp_path: Path) -> None:
+    """As a user runs it; a block we do not serve (a kafka broker: a warning in `run` too)
+    does not fail --fail-on-warnings, which Rasa's validator, reading neither file, passes."""
+    bot = _moodbot(tmp_path)
+    (bot / "endpoints.yml").write_text("event_broker:\n  type: kafka\n")
+    result = chatbot("data", "validate", "--project", str(bot), "--fail-on-warnings")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "event_broker: type 'kafka' is not provided" in result.stderr
+    (bot / "credentials.yml").write_text("telegram:\n  verify: mybot\n")
+    result = chatbot("data", "validate", "--project", str(bot))
+    assert result.returncode == 1
+    assert (
+        f"error: {bot / 'credentials.yml'}:1: telegram: 'access_token' is required" in result.stderr
+    )

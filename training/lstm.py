@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,6 +31,7 @@ from chatbot.project.domain import Domain
 from chatbot.project.project import Project
 from chatbot.project.stories import bot_texts_of
 from training.augmentation import augment
+from training.divergence import diverged, is_finite, optimizer_step
 from training.lstm_data import (
     IGNORE,
     Tensors,
@@ -278,8 +280,12 @@ def _fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            total_loss += float(loss.detach()) * n
+            optimizer_step(optimizer, "the LSTM policy", epochs, s.learning_rate)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                bar.close()
+                raise diverged("the LSTM policy", epochs, s.learning_rate)
+            total_loss += value * n
             correct, total = correct + c, total + n
         postfix = {
             "loss": f"{total_loss / max(total, 1):.3f}",
@@ -299,6 +305,8 @@ def _fit(
     bar.close()
     if best_weights is not None:
         model.load_state_dict(best_weights)
+    if not is_finite(model):
+        raise diverged("the LSTM policy", epochs, s.learning_rate)
     model.eval()
     stopped = " (stopped early)" if epochs < s.epochs else ""
     held_out = f", best held-out accuracy {best[0]:.3f}" if best is not None else ""

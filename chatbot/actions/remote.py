@@ -159,7 +159,7 @@ class HTTPActionExecutor:
             raise ActionError(
                 name,
                 f"the action server at {self.url} failed {self.breaker.consecutive_failures} "
-                f"times in a row; not calling it for another {wait:.1f} s",
+                f"times in a row; not calling it for another {max(wait, 0.1):.1f} s",
             )
         call = action_call(name, ctx, self.domain_json.get(ctx.domain))
         try:

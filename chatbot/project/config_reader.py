@@ -134,6 +134,33 @@ def _components(
         if not_named is not None:
             errors.append(not_named)
             continue
+        errors.extend(_epochs_beyond_bound(item, name.strip(), file=file))
         params = {k: to_plain(v) for k, v in item.items() if k != "name"}
         components.append(ComponentConfig(name.strip(), params, Origin(file, at)))
     return tuple(components), errors
+
+
+# More epochs than any real project trains for: a typing slip (1000000000000), whose training
+# would never end (and, with the NLU's warm-up a share of the steps, never learn either).
+MAX_EPOCHS = 100_000
+EPOCH_KEYS = ("epochs", "min_epochs")
+
+
+def _epochs_beyond_bound(
+    item: dict[str, Any], name: str, *, file: str | None
+) -> list[ProjectError]:
+    """An error for each epoch count of a component (any component: Rasa's DIETClassifier,
+    TEDPolicy, ResponseSelector and ours all call it ``epochs``) above ``MAX_EPOCHS``; values of
+    the wrong type are left to the component's own check."""
+    return [
+        ProjectError(
+            f"{name}: '{key}' must be at most {MAX_EPOCHS:,}, got {item[key]!r}",
+            file=file,
+            line=line_of(item, key),
+            hint="No training needs more; this many would not end in any reasonable time",
+        )
+        for key in EPOCH_KEYS
+        if isinstance(item.get(key), (int, float))
+        and not isinstance(item[key], bool)
+        and item[key] > MAX_EPOCHS
+    ]

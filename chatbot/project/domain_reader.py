@@ -25,13 +25,12 @@ from chatbot.project.domain_parts import (
 )
 from chatbot.project.domain_responses import variation_to_dict
 from chatbot.project.domain_slots import slot_to_dict
+from chatbot.project.format_version import check_format_version, older_format
 from chatbot.project.yaml_io import (
     expect,
     line_of,
     load_yaml,
     misspelled_keys,
-    older_format,
-    warn_older_format,
 )
 
 logger = logging.getLogger(__name__)
@@ -154,7 +153,8 @@ def collect_domain(
             except ProjectError as e:
                 errors.append(e)
                 continue
-            warn_older_format(data, name)
+            if not check_format_version(data, name):  # newer than Rasa 3's: skipped
+                continue
             parts, part_errors = domain_parts_from_dict(data, name)
             errors.extend(part_errors)
             parts_list.append(parts)

@@ -17,6 +17,7 @@ Every file is read even when another one fails, and all problems are reported to
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import ProjectError, ProjectErrors
+from chatbot.file_input import kind_of, read_start
+from chatbot.paths import exists
 from chatbot.project.config import ProjectConfig
 from chatbot.project.config_reader import config_from_dict
 from chatbot.project.domain_parts import DomainParts
@@ -34,6 +37,7 @@ from chatbot.project.endpoints_reader import (
     credentials_from_dict,
     endpoints_from_dict,
 )
+from chatbot.project.format_version import check_format_version
 from chatbot.project.nlu_reader import nlu_from_list
 from chatbot.project.nlu_services import read_json_nlu
 from chatbot.project.project import Project
@@ -41,12 +45,7 @@ from chatbot.project.stories import Story, StoryKind
 from chatbot.project.story_reader import stories_from_list
 from chatbot.project.training_data import NLUData
 from chatbot.project.validation import validate_project
-from chatbot.project.yaml_io import (
-    line_of,
-    load_yaml,
-    misspelled_keys,
-    warn_older_format,
-)
+from chatbot.project.yaml_io import line_of, load_yaml, misspelled_keys
 
 logger = logging.getLogger(__name__)
 
@@ -98,13 +97,15 @@ def check_project(
     config: Path | str | None = None,
     endpoints: Path | str | None = None,
     credentials: Path | str | None = None,
+    tests: bool = True,
 ) -> tuple[Project | None, list[ProjectError]]:
     """Read and validate a project: (the project, or None if a file could not be read; errors).
 
     When a file fails to read, the semantic checks still run on the rest as long as the domain
     itself was read without errors (otherwise they would only echo the domain's problems).
+    ``tests``: whether to read the test stories under tests/ (training does not need them).
     """
-    project, errors, domain_ok = _load(root, domain, data, config, endpoints, credentials)
+    project, errors, domain_ok = _load(root, domain, data, config, endpoints, credentials, tests)
     if project is None or not domain_ok:
         return None, errors
     semantic = _sorted(validate_project(project))
@@ -120,6 +121,7 @@ def _load(
     config: Path | str | None,
     endpoints: Path | str | None,
     credentials: Path | str | None,
+    read_tests: bool = True,
 ) -> tuple[Project | None, list[ProjectError], bool]:
     started = time.perf_counter()
     root = Path(root)
@@ -134,10 +136,9 @@ def _load(
         if path.suffix != ".json":
             _read_data_file(path, loaded, root)
     tests = root / "tests"
-    if tests.is_dir():
-        for path in _files(tests):
-            if path.name.startswith("test_"):
-                _read_test_file(path, loaded)
+    if read_tests and tests.is_dir():
+        for path in _files(tests, loaded, prefix="test_"):
+            _read_test_file(path, loaded)
 
     domain_paths = _paths(domain) if domain is not None else _default_domain(root)
     if not domain_paths:
@@ -221,14 +222,40 @@ def _default_domain(root: Path) -> list[Path]:
     return []
 
 
-def _files(folder: Path, suffixes: tuple[str, ...] = _YAML_SUFFIXES) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix in suffixes
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+def _files(
+    folder: Path, loaded: _Loaded, suffixes: tuple[str, ...] = _YAML_SUFFIXES, prefix: str = ""
+) -> list[Path]:
+    """The files under ``folder`` named ``<prefix>*<suffix>``, sorted; hidden ones (and those in
+    hidden folders) left out, and folders linked to not entered (a link may loop).
+
+    A folder that cannot be read is an error: training without the data in it would lose it
+    unnoticed. A link to nothing, or a name that is not a regular file (a named pipe, a
+    device), is a warning naming it, and is skipped.
+    """
+
+    def unreadable(error: OSError) -> None:
+        loaded.errors.append(
+            ProjectError(
+                f"cannot read the folder: {error.strerror or error}",
+                file=str(error.filename or folder),
+                hint="Its files would be left out of the training data",
+            )
+        )
+
+    found: list[Path] = []
+    for current, folders, names in os.walk(folder, onerror=unreadable):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in names:
+            path = Path(current, name)
+            if name.startswith(".") or not name.startswith(prefix) or path.suffix not in suffixes:
+                continue
+            if path.is_file():
+                found.append(path)
+            elif path.is_symlink() and not exists(path):
+                logger.warning("%s: a link to nothing (%s); skipped", path, os.readlink(path))
+            elif not path.is_dir():  # a folder named x.yml is no file to read
+                logger.warning("%s: not a regular file but %s; skipped", path, kind_of(path))
+    return sorted(found)
 
 
 def _data_files(paths: list[Path], loaded: _Loaded, *, explicit: bool) -> list[Path]:
@@ -238,7 +265,7 @@ def _data_files(paths: list[Path], loaded: _Loaded, *, explicit: bool) -> list[P
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(_files(path, (*_YAML_SUFFIXES, ".json")))
+            files.extend(_files(path, loaded, (*_YAML_SUFFIXES, ".json")))
             for markdown in sorted(path.rglob("*.md")):
                 if _is_training_markdown(markdown):
                     logger.warning(
@@ -246,7 +273,7 @@ def _data_files(paths: list[Path], loaded: _Loaded, *, explicit: bool) -> list[P
                         "convert it to YAML (Rasa 2's `rasa data convert nlu|core`)",
                         markdown,
                     )
-        elif path.is_file():
+        elif exists(path):  # a file, or what reading it names (a named pipe, a device)
             files.append(path)
         elif explicit:
             loaded.errors.append(
@@ -259,8 +286,8 @@ def _is_training_markdown(path: Path) -> bool:
     """Whether a Markdown file holds Rasa 1/2 training data (``## intent:``, ``## story``,
     ``* intent`` lines), not a README."""
     try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:20_000]
-    except OSError:
+        head = read_start(path, 20_000).decode("utf-8", errors="replace")
+    except OSError:  # not a regular file (a named pipe would never end): not training data
         return False
     lines = head.splitlines()
     nlu_headers = ("## intent:", "## synonym:", "## regex:", "## lookup:")
@@ -290,7 +317,8 @@ def _read_data_file(path: Path, loaded: _Loaded, root: Path) -> None:
         # Rasa reads only the files that hold training data; others are not its business.
         logger.debug("%s holds no nlu:, stories:, rules: or responses: and is skipped", file)
         return
-    warn_older_format(data, file)
+    if not check_format_version(data, file):  # newer than Rasa 3's: skipped, as Rasa does
+        return
     # Rasa's schemas let any other top-level key through, unread (a `regex:` block written
     # beside `nlu:` instead of in it): a warning; a misspelling of ours stays an error.
     loaded.errors.extend(misspelled_keys(data, DATA_KEYS, file=file, what="a training data file"))
@@ -330,7 +358,7 @@ def _read_json_data_file(path: Path, loaded: _Loaded, language: str) -> None:
 
 def _read_test_file(path: Path, loaded: _Loaded) -> None:
     data, _ = _load_file(path, loaded)
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not check_format_version(data, str(path)):
         return
     file = str(path)
     for key, title in (("stories", "story"), ("rules", "rule")):

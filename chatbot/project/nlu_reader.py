@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import ProjectError, ProjectErrors
-from chatbot.paths import is_file
+from chatbot.file_input import DATA_FILE_LIMIT, file_problem, read_bytes
+from chatbot.paths import exists, is_file
 from chatbot.project.domain import Origin
+from chatbot.project.format_version import check_format_version
 from chatbot.project.training_data import (
     EntityAnnotation,
     LookupTable,
@@ -29,11 +31,11 @@ from chatbot.project.training_data import (
     RegexFeature,
 )
 from chatbot.project.yaml_io import (
+    decode_text,
     describe_type,
     expect,
     line_of,
     load_yaml,
-    read_text,
     scalar_text,
     unknown_keys,
 )
@@ -168,6 +170,8 @@ def _entity_specs(
 def read_nlu(path: Path, *, base_dirs: Sequence[Path] = ()) -> NLUData:
     """The ``nlu:`` part of one training data file; every problem raised at once."""
     data = load_yaml(path)
+    if not check_format_version(data, str(path)):  # newer than Rasa 3's: skipped, as Rasa does
+        return NLUData()
     nlu = data.get("nlu") if isinstance(data, dict) else None
     result, errors = nlu_from_list(nlu, str(path), base_dirs=base_dirs, line=line_of(data, "nlu"))
     if errors:
@@ -339,22 +343,34 @@ def _lookup_file(
         candidates += [base / relative for base in base_dirs]
         if file is not None:
             candidates.append(Path(file).parent / relative)
-    for candidate in candidates:
-        if is_file(candidate):
-            text = read_text(candidate)
-            elements = []
-            for raw in text.splitlines():
-                element = raw.strip()
-                if element.startswith("- "):
-                    element = element[2:].strip()
-                if element:
-                    elements.append((element, line))
-            return elements
-    raise ProjectError(
-        "lookup table file not found",
-        file=file,
-        line=line,
-        key="examples",
-        value=value,
-        hint="Give a path relative to the project root, or list the elements as '- element' lines",
-    )
+    # The first file of those places; where none is a file, the first thing that is there
+    # (a folder, a device) is named for what it is.
+    found = [c for c in candidates if is_file(c)] or [c for c in candidates if exists(c)]
+    if not found:
+        raise ProjectError(
+            "lookup table file not found",
+            file=file,
+            line=line,
+            key="examples",
+            value=value,
+            hint="Give a path relative to the project root, or list the elements as "
+            "'- element' lines",
+        )
+    try:
+        raw = read_bytes(found[0], limit=DATA_FILE_LIMIT, what="a lookup table file")
+    except OSError as e:
+        raise ProjectError(
+            f"lookup table file {found[0]}: {file_problem(e)}",
+            file=file,
+            line=line,
+            key="examples",
+            value=value,
+        ) from None
+    elements = []
+    for text in decode_text(raw, file=str(found[0])).splitlines():
+        element = text.strip()
+        if element.startswith("- "):
+            element = element[2:].strip()
+        if element:
+            elements.append((element, line))
+    return elements

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import ProjectError
+from chatbot.file_input import DATA_FILE_LIMIT, file_problem, read_bytes
 from chatbot.project.domain import Origin
 from chatbot.project.training_data import (
     EntityAnnotation,
@@ -86,9 +87,15 @@ def is_nlu_json_part(path: Path) -> bool:
 
 
 def read_json(path: Path) -> Any:
+    """A JSON file's content (a path that is no regular file, a device or a named pipe, or one
+    past ``DATA_FILE_LIMIT`` is a ``ProjectError``, as is text that is not JSON)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
+        raw = read_bytes(path, limit=DATA_FILE_LIMIT, what="a project file")
+    except OSError as error:
+        raise ProjectError(file_problem(error), file=str(path)) from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
         raise ProjectError(f"cannot read the file ({error})", file=str(path)) from None
     except json.JSONDecodeError as error:
         raise ProjectError(

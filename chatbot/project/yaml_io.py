@@ -9,9 +9,10 @@ Scalars follow YAML 1.2's core schema, as Rasa's ruamel.yaml reader does: only `
 are booleans (``yes``, ``no``, ``on`` and ``off`` stay text), ``010`` is ten, and ``1:20`` and
 ``2021-01-01`` are text. Duplicate keys are errors.
 
-Every problem (a missing file, bytes that are not UTF-8, a syntax error, a duplicate key) is a
-``ProjectError`` naming the file and line. The small ``expect_*`` helpers below check the shape of
-a value and say where it was and what was expected.
+Every problem (a missing file, a path that is no regular file or too large a file, bytes that are
+not UTF-8, a syntax error, a duplicate key) is a ``ProjectError`` naming the file and line. The
+small ``expect_*`` helpers below check the shape of a value and say where it was and what was
+expected.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from chatbot.errors import ProjectError
+from chatbot.file_input import DATA_FILE_LIMIT, file_problem, read_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -297,23 +299,27 @@ def load_yaml_text(text: str, *, file: str | None = None) -> Any:
 
 
 def read_text(path: Path, *, file: str | None = None) -> str:
-    """A text file's content; a missing file or bytes that are not UTF-8 are ``ProjectError``s."""
+    """A text file's content; a missing file, a path that is no regular file (a device, a named
+    pipe: ``chatbot.file_input``), one past ``DATA_FILE_LIMIT`` or bytes that are not UTF-8 are
+    ``ProjectError``s."""
     name = file if file is not None else str(path)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ProjectError("file not found", file=name) from None
-    except IsADirectoryError:
-        raise ProjectError("expected a file, found a folder", file=name) from None
+        raw = read_bytes(path, limit=DATA_FILE_LIMIT, what="a project file")
     except OSError as e:
-        raise ProjectError(f"cannot read the file: {e.strerror}", file=name) from None
+        raise ProjectError(file_problem(e), file=name) from None
+    return decode_text(raw, file=name)
+
+
+def decode_text(raw: bytes, *, file: str | None) -> str:
+    """UTF-8 bytes (a byte order mark left out) as text; other bytes are a ``ProjectError``
+    naming the line."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         raise ProjectError(
             f"the file is not UTF-8 text (byte 0x{raw[e.start]:02x})",
-            file=name,
+            file=file,
             line=line,
             hint="Save it with UTF-8 encoding",
         ) from None
@@ -463,28 +469,3 @@ def as_name_list(
         )
         names.append(item)
     return tuple(names)
-
-
-def older_format(data: Any) -> bool:
-    """Whether a file's ``version:`` is older than Rasa 3's format (a Rasa 2 file: "2.0")."""
-    if not isinstance(data, dict) or "version" not in data:
-        return False
-    try:
-        return int(str(data["version"]).strip().split(".", 1)[0]) < 3
-    except ValueError:
-        return False  # not a version number: other checks name it where it matters
-
-
-def warn_older_format(data: Any, file: str | None) -> None:
-    """One line where a file's ``version:`` is older than Rasa 3's format ("2.0"): read as
-    a Rasa 3 file all the same, as Rasa reads it (and says so)."""
-    if older_format(data):
-        version = str(data["version"]).strip()
-        # A line of information, not a warning: Rasa's --fail-on-warnings passes such files.
-        where = f"{file}:{line_of(data, 'version') or 1}: " if file else ""
-        logger.info(
-            "%sformat version %r is older than Rasa 3's: read as a Rasa 3 file (its version "
-            'is "3.1"; `chatbot data migrate` rewrites a Rasa 2 domain)',
-            where,
-            version,
-        )

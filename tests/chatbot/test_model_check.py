@@ -107,6 +107,36 @@ def stray_tensor(meta: Meta, tensors: Tensors) -> None:
     tensors[f"policy.{lstm_index(meta)}.model.extra"] = np.zeros(3, np.float32)
 
 
+def without(key: str) -> Change:
+    def change(meta: Meta, tensors: Tensors) -> None:
+        del meta[key]
+
+    return change
+
+
+def set_meta(key: str, value: Any) -> Change:
+    def change(meta: Meta, tensors: Tensors) -> None:
+        meta[key] = value
+
+    return change
+
+
+def null_nlu_labels(meta: Meta, tensors: Tensors) -> None:
+    meta["nlu"]["labels"] = None
+
+
+def not_a_number(prefix: str) -> Change:
+    """One weight of the first tensor named ``prefix...`` NaN, as a diverged training leaves
+    them (its bot answered nothing: every confidence NaN)."""
+
+    def change(meta: Meta, tensors: Tensors) -> None:
+        key = next(k for k in sorted(tensors) if k.startswith(prefix.format(lstm=lstm_index(meta))))
+        tensors[key] = tensors[key].astype(np.float32)
+        tensors[key].flat[0] = np.nan
+
+    return change
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -128,6 +158,21 @@ def stray_tensor(meta: Meta, tensors: Tensors) -> None:
         # The domain's and the ensemble's own checks (were a ProjectErrors / a 500 on PUT /model).
         (set_domain_response, "content is invalid: each variation of response"),
         (set_ensemble, "fails on a first message"),
+        # Entries missing or of the wrong kind: named in words, not as a Python exception.
+        (without("domain"), r"the model has no domain \(its metadata lacks 'domain'\)"),
+        (without("policies"), "the model has no list of dialogue policies"),
+        (without("nlu"), r"the model has no NLU entry \(its metadata lacks 'nlu'\)"),
+        (set_meta("domain", 5), "the model's domain must be a JSON object, found a number"),
+        (set_meta("policies", {"a": 1}), "dialogue policies must be a JSON list, found an object"),
+        (set_meta("policies", ["RulePolicy"]), "the model's policy 1 has no name"),
+        (set_meta("nlu", [1]), "the model's NLU entry must be a JSON object or null, found a list"),
+        (null_nlu_labels, r"the model's NLU is damaged \(a value in it is of the wrong kind\)"),
+        # Weights that are not numbers (a training that diverged).
+        (not_a_number("nlu."), "the NLU model has weights that are not numbers"),
+        (
+            not_a_number("policy.{lstm}.model."),
+            "the policy LSTMPolicy has weights that are not numbers .* lower learning_rate",
+        ),
     ],
 )
 def test_a_model_whose_parts_do_not_fit_is_refused(
@@ -138,6 +183,7 @@ def test_a_model_whose_parts_do_not_fit_is_refused(
         TrainedModel.from_file(bad)
     assert str(raised.value).startswith(str(bad)), "the message names the file"
     assert "\n" not in str(raised.value)
+    assert "Error(" not in str(raised.value), "no Python exception's text"
 
 
 def test_the_model_as_saved_passes_the_check(full_model: Path, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,12 @@ async def test_a_trained_model_round_trips_and_answers(saved: Path) -> None:
         (lambda b: b[:-40] + bytes([b[-40] ^ 1]) + b[-39:], "checksum mismatch|truncated"),
         (lambda b: b[:30] + bytes([b[30] ^ 0xFF]) + b[31:], "checksum mismatch|not valid JSON"),
         (lambda b: b"PK\x03\x04" + b[4:], "zip/tar model"),
+        # Rasa 3's model: a .tar.gz file (gzip's magic bytes).
+        (
+            lambda b: gzip.compress(b[:2000]),
+            r"this is a Rasa model \(a \.tar\.gz file\), not a chatbot model file; train this "
+            "project with `chatbot train`",
+        ),
         (lambda b: b"hello", "not a chatbot model file"),
         (lambda b: b + b"extra", "checksum|extra bytes"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
@@ -366,3 +367,23 @@ def test_train_projects_augmentation_overrides_the_policys(
     train_project(project, show_progress=False)
     train_project(project, show_progress=False, augmentation=0)
     assert factors == [7, 0]
+
+
+@pytest.mark.parametrize(("rate", "shown"), [(1e37, "1e+37"), (1e38, "1e+38")])
+def test_a_diverging_training_stops_with_an_error_naming_the_epoch(
+    tmp_path: Path, rate: float, shown: str
+) -> None:
+    """A learning rate far too high makes the loss infinite or NaN (1e37), or the optimiser's
+    step too large for float32 (1e38): training stops there with one line, instead of
+    returning a policy whose every confidence is NaN (it would never answer) or a traceback."""
+    project = write_project(tmp_path, DOMAIN, many_stories(4))
+    data = training_data(project)
+    settings = small_settings(learning_rate=rate)
+    with pytest.raises(TrainingError) as raised:
+        train_lstm(project.domain, data.stories, (), settings, show_progress=False)
+    assert re.fullmatch(
+        r"the LSTM policy: the training diverged in epoch \d+ \(the loss is no longer a "
+        r"finite number\): lower its learning_rate \(now " + re.escape(shown) + r"\) in "
+        r"config\.yml",
+        str(raised.value),
+    ), raised.value

@@ -23,6 +23,7 @@ from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.nlu.tags import OUTSIDE, PREFIXES, tag_names
 from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import NLUData, NLUExample
+from training.divergence import diverged, is_finite, optimizer_step
 from training.nlu.dataset import IGNORE, Sample, Targets, batches, encode_samples, make_batch
 from training.nlu.language_model import LanguageModelHeads
 from training.nlu.ngram_model import fit_tfidf_intents
@@ -238,11 +239,14 @@ def _fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(parameters, 5.0)
-            optimizer.step()
+            optimizer_step(optimizer, "the NLU model", epoch + 1, settings.learning_rate)
             scheduler.step()
             if average is not None:
                 average.update(net)
             losses.append(loss.item())
+            if not math.isfinite(losses[-1]):
+                bar.close()
+                raise diverged("the NLU model", epoch + 1, settings.learning_rate)
         bar.set_postfix(loss=f"{np.mean(losses):.3f}")
         last = epoch + 1 == epochs
         if score is not None and (
@@ -259,6 +263,8 @@ def _fit(
     if best is not None:
         logger.info("NLU: keeping the weights of epoch %d (held-out score %.4f)", best[1], best[0])
         net.load_state_dict(best[2])
+    if not is_finite(net):
+        raise diverged("the NLU model", epochs, settings.learning_rate)
     net.eval()
 
 

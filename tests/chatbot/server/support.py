@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from chatbot.actions.in_process import InProcessExecutor
 from chatbot.agent import Agent, TrainedModel
 from chatbot.server import ServerSettings, create_app
-from tests.helpers import dialogue_model
+from tests.helpers import DOMAINS, dialogue_model
 
 StartServer = Callable[..., Awaitable[TestClient]]
 
@@ -50,8 +51,11 @@ async def start_server() -> AsyncIterator[StartServer]:
 
 @pytest.fixture
 async def api(start_server: StartServer, restaurant_model: TrainedModel) -> TestClient:
-    """The restaurant bot with the HTTP API on, without authentication, in memory."""
-    return await start_server(Agent(restaurant_model), enable_api=True, rate_limit=None)
+    """The restaurant bot with the HTTP API on, without authentication, in memory, its custom
+    actions in-process (its form's validation action among them)."""
+    actions = InProcessExecutor(DOMAINS / "restaurant", "actions")
+    agent = Agent(restaurant_model, action_executor=actions)
+    return await start_server(agent, enable_api=True, rate_limit=None)
 
 
 async def say(client: TestClient, sender: str, text: str) -> list[dict[str, Any]]:

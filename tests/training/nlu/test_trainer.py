@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,21 @@ def test_no_examples_is_a_training_error(texts: list[str]) -> None:
     data = NLUData(examples=[example("greet", t) for t in texts])
     with pytest.raises(TrainingError, match="no NLU training"):
         train_nlu(data, [], show_progress=False)
+
+
+@pytest.mark.parametrize(("rate", "shown"), [(1e30, "1e+30"), (1e38, "1e+38")])
+def test_a_diverging_training_stops_with_an_error_naming_the_epoch(rate: float, shown: str) -> None:
+    """A learning rate far too high makes the loss NaN (1e30), or the optimiser's step too
+    large for float32 (1e38): training stops with one line, instead of returning a model whose
+    every confidence is NaN (the bot would never answer) or a traceback."""
+    pipeline = [ComponentConfig("BiLSTMCRF", {"epochs": 20, "hidden": 32, "learning_rate": rate})]
+    with pytest.raises(TrainingError) as raised:
+        train_nlu(greetings(), pipeline, show_progress=False)
+    assert re.fullmatch(
+        r"the NLU model: the training diverged in epoch \d+ \(the loss is no longer a finite "
+        r"number\): lower its learning_rate \(now " + re.escape(shown) + r"\) in config\.yml",
+        str(raised.value),
+    ), raised.value
 
 
 def test_training_is_seeded_and_reproducible() -> None:
