@@ -74,7 +74,7 @@ def mapping_value(
         values = entity_values(mapping, list(message.get("entities") or []))
         if not values:
             return None
-        return values if slot.type == "list" else values[0]
+        return values if slot.type == "list" else values[-1]  # Rasa's: the last one
     if mapping.type == "from_text":
         text = message.get("text")
         return text if isinstance(text, str) and text else None

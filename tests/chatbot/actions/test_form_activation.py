@@ -214,3 +214,14 @@ async def test_a_value_given_with_the_starting_message_can_be_rejected(agent: Ag
     filled = await slots(agent, "pizza")
     assert filled["cuisine"] is None
     assert filled["membership"] == "gold" and filled["triggered"] is True
+
+
+def test_of_several_entities_of_a_type_a_slot_takes_the_last() -> None:
+    """Rasa's extraction: ``value[-1]`` where a message holds several values for a slot that is no
+    list ("4 ... no, 5 people")."""
+    parse = {
+        "intent": {"name": "inform", "confidence": 1.0},
+        "entities": [{"entity": "number", "value": 4}, {"entity": "number", "value": 5}],
+    }
+    conv = Conversation("c", NO_VALIDATOR, [ev.action("action_listen"), ev.user("4, no 5", parse)])
+    assert slot_events(extract_slots(conv, NO_VALIDATOR)) == {"people": 5}
