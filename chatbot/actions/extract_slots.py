@@ -94,10 +94,14 @@ def extract_slots(conversation: Conversation, domain: Domain) -> list[Event]:
     events: list[Event] = []
     for slot in domain.slots.values():
         in_form = form is not None and slot.name in form.required_slots
-        if in_form and ignored:
-            continue
         for mapping in slot.mappings:
             if mapping.type == "custom" or not intent_passes(mapping, intent):
+                continue
+            if ignored and (
+                not mapping.conditions or any(c.active_loop == active for c in mapping.conditions)
+            ):
+                # Rasa's intent_is_desired: while a form is active, its ignored_intents fill
+                # no mapping that applies to it, whichever slot the mapping fills.
                 continue
             if mapping.type == "from_trigger_intent":
                 applies = trigger_applies(mapping, active)

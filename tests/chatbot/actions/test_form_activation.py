@@ -225,3 +225,20 @@ def test_of_several_entities_of_a_type_a_slot_takes_the_last() -> None:
     }
     conv = Conversation("c", NO_VALIDATOR, [ev.action("action_listen"), ev.user("4, no 5", parse)])
     assert slot_events(extract_slots(conv, NO_VALIDATOR)) == {"people": 5}
+
+
+def test_a_forms_ignored_intents_fill_no_mapping_that_applies_to_it() -> None:
+    """Rasa's ``intent_is_desired``: while a form is active, its ``ignored_intents`` are not
+    intents of every mapping without conditions or with one naming the form, whatever slot."""
+    domain = domain_of(
+        DOMAIN.replace(
+            "    required_slots: [cuisine, people]\n",
+            "    required_slots: [cuisine]\n    ignored_intents: [inform]\n",
+        )
+    )
+    conv = Conversation("c", domain)
+    conv.extend([ev.active_loop("restaurant_form"), ev.slot("requested_slot", "cuisine")])
+    conv.extend([ev.action("action_listen"), user("inform", number=4, account="gold")])
+    assert slot_events(extract_slots(conv, domain)) == {}  # people is not one of the form's
+    conv.extend([ev.action("action_listen"), user("greet", number=4, account="gold")])
+    assert slot_events(extract_slots(conv, domain)) == {"people": 4, "membership": "gold"}
