@@ -82,11 +82,15 @@ def _logging_config(path: Path) -> None:
 
     import yaml
 
+    from chatbot.file_input import file_problem, read_bytes
+
     where = f"--logging-config-file {path}"
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config = yaml.safe_load(read_bytes(path, what="a logging configuration").decode("utf-8"))
     except OSError as error:
-        raise ConfigError(f"{where}: cannot read it: {error.strerror or error}") from None
+        raise ConfigError(f"{where}: {file_problem(error)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8 text") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from chatbot.errors import ProjectError
+from chatbot.file_input import read_bytes
 from chatbot.paths import is_dir, is_file
 from chatbot.project.domain import DEFAULT_INTENTS
 from chatbot.project.project import Project
@@ -89,7 +90,8 @@ def _names_in_actions_code(project: Project) -> set[str]:
     found: set[str] = set()
     for file in files:
         try:
-            found.update(_RESPONSE_NAME.findall(file.read_text(errors="replace")))
-        except OSError:
+            text = read_bytes(file, what="an actions module").decode("utf-8", errors="replace")
+        except OSError:  # not a regular file (a named pipe waited forever), unreadable, too big
             continue
+        found.update(_RESPONSE_NAME.findall(text))
     return found

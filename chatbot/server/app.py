@@ -29,6 +29,7 @@ from aiohttp import web
 from chatbot.agent import Agent, TrainedModel, __version__, latest_model
 from chatbot.conversation.events import Event
 from chatbot.errors import ConfigError, ModelFileError, StoreUnavailable
+from chatbot.file_input import kind_of
 from chatbot.project.endpoints import Credentials, EndpointBlock, Endpoints
 from chatbot.reminders import ReminderScheduler
 from chatbot.server.api import register_conversation_routes
@@ -53,20 +54,30 @@ __all__ = ["AGENT", "ServerSettings", "build_agent", "create_app", "serve"]
 
 
 def read_endpoints(project_dir: Path, path: Path | None = None) -> Endpoints:
+    """endpoints.yml (``path``, else the project's); no endpoints when the project has none."""
     from chatbot.project.endpoints_reader import read_endpoints as read
 
+    _check_given(path, "endpoints")
     path = path or project_dir / "endpoints.yml"
-    return read(path) if path.is_file() else Endpoints()
+    return read(path) if path.exists() else Endpoints()
 
 
 def read_credentials(project_dir: Path, path: Path | None = None) -> Credentials | None:
     """credentials.yml (``path``, else the project's); None when there is none."""
     from chatbot.project.endpoints_reader import read_credentials as read
 
-    if path is not None and not path.is_file():
-        raise ConfigError(f"{path}: no such credentials file")
+    _check_given(path, "credentials")
     path = path or project_dir / "credentials.yml"
-    return read(path) if path.is_file() else None
+    return read(path) if path.exists() else None
+
+
+def _check_given(path: Path | None, what: str) -> None:
+    """A file given on the command line must be there, and be a file (a named pipe passed
+    silently as no file at all; its reader says what a device or a folder is)."""
+    if path is not None and not path.exists():
+        raise ConfigError(f"{path}: no such {what} file")
+    if path is not None and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file but {kind_of(path)}")
 
 
 def model_path_of(settings: ServerSettings) -> Path:
