@@ -224,7 +224,7 @@ def test_logging_config_file(root_logging: logging.Logger, tmp_path: Path) -> No
     config.write_text("version: 1\nhandlers: {h: {class: no.such.Handler}}\n")
     with pytest.raises(ConfigError, match=r"--logging-config-file .*logging.yml: "):
         apply_log_options(LogOptions(config_file=config))
-    with pytest.raises(ConfigError, match="cannot read it"):
+    with pytest.raises(ConfigError, match="file not found"):
         apply_log_options(LogOptions(config_file=tmp_path / "missing.yml"))
 
 
