@@ -39,3 +39,33 @@ def loads(data: str | bytes | bytearray) -> Any:
 # For libraries that take a json module (python-socketio's ``json=``): reads with ``loads``,
 # writes as the standard library does.
 STRICT_JSON = SimpleNamespace(loads=loads, dumps=json.dumps)
+
+
+def lone_surrogate_at(value: Any) -> str | None:
+    """Where the first string (key or value) that is not Unicode text is in a decoded JSON
+    value ("the request body", "'metadata' -> 'name'", "[2] -> 'text'"), or None."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if not is_unicode_text(item):
+                return " -> ".join(path) or "the request body"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not is_unicode_text(key):
+                    return " -> ".join((*path, "a key")) if path else "a key"
+                stack.append((child, (*path, repr(key))))
+        elif isinstance(item, list):
+            stack.extend((child, (*path, f"[{i}]")) for i, child in enumerate(item))
+    return None
+
+
+def is_unicode_text(text: str) -> bool:
+    """Whether ``text`` is Unicode text: UTF-8 can encode it (it has no lone surrogate)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -32,6 +32,7 @@ from typing import Any
 
 from chatbot.errors import ProjectError
 from chatbot.file_input import DATA_FILE_LIMIT, file_problem, read_bytes
+from chatbot.json_input import lone_surrogate_at
 from chatbot.project.domain import Origin
 from chatbot.project.training_data import (
     EntityAnnotation,
@@ -94,7 +95,7 @@ def read_json(path: Path) -> Any:
     except OSError as error:
         raise ProjectError(file_problem(error), file=str(path)) from None
     try:
-        return json.loads(raw.decode("utf-8"))
+        content = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as error:
         raise ProjectError(f"cannot read the file ({error})", file=str(path)) from None
     except json.JSONDecodeError as error:
@@ -103,6 +104,15 @@ def read_json(path: Path) -> Any:
         ) from None
     except RecursionError:
         raise ProjectError("not valid JSON: nested too deeply", file=str(path)) from None
+    where = lone_surrogate_at(content)
+    if where is not None:  # a \ud800 escape: no text, and training failed on it at a traceback
+        where = "a string" if where == "the request body" else where
+        raise ProjectError(
+            f"{where} holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which is "
+            "not Unicode text",
+            file=str(path),
+        )
+    return content
 
 
 def read_luis(content: dict[str, Any], file: str) -> NLUData:

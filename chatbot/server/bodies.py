@@ -8,11 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from chatbot.json_input import TooDeep, loads
+from chatbot.json_input import TooDeep, loads, lone_surrogate_at
 from chatbot.server.errors import json_error
 from chatbot.server.keys import SETTINGS
 from chatbot.server.settings import DEFAULT_BODY_TIMEOUT
-from chatbot.store.base import is_unicode_text
 
 # What a lone surrogate can come from: a \ud800-\udfff escape, or those code points written
 # out in UTF-8 (which Python's JSON decoder lets through). Only a body with one is searched.
@@ -86,25 +85,6 @@ async def read_json(request: web.Request) -> Any:
                 "which is not Unicode text",
             )
     return body
-
-
-def lone_surrogate_at(value: Any) -> str | None:
-    """Where the first string (key or value) that is not Unicode text is in a decoded JSON
-    value ("the request body", "'metadata' -> 'name'", "[2] -> 'text'"), or None."""
-    stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
-    while stack:
-        item, path = stack.pop()
-        if isinstance(item, str):
-            if not is_unicode_text(item):
-                return " -> ".join(path) or "the request body"
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                if not is_unicode_text(key):
-                    return " -> ".join((*path, "a key")) if path else "a key"
-                stack.append((child, (*path, repr(key))))
-        elif isinstance(item, list):
-            stack.extend((child, (*path, f"[{i}]")) for i, child in enumerate(item))
-    return None
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from chatbot.json_input import is_unicode_text
+
 SESSION_START_ACTION = "action_session_start"
 # The longest conversation id a store accepts (Rasa's ``sender_id`` column is as wide).
 MAX_CONVERSATION_ID_LENGTH = 255
@@ -137,17 +139,6 @@ def conversation_id_text_problem(conversation_id: str) -> str | None:
     if not is_unicode_text(conversation_id):
         return "a conversation id cannot hold a lone surrogate (\\ud800-\\udfff)"
     return None
-
-
-def is_unicode_text(text: str) -> bool:
-    """Whether ``text`` is Unicode text: UTF-8 can encode it (it has no lone surrogate)."""
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)

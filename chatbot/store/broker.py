@@ -44,8 +44,8 @@ from typing import Any
 
 from chatbot.conversation.events import Event
 from chatbot.errors import ChatbotError, ConfigError
+from chatbot.json_input import is_unicode_text
 from chatbot.project.endpoints import EndpointBlock
-from chatbot.store.base import is_unicode_text
 
 logger = logging.getLogger(__name__)
 

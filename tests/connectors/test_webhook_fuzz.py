@@ -17,7 +17,7 @@ import socketio
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from chatbot.store.base import is_unicode_text
+from chatbot.json_input import is_unicode_text
 from connectors.facebook import FacebookChannel
 from connectors.outbound import RetryPolicy
 from connectors.slack import SlackChannel

@@ -112,3 +112,18 @@ def test_mistakes_name_the_file_and_place(tmp_path: Path, content: object, said:
         "data", "convert", "nlu", "--data", str(source), "--out", str(tmp_path / "o.yml")
     )
     assert result.returncode == 1 and said in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_lone_surrogate_is_named_where_it_is(tmp_path: Path) -> None:
+    """JSON's `\\ud800` escape decodes to no text: validation passed it and training failed at a
+    traceback (the digest of the data could not encode it). A pair stays one character."""
+    path = tmp_path / "nlu.json"
+    example = {"intent": "greet", "entities": []}
+    body = {"rasa_nlu_data": {"common_examples": [{**example, "text": "hi \\ud83d\\ude00"}]}}
+    path.write_text(json.dumps(body).replace("\\\\", "\\"))
+    assert [e.text for e in read_rasa_json(path).examples] == ["hi \U0001f600"]
+    path.write_text(path.read_text().replace("\\ude00", ""))
+    with pytest.raises(ProjectError) as raised:
+        read_rasa_json(path)
+    assert raised.value.file == str(path)
+    assert "'common_examples' -> [0] -> 'text' holds a lone surrogate" in str(raised.value)
