@@ -55,8 +55,11 @@ class Token:
 
     @property
     def norm(self) -> str:
-        """The lookup key: compatibility-normalised and lower-cased (``Ｃａｆé`` -> ``café``)."""
-        return unicodedata.normalize("NFKC", self.text).lower()
+        """The lookup key: compatibility-normalised and lower-cased (``Ｃａｆé`` -> ``café``;
+        Turkish ``İ`` -> ``i``, as a case-insensitive regex matches it, where ``lower()`` gives
+        ``i`` and a combining dot)."""
+        lowered = unicodedata.normalize("NFKC", self.text).lower()
+        return lowered.replace("i\u0307", "i") if "\u0307" in lowered else lowered
 
 
 def tokenize(text: str) -> list[Token]:

@@ -89,3 +89,9 @@ def test_a_regex_that_backtracks_without_end_is_stopped_and_matches_nothing() ->
     )
     assert done.stdout.strip() == "{'digits': [(3002, 3004)]}"
     assert "regex 'evil' ((a+)+$) was stopped after 0.10 s" in done.stderr
+
+
+def test_a_lookup_entry_with_turkish_dotted_capital_i_matches_any_case() -> None:
+    patterns = PatternSet([], [("city", ("İstanbul",))])
+    for text in ("to ISTANBUL", "to istanbul", "to İstanbul"):
+        assert patterns.matches(text, tokenize(text)) == {"city": [(3, len(text))]}

@@ -40,3 +40,9 @@ def test_tokens_keep_their_character_offsets(text: str) -> None:
 def test_norm_is_compatibility_folded_and_lower_cased() -> None:
     (token,) = tokenize("Ｃａｆé")
     assert token.norm == "café"
+
+
+def test_turkish_dotted_capital_i_lowers_to_i_as_a_case_insensitive_regex_reads_it() -> None:
+    # str.lower() makes "İ" an "i" and a combining dot: a lookup entry "İstanbul" never matched.
+    assert {t.norm for t in tokenize("İstanbul ISTANBUL istanbul")} == {"istanbul"}
+    assert tokenize("i\u0307")[0].norm == "i"
