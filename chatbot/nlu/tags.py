@@ -43,7 +43,7 @@ def span_tags(
         if not covered:
             continue
         if tokens[covered[0]].start != start or tokens[covered[-1]].end != end:
-            logger.debug("entity %r does not align with token boundaries in %r", label, text)
+            _warn_misaligned(label, text[start:end], tokens, covered, text)
         if len(covered) == 1:
             tags[covered[0]] = f"U-{label}"
             continue
@@ -52,6 +52,34 @@ def span_tags(
             tags[i] = f"I-{label}"
         tags[covered[-1]] = f"L-{label}"
     return tags
+
+
+_MISALIGNED_SAID: set[tuple[str, str]] = set()
+_MISALIGNED_LISTED = 20  # a corpus full of them says so once, not a line per example
+
+
+def _warn_misaligned(
+    label: str, value: str, tokens: Sequence[Token], covered: list[int], text: str
+) -> None:
+    """Rasa's "Misaligned entity annotation" warning, once per example and entity in a process:
+    the annotation cuts through a word (Thai or Korean text without spaces, a particle written
+    on), so the whole word is learned as the entity."""
+    if (text, label) in _MISALIGNED_SAID or len(_MISALIGNED_SAID) > _MISALIGNED_LISTED:
+        return
+    _MISALIGNED_SAID.add((text, label))
+    if len(_MISALIGNED_SAID) > _MISALIGNED_LISTED:
+        logger.warning("more misaligned entity annotations are not listed")
+        return
+    words = text[tokens[covered[0]].start : tokens[covered[-1]].end]
+    logger.warning(
+        "misaligned entity annotation in %r: %s %r cuts through the word(s) %r, which are "
+        "learned as the entity; annotate whole words (the tokenizer splits at spaces and "
+        "punctuation, and Chinese and Japanese text at each character)",
+        text[:200],
+        label,
+        value,
+        words,
+    )
 
 
 def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:

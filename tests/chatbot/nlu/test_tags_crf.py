@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 
 import numpy as np
 import pytest
@@ -96,3 +97,17 @@ def test_decode_equals_viterbi_and_only_decodes_allowed_sequences(scale: float) 
         assert first[path[0]] and last[path[-1]]
         assert all(allowed[a, b] for a, b in itertools.pairwise(path))
         np.testing.assert_allclose(marginals.sum(axis=1), 1.0)
+
+
+def test_an_annotation_cutting_through_a_word_takes_it_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Korean writes its particles on: "[서울](city)에서" ("in Seoul"); Rasa warns about it too.
+    text = "서울에서 만나요"
+    tokens = tokenize(text)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):  # a training builds its data more than once: said once
+            assert span_tags(tokens, [(0, 2, "city")], text=text) == ["U-city", "O"]
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1
+    assert "city '서울' cuts through the word(s) '서울에서'" in warned[0]
