@@ -20,6 +20,7 @@ from chatbot.errors import ConfigError
 from chatbot.server.keys import OUTPUTS
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient
+from connectors.text_parts import split_text  # noqa: F401 (the channels import it from here)
 
 
 class InputChannel(ABC):
@@ -129,18 +130,3 @@ class BackgroundChannel(InputChannel):
     async def first_time(self, *keys: str) -> bool:
         locks = self._agent_getter().locks if self._agent_getter is not None else None
         return await self.seen.first_time(locks, *keys)
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """``text`` in parts, as Rasa's channels send it: at blank lines, and parts longer than
-    ``limit`` cut at the last space in their second half (else at the limit)."""
-    parts: list[str] = []
-    for block in text.split("\n\n"):
-        while len(block) > limit:
-            cut = block.rfind(" ", limit // 2, limit)
-            cut = cut if cut > 0 else limit
-            parts.append(block[:cut])
-            block = block[cut:].lstrip(" ")
-        if block.strip():
-            parts.append(block)
-    return parts

@@ -9,6 +9,8 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
+from connectors.text_parts import fitting_end, utf16_units
+
 logger = logging.getLogger(__name__)
 
 MAX_TEXT = 4096  # UTF-16 code units in one message, as Telegram counts them
@@ -41,23 +43,12 @@ CUSTOM_METHODS: list[tuple[tuple[str, ...], str]] = [
 ]
 
 
-def _units(char: str) -> int:
-    return 2 if ord(char) > 0xFFFF else 1
-
-
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """``text`` in pieces of at most ``limit`` UTF-16 units, cut at a line break or a space when
-    one is in the second half of a piece."""
+    one is in the second half of a piece, else between two grapheme clusters."""
     pieces: list[str] = []
-    while True:
-        units, cut = 0, None
-        for i, char in enumerate(text):
-            units += _units(char)
-            if units > limit:
-                cut = i
-                break
-        if cut is None:
-            break
+    while utf16_units(text) > limit:
+        cut = fitting_end(text, limit)  # between two grapheme clusters
         at = text.rfind("\n", 0, cut)
         if at < cut // 2:
             at = text.rfind(" ", 0, cut)
