@@ -287,6 +287,27 @@ async def _announce_shutdown(app: web.Application) -> None:
     _hold_further_signals()
 
 
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs a request it cannot parse (a header past 8 KB, too many headers, a bad
+    request line) as an ERROR with its traceback, the start of the offending header in it (a
+    cookie, a token): any client could write one per request. The client gets its 400 all the
+    same; the log gets one warning line, without what the client sent."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import BadHttpMessage
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, BadHttpMessage):
+            record.msg = "a malformed HTTP request was refused with a 400 (%s)"
+            record.args = (type(error).__name__,)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+MALFORMED_REQUESTS = _MalformedRequests()
+
+
 def _hold_further_signals() -> None:
     """Once the first SIGTERM or SIGINT began the shutdown, aiohttp would raise a second one
     in the middle of finishing the messages in flight: a traceback for each, each lost, exit
@@ -371,6 +392,7 @@ def serve(
             flush=True,
         )
 
+    logging.getLogger("aiohttp.server").addFilter(MALFORMED_REQUESTS)
     try:
         where: dict[str, Any] = (
             {"sock": listen()} if listen is not None else {"host": host, "port": settings.port}
