@@ -1,8 +1,11 @@
 """Splitting a message into tokens that keep their character offsets.
 
 A token is a run of letters, digits and combining marks (``don't``, ``e-mail``, ``10:30`` and
-``3.5`` stay whole), a single CJK ideograph or kana (those scripts write no spaces), or a single
-other character (punctuation, symbols, emoji). Whitespace separates tokens and is never one.
+``3.5`` stay whole), a single CJK ideograph or kana, or a single Thai, Lao, Khmer or Myanmar
+letter with its vowel signs and tone marks (those scripts write no spaces between words: as
+Rasa's lookup tables match inside them, ours match a table's entries, and an annotation that
+ends within a run of text ends at a token), or a single other character (punctuation, symbols,
+emoji). Whitespace separates tokens and is never one.
 
 Python's ``\\w`` leaves out combining marks (the vowel signs of Devanagari, Arabic harakat), so the
 word class adds the Basic Multilingual Plane's marks, collected once at import.
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 # Characters that join two word parts into one token: it's, e-mail, 10:30, 3.5, a@b.com, km/h.
 _JOINERS = "'\u2019.\\-@:/&_"
+# Southeast Asian scripts written without spaces: a token per letter and its marks.
+_UNSPACED = "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
 
 
 def _mark_class() -> str:
@@ -36,9 +41,11 @@ def _mark_class() -> str:
     )
 
 
-_WORD_CHAR = f"(?:[^\\W{_CJK}]|[{_mark_class()}])"
+_MARKS = _mark_class()
+_WORD_CHAR = f"(?:[^\\W{_CJK}{_UNSPACED}]|[{_MARKS}])"
 _TOKEN_RE = re.compile(
     f"[{_CJK}]"  # one ideograph or kana
+    f"|[{_UNSPACED}][{_MARKS}]*"  # one Thai, Lao, Khmer or Myanmar letter with its marks
     f"|{_WORD_CHAR}+(?:[{_JOINERS}]{_WORD_CHAR}+)*"  # a word, maybe joined: it's, 10:30
     r"|[^\s]",  # anything else that is not a space: punctuation, symbols, emoji
 )

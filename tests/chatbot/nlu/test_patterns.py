@@ -95,3 +95,10 @@ def test_a_lookup_entry_with_turkish_dotted_capital_i_matches_any_case() -> None
     patterns = PatternSet([], [("city", ("İstanbul",))])
     for text in ("to ISTANBUL", "to istanbul", "to İstanbul"):
         assert patterns.matches(text, tokenize(text)) == {"city": [(3, len(text))]}
+
+
+def test_a_lookup_entry_matches_inside_thai_text_as_rasas_lookup_regex_does() -> None:
+    patterns = PatternSet([], [("food", ("ผัดไทย",))])
+    text = "สั่งผัดไทยที่กรุงเทพ"
+    start = text.index("ผัดไทย")
+    assert patterns.matches(text, tokenize(text)) == {"food": [(start, start + len("ผัดไทย"))]}

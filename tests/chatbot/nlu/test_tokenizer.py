@@ -46,3 +46,14 @@ def test_turkish_dotted_capital_i_lowers_to_i_as_a_case_insensitive_regex_reads_
     # str.lower() makes "İ" an "i" and a combining dot: a lookup entry "İstanbul" never matched.
     assert {t.norm for t in tokenize("İstanbul ISTANBUL istanbul")} == {"istanbul"}
     assert tokenize("i\u0307")[0].norm == "i"
+
+
+def test_thai_is_a_token_per_letter_with_its_marks_so_words_inside_a_run_have_edges() -> None:
+    # Thai writes no spaces between words: "order pad thai at Bangkok" is one run of letters.
+    text = "สั่งผัดไทยที่กรุงเทพ"
+    tokens = tokenize(text)
+    assert [t.text for t in tokens][:4] == ["สั่", "ง", "ผั", "ด"]  # marks stay with letters
+    assert "".join(t.text for t in tokens) == text
+    food = text.index("ผัดไทย")
+    starts, ends = {t.start for t in tokens}, {t.end for t in tokens}
+    assert food in starts and food + len("ผัดไทย") in ends  # an annotation of it aligns
