@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from chatbot.errors import ModelFileError
+from chatbot.json_input import kind
 
 # The entries every model file has (``TrainedModel.to_file`` writes them all), and what each is.
 ENTRIES = {
@@ -34,14 +35,14 @@ def check_layout(meta: Mapping[str, Any], source: str) -> None:
             )
     if not isinstance(meta["domain"], dict):
         raise ModelFileError(
-            f"{source}: the model's domain must be a JSON object, found {_kind(meta['domain'])}; "
+            f"{source}: the model's domain must be a JSON object, found {kind(meta['domain'])}; "
             "retrain it"
         )
     policies = meta["policies"]
     if not isinstance(policies, list):
         raise ModelFileError(
             f"{source}: the model's list of dialogue policies must be a JSON list, found "
-            f"{_kind(policies)}; retrain it"
+            f"{kind(policies)}; retrain it"
         )
     for index, entry in enumerate(policies):
         if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)):
@@ -51,7 +52,7 @@ def check_layout(meta: Mapping[str, Any], source: str) -> None:
     if meta["nlu"] is not None and not isinstance(meta["nlu"], dict):
         raise ModelFileError(
             f"{source}: the model's NLU entry must be a JSON object or null, found "
-            f"{_kind(meta['nlu'])}; retrain it"
+            f"{kind(meta['nlu'])}; retrain it"
         )
 
 
@@ -95,17 +96,3 @@ def damage(exc: BaseException) -> str:
     if isinstance(exc, IndexError):
         return "a list in it is too short"
     return "a value in it is of the wrong kind"  # TypeError, AttributeError
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from chatbot.json_input import TooDeep, loads, lone_surrogate_at
+from chatbot.json_input import TooDeep, kind, loads, lone_surrogate_at
 from chatbot.server.errors import json_error
 from chatbot.server.keys import SETTINGS
 from chatbot.server.settings import DEFAULT_BODY_TIMEOUT
@@ -114,18 +114,3 @@ def object_field(body: dict[str, Any], key: str) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise json_error(400, f"'{key}' must be an object, not {kind(value)}")
     return value
-
-
-def kind(value: Any) -> str:
-    """A JSON value's type in JSON's words."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"

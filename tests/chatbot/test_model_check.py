@@ -165,7 +165,10 @@ def not_a_number(prefix: str) -> Change:
         (set_meta("domain", 5), "the model's domain must be a JSON object, found a number"),
         (set_meta("policies", {"a": 1}), "dialogue policies must be a JSON list, found an object"),
         (set_meta("policies", ["RulePolicy"]), "the model's policy 1 has no name"),
-        (set_meta("nlu", [1]), "the model's NLU entry must be a JSON object or null, found a list"),
+        (
+            set_meta("nlu", [1]),
+            "the model's NLU entry must be a JSON object or null, found an array",
+        ),
         (null_nlu_labels, r"the model's NLU is damaged \(a value in it is of the wrong kind\)"),
         # Weights that are not numbers (a training that diverged).
         (not_a_number("nlu."), "the NLU model has weights that are not numbers"),
