@@ -40,6 +40,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import socketio
@@ -251,7 +252,7 @@ class SocketIOChannel(InputChannel):
         settings = app.get(SETTINGS)
         workers: dict[str, Any] = {}
         kept = None
-        if settings is not None and self._own_keys:
+        if settings is not None and self._own_keys and _is_project(settings.project_dir):
             kept = kept_secret(settings.project_dir / ".chatbot")
         if kept is not None:
             self.keys = SessionKeys(kept)
@@ -564,6 +565,12 @@ class _Server(socketio.AsyncServer):
             await super()._handle_eio_message(eio_sid, data)
         except ValueError as error:
             logger.warning("socketio: a malformed packet was dropped (%s)", error)
+
+
+def _is_project(folder: Path) -> bool:
+    """Whether ``folder`` is a bot project's (its secret is kept there): an application made
+    without a project (embedded, in tests) writes nothing into the working folder."""
+    return any((folder / name).exists() for name in ("domain.yml", "domain", "config.yml"))
 
 
 def _metadata(value: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -27,9 +28,11 @@ TIMEOUT = 0.5  # the server's body_timeout in these tests
 
 
 @pytest.fixture
-async def url(agent: Agent) -> AsyncIterator[str]:
+async def url(agent: Agent, tmp_path: Path) -> AsyncIterator[str]:
     """The app with the API, Telegram, Slack and socket.io mounted, on a loopback port."""
-    settings = ServerSettings(enable_api=True, body_timeout=TIMEOUT, rate_limit=None)
+    settings = ServerSettings(
+        project_dir=tmp_path, enable_api=True, body_timeout=TIMEOUT, rate_limit=None
+    )
     app = create_app(agent, settings)
     channels = [
         TelegramChannel.from_credentials(

@@ -319,8 +319,10 @@ def test_session_keys_verify_only_what_they_issued() -> None:
         assert keys.conversation_of(bad) is None
 
 
-async def test_the_servers_rate_limit_applies_to_the_chat(serve_channel: ServeChannel) -> None:
-    settings = ServerSettings(rate_limit=RateLimit(2, 60.0))
+async def test_the_servers_rate_limit_applies_to_the_chat(
+    serve_channel: ServeChannel, tmp_path: Path
+) -> None:
+    settings = ServerSettings(project_dir=tmp_path, rate_limit=RateLimit(2, 60.0))
     async with serve_channel(SocketIOChannel(), settings) as served, connected(served) as client:
         await client.session()
         await client.say("/greet")
@@ -340,11 +342,11 @@ async def test_shutdown_does_not_wait_for_connected_clients(serve_channel: Serve
 
 
 async def test_an_external_event_reaches_the_conversations_socket(
-    serve_channel: ServeChannel, agent: Agent
+    serve_channel: ServeChannel, agent: Agent, tmp_path: Path
 ) -> None:
     """``trigger_intent?output_channel=latest`` (reminders go the same way): emitted to the
     socket of the conversation (its room), not returned."""
-    settings = ServerSettings(enable_api=True, rate_limit=None)
+    settings = ServerSettings(project_dir=tmp_path, enable_api=True, rate_limit=None)
     async with serve_channel(SocketIOChannel(), settings) as served, connected(served) as client:
         await client.session()
         await client.say("/greet")
@@ -446,6 +448,7 @@ async def test_a_session_key_stays_good_after_a_restart(
     """Without session_secret the server keeps the secret it made in the project's .chatbot/:
     rasa-webchat keeps its key across a restart or deploy, and went on in a new conversation,
     the old one's history still on screen."""
+    (tmp_path / "domain.yml").write_text('version: "3.1"\n')  # a project's folder
     settings = ServerSettings(project_dir=tmp_path)
     async with (
         serve_channel(SocketIOChannel(), settings=settings) as served,
