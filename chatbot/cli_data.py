@@ -169,28 +169,11 @@ def endpoint_problems(project: Any) -> list[Any]:
     from chatbot.server.model_pull import ModelServer
     from chatbot.store.broker import create_event_broker
     from chatbot.store.factory import create_lock_store, create_store
-    from connectors.registry import CHANNELS, channel_class, not_served
+    from connectors.registry import channel_of
 
     def build_action_executor(block: EndpointBlock) -> None:
         if not block.params.get("actions_module"):
             create_action_executor(block, project.root)
-
-    def build_channel(block: EndpointBlock) -> None:
-        where = block.origin.prefix
-        skipped = not_served(block.name)
-        found = channel_class(block.name) if skipped is None else None
-        if skipped is not None:
-            logger.warning("%s%s; its block is skipped", where, skipped)
-        elif found is None:
-            raise ConfigError(
-                f"{where}unknown channel '{block.name}' in the credentials; "
-                f"known channels: {', '.join(sorted(CHANNELS))}"
-            )
-        else:
-            try:
-                found.from_credentials(dict(block.params))
-            except ConfigError as exc:
-                raise ConfigError(f"{where}{exc}") from None
 
     builders: dict[str, Callable[[EndpointBlock], Any]] = {
         "tracker_store": lambda block: create_store(block, default_sqlite_path=None),
@@ -207,7 +190,7 @@ def endpoint_problems(project: Any) -> list[Any]:
         for name, block in project.endpoints.blocks.items()
         if name in builders
     ]
-    checks += [(block, build_channel) for block in project.credentials.channels.values()]
+    checks += [(block, channel_of) for block in project.credentials.channels.values()]
     problems = []
     for block, build in checks:
         if _names_unset_variable(block.params):

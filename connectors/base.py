@@ -20,7 +20,6 @@ from chatbot.errors import ConfigError
 from chatbot.server.keys import OUTPUTS
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient
-from connectors.text_parts import split_text  # noqa: F401 (the channels import it from here)
 
 
 class InputChannel(ABC):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from connectors.base import split_text
+from connectors.text_parts import split_text
 
 logger = logging.getLogger(__name__)
 

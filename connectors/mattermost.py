@@ -41,11 +41,11 @@ from connectors.base import (
     BackgroundChannel,
     json_object,
     same_secret,
-    split_text,
     string_credentials,
 )
 from connectors.delivery import ConversationWorkers, Deliveries
 from connectors.outbound import ApiClient, RetryPolicy
+from connectors.text_parts import split_text
 from connectors.turns import answer, refusal
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from connectors.base import split_text
+from connectors.text_parts import split_text
 
 
 def button_lines(buttons: list[Any]) -> list[tuple[str, str]]:

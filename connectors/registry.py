@@ -6,9 +6,14 @@ REST channel alone does not pay for the other channels' imports at start.
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 
+from chatbot.errors import ConfigError
+from chatbot.project.endpoints import EndpointBlock
 from connectors.base import InputChannel
+
+logger = logging.getLogger(__name__)
 
 CHANNELS: dict[str, str] = {
     "rest": "connectors.rest:RestChannel",
@@ -55,3 +60,24 @@ def channel_class(name: str) -> type[InputChannel] | None:
     module, _, attribute = where.partition(":")
     found: type[InputChannel] = getattr(import_module(module), attribute)
     return found
+
+
+def channel_of(block: EndpointBlock) -> InputChannel | None:
+    """The channel a credentials.yml block configures, built from its settings; None, with a
+    warning, for a block that is skipped (``not_served``); a ConfigError naming the file and
+    line for an unknown channel or a bad setting."""
+    where = block.origin.prefix
+    found = channel_class(block.name)
+    skipped = not_served(block.name) if found is None else None
+    if skipped is not None:
+        logger.warning("%s%s; its block is skipped", where, skipped)
+        return None
+    if found is None:
+        raise ConfigError(
+            f"{where}unknown channel '{block.name}' in the credentials; "
+            f"known channels: {', '.join(sorted(CHANNELS))}"
+        )
+    try:
+        return found.from_credentials(dict(block.params))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from None

@@ -163,13 +163,14 @@ def _answer_problem(answer: dict[str, Any]) -> str | None:
     problem = message_problem(answer)
     if problem is not None:
         return problem
-    for key, kind, what in (("image", str, "a string"), ("attachment", dict, "an object")):
+    for key, kind, what in (
+        ("image", str, "a string"),
+        ("attachment", dict, "an object"),
+        ("custom", dict, "an object"),
+    ):
         value = answer.get(key)
         if value is not None and not isinstance(value, kind):
             return f"its '{key}' is not {what}: {value!r:.60}"
-    custom = answer.get("custom")
-    if custom is not None and not isinstance(custom, dict):
-        return f"its 'custom' is not an object: {custom!r:.60}"
     return None
 
 

@@ -227,26 +227,14 @@ def _share_with_workers(app: web.Application, settings: ServerSettings) -> None:
 
 def mount_channels(app: web.Application, credentials: Credentials | None) -> None:
     """The channels of credentials.yml under ``/webhooks/<name>/`` (REST alone without one)."""
-    from connectors.registry import CHANNELS, channel_class, not_served
+    from connectors.registry import channel_of
 
     blocks = credentials.channels if credentials else {"rest": EndpointBlock("rest", {})}
     mounted = 0
     for name, block in blocks.items():
-        where = block.origin.prefix
-        found = channel_class(name)
-        skipped = not_served(name) if found is None else None
-        if skipped is not None:
-            logger.warning("%s%s; its block is skipped", where, skipped)
+        channel = channel_of(block)
+        if channel is None:
             continue
-        if found is None:
-            raise ConfigError(
-                f"{where}unknown channel '{name}' in the credentials; "
-                f"known channels: {', '.join(sorted(CHANNELS))}"
-            )
-        try:
-            channel = found.from_credentials(dict(block.params))
-        except ConfigError as exc:
-            raise ConfigError(f"{where}{exc}") from None
         channel.register(app, lambda: app[AGENT])
         app[METRICS].add_channels(name, channel.name)
         mounted += 1

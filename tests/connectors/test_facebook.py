@@ -15,10 +15,10 @@ import pytest
 from chatbot.agent import Agent
 from chatbot.errors import ConfigError
 from chatbot.server.keys import OUTPUTS
-from connectors.base import split_text
 from connectors.facebook import FacebookChannel
 from connectors.facebook_messages import MAX_TEXT, facebook_messages
 from connectors.outbound import RetryPolicy
+from connectors.text_parts import split_text
 from tests.connectors.fake_facebook import (
     APP_SECRET,
     PAGE_TOKEN,

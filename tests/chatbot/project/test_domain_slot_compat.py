@@ -1,0 +1,88 @@
+"""Slots written for another Rasa than 3.x's schema reads: a Rasa 2 domain's slots without
+mappings (auto_fill), and custom slot classes."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+
+import pytest
+
+from chatbot.errors import ProjectErrors
+from chatbot.project.domain_reader import domain_from_dict
+from chatbot.project.yaml_io import load_yaml_text
+from tests.chatbot.project.test_domain_reader import _errors
+
+
+def test_a_rasa_2_domain_fills_slots_without_mappings_from_their_entity(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rasa 2's auto_fill (on unless `auto_fill: false`), as `rasa data migrate` writes it:
+    rasa-demo's `product` slot stayed empty when its mappings were read as Rasa 3's."""
+    text = textwrap.dedent(
+        """\
+        version: "2.0"
+        entities: [product, language]
+        slots:
+          product:
+            type: text
+          language:
+            type: text
+            auto_fill: false
+          feedback:
+            type: text
+        """
+    )
+    with caplog.at_level(logging.WARNING):
+        domain = domain_from_dict(load_yaml_text(text, file="domain.yml"), "domain.yml")
+    assert [(m.type, m.entity) for m in domain.slots["product"].mappings] == [
+        ("from_entity", "product")
+    ]
+    assert domain.slots["language"].mappings == domain.slots["feedback"].mappings == ()
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == [
+        "domain.yml:4: Rasa 2 slots without 'mappings' (product) fill from the entity of their "
+        "name, as Rasa 2's auto_fill did; Rasa 3 needs their mappings written out (`chatbot "
+        "data migrate` writes them)"
+    ]
+    # A Rasa 3 file: mappings are what it writes, and `auto_fill` is a mistake.
+    rasa3 = text.replace('version: "2.0"', 'version: "3.1"')
+    assert (
+        domain_from_dict(load_yaml_text(rasa3.replace("    auto_fill: false\n", "")))
+        .slots["product"]
+        .mappings
+        == ()
+    )
+    assert any("(key 'auto_fill')" in error for error in _errors(rasa3))
+
+
+def test_a_custom_slot_class_is_read_as_a_text_slot_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rasa's documented custom slot types (`type: addons.my_slots.NumberOfPeopleSlot`, a Slot
+    subclass): we import no class a domain names, so the slot stays, featurized as set or not,
+    its class's keys (min_value here) not read; training used to stop."""
+    text = textwrap.dedent(
+        """\
+        version: "3.1"
+        slots:
+          people:
+            type: addons.my_slots.NumberOfPeopleSlot
+            initial_value: 2
+            min_value: 1
+            mappings: []
+          typo:
+            type: txt
+            mappings: []
+        """
+    )
+    with caplog.at_level(logging.WARNING), pytest.raises(ProjectErrors) as raised:
+        domain_from_dict(load_yaml_text(text, file="domain.yml"), "domain.yml")
+    assert [e.value for e in raised.value.errors] == ["txt"]  # a misspelling stays an error
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and warned[0].startswith("domain.yml:4: slot 'people' has a custom")
+    domain = domain_from_dict(
+        load_yaml_text(text.split("  typo:")[0], file="domain.yml"), "domain.yml"
+    )
+    people = domain.slots["people"]
+    assert (people.type, people.initial_value, people.influence_conversation) == ("text", 2, True)
