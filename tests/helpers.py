@@ -13,13 +13,15 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from chatbot.agent import Agent, TrainedModel
@@ -215,3 +217,27 @@ def kept_logging() -> Iterator[logging.Logger]:
         for name, named_level in named.items():
             logging.getLogger(name).setLevel(named_level)
         root.setLevel(level)
+
+
+def without_waiting_on(call: Callable[[], Any], pipe: Path, seconds: float = 10.0) -> Any:
+    """``call()``'s result (or its exception, raised again), or a failed test where it is still
+    waiting after ``seconds``, as a reader of ``pipe`` (a named pipe nobody writes to) would:
+    the pipe is then opened for writing and closed, so that the waiting reader sees its end."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as exc:  # pytest's failures too: raised again in the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(5)
+        pytest.fail(f"reading {pipe} waited for a writer")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")

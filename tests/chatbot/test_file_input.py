@@ -4,7 +4,6 @@ refused at once with what it is, never read until the memory runs out or waited 
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from chatbot import model_file
 from chatbot.errors import ModelFileError
 from chatbot.file_input import read_start
+from tests.helpers import without_waiting_on
 
 
 def test_a_device_as_the_model_is_refused_for_what_it_is() -> None:
@@ -27,22 +27,9 @@ def test_a_named_pipe_as_the_model_is_refused_without_waiting_for_a_writer(
 ) -> None:
     pipe = tmp_path / "bot.model"
     os.mkfifo(pipe)
-    caught: list[BaseException] = []
-
-    def load() -> None:
-        try:
-            model_file.load(pipe)
-        except BaseException as exc:
-            caught.append(exc)
-
-    thread = threading.Thread(target=load, daemon=True)
-    thread.start()
-    thread.join(10)
-    if thread.is_alive():
-        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))  # the reader sees the end
-        thread.join(5)
-        pytest.fail("loading the model waited for a writer to the pipe")
-    assert [str(e) for e in caught] == [f"{pipe}: is not a regular file but a named pipe (FIFO)"]
+    with pytest.raises(ModelFileError) as caught:
+        without_waiting_on(lambda: model_file.load(pipe), pipe)
+    assert str(caught.value) == f"{pipe}: is not a regular file but a named pipe (FIFO)"
 
 
 def test_a_model_past_the_size_limit_is_refused_naming_the_limit(

@@ -4,7 +4,6 @@ silently no endpoints, and as `--logging-config-file` waited forever for a write
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from chatbot.cli_common import _logging_config
 from chatbot.errors import ConfigError
 from chatbot.server.app import read_credentials, read_endpoints
+from tests.helpers import without_waiting_on
 
 
 def fifo(tmp_path: Path) -> Path:
@@ -21,37 +21,30 @@ def fifo(tmp_path: Path) -> Path:
     return path
 
 
-def raised_within(seconds: float, call: Any) -> BaseException | None:
-    """What ``call()`` raised, run in a thread so that a call that blocks fails the test."""
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            call()
-            outcome.append(None)
-        except BaseException as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert outcome, "the call blocked"
-    return outcome[0]
+def raised(call: Any, pipe: Path) -> BaseException | None:
+    """What ``call()`` raised (None where it returned), failing the test where it waits."""
+    try:
+        without_waiting_on(call, pipe)
+    except ConfigError as error:
+        return error
+    return None
 
 
 @pytest.mark.parametrize("reader", [read_endpoints, read_credentials])
 def test_endpoints_or_credentials_given_as_a_named_pipe_are_named(
     tmp_path: Path, reader: Any
 ) -> None:
-    error = raised_within(10, lambda: reader(tmp_path, fifo(tmp_path)))
+    pipe = fifo(tmp_path)
+    error = raised(lambda: reader(tmp_path, pipe), pipe)
     assert isinstance(error, ConfigError)
     assert "not a regular file but a named pipe (FIFO)" in str(error)
-    missing = raised_within(10, lambda: reader(tmp_path, tmp_path / "nope.yml"))
+    missing = raised(lambda: reader(tmp_path, tmp_path / "nope.yml"), pipe)
     assert isinstance(missing, ConfigError) and "no such" in str(missing)
 
 
 def test_a_logging_configuration_that_is_a_named_pipe_is_an_error_not_a_wait(
     tmp_path: Path,
 ) -> None:
-    error = raised_within(10, lambda: _logging_config(fifo(tmp_path)))
+    pipe = fifo(tmp_path)
+    error = raised(lambda: _logging_config(pipe), pipe)
     assert isinstance(error, ConfigError) and "named pipe" in str(error)

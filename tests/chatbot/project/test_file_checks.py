@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from chatbot.errors import ProjectErrors
 from chatbot.project import check_project, load_project, yaml_io
 from chatbot.project.nlu_reader import read_nlu
+from tests.helpers import without_waiting_on
 
 from .conftest import DOMAIN, ProjectMaker
 
@@ -37,29 +37,6 @@ def fifo(tmp_path: Path) -> Iterator[Path]:
     path.unlink()
 
 
-def _within(seconds: float, call: Callable[[], Any], pipe: Path) -> Any:
-    """``call()``'s result, or a failed test where it is still waiting after ``seconds`` (the
-    pipe is then opened for writing and closed, so that the waiting reader sees its end)."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = call()
-        except BaseException as exc:  # pytest's failures too: raised again in the test
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
-        thread.join(5)
-        pytest.fail(f"reading {pipe} waited for a writer")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("result")
-
-
 # --- F5: a device or a named pipe where a file belongs; a size cap ------------------------------
 
 
@@ -76,7 +53,7 @@ def test_a_named_pipe_without_a_writer_is_refused_at_once(
     make_project: ProjectMaker, fifo: Path, option: str
 ) -> None:
     root = make_project()
-    errors = _within(10, lambda: _errors(root, **{option: fifo}), fifo)
+    errors = without_waiting_on(lambda: _errors(root, **{option: fifo}), fifo)
     assert f"{fifo}: is not a regular file but a named pipe (FIFO)" in errors
 
 
@@ -86,7 +63,7 @@ def test_a_named_pipe_given_as_json_training_data_is_refused(
     pipe = tmp_path / "nlu.json"
     os.mkfifo(pipe)
     root = make_project()
-    errors = _within(10, lambda: _errors(root, data=[root / "data", pipe]), pipe)
+    errors = without_waiting_on(lambda: _errors(root, data=[root / "data", pipe]), pipe)
     assert errors == [f"{pipe}: is not a regular file but a named pipe (FIFO)"]
 
 
@@ -157,7 +134,9 @@ def test_a_link_to_nothing_and_named_pipes_in_data_are_skipped_naming_them(
     os.mkfifo(root / "data" / "pipe.yml")
     os.mkfifo(root / "data" / "notes.md")  # looked into for Rasa 2's Markdown training data
     with caplog.at_level(logging.WARNING):
-        project, errors = _within(10, lambda: check_project(root), root / "data" / "notes.md")
+        project, errors = without_waiting_on(
+            lambda: check_project(root), root / "data" / "notes.md"
+        )
     assert project is not None and errors == []
     warned = [r.getMessage() for r in caplog.records]
     assert f"{root / 'data' / 'gone.yml'}: a link to nothing ({root / 'nowhere.yml'}); skipped" in (
