@@ -69,7 +69,7 @@ class FormAction(Action):
             and not scratch.loop.rejected
         ):
             # Validate what the user just said.
-            requested = scratch.slots.get(REQUESTED_SLOT)
+            requested = self._requested(scratch, domain)
             candidates = self._candidates(scratch, form, requested)
             validation = await self._validate(ctx, scratch, candidates, requested=requested)
             filled = any(
@@ -81,7 +81,7 @@ class FormAction(Action):
         else:
             # Back after a digression (it rejected a message earlier, or another action ran):
             # nothing to validate, but the validation action may choose the slot to ask again.
-            requested = scratch.slots.get(REQUESTED_SLOT)
+            requested = self._requested(scratch, domain)
             emit(await self._validate(ctx, scratch, {}, requested=requested))
         next_slot = self._next_slot(scratch, form, events)
         if next_slot is None:
@@ -126,6 +126,22 @@ class FormAction(Action):
         validated = await self._validate(ctx, trial, prefilled, requested=None)
         named = {e["name"] for e in validated if e.get("event") == "slot"}
         return [*validated, *(e for e in extracted if e["name"] not in named)]
+
+    def _requested(self, conversation: Conversation, domain: Domain) -> str | None:
+        """The slot the form asked for, unless the domain no longer has it (a conversation
+        stored mid-form, then the bot retrained without that slot): the form would reject
+        every answer, so it asks for its next missing slot instead."""
+        requested = conversation.slots.get(REQUESTED_SLOT)
+        if requested is None or (isinstance(requested, str) and requested in domain.slots):
+            return requested
+        logger.warning(
+            "conversation %s: form %s asked for slot %r, which the domain does not have; it "
+            "asks for its next slot",
+            conversation.sender_id,
+            self.name,
+            requested,
+        )
+        return None
 
     @staticmethod
     def _next_slot(conversation: Conversation, form: Form, events: list[Event]) -> str | None:

@@ -8,6 +8,7 @@ re-reads the whole conversation.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +24,23 @@ from chatbot.project.domain import (
     Domain,
 )
 
+logger = logging.getLogger(__name__)
+
 # Events that end everything before them, as far as the dialogue state is concerned.
 _RESETTING = ("restart", "session_started")
+
+# What stored conversations name that the domain lacks (a bot retrained without a form or a
+# slot), said once per name: every load of such a conversation replays the same events.
+_SAID: set[str] = set()
+_MAX_SAID = 1_000
+
+
+def _warn_once(key: str, message: str, *args: Any) -> None:
+    if key in _SAID:
+        return
+    if len(_SAID) < _MAX_SAID:
+        _SAID.add(key)
+    logger.warning(message, *args)
 
 
 @dataclass
@@ -134,10 +150,31 @@ class Conversation:
                     self.loop.rejected = False
         elif kind == "bot":
             self.latest_bot_event = event
-        elif kind == "slot" and event["name"] in self.slots:  # Rasa: no slot is made up
-            self.slots[event["name"]] = event.get("value")
+        elif kind == "slot":
+            if event["name"] in self.slots:  # Rasa: no slot is made up
+                self.slots[event["name"]] = event.get("value")
+            else:
+                _warn_once(
+                    f"slot {event['name']}",
+                    "conversation %s: slot %r is not in the domain; its value is not kept (was "
+                    "the bot retrained without it?)",
+                    self.sender_id,
+                    event["name"],
+                )
         elif kind in ("active_loop", "form"):
             name = event.get("name")
+            if name is not None and (not isinstance(name, str) or name not in self._loop_names()):
+                # A form the domain lacks would be predicted and fail on every message (a
+                # conversation stored mid-form, then the bot retrained without that form):
+                # the conversation goes on without it.
+                _warn_once(
+                    f"form {name}",
+                    "conversation %s: its active form %r is not in the domain (was the bot "
+                    "retrained without it?); the conversation goes on without an active form",
+                    self.sender_id,
+                    name,
+                )
+                name = None
             self.loop = LoopState(name=name, trigger_message=self.latest_message if name else None)
         elif kind == "loop_interrupted":
             self.loop.is_interrupted = bool(event.get("is_interrupted"))
