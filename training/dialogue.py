@@ -348,9 +348,25 @@ def train_policies(
                 logger.info(
                     "%s: the LSTM policy is not available in this build; skipped", config.name
                 )
+            elif _has_no_stories(data):
+                logger.warning(
+                    "%s: the project has rules and no stories, so it learns nothing (as Rasa's "
+                    "TEDPolicy, which learns from stories only); the rules answer, and where "
+                    "none applies, the fallback. Remove it from config.yml's policies to avoid "
+                    "this message",
+                    config.name,
+                )
             else:
                 policies.append(lstm_trainer(project, data, config))
     return policies, ensemble
+
+
+def _has_no_stories(data: Any) -> bool:
+    """Whether the project has rules and no story of its own: Rasa's TEDPolicy learns from
+    stories only, so there it learns nothing and predicts nothing (the rules answer, and where
+    none does, the fallback). Ours, which learns rules too, would guess from a few rules: a
+    rules-only bot answered "hi" with its goodbye rule."""
+    return bool(data.rules) and not any(not story.generated for story in data.stories)
 
 
 def story_conflicts(project: Project, max_history: int | None) -> list[str]:

@@ -141,3 +141,35 @@ def test_without_rule_policy_forms_rules_and_restart_are_warned(
     assert len(warnings) == len(expected), warnings
     for message, start in zip(warnings, expected, strict=True):
         assert message.startswith(f"{tmp_path / start}"), message
+
+
+async def test_a_rules_only_bot_trains_no_lstm_and_falls_back_as_rasa(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rasa's TEDPolicy learns from stories only: a bot of rules alone gets its fallback where
+    no rule applies (ours, learning the rules too, answered "hi" with the goodbye rule)."""
+    rules = """
+version: "3.1"
+rules:
+- rule: bye
+  steps: [{intent: goodbye}, {action: utter_bye}]
+- rule: challenge
+  steps: [{intent: bot_challenge}, {action: utter_iamabot}]
+"""
+    domain = """
+version: "3.1"
+intents: [greet, goodbye, bot_challenge]
+responses:
+  utter_bye: [{text: bye}]
+  utter_iamabot: [{text: I am a bot}]
+  utter_default: [{text: sorry?}]
+"""
+    config = "policies: [{name: MemoizationPolicy}, {name: RulePolicy}, {name: TEDPolicy}]\n"
+    files = {"domain.yml": domain, "data/rules.yml": rules, "config.yml": config}
+    with caplog.at_level(logging.WARNING, logger="training.dialogue"):
+        model = train_files(tmp_path, files)
+    assert [policy.name for policy in model.policies] == ["MemoizationPolicy", "RulePolicy"]
+    assert "TEDPolicy: the project has rules and no stories" in caplog.text
+    agent = Agent(model)
+    assert [m["text"] for m in await agent.handle_text("/greet", "u")] == ["sorry?"]
+    assert [m["text"] for m in await agent.handle_text("/goodbye", "u")] == ["bye"]
