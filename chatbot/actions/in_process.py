@@ -120,12 +120,19 @@ class InProcessExecutor:
         from rasa_sdk.executor import ActionExecutor
 
         self.executor = ActionExecutor()
+        self.module = module
+        self.project_dir = project_dir
         # Not rasa-sdk's register_package: it registers every Action subclass the process has
         # imported, so a second project's actions (tests, an application serving two bots)
         # would answer for this one's where their names meet.
         for action in project_actions(import_actions(project_dir, module)):
             self.executor.register_action(action)
         self.domain_json = DomainJSONCache()
+
+    @property
+    def action_names(self) -> frozenset[str]:
+        """The names the module's actions registered: the only custom actions it can run."""
+        return frozenset(self.executor.actions)
 
     async def run(self, name: str, ctx: ActionContext) -> dict[str, Any]:
         from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException

@@ -111,6 +111,14 @@ class ActionRegistry:
             self._cache[name] = action
         return action
 
+    def custom_actions(self) -> list[str]:
+        """The domain's actions (``actions:``) that only the executor can run: those that no
+        in-process action, default action, form or response answers for. A default action, a
+        form's name or ``validate_<form>`` listed there is the project's own, as in Rasa; one
+        not listed is never asked of the executor."""
+        listed = dict.fromkeys(self.domain.actions)
+        return [name for name in listed if isinstance(self.get(name), CustomAction)]
+
     def _make(self, name: str) -> Action:
         if name in self.actions:
             return self.actions[name]

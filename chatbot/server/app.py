@@ -368,7 +368,7 @@ def serve(
     host = settings.effective_host()
     if listen is None:
         announce_listening(settings)
-    name = settings.project_dir.resolve().name
+    name = bot_name(settings)
 
     def ready(*_: object) -> None:
         if on_ready is not None:
@@ -400,6 +400,17 @@ def serve(
             raise
         why = os.strerror(exc.errno)
         raise ConfigError(f"cannot listen on {host}:{settings.port}: {why}") from None
+
+
+def bot_name(settings: ServerSettings) -> str:
+    """What the startup line calls the bot: the project folder's name where the model is the
+    project's (its newest in ``models/``, or a ``--model`` inside the folder), else the model
+    file as given: a project folder may lend its endpoints and actions to another's model."""
+    project = settings.project_dir.resolve()
+    model = settings.model_path
+    if model is None or model.resolve().is_relative_to(project):
+        return project.name
+    return str(model)
 
 
 def announce_listening(settings: ServerSettings) -> None:

@@ -104,7 +104,7 @@ def workers_wanted(settings: ServerSettings) -> int:
 
 def serve_workers(settings: ServerSettings, count: int) -> None:
     """Check the settings, listen, and supervise ``count`` workers until a signal stops them."""
-    from chatbot.server.app import announce_listening, model_path_of, resolve_settings
+    from chatbot.server.app import announce_listening, bot_name, model_path_of, resolve_settings
     from chatbot.server.tls import server_ssl_context
 
     started = time.perf_counter()
@@ -125,7 +125,7 @@ def serve_workers(settings: ServerSettings, count: int) -> None:
         supervisor = Supervisor(settings, count, listener, shared, _log_options(settings))
         port = listener.port
         scheme = "http" if tls is None else "https"
-        name = settings.project_dir.resolve().name
+        name = bot_name(settings)
 
         def ready() -> None:
             print(
