@@ -17,7 +17,7 @@ from chatbot.ensemble import split_members
 from chatbot.errors import ModelFileError
 from chatbot.model_file import to_numpy
 from chatbot.nlu.features import Featurizer
-from chatbot.nlu.patterns import apply_synonyms, regex_entities
+from chatbot.nlu.patterns import apply_synonyms, extractor_patterns, regex_entities
 from chatbot.nlu.runtime import EnsembleRuntime, JointRuntime, MessageOutputs
 from chatbot.nlu.settings import NetSizes, NLUSettings
 from chatbot.nlu.tags import allowed_transitions, tag_names, tag_spans
@@ -89,6 +89,20 @@ class NLUModel:
             else JointRuntime.from_net(net, settings)
         )
         self.synonyms = dict(synonyms or {})
+        # RegexEntityExtractor's patterns where its options differ from the RegexFeaturizer's;
+        # None: the features' matches serve (or no extractor).
+        self._entity_patterns = (
+            extractor_patterns(
+                featurizer.patterns,
+                labels.entity_types,
+                use_regexes=settings.regex_entities_use_regexes,
+                use_lookup_tables=settings.regex_entities_use_lookup_tables,
+                word_boundaries=settings.regex_entities_use_word_boundaries,
+                case_sensitive=settings.regex_entities_case_sensitive,
+            )
+            if settings.regex_entities
+            else None
+        )
         self._tags = tag_names(labels.entity_types)
         self._decoder = self.runtime.decoder
         self._retrieval = {
@@ -145,6 +159,8 @@ class NLUModel:
         entities = self._entities(text, tokens, out.emissions, roles, groups)
         if self.settings.regex_entities:
             found = {(e["entity"], e["start"], e["end"]) for e in entities}
+            if self._entity_patterns is not None:
+                matches = self._entity_patterns.matches(text, tokens)
             for extra in regex_entities(text, matches, self.labels.entity_types):
                 if (extra["entity"], extra["start"], extra["end"]) not in found:
                     entities.append(extra)  # type: ignore[arg-type]

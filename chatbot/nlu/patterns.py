@@ -11,7 +11,10 @@ Lookup tables are matched on whole tokens, not compiled into one giant alternati
 becomes a tuple of token keys, so a table of 100,000 city names costs a set lookup per token
 n-gram, whatever its size. Matching
 whole tokens is Rasa's ``use_word_boundaries: true``; scripts without spaces (Chinese, Japanese)
-still match, as the tokenizer makes each of their characters a token.
+still match, as the tokenizer makes each of their characters a token. With
+``word_boundaries=False`` (Rasa's ``use_word_boundaries: false``) an element matches anywhere in
+the text, inside words too, as Rasa's lookup regex without ``\\b`` does; the ``regex`` library's
+named lists keep that a set lookup as well (the longest element wins at a position).
 """
 
 from __future__ import annotations
@@ -43,10 +46,12 @@ class PatternSet:
         lookups: Sequence[tuple[str, Sequence[str]]] = (),
         *,
         case_sensitive: bool = False,
+        word_boundaries: bool = True,
     ) -> None:
         self.regexes = tuple((name, pattern) for name, pattern in regexes)
         self.lookups = tuple((name, tuple(elements)) for name, elements in lookups)
         self.case_sensitive = case_sensitive
+        self.word_boundaries = word_boundaries
         flags = regex.VERSION0 | (0 if case_sensitive else regex.IGNORECASE)
         self._compiled: dict[str, list[regex.Pattern[str]]] = {}
         for name, pattern in self.regexes:
@@ -54,12 +59,23 @@ class PatternSet:
                 self._compiled.setdefault(name, []).append(regex.compile(pattern, flags))
             except regex.error as error:
                 raise ConfigError(f"regex '{name}': invalid pattern {pattern!r}: {error}") from None
-        self._tables: dict[str, set[tuple[str, ...]]] = {}
+        self._tables: dict[str, set[tuple[str, ...]]] = {}  # whole tokens
+        anywhere: dict[str, set[str]] = {}  # without word boundaries
         for name, elements in self.lookups:
-            table = self._tables.setdefault(name, set())
-            table.update(key for key in (self._key(tokenize(e)) for e in elements) if key)
+            if word_boundaries:
+                table = self._tables.setdefault(name, set())
+                table.update(key for key in (self._key(tokenize(e)) for e in elements) if key)
+            else:
+                anywhere.setdefault(name, set()).update(e for e in elements if e)
         self._longest = max((len(k) for t in self._tables.values() for k in t), default=0)
-        names = sorted(self._compiled) + sorted(n for n in self._tables if n not in self._compiled)
+        # A named list (``\L``) is matched as a set of strings, not tried one alternative a time.
+        self._anywhere = {
+            name: regex.compile(r"\L<elements>", flags, elements=sorted(elements))
+            for name, elements in anywhere.items()
+            if elements
+        }
+        lookup_names = {name for name, _ in self.lookups}
+        names = sorted(self._compiled) + sorted(lookup_names - set(self._compiled))
         self.names: tuple[str, ...] = tuple(names)
 
     def _key(self, tokens: Sequence[Token]) -> tuple[str, ...]:
@@ -98,6 +114,10 @@ class PatternSet:
                         if gram in table:
                             span = (tokens[i].start, tokens[i + n - 1].end)
                             found.setdefault(name, []).append(span)
+        for name, elements in self._anywhere.items():
+            for m in elements.finditer(text):
+                if m.end() > m.start():
+                    found.setdefault(name, []).append((m.start(), m.end()))
         return found
 
     def token_features(
@@ -117,14 +137,18 @@ class PatternSet:
             "regexes": [list(r) for r in self.regexes],
             "lookups": [[name, list(elements)] for name, elements in self.lookups],
             "case_sensitive": self.case_sensitive,
+            "word_boundaries": self.word_boundaries,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> PatternSet:
+        """The patterns of ``to_json``; a model file from before ``word_boundaries`` matched
+        lookup elements on whole tokens."""
         return cls(
             [(str(n), str(p)) for n, p in data["regexes"]],  # type: ignore[attr-defined]
             [(str(n), tuple(e)) for n, e in data["lookups"]],  # type: ignore[attr-defined]
             case_sensitive=bool(data["case_sensitive"]),
+            word_boundaries=bool(data.get("word_boundaries", True)),
         )
 
 
@@ -146,6 +170,38 @@ def regex_entities(
                 }
             )
     return entities
+
+
+def extractor_patterns(
+    source: PatternSet,
+    entity_types: Iterable[str],
+    *,
+    use_regexes: bool = True,
+    use_lookup_tables: bool = True,
+    word_boundaries: bool = True,
+    case_sensitive: bool = False,
+) -> PatternSet | None:
+    """RegexEntityExtractor's own patterns, with its own options (Rasa's ``use_regexes``,
+    ``use_lookup_tables``, ``use_word_boundaries``, ``case_sensitive``): those of ``source`` (the
+    model's, which the RegexFeaturizer's options chose) named after an entity type. None where
+    ``source``'s matches give the same entities, so a message is not matched twice."""
+    names = set(entity_types)
+    regexes = [(n, p) for n, p in source.regexes if n in names]
+    lookups = [(n, e) for n, e in source.lookups if n in names]
+    wanted_regexes = regexes if use_regexes else []
+    wanted_lookups = lookups if use_lookup_tables else []
+    if (
+        (wanted_regexes, wanted_lookups) == (regexes, lookups)
+        and case_sensitive == source.case_sensitive
+        and (word_boundaries == source.word_boundaries or not lookups)
+    ):
+        return None
+    return PatternSet(
+        wanted_regexes,
+        wanted_lookups,
+        case_sensitive=case_sensitive,
+        word_boundaries=word_boundaries,
+    )
 
 
 def apply_synonyms(entities: list[dict[str, object]], synonyms: dict[str, str]) -> None:

@@ -26,6 +26,7 @@ class NLUSettings:
     max_word_chars: int = 20  # longer tokens keep their first and last characters
     lexical_features: bool = True  # LexicalSyntacticFeaturizer: case, digits, punctuation, position
     pattern_features: bool = True  # RegexFeaturizer: a feature per regex and lookup table
+    # RegexFeaturizer's options: which patterns the model file keeps, and how the features match.
     use_regexes: bool = True
     use_lookup_tables: bool = True
     case_sensitive: bool = False
@@ -133,6 +134,14 @@ class NLUSettings:
     # Post-processing.
     synonyms: bool = True  # EntitySynonymMapper
     regex_entities: bool = False  # RegexEntityExtractor
+    # RegexEntityExtractor's own options, with Rasa's names and defaults after the prefix: entities
+    # from regexes, from lookup tables, lookup elements only as whole words (False: anywhere,
+    # inside words too), case. Independent of the RegexFeaturizer's options above, as in Rasa,
+    # except that it finds only the patterns those keep in the model file.
+    regex_entities_use_regexes: bool = True
+    regex_entities_use_lookup_tables: bool = True
+    regex_entities_use_word_boundaries: bool = True
+    regex_entities_case_sensitive: bool = False
     fallback_threshold: float = 0.0  # FallbackClassifier threshold; 0 turns fallback off
     ambiguity_threshold: float = 0.0
     ranking_length: int = 10
@@ -175,7 +184,8 @@ class NLUSettings:
                     f"{component}: unknown setting '{key}'; known settings: "
                     + ", ".join(sorted(known))
                 )
-            values[key] = _coerce(key, value, type(getattr(self, key)), component)
+            kind = type(getattr(self, key))
+            values[key] = _coerce(key, value, kind, component, (names or {}).get(key, key))
         _check_ranges({key: values[key] for key in params}, component, names or {})
         return NLUSettings(**values)
 
@@ -291,6 +301,13 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     "ensemble_size": 1,  # added in session 11: models before it are one network
     "synonyms": True,
     "regex_entities": False,
+    # Rasa's defaults. Before these existed the extractor matched with the
+    # RegexFeaturizer's options, whose patterns (use_regexes, use_lookup_tables) the model file
+    # holds, so only a case-sensitive one changes: its extractor now ignores case, as Rasa's does.
+    "regex_entities_use_regexes": True,
+    "regex_entities_use_lookup_tables": True,
+    "regex_entities_use_word_boundaries": True,
+    "regex_entities_case_sensitive": False,
     "fallback_threshold": 0.0,
     "ambiguity_threshold": 0.0,
     "ranking_length": 10,
@@ -316,7 +333,8 @@ class NetSizes:
         return asdict(self)
 
 
-def _coerce(key: str, value: Any, kind: type, component: str) -> Any:
+def _coerce(key: str, value: Any, kind: type, component: str, shown: str) -> Any:
+    """``value`` as the setting's type; ``shown``: the setting's name as the user wrote it."""
     if key == "count_vectors":
         try:
             return tuple((str(a), int(lo), int(hi)) for a, lo, hi in value)
@@ -334,4 +352,4 @@ def _coerce(key: str, value: Any, kind: type, component: str) -> Any:
         return float(value)
     elif kind is str and isinstance(value, str):
         return value
-    raise ConfigError(f"{component}: '{key}' must be {kind.__name__}, got {value!r}")
+    raise ConfigError(f"{component}: '{shown}' must be {kind.__name__}, got {value!r}")

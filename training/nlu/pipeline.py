@@ -35,6 +35,8 @@ _BARE = {
     "synonyms": False,
 }
 
+_BILSTM_CRF = "the BiLSTM-CRF model"  # what stands in for DIET and the other entity taggers
+
 Handler = Callable[[NLUSettings, ComponentConfig], NLUSettings]
 _noticed: set[str] = set()
 
@@ -51,9 +53,13 @@ def _where(component: ComponentConfig) -> str:
 
 
 def _take(
-    component: ComponentConfig, mapping: dict[str, str], settings: NLUSettings
+    component: ComponentConfig,
+    mapping: dict[str, str],
+    settings: NLUSettings,
+    counterpart: str = "",
 ) -> NLUSettings:
-    """Copy the params named in ``mapping`` (Rasa name -> our field); note the others."""
+    """Copy the params named in ``mapping`` (Rasa name -> our field); note the others, naming
+    ``counterpart``, what stands in for the component (by default our own of its name)."""
     values: dict[str, Any] = {}
     ignored = []
     for key, value in component.params.items():
@@ -64,8 +70,8 @@ def _take(
     if ignored:
         _notice(
             f"{component.name}.params",
-            f"settings {', '.join(sorted(ignored))} have no counterpart in the BiLSTM-CRF model "
-            "and are ignored",
+            f"settings {', '.join(sorted(ignored))} have no counterpart in "
+            f"{counterpart or 'our ' + component.name} and are ignored",
         )
     try:
         return settings.replace(
@@ -101,12 +107,22 @@ def _diet(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
         "evaluate_on_number_of_examples": "evaluate_on_number_of_examples",
         "evaluate_every_number_of_epochs": "evaluate_every_number_of_epochs",
     }
-    return _take(ComponentConfig(c.name, params, c.origin), mapping, settings)
+    return _take(ComponentConfig(c.name, params, c.origin), mapping, settings, _BILSTM_CRF)
 
 
 def _regex_featurizer(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
     settings = settings.replace({"pattern_features": True}, component=c.name)
     mapping = {k: k for k in ("case_sensitive", "use_regexes", "use_lookup_tables")}
+    return _take(c, mapping, settings)
+
+
+def _regex_extractor(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
+    """Rasa's RegexEntityExtractor options are its own, apart from the RegexFeaturizer's."""
+    settings = settings.replace({"regex_entities": True}, component=c.name)
+    mapping = {
+        k: f"regex_entities_{k}"
+        for k in ("case_sensitive", "use_regexes", "use_lookup_tables", "use_word_boundaries")
+    }
     return _take(c, mapping, settings)
 
 
@@ -145,13 +161,12 @@ def _fallback(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
     return _take(ComponentConfig(c.name, params, c.origin), mapping, settings)
 
 
-def _switch(field: str, notice: str = "") -> Handler:
+def _switch(field: str, notice: str = "", counterpart: str = "") -> Handler:
     def handler(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
         if notice:
             _notice(c.name, notice)
         settings = settings.replace({field: True}, component=c.name)
-        mapping = {"case_sensitive": "case_sensitive"} if field == "regex_entities" else {}
-        return _take(c, mapping, settings)
+        return _take(c, {}, settings, counterpart)
 
     return handler
 
@@ -201,11 +216,11 @@ COMPONENTS: dict[str, Handler] = {
     "LogisticRegressionClassifier": _accepted(_CLASSIFIER),
     "KeywordIntentClassifier": _accepted(_CLASSIFIER),
     "MitieIntentClassifier": _accepted(_CLASSIFIER),
-    "CRFEntityExtractor": _switch("entity_recognition", _CLASSIFIER),
-    "SpacyEntityExtractor": _switch("entity_recognition", _CLASSIFIER),
-    "MitieEntityExtractor": _switch("entity_recognition", _CLASSIFIER),
+    "CRFEntityExtractor": _switch("entity_recognition", _CLASSIFIER, _BILSTM_CRF),
+    "SpacyEntityExtractor": _switch("entity_recognition", _CLASSIFIER, _BILSTM_CRF),
+    "MitieEntityExtractor": _switch("entity_recognition", _CLASSIFIER, _BILSTM_CRF),
     "DucklingEntityExtractor": _duckling,
-    "RegexEntityExtractor": _switch("regex_entities"),
+    "RegexEntityExtractor": _regex_extractor,
     "EntitySynonymMapper": _switch("synonyms"),
     "FallbackClassifier": _fallback,
     "ResponseSelector": _accepted(
@@ -232,4 +247,23 @@ def settings_from_pipeline(pipeline: Sequence[ComponentConfig]) -> NLUSettings:
                 f"{_where(component)}unknown NLU component '{component.name}'; {hint}"
             )
         settings = handler(settings, component)
+    _warn_of_unkept_patterns(settings, pipeline)
     return settings
+
+
+def _warn_of_unkept_patterns(settings: NLUSettings, pipeline: Sequence[ComponentConfig]) -> None:
+    """Rasa's RegexEntityExtractor reads the training data's patterns whatever the
+    RegexFeaturizer's options; ours finds those the model file keeps, which the RegexFeaturizer's
+    ``use_regexes`` and ``use_lookup_tables`` choose. Where that loses some, say so."""
+    if not settings.regex_entities:
+        return
+    for option, kind in (("use_regexes", "regexes"), ("use_lookup_tables", "lookup tables")):
+        if getattr(settings, f"regex_entities_{option}") and not getattr(settings, option):
+            where = next((_where(c) for c in pipeline if c.name == "RegexEntityExtractor"), "")
+            logger.warning(
+                "%sRegexEntityExtractor finds no entities in %s: RegexFeaturizer's %s: false "
+                "leaves them out of the model (Rasa's extractor would still use them)",
+                where,
+                kind,
+                option,
+            )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import threading
 from pathlib import Path
@@ -296,6 +297,64 @@ def test_regex_entity_extractor_works_without_the_tagger() -> None:
         "Berlin",
         "RegexEntityExtractor",
     )
+
+
+@functools.cache
+def regexes_only_model() -> NLUModel:
+    """F3's config: ``RegexEntityExtractor`` with ``use_lookup_tables: false``, no tagger."""
+    pipeline = [
+        ComponentConfig("RegexFeaturizer"),
+        ComponentConfig("DIETClassifier", {"entity_recognition": False, "epochs": 10}),
+        ComponentConfig("RegexEntityExtractor", {"use_lookup_tables": False}),
+    ]
+    return train_nlu(toy_data(), pipeline, seed=1, show_progress=False)
+
+
+def found_by_regex(result: ParseResult) -> list[tuple[str, str, int, int]]:
+    assert all(e["extractor"] == "RegexEntityExtractor" for e in result["entities"])
+    return sorted((e["entity"], e["value"], e["start"], e["end"]) for e in result["entities"])
+
+
+def test_regex_entity_extractor_without_lookup_tables_finds_no_lookup_entities() -> None:
+    """Its own ``use_lookup_tables: false``: the features still have the lookup tables (the
+    RegexFeaturizer's option), the extractor does not use them."""
+    model = regexes_only_model()
+    assert "city" in model.featurizer.patterns.names
+    text = "fly to Berlin, zip 55555"
+    assert found_by_regex(model.parse(text)) == [("zipcode", "55555", 19, 24)]
+
+
+@pytest.mark.parametrize(
+    ("options", "text", "found"),
+    [
+        ({}, "fly to Berlin, zip 55555", [("city", "Berlin", 7, 13), ("zipcode", "55555", 19, 24)]),
+        ({"regex_entities_use_regexes": False}, "to Berlin, zip 55555", [("city", "Berlin", 3, 9)]),
+        ({"regex_entities_case_sensitive": True}, "berlin or Paris", [("city", "Paris", 10, 15)]),
+        ({}, "a Berliner", []),  # whole words only
+        ({"regex_entities_use_word_boundaries": False}, "a Berliner", [("city", "Berlin", 2, 8)]),
+    ],
+)
+def test_regex_entity_extractor_honours_its_own_options(
+    options: dict[str, bool], text: str, found: list[tuple]
+) -> None:
+    model = with_settings(regexes_only_model(), regex_entities_use_lookup_tables=True, **options)
+    assert found_by_regex(model.parse(text)) == found
+    tensors, meta = model.export()
+    assert found_by_regex(NLUModel.from_export(tensors, meta).parse(text)) == found
+
+
+def test_a_model_file_from_before_the_extractors_options_uses_rasas_defaults() -> None:
+    tensors, meta = regexes_only_model().export()
+    old = json.loads(json.dumps(meta))
+    for option in ("use_regexes", "use_lookup_tables", "use_word_boundaries", "case_sensitive"):
+        del old["settings"][f"regex_entities_{option}"]
+    del old["featurizer"]["patterns"]["word_boundaries"]
+    loaded = NLUModel.from_export(tensors, old)
+    assert loaded.settings.regex_entities_use_lookup_tables  # Rasa's default
+    assert found_by_regex(loaded.parse("fly to Berlin, zip 55555")) == [
+        ("city", "Berlin", 7, 13),
+        ("zipcode", "55555", 19, 24),
+    ]
 
 
 def test_intent_probabilities_are_parses_at_its_share_and_mix_the_heads(

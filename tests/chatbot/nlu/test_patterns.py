@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from chatbot.errors import ConfigError
-from chatbot.nlu.patterns import PatternSet, apply_synonyms, regex_entities
+from chatbot.nlu.patterns import PatternSet, apply_synonyms, extractor_patterns, regex_entities
 from chatbot.nlu.tokenizer import tokenize
 
 PATTERNS = PatternSet(
@@ -33,6 +33,64 @@ def test_regexes_and_multi_word_lookups_match_case_insensitively() -> None:
 def test_lookups_match_whole_tokens_only() -> None:
     text = "pineapple apples apple"
     assert PATTERNS.matches(text, tokenize(text)) == {"fruit": [(17, 22)]}
+
+
+@pytest.mark.parametrize(
+    ("case_sensitive", "spans"),
+    [(False, [(0, 5), (6, 11), (16, 21)]), (True, [(6, 11), (16, 21)])],
+)
+def test_without_word_boundaries_lookups_match_inside_words(
+    case_sensitive: bool, spans: list[tuple[int, int]]
+) -> None:
+    """Rasa's ``use_word_boundaries: false``: the lookup regex without ``\\b`` matches inside
+    words too."""
+    patterns = PatternSet(
+        [],
+        [("fruit", ("apple", ""))],
+        case_sensitive=case_sensitive,
+        word_boundaries=False,
+    )
+    text = "APPLE apple pineapple"
+    assert patterns.matches(text, tokenize(text)) == {"fruit": spans}
+    assert patterns.names == ("fruit",)
+    again = PatternSet.from_json(patterns.to_json())
+    assert again.matches(text, tokenize(text)) == {"fruit": spans}
+
+
+def test_patterns_from_before_word_boundaries_match_whole_tokens() -> None:
+    data = PATTERNS.to_json()
+    del data["word_boundaries"]
+    text = "pineapple apples apple"
+    assert PatternSet.from_json(data).matches(text, tokenize(text)) == {"fruit": [(17, 22)]}
+
+
+def test_the_extractor_shares_the_features_matches_where_its_options_agree() -> None:
+    assert extractor_patterns(PATTERNS, ["city", "zipcode"]) is None
+    # Options that change nothing here (no regex is named after an entity type) need no set.
+    assert extractor_patterns(PATTERNS, ["city"], use_regexes=False) is None
+
+
+@pytest.mark.parametrize(
+    ("options", "found"),
+    [
+        ({"use_lookup_tables": False}, [("zipcode", "12345")]),
+        ({"use_regexes": False}, [("city", "BERLIN"), ("fruit", "apple")]),
+        (
+            {"word_boundaries": False},
+            [("zipcode", "12345"), ("city", "BERLIN"), ("fruit", "apple"), ("fruit", "apple")],
+        ),
+        ({"case_sensitive": True, "use_regexes": False}, [("fruit", "apple")]),
+    ],
+)
+def test_the_extractor_finds_what_its_own_options_say(
+    options: dict[str, bool], found: list[tuple[str, str]]
+) -> None:
+    text = "zip 12345 in BERLIN with pineapple or apple"
+    types = ["zipcode", "city", "fruit"]
+    own = extractor_patterns(PATTERNS, types, **options)
+    assert own is not None
+    entities = regex_entities(text, own.matches(text, tokenize(text)), types)
+    assert [(e["entity"], e["value"]) for e in entities] == found
 
 
 def test_case_sensitive_patterns() -> None:

@@ -180,3 +180,107 @@ def test_a_custom_class_path_is_named_as_such() -> None:
     policy = ComponentConfig("policies.MyPolicy", origin=Origin("config.yml", 12))
     with pytest.raises(ConfigError, match=r"a custom policy class .*custom policies are not"):
         policy_configs([policy])
+
+
+def test_regex_entity_extractors_options_are_its_own_not_the_featurizers() -> None:
+    """Rasa's RegexEntityExtractor has its own use_lookup_tables, use_regexes,
+    use_word_boundaries and case_sensitive; the RegexFeaturizer's stay as that one says."""
+    settings = settings_from_pipeline(
+        [
+            ComponentConfig("RegexFeaturizer", {"case_sensitive": True}),
+            ComponentConfig(
+                "RegexEntityExtractor",
+                {
+                    "use_lookup_tables": False,
+                    "use_regexes": True,
+                    "use_word_boundaries": False,
+                    "case_sensitive": False,
+                },
+            ),
+        ]
+    )
+    assert settings.regex_entities
+    assert not settings.regex_entities_use_lookup_tables
+    assert settings.regex_entities_use_regexes
+    assert not settings.regex_entities_use_word_boundaries
+    assert not settings.regex_entities_case_sensitive
+    # The features: the RegexFeaturizer's options, untouched by the extractor's.
+    assert settings.case_sensitive and settings.use_lookup_tables and settings.use_regexes
+
+
+def test_regex_entity_extractor_defaults_are_rasas() -> None:
+    settings = settings_from_pipeline([ComponentConfig("RegexEntityExtractor")])
+    assert settings.regex_entities
+    assert settings.regex_entities_use_lookup_tables and settings.regex_entities_use_regexes
+    assert settings.regex_entities_use_word_boundaries
+    assert not settings.regex_entities_case_sensitive
+
+
+@pytest.mark.parametrize(
+    ("component", "notice"),
+    [
+        (
+            ComponentConfig("RegexEntityExtractor", {"use_lookup_tables": True}),
+            None,  # its own option: nothing to note
+        ),
+        (
+            ComponentConfig("RegexEntityExtractor", {"use_regexes": True, "extra": 1}),
+            "RegexEntityExtractor.params: settings extra have no counterpart in our "
+            "RegexEntityExtractor and are ignored",
+        ),
+        (
+            ComponentConfig("RegexFeaturizer", {"number_additional_patterns": 10}),
+            "RegexFeaturizer.params: settings number_additional_patterns have no counterpart in "
+            "our RegexFeaturizer and are ignored",
+        ),
+        (
+            ComponentConfig("DIETClassifier", {"transformer_size": 256}),
+            "DIETClassifier.params: settings transformer_size have no counterpart in the "
+            "BiLSTM-CRF model and are ignored",
+        ),
+        (
+            ComponentConfig("CRFEntityExtractor", {"BILOU_flag": True}),
+            "CRFEntityExtractor.params: settings BILOU_flag have no counterpart in the "
+            "BiLSTM-CRF model and are ignored",
+        ),
+    ],
+)
+def test_ignored_settings_are_noted_naming_what_stands_in_for_the_component(
+    component: ComponentConfig, notice: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="training.nlu.pipeline"):
+        settings_from_pipeline([component])
+    noted = [r.getMessage() for r in caplog.records if ".params: " in r.getMessage()]
+    assert noted == ([notice] if notice else [])
+
+
+def test_a_bad_regex_entity_extractor_option_is_named_as_written() -> None:
+    component = ComponentConfig(
+        "RegexEntityExtractor", {"use_lookup_tables": "yes"}, Origin("config.yml", 5)
+    )
+    with pytest.raises(ConfigError) as error:
+        settings_from_pipeline([component])
+    assert str(error.value) == (
+        "config.yml:5: RegexEntityExtractor: 'use_lookup_tables' must be bool, got 'yes'"
+    )
+
+
+def test_patterns_the_featurizer_leaves_out_are_warned_of_for_the_extractor(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The model file keeps the patterns the RegexFeaturizer asks for; an extractor that wants
+    others (Rasa's would read them from the data) is told it finds none."""
+    pipeline = [
+        ComponentConfig("RegexFeaturizer", {"use_lookup_tables": False}),
+        ComponentConfig("RegexEntityExtractor", origin=Origin("config.yml", 8)),
+    ]
+    with caplog.at_level(logging.WARNING, logger="training.nlu.pipeline"):
+        settings_from_pipeline(pipeline)
+        settings_from_pipeline(
+            [pipeline[0], ComponentConfig("RegexEntityExtractor", {"use_lookup_tables": False})]
+        )
+    assert [r.getMessage() for r in caplog.records] == [
+        "config.yml:8: RegexEntityExtractor finds no entities in lookup tables: RegexFeaturizer's "
+        "use_lookup_tables: false leaves them out of the model (Rasa's extractor would still use "
+        "them)"
+    ]
