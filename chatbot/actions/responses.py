@@ -4,6 +4,7 @@ wording); ``utter_faq`` sends the response of the retrieval intent the NLU selec
 
 from __future__ import annotations
 
+import difflib
 import logging
 
 from chatbot.actions.base import Action, ActionContext, bot_event
@@ -21,15 +22,23 @@ class ResponseAction(Action):
     async def run(self, ctx: ActionContext) -> list[Event]:
         events = await ctx.respond(self.name)
         if not events and ctx.nlg is None:  # an NLG server's silence is its own choice
-            if self.name in ctx.domain.responses:
-                logger.warning("response %s has no variation that applies; nothing sent", self.name)
-            else:
-                logger.warning(
-                    "response %s is not in the domain and no NLG server (endpoints.yml nlg:) "
-                    "words it; nothing sent",
-                    self.name,
-                )
+            _say_why_nothing_was_sent(ctx.domain, self.name)
         return events
+
+
+def _say_why_nothing_was_sent(domain: Domain, response: str, by: str = "", hint: str = "") -> None:
+    """A warning where ``response`` gave no message: the user hears nothing, and Rasa logs
+    "Couldn't create message for response ..." there too."""
+    if response in domain.responses:
+        logger.warning("%sresponse %s has no variation that applies; nothing sent", by, response)
+    else:
+        logger.warning(
+            "%sresponse %s is not in the domain and no NLG server (endpoints.yml nlg:) words it; "
+            "nothing sent%s",
+            by,
+            response,
+            hint,
+        )
 
 
 class EndToEndResponse(Action):
@@ -63,7 +72,28 @@ class RetrievalAction(Action):
         if response is None:
             logger.warning("retrieval action %s: no response selected", self.name)
             return []
-        return await ctx.respond(response)
+        events = await ctx.respond(response)
+        if not events and ctx.nlg is None:
+            # The NLU selected a sub-intent the responses do not name (``faq/travel_insurance``
+            # beside ``utter_faq/ask_travel_insurance``): say which, and what is there.
+            by = f"retrieval action {self.name}: "
+            _say_why_nothing_was_sent(ctx.domain, response, by, f". {self._twin(ctx, response)}")
+        return events
+
+    def _twin(self, ctx: ActionContext, response: str) -> str:
+        """The response of this action whose part after the ``/`` is close to ``response``'s
+        (the shared ``utter_faq/`` would make any two look alike), else the list of them."""
+        ours = {
+            name.partition("/")[2]: name
+            for name in sorted(ctx.domain.responses)
+            if name.startswith(self.name + "/")
+        }
+        close = difflib.get_close_matches(response.partition("/")[2], list(ours), n=1)
+        if close:
+            return f"Did you mean '{ours[close[0]]}'?"
+        names = list(ours.values())
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        return f"Responses of {self.intent}: {shown}"
 
     def full_name(self, conversation: Conversation) -> str | None:
         """The response this action sends in ``conversation`` now (``utter_faq/ask_name``), as

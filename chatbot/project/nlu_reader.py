@@ -5,7 +5,8 @@ Annotations are Rasa's: ``[text](entity)``, ``[text](entity:value)``,
 ``[text]{"entity": "e", "role": "r", "group": "g", "value": "v"}`` and
 ``[text][{"entity": "a"}, {"entity": "b"}]``. The markup is removed from the example's text and
 each entity keeps its character offsets in the plain text; a ``value`` other than the annotated
-text makes that text a synonym of the value.
+text makes that text a synonym of the value. ``[text] (entity)``, with a space, is plain text, as
+in Rasa, and a warning.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ ENTITY_REGEX = re.compile(
 )
 # What is left of an annotation the regex could not read: ``[Ann](name``, ``[](name)``, ...
 _BROKEN_ANNOTATION = re.compile(r"\[[^\]]*\]\s*[({]")
+# One with blanks before its ``(`` or ``{`` (``[luxury] (budget)``), up to the closing bracket:
+# Rasa's regex needs ``](`` and ``]{`` adjacent, so Rasa reads it as plain text, without a word.
+_SPACED_ANNOTATION = re.compile(r"\[[^\]]*\]\s+(?:\([^()]*\)|\{[^{}]*\}|[({])")
 _ENTITY_DICT_KEYS = ("entity", "value", "role", "group")
 _NLU_KINDS = ("intent", "synonym", "regex", "lookup")
 
@@ -105,15 +109,31 @@ def parse_annotated_text(
 
 
 def _check_not_broken(segment: str, raw: str, *, file: str | None, line: int | None) -> None:
-    broken = _BROKEN_ANNOTATION.search(segment)
-    if broken:
-        raise ProjectError(
-            f"malformed entity annotation in {raw!r}",
+    """Raise for what is left of an annotation in ``segment`` (text between annotations); one
+    with a space before its ``(`` or ``{`` stays plain text, as in Rasa, with a warning: it is
+    likely a typo, and Rasa's silence would leave the entity unlearned unnoticed."""
+    for broken in _BROKEN_ANNOTATION.finditer(segment):
+        spaced = _SPACED_ANNOTATION.match(segment, broken.start())
+        if spaced is None:
+            raise ProjectError(
+                f"malformed entity annotation in {raw!r}",
+                file=file,
+                line=line,
+                value=broken.group(0),
+                hint='Write [text](entity), [text](entity:value) or [text]{"entity": "name"}',
+            )
+        fragment = spaced.group(0)
+        joined = re.sub(r"\]\s+", "]", fragment, count=1)
+        warning = ProjectError(
+            f'"{fragment}" looks like an entity annotation with a space before '
+            f"'{broken.group(0)[-1]}'; it is read as plain text",
             file=file,
             line=line,
-            value=broken.group(0),
-            hint='Write [text](entity), [text](entity:value) or [text]{"entity": "name"}',
+            hint=f"Write {joined} to annotate an entity"
+            if fragment[-1] in ")}"
+            else "Remove the space to annotate an entity",
         )
+        logger.warning("%s", warning)
 
 
 def _entity_specs(

@@ -7,13 +7,15 @@ cannot be asked for; slot mappings naming unknown entities, intents, forms or ac
 slot values no one declared. Each error names the file, line, key and value, and what would be
 valid. NLU examples of intents or entities the domain lacks, and one text annotated with two
 intents, are warnings (logged), as in Rasa: the NLU model learns them, the dialogue model does not
-see the former.
+see the former. So are a retrieval intent ``faq/x`` of the NLU data without a response
+``utter_faq/x``, and such a response without examples of ``faq/x``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -434,6 +436,49 @@ class _Checker:
                     )
         self._unextractable(nlu)
         self._without_examples(nlu)
+        self._retrieval_responses(nlu)
+
+    def _retrieval_responses(self, nlu: NLUData) -> None:
+        """Warn about each retrieval intent ``x/y`` of the NLU data without a response
+        ``utter_x/y``: the bot says nothing when the NLU selects it (Rasa warns of its examples
+        when it trains: "You either need to add a response phrase or correct the intent"); and
+        about each response ``utter_x/y`` no example has ``x/y`` of: the NLU never selects it.
+        Each names its likely twin of the other kind (``utter_faq/ask_x`` beside ``faq/x``)."""
+        if not nlu.examples:
+            return  # a bot driven by /faq/ask_name payloads only
+        first: dict[str, Origin] = {}
+        for example in nlu.examples:
+            if "/" in example.intent:
+                first.setdefault(example.intent, example.origin)
+        missing = {i: o for i, o in first.items() if f"utter_{i}" not in self.d.responses}
+        orphans: dict[str, Origin] = {}  # x/y of each response utter_x/y that no example has
+        for name, variations in self.d.responses.items():
+            intent = name.removeprefix("utter_")
+            if name.startswith("utter_") and "/" in intent and intent not in first:
+                orphans[intent] = variations[0].origin if variations else self._action_origin()
+        for intent, origin in missing.items():
+            self.warnings.append(
+                ProjectError(
+                    f"retrieval intent '{intent}' has NLU examples but no response "
+                    f"'utter_{intent}': without an NLG server (endpoints.yml nlg:) the bot says "
+                    "nothing when the NLU selects it",
+                    file=origin.file,
+                    line=origin.line,
+                    hint=_twin(intent, orphans, "utter_")
+                    or f"Add a response 'utter_{intent}' (to the domain or to a data file's "
+                    "'responses:')",
+                )
+            )
+        for intent, origin in orphans.items():
+            self.warnings.append(
+                ProjectError(
+                    f"response 'utter_{intent}' is a retrieval intent's, but no NLU example has "
+                    f"intent '{intent}': the NLU never selects it (only a /{intent} payload does)",
+                    file=origin.file,
+                    line=origin.line,
+                    hint=_twin(intent, missing),
+                )
+            )
 
     def _without_examples(self, nlu: NLUData) -> None:
         """Warn about each intent of the domain that no NLU example has, as Rasa's validator
@@ -488,6 +533,16 @@ class _Checker:
                         "(spaCy's pretrained entities are not served)",
                     )
                 )
+
+
+def _twin(intent: str, intents: Iterable[str], prefix: str = "") -> str | None:
+    """``Did you mean 'x'?`` naming the one of ``intents`` (retrieval intents, ``faq/x``; with
+    ``prefix``, as a response) of the same ``faq`` whose part after the ``/`` is close to
+    ``intent``'s, else nothing (the shared ``faq/`` would make any two look alike)."""
+    base, _, sub = intent.partition("/")
+    subs = {name.partition("/")[2]: name for name in intents if name.startswith(base + "/")}
+    close = difflib.get_close_matches(sub, list(subs), n=1, cutoff=0.6)
+    return f"Did you mean '{prefix}{subs[close[0]]}'?" if close else None
 
 
 def _typo_hint(name: str, slots: Iterable[str]) -> str | None:

@@ -80,6 +80,75 @@ def test_malformed_annotations(raw: str, needle: str) -> None:
     assert needle in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("raw", "entities", "fragment", "hint"),
+    [
+        (
+            "find me [luxury] (budget_range) places",
+            [],
+            "\"[luxury] (budget_range)\" looks like an entity annotation with a space before '('",
+            "Write [luxury](budget_range) to annotate an entity",
+        ),
+        (
+            'to [Berlin]  {"entity": "city"} or [Rome](city)',
+            [("Rome", "city")],
+            '"[Berlin]  {"entity": "city"}" looks like an entity annotation with a space '
+            "before '{'",
+            'Write [Berlin]{"entity": "city"} to annotate an entity',
+        ),
+        (
+            "to [Berlin] (city",
+            [],
+            "\"[Berlin] (\" looks like an entity annotation with a space before '('",
+            "Remove the space to annotate an entity",
+        ),
+    ],
+)
+def test_an_annotation_with_a_space_before_its_bracket_is_plain_text_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+    raw: str,
+    entities: list[tuple[str, str]],
+    fragment: str,
+    hint: str,
+) -> None:
+    """Rasa's ENTITY_REGEX needs ``](`` and ``]{`` adjacent: it keeps such text as written and
+    says nothing; a likely typo deserves a word, not a refusal to train."""
+    with caplog.at_level(logging.WARNING):
+        parsed = parse_annotated_text(raw, file="nlu.yml", line=7)
+    plain = raw.replace("[Rome](city)", "Rome")  # the well-formed one is still read
+    assert parsed.text == plain
+    assert [(parsed.text[e.start : e.end], e.entity) for e in parsed.entities] == entities
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith(f"nlu.yml:7: {fragment}; it is read as plain text")
+    assert warning.endswith(hint)
+
+
+def test_a_spaced_annotation_in_a_file_is_read_and_named_by_file_and_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The travel-assistant project's ``find me [luxury] (budget_range) places`` trains in
+    Rasa; here too, with a warning at its line."""
+    nlu_file = write(
+        tmp_path / "nlu.yml",
+        """\
+        nlu:
+        - intent: search
+          examples: |
+            - find me [cheap](budget_range) places
+            - find me [luxury] (budget_range) places
+        """,
+    )
+    with caplog.at_level(logging.WARNING):
+        nlu = read_nlu(nlu_file)
+    assert [e.text for e in nlu.examples] == [
+        "find me cheap places",
+        "find me [luxury] (budget_range) places",
+    ]
+    assert nlu.examples[1].entities == ()
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith(f'{nlu_file}:5: "[luxury] (budget_range)" looks like an entity')
+
+
 NLU = """\
 version: "3.1"
 nlu:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -417,13 +418,15 @@ def test_nlu_intent_and_entity_not_in_domain_are_warnings(
         )
     assert errors == []
     texts = [r.getMessage() for r in caplog.records]
-    assert len(texts) == 3, texts  # one warning per unknown name, at its first use
+    assert len(texts) == 4, texts  # one warning per unknown name, at its first use
     assert (
         "more_nlu.yml:4: intent 'goodbye' of an NLU example is not in the domain: the NLU model"
         in texts[0]
     )
     assert "more_nlu.yml:8: entity 'person' of an NLU example" in texts[1]
     assert "more_nlu.yml:11: intent 'chitchat/weather'" in texts[2]
+    # and it has no response utter_chitchat/weather (the retrieval check's own warning)
+    assert "more_nlu.yml:11: retrieval intent 'chitchat/weather' has NLU examples" in texts[3]
 
 
 def test_same_text_with_two_intents_is_a_warning(
@@ -491,3 +494,91 @@ def test_a_slot_duckling_fills_is_no_warning(
     assert errors == []
     texts = [r.getMessage() for r in caplog.records]
     assert any("fills from entity 'name'" in t for t in texts) == warned, texts
+
+
+NLU_BASE = """\
+version: "3.1"
+"""
+# The travel-assistant project's mismatch: examples of faq/travel_insurance, responses named
+# utter_faq/ask_travel_insurance.
+TRAVEL_NLU = """\
+nlu:
+- intent: faq/ask_name
+  examples: |
+    - what is your name
+- intent: faq/travel_insurance
+  examples: |
+    - do you sell travel insurance
+    - can I insure my trip
+"""
+TRAVEL_RESPONSES = """\
+responses:
+  utter_faq/ask_travel_insurance:
+  - text: Yes, we sell travel insurance.
+"""
+
+
+def _retrieval_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if "retrieval intent '" in r.getMessage() or "is a retrieval intent's" in r.getMessage()
+    ]
+
+
+def test_retrieval_intents_and_responses_that_do_not_match_are_warnings(
+    make_project: ProjectMaker, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """Rasa trains such a project and its bot answers nothing for the sub-intent (Rasa warns of
+    each such example when it trains); a warning each way names the file, the line and the
+    likely twin."""
+    with caplog.at_level(logging.WARNING, logger="chatbot.project.validation"):
+        errors = _errors(
+            make_project,
+            {"data/nlu.yml": NLU_BASE + TRAVEL_NLU, "data/faq_responses.yml": TRAVEL_RESPONSES},
+        )
+    assert errors == []
+    assert _retrieval_warnings(caplog) == [
+        f"{tmp_path / 'bot' / 'data' / 'nlu.yml'}:8: retrieval intent 'faq/travel_insurance' has "
+        "NLU examples but no response 'utter_faq/travel_insurance': without an NLG server "
+        "(endpoints.yml nlg:) the bot says nothing when the NLU selects it. Did you mean "
+        "'utter_faq/ask_travel_insurance'?",
+        f"{tmp_path / 'bot' / 'data' / 'faq_responses.yml'}:3: response "
+        "'utter_faq/ask_travel_insurance' is a retrieval intent's, but no NLU example has intent "
+        "'faq/ask_travel_insurance': the NLU never selects it (only a /faq/ask_travel_insurance "
+        "payload does). Did you mean 'faq/travel_insurance'?",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, []),  # faq/ask_name and utter_faq/ask_name
+        (  # payloads only: /faq/ask_name selects the response
+            {"data/nlu.yml": None},
+            [],
+        ),
+        (
+            {"data/nlu.yml": NLU_BASE + "nlu:\n- intent: faq/hours\n  examples: |\n    - when\n"},
+            [
+                "retrieval intent 'faq/hours' has NLU examples but no response 'utter_faq/hours'"
+                ": without an NLG server (endpoints.yml nlg:) the bot says nothing when the NLU "
+                "selects it. Add a response 'utter_faq/hours' (to the domain or to a data file's "
+                "'responses:')",
+                "response 'utter_faq/ask_name' is a retrieval intent's, but no NLU example",
+            ],
+        ),
+    ],
+)
+def test_which_retrieval_intents_are_warned_about(
+    make_project: ProjectMaker,
+    caplog: pytest.LogCaptureFixture,
+    files: dict[str, str | None],
+    expected: list[str],
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="chatbot.project.validation"):
+        assert _errors(make_project, files) == []
+    warnings = _retrieval_warnings(caplog)
+    assert len(warnings) == len(expected), warnings
+    for warning, needle in zip(warnings, expected, strict=True):
+        assert needle in warning
