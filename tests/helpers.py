@@ -99,15 +99,16 @@ def train_files(root: Path, files: dict[str, str]) -> TrainedModel:
     return train_project(load_project(root), show_progress=False)
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """Terminate a server started by a test (kill it after 20 s), and close its output pipe.
+def stop_process(process: subprocess.Popen[bytes], *, grace: float = 20.0) -> None:
+    """Terminate a server started by a test (kill it after ``grace`` s), and close its output
+    pipe.
     A server started with ``start_new_session=True`` is stopped with its whole process group: a
     rasa-sdk action server's Sanic processes outlive their parent when it is stopped right after
     it started, and would run on after the tests."""
     group = process.pid if _leads_a_group(process) else None
     process.terminate()
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
@@ -168,7 +169,9 @@ def rasa_sdk_action_server(bot: Path, startup_seconds: float = 60.0) -> Iterator
                 time.sleep(0.1)
             yield f"http://127.0.0.1:{port}/webhook"
         finally:
-            stop_process(process)
+            # It keeps nothing to finish, and its Sanic waits out the kept-alive connections of
+            # the tests' clients on SIGTERM (20 s a server): killed after a moment.
+            stop_process(process, grace=2.0)
 
 
 def comparable_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

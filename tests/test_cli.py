@@ -368,7 +368,7 @@ def test_run_actions_serves_the_projects_actions_with_rasa_sdk(project_first: bo
             assert {"name": "validate_restaurant_form"} in actions  # domains/restaurant/actions
             assert allowed in ("*", "http://example.org")  # --cors reached rasa-sdk
         finally:
-            stop_process(process)
+            stop_process(process, grace=2.0)  # Sanic would wait out its connections for 20 s
 
 
 def test_run_actions_without_an_actions_package_says_so(tmp_path: Path) -> None:
