@@ -3,7 +3,8 @@
 A project whose stories are end-to-end (``- user: "..."``) needs no intents, but its slots still
 want the entities of a message: the restaurant's cuisine, the city. Rasa's answer is the
 ``RegexEntityExtractor`` with ``use_lookup_tables``: a lookup table or regex named after an entity
-type marks that entity wherever it matches (whole tokens, case-insensitive by default), and
+type marks that entity wherever it matches (case-insensitive by default; a lookup element on
+whole tokens, or anywhere in the text, inside words too, with ``use_word_boundaries: false``), and
 ``EntitySynonymMapper`` maps each value to its canonical form::
 
     nlu:
@@ -21,8 +22,8 @@ type marks that entity wherever it matches (whole tokens, case-insensitive by de
       use_regexes: true
       case_sensitive: false
 
-Training keeps it in the model file as JSON (the tables, the synonyms, the entity types), and it
-parses like an NLU model, without an intent.
+Training keeps it in the model file as JSON (the tables with the options that match them, the
+synonyms, the entity types), and it parses like an NLU model, without an intent.
 """
 
 from __future__ import annotations
@@ -82,11 +83,6 @@ class LookupEntityExtractor:
                 raise ConfigError(
                     f"{where}{COMPONENT}: '{key}' must be true or false, not {value!r}"
                 )
-        if opts.get("use_word_boundaries") is False:
-            raise ConfigError(
-                f"{where}{COMPONENT}: use_word_boundaries: false is not supported; lookup elements "
-                "match whole tokens (scripts without spaces match character by character)"
-            )
         lookups: list[tuple[str, tuple[str, ...]]] = []
         regexes: list[tuple[str, str]] = []
         if opts.get("use_lookup_tables", True):
@@ -94,7 +90,10 @@ class LookupEntityExtractor:
         if opts.get("use_regexes", True):
             regexes = [(r.name, r.pattern) for r in data.regexes]
         patterns = PatternSet(
-            regexes, lookups, case_sensitive=bool(opts.get("case_sensitive", False))
+            regexes,
+            lookups,
+            case_sensitive=bool(opts.get("case_sensitive", False)),
+            word_boundaries=bool(opts.get("use_word_boundaries", True)),
         )
         return cls(patterns, entity_types, data.synonyms)
 

@@ -5,8 +5,10 @@ Annotations are Rasa's: ``[text](entity)``, ``[text](entity:value)``,
 ``[text]{"entity": "e", "role": "r", "group": "g", "value": "v"}`` and
 ``[text][{"entity": "a"}, {"entity": "b"}]``. The markup is removed from the example's text and
 each entity keeps its character offsets in the plain text; a ``value`` other than the annotated
-text makes that text a synonym of the value. ``[text] (entity)``, with a space, is plain text, as
-in Rasa, and a warning.
+text makes that text a synonym of the value. What Rasa's regex does not read as an annotation
+(``[text] (entity)`` with a space, ``[](entity)``, ``[text](entity`` unclosed, ``[text]()``,
+``[text](entity:)``, ``[text]{}``) Rasa keeps as plain text without a word: here it is plain text
+too, with a warning, for it is likely a typo that would leave the entity unlearned unnoticed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from chatbot.errors import ProjectError, ProjectErrors
 from chatbot.file_input import DATA_FILE_LIMIT, file_problem, read_bytes
@@ -54,6 +56,8 @@ _BROKEN_ANNOTATION = re.compile(r"\[[^\]]*\]\s*[({]")
 # One with blanks before its ``(`` or ``{`` (``[luxury] (budget)``), up to the closing bracket:
 # Rasa's regex needs ``](`` and ``]{`` adjacent, so Rasa reads it as plain text, without a word.
 _SPACED_ANNOTATION = re.compile(r"\[[^\]]*\]\s+(?:\([^()]*\)|\{[^{}]*\}|[({])")
+# How much of an unclosed annotation a message shows after its ``(`` or ``{``.
+_SHOWN_UNCLOSED = 30
 _ENTITY_DICT_KEYS = ("entity", "value", "role", "group")
 _NLU_KINDS = ("intent", "synonym", "regex", "lookup")
 
@@ -68,9 +72,15 @@ class AnnotatedText:
 
 
 def parse_annotated_text(
-    raw: str, *, file: str | None = None, line: int | None = None
+    raw: str, *, file: str | None = None, line: int | None = None, strict: bool = True
 ) -> AnnotatedText:
-    """Remove Rasa's entity markup from ``raw``; malformed markup is a ``ProjectError``."""
+    """Remove Rasa's entity markup from ``raw``; markup Rasa rejects (invalid JSON in ``{...}``,
+    an annotation without ``"entity"``) is a ``ProjectError``.
+
+    Markup Rasa's regex does not read stays plain text, as in Rasa, with a warning; ``strict``
+    makes it an error, except a space before ``(`` or ``{``, for text typed in answer to a request
+    for markup (interactive learning), where plain text is never what was meant.
+    """
     if "[" not in raw:
         return AnnotatedText(raw)
     pieces: list[str] = []
@@ -80,7 +90,7 @@ def parse_annotated_text(
     length = 0
     for match in ENTITY_REGEX.finditer(raw):
         before = raw[position : match.start()]
-        _check_not_broken(before, raw, file=file, line=line)
+        _check_unread(before, raw, file=file, line=line, strict=strict)
         pieces.append(before)
         length += len(before)
         covered = match.group("text")
@@ -103,37 +113,96 @@ def parse_annotated_text(
         length = end
         position = match.end()
     rest = raw[position:]
-    _check_not_broken(rest, raw, file=file, line=line)
+    _check_unread(rest, raw, file=file, line=line, strict=strict)
     pieces.append(rest)
     return AnnotatedText("".join(pieces), tuple(entities), synonyms)
 
 
-def _check_not_broken(segment: str, raw: str, *, file: str | None, line: int | None) -> None:
-    """Raise for what is left of an annotation in ``segment`` (text between annotations); one
-    with a space before its ``(`` or ``{`` stays plain text, as in Rasa, with a warning: it is
-    likely a typo, and Rasa's silence would leave the entity unlearned unnoticed."""
+def _check_unread(
+    segment: str, raw: str, *, file: str | None, line: int | None, strict: bool
+) -> None:
+    """Warn of what looks like an annotation in ``segment`` (text between annotations): Rasa's
+    regex did not read it, so it is plain text, as in Rasa, which says nothing; but it is likely a
+    typo, and the entity would go unlearned unnoticed. ``strict``: an error, but for a space."""
     for broken in _BROKEN_ANNOTATION.finditer(segment):
-        spaced = _SPACED_ANNOTATION.match(segment, broken.start())
-        if spaced is None:
+        unread = _unread_annotation(segment, broken)
+        if strict and not unread.spaced:
             raise ProjectError(
-                f"malformed entity annotation in {raw!r}",
+                f"malformed entity annotation {unread.problem} in {raw!r}",
                 file=file,
                 line=line,
-                value=broken.group(0),
-                hint='Write [text](entity), [text](entity:value) or [text]{"entity": "name"}',
+                value=unread.fragment,
+                hint=unread.hint,
             )
-        fragment = spaced.group(0)
-        joined = re.sub(r"\]\s+", "]", fragment, count=1)
         warning = ProjectError(
-            f'"{fragment}" looks like an entity annotation with a space before '
-            f"'{broken.group(0)[-1]}'; it is read as plain text",
+            f'"{unread.fragment}" looks like an entity annotation {unread.problem}; '
+            "it is read as plain text",
             file=file,
             line=line,
-            hint=f"Write {joined} to annotate an entity"
-            if fragment[-1] in ")}"
-            else "Remove the space to annotate an entity",
+            hint=unread.hint,
         )
         logger.warning("%s", warning)
+
+
+class _Unread(NamedTuple):
+    """An annotation Rasa's regex does not read: what it looks like, what keeps the regex from
+    reading it, and how to write it."""
+
+    fragment: str
+    problem: str
+    hint: str
+    spaced: bool = False
+
+
+def _unread_annotation(segment: str, broken: re.Match[str]) -> _Unread:
+    """What is wrong with the annotation ``broken`` found in ``segment``, to say it."""
+    start, after = broken.start(), broken.end()  # ``after``: just past its ``(`` or ``{``
+    text = segment[start + 1 : segment.index("]", start)]
+    opener = segment[after - 1]
+    closer = ")" if opener == "(" else "}"
+    close = segment.find(closer, after)
+    if close >= 0:
+        fragment = segment[start : close + 1]
+    else:
+        shown = segment[after : after + _SHOWN_UNCLOSED].rstrip()
+        more = "..." if len(segment) - after > _SHOWN_UNCLOSED else ""
+        fragment = segment[start:after] + shown + more
+    spaced = _SPACED_ANNOTATION.match(segment, start)
+    if not text:
+        words = "[words]" + re.sub(r"^\[\]\s*", "", fragment) if close >= 0 else "[words](entity)"
+        hint = f"Put the words it marks between '[' and ']': {words}"
+        return _Unread(fragment, "without text between '[' and ']'", hint)
+    if spaced is not None:
+        fragment = spaced.group(0)
+        joined = re.sub(r"\]\s+", "]", fragment, count=1)
+        readable = ENTITY_REGEX.fullmatch(joined) is not None
+        hint = f"Write {joined}" if readable else "Remove the space"
+        return _Unread(
+            fragment, f"with a space before '{opener}'", f"{hint} to annotate an entity", True
+        )
+    example = f"[{text}](entity)" if opener == "(" else f'[{text}]{{"entity": "name"}}'
+    if close < 0:
+        name = re.match(r"[^\s:()\[\]{}]+", segment[after:])
+        if name is not None and opener == "(":
+            example = f"[{text}]({name.group(0)})"
+        return _Unread(
+            fragment, f"without its closing '{closer}'", f"End it with '{closer}': {example}"
+        )
+    content = segment[after:close]
+    if not content:
+        return _Unread(
+            fragment, f"with nothing between '{opener}' and '{closer}'", f"Write {example}"
+        )
+    if content.startswith(":"):
+        return _Unread(
+            fragment, "without an entity name", f"Name the entity: [{text}](entity{content})"
+        )
+    if content.endswith(":"):
+        entity = content[:-1]
+        hint = f"Write [{text}]({entity}) or [{text}]({entity}:value)"
+        return _Unread(fragment, "with nothing after ':'", hint)
+    # Not met: with text, a closed ``(...)`` or ``{...}`` is read but for the cases above.
+    return _Unread(fragment, "that cannot be read", f"Write {example}")
 
 
 def _entity_specs(
@@ -265,7 +334,7 @@ def _read_item(
     if kind == "intent":
         for text, text_line in lines:
             try:
-                annotated = parse_annotated_text(text, file=file, line=text_line)
+                annotated = parse_annotated_text(text, file=file, line=text_line, strict=False)
             except ProjectError as e:
                 errors.append(e)
                 continue

@@ -362,7 +362,11 @@ def _read_user_step(item: dict[str, Any], *, file: str | None, origin: Origin) -
                 if not isinstance(e.get("value"), (dict, list))
             )
         else:
-            annotated = parse_annotated_text(raw.strip(), file=file, line=line_of(item, "user"))
+            # As Rasa's story reader (the same entities parser as its NLU's): an annotation it
+            # does not read is plain text, with a warning.
+            annotated = parse_annotated_text(
+                raw.strip(), file=file, line=line_of(item, "user"), strict=False
+            )
             text, entities = annotated.text, annotated.entities
     if "user" not in item and item.get("entities") is not None:
         # With `user:` text, Rasa takes the entities from its annotations only.

@@ -58,6 +58,45 @@ def test_options_as_rasa_names_them(options: dict[str, Any], want: list[Any]) ->
     )
 
 
+@pytest.mark.parametrize(
+    ("options", "text", "want"),
+    [
+        (
+            {},
+            "cheapest at nandosx, for twofold",
+            [],
+        ),
+        (
+            {"use_word_boundaries": False},
+            "cheapest at nandosx, for twofold",
+            [("price", "cheap", "cheap"), ("restaurant", "nandos", "nandos")],
+        ),
+        (
+            {"use_word_boundaries": False, "case_sensitive": True},
+            "Cheapest, expensively",
+            [("price", "expensive", "expensive")],
+        ),
+    ],
+)
+def test_use_word_boundaries_false_matches_lookup_elements_inside_words(
+    options: dict[str, Any], text: str, want: list[Any]
+) -> None:
+    """As Rasa's lookup regex without ``\\b``; regexes keep their own ``\\b`` ("twofold")."""
+    pipeline = [ComponentConfig("RegexEntityExtractor", options)]
+    extractor = extractor_for(DATA, ENTITIES, pipeline)
+    assert extractor is not None
+    assert found(extractor, text) == want
+    tensors, meta = extractor.export()
+    assert found(LookupEntityExtractor.from_export(tensors, meta), text) == want
+
+
+def test_a_model_file_from_before_word_boundaries_matches_whole_tokens() -> None:
+    tensors, meta = LookupEntityExtractor.from_nlu_data(DATA, ENTITIES).export()
+    del meta["patterns"]["word_boundaries"]
+    loaded = LookupEntityExtractor.from_export(tensors, meta)
+    assert found(loaded, "cheapest nandos") == [("restaurant", "nandos", "nandos")]
+
+
 def test_the_model_file_form_parses_the_same() -> None:
     extractor = LookupEntityExtractor.from_nlu_data(DATA, ENTITIES)
     tensors, meta = extractor.export()

@@ -143,7 +143,7 @@ def test_all_errors_across_files_are_collected(make_project: ProjectMaker) -> No
                   city:
                     type: city
                 """,
-            "data/nlu.yml": "nlu:\n- intent: greet\n  examples: |\n    - [x](e\n",
+            "data/nlu.yml": "nlu:\n- intent: greet\n  examples: |\n    - [x]{e}\n",
             "data/stories.yml": "stories:\n- story: s\n  steps:\n  - intnet: greet\n",
             "data/broken.yml": "rules: [\n",
             "tests/test_x.yml": "stories:\n- story: t\n  steps:\n  - bot: 3\n",

@@ -66,8 +66,8 @@ def test_annotations(
 @pytest.mark.parametrize(
     ("raw", "needle"),
     [
-        ("to [Berlin](city", "malformed entity annotation"),
-        ("to [](city)", "malformed entity annotation"),
+        ("to [Berlin](city", "malformed entity annotation without its closing ')'"),
+        ("to [](city)", "malformed entity annotation without text between '[' and ']'"),
         ('to [Berlin]{"entity": city}', "not valid JSON"),
         ('to [Berlin]{"role": "to"}', 'needs "entity"'),
         ('to [Berlin]{"entity": "city", "colour": "red"}', "(key 'colour')"),
@@ -78,6 +78,72 @@ def test_malformed_annotations(raw: str, needle: str) -> None:
         parse_annotated_text(raw, file="nlu.yml", line=7)
     assert "nlu.yml:7:" in str(info.value)
     assert needle in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "entities", "fragment", "hint"),
+    [
+        (
+            "I live in [Berlin](city",
+            [],
+            "\"[Berlin](city\" looks like an entity annotation without its closing ')'",
+            "End it with ')': [Berlin](city)",
+        ),
+        (
+            "from [](city) to [Rome](city)",
+            [("Rome", "city")],
+            "\"[](city)\" looks like an entity annotation without text between '[' and ']'",
+            "Put the words it marks between '[' and ']': [words](city)",
+        ),
+        (
+            "to [Berlin]()",
+            [],
+            "\"[Berlin]()\" looks like an entity annotation with nothing between '(' and ')'",
+            "Write [Berlin](entity)",
+        ),
+        (
+            "to [Berlin](:Berlin City)",
+            [],
+            '"[Berlin](:Berlin City)" looks like an entity annotation without an entity name',
+            "Name the entity: [Berlin](entity:Berlin City)",
+        ),
+        (
+            "to [Berlin](city:)",
+            [],
+            "\"[Berlin](city:)\" looks like an entity annotation with nothing after ':'",
+            "Write [Berlin](city) or [Berlin](city:value)",
+        ),
+        (
+            "to [Berlin]{}",
+            [],
+            "\"[Berlin]{}\" looks like an entity annotation with nothing between '{' and '}'",
+            'Write [Berlin]{"entity": "name"}',
+        ),
+        (
+            'to [Berlin]{"entity": "city", "role": "destination", "group": "1"',
+            [],
+            '"[Berlin]{"entity": "city", "role": "des..." looks like an entity annotation '
+            "without its closing '}'",
+            'End it with \'}\': [Berlin]{"entity": "name"}',
+        ),
+    ],
+)
+def test_an_annotation_rasa_does_not_read_is_plain_text_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+    raw: str,
+    entities: list[tuple[str, str]],
+    fragment: str,
+    hint: str,
+) -> None:
+    """Rasa's ENTITY_REGEX needs text in ``[...]``, a closed ``(entity)`` or
+    ``(entity:value)`` with both parts, or a closed non-empty ``{...}``: what lacks one is not
+    matched, and Rasa keeps it as written, without a word. Here too, with a warning."""
+    with caplog.at_level(logging.WARNING):
+        parsed = parse_annotated_text(raw, file="nlu.yml", line=7, strict=False)
+    assert parsed.text == raw.replace("[Rome](city)", "Rome")  # the well-formed one is read
+    assert [(parsed.text[e.start : e.end], e.entity) for e in parsed.entities] == entities
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning == f"nlu.yml:7: {fragment}; it is read as plain text. {hint}"
 
 
 @pytest.mark.parametrize(
@@ -121,6 +187,43 @@ def test_an_annotation_with_a_space_before_its_bracket_is_plain_text_with_a_warn
     [warning] = [r.getMessage() for r in caplog.records]
     assert warning.startswith(f"nlu.yml:7: {fragment}; it is read as plain text")
     assert warning.endswith(hint)
+
+
+def test_an_unread_annotation_in_a_file_is_read_and_named_by_file_and_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``data validate`` and ``train`` go on, as in Rasa; what Rasa rejects (invalid JSON in
+    ``{...}``) stays an error."""
+    nlu_file = write(
+        tmp_path / "nlu.yml",
+        """\
+        nlu:
+        - intent: inform
+          examples: |
+            - I live in [Berlin](city
+            - I live in [](city)
+            - I live in [Rome](city)
+            - I live in [Oslo]{"entity": city}
+        """,
+    )
+    with caplog.at_level(logging.WARNING), pytest.raises(ProjectErrors) as info:
+        read_nlu(nlu_file)
+    [error] = info.value.errors
+    assert str(error).startswith(f"{nlu_file}:7: malformed entity annotation")
+    assert "not valid JSON" in str(error)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert [w.split(" looks like")[0] for w in warnings] == [
+        f'{nlu_file}:4: "[Berlin](city"',
+        f'{nlu_file}:5: "[](city)"',
+    ]
+    data = load_yaml_text(nlu_file.read_text(), file=str(nlu_file))
+    nlu, _ = nlu_from_list(data["nlu"], str(nlu_file))
+    assert [e.text for e in nlu.examples] == [
+        "I live in [Berlin](city",
+        "I live in [](city)",
+        "I live in Rome",
+    ]
+    assert [e.entities for e in nlu.examples[:2]] == [(), ()]
 
 
 def test_a_spaced_annotation_in_a_file_is_read_and_named_by_file_and_line(
@@ -221,10 +324,10 @@ def test_lookup_from_a_file(tmp_path: Path) -> None:
             - intent: greet
               examples: |
                 - hi
-                - to [Berlin](city
+                - to [Berlin]{"entity": "city", "role": 1}
             """,
             5,
-            "malformed entity annotation",
+            "'role' in the entity annotation",
         ),
         (
             """\
@@ -300,9 +403,9 @@ def test_all_nlu_errors_are_collected() -> None:
             nlu:
             - intent: a
               examples: |
-                - [x](e
+                - [x]{e}
                 - ok
-                - [y](e
+                - [y][{"role": "r"}]
             - bogus: 1
             """
         ),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import textwrap
 from pathlib import Path
 
@@ -271,7 +272,7 @@ def test_rasa_1_deactivate_form_is_read_as_deactivate_loop(
             stories:
             - story: s
               steps:
-              - user: hi [there](x
+              - user: hi [there]{x}
             """,
             4,
             ["malformed entity annotation"],
@@ -364,3 +365,22 @@ def test_with_user_text_the_entities_key_is_not_read(tmp_path: Path) -> None:
     assert isinstance(with_text, UserStep) and with_text.entities == ()
     assert isinstance(intent_only, UserStep)
     assert [(e.entity, e.value) for e in intent_only.entities] == [("specialty", "cardiology")]
+
+
+def test_an_annotation_rasa_does_not_read_is_plain_text_in_a_story(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(
+        tmp_path / "stories.yml",
+        """\
+        stories:
+        - story: s
+          steps:
+          - user: hi [there](x
+          - action: utter_hi
+        """,
+    )
+    with caplog.at_level(logging.WARNING):
+        [story], _ = read_stories(path)
+    assert story.steps[0].text == "hi [there](x"  # type: ignore[union-attr]
+    assert "stories.yml:4:" in caplog.text and "read as plain text" in caplog.text
