@@ -65,6 +65,15 @@ REQUESTED_SLOT = "requested_slot"
 # the session, set before ``action_session_start`` runs.
 SESSION_START_METADATA_SLOT = "session_started_metadata"
 DEFAULT_SLOTS: tuple[str, ...] = (REQUESTED_SLOT, SESSION_START_METADATA_SLOT)
+# Rasa's knowledge-base action (rasa-sdk's ``ActionQueryKnowledgeBase``) keeps what it listed and
+# the object talked about in these slots, which Rasa adds to a domain that lists the action
+# (``Domain._add_knowledge_base_slots``: text slots that do not influence the conversation).
+KNOWLEDGE_BASE_ACTION = "action_query_knowledge_base"
+KNOWLEDGE_BASE_SLOTS: tuple[str, ...] = (
+    "knowledge_base_listed_objects",
+    "knowledge_base_last_object",
+    "knowledge_base_last_object_type",
+)
 SLOT_TYPES: tuple[str, ...] = ("text", "bool", "categorical", "float", "list", "any")
 MAPPING_TYPES: tuple[str, ...] = (
     "from_entity",

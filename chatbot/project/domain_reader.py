@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import ProjectError, ProjectErrors
-from chatbot.project.domain import NO_ORIGIN, Domain, Intent, SessionConfig, SlotMapping
+from chatbot.project.domain import (
+    KNOWLEDGE_BASE_ACTION,
+    KNOWLEDGE_BASE_SLOTS,
+    NO_ORIGIN,
+    Domain,
+    Intent,
+    SessionConfig,
+    Slot,
+    SlotMapping,
+)
 from chatbot.project.domain_parts import (
     SECTION_READERS,
     DomainParts,
@@ -307,6 +316,9 @@ def build_domain(parts_list: Iterable[DomainParts]) -> tuple[Domain, list[Projec
         slot = slots.get(name)
         if slot is not None:  # an unknown slot of a form is the validator's error
             slots[name] = dataclasses.replace(slot, mappings=(*slot.mappings, *mappings))
+    if KNOWLEDGE_BASE_ACTION in parts.actions:
+        for name in KNOWLEDGE_BASE_SLOTS:
+            slots.setdefault(name, Slot(name, "text", influence_conversation=False))
     domain = Domain(
         intents=intents,
         entities=dict(parts.entities),

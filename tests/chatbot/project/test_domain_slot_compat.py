@@ -1,5 +1,5 @@
 """Slots written for another Rasa than 3.x's schema reads: a Rasa 2 domain's slots without
-mappings (auto_fill), and custom slot classes."""
+mappings (auto_fill), custom slot classes, and the slots Rasa adds for its knowledge-base action."""
 
 from __future__ import annotations
 
@@ -86,3 +86,25 @@ def test_a_custom_slot_class_is_read_as_a_text_slot_with_a_warning(
     )
     people = domain.slots["people"]
     assert (people.type, people.initial_value, people.influence_conversation) == ("text", 2, True)
+
+
+def test_the_knowledge_base_action_brings_its_slots_as_rasa() -> None:
+    """Rasa's ``_add_knowledge_base_slots``: a domain that lists ``action_query_knowledge_base``
+    has the slots rasa-sdk's action sets, as text slots that do not influence the conversation
+    (undeclared, their values were dropped: "the second one" was never answered)."""
+    names = (
+        "knowledge_base_listed_objects",
+        "knowledge_base_last_object",
+        "knowledge_base_last_object_type",
+    )
+    with_action = domain_from_dict(
+        {
+            "actions": ["action_query_knowledge_base"],
+            "slots": {"knowledge_base_last_object": {"type": "any", "mappings": []}},
+        }
+    )
+    assert with_action.slots["knowledge_base_last_object"].type == "any"  # declared: kept
+    for name in names[0], names[2]:
+        slot = with_action.slots[name]
+        assert (slot.type, slot.influence_conversation, slot.mappings) == ("text", False, ())
+    assert not set(names) & set(domain_from_dict({"actions": ["action_x"]}).slots)
