@@ -9,6 +9,7 @@ import yaml
 
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
+from chatbot.conversation.state import encode_state
 from chatbot.dialogue.ensemble import PolicyEnsemble
 from chatbot.dialogue.memoization import MemoizationPolicy
 from chatbot.dialogue.rules import RulePolicy
@@ -185,6 +186,26 @@ def test_policies_round_trip_through_export(policies: tuple) -> None:
     assert rules2.rules == rules.rules
     assert memo2.lookup == memo.lookup
     yaml.safe_dump(rules.export()[1])  # JSON/YAML-serialisable, no Python objects inside
+
+
+def test_memorized_states_hold_only_what_is_set(policies: tuple) -> None:
+    """Every slot that influences the conversation is in every state; a memorized state keeps
+    only the features that have a value (a 300-slot domain made a 184 MB model file), and a
+    model file from before, whose states hold the unset ones too, still recalls."""
+    _, memo, domain = policies
+    entries = memo.export()[1]["lookup"]
+    pairs = [pair for key, _ in entries for state in key if state for pair in state]
+    assert pairs and all(value is not None for _, value in pairs)
+    assert not any(name == "slot:topic" for name, _ in pairs)  # never set in the story
+    conv = conversation(
+        domain, *said("greet"), ev.action("utter_greet"), ev.action("action_listen"), *said("ask")
+    )
+    full = conv.recent_states(3)  # unset slots and all, as older files held them
+    assert any(value is None for state in full for _, value in state)
+    old = [[[encode_state(s) for s in [None, *full][-3:] if s is not None], "utter_answer"]]
+    old[0][0] = [None] * (3 - len(old[0][0])) + old[0][0]
+    older = MemoizationPolicy.from_export({}, {"max_history": 3, "lookup": old})
+    assert older.predict(conv).action == "utter_answer"
 
 
 def test_ensemble_prefers_confidence_then_priority_and_falls_back(policies: tuple) -> None:
