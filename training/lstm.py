@@ -264,7 +264,11 @@ def _fit(
     show_progress: bool,
 ) -> None:
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay
+        # foreach: the same arithmetic as the default (bit for bit), in fewer Python steps.
+        model.parameters(),
+        lr=s.learning_rate,
+        weight_decay=s.weight_decay,
+        foreach=True,
     )
     best: tuple[float, float] | None = None
     best_weights: dict[str, torch.Tensor] | None = None
