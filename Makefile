@@ -17,7 +17,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-$(MODEL): $(STAMP)
+# Trained again when a file of the bot changes (training reuses the parts that did not).
+BOT_FILES := $(shell find $(DEFAULT_BOT) -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.json' \) -not -path '*/.chatbot/*' 2>/dev/null)
+
+$(MODEL): $(STAMP) $(BOT_FILES)
 	$(BIN)/chatbot train --project $(DEFAULT_BOT) --out $(MODEL)
 
 demo: $(MODEL)

@@ -111,6 +111,16 @@ def not_shared_between_processes(
     (``chatbot run --workers``), or None: they need one lock store, so that a conversation's
     messages are taken one at a time whichever process receives them (without a ``lock_store``
     block: a lock file, ``chatbot.store.file_lock``), and conversations they all read."""
+    if tracker_store is not None:
+        type_name = tracker_store.type
+        if type_name is None and "://" in str(tracker_store.params.get("url", "")):
+            type_name = "sql"
+        if _lookup(tracker_store, type_name, STORE_TYPES, "store") is _in_memory_store:
+            where = Location(tracker_store.origin.file, tracker_store.origin.line).describe()
+            return (
+                f"{where or 'endpoints'}: tracker_store: type {type_name}: the processes would "
+                "each keep conversations of their own; use sql (SQLite or PostgreSQL) or redis"
+            )
     if lock_store is None:
         from chatbot.store.file_lock import AVAILABLE
 
@@ -129,16 +139,6 @@ def not_shared_between_processes(
             f"{where or 'endpoints'}: lock_store: type {lock_store.type}: the processes would each "
             "keep locks of their own; use 'type: redis', or no lock_store (a lock file then)"
         )
-    if tracker_store is not None:
-        type_name = tracker_store.type
-        if type_name is None and "://" in str(tracker_store.params.get("url", "")):
-            type_name = "sql"
-        if _lookup(tracker_store, type_name, STORE_TYPES, "store") is _in_memory_store:
-            where = Location(tracker_store.origin.file, tracker_store.origin.line).describe()
-            return (
-                f"{where or 'endpoints'}: tracker_store: type {type_name}: the processes would "
-                "each keep conversations of their own; use sql (SQLite or PostgreSQL) or redis"
-            )
     return None
 
 

@@ -356,6 +356,11 @@ def test_workers_need_stores_they_share(tmp_path: Path, monkeypatch: Any) -> Non
     )
     with pytest.raises(ConfigError, match=r"endpoints.yml:3: tracker_store: type in_memory"):
         workers_wanted(settings)
+    # Without a lock_store (a lock file) an in-memory store is refused too: each process
+    # answered from its own half of a conversation.
+    (tmp_path / "endpoints.yml").write_text("tracker_store:\n  type: in_memory\n")
+    with pytest.raises(ConfigError, match=r"endpoints.yml:1: tracker_store: type in_memory"):
+        workers_wanted(settings)
     (tmp_path / "endpoints.yml").write_text("lock_store:\n  type: redis\n")
     assert workers_wanted(settings) == 3
     assert workers_wanted(ServerSettings(project_dir=tmp_path, workers=1)) == 1
