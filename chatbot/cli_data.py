@@ -134,7 +134,13 @@ def checked_project(
     )
     if project is not None:
         from chatbot.errors import ProjectError
-        from training.dialogue import check_rule_policy, smallest_max_history, story_conflicts
+        from training.dialogue import (
+            check_rule_policy,
+            smallest_max_history,
+            story_conflicts,
+            training_data,
+        )
+        from training.rule_conflicts import rule_conflicts
         from training.train import check_config
 
         try:  # the pipeline's and the policies' settings, as training checks them
@@ -149,7 +155,11 @@ def checked_project(
         if not problems:  # stories that contradict each other (the data is sound otherwise)
             history = max_history if max_history is not None else smallest_max_history(project)
             try:  # warnings, as Rasa's story structure check (--fail-on-warnings fails on them)
-                for conflict in story_conflicts(project, history):
+                dialogue = training_data(project)
+                for conflict in story_conflicts(project, history, dialogue):
+                    logger.warning("%s", conflict)
+                # Steps the rules contradict (Rasa's RulePolicy refuses to train on them).
+                for conflict in rule_conflicts(project, dialogue):
                     logger.warning("%s", conflict)
             except ChatbotError as error:
                 problems = [*problems, ProjectError(str(error))]

@@ -28,6 +28,7 @@ from chatbot.errors import ConfigError
 from chatbot.project.config import ComponentConfig
 from chatbot.project.domain import ACTION_DEFAULT_FALLBACK, Domain
 from chatbot.project.project import Project
+from chatbot.project.stories import Step
 from training.form_paths import rules_in_stories, unfold_form_paths
 from training.removed_names import REMOVED_POLICIES, unknown_name_hint
 from training.story_events import TrainingConversation, build
@@ -69,13 +70,15 @@ class DialogueData:
     # Copies of the stories with each form's folded turns spelled out (``training.form_paths``),
     # for the LSTM tracker: it learns to run a form again when the user gives what it asked for.
     form_paths: list[TrainingConversation] = field(default_factory=list)
+    # The steps each story was built from (``stories[i]`` from ``story_steps[i]``): messages
+    # about a story's step name its line.
+    story_steps: list[tuple[Step, ...]] = field(default_factory=list)
 
 
 def training_data(project: Project) -> DialogueData:
     domain = project.domain
-    stories = [
-        build(flat.name, flat.source, flat.steps, domain) for flat in resolve(project.stories)
-    ]
+    flats = resolve(project.stories)
+    stories = [build(flat.name, flat.source, flat.steps, domain) for flat in flats]
     rules = [
         build(rule.name, rule, steps, domain, rule=True)
         for rule in project.rules
@@ -89,7 +92,7 @@ def training_data(project: Project) -> DialogueData:
         nlu=project.nlu,
     )
     form_paths += rules_in_stories([*stories, *form_paths], rules, domain)
-    return DialogueData(stories, rules, form_paths)
+    return DialogueData(stories, rules, form_paths, [flat.steps for flat in flats])
 
 
 def fit_rules(
@@ -333,6 +336,10 @@ def train_policies(
             check_policy_params(kind, config)
             rules = fit_rules(data.rules, project.domain, config.params)
             policies.append(rules)
+            from training.rule_conflicts import rule_conflicts
+
+            for conflict in rule_conflicts(project, data, rules, config.params):
+                logger.warning("%s", conflict)
             ensemble = {
                 "fallback_threshold": rules.core_fallback_threshold,
                 "fallback_action": rules.core_fallback_action_name,
@@ -369,13 +376,16 @@ def _has_no_stories(data: Any) -> bool:
     return bool(data.rules) and not any(not story.generated for story in data.stories)
 
 
-def story_conflicts(project: Project, max_history: int | None) -> list[str]:
+def story_conflicts(
+    project: Project, max_history: int | None, data: DialogueData | None = None
+) -> list[str]:
     """Rasa's story structure check (``rasa data validate --max-history``): every history that
     two stories continue with different actions, naming both stories with their file and line.
-    The LSTM policy learns only one of the two; memoization neither."""
+    The LSTM policy learns only one of the two; memoization neither. (``data``: the project's
+    ``training_data``, where the caller has it already.)"""
     from training.lstm_data import conflict_message, conflicts, replay
 
-    stories = training_data(project).stories
+    stories = (data or training_data(project)).stories
     where = {story.name: story.source.where for story in stories}
     steps = [replay(story, project.domain) for story in stories]
     return [
