@@ -65,7 +65,9 @@ def init(directory: Path | None, init_dir: Path | None, no_prompt: bool) -> None
     shutil.copytree(
         STARTER, directory, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
     )
-    click.echo(f"Created a starter bot in {directory}.")
+    # `chatbot init` in the current folder: its name, not "Created a starter bot in .."
+    shown = directory.resolve() if directory.name in ("", "..") else directory
+    click.echo(f"Created a starter bot in {shown}")
     if not no_prompt:
         click.echo(f"Next: chatbot train --project {directory}")
         return
@@ -81,7 +83,17 @@ def init(directory: Path | None, init_dir: Path | None, no_prompt: bool) -> None
 @main.group(invoke_without_command=True, cls=spaced_command(click.Group, {"--cors": "repeat"}))
 @project_option
 @model_option
-@click.option("-i", "--host", "--interface", "host", default="0.0.0.0", show_default=True)
+@click.option(
+    "-i",
+    "--host",
+    "--interface",
+    "host",
+    default="0.0.0.0",
+    show_default=True,
+    help="The interface to listen on. With --enable-api and neither --auth-token nor "
+    "--jwt-secret, 127.0.0.1 only, whatever this says (the log says so): give a token to "
+    "serve others, in a container too.",
+)
 @click.option("-p", "--port", type=PORT, default=5005, show_default=True)
 @click.option(
     "--credentials",

@@ -302,6 +302,12 @@ class Number(click.FloatRange):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
 
+    def _describe_range(self) -> str:
+        """click's help describes a range without bounds as ``[x<=None]``: say nothing."""
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
+
 
 PORT = click.IntRange(0, 65535)
 

@@ -57,8 +57,8 @@ _endpoints_option = click.option(
     "out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="JSON Lines file to write. Without it, the events are published to endpoints.yml's "
-    "event_broker, as Rasa's `rasa export`.",
+    help="JSON Lines file to write (never overwritten). Without it, the events are published "
+    "to endpoints.yml's event_broker, as Rasa's `rasa export`.",
 )
 @click.option(
     "--conversation",
@@ -120,6 +120,8 @@ def export_command(
                 "for the event broker; a JSON Lines export holds whole conversations as stored "
                 "(leave out --out)"
             )
+        if out.exists():  # as `data convert --out`: a typo must not replace the project's data
+            raise ChatbotError(f"{out} exists already; remove it or choose another --out")
         from chatbot.store.jsonl import export_jsonl
 
         async def run_export() -> int:

@@ -108,7 +108,7 @@ _train_options = stacked(
         "--skip-validation",
         is_flag=True,
         help="Rasa's flag, accepted: the files are always checked as they are read, the data "
-        "validator runs only when one of the two options above asks for it.",
+        "validator runs only when one of the two options above asks for it; a line says so.",
     ),
     click.option(
         "--num-threads",
@@ -128,7 +128,7 @@ _train_options = stacked(
         "--epoch-fraction",
         type=Number(min=0),
         default=None,
-        help="With --finetune (Rasa's).",
+        help="Rasa's option of --finetune, accepted: nothing is fine-tuned, and a line says so.",
     ),
     click.option(
         "--persist-nlu-data",
@@ -194,17 +194,23 @@ def train_core(ctx: click.Context, **options: Any) -> None:
 
 def _accepted_train_flags(options: dict[str, Any]) -> None:
     """Rasa's ``rasa train`` flags that change nothing here: one line each says why."""
-    if options["finetune"] is not None or options["epoch_fraction"] is not None:
+    if options["finetune"] is not None:
         click.echo(
             "--finetune: parts nothing changed for are reused; the others are trained anew, "
             "not fine-tuned"
         )
     for name, why in (
+        ("epoch_fraction", "nothing is fine-tuned: the parts trained are trained in full"),
+        (
+            "skip_validation",
+            "the files are always checked as they are read; the data validator runs only "
+            "with --fail-on-validation-warnings or --validation-max-history",
+        ),
         ("persist_nlu_data", "the model keeps what parsing needs, not the NLU data"),
         ("debug_plots", "`chatbot visualize` draws the stories"),
         ("train_endpoints", "training needs no endpoint"),
     ):
-        if options[name]:
+        if options[name] is not None and options[name] is not False:
             flag = "--endpoints" if name == "train_endpoints" else "--" + name.replace("_", "-")
             click.echo(f"{flag}: accepted, not needed ({why})")
 

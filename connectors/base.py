@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -26,6 +26,10 @@ class InputChannel(ABC):
     """One extension point per channel (REST, callback, socket.io, and ``BackgroundChannel``'s)."""
 
     name: str
+    # The keys of credentials.yml's block that a channel reads where others are ignored with a
+    # warning naming the file and line (``connectors.registry.channel_of``), as Rasa ignores
+    # them; None where the channel checks its keys itself (an unknown one is an error there).
+    known_keys: ClassVar[frozenset[str] | None] = None
 
     @classmethod
     def from_credentials(cls, params: dict[str, Any]) -> InputChannel:
@@ -36,6 +40,10 @@ class InputChannel(ABC):
     @abstractmethod
     def register(self, app: web.Application, agent_getter: Any) -> None:
         """Add this channel's routes under ``/webhooks/<name>/``."""
+
+    def entry(self) -> str:
+        """Where clients reach the channel, as ``chatbot run``'s ready line names it."""
+        return f"{self.name}: POST /webhooks/{self.name}/webhook"
 
 
 def same_secret(presented: object, expected: str | bytes) -> bool:

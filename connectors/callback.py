@@ -49,6 +49,7 @@ DEFAULT_DRAIN_SECONDS = 30.0
 
 class CallbackChannel(InputChannel):
     name = "callback"
+    known_keys = _KEYS
 
     def __init__(
         self,
@@ -89,7 +90,6 @@ class CallbackChannel(InputChannel):
                 f"callback: 'max_pending' must be a positive whole number, not {max_pending!r}"
             )
         block = EndpointBlock("callback", params)
-        block.warn_unknown_keys(_KEYS)
         return cls(
             url,
             timeout=float(timeout),

@@ -65,7 +65,9 @@ def channel_class(name: str) -> type[InputChannel] | None:
 def channel_of(block: EndpointBlock) -> InputChannel | None:
     """The channel a credentials.yml block configures, built from its settings; None, with a
     warning, for a block that is skipped (``not_served``); a ConfigError naming the file and
-    line for an unknown channel or a bad setting."""
+    line for an unknown channel or a bad setting. A key that a channel with ``known_keys``
+    (REST, callback) does not read is named in a warning with the file and line: Rasa ignores
+    it, and a misspelt ``timeout`` would otherwise pass unseen."""
     where = block.origin.prefix
     found = channel_class(block.name)
     skipped = not_served(block.name) if found is None else None
@@ -77,6 +79,8 @@ def channel_of(block: EndpointBlock) -> InputChannel | None:
             f"{where}unknown channel '{block.name}' in the credentials; "
             f"known channels: {', '.join(sorted(CHANNELS))}"
         )
+    if found.known_keys is not None:
+        block.warn_unknown_keys(found.known_keys)
     try:
         return found.from_credentials(dict(block.params))
     except ConfigError as exc:

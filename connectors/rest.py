@@ -46,6 +46,10 @@ async def read_user_message(request: web.Request, channel: str) -> UserMessage:
 
 class RestChannel(InputChannel):
     name = "rest"
+    known_keys = frozenset()  # Rasa's REST channel takes no settings
+
+    def entry(self) -> str:
+        return "REST: POST /webhooks/rest/webhook"
 
     def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
         app.router.add_get(f"/webhooks/{self.name}/", self.health)

@@ -248,6 +248,9 @@ class SocketIOChannel(InputChannel):
             )
         return cls(**params)
 
+    def entry(self) -> str:
+        return f"socket.io: {self.socketio_path}"
+
     def register(self, app: web.Application, agent_getter: Callable[[], Agent]) -> None:
         settings = app.get(SETTINGS)
         workers: dict[str, Any] = {}

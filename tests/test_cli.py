@@ -168,6 +168,14 @@ def test_python_dash_m_is_the_same_cli() -> None:
         assert command in result.stdout
 
 
+def test_help_shows_no_range_for_unbounded_numbers() -> None:
+    """click's help would show ``[x<=None]`` for a number without bounds."""
+    result = chatbot("export", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "None" not in result.stdout and "--minimum-timestamp NUMBER" in result.stdout
+    assert "x>0" in result.stdout  # --timeout's bound is still shown
+
+
 def broken_project(tmp_path: Path, file: str, text: str) -> Path:
     bot = tmp_path / "bot"
     shutil.copytree(DOMAINS / "moodbot", bot)
@@ -310,6 +318,15 @@ def test_export_and_import_conversations(tmp_path: Path) -> None:
     result = chatbot("export", "--project", str(bot), "--out", str(dump))
     assert result.returncode == 0, result.stderr
     assert json.loads(dump.read_text())["conversation_id"] == "ann"
+    # An existing file is not replaced (a typo for data/nlu.yml), as `data convert --out`.
+    exported = dump.read_text()
+    for existing, text in ((dump, exported), (bot / "data" / "nlu.yml", None)):
+        text = existing.read_text() if text is None else text
+        result = chatbot("export", "--project", str(bot), "--out", str(existing))
+        assert result.returncode == 1, result.stdout
+        said = f"error: {existing} exists already; remove it or choose another --out"
+        assert said in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert existing.read_text() == text
 
     other = tmp_path / "other"
     shutil.copytree(DOMAINS / "moodbot", other)
@@ -532,6 +549,8 @@ def test_rasas_init_and_short_domain_option(tmp_path: Path) -> None:
     Rasa tutorials type them (both were "No such option")."""
     result = chatbot("init", "--no-prompt", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+    # The folder by its name, not "Created a starter bot in .."
+    assert f"Created a starter bot in {tmp_path.resolve()}\n" in result.stdout, result.stdout
     assert (tmp_path / "domain.yml").is_file() and len(
         list((tmp_path / "models").glob("*.model"))
     ) == 1

@@ -34,7 +34,8 @@ def test_rasa_train_options(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     said = result.stdout
     assert "--finetune: parts nothing changed for are reused; the others are trained anew" in said
-    for flag in ("--persist-nlu-data", "--debug-plots", "--endpoints"):
+    flags = ("--epoch-fraction", "--skip-validation", "--persist-nlu-data", "--debug-plots")
+    for flag in (*flags, "--endpoints"):
         assert f"{flag}: accepted, not needed" in said
     assert len(list((bot / "models").glob("*.model"))) == 1
 

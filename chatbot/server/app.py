@@ -39,7 +39,16 @@ from chatbot.server.cors import cors_middleware
 from chatbot.server.errors import errors_middleware, response_deadline
 from chatbot.server.gate import MessageGate
 from chatbot.server.health import health
-from chatbot.server.keys import AGENT, AUTH, GATE, METRICS, OUTPUTS, SETTINGS, WORKER_SYNC
+from chatbot.server.keys import (
+    AGENT,
+    AUTH,
+    ENTRIES,
+    GATE,
+    METRICS,
+    OUTPUTS,
+    SETTINGS,
+    WORKER_SYNC,
+)
 from chatbot.server.limits import RateLimiter
 from chatbot.server.metrics import Metrics
 from chatbot.server.model_pull import MODEL_PULLER, ModelPuller, ModelServer
@@ -206,7 +215,7 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
         model_file = str(settings.model_path) if settings.model_path else served
         register_model_routes(app, auth, model_file)
         register_conversation_routes(app, auth)
-    mount_channels(app, settings.credentials)
+    app[ENTRIES] = mount_channels(app, settings.credentials)
     return app
 
 
@@ -225,21 +234,23 @@ def _share_with_workers(app: web.Application, settings: ServerSettings) -> None:
     app.cleanup_ctx.append(sync.lifecycle)
 
 
-def mount_channels(app: web.Application, credentials: Credentials | None) -> None:
-    """The channels of credentials.yml under ``/webhooks/<name>/`` (REST alone without one)."""
+def mount_channels(app: web.Application, credentials: Credentials | None) -> list[str]:
+    """The channels of credentials.yml under ``/webhooks/<name>/`` (REST alone without one);
+    where clients reach each of them (``InputChannel.entry``), for the ready line."""
     from connectors.registry import channel_of
 
     blocks = credentials.channels if credentials else {"rest": EndpointBlock("rest", {})}
-    mounted = 0
+    entries = []
     for name, block in blocks.items():
         channel = channel_of(block)
         if channel is None:
             continue
         channel.register(app, lambda: app[AGENT])
         app[METRICS].add_channels(name, channel.name)
-        mounted += 1
-    if blocks and not mounted:
+        entries.append(channel.entry())
+    if blocks and not entries:
         logger.warning("no channel of the credentials is mounted: add 'rest:' for the REST channel")
+    return entries
 
 
 async def _fire_reminder(app: web.Application, conversation_id: str, event: Event) -> None:
@@ -374,9 +385,11 @@ def serve(
         if on_ready is not None:
             on_ready()
             return
+        # The channels mounted, not the REST channel that `--connector socketio` leaves out.
+        entries: list[str] = app[ENTRIES]
         print(
             f"Bot '{name}' is up in {time.perf_counter() - started:.2f} s: "
-            f"{scheme}://{host}:{settings.port} (REST: POST /webhooks/rest/webhook)",
+            f"{scheme}://{host}:{settings.port} ({', '.join(entries) or 'no channel'})",
             flush=True,
         )
 

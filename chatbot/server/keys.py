@@ -22,6 +22,9 @@ AUTH = web.AppKey("auth", Auth)
 # Under ``chatbot run --workers``: this worker's side of what the workers share.
 WORKER_SYNC = web.AppKey("worker_sync", WorkerSync)
 
+# Where clients reach each mounted channel, as the ready line of ``chatbot run`` names it.
+ENTRIES = web.AppKey("entries", list[str])
+
 # Sends bot messages to a conversation outside any request of its user (reminders, external
 # events with ``output_channel``): (conversation id, messages, metadata of its latest user message).
 Sender = Callable[[str, list[dict[str, Any]], dict[str, Any]], Awaitable[None]]

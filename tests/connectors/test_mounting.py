@@ -13,6 +13,7 @@ from aiohttp import web
 
 from chatbot.agent import Agent
 from chatbot.project.endpoints import Credentials, EndpointBlock
+from chatbot.project.endpoints_reader import read_credentials
 from chatbot.server.app import create_app
 from chatbot.server.keys import OUTPUTS, SETTINGS
 from chatbot.server.settings import ServerSettings, WorkerSlot
@@ -76,6 +77,28 @@ async def test_rasa_channels_we_do_not_serve_are_skipped_with_a_warning(
             assert response.status == 200
         async with http.get(f"{served.url}/webhooks/audiocodes/") as response:
             assert response.status == 404
+
+
+def test_keys_the_rest_and_callback_channels_do_not_read_are_named_with_file_and_line(
+    agent: Agent, caplog: Any, tmp_path: Path
+) -> None:
+    """Rasa ignores them, and so do we, but not silently: a misspelt ``timeout`` is seen."""
+    path = tmp_path / "credentials.yml"
+    path.write_text(
+        "rest:\n  foo: 1\ncallback:\n  url: http://127.0.0.1:9/bot\n  timeot: 10\n  timeout: 5\n"
+    )
+    with caplog.at_level(logging.WARNING):
+        create_app(agent, ServerSettings(credentials=read_credentials(path)))
+    warned = [record.getMessage() for record in caplog.records]
+    assert warned == [
+        f"{path}:1: rest: ignoring unknown keys foo",
+        f"{path}:3: callback: ignoring unknown keys timeot",
+    ]
+    caplog.clear()
+    path.write_text("rest:\ncallback:\n  url: http://127.0.0.1:9/bot\n  timeout: 5\n")
+    with caplog.at_level(logging.WARNING):
+        create_app(agent, ServerSettings(credentials=read_credentials(path)))
+    assert not caplog.records
 
 
 def test_only_unserved_channels_warn_that_none_is_mounted(agent: Agent, caplog: Any) -> None:

@@ -21,7 +21,7 @@ from chatbot.cli import main
 from chatbot.cli_common import apply_log_options
 from chatbot.errors import ConfigError
 from chatbot.project.endpoints import Credentials, EndpointBlock
-from chatbot.server.app import resolve_settings
+from chatbot.server.app import resolve_settings, serve
 from chatbot.server.settings import LogOptions, ServerSettings
 from tests.chatbot.server.support import StartServer, say
 from tests.chatbot.store.mp_server import copy_moodbot
@@ -136,6 +136,46 @@ def test_connector_mounts_that_channel_alone(root_logging: logging.Logger) -> No
     assert settings.credentials.channels["socketio"].params == {"session_persistence": False}
     alone = resolve_settings(ServerSettings(project_dir=Path("/nonexistent"), connector="rest"))
     assert alone.credentials is not None and list(alone.credentials.channels) == ["rest"]
+
+
+@pytest.mark.parametrize(
+    ("connector", "entries"),
+    [
+        (
+            None,
+            "(REST: POST /webhooks/rest/webhook, socket.io: /chat, "
+            "callback: POST /webhooks/callback/webhook)",
+        ),
+        ("socketio", "(socket.io: /chat)"),
+    ],
+)
+def test_the_ready_line_names_the_channels_mounted(
+    connector: str | None,
+    entries: str,
+    moodbot_model: TrainedModel,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--connector socketio`` mounts no REST channel: the line does not send clients there."""
+    project = copy_moodbot(tmp_path)
+    model = project / "moodbot.model"
+    moodbot_model.to_file(model)
+    (project / "credentials.yml").write_text(
+        "rest:\nsocketio:\n  socketio_path: /chat\ncallback:\n  url: http://127.0.0.1:9/bot\n"
+    )
+
+    def run_app(app: web.Application, *, print: Any, **_: Any) -> None:
+        print("listening")  # as aiohttp does once the socket listens
+
+    monkeypatch.setattr(web, "run_app", run_app)
+    settings = ServerSettings(
+        project_dir=project, model_path=model, connector=connector, host="127.0.0.1", port=5999
+    )
+    serve(settings)
+    line = capsys.readouterr().out
+    assert line.startswith("Bot 'moodbot' is up in ")
+    assert line.endswith(f" s: http://127.0.0.1:5999 {entries}\n"), line
 
 
 async def test_a_request_past_the_response_timeout_gets_a_503_and_stores_no_half_turn(
