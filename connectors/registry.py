@@ -7,10 +7,11 @@ REST channel alone does not pay for the other channels' imports at start.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from importlib import import_module
 
 from chatbot.errors import ConfigError
-from chatbot.project.endpoints import EndpointBlock
+from chatbot.project.endpoints import Credentials, EndpointBlock
 from connectors.base import InputChannel
 
 logger = logging.getLogger(__name__)
@@ -85,3 +86,24 @@ def channel_of(block: EndpointBlock) -> InputChannel | None:
         return found.from_credentials(dict(block.params))
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None
+
+
+def served_blocks(credentials: Credentials | None) -> dict[str, EndpointBlock]:
+    """The credentials' channel blocks; the REST channel alone without a credentials.yml."""
+    return dict(credentials.channels) if credentials else {"rest": EndpointBlock("rest", {})}
+
+
+def channel_entries(blocks: Iterable[EndpointBlock]) -> list[str]:
+    """Where clients reach the channels of ``blocks`` (``InputChannel.entry``), without mounting
+    them or saying again what ``channel_of`` says when each server process mounts them: for the
+    ready line of ``chatbot run --workers``, whose supervisor mounts nothing."""
+    entries = []
+    for block in blocks:
+        found = channel_class(block.name)
+        if found is None:
+            continue
+        try:
+            entries.append(found.from_credentials(dict(block.params)).entry())
+        except ConfigError:
+            continue  # a worker says why
+    return entries

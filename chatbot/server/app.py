@@ -237,9 +237,9 @@ def _share_with_workers(app: web.Application, settings: ServerSettings) -> None:
 def mount_channels(app: web.Application, credentials: Credentials | None) -> list[str]:
     """The channels of credentials.yml under ``/webhooks/<name>/`` (REST alone without one);
     where clients reach each of them (``InputChannel.entry``), for the ready line."""
-    from connectors.registry import channel_of
+    from connectors.registry import channel_of, served_blocks
 
-    blocks = credentials.channels if credentials else {"rest": EndpointBlock("rest", {})}
+    blocks = served_blocks(credentials)
     entries = []
     for name, block in blocks.items():
         channel = channel_of(block)

@@ -126,11 +126,12 @@ def serve_workers(settings: ServerSettings, count: int) -> None:
         port = listener.port
         scheme = "http" if tls is None else "https"
         name = bot_name(settings)
+        entries = ", ".join(_channel_entries(checked))
 
         def ready() -> None:
             print(
                 f"Bot '{name}' is up in {time.perf_counter() - started:.2f} s with {count} "
-                f"workers: {scheme}://{host}:{port} (REST: POST /webhooks/rest/webhook)",
+                f"workers: {scheme}://{host}:{port} ({entries})",
                 flush=True,
             )
 
@@ -140,6 +141,13 @@ def serve_workers(settings: ServerSettings, count: int) -> None:
         shutil.rmtree(shared, ignore_errors=True)
     if status:
         sys.exit(status)
+
+
+def _channel_entries(settings: ServerSettings) -> list[str]:
+    """Where clients reach the workers' channels (REST alone without credentials.yml)."""
+    from connectors.registry import channel_entries, served_blocks
+
+    return channel_entries(served_blocks(settings.credentials).values())
 
 
 def _announce_sharing(settings: ServerSettings, count: int) -> None:

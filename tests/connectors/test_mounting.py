@@ -17,6 +17,7 @@ from chatbot.project.endpoints_reader import read_credentials
 from chatbot.server.app import create_app
 from chatbot.server.keys import OUTPUTS, SETTINGS
 from chatbot.server.settings import ServerSettings, WorkerSlot
+from connectors.registry import channel_entries, served_blocks
 from connectors.socketio import SocketIOChannel
 from connectors.telegram import TelegramChannel
 from connectors.webchat import CHAT_PAGE_CONFIG
@@ -99,6 +100,19 @@ def test_keys_the_rest_and_callback_channels_do_not_read_are_named_with_file_and
     with caplog.at_level(logging.WARNING):
         create_app(agent, ServerSettings(credentials=read_credentials(path)))
     assert not caplog.records
+
+
+def test_the_workers_ready_line_names_the_channels_of_the_credentials(
+    tmp_path: Path, caplog: Any
+) -> None:
+    """``chatbot run --workers``' supervisor mounts nothing; its ready line names what the
+    workers serve (it said REST under a socket.io-only credentials.yml), quietly."""
+    assert channel_entries(served_blocks(None).values()) == ["REST: POST /webhooks/rest/webhook"]
+    path = tmp_path / "credentials.yml"
+    path.write_text("socketio:\n  socketio_path: /chat.io\nrasa:\n  url: x\n")
+    with caplog.at_level(logging.WARNING):
+        entries = channel_entries(served_blocks(read_credentials(path)).values())
+    assert entries == ["socket.io: /chat.io"] and not caplog.records
 
 
 def test_only_unserved_channels_warn_that_none_is_mounted(agent: Agent, caplog: Any) -> None:
