@@ -118,11 +118,33 @@ def _not_ours(head: bytes, source: str) -> str:
 
 
 def save(path: Path, meta: dict[str, Any], tensors: Tensors) -> None:
-    """Write atomically: a crash mid-write never leaves a half model under ``path``."""
+    """Write atomically: a crash mid-write never leaves a half model under ``path``. A model
+    larger than any server would load (``MODEL_FILE_LIMIT``) is refused here, naming its
+    largest parts, rather than written for ``chatbot run`` to refuse."""
+    data = dumps(meta, tensors)
+    if len(data) > MODEL_FILE_LIMIT:
+        raise ModelFileError(
+            f"{path}: the model is {len(data) / 2**20:.1f} MiB, more than a model file may be "
+            f"({MODEL_FILE_LIMIT / 2**20:.0f} MiB), so no server would load it; not written. "
+            f"Its largest parts: {_largest_parts(meta, tensors)}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(dumps(meta, tensors))
+    tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def _largest_parts(meta: dict[str, Any], tensors: Tensors) -> str:
+    """The three largest entries of a model (its metadata's top-level keys, its tensors by the
+    part their names start with), with their sizes."""
+    sizes: dict[str, int] = {
+        key: len(json.dumps(value, separators=(",", ":"))) for key, value in meta.items()
+    }
+    for name, value in tensors.items():
+        part = name.split(".")[0]
+        sizes[part] = sizes.get(part, 0) + to_numpy(value).nbytes
+    largest = sorted(sizes.items(), key=lambda item: -item[1])[:3]
+    return ", ".join(f"{name} {size / 2**20:.1f} MiB" for name, size in largest)
 
 
 def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

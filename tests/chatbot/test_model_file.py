@@ -77,3 +77,19 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
         model_file.load(tmp_path / "nope.model")
     with pytest.raises(ModelFileError, match="no trained model"):
         Agent.load(tmp_path)
+
+
+def test_a_model_larger_than_any_server_loads_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training wrote a 770 MB model that `chatbot run` then refused (its limit is for loading);
+    it is refused when saving, naming its largest parts, and nothing is written."""
+    monkeypatch.setattr(model_file, "MODEL_FILE_LIMIT", 4096)
+    path = tmp_path / "big.model"
+    meta = {"policies": {"memo": ["x" * 3000]}, "domain": {"a": 1}}
+    with pytest.raises(ModelFileError, match=r"more than a model file may be") as info:
+        model_file.save(path, meta, {"nlu.w": np.zeros(512, np.float32)})
+    assert "largest parts: policies 0.0 MiB, nlu 0.0 MiB, domain" in str(info.value)
+    assert not path.exists() and not list(tmp_path.iterdir())
+    model_file.save(path, {"domain": {"a": 1}}, {"nlu.w": np.zeros(4, np.float32)})
+    assert model_file.load(path)[0] == {"domain": {"a": 1}}
