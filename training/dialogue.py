@@ -335,11 +335,15 @@ def train_policies(
         if kind == "rules":
             check_policy_params(kind, config)
             rules = fit_rules(data.rules, project.domain, config.params)
-            policies.append(rules)
             from training.rule_conflicts import rule_conflicts
 
-            for conflict in rule_conflicts(project, data, rules, config.params):
+            dropped: list[Rule] = []
+            for conflict in rule_conflicts(project, data, rules, config.params, dropped=dropped):
                 logger.warning("%s", conflict)
+            if dropped:
+                # As Rasa's check deletes them: a story goes on there without the user.
+                rules = rules.without(dropped)
+            policies.append(rules)
             ensemble = {
                 "fallback_threshold": rules.core_fallback_threshold,
                 "fallback_action": rules.core_fallback_action_name,

@@ -77,11 +77,15 @@ def rule_conflicts(
     data: DialogueData | None = None,
     policy: RulePolicy | None = None,
     params: dict[str, Any] | None = None,
+    *,
+    dropped: list[Rule] | None = None,
 ) -> list[str]:
     """The steps of the project's stories and rules that its rules contradict, in words: at
     most ``MAX_LISTED``, then a count. None where the config has no RulePolicy or turns the
     check off (``check_for_contradictions: false``, as in Rasa). ``data``, ``policy`` and its
-    ``params``: the training's, where the caller has them already."""
+    ``params``: the training's, where the caller has them already. ``dropped`` receives the
+    rules that Rasa's check deletes from its RulePolicy: the ``action_listen`` after a rule's
+    leading action where a story goes on without the user (rasa#8176)."""
     if params is None:
         configs = policy_configs(project.config.policies, notices=False)
         params = next((config.params for kind, config in configs if kind == "rules"), None)
@@ -110,7 +114,7 @@ def rule_conflicts(
     checked += [(rule, rule.source.steps, f"rule {_where(rule)}") for rule in data.rules]
     found: dict[tuple[Origin, str, str, str, str], RuleConflict] = {}
     for conv, steps, where in checked:
-        for conflict in _conflicts(conv, steps, where, policy, project, rule_where):
+        for conflict in _conflicts(conv, steps, where, policy, project, rule_where, dropped):
             # The same step reached by several paths (checkpoints, ``or``) is one conflict.
             known = conflict.step != NO_ORIGIN
             key = (
@@ -144,8 +148,10 @@ def _conflicts(
     policy: RulePolicy,
     project: Project,
     rule_where: dict[str, str],
+    dropped: list[Rule] | None,
 ) -> Iterator[RuleConflict]:
-    """Replays ``conv`` and asks ``policy`` before each action it must predict."""
+    """Replays ``conv`` and asks ``policy`` before each action it must predict; the leading
+    listens a story contradicts go to ``dropped``."""
     replay = Conversation(conv.name, project.domain)
     previous: tuple[str, Origin] | None = None
     for event, target, origin in zip(
@@ -160,7 +166,10 @@ def _conflicts(
             predicted, by, rule = found
             # rasa#8176: the listen a rule predicts after its leading action is no contradiction
             # of a story (Rasa drops it from the rules, and so from the check).
-            if conv.source.kind == "rule" or rule is None or not _leading_listen(rule, policy):
+            if conv.source.kind != "rule" and rule is not None and _leading_listen(rule, policy):
+                if dropped is not None and rule not in dropped:
+                    dropped.append(rule)
+            else:
                 # A listen the data implies is told by the action before it.
                 before = previous if origin is None else None
                 yield RuleConflict(

@@ -95,6 +95,15 @@ class RulePolicy(Policy):
         self.enable_fallback_prediction = enable_fallback_prediction
         self._text_rules = [r for r in self.rules if r.mentions(TEXT)]
 
+    def without(self, rules: Sequence[Rule]) -> RulePolicy:
+        """The same policy less ``rules``."""
+        return RulePolicy(
+            [r for r in self.rules if r not in rules],
+            core_fallback_threshold=self.core_fallback_threshold,
+            core_fallback_action_name=self.core_fallback_action_name,
+            enable_fallback_prediction=self.enable_fallback_prediction,
+        )
+
     def predict(
         self, conversation: Conversation, excluded: Set[str] = frozenset()
     ) -> Prediction | None:

@@ -316,3 +316,29 @@ stories:
         f"{tmp_path}/data/stories.yml:21: story 'greeted > then a FAQ' runs 'utter_other', "
         "but rule 'respond to FAQs'"
     ), warning
+
+
+async def test_the_listen_after_a_rules_leading_action_gives_way_to_a_story(
+    tmp_path: Path,
+) -> None:
+    """rasa#8176, as Rasa's RulePolicy does it: the ``action_listen`` a rule predicts after its
+    leading action (``after one, stop``: utter_one, then the user) is deleted where a story goes
+    on without the user, so the story's step happens at run time (the rule outranked it)."""
+    from chatbot.agent import Agent
+    from tests.helpers import train_files
+
+    stories = """
+version: "3.1"
+stories:
+- story: after one, something else than the rule's user turn
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - action: utter_ask_more
+  - action: utter_one
+  - action: utter_other
+"""
+    files = {"domain.yml": DOMAIN, "config.yml": CONFIG, "data/rules.yml": RULES}
+    model = train_files(tmp_path, {**files, "data/stories.yml": stories})
+    texts = [m["text"] for m in await Agent(model).handle_text("/greet", "u")]
+    assert texts == ["hi", "anything else?", "one", "other"]
