@@ -114,7 +114,19 @@ def test_a_story_a_rule_contradicts_is_named_with_its_step_and_the_rule(tmp_path
     assert "Contradicting rules or stories found" in warning
 
 
-AGREEING = """
+# A story that goes on after the leading action of the rule 'after one, stop' without the user.
+AFTER_ONE = """\
+- story: after one, something else than the rule's user turn
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - action: utter_ask_more
+  - action: utter_one
+  - action: utter_other
+"""
+
+AGREEING = (
+    """
 version: "3.1"
 stories:
 - story: FAQs, as the rule says
@@ -163,14 +175,9 @@ stories:
   - intent: stop
   - action: action_deactivate_loop
   - active_loop: null
-- story: after one, something else than the rule's user turn
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - action: utter_ask_more
-  - action: utter_one
-  - action: utter_other
 """
+    + AFTER_ONE
+)
 
 
 def test_stories_that_follow_the_rules_give_no_warning(tmp_path: Path) -> None:
@@ -327,17 +334,7 @@ async def test_the_listen_after_a_rules_leading_action_gives_way_to_a_story(
     from chatbot.agent import Agent
     from tests.helpers import train_files
 
-    stories = """
-version: "3.1"
-stories:
-- story: after one, something else than the rule's user turn
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - action: utter_ask_more
-  - action: utter_one
-  - action: utter_other
-"""
+    stories = 'version: "3.1"\nstories:\n' + AFTER_ONE
     files = {"domain.yml": DOMAIN, "config.yml": CONFIG, "data/rules.yml": RULES}
     model = train_files(tmp_path, {**files, "data/stories.yml": stories})
     texts = [m["text"] for m in await Agent(model).handle_text("/greet", "u")]
