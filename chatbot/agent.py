@@ -28,7 +28,7 @@ from chatbot.dialogue.memoization import AugmentedMemoizationPolicy, Memoization
 from chatbot.dialogue.policy import Policy
 from chatbot.dialogue.rules import RulePolicy
 from chatbot.errors import ChatbotError, ModelFileError
-from chatbot.model_check import check_layout, check_weights, damage, warn_unserved_actions
+from chatbot.model_check import check_layout, check_weights, damage
 from chatbot.nlu.duckling import DucklingClient, DucklingConfig
 from chatbot.nlu.intent_payload import parse_intent_payload
 from chatbot.nlu.lookup_extractor import KIND as LOOKUP_KIND
@@ -351,7 +351,7 @@ class Agent:
         """The processor of a model about to be served (at construction, ``replace_model``),
         with a warning where its custom actions have nothing to run them."""
         registry = ActionRegistry(model.domain, self.action_executor, self.actions)
-        warn_unserved_actions(registry)
+        registry.warn_unserved()
         return MessageProcessor(
             model.domain,
             functools.partial(model.parse, duckling=self.duckling),

@@ -5,30 +5,17 @@ diverged by an older version); it is refused with a ``ModelFileError`` that name
 words, never a Python exception's text.
 
 ``TrainedModel.from_file`` runs these, builds the parts, and then runs the model once on a first
-message (``TrainedModel.check``).
-
-Whether what serves custom actions has the model's is checked whenever a model is served (at
-startup, PUT /model, a model server's new model: ``warn_unserved_actions``), with a warning only,
-as Rasa does not check it at all: an action server may start later, and a model may be served
-before the actions module that goes with it is deployed."""
+message (``TrainedModel.check``)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from chatbot.actions.in_process import InProcessExecutor
-from chatbot.actions.registry import ActionRegistry
 from chatbot.errors import ModelFileError
 from chatbot.json_input import kind
-
-logger = logging.getLogger(__name__)
-
-# Action names a warning lists at most; the rest are counted.
-NAMES_SHOWN = 10
 
 # The entries every model file has (``TrainedModel.to_file`` writes them all), and what each is.
 ENTRIES = {
@@ -109,43 +96,3 @@ def damage(exc: BaseException) -> str:
     if isinstance(exc, IndexError):
         return "a list in it is too short"
     return "a value in it is of the wrong kind"  # TypeError, AttributeError
-
-
-def warn_unserved_actions(registry: ActionRegistry) -> None:
-    """Warn once per model served where its domain's custom actions (``actions:``) have nothing
-    to run them: the in-process actions module does not register some, or no action endpoint is
-    configured. Otherwise the server starts without a word, and every turn that reaches such an
-    action fails with "not found in the actions module". An action server (``url:``) is not
-    asked: it may start after this server."""
-    executor = registry.executor
-    if executor is None:
-        custom = registry.custom_actions()
-        if custom:
-            logger.warning(
-                "the model's domain lists custom actions (%s) but no action endpoint is "
-                "configured: every turn that runs one will fail; configure one in endpoints.yml: "
-                "'action_endpoint: {url: http://localhost:5055/webhook}' (a rasa-sdk action "
-                "server) or 'action_endpoint: {actions_module: actions}' (the project's actions, "
-                "run in this process)",
-                names_of(custom),
-            )
-    elif isinstance(executor, InProcessExecutor):
-        registered = executor.action_names
-        missing = [name for name in registry.custom_actions() if name not in registered]
-        if missing:
-            logger.warning(
-                "the model's domain needs custom actions that the actions module '%s' of %s "
-                "(endpoints.yml action_endpoint) does not register: %s; every turn that runs one "
-                "will fail (add them to the module, or serve the model with the project it was "
-                "trained from)",
-                executor.module,
-                executor.project_dir,
-                names_of(missing),
-            )
-
-
-def names_of(names: Sequence[str]) -> str:
-    """``names`` for a log line: the first few, then how many more."""
-    shown = ", ".join(names[:NAMES_SHOWN])
-    rest = len(names) - NAMES_SHOWN
-    return f"{shown} and {rest} more" if rest > 0 else shown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -24,6 +25,8 @@ from chatbot.conversation.events import Event, InvalidEvent, validate_events
 from chatbot.conversation.responses import MESSAGE_KEYS
 from chatbot.errors import ActionError, ConfigError
 from chatbot.project.domain import Domain
+
+logger = logging.getLogger(__name__)
 
 
 class CustomActionExecutor(Protocol):
@@ -119,6 +122,40 @@ class ActionRegistry:
         listed = dict.fromkeys(self.domain.actions)
         return [name for name in listed if isinstance(self.get(name), CustomAction)]
 
+    def warn_unserved(self) -> None:
+        """Warn where the domain's custom actions have nothing to run them: the in-process
+        actions module registers not all of them, or no action endpoint is configured (else
+        the model is served without a word, and every turn that reaches such an action fails).
+        Said once per model served (startup, PUT /model, a model server's new model); a warning
+        only, as Rasa does not check it at all. An action server (``url:``) is not asked: it
+        may start after this server."""
+        if self.executor is None:
+            custom = self.custom_actions()
+            if custom:
+                logger.warning(
+                    "the model's domain lists custom actions (%s) but no action endpoint is "
+                    "configured: every turn that runs one will fail; configure one in "
+                    "endpoints.yml: 'action_endpoint: {url: http://localhost:5055/webhook}' (a "
+                    "rasa-sdk action server) or 'action_endpoint: {actions_module: actions}' "
+                    "(the project's actions, run in this process)",
+                    _names(custom),
+                )
+            return
+        registered = getattr(self.executor, "action_names", None)  # in-process actions only
+        if registered is None:
+            return
+        missing = [name for name in self.custom_actions() if name not in registered]
+        if missing:
+            logger.warning(
+                "the model's domain needs custom actions that the actions module '%s' of %s "
+                "(endpoints.yml action_endpoint) does not register: %s; every turn that runs "
+                "one will fail (add them to the module, or serve the model with the project it "
+                "was trained from)",
+                getattr(self.executor, "module", "?"),
+                getattr(self.executor, "project_dir", "?"),
+                _names(missing),
+            )
+
     def _make(self, name: str) -> Action:
         if name in self.actions:
             return self.actions[name]
@@ -135,3 +172,9 @@ class ActionRegistry:
         if name in self.domain.action_texts and name not in self.domain.actions:
             return EndToEndResponse(name)
         return CustomAction(name, self.executor)
+
+
+def _names(names: list[str], shown: int = 10) -> str:
+    """``names`` for a log line: the first ``shown``, then how many more."""
+    rest = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {rest} more" if rest > 0 else "")

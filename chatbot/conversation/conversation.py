@@ -163,7 +163,7 @@ class Conversation:
                 )
         elif kind in ("active_loop", "form"):
             name = event.get("name")
-            if name is not None and (not isinstance(name, str) or name not in self._loop_names()):
+            if name is not None and not (isinstance(name, str) and self._is_loop(name)):
                 # A form the domain lacks would be predicted and fail on every message (a
                 # conversation stored mid-form, then the bot retrained without that form):
                 # the conversation goes on without it.
@@ -235,6 +235,9 @@ class Conversation:
 
     def _loop_names(self) -> set[str]:
         return {*self.domain.forms, ACTION_TWO_STAGE_FALLBACK}
+
+    def _is_loop(self, name: str) -> bool:
+        return name in self.domain.forms or name == ACTION_TWO_STAGE_FALLBACK
 
     def is_loop_rerun(self, action: str) -> bool:
         """Whether running ``action`` now is a form running again on its happy path, a step the
