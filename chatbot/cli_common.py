@@ -312,6 +312,13 @@ class Number(click.FloatRange):
 PORT = click.IntRange(0, 65535)
 
 
+def refuse_existing(path: Path, choose: str = "another --out") -> None:
+    """A file a command writes is never one that is there already: a typo must not replace the
+    project's data (``data convert``, ``export``, ``evaluate markers``)."""
+    if path.exists():
+        raise ChatbotError(f"{path} exists already; remove it or choose {choose}")
+
+
 def stacked(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Several click options as one decorator (in the order given, as if written one above the
     other), for option sets that several commands share."""

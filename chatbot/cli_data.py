@@ -22,6 +22,7 @@ from chatbot.cli_common import (
     main,
     nlu_path_option,
     project_option,
+    refuse_existing,
     spaced_command,
     stacked,
     user_errors,
@@ -363,8 +364,7 @@ def convert_nlu(data_path: Path, out: Path, out_format: str, language: str) -> N
     from chatbot.project.nlu_writer import nlu_yaml
     from chatbot.project.training_data import NLUData
 
-    if out.exists():
-        raise ChatbotError(f"{out} exists already; remove it or choose another --out")
+    refuse_existing(out)
     files = (
         sorted(p for p in data_path.rglob("*") if p.suffix in (".json", ".yml", ".yaml"))
         if data_path.is_dir()

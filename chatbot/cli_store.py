@@ -17,6 +17,7 @@ from chatbot.cli_common import (
     debug_option,
     main,
     project_option,
+    refuse_existing,
     user_errors,
 )
 from chatbot.errors import ChatbotError
@@ -120,8 +121,7 @@ def export_command(
                 "for the event broker; a JSON Lines export holds whole conversations as stored "
                 "(leave out --out)"
             )
-        if out.exists():  # as `data convert --out`: a typo must not replace the project's data
-            raise ChatbotError(f"{out} exists already; remove it or choose another --out")
+        refuse_existing(out)
         from chatbot.store.jsonl import export_jsonl
 
         async def run_export() -> int:
@@ -271,8 +271,7 @@ def evaluate_markers(
     overall = output.parent / f"{stats_file_prefix}-overall.csv"
     per_session = output.parent / f"{stats_file_prefix}-per-session.csv"
     for path in [output] if no_stats else [output, overall, per_session]:
-        if path.exists():
-            raise ChatbotError(f"{path} exists already; remove it or choose another name")
+        refuse_existing(path, "another name")
     if not output.parent.is_dir():
         raise ChatbotError(f"no folder {output.parent} for {output.name}")
     project = _load_project(project_dir)
