@@ -114,7 +114,8 @@ _train_options = stacked(
         "--num-threads",
         type=click.IntRange(min=1),
         default=None,
-        help="torch's threads while training (Rasa's).",
+        help="torch's threads while training (Rasa's); 1 also trains the NLU and the policies "
+        "one after the other (by default, with two CPUs or more, they train at once).",
     ),
     click.option(
         "--finetune",
@@ -294,6 +295,7 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
         nlu=nlu,
         core=core,
         reuse=reusable,
+        parallel=False if options["num_threads"] == 1 else None,
     )
     reused = list(model.meta.get("reused", {}))
     if reused == parts and len(parts) > 1 and len({reusable[p] for p in parts}) == 1:

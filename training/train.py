@@ -17,13 +17,14 @@ from chatbot.errors import ModelFileError
 from chatbot.nlu.duckling import duckling_from_pipeline
 from chatbot.nlu.lookup_extractor import LookupEntityExtractor, extractor_for
 from chatbot.nlu.model import NLUModel
-from chatbot.project.domain import ACTION_LISTEN
+from chatbot.project.domain import ACTION_LISTEN, Domain
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.project.project import Project
 from chatbot.project.stories import bot_texts_of
 from training.dialogue import check_policy_params, policy_configs, train_policies
 from training.lstm_settings import settings_from_config
 from training.nlu.pipeline import settings_from_pipeline
+from training.parallel import PoliciesInBackground, worth_it
 from training.reuse import PART_NAMES, part_fingerprints
 
 logger = logging.getLogger(__name__)
@@ -61,52 +62,68 @@ def train_project(
     nlu: bool = True,
     core: bool = True,
     reuse: Mapping[str, Path] | None = None,
+    parallel: bool | None = None,
 ) -> TrainedModel:
     """The project's NLU and policies, trained. ``augmentation``: the LSTM policies'
     ``augmentation_factor`` whatever their config says (``chatbot train --augmentation``).
     ``nlu=False`` / ``core=False`` (``chatbot train core`` / ``chatbot train nlu``): that part
     is left out; a model without policies predicts only ``action_listen`` (no answer).
     ``reuse``: a part ("nlu", "core") to take from that earlier model file instead of training
-    it (``training.reuse.find_reusable`` finds them); one that fails to load is trained."""
+    it (``training.reuse.find_reusable`` finds them); one that fails to load is trained.
+    ``parallel``: the policies train in a second process while the NLU trains here (None: where
+    ``training.parallel.worth_it`` says so; False: one after the other, as
+    ``chatbot train --num-threads 1`` asks; True: whenever both parts train)."""
     if not (nlu or core):
         raise ValueError("train the NLU, the dialogue policies, or both")
     started = time.perf_counter()
     check_config(project)
     parts = [part for part, wanted in (("nlu", nlu), ("core", core)) if wanted]
     earlier = _Earlier(reuse or {})
-    understood: NLUModel | LookupEntityExtractor | None = None
-    if nlu:
-        from_earlier = earlier.model("nlu")
-        if from_earlier is not None:
-            understood = from_earlier.nlu
-        else:
+    nlu_earlier = earlier.model("nlu") if nlu else None
+    core_earlier = earlier.model("core") if core else None
+    background: PoliciesInBackground | None = None
+    both = nlu and core and nlu_earlier is None and core_earlier is None
+    if both and (parallel or (parallel is None and worth_it(project))):
+        background = PoliciesInBackground(project, seed=seed, augmentation=augmentation)
+    try:
+        understood: NLUModel | LookupEntityExtractor | None = None
+        if nlu_earlier is not None:
+            understood = nlu_earlier.nlu
+        elif nlu:
             understood = _train_nlu(project, seed=seed, show_progress=show_progress)
-    policies: list[Policy] = []
-    ensemble: dict[str, Any] = {"fallback_threshold": 0.0, "fallback_action": ACTION_LISTEN}
-    if core:
-        from_earlier = earlier.model("core")
-        if from_earlier is not None:
-            policies, ensemble = from_earlier.policies, from_earlier.ensemble
-        else:
+        policies: list[Policy] = []
+        ensemble: dict[str, Any] = {"fallback_threshold": 0.0, "fallback_action": ACTION_LISTEN}
+        if core_earlier is not None:
+            policies, ensemble = core_earlier.policies, core_earlier.ensemble
+        elif background is not None:
+            policies, ensemble = background.result()
+        elif core:
             from training.lstm import make_lstm_trainer  # torch: only where a policy trains
 
             lstm_trainer = make_lstm_trainer(
                 seed=seed, show_progress=show_progress, augmentation=augmentation
             )
             policies, ensemble = train_policies(project, lstm_trainer=lstm_trainer)
+    finally:
+        if background is not None:
+            background.close()
     meta = _meta(project, started, parts)
     fingerprints = part_fingerprints(project, seed=seed, augmentation=augmentation)
     meta["fingerprints"] = {part: fingerprints[part] for part in parts}
     if earlier.used:
         meta["reused"] = earlier.used
     duckling = duckling_from_pipeline(project.config.pipeline) if nlu else None
-    # The stories' end-to-end bot turns are actions of the served domain, as Rasa's
-    # importer adds them to the trained domain: a predicted one says its text.
+    return TrainedModel(served_domain(project), policies, understood, ensemble, meta, duckling)
+
+
+def served_domain(project: Project) -> Domain:
+    """The domain a trained model serves: the project's, with the stories' end-to-end bot turns
+    as actions, as Rasa's importer adds them to the trained domain (a predicted one says its
+    text)."""
     texts = bot_texts_of([*project.stories, *project.rules])
-    domain = dataclasses.replace(
+    return dataclasses.replace(
         project.domain, action_texts=tuple(dict.fromkeys([*project.domain.action_texts, *texts]))
     )
-    return TrainedModel(domain, policies, understood, ensemble, meta, duckling)
 
 
 class _Earlier:
@@ -169,6 +186,7 @@ def train_to_file(
     nlu: bool = True,
     core: bool = True,
     reuse: Mapping[str, Path] | None = None,
+    parallel: bool | None = None,
 ) -> TrainedModel:
     model = train_project(
         project,
@@ -178,6 +196,7 @@ def train_to_file(
         nlu=nlu,
         core=core,
         reuse=reuse,
+        parallel=parallel,
     )
     model.to_file(out)
     return model

@@ -91,6 +91,7 @@ class NLUSettings:
     # Training.
     epochs: int = 0  # 0: chosen from the data size, for 3 optimiser steps an example, clamped
     min_steps: int = 300  # to [min_steps, target_steps] and then to [min_epochs, max_epochs]
+    # (max_epochs binding where the two cross; DIETClassifier's epochs are max_epochs)
     target_steps: int = 3000
     # At least 30 epochs: binds only above about 6,400 examples (and 1,600-2,000 at batch 16),
     # where the step cap stopped SNIPS, CLINC150 and HWU64 at 13-22 epochs; on their validation

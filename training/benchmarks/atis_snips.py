@@ -1,18 +1,21 @@
 """ATIS and SNIPS (the slot-gated copies): intent accuracy and conlleval slot F1 on the test sets.
 
     python -m training.benchmarks.atis_snips [--datasets atis snips] [--seed 42] [--epochs N]
-        [--validation] [--set NAME=VALUE ...] [--select-on-valid]
+        [--validation] [--set NAME=VALUE ...] [--select-on-valid] [--train-size N]
 
 Trained on ``train`` only (``--select-on-valid``: the epoch that scores best on ``valid`` is
 kept, as the published models choose theirs). Slot F1 is conlleval's: exact chunks on the data's
 own whitespace tokens, micro-averaged. ``--validation`` scores the ``valid`` split instead of
 ``test`` (settings are compared there, never on test); ``--set count_vectors=[["word",1,2]]``
 sets a ``BiLSTMCRF`` setting (the value is read as JSON, else kept as a string).
+``--train-size N`` trains on N utterances of ``train`` drawn at random (seed 0, the same for every
+run): a bot-sized training set, for what a setting does to a bot rather than to a benchmark.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,13 +56,17 @@ def run(
     params: dict[str, Any],
     split: str = "test",
     select_on_valid: bool = False,
+    train_size: int = 0,
 ) -> list[dict[str, object]]:
     """Train on ``train`` and score ``split``. ``select_on_valid``: keep the weights of the epoch
     that scores best on ``valid`` (``checkpoint_model``), the published models' protocol; with
     ``split="valid"`` they are chosen on its even-numbered utterances and every run also scores
-    the odd-numbered ones (``valid_odd_*``), so that runs with and without it compare there."""
+    the odd-numbered ones (``valid_odd_*``), so that runs with and without it compare there.
+    ``train_size``: train on that many utterances of ``train``, drawn at random (seed 0; 0: all)."""
     root = data_dir() / "atis-snips-slotgated" / name
     train, _, _ = load(root / "train")
+    if 0 < train_size < len(train):
+        train = random.Random(0).sample(train, train_size)
     test, test_words, test_tags = load(root / split)
     selection = None
     if select_on_valid:
@@ -137,6 +144,9 @@ def main() -> None:
         "--set", type=setting, action="append", default=[], help="a BiLSTMCRF setting NAME=VALUE"
     )
     parser.add_argument(
+        "--train-size", type=int, default=0, help="train on N utterances of train drawn at random"
+    )
+    parser.add_argument(
         "--select-on-valid",
         action="store_true",
         help="keep the epoch's weights that score best on valid (with --validation: on its "
@@ -149,7 +159,14 @@ def main() -> None:
         params["epochs"] = args.epochs
     for name in args.datasets:
         split = "valid" if args.validation else "test"
-        for result in run(name, args.seed, params, split, select_on_valid=args.select_on_valid):
+        for result in run(
+            name,
+            args.seed,
+            params,
+            split,
+            select_on_valid=args.select_on_valid,
+            train_size=args.train_size,
+        ):
             emit(result)
 
 

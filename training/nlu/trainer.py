@@ -184,7 +184,9 @@ def schedule(settings: NLUSettings, n: int) -> tuple[int, int]:
         return batch_size, settings.epochs
     steps = min(max(STEPS_PER_EXAMPLE * n, settings.min_steps), settings.target_steps)
     epochs = math.ceil(steps / math.ceil(n / batch_size))
-    return batch_size, max(settings.min_epochs, min(settings.max_epochs, epochs))
+    # max_epochs binds over min_epochs: DIETClassifier's epochs are our max_epochs, and a
+    # config asking for 3 (a quick run) gets 3.
+    return batch_size, min(settings.max_epochs, max(settings.min_epochs, epochs))
 
 
 def _fit(

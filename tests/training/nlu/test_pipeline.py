@@ -40,7 +40,8 @@ def test_empty_pipeline_gets_rasas_defaults() -> None:
 
 def test_rasas_default_config_configures_the_model() -> None:
     settings = settings_from_pipeline(RASA_DEFAULT)
-    assert settings.epochs == 100
+    # DIET's epochs are the most: its passes are of larger batches than ours.
+    assert (settings.epochs, settings.max_epochs) == (0, 100)
     assert settings.entity_recognition and settings.synonyms
     assert settings.lexical_features and settings.pattern_features
     assert settings.count_vectors == (("word", 1, 1), ("char_wb", 1, 4))
@@ -63,6 +64,15 @@ def test_our_component_takes_every_setting() -> None:
         [ComponentConfig("BiLSTMCRF", {"hidden": 32, "epochs": 3, "dropout": 0.1})]
     )
     assert (settings.hidden, settings.epochs, settings.dropout) == (32, 3, 0.1)
+
+
+def test_diets_epochs_are_the_most_and_say_so(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="training.nlu.pipeline"):
+        settings = settings_from_pipeline([ComponentConfig("DIETClassifier", {"epochs": 7})])
+    assert (settings.epochs, settings.max_epochs) == (0, 7)
+    assert any(
+        r.getMessage().startswith("DIETClassifier.epochs: epochs 7 is the most") for r in caplog.records
+    )
 
 
 def test_fallback_classifier_defaults_to_rasas_thresholds() -> None:
@@ -115,7 +125,8 @@ def test_unknown_component_names_it_and_lists_the_known_ones() -> None:
         (ComponentConfig("CountVectorsFeaturizer", {"min_ngram": 3, "max_ngram": 2}), "min_ngram"),
         # Out of range, named as the user wrote it (DIET's drop_rate is our dropout).
         (ComponentConfig("DIETClassifier", {"drop_rate": 1.5}), "'drop_rate' must be at least 0"),
-        (ComponentConfig("DIETClassifier", {"epochs": -5}), "DIETClassifier: 'epochs' must be 0"),
+        (ComponentConfig("DIETClassifier", {"epochs": -5}), "DIETClassifier: 'epochs' must be at"),
+        (ComponentConfig("DIETClassifier", {"epochs": 0}), "DIETClassifier: 'epochs' must be at"),
         (ComponentConfig("FallbackClassifier", {"threshold": 30}), "'threshold' must be between"),
         (ComponentConfig("BiLSTMCRF", {"learning_rate": 0}), "'learning_rate' must be above 0"),
     ],

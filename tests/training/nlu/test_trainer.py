@@ -91,6 +91,10 @@ def test_progress_bar_only_when_asked(capsys: pytest.CaptureFixture[str]) -> Non
         (NLUSettings(), 200_000, (64, 30)),
         (NLUSettings(min_epochs=10), 13_000, (64, 15)),
         (NLUSettings(epochs=7, batch_size=8), 100, (8, 7)),
+        # DIETClassifier's epochs are max_epochs: the most, binding over min_epochs.
+        (NLUSettings(max_epochs=100), 1_695, (16, 30)),  # chatbot init's 100: the schedule's 30
+        (NLUSettings(max_epochs=3), 13_000, (64, 3)),  # a quick run
+        (NLUSettings(max_epochs=100), 41, (16, 100)),
     ],
 )
 def test_schedule(settings: NLUSettings, n: int, expected: tuple[int, int]) -> None:
