@@ -39,11 +39,19 @@ logger = logging.getLogger(__name__)
 MIN_EXAMPLES = 200
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity where the system tells it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def usable_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The CPUs this process may run on: its affinity where the system tells it, at most its
+    container's CPU quota (cgroup v2's ``cpu.max``, "quota period"; a container limited to one
+    CPU sees all of the machine's in its affinity)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    cpus = len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota here
+    return cpus
 
 
 def worth_it(project: Project) -> bool:
@@ -59,6 +67,18 @@ def worth_it(project: Project) -> bool:
         and len(project.nlu.examples) >= MIN_EXAMPLES
         and usable_cpus() >= 2
     )
+
+
+def start_beside(
+    project: Project, *, seed: int, augmentation: int | None
+) -> PoliciesInBackground | None:
+    """The policies training in a second process, or None where one cannot be started (no
+    shared memory for its queue, a system without processes): they train here then."""
+    try:
+        return PoliciesInBackground(project, seed=seed, augmentation=augmentation)
+    except (OSError, RuntimeError, ImportError) as error:
+        logger.warning("the dialogue policies train after the NLU (no second process: %s)", error)
+        return None
 
 
 class PoliciesInBackground:
@@ -87,15 +107,25 @@ class PoliciesInBackground:
         self._future = self._pool.submit(_train, project, seed, augmentation, str(self._out))
         logger.info("training the dialogue policies in a second process, beside the NLU")
 
-    def result(self) -> tuple[list[Policy], dict[str, Any]]:
-        """The trained policies and the ensemble's settings, as this process would have them."""
+    def result(self) -> tuple[list[Policy], dict[str, Any]] | None:
+        """The trained policies and the ensemble's settings, as this process would have them;
+        None where the process failed on its own (killed, out of memory, the project not
+        passing through its pipe): the caller trains them itself then. A mistake in the project
+        or its training (a ``ChatbotError``) is raised, as training here would raise it."""
         from chatbot.agent import TrainedModel
 
-        failure = self._future.result()
-        if failure is not None:
-            raise _rebuilt(*failure)
-        model = TrainedModel.from_file(self._out)
-        return model.policies, model.ensemble
+        try:
+            failure = self._future.result()
+            if failure is None:
+                model = TrainedModel.from_file(self._out)
+                return model.policies, model.ensemble
+        except Exception as error:  # whatever ended the process: train them here
+            logger.warning(
+                "the dialogue policies' second process failed (%s); training them here",
+                str(error) or type(error).__name__,
+            )
+            return None
+        raise _rebuilt(*failure)
 
     def close(self) -> None:
         """Stop the process (if it still runs: this process failed first) and the forwarding."""

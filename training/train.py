@@ -24,7 +24,7 @@ from chatbot.project.stories import bot_texts_of
 from training.dialogue import check_policy_params, policy_configs, train_policies
 from training.lstm_settings import settings_from_config
 from training.nlu.pipeline import settings_from_pipeline
-from training.parallel import PoliciesInBackground, worth_it
+from training.parallel import PoliciesInBackground, start_beside, worth_it
 from training.reuse import PART_NAMES, part_fingerprints
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def train_project(
     background: PoliciesInBackground | None = None
     both = nlu and core and nlu_earlier is None and core_earlier is None
     if both and (parallel or (parallel is None and worth_it(project))):
-        background = PoliciesInBackground(project, seed=seed, augmentation=augmentation)
+        background = start_beside(project, seed=seed, augmentation=augmentation)
     try:
         understood: NLUModel | LookupEntityExtractor | None = None
         if nlu_earlier is not None:
@@ -93,10 +93,11 @@ def train_project(
             understood = _train_nlu(project, seed=seed, show_progress=show_progress)
         policies: list[Policy] = []
         ensemble: dict[str, Any] = {"fallback_threshold": 0.0, "fallback_action": ACTION_LISTEN}
+        beside = background.result() if background is not None else None
         if core_earlier is not None:
             policies, ensemble = core_earlier.policies, core_earlier.ensemble
-        elif background is not None:
-            policies, ensemble = background.result()
+        elif beside is not None:
+            policies, ensemble = beside
         elif core:
             from training.lstm import make_lstm_trainer  # torch: only where a policy trains
 

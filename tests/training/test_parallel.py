@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,53 @@ def test_a_second_process_only_where_it_pays(
     rules_only = tuple(c for c in project.config.policies if c.name != "TEDPolicy")
     config = dataclasses.replace(project.config, policies=rules_only)
     assert not parallel.worth_it(dataclasses.replace(project, config=config))  # no time to save
+
+
+def test_where_the_second_process_fails_the_policies_train_here(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    project = load_project(moodbot(tmp_path / "bot"))
+    apart = tmp_path / "apart.model"
+    train_to_file(project, apart, show_progress=False, parallel=False)
+    # A project that cannot pass through the pipe (here: a function attached to it).
+    unpicklable = dataclasses.replace(project)
+    unpicklable.note = lambda: None  # type: ignore[attr-defined]
+    together = tmp_path / "together.model"
+    with caplog.at_level(logging.WARNING):
+        train_to_file(unpicklable, together, show_progress=False, parallel=True)
+    assert same_tensors(apart, together)
+    assert any("second process failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_killed_policies_process_is_no_result_and_no_hang(tmp_path: Path) -> None:
+    project = load_project(moodbot(tmp_path / "bot", policy_epochs=100))
+    background = parallel.PoliciesInBackground(project, seed=42, augmentation=None)
+    try:
+        processes = background._pool._processes  # type: ignore[attr-defined]
+        while not processes:
+            time.sleep(0.05)
+        for process in list(processes.values()):
+            process.kill()  # as the kernel's out-of-memory killer would
+        assert background.result() is None
+    finally:
+        background.close()
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [
+        ("max 100000\n", 2),  # no quota: the affinity's
+        ("100000 100000\n", 1),  # one CPU's worth
+        ("250000 100000\n", 2),  # two and a half: at most the affinity's
+        ("garbled", 2),
+        (None, 2),  # no cgroup v2 file
+    ],
+)
+def test_usable_cpus_heed_the_containers_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpu_max: str | None, expected: int
+) -> None:
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    path = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        path.write_text(cpu_max)
+    assert parallel.usable_cpus(path) == expected
