@@ -7,11 +7,13 @@ examples, hundreds of stories, slots and responses. This generates one of such a
 the commands a user runs, each as a process of its own, as they run it:
 
 1. ``chatbot data validate``: wall and CPU seconds, peak RSS, the warnings it counts;
-2. ``chatbot train``: wall and CPU seconds and peak RSS of the process; the NLU's fitting
-   seconds as its log says them (before them: Python starting, the project read and checked,
-   the features made), the policies' from that line to the policies' last line (the model's
-   saving after), each with the largest RSS sampled (every 0.05 s) while it ran; the model
-   file's size;
+2. ``chatbot train``: wall and CPU seconds (its children's included) and peak RSS of the
+   process; the NLU's fitting seconds as its log says them (before them: Python starting, the
+   project read and checked, the features made), the policies' from that line to the
+   policies' last line, or, where they train in a second process beside the NLU
+   (``parallel``), from the line saying so (the model's saving after both), each with the
+   largest RSS sampled (every 0.05 s, the process and its children together) while it ran;
+   the model file's size;
 3. ``chatbot run`` on 127.0.0.1: seconds from the process's start to its first answer over REST,
    then ``--messages`` texts in turn (an intent's words and a filler, parsed by the NLU, a new
    conversation every 6): latency p50 / p95 / max, the share answered with the intent's
