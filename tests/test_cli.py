@@ -557,3 +557,22 @@ def test_rasas_init_and_short_domain_option(tmp_path: Path) -> None:
     assert chatbot("init", "--init-dir", str(tmp_path)).returncode == 1  # not empty: refused
     result = chatbot("data", "validate", "-d", "domain.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_command_line_imports_no_server_or_torch_until_a_command_needs_them() -> None:
+    """`chatbot train`, `data validate`, `--help`, ... start without aiohttp, SQLAlchemy (the
+    server's stack: about a second of imports) and torch; `chatbot.server`'s names still load
+    when asked for."""
+    probe = (
+        "import sys, chatbot.cli;"
+        "print(sorted(m for m in ('aiohttp', 'sqlalchemy', 'torch', 'chatbot.server.app')"
+        " if m in sys.modules));"
+        "from chatbot.server import create_app;"
+        "print(create_app.__module__)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "chatbot.server.app"]
