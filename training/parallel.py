@@ -2,31 +2,34 @@
 
 The two parts read nothing of each other and each trains on one thread, so on a machine with two
 cores or more, training both at once takes about as long as the longer of them instead of their
-sum (docs/benchmarks.md, "Training the NLU and the policies at once"). The policies' process is
-started fresh (``spawn``: no copy of this process's torch threads), gets the project through its
-pipe (pickled for the pipe only; nothing is stored that way), trains the policies as this
-process would, and writes them as a model file of the safe format, which this process reads back
-as ``--reuse`` reads an earlier model's part: the same seed gives the same tensors, so the model
-is the one training the parts one after the other writes (``tests/training/test_parallel.py``).
+sum (docs/benchmarks.md, "Training the NLU and the policies at once"). The policies' process is a
+fresh Python (``python -m training.parallel FOLDER``: no copy of this process's torch threads,
+and, unlike ``multiprocessing``'s spawn, no second run of the script that called training). It
+reads the project from a file in a private temporary folder (pickled for that hand-over only;
+nothing is stored that way), trains the policies as this process would, and writes them as a
+model file of the safe format, which this process reads back as ``--reuse`` reads an earlier
+model's part: the same seed gives the same tensors, so the model is the one training the parts
+one after the other writes (``tests/training/test_parallel.py``).
 
-Its log lines come through a queue and are logged here under their own logger names, so levels,
-handlers, ``--log-file`` and syslog apply to them as to this process's; its progress bar is off
-(two bars would garble one terminal). A mistake it reports (a ``ChatbotError``) is raised here as
-the same class with the same one-line message.
+Its log records come as JSON lines on its standard output and are logged here under their own
+logger names, so levels, handlers, ``--log-file`` and syslog apply to them as to this process's;
+its progress bar is off (two bars would garble one terminal). A mistake it reports (a
+``ChatbotError``) is raised here as the same class with the same one-line message; a process
+that fails otherwise (killed, out of memory) leaves the policies to train here.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import multiprocessing
 import os
-import queue
+import pickle
+import subprocess
+import sys
 import tempfile
 import threading
-from concurrent.futures import ProcessPoolExecutor
-from logging.handlers import QueueHandler
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from chatbot import errors
 from chatbot.dialogue.policy import Policy
@@ -73,10 +76,10 @@ def start_beside(
     project: Project, *, seed: int, augmentation: int | None
 ) -> PoliciesInBackground | None:
     """The policies training in a second process, or None where one cannot be started (no
-    shared memory for its queue, a system without processes): they train here then."""
+    Python to start, the project not pickling): they train here then."""
     try:
         return PoliciesInBackground(project, seed=seed, augmentation=augmentation)
-    except (OSError, RuntimeError, ImportError) as error:
+    except (OSError, pickle.PicklingError, TypeError, AttributeError) as error:
         logger.warning("the dialogue policies train after the NLU (no second process: %s)", error)
         return None
 
@@ -84,77 +87,89 @@ def start_beside(
 class PoliciesInBackground:
     """The project's policies training in a process of their own; ``result()`` waits for them."""
 
-    def __init__(
-        self,
-        project: Project,
-        *,
-        seed: int,
-        augmentation: int | None,
-    ) -> None:
+    def __init__(self, project: Project, *, seed: int, augmentation: int | None) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="chatbot-policies-")
-        self._out = Path(self._folder.name) / "policies.model"
-        context = multiprocessing.get_context("spawn")
-        self._records: Any = context.Queue()
-        self._forwarder = threading.Thread(target=_forward, args=(self._records,), daemon=True)
-        self._forwarder.start()
+        folder = Path(self._folder.name)
+        try:
+            with (folder / "job.pickle").open("wb") as job:
+                pickle.dump((project, seed, augmentation), job, pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            self._folder.cleanup()
+            raise
+        self._out = folder / "policies.model"
+        self._result = folder / "result.json"
         level = logging.getLogger().getEffectiveLevel()
-        self._pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=context,
-            initializer=_log_to_queue,
-            initargs=(self._records, level),
+        paths = [p for p in sys.path if isinstance(p, str)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "training.parallel", str(folder), str(level)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
         )
-        self._future = self._pool.submit(_train, project, seed, augmentation, str(self._out))
+        self._stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=_log_lines, args=(self._process.stdout,), daemon=True),
+            threading.Thread(
+                target=_keep_lines, args=(self._process.stderr, self._stderr), daemon=True
+            ),
+        ]
+        for reader in self._readers:
+            reader.start()
         logger.info("training the dialogue policies in a second process, beside the NLU")
 
     def result(self) -> tuple[list[Policy], dict[str, Any]] | None:
         """The trained policies and the ensemble's settings, as this process would have them;
-        None where the process failed on its own (killed, out of memory, the project not
-        passing through its pipe): the caller trains them itself then. A mistake in the project
-        or its training (a ``ChatbotError``) is raised, as training here would raise it."""
+        None where the process failed on its own (killed, out of memory, an error of ours): the
+        caller trains them itself then. A mistake in the project or its training (a
+        ``ChatbotError``) is raised, as training here would raise it."""
         from chatbot.agent import TrainedModel
 
+        code = self._process.wait()
+        for reader in self._readers:
+            reader.join(timeout=5)
+        why = f"exit {code}"
         try:
-            failure = self._future.result()
-            if failure is None:
+            outcome = json.loads(self._result.read_text()) if code == 0 else None
+            if outcome is not None and outcome.get("error") is None:
                 model = TrainedModel.from_file(self._out)
                 return model.policies, model.ensemble
-        except Exception as error:  # whatever ended the process: train them here
+        except (OSError, ValueError, errors.ChatbotError) as error:
+            outcome, why = None, f"{why}; {error}"
+        if outcome is None:
+            last = self._stderr[-1].strip() if self._stderr else ""
             logger.warning(
-                "the dialogue policies' second process failed (%s); training them here",
-                str(error) or type(error).__name__,
+                "the dialogue policies' second process failed (%s%s); training them here",
+                why,
+                f": {last}" if last else "",
             )
             return None
-        raise _rebuilt(*failure)
+        raise _rebuilt(*outcome["error"])
 
     def close(self) -> None:
-        """Stop the process (if it still runs: this process failed first) and the forwarding."""
-        self._future.cancel()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._records.put(None)
-        self._forwarder.join(timeout=5)
-        self._records.close()
+        """Stop the process if it still runs (this process failed first), and clean up."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        for reader in self._readers:
+            reader.join(timeout=5)
+        for stream in (self._process.stdout, self._process.stderr):
+            if stream is not None:
+                stream.close()
         self._folder.cleanup()
 
 
-def _train(
-    project: Project, seed: int, augmentation: int | None, out: str
-) -> tuple[str, str] | None:
-    """In the policies' process: train them and write them to ``out``; a ``ChatbotError`` is
-    returned as (class name, message), since not every one of them pickles back whole."""
+def _train(project: Project, seed: int, augmentation: int | None, out: Path) -> None:
+    """In the policies' process: train them and write them to ``out``."""
     from chatbot.agent import TrainedModel
     from training.dialogue import train_policies
     from training.lstm import make_lstm_trainer
     from training.train import served_domain
 
-    try:
-        trainer = make_lstm_trainer(seed=seed, show_progress=False, augmentation=augmentation)
-        policies, ensemble = train_policies(project, lstm_trainer=trainer)
-        model = TrainedModel(served_domain(project), policies, None, ensemble, {}, None)
-        model.to_file(Path(out))
-    except errors.ChatbotError as error:
-        return type(error).__name__, str(error)
-    return None
+    trainer = make_lstm_trainer(seed=seed, show_progress=False, augmentation=augmentation)
+    policies, ensemble = train_policies(project, lstm_trainer=trainer)
+    TrainedModel(served_domain(project), policies, None, ensemble, {}, None).to_file(out)
 
 
 def _rebuilt(name: str, message: str) -> errors.ChatbotError:
@@ -167,24 +182,51 @@ def _rebuilt(name: str, message: str) -> errors.ChatbotError:
     return errors.TrainingError(message)
 
 
-def _log_to_queue(records: Any, level: int) -> None:
-    """In the policies' process: every log record goes to this process's queue."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    root.addHandler(QueueHandler(records))
-    root.setLevel(level)
+class _JsonLines(logging.Handler):
+    """In the policies' process: each record as one JSON line on standard output."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = {"name": record.name, "levelno": record.levelno, "msg": record.getMessage()}
+        fields["created"] = record.created
+        sys.stdout.write(json.dumps(fields) + "\n")
+        sys.stdout.flush()
 
 
-def _forward(records: Any) -> None:
-    """Here: log the policies' process's records under their own loggers, until ``None``."""
-    while True:
+def _log_lines(stream: IO[bytes]) -> None:
+    """Here: log the policies' process's records under their own loggers."""
+    for raw in stream:
         try:
-            record = records.get()
-        except (EOFError, OSError, queue.Empty):
-            return
-        if record is None:
-            return
+            fields = json.loads(raw)
+            record = logging.makeLogRecord(
+                {**fields, "levelname": logging.getLevelName(fields["levelno"]), "args": None}
+            )
+        except (ValueError, KeyError, TypeError):
+            continue  # not a record of ours (a library printing)
         target = logging.getLogger(record.name)
         if target.isEnabledFor(record.levelno):
             target.handle(record)
+
+
+def _keep_lines(stream: IO[bytes], lines: list[str]) -> None:
+    for raw in stream:
+        lines.append(raw.decode(errors="replace"))
+        del lines[:-20]
+
+
+def _main(folder: Path, level: int) -> None:
+    """The policies' process: train, then say how it went in ``result.json``."""
+    root = logging.getLogger()
+    root.handlers[:] = [_JsonLines()]
+    root.setLevel(level)
+    with (folder / "job.pickle").open("rb") as job:
+        project, seed, augmentation = pickle.load(job)  # our own file, written just now
+    outcome: dict[str, Any] = {"error": None}
+    try:
+        _train(project, seed, augmentation, folder / "policies.model")
+    except errors.ChatbotError as error:
+        outcome["error"] = [type(error).__name__, str(error)]
+    (folder / "result.json").write_text(json.dumps(outcome))
+
+
+if __name__ == "__main__":
+    _main(Path(sys.argv[1]), int(sys.argv[2]))

@@ -7,7 +7,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pytest
 from chatbot import model_file
 from chatbot.errors import TrainingError
 from chatbot.project.loader import load_project
-from tests.helpers import DOMAINS
+from tests.helpers import DOMAINS, ROOT
 from tests.training.test_reuse import same_tensors
 from training import parallel
 from training.train import train_to_file
@@ -95,7 +98,7 @@ def test_a_second_process_only_where_it_pays(
     assert not parallel.worth_it(dataclasses.replace(project, config=config))  # no time to save
 
 
-def test_where_the_second_process_fails_the_policies_train_here(
+def test_where_no_second_process_starts_the_policies_train_here(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     project = load_project(moodbot(tmp_path / "bot"))
@@ -108,21 +111,23 @@ def test_where_the_second_process_fails_the_policies_train_here(
     with caplog.at_level(logging.WARNING):
         train_to_file(unpicklable, together, show_progress=False, parallel=True)
     assert same_tensors(apart, together)
-    assert any("second process failed" in r.getMessage() for r in caplog.records)
+    assert any("no second process: Can't pickle" in r.getMessage() for r in caplog.records)
 
 
-def test_a_killed_policies_process_is_no_result_and_no_hang(tmp_path: Path) -> None:
+def test_a_killed_policies_process_is_no_result_and_no_hang(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     project = load_project(moodbot(tmp_path / "bot", policy_epochs=100))
     background = parallel.PoliciesInBackground(project, seed=42, augmentation=None)
     try:
-        processes = background._pool._processes  # type: ignore[attr-defined]
-        while not processes:
-            time.sleep(0.05)
-        for process in list(processes.values()):
-            process.kill()  # as the kernel's out-of-memory killer would
-        assert background.result() is None
+        time.sleep(0.5)
+        background._process.kill()  # as the kernel's out-of-memory killer would
+        with caplog.at_level(logging.WARNING):
+            assert background.result() is None
     finally:
         background.close()
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "training.parallel"]
+    assert said.startswith("the dialogue policies' second process failed (exit -9")
 
 
 @pytest.mark.parametrize(
@@ -143,3 +148,32 @@ def test_usable_cpus_heed_the_containers_quota(
     if cpu_max is not None:
         path.write_text(cpu_max)
     assert parallel.usable_cpus(path) == expected
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path: Path) -> None:
+    """The policies' process does not import the script that called training (multiprocessing's
+    spawn would, running its top-level code a second time)."""
+    bot = moodbot(tmp_path / "bot")
+    marks = tmp_path / "marks.txt"
+    script = tmp_path / "train_it.py"
+    script.write_text(
+        "import logging\n"
+        "from pathlib import Path\n"
+        "from chatbot.project.loader import load_project\n"
+        "from training.train import train_to_file\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        f"with open({str(marks)!r}, 'a') as marks:\n"
+        "    marks.write('ran\\n')\n"
+        f"project = load_project(Path({str(bot)!r}))\n"
+        f"train_to_file(project, Path({str(tmp_path / 'it.model')!r}), show_progress=False,"
+        " parallel=True)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "training the dialogue policies in a second process" in done.stderr
+    assert "LSTMPolicy: 3 epochs" in done.stderr  # the second process's line, logged here
+    assert marks.read_text() == "ran\n"
+    assert (tmp_path / "it.model").is_file()
