@@ -71,7 +71,8 @@ def test_diets_epochs_are_the_most_and_say_so(caplog: pytest.LogCaptureFixture) 
         settings = settings_from_pipeline([ComponentConfig("DIETClassifier", {"epochs": 7})])
     assert (settings.epochs, settings.max_epochs) == (0, 7)
     assert any(
-        r.getMessage().startswith("DIETClassifier.epochs: epochs 7 is the most") for r in caplog.records
+        r.getMessage().startswith("DIETClassifier.epochs: epochs 7 is the most")
+        for r in caplog.records
     )
 
 
