@@ -105,6 +105,11 @@ class TrainedModel:
 
     @classmethod
     def from_file(cls, path: Path) -> TrainedModel:
+        with model_file.gc_paused():
+            return cls._read(path)
+
+    @classmethod
+    def _read(cls, path: Path) -> TrainedModel:
         meta, tensors = model_file.load(path)
         check_layout(meta, str(path))
         check_weights(meta, tensors, str(path))

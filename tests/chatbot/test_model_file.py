@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import gzip
 from pathlib import Path
 
@@ -93,3 +94,30 @@ def test_a_model_larger_than_any_server_loads_is_not_written(
     assert not path.exists() and not list(tmp_path.iterdir())
     model_file.save(path, {"domain": {"a": 1}}, {"nlu.w": np.zeros(4, np.float32)})
     assert model_file.load(path)[0] == {"domain": {"a": 1}}
+
+
+@pytest.mark.parametrize("collector_on", [True, False])
+def test_the_garbage_collector_is_paused_while_a_model_is_read(
+    saved: Path, monkeypatch: pytest.MonkeyPatch, collector_on: bool
+) -> None:
+    """Reading a model makes millions of objects on a large bot, none of them garbage: the
+    collector walking them over and over tripled M's load time. It runs again afterwards, as
+    it did before (and stays off where the caller had it off)."""
+    seen = []
+    load = model_file.load
+
+    def watched(path: Path) -> tuple[dict[str, object], dict[str, np.ndarray]]:
+        seen.append(gc.isenabled())
+        return load(path)
+
+    monkeypatch.setattr(model_file, "load", watched)
+    (gc.enable if collector_on else gc.disable)()
+    try:
+        TrainedModel.from_file(saved)
+        assert seen == [False]
+        assert gc.isenabled() is collector_on
+        with pytest.raises(ModelFileError):
+            TrainedModel.from_file(saved.with_name("missing.model"))
+        assert gc.isenabled() is collector_on  # after a refusal too
+    finally:
+        gc.enable()
