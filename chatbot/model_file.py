@@ -40,11 +40,12 @@ from chatbot.file_input import MODEL_FILE_LIMIT, file_problem, read_bytes
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused while a model is read: its JSON and memorized
-    states are millions of new objects, none of them garbage, and every full collection during
-    the read walks all of them. The large-project benchmark's M model (26.5 MB) loaded in
-    1.8-2.1 s with it running, 0.64 s paused. Reference counting frees as always; the collector
-    runs again afterwards (if it ran before: a read in another thread leaves it to that one)."""
+    """Python's cyclic garbage collector paused while a model is read or written: its JSON and
+    memorized states are millions of new objects, none of them garbage, and every full
+    collection meanwhile walks all of them. The large-project benchmark's M model (26.5 MB)
+    loaded in 1.8-2.1 s with it running, 0.64-0.8 s paused (written: 2.0 s, 0.56 s). Reference
+    counting frees as always; the collector runs again afterwards (if it ran before: a read in
+    another thread leaves it to that one)."""
     was_on = gc.isenabled()
     gc.disable()
     try:

@@ -97,7 +97,7 @@ def test_a_model_larger_than_any_server_loads_is_not_written(
 
 
 @pytest.mark.parametrize("collector_on", [True, False])
-def test_the_garbage_collector_is_paused_while_a_model_is_read(
+def test_the_garbage_collector_is_paused_while_a_model_is_read_or_written(
     saved: Path, monkeypatch: pytest.MonkeyPatch, collector_on: bool
 ) -> None:
     """Reading a model makes millions of objects on a large bot, none of them garbage: the
@@ -119,5 +119,10 @@ def test_the_garbage_collector_is_paused_while_a_model_is_read(
         with pytest.raises(ModelFileError):
             TrainedModel.from_file(saved.with_name("missing.model"))
         assert gc.isenabled() is collector_on  # after a refusal too
+        written = []
+        monkeypatch.setattr(model_file, "save", lambda *args: written.append(gc.isenabled()))
+        TrainedModel.from_file(saved).to_file(saved.with_name("again.model"))
+        assert written == [False]
+        assert gc.isenabled() is collector_on
     finally:
         gc.enable()
