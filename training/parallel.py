@@ -90,24 +90,24 @@ class PoliciesInBackground:
     def __init__(self, project: Project, *, seed: int, augmentation: int | None) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="chatbot-policies-")
         folder = Path(self._folder.name)
-        try:
-            with (folder / "job.pickle").open("wb") as job:
-                pickle.dump((project, seed, augmentation), job, pickle.HIGHEST_PROTOCOL)
-        except BaseException:
-            self._folder.cleanup()
-            raise
         self._out = folder / "policies.model"
         self._result = folder / "result.json"
         level = logging.getLogger().getEffectiveLevel()
         paths = [p for p in sys.path if isinstance(p, str)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "training.parallel", str(folder), str(level)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
+        try:
+            with (folder / "job.pickle").open("wb") as job:
+                pickle.dump((project, seed, augmentation), job, pickle.HIGHEST_PROTOCOL)
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "training.parallel", str(folder), str(level)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        except BaseException:  # nothing started: leave no folder behind
+            self._folder.cleanup()
+            raise
         self._stderr: list[str] = []
         self._readers = [
             threading.Thread(target=_log_lines, args=(self._process.stdout,), daemon=True),
