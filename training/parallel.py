@@ -34,6 +34,7 @@ from typing import IO, Any
 from chatbot import errors
 from chatbot.dialogue.policy import Policy
 from chatbot.project.project import Project
+from training.dialogue import policy_configs
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,6 @@ def worth_it(project: Project) -> bool:
     """Whether to train the policies beside the NLU: two CPUs or more, an NLU with enough examples
     to take a while, and stories for a policy that trains a network (rules and memoization alone
     take no time)."""
-    from training.dialogue import policy_configs
-
     kinds = [kind for kind, _ in policy_configs(project.config.policies, notices=False)]
     return (
         "lstm" in kinds
