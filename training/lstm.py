@@ -270,7 +270,8 @@ def _fit(
         weight_decay=s.weight_decay,
         foreach=True,
     )
-    best: tuple[float, float] | None = None
+    best: tuple[float, float] | None = None  # the best held-out score: its weights are kept
+    reference: tuple[float, float] | None = None  # the score of the last progress (patience)
     best_weights: dict[str, torch.Tensor] | None = None
     waited, epochs = 0, 0
     postfix: dict[str, str] = {}
@@ -298,11 +299,21 @@ def _fit(
         if val is not None:
             score = _evaluate(model, val, trained)
             postfix["val_acc"] = f"{score[0]:.3f}"
-            if best is None or score > best:
-                best, waited = score, 0
-                best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if reference is None or _progress(score, reference, s.min_delta):
+                reference, waited = score, 0
             else:
                 waited += 1
+            if best is None or score > best:
+                best = score
+                best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            logger.debug(
+                "LSTMPolicy: epoch %d: loss %s, accuracy %s, held-out accuracy %.4f, loss %.5f",
+                epochs,
+                postfix["loss"],
+                postfix["acc"],
+                score[0],
+                -score[1],
+            )
         bar.set_postfix(postfix)
         if val is not None and waited >= s.patience:
             break
@@ -322,6 +333,14 @@ def _fit(
         postfix.get("acc"),
         held_out,
     )
+
+
+def _progress(score: tuple[float, float], best: tuple[float, float], min_delta: float) -> bool:
+    """Whether a held-out (accuracy, -loss) is progress over the last progress's: any higher
+    accuracy, or at the same accuracy a loss at least ``min_delta`` lower (Keras's min_delta:
+    a loss creeping towards 0 does not keep training going). The best weights are kept
+    whether or not it is."""
+    return score[0] > best[0] or (score[0] == best[0] and score[1] - best[1] >= min_delta)
 
 
 def _evaluate(

@@ -226,6 +226,43 @@ def test_enough_stories_hold_some_out_and_stop_early(
     assert "(stopped early)" in text and "best held-out accuracy 1.000" in text
 
 
+EPOCH_LINE = re.compile(r"epoch (\d+): .* held-out accuracy ([\d.]+), loss ([\d.]+)")
+
+
+def held_out_scores(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, **changes: object
+) -> list[tuple[float, float]]:
+    """The held-out (accuracy, loss) of each epoch trained, from the policy's debug lines."""
+    project = write_project(tmp_path, DOMAIN, many_stories(60))
+    data = training_data(project)
+    settings = small_settings(epochs=60, augmentation_factor=0, learning_rate=0.03, **changes)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="training.lstm"):
+        train_lstm(project.domain, data.stories, (), settings, show_progress=False)
+    found = [EPOCH_LINE.search(r.getMessage()) for r in caplog.records]
+    return [(float(m[2]), float(m[3])) for m in found if m]
+
+
+def test_a_held_out_loss_creeping_down_does_not_keep_training_going(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # With min_delta 0 every lower held-out loss resets the patience (as before min_delta):
+    # the toy stories' held-out accuracy is perfect from epoch 17, the loss falls on to 0.005.
+    creeping = held_out_scores(tmp_path / "a", caplog, patience=3, min_delta=0.0)
+    steady = held_out_scores(tmp_path / "b", caplog, patience=3, min_delta=0.02)
+    assert creeping[: len(steady)] == steady  # the same seed: the same epochs until it stops
+    assert len(steady) < len(creeping)
+    # It stopped `patience` epochs after the last epoch that was progress: a higher accuracy,
+    # or at the same accuracy a loss at least min_delta (0.02) under the last progress's.
+    last, reference = 0, steady[0]
+    for epoch, (accuracy, loss) in enumerate(steady[1:], start=1):
+        if accuracy > reference[0] or (
+            accuracy == reference[0] and reference[1] - loss >= 0.02 - 1e-5
+        ):
+            last, reference = epoch, (accuracy, loss)
+    assert len(steady) == last + 1 + 3
+
+
 def test_the_progress_bar_shows_loss_and_accuracy_unless_switched_off(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -275,6 +312,8 @@ def test_rasa_ted_parameters_are_read_and_the_rest_ignored(
         ({"batch_size": [0, 64]}, "'batch_size' must be at least 1"),
         ({"drop_rate": 1.0}, "'drop_rate' must be at least 0 and under 1"),
         ({"hidden_size": 0}, "'hidden_size' must be at least 1"),
+        ({"min_delta": -0.01}, "'min_delta' must be 0 or more, got -0.01"),
+        ({"min_delta": "small"}, "'min_delta' must be a float, got 'small'"),
     ],
 )
 def test_settings_out_of_range_are_errors_naming_the_key(params: dict, match: str) -> None:
