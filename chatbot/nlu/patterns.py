@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 import regex
 
 from chatbot.errors import ConfigError
-from chatbot.nlu.tokenizer import Token, tokenize
+from chatbot.nlu.tokenizer import Token, norm, token_texts
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class PatternSet:
         for name, elements in self.lookups:
             if word_boundaries:
                 table = self._tables.setdefault(name, set())
-                table.update(key for key in (self._key(tokenize(e)) for e in elements) if key)
+                table.update(key for key in map(self._element_key, elements) if key)
             else:
                 anywhere.setdefault(name, set()).update(e for e in elements if e)
         self._longest = max((len(k) for t in self._tables.values() for k in t), default=0)
@@ -80,6 +80,11 @@ class PatternSet:
 
     def _key(self, tokens: Sequence[Token]) -> tuple[str, ...]:
         return tuple(t.text if self.case_sensitive else t.norm for t in tokens)
+
+    def _element_key(self, element: str) -> tuple[str, ...]:
+        """``_key(tokenize(element))``, without making the tokens."""
+        texts = token_texts(element)
+        return tuple(texts) if self.case_sensitive else tuple(map(norm, texts))
 
     def matches(self, text: str, tokens: Sequence[Token]) -> dict[str, list[Span]]:
         """Character spans matched by each name (regex matches, then lookup elements)."""

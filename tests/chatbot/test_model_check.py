@@ -103,6 +103,17 @@ def memo_entry(meta: Meta, tensors: Tensors) -> None:
     policy_meta(meta, "MemoizationPolicy")["lookup"][0] = {"a": 1}
 
 
+def memo_index(value: Any) -> Change:
+    def change(meta: Meta, tensors: Tensors) -> None:
+        policy_meta(meta, "MemoizationPolicy")["lookup"][0][0][-1] = value
+
+    return change
+
+
+def memo_states(meta: Meta, tensors: Tensors) -> None:
+    policy_meta(meta, "MemoizationPolicy")["states"] = {"a": 1}
+
+
 def stray_tensor(meta: Meta, tensors: Tensors) -> None:
     tensors[f"policy.{lstm_index(meta)}.model.extra"] = np.zeros(3, np.float32)
 
@@ -152,6 +163,10 @@ def not_a_number(prefix: str) -> Change:
         (set_rule_value({"a": 1}), r"\{'a': 1\} is no value"),
         (set_rule_value([1]), r"\[1\] is no value"),
         (memo_entry, "a memorized entry is a list"),
+        (memo_index(10**6), "a memorized key names state 1000000, the table has"),
+        (memo_index(True), "a memorized key names state True"),
+        (memo_index(-1), "a memorized key names state -1"),
+        (memo_states, "the memorized states must be a list"),
         # The NLU's featurizer (failed on every parse, or raised an AssertionError on load).
         (set_nlu("max_word_chars", 0), "max_word_chars must be at least 1"),
         (set_nlu("pattern_features", False), "fails on a first message"),

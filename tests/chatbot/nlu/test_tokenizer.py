@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chatbot.nlu import tokenize
+from chatbot.nlu.tokenizer import norm, token_texts
 
 
 @pytest.mark.parametrize(
@@ -57,3 +62,15 @@ def test_thai_is_a_token_per_letter_with_its_marks_so_words_inside_a_run_have_ed
     food = text.index("ผัดไทย")
     starts, ends = {t.start for t in tokens}, {t.end for t in tokens}
     assert food in starts and food + len("ผัดไทย") in ends  # an annotation of it aligns
+
+
+@given(st.text(max_size=40))
+def test_token_texts_are_the_tokens_texts_and_norm_folds_ascii_as_the_rest(text: str) -> None:
+    # Lookup tables are keyed by token_texts and norm when a model loads (50,000 elements):
+    # the keys must be the tokens' own, or an element would never match.
+    assert token_texts(text) == [t.text for t in tokenize(text)]
+    for word in token_texts(text):
+        folded = unicodedata.normalize("NFKC", word).lower().replace("i\u0307", "i")
+        assert norm(word) == folded
+    ascii_text = text.encode("ascii", "replace").decode()
+    assert norm(ascii_text) == unicodedata.normalize("NFKC", ascii_text).lower()
