@@ -11,6 +11,7 @@ raises ``RecursionError``, which handlers of malformed input do not expect. ``lo
 from __future__ import annotations
 
 import json
+import math
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,11 +28,22 @@ def _refuse_constant(name: str) -> Any:
     raise NotJSON(f"{name} is not a JSON value")
 
 
+def _finite_float(text: str) -> float:
+    # ``1e999`` is JSON, but Python reads it as infinity, which it would then write back as
+    # ``Infinity``: a number out of a float's range is refused as the constants are.
+    value = float(text)
+    if math.isinf(value):
+        shown = text if len(text) <= 24 else text[:21] + "..."
+        raise NotJSON(f"{shown} is beyond the range of a number")
+    return value
+
+
 def loads(data: str | bytes | bytearray) -> Any:
-    """The JSON value of ``data``; a ``ValueError`` (``NotJSON`` for the two cases above,
-    ``TooDeep`` for nesting, else ``json.JSONDecodeError``) when it is not JSON."""
+    """The JSON value of ``data``; a ``ValueError`` (``NotJSON`` for the two cases above and
+    for a number too large for a float, ``TooDeep`` for nesting, else
+    ``json.JSONDecodeError``) when it is not JSON."""
     try:
-        return json.loads(data, parse_constant=_refuse_constant)
+        return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise TooDeep("the JSON nests too deeply") from None
 

@@ -23,6 +23,19 @@ def test_nan_and_infinity_are_not_json(text: str) -> None:
         loads(text)
 
 
+@pytest.mark.parametrize("text", ["1e999", '{"a": [-1e400]}', "1" * 400 + ".0"])
+def test_a_number_beyond_a_floats_range_is_not_read_as_infinity(text: str) -> None:
+    # Python reads them as infinity and writes that back as `Infinity`, which is no JSON.
+    with pytest.raises(NotJSON, match="is beyond the range of a number"):
+        loads(text)
+    assert loads("[1e308, -1e308, 1e-400, 12345678901234567890123]") == [
+        1e308,
+        -1e308,
+        0.0,
+        12345678901234567890123,
+    ]
+
+
 def test_nesting_deeper_than_python_reads_is_not_json() -> None:
     with pytest.raises(TooDeep, match="nests too deeply"):
         loads("[" * 100_000 + "]" * 100_000)

@@ -42,6 +42,8 @@ def assert_json_error(body: Any, status: int) -> None:
         (b'{"sender": "a", "message": "hi", "metadata": [1]}', 400, "'metadata'"),
         (b'{"sender": "a", "message": "hi", "input_channel": 3}', 400, "'input_channel'"),
         (b'{"sender": "a", "message": NaN}', 400, "not valid JSON"),
+        # Read as infinity, it was stored and written back as `Infinity` in the tracker.
+        (b'{"sender": "a", "message": "hi", "metadata": {"x": 1e999}}', 400, "not valid JSON"),
         (b"[" * 100_000, 400, "nests too deeply"),
         (b"[" * 100_000 + b"]" * 100_000, 400, "nests too deeply"),
         (b"\xff\xfe", 400, "not valid JSON"),
