@@ -197,6 +197,15 @@ def init(directory: Path | None, init_dir: Path | None, no_prompt: bool) -> None
     help="Seconds SIGTERM waits for messages in flight.",
 )
 @click.option(
+    "--wait-for-store",
+    "store_wait",
+    type=Number(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to keep trying an unreachable conversation or lock store at start (at most "
+    "5 s apart, each failure logged) before exiting; 0: exit at once.",
+)
+@click.option(
     "--ssl-certificate",
     type=click.Path(path_type=Path),
     default=None,
@@ -263,6 +272,7 @@ def run(
     body_timeout: float,
     response_timeout: float,
     shutdown_timeout: float,
+    store_wait: float,
     ssl_certificate: Path | None,
     ssl_keyfile: Path | None,
     ssl_ca_file: Path | None,
@@ -329,6 +339,7 @@ def run(
         ssl_password=ssl_password,
         # Without its database the bot would only apologise: say so and exit instead.
         require_store_at_start=True,
+        store_wait=store_wait,
         workers=workers,
         log=log,
         connector=connector,

@@ -53,7 +53,7 @@ from chatbot.server.limits import RateLimiter
 from chatbot.server.metrics import Metrics
 from chatbot.server.model_pull import MODEL_PULLER, ModelPuller, ModelServer
 from chatbot.server.outputs import deliver
-from chatbot.server.settings import ServerSettings
+from chatbot.server.settings import STORE_RETRY_S, ServerSettings
 from chatbot.server.tls import server_ssl_context
 from chatbot.store.locks import LockStore
 
@@ -259,17 +259,47 @@ async def _fire_reminder(app: web.Application, conversation_id: str, event: Even
         await deliver(app, conversation_id, fired.channel, fired.result.messages(), fired.metadata)
 
 
+async def _start_stores(agent: Agent, settings: ServerSettings) -> None:
+    """Open the conversation store and the lock store. Required at start (``chatbot run``),
+    each is tried again for ``settings.store_wait`` seconds (after 0.5 s, 1 s, 2 s, then every
+    ``STORE_RETRY_S``), a warning naming what failed each time, before its StoreUnavailable
+    stops the start."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.store_wait
+    lock_start = getattr(agent.locks, "start", None)  # an embedding app's own locks may lack it
+    for start in (agent.store.start, *([lock_start] if lock_start is not None else [])):
+        pause = 0.5
+        while True:
+            try:
+                await start()
+                break
+            except StoreUnavailable as exc:
+                if not settings.require_store_at_start:
+                    logger.warning("%s; starting anyway, each message tries it again", exc)
+                    break
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise
+                pause = min(pause, left)
+                logger.warning(
+                    "%s; trying again in %.1f s (giving up in %.0f s: --wait-for-store)",
+                    exc,
+                    pause,
+                    left,
+                )
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, STORE_RETRY_S)
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     agent = app[AGENT]
     try:
-        await agent.store.start()
-    except StoreUnavailable as exc:
-        if app[SETTINGS].require_store_at_start:
-            # Nothing else is open yet; the caller (``serve``) prints the one line.
-            await agent.close()
-            await agent.locks.close()
-            raise
-        logger.warning("%s; starting anyway, each message tries it again", exc)
+        await _start_stores(agent, app[SETTINGS])
+    except BaseException:
+        # Nothing else is open yet; the caller (``serve``) prints the one line.
+        await agent.close()
+        await agent.locks.close()
+        raise
     if agent.broker is not None:
         await agent.broker.start()
     yield

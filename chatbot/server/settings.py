@@ -33,6 +33,11 @@ _PERIODS = {
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*([a-z]*)\s*$")
 
 
+# The most seconds between two tries of a store at start (``store_wait``; Rasa's SQL store
+# waits 5).
+STORE_RETRY_S = 5.0
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """``count`` messages per ``period`` seconds for one sender, in bursts of up to ``count``."""
@@ -152,6 +157,10 @@ class ServerSettings:
     # one line and exits 1). Off, the app starts anyway and every message tries the store again
     # (as it does for a store lost while running): what an embedding application or a test wants.
     require_store_at_start: bool = False
+    # With it: seconds to keep trying the conversation and lock stores at start, at most
+    # ``STORE_RETRY_S`` apart, before giving up (a database that starts beside the bot, as in a
+    # docker-compose file, answers a few seconds after it; Rasa's SQL store waits for good).
+    store_wait: float = 0.0
     # Server processes on one listening socket (``chatbot.server.workers``); None: not given, so
     # Rasa's $SANIC_WORKERS is read, else one.
     workers: int | None = None

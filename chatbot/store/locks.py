@@ -93,6 +93,10 @@ class LockStore(ABC):
     async def ping(self) -> bool:
         return True
 
+    async def start(self) -> None:  # noqa: B027 - optional hook, in-process locks hold nothing
+        """Check that the locks can be taken (a server's start): a StoreUnavailable naming the
+        cause where they cannot, instead of every message failing later."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook, in-process locks hold nothing
         """Release connections."""
 

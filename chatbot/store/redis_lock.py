@@ -299,6 +299,14 @@ class RedisLockStore(LockStore):
             return int(await self._call(self._pipe.call("ZCARD", key, again=True)))
         return int(await self._call(self._client.zcard(key)))
 
+    async def start(self) -> None:
+        """A PING on the locks' connection: Redis down, a wrong password or a refused TLS
+        handshake is a StoreUnavailable saying so, before the first message fails on it."""
+        if self._pipe is not None:
+            await self._call(self._pipe.call("PING", again=True))
+        else:
+            await self._call(self._client.ping())
+
     async def ping(self) -> bool:
         try:
             if self._pipe is not None:

@@ -1,12 +1,16 @@
-"""``chatbot run`` without its database: at start it says so in one line and exits; while running,
-a user gets a short apology and the client a 503, until the database is back."""
+"""``chatbot run`` without its database: at start it waits for it (``--wait-for-store``), then
+says so in one line and exits; while running, a user gets a short apology and the client a 503,
+until the database is back."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import make_url
 
 from chatbot.server.errors import APOLOGY
@@ -38,7 +42,7 @@ async def test_a_database_unreachable_at_start_is_one_line_and_a_failed_exit(
         tmp_path / "endpoints.yml",
         postgres_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/conversations",
     )
-    server = launcher.spawn(endpoints)
+    server = launcher.spawn(endpoints, "--wait-for-store", "0")
 
     # It must exit by itself, promptly; a server that comes up without its database fails the
     # test at once instead of being waited for.
@@ -53,6 +57,97 @@ async def test_a_database_unreachable_at_start_is_one_line_and_a_failed_exit(
     assert len(lines) == 1, f"expected one line, got:\n{output}"
     assert f"127.0.0.1:{port}/conversations" in lines[0], lines[0]
     assert "postgresql" in lines[0] and "unavailable" in lines[0], lines[0]
+
+
+async def test_a_database_still_unreachable_when_the_wait_runs_out_is_a_failed_exit(
+    launcher: ServerLauncher, tmp_path: Path
+) -> None:
+    port = free_port()
+    endpoints = write_endpoints(
+        tmp_path / "endpoints.yml",
+        postgres_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/conversations",
+    )
+    started = time.monotonic()
+    server = launcher.spawn(endpoints, "--wait-for-store", "2")
+    assert not await wait_ready(server)
+    waited = time.monotonic() - started
+    output = server.log()
+    assert server.process.poll() not in (None, 0), output
+    assert "Traceback" not in output, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    # A warning for each try (after 0.5 s, 1 s, then what is left), then the one error line.
+    tries = [line for line in lines if "trying again in" in line]
+    assert len(tries) >= 2 and all(f"127.0.0.1:{port}/conversations" in t for t in tries), output
+    assert "--wait-for-store" in tries[0], tries[0]
+    assert "unavailable" in lines[-1] and "trying again" not in lines[-1], output
+    assert waited >= 2, waited
+
+
+async def test_sigterm_stops_a_server_waiting_for_its_database(
+    launcher: ServerLauncher, tmp_path: Path
+) -> None:
+    port = free_port()
+    endpoints = write_endpoints(
+        tmp_path / "endpoints.yml",
+        postgres_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/conversations",
+    )
+    server = launcher.spawn(endpoints)  # would wait 60 s
+    deadline = time.monotonic() + 60
+    while "trying again in" not in server.log() and time.monotonic() < deadline:
+        assert server.process.poll() is None, server.log()
+        await asyncio.sleep(0.1)
+    server.process.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    while server.process.poll() is None and time.monotonic() - stopped < 10:
+        await asyncio.sleep(0.1)
+    assert server.process.poll() is not None, "still waiting after SIGTERM"
+    assert "Traceback" not in server.log(), server.log()
+
+
+@pytest.mark.services
+async def test_a_database_that_comes_up_after_the_bot_is_waited_for(
+    launcher: ServerLauncher, postgres_url: str, tmp_path: Path
+) -> None:
+    # A docker-compose file starts the bot and its database together: the bot is ready first.
+    database = make_url(postgres_url)
+    proxy = TcpProxy(database.host or "127.0.0.1", database.port or 5432)
+    proxy.port = free_port()  # where the database will be; nothing listens there yet
+    endpoints = write_endpoints(
+        tmp_path / "endpoints.yml", postgres_url=postgres_url, postgres_port=proxy.port
+    )
+    server = launcher.spawn(endpoints)  # the default wait: 60 s
+    try:
+        await asyncio.sleep(1.5)
+        assert server.process.poll() is None, server.log()
+        await proxy.start()
+        assert await wait_ready(server), server.log()
+        async with client_session() as session:
+            answer = await send(session, server.url, "lee", "/greet", tag_of(0, 0))
+            assert answer.status == 200 and answer.reply, answer
+        assert "trying again in" in server.log(), server.log()
+    finally:
+        await proxy.stop()
+
+
+@pytest.mark.services
+async def test_a_lock_store_that_refuses_at_start_is_a_failed_exit_saying_why(
+    launcher: ServerLauncher, postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    # A wrong password used to start the bot and fail every message on its lock.
+    endpoints = write_endpoints(
+        tmp_path / "endpoints.yml", postgres_url=postgres_url, redis_url=redis_url
+    )
+    blocks = yaml.safe_load(endpoints.read_text())
+    blocks["lock_store"]["password"] = "wrong"
+    endpoints.write_text(yaml.safe_dump(blocks))
+    server = launcher.spawn(endpoints, "--wait-for-store", "0")
+    assert not await wait_ready(server)
+    output = server.log()
+    assert server.process.poll() not in (None, 0), output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert "Traceback" not in output, output
+    assert lines[-1].startswith("error: lock store unavailable (redis at"), output
+    assert "AUTH" in lines[-1], lines[-1]  # Redis's own reason
 
 
 @pytest.mark.services
