@@ -15,6 +15,10 @@ The blocks are read as Rasa 3.x writes them::
       query: {sslmode: require} # added to the URL's query string
       login_db: postgres        # optional: connect here first and create `db` if missing
 
+As Rasa's, a PostgreSQL store reads $POSTGRESQL_SCHEMA (its tables live in that schema, which
+must exist) and $POSTGRESQL_POOL_SIZE / $POSTGRESQL_MAX_OVERFLOW (where the block has no
+``pool_size`` / ``max_overflow``).
+
 ``url`` may also be a whole SQLAlchemy URL (``postgresql://user@host/db``,
 ``sqlite:///bot.db``); sync driver names are mapped to the async ones. ::
 
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -166,19 +171,45 @@ def _in_memory_store(block: EndpointBlock, default_sqlite_path: Path | None) -> 
     return InMemoryStore()
 
 
+# Rasa's environment variables for a PostgreSQL tracker store: the schema its tables are in
+# (which must exist), and the pool's sizes where the block gives none.
+SCHEMA_ENV = "POSTGRESQL_SCHEMA"
+POOL_ENV = {"pool_size": "POSTGRESQL_POOL_SIZE", "max_overflow": "POSTGRESQL_MAX_OVERFLOW"}
+
+
 def _sql_store(block: EndpointBlock, default_sqlite_path: Path | None) -> ConversationStore:
     _warn_unknown_keys(block, _SQL_KEYS)
     url, login_url = sql_urls(block, default_sqlite_path)
     options: dict[str, Any] = {}
+    postgresql = url.get_backend_name() == "postgresql"
     for key in ("pool_size", "max_overflow"):
         if key in block.params:
             options[key] = _positive(block, key, int)
+        elif postgresql and os.environ.get(POOL_ENV[key], "").strip():
+            options[key] = _env_count(POOL_ENV[key], minimum=0 if key == "max_overflow" else 1)
+    schema = os.environ.get(SCHEMA_ENV, "").strip()
+    if postgresql and schema:
+        options["schema"] = schema
     if "connect_timeout" in block.params:
         options["connect_timeout"] = _positive(block, "connect_timeout", float)
     try:
         return SQLStore(url, login_url=login_url, **options)
     except ConfigError as error:
         raise _error(block, str(error)) from None
+
+
+def _env_count(name: str, *, minimum: int) -> int:
+    value = os.environ[name].strip()
+    try:
+        number = int(value)
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise ConfigError(
+            f"environment variable {name}: must be a whole number of at least {minimum}, "
+            f"got {value!r}"
+        )
+    return number
 
 
 def sql_urls(

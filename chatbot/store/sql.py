@@ -57,6 +57,7 @@ from sqlalchemy import (
     event,
     make_url,
     select,
+    text,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -156,6 +157,9 @@ def async_url(url: str | URL) -> URL:
     return parsed.set(drivername=driver)
 
 
+_SCHEMA_EXISTS = text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :name")
+
+
 def _asyncpg_engine(url: URL, connect_timeout: float, **options: Any) -> AsyncEngine:
     """An async engine whose connections asyncpg makes from the URL as a DSN, its query
     (``sslmode``, ``application_name``, ... as Rasa users write them) read as libpq reads it."""
@@ -244,10 +248,17 @@ class SQLStore(ConversationStore):
         pool_size: int = 10,
         max_overflow: int = 20,
         pool_timeout: float = 30.0,
+        schema: str | None = None,
     ) -> None:
         self.url = async_url(url)
         self.login_url = async_url(login_url) if login_url is not None else None
         self.dialect = self.url.get_backend_name()
+        # PostgreSQL: the schema the tables are in (Rasa's $POSTGRESQL_SCHEMA), the connections'
+        # search path; it must exist (``start`` checks). The name is kept as written (quoted).
+        self.schema = schema if self.dialect == "postgresql" else None
+        if self.schema is not None:
+            quoted = '"' + self.schema.replace('"', '""') + '"'
+            self.url = self.url.update_query_dict({"search_path": quoted})
         if self.dialect == "sqlite" and self.url.database in (None, "", ":memory:"):
             raise ConfigError(
                 "an in-memory SQLite database cannot be shared by the store's connections; "
@@ -290,7 +301,8 @@ class SQLStore(ConversationStore):
             return f"sqlite at {self.url.database}"
         host = self.url.host or "localhost"
         port = f":{self.url.port}" if self.url.port else ""
-        return f"{self.dialect} at {host}{port}/{self.url.database or ''}"
+        schema = f" (schema {self.schema})" if self.schema is not None else ""
+        return f"{self.dialect} at {host}{port}/{self.url.database or ''}{schema}"
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -441,10 +453,23 @@ class SQLStore(ConversationStore):
             with self._errors():
                 if self.login_url is not None:
                     await self._create_database()
+                if self.schema is not None:
+                    await self._check_schema(self.schema)
                 applied = await self._run(schema.upgrade, write=True)
             if applied:
                 logger.info("conversation store %s: schema %s applied", self.describe(), applied)
             self._started = True
+
+    async def _check_schema(self, name: str) -> None:
+        """The schema of $POSTGRESQL_SCHEMA must exist, as Rasa requires: said plainly, before
+        PostgreSQL answers the first CREATE TABLE with "no schema has been selected"."""
+        found = await self._run(lambda conn: conn.execute(_SCHEMA_EXISTS, {"name": name}).scalar())
+        if not found:
+            raise ConfigError(
+                f"conversation store {self.describe()}: the schema {name!r} "
+                f"($POSTGRESQL_SCHEMA) does not exist in the database; create it (CREATE "
+                f"SCHEMA) or unset POSTGRESQL_SCHEMA"
+            )
 
     def _check_sqlite_folder(self) -> None:
         """A SQLite file's folder must exist: said plainly, before the driver answers with
