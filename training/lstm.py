@@ -315,8 +315,8 @@ def _fit(
                 -score[1],
             )
         bar.set_postfix(postfix)
-        if val is not None and waited >= s.patience:
-            break
+        if val is not None and waited > 0 and waited >= s.patience:
+            break  # (patience 0: at the first epoch without progress, as Keras's)
     bar.close()
     if best_weights is not None:
         model.load_state_dict(best_weights)

@@ -263,6 +263,18 @@ def test_a_held_out_loss_creeping_down_does_not_keep_training_going(
     assert len(steady) == last + 1 + 3
 
 
+def test_patience_0_stops_at_the_first_epoch_without_progress(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It used to stop after the first epoch, whatever it did.
+    scores = held_out_scores(tmp_path, caplog, patience=0, min_delta=0.02)
+    assert len(scores) > 1
+    *progress, last = scores
+    for before, after in pairwise(progress):
+        assert after[0] > before[0] or before[1] - after[1] >= 0.02 - 1e-5
+    assert not (last[0] > progress[-1][0] or progress[-1][1] - last[1] >= 0.02 - 1e-5)
+
+
 def test_the_progress_bar_shows_loss_and_accuracy_unless_switched_off(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
