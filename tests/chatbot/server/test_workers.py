@@ -334,7 +334,7 @@ async def test_a_worker_that_cannot_start_stops_all_with_its_error_said_once(
         redis_url=redis_url,
         key_prefix=redis_key_prefix,
     )
-    server = launcher.spawn(endpoints, "--workers", "2")
+    server = launcher.spawn(endpoints, "--workers", "2", "--wait-for-store", "0")
     assert await server.wait_exit(120) == 1, server.log_tail()
     errors = [line for line in server.log().splitlines() if line.startswith("error:")]
     assert len(errors) == 1, server.log()
