@@ -48,20 +48,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 from sqlalchemy import (
     URL,
-    Column,
     Connection,
     Engine,
-    MetaData,
-    String,
-    Table,
-    event,
     make_url,
     select,
-    text,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlalchemy.sql.expression import Executable
 
 from chatbot.errors import ConfigError, ConflictError, StoreUnavailable
@@ -76,6 +68,7 @@ from chatbot.store.base import (
     encode_events,
     last_session_start,
 )
+from chatbot.store.postgresql_engine import create_database, postgresql_engine, schema_exists
 from chatbot.store.postgresql_turns import PostgresTurns
 from chatbot.store.sqlite_engine import WRITE_OPTION, Busy, LoopConnection, sqlite_engine
 from chatbot.store.statements import (
@@ -133,9 +126,6 @@ _CHECKPOINT_EVERY = 256
 
 T = TypeVar("T")
 
-# PostgreSQL's catalog of databases, for creating the store's database (``login_url``).
-_pg_database = Table("pg_database", MetaData(), Column("datname", String), schema="pg_catalog")
-
 
 class _Conflict(Exception):
     """Raised inside a write transaction to roll it back; becomes ConflictError outside."""
@@ -155,39 +145,6 @@ def async_url(url: str | URL) -> URL:
             f"database '{parsed.drivername}' is not supported; supported: {', '.join(known)}"
         )
     return parsed.set(drivername=driver)
-
-
-_SCHEMA_EXISTS = text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :name")
-
-
-def _asyncpg_engine(url: URL, connect_timeout: float, **options: Any) -> AsyncEngine:
-    """An async engine whose connections asyncpg makes from the URL as a DSN, its query
-    (``sslmode``, ``application_name``, ... as Rasa users write them) read as libpq reads it."""
-    from sqlalchemy.ext.asyncio import create_async_engine  # PostgreSQL only: not at startup
-
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def connect() -> Any:
-        return await asyncpg.connect(dsn, timeout=connect_timeout)
-
-    return create_async_engine(url.set(query={}), async_creator=connect, **options)
-
-
-def _postgresql_engine(url: URL, connect_timeout: float, pool: Mapping[str, Any]) -> AsyncEngine:
-    """An async engine (asyncpg) whose pool replaces connections the server has closed."""
-    engine = _asyncpg_engine(url, connect_timeout, **pool)
-
-    @event.listens_for(engine.sync_engine, "checkout")
-    def _replace_closed(
-        dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, proxy: Any
-    ) -> None:
-        # asyncpg sees the server's end go while the connection sits in the pool; the pool
-        # then connects anew (a DisconnectionError here is its signal to).
-        driver = record.driver_connection
-        if driver is None or driver.is_closed():
-            raise sa_exc.DisconnectionError("the server closed this pooled connection")
-
-    return engine
 
 
 def _sqlite_append(
@@ -277,7 +234,7 @@ class SQLStore(ConversationStore):
         self._checkpoint: asyncio.Future[None] | None = None
         self._postgresql: PostgresTurns | None = None  # a turn's statements on asyncpg
         if self.dialect == "postgresql":
-            self._engine = _postgresql_engine(self.url, self._connect_timeout, pool)
+            self._engine = postgresql_engine(self.url, self._connect_timeout, pool)
             self._reads = self._engine.execution_options(isolation_level="AUTOCOMMIT")
             self._postgresql = PostgresTurns(
                 self.url,
@@ -463,7 +420,7 @@ class SQLStore(ConversationStore):
     async def _check_schema(self, name: str) -> None:
         """The schema of $POSTGRESQL_SCHEMA must exist, as Rasa requires: said plainly, before
         PostgreSQL answers the first CREATE TABLE with "no schema has been selected"."""
-        found = await self._run(lambda conn: conn.execute(_SCHEMA_EXISTS, {"name": name}).scalar())
+        found = await self._run(lambda conn: schema_exists(conn, name))
         if not found:
             raise ConfigError(
                 f"conversation store {self.describe()}: the schema {name!r} "
@@ -489,26 +446,7 @@ class SQLStore(ConversationStore):
         name = self.url.database
         if not name:
             raise ConfigError(f"{self.describe()}: no database name to create")
-        engine = _asyncpg_engine(
-            self.login_url,
-            self._connect_timeout,
-            isolation_level="AUTOCOMMIT",
-            poolclass=NullPool,
-        )
-        try:
-            async with engine.connect() as conn:
-                exists = await conn.scalar(
-                    select(1).select_from(_pg_database).where(_pg_database.c.datname == name)
-                )
-                if not exists:
-                    quoted = conn.dialect.identifier_preparer.quote(name)
-                    await conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
-                    logger.info("created database %s", name)
-        except sa_exc.ProgrammingError as error:
-            if "already exists" not in str(error.orig):  # another process created it just now
-                raise
-        finally:
-            await engine.dispose()
+        await create_database(self.login_url, name, self._connect_timeout)
 
     async def load(self, conversation_id: str, *, all_sessions: bool = False) -> StoredConversation:
         check_conversation_id(conversation_id)

@@ -34,14 +34,20 @@ from tests.services import TcpProxy
 LEAKS = ("Traceback", "asyncpg", "sqlalchemy", "Errno", "5432")
 
 
+def unreachable_database(folder: Path) -> tuple[int, Path]:
+    """A port nothing listens on, and endpoints.yml naming a PostgreSQL store there."""
+    port = free_port()
+    endpoints = write_endpoints(
+        folder / "endpoints.yml",
+        postgres_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/conversations",
+    )
+    return port, endpoints
+
+
 async def test_a_database_unreachable_at_start_is_one_line_and_a_failed_exit(
     launcher: ServerLauncher, tmp_path: Path
 ) -> None:
-    port = free_port()  # nothing listens there
-    endpoints = write_endpoints(
-        tmp_path / "endpoints.yml",
-        postgres_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/conversations",
-    )
+    port, endpoints = unreachable_database(tmp_path)
     server = launcher.spawn(endpoints, "--wait-for-store", "0")
 
     # It must exit by itself, promptly; a server that comes up without its database fails the
@@ -62,11 +68,7 @@ async def test_a_database_unreachable_at_start_is_one_line_and_a_failed_exit(
 async def test_a_database_still_unreachable_when_the_wait_runs_out_is_a_failed_exit(
     launcher: ServerLauncher, tmp_path: Path
 ) -> None:
-    port = free_port()
-    endpoints = write_endpoints(
-        tmp_path / "endpoints.yml",
-        postgres_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/conversations",
-    )
+    port, endpoints = unreachable_database(tmp_path)
     started = time.monotonic()
     server = launcher.spawn(endpoints, "--wait-for-store", "2")
     assert not await wait_ready(server)
@@ -86,11 +88,7 @@ async def test_a_database_still_unreachable_when_the_wait_runs_out_is_a_failed_e
 async def test_sigterm_stops_a_server_waiting_for_its_database(
     launcher: ServerLauncher, tmp_path: Path
 ) -> None:
-    port = free_port()
-    endpoints = write_endpoints(
-        tmp_path / "endpoints.yml",
-        postgres_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/conversations",
-    )
+    _, endpoints = unreachable_database(tmp_path)
     server = launcher.spawn(endpoints)  # would wait 60 s
     deadline = time.monotonic() + 60
     while "trying again in" not in server.log() and time.monotonic() < deadline:
