@@ -52,9 +52,14 @@ CODE_NEEDS_TO_BE_RETRAINED = 1
 CODE_FORCED_TRAINING = 8
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
     """``value`` as JSON-ready data that is the same in every process: sets sorted, dataclasses
     as their fields (locations left out), mappings with their keys in order."""
+    if type(value) in _SCALARS:  # most of a project's values, at once (M: 0.65 -> 0.36 s)
+        return value
     if isinstance(value, Origin):
         return None
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
