@@ -263,6 +263,7 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
     path = model_file_path(project_dir, options["out"], options["fixed_model_name"])
     parts = [part for part, wanted in (("nlu", nlu), ("core", core)) if wanted]
     reusable: dict[str, Path] = {}
+    fingerprints: dict[str, str] | None = None
     if not options["force"]:
         fingerprints = part_fingerprints(
             project, seed=options["seed"], augmentation=options["augmentation"]
@@ -296,6 +297,7 @@ def _train(options: dict[str, Any], *, nlu: bool = True, core: bool = True) -> N
         core=core,
         reuse=reusable,
         parallel=False if options["num_threads"] == 1 else None,
+        fingerprints=fingerprints,
     )
     reused = list(model.meta.get("reused", {}))
     if reused == parts and len(parts) > 1 and len({reusable[p] for p in parts}) == 1:
