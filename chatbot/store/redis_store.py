@@ -32,6 +32,8 @@ DEFAULT_KEY_PREFIX = "chatbot:store:"
 
 # KEYS: events, sessions, ids. ARGV: start seq, ttl seconds (0: none), the id, session-start
 # seqs joined by commas, then the events' JSON. {1, new length} or {0, the length it had}.
+# With a ttl, the ids set expires with the last conversation written (an expired one's id is
+# dropped from it when the ids are next read): it no longer grows for good.
 _LUA_APPEND = """
 local n = redis.call('LLEN', KEYS[1])
 if n ~= tonumber(ARGV[1]) then return {0, n} end
@@ -42,6 +44,7 @@ local ttl = tonumber(ARGV[2])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ttl) end
+  redis.call('EXPIRE', KEYS[3], ttl)
 end
 return {1, n + #ARGV - 4}
 """

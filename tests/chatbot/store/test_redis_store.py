@@ -36,6 +36,13 @@ async def test_record_exp_lets_a_quiet_conversation_expire(
         await store.append("new", session(1), start_seq=2)  # a write renews it
         await asyncio.sleep(0.6)
         assert (await store.load("new", all_sessions=True)).next_seq == 4
+        # The set of ids expires with the last conversation written, not never.
+        ids_key = f"{redis_key_prefix}ids"
+        await store.append("new", session(1), start_seq=4)
+        assert 0 < await store._client.pttl(ids_key) <= 1000
+        await asyncio.sleep(1.2)
+        assert not await store._client.exists(ids_key)
+        assert await store.conversation_ids() == []
 
 
 async def test_an_unreachable_redis_is_unavailable_without_its_password() -> None:
