@@ -162,12 +162,11 @@ class PoliciesInBackground:
 def _train(project: Project, seed: int, augmentation: int | None, out: Path) -> None:
     """In the policies' process: train them and write them to ``out``."""
     from chatbot.agent import TrainedModel
-    from training.dialogue import train_policies
-    from training.lstm import make_lstm_trainer
-    from training.train import served_domain
+    from training.train import served_domain, train_core
 
-    trainer = make_lstm_trainer(seed=seed, show_progress=False, augmentation=augmentation)
-    policies, ensemble = train_policies(project, lstm_trainer=trainer)
+    policies, ensemble = train_core(
+        project, seed=seed, show_progress=False, augmentation=augmentation
+    )
     TrainedModel(served_domain(project), policies, None, ensemble, {}, None).to_file(out)
 
 

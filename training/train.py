@@ -102,12 +102,9 @@ def train_project(
         elif beside is not None:
             policies, ensemble = beside
         elif core:
-            from training.lstm import make_lstm_trainer  # torch: only where a policy trains
-
-            lstm_trainer = make_lstm_trainer(
-                seed=seed, show_progress=show_progress, augmentation=augmentation
+            policies, ensemble = train_core(
+                project, seed=seed, show_progress=show_progress, augmentation=augmentation
             )
-            policies, ensemble = train_policies(project, lstm_trainer=lstm_trainer)
     finally:
         if background is not None:
             background.close()
@@ -119,6 +116,17 @@ def train_project(
         meta["reused"] = earlier.used
     duckling = duckling_from_pipeline(project.config.pipeline) if nlu else None
     return TrainedModel(served_domain(project), policies, understood, ensemble, meta, duckling)
+
+
+def train_core(
+    project: Project, *, seed: int, show_progress: bool, augmentation: int | None
+) -> tuple[list[Policy], dict[str, Any]]:
+    """The project's dialogue policies and the ensemble's settings, trained (here, or in the
+    second process of ``training.parallel``)."""
+    from training.lstm import make_lstm_trainer  # torch: only where a policy trains
+
+    trainer = make_lstm_trainer(seed=seed, show_progress=show_progress, augmentation=augmentation)
+    return train_policies(project, lstm_trainer=trainer)
 
 
 def served_domain(project: Project) -> Domain:

@@ -61,13 +61,10 @@ class MemoizationPolicy(Policy):
         it (null before a conversation's first state) with its action. M of the large-project
         benchmark remembers 17,833 keys of 5 states made of only 163 distinct ones: written out
         in every key they were 8.5 MB of the model file, and decoding them 0.25 s of startup."""
-        index: dict[State, int] = {}
-        for key in self.lookup:
-            for state in key:
-                if state is not None:
-                    index.setdefault(state, len(index))
-        encoded = {state: json.dumps(encode_state(state), default=str) for state in index}
-        ordered = sorted(index, key=encoded.__getitem__)
+        # In first-seen order (not a set's, which moves with str hashing between processes).
+        distinct = dict.fromkeys(s for key in self.lookup for s in key if s is not None)
+        encoded = {state: json.dumps(encode_state(state), default=str) for state in distinct}
+        ordered = sorted(distinct, key=encoded.__getitem__)
         position = {state: i for i, state in enumerate(ordered)}
         entries = [
             [[position[s] if s is not None else None for s in key], action]
