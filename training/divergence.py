@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from chatbot.errors import TrainingError
+from training.optim import Adam
 
 
 def diverged(part: str, epoch: int, learning_rate: float) -> TrainingError:
@@ -17,9 +18,7 @@ def diverged(part: str, epoch: int, learning_rate: float) -> TrainingError:
     )
 
 
-def optimizer_step(
-    optimizer: torch.optim.Optimizer, part: str, epoch: int, learning_rate: float
-) -> None:
+def optimizer_step(optimizer: Adam, part: str, epoch: int, learning_rate: float) -> None:
     """``optimizer.step()``; a step too large for float32 (a learning rate near 1e38: torch's
     "value cannot be converted to type float without overflow") is the same divergence."""
     try:

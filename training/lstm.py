@@ -42,6 +42,7 @@ from training.lstm_data import (
     tensorize,
 )
 from training.lstm_settings import LSTMSettings, settings_from_config
+from training.optim import Adam
 
 logger = logging.getLogger(__name__)
 
@@ -263,13 +264,8 @@ def _fit(
     rng: random.Random,
     show_progress: bool,
 ) -> None:
-    optimizer = torch.optim.Adam(
-        # foreach: the same arithmetic as the default (bit for bit), in fewer Python steps.
-        model.parameters(),
-        lr=s.learning_rate,
-        weight_decay=s.weight_decay,
-        foreach=True,
-    )
+    # torch.optim.Adam's arithmetic (training.optim: torch.optim's classes import torch._dynamo).
+    optimizer = Adam(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
     best: tuple[float, float] | None = None  # the best held-out score: its weights are kept
     reference: tuple[float, float] | None = None  # the score of the last progress (patience)
     best_weights: dict[str, torch.Tensor] | None = None
@@ -282,7 +278,7 @@ def _fit(
         total_loss, correct, total = 0.0, 0, 0
         for batch in train.batches(s.batch_size, rng):
             loss, c, n = _loss(model, batch, trained)
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer_step(optimizer, "the LSTM policy", epochs, s.learning_rate)

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from training.optim import minimize_lbfgs
+
 MAX_ITERATIONS = 500
 # L-BFGS keeps this many pairs of parameter-sized vectors: the fit's memory is about 2 * HISTORY
 # times the weights' (float32), 10 MB for a bot of 50 intents and 5,000 n-grams.
@@ -59,24 +61,23 @@ def fit_tfidf_intents(
     bias = torch.zeros(labels, requires_grad=True)
     absent = torch.from_numpy(~present)
     loss_of = nn.CrossEntropyLoss(weight=torch.from_numpy(class_weight.astype(np.float32)))
-    optimizer = torch.optim.LBFGS(
-        [weight, bias],
-        max_iter=MAX_ITERATIONS,
-        tolerance_grad=1e-6,
-        tolerance_change=1e-10,
-        history_size=HISTORY,
-        line_search_fn="strong_wolfe",
-    )
 
     def closure() -> torch.Tensor:
-        optimizer.zero_grad()
+        weight.grad = bias.grad = None
         logits = torch.sparse.mm(x, weight) + bias.masked_fill(absent, -1e4)
         loss = loss_of(logits, y) + l2 * (weight * weight).sum()
         loss.backward()
         return loss
 
-    if n:
-        optimizer.step(closure)
+    if n:  # torch.optim.LBFGS's iterations, strong Wolfe line search (training.optim)
+        minimize_lbfgs(
+            closure,
+            [weight, bias],
+            max_iter=MAX_ITERATIONS,
+            tolerance_grad=1e-6,
+            tolerance_change=1e-10,
+            history_size=HISTORY,
+        )
     with torch.no_grad():
         final_bias = bias.masked_fill(absent, -1e4)
     return TfidfIntents(
