@@ -11,6 +11,7 @@ file's JSON.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,14 @@ LEXICAL_FEATURES = (
     "first",
     "last",
 )
+
+
+_DIGIT = re.compile(r"\d")
+
+
+def zeroed(word: str) -> str:
+    """``word`` with every digit written 0: the word a token is under ``zero_digits``."""
+    return _DIGIT.sub("0", word)
 
 
 def char_ngrams(word: str, low: int, high: int) -> Iterator[str]:
@@ -94,6 +103,7 @@ class Featurizer:
         max_word_chars: int,
         lexical: bool,
         pattern_features: bool,
+        zero_digits: bool = False,
     ) -> None:
         if tuple(words[:2]) != SPECIALS or tuple(chars[:2]) != SPECIALS:
             raise ValueError("a vocabulary must begin with the padding and unknown entries")
@@ -110,6 +120,9 @@ class Featurizer:
         self.max_word_chars = max_word_chars
         self.lexical = lexical
         self.pattern_features = pattern_features
+        # Words are looked up with every digit 0 (flight 838 and flight 1207 are one word); the
+        # characters keep the digits.
+        self.zero_digits = zero_digits
         self._word_ids = {w: i for i, w in enumerate(self.words)}
         self._char_ids = {c: i for i, c in enumerate(self.chars)}
         self._ngram_ids = {g: i for i, g in enumerate(self.ngrams)}
@@ -158,7 +171,7 @@ class Featurizer:
             norm = token.norm
             char_ids, ngram_ids = self._char_ids, self._ngram_ids
             hit = (
-                self._word_ids.get(norm, UNK),
+                self._word_ids.get(zeroed(norm) if self.zero_digits else norm, UNK),
                 [char_ids.get(c, UNK) for c in self._clip(token.text)],
                 [
                     i
@@ -188,6 +201,7 @@ class Featurizer:
             "max_word_chars": self.max_word_chars,
             "lexical": self.lexical,
             "pattern_features": self.pattern_features,
+            "zero_digits": self.zero_digits,
         }
 
     @classmethod
@@ -201,6 +215,7 @@ class Featurizer:
             max_word_chars=int(data["max_word_chars"]),  # type: ignore[call-overload]
             lexical=bool(data["lexical"]),
             pattern_features=bool(data["pattern_features"]),
+            zero_digits=bool(data.get("zero_digits", False)),  # older files: the words as written
         )
 
 

@@ -26,6 +26,10 @@ class NLUSettings:
     max_word_chars: int = 20  # longer tokens keep their first and last characters
     lexical_features: bool = True  # LexicalSyntacticFeaturizer: case, digits, punctuation, position
     pattern_features: bool = True  # RegexFeaturizer: a feature per regex and lookup table
+    # Words looked up with every digit written 0 (Lample et al. 2016): numbers of the same shape
+    # share one word vector, so an unseen flight number is a known word (the characters keep
+    # their digits). An option, off: chosen for ATIS on its validation data.
+    zero_digits: bool = False
     # RegexFeaturizer's options: which patterns the model file keeps, and how the features match.
     use_regexes: bool = True
     use_lookup_tables: bool = True
@@ -263,6 +267,7 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     "max_word_chars": 20,
     "lexical_features": True,
     "pattern_features": True,
+    "zero_digits": False,  # added in session 28
     "use_regexes": True,
     "use_lookup_tables": True,
     "case_sensitive": False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from chatbot.nlu.features import SPECIALS, Featurizer, sentence_ngrams
+from chatbot.nlu.features import SPECIALS, Featurizer, sentence_ngrams, zeroed
 from chatbot.nlu.model import Labels
 from chatbot.nlu.patterns import PatternSet
 from chatbot.nlu.settings import NLUSettings
@@ -24,7 +24,7 @@ def fit_featurizer(
     ngrams: Counter[str] = Counter()  # document frequency
     for example in examples:
         tokens = tokenize(example.text)[: settings.max_tokens]
-        words.update(t.norm for t in tokens)
+        words.update(zeroed(t.norm) if settings.zero_digits else t.norm for t in tokens)
         chars.update(c for t in tokens for c in t.text)
         ngrams.update(set(sentence_ngrams(tokens, settings.count_vectors)))
     regexes = [(r.name, r.pattern) for r in data.regexes] if settings.use_regexes else []
@@ -39,6 +39,7 @@ def fit_featurizer(
         max_word_chars=settings.max_word_chars,
         lexical=settings.lexical_features,
         pattern_features=settings.pattern_features,
+        zero_digits=settings.zero_digits,
     )
 
 
