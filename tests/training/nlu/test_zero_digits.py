@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save as save_safetensors
+
 from chatbot.nlu.features import UNK, Featurizer
+from chatbot.nlu.model import NLUModel
 from chatbot.nlu.settings import NLUSettings
 from chatbot.nlu.tokenizer import tokenize
 from chatbot.project.config import ComponentConfig
@@ -55,3 +59,11 @@ def test_a_trained_model_reads_unseen_numbers_as_known_words() -> None:
     assert model.featurizer.zero_digits
     parsed = model.parse("show flight 475")
     assert parsed["intent"]["name"] == "flight"
+    # Through a model file's JSON and safetensors: the same settings and the same parses.
+    tensors, meta = model.export()
+    loaded = NLUModel.from_export(
+        load_safetensors(save_safetensors(tensors)), json.loads(json.dumps(meta))
+    )
+    assert loaded.settings.zero_digits and loaded.featurizer.zero_digits
+    for text in ("show flight 475", "flight 9", "hello"):
+        assert loaded.parse(text) == model.parse(text)
