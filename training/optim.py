@@ -1,12 +1,14 @@
-"""Adam for the trainers, without ``torch.optim.Optimizer``.
+"""Adam and L-BFGS for the trainers, without ``torch.optim.Optimizer``.
 
 The optimizer classes of ``torch.optim`` import ``torch._dynamo`` the first time one is made or
 stepped (``Optimizer.add_param_group`` and ``step`` are wrapped for ``torch.compile``): 1.5 s of
 every training process on a 2-core machine, a tenth of training the example bot (and again in
 the policies' second process). ``Adam`` here keeps the state that ``torch.optim.Adam`` keeps and
 hands it to the same arithmetic, torch's functional ``torch.optim.adam.adam`` with ``foreach``,
-so its steps are bit for bit those of ``torch.optim.Adam`` / ``AdamW(foreach=True)``
-(``tests/training/test_optim.py``), and nothing imports ``torch._dynamo``.
+so its steps are bit for bit those of ``torch.optim.Adam`` / ``AdamW(foreach=True)``;
+``minimize_lbfgs`` runs ``torch.optim.LBFGS``'s iterations with its strong Wolfe line search
+(``tests/training/test_optim.py`` compares both with torch.optim). Nothing imports
+``torch._dynamo``.
 """
 
 from __future__ import annotations
