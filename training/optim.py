@@ -19,9 +19,6 @@ import torch
 from torch.optim.adam import adam
 from torch.optim.lbfgs import _strong_wolfe  # torch is pinned (2.13.0): tests pin the results
 
-# The step count's type, as torch.optim.Adam's (float64 only where that is the default type).
-_STEP_DTYPE = {torch.float64: torch.float64}
-
 
 class Adam:
     """``torch.optim.Adam(params, lr, weight_decay=..., foreach=True)``, or ``AdamW`` with
@@ -65,7 +62,9 @@ class Adam:
                 raise RuntimeError("Adam does not support sparse gradients")
             state = self._state.get(i)
             if state is None:
-                step_dtype = _STEP_DTYPE.get(torch.get_default_dtype(), torch.float32)
+                # The step count's type as torch.optim.Adam's: float64 only if that is the default.
+                default = torch.get_default_dtype()
+                step_dtype = default if default == torch.float64 else torch.float32
                 state = (
                     torch.tensor(0.0, dtype=step_dtype),
                     torch.zeros_like(p, memory_format=torch.preserve_format),
@@ -131,7 +130,6 @@ class _LBFGS:
     ) -> None:
         self.closure = torch.enable_grad()(closure)
         self.params = list(params)
-        self.numel = sum(p.numel() for p in self.params)
         self.tolerance_change = change
 
     def flat_grad(self) -> torch.Tensor:
@@ -166,7 +164,6 @@ class _LBFGS:
         dirs: list[torch.Tensor] = []
         stps: list[torch.Tensor] = []
         ro: list[torch.Tensor] = []
-        al: list[torch.Tensor] = []
         h_diag: torch.Tensor | float = 1
         d = grad.neg()
         t: float | torch.Tensor = 0.0
@@ -185,7 +182,7 @@ class _LBFGS:
                     stps.append(s)
                     ro.append(1.0 / ys)
                     h_diag = ys / y.dot(y)
-                al = [torch.zeros(())] * len(dirs)
+                al: list[torch.Tensor] = [None] * len(dirs)  # type: ignore[list-item]
                 q = grad.neg()
                 for i in range(len(dirs) - 1, -1, -1):
                     al[i] = stps[i].dot(q) * ro[i]
