@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import pytest
@@ -232,7 +231,10 @@ def test_check_project_clean(make_project: ProjectMaker) -> None:
     assert project is not None
 
 
-def test_loading_is_fast(make_project: ProjectMaker) -> None:
+def test_a_large_project_loads_whole(make_project: ProjectMaker) -> None:
+    """Thousands of examples and hundreds of stories are all read. How fast is measured by
+    ``training/benchmarks/large_project.py`` (its validate step), not asserted here: a timed
+    test fails on a slow or busy machine."""
     many_examples = "".join(f"    - example number {i} in [Berlin](city)\n" for i in range(2000))
     many_stories = "".join(
         f"- story: s{i}\n  steps:\n  - intent: greet\n  - action: utter_greet\n" for i in range(300)
@@ -243,13 +245,10 @@ def test_loading_is_fast(make_project: ProjectMaker) -> None:
             "data/big_stories.yml": f"stories:\n{many_stories}",
         }
     )
-    check_project(root)
-    started = time.perf_counter()
     project, errors = check_project(root)
-    elapsed = time.perf_counter() - started
     assert errors == [] and project is not None
-    assert len(project.nlu.examples) > 2000
-    assert elapsed < 0.5, elapsed
+    assert sum(example.intent == "inform" for example in project.nlu.examples) == 2000
+    assert {f"s{i}" for i in range(300)} <= {story.name for story in project.stories}
 
 
 def test_files_of_an_older_format_version_are_read_with_one_line_each(
