@@ -1,8 +1,12 @@
-"""``GET /health``: whether the conversation store, the lock store and the action server answer.
+"""``GET /health``: whether a model is loaded and the conversation store, the lock store and the
+action server answer: the server's readiness (``GET /`` says hello while the process lives, as
+Rasa's: a liveness check).
 
-200 ``{"status": "ok", "components": {...}}`` when every configured component answers, else 503
-with ``"status": "unavailable"``; each component says ``ok``, ``unavailable``, ``circuit_open``
-or ``not_configured``. Each check is given ``CHECK_TIMEOUT`` seconds.
+200 ``{"status": "ok", "components": {...}}`` when a model is loaded and every configured
+component answers, else 503 with ``"status": "unavailable"``; ``model`` says ``ok`` or
+``not_loaded`` (a server waiting for its model server's first model, or after ``DELETE
+/model``: every message would be a 503), each other component ``ok``, ``unavailable``,
+``circuit_open`` or ``not_configured``. Each check is given ``CHECK_TIMEOUT`` seconds.
 
 Where the model's pipeline has a DucklingEntityExtractor, ``duckling`` says whether its server
 answers. Without it messages are still answered, only without its entities: an unavailable
@@ -52,8 +56,11 @@ async def health(request: web.Request) -> web.Response:
         checks["duckling"] = agent.duckling.ping(duckling)
     results = await asyncio.gather(*(_answers(c) for c in checks.values()))
     components: dict[str, dict[str, Any]] = {
-        name: {"status": "ok" if ok else "unavailable"}
-        for name, ok in zip(checks, results, strict=True)
+        "model": {"status": "ok" if agent.is_ready else "not_loaded"},
+        **{
+            name: {"status": "ok" if ok else "unavailable"}
+            for name, ok in zip(checks, results, strict=True)
+        },
     }
     if executor is None:
         components["action_server"] = {"status": "not_configured"}

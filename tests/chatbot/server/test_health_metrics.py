@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -34,11 +35,37 @@ async def test_health_without_an_action_server(
     assert await response.json() == {
         "status": "ok",
         "components": {
+            "model": {"status": "ok"},
             "store": {"status": "ok"},
             "lock_store": {"status": "ok"},
             "action_server": {"status": "not_configured"},
         },
     }
+
+
+async def test_health_is_unavailable_until_a_model_is_loaded(
+    start_server: StartServer, moodbot_model: TrainedModel, tmp_path: Path
+) -> None:
+    # A server waiting for its model server's first model answers every message with a 503: a
+    # load balancer's readiness check must not send it traffic. "/" still says hello (liveness).
+    client = await start_server(Agent(None), enable_api=True, rate_limit=None)
+    response = await client.get("/health")
+    assert response.status == 503
+    body = await response.json()
+    assert body["status"] == "unavailable"
+    assert body["components"]["model"] == {"status": "not_loaded"}
+    assert body["components"]["store"] == {"status": "ok"}
+    assert (await client.get("/")).status == 200
+
+    path = tmp_path / "mood.model"
+    moodbot_model.to_file(path)
+    assert (await client.put("/model", json={"model_file": str(path)})).status == 204
+    response = await client.get("/health")
+    assert response.status == 200
+    assert (await response.json())["components"]["model"] == {"status": "ok"}
+
+    assert (await client.delete("/model")).status == 204
+    assert (await client.get("/health")).status == 503
 
 
 async def test_health_with_an_action_server_that_answers_or_not(
