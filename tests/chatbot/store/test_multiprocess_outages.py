@@ -15,6 +15,7 @@ from sqlalchemy import make_url
 
 from chatbot.server.errors import APOLOGY
 from tests.chatbot.store.mp_server import (  # noqa: F401 (fixtures)
+    Server,
     ServerLauncher,
     check_answers,
     check_log,
@@ -85,15 +86,21 @@ async def test_a_database_still_unreachable_when_the_wait_runs_out_is_a_failed_e
     assert waited >= 2, waited
 
 
+async def until_waiting(server: Server, timeout: float) -> None:
+    """Until the server logs that it waits for its store ("trying again in"), at most
+    ``timeout`` seconds; it must not exit meanwhile."""
+    give_up = time.monotonic() + timeout
+    while "trying again in" not in server.log() and time.monotonic() < give_up:
+        assert server.process.poll() is None, server.log()
+        await asyncio.sleep(0.05)
+
+
 async def test_sigterm_stops_a_server_waiting_for_its_database(
     launcher: ServerLauncher, tmp_path: Path
 ) -> None:
     _, endpoints = unreachable_database(tmp_path)
     server = launcher.spawn(endpoints)  # would wait 60 s
-    deadline = time.monotonic() + 60
-    while "trying again in" not in server.log() and time.monotonic() < deadline:
-        assert server.process.poll() is None, server.log()
-        await asyncio.sleep(0.1)
+    await until_waiting(server, timeout=60)
     server.process.send_signal(signal.SIGTERM)
     stopped = time.monotonic()
     while server.process.poll() is None and time.monotonic() - stopped < 10:
@@ -117,10 +124,7 @@ async def test_a_database_that_comes_up_after_the_bot_is_waited_for(
     try:
         # The database comes up only once the bot has tried it and said it waits: on a slow
         # machine a fixed head start could end before the bot's first attempt.
-        give_up = time.monotonic() + 45
-        while "trying again in" not in server.log() and time.monotonic() < give_up:
-            assert server.process.poll() is None, server.log()
-            await asyncio.sleep(0.05)
+        await until_waiting(server, timeout=45)
         assert "trying again in" in server.log(), server.log()
         await proxy.start()
         assert await wait_ready(server), server.log()
