@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from chatbot.conversation import events as ev
 from chatbot.conversation.events import Event
@@ -23,7 +24,7 @@ from chatbot.conversation.state import (
     SLOT_PREFIX,
     TEXT,
 )
-from chatbot.project.domain import ACTION_LISTEN, REQUESTED_SLOT, Domain
+from chatbot.project.domain import ACTION_LISTEN, DEFAULT_SLOTS, REQUESTED_SLOT, Domain
 from chatbot.project.stories import ActionStep, ActiveLoopStep, SlotStep, Step, Story, UserStep
 from chatbot.project.training_data import EntityAnnotation
 
@@ -113,6 +114,13 @@ def build(
         elif slot_name in domain.slots:
             mentioned.add(SLOT_PREFIX + slot_name)
 
+    def set_slot(slot_name: str, value: Any) -> None:
+        # A slot the domain lacks is not set (the validator warned about it, as Rasa's story
+        # reader does): no state has it, at training or at run time.
+        if slot_name in domain.slots or slot_name in DEFAULT_SLOTS:
+            conv.add(ev.slot(slot_name, value))
+            mention_slot(slot_name)
+
     def add_action(action: str, target: bool, context: frozenset[str] | None = None) -> None:
         conv.add(ev.action(action), target, frozenset(mentioned) if context is None else context)
         mentioned.add(PREV_ACTION)
@@ -121,8 +129,7 @@ def build(
         for cond in source.conditions:
             if isinstance(cond, SlotStep):
                 for slot_name, value in cond.slots:
-                    conv.add(ev.slot(slot_name, value))
-                    mention_slot(slot_name)
+                    set_slot(slot_name, value)
             elif isinstance(cond, ActiveLoopStep):
                 conv.add(ev.active_loop(cond.name))
                 mentioned.add(ACTIVE_LOOP)
@@ -162,8 +169,7 @@ def build(
             first_action = False
         elif isinstance(step, SlotStep):
             for slot_name, value in step.slots:
-                conv.add(ev.slot(slot_name, value))
-                mention_slot(slot_name)
+                set_slot(slot_name, value)
         elif isinstance(step, ActiveLoopStep):
             conv.add(ev.active_loop(step.name))
             mentioned.add(ACTIVE_LOOP)

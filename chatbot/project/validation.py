@@ -1,14 +1,15 @@
 """Checks across a loaded project: does everything the data names exist in the domain?
 
 ``validate_project`` returns every problem it finds (``chatbot data validate`` prints them all):
-stories, rules and test stories using unknown intents, entities, slots, actions, responses or
-forms; response templates and conditions naming unknown slots; forms whose slots are unknown or
-cannot be asked for; slot mappings naming unknown entities, intents, forms or actions; categorical
-slot values no one declared. Each error names the file, line, key and value, and what would be
-valid. NLU examples of intents or entities the domain lacks, and one text annotated with two
-intents, are warnings (logged), as in Rasa: the NLU model learns them, the dialogue model does not
-see the former. So are a retrieval intent ``faq/x`` of the NLU data without a response
-``utter_faq/x``, and such a response without examples of ``faq/x``.
+stories, rules and test stories using unknown intents, actions, responses or forms; response
+templates and conditions naming unknown slots; forms whose slots are unknown or cannot be asked
+for; slot mappings naming unknown entities, intents, forms or actions. Each error names the file,
+line, key and value, and what would be valid. What Rasa accepts with a warning is a warning here
+(logged), and the project trains: NLU examples of intents or entities the domain lacks and one
+text annotated with two intents (the NLU model learns them, the dialogue model does not see the
+former), a story's entity or ``slot_was_set`` the domain lacks (training leaves the slot out),
+categorical slot values no one declared, a retrieval intent ``faq/x`` of the NLU data without a
+response ``utter_faq/x``, and such a response without examples of ``faq/x``.
 """
 
 from __future__ import annotations
@@ -233,7 +234,18 @@ class _Checker:
 
     def slot_values(self, slots: Iterable[tuple[str, Any]], origin: Origin) -> None:
         for name, value in slots:
-            if not self.slot(name, origin):
+            if name not in self.slots:
+                # Rasa's story reader: "Tried to set non existent slot", a warning; training goes
+                # on, and no state the policies see has the slot.
+                with self.as_warnings():
+                    self.error(
+                        f"slot '{name}' is not in the domain; the story sets it to no effect",
+                        origin,
+                        key="slot_was_set",
+                        value=name,
+                        candidates=self.d.slots,
+                        what="slots in the domain",
+                    )
                 continue
             slot = self.d.slots.get(name)
             if (
