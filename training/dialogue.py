@@ -340,6 +340,10 @@ def train_policies(
             dropped: list[Rule] = []
             for conflict in rule_conflicts(project, data, rules, config.params, dropped=dropped):
                 logger.warning("%s", conflict)
+            from training.incomplete_rules import incomplete_rules
+
+            for incomplete in incomplete_rules(project, config.params):
+                logger.warning("%s", incomplete)
             if dropped:
                 # As Rasa's check deletes them: a story goes on there without the user.
                 rules = rules.without(dropped)
