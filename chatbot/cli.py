@@ -152,6 +152,21 @@ def init(directory: Path | None, init_dir: Path | None, no_prompt: bool) -> None
     help="Messages per sender, e.g. 30/min, 5/s, 100/10s; 'off' for none.",
 )
 @click.option(
+    "--client-rate-limit",
+    default="off",
+    show_default=True,
+    help="Messages per client address on the REST, callback and socket.io channels, whatever "
+    "senders they name, e.g. 300/min; 'off' for none. Behind a proxy, name it in "
+    "--forwarded-allow-ips, or every client counts as the proxy.",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    envvar="FORWARDED_ALLOW_IPS",
+    default="",
+    help="Proxies (addresses or networks, comma-separated; '*': any) whose X-Forwarded-For "
+    "names the client for --client-rate-limit ($FORWARDED_ALLOW_IPS, as uvicorn's).",
+)
+@click.option(
     "--max-body-size",
     type=click.IntRange(min=1),
     default=1024 * 1024,
@@ -266,6 +281,8 @@ def run(
     jwt_method: str,
     cors: tuple[str, ...],
     rate_limit: str,
+    client_rate_limit: str,
+    forwarded_allow_ips: str,
     max_body_size: int,
     max_message_length: int,
     max_in_flight: int,
@@ -294,6 +311,7 @@ def run(
         ctx.obj = {"project_dir": project_dir}
         return
     from chatbot.server.app import serve
+    from chatbot.server.clients import TrustedProxies
     from chatbot.server.settings import RateLimit, ServerSettings
 
     if remote_storage is not None:
@@ -327,6 +345,8 @@ def run(
         jwt_method=jwt_method,
         cors=cors,
         rate_limit=RateLimit.parse(rate_limit),
+        client_rate_limit=RateLimit.parse(client_rate_limit, option="--client-rate-limit"),
+        forwarded_allow_ips=TrustedProxies([forwarded_allow_ips]).specs,
         max_body_bytes=max_body_size,
         max_message_chars=max_message_length,
         body_timeout=body_timeout,

@@ -141,7 +141,7 @@ class CallbackChannel(InputChannel):
     async def webhook(self, request: web.Request) -> web.Response:
         message = await read_user_message(request, self.name)
         gate = request.app[GATE]
-        gate.admit(message.sender_id, message.text)  # 413 / 429 before answering
+        gate.admit(message.sender_id, message.text, gate.client_of(request))  # 413 / 429 first
         if len(self._pending) >= self.max_pending:
             raise _json_error(
                 503,

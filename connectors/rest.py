@@ -61,4 +61,6 @@ class RestChannel(InputChannel):
     async def webhook(self, request: web.Request) -> web.Response:
         message = await read_user_message(request, self.name)
         reply_to(request, message.sender_id)
-        return web.json_response(collected(await request.app[GATE].handle(message)))
+        gate = request.app[GATE]
+        answer = await gate.handle(message, client=gate.client_of(request))
+        return web.json_response(collected(answer))

@@ -52,8 +52,9 @@ from chatbot.conversation.messages import UserMessage, bot_messages
 from chatbot.errors import ChatbotError, ConfigError
 from chatbot.json_input import STRICT_JSON, loads
 from chatbot.server.bodies import body_timeout, body_too_slow
+from chatbot.server.clients import environ_client
 from chatbot.server.errors import json_error
-from chatbot.server.keys import OUTPUTS, SETTINGS
+from chatbot.server.keys import GATE, OUTPUTS, SETTINGS
 from chatbot.server.settings import ServerSettings
 from chatbot.server.worker_sync import shared_secret
 from connectors.base import InputChannel
@@ -187,6 +188,7 @@ class SocketIOChannel(InputChannel):
         self._own_keys = session_secret is None
         self.workers = ConversationWorkers("socketio")
         self._bound: dict[str, tuple[str, str]] = {}  # socket id -> (conversation id, key)
+        self._clients: dict[str, str] = {}  # socket id -> its client's address
         self.sio: socketio.AsyncServer | None = None
 
     @web.middleware
@@ -326,13 +328,17 @@ class SocketIOChannel(InputChannel):
 
         @sio.on("connect", namespace=namespace)
         async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
-            if self.jwt_key is None:
-                return True
-            return self._jwt_ok(auth)
+            if self.jwt_key is not None and not self._jwt_ok(auth):
+                return False
+            client = environ_client(environ, app[GATE].proxies)
+            if client is not None:
+                self._clients[sid] = client
+            return True
 
         @sio.on("disconnect", namespace=namespace)
         async def disconnect(sid: str, *args: Any) -> None:
             self._bound.pop(sid, None)
+            self._clients.pop(sid, None)
 
         @sio.on("session_request", namespace=namespace)
         async def session_request(sid: str, data: Any = None) -> None:
@@ -380,7 +386,7 @@ class SocketIOChannel(InputChannel):
         # Before any session_request (a client that sends none): the socket's own conversation,
         # as without session persistence (Rasa ignores such a message when persistence is on).
         conversation_id = bound[0] if bound is not None else sid
-        refused = refusal(app, conversation_id, text)
+        refused = refusal(app, conversation_id, text, self._clients.get(sid))
         if refused is not None:
             return {"ok": False, "error": refused}
         metadata = _metadata(data.get(self.metadata_key))

@@ -22,10 +22,13 @@ from chatbot.server.limits import MessageTooLong, RateLimited
 logger = logging.getLogger(__name__)
 
 
-def refusal(app: web.Application, sender_id: str, text: str) -> str | None:
-    """None when the server takes the message; else why not (too long, too many)."""
+def refusal(
+    app: web.Application, sender_id: str, text: str, client: str | None = None
+) -> str | None:
+    """None when the server takes the message; else why not (too long, too many). ``client``:
+    the address of a client that talks to the server directly (the socket.io chat's)."""
     try:
-        app[GATE].admit(sender_id, text)
+        app[GATE].admit(sender_id, text, client)
     except (MessageTooLong, RateLimited) as refused:
         logger.warning("%s: message refused (%s)", sender_id, refused)
         return str(refused)

@@ -35,6 +35,7 @@ from chatbot.reminders import ReminderScheduler
 from chatbot.server.api import register_conversation_routes
 from chatbot.server.api_model import register_model_routes
 from chatbot.server.auth import Auth
+from chatbot.server.clients import TrustedProxies
 from chatbot.server.cors import cors_middleware
 from chatbot.server.errors import errors_middleware, response_deadline
 from chatbot.server.gate import MessageGate
@@ -169,6 +170,7 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     auth = Auth(settings.auth_token, settings.jwt_secret, settings.jwt_method)
     limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
+    client_limiter = RateLimiter(settings.client_rate_limit) if settings.client_rate_limit else None
     app[AGENT] = agent
     app[SETTINGS] = settings
     app[METRICS] = metrics
@@ -177,6 +179,8 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
         lambda: app[AGENT],
         metrics,
         limiter=limiter,
+        client_limiter=client_limiter,
+        proxies=TrustedProxies(settings.forwarded_allow_ips),
         max_message_chars=settings.max_message_chars,
         max_in_flight=settings.max_in_flight,
     )

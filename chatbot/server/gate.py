@@ -12,9 +12,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from aiohttp import web
+
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.processor import TurnResult
+from chatbot.server.clients import TrustedProxies, request_client
 from chatbot.server.limits import Overloaded, RateLimited, RateLimiter, check_text_length
 from chatbot.server.metrics import Metrics
 
@@ -30,33 +33,48 @@ class MessageGate:
         metrics: Metrics,
         *,
         limiter: RateLimiter | None = None,
+        client_limiter: RateLimiter | None = None,
+        proxies: TrustedProxies | None = None,
         max_message_chars: int = 10_000,
         max_in_flight: int | None = None,
     ) -> None:
         self.agent_getter = agent_getter
         self.metrics = metrics
         self.limiter = limiter
+        # Per client address (``--client-rate-limit``), the address read as ``proxies`` say.
+        self.client_limiter = client_limiter
+        self.proxies = proxies or TrustedProxies()
         self.max_message_chars = max_message_chars
         # Turns in progress at most (None: no limit); one more is refused with Overloaded.
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         metrics.watch_in_flight(lambda: self.in_flight)
 
-    def admit(self, sender_id: str, text: str | None = None) -> None:
-        """Raise MessageTooLong or RateLimited unless ``sender_id`` may send ``text`` now."""
+    def admit(self, sender_id: str, text: str | None = None, client: str | None = None) -> None:
+        """Raise MessageTooLong or RateLimited unless ``sender_id`` may send ``text`` now, and
+        the address ``client`` (where the channel knows it) may send another message."""
         if text is not None:
             check_text_length(text, self.max_message_chars)
-        if self.limiter is not None:
-            try:
+        try:
+            if self.client_limiter is not None and client:
+                self.client_limiter.check_client(client, sender_id)
+            if self.limiter is not None:
                 self.limiter.check(sender_id)
-            except RateLimited:
-                self.metrics.rate_limited.inc()
-                raise
+        except RateLimited:
+            self.metrics.rate_limited.inc()
+            raise
 
-    async def handle(self, message: UserMessage, *, admitted: bool = False) -> list[dict[str, Any]]:
-        """The bot's answer to ``message`` (Rasa's REST channel messages)."""
+    def client_of(self, request: web.Request) -> str | None:
+        """The address ``request`` comes from, as the per-client limit counts it."""
+        return request_client(request, self.proxies)
+
+    async def handle(
+        self, message: UserMessage, *, admitted: bool = False, client: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The bot's answer to ``message`` (Rasa's REST channel messages); ``client``: the
+        address it came from, where the channel answers that client directly."""
         if not admitted:
-            self.admit(message.sender_id, message.text)
+            self.admit(message.sender_id, message.text, client)
         result = await self.turn(
             message.input_channel or "unknown",
             message.sender_id,

@@ -1,4 +1,5 @@
-"""Limits on what one client can ask: message length, and a per-sender rate (a token bucket)."""
+"""Limits on what one client can ask: message length, and a rate per sender and, where it is set,
+per client address (token buckets)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,19 @@ DEFAULT_MAX_SENDERS = 100_000
 class RateLimited(ChatbotError):
     """A sender sent more messages than the rate limit allows; ``retry_after`` in seconds."""
 
+    what = "too many messages"
+
     def __init__(self, sender_id: str, retry_after: float) -> None:
         self.sender_id = sender_id
         self.retry_after = retry_after
-        super().__init__(f"too many messages; try again in {retry_after:.1f} s")
+        super().__init__(f"{self.what}; try again in {retry_after:.1f} s")
+
+
+class ClientRateLimited(RateLimited):
+    """One client address sent more messages than ``--client-rate-limit`` allows, whatever
+    senders it named."""
+
+    what = "too many messages from this address"
 
 
 class Overloaded(ChatbotError):
@@ -92,6 +102,12 @@ class RateLimiter:
         wait = self.take(sender_id)
         if wait > 0.0:
             raise RateLimited(sender_id, wait)
+
+    def check_client(self, client: str, sender_id: str) -> None:
+        """Take a token for the address ``client`` or raise ClientRateLimited."""
+        wait = self.take(client)
+        if wait > 0.0:
+            raise ClientRateLimited(sender_id, wait)
 
 
 def check_text_length(text: str, limit: int) -> None:

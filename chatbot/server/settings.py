@@ -50,20 +50,21 @@ class RateLimit:
         return self.count / self.period
 
     @classmethod
-    def parse(cls, text: str) -> RateLimit | None:
-        """``"30/min"``, ``"5/s"``, ``"100/10s"``, ``"1000/hour"``; ``"off"`` or ``"0"`` -> None."""
+    def parse(cls, text: str, *, option: str = "rate limit") -> RateLimit | None:
+        """``"30/min"``, ``"5/s"``, ``"100/10s"``, ``"1000/hour"``; ``"off"`` or ``"0"`` -> None.
+        ``option``: what an error names."""
         if text.strip().lower() in ("off", "none", "0", ""):
             return None
         match = _RATE.match(text.lower())
         if match is None or match.group(3) not in ("", *_PERIODS):
             raise ConfigError(
-                f"rate limit {text!r}: write it as COUNT/PERIOD, e.g. '30/min', '5/s', "
+                f"{option} {text!r}: write it as COUNT/PERIOD, e.g. '30/min', '5/s', "
                 "'100/10s' or '1000/hour' ('off' to turn it off)"
             )
         count, number, unit = int(match.group(1)), match.group(2), match.group(3)
         period = (float(number) if number else 1.0) * _PERIODS.get(unit or "s", 1.0)
         if count <= 0 or period <= 0 or not math.isfinite(period):
-            raise ConfigError(f"rate limit {text!r}: the count and the period must be positive")
+            raise ConfigError(f"{option} {text!r}: the count and the period must be positive")
         return cls(count, period)
 
     def __str__(self) -> str:
@@ -135,6 +136,12 @@ class ServerSettings:
     max_message_chars: int = 10_000
     max_model_bytes: int = 2048 * MIB
     rate_limit: RateLimit | None = field(default_factory=lambda: RateLimit(60, 60.0))
+    # Per client address on the channels a client talks to directly (REST, callback, socket.io),
+    # whatever senders it names; None: no such limit. The address is the peer's, or, where the
+    # peer is one of ``forwarded_allow_ips`` (addresses, networks, "*"), what its
+    # X-Forwarded-For says (``chatbot.server.clients``).
+    client_rate_limit: RateLimit | None = None
+    forwarded_allow_ips: tuple[str, ...] = ()
     # Seconds a request's body may take to arrive once its headers have (Sanic's, so Rasa's,
     # REQUEST_TIMEOUT); a model upload may take that long between two of its chunks. A client
     # that sends less than it announced no longer holds its connection open for ever.

@@ -16,7 +16,7 @@ from chatbot.agent import Agent, TrainedModel
 from chatbot.errors import ConfigError
 from chatbot.project.domain import Origin
 from chatbot.project.endpoints import Credentials, EndpointBlock
-from chatbot.server import ServerSettings, create_app
+from chatbot.server import RateLimit, ServerSettings, create_app
 from chatbot.server.errors import APOLOGY
 from chatbot.store import SQLStore
 from connectors.callback import CallbackChannel
@@ -178,6 +178,12 @@ async def test_bad_bodies_and_limits_are_answered_at_once(
         assert (await client.post(WEBHOOK, json={"sender": "k"})).status == 400
         too_long = await client.post(WEBHOOK, json={"sender": "k", "message": "x" * 11})
         assert too_long.status == 413
+    settings.client_rate_limit = RateLimit(1, 60.0)
+    async with TestClient(TestServer(create_app(agent, settings))) as client:
+        assert (await client.post(WEBHOOK, json={"sender": "k", "message": "/greet"})).status == 200
+        refused = await client.post(WEBHOOK, json={"sender": "l", "message": "/greet"})
+        assert refused.status == 429
+        assert "from this address" in (await refused.json())["message"]
         assert (await client.get("/webhooks/callback/")).status == 200
 
 

@@ -331,6 +331,31 @@ async def test_the_servers_rate_limit_applies_to_the_chat(
         assert ack["ok"] is False and "too many messages" in ack["error"]
 
 
+async def test_the_per_client_limit_counts_every_socket_of_one_address(
+    serve_channel: ServeChannel, tmp_path: Path
+) -> None:
+    """Two sockets (two conversations) of one client share its limit; behind a trusted proxy,
+    the address its X-Forwarded-For names is the client."""
+    settings = ServerSettings(
+        project_dir=tmp_path,
+        rate_limit=None,
+        client_rate_limit=RateLimit(2, 60.0),
+        forwarded_allow_ips=("127.0.0.1",),
+    )
+    async with serve_channel(SocketIOChannel(), settings) as served:
+        async with connected(served) as first, connected(served) as second:
+            await first.session()
+            await second.session()
+            await first.say("/greet")
+            await second.say("/greet")
+            ack = await second.sio.call("user_uttered", {"message": "/greet"}, timeout=WAIT)
+            assert ack["ok"] is False and "too many messages from this address" in ack["error"]
+        forwarded = {"X-Forwarded-For": "203.0.113.4"}
+        async with connected(served, headers=forwarded) as other:
+            await other.session()
+            await other.say("/greet")  # another client behind the proxy
+
+
 async def test_shutdown_does_not_wait_for_connected_clients(serve_channel: ServeChannel) -> None:
     client = Client()
     async with serve_channel(SocketIOChannel()) as served:

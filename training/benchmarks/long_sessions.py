@@ -9,7 +9,7 @@ start of the session and at its end, and how each agent's conversation cache far
 caught up with the events the others appended, full loads).
 
     python -m training.benchmarks.long_sessions [--model M] [--store sqlite|postgresql|memory]
-        [--processes 1,2] [--turns 500]
+        [--processes 1,2] [--turns 500] [--form]
 
 Without ``--model`` the bot is trained first (dialogue only). PostgreSQL gets a scratch
 database on ``--postgres`` (dropped after). Prints one JSON object per result on its own line
@@ -34,12 +34,16 @@ from typing import Any
 from chatbot.actions.in_process import InProcessExecutor
 from chatbot.agent import Agent, TrainedModel
 from chatbot.store import ConversationStore, InMemoryStore, SQLStore
+from training.benchmarks.load import PAYLOADS
 from training.benchmarks.store import postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT = ROOT / "domains" / "restaurant"
 # Turns that keep one session going without ending in a form: a greeting, a question, chit-chat.
 MESSAGES = ["/greet", "/bot_challenge", "/chitchat", "/thankyou"]
+# With ``--form``: the REST benchmark's conversation over and over (the restaurant form, its
+# validation action, its submission), in one session.
+FORM_MESSAGES = PAYLOADS
 WINDOW = 50  # turns in each median
 
 
@@ -67,7 +71,11 @@ async def database(kind: str, folder: Path, server: str) -> AsyncIterator[Callab
 
 
 async def run(
-    model: TrainedModel, make_store: Callable[[], ConversationStore], processes: int, turns: int
+    model: TrainedModel,
+    make_store: Callable[[], ConversationStore],
+    processes: int,
+    turns: int,
+    messages: list[str],
 ) -> dict[str, Any]:
     stores = [make_store() for _ in range(processes)]
     agents = [
@@ -79,7 +87,7 @@ async def run(
         for turn in range(turns):
             agent = agents[turn % processes]
             started = time.perf_counter()
-            await agent.handle_text(MESSAGES[turn % len(MESSAGES)], "long-session")
+            await agent.handle_text(messages[turn % len(messages)], "long-session")
             times.append(time.perf_counter() - started)
     finally:
         for agent in agents:
@@ -103,8 +111,14 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
     for processes in args.processes:
         with tempfile.TemporaryDirectory(prefix="chatbot-long-") as folder:
             async with database(args.store, Path(folder), args.postgres) as make_store:
-                figures = await run(model, make_store, processes, args.turns)
-        result = {"name": f"long_session.processes_{processes}", "store": args.store, **figures}
+                messages = FORM_MESSAGES if args.form else MESSAGES
+                figures = await run(model, make_store, processes, args.turns, messages)
+        result = {
+            "name": f"long_session.processes_{processes}",
+            "store": args.store,
+            "messages": "form" if args.form else "chitchat",
+            **figures,
+        }
         print(result, flush=True)
         results.append(result)
     return results
@@ -116,6 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", choices=("sqlite", "postgresql", "memory"), default="sqlite")
     parser.add_argument("--processes", default="1,2", help="agents sharing the database")
     parser.add_argument("--turns", type=int, default=500)
+    parser.add_argument(
+        "--form", action="store_true", help="the REST benchmark's form conversation, over and over"
+    )
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args(argv)
     args.processes = [int(p) for p in args.processes.split(",")]
