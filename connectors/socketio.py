@@ -330,7 +330,10 @@ class SocketIOChannel(InputChannel):
         async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
             if self.jwt_key is not None and not self._jwt_ok(auth):
                 return False
-            client = environ_client(environ, app[GATE].proxies)
+            gate = app[GATE]
+            client = (
+                environ_client(environ, gate.proxies) if gate.client_limiter is not None else None
+            )
             if client is not None:
                 self._clients[sid] = client
             return True

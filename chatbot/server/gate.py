@@ -65,7 +65,10 @@ class MessageGate:
             raise
 
     def client_of(self, request: web.Request) -> str | None:
-        """The address ``request`` comes from, as the per-client limit counts it."""
+        """The address ``request`` comes from, as the per-client limit counts it (None where
+        there is no such limit: nothing counts it)."""
+        if self.client_limiter is None:
+            return None
         return request_client(request, self.proxies)
 
     async def handle(
