@@ -141,7 +141,7 @@ def checked_project(
             story_conflicts,
             training_data,
         )
-        from training.incomplete_rules import incomplete_rules
+        from training.incomplete_rules import incomplete_rules, long_rules
         from training.rule_conflicts import rule_conflicts
         from training.train import check_config
 
@@ -164,7 +164,7 @@ def checked_project(
                 for conflict in rule_conflicts(project, dialogue):
                     logger.warning("%s", conflict)
                 # Rules that do not say what their actions set (Rasa refuses those too).
-                for incomplete in incomplete_rules(project):
+                for incomplete in [*incomplete_rules(project), *long_rules(project)]:
                     logger.warning("%s", incomplete)
             except ChatbotError as error:
                 problems = [*problems, ProjectError(str(error))]

@@ -340,10 +340,12 @@ def train_policies(
             dropped: list[Rule] = []
             for conflict in rule_conflicts(project, data, rules, config.params, dropped=dropped):
                 logger.warning("%s", conflict)
-            from training.incomplete_rules import incomplete_rules
+            from training.incomplete_rules import incomplete_rules, long_rules
 
             for incomplete in incomplete_rules(project, config.params):
                 logger.warning("%s", incomplete)
+            for long_rule in long_rules(project, config.params):
+                logger.warning("%s", long_rule)
             if dropped:
                 # As Rasa's check deletes them: a story goes on there without the user.
                 rules = rules.without(dropped)

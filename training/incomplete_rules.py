@@ -13,7 +13,8 @@ the project still trains, and ``chatbot data validate --fail-on-warnings`` fails
 As in Rasa: only rules (not stories) give fingerprints and are checked; the slots and the form a
 rule names anywhere before the action (its conditions included) count; the last action of a rule
 with ``wait_for_user_input: false`` is not checked (what follows it is left open); and the check is
-off where RulePolicy's ``check_for_contradictions`` is.
+off where RulePolicy's ``check_for_contradictions`` is. ``long_rules``: Rasa's other check of the
+rules, a rule with more than one user turn (``restrict_rules``), also a warning here.
 """
 
 from __future__ import annotations
@@ -94,6 +95,30 @@ def incomplete_rules(project: Project, params: dict[str, object] | None = None) 
             *messages[:MAX_LISTED],
             f"... and {more} more incomplete rule step{'s' if more > 1 else ''}",
         ]
+    return messages
+
+
+def long_rules(project: Project, params: dict[str, object] | None = None) -> list[str]:
+    """Rules with more than one user turn, in words (Rasa's ``restrict_rules``, on by default:
+    "Rules are not meant to hardcode a state machine"; Rasa refuses to train on them). None
+    where the config has no RulePolicy or sets ``restrict_rules: false``. We learn them as
+    written: a warning."""
+    if params is None:
+        configs = policy_configs(project.config.policies, notices=False)
+        params = next((config.params for kind, config in configs if kind == "rules"), None)
+        if params is None:
+            return []
+    if params.get("restrict_rules") is False:
+        return []
+    messages = []
+    for rule in project.rules:
+        turns = sum(1 for step in rule.steps if _is_user_turn(step))
+        if turns > 1:
+            messages.append(
+                f"{rule.origin.prefix}rule '{rule.name}' has {turns} user turns: Rasa refuses "
+                "rules with more than one ('Rules are not meant to hardcode a state machine'); "
+                "write it as a story, or set 'restrict_rules: false' on RulePolicy"
+            )
     return messages
 
 

@@ -14,7 +14,7 @@ from chatbot.project.project import Project
 from tests.helpers import DOMAINS
 from tests.test_cli import chatbot
 from training.dialogue import train_policies
-from training.incomplete_rules import MAX_LISTED, incomplete_rules
+from training.incomplete_rules import MAX_LISTED, incomplete_rules, long_rules
 
 DOMAIN = """
 version: "3.1"
@@ -190,3 +190,26 @@ def test_data_validate_warns_and_fails_with_fail_on_warnings(tmp_path: Path) -> 
     assert "data/rules.yml:14: rule 'a new user': after 'action_check'" in result.stderr
     result = chatbot("data", "validate", "--fail-on-warnings", cwd=tmp_path)
     assert result.returncode == 1 and "rule 'a new user': after" in result.stderr
+
+
+TWO_TURNS = """\
+- rule: greet, then ask
+  steps:
+  - intent: greet
+  - action: utter_hello
+  - or:
+    - intent: inform
+    - intent: request_topic
+  - action: utter_done
+"""
+
+
+def test_a_rule_with_two_user_turns_is_named(tmp_path: Path) -> None:
+    project = _project(tmp_path, TWO_TURNS + NEW_USER)
+    assert long_rules(project) == [
+        f"{tmp_path}/data/rules.yml:3: rule 'greet, then ask' has 2 user turns: Rasa refuses "
+        "rules with more than one ('Rules are not meant to hardcode a state machine'); write "
+        "it as a story, or set 'restrict_rules: false' on RulePolicy"
+    ]
+    config = "policies: [{name: RulePolicy, restrict_rules: false}]\n"
+    assert long_rules(_project(tmp_path, TWO_TURNS, config=config)) == []
