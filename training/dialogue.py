@@ -247,6 +247,12 @@ def policy_configs(
     return out
 
 
+def rule_policy_params(project: Project) -> dict[str, Any] | None:
+    """RulePolicy's settings in the project's config; None where it has no RulePolicy."""
+    configs = policy_configs(project.config.policies, notices=False)
+    return next((config.params for kind, config in configs if kind == "rules"), None)
+
+
 def check_rule_policy(project: Project) -> None:
     """Rasa's checks of the policies against the data (its DefaultV1RecipeValidator), as
     warnings: without RulePolicy, forms run only where the LSTM policy learned to run them

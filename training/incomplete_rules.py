@@ -34,7 +34,7 @@ from chatbot.project.stories import (
     Story,
     UserStep,
 )
-from training.dialogue import policy_configs
+from training.dialogue import rule_policy_params
 from training.story_events import action_name
 
 MAX_LISTED = 20
@@ -65,12 +65,8 @@ def incomplete_rules(project: Project, params: dict[str, object] | None = None) 
     after that action elsewhere, in words: at most ``MAX_LISTED``, then a count. None where the
     config has no RulePolicy or turns the check off. ``params``: RulePolicy's, where the caller
     has them."""
-    if params is None:
-        configs = policy_configs(project.config.policies, notices=False)
-        params = next((config.params for kind, config in configs if kind == "rules"), None)
-        if params is None:
-            return []
-    if params.get("check_for_contradictions") is False:
+    params = rule_policy_params(project) if params is None else params
+    if params is None or params.get("check_for_contradictions") is False:
         return []
     featurized = {
         name for name, slot in project.domain.slots.items() if slot.influence_conversation
@@ -103,12 +99,8 @@ def long_rules(project: Project, params: dict[str, object] | None = None) -> lis
     "Rules are not meant to hardcode a state machine"; Rasa refuses to train on them). None
     where the config has no RulePolicy or sets ``restrict_rules: false``. We learn them as
     written: a warning."""
-    if params is None:
-        configs = policy_configs(project.config.policies, notices=False)
-        params = next((config.params for kind, config in configs if kind == "rules"), None)
-        if params is None:
-            return []
-    if params.get("restrict_rules") is False:
+    params = rule_policy_params(project) if params is None else params
+    if params is None or params.get("restrict_rules") is False:
         return []
     messages = []
     for rule in project.rules:

@@ -33,7 +33,7 @@ from chatbot.dialogue.rules import DEFAULT_INTENT_ACTIONS, Rule, RulePolicy
 from chatbot.project.domain import ACTION_LISTEN, NO_ORIGIN, Origin
 from chatbot.project.project import Project
 from chatbot.project.stories import ActionStep, Step
-from training.dialogue import DialogueData, fit_rules, policy_configs, training_data
+from training.dialogue import DialogueData, fit_rules, rule_policy_params, training_data
 from training.story_events import TrainingConversation, action_name
 
 MAX_LISTED = 20
@@ -86,12 +86,8 @@ def rule_conflicts(
     ``params``: the training's, where the caller has them already. ``dropped`` receives the
     rules that Rasa's check deletes from its RulePolicy: the ``action_listen`` after a rule's
     leading action where a story goes on without the user (rasa#8176)."""
-    if params is None:
-        configs = policy_configs(project.config.policies, notices=False)
-        params = next((config.params for kind, config in configs if kind == "rules"), None)
-        if params is None:
-            return []
-    if params.get("check_for_contradictions") is False:
+    params = rule_policy_params(project) if params is None else params
+    if params is None or params.get("check_for_contradictions") is False:
         return []
     data = data if data is not None else training_data(project)
     if policy is None:
