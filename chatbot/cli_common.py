@@ -12,9 +12,12 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    import socket
 
 from chatbot import model_file
 from chatbot.errors import ChatbotError, ConfigError
@@ -114,7 +117,7 @@ def add_syslog(address: str, port: int, protocol: str) -> None:
     if kind is None:
         raise ConfigError(f"--syslog-protocol {protocol}: use UDP or TCP")
     try:
-        handler = logging.handlers.SysLogHandler(address=(address, port), socktype=kind)
+        handler = syslog_handler(address, port, kind)
     except OSError as error:
         why = error.strerror or error
         raise ConfigError(f"--syslog-address {address}:{port} ({protocol}): {why}") from None
@@ -122,6 +125,22 @@ def add_syslog(address: str, port: int, protocol: str) -> None:
     handler.addFilter(EscapeArguments())
     handler.addFilter(RepeatedLines())
     logging.getLogger().addHandler(handler)
+
+
+def syslog_handler(address: str, port: int, kind: socket.SocketKind) -> logging.Handler:
+    """A SysLogHandler that closes without a socket too: Python 3.10's leaves ``socket`` unset
+    where it cannot connect, after logging has registered it, so closing every handler at exit
+    raised (a traceback after the one-line error of a syslog server that is down)."""
+    import logging.handlers
+
+    class SysLogHandler(logging.handlers.SysLogHandler):
+        def close(self) -> None:
+            if getattr(self, "socket", None) is None:
+                logging.Handler.close(self)
+            else:
+                super().close()
+
+    return SysLogHandler(address=(address, port), socktype=kind)
 
 
 def configure_logging(level: int) -> None:

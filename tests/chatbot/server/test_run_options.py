@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from chatbot.agent import Agent, TrainedModel
 from chatbot.cli import main
-from chatbot.cli_common import apply_log_options
+from chatbot.cli_common import apply_log_options, syslog_handler
 from chatbot.errors import ConfigError
 from chatbot.project.endpoints import Credentials, EndpointBlock
 from chatbot.server.app import resolve_settings, serve
@@ -237,6 +237,17 @@ def test_syslog_mistakes_are_named(root_logging: logging.Logger) -> None:
         apply_log_options(LogOptions(syslog=("127.0.0.1", port, "tcp")))
     with pytest.raises(ConfigError, match="--syslog-protocol sctp: use UDP or TCP"):
         apply_log_options(LogOptions(syslog=("127.0.0.1", port, "sctp")))
+
+
+def test_a_syslog_handler_that_never_connected_closes_quietly() -> None:
+    """Python 3.10's SysLogHandler has no ``socket`` where connecting failed, yet logging closes
+    it at exit: that raised, a traceback after the one-line error of a syslog server that is
+    down (and broke any later --logging-config-file in the process)."""
+    handler = syslog_handler("127.0.0.1", 9, socket.SOCK_DGRAM)  # UDP: nothing connects
+    handler.socket.close()
+    del handler.socket  # as 3.10 leaves it
+    handler.close()  # no AttributeError
+    assert handler not in logging.getLogger().handlers
 
 
 def test_logging_config_file(root_logging: logging.Logger, tmp_path: Path) -> None:
