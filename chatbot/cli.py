@@ -21,7 +21,6 @@ from chatbot import cli_data, cli_eval, cli_shell, cli_store, cli_train  # noqa:
 from chatbot.cli_common import (
     PORT,
     Number,
-    apply_log_options,
     debug_option,
     from_parent,
     log_options,
@@ -33,6 +32,7 @@ from chatbot.cli_common import (
     user_errors,
 )
 from chatbot.errors import ChatbotError, ConfigError
+from chatbot.log_setup import apply_log_options
 
 __all__ = ["main"]
 

@@ -16,7 +16,6 @@ import click
 from chatbot.cli_common import (
     _load_model,
     _load_project,
-    apply_log_options,
     debug_option,
     from_parent,
     line_editing,
@@ -32,6 +31,7 @@ from chatbot.cli_common import (
     user_errors,
 )
 from chatbot.errors import ModelFileError
+from chatbot.log_setup import apply_log_options
 
 _endpoints_option = click.option(
     "--endpoints",

@@ -88,15 +88,20 @@ def dialogue_model(name: str) -> TrainedModel:
 RULES_ONLY = "policies: [{name: RulePolicy}]\n"
 
 
-def train_files(root: Path, files: dict[str, str]) -> TrainedModel:
-    """Write a small bot project (relative path -> text) into ``root`` and train it."""
-    from training.train import train_project
-
+def project_files(root: Path, files: dict[str, str]) -> Project:
+    """Write a small bot project (relative path -> text) into ``root`` and load it."""
     for name, text in files.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    return train_project(load_project(root), show_progress=False)
+    return load_project(root)
+
+
+def train_files(root: Path, files: dict[str, str]) -> TrainedModel:
+    """Write a small bot project (relative path -> text) into ``root`` and train it."""
+    from training.train import train_project
+
+    return train_project(project_files(root, files), show_progress=False)
 
 
 def stop_process(process: subprocess.Popen[bytes], *, grace: float = 20.0) -> None:

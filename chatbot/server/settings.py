@@ -82,7 +82,7 @@ class LogOptions:
     """Where ``chatbot run`` logs besides stderr, as Rasa's options say (``--log-file``,
     ``--use-syslog`` with ``--syslog-address``/``-port``/``-protocol``,
     ``--logging-config-file``), and from which level: what its workers repeat
-    (``chatbot.cli_common.apply_log_options``)."""
+    (``chatbot.log_setup.apply_log_options``)."""
 
     level: int = logging.INFO
     log_file: Path | None = None

@@ -429,7 +429,7 @@ def worker_main(
 
 
 def _set_up_logging(log: LogOptions, index: int) -> None:
-    from chatbot.cli_common import apply_log_options, configure_logging
+    from chatbot.log_setup import apply_log_options, configure_logging
 
     configure_logging(log.level)
     apply_log_options(log)

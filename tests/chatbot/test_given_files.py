@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from chatbot.cli_common import _logging_config
 from chatbot.errors import ConfigError
+from chatbot.log_setup import _logging_config
 from chatbot.server.app import read_credentials, read_endpoints
 from tests.helpers import without_waiting_on
 

@@ -48,7 +48,7 @@ def test_it_remembers_a_bounded_number_of_kinds() -> None:
 def test_the_commands_log_holds_repeated_lines_back() -> None:
     code = (
         "import logging\n"
-        "from chatbot.cli_common import configure_logging\n"
+        "from chatbot.log_setup import configure_logging\n"
         "configure_logging(logging.INFO)\n"
         "for n in range(50):\n"
         "    logging.getLogger('chatbot.processor').error('conversation c%d: store away', n)\n"

@@ -11,7 +11,7 @@ import pytest
 
 from chatbot.project.loader import load_project
 from chatbot.project.project import Project
-from tests.helpers import DOMAINS
+from tests.helpers import DOMAINS, project_files
 from tests.test_cli import chatbot
 from training.dialogue import train_policies
 from training.incomplete_rules import MAX_LISTED, incomplete_rules, long_rules
@@ -81,10 +81,7 @@ def _project(root: Path, rules: str, *, config: str = CONFIG) -> Project:
         "config.yml": config,
         "data/rules.yml": f'version: "3.1"\nrules:\n{rules}',
     }
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    return load_project(root)
+    return project_files(root, files)
 
 
 def test_a_rule_that_does_not_name_a_slot_its_action_sets_elsewhere(tmp_path: Path) -> None:

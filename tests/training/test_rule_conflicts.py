@@ -10,7 +10,7 @@ import pytest
 
 from chatbot.project.loader import load_project
 from chatbot.project.project import Project
-from tests.helpers import DOMAINS
+from tests.helpers import DOMAINS, project_files
 from tests.test_cli import chatbot
 from training.dialogue import train_policies
 from training.rule_conflicts import MAX_LISTED, rule_conflicts
@@ -98,10 +98,7 @@ def _project(root: Path, stories: str, *, rules: str = RULES, config: str = CONF
         "data/rules.yml": rules,
         "data/stories.yml": stories,
     }
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    return load_project(root)
+    return project_files(root, files)
 
 
 def test_a_story_a_rule_contradicts_is_named_with_its_step_and_the_rule(tmp_path: Path) -> None:

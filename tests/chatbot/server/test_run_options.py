@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from chatbot.agent import Agent, TrainedModel
 from chatbot.cli import main
-from chatbot.cli_common import apply_log_options, syslog_handler
 from chatbot.errors import ConfigError
+from chatbot.log_setup import apply_log_options, syslog_handler
 from chatbot.project.endpoints import Credentials, EndpointBlock
 from chatbot.server.app import resolve_settings, serve
 from chatbot.server.settings import LogOptions, ServerSettings
