@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 DEFAULT_BOT ?= domains/restaurant
 MODEL := models/$(notdir $(DEFAULT_BOT)).model
 STAMP := $(VENV)/.installed
+# Test processes (pytest-xdist): one per core, at most 4 (each trains models and opens
+# PostgreSQL connections of its own). `make test TEST_WORKERS=0` runs the tests in this process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
 
 .PHONY: demo shell test lint venv clean
 
@@ -30,7 +33,7 @@ shell: $(MODEL)
 	$(BIN)/chatbot shell --project $(DEFAULT_BOT) --model $(MODEL)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check chatbot connectors training tests

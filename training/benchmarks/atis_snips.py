@@ -1,7 +1,8 @@
 """ATIS and SNIPS (the slot-gated copies): intent accuracy and conlleval slot F1 on the test sets.
 
     python -m training.benchmarks.atis_snips [--datasets atis snips] [--seed 42] [--epochs N]
-        [--validation] [--set NAME=VALUE ...] [--select-on-valid] [--train-size N]
+        [--validation [--and-test]] [--set NAME=VALUE ...] [--select-on-valid] [--train-size N]
+        [--sub-ensembles]
 
 Trained on ``train`` only (``--select-on-valid``: the epoch that scores best on ``valid`` is
 kept, as the published models choose theirs). Slot F1 is conlleval's: exact chunks on the data's
@@ -17,10 +18,12 @@ from __future__ import annotations
 import argparse
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from chatbot.nlu import NLUModel
+from chatbot.nlu.runtime import EnsembleRuntime
 from chatbot.project.training_data import NLUData, NLUExample
 from training.benchmarks._nlu_common import (
     bio_example,
@@ -41,7 +44,10 @@ from training.nlu.metrics import bio_chunks, span_scores
 PUBLISHED = "slot-gated 94.1/95.2 (ATIS) 97.0/88.8 (SNIPS); Stack-Propagation 96.9/95.9, 98.0/94.2"
 
 
-def load(folder: Path) -> tuple[list[NLUExample], list[list[str]], list[list[str]]]:
+Data = tuple[list[NLUExample], list[list[str]], list[list[str]]]
+
+
+def load(folder: Path) -> Data:
     words = [line.split() for line in (folder / "seq.in").read_text().splitlines()]
     tags = [line.split() for line in (folder / "seq.out").read_text().splitlines()]
     intents = (folder / "label").read_text().splitlines()
@@ -57,55 +63,101 @@ def run(
     split: str = "test",
     select_on_valid: bool = False,
     train_size: int = 0,
+    and_test: bool = False,
+    sub_ensembles: bool = False,
 ) -> list[dict[str, object]]:
     """Train on ``train`` and score ``split``. ``select_on_valid``: keep the weights of the epoch
     that scores best on ``valid`` (``checkpoint_model``), the published models' protocol; with
     ``split="valid"`` they are chosen on its even-numbered utterances and every run also scores
     the odd-numbered ones (``valid_odd_*``), so that runs with and without it compare there.
-    ``train_size``: train on that many utterances of ``train``, drawn at random (seed 0; 0: all)."""
+    ``train_size``: train on that many utterances of ``train``, drawn at random (seed 0; 0: all).
+    ``and_test``: with ``split="valid"``, score ``test`` too with the same networks.
+    ``sub_ensembles``: also score the ensembles of an ensemble's first 2 ... N-1 members."""
     root = data_dir() / "atis-snips-slotgated" / name
     train, _, _ = load(root / "train")
     if 0 < train_size < len(train):
         train = random.Random(0).sample(train, train_size)
-    test, test_words, test_tags = load(root / split)
     selection = None
     if select_on_valid:
         params = {**params, "checkpoint_model": True}
-        selection = test[0::2] if split == "valid" else load(root / "valid")[0]
+        valid = load(root / "valid")[0]
+        selection = valid[0::2] if split == "valid" else valid
     with timed() as took:
         model = train_nlu(
             NLUData(examples=train), pipeline(**params), seed=seed, eval_data=selection
         )
+    splits = [split, "test"] if and_test and split == "valid" else [split]
+    results: list[dict[str, object]] = []
+    for scored_split in splits:
+        data = load(root / scored_split)
+        test = data[0]
 
-    def scored(model: NLUModel) -> dict[str, float]:
-        predictions = [model.parse(e.text) for e in test]
-        scores = _scores(predictions, test, test_words, test_tags)
-        if split == "valid":
-            odd = _scores(predictions[1::2], test[1::2], test_words[1::2], test_tags[1::2])
-            scores.update({f"valid_odd_{key}": value for key, value in odd.items()})
-        return scores
+        results.append(
+            round_scores(
+                {
+                    "name": name,
+                    "split": scored_split,
+                    "examples": len(test),
+                    **scored(model, data, scored_split),
+                    "train_examples": len(train),
+                    "settings": params,
+                    **took(),
+                    **parse_times_ms(model, [e.text for e in test]),
+                    "seed": seed,
+                    "load_avg": machine_load(),
+                }
+            )
+        )
+        # An ensemble's networks are also scored one by one: the same seeds' single models.
+        members = model.members() if model.settings.ensemble_size > 1 else []
+        results.extend(
+            round_scores(
+                {
+                    "name": name,
+                    "split": scored_split,
+                    "member": i,
+                    "seed": seed + i,
+                    **scored(m, data, scored_split),
+                }
+            )
+            for i, m in enumerate(members)
+        )
+        if sub_ensembles:
+            results.extend(
+                round_scores(
+                    {
+                        "name": name,
+                        "split": scored_split,
+                        "ensemble_of": size,
+                        "seed": seed,
+                        **scored(sub_ensemble(model, size), data, scored_split),
+                    }
+                )
+                for size in range(2, len(members))
+            )
+    return results
 
-    # An ensemble's networks are also scored one by one: the same seeds' single models.
-    members = model.members() if model.settings.ensemble_size > 1 else []
-    singles = [
-        round_scores({"name": name, "split": split, "member": i, "seed": seed + i, **scored(m)})
-        for i, m in enumerate(members)
-    ]
-    whole = round_scores(
-        {
-            "name": name,
-            "split": split,
-            "examples": len(test),
-            **scored(model),
-            "train_examples": len(train),
-            "settings": params,
-            **took(),
-            **parse_times_ms(model, [e.text for e in test]),
-            "seed": seed,
-            "load_avg": machine_load(),
-        }
+
+def scored(model: NLUModel, data: Data, split: str) -> dict[str, float]:
+    examples, words, tags = data
+    predictions = [model.parse(e.text) for e in examples]
+    scores = _scores(predictions, examples, words, tags)
+    if split == "valid":
+        odd = _scores(predictions[1::2], examples[1::2], words[1::2], tags[1::2])
+        scores.update({f"valid_odd_{key}": value for key, value in odd.items()})
+    return scores
+
+
+def sub_ensemble(model: NLUModel, size: int) -> NLUModel:
+    """The ensemble of ``model``'s first ``size`` members (2 or more)."""
+    assert isinstance(model.runtime, EnsembleRuntime)
+    return NLUModel(
+        replace(model.settings, ensemble_size=size),
+        model.labels,
+        model.featurizer,
+        EnsembleRuntime(model.runtime.members[:size]),
+        model.synonyms,
     )
-    return [whole, *singles]
 
 
 def _scores(
@@ -141,6 +193,16 @@ def main() -> None:
         "--validation", action="store_true", help="score the valid split instead of test"
     )
     parser.add_argument(
+        "--and-test",
+        action="store_true",
+        help="with --validation: score test too with the same networks",
+    )
+    parser.add_argument(
+        "--sub-ensembles",
+        action="store_true",
+        help="also score the ensembles of an ensemble's first 2 ... N-1 members",
+    )
+    parser.add_argument(
         "--set", type=setting, action="append", default=[], help="a BiLSTMCRF setting NAME=VALUE"
     )
     parser.add_argument(
@@ -166,6 +228,8 @@ def main() -> None:
             split,
             select_on_valid=args.select_on_valid,
             train_size=args.train_size,
+            and_test=args.and_test,
+            sub_ensembles=args.sub_ensembles,
         ):
             emit(result)
 
