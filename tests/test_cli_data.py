@@ -3,7 +3,10 @@ contradict each other), split."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ import yaml
 from chatbot.cli_data import endpoint_problems
 from chatbot.project.loader import check_project
 from chatbot.project.nlu_reader import read_nlu
-from tests.helpers import DOMAINS
+from tests.helpers import DOMAINS, ROOT
 from tests.test_cli import chatbot
 
 
@@ -338,3 +341,27 @@ def test_data_validate_fails_on_endpoints_that_would_stop_the_bot(tmp_path: Path
     assert (
         f"error: {bot / 'credentials.yml'}:1: telegram: 'access_token' is required" in result.stderr
     )
+
+
+def test_data_validate_does_not_load_torch() -> None:
+    """Validating is reading YAML and replaying stories: the network library (2 s of a process's
+    start on a small machine) is not imported for it."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chatbot",
+            "data",
+            "validate",
+            "--project",
+            str(DOMAINS / "restaurant"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONPROFILEIMPORTTIME": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()]
+    assert "training.replay" in imported  # the stories were replayed for contradictions
+    assert [m for m in imported if m.split(".")[0] == "torch"] == []

@@ -399,7 +399,7 @@ def story_conflicts(
     two stories continue with different actions, naming both stories with their file and line.
     The LSTM policy learns only one of the two; memoization neither. (``data``: the project's
     ``training_data``, where the caller has it already.)"""
-    from training.lstm_data import conflict_message, conflicts, replay
+    from training.replay import conflict_message, conflicts, replay
 
     stories = (data or training_data(project)).stories
     where = {story.name: story.source.where for story in stories}

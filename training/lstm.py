@@ -32,17 +32,10 @@ from chatbot.project.project import Project
 from chatbot.project.stories import bot_texts_of
 from training.augmentation import augment
 from training.divergence import diverged, is_finite, optimizer_step
-from training.lstm_data import (
-    IGNORE,
-    Tensors,
-    conflict_message,
-    conflicts,
-    examples_of,
-    replay,
-    tensorize,
-)
+from training.lstm_data import IGNORE, Tensors, examples_of, tensorize
 from training.lstm_settings import LSTMSettings, settings_from_config
 from training.optim import Adam
+from training.replay import conflict_message, conflicts, replay
 
 logger = logging.getLogger(__name__)
 

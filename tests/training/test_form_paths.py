@@ -17,7 +17,7 @@ from tests.helpers import DOMAINS, STARTER
 from training.dialogue import training_data
 from training.evaluate import evaluate_stories, failed_stories_yaml
 from training.form_paths import _interjections, rules_in_stories, unfold_form_paths
-from training.lstm_data import replay
+from training.replay import replay
 from training.train import train_project
 
 BOTS = sorted(
