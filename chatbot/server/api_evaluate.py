@@ -5,7 +5,9 @@ the scores in the answer (``?e2e=true``: stories end to end).
 ``/model/test/intents`` takes NLU data (``nlu:``, as nlu.yml holds it) and answers Rasa's shape:
 ``intent_evaluation`` (``report``, ``accuracy``, ``f1_score``, ``precision``, ``predictions``,
 ``errors``), ``entity_evaluation`` per extractor and, with retrieval intents,
-``response_selection_evaluation``. ``/model/test/stories`` takes test stories (``stories:``,
+``response_selection_evaluation``; with ``?callback_url=`` the request is answered at once
+with 204 and the evaluation is POSTed to that URL (``chatbot.server.answer_later``), as Rasa's.
+``/model/test/stories`` takes test stories (``stories:``,
 ``rules:``, as tests/test_*.yml hold them) and answers the story report of ``chatbot test``
 (``report`` with the per-action scores and ``conversation_accuracy``, ``accuracy``, ``f1``,
 ``precision``, ``failed_stories``). The work runs in a thread: messages keep being answered.
@@ -22,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from chatbot.errors import ChatbotError, ProjectErrors
+from chatbot.server.answer_later import answer_now_or_later, callback_url
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import read_large_body
 from chatbot.server.errors import json_error
@@ -38,8 +41,6 @@ def register_evaluation_routes(app: web.Application, auth: Auth) -> None:
 # Rasa's query parameters that these routes do not serve: a 400 says so, rather than an answer
 # that looks like theirs (a served model scored on its own training data, not cross-validated).
 _NOT_SERVED = {
-    "callback_url": "callback_url (an answer posted later) is not supported: the answer is the "
-    "evaluation",
     "cross_validation_folds": "cross_validation_folds is not supported here: cross-validate "
     "with `chatbot test nlu --folds N`",
     "model": "model (another model file) is not supported: the served model is tested (PUT "
@@ -59,6 +60,7 @@ async def test_intents(request: web.Request) -> web.Response:
     from chatbot.project.nlu_reader import read_nlu
 
     _refuse_what_is_not_served(request)
+    callback_url(request)  # a bad one is refused before the body is read
     model = request.app[AGENT].model
     if not isinstance(model.nlu, NLUModel):
         raise json_error(409, "the served model has no NLU model to test", "NoNLUModel")
@@ -68,7 +70,12 @@ async def test_intents(request: web.Request) -> web.Response:
     data = await _read_body(request, read_rasa_json if as_json else read_nlu, as_json=as_json)
     if not data.examples:
         raise json_error(400, "the body holds no NLU examples (nlu: with intents and examples)")
-    return web.json_response(await asyncio.to_thread(_intent_evaluation, nlu_model, data.examples))
+
+    async def work() -> web.Response:
+        found = await asyncio.to_thread(_intent_evaluation, nlu_model, data.examples)
+        return web.json_response(found)
+
+    return await answer_now_or_later(request, work, "evaluation")
 
 
 async def test_stories(request: web.Request) -> web.Response:

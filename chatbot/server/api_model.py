@@ -64,9 +64,11 @@ def register_model_routes(app: web.Application, auth: Auth, model_file: str | No
     app.router.add_delete("/model", auth.protect(unload_model))
     # The next action after posted events (``chatbot.server.api``, beside ``.../predict``).
     app.router.add_post("/model/predict", auth.protect(predict_from_events))
+    from chatbot.server.answer_later import register_later_answers
     from chatbot.server.api_evaluate import register_evaluation_routes
     from chatbot.server.api_train import register_train_route
 
+    register_later_answers(app)
     register_train_route(app, auth)
     register_evaluation_routes(app, auth)
 

@@ -15,8 +15,9 @@ Query parameters, as Rasa's: ``save_to_default_model_directory``, ``augmentation
 glued per story for the LSTM policy), ``force_training`` (a part that nothing it is trained on
 changed for is otherwise taken from a model already in the server's ``models/`` folder, as
 ``chatbot train`` does with its own; see ``training.reuse``) and ``num_threads``, accepted and
-without effect (training uses one thread). ``callback_url`` (Rasa's asynchronous training) is
-refused with a 400 that says so.
+without effect (training uses one thread). ``callback_url`` (Rasa's asynchronous training):
+the request is answered at once with 204 and the model file, or the training's error, is POSTed
+to that URL when the training ends (``chatbot.server.answer_later``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from aiohttp import web
 from chatbot.errors import ProjectError
 from chatbot.model_file import new_model_path
 from chatbot.project.yaml_io import load_yaml_text, to_plain
+from chatbot.server.answer_later import answer_now_or_later, callback_url
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import read_large_body
 from chatbot.server.errors import json_error
@@ -74,10 +76,7 @@ async def train(request: web.Request) -> web.Response:
             "send the training data as YAML (Content-Type: application/yaml): the config's, the "
             "domain's and the data's keys in one document, as Rasa's /model/train takes them",
         )
-    if request.query.get("callback_url"):
-        raise json_error(
-            400, "callback_url (asynchronous training) is not supported: the answer is the model"
-        )
+    callback_url(request)  # a bad one is refused before the body is read
     save = _flag(request, "save_to_default_model_directory", default=True)
     force = _flag(request, "force_training", default=False)
     augmentation = _count(request, "augmentation")
@@ -85,6 +84,23 @@ async def train(request: web.Request) -> web.Response:
     text = await _read_text(request)
     parts = _split(text)
     jobs = request.app[TRAINING_JOBS]
+
+    async def work() -> web.Response:
+        return await _trained(jobs, parts, augmentation, force=force, kept=kept, save=save)
+
+    return await answer_now_or_later(request, work, "training")
+
+
+async def _trained(
+    jobs: TrainingJobs,
+    parts: dict[str, dict[str, Any]],
+    augmentation: int | None,
+    *,
+    force: bool,
+    kept: Path,
+    save: bool,
+) -> web.Response:
+    """The training's answer: the model file (kept in ``kept`` too where ``save``)."""
     jobs.active += 1
     try:
         async with jobs.lock:

@@ -129,7 +129,7 @@ async def test_a_model_not_kept_when_asked(client: TestClient, tmp_path: Path) -
         ("intents: [greet]\n", "", 400, "has none of nlu, stories or rules"),
         (None, "?save_to_default_model_directory=maybe", 400, "must be true or false"),
         (None, "?augmentation=-1", 400, "must be a whole number"),
-        (None, "?callback_url=http://x", 400, "callback_url"),
+        (None, "?callback_url=ftp://x", 400, "callback_url must be an http or https URL"),
     ],
 )
 async def test_mistakes_in_the_request_are_a_400_that_says_what(
