@@ -401,11 +401,15 @@ def test_nlu(
         )
         return
     if folds is not None or nlu_path is None:
-        project = _load_project(project_dir, domain=domain)
-        pipeline = project.config.pipeline
-        if config_files:
+        if nlu_path is not None and config_files:  # NLU data and a config: no project needed
             pipeline = _read_config(config_files[0]).pipeline
-        data = _read_nlu_data(nlu_path) if nlu_path is not None else project.nlu
+            data = _read_nlu_data(nlu_path)
+        else:
+            project = _load_project(project_dir, domain=domain)
+            pipeline = project.config.pipeline
+            if config_files:
+                pipeline = _read_config(config_files[0]).pipeline
+            data = _read_nlu_data(nlu_path) if nlu_path is not None else project.nlu
         if not data.examples:
             raise ChatbotError(f"no NLU examples in {nlu_path or project_dir}")
         if folds is not None:

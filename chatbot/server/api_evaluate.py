@@ -41,8 +41,6 @@ def register_evaluation_routes(app: web.Application, auth: Auth) -> None:
 # Rasa's query parameters that these routes do not serve: a 400 says so, rather than an answer
 # that looks like theirs (a served model scored on its own training data, not cross-validated).
 _NOT_SERVED = {
-    "cross_validation_folds": "cross_validation_folds is not supported here: cross-validate "
-    "with `chatbot test nlu --folds N`",
     "model": "model (another model file) is not supported: the served model is tested (PUT "
     "/model serves another)",
 }
@@ -61,6 +59,11 @@ async def test_intents(request: web.Request) -> web.Response:
 
     _refuse_what_is_not_served(request)
     callback_url(request)  # a bad one is refused before the body is read
+    folds = _folds(request)
+    if folds is not None:  # the body's data and config, not the served model
+        from chatbot.server.api_cross_validation import cross_validation
+
+        return await cross_validation(request, folds)
     model = request.app[AGENT].model
     if not isinstance(model.nlu, NLUModel):
         raise json_error(409, "the served model has no NLU model to test", "NoNLUModel")
@@ -76,6 +79,17 @@ async def test_intents(request: web.Request) -> web.Response:
         return web.json_response(found)
 
     return await answer_now_or_later(request, work, "evaluation")
+
+
+def _folds(request: web.Request) -> int | None:
+    value = request.query.get("cross_validation_folds")
+    if not value:  # absent or empty: no cross-validation, as Rasa reads it
+        return None
+    if not value.isdigit() or int(value) < 2:
+        raise json_error(
+            400, f"cross_validation_folds must be a whole number from 2, not {value!r}"
+        )
+    return int(value)
 
 
 async def test_stories(request: web.Request) -> web.Response:

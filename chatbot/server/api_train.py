@@ -196,29 +196,42 @@ async def _train(
         name = time.strftime("%Y%m%d-%H%M%S.model")
         out = root / "models" / name
         command = train_command(tmp, out, augmentation, force=force, reuse_from=reuse_from)
-        paths = [_root(), os.environ.get("PYTHONPATH", "")]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        try:
-            _, stderr = await asyncio.wait_for(process.communicate(), TRAIN_TIMEOUT)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            process.kill()
-            await process.wait()
-            raise
-        errors = _errors(stderr.decode("utf-8", "replace"), tmp)
-        if process.returncode == 1 and errors:
-            raise json_error(400, "; ".join(errors), "TrainingError")
-        if process.returncode != 0 or not out.is_file():
-            logger.error("API training failed (exit %s): %s", process.returncode, stderr[-2000:])
+        await run_process(command, tmp, "training", "TrainingError", "TrainingFailed")
+        if not out.is_file():
+            logger.error("API training ended without a model file")
             raise json_error(
                 500, "training failed on the server; its log says why", "TrainingFailed"
             )
         return out.read_bytes(), name
+
+
+async def run_process(
+    command: list[str], folder: str, what: str, mistake: str, failure: str
+) -> None:
+    """``command`` (a ``chatbot`` command) in a process of its own, so that the server goes on
+    answering: a 400 (reason ``mistake``) with its error lines where it exits for a mistake in
+    the data (files in ``folder`` named as the body's parts), a 500 (``failure``) where it fails
+    otherwise; killed where it outlives ``TRAIN_TIMEOUT`` or the request is cancelled."""
+    paths = [_root(), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), TRAIN_TIMEOUT)
+    except (asyncio.TimeoutError, asyncio.CancelledError):
+        process.kill()
+        await process.wait()
+        raise
+    errors = _errors(stderr.decode("utf-8", "replace"), folder)
+    if process.returncode == 1 and errors:
+        raise json_error(400, "; ".join(errors), mistake)
+    if process.returncode != 0:
+        logger.error("API %s failed (exit %s): %s", what, process.returncode, stderr[-2000:])
+        raise json_error(500, f"{what} failed on the server; its log says why", failure)
 
 
 def train_command(

@@ -1,3 +1,4 @@
+from tests.chatbot.server.callbacks import callback  # noqa: F401 (fixture)
 from tests.chatbot.server.support import (  # noqa: F401 (fixtures)
     api,
     moodbot_model,

@@ -79,7 +79,7 @@ async def test_stories_are_scored_as_chatbot_test_scores_them(client: TestClient
         ),
         ("/model/test/intents", "{}", {"Content-Type": "application/json"}, 400, "rasa_nlu_data"),
         ("/model/test/stories", "{}", {"Content-Type": "application/json"}, 415, "YAML"),
-        ("/model/test/intents?cross_validation_folds=2", "x", YAML, 400, "--folds N"),
+        ("/model/test/intents?cross_validation_folds=2", "x", YAML, 400, "no NLU examples"),
         ("/model/test/intents?callback_url=file:///x", "x", YAML, 400, "an http or https URL"),
         ("/model/test/stories?model=models/other.model", "x", YAML, 400, "PUT /model"),
     ],
