@@ -11,7 +11,9 @@ with 204 and the evaluation is POSTed to that URL (``chatbot.server.answer_later
 ``rules:``, as tests/test_*.yml hold them) and answers the story report of ``chatbot test``
 (``report`` with the per-action scores and ``conversation_accuracy``, ``accuracy``, ``f1``,
 ``precision``, ``failed_stories``). The work runs in a thread: messages keep being answered.
-A mistake in the body is a 400 naming its line.
+A mistake in the body is a 400 naming its line. ``?model=PATH`` tests that model file instead of
+the served one; ``?cross_validation_folds=N`` cross-validates the body's NLU data
+(``chatbot.server.api_cross_validation``).
 """
 
 from __future__ import annotations
@@ -38,18 +40,20 @@ def register_evaluation_routes(app: web.Application, auth: Auth) -> None:
     app.router.add_post("/model/test/stories", auth.protect(test_stories))
 
 
-# Rasa's query parameters that these routes do not serve: a 400 says so, rather than an answer
-# that looks like theirs (a served model scored on its own training data, not cross-validated).
-_NOT_SERVED = {
-    "model": "model (another model file) is not supported: the served model is tested (PUT "
-    "/model serves another)",
-}
+async def _tested_model(request: web.Request) -> Any:
+    """The served model, or the model file ``?model=`` names (a path on the server, as ``PUT
+    /model``'s ``model_file``: relative to the folder the server was started in), loaded for
+    this request alone: the served model stays."""
+    from chatbot.server.api_model import load_model_file
 
-
-def _refuse_what_is_not_served(request: web.Request) -> None:
-    for name, message in _NOT_SERVED.items():
-        if name in request.query:
-            raise json_error(400, message)
+    name = request.query.get("model")
+    if not name:
+        return request.app[AGENT].model
+    if "://" in name:
+        raise json_error(
+            400, f"model {name!r}: a model server's URL is not served here; give a file's path"
+        )
+    return await load_model_file(Path(name))
 
 
 async def test_intents(request: web.Request) -> web.Response:
@@ -57,14 +61,13 @@ async def test_intents(request: web.Request) -> web.Response:
     from chatbot.project.nlu_json import read_rasa_json
     from chatbot.project.nlu_reader import read_nlu
 
-    _refuse_what_is_not_served(request)
     callback_url(request)  # a bad one is refused before the body is read
     folds = _folds(request)
     if folds is not None:  # the body's data and config, not the served model
         from chatbot.server.api_cross_validation import cross_validation
 
         return await cross_validation(request, folds)
-    model = request.app[AGENT].model
+    model = await _tested_model(request)
     if not isinstance(model.nlu, NLUModel):
         raise json_error(409, "the served model has no NLU model to test", "NoNLUModel")
     nlu_model = model.nlu
@@ -95,9 +98,8 @@ def _folds(request: web.Request) -> int | None:
 async def test_stories(request: web.Request) -> web.Response:
     from chatbot.project.story_reader import read_stories
 
-    _refuse_what_is_not_served(request)
     end_to_end = request.query.get("e2e", "false").lower() == "true"
-    model = request.app[AGENT].model
+    model = await _tested_model(request)
     if request.content_type == "application/json":
         raise json_error(415, "send the test stories as YAML (Content-Type: application/yaml)")
     stories, rules = await _read_body(request, lambda path: read_stories(path, test=True))

@@ -129,7 +129,7 @@ async def replace_model(request: web.Request) -> web.Response:
     sync = request.app.get(WORKER_SYNC)
     if request.content_type == "application/json":
         path = Path(_model_file_of(await read_object(request)))
-        model = await _load(path)
+        model = await load_model_file(path)
         source = str(path)
     else:
         with tempfile.TemporaryDirectory(prefix="chatbot-model-") as folder:
@@ -144,11 +144,11 @@ async def replace_model(request: web.Request) -> web.Response:
                 if not isinstance(body, dict):
                     raise json_error(400, "the request body must be a JSON object")
                 path = Path(_model_file_of(body))
-                model = await _load(path)
+                model = await load_model_file(path)
                 source = str(path)
             else:
                 try:
-                    model = await _load(upload)
+                    model = await load_model_file(upload)
                 except ModelFileError as exc:
                     message = str(exc).replace(str(upload), "the uploaded body")
                     raise json_error(400, message, "BadModel") from None
@@ -224,7 +224,9 @@ def _tell_the_puller(app: web.Application) -> None:
         app[MODEL_PULLER].replaced_elsewhere()
 
 
-async def _load(path: Path) -> TrainedModel:
+async def load_model_file(path: Path) -> TrainedModel:
+    """The model file at ``path`` on the server, loaded and checked; a 400 where there is none
+    (a file that is not a valid model raises ``ModelFileError``: a 400 too)."""
     if not path.is_file():
         raise json_error(400, f"no model file at {str(path)!r} on the server")
     return await load_model(path)

@@ -3,6 +3,8 @@ on the test data in the request."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -81,7 +83,8 @@ async def test_stories_are_scored_as_chatbot_test_scores_them(client: TestClient
         ("/model/test/stories", "{}", {"Content-Type": "application/json"}, 415, "YAML"),
         ("/model/test/intents?cross_validation_folds=2", "x", YAML, 400, "no NLU examples"),
         ("/model/test/intents?callback_url=file:///x", "x", YAML, 400, "an http or https URL"),
-        ("/model/test/stories?model=models/other.model", "x", YAML, 400, "PUT /model"),
+        ("/model/test/stories?model=models/other.model", "x", YAML, 400, "no model file at"),
+        ("/model/test/intents?model=http://127.0.0.1:9/m", "x", YAML, 400, "give a file's path"),
     ],
 )
 async def test_mistakes_in_the_body_are_a_400_naming_the_line(
@@ -100,6 +103,31 @@ async def test_a_model_without_nlu_says_so(
     body = (MOODBOT / "data" / "nlu.yml").read_text()
     response = await client.post("/model/test/intents", data=body, headers=YAML)
     assert response.status == 409
+
+
+async def test_another_model_file_is_tested_where_model_names_it(
+    start_server: StartServer,
+    moodbot_model: TrainedModel,
+    moodbot_with_nlu: TrainedModel,
+    tmp_path: Path,
+) -> None:
+    """Rasa's ``?model=``: a model file on the server is tested; the served model stays."""
+    client = await start_server(Agent(moodbot_model), enable_api=True, rate_limit=None)
+    other = tmp_path / "with-nlu.model"
+    moodbot_with_nlu.to_file(other)
+    body = (MOODBOT / "data" / "nlu.yml").read_text()
+    response = await client.post("/model/test/intents", params={"model": str(other)}, data=body)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["intent_evaluation"]["accuracy"] >= 0.9
+    stories = (MOODBOT / "tests" / "test_stories.yml").read_text()
+    response = await client.post("/model/test/stories", params={"model": str(other)}, data=stories)
+    assert response.status == 200 and (await response.json())["conversation_accuracy"] == 1.0
+    # The served model is still the one without NLU.
+    assert (await client.post("/model/test/intents", data=body)).status == 409
+    garbage = tmp_path / "garbage.model"
+    garbage.write_bytes(b"not a model")
+    response = await client.post("/model/test/intents", params={"model": str(garbage)}, data=body)
+    assert response.status == 400 and (await response.json())["reason"] == "BadModel"
 
 
 async def test_the_body_is_read_whatever_its_content_type_says_as_rasa_reads_it(
