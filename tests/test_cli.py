@@ -78,26 +78,6 @@ def test_init_train_test_and_shell_on_a_starter_bot(tmp_path: Path) -> None:
         out / "intent_histogram.png"
     ).is_file()
 
-    fast = (bot / "config.yml").read_text().replace("epochs: 100", "epochs: 5")
-    (bot / "config.yml").write_text(fast)
-    out = tmp_path / "nlu-split"
-    result = chatbot("test", "--project", str(bot), "--out", str(out), "nlu")  # options before nlu
-    assert result.returncode == 0, result.stdout + result.stderr
-    held_out = json.loads((out / "intent_report.json").read_text())["weighted avg"]["support"]
-    assert 0.15 * examples <= held_out <= 0.3 * examples
-    assert f"Trained on {examples - held_out} examples" in result.stdout
-
-    out = tmp_path / "nlu-cv"
-    result = chatbot("test", "nlu", "--project", str(bot), "--folds", "2", "--out", str(out))
-    assert result.returncode == 0, result.stdout + result.stderr
-    folds = json.loads((out / "cross_validation.json").read_text())
-    assert folds["folds"] == 2 and len(folds["fold_summaries"]) == 2
-    assert sum(f["examples"] for f in folds["fold_summaries"]) == examples
-    # Rasa's spelling: --cross-validation, 5 folds unless -f says otherwise.
-    result = chatbot("test", "nlu", "--project", str(bot), "--cross-validation", "--out", str(out))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert json.loads((out / "cross_validation.json").read_text())["folds"] == 5
-
     # A tests/ file that holds no stories is named (Rasa's e2e test cases look like that).
     empty = tmp_path / "only-cases"
     empty.mkdir()
@@ -159,6 +139,32 @@ def test_init_train_test_and_shell_on_a_starter_bot(tmp_path: Path) -> None:
         parsed = json.loads(result.stdout[result.stdout.index("{") : result.stdout.rindex("}") + 1])
         assert parsed["text"] == "hello there" and parsed["intent"]["name"] == "greet"
         assert parsed["intent_ranking"][0]["name"] == "greet"
+
+
+def test_test_nlu_splits_and_cross_validates_a_starter_bot(tmp_path: Path) -> None:
+    """`chatbot test nlu` without a model: an 80/20 split, cross-validation (Rasa's flags too)."""
+    bot = tmp_path / "bot"
+    assert chatbot("init", str(bot)).returncode == 0
+    examples = len(read_nlu(bot / "data" / "nlu.yml").examples)
+    fast = (bot / "config.yml").read_text().replace("epochs: 100", "epochs: 5")
+    (bot / "config.yml").write_text(fast)
+    out = tmp_path / "nlu-split"
+    result = chatbot("test", "--project", str(bot), "--out", str(out), "nlu")  # options before nlu
+    assert result.returncode == 0, result.stdout + result.stderr
+    held_out = json.loads((out / "intent_report.json").read_text())["weighted avg"]["support"]
+    assert 0.15 * examples <= held_out <= 0.3 * examples
+    assert f"Trained on {examples - held_out} examples" in result.stdout
+
+    out = tmp_path / "nlu-cv"
+    result = chatbot("test", "nlu", "--project", str(bot), "--folds", "2", "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    folds = json.loads((out / "cross_validation.json").read_text())
+    assert folds["folds"] == 2 and len(folds["fold_summaries"]) == 2
+    assert sum(f["examples"] for f in folds["fold_summaries"]) == examples
+    # Rasa's spelling: --cross-validation, 5 folds unless -f says otherwise.
+    result = chatbot("test", "nlu", "--project", str(bot), "--cross-validation", "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((out / "cross_validation.json").read_text())["folds"] == 5
 
 
 def test_python_dash_m_is_the_same_cli() -> None:
