@@ -4,6 +4,7 @@ from tests.chatbot.server.support import (  # noqa: F401 (fixtures)
     moodbot_model,
     restaurant_model,
     start_server,
+    train_api,
 )
 from tests.connectors.test_chat_page import browser  # noqa: F401 (fixture)
 from tests.services import postgres_url, redis_key_prefix, redis_url  # noqa: F401 (fixtures)

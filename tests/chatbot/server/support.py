@@ -4,6 +4,7 @@ application from the one factory, through aiohttp's test client."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,6 +57,24 @@ async def api(start_server: StartServer, restaurant_model: TrainedModel) -> Test
     actions = InProcessExecutor(DOMAINS / "restaurant", "actions")
     agent = Agent(restaurant_model, action_executor=actions)
     return await start_server(agent, enable_api=True, rate_limit=None)
+
+
+API_TOKEN = "train-token"
+
+
+@pytest.fixture
+async def train_api(
+    start_server: StartServer, moodbot_model: TrainedModel, tmp_path: Path
+) -> TestClient:
+    """moodbot (no NLU) with the HTTP API behind the token ``API_TOKEN``, its project folder
+    (where ``/model/train`` keeps models) ``tmp_path``: for the routes that train."""
+    return await start_server(
+        Agent(moodbot_model),
+        enable_api=True,
+        auth_token=API_TOKEN,
+        rate_limit=None,
+        project_dir=tmp_path,
+    )
 
 
 async def say(client: TestClient, sender: str, text: str) -> list[dict[str, Any]]:

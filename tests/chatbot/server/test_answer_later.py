@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from chatbot.agent import Agent, TrainedModel
+from chatbot.agent import Agent
 from chatbot.server import answer_later
 from chatbot.server.answer_later import LaterAnswers
 from chatbot.server.errors import json_error
@@ -25,48 +25,35 @@ from tests.connectors.servers import serve
 from tests.helpers import DOMAINS, example_project
 
 
-@pytest.fixture
-async def client(
-    start_server: StartServer, moodbot_model: TrainedModel, tmp_path: Path
-) -> TestClient:
-    return await start_server(
-        Agent(moodbot_model),
-        enable_api=True,
-        auth_token=TOKEN,
-        rate_limit=None,
-        project_dir=tmp_path,
-    )
-
-
 async def test_a_training_answers_at_once_and_posts_the_model_when_done(
-    client: TestClient, callback: tuple[Callback, str], tmp_path: Path
+    train_api: TestClient, callback: tuple[Callback, str], tmp_path: Path
 ) -> None:
     fake, url = callback
-    response = await client.post(
+    response = await train_api.post(
         f"/model/train?callback_url={url}", data=moodbot_body(), headers=YAML
     )
     assert response.status == 204, await response.text()
     assert fake.posts == []  # the training goes on after the answer
-    status = await client.get("/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    status = await train_api.get("/status", headers={"Authorization": f"Bearer {TOKEN}"})
     assert (await status.json())["num_active_training_jobs"] == 1
     headers, model = await fake.wait()
     assert headers["Content-Type"] == "application/octet-stream"
     name = headers["filename"]
     assert name.endswith(".model") and (tmp_path / "models" / name).read_bytes() == model
-    put = await client.put(
+    put = await train_api.put(
         "/model", data=io.BytesIO(model), headers={"Authorization": f"Bearer {TOKEN}"}
     )
     assert put.status == 204, await put.text()  # the posted model is a model the server serves
-    status = await client.get("/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    status = await train_api.get("/status", headers={"Authorization": f"Bearer {TOKEN}"})
     assert (await status.json())["num_active_training_jobs"] == 0
 
 
 async def test_a_training_error_is_posted_in_rasas_error_shape(
-    client: TestClient, callback: tuple[Callback, str]
+    train_api: TestClient, callback: tuple[Callback, str]
 ) -> None:
     fake, url = callback
     body = moodbot_body(stories=[{"story": "odd", "steps": [{"intent": "teleport"}]}])
-    response = await client.post(f"/model/train?callback_url={url}", data=body, headers=YAML)
+    response = await train_api.post(f"/model/train?callback_url={url}", data=body, headers=YAML)
     assert response.status == 204, await response.text()
     headers, posted = await fake.wait()
     assert headers["Content-Type"] == "application/json"
@@ -81,17 +68,17 @@ async def test_an_evaluation_is_posted_when_asked(
     from training.train import train_project
 
     model = train_project(example_project("moodbot", nlu=True), show_progress=False)
-    client = await start_server(Agent(model), enable_api=True, rate_limit=None)
+    served = await start_server(Agent(model), enable_api=True, rate_limit=None)
     fake, url = callback
     body = (DOMAINS / "moodbot" / "data" / "nlu.yml").read_text()
-    response = await client.post(f"/model/test/intents?callback_url={url}", data=body, headers=YAML)
+    response = await served.post(f"/model/test/intents?callback_url={url}", data=body, headers=YAML)
     assert response.status == 204, await response.text()
     headers, posted = await fake.wait()
     assert headers["Content-Type"] == "application/json"
     result = json.loads(posted)
     assert result["intent_evaluation"]["accuracy"] >= 0.9
     # Without a callback_url, the same evaluation is the answer.
-    direct = await client.post("/model/test/intents", data=body, headers=YAML)
+    direct = await served.post("/model/test/intents", data=body, headers=YAML)
     assert (await direct.json())["intent_evaluation"] == result["intent_evaluation"]
 
 
@@ -99,9 +86,9 @@ async def test_an_evaluation_is_posted_when_asked(
     "url", ["ftp://127.0.0.1/x", "file:///etc/passwd", "http://", "not a url", "//127.0.0.1/x"]
 )
 async def test_a_callback_url_that_is_no_http_url_is_a_400_before_anything_runs(
-    client: TestClient, url: str, tmp_path: Path
+    train_api: TestClient, url: str, tmp_path: Path
 ) -> None:
-    response = await client.post(
+    response = await train_api.post(
         "/model/train", params={"callback_url": url}, data=moodbot_body(), headers=YAML
     )
     assert response.status == 400
@@ -110,24 +97,14 @@ async def test_a_callback_url_that_is_no_http_url_is_a_400_before_anything_runs(
 
 
 async def test_shutdown_cancels_the_training_and_tells_the_callback(
-    start_server: StartServer,
-    moodbot_model: TrainedModel,
-    callback: tuple[Callback, str],
-    tmp_path: Path,
+    train_api: TestClient, callback: tuple[Callback, str], tmp_path: Path
 ) -> None:
-    client = await start_server(
-        Agent(moodbot_model),
-        enable_api=True,
-        auth_token=TOKEN,
-        rate_limit=None,
-        project_dir=tmp_path,
-    )
     fake, url = callback
-    response = await client.post(
+    response = await train_api.post(
         f"/model/train?callback_url={url}", data=moodbot_body(), headers=YAML
     )
     assert response.status == 204
-    await client.close()  # the server shuts down while the training process starts
+    await train_api.close()  # the server shuts down while the training process starts
     _, posted = await fake.wait(10)
     error = json.loads(posted)
     assert error["code"] == 503 and "stopped before the training ended" in error["message"]
@@ -135,13 +112,15 @@ async def test_shutdown_cancels_the_training_and_tells_the_callback(
 
 
 async def test_too_many_waiting_answers_are_refused(
-    client: TestClient, callback: tuple[Callback, str], monkeypatch: pytest.MonkeyPatch
+    train_api: TestClient, callback: tuple[Callback, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(answer_later, "MAX_PENDING", 1)
     _, url = callback
-    first = await client.post(f"/model/train?callback_url={url}", data=moodbot_body(), headers=YAML)
+    first = await train_api.post(
+        f"/model/train?callback_url={url}", data=moodbot_body(), headers=YAML
+    )
     assert first.status == 204
-    second = await client.post(
+    second = await train_api.post(
         f"/model/train?callback_url={url}", data=moodbot_body(), headers=YAML
     )
     assert second.status == 503 and second.headers["Retry-After"]

@@ -10,11 +10,10 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient
 
-from chatbot.agent import Agent, TrainedModel
-from tests.chatbot.server.support import StartServer
+from tests.chatbot.server.support import API_TOKEN
 from tests.helpers import DOMAINS
 
-TOKEN = "train-token"
+TOKEN = API_TOKEN
 YAML = {"Content-Type": "application/yaml", "Authorization": f"Bearer {TOKEN}"}
 
 
@@ -37,42 +36,29 @@ def moodbot_body(**changes: object) -> str:
     return yaml.safe_dump(body, sort_keys=False)
 
 
-@pytest.fixture
-async def client(
-    start_server: StartServer, moodbot_model: TrainedModel, tmp_path: Path
-) -> TestClient:
-    return await start_server(
-        Agent(moodbot_model),
-        enable_api=True,
-        auth_token=TOKEN,
-        rate_limit=None,
-        project_dir=tmp_path,
-    )
-
-
 async def test_training_data_in_makes_a_model_out_that_put_model_serves(
-    client: TestClient, tmp_path: Path
+    train_api: TestClient, tmp_path: Path
 ) -> None:
-    response = await client.post("/model/train", data=moodbot_body(), headers=YAML)
+    response = await train_api.post("/model/train", data=moodbot_body(), headers=YAML)
     assert response.status == 200, await response.text()
     name = response.headers["filename"]
     assert name.endswith(".model")
     model = await response.read()
     assert (tmp_path / "models" / name).read_bytes() == model  # kept, as Rasa keeps it
-    put = await client.put(
+    put = await train_api.put(
         "/model", data=io.BytesIO(model), headers={"Authorization": f"Bearer {TOKEN}"}
     )
     assert put.status == 204, await put.text()
-    answer = await client.post(
+    answer = await train_api.post(
         "/webhooks/rest/webhook", json={"sender": "ann", "message": "/mood_great"}
     )
     assert answer.status == 200 and (await answer.json())[0]["text"]
-    status = await client.get("/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    status = await train_api.get("/status", headers={"Authorization": f"Bearer {TOKEN}"})
     assert (await status.json())["num_active_training_jobs"] == 0
 
 
 async def test_unchanged_parts_come_from_the_kept_models_unless_training_is_forced(
-    client: TestClient, tmp_path: Path
+    train_api: TestClient, tmp_path: Path
 ) -> None:
     """As `chatbot train` does with its output folder: a part that nothing it is trained on
     changed for is taken from a model in the server's models/ folder (Rasa's training cache);
@@ -83,24 +69,24 @@ async def test_unchanged_parts_come_from_the_kept_models_unless_training_is_forc
         meta, _ = model_file.loads(model)
         return meta.get("reused", {})
 
-    first = await client.post("/model/train", data=moodbot_body(), headers=YAML)
+    first = await train_api.post("/model/train", data=moodbot_body(), headers=YAML)
     assert first.status == 200, await first.text()
     assert reused(await first.read()) == {}
     name = first.headers["filename"]
     stories = yaml.safe_load(moodbot_body())["stories"]
     stories.append({"story": "new", "steps": [{"intent": "affirm"}, {"action": "utter_happy"}]})
-    second = await client.post("/model/train", data=moodbot_body(stories=stories), headers=YAML)
+    second = await train_api.post("/model/train", data=moodbot_body(stories=stories), headers=YAML)
     assert second.status == 200, await second.text()
     assert reused(await second.read()) == {"nlu": name}
-    forced = await client.post(
+    forced = await train_api.post(
         "/model/train?force_training=true", data=moodbot_body(stories=stories), headers=YAML
     )
     assert forced.status == 200, await forced.text()
     assert reused(await forced.read()) == {}
 
 
-async def test_a_model_not_kept_when_asked(client: TestClient, tmp_path: Path) -> None:
-    response = await client.post(
+async def test_a_model_not_kept_when_asked(train_api: TestClient, tmp_path: Path) -> None:
+    response = await train_api.post(
         "/model/train?save_to_default_model_directory=false&augmentation=0&force_training=true",
         data=moodbot_body(),
         headers=YAML,
@@ -133,18 +119,20 @@ async def test_a_model_not_kept_when_asked(client: TestClient, tmp_path: Path) -
     ],
 )
 async def test_mistakes_in_the_request_are_a_400_that_says_what(
-    client: TestClient, body: str | None, query: str, status: int, message: str
+    train_api: TestClient, body: str | None, query: str, status: int, message: str
 ) -> None:
-    response = await client.post(
+    response = await train_api.post(
         f"/model/train{query}", data=body if body is not None else moodbot_body(), headers=YAML
     )
     assert response.status == status
     assert message in (await response.json())["message"]
 
 
-async def test_a_mistake_in_the_data_names_the_part_and_line(client: TestClient) -> None:
+async def test_a_mistake_in_the_data_names_the_part_and_line(train_api: TestClient) -> None:
     stories = [{"story": "bad", "steps": [{"intent": "nope"}, {"action": "utter_greet"}]}]
-    response = await client.post("/model/train", data=moodbot_body(stories=stories), headers=YAML)
+    response = await train_api.post(
+        "/model/train", data=moodbot_body(stories=stories), headers=YAML
+    )
     assert response.status == 400
     body = await response.json()
     assert body["reason"] == "TrainingError"
@@ -155,8 +143,8 @@ async def test_a_mistake_in_the_data_names_the_part_and_line(client: TestClient)
     assert "chatbot-train-" not in body["message"]  # no temporary path
 
 
-async def test_json_and_no_credentials_are_refused(client: TestClient) -> None:
-    response = await client.post(
+async def test_json_and_no_credentials_are_refused(train_api: TestClient) -> None:
+    response = await train_api.post(
         "/model/train", json={"nlu": []}, headers={"Authorization": f"Bearer {TOKEN}"}
     )
     assert response.status == 415  # Rasa 3 trains from YAML only
@@ -165,9 +153,9 @@ async def test_json_and_no_credentials_are_refused(client: TestClient) -> None:
         headers = {"Authorization": f"Bearer {TOKEN}"}
         if content_type is not None:
             headers["Content-Type"] = content_type
-        response = await client.post("/model/train", data=b"nlu: [", headers=headers)
+        response = await train_api.post("/model/train", data=b"nlu: [", headers=headers)
         assert response.status == 400, await response.text()
-    response = await client.post(
+    response = await train_api.post(
         "/model/train", data=moodbot_body(), headers={"Content-Type": "application/yaml"}
     )
     assert response.status == 401
