@@ -32,6 +32,7 @@ from chatbot.cli_common import (
 )
 from chatbot.errors import ModelFileError
 from chatbot.log_setup import apply_log_options
+from chatbot.ranges import whole_number
 
 _endpoints_option = click.option(
     "--endpoints",
@@ -290,9 +291,10 @@ def shell_nlu(ctx: click.Context, project_dir: Path, model_path: Path | None) ->
 def _button_payload(text: str, buttons: list[Any]) -> str:
     """What to send for ``text``: the payload of the button of that number where the bot's last
     message had buttons (as choosing one in Rasa's shell does), else the text itself."""
-    if not (text.isdigit() and 1 <= int(text) <= len(buttons)):
+    number = whole_number(text)
+    if number is None or not 1 <= number <= len(buttons):
         return text
-    button = buttons[int(text) - 1]
+    button = buttons[number - 1]
     payload = button.get("payload") if isinstance(button, dict) else None
     if not isinstance(payload, str) or not payload:
         return text

@@ -21,6 +21,7 @@ from chatbot.cli_common import (
     user_errors,
 )
 from chatbot.errors import ChatbotError
+from chatbot.ranges import whole_number
 
 
 def _store_for(project_dir: Path, endpoints_path: Path | None = None) -> Any:
@@ -264,9 +265,9 @@ def evaluate_markers(
         raise ChatbotError(f"expected `chatbot evaluate markers {usage}`")
     count = None
     if strategy != "all":
-        if not arguments[0].isdigit() or int(arguments[0]) < 1:
+        count = whole_number(arguments[0])
+        if count is None or count < 1:
             raise ChatbotError(f"{strategy} takes a number of conversations, not {arguments[0]!r}")
-        count = int(arguments[0])
     output = Path(arguments[-1])
     overall = output.parent / f"{stats_file_prefix}-overall.csv"
     per_session = output.parent / f"{stats_file_prefix}-per-session.csv"

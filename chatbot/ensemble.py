@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from chatbot.errors import ModelFileError
+from chatbot.ranges import whole_number
 
 PREFIX = "ensemble"  # member i's tensors are named "ensemble.<i>.<name>" in a model file
 
@@ -43,8 +44,9 @@ def split_members(
     for key, value in weights.items():
         head, _, rest = key.partition(".")
         index, _, name = rest.partition(".")
-        if head == PREFIX and index.isdigit() and int(index) < count and name:
-            members[int(index)][name] = value
+        number = whole_number(index)
+        if head == PREFIX and number is not None and number < count and name:
+            members[number][name] = value
         else:
             strays.append(key)
     if strays:

@@ -49,6 +49,7 @@ from chatbot.project.nlu_json import entity_json
 from chatbot.project.nlu_reader import parse_annotated_text
 from chatbot.project.nlu_writer import annotated_text, nlu_yaml
 from chatbot.project.training_data import EntityAnnotation, NLUData, NLUExample
+from chatbot.ranges import whole_number
 from chatbot.server.story import applied, split_sessions, step_of
 
 CHANNEL = "interactive"
@@ -290,12 +291,13 @@ class InteractiveSession:
 
     async def _choose(self, question: str, options: Sequence[str]) -> str:
         self.say(question)
-        for number, option in enumerate(options, start=1):
-            self.say(f"  {number}: {option}")
+        for shown, option in enumerate(options, start=1):
+            self.say(f"  {shown}: {option}")
         while True:
             answer = (await self._ask("Number or name: ")).strip()
-            if answer.isdigit() and 1 <= int(answer) <= len(options):
-                return options[int(answer) - 1]
+            number = whole_number(answer)
+            if number is not None and 1 <= number <= len(options):
+                return options[number - 1]
             if answer in options:
                 return answer
             self.say(f"  Not one of the {len(options)} above; try again.")

@@ -16,6 +16,7 @@ import numpy as np
 
 from chatbot.errors import ModelFileError
 from chatbot.json_input import kind
+from chatbot.ranges import whole_number
 
 # The entries every model file has (``TrainedModel.to_file`` writes them all), and what each is.
 ENTRIES = {
@@ -76,8 +77,9 @@ def part_of(tensor: str, meta: Mapping[str, Any]) -> str:
     if tensor.startswith("policy."):
         index = tensor.split(".", 2)[1]
         policies = meta.get("policies")
-        if index.isdigit() and isinstance(policies, list) and int(index) < len(policies):
-            entry = policies[int(index)]
+        number = whole_number(index)
+        if number is not None and isinstance(policies, list) and number < len(policies):
+            entry = policies[number]
             if isinstance(entry, dict) and isinstance(entry.get("name"), str):
                 return f"the policy {entry['name']}"
         return "a dialogue policy"

@@ -37,3 +37,12 @@ def out_of_range(
         for key, value in values.items()
         if key in ranges and value is not None and not ranges[key].holds(value)
     ]
+
+
+def whole_number(text: str, max_digits: int = 9) -> int | None:
+    """``text`` as a whole number where it is one written in ASCII digits (at most
+    ``max_digits`` of them), else None. ``str.isdigit`` alone also takes "²" and "٣", and
+    ``int`` refuses the first and any text of more than 4,300 digits: a ValueError."""
+    if not (0 < len(text) <= max_digits and text.isascii() and text.isdigit()):
+        return None
+    return int(text)

@@ -29,6 +29,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
+from chatbot.ranges import whole_number
 from chatbot.store.base import conversation_id_problem
 from connectors.base import InputChannel
 from connectors.turns import answer, refusal
@@ -85,7 +86,7 @@ class TwilioVoiceChannel(InputChannel):
                 )
             options[key] = value
         timeout = options.get("speech_timeout", DEFAULTS["speech_timeout"])
-        if not (timeout.isdigit() or timeout == "auto"):
+        if not (whole_number(timeout) is not None or timeout == "auto"):
             raise ConfigError(
                 f"twilio_voice: 'speech_timeout' must be whole seconds or 'auto', not {timeout!r}"
             )

@@ -222,3 +222,14 @@ def test_the_shell_leaves_out_rasa_sdks_line_per_registered_action(tmp_path: Pat
     assert "Registered function" not in result.stderr + result.stdout
     debug = chatbot(*args, "--debug", stdin="/stop\n")
     assert "Registered function for 'validate_restaurant_form'" in debug.stderr
+
+
+def test_a_number_in_other_digits_is_sent_as_typed() -> None:
+    """ "²" is a digit to ``str.isdigit`` but no number to ``int``: the shell's button choice
+    sent it as typed instead of dying on a ValueError; so does a number of 5,000 digits."""
+    from chatbot.cli_shell import _button_payload
+
+    buttons = [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}]
+    assert _button_payload("2", buttons) == "/deny"
+    for text in ("\u00b2", "\u0662", "9" * 5000):
+        assert _button_payload(text, buttons) == text

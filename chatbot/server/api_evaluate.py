@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from chatbot.errors import ChatbotError, ProjectErrors
+from chatbot.ranges import whole_number
 from chatbot.server.answer_later import answer_now_or_later, callback_url
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import read_large_body
@@ -88,11 +89,12 @@ def _folds(request: web.Request) -> int | None:
     value = request.query.get("cross_validation_folds")
     if not value:  # absent or empty: no cross-validation, as Rasa reads it
         return None
-    if not value.isdigit() or int(value) < 2:
+    folds = whole_number(value)
+    if folds is None or folds < 2:
         raise json_error(
             400, f"cross_validation_folds must be a whole number from 2, not {value!r}"
         )
-    return int(value)
+    return folds
 
 
 async def test_stories(request: web.Request) -> web.Response:

@@ -37,6 +37,7 @@ from aiohttp import web
 from chatbot.errors import ProjectError
 from chatbot.model_file import new_model_path
 from chatbot.project.yaml_io import load_yaml_text, to_plain
+from chatbot.ranges import whole_number
 from chatbot.server.answer_later import answer_now_or_later, callback_url
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import read_large_body
@@ -141,9 +142,10 @@ def _count(request: web.Request, key: str) -> int | None:
     value = request.query.get(key)
     if value is None:
         return None
-    if not value.isdigit():
+    number = whole_number(value)
+    if number is None:
         raise json_error(400, f"query parameter '{key}' must be a whole number, not {value!r}")
-    return int(value)
+    return number
 
 
 async def _read_text(request: web.Request) -> str:

@@ -27,7 +27,15 @@ def test_split_is_the_inverse_of_join() -> None:
 
 @pytest.mark.parametrize(
     "stray",
-    ["weight", "ensemble.3.weight", "ensemble.x.weight", "ensemble.0.", "ensemble.-1.weight"],
+    [
+        "weight",
+        "ensemble.3.weight",
+        "ensemble.x.weight",
+        "ensemble.0.",
+        "ensemble.-1.weight",
+        "ensemble.\u00b2.weight",  # "²".isdigit(), but int("²") is a ValueError
+        "ensemble." + "9" * 5000 + ".weight",  # int() refuses more than 4,300 digits
+    ],
 )
 def test_a_tensor_outside_every_member_is_named(stray: str) -> None:
     tensors = join_members([{"weight": np.zeros(1)}] * 3) | {stray: np.zeros(1)}

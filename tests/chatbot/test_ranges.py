@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from chatbot.ranges import ABOVE_0, AT_LEAST_1, FRACTION, SHARE, out_of_range
+import pytest
+
+from chatbot.ranges import ABOVE_0, AT_LEAST_1, FRACTION, SHARE, out_of_range, whole_number
 
 
 def test_the_ends_of_each_range() -> None:
@@ -18,3 +20,24 @@ def test_messages_name_the_key_as_written_and_leave_unset_values_alone() -> None
     assert out_of_range(values, ranges, {"dropout": "drop_rate"}) == [
         "'drop_rate' must be at least 0 and under 1, got 1.5"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("0", 0),
+        ("12", 12),
+        ("007", 7),
+        ("999999999", 999999999),
+        ("1234567890", None),  # more digits than asked for
+        ("9" * 5000, None),  # int() would refuse it: a ValueError
+        ("\u00b2", None),  # "²".isdigit() is True, int("²") a ValueError
+        ("\u0663", None),  # an Arabic-Indic 3: a digit, not one a query or a prompt means
+        ("", None),
+        ("-1", None),
+        (" 1", None),
+        ("1.0", None),
+    ],
+)
+def test_whole_numbers_are_ascii_digits_only(text: str, number: int | None) -> None:
+    assert whole_number(text) == number

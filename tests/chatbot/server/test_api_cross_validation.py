@@ -75,6 +75,8 @@ async def test_a_mistake_in_the_config_or_the_data_names_the_bodys_line(
     [
         ("1", FAST + NLU.read_text(), YAML, "a whole number from 2"),
         ("two", FAST + NLU.read_text(), YAML, "a whole number from 2"),
+        ("%C2%B2", FAST + NLU.read_text(), YAML, "a whole number from 2"),  # "²"
+        ("9" * 5000, FAST + NLU.read_text(), YAML, "a whole number from 2"),
         ("2", json.dumps({"rasa_nlu_data": {}}), {"Content-Type": "application/json"}, "not JSON"),
         ("2", FAST, YAML, "no NLU examples"),
         ("2", "nlu: [unclosed\n", YAML, "the body:2: YAML syntax error"),

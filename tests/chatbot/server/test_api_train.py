@@ -115,6 +115,7 @@ async def test_a_model_not_kept_when_asked(train_api: TestClient, tmp_path: Path
         ("intents: [greet]\n", "", 400, "has none of nlu, stories or rules"),
         (None, "?save_to_default_model_directory=maybe", 400, "must be true or false"),
         (None, "?augmentation=-1", 400, "must be a whole number"),
+        (None, "?augmentation=%C2%B2", 400, "must be a whole number"),  # "²": int() refuses it
         (None, "?callback_url=ftp://x", 400, "callback_url must be an http or https URL"),
     ],
 )
