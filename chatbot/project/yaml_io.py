@@ -195,11 +195,19 @@ def _construct_list(loader: _Loader, node: SequenceNode) -> Any:
 
 def _construct_int(loader: _Loader, node: ScalarNode) -> int:
     text = str(loader.construct_scalar(node))
-    if text.startswith("0o"):
-        return int(text[2:], 8)
-    if text.startswith("0x"):
-        return int(text[2:], 16)
-    return int(text)
+    try:
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        if text.startswith("0x"):
+            return int(text[2:], 16)
+        return int(text)
+    except ValueError:  # more digits than Python turns into a number (4,300)
+        raise ProjectError(
+            f"a number of {len(text)} digits ({text[:12]}...) is too long to be read; quote it "
+            "if it is text",
+            file=loader.file,
+            line=_line(node),
+        ) from None
 
 
 for _tag, _constructor in (

@@ -137,3 +137,14 @@ def test_an_alias_inside_its_own_anchor_is_refused() -> None:
 def test_shared_anchors_are_read_as_written() -> None:
     data = load_yaml_text("a: &a [1, 2]\nb: *a\nc: {x: *a, y: *a}\n")
     assert to_plain(data) == {"a": [1, 2], "b": [1, 2], "c": {"x": [1, 2], "y": [1, 2]}}
+
+
+@pytest.mark.parametrize("number", ["9" * 5000, "-" + "1" * 4301])
+def test_a_number_too_long_for_python_is_an_error_naming_its_line(number: str) -> None:
+    """int() refuses more than 4,300 digits (a ValueError, a traceback for the user; a 500 for
+    a /model/train body); hexadecimal and octal ones have no such limit."""
+    with pytest.raises(ProjectError, match=r"^domain\.yml:3: a number of \d+ digits"):
+        load_yaml_text(
+            f"session_config:\n  carry_over_slots_to_new_session: true\n  x: {number}\n",
+            file="domain.yml",
+        )

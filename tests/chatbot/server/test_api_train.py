@@ -112,6 +112,7 @@ async def test_a_model_not_kept_when_asked(train_api: TestClient, tmp_path: Path
             "the anchors and aliases of this document stand for",
         ),
         ("- a list\n", "", 400, "must be a YAML mapping"),
+        ("language: " + "9" * 5000 + "\n", "", 400, "the training data:1: a number of 5000 digits"),
         ("intents: [greet]\n", "", 400, "has none of nlu, stories or rules"),
         (None, "?save_to_default_model_directory=maybe", 400, "must be true or false"),
         (None, "?augmentation=-1", 400, "must be a whole number"),
