@@ -71,7 +71,14 @@ class LaterAnswers:
             response = await work()
         except asyncio.CancelledError:
             stopped = error_body(503, f"the server stopped before the {what} ended", "Cancelled")
-            await self._deliver(url, json.dumps(stopped).encode(), {"Content-Type": JSON}, what, 1)
+            await self._deliver(
+                url,
+                json.dumps(stopped).encode(),
+                {"Content-Type": JSON},
+                what,
+                attempts=1,
+                timeout=SHUTDOWN_DELIVERY_TIMEOUT,
+            )
             raise
         except web.HTTPException as error:  # the work's own error, in Rasa's error JSON
             logger.warning("%s for callback %s failed: %s", what, url, error.text)
@@ -96,8 +103,8 @@ class LaterAnswers:
         headers: dict[str, str],
         what: str,
         attempts: int = ATTEMPTS,
+        timeout: float = DELIVERY_TIMEOUT,
     ) -> None:
-        timeout = DELIVERY_TIMEOUT if attempts > 1 else SHUTDOWN_DELIVERY_TIMEOUT
         delay = self.retry_delay
         problem = ""
         for attempt in range(attempts):

@@ -82,7 +82,7 @@ class TrustedProxies:
         return hops[0] if hops else peer
 
 
-def request_client(request: web.Request, proxies: TrustedProxies) -> str | None:
+def request_client(request: web.BaseRequest, proxies: TrustedProxies) -> str | None:
     """The address of the client that sent ``request`` (None on a socket without one)."""
     return proxies.client(request.remote, request.headers.get("X-Forwarded-For"))
 
@@ -91,7 +91,7 @@ def environ_client(environ: dict[str, Any], proxies: TrustedProxies) -> str | No
     """The same for a socket.io connection, from the WSGI-like environ python-socketio gives."""
     request = environ.get("aiohttp.request")
     if isinstance(request, web.BaseRequest):
-        return proxies.client(request.remote, request.headers.get("X-Forwarded-For"))
+        return request_client(request, proxies)
     peer = environ.get("REMOTE_ADDR")
     forwarded = environ.get("HTTP_X_FORWARDED_FOR")
     return proxies.client(
