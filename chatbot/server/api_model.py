@@ -1,8 +1,10 @@
 """The HTTP API's model routes: ``/status``, ``/domain``, ``POST /model/parse``,
 ``POST /model/predict``, ``PUT /model`` and ``DELETE /model``.
 
-``PUT /model`` takes ``{"model_file": "<path on the server>"}`` (as Rasa) or the model file itself
-as the body (``Content-Type: application/octet-stream``). The new model answers the next messages;
+``PUT /model`` takes ``{"model_file": "<path on the server>"}`` (as Rasa), Rasa's
+``{"model_server": {"url": ...}}`` (that server's model, and the server followed from then on;
+``chatbot.server.model_pull``) or the model file itself as the body (``Content-Type:
+application/octet-stream``). The new model answers the next messages;
 conversations stay in the store, and messages in flight finish with the model they started with.
 ``DELETE /model`` unloads the model: until ``PUT /model`` loads one, whatever needs it answers a
 409 (a channel's message a 503) saying that no model is loaded. Under ``chatbot run --workers``
@@ -29,8 +31,10 @@ import yaml
 from aiohttp import web
 
 from chatbot.agent import TrainedModel, __version__
-from chatbot.errors import ModelFileError
+from chatbot.errors import ConfigError, ModelFileError
+from chatbot.project.domain import Origin
 from chatbot.project.domain_reader import domain_to_dict
+from chatbot.project.endpoints import EndpointBlock
 from chatbot.server.api import predict_from_events
 from chatbot.server.auth import Auth
 from chatbot.server.bodies import body_timeout, body_too_slow, read_object, string_field
@@ -128,7 +132,10 @@ async def replace_model(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     sync = request.app.get(WORKER_SYNC)
     if request.content_type == "application/json":
-        path = Path(_model_file_of(await read_object(request)))
+        body = await read_object(request)
+        if "model_server" in body:
+            return await _follow_model_server(request.app, body)
+        path = Path(_model_file_of(body))
         model = await load_model_file(path)
         source = str(path)
     else:
@@ -143,6 +150,8 @@ async def replace_model(request: web.Request) -> web.Response:
                     raise json_error(400, "the request body is not valid JSON") from None
                 if not isinstance(body, dict):
                     raise json_error(400, "the request body must be a JSON object")
+                if "model_server" in body:
+                    return await _follow_model_server(request.app, body)
                 path = Path(_model_file_of(body))
                 model = await load_model_file(path)
                 source = str(path)
@@ -200,12 +209,53 @@ _JSON_AT_MOST = 64 * 1024
 
 
 def _model_file_of(body: dict[str, Any]) -> str:
-    unsupported = sorted({"model_server", "remote_storage"} & set(body))
-    if unsupported:
-        raise json_error(400, f"{', '.join(unsupported)}: not supported; send 'model_file'")
+    _no_remote_storage(body)
     path = string_field(body, "model_file")
     assert path is not None
     return path
+
+
+def _no_remote_storage(body: dict[str, Any]) -> None:
+    if "remote_storage" in body:
+        raise json_error(
+            400,
+            "remote_storage: cloud model storage is not provided; send 'model_file' or "
+            "'model_server'",
+        )
+
+
+async def _follow_model_server(app: web.Application, body: dict[str, Any]) -> web.Response:
+    """Rasa's ``{"model_server": {"url": ..., ...}}``: the model that server sends is served at
+    once, and the server is followed from then on (every ``wait_time_between_pulls`` seconds,
+    100 by default, as in Rasa) instead of endpoints.yml's ``models:``. A ``model_file`` beside
+    it is not used (Rasa's order)."""
+    from chatbot.server.model_pull import MODEL_PULLS, ModelServer, ModelServerFailed
+
+    _no_remote_storage(body)
+    if app.get(WORKER_SYNC) is not None:
+        raise json_error(
+            400,
+            "model_server: not supported under chatbot run --workers (every worker follows "
+            "endpoints.yml's models:); send 'model_file' or the model file",
+        )
+    value = body["model_server"]
+    if not isinstance(value, dict):
+        raise json_error(
+            400,
+            "'model_server' must be an object (Rasa's endpoint: url, params, headers, "
+            f"basic_auth, token, wait_time_between_pulls), not {type(value).__name__}",
+        )
+    block = EndpointBlock("model_server", value, Origin("the request body"))
+    try:
+        server = ModelServer.from_block(block)
+    except ConfigError as exc:
+        raise json_error(400, str(exc)) from None
+    try:
+        await app[MODEL_PULLS].switch(server)
+    except ModelServerFailed as exc:
+        served = "the model being served stays" if app[AGENT].is_ready else "no model is served"
+        raise json_error(502, f"{exc}; {served}", "ModelServerError") from None
+    return web.Response(status=204)
 
 
 async def unload_model(request: web.Request) -> web.Response:
@@ -218,10 +268,10 @@ async def unload_model(request: web.Request) -> web.Response:
 
 def _tell_the_puller(app: web.Application) -> None:
     """A model server's puller, where there is one, learns that the API changed the model."""
-    from chatbot.server.model_pull import MODEL_PULLER  # it imports this module
+    from chatbot.server.model_pull import MODEL_PULLS  # it imports this module
 
-    if MODEL_PULLER in app:
-        app[MODEL_PULLER].replaced_elsewhere()
+    if MODEL_PULLS in app:
+        app[MODEL_PULLS].replaced_elsewhere()
 
 
 async def load_model_file(path: Path) -> TrainedModel:

@@ -52,7 +52,7 @@ from chatbot.server.keys import (
 )
 from chatbot.server.limits import RateLimiter
 from chatbot.server.metrics import Metrics
-from chatbot.server.model_pull import MODEL_PULLER, ModelPuller, ModelServer
+from chatbot.server.model_pull import MODEL_PULLS, ModelPulls, ModelServer
 from chatbot.server.outputs import deliver
 from chatbot.server.settings import STORE_RETRY_S, ServerSettings
 from chatbot.server.tls import server_ssl_context
@@ -198,10 +198,12 @@ def create_app(agent: Agent, settings: ServerSettings | None = None) -> web.Appl
     # First in, last out: the stores close after every channel has finished its messages.
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(run_reminders)  # stopped before the stores close
+    # endpoints.yml's model server, or one that PUT /model names later: the first pull before
+    # the server accepts connections, later ones in a task.
+    app[MODEL_PULLS] = ModelPulls(app)
     if settings.model_server is not None:
-        # The first pull before the server accepts connections; later ones in a task.
-        app[MODEL_PULLER] = ModelPuller(app, settings.model_server)
-        app.cleanup_ctx.append(app[MODEL_PULLER].lifecycle)
+        app[MODEL_PULLS].configure(settings.model_server)
+    app.cleanup_ctx.append(app[MODEL_PULLS].lifecycle)
     app.on_shutdown.append(_announce_shutdown)
     if settings.worker is not None:
         _share_with_workers(app, settings)

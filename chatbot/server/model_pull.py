@@ -26,6 +26,10 @@ A bad file or a failed pull leaves the served model as it is; the cause is logge
 WARNING, then at DEBUG while it lasts), without the token or other credentials. A model loaded
 with ``PUT /model`` (or unloaded with ``DELETE /model``) stays so until the model server answers
 with a new ETag, whose file is then loaded even where it is the one pulled before.
+
+``PUT /model`` with Rasa's ``{"model_server": {...}}`` (the same keys) switches to another model
+server at run time (``ModelPulls.switch``): its model is pulled and served at once, and it is
+followed from then on instead of the one before; if it brings no model, nothing changes.
 """
 
 from __future__ import annotations
@@ -91,13 +95,21 @@ class ModelServer:
         url = params.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(
-                f"{where}models needs 'url' (the model server's URL of the model, http:// or "
-                f"https://), not {url!r}"
+                f"{where}{block.name} needs 'url' (the model server's URL of the model, http:// "
+                f"or https://), not {url!r}"
             )
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (a port that is no number or out of range raises)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{where}{block.name}: 'url' {url!r} is not a valid URL ({exc})"
+            ) from None
+        if not parts.hostname:
+            raise ConfigError(f"{where}{block.name}: 'url' {url!r} names no host")
         query = block.query()
         headers = block.request_headers()  # basic_auth as its Authorization header
         basic_auth = block.basic_auth()
-        parts = urlsplit(url)
         secrets: list[str | None] = [*headers.values(), parts.password]
         secrets += [value for _, value in parse_qsl(parts.query)]
         if params.get("token"):
@@ -109,8 +121,8 @@ class ModelServer:
             params=query,
             headers=headers,
             basic_auth=basic_auth,
-            wait_time_between_pulls=_wait_time(params, where),
-            timeout=_timeout(params, where),
+            wait_time_between_pulls=_wait_time(params, f"{where}{block.name}"),
+            timeout=_timeout(params, f"{where}{block.name}"),
             secrets=tuple(s for s in secrets if s),
         )
 
@@ -142,24 +154,24 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _wait_time(params: dict[str, Any], where: str) -> float | None:
+def _wait_time(params: dict[str, Any], block: str) -> float | None:
     value = params.get("wait_time_between_pulls", DEFAULT_WAIT)
     if value is None:
         return None
     seconds = _number(value)
     if seconds is None or seconds < 0:
         raise ConfigError(
-            f"{where}models: 'wait_time_between_pulls' must be a number of seconds >= 0, or null "
-            f"to pull only at startup; not {value!r}"
+            f"{block}: 'wait_time_between_pulls' must be a number of seconds >= 0, or null to "
+            f"pull only once; not {value!r}"
         )
     return seconds or None  # 0: no pulls after the first, as in Rasa
 
 
-def _timeout(params: dict[str, Any], where: str) -> float:
+def _timeout(params: dict[str, Any], block: str) -> float:
     value = params.get("timeout", DEFAULT_TIMEOUT)
     seconds = _number(value)
     if seconds is None or seconds <= 0:
-        raise ConfigError(f"{where}models: 'timeout' must be a positive number, not {value!r}")
+        raise ConfigError(f"{block}: 'timeout' must be a positive number, not {value!r}")
     return seconds
 
 
@@ -167,9 +179,13 @@ class ModelPuller:
     """Pulls one application's model from its model server: once at startup (``lifecycle``, a
     ``cleanup_ctx`` entry), then every ``wait_time_between_pulls`` seconds in a task."""
 
-    def __init__(self, app: web.Application, server: ModelServer) -> None:
+    def __init__(
+        self, app: web.Application, server: ModelServer, turn: asyncio.Lock | None = None
+    ) -> None:
         self.app = app
         self.server = server
+        # One pull at a time among an application's pullers (``ModelPulls.switch``).
+        self._turn = turn or asyncio.Lock()
         self.etag: str | None = None  # the served model's, sent as If-None-Match
         self.pulls = 0  # requests finished, whatever their outcome
         self.loads = 0  # models from the server swapped in
@@ -184,27 +200,37 @@ class ModelPuller:
         ETag) is loaded even if it is the file pulled before."""
         self._digest = None
 
-    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        await self.start()
-        try:
-            yield
-        finally:
-            await self.close()
+    @property
+    def problem(self) -> str | None:
+        """Why the last pull brought no model (None: it answered)."""
+        return self._problem
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            headers=dict(self.server.headers),
-            timeout=aiohttp.ClientTimeout(total=self.server.timeout),
-        )
+        """The first pull (at startup), then the pulls every ``wait_time_between_pulls``."""
+        self.open()
         await self.pull()
         if not self.app[AGENT].is_ready:
             logger.warning(
                 "no model is served until the model server %s sends one",
                 self.server.describe(),
             )
+        self.follow()
+
+    def open(self) -> None:
+        self._session = aiohttp.ClientSession(
+            headers=dict(self.server.headers),
+            timeout=aiohttp.ClientTimeout(total=self.server.timeout),
+        )
+
+    def follow(self) -> None:
+        """Pull every ``wait_time_between_pulls`` seconds from now on (none: no more pulls)."""
         wait = self.server.wait_time_between_pulls
-        if wait is not None:
+        if wait is not None and self._task is None:
             self._task = asyncio.create_task(self._pull_every(wait), name="model pulls")
+
+    def stop_following(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -235,6 +261,11 @@ class ModelPuller:
 
     async def pull(self) -> bool:
         """One request to the model server; True when it brought a new model, now served."""
+        async with self._turn:
+            return await self.pull_in_turn()
+
+    async def pull_in_turn(self) -> bool:
+        """``pull`` where the caller holds the pullers' turn."""
         outcome = "failed"
         try:
             new = await self._pull()
@@ -325,4 +356,64 @@ class ModelPuller:
             self._problem = None
 
 
-MODEL_PULLER = web.AppKey("model_puller", ModelPuller)
+class ModelServerFailed(Exception):
+    """The model server a ``PUT /model`` names brought no model; the message says why."""
+
+
+class ModelPulls:
+    """An application's model server, if it has one: endpoints.yml's ``models:`` from startup,
+    or the one a ``PUT /model`` names (Rasa's ``model_server``), which takes its place."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.puller: ModelPuller | None = None
+        self._turn = asyncio.Lock()
+        self._closed = False
+
+    def configure(self, server: ModelServer) -> None:
+        """The model server of endpoints.yml, first pulled when the application starts."""
+        self.puller = ModelPuller(self.app, server, self._turn)
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        """A ``cleanup_ctx`` entry: the first pull before the server accepts connections."""
+        if self.puller is not None:
+            await self.puller.start()
+        try:
+            yield
+        finally:
+            self._closed = True
+            if self.puller is not None:
+                await self.puller.close()
+
+    def replaced_elsewhere(self) -> None:
+        if self.puller is not None:
+            self.puller.replaced_elsewhere()
+
+    async def switch(self, server: ModelServer) -> None:
+        """Serve ``server``'s model now and follow it from now on, in place of the model server
+        followed so far. If it brings no model (``ModelServerFailed``), nothing changes."""
+        if self._closed:
+            raise ModelServerFailed("the server is stopping")
+        new = ModelPuller(self.app, server, self._turn)
+        new.open()
+        async with self._turn:  # no pull of the old server's lands in between
+            try:
+                brought = await new.pull_in_turn()
+            except BaseException:
+                await new.close()
+                raise
+            if not brought:
+                await new.close()
+                problem = new.problem or "sent no model"
+                raise ModelServerFailed(f"model server {server.describe()} {problem}")
+            old, self.puller = self.puller, new
+            if old is not None:
+                old.stop_following()
+        new.follow()
+        if old is not None:
+            await old.close()
+        if self._closed:  # the server stopped meanwhile
+            await new.close()
+
+
+MODEL_PULLS = web.AppKey("model_pulls", ModelPulls)

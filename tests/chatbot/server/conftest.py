@@ -1,4 +1,5 @@
 from tests.chatbot.server.callbacks import callback  # noqa: F401 (fixture)
+from tests.chatbot.server.model_servers import model_server, models, start_bot  # noqa: F401
 from tests.chatbot.server.support import (  # noqa: F401 (fixtures)
     api,
     moodbot_model,

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 from chatbot import model_file
 from chatbot.agent import Agent, TrainedModel
 from tests.chatbot.server.support import StartServer, say
+from tests.helpers import free_port
 
 
 async def test_the_api_is_off_by_default(
@@ -372,7 +373,8 @@ async def test_upload_a_model(
     ("kwargs", "status"),
     [
         ({"json": {"model_file": "/nowhere/x.model"}}, 400),
-        ({"json": {"model_server": {"url": "http://x"}}}, 400),
+        ({"json": {"model_server": {"url": "ftp://127.0.0.1/x"}}}, 400),
+        ({"json": {"model_server": {"url": f"http://127.0.0.1:{free_port()}/x"}}}, 502),
         ({"json": {}}, 400),
         ({"data": b"not a model", "headers": {"Content-Type": "application/octet-stream"}}, 400),
         ({"data": b"", "headers": {"Content-Type": "application/octet-stream"}}, 400),

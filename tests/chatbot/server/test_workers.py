@@ -246,6 +246,11 @@ async def test_put_model_reaches_every_worker_and_a_restarted_one(
         for _ in range(4):
             async with session.get(f"{server.url}/status") as response:
                 assert response.status == 409  # no model loaded, in every worker
+        # A model server to follow is one worker's: refused, saying why.
+        body = {"model_server": {"url": "http://127.0.0.1:9/models/default"}}
+        async with session.put(f"{server.url}/model", json=body) as response:
+            assert response.status == 400
+            assert "--workers" in (await response.json())["message"]
 
 
 async def test_socketio_across_workers(
