@@ -28,7 +28,7 @@ from aiohttp import web
 from chatbot.agent import Agent
 from chatbot.conversation.messages import UserMessage, collected
 from chatbot.errors import ChatbotError, ConfigError
-from chatbot.project.endpoints import EndpointBlock
+from chatbot.project.endpoints import EndpointBlock, url_problem
 from chatbot.server.errors import apology_messages, failure_of
 from chatbot.server.errors import json_error as _json_error
 from chatbot.server.keys import GATE, OUTPUTS
@@ -81,6 +81,9 @@ class CallbackChannel(InputChannel):
                 f"callback: 'url' must be the http(s) URL the bot's messages are posted to, "
                 f"not {url!r}"
             )
+        problem = url_problem(url)
+        if problem is not None:
+            raise ConfigError(f"callback: 'url' {url!r} {problem}")
         timeout = params.get("timeout", DEFAULT_TIMEOUT)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ConfigError(f"callback: 'timeout' must be a positive number, not {timeout!r}")

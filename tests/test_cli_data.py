@@ -271,6 +271,43 @@ RUN_STOPPERS = [
         "endpoints.yml:1: action_endpoint needs 'url' (an action server, http:// or https://)",
     ),
     ("endpoints.yml", "nlg:\n  url: 12\n", "endpoints.yml:1: nlg needs 'url'"),
+    # URLs the URL parser refuses (it raised ValueError: a traceback in `run`, a 500 from
+    # /health for the action server's)
+    (
+        "endpoints.yml",
+        "action_endpoint:\n  url: 'http://[::1/webhook'\n",
+        "endpoints.yml:1: action_endpoint: 'url' 'http://[::1/webhook' is not a valid URL",
+    ),
+    (
+        "endpoints.yml",
+        "action_endpoint:\n  url: 'http://localhost:99999/webhook'\n",
+        "endpoints.yml:1: action_endpoint: 'url' 'http://localhost:99999/webhook' is not a valid",
+    ),
+    (
+        "endpoints.yml",
+        "nlg:\n  url: 'http:///nlg'\n",
+        "endpoints.yml:1: nlg: 'url' 'http:///nlg' names no host",
+    ),
+    (
+        "endpoints.yml",
+        "models:\n  url: 'http://[::1/models'\n",
+        "endpoints.yml:1: models: 'url' 'http://[::1/models' is not a valid URL",
+    ),
+    (
+        "endpoints.yml",
+        "event_broker:\n  type: pika\n  url: 'amqp://u:secret@[::1'\n",
+        "endpoints.yml:1: event_broker: 'url' is not a valid URL",
+    ),
+    (
+        "endpoints.yml",
+        "event_broker:\n  type: pika\n  url: 'rabbit:99999'\n",
+        "endpoints.yml:1: event_broker: 'rabbit:99999' is not a host name (a port goes in 'port')",
+    ),
+    (
+        "credentials.yml",
+        "callback:\n  url: 'http://[::1/bot'\n",
+        "credentials.yml:1: callback: 'url' 'http://[::1/bot' is not a valid URL",
+    ),
     (  # a URL SQLAlchemy cannot parse: `run` stops with a traceback here
         "endpoints.yml",
         'tracker_store:\n  type: sql\n  url: "postgresql://u:p@db:notaport/bot"\n',

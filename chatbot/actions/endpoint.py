@@ -34,7 +34,7 @@ from chatbot.actions.remote import (
 )
 from chatbot.errors import ConfigError
 from chatbot.paths import exists
-from chatbot.project.endpoints import EndpointBlock
+from chatbot.project.endpoints import EndpointBlock, url_problem
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,9 @@ def create_action_executor(
             f"{where}action_endpoint needs 'url' (an action server, http:// or https://) or "
             f"'actions_module' (in-process), not {url!r}"
         )
+    problem = url_problem(url)
+    if problem is not None:
+        raise ConfigError(f"{where}action_endpoint: 'url' {url!r} {problem}")
     return HTTPActionExecutor(
         url,
         timeout=_positive(params, "timeout", DEFAULT_TIMEOUT, where),

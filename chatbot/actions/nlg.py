@@ -37,7 +37,7 @@ from chatbot.conversation.responses import MESSAGE_KEYS, choose_variation
 from chatbot.errors import ChatbotError, ConfigError
 from chatbot.json_input import loads
 from chatbot.project.domain import Domain
-from chatbot.project.endpoints import EndpointBlock
+from chatbot.project.endpoints import EndpointBlock, url_problem
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +214,9 @@ def create_nlg_client(block: EndpointBlock | None) -> NLGClient | None:
         raise ConfigError(
             f"{where}nlg needs 'url' (an NLG server, http:// or https://), not {url!r}"
         )
+    problem = url_problem(url)
+    if problem is not None:
+        raise ConfigError(f"{where}nlg: 'url' {url!r} {problem}")
     timeout = params.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ConfigError(f"{where}nlg: 'timeout' must be a positive number, not {timeout!r}")

@@ -41,6 +41,7 @@ import aiohttp
 from chatbot.capped_read import AnswerTooLarge, read_at_most
 from chatbot.errors import ConfigError, ModelFileError
 from chatbot.json_input import loads
+from chatbot.project.endpoints import url_problem
 
 logger = logging.getLogger(__name__)
 
@@ -144,12 +145,12 @@ def duckling_from_pipeline(pipeline: Sequence[Any]) -> DucklingConfig | None:
 def _checked_url(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{what} must be an http(s) URL, not {value!r}")
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    url = value.strip()
+    if url_problem(url) is not None or urlsplit(url).scheme not in ("http", "https"):
         raise ConfigError(
             f"{what} must be an http(s) URL such as http://localhost:8000, not {value!r}"
         )
-    return value.strip().rstrip("/")
+    return url.rstrip("/")
 
 
 def to_entities(

@@ -11,11 +11,25 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from chatbot.errors import ConfigError
 from chatbot.project.domain import NO_ORIGIN, Origin
 
 logger = logging.getLogger(__name__)
+
+
+def url_problem(url: str) -> str | None:
+    """What keeps ``url`` from being a URL a client can request ("is not a valid URL (...)",
+    "names no host"); None when nothing does. The scheme is the caller's to check."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is no number or out of range raises)
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if not parts.hostname:
+        return "names no host"
+    return None
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ import aiohttp
 from aiohttp import web
 
 from chatbot.errors import ConfigError, ModelFileError
-from chatbot.project.endpoints import EndpointBlock
+from chatbot.project.endpoints import EndpointBlock, url_problem
 from chatbot.server.api_model import load_model, serve_model
 from chatbot.server.keys import AGENT, METRICS, SETTINGS
 
@@ -98,15 +98,10 @@ class ModelServer:
                 f"{where}{block.name} needs 'url' (the model server's URL of the model, http:// "
                 f"or https://), not {url!r}"
             )
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 (a port that is no number or out of range raises)
-        except ValueError as exc:
-            raise ConfigError(
-                f"{where}{block.name}: 'url' {url!r} is not a valid URL ({exc})"
-            ) from None
-        if not parts.hostname:
-            raise ConfigError(f"{where}{block.name}: 'url' {url!r} names no host")
+        problem = url_problem(url)
+        if problem is not None:
+            raise ConfigError(f"{where}{block.name}: 'url' {url!r} {problem}")
+        parts = urlsplit(url)
         query = block.query()
         headers = block.request_headers()  # basic_auth as its Authorization header
         basic_auth = block.basic_auth()

@@ -45,7 +45,7 @@ from typing import Any
 from chatbot.conversation.events import Event
 from chatbot.errors import ChatbotError, ConfigError
 from chatbot.json_input import is_unicode_text
-from chatbot.project.endpoints import EndpointBlock
+from chatbot.project.endpoints import EndpointBlock, url_problem
 
 logger = logging.getLogger(__name__)
 
@@ -317,6 +317,13 @@ def _pika_broker(block: EndpointBlock) -> PikaEventBroker:
         password = str(params.get("password") or "guest")
         vhost = str(params.get("vhost") or "")
         url = f"amqp://{user}:{password}@{host}:{port}/{vhost}"
+    problem = url_problem(url)
+    if problem is not None and "://" in host:  # not shown: a URL may hold a password
+        raise ConfigError(f"{where}event_broker: 'url' {problem}")
+    if problem is not None:
+        raise ConfigError(
+            f"{where}event_broker: {host!r} is not a host name (a port goes in 'port')"
+        )
     exchange = str(params.get("exchange_name") or DEFAULT_EXCHANGE)
     return PikaEventBroker(
         url, queues=queues, exchange_name=exchange, max_buffer=_max_buffer(block)

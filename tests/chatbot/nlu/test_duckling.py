@@ -190,6 +190,8 @@ async def test_malformed_matches_are_skipped(
     [
         ({"url": "localhost:8000"}, "url must be an http(s) URL"),
         ({"url": 8000}, "url must be an http(s) URL"),
+        ({"url": "http://[::1:8000"}, "url must be an http(s) URL"),  # was a ValueError
+        ({"url": "http://localhost:80000"}, "url must be an http(s) URL"),
         ({"dimensions": "time, number,"}, None),
         ({"dimensions": [1]}, "dimensions must be a list of names"),
         ({"dimensions": {"time": 1}}, "dimensions must be a list of names"),
