@@ -133,7 +133,7 @@ async def replace_model(request: web.Request) -> web.Response:
     sync = request.app.get(WORKER_SYNC)
     if request.content_type == "application/json":
         body = await read_object(request)
-        if "model_server" in body:
+        if body.get("model_server"):  # as Rasa reads it: null or {} is none
             return await _follow_model_server(request.app, body)
         path = Path(_model_file_of(body))
         model = await load_model_file(path)
@@ -150,7 +150,7 @@ async def replace_model(request: web.Request) -> web.Response:
                     raise json_error(400, "the request body is not valid JSON") from None
                 if not isinstance(body, dict):
                     raise json_error(400, "the request body must be a JSON object")
-                if "model_server" in body:
+                if body.get("model_server"):
                     return await _follow_model_server(request.app, body)
                 path = Path(_model_file_of(body))
                 model = await load_model_file(path)
@@ -216,7 +216,7 @@ def _model_file_of(body: dict[str, Any]) -> str:
 
 
 def _no_remote_storage(body: dict[str, Any]) -> None:
-    if "remote_storage" in body:
+    if body.get("remote_storage"):
         raise json_error(
             400,
             "remote_storage: cloud model storage is not provided; send 'model_file' or "

@@ -171,8 +171,9 @@ def _timeout(params: dict[str, Any], block: str) -> float:
 
 
 class ModelPuller:
-    """Pulls one application's model from its model server: once at startup (``lifecycle``, a
-    ``cleanup_ctx`` entry), then every ``wait_time_between_pulls`` seconds in a task."""
+    """Pulls one application's model from its model server: once at startup (``start``, from
+    ``ModelPulls.lifecycle``) or when ``PUT /model`` names the server (``ModelPulls.switch``),
+    then every ``wait_time_between_pulls`` seconds in a task."""
 
     def __init__(
         self, app: web.Application, server: ModelServer, turn: asyncio.Lock | None = None
@@ -390,8 +391,8 @@ class ModelPulls:
         if self._closed:
             raise ModelServerFailed("the server is stopping")
         new = ModelPuller(self.app, server, self._turn)
-        new.open()
         async with self._turn:  # no pull of the old server's lands in between
+            new.open()
             try:
                 brought = await new.pull_in_turn()
             except BaseException:

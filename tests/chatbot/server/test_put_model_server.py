@@ -143,7 +143,9 @@ async def test_without_a_model_the_answer_says_none_is_served(
     ("body", "said"),
     [
         ({"model_server": "http://127.0.0.1:1/m"}, "'model_server' must be an object"),
-        ({"model_server": {}}, "the request body: model_server needs 'url'"),
+        ({"model_server": {"token": "x"}}, "the request body: model_server needs 'url'"),
+        ({"model_server": {}}, "'model_file' is missing"),  # Rasa: {} and null name none
+        ({"model_server": None, "remote_storage": None}, "'model_file' is missing"),
         ({"model_server": {"url": "ftp://127.0.0.1/m"}}, "needs 'url'"),
         ({"model_server": {"url": "http://[::1/m"}}, "'url' 'http://[::1/m' is not a valid URL"),
         ({"model_server": {"url": "http://h:99999/m"}}, "is not a valid URL"),
