@@ -42,11 +42,11 @@ def due_time(event: Mapping[str, Any]) -> float | None:
         return None
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if when.tzinfo is None:
+            when = when.astimezone()  # local time
+        return when.astimezone(timezone.utc).timestamp()
+    except (ValueError, OverflowError):  # not ISO, or a time at the edge of the calendar
         return None
-    if when.tzinfo is None:
-        when = when.astimezone()  # local time
-    return when.astimezone(timezone.utc).timestamp()
 
 
 def entities_of(event: Mapping[str, Any]) -> list[dict[str, Any]]:

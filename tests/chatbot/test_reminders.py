@@ -341,6 +341,11 @@ def test_due_time_and_entities_read_rasa_sdk_forms() -> None:
     local = datetime(2030, 1, 2, 3, 4, 5)
     assert due_time({"date_time": local.isoformat()}) == local.timestamp()
     assert due_time({"date_time": 5}) is None
+    # At the edges of the calendar, moving to UTC or local time leaves it (were ValueError and
+    # OverflowError: a 500 for the events posted with execute_side_effects, a failed turn for a
+    # custom action's reminder).
+    for edge in ("0001-01-01T00:00:00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"):
+        assert due_time({"date_time": edge}) is None, edge
     assert entities_of({"entities": {"plant": "fern"}}) == [{"entity": "plant", "value": "fern"}]
     assert entities_of({"entities": [{"entity": "plant", "value": "ivy"}, "junk"]}) == [
         {"entity": "plant", "value": "ivy"}
@@ -400,3 +405,23 @@ async def test_a_reminder_that_cannot_fire_is_logged_and_the_others_still_fire(
     assert fired == ["up"] and scheduler.fired == 1
     assert "conversation down: reminder a not fired: the conversation store" in caplog.text
     await scheduler.close()
+
+
+async def test_a_reminder_at_the_edge_of_the_calendar_is_stored_not_scheduled(
+    plant_bot: tuple[TrainedModel, Path],
+    receiver: tuple[Receiver, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Was a 500: moving year 1 to UTC overflows."""
+    _, url = receiver
+    agent = new_agent(plant_bot)
+    edge = {"event": "reminder", "intent": "EXTERNAL_reminder", "date_time": "0001-01-01T00:00:00+05:00"}  # fmt: skip
+    async with TestClient(TestServer(create_app(agent, settings(url)))) as client:
+        path = "/conversations/edge/tracker/events?execute_side_effects=true"
+        response = await client.post(path, json=edge)
+        assert response.status == 200, await response.text()
+        stored = await (await client.get("/conversations/edge/tracker")).json()
+    assert [e["date_time"] for e in stored["events"] if e["event"] == "reminder"] == [
+        edge["date_time"]
+    ]
+    assert "not scheduled" in caplog.text
