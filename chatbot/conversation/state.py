@@ -8,6 +8,7 @@ featurizer turns them into vectors.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -60,6 +61,8 @@ def slot_feature(slot: Slot, value: Any) -> Any:
         try:
             number = float(value)
         except (TypeError, ValueError):
+            return None
+        if math.isnan(number):  # "nan" from a user's payload: unset, not a NaN in the tracker
             return None
         low, high = slot.min_value, slot.max_value
         if high <= low:

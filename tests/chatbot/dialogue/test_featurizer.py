@@ -108,6 +108,11 @@ def test_entities_with_roles_and_groups(domain: Domain, featurizer: StateFeaturi
         ("seat", ANY_VALUE, {}),  # a story's `- seat` without a value: unset, as Rasa reads it
         ("people", 5, {"slot:people#set": 1.0, "slot:people": 0.5}),
         ("people", 50, {"slot:people#set": 1.0, "slot:people": 1.0}),
+        ("people", "many", {}),  # no number: unset
+        ("people", "nan", {}),  # was a NaN feature, and the tracker's every output NaN
+        ("people", float("nan"), {}),
+        ("people", "1e999", {"slot:people#set": 1.0, "slot:people": 1.0}),
+        ("people", float("-inf"), {"slot:people#set": 1.0}),  # at the minimum: 0
         ("items", ["a"], {"slot:items": 1.0}),
         ("items", [], {}),
         ("note", "anything", {}),  # influence_conversation: false
