@@ -268,11 +268,22 @@ def _float_range(name: str, spec: dict[str, Any], *, file: str | None, at: Any) 
         expect(
             value, (int, float), what=f"'{key}' of slot '{name}'", file=file, line=at(key), key=key
         )
-        if math.isnan(value):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            number = math.inf
+        if math.isnan(number):
             raise ProjectError(
                 f"'{key}' of slot '{name}' is not a number", file=file, line=at(key), key=key
             )
-        bounds[key] = float(value)
+        if math.isinf(number):  # the range's width would be infinite: every feature NaN
+            raise ProjectError(
+                f"'{key}' of slot '{name}' must be a finite number, not {value!r:.40}",
+                file=file,
+                line=at(key),
+                key=key,
+            )
+        bounds[key] = number
     if bounds["min_value"] >= bounds["max_value"]:
         raise ProjectError(
             f"float slot '{name}' has an empty range: min_value {bounds['min_value']:g} is not "

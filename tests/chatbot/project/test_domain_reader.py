@@ -291,6 +291,21 @@ def _errors(text: str) -> list[str]:
             ["domain.yml:5:", "empty range", "(key 'max_value')"],
             id="bad-float-range",
         ),
+        pytest.param(  # the range's width would be infinite: every feature of the slot NaN
+            """\
+            slots:
+              temp:
+                type: float
+                min_value: -.inf
+            """,
+            ["domain.yml:4:", "'min_value' of slot 'temp' must be a finite number", "min_value"],
+            id="infinite-float-bound",
+        ),
+        pytest.param(  # float() refuses such an integer: was an OverflowError
+            "slots:\n  temp:\n    type: float\n    max_value: 1" + "0" * 400 + "\n",
+            ["domain.yml:4:", "'max_value' of slot 'temp' must be a finite number"],
+            id="huge-float-bound",
+        ),
         pytest.param(
             """\
             slots:
