@@ -14,7 +14,7 @@ class Range(NamedTuple):
     below_high: bool = False  # the high end itself is outside
 
     def holds(self, value: float) -> bool:
-        if not math.isfinite(value):  # NaN fails every comparison; infinity is no setting
+        if finite_number(value) is None:  # NaN fails every comparison; infinity is no setting
             return False
         return self.low <= value < self.high if self.below_high else self.low <= value <= self.high
 
@@ -33,10 +33,29 @@ def out_of_range(
     it means "not set"). ``names``: the name the user wrote for a key, where it differs."""
     names = names or {}
     return [
-        f"'{names.get(key, key)}' must be {ranges[key].says}, got {value!r}"
+        f"'{names.get(key, key)}' {_wanted(value, ranges[key])}, got {value!r:.40}"
         for key, value in values.items()
         if key in ranges and value is not None and not ranges[key].holds(value)
     ]
+
+
+def _wanted(value: Any, allowed: Range) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and finite_number(value) is None:
+        return "is too large"  # more than 308 digits: no float holds it
+    return f"must be {allowed.says}"
+
+
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float where it is a finite number (an int or a float, not a bool), else
+    None: NaN, infinity, text, and integers too large for a float (``float()`` and
+    ``math.isfinite`` raise OverflowError on an integer of more than 308 digits)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def whole_number(text: str, max_digits: int = 9) -> int | None:

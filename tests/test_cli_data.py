@@ -303,6 +303,22 @@ RUN_STOPPERS = [
         "event_broker:\n  type: pika\n  url: 'rabbit:99999'\n",
         "endpoints.yml:1: event_broker: 'rabbit:99999' is not a host name (a port goes in 'port')",
     ),
+    # numbers no float holds (were OverflowErrors)
+    (
+        "endpoints.yml",
+        "action_endpoint:\n  url: http://localhost:5055/webhook\n  timeout: 1" + "0" * 400 + "\n",
+        "endpoints.yml:1: action_endpoint: 'timeout' must be a positive number, not 1000",
+    ),
+    (
+        "endpoints.yml",
+        "nlg:\n  url: http://localhost:5056/nlg\n  timeout: 1" + "0" * 400 + "\n",
+        "endpoints.yml:1: nlg: 'timeout' must be a positive number, not 1000",
+    ),
+    (
+        "endpoints.yml",
+        "models:\n  url: http://localhost:8080/m\n  wait_time_between_pulls: 1" + "0" * 400 + "\n",
+        "endpoints.yml:1: models: 'wait_time_between_pulls' must be a number of seconds >= 0",
+    ),
     (
         "credentials.yml",
         "callback:\n  url: 'http://[::1/bot'\n",

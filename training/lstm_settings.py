@@ -128,8 +128,9 @@ def _coerce(config: ComponentConfig, key: str, name: str, value: Any) -> Any:
                 raise TypeError
             return int(value)
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), float(10**400)
+        wanted = "int" if name in ("max_history", "random_seed") else type(default).__name__
         raise TrainingError(
-            f"{config.origin.prefix}{config.name}: '{key}' must be a {type(default).__name__}, "
-            f"got {value!r}"
+            f"{config.origin.prefix}{config.name}: '{key}' must be "
+            f"{'an' if wanted[0] in 'aeiou' else 'a'} {wanted}, got {value!r:.40}"
         ) from None

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import ssl
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from chatbot.actions.remote import (
 from chatbot.errors import ConfigError
 from chatbot.paths import exists
 from chatbot.project.endpoints import EndpointBlock, url_problem
+from chatbot.ranges import finite_number
 
 logger = logging.getLogger(__name__)
 
@@ -100,16 +100,13 @@ def _positive(
     params: dict[str, Any], key: str, default: float, where: str, zero: bool = False
 ) -> float:
     value = params.get(key, default)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or math.isnan(value)
-        or value < 0
-        or (value == 0 and not zero)
-    ):
+    number = finite_number(value)
+    if number is None or number < 0 or (number == 0 and not zero):
         kind = "a non-negative" if zero else "a positive"
-        raise ConfigError(f"{where}action_endpoint: '{key}' must be {kind} number, not {value!r}")
-    return float(value)
+        raise ConfigError(
+            f"{where}action_endpoint: '{key}' must be {kind} number, not {value!r:.40}"
+        )
+    return number
 
 
 def _breaker(block: EndpointBlock) -> CircuitBreaker:

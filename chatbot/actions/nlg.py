@@ -38,6 +38,7 @@ from chatbot.errors import ChatbotError, ConfigError
 from chatbot.json_input import loads
 from chatbot.project.domain import Domain
 from chatbot.project.endpoints import EndpointBlock, url_problem
+from chatbot.ranges import finite_number
 
 logger = logging.getLogger(__name__)
 
@@ -218,8 +219,9 @@ def create_nlg_client(block: EndpointBlock | None) -> NLGClient | None:
     if problem is not None:
         raise ConfigError(f"{where}nlg: 'url' {url!r} {problem}")
     timeout = params.get("timeout", DEFAULT_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ConfigError(f"{where}nlg: 'timeout' must be a positive number, not {timeout!r}")
+    seconds = finite_number(timeout)
+    if seconds is None or seconds <= 0:
+        raise ConfigError(f"{where}nlg: 'timeout' must be a positive number, not {timeout!r:.40}")
     if not all(isinstance(params.get(key) or {}, dict) for key in ("headers", "params")):
         raise ConfigError(f"{where}nlg: 'headers' and 'params' must be mappings")
-    return NLGClient(url, timeout=float(timeout), headers=block.headers(), params=block.query())
+    return NLGClient(url, timeout=seconds, headers=block.headers(), params=block.query())

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -42,6 +41,7 @@ from chatbot.capped_read import AnswerTooLarge, read_at_most
 from chatbot.errors import ConfigError, ModelFileError
 from chatbot.json_input import loads
 from chatbot.project.endpoints import url_problem
+from chatbot.ranges import finite_number
 
 logger = logging.getLogger(__name__)
 
@@ -97,14 +97,10 @@ class DucklingConfig:
         timeout = params.get("timeout", DEFAULT_TIMEOUT)
         if timeout is None:
             timeout = DEFAULT_TIMEOUT
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
-            or timeout <= 0
-        ):
+        seconds = finite_number(timeout)
+        if seconds is None or seconds <= 0:
             raise ConfigError(f"{where}{NAME}: timeout must be a positive number of seconds")
-        return cls(url, dimensions, text["locale"], text["timezone"], float(timeout))
+        return cls(url, dimensions, text["locale"], text["timezone"], seconds)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -355,7 +355,12 @@ def _coerce(key: str, value: Any, kind: type, component: str, shown: str) -> Any
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer of more than 308 digits
+            raise ConfigError(
+                f"{component}: '{shown}' is too large for a number, got {value!r:.40}..."
+            ) from None
     elif kind is str and isinstance(value, str):
         return value
     raise ConfigError(f"{component}: '{shown}' must be {kind.__name__}, got {value!r}")

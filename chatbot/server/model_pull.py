@@ -38,7 +38,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import math
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from aiohttp import web
 
 from chatbot.errors import ConfigError, ModelFileError
 from chatbot.project.endpoints import EndpointBlock, url_problem
+from chatbot.ranges import finite_number
 from chatbot.server.api_model import load_model, serve_model
 from chatbot.server.keys import AGENT, METRICS, SETTINGS
 
@@ -144,9 +144,7 @@ def _number(value: Any) -> float | None:
             value = float(value)
         except ValueError:
             return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+    return finite_number(value)
 
 
 def _wait_time(params: dict[str, Any], block: str) -> float | None:
@@ -157,7 +155,7 @@ def _wait_time(params: dict[str, Any], block: str) -> float | None:
     if seconds is None or seconds < 0:
         raise ConfigError(
             f"{block}: 'wait_time_between_pulls' must be a number of seconds >= 0, or null to "
-            f"pull only once; not {value!r}"
+            f"pull only once; not {value!r:.40}"
         )
     return seconds or None  # 0: no pulls after the first, as in Rasa
 
@@ -166,7 +164,7 @@ def _timeout(params: dict[str, Any], block: str) -> float:
     value = params.get("timeout", DEFAULT_TIMEOUT)
     seconds = _number(value)
     if seconds is None or seconds <= 0:
-        raise ConfigError(f"{block}: 'timeout' must be a positive number, not {value!r}")
+        raise ConfigError(f"{block}: 'timeout' must be a positive number, not {value!r:.40}")
     return seconds
 
 

@@ -311,7 +311,7 @@ def test_rasa_ted_parameters_are_read_and_the_rest_ignored(
         "TEDPolicy: settings constrain_similarities, number_of_transformer_layers have no "
         "counterpart in the LSTM policy and are ignored"
     ]
-    with pytest.raises(TrainingError, match="'epochs' must be a int"):
+    with pytest.raises(TrainingError, match="'epochs' must be an int"):
         settings_from_config(ComponentConfig("LSTMPolicy", {"epochs": "many"}))
 
 
@@ -326,6 +326,10 @@ def test_rasa_ted_parameters_are_read_and_the_rest_ignored(
         ({"hidden_size": 0}, "'hidden_size' must be at least 1"),
         ({"min_delta": -0.01}, "'min_delta' must be 0 or more, got -0.01"),
         ({"min_delta": "small"}, "'min_delta' must be a float, got 'small'"),
+        # Numbers no float holds, and infinity for an int: were OverflowErrors (tracebacks)
+        ({"epochs": 10**400}, "'epochs' is too large, got 1000"),
+        ({"learning_rate": 10**400}, "'learning_rate' must be a float, got 1000"),
+        ({"max_history": float("inf")}, "'max_history' must be an int, got inf"),
     ],
 )
 def test_settings_out_of_range_are_errors_naming_the_key(params: dict, match: str) -> None:

@@ -197,6 +197,7 @@ async def test_malformed_matches_are_skipped(
         ({"dimensions": {"time": 1}}, "dimensions must be a list of names"),
         ({"timeout": 0}, "timeout must be a positive number"),
         ({"timeout": "3"}, "timeout must be a positive number"),
+        ({"timeout": 10**400}, "timeout must be a positive number"),  # was an OverflowError
         ({"locale": ""}, "locale must be a name"),
         ({"timezone": 1}, "timezone must be a name"),
         ({"url": "http://x:8000", "host": "x"}, "unknown setting 'host'"),

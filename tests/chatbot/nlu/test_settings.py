@@ -54,6 +54,10 @@ def test_a_setting_missing_from_a_model_file_keeps_the_old_meaning_not_todays_de
         ({"ngram_model": 1}, "'ngram_model' must be str, got 1"),
         ({"ngram_l2": 0}, "'ngram_l2' must be above 0, got 0"),
         ({"count_vectors": [["bytes", 1, 2]]}, "analyzer word or char_wb"),
+        # Numbers no float holds: were OverflowErrors (tracebacks)
+        ({"epochs": 10**400}, "'epochs' is too large, got 1000"),
+        ({"learning_rate": 10**400}, "'learning_rate' is too large for a number, got 1000"),
+        ({"fallback_threshold": 10**400}, "'fallback_threshold' is too large for a number"),
     ],
 )
 def test_bad_params_are_config_errors(params: dict, match: str) -> None:
