@@ -30,6 +30,7 @@ from chatbot.project.yaml_io import (
     to_plain,
     unknown_keys,
 )
+from chatbot.ranges import finite_number
 
 logger = logging.getLogger(__name__)
 
@@ -482,6 +483,14 @@ def _read_session_config(
         try:
             if key == "session_expiration_time":
                 expect(setting, (int, float), what=f"'{key}'", file=file, line=key_line, key=key)
+                if finite_number(setting) is None:  # NaN, infinity, or no float holds it
+                    raise ProjectError(
+                        f"session_expiration_time must be a number of minutes, not {setting!r:.40}",
+                        file=file,
+                        line=key_line,
+                        key=key,
+                        hint="Use minutes, or 0 for sessions that never expire",
+                    )
                 if setting < 0:
                     raise ProjectError(
                         "session_expiration_time cannot be negative",

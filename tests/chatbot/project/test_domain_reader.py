@@ -301,6 +301,16 @@ def _errors(text: str) -> list[str]:
             ["domain.yml:4:", "'min_value' of slot 'temp' must be a finite number", "min_value"],
             id="infinite-float-bound",
         ),
+        pytest.param(  # was an OverflowError building the domain
+            "session_config:\n  session_expiration_time: 6" + "0" * 400 + "\n",
+            ["domain.yml:2:", "session_expiration_time must be a number of minutes"],
+            id="huge-session-expiration",
+        ),
+        pytest.param(  # NaN never compared above any idle time: sessions never expired
+            "session_config:\n  session_expiration_time: .nan\n",
+            ["domain.yml:2:", "session_expiration_time must be a number of minutes, not nan"],
+            id="nan-session-expiration",
+        ),
         pytest.param(  # float() refuses such an integer: was an OverflowError
             "slots:\n  temp:\n    type: float\n    max_value: 1" + "0" * 400 + "\n",
             ["domain.yml:4:", "'max_value' of slot 'temp' must be a finite number"],
