@@ -5,7 +5,8 @@ Python's ``json.loads`` reads more than JSON: ``NaN``, ``Infinity`` and ``-Infin
 JSON parser elsewhere (a browser, PostgreSQL) accepts back, so a value holding one could be stored
 and then break every answer that sends it; and JSON nested deeper than Python's recursion limit
 raises ``RecursionError``, which handlers of malformed input do not expect. ``loads`` makes both a
-``ValueError``, as any malformed JSON is.
+``ValueError``, as any malformed JSON is; so are numbers beyond a float's range (``1e999``, an
+integer of 400 digits), which would be infinity or overflow ``float()``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,30 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _int_in_range(text: str) -> int:
+    # An integer of more than 308 digits is beyond a float's range too: no JSON parser that
+    # reads numbers as doubles gets it back, and ``float()`` of it raises OverflowError wherever
+    # the number is used as one (a confidence, a timestamp).
+    value = int(text)
+    if len(text) > 309:
+        try:
+            float(value)
+        except OverflowError:
+            raise NotJSON(f"{text[:21]}... is beyond the range of a number") from None
+    return value
+
+
 def loads(data: str | bytes | bytearray) -> Any:
     """The JSON value of ``data``; a ``ValueError`` (``NotJSON`` for the two cases above and
     for a number too large for a float, ``TooDeep`` for nesting, else
     ``json.JSONDecodeError``) when it is not JSON."""
     try:
-        return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return json.loads(
+            data,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_int_in_range,
+        )
     except RecursionError:
         raise TooDeep("the JSON nests too deeply") from None
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from chatbot.json_input import TooDeep, kind, loads, lone_surrogate_at
+from chatbot.json_input import NotJSON, TooDeep, kind, loads, lone_surrogate_at
 from chatbot.server.errors import json_error
 from chatbot.server.keys import SETTINGS
 from chatbot.server.settings import DEFAULT_BODY_TIMEOUT
@@ -74,6 +74,8 @@ async def read_json(request: web.Request) -> Any:
         body = loads(data)
     except TooDeep:
         raise json_error(400, "the request body's JSON nests too deeply") from None
+    except NotJSON as exc:  # NaN, Infinity, a number beyond a float's range
+        raise json_error(400, f"the request body is not valid JSON: {exc}") from None
     except ValueError:
         raise json_error(400, "the request body is not valid JSON") from None
     if _SURROGATE_HINT.search(data):

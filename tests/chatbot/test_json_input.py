@@ -23,7 +23,9 @@ def test_nan_and_infinity_are_not_json(text: str) -> None:
         loads(text)
 
 
-@pytest.mark.parametrize("text", ["1e999", '{"a": [-1e400]}', "1" * 400 + ".0"])
+@pytest.mark.parametrize(
+    "text", ["1e999", '{"a": [-1e400]}', "1" * 400 + ".0", "1" * 400, '{"a": [-' + "9" * 309 + "]}"]
+)
 def test_a_number_beyond_a_floats_range_is_not_read_as_infinity(text: str) -> None:
     # Python reads them as infinity and writes that back as `Infinity`, which is no JSON.
     with pytest.raises(NotJSON, match="is beyond the range of a number"):
@@ -34,6 +36,7 @@ def test_a_number_beyond_a_floats_range_is_not_read_as_infinity(text: str) -> No
         0.0,
         12345678901234567890123,
     ]
+    assert loads("9" * 308) == int("9" * 308)  # a float holds it (about 1e308)
 
 
 def test_nesting_deeper_than_python_reads_is_not_json() -> None:

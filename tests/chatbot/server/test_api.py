@@ -260,6 +260,9 @@ async def test_trigger_intent(api: TestClient) -> None:
     assert bad.status == 400
 
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
 async def test_execute_runs_one_action(api: TestClient) -> None:
     response = await api.post(
         "/conversations/jack/execute",
@@ -282,6 +285,11 @@ async def test_execute_runs_one_action(api: TestClient) -> None:
         "/conversations/jack/execute", json={"name": "utter_greet", "confidence": "high"}
     )
     assert bad.status == 400
+    # An integer no float holds is no JSON number (was a 500: float() overflowed)
+    huge = '{"name": "utter_greet", "confidence": 1' + "0" * 400 + "}"
+    bad = await api.post("/conversations/jack/execute", data=huge, headers=JSON_TYPE)
+    assert bad.status == 400, await bad.text()
+    assert "beyond the range of a number" in (await bad.json())["message"]
 
 
 async def test_domain_as_json_or_yaml(api: TestClient) -> None:
