@@ -62,6 +62,8 @@ def slot_feature(slot: Slot, value: Any) -> Any:
             number = float(value)
         except (TypeError, ValueError):
             return None
+        except OverflowError:  # an integer no float holds (an in-process action's, say)
+            number = math.inf if value > 0 else -math.inf
         if math.isnan(number):  # "nan" from a user's payload: unset, not a NaN in the tracker
             return None
         low, high = slot.min_value, slot.max_value

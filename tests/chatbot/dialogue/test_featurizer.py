@@ -112,6 +112,7 @@ def test_entities_with_roles_and_groups(domain: Domain, featurizer: StateFeaturi
         ("people", "nan", {}),  # was a NaN feature, and the tracker's every output NaN
         ("people", float("nan"), {}),
         ("people", "1e999", {"slot:people#set": 1.0, "slot:people": 1.0}),
+        ("people", 10**400, {"slot:people#set": 1.0, "slot:people": 1.0}),  # was OverflowError
         ("people", float("-inf"), {"slot:people#set": 1.0}),  # at the minimum: 0
         ("items", ["a"], {"slot:items": 1.0}),
         ("items", [], {}),
