@@ -12,6 +12,7 @@ import time
 from typing import Any, TypedDict
 
 from chatbot.errors import ChatbotError
+from chatbot.ranges import finite_number
 
 Event = dict[str, Any]
 
@@ -252,8 +253,8 @@ def _check(obj: dict[str, Any], key: str, kind: _Kind, where: str, path: str) ->
         return
     types, what = kind
     fits = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-    if fits and isinstance(value, float):
-        fits = math.isfinite(value)
+    if fits and kind is _NUMBER:  # not an integer no float holds either: float() overflows
+        fits = finite_number(value) is not None
     if not fits:
         raise InvalidEvent(f"{where}: key '{path}{key}' must be {what} or null")
 
@@ -287,14 +288,18 @@ def _check_items(
             _check(item, name, kind, where, f"{path}{key}[{index}].")
 
 
-def _not_json_number(value: Any) -> tuple[str, float] | None:
-    """(where, the number) of a NaN or infinity in ``value`` (an action's slot value, say:
-    Python makes them, JSON has none), or None."""
+def _not_json_number(value: Any) -> tuple[str, str] | None:
+    """(where, the number as said) of a NaN or infinity in ``value`` (an action's slot value,
+    say: Python makes them, JSON has none), or of an integer beyond a float's range (JSON
+    parsers read numbers as floats; ``json_input`` refuses it), or None."""
     pending: list[tuple[Any, str]] = [(value, "")]
     while pending:
         item, path = pending.pop()
         if isinstance(item, float) and not math.isfinite(item):
-            return path, item
+            return path, str(item)
+        if isinstance(item, int) and not isinstance(item, bool) and finite_number(item) is None:
+            # bit_length, not str(): str() refuses an integer of more than 4,300 digits
+            return path, f"an integer of about {int(item.bit_length() * 0.30103) + 1} digits"
         if isinstance(item, dict):
             pending.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
         elif isinstance(item, list):

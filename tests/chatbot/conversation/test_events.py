@@ -92,6 +92,13 @@ def test_valid_events_pass_and_get_a_timestamp(event: dict) -> None:
             {"event": "slot", "name": "a", "value": {"b": [1, float("inf")]}},
             r"key 'value.b\[1\]' is inf, which JSON cannot carry",
         ),
+        # integers no float holds: float() of them overflowed later (an in-process action's)
+        ({"event": "action", "name": "a", "confidence": 10**400}, "'confidence' must be a number"),
+        ({"event": "bot", "timestamp": -(10**309)}, "'timestamp' must be a number"),
+        (
+            {"event": "slot", "name": "a", "value": [10**5000]},
+            r"key 'value\[0\]' is an integer of about 5001 digits",
+        ),
     ],
 )  # fmt: skip
 def test_invalid_events_name_what_is_wrong(event: object, message: str) -> None:
