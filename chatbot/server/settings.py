@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from chatbot.errors import ConfigError
 from chatbot.project.endpoints import Credentials
+from chatbot.ranges import whole_number
 
 if TYPE_CHECKING:
     from chatbot.server.model_pull import ModelServer
@@ -30,7 +31,7 @@ _PERIODS = {
     "h": 3600.0,
     "hour": 3600.0,
 }
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*([a-z]*)\s*$")
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*([a-z]*)\s*$", re.ASCII)
 
 
 # The most seconds between two tries of a store at start (``store_wait``; Rasa's SQL store
@@ -61,7 +62,9 @@ class RateLimit:
                 f"{option} {text!r}: write it as COUNT/PERIOD, e.g. '30/min', '5/s', "
                 "'100/10s' or '1000/hour' ('off' to turn it off)"
             )
-        count, number, unit = int(match.group(1)), match.group(2), match.group(3)
+        count, number, unit = whole_number(match.group(1)), match.group(2), match.group(3)
+        if count is None:  # more than 9 digits: int() refuses 4,301, float() overflows later
+            raise ConfigError(f"{option} {text[:40]!r}: the count must be at most 999999999")
         period = (float(number) if number else 1.0) * _PERIODS.get(unit or "s", 1.0)
         if count <= 0 or period <= 0 or not math.isfinite(period):
             raise ConfigError(f"{option} {text!r}: the count and the period must be positive")

@@ -42,7 +42,19 @@ def test_rate_limit_parse(text: str, limit: RateLimit | None) -> None:
     assert RateLimit.parse(text) == limit
 
 
-@pytest.mark.parametrize("text", ["fast", "5", "10/fortnight", "-1/s", "3/0s", "/min"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "fast",
+        "5",
+        "10/fortnight",
+        "-1/s",
+        "3/0s",
+        "/min",
+        "1" + "0" * 400 + "/s",  # float() of the count overflowed at every message: a 500
+        "1" * 5000 + "/s",  # int() refuses more than 4,300 digits: a traceback at startup
+    ],
+)
 def test_bad_rate_limit_is_a_config_error(text: str) -> None:
     with pytest.raises(ConfigError, match="rate limit"):
         RateLimit.parse(text)
