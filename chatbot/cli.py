@@ -261,8 +261,8 @@ def init(directory: Path | None, init_dir: Path | None, no_prompt: bool) -> None
     type=click.IntRange(min=1),
     default=None,
     help="Server processes sharing the port, for a machine with more cores (default: "
-    "$SANIC_WORKERS as in Rasa, else 1); they lock conversations through a file, or through "
-    "endpoints.yml's Redis lock store. The rate limit counts per process.",
+    "$SANIC_WORKERS as in Rasa, else 1; at most 4 per core); they lock conversations through a "
+    "file, or through endpoints.yml's Redis lock store. The rate limit counts per process.",
 )
 @debug_option
 @click.pass_context

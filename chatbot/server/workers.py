@@ -69,6 +69,11 @@ STOP_MARGIN = 5.0
 _POLL = 0.2
 
 
+def max_workers() -> int:
+    """More server processes than 4 per core only compete for the CPU (and memory)."""
+    return 4 * max(1, os.cpu_count() or 1)
+
+
 def workers_wanted(settings: ServerSettings) -> int:
     """How many processes serve: ``--workers``, else ``$SANIC_WORKERS``, else one. More than one
     needs stores the processes can share: ``--workers`` is refused without them
@@ -92,6 +97,14 @@ def workers_wanted(settings: ServerSettings) -> int:
             return 1
     if wanted == 1:
         return 1
+    most = max_workers()
+    if wanted > most:  # a slip of the keyboard must not start thousands of processes
+        if settings.workers is None:
+            logger.warning("%s: more than %d (4 per core); %d serve", given, most, most)
+            wanted = most
+        else:
+            shown = str(wanted)[:40]
+            raise ConfigError(f"{given} {shown}: at most {most} on this machine (4 per core)")
     endpoints = read_endpoints(settings.project_dir, settings.endpoints_path)
     problem = not_shared_between_processes(endpoints.tracker_store, endpoints.lock_store)
     if problem is None:

@@ -390,6 +390,22 @@ def test_sanic_workers_as_rasa_reads_it(
     assert workers_wanted(ServerSettings(project_dir=tmp_path, workers=2)) == 2
 
 
+def test_workers_are_at_most_4_per_core(
+    tmp_path: Path, monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--workers 10000` (a slip) started processes until the machine gave out."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    (tmp_path / "endpoints.yml").write_text("lock_store:\n  type: redis\n")
+    assert workers_wanted(ServerSettings(project_dir=tmp_path, workers=8)) == 8
+    with pytest.raises(ConfigError, match=r"--workers 9: at most 8 on this machine \(4 per core\)"):
+        workers_wanted(ServerSettings(project_dir=tmp_path, workers=9))
+    with pytest.raises(ConfigError, match="--workers 1000000000000000000000000000000000000000: "):
+        workers_wanted(ServerSettings(project_dir=tmp_path, workers=10**400))
+    monkeypatch.setenv("SANIC_WORKERS", "10000")
+    assert workers_wanted(ServerSettings(project_dir=tmp_path)) == 8
+    assert "SANIC_WORKERS=10000: more than 8 (4 per core); 8 serve" in caplog.text
+
+
 def test_the_cli_says_what_is_missing_before_anything_starts(tmp_path: Path) -> None:
     project = tmp_path / "bot"
     project.mkdir()
