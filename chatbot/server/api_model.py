@@ -18,7 +18,6 @@ both reach every worker, and are answered once every worker serves the change
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import shutil
 import tempfile
@@ -32,6 +31,7 @@ from aiohttp import web
 
 from chatbot.agent import TrainedModel, __version__
 from chatbot.errors import ConfigError, ModelFileError
+from chatbot.json_input import loads
 from chatbot.project.domain import Origin
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.project.endpoints import EndpointBlock
@@ -132,41 +132,45 @@ async def replace_model(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     sync = request.app.get(WORKER_SYNC)
     if request.content_type == "application/json":
-        body = await read_object(request)
-        if body.get("model_server"):  # as Rasa reads it: null or {} is none
-            return await _follow_model_server(request.app, body)
-        path = Path(_model_file_of(body))
-        model = await load_model_file(path)
-        source = str(path)
-    else:
-        with tempfile.TemporaryDirectory(prefix="chatbot-model-") as folder:
-            upload = Path(folder) / "upload.model"
-            await _receive(request, upload, settings.max_model_bytes)
-            head = upload.read_bytes()[:1].strip() if upload.stat().st_size < _JSON_AT_MOST else b""
-            if head == b"{":  # Rasa's JSON body sent with another content type (curl -d)
-                try:
-                    body = json.loads(upload.read_text(encoding="utf-8"))
-                except (ValueError, UnicodeDecodeError):
-                    raise json_error(400, "the request body is not valid JSON") from None
-                if not isinstance(body, dict):
-                    raise json_error(400, "the request body must be a JSON object")
-                if body.get("model_server"):
-                    return await _follow_model_server(request.app, body)
-                path = Path(_model_file_of(body))
-                model = await load_model_file(path)
-                source = str(path)
-            else:
-                try:
-                    model = await load_model_file(upload)
-                except ModelFileError as exc:
-                    message = str(exc).replace(str(upload), "the uploaded body")
-                    raise json_error(400, message, "BadModel") from None
-                source = "uploaded model"
-                path = upload
-                if sync is not None:  # kept for the other workers to load
-                    path = sync.uploads / f"{uuid.uuid4().hex}.model"
-                    shutil.move(upload, path)
-    apply_model(request.app, model, source)
+        return await _replace_as_json_says(request.app, await read_object(request))
+    with tempfile.TemporaryDirectory(prefix="chatbot-model-") as folder:
+        upload = Path(folder) / "upload.model"
+        await _receive(request, upload, settings.max_model_bytes)
+        head = upload.read_bytes()[:1].strip() if upload.stat().st_size < _JSON_AT_MOST else b""
+        if head == b"{":  # Rasa's JSON body sent with another content type (curl -d)
+            try:
+                body = loads(upload.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                raise json_error(400, "the request body is not valid JSON") from None
+            if not isinstance(body, dict):
+                raise json_error(400, "the request body must be a JSON object")
+            return await _replace_as_json_says(request.app, body)
+        try:
+            model = await load_model_file(upload)
+        except ModelFileError as exc:
+            message = str(exc).replace(str(upload), "the uploaded body")
+            raise json_error(400, message, "BadModel") from None
+        path = upload
+        if sync is not None:  # kept for the other workers to load
+            path = sync.uploads / f"{uuid.uuid4().hex}.model"
+            shutil.move(upload, path)
+    return await _serve_everywhere(request.app, model, "uploaded model", path)
+
+
+async def _replace_as_json_says(app: web.Application, body: dict[str, Any]) -> web.Response:
+    """Rasa's JSON body: a ``model_server`` to follow, else a ``model_file`` on the server."""
+    if body.get("model_server"):  # as Rasa reads it: null or {} is none
+        return await _follow_model_server(app, body)
+    path = Path(_model_file_of(body))
+    return await _serve_everywhere(app, await load_model_file(path), str(path), path)
+
+
+async def _serve_everywhere(
+    app: web.Application, model: TrainedModel, source: str, path: Path
+) -> web.Response:
+    """Serve ``model``; under ``--workers``, answer once every worker serves it."""
+    apply_model(app, model, source)
+    sync = app.get(WORKER_SYNC)
     if sync is not None:
         await _share(sync, path, source)
     return web.Response(status=204)
