@@ -43,6 +43,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections for as long as the block runs: bound and
+    not listening, so no other test's server can take it meanwhile (free_port's can be)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
 async def raw_request(
     url: str, method: str, path: str, headers: dict[str, bytes], body: bytes = b""
 ) -> int:

@@ -21,7 +21,7 @@ from chatbot.nlu import NLUModel
 from chatbot.nlu.duckling import DucklingClient, DucklingConfig, duckling_from_pipeline
 from chatbot.project.config import ComponentConfig
 from tests.chatbot.nlu.fake_duckling import FakeDuckling
-from tests.helpers import RULES_ONLY, domain_of, free_port, train_files
+from tests.helpers import RULES_ONLY, domain_of, free_port, refusing_port, train_files
 
 # 2026-12-06 10:00 UTC, 11:00 in Berlin.
 REFTIME = int(datetime(2026, 12, 6, 10, tzinfo=timezone.utc).timestamp() * 1000)
@@ -154,12 +154,15 @@ async def test_failures_give_no_entities_and_one_line(
     fault: str,
     said: str,
 ) -> None:
-    url = f"http://127.0.0.1:{free_port()}" if fault == "refused" else duckling.url
     duckling.fault, duckling.delay = fault, 5.0
-    config = DucklingConfig(url=url, timeout=0.2)
-    started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="chatbot.nlu.duckling"):
-        assert await client.entities(config, "for 4", REFTIME) == []
+    with refusing_port() as port:
+        url = f"http://127.0.0.1:{port}" if fault == "refused" else duckling.url
+        # A refusal comes at once; its timeout is long enough that a loaded machine's stall of
+        # the event loop cannot turn it into "no answer" (seen in CI with 0.2 s).
+        config = DucklingConfig(url=url, timeout=1.5 if fault == "refused" else 0.2)
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="chatbot.nlu.duckling"):
+            assert await client.entities(config, "for 4", REFTIME) == []
     assert time.monotonic() - started < 2.0
     (line,) = [r.getMessage() for r in caplog.records]
     assert said in line, line
