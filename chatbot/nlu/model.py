@@ -103,7 +103,7 @@ class NLUModel:
             if settings.regex_entities
             else None
         )
-        self._tags = tag_names(labels.entity_types)
+        self._tags = tag_names(labels.entity_types, settings.tag_scheme)
         self._decoder = self.runtime.decoder
         self._retrieval = {
             intent: np.array(
@@ -301,8 +301,11 @@ class NLUModel:
             labels = Labels.from_json(meta["labels"])  # type: ignore[arg-type]
             featurizer = Featurizer.from_json(meta["featurizer"])  # type: ignore[arg-type]
             sizes = NetSizes(**meta["sizes"])  # type: ignore[arg-type]
+            scheme = settings.tag_scheme
             transitions = (
-                allowed_transitions(tag_names(labels.entity_types)) if sizes.tags else None
+                allowed_transitions(tag_names(labels.entity_types, scheme), scheme)
+                if sizes.tags
+                else None
             )
             weights = {k: to_numpy(v) for k, v in tensors.items()}
             runtime: JointRuntime | EnsembleRuntime

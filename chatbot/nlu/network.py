@@ -339,5 +339,8 @@ class JointNet(nn.Module):
 
 def build_net(settings: NLUSettings, sizes: NetSizes, entity_types: Sequence[str]) -> JointNet:
     """A fresh network; the CRF's allowed transitions come from the entity types' tag names."""
-    transitions = allowed_transitions(tag_names(entity_types)) if sizes.tags else None
+    scheme = settings.tag_scheme
+    transitions = (
+        allowed_transitions(tag_names(entity_types, scheme), scheme) if sizes.tags else None
+    )
     return JointNet(settings, sizes, transitions)

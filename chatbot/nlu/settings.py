@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from chatbot.errors import ConfigError
+from chatbot.nlu.tags import SCHEMES
 from chatbot.ranges import ABOVE_0, AT_LEAST_0, AT_LEAST_1, FRACTION, SHARE, Range, out_of_range
 
 CountVectors = tuple[tuple[str, int, int], ...]
@@ -75,6 +76,10 @@ class NLUSettings:
     word_dropout: float = 0.1  # share of training tokens blanked (unknown word, no characters)
     max_tokens: int = 512  # a longer message is cut after this many tokens
     entity_recognition: bool = True
+    # The entity tags the CRF learns (``chatbot.nlu.tags``): "bilou" (Begin, Inside, Last, Unit;
+    # Rasa's default ``BILOU_flag: true``), "bio" (Begin, Inside), "io" (Inside only: Rasa's
+    # ``BILOU_flag: false``; two entities of one type side by side read as one).
+    tag_scheme: str = "bilou"
     # The tagger also reads the intent head's distribution (Stack-Propagation, Qin et al. 2019):
     # a linear map of softmax(intent logits) adds to every token's tag scores, and the tagger's
     # loss trains the intent head through it. Off: no gain on ATIS/SNIPS validation. Chosen by
@@ -233,7 +238,10 @@ _RANGES: dict[str, Range] = {
 
 
 # Each text setting's allowed values.
-_CHOICES: dict[str, tuple[str, ...]] = {"ngram_model": ("auto", "tfidf", "sum")}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "ngram_model": ("auto", "tfidf", "sum"),
+    "tag_scheme": tuple(SCHEMES),
+}
 
 
 def _check_ranges(values: dict[str, Any], component: str, names: dict[str, str]) -> None:
@@ -287,6 +295,7 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     "word_dropout": 0.1,
     "max_tokens": 512,
     "entity_recognition": True,
+    "tag_scheme": "bilou",  # added in session 33: models before it tag in BILOU
     "intent_to_tagger": False,  # added in commit bebe730: models before it do not feed the intent
     "token_intent": False,  # added in session 14: models before it have no token-level intents
     "token_intent_vote": True,

@@ -1,8 +1,11 @@
-"""BILOU tags: entity spans on tokens and back.
+"""Entity tags: entity spans on tokens and back, in one of three tagging schemes.
 
-``U-city`` is a one-token entity; ``B-city I-city L-city`` a longer one; ``O`` is no entity. The CRF
-may only move between tags that make sense (no ``I-x`` after ``O``), so decoded sequences are always
-well formed.
+``bilou`` (the default, as Rasa's ``BILOU_flag: true``): ``U-city`` is a one-token entity;
+``B-city I-city L-city`` a longer one; ``O`` is no entity. ``bio``: ``B-city`` begins an entity,
+``I-city`` continues it (ATIS's and SNIPS's own scheme). ``io`` (Rasa's ``BILOU_flag: false``, whose
+tags are bare entity names): every token of an entity is ``I-city``, so two entities of one type
+side by side read as one. The CRF may only move between tags that make sense in the scheme (no
+``I-x`` after ``O`` in ``bilou`` and ``bio``), so decoded sequences are always well formed.
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from chatbot.nlu.tokenizer import Token
 logger = logging.getLogger(__name__)
 
 OUTSIDE = "O"
-PREFIXES = ("B", "I", "L", "U")
+SCHEMES: dict[str, tuple[str, ...]] = {
+    "bilou": ("B", "I", "L", "U"),
+    "bio": ("B", "I"),
+    "io": ("I",),
+}
+PREFIXES = SCHEMES["bilou"]
 
 
-def tag_names(entity_types: Sequence[str]) -> list[str]:
-    return [OUTSIDE] + [f"{p}-{e}" for e in entity_types for p in PREFIXES]
+def tag_names(entity_types: Sequence[str], scheme: str = "bilou") -> list[str]:
+    return [OUTSIDE] + [f"{p}-{e}" for e in entity_types for p in SCHEMES[scheme]]
 
 
 def covered_tokens(tokens: Sequence[Token], start: int, end: int) -> list[int]:
@@ -30,13 +38,29 @@ def covered_tokens(tokens: Sequence[Token], start: int, end: int) -> list[int]:
 
 
 def span_tags(
-    tokens: Sequence[Token], spans: Sequence[tuple[int, int, str]], *, text: str = ""
+    tokens: Sequence[Token],
+    spans: Sequence[tuple[int, int, str]],
+    *,
+    text: str = "",
+    scheme: str = "bilou",
 ) -> list[str]:
-    """BILOU tags for labelled character spans ``(start, end, label)``.
+    """The ``scheme``'s tags for labelled character spans ``(start, end, label)``.
 
     A span that cuts through a token takes the whole token (Rasa warns about these "misaligned"
     annotations too); a later span never overwrites an earlier one.
     """
+    tags = _bilou_tags(tokens, spans, text)
+    if scheme == "bilou":
+        return tags
+    prefix = (
+        {"B": "B", "I": "I", "L": "I", "U": "B"} if scheme == "bio" else dict.fromkeys("BILU", "I")
+    )
+    return [t if t == OUTSIDE else prefix[t[0]] + t[1:] for t in tags]
+
+
+def _bilou_tags(
+    tokens: Sequence[Token], spans: Sequence[tuple[int, int, str]], text: str
+) -> list[str]:
     tags = [OUTSIDE] * len(tokens)
     for start, end, label in spans:
         covered = [i for i in covered_tokens(tokens, start, end) if tags[i] == OUTSIDE]
@@ -83,7 +107,7 @@ def _warn_misaligned(
 
 
 def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
-    """Token spans ``(first, last_exclusive, label)`` from BILOU (or BIO) tags, tolerantly."""
+    """Token spans ``(first, last_exclusive, label)`` from tags of any scheme, tolerantly."""
     spans: list[tuple[int, int, str]] = []
     open_start: int | None = None
     open_label = ""
@@ -107,17 +131,25 @@ def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
     return spans
 
 
-def allowed_transitions(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Boolean masks: ``[from, to]`` transitions, and the tags allowed first and last."""
+def allowed_transitions(
+    tags: Sequence[str], scheme: str = "bilou"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boolean masks: ``[from, to]`` transitions, and the tags allowed first and last, for the
+    ``scheme``'s tags (``tag_names``)."""
     parts = [t.partition("-") for t in tags]
     k = len(tags)
     allowed = np.zeros((k, k), bool)
+    # The tags an entity or nothing may start with, and whether one may go on after a tag.
+    starts = {"bilou": (OUTSIDE, "B", "U"), "bio": (OUTSIDE, "B"), "io": (OUTSIDE, "I")}[scheme]
     for i, (p1, _, l1) in enumerate(parts):
         for j, (p2, _, l2) in enumerate(parts):
-            if p1 in ("B", "I"):
+            if scheme == "bilou" and p1 in ("B", "I"):  # an entity must go on to its L
                 allowed[i, j] = p2 in ("I", "L") and l1 == l2
-            else:  # after O, L or U a new entity or nothing may start
-                allowed[i, j] = p2 in (OUTSIDE, "B", "U")
-    first = np.array([p in (OUTSIDE, "B", "U") for p, _, _ in parts])
-    last = np.array([p in (OUTSIDE, "L", "U") for p, _, _ in parts])
+            elif scheme == "bio" and p1 in ("B", "I"):  # it may go on, or something else start
+                allowed[i, j] = p2 in starts or (p2 == "I" and l1 == l2)
+            else:  # after O (L or U in bilou; anything in io) a new entity or nothing may start
+                allowed[i, j] = p2 in starts
+    first = np.array([p in starts for p, _, _ in parts])
+    ends = (OUTSIDE, "L", "U") if scheme == "bilou" else (OUTSIDE, "B", "I")
+    last = np.array([p in ends for p, _, _ in parts])
     return allowed, first, last

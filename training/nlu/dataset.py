@@ -39,10 +39,14 @@ class Targets:
 
 
 def encode_samples(
-    examples: Sequence[NLUExample], featurizer: Featurizer, labels: Labels, max_tokens: int
+    examples: Sequence[NLUExample],
+    featurizer: Featurizer,
+    labels: Labels,
+    max_tokens: int,
+    scheme: str = "bilou",
 ) -> list[Sample]:
     intent_ids = {name: i for i, name in enumerate(labels.intents)}
-    tag_ids = {name: i for i, name in enumerate(tag_names(labels.entity_types))}
+    tag_ids = {name: i for i, name in enumerate(tag_names(labels.entity_types, scheme))}
     role_ids = {name: i for i, name in enumerate(labels.roles)}
     group_ids = {name: i for i, name in enumerate(labels.groups)}
     response_ids = {name: i for i, name in enumerate(labels.response_keys)}
@@ -53,7 +57,8 @@ def encode_samples(
         if not tokens:
             continue
         entities = [a for a in example.entities if a.entity in known]
-        tags = span_tags(tokens, [(a.start, a.end, a.entity) for a in entities], text=example.text)
+        spans = [(a.start, a.end, a.entity) for a in entities]
+        tags = span_tags(tokens, spans, text=example.text, scheme=scheme)
         roles = np.full(len(tokens), IGNORE, np.int64)
         groups = np.full(len(tokens), IGNORE, np.int64)
         for a in entities:

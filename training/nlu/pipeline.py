@@ -90,7 +90,27 @@ def _ours(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
         raise ConfigError(f"{_where(c)}{error}") from None
 
 
+def _bilou_flag(settings: NLUSettings, c: ComponentConfig) -> tuple[NLUSettings, ComponentConfig]:
+    """Rasa's ``BILOU_flag`` (DIETClassifier, CRFEntityExtractor): true (Rasa's default) tags
+    entities in BILOU, false with bare entity names, our ``tag_scheme: io``. The component comes
+    back without it."""
+    if "BILOU_flag" not in c.params:
+        return settings, c
+    params = dict(c.params)
+    flag = params.pop("BILOU_flag")
+    if not isinstance(flag, bool):
+        raise ConfigError(f"{_where(c)}{c.name}: 'BILOU_flag' must be bool, got {flag!r}")
+    settings = settings.replace({"tag_scheme": "bilou" if flag else "io"}, component=c.name)
+    return settings, ComponentConfig(c.name, params, c.origin)
+
+
+def _crf_extractor(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
+    settings, c = _bilou_flag(settings, c)
+    return _switch("entity_recognition", _CLASSIFIER, _BILSTM_CRF)(settings, c)
+
+
 def _diet(settings: NLUSettings, c: ComponentConfig) -> NLUSettings:
+    settings, c = _bilou_flag(settings, c)
     params = dict(c.params)
     if isinstance(params.get("batch_size"), list):  # DIET grows the batch: [64, 256]
         params["batch_size"] = int(params["batch_size"][0])
@@ -229,7 +249,7 @@ COMPONENTS: dict[str, Handler] = {
     "LogisticRegressionClassifier": _accepted(_CLASSIFIER),
     "KeywordIntentClassifier": _accepted(_CLASSIFIER),
     "MitieIntentClassifier": _accepted(_CLASSIFIER),
-    "CRFEntityExtractor": _switch("entity_recognition", _CLASSIFIER, _BILSTM_CRF),
+    "CRFEntityExtractor": _crf_extractor,
     "SpacyEntityExtractor": _switch("entity_recognition", _CLASSIFIER, _BILSTM_CRF),
     "MitieEntityExtractor": _switch("entity_recognition", _CLASSIFIER, _BILSTM_CRF),
     "DucklingEntityExtractor": _duckling,

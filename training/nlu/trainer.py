@@ -20,7 +20,7 @@ from chatbot.nlu.model import Labels, NLUModel
 from chatbot.nlu.network import Batch, JointNet, Outputs, build_net
 from chatbot.nlu.runtime import EnsembleRuntime, JointRuntime
 from chatbot.nlu.settings import NetSizes, NLUSettings
-from chatbot.nlu.tags import OUTSIDE, PREFIXES, tag_names
+from chatbot.nlu.tags import OUTSIDE, SCHEMES, tag_names
 from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import NLUData, NLUExample
 from training.divergence import diverged, is_finite, optimizer_step
@@ -64,7 +64,7 @@ def train_nlu(
         )
     labels = fit_labels(examples, settings)
     featurizer = fit_featurizer(examples, data, settings)
-    samples = encode_samples(examples, featurizer, labels, settings.max_tokens)
+    samples = encode_samples(examples, featurizer, labels, settings.max_tokens, settings.tag_scheme)
     if not samples:
         raise TrainingError("no NLU training example has a word in it")
     settings = for_data(settings, len(samples), len(labels.intents))
@@ -77,7 +77,7 @@ def train_nlu(
         ngrams=len(featurizer.ngrams),
         intents=len(labels.intents),
         # Entity types are known either way (RegexEntityExtractor uses them); a tagger is optional.
-        tags=1 + 4 * len(labels.entity_types) if tagger else 0,
+        tags=len(tag_names(labels.entity_types, settings.tag_scheme)) if tagger else 0,
         roles=len(labels.roles) if tagger else 0,
         groups=len(labels.groups) if tagger else 0,
         responses=len(labels.response_keys),
@@ -91,7 +91,8 @@ def train_nlu(
         for member_seed in range(seed, seed + settings.ensemble_size):
             torch.manual_seed(member_seed)
             net = build_net(settings, sizes, labels.entity_types)
-            _pattern_prior(net, labels, featurizer.patterns.names if featurizer.n_patterns else ())
+            names = featurizer.patterns.names if featurizer.n_patterns else ()
+            _pattern_prior(net, labels, names, settings.tag_scheme)
             rng = np.random.default_rng(member_seed)
             _fit(net, samples, labels, settings, rng, show_progress, score)
             nets.append(net)
@@ -125,20 +126,22 @@ def _threads(count: int) -> Iterator[None]:
 PATTERN_PRIOR = 2.0
 
 
-def _pattern_prior(net: JointNet, labels: Labels, names: Sequence[str]) -> None:
+def _pattern_prior(
+    net: JointNet, labels: Labels, names: Sequence[str], scheme: str = "bilou"
+) -> None:
     """Start the regex/lookup -> tag shortcut from what the names say: a match of the lookup
     table "city" is likely a city (Rasa names tables after entities for RegexEntityExtractor).
     Other patterns start at zero; training moves both."""
     if net.pattern_tags is None:
         return
-    tags = {tag: i for i, tag in enumerate(tag_names(labels.entity_types))}
+    tags = {tag: i for i, tag in enumerate(tag_names(labels.entity_types, scheme))}
     with torch.no_grad():
         weight = net.pattern_tags.weight  # (tags, patterns)
         weight.zero_()
         for column, name in enumerate(names):
             if name in labels.entity_types:
                 weight[tags[OUTSIDE], column] = -PATTERN_PRIOR
-                for prefix in PREFIXES:
+                for prefix in SCHEMES[scheme]:
                     weight[tags[f"{prefix}-{name}"], column] = PATTERN_PRIOR
 
 

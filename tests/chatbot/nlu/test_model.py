@@ -229,11 +229,47 @@ def test_a_model_file_from_before_a_setting_existed_loads(toy_model: NLUModel) -
     tensors, meta = toy_model.export()
     old = json.loads(json.dumps(meta))
     del old["settings"]["intent_to_tagger"]
+    del old["settings"]["tag_scheme"]
     loaded = NLUModel.from_export(tensors, old)
     assert loaded.settings == toy_model.settings
     assert not loaded.settings.intent_to_tagger
+    assert loaded.settings.tag_scheme == "bilou"
     for text in ["fly from nyc to Tokyo", "i want a large salami", "hi"]:
         assert loaded.parse(text) == toy_model.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "tagger"),
+    [
+        ("bio", ComponentConfig("BiLSTMCRF", {"tag_scheme": "bio"})),
+        ("io", ComponentConfig("DIETClassifier", {"BILOU_flag": False})),  # Rasa's name for it
+    ],
+)
+def test_other_tag_schemes_learn_the_toy_data_and_round_trip(
+    scheme: str, tagger: ComponentConfig, tmp_path: Path
+) -> None:
+    pipeline = [
+        ComponentConfig("RegexFeaturizer"),
+        ComponentConfig("LexicalSyntacticFeaturizer"),
+        tagger,
+        ComponentConfig("EntitySynonymMapper"),
+    ]
+    model = train_nlu(toy_data(), pipeline, seed=7, show_progress=False)
+    assert model.settings.tag_scheme == scheme
+    assert model.runtime.sizes.tags == 1 + {"bio": 2, "io": 1}[scheme] * 4  # 4 entity types
+    for example in toy_data().examples:
+        result = model.parse(example.text)
+        expected = sorted(
+            (a.entity, a.start, a.end, a.value, a.role, a.group) for a in example.entities
+        )
+        assert entities_of(result) == expected, example.text
+    tensors, meta = model.export()
+    model_file.save(tmp_path / "nlu.model", meta, tensors)
+    loaded_meta, loaded_tensors = model_file.load(tmp_path / "nlu.model")
+    loaded = NLUModel.from_export(loaded_tensors, loaded_meta)
+    assert loaded.settings.tag_scheme == scheme
+    for text in ["fly from Hamburg to Tokyo", "i want a small funghi and a large hawaii", "hi"]:
+        assert loaded.parse(text) == model.parse(text)
 
 
 def test_export_with_a_foreign_format_is_a_model_file_error(toy_model: NLUModel) -> None:

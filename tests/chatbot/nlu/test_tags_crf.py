@@ -21,6 +21,48 @@ def test_bilou_tags_round_trip() -> None:
     assert tag_spans(tags) == [(2, 4, "city"), (5, 6, "city"), (6, 7, "date")]
 
 
+@pytest.mark.parametrize(
+    ("scheme", "expected"),
+    [
+        ("bio", ["O", "O", "B-city", "I-city", "O", "B-city", "B-date"]),
+        ("io", ["O", "O", "I-city", "I-city", "O", "I-city", "I-date"]),
+    ],
+)
+def test_bio_and_io_tags_round_trip(scheme: str, expected: list[str]) -> None:
+    tokens = tokenize("fly from New York to Rome tomorrow")
+    tags = span_tags(tokens, [(9, 17, "city"), (21, 25, "city"), (26, 34, "date")], scheme=scheme)
+    assert tags == expected
+    assert tag_spans(tags) == [(2, 4, "city"), (5, 6, "city"), (6, 7, "date")]
+    assert set(tags) <= set(tag_names(["city", "date"], scheme))
+
+
+def test_io_reads_two_entities_of_one_type_side_by_side_as_one() -> None:
+    """Rasa's BILOU_flag: false has the same limit: its tags are bare entity names."""
+    tokens = tokenize("Paris Rome")
+    spans = [(0, 5, "city"), (6, 10, "city")]
+    assert tag_spans(span_tags(tokens, spans, scheme="bio")) == [(0, 1, "city"), (1, 2, "city")]
+    assert tag_spans(span_tags(tokens, spans, scheme="io")) == [(0, 2, "city")]
+
+
+@pytest.mark.parametrize("scheme", sorted(tags.SCHEMES))
+def test_every_annotation_is_a_sequence_the_crf_allows(scheme: str) -> None:
+    """Whatever spans a training example has, its tags are a path the CRF can score (a
+    forbidden transition would cost it FORBIDDEN, and training could never fit it)."""
+    names = tag_names(["a", "b"], scheme)
+    allowed, first, last = allowed_transitions(names, scheme)
+    rng = np.random.default_rng(5)
+    tokens = tokenize(" ".join("w" * int(n) for n in rng.integers(1, 4, size=8)))
+    for _ in range(300):
+        spans, i = [], int(rng.integers(0, 3))
+        while i < len(tokens):
+            stop = min(len(tokens), i + int(rng.integers(1, 4)))
+            spans.append((tokens[i].start, tokens[stop - 1].end, str(rng.choice(["a", "b"]))))
+            i = stop + int(rng.integers(0, 3))
+        path = [names.index(t) for t in span_tags(tokens, spans, scheme=scheme)]
+        assert first[path[0]] and last[path[-1]], (scheme, spans)
+        assert all(allowed[x, y] for x, y in itertools.pairwise(path)), (scheme, spans)
+
+
 def test_a_misaligned_span_takes_the_whole_token() -> None:
     tokens = tokenize("in Berlin-Mitte")
     assert span_tags(tokens, [(3, 9, "city")]) == ["O", "U-city"]
@@ -39,8 +81,8 @@ def test_tag_spans_are_tolerant(tags: list[str], spans: list[tuple]) -> None:
     assert tag_spans(tags) == spans
 
 
-def random_crf(entity_types: list[str], seed: int = 0) -> CRF:
-    crf = CRF(*allowed_transitions(tag_names(entity_types)))
+def random_crf(entity_types: list[str], seed: int = 0, scheme: str = "bilou") -> CRF:
+    crf = CRF(*allowed_transitions(tag_names(entity_types, scheme), scheme))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for parameter in crf.parameters():
@@ -84,12 +126,19 @@ def test_padding_is_masked_out_of_the_loss() -> None:
     assert padded.item() == pytest.approx(short.item(), abs=1e-5)
 
 
+@pytest.mark.parametrize("scheme", sorted(tags.SCHEMES))
 @pytest.mark.parametrize("scale", [0.5, 3.0, 30.0])
-def test_decode_equals_viterbi_and_only_decodes_allowed_sequences(scale: float) -> None:
-    crf = random_crf([f"e{i}" for i in range(6)], seed=3)
+def test_decode_equals_viterbi_and_only_decodes_allowed_sequences(
+    scale: float, scheme: str
+) -> None:
+    crf = random_crf([f"e{i}" for i in range(6)], seed=3, scheme=scheme)
     decoder = crf.decoder()
-    names = tag_names([f"e{i}" for i in range(6)])
-    allowed, first, last = allowed_transitions(names)
+    names = tag_names([f"e{i}" for i in range(6)], scheme)
+    allowed, first, last = allowed_transitions(names, scheme)
+    if scheme == "bio":  # an entity may end anywhere, and another begin right after it
+        assert last.all() and allowed[names.index("B-e0"), names.index("B-e0")]
+        assert not allowed[names.index("O"), names.index("I-e0")]
+        assert not allowed[names.index("B-e0"), names.index("I-e1")]
     rng = np.random.default_rng(4)
     for _ in range(50):
         emissions = rng.normal(size=(int(rng.integers(1, 12)), len(names))) * scale

@@ -251,8 +251,8 @@ def test_regex_entity_extractor_defaults_are_rasas() -> None:
             "BiLSTM-CRF model and are ignored",
         ),
         (
-            ComponentConfig("CRFEntityExtractor", {"BILOU_flag": True}),
-            "CRFEntityExtractor.params: settings BILOU_flag have no counterpart in the "
+            ComponentConfig("CRFEntityExtractor", {"BILOU_flag": True, "max_iterations": 50}),
+            "CRFEntityExtractor.params: settings max_iterations have no counterpart in the "
             "BiLSTM-CRF model and are ignored",
         ),
     ],
@@ -296,3 +296,26 @@ def test_patterns_the_featurizer_leaves_out_are_warned_of_for_the_extractor(
         "use_lookup_tables: false leaves them out of the model (Rasa's extractor would still use "
         "them)"
     ]
+
+
+@pytest.mark.parametrize("name", ["DIETClassifier", "CRFEntityExtractor"])
+@pytest.mark.parametrize(("flag", "scheme"), [(True, "bilou"), (False, "io"), (None, "bilou")])
+def test_rasas_bilou_flag_sets_the_tag_scheme(name: str, flag: bool | None, scheme: str) -> None:
+    params = {} if flag is None else {"BILOU_flag": flag}
+    assert settings_from_pipeline([ComponentConfig(name, params)]).tag_scheme == scheme
+
+
+def test_a_bilou_flag_that_is_no_bool_is_named_with_its_line() -> None:
+    component = ComponentConfig("DIETClassifier", {"BILOU_flag": "no"}, Origin("config.yml", 7))
+    with pytest.raises(ConfigError) as error:
+        settings_from_pipeline([component])
+    assert str(error.value) == "config.yml:7: DIETClassifier: 'BILOU_flag' must be bool, got 'no'"
+
+
+def test_an_unknown_tag_scheme_is_named_with_its_choices() -> None:
+    component = ComponentConfig("BiLSTMCRF", {"tag_scheme": "bioes"}, Origin("config.yml", 4))
+    with pytest.raises(ConfigError) as error:
+        settings_from_pipeline([component])
+    assert str(error.value) == (
+        "config.yml:4: BiLSTMCRF: 'tag_scheme' must be one of bilou, bio, io, got 'bioes'"
+    )
