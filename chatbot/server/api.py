@@ -59,7 +59,17 @@ def register_conversation_routes(app: web.Application, auth: Auth) -> None:
         ("POST", f"{base}/execute", execute),
     ]
     for method, path, handler in routes:
-        app.router.add_route(method, path, auth.protect(handler, scoped=True))
+        counted = None if method == "GET" else _count_users_write
+        app.router.add_route(method, path, auth.protect(handler, scoped=True, as_user=counted))
+
+
+def _count_users_write(request: web.Request) -> None:
+    """A JWT ``user`` role writes to its own conversation as a channel's user sends messages:
+    each call counts against the per-sender rate limit (the conversation) and the per-client
+    one, as a message on a channel does (a 429 beyond them). The token and ``admin`` are the
+    bot's operators, and an open API listens on 127.0.0.1 only: neither is limited."""
+    gate = request.app[GATE]
+    gate.admit(conversation_id_of(request), None, gate.client_of(request))
 
 
 def conversation_id_of(request: web.Request) -> str:

@@ -76,22 +76,23 @@ class Auth:
     def enabled(self) -> bool:
         return self._token is not None or self._jwt_key is not None
 
-    def check(self, request: web.Request, conversation_id: str | None = None) -> None:
-        """Return when the request may go on; raise a 401 or 403 JSON error otherwise."""
+    def check(self, request: web.Request, conversation_id: str | None = None) -> str | None:
+        """The role the request may go on as: "token" (``--auth-token``), a JWT's "admin" or
+        "user", None where the API is open; a 401 or 403 JSON error where it may not."""
         if not self.enabled:
-            return
+            return None
         bearer = _bearer(request)
         if self._token is not None:
             for candidate in (request.query.get("token"), bearer):
                 if candidate is not None and hmac.compare_digest(
                     candidate.encode(errors="replace"), self._token
                 ):
-                    return
+                    return "token"
         if self._jwt_key is not None and bearer is not None:
             user = self._jwt_user(bearer)
             if user is not None:
                 if _sufficient_scope(user, conversation_id):
-                    return
+                    return str(user["role"])
                 raise json_error(403, "User has insufficient permissions.", "NotAuthorized")
         raise json_error(401, "User is not authenticated.", "NotAuthenticated")
 
@@ -122,13 +123,21 @@ class Auth:
         user = payload.get("user") if isinstance(payload, dict) else None
         return user if isinstance(user, dict) else {}
 
-    def protect(self, handler: Handler, *, scoped: bool = False) -> Handler:
+    def protect(
+        self,
+        handler: Handler,
+        *,
+        scoped: bool = False,
+        as_user: Callable[[web.Request], None] | None = None,
+    ) -> Handler:
         """``handler`` behind this authentication; ``scoped``: the route's ``{conversation_id}``
-        is one a ``user`` role may reach when it is its own."""
+        is one a ``user`` role may reach when it is its own; ``as_user``: called before the
+        handler where a ``user`` role's JWT let the request in (it may raise)."""
 
         async def protected(request: web.Request) -> web.StreamResponse:
             conversation_id = request.match_info.get("conversation_id") if scoped else None
-            self.check(request, conversation_id)
+            if self.check(request, conversation_id) == "user" and as_user is not None:
+                as_user(request)
             return await handler(request)
 
         return protected

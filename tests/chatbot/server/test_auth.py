@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from chatbot.agent import Agent, TrainedModel
 from chatbot.errors import ConfigError
 from chatbot.server.auth import Auth
-from chatbot.server.settings import ServerSettings
+from chatbot.server.settings import RateLimit, ServerSettings
 from tests.chatbot.server.support import StartServer, say
 from tests.helpers import raw_request
 
@@ -104,6 +104,84 @@ async def test_user_jwt_sees_only_its_own_conversation(secured: TestClient) -> N
         response = await secured.request(method, path, headers=alice)
         assert response.status == 403, path
         assert (await response.json())["reason"] == "NotAuthorized"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "messages", {"text": "hello", "sender": "user"}),
+        ("POST", "trigger_intent", {"name": "greet"}),
+        ("POST", "tracker/events", [{"event": "slot", "name": "cuisine", "value": "thai"}]),
+        ("PUT", "tracker/events", [{"event": "action", "name": "action_listen"}]),
+        ("POST", "execute", {"name": "utter_greet"}),
+        ("POST", "predict", None),
+    ],
+)
+async def test_a_user_jwts_writes_count_against_the_rate_limit_as_its_messages_do(
+    start_server: StartServer,
+    restaurant_model: TrainedModel,
+    method: str,
+    path: str,
+    body: Any,
+) -> None:
+    """The user role writes only to its own conversation, but without a limit it could post to
+    it as fast as it liked, where the same user on a channel is held to ``--rate-limit``."""
+    client = await start_server(
+        Agent(restaurant_model),
+        enable_api=True,
+        jwt_secret=SECRET,
+        rate_limit=RateLimit(2, 60.0),
+        client_rate_limit=RateLimit(1000, 60.0),
+    )
+    await say(client, "alice", "/greet")  # POST .../predict needs a conversation
+    await say(client, "bob", "/greet")
+    alice = bearer(token_for("alice", "user"))
+    url = f"/conversations/alice/{path}"
+    for _ in range(1):  # its first of two was the channel message above
+        response = await client.request(method, url, json=body, headers=alice)
+        assert response.status == 200, await response.text()
+    refused = await client.request(method, url, json=body, headers=alice)
+    assert refused.status == 429
+    assert (await refused.json())["reason"] == "TooManyRequests"
+    assert float(refused.headers["Retry-After"]) > 0
+    # Reading is not limited; the admin (the bot's operator) is not; nor is another user.
+    assert (await client.get("/conversations/alice/tracker", headers=alice)).status == 200
+    admin = bearer(token_for("root", "admin"))
+    assert (await client.request(method, url, json=body, headers=admin)).status == 200
+    bob = bearer(token_for("bob", "user"))
+    bobs = f"/conversations/bob/{path}"
+    assert (await client.request(method, bobs, json=body, headers=bob)).status == 200
+    # The same user's channel messages share its budget.
+    response = await client.post(
+        "/webhooks/rest/webhook", json={"sender": "alice", "message": "hi"}
+    )
+    assert response.status == 429
+
+
+async def test_a_user_jwts_writes_count_against_the_per_client_limit(
+    start_server: StartServer, restaurant_model: TrainedModel
+) -> None:
+    client = await start_server(
+        Agent(restaurant_model),
+        enable_api=True,
+        jwt_secret=SECRET,
+        rate_limit=None,
+        client_rate_limit=RateLimit(2, 60.0),
+    )
+    for user in ("alice", "bob"):  # two users, one address: its budget
+        response = await client.post(
+            f"/conversations/{user}/trigger_intent",
+            json={"name": "greet"},
+            headers=bearer(token_for(user, "user")),
+        )
+        assert response.status == 200
+    refused = await client.post(
+        "/conversations/carol/trigger_intent",
+        json={"name": "greet"},
+        headers=bearer(token_for("carol", "user")),
+    )
+    assert refused.status == 429
+    assert "from this address" in (await refused.json())["message"]
 
 
 @pytest.mark.parametrize(
