@@ -1,4 +1,5 @@
-"""Real PostgreSQL and Redis for tests, and a TCP proxy to make them go away and come back.
+"""Real PostgreSQL, MySQL (MariaDB), Redis and RabbitMQ for tests, and a TCP proxy to make them
+go away and come back.
 
 Addresses come from the environment:
 
@@ -6,6 +7,9 @@ Addresses come from the environment:
   a server and a database to connect to; each test gets an empty database of its own on that
   server (``chatbot_test_<random>``; emptied after the test and lent to the next one, dropped
   when the test process exits).
+- ``CHATBOT_TEST_MYSQL_URL`` (default ``mysql://root@127.0.0.1:3306/test``): a MySQL or MariaDB
+  server; each test gets an empty database of its own there (``chatbot_test_<random>``, dropped
+  after the test).
 - ``CHATBOT_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``): each test gets a key prefix
   of its own, and its keys are deleted afterwards.
 - ``CHATBOT_TEST_RABBITMQ_URL`` (default ``amqp://guest:guest@127.0.0.1:5672/``): for the event
@@ -16,7 +20,7 @@ A service that cannot be reached skips the test, saying why, unless ``CHATBOT_RE
 
 Use the fixtures from a ``conftest.py``::
 
-    from tests.services import postgres_url, redis_key_prefix, redis_url  # noqa: F401
+    from tests.services import mysql_url, postgres_url, redis_key_prefix, redis_url  # noqa: F401
 """
 
 from __future__ import annotations
@@ -38,14 +42,21 @@ from redis.exceptions import RedisError
 from sqlalchemy import make_url
 
 POSTGRES_URL_ENV = "CHATBOT_TEST_POSTGRES_URL"
+MYSQL_URL_ENV = "CHATBOT_TEST_MYSQL_URL"
 REDIS_URL_ENV = "CHATBOT_TEST_REDIS_URL"
 RABBITMQ_URL_ENV = "CHATBOT_TEST_RABBITMQ_URL"
 REQUIRE_SERVICES_ENV = "CHATBOT_REQUIRE_SERVICES"
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
-_URL_ENV = {"PostgreSQL": POSTGRES_URL_ENV, "Redis": REDIS_URL_ENV, "RabbitMQ": RABBITMQ_URL_ENV}
+_URL_ENV = {
+    "PostgreSQL": POSTGRES_URL_ENV,
+    "MySQL": MYSQL_URL_ENV,
+    "Redis": REDIS_URL_ENV,
+    "RabbitMQ": RABBITMQ_URL_ENV,
+}
 
 _CONNECT_TIMEOUT = 3.0
 # Why a service was unreachable, once found out, so later tests skip without waiting again.
@@ -175,6 +186,47 @@ async def postgres_url() -> AsyncIterator[str]:
         yield make_url(postgres_server_url()).set(database=name).render_as_string(False)
     finally:
         await _databases.give_back(name)
+
+
+def mysql_server_url() -> str:
+    return os.environ.get(MYSQL_URL_ENV) or DEFAULT_MYSQL_URL
+
+
+async def _mysql_admin(statement: str) -> None:
+    """Run one statement on the test MySQL server, as its URL's user."""
+    import asyncmy
+
+    url = mysql_server_url()
+    if url in _unreachable:
+        unavailable("MySQL", url, _unreachable[url])
+    parsed = make_url(url)
+    try:
+        conn = await asyncmy.connect(
+            host=parsed.host or "127.0.0.1",
+            port=parsed.port or 3306,
+            user=parsed.username or "root",
+            password=parsed.password or "",
+            connect_timeout=_CONNECT_TIMEOUT,
+        )
+    except (OSError, asyncio.TimeoutError, asyncmy.errors.MySQLError) as error:
+        _unreachable[url] = str(error) or type(error).__name__
+        unavailable("MySQL", url, _unreachable[url])
+    try:
+        async with conn.cursor() as cursor:
+            await cursor.execute(statement)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+async def mysql_url() -> AsyncIterator[str]:
+    """The SQLAlchemy URL of an empty MySQL database that is this test's alone."""
+    name = f"chatbot_test_{secrets.token_hex(6)}"
+    await _mysql_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield make_url(mysql_server_url()).set(database=name).render_as_string(False)
+    finally:
+        await _mysql_admin(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.fixture

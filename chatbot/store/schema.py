@@ -1,6 +1,6 @@
 """The SQL schema of the conversation store, and how a database is brought up to date.
 
-Tables (SQLite and PostgreSQL alike):
+Tables (SQLite, PostgreSQL and MySQL alike; MySQL's column types in ``chatbot.store.mysql_engine``):
 
 ``conversations``
     ``id`` (primary key), ``created_at`` / ``updated_at`` (Unix seconds), ``next_seq`` (the seq
@@ -20,11 +20,13 @@ Tables (SQLite and PostgreSQL alike):
 Upgrade path (no Alembic; the schema is small): ``SCHEMA_VERSION`` is the version the tables below
 describe, and ``MIGRATIONS`` lists, in order, the steps that bring a database from version
 ``n - 1`` to ``n``. At start-up, ``upgrade`` (under a lock: PostgreSQL's advisory lock, SQLite's
-``BEGIN IMMEDIATE``, so that two processes starting together do not race)
+``BEGIN IMMEDIATE``, MySQL's ``GET_LOCK``, so that two processes starting together do not race)
 
 - creates the current tables in an empty database and stamps it ``SCHEMA_VERSION``;
 - applies the migrations after the database's version, each recorded in ``schema_version``, all
-  in the same transaction (both databases have transactional DDL);
+  in the same transaction (SQLite and PostgreSQL have transactional DDL; MySQL commits each
+  statement of DDL at once, so a migration there must leave a database that works if the next
+  one fails);
 - refuses a database whose version is newer than ``SCHEMA_VERSION`` (a newer chatbot wrote it).
 
 To change the schema: edit the tables here, bump ``SCHEMA_VERSION`` and append a ``Migration``
@@ -54,22 +56,31 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects import mysql
 
-from chatbot.errors import ConfigError
+from chatbot.errors import ConfigError, StoreUnavailable
 from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH
+from chatbot.store.mysql_engine import DIALECTS as MYSQL_DIALECTS
+from chatbot.store.mysql_engine import TABLE_OPTIONS, exact_string
 
 SCHEMA_VERSION = 1
 
 metadata = MetaData()
 
+# MySQL's FLOAT is single precision, its TEXT at most 64 KiB: DOUBLE and LONGTEXT there (the
+# other databases' types are as they always were).
+_Double = Float().with_variant(mysql.DOUBLE(asdecimal=False), *MYSQL_DIALECTS)
+_LongText = Text().with_variant(mysql.LONGTEXT(), *MYSQL_DIALECTS)
+
 conversations = Table(
     "conversations",
     metadata,
-    Column("id", String(MAX_CONVERSATION_ID_LENGTH), primary_key=True),
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
+    Column("id", exact_string(MAX_CONVERSATION_ID_LENGTH), primary_key=True),
+    Column("created_at", _Double, nullable=False),
+    Column("updated_at", _Double, nullable=False),
     Column("next_seq", Integer, nullable=False),
     Column("session_start_seq", Integer, nullable=False, server_default=text("0")),
+    **TABLE_OPTIONS,
 )
 
 events = Table(
@@ -77,23 +88,25 @@ events = Table(
     metadata,
     Column(
         "conversation_id",
-        String(MAX_CONVERSATION_ID_LENGTH),
+        exact_string(MAX_CONVERSATION_ID_LENGTH),
         ForeignKey("conversations.id", ondelete="CASCADE"),
         nullable=False,
     ),
     Column("seq", Integer, nullable=False),
     Column("type_name", String(64), nullable=False),
-    Column("timestamp", Float, nullable=True),
-    Column("data", Text, nullable=False),
+    Column("timestamp", _Double, nullable=True),
+    Column("data", _LongText, nullable=False),
     PrimaryKeyConstraint("conversation_id", "seq", name="events_conversation_seq_key"),
+    **TABLE_OPTIONS,
 )
 
 schema_version = Table(
     "schema_version",
     metadata,
     Column("version", Integer, primary_key=True, autoincrement=False),
-    Column("applied_at", Float, nullable=False),
+    Column("applied_at", _Double, nullable=False),
     Column("description", Text, nullable=False),
+    **TABLE_OPTIONS,
 )
 
 
@@ -112,6 +125,9 @@ MIGRATIONS: tuple[Migration, ...] = ()
 
 # Any constant will do; it only has to be the same in every process of this program.
 _PG_ADVISORY_LOCK_KEY = 0x63686174626F74  # "chatbot"
+# MySQL's named lock, per server: the database's name is added.
+_MYSQL_LOCK_NAME = "chatbot-schema-"
+_MYSQL_LOCK_SECONDS = 60
 
 
 def database_version(conn: Connection) -> int | None:
@@ -130,10 +146,26 @@ def upgrade(
     """Bring the database on ``conn`` (inside a transaction) to ``target``; the versions applied.
 
     The caller holds the transaction; on PostgreSQL this takes a transaction-scoped advisory
-    lock first, so concurrent start-ups apply each step once.
+    lock first, on MySQL a named lock of the connection, so concurrent start-ups apply each step
+    once.
     """
     if conn.dialect.name == "postgresql":
         conn.execute(select(func.pg_advisory_xact_lock(_PG_ADVISORY_LOCK_KEY)))
+    if conn.dialect.name not in MYSQL_DIALECTS:
+        return _upgrade(conn, target, migrations)
+    name = _MYSQL_LOCK_NAME + str(conn.execute(select(func.database())).scalar())
+    if conn.execute(select(func.get_lock(name, _MYSQL_LOCK_SECONDS))).scalar() != 1:
+        raise StoreUnavailable(
+            f"the conversation database's tables are being set up by another process (MySQL "
+            f"lock {name!r}) for more than {_MYSQL_LOCK_SECONDS} s"
+        )
+    try:
+        return _upgrade(conn, target, migrations)
+    finally:
+        conn.execute(select(func.release_lock(name)))
+
+
+def _upgrade(conn: Connection, target: int, migrations: Sequence[Migration]) -> list[int]:
     current = database_version(conn)
     if current is None:
         taken = [name for name in metadata.tables if inspect(conn).has_table(name)]

@@ -1,4 +1,5 @@
-"""SQLStore: conversations in SQLite (embedded, the default) or PostgreSQL, via SQLAlchemy asyncio.
+"""SQLStore: conversations in SQLite (embedded, the default), PostgreSQL or MySQL / MariaDB, via
+SQLAlchemy asyncio.
 
 Every read is one statement (so it sees one snapshot without a transaction around it: fewer
 round trips), every write one short transaction: a compare-and-set on the conversation row,
@@ -19,6 +20,8 @@ other processes wait on the database lock (busy timeout).
 On PostgreSQL, a turn's statements run on asyncpg directly, on a pool of its own, an append as
 one statement without a transaction around it (``chatbot.store.postgresql_turns``); the rest
 goes through SQLAlchemy's async engine.
+On MySQL and MariaDB everything goes through SQLAlchemy's async engine on aiomysql, a turn's append
+as one transaction as on SQLite (what differs there: ``chatbot.store.mysql_engine``).
 A PostgreSQL connection that the server closed (a restart, a terminated backend) is replaced when
 it is taken from the pool: asyncpg marks it closed as soon as the server's end goes, so no
 pre-ping round trip is needed (that cost 0.6-1 ms of CPU per turn); one that died without the
@@ -57,7 +60,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.sql.expression import Executable
 
 from chatbot.errors import ConfigError, ConflictError, StoreUnavailable
-from chatbot.store import postgresql_turns, schema
+from chatbot.store import mysql_engine, postgresql_turns, schema
 from chatbot.store.base import (
     ConversationStore,
     EncodedEvent,
@@ -79,6 +82,7 @@ from chatbot.store.statements import (
     MOVE_ON,
     MOVE_ON_NEW_SESSION,
     NEW_CONVERSATION,
+    NEW_CONVERSATION_MYSQL,
     NEXT_SEQ,
     Execute,
     execute_on,
@@ -100,6 +104,7 @@ ASYNC_DRIVERS: dict[str, str] = {
     "postgresql+psycopg": "postgresql+asyncpg",
     "postgresql+pg8000": "postgresql+asyncpg",
     "postgresql+asyncpg": "postgresql+asyncpg",
+    **mysql_engine.DRIVERS,
 }
 
 # A writer that lost its lock: the events' primary key refused its rows.
@@ -147,15 +152,16 @@ def async_url(url: str | URL) -> URL:
     return parsed.set(drivername=driver)
 
 
-def _sqlite_append(
+def _append(
     conversation_id: str,
     encoded: Sequence[EncodedEvent],
     start_seq: int,
     now: float,
     session_start: int | None,
+    new_conversation: Executable = NEW_CONVERSATION,
 ) -> Callable[[Execute], None]:
-    """SQLite's append: claim the conversation row (``_Conflict`` when another writer moved it
-    on, which rolls the transaction back), then insert the events."""
+    """SQLite's and MySQL's append: claim the conversation row (``_Conflict`` when another writer
+    moved it on, which rolls the transaction back), then insert the events."""
     rows = [
         {
             "conversation_id": conversation_id,
@@ -175,7 +181,7 @@ def _sqlite_append(
     }
     claim: Executable
     if start_seq == 0:
-        claim = NEW_CONVERSATION  # its row must not exist yet
+        claim = new_conversation  # its row must not exist yet
     else:
         claim = MOVE_ON if session_start is None else MOVE_ON_NEW_SESSION
 
@@ -188,11 +194,11 @@ def _sqlite_append(
 
 
 class SQLStore(ConversationStore):
-    """A conversation store on SQLite (a file) or PostgreSQL.
+    """A conversation store on SQLite (a file), PostgreSQL or MySQL / MariaDB.
 
-    ``url`` is any SQLAlchemy URL of those two (sync driver names are mapped to async ones).
-    ``login_url``, for PostgreSQL, is a database to connect to first in order to create the
-    store's database when it does not exist (Rasa's ``login_db``).
+    ``url`` is any SQLAlchemy URL of those (sync driver names are mapped to async ones).
+    ``login_url``, for PostgreSQL and MySQL, is a database to connect to first in order to
+    create the store's database when it does not exist (Rasa's ``login_db``).
     """
 
     def __init__(
@@ -223,7 +229,7 @@ class SQLStore(ConversationStore):
             )
         self._connect_timeout = connect_timeout
         pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
-        self._engine: AsyncEngine | None = None  # PostgreSQL
+        self._engine: AsyncEngine | None = None  # PostgreSQL, MySQL
         self._reads: AsyncEngine | None = None  # the same, in autocommit mode
         self._sync_engine: Engine | None = None  # SQLite, used from the worker threads
         self._writes: Engine | None = None  # the same, taking the write lock when it begins
@@ -233,6 +239,9 @@ class SQLStore(ConversationStore):
         self._loop_connection_tried = False  # then a None loop connection means: not in WAL mode
         self._checkpoint: asyncio.Future[None] | None = None
         self._postgresql: PostgresTurns | None = None  # a turn's statements on asyncpg
+        # The driver's own errors, where one can escape SQLAlchemy's wrapping (MySQL's, when a
+        # connection's set-up fails): the store is unavailable, as with a wrapped one.
+        self._driver_errors: tuple[type[BaseException], ...] = ()
         if self.dialect == "postgresql":
             self._engine = postgresql_engine(self.url, self._connect_timeout, pool)
             self._reads = self._engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -242,6 +251,12 @@ class SQLStore(ConversationStore):
                 max_size=pool_size + max_overflow,
                 acquire_timeout=pool_timeout,
             )
+        elif self.dialect in mysql_engine.DIALECTS:
+            self._engine = mysql_engine.mysql_engine(self.url, self._connect_timeout, pool)
+            # A read is one statement, whose snapshot ends with the rollback at its return to
+            # the pool: one round trip, where switching autocommit on and back costs two.
+            self._reads = self._engine
+            self._driver_errors = mysql_engine.driver_errors()
         else:
             self._sync_engine = sqlite_engine(
                 self.url.set(drivername="sqlite+pysqlite"), busy_timeout, pool
@@ -269,6 +284,8 @@ class SQLStore(ConversationStore):
             raise
         except _UNAVAILABLE_ERRORS as error:
             raise self._unavailable(error) from None
+        except self._driver_errors as error:
+            raise self._unavailable(error) from None
 
     def _unavailable(self, error: BaseException) -> StoreUnavailable:
         cause = error.orig if isinstance(error, sa_exc.DBAPIError) else error
@@ -278,7 +295,7 @@ class SQLStore(ConversationStore):
 
     async def _run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
         """``work`` on a connection: in one transaction when ``write``, else as autocommit reads.
-        SQLite: the whole of it in a worker thread; PostgreSQL: on the async engine."""
+        SQLite: the whole of it in a worker thread; PostgreSQL and MySQL: on the async engine."""
         if self._sync_engine is not None:
             assert self._sqlite_writer is not None
             if not write:
@@ -294,7 +311,7 @@ class SQLStore(ConversationStore):
             return result
 
         try:
-            return await self._on_postgresql(tracked, write=write)
+            return await self._on_engine(tracked, write=write)
         except sa_exc.DBAPIError as error:
             # A pooled connection that died unseen fails within the work, before the commit:
             # nothing was written, so the work runs again on a fresh connection. A write that
@@ -303,9 +320,9 @@ class SQLStore(ConversationStore):
             if not error.connection_invalidated or (write and worked):
                 raise
             logger.debug("%s: a pooled connection had died; trying again", self.describe())
-        return await self._on_postgresql(work, write=write)
+        return await self._on_engine(work, write=write)
 
-    async def _on_postgresql(self, work: Callable[[Connection], T], *, write: bool) -> T:
+    async def _on_engine(self, work: Callable[[Connection], T], *, write: bool) -> T:
         assert self._engine is not None and self._reads is not None
         if write:
             async with self._engine.begin() as aconn:
@@ -328,7 +345,10 @@ class SQLStore(ConversationStore):
 
     async def _turn(self, work: Callable[[Execute], T], *, write: bool = False) -> T:
         """SQLite: one of a turn's statements (``work``) on the loop's own connection where that
-        needs no wait, else in a worker thread. (PostgreSQL's are ``PostgresTurns``.)"""
+        needs no wait, else in a worker thread; MySQL: on the async engine. (PostgreSQL's are
+        ``PostgresTurns``.)"""
+        if self._sync_engine is None:
+            return await self._run(lambda conn: work(execute_on(conn)), write=write)
         assert self._sqlite_writer is not None
         if not write:
             return await self._turn_on_sqlite(work, write=False)
@@ -446,7 +466,10 @@ class SQLStore(ConversationStore):
         name = self.url.database
         if not name:
             raise ConfigError(f"{self.describe()}: no database name to create")
-        await create_database(self.login_url, name, self._connect_timeout)
+        if self.dialect in mysql_engine.DIALECTS:
+            await mysql_engine.create_database(self.login_url, name, self._connect_timeout)
+        else:
+            await create_database(self.login_url, name, self._connect_timeout)
 
     async def load(self, conversation_id: str, *, all_sessions: bool = False) -> StoredConversation:
         check_conversation_id(conversation_id)
@@ -504,8 +527,9 @@ class SQLStore(ConversationStore):
         with self._errors():
             try:
                 if self._postgresql is None:
+                    new = NEW_CONVERSATION if self._sync_engine else NEW_CONVERSATION_MYSQL
                     await self._turn(
-                        _sqlite_append(conversation_id, encoded, start_seq, now, session_start),
+                        _append(conversation_id, encoded, start_seq, now, session_start, new),
                         write=True,
                     )
                 elif not await self._postgresql.append(

@@ -1,5 +1,5 @@
-"""Rasa's SQL event broker: every stored event as a row of the table ``events`` in SQLite or
-PostgreSQL, so that analytics queries written for Rasa keep working.
+"""Rasa's SQL event broker: every stored event as a row of the table ``events`` in SQLite,
+PostgreSQL or MySQL / MariaDB, so that analytics queries written for Rasa keep working.
 
 The table is Rasa's: ``id`` (an integer primary key that numbers the rows in the order they were
 published), ``sender_id`` (the conversation, up to 255 characters) and ``data`` (the event's Rasa
@@ -31,8 +31,10 @@ from sqlalchemy import (
     inspect,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from chatbot.store import mysql_engine
 from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH
 from chatbot.store.broker import EventBroker, Pending
 from chatbot.store.sql import async_url
@@ -47,7 +49,8 @@ events = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("sender_id", String(MAX_CONVERSATION_ID_LENGTH)),
-    Column("data", Text),
+    Column("data", Text().with_variant(mysql.LONGTEXT(), *mysql_engine.DIALECTS)),
+    **mysql_engine.TABLE_OPTIONS,
 )
 
 # SQLSTATE classes of errors about the values themselves: 22 data exception, 23 integrity
@@ -61,7 +64,7 @@ class WrongTable(Exception):
 
 class SQLEventBroker(EventBroker):
     """Writes events to the table ``events`` of the database at ``url`` (any SQLAlchemy URL of
-    SQLite or PostgreSQL; sync driver names are mapped to the async ones)."""
+    SQLite, PostgreSQL or MySQL; sync driver names are mapped to the async ones)."""
 
     batch_size = 100
 
@@ -89,14 +92,18 @@ class SQLEventBroker(EventBroker):
 
     def _connect(self) -> AsyncEngine:
         if self._engine is None:
+            url = self.url
             if self.dialect == "sqlite":  # aiosqlite: the busy timeout
                 args: dict[str, Any] = {"timeout": self.statement_timeout}
+            elif self.dialect in mysql_engine.DIALECTS:  # aiomysql: no statement timeout
+                args = {"connect_timeout": self.connect_timeout}
+                url = mysql_engine.with_charset(url)
             else:  # asyncpg
                 args = {"timeout": self.connect_timeout, "command_timeout": self.statement_timeout}
             # One connection: one task writes. Checked before use, since a server restart
             # would otherwise cost a failed delivery and a backoff.
             self._engine = create_async_engine(
-                self.url, connect_args=args, pool_size=1, max_overflow=0, pool_pre_ping=True
+                url, connect_args=args, pool_size=1, max_overflow=0, pool_pre_ping=True
             )
         return self._engine
 

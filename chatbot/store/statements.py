@@ -1,4 +1,4 @@
-"""The statements of a conversation turn in the SQL store on SQLite, built once with bound
+"""The statements of a conversation turn in the SQL store on SQLite and MySQL, built once with bound
 parameters, and ``Execute``: the one signature they are run through, on a SQLAlchemy connection
 or on the SQLite store's loop connection (``chatbot.store.sqlite_engine``). PostgreSQL's are in
 ``chatbot.store.postgresql_turns``."""
@@ -31,17 +31,19 @@ LOAD_SESSION = _EVENTS_OF.where(
 ).order_by(_events.c.seq)
 LOAD_SINCE = _EVENTS_OF.where(_events.c.seq >= bindparam("b_seq")).order_by(_events.c.seq)
 NEXT_SEQ = select(_conversations.c.next_seq).where(_conversations.c.id == bindparam("b_id"))
+_NEW_ROW: dict[str, Any] = {
+    "id": bindparam("b_id"),
+    "created_at": bindparam("b_now"),
+    "updated_at": bindparam("b_now"),
+    "next_seq": bindparam("b_end"),
+    "session_start_seq": bindparam("b_session"),
+}
 NEW_CONVERSATION = (
-    sqlite.insert(_conversations)
-    .values(
-        id=bindparam("b_id"),
-        created_at=bindparam("b_now"),
-        updated_at=bindparam("b_now"),
-        next_seq=bindparam("b_end"),
-        session_start_seq=bindparam("b_session"),
-    )
-    .on_conflict_do_nothing(index_elements=["id"])
+    sqlite.insert(_conversations).values(**_NEW_ROW).on_conflict_do_nothing(index_elements=["id"])
 )
+# MySQL's: an existing row is a duplicate key, an IntegrityError (``INSERT IGNORE`` would turn
+# other errors into warnings too; ``ON DUPLICATE KEY UPDATE`` counts a row it found as changed).
+NEW_CONVERSATION_MYSQL = insert(_conversations).values(**_NEW_ROW)
 # Compare-and-set on the conversation row: exactly one writer moves it on.
 MOVE_ON = (
     update(_conversations)

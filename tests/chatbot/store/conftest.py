@@ -12,12 +12,13 @@ import pytest
 from chatbot.store import ConversationStore, InMemoryLockStore, InMemoryStore, LockStore, SQLStore
 from chatbot.store.redis_lock import RedisLockStore
 from chatbot.store.redis_store import RedisStore
-from tests.services import postgres_url, redis_key_prefix, redis_url  # noqa: F401 (fixtures)
+from tests.services import mysql_url, postgres_url, redis_key_prefix, redis_url  # noqa: F401
 
 STORE_BACKENDS = [
     "memory",
     "sqlite",
     pytest.param("postgresql", marks=pytest.mark.services),
+    pytest.param("mysql", marks=pytest.mark.services),
     pytest.param("redis", marks=pytest.mark.services),
 ]
 LOCK_BACKENDS = ["memory", pytest.param("redis", marks=pytest.mark.services)]
@@ -50,6 +51,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreBackend:
     if request.param == "redis":
         url = request.getfixturevalue("redis_url")
         return StoreBackend("redis", url, request.getfixturevalue("redis_key_prefix"))
+    if request.param == "mysql":
+        return StoreBackend("mysql", request.getfixturevalue("mysql_url"))
     return StoreBackend("postgresql", request.getfixturevalue("postgres_url"))
 
 

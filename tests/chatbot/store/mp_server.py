@@ -160,6 +160,9 @@ class ServerLauncher:
             # One thread for torch: the moodbot's LSTM step is tiny, and on a busy 2-core
             # machine torch's default of a thread per core costs ~15x the CPU per message.
             "OMP_NUM_THREADS": "1",
+            # The temporary files of a server (--workers' shared folder) in the test's folder:
+            # a supervisor a test kills has no chance to remove its own.
+            "TMPDIR": str(self.folder),
         }
         with log_path.open("wb") as log:
             process = subprocess.Popen(

@@ -1,4 +1,4 @@
-"""One behaviour table for every conversation store: memory, SQLite and PostgreSQL."""
+"""One behaviour table for every conversation store: memory, SQLite, PostgreSQL, MySQL, Redis."""
 
 from __future__ import annotations
 
@@ -221,6 +221,35 @@ async def test_conversation_ids_are_listed_sorted(store: ConversationStore) -> N
     assert await store.conversation_ids() == sorted(
         ["carol", "alice", "bob", "ünïcode", "id:with/odd chars"]
     )
+
+
+async def test_ids_that_differ_only_in_case_or_spacing_are_other_conversations(
+    store: ConversationStore,
+) -> None:
+    """MySQL compares text in a collation: "Alice" = "alice" (case-insensitive ones) and
+    "bob" = "bob " (every PAD SPACE one): two users' messages would have mixed in one row."""
+    names = ["alice", "Alice", "ALICE", "bob", "bob ", " bob", "straße", "strasse"]
+    for n, name in enumerate(names):
+        await store.append(name, [{"event": "user", "text": f"I am {n}"}], start_seq=0)
+    for n, name in enumerate(names):
+        assert (await store.load(name)).events == [{"event": "user", "text": f"I am {n}"}]
+    assert sorted(await store.conversation_ids()) == sorted(names)
+
+
+async def test_big_events_long_ids_and_times_are_kept_exactly(store: ConversationStore) -> None:
+    """A 300 KB event (MySQL's TEXT holds 64 KiB), an id of 255 four-byte characters, and
+    Unix times to the microsecond (MySQL's FLOAT keeps about 7 digits: minutes, not
+    microseconds)."""
+    conversation_id = "\U0001f600" * 255
+    now = 1_796_000_000.123456
+    events = [
+        {"event": "user", "text": "x" * 300_000, "timestamp": now},
+        {"event": "action", "name": "action_listen", "timestamp": now + 0.000001},
+    ]
+    await store.append(conversation_id, events, start_seq=0)
+    loaded = await store.load(conversation_id)
+    assert loaded.events == events
+    assert await store.conversation_ids() == [conversation_id]
 
 
 async def test_concurrent_turns_under_the_lock_get_consecutive_seqs(

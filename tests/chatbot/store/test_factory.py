@@ -7,7 +7,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatbot.errors import ConfigError
 from chatbot.project.domain import Origin
@@ -22,6 +23,7 @@ from chatbot.store import (
 from chatbot.store.factory import redis_url, sql_urls
 from chatbot.store.redis_lock import RedisLockStore
 from chatbot.store.redis_store import RedisStore
+from chatbot.store.sql import async_url
 from tests.services import asyncpg_dsn
 
 ORIGIN = Origin("/bots/shop/endpoints.yml", 7)
@@ -88,6 +90,17 @@ def lock_store(**params: Any) -> EndpointBlock:
         ({"url": "postgresql+asyncpg://u@h/d"}, "postgresql+asyncpg://u@h/d"),
         ({"type": "sql", "url": "sqlite:////tmp/bot.db"}, "sqlite+aiosqlite:////tmp/bot.db"),
         ({"url": "sqlite+pysqlite:///rel.db"}, "sqlite+aiosqlite:///rel.db"),
+        (  # MySQL and MariaDB, by any driver name Rasa users write: served by asyncmy
+            {"type": "SQL", "dialect": "mysql+pymysql", "url": "db", "db": "rasa", "username": "u"},
+            "mysql+asyncmy://u@db/rasa",
+        ),
+        (
+            {"type": "sql", "dialect": "mysql", "url": "db:3307", "db": "r"},
+            "mysql+asyncmy://db:3307/r",
+        ),
+        ({"url": "mysql+mysqldb://u:p@h/d?charset=utf8"}, "mysql+asyncmy://u:p@h/d?charset=utf8"),
+        ({"url": "mariadb+mariadbconnector://u@h/d"}, "mariadb+asyncmy://u@h/d"),
+        ({"url": "mysql+aiomysql://u@h/d"}, "mysql+asyncmy://u@h/d"),
     ],
 )
 async def test_sql_blocks_map_to_async_urls(params: dict[str, Any], url: str) -> None:
@@ -139,6 +152,34 @@ async def test_login_db_creates_a_missing_database(postgres_url: str) -> None:
         await admin.execute(f'DROP DATABASE "{url.database}_created" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.mark.services
+async def test_login_db_creates_a_missing_mysql_database(mysql_url: str) -> None:
+    url = make_url(mysql_url)
+    created = f"{url.database}_created"
+    block = tracker_store(
+        type="sql",
+        dialect="mysql+pymysql",
+        url=url.host,
+        port=url.port,
+        username=url.username,
+        db=created,
+        login_db=url.database,
+    )
+    try:
+        async with create_store(block, default_sqlite_path=None) as store:
+            await store.append("alice", [{"event": "user", "text": "hi 😀"}], start_seq=0)
+            assert [e["text"] for e in (await store.load("alice")).events] == ["hi 😀"]
+        async with create_store(block, default_sqlite_path=None) as store:  # it exists now
+            assert await store.conversation_ids() == ["alice"]
+    finally:
+        engine = create_async_engine(async_url(mysql_url))
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text(f"DROP DATABASE IF EXISTS `{created}`"))
+        finally:
+            await engine.dispose()
 
 
 @pytest.mark.parametrize("type_name", ["in_memory", "InMemoryTrackerStore", "IN_MEMORY"])
@@ -199,8 +240,8 @@ def test_unknown_store_types_are_errors_that_say_where_and_what_is_known(
     ("params", "needles"),
     [
         (
-            {"type": "sql", "dialect": "mysql", "db": "r"},
-            ["endpoints.yml:7", "'mysql'", "postgres"],
+            {"type": "sql", "dialect": "mssql", "db": "r"},
+            ["endpoints.yml:7", "'mssql'", "mysql", "postgres"],
         ),
         ({"type": "sql", "url": "oracle://h/d"}, ["endpoints.yml:7", "'oracle'", "sqlite"]),
         ({"type": "sql", "dialect": "postgresql"}, ["endpoints.yml:7", "key 'db'"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -13,14 +14,18 @@ from chatbot.errors import ConfigError
 from chatbot.store import SQLStore, schema
 from chatbot.store.sql import async_url
 
-SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.services)]
+SQL_BACKENDS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.services),
+    pytest.param("mysql", marks=pytest.mark.services),
+]
 
 
 @pytest.fixture(params=SQL_BACKENDS)
 def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'conversations.db'}"
-    return request.getfixturevalue("postgres_url")
+    return request.getfixturevalue(f"{request.param.replace('postgresql', 'postgres')}_url")
 
 
 async def versions(url: str) -> list[tuple[int, str]]:
@@ -202,3 +207,21 @@ async def test_a_database_with_another_programs_events_table_is_refused_untouche
             await conn.commit()
     finally:
         await engine.dispose()
+
+
+async def test_the_time_columns_keep_a_unix_time_to_the_microsecond(sql_url: str) -> None:
+    """For a user's own SQL: MySQL's FLOAT is single precision, a Unix time off by minutes."""
+    now = 1_796_000_000.123456
+    async with SQLStore(sql_url) as store:
+        await store.append(
+            "alice", [{"event": "user", "text": "hi", "timestamp": now}], start_seq=0
+        )
+    engine = create_async_engine(async_url(sql_url))
+    try:
+        async with engine.connect() as conn:
+            stamped = await conn.scalar(select(schema.events.c.timestamp))
+            created = await conn.scalar(select(schema.conversations.c.created_at))
+    finally:
+        await engine.dispose()
+    assert stamped == now
+    assert abs(created - time.time()) < 60

@@ -1,4 +1,5 @@
-"""The SQL event broker (Rasa's SQLEventBroker) against a real SQLite file and a real PostgreSQL:
+"""The SQL event broker (Rasa's SQLEventBroker) against a real SQLite file, a real PostgreSQL and
+a real MySQL (MariaDB):
 every stored event a row of Rasa's table ``events``, in order, and a database that is away
 never holds up a turn."""
 
@@ -16,6 +17,8 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import make_url
+from sqlalchemy import text as sql_text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatbot.agent import Agent
 from chatbot.errors import ConfigError
@@ -23,6 +26,7 @@ from chatbot.project.domain import Origin
 from chatbot.project.endpoints import EndpointBlock
 from chatbot.project.endpoints_reader import read_endpoints
 from chatbot.store.broker import create_event_broker
+from chatbot.store.sql import async_url
 from chatbot.store.sql_broker import SQLEventBroker
 from tests.helpers import dialogue_model, free_port
 from tests.services import TcpProxy, asyncpg_dsn
@@ -36,10 +40,10 @@ def block(endpoints: str = "endpoints.yml", **params: Any) -> EndpointBlock:
     return EndpointBlock("event_broker", params, Origin(endpoints, 9))
 
 
-def postgres_block(postgres_url: str, **params: Any) -> EndpointBlock:
+def postgres_block(postgres_url: str, dialect: str = "postgresql", **params: Any) -> EndpointBlock:
     """A Rasa-style block (host, port, db, username, password) for the test's database."""
     url = make_url(postgres_url)
-    keys = {"type": "sql", "dialect": "postgresql", "url": url.host, "port": url.port}
+    keys = {"type": "sql", "dialect": dialect, "url": url.host, "port": url.port}
     keys |= {"db": url.database, "username": url.username or "postgres", **params}
     return block(**keys)
 
@@ -57,6 +61,18 @@ async def postgres_rows(postgres_url: str) -> list[Row]:
     finally:
         await conn.close()
     return [(row["id"], row["sender_id"], json.loads(row["data"])) for row in found]
+
+
+async def mysql_rows(mysql_url: str) -> list[Row]:
+    engine = create_async_engine(async_url(mysql_url))
+    try:
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                sql_text("SELECT id, sender_id, data FROM events ORDER BY id")
+            )
+            return [(id_, sender_id, json.loads(data)) for id_, sender_id, data in found]
+    finally:
+        await engine.dispose()
 
 
 async def stored(agent: Agent, *senders: str) -> list[dict[str, Any]]:
@@ -84,15 +100,24 @@ class Database:
     config: EndpointBlock
     sqlite_path: Path | None = None
     postgres_url: str | None = None
+    mysql_url: str | None = None
 
     async def rows(self) -> list[Row]:
         if self.sqlite_path is not None:
             return sqlite_rows(self.sqlite_path)
+        if self.mysql_url is not None:
+            return await mysql_rows(self.mysql_url)
         assert self.postgres_url is not None
         return await postgres_rows(self.postgres_url)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.services),
+        pytest.param("mysql", marks=pytest.mark.services),
+    ]
+)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     if request.param == "sqlite":  # a Rasa endpoints.yml: the file relative to its folder
         path = tmp_path / "endpoints.yml"
@@ -100,6 +125,10 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
         config = read_endpoints(path).get("event_broker")
         assert config is not None and config.origin.prefix == f"{path}:2: "
         return Database("sqlite", config, sqlite_path=tmp_path / "events.db")  # Rasa's default
+    if request.param == "mysql":  # Rasa users' driver name: served by ours
+        url = request.getfixturevalue("mysql_url")
+        config = postgres_block(url, "mysql+pymysql", username="root", password="")
+        return Database("mysql", config, mysql_url=url)
     url = request.getfixturevalue("postgres_url")
     return Database("postgresql", postgres_block(url, password="not-needed"), postgres_url=url)
 
@@ -288,6 +317,11 @@ async def test_values_the_database_refuses_are_dropped_alone(
             {"type": "sql", "url": "postgresql://u@db/ev", "dialect": "ignored"},
             "postgresql+asyncpg://u@db/ev",
         ),
+        (
+            {"type": "sql", "dialect": "mysql+pymysql", "url": "db", "db": "ev", "username": "u"},
+            "mysql+asyncmy://u@db/ev",
+        ),
+        ({"type": "sql", "url": "mariadb://u@db:3307/ev"}, "mariadb+asyncmy://u@db:3307/ev"),
     ],
 )
 def test_rasas_sql_blocks(params: dict[str, Any], url: str) -> None:
@@ -307,8 +341,8 @@ def test_other_brokers_are_named_and_not_fatal(caplog: pytest.LogCaptureFixture)
 @pytest.mark.parametrize(
     ("params", "needles"),
     [
-        ({"dialect": "mysql", "db": "events"}, ["'mysql'", "key 'dialect'", "postgresql"]),
-        ({"dialect": "mysql"}, ["'mysql'", "key 'dialect'"]),  # the dialect is named first
+        ({"dialect": "mssql", "db": "events"}, ["'mssql'", "key 'dialect'", "postgresql"]),
+        ({"dialect": "mssql"}, ["'mssql'", "key 'dialect'"]),  # the dialect is named first
         ({"url": "oracle://h/d"}, ["'oracle'", "key 'url'"]),
         ({"dialect": "postgresql"}, ["key 'db'"]),
         ({"dialect": "postgresql", "db": "e", "port": "five"}, ["key 'port'", "'five'"]),

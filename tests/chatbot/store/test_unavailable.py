@@ -14,6 +14,7 @@ from sqlalchemy import make_url
 from chatbot.errors import ConflictError, StoreUnavailable
 from chatbot.store import SQLStore
 from chatbot.store.redis_lock import RedisLockStore
+from tests.helpers import refusing_port
 from tests.services import TcpProxy, asyncpg_dsn, postgres_server_url
 
 HELLO = [{"event": "user", "text": "hello"}]
@@ -109,10 +110,12 @@ async def test_postgresql_backends_terminated_under_the_store_cost_no_failed_cal
 
 
 @contextlib.asynccontextmanager
-async def store_behind_a_proxy(postgres_url: str) -> AsyncIterator[tuple[SQLStore, TcpProxy]]:
-    """A store whose PostgreSQL connections go through a ``TcpProxy`` the test can cut."""
-    target = make_url(postgres_url)
-    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+async def store_behind_a_proxy(
+    url: str, default_port: int = 5432
+) -> AsyncIterator[tuple[SQLStore, TcpProxy]]:
+    """A store whose database connections go through a ``TcpProxy`` the test can cut."""
+    target = make_url(url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or default_port)
     port = await proxy.start()
     store = SQLStore(target.set(host="127.0.0.1", port=port))
     try:
@@ -220,3 +223,70 @@ async def test_postgresql_write_whose_answer_was_lost_is_not_a_conflict(postgres
         with pytest.raises(ConflictError):
             await store.append("alice", other, start_seq=1)
         assert (await store.load("alice")).events == HELLO * 2
+
+
+@pytest.mark.services
+async def test_mysql_that_goes_away_is_unavailable_and_recovers(mysql_url: str) -> None:
+    target = make_url(mysql_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 3306)
+    port = await proxy.start()
+    store = SQLStore(target.set(host="127.0.0.1", port=port), connect_timeout=2.0)
+    try:
+        await store.append("alice", HELLO, start_seq=0)
+
+        await proxy.stop()
+
+        with pytest.raises(StoreUnavailable) as error:
+            await store.load("alice")
+        assert_clear(error, "conversation store unavailable", f"mysql at 127.0.0.1:{port}")
+        with pytest.raises(StoreUnavailable):
+            await store.append("alice", HELLO, start_seq=1)
+        assert await store.ping() is False
+
+        await proxy.start()
+
+        assert await store.ping() is True
+        assert (await store.load("alice")).events == HELLO
+        await store.append("alice", HELLO, start_seq=1)
+        assert (await store.load("alice")).next_seq == 2
+    finally:
+        await store.close()
+        await proxy.stop()
+
+
+@pytest.mark.services
+async def test_mysql_connections_dead_unnoticed_cost_no_failed_call(mysql_url: str) -> None:
+    """The server closed them (a restart, its wait_timeout) and the client learns it only when
+    it sends: the call runs again on a fresh connection."""
+    async with store_behind_a_proxy(mysql_url, 3306) as (store, proxy):
+        await store.append("alice", HELLO, start_seq=0)
+        await proxy.sever_quietly()
+        assert (await store.load("alice")).events == HELLO
+        await proxy.sever_quietly()
+        await store.append("alice", HELLO, start_seq=1)
+        await proxy.sever_quietly()
+        assert await store.next_seq("alice") == 2
+        assert (await store.load("alice")).events == HELLO * 2
+
+
+async def test_mysql_with_nothing_listening_is_unavailable_with_the_reason() -> None:
+    with refusing_port() as port:
+        store = SQLStore(f"mysql+pymysql://nobody:secret@127.0.0.1:{port}/nowhere")
+        try:
+            with pytest.raises(StoreUnavailable) as error:
+                await store.load("alice")
+            assert_clear(error, f"mysql at 127.0.0.1:{port}/nowhere", "Can't connect")
+            assert "secret" not in str(error.value)
+        finally:
+            await store.close()
+
+
+@pytest.mark.services
+async def test_mysql_database_that_does_not_exist_is_unavailable(mysql_url: str) -> None:
+    store = SQLStore(make_url(mysql_url).set(database="chatbot_test_no_such_database"))
+    try:
+        with pytest.raises(StoreUnavailable) as error:
+            await store.conversation_ids()
+        assert_clear(error, "Unknown database 'chatbot_test_no_such_database'")
+    finally:
+        await store.close()
