@@ -1,4 +1,4 @@
-"""Conversation store throughput: turns per second on SQLite and PostgreSQL.
+"""Conversation store throughput: turns per second on SQLite, PostgreSQL and MySQL / MariaDB.
 
 A *turn* is what the processor does for one user message: take the conversation's lock, load its
 last session, append the turn's events (user message with parse data, action, bot message,
@@ -7,11 +7,13 @@ own conversations for ``--seconds`` each. A second measure loads the last sessio
 conversation with a long history, to show that the cost of a turn does not grow with it.
 
     python -m training.benchmarks.store [--seconds 5] [--concurrency 1,16,64]
-        [--backends sqlite,postgresql] [--postgres-url postgresql+asyncpg://...]
+        [--backends sqlite,postgresql,mysql] [--postgres-url postgresql+asyncpg://...]
+        [--mysql-url mysql://...]
 
-PostgreSQL: a scratch database is created on the server of ``--postgres-url`` (default
-``$CHATBOT_TEST_POSTGRES_URL`` or postgresql+asyncpg://postgres@127.0.0.1:5432/test) and dropped
-after. Prints a table, then one JSON object per result on its own line.
+PostgreSQL and MySQL: a scratch database is created on the server of ``--postgres-url`` (default
+``$CHATBOT_TEST_POSTGRES_URL`` or postgresql+asyncpg://postgres@127.0.0.1:5432/test) or
+``--mysql-url`` (default ``$CHATBOT_TEST_MYSQL_URL`` or mysql://root@127.0.0.1:3306/test) and
+dropped after. Prints a table, then one JSON object per result on its own line.
 """
 
 from __future__ import annotations
@@ -33,12 +35,15 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import make_url
+from sqlalchemy.exc import DBAPIError
 
 from chatbot.errors import StoreUnavailable
 from chatbot.store import ConversationStore, InMemoryLockStore, SQLStore
 from training.benchmarks._stats import quantile
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
+BACKENDS = ("sqlite", "postgresql", "mysql")
 HISTORY_SESSIONS, HISTORY_SESSION_EVENTS = 200, 50  # the long conversation: 10,000 events
 
 
@@ -174,10 +179,33 @@ async def postgres_url(server_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+@asynccontextmanager
+async def mysql_url(server_url: str) -> AsyncIterator[str]:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from chatbot.store.sql import async_url
+
+    server = make_url(server_url)
+    name = f"chatbot_bench_{secrets.token_hex(4)}"
+    admin = create_async_engine(async_url(server), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        try:
+            yield server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as conn:
+                await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    finally:
+        await admin.dispose()
+
+
 async def bench(args: argparse.Namespace) -> list[Result]:
     backends: dict[str, Callable[[], Any]] = {
         "sqlite": sqlite_url,
         "postgresql": lambda: postgres_url(args.postgres_url),
+        "mysql": lambda: mysql_url(args.mysql_url),
     }
     results = []
     for backend in args.backends:
@@ -194,7 +222,7 @@ async def bench(args: argparse.Namespace) -> list[Result]:
                 figures = await long_history(store)
                 results.append(Result(f"store.{backend}.long_history", figures))
                 print(f"{backend:10} long history {figures}", file=sys.stderr)
-        except (OSError, asyncpg.PostgresError, StoreUnavailable) as error:
+        except (OSError, asyncpg.PostgresError, StoreUnavailable, DBAPIError) as error:
             print(f"{backend}: skipped, not reachable ({error})", file=sys.stderr)
     return results
 
@@ -205,15 +233,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64]
     )
-    parser.add_argument("--backends", type=lambda s: s.split(","), default=["sqlite", "postgresql"])
+    parser.add_argument("--backends", type=lambda s: s.split(","), default=list(BACKENDS))
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("CHATBOT_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL,
     )
+    parser.add_argument(
+        "--mysql-url", default=os.environ.get("CHATBOT_TEST_MYSQL_URL") or DEFAULT_MYSQL_URL
+    )
     args = parser.parse_args(argv)
-    unknown = set(args.backends) - {"sqlite", "postgresql"}
+    unknown = set(args.backends) - set(BACKENDS)
     if unknown:
-        parser.error(f"unknown backend(s) {', '.join(sorted(unknown))}; known: sqlite, postgresql")
+        parser.error(
+            f"unknown backend(s) {', '.join(sorted(unknown))}; known: {', '.join(BACKENDS)}"
+        )
     results = asyncio.run(bench(args))
     for result in results:
         print(result.line())
