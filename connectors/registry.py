@@ -1,14 +1,23 @@
-"""The channels ``chatbot run`` can mount, by their credentials.yml name (an explicit table).
+"""The channels ``chatbot run`` can mount, by their credentials.yml name (an explicit table), and
+custom channels, named by their ``module.Class`` path as Rasa's custom connectors are.
 
 A channel's module is imported only when a credentials.yml block mounts it, so a bot served on the
 REST channel alone does not pay for the other channels' imports at start.
+
+A custom channel is a subclass of ``connectors.base.InputChannel`` in the project's own code: its
+module is imported from the folder of credentials.yml (the project), as Rasa imports custom
+connectors from the folder it runs in. A Rasa connector (a Sanic class, which imports ``rasa`` or
+``sanic``) cannot be served: its block is skipped with a warning, and the other channels start.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import sys
 from collections.abc import Iterable
 from importlib import import_module
+from pathlib import Path
 
 from chatbot.errors import ConfigError
 from chatbot.project.endpoints import Credentials, EndpointBlock
@@ -43,14 +52,59 @@ RASA_ONLY_CHANNELS = frozenset(
 )
 
 
+# Where a custom channel's import fails for want of these, it is a Rasa connector.
+_RASA_PACKAGES = ("rasa", "sanic")
+
+
 def not_served(name: str) -> str | None:
-    """Why a credentials.yml block is left unmounted: a Rasa channel we do not serve, or a custom
-    connector's ``module.Class`` path (Rasa's connectors are Sanic blueprints); None otherwise."""
+    """Why a credentials.yml block of a built-in name is left unmounted: a Rasa channel we do not
+    serve; None otherwise."""
     if name in RASA_ONLY_CHANNELS:
         return f"Rasa's '{name}' channel is not served by chatbot run"
-    if "." in name:
-        return f"'{name}' is a custom Rasa connector (a Sanic class), which chatbot run cannot load"
     return None
+
+
+def rasa_connector(name: str) -> str:
+    return (
+        f"'{name}' is a custom Rasa connector (a Sanic class), which chatbot run cannot load; "
+        "a custom channel of chatbot subclasses connectors.base.InputChannel"
+    )
+
+
+def custom_channel_class(block: EndpointBlock) -> type[InputChannel] | str:
+    """The ``InputChannel`` subclass a ``module.Class`` block names, imported from the folder of
+    credentials.yml; or why it is skipped (a Rasa connector). A module that is missing or fails
+    to import, or a name that is no class of it, is a ConfigError naming the file and line."""
+    where, name = block.origin.prefix, block.name
+    module, _, attribute = name.rpartition(".")
+    if not all(part.isidentifier() for part in [*module.split("."), attribute]):
+        raise ConfigError(f"{where}'{name}' is neither a channel nor a module.Class path")
+    folder = Path(block.origin.file).resolve().parent if block.origin.file else Path.cwd()
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))  # after everything installed: nothing of it is shadowed
+    try:
+        imported = import_module(module)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in _RASA_PACKAGES:
+            return rasa_connector(name)
+        raise ConfigError(
+            f"{where}custom channel '{name}': no module {exc.name!r} (looked in {folder})"
+        ) from None
+    except Exception as exc:  # the user's module failed to import
+        raise ConfigError(
+            f"{where}custom channel '{name}': importing {module} failed: {exc!r}"
+        ) from None
+    found = getattr(imported, attribute, None)
+    if found is None:
+        raise ConfigError(f"{where}custom channel '{name}': {module} has no {attribute!r}")
+    if not (isinstance(found, type) and issubclass(found, InputChannel)):
+        return rasa_connector(name)
+    if inspect.isabstract(found) or not isinstance(getattr(found, "name", None), str):
+        raise ConfigError(
+            f"{where}custom channel '{name}' must define 'name' (its routes are under "
+            "/webhooks/<name>/) and implement register()"
+        )
+    return found
 
 
 def channel_class(name: str) -> type[InputChannel] | None:
@@ -72,6 +126,9 @@ def channel_of(block: EndpointBlock) -> InputChannel | None:
     where = block.origin.prefix
     found = channel_class(block.name)
     skipped = not_served(block.name) if found is None else None
+    if found is None and skipped is None and "." in block.name:
+        custom = custom_channel_class(block)
+        found, skipped = (custom, None) if isinstance(custom, type) else (None, custom)
     if skipped is not None:
         logger.warning("%s%s; its block is skipped", where, skipped)
         return None
@@ -99,10 +156,13 @@ def channel_entries(blocks: Iterable[EndpointBlock]) -> list[str]:
     ready line of ``chatbot run --workers``, whose supervisor mounts nothing."""
     entries = []
     for block in blocks:
-        found = channel_class(block.name)
-        if found is None:
-            continue
         try:
+            found = channel_class(block.name)
+            if found is None and "." in block.name:
+                custom = custom_channel_class(block)
+                found = custom if isinstance(custom, type) else None
+            if found is None:
+                continue
             entries.append(found.from_credentials(dict(block.params)).entry())
         except ConfigError:
             continue  # a worker says why

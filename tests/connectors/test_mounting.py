@@ -60,18 +60,17 @@ async def test_rasa_channels_we_do_not_serve_are_skipped_with_a_warning(
     agent: Agent, caplog: Any
 ) -> None:
     """reminderbot keeps a ``rasa:`` block, others ``audiocodes:``: Rasa 3 projects start, the
-    blocks are named as skipped, and the channels that are served still answer."""
+    blocks are named as skipped, and the channels that are served still answer. (Rasa's custom
+    connectors: test_custom_channel.py.)"""
     blocks = {
         "audiocodes": EndpointBlock("audiocodes", {"token": "x"}),
         "rasa": EndpointBlock("rasa", {"url": "http://localhost:5002/api"}),
-        "addons.custom_channel.MyIO": EndpointBlock("addons.custom_channel.MyIO", {}),
         "rest": EndpointBlock("rest", {}),
     }
     with caplog.at_level(logging.WARNING, logger="chatbot.server.app"):
         app = create_app(agent, ServerSettings(credentials=Credentials(blocks)))
     warned = caplog.text
     assert "'audiocodes' channel is not served" in warned and "'rasa' channel" in warned
-    assert "custom Rasa connector" in warned and "addons.custom_channel.MyIO" in warned
     assert "no channel" not in warned
     async with serve(app) as served, aiohttp.ClientSession() as http:
         async with http.get(f"{served.url}/webhooks/rest/") as response:
