@@ -1,6 +1,7 @@
 """MySQL and MariaDB for the SQL store and the SQL event broker (Rasa's ``dialect: mysql``, with
 any driver name Rasa users write: ``mysql+pymysql``, ``mysql+mysqldb``, ``mariadb``, ...), on the
-async driver aiomysql, imported only where such a database is configured.
+async driver asyncmy, imported only where such a database is configured (aiomysql, the other
+one, cannot send bytes beside PyMySQL 1.2).
 
 What differs from SQLite and PostgreSQL, and is taken care of here or in ``chatbot.store.schema``:
 

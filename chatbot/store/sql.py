@@ -20,7 +20,7 @@ other processes wait on the database lock (busy timeout).
 On PostgreSQL, a turn's statements run on asyncpg directly, on a pool of its own, an append as
 one statement without a transaction around it (``chatbot.store.postgresql_turns``); the rest
 goes through SQLAlchemy's async engine.
-On MySQL and MariaDB everything goes through SQLAlchemy's async engine on aiomysql, a turn's append
+On MySQL and MariaDB everything goes through SQLAlchemy's async engine on asyncmy, a turn's append
 as one transaction as on SQLite (what differs there: ``chatbot.store.mysql_engine``).
 A PostgreSQL connection that the server closed (a restart, a terminated backend) is replaced when
 it is taken from the pool: asyncpg marks it closed as soon as the server's end goes, so no
@@ -230,7 +230,7 @@ class SQLStore(ConversationStore):
         self._connect_timeout = connect_timeout
         pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
         self._engine: AsyncEngine | None = None  # PostgreSQL, MySQL
-        self._reads: AsyncEngine | None = None  # the same, in autocommit mode
+        self._reads: AsyncEngine | None = None  # the same, for reads (PostgreSQL: autocommit)
         self._sync_engine: Engine | None = None  # SQLite, used from the worker threads
         self._writes: Engine | None = None  # the same, taking the write lock when it begins
         self._threads: ThreadPoolExecutor | None = None

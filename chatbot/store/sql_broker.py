@@ -95,7 +95,7 @@ class SQLEventBroker(EventBroker):
             url = self.url
             if self.dialect == "sqlite":  # aiosqlite: the busy timeout
                 args: dict[str, Any] = {"timeout": self.statement_timeout}
-            elif self.dialect in mysql_engine.DIALECTS:  # aiomysql: no statement timeout
+            elif self.dialect in mysql_engine.DIALECTS:  # asyncmy: no statement timeout
                 args = {"connect_timeout": self.connect_timeout}
                 url = mysql_engine.with_charset(url)
             else:  # asyncpg
