@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import URL, VARBINARY, PrimaryKeyConstraint, String, TypeDecorator
+from sqlalchemy import URL, VARBINARY, PrimaryKeyConstraint, String, Text, TypeDecorator
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import NullPool
+from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.compiler import DDLCompiler
 
 if TYPE_CHECKING:
@@ -37,8 +38,13 @@ DIALECTS = ("mysql", "mariadb")
 CHARSET = "utf8mb4"
 # Seconds a pooled connection is kept before it is replaced.
 RECYCLE_SECONDS = 3600
-# The table options of every table we create (ignored by the other databases).
-TABLE_OPTIONS: dict[str, Any] = {"mysql_charset": CHARSET, "mysql_engine": "InnoDB"}
+# MySQL picks LONGTEXT for a TEXT this long (up to 4 GiB; TEXT holds 64 KiB). Generic types and
+# no ``mysql_*`` table options (SQLAlchemy imports its MySQL dialect to check those, 15 ms at
+# every start), so that nothing of MySQL is imported where no MySQL is used.
+LONG_TEXT = Text(2**32 - 1)
+# Marks our tables (``Table(..., info=OURS)``): on MySQL they are created in utf8mb4 and InnoDB,
+# and their primary key without its name. Other tables of the process are left alone.
+OURS: dict[str, Any] = {"chatbot": True}
 
 DRIVERS: dict[str, str] = {
     name: f"{dialect}+asyncmy"
@@ -75,11 +81,21 @@ class Utf8Bytes(TypeDecorator[str]):
 @compiles(PrimaryKeyConstraint, "mysql")
 @compiles(PrimaryKeyConstraint, "mariadb")
 def _unnamed_primary_key(constraint: PrimaryKeyConstraint, compiler: DDLCompiler, **kw: Any) -> str:
-    """A primary key without its name: MySQL ignores it, and says so in a warning each time."""
+    """Our primary keys without their names: MySQL ignores one, and says so in a warning."""
     text = compiler.visit_primary_key_constraint(constraint, **kw)
-    prefix = "CONSTRAINT "
-    if text.startswith(prefix):
+    table = getattr(constraint, "table", None)
+    if table is not None and table.info.get("chatbot") and text.startswith("CONSTRAINT "):
         text = text.split(" ", 2)[2]
+    return text
+
+
+@compiles(CreateTable, "mysql")
+@compiles(CreateTable, "mariadb")
+def _utf8mb4_table(create: CreateTable, compiler: DDLCompiler, **kw: Any) -> str:
+    """Our tables in utf8mb4 (every character, whatever the database's default) and InnoDB."""
+    text = compiler.visit_create_table(create, **kw)
+    if create.element.info.get("chatbot"):
+        text = f"{text.rstrip()} ENGINE=InnoDB DEFAULT CHARSET={CHARSET}\n\n"
     return text
 
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from sqlalchemy import (
     Column,
     Connection,
+    Double,
     Float,
     ForeignKey,
     Integer,
@@ -56,12 +57,11 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import mysql
 
 from chatbot.errors import ConfigError, StoreUnavailable
 from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH
 from chatbot.store.mysql_engine import DIALECTS as MYSQL_DIALECTS
-from chatbot.store.mysql_engine import TABLE_OPTIONS, exact_string
+from chatbot.store.mysql_engine import LONG_TEXT, OURS, exact_string
 
 SCHEMA_VERSION = 1
 
@@ -69,8 +69,8 @@ metadata = MetaData()
 
 # MySQL's FLOAT is single precision, its TEXT at most 64 KiB: DOUBLE and LONGTEXT there (the
 # other databases' types are as they always were).
-_Double = Float().with_variant(mysql.DOUBLE(asdecimal=False), *MYSQL_DIALECTS)
-_LongText = Text().with_variant(mysql.LONGTEXT(), *MYSQL_DIALECTS)
+_Double = Float().with_variant(Double(), *MYSQL_DIALECTS)
+_LongText = Text().with_variant(LONG_TEXT, *MYSQL_DIALECTS)
 
 conversations = Table(
     "conversations",
@@ -80,7 +80,7 @@ conversations = Table(
     Column("updated_at", _Double, nullable=False),
     Column("next_seq", Integer, nullable=False),
     Column("session_start_seq", Integer, nullable=False, server_default=text("0")),
-    **TABLE_OPTIONS,
+    info=OURS,
 )
 
 events = Table(
@@ -97,7 +97,7 @@ events = Table(
     Column("timestamp", _Double, nullable=True),
     Column("data", _LongText, nullable=False),
     PrimaryKeyConstraint("conversation_id", "seq", name="events_conversation_seq_key"),
-    **TABLE_OPTIONS,
+    info=OURS,
 )
 
 schema_version = Table(
@@ -106,7 +106,7 @@ schema_version = Table(
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("applied_at", _Double, nullable=False),
     Column("description", Text, nullable=False),
-    **TABLE_OPTIONS,
+    info=OURS,
 )
 
 

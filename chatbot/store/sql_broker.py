@@ -31,7 +31,6 @@ from sqlalchemy import (
     inspect,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from chatbot.store import mysql_engine
@@ -49,8 +48,8 @@ events = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("sender_id", String(MAX_CONVERSATION_ID_LENGTH)),
-    Column("data", Text().with_variant(mysql.LONGTEXT(), *mysql_engine.DIALECTS)),
-    **mysql_engine.TABLE_OPTIONS,
+    Column("data", Text().with_variant(mysql_engine.LONG_TEXT, *mysql_engine.DIALECTS)),
+    info=mysql_engine.OURS,
 )
 
 # SQLSTATE classes of errors about the values themselves: 22 data exception, 23 integrity

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, inspect, make_url, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatbot.errors import ConfigError
@@ -225,3 +225,21 @@ async def test_the_time_columns_keep_a_unix_time_to_the_microsecond(sql_url: str
         await engine.dispose()
     assert stamped == now
     assert abs(created - time.time()) < 60
+
+
+@pytest.mark.services
+async def test_mysql_tables_hold_every_character_whatever_the_databases_default(
+    mysql_url: str,
+) -> None:
+    """A database made with MySQL 5.7's default (latin1) held no emoji, nor any CJK text."""
+    engine = create_async_engine(async_url(mysql_url))
+    try:
+        async with engine.connect() as conn:
+            name = make_url(mysql_url).database
+            await conn.execute(text(f"ALTER DATABASE `{name}` CHARACTER SET latin1"))
+    finally:
+        await engine.dispose()
+    events = [{"event": "user", "text": "hi 😀 你好", "parse_data": {"entities": ["Zürich"]}}]
+    async with SQLStore(mysql_url) as store:
+        await store.append("ünïcode 😀", events, start_seq=0)
+        assert (await store.load("ünïcode 😀")).events == events
