@@ -57,10 +57,26 @@ async def test_sqlite_in_a_missing_folder_is_unavailable_until_the_folder_exists
         await store.close()
 
 
-@pytest.mark.services
-async def test_postgresql_that_goes_away_is_unavailable_and_recovers(postgres_url: str) -> None:
-    target = make_url(postgres_url)
-    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("postgresql", marks=pytest.mark.services),
+        pytest.param("mysql", marks=pytest.mark.services),
+    ]
+)
+def server_url(request: pytest.FixtureRequest) -> str:
+    """An empty database of this test's own on the test PostgreSQL, then MySQL."""
+    return str(
+        request.getfixturevalue("postgres_url" if request.param == "postgresql" else "mysql_url")
+    )
+
+
+async def test_a_database_that_goes_away_is_unavailable_and_recovers(server_url: str) -> None:
+    target = make_url(server_url)
+    dialect = target.get_backend_name()
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or DEFAULT_PORTS[dialect])
     port = await proxy.start()
     store = SQLStore(target.set(host="127.0.0.1", port=port), connect_timeout=2.0)
     try:
@@ -70,7 +86,7 @@ async def test_postgresql_that_goes_away_is_unavailable_and_recovers(postgres_ur
 
         with pytest.raises(StoreUnavailable) as error:
             await store.load("alice")
-        assert_clear(error, "conversation store unavailable", f"127.0.0.1:{port}")
+        assert_clear(error, "conversation store unavailable", f"{dialect} at 127.0.0.1:{port}")
         with pytest.raises(StoreUnavailable):
             await store.append("alice", HELLO, start_seq=1)
         assert await store.ping() is False
@@ -125,12 +141,13 @@ async def store_behind_a_proxy(
         await proxy.stop()
 
 
-@pytest.mark.services
-async def test_postgresql_connections_dead_unnoticed_cost_no_failed_call(postgres_url: str) -> None:
-    # The pooled connections' server ends are gone, and the client finds out only when it sends
-    # (no pre-ping round trip catches it first): the first statement fails, nothing was
-    # committed, and the call runs again on a fresh connection.
-    async with store_behind_a_proxy(postgres_url) as (store, proxy):
+async def test_connections_dead_unnoticed_cost_no_failed_call(server_url: str) -> None:
+    # The pooled connections' server ends are gone (a restart, MySQL's wait_timeout), and the
+    # client finds out only when it sends. PostgreSQL (no pre-ping round trip catches it first):
+    # the first statement fails, nothing was committed, and the call runs again on a fresh
+    # connection; MySQL: the ping as the connection leaves the pool finds it dead.
+    port = DEFAULT_PORTS[make_url(server_url).get_backend_name()]
+    async with store_behind_a_proxy(server_url, port) as (store, proxy):
         await store.append("alice", HELLO, start_seq=0)
         await proxy.sever_quietly()
         assert (await store.load("alice")).events == HELLO
@@ -156,13 +173,16 @@ async def test_postgresql_with_nothing_listening_is_unavailable_with_the_reason(
         await store.close()
 
 
-@pytest.mark.services
-async def test_postgresql_database_that_does_not_exist_is_unavailable(postgres_url: str) -> None:
-    store = SQLStore(make_url(postgres_url).set(database="chatbot_test_no_such_database"))
+async def test_a_database_that_does_not_exist_is_unavailable(server_url: str) -> None:
+    store = SQLStore(make_url(server_url).set(database="chatbot_test_no_such_database"))
+    said = {
+        "postgresql": 'database "chatbot_test_no_such_database" does not exist',
+        "mysql": "Unknown database 'chatbot_test_no_such_database'",
+    }[store.dialect]
     try:
         with pytest.raises(StoreUnavailable) as error:
             await store.conversation_ids()
-        assert_clear(error, 'database "chatbot_test_no_such_database" does not exist')
+        assert_clear(error, said)
     finally:
         await store.close()
 
@@ -225,50 +245,6 @@ async def test_postgresql_write_whose_answer_was_lost_is_not_a_conflict(postgres
         assert (await store.load("alice")).events == HELLO * 2
 
 
-@pytest.mark.services
-async def test_mysql_that_goes_away_is_unavailable_and_recovers(mysql_url: str) -> None:
-    target = make_url(mysql_url)
-    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 3306)
-    port = await proxy.start()
-    store = SQLStore(target.set(host="127.0.0.1", port=port), connect_timeout=2.0)
-    try:
-        await store.append("alice", HELLO, start_seq=0)
-
-        await proxy.stop()
-
-        with pytest.raises(StoreUnavailable) as error:
-            await store.load("alice")
-        assert_clear(error, "conversation store unavailable", f"mysql at 127.0.0.1:{port}")
-        with pytest.raises(StoreUnavailable):
-            await store.append("alice", HELLO, start_seq=1)
-        assert await store.ping() is False
-
-        await proxy.start()
-
-        assert await store.ping() is True
-        assert (await store.load("alice")).events == HELLO
-        await store.append("alice", HELLO, start_seq=1)
-        assert (await store.load("alice")).next_seq == 2
-    finally:
-        await store.close()
-        await proxy.stop()
-
-
-@pytest.mark.services
-async def test_mysql_connections_dead_unnoticed_cost_no_failed_call(mysql_url: str) -> None:
-    """The server closed them (a restart, its wait_timeout) and the client learns it only when
-    it sends: the call runs again on a fresh connection."""
-    async with store_behind_a_proxy(mysql_url, 3306) as (store, proxy):
-        await store.append("alice", HELLO, start_seq=0)
-        await proxy.sever_quietly()
-        assert (await store.load("alice")).events == HELLO
-        await proxy.sever_quietly()
-        await store.append("alice", HELLO, start_seq=1)
-        await proxy.sever_quietly()
-        assert await store.next_seq("alice") == 2
-        assert (await store.load("alice")).events == HELLO * 2
-
-
 async def test_mysql_with_nothing_listening_is_unavailable_with_the_reason() -> None:
     with refusing_port() as port:
         store = SQLStore(f"mysql+pymysql://nobody:secret@127.0.0.1:{port}/nowhere")
@@ -279,14 +255,3 @@ async def test_mysql_with_nothing_listening_is_unavailable_with_the_reason() -> 
             assert "secret" not in str(error.value)
         finally:
             await store.close()
-
-
-@pytest.mark.services
-async def test_mysql_database_that_does_not_exist_is_unavailable(mysql_url: str) -> None:
-    store = SQLStore(make_url(mysql_url).set(database="chatbot_test_no_such_database"))
-    try:
-        with pytest.raises(StoreUnavailable) as error:
-            await store.conversation_ids()
-        assert_clear(error, "Unknown database 'chatbot_test_no_such_database'")
-    finally:
-        await store.close()
