@@ -247,10 +247,17 @@ def mount_channels(app: web.Application, credentials: Credentials | None) -> lis
 
     blocks = served_blocks(credentials)
     entries = []
+    mounted: dict[str, str] = {}  # a channel's name -> the block that mounted it
     for name, block in blocks.items():
         channel = channel_of(block)
         if channel is None:
             continue
+        if channel.name in mounted:  # a custom channel may take a name that is taken
+            raise ConfigError(
+                f"{block.origin.prefix}{name}: its channel's name '{channel.name}' is "
+                f"{mounted[channel.name]}'s already (both would answer /webhooks/{channel.name}/)"
+            )
+        mounted[channel.name] = name
         channel.register(app, lambda: app[AGENT])
         app[METRICS].add_channels(name, channel.name)
         entries.append(channel.entry())

@@ -111,9 +111,12 @@ async def test_a_rasa_connector_is_skipped_with_a_warning_and_the_rest_start(
         app = create_app(agent, ServerSettings(credentials=read_credentials(path)))
     assert f"{path}:2: '" in caplog.text and "custom Rasa connector" in caplog.text
     assert "connectors.base.InputChannel" in caplog.text
-    async with serve(app) as served, aiohttp.ClientSession() as http:
-        async with http.get(f"{served.url}/webhooks/rest/") as response:
-            assert response.status == 200
+    async with (
+        serve(app) as served,
+        aiohttp.ClientSession() as http,
+        http.get(f"{served.url}/webhooks/rest/") as response,
+    ):
+        assert response.status == 200
 
 
 @pytest.mark.parametrize(
@@ -144,3 +147,14 @@ def test_a_custom_channel_that_cannot_load_is_an_error_naming_the_file_and_line(
     assert message.startswith(f"{path}:2: "), message
     assert said in message, message
     assert "Traceback" not in message
+
+
+def test_a_custom_channel_that_takes_a_built_in_channels_name_is_an_error(
+    agent: Agent, tmp_path: Path
+) -> None:
+    source = ECHO_CHANNEL.replace('name = "shop"', 'name = "rest"')
+    path = project(tmp_path, {"channels.py": source}, "rest:\nPKG.channels.ShopInput:\n")
+    with pytest.raises(ConfigError) as error:
+        create_app(agent, ServerSettings(credentials=read_credentials(path)))
+    message = str(error.value)
+    assert message.startswith(f"{path}:2: ") and "'rest' is rest's already" in message, message
