@@ -25,7 +25,6 @@ SCHEMES: dict[str, tuple[str, ...]] = {
     "bio": ("B", "I"),
     "io": ("I",),
 }
-PREFIXES = SCHEMES["bilou"]
 
 
 def tag_names(entity_types: Sequence[str], scheme: str = "bilou") -> list[str]:
