@@ -269,7 +269,9 @@ class TcpProxy:
     until they next send something (then closes them): a connection that died without its
     client noticing, as after a network fault. ``lose_next_replies()`` lets every connection's
     next request through but cuts the connection when the server answers it: the server did
-    the work, and its client cannot know."""
+    the work, and its client cannot know. ``lose_reply_to(marker)`` does that to the answer of the
+    next request holding ``marker`` (``b"COMMIT"``: a transaction committed, its client told
+    nothing); with ``request_too`` that request is lost as well (nothing committed)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target_host = target_host
@@ -285,6 +287,12 @@ class TcpProxy:
         # client end -> (the task piping the server's answers to it, the server end's reader)
         self._answers: dict[asyncio.StreamWriter, tuple[asyncio.Task[None], asyncio.StreamReader]]
         self._answers = {}
+        self._marker: bytes | None = None  # ``lose_reply_to``'s, until a request holds it
+        self._drop_request = False
+        self._doomed: set[asyncio.StreamWriter] = set()  # clients whose next answer is cut
+
+    def lose_reply_to(self, marker: bytes, *, request_too: bool = False) -> None:
+        self._marker, self._drop_request = marker, request_too
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -317,8 +325,11 @@ class TcpProxy:
             return
         self._writers.add(up_writer)
         self._links[writer] = (reader, up_writer)
-        self._spawn(self._pipe(reader, up_writer))
-        self._answers[writer] = (self._spawn(self._pipe(up_reader, writer)), up_reader)
+        self._spawn(self._pipe(reader, up_writer, client=writer, request=True))
+        self._answers[writer] = (
+            self._spawn(self._pipe(up_reader, writer, client=writer)),
+            up_reader,
+        )
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
@@ -353,9 +364,25 @@ class TcpProxy:
         finally:
             writer.close()
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        *,
+        client: asyncio.StreamWriter | None = None,
+        request: bool = False,
+    ) -> None:
         try:
             while data := await source.read(65536):
+                if request and client and self._marker is not None and self._marker in data:
+                    self._marker = None
+                    if self._drop_request:  # neither the request nor its answer
+                        client.close()
+                        break
+                    self._doomed.add(client)
+                elif not request and client in self._doomed:
+                    self._doomed.discard(client)
+                    break  # the answer is dropped and the client's connection closed
                 sink.write(data)
                 await sink.drain()
         except (OSError, asyncio.IncompleteReadError):

@@ -528,10 +528,18 @@ class SQLStore(ConversationStore):
             try:
                 if self._postgresql is None:
                     new = NEW_CONVERSATION if self._sync_engine else NEW_CONVERSATION_MYSQL
-                    await self._turn(
-                        _append(conversation_id, encoded, start_seq, now, session_start, new),
-                        write=True,
-                    )
+                    write = _append(conversation_id, encoded, start_seq, now, session_start, new)
+                    try:
+                        await self._turn(write, write=True)
+                    except sa_exc.DBAPIError as error:
+                        if self._sync_engine is not None or not error.connection_invalidated:
+                            raise
+                        # MySQL: the connection died at the COMMIT (before it, ``_run`` ran the
+                        # work again), so whether it committed is unknown: our events there
+                        # mean it did; else it did not, and the append runs once more (another
+                        # writer's events there make that a conflict).
+                        if not await self._stored(conversation_id, encoded):
+                            await self._turn(write, write=True)
                 elif not await self._postgresql.append(
                     conversation_id,
                     encoded,
@@ -545,6 +553,15 @@ class SQLStore(ConversationStore):
                 raise ConflictError(
                     conflict_message(conversation_id, start_seq, next_seq)
                 ) from None
+
+    async def _stored(self, conversation_id: str, encoded: Sequence[EncodedEvent]) -> bool:
+        """Whether the store holds exactly ``encoded`` at their seqs."""
+        first = encoded[0].seq
+        rows = await self._turn(
+            lambda run: run(LOAD_SINCE, {"b_id": conversation_id, "b_seq": first}).fetchall()
+        )
+        stored = [(row[0], row[1]) for row in rows[: len(encoded)]]
+        return stored == [(e.seq, e.data) for e in encoded]
 
     async def _next_seq(self, conversation_id: str) -> int:
         if self._postgresql is not None:

@@ -227,13 +227,13 @@ async def test_redis_that_goes_away_is_unavailable_and_recovers(
         await proxy.stop()
 
 
-@pytest.mark.services
-async def test_postgresql_write_whose_answer_was_lost_is_not_a_conflict(postgres_url: str) -> None:
+async def test_a_write_whose_answer_was_lost_is_not_a_conflict(server_url: str) -> None:
     # The append reaches the server and commits, but the connection dies before its answer comes
     # back. The retry finds the conversation already moved on, sees our own events at those seqs,
     # and reports success: no ConflictError for a write that happened, and nothing twice.
     other = [{"event": "user", "text": "someone else", "timestamp": 2.0}]
-    async with store_behind_a_proxy(postgres_url) as (store, proxy):
+    port = DEFAULT_PORTS[make_url(server_url).get_backend_name()]
+    async with store_behind_a_proxy(server_url, port) as (store, proxy):
         await store.append("alice", HELLO, start_seq=0)
         await proxy.lose_next_replies()
         await store.append("alice", HELLO, start_seq=1)
@@ -255,3 +255,22 @@ async def test_mysql_with_nothing_listening_is_unavailable_with_the_reason() -> 
             assert "secret" not in str(error.value)
         finally:
             await store.close()
+
+
+@pytest.mark.services
+async def test_a_mysql_commit_whose_answer_was_lost_is_no_failure(mysql_url: str) -> None:
+    """The COMMIT reached the server and the connection died before its answer came back: the
+    turn was stored. The store finds our events there and says so, instead of an apology to a
+    user whose message was in fact answered (and a conflict at the next one)."""
+    async with store_behind_a_proxy(mysql_url, 3306) as (store, proxy):
+        await store.append("alice", HELLO, start_seq=0)
+        proxy.lose_reply_to(b"COMMIT")
+        await store.append("alice", HELLO, start_seq=1)
+        assert (await store.load("alice")).events == HELLO * 2
+        # A COMMIT that never reached the server: nothing stored, so the append runs again.
+        proxy.lose_reply_to(b"COMMIT", request_too=True)
+        await store.append("alice", HELLO, start_seq=2)
+        assert (await store.load("alice")).events == HELLO * 3
+        # A writer that really lost the race still gets its conflict.
+        with pytest.raises(ConflictError):
+            await store.append("alice", [{"event": "user", "text": "another"}], start_seq=2)
