@@ -19,6 +19,8 @@ What differs from SQLite and PostgreSQL, and is taken care of here or in ``chatb
   statement, before anything was written: the call runs again on a fresh connection
   (``SQLStore._run``), as on PostgreSQL. No ping when a connection leaves the pool: it cost a
   round trip a call (a fifth of the turns a second). Connections are recycled after an hour.
+  A connection that dies at an append's COMMIT leaves unknown whether it committed: the store
+  looks for its events (``SQLStore.append``), as PostgreSQL's appends do.
 """
 
 from __future__ import annotations
