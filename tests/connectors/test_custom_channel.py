@@ -66,8 +66,8 @@ def project(tmp_path: Path, files: dict[str, str], credentials: str) -> Path:
     gets a name of its own, so that tests do not share an imported module."""
     package = f"addons_{secrets.token_hex(4)}"
     (tmp_path / package).mkdir()
-    for path, source in files.items():
-        target = tmp_path / package / path
+    for name, source in files.items():
+        target = tmp_path / package / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(textwrap.dedent(source))
     (tmp_path / package / "__init__.py").write_text("")

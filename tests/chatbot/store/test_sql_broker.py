@@ -43,7 +43,7 @@ def block(endpoints: str = "endpoints.yml", **params: Any) -> EndpointBlock:
 def postgres_block(postgres_url: str, dialect: str = "postgresql", **params: Any) -> EndpointBlock:
     """A Rasa-style block (host, port, db, username, password) for the test's database."""
     url = make_url(postgres_url)
-    keys = {"type": "sql", "dialect": dialect, "url": url.host, "port": url.port}
+    keys: dict[str, Any] = {"type": "sql", "dialect": dialect, "url": url.host, "port": url.port}
     keys |= {"db": url.database, "username": url.username or "postgres", **params}
     return block(**keys)
 
