@@ -97,7 +97,9 @@ def custom_channel_class(block: EndpointBlock) -> type[InputChannel] | str:
     found = getattr(imported, attribute, None)
     if found is None:
         raise ConfigError(f"{where}custom channel '{name}': {module} has no {attribute!r}")
-    if not (isinstance(found, type) and issubclass(found, InputChannel)):
+    if not isinstance(found, type):
+        raise ConfigError(f"{where}custom channel '{name}' is no class but {type(found).__name__}")
+    if not issubclass(found, InputChannel):  # Rasa's InputChannel, where Rasa is installed
         return rasa_connector(name)
     if inspect.isabstract(found) or not isinstance(getattr(found, "name", None), str):
         raise ConfigError(

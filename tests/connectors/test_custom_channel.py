@@ -101,12 +101,15 @@ async def test_a_custom_channel_is_mounted_from_the_projects_folder(
     assert 'chatbot_messages_total{channel="shop",outcome="ok"} 1.0' in counted
 
 
+@pytest.mark.parametrize(
+    "source",
+    [RASA_CONNECTOR, "class MyIO:  # Rasa's InputChannel, where Rasa is installed\n    pass\n"],
+    ids=["needs-rasa", "another-class"],
+)
 async def test_a_rasa_connector_is_skipped_with_a_warning_and_the_rest_start(
-    agent: Agent, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    agent: Agent, tmp_path: Path, caplog: pytest.LogCaptureFixture, source: str
 ) -> None:
-    path = project(
-        tmp_path, {"custom_channel.py": RASA_CONNECTOR}, "rest:\nPKG.custom_channel.MyIO:\n"
-    )
+    path = project(tmp_path, {"custom_channel.py": source}, "rest:\nPKG.custom_channel.MyIO:\n")
     with caplog.at_level(logging.WARNING):
         app = create_app(agent, ServerSettings(credentials=read_credentials(path)))
     assert f"{path}:2: '" in caplog.text and "custom Rasa connector" in caplog.text
@@ -125,6 +128,7 @@ async def test_a_rasa_connector_is_skipped_with_a_warning_and_the_rest_start(
         ({}, "PKG.missing.Input", "no module"),
         ({"broken.py": "def oops(:\n"}, "PKG.broken.Input", "importing"),
         ({"fine.py": "x = 1\n"}, "PKG.fine.Input", "has no 'Input'"),
+        ({"fine.py": "x = 1\n"}, "PKG.fine.x", "is no class but int"),
         (
             {
                 "nameless.py": "from connectors.base import InputChannel\n"
@@ -135,7 +139,7 @@ async def test_a_rasa_connector_is_skipped_with_a_warning_and_the_rest_start(
         ),
         ({}, "PKG.not-a-module.Input", "neither a channel nor a module.Class path"),
     ],
-    ids=["missing-module", "syntax-error", "no-such-class", "no-name", "not-a-path"],
+    ids=["missing-module", "syntax-error", "no-such-class", "no-class", "no-name", "not-a-path"],
 )
 def test_a_custom_channel_that_cannot_load_is_an_error_naming_the_file_and_line(
     agent: Agent, tmp_path: Path, files: dict[str, str], entry: str, said: str
