@@ -2,7 +2,7 @@
 
     python -m training.benchmarks.atis_snips [--datasets atis snips] [--seed 42] [--epochs N]
         [--validation [--and-test]] [--set NAME=VALUE ...] [--select-on-valid] [--train-size N]
-        [--sub-ensembles]
+        [--sub-ensembles] [--ngram-shares 0,0.1,0.25,0.5]
 
 Trained on ``train`` only (``--select-on-valid``: the epoch that scores best on ``valid`` is
 kept, as the published models choose theirs). Slot F1 is conlleval's: exact chunks on the data's
@@ -11,6 +11,9 @@ own whitespace tokens, micro-averaged. ``--validation`` scores the ``valid`` spl
 sets a ``BiLSTMCRF`` setting (the value is read as JSON, else kept as a string).
 ``--train-size N`` trains on N utterances of ``train`` drawn at random (seed 0, the same for every
 run): a bot-sized training set, for what a setting does to a bot rather than to a benchmark.
+``--ngram-shares`` also scores the intent accuracy the same networks give with each of those
+shares of the n-gram model (``ngram_intent_weight``, which only mixes the two intent heads at
+prediction time), a line per share and split.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from chatbot.nlu import NLUModel
 from chatbot.nlu.runtime import EnsembleRuntime
@@ -65,6 +70,7 @@ def run(
     train_size: int = 0,
     and_test: bool = False,
     sub_ensembles: bool = False,
+    ngram_shares: Sequence[float] = (),
 ) -> list[dict[str, object]]:
     """Train on ``train`` and score ``split``. ``select_on_valid``: keep the weights of the epoch
     that scores best on ``valid`` (``checkpoint_model``), the published models' protocol; with
@@ -72,7 +78,8 @@ def run(
     the odd-numbered ones (``valid_odd_*``), so that runs with and without it compare there.
     ``train_size``: train on that many utterances of ``train``, drawn at random (seed 0; 0: all).
     ``and_test``: with ``split="valid"``, score ``test`` too with the same networks.
-    ``sub_ensembles``: also score the ensembles of an ensemble's first 2 ... N-1 members."""
+    ``sub_ensembles``: also score the ensembles of an ensemble's first 2 ... N-1 members.
+    ``ngram_shares``: also the intent accuracy with each of these n-gram shares."""
     root = data_dir() / "atis-snips-slotgated" / name
     train, _, _ = load(root / "train")
     if 0 < train_size < len(train):
@@ -122,6 +129,18 @@ def run(
             )
             for i, m in enumerate(members)
         )
+        results.extend(
+            round_scores(
+                {
+                    "name": name,
+                    "split": scored_split,
+                    "ngram_share": share,
+                    "seed": seed,
+                    "intent_accuracy": intent_accuracy(model, test, share),
+                }
+            )
+            for share in ngram_shares
+        )
         if sub_ensembles:
             results.extend(
                 round_scores(
@@ -146,6 +165,16 @@ def scored(model: NLUModel, data: Data, split: str) -> dict[str, float]:
         odd = _scores(predictions[1::2], examples[1::2], words[1::2], tags[1::2])
         scores.update({f"valid_odd_{key}": value for key, value in odd.items()})
     return scores
+
+
+def intent_accuracy(model: NLUModel, examples: Sequence[NLUExample], share: float) -> float:
+    """The intent accuracy with ``share`` of the n-gram model in the intent probabilities."""
+    intents = model.intents
+    right = sum(
+        intents[int(np.argmax(model.intent_probabilities(e.text, share)))] == e.intent
+        for e in examples
+    )
+    return right / len(examples)
 
 
 def sub_ensemble(model: NLUModel, size: int) -> NLUModel:
@@ -209,6 +238,12 @@ def main() -> None:
         "--train-size", type=int, default=0, help="train on N utterances of train drawn at random"
     )
     parser.add_argument(
+        "--ngram-shares",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=[],
+        help="also score intent accuracy with each of these n-gram shares (e.g. 0,0.25,0.5)",
+    )
+    parser.add_argument(
         "--select-on-valid",
         action="store_true",
         help="keep the epoch's weights that score best on valid (with --validation: on its "
@@ -230,6 +265,7 @@ def main() -> None:
             train_size=args.train_size,
             and_test=args.and_test,
             sub_ensembles=args.sub_ensembles,
+            ngram_shares=args.ngram_shares,
         ):
             emit(result)
 
