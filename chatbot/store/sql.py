@@ -57,7 +57,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.sql.expression import Executable
 
 from chatbot.errors import ConfigError, ConflictError, StoreUnavailable
 from chatbot.store import mysql_engine, postgresql_turns, schema
@@ -75,16 +74,15 @@ from chatbot.store.postgresql_engine import create_database, postgresql_engine, 
 from chatbot.store.postgresql_turns import PostgresTurns
 from chatbot.store.sqlite_engine import WRITE_OPTION, Busy, LoopConnection, sqlite_engine
 from chatbot.store.statements import (
-    INSERT_EVENTS,
     LOAD_ALL,
     LOAD_SESSION,
     LOAD_SINCE,
-    MOVE_ON,
-    MOVE_ON_NEW_SESSION,
     NEW_CONVERSATION,
     NEW_CONVERSATION_MYSQL,
     NEXT_SEQ,
+    Conflict,
     Execute,
+    append_work,
     execute_on,
 )
 
@@ -132,10 +130,6 @@ _CHECKPOINT_EVERY = 256
 T = TypeVar("T")
 
 
-class _Conflict(Exception):
-    """Raised inside a write transaction to roll it back; becomes ConflictError outside."""
-
-
 def async_url(url: str | URL) -> URL:
     """The URL with the async driver (``sqlite:///x`` -> ``sqlite+aiosqlite:///x``)."""
     try:
@@ -150,47 +144,6 @@ def async_url(url: str | URL) -> URL:
             f"database '{parsed.drivername}' is not supported; supported: {', '.join(known)}"
         )
     return parsed.set(drivername=driver)
-
-
-def _append(
-    conversation_id: str,
-    encoded: Sequence[EncodedEvent],
-    start_seq: int,
-    now: float,
-    session_start: int | None,
-    new_conversation: Executable = NEW_CONVERSATION,
-) -> Callable[[Execute], None]:
-    """SQLite's and MySQL's append: claim the conversation row (``_Conflict`` when another writer
-    moved it on, which rolls the transaction back), then insert the events."""
-    rows = [
-        {
-            "conversation_id": conversation_id,
-            "seq": e.seq,
-            "type_name": e.type_name[:64],
-            "timestamp": e.timestamp,
-            "data": e.data,
-        }
-        for e in encoded
-    ]
-    params = {
-        "b_id": conversation_id,
-        "b_seq": start_seq,
-        "b_end": start_seq + len(encoded),
-        "b_now": now,
-        "b_session": session_start or 0,
-    }
-    claim: Executable
-    if start_seq == 0:
-        claim = new_conversation  # its row must not exist yet
-    else:
-        claim = MOVE_ON if session_start is None else MOVE_ON_NEW_SESSION
-
-    def write(run: Execute) -> None:
-        if run(claim, params).rowcount != 1:
-            raise _Conflict
-        run(INSERT_EVENTS, rows)
-
-    return write
 
 
 class SQLStore(ConversationStore):
@@ -528,7 +481,9 @@ class SQLStore(ConversationStore):
             try:
                 if self._postgresql is None:
                     new = NEW_CONVERSATION if self._sync_engine else NEW_CONVERSATION_MYSQL
-                    write = _append(conversation_id, encoded, start_seq, now, session_start, new)
+                    write = append_work(
+                        conversation_id, encoded, start_seq, now, session_start, new
+                    )
                     try:
                         await self._turn(write, write=True)
                     except sa_exc.DBAPIError as error:
@@ -547,8 +502,8 @@ class SQLStore(ConversationStore):
                     now=now,
                     session_start=session_start,
                 ):
-                    raise _Conflict
-            except (_Conflict, *_INTEGRITY_ERRORS):
+                    raise Conflict
+            except (Conflict, *_INTEGRITY_ERRORS):
                 next_seq = await self._next_seq(conversation_id)
                 raise ConflictError(
                     conflict_message(conversation_id, start_seq, next_seq)

@@ -5,7 +5,7 @@ or on the SQLite store's loop connection (``chatbot.store.sqlite_engine``). Post
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -13,6 +13,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.expression import Executable
 
 from chatbot.store import schema
+from chatbot.store.base import EncodedEvent
 
 # The statements of every turn, built once with bound parameters: building a SQLAlchemy
 # expression costs more CPU than SQLite takes to run it (a next_seq + load + append turn took
@@ -66,3 +67,48 @@ Execute = Callable[[Executable, Any], Any]
 def execute_on(conn: Connection) -> Execute:
     """``Execute`` on a SQLAlchemy connection."""
     return lambda statement, params: conn.execute(statement, params)
+
+
+class Conflict(Exception):
+    """Raised inside a write transaction to roll it back; the store makes it a ConflictError."""
+
+
+def append_work(
+    conversation_id: str,
+    encoded: Sequence[EncodedEvent],
+    start_seq: int,
+    now: float,
+    session_start: int | None,
+    new_conversation: Executable = NEW_CONVERSATION,
+) -> Callable[[Execute], None]:
+    """SQLite's and MySQL's append as a unit of work: claim the conversation row (``Conflict``
+    when another writer moved it on, which rolls the transaction back), then insert the events."""
+    rows = [
+        {
+            "conversation_id": conversation_id,
+            "seq": e.seq,
+            "type_name": e.type_name[:64],
+            "timestamp": e.timestamp,
+            "data": e.data,
+        }
+        for e in encoded
+    ]
+    params = {
+        "b_id": conversation_id,
+        "b_seq": start_seq,
+        "b_end": start_seq + len(encoded),
+        "b_now": now,
+        "b_session": session_start or 0,
+    }
+    claim: Executable
+    if start_seq == 0:
+        claim = new_conversation  # its row must not exist yet
+    else:
+        claim = MOVE_ON if session_start is None else MOVE_ON_NEW_SESSION
+
+    def write(run: Execute) -> None:
+        if run(claim, params).rowcount != 1:
+            raise Conflict
+        run(INSERT_EVENTS, rows)
+
+    return write
