@@ -1,7 +1,7 @@
 """The statements of a conversation turn in the SQL store on SQLite and MySQL, built once with bound
 parameters, and ``Execute``: the one signature they are run through, on a SQLAlchemy connection
-or on the SQLite store's loop connection (``chatbot.store.sqlite_engine``). PostgreSQL's are in
-``chatbot.store.postgresql_turns``."""
+or on the SQLite store's loop connection (``chatbot.store.sqlite_engine``), and ``append_work``,
+an append made of them. PostgreSQL's are in ``chatbot.store.postgresql_turns``."""
 
 from __future__ import annotations
 
