@@ -27,6 +27,7 @@ import aiohttp
 import asyncpg
 import pytest
 import yaml
+from sqlalchemy import make_url
 
 from chatbot.conversation.messages import bot_messages
 from tests.helpers import DOMAINS, ROOT, free_port
@@ -66,8 +67,10 @@ def write_endpoints(
     <host>, port, db, username}`` and ``lock_store: {type: redis, url: <host>, port, db,
     key_prefix}``. ``postgres_port`` replaces the database's port (a proxy, a closed port)."""
     blocks: dict[str, Any] = {}
-    if postgres_url is not None:
+    if postgres_url is not None:  # or a MySQL database's URL: the same block, dialect mysql
         blocks["tracker_store"] = postgres_block(postgres_url)
+        if make_url(postgres_url).get_backend_name() == "mysql":
+            blocks["tracker_store"] |= {"dialect": "mysql", "port": make_url(postgres_url).port}
         if postgres_port is not None:
             blocks["tracker_store"]["port"] = postgres_port
     if redis_url is not None:
@@ -268,25 +271,55 @@ class StoredTurn:
         return bot_messages(self.events, conversation_id)
 
 
-async def read_store(postgres_url: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
-    """Every conversation's (seq, event) rows straight from the database, checking on the way
-    that each conversation row's ``next_seq`` is one past its last event."""
-    conn = await asyncpg.connect(asyncpg_dsn(postgres_url))
+async def read_store(url: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """Every conversation's (seq, event) rows straight from the database (PostgreSQL or MySQL),
+    checking on the way that each conversation row's ``next_seq`` is one past its last event."""
+    rows, heads = await (_mysql_rows(url) if "mysql" in url.split(":")[0] else _postgres_rows(url))
+    stored: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for conversation_id, seq, data in rows:
+        stored.setdefault(conversation_id, []).append((seq, json.loads(data)))
+    for conversation_id, next_seq in heads:
+        events = stored.get(conversation_id, [])
+        last = events[-1][0] if events else -1
+        assert next_seq == last + 1, (
+            f"conversation {conversation_id}: next_seq {next_seq} but last event seq {last}"
+        )
+    return stored
+
+
+Rows = tuple[list[tuple[str, int, str]], list[tuple[str, int]]]
+
+
+async def _postgres_rows(url: str) -> Rows:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         rows = await conn.fetch("SELECT conversation_id, seq, data FROM events ORDER BY 1, 2")
         heads = await conn.fetch("SELECT id, next_seq FROM conversations")
     finally:
         await conn.close()
-    stored: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for row in rows:
-        stored.setdefault(row["conversation_id"], []).append((row["seq"], json.loads(row["data"])))
-    for head in heads:
-        events = stored.get(head["id"], [])
-        last = events[-1][0] if events else -1
-        assert head["next_seq"] == last + 1, (
-            f"conversation {head['id']}: next_seq {head['next_seq']} but last event seq {last}"
-        )
-    return stored
+    return [tuple(row) for row in rows], [tuple(head) for head in heads]
+
+
+async def _mysql_rows(url: str) -> Rows:
+    """MySQL keeps conversation ids as their UTF-8 bytes."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from chatbot.store.sql import async_url
+
+    engine = create_async_engine(async_url(url))
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT conversation_id, seq, data FROM events ORDER BY 1, 2")
+            )
+            heads = await conn.execute(text("SELECT id, next_seq FROM conversations"))
+            return (
+                [(bytes(c).decode(), seq, data) for c, seq, data in rows],
+                [(bytes(c).decode(), next_seq) for c, next_seq in heads],
+            )
+    finally:
+        await engine.dispose()
 
 
 def check_log(conversation_id: str, rows: list[tuple[int, dict[str, Any]]]) -> list[StoredTurn]:

@@ -1,4 +1,5 @@
-"""Several ``chatbot run`` processes on one PostgreSQL and one Redis, checked in the database.
+"""Several ``chatbot run`` processes on one PostgreSQL (or MySQL) and one Redis, checked in the
+database.
 
 Two servers share the conversations of many concurrent clients; a server is killed with SIGKILL
 under load and restarted. Whatever happens, every conversation in the store is whole: seqs
@@ -45,16 +46,23 @@ MAX_IN_FLIGHT = 64
 TRAFFIC_TIMEOUT = 300.0
 
 
+@pytest.fixture(params=["postgresql", "mysql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """An empty database of the test's own on PostgreSQL, then on MySQL."""
+    name = "postgres_url" if request.param == "postgresql" else "mysql_url"
+    return str(request.getfixturevalue(name))
+
+
 async def test_two_servers_answer_concurrent_clients_once_each_in_order(
     launcher: ServerLauncher,
-    postgres_url: str,
+    database_url: str,
     redis_url: str,
     redis_key_prefix: str,
     tmp_path: Path,
 ) -> None:
     endpoints = write_endpoints(
         tmp_path / "endpoints.yml",
-        postgres_url=postgres_url,
+        postgres_url=database_url,
         redis_url=redis_url,
         key_prefix=redis_key_prefix,
     )
@@ -98,7 +106,7 @@ async def test_two_servers_answer_concurrent_clients_once_each_in_order(
     unanswered = [(s.conversation_id, s.tag) for r in per_client for s in r if not s.reply]
     assert not unanswered, f"empty replies: {unanswered[:5]}"
 
-    stored = await read_store(postgres_url)
+    stored = await read_store(database_url)
     assert sorted(stored) == ids
     interleaved = 0
     for conversation_id in ids:
