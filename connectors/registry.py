@@ -119,6 +119,18 @@ def channel_class(name: str) -> type[InputChannel] | None:
     return found
 
 
+def block_class(block: EndpointBlock) -> type[InputChannel] | str | None:
+    """The channel class a credentials.yml block names (ours, or a custom ``module.Class``), why
+    the block is skipped (``not_served``, a Rasa connector), or None for a name we do not know."""
+    found = channel_class(block.name)
+    if found is not None:
+        return found
+    skipped = not_served(block.name)
+    if skipped is None and "." in block.name:
+        return custom_channel_class(block)
+    return skipped
+
+
 def channel_of(block: EndpointBlock) -> InputChannel | None:
     """The channel a credentials.yml block configures, built from its settings; None, with a
     warning, for a block that is skipped (``not_served``); a ConfigError naming the file and
@@ -126,13 +138,9 @@ def channel_of(block: EndpointBlock) -> InputChannel | None:
     (REST, callback) does not read is named in a warning with the file and line: Rasa ignores
     it, and a misspelt ``timeout`` would otherwise pass unseen."""
     where = block.origin.prefix
-    found = channel_class(block.name)
-    skipped = not_served(block.name) if found is None else None
-    if found is None and skipped is None and "." in block.name:
-        custom = custom_channel_class(block)
-        found, skipped = (custom, None) if isinstance(custom, type) else (None, custom)
-    if skipped is not None:
-        logger.warning("%s%s; its block is skipped", where, skipped)
+    found = block_class(block)
+    if isinstance(found, str):
+        logger.warning("%s%s; its block is skipped", where, found)
         return None
     if found is None:
         raise ConfigError(
@@ -159,13 +167,9 @@ def channel_entries(blocks: Iterable[EndpointBlock]) -> list[str]:
     entries = []
     for block in blocks:
         try:
-            found = channel_class(block.name)
-            if found is None and "." in block.name:
-                custom = custom_channel_class(block)
-                found = custom if isinstance(custom, type) else None
-            if found is None:
-                continue
-            entries.append(found.from_credentials(dict(block.params)).entry())
+            found = block_class(block)
+            if isinstance(found, type):
+                entries.append(found.from_credentials(dict(block.params)).entry())
         except ConfigError:
             continue  # a worker says why
     return entries

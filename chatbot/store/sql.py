@@ -57,6 +57,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.sql.expression import Executable
 
 from chatbot.errors import ConfigError, ConflictError, StoreUnavailable
 from chatbot.store import mysql_engine, postgresql_turns, schema
@@ -195,6 +196,8 @@ class SQLStore(ConversationStore):
         # The driver's own errors, where one can escape SQLAlchemy's wrapping (MySQL's, when a
         # connection's set-up fails): the store is unavailable, as with a wrapped one.
         self._driver_errors: tuple[type[BaseException], ...] = ()
+        # How SQLite's and MySQL's appends make a conversation's row (``append_work``).
+        self._new_row: Executable = NEW_CONVERSATION
         if self.dialect == "postgresql":
             self._engine = postgresql_engine(self.url, self._connect_timeout, pool)
             self._reads = self._engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -210,6 +213,7 @@ class SQLStore(ConversationStore):
             # the pool: one round trip, where switching autocommit on and back costs two.
             self._reads = self._engine
             self._driver_errors = mysql_engine.driver_errors()
+            self._new_row = NEW_CONVERSATION_MYSQL
         else:
             self._sync_engine = sqlite_engine(
                 self.url.set(drivername="sqlite+pysqlite"), busy_timeout, pool
@@ -480,21 +484,10 @@ class SQLStore(ConversationStore):
         with self._errors():
             try:
                 if self._postgresql is None:
-                    new = NEW_CONVERSATION if self._sync_engine else NEW_CONVERSATION_MYSQL
                     write = append_work(
-                        conversation_id, encoded, start_seq, now, session_start, new
+                        conversation_id, encoded, start_seq, now, session_start, self._new_row
                     )
-                    try:
-                        await self._turn(write, write=True)
-                    except sa_exc.DBAPIError as error:
-                        if self._sync_engine is not None or not error.connection_invalidated:
-                            raise
-                        # MySQL: the connection died at the COMMIT (before it, ``_run`` ran the
-                        # work again), so whether it committed is unknown: our events there
-                        # mean it did; else it did not, and the append runs once more (another
-                        # writer's events there make that a conflict).
-                        if not await self._stored(conversation_id, encoded):
-                            await self._turn(write, write=True)
+                    await self._append_in_transaction(conversation_id, encoded, write)
                 elif not await self._postgresql.append(
                     conversation_id,
                     encoded,
@@ -508,6 +501,25 @@ class SQLStore(ConversationStore):
                 raise ConflictError(
                     conflict_message(conversation_id, start_seq, next_seq)
                 ) from None
+
+    async def _append_in_transaction(
+        self,
+        conversation_id: str,
+        encoded: Sequence[EncodedEvent],
+        write: Callable[[Execute], None],
+    ) -> None:
+        """SQLite's and MySQL's append: ``write`` in one transaction (``Conflict`` when another
+        writer moved the conversation on)."""
+        try:
+            await self._turn(write, write=True)
+        except sa_exc.DBAPIError as error:
+            if self._sync_engine is not None or not error.connection_invalidated:
+                raise
+            # MySQL: the connection died at the COMMIT (before it, ``_run`` ran the work again),
+            # so whether it committed is unknown: our events there mean it did; else it did not,
+            # and the append runs once more (another writer's events there make it a conflict).
+            if not await self._stored(conversation_id, encoded):
+                await self._turn(write, write=True)
 
     async def _stored(self, conversation_id: str, encoded: Sequence[EncodedEvent]) -> bool:
         """Whether the store holds exactly ``encoded`` at their seqs."""

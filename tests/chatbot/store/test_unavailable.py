@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,17 +13,10 @@ from sqlalchemy import make_url
 from chatbot.errors import ConflictError, StoreUnavailable
 from chatbot.store import SQLStore
 from chatbot.store.redis_lock import RedisLockStore
-from tests.helpers import refusing_port
+from tests.helpers import free_port, refusing_port
 from tests.services import TcpProxy, asyncpg_dsn, postgres_server_url
 
 HELLO = [{"event": "user", "text": "hello"}]
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 with nothing listening (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def assert_clear(error: pytest.ExceptionInfo[StoreUnavailable], *needles: str) -> None:
@@ -159,7 +151,7 @@ async def test_connections_dead_unnoticed_cost_no_failed_call(server_url: str) -
 
 
 async def test_postgresql_with_nothing_listening_is_unavailable_with_the_reason() -> None:
-    port = closed_port()
+    port = free_port()
     store = SQLStore(f"postgresql://nobody:secret@127.0.0.1:{port}/nowhere")
     try:
         with pytest.raises(StoreUnavailable) as error:
@@ -188,7 +180,7 @@ async def test_a_database_that_does_not_exist_is_unavailable(server_url: str) ->
 
 
 async def test_redis_with_nothing_listening_is_unavailable() -> None:
-    port = closed_port()
+    port = free_port()
     locks = RedisLockStore(f"redis://127.0.0.1:{port}/0")
     try:
         with pytest.raises(StoreUnavailable) as error:
