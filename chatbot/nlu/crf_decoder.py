@@ -104,3 +104,31 @@ class CRFDecoder:
             beta[i] /= beta[i].sum()
         joint = alpha * beta
         return joint / joint.sum(axis=1, keepdims=True), log_z
+
+
+class MeanMarginalsDecoder:
+    """An ensemble's tags from its members' own CRFs: each member's tag marginals (forward-
+    backward on its emissions and scores), their mean, and the path of the highest summed log
+    mean marginal that the tag scheme allows (posterior decoding). ``decode`` takes the members'
+    emissions stacked, (members, T, K)."""
+
+    def __init__(self, members: list[CRFDecoder]) -> None:
+        if len(members) < 2:
+            raise ValueError("mean marginals need at least two members' CRFs")
+        self.members = members
+        first = members[0]
+        # What the tag scheme forbids is where every member's learned score carries the penalty.
+        self.constraints = CRFDecoder(
+            *(
+                np.where(np.asarray(score) > FORBIDDEN / 2, 0.0, FORBIDDEN)
+                for score in (first.trans, first.start, first.end)
+            )
+        )
+
+    def decode(self, emissions: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """(best path, the members' mean marginals (T, K)) for emissions (members, T, K)."""
+        if emissions.shape[0] != len(self.members):
+            raise ValueError(f"{len(self.members)} members, emissions {emissions.shape}")
+        mean = sum(d.marginals(e)[0] for d, e in zip(self.members, emissions, strict=True))
+        mean = np.asarray(mean) / len(self.members)
+        return self.constraints.viterbi(np.log(np.maximum(mean, 1e-300))), mean

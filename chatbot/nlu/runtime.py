@@ -20,7 +20,7 @@ from chatbot.ensemble import join_members, log_mean_softmax
 from chatbot.errors import ModelFileError
 from chatbot.lstm_cell import CellBuffers, fused_gates
 from chatbot.model_file import to_numpy
-from chatbot.nlu.crf_decoder import CRFDecoder
+from chatbot.nlu.crf_decoder import CRFDecoder, MeanMarginalsDecoder
 from chatbot.nlu.features import Encoded
 from chatbot.nlu.settings import NetSizes, NLUSettings
 
@@ -352,21 +352,28 @@ class EnsembleRuntime:
     members' mean CRF scores, emissions and transitions alike (a product of the members' tag
     distributions, renormalised)."""
 
-    def __init__(self, members: Sequence[JointRuntime]) -> None:
+    def __init__(
+        self, members: Sequence[JointRuntime], settings: NLUSettings | None = None
+    ) -> None:
+        """``settings``: the ensemble's, where they differ from the first member's."""
         if len(members) < 2:
             raise ValueError("an ensemble needs at least two members")
         first = members[0]
         if any(m.sizes != first.sizes for m in members):
             raise ModelFileError("NLU ensemble members differ in their vocabulary or label sizes")
         self.members = list(members)
-        self.settings, self.sizes = first.settings, first.sizes
+        self.settings, self.sizes = settings or first.settings, first.sizes
         self._w_hh = [
             np.ascontiguousarray(np.concatenate([m.layers[k].w_hh for m in members]))
             for k in range(len(first.layers))
         ]
-        self.decoder: CRFDecoder | None = None
+        self.decoder: CRFDecoder | MeanMarginalsDecoder | None = None
         decoders = [m.decoder for m in members if m.decoder is not None]
-        if decoders:
+        self._stack_emissions = False
+        if decoders and self.settings.ensemble_tags == "marginals":
+            self.decoder = MeanMarginalsDecoder(decoders)
+            self._stack_emissions = True
+        elif decoders:
             self.decoder = CRFDecoder(
                 *(np.mean([getattr(d, part) for d in decoders], axis=0) for part in _CRF_PARTS)
             )
@@ -384,7 +391,11 @@ class EnsembleRuntime:
             states = _bilstms(states, layers, w_hh, self.settings.hidden)
         outs = [m.heads(x, message) for m, x in zip(self.members, states, strict=True)]
         emitted = [o.emissions for o in outs if o.emissions is not None]
-        emissions = sum(emitted[1:], emitted[0]) / len(emitted) if emitted else None
+        emissions = None
+        if emitted and self._stack_emissions:
+            emissions = np.stack(emitted)  # (members, T, K): each member's CRF decodes its own
+        elif emitted:
+            emissions = sum(emitted[1:], emitted[0]) / len(emitted)
         return MessageOutputs(
             intent_logits=_log_mean_softmax([o.intent_logits for o in outs]),  # type: ignore[arg-type]
             ngram_logits=_log_mean_softmax([o.ngram_logits for o in outs]),

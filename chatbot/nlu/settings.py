@@ -141,6 +141,10 @@ class NLUSettings:
     # are decoded from the members' mean CRF scores (emissions and transitions). Costs this many
     # times the training and the parse time. 1: one network.
     ensemble_size: int = 1
+    # How an ensemble's entity tags are decoded: "scores", Viterbi over the members' mean CRF
+    # scores; "marginals", each member's CRF gives its tag marginals, and the tags are the path
+    # of the highest mean marginals the tag scheme allows (posterior decoding).
+    ensemble_tags: str = "scores"
     # Post-processing.
     synonyms: bool = True  # EntitySynonymMapper
     regex_entities: bool = False  # RegexEntityExtractor
@@ -241,6 +245,7 @@ _RANGES: dict[str, Range] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "ngram_model": ("auto", "tfidf", "sum"),
     "tag_scheme": tuple(SCHEMES),
+    "ensemble_tags": ("scores", "marginals"),
 }
 
 
@@ -314,6 +319,7 @@ ABSENT_FROM_MODEL_FILE: dict[str, Any] = {
     "evaluate_on_number_of_examples": 0,  # training only
     "evaluate_every_number_of_epochs": 1,  # training only
     "ensemble_size": 1,  # added in session 11: models before it are one network
+    "ensemble_tags": "scores",  # added in session 34
     "synonyms": True,
     "regex_entities": False,
     # Rasa's defaults. Before these existed the extractor matched with the

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from chatbot import model_file as model_files
 from chatbot.nlu import NLUModel
 from chatbot.nlu.runtime import EnsembleRuntime
 from chatbot.project.training_data import NLUData, NLUExample
@@ -71,6 +72,9 @@ def run(
     and_test: bool = False,
     sub_ensembles: bool = False,
     ngram_shares: Sequence[float] = (),
+    save_model: Path | None = None,
+    model_file: Path | None = None,
+    ensemble_tags: Sequence[str] = (),
 ) -> list[dict[str, object]]:
     """Train on ``train`` and score ``split``. ``select_on_valid``: keep the weights of the epoch
     that scores best on ``valid`` (``checkpoint_model``), the published models' protocol; with
@@ -79,7 +83,10 @@ def run(
     ``train_size``: train on that many utterances of ``train``, drawn at random (seed 0; 0: all).
     ``and_test``: with ``split="valid"``, score ``test`` too with the same networks.
     ``sub_ensembles``: also score the ensembles of an ensemble's first 2 ... N-1 members.
-    ``ngram_shares``: also the intent accuracy with each of these n-gram shares."""
+    ``ngram_shares``: also the intent accuracy with each of these n-gram shares.
+    ``ensemble_tags``: also score an ensemble's slots with each of these ``ensemble_tags``.
+    ``save_model``: write the trained model there; ``model_file``: score that model (written by
+    ``save_model``) instead of training one."""
     root = data_dir() / "atis-snips-slotgated" / name
     train, _, _ = load(root / "train")
     if 0 < train_size < len(train):
@@ -90,9 +97,16 @@ def run(
         valid = load(root / "valid")[0]
         selection = valid[0::2] if split == "valid" else valid
     with timed() as took:
-        model = train_nlu(
-            NLUData(examples=train), pipeline(**params), seed=seed, eval_data=selection
-        )
+        if model_file is not None:
+            meta, tensors = model_files.load(model_file)
+            model = NLUModel.from_export(tensors, meta)
+        else:
+            model = train_nlu(
+                NLUData(examples=train), pipeline(**params), seed=seed, eval_data=selection
+            )
+    if save_model is not None:
+        tensors, meta = model.export()
+        model_files.save(save_model, dict(meta), tensors)
     splits = [split, "test"] if and_test and split == "valid" else [split]
     results: list[dict[str, object]] = []
     for scored_split in splits:
@@ -141,6 +155,19 @@ def run(
             )
             for share in ngram_shares
         )
+        results.extend(
+            round_scores(
+                {
+                    "name": name,
+                    "split": scored_split,
+                    "ensemble_tags": tags,
+                    "seed": seed,
+                    **scored(decoded_with(model, tags), data, scored_split),
+                }
+            )
+            for tags in ensemble_tags
+            if members
+        )
         if sub_ensembles:
             results.extend(
                 round_scores(
@@ -187,6 +214,14 @@ def sub_ensemble(model: NLUModel, size: int) -> NLUModel:
         EnsembleRuntime(model.runtime.members[:size]),
         model.synonyms,
     )
+
+
+def decoded_with(model: NLUModel, tags: str) -> NLUModel:
+    """``model`` (an ensemble) with its entity tags decoded as ``tags`` says (``ensemble_tags``)."""
+    assert isinstance(model.runtime, EnsembleRuntime)
+    settings = replace(model.settings, ensemble_tags=tags)
+    runtime = EnsembleRuntime(model.runtime.members, settings)
+    return NLUModel(settings, model.labels, model.featurizer, runtime, model.synonyms)
 
 
 def _scores(
@@ -249,7 +284,21 @@ def main() -> None:
         help="keep the epoch's weights that score best on valid (with --validation: on its "
         "even-numbered utterances)",
     )
+    parser.add_argument(
+        "--ensemble-tags",
+        type=lambda text: text.split(","),
+        default=[],
+        help="also score an ensemble's slots with each of these decodings (scores,marginals)",
+    )
+    parser.add_argument("--save-model", type=Path, help="write the trained model to this file")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="score this model (written by --save-model, one dataset) instead of training one",
+    )
     args = parser.parse_args()
+    if args.model is not None and len(args.datasets) != 1:
+        parser.error("--model scores one dataset: name it with --datasets")
     setup()
     params: dict[str, Any] = dict(args.set)
     if args.epochs:
@@ -266,6 +315,11 @@ def main() -> None:
             and_test=args.and_test,
             sub_ensembles=args.sub_ensembles,
             ngram_shares=args.ngram_shares,
+            save_model=args.save_model.with_name(f"{name}-{args.save_model.name}")
+            if args.save_model
+            else None,
+            model_file=args.model,
+            ensemble_tags=args.ensemble_tags,
         ):
             emit(result)
 

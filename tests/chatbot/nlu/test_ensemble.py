@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from chatbot import model_file
 from chatbot.agent import TrainedModel
 from chatbot.errors import ConfigError, ModelFileError
 from chatbot.nlu import NLUModel
+from chatbot.nlu.crf_decoder import MeanMarginalsDecoder
 from chatbot.nlu.features import Encoded
 from chatbot.nlu.runtime import EnsembleRuntime, JointRuntime
 from chatbot.nlu.tokenizer import tokenize
@@ -120,6 +122,36 @@ def test_an_ensemble_round_trips_through_a_model_file(ensemble: NLUModel, tmp_pa
     assert loaded.settings.ensemble_size == 3
     for text in [*TEXTS, ""]:
         assert loaded.parse(text) == ensemble.parse(text)
+
+
+def test_tags_from_the_members_mean_marginals_learn_the_toy_data_and_round_trip(
+    ensemble: NLUModel, tmp_path: Path
+) -> None:
+    """``ensemble_tags: marginals``: each member's CRF decodes its own emissions, and the tags
+    are the allowed path of the members' mean marginals; the model file keeps the choice."""
+    assert isinstance(ensemble.runtime, EnsembleRuntime)
+    settings = replace(ensemble.settings, ensemble_tags="marginals")
+    runtime = EnsembleRuntime(ensemble.runtime.members, settings)
+    assert isinstance(runtime.decoder, MeanMarginalsDecoder)
+    model = NLUModel(settings, ensemble.labels, ensemble.featurizer, runtime, ensemble.synonyms)
+    for ex in toy_data().examples:
+        gold = sorted((e.entity, e.start, e.end, e.value, e.role, e.group) for e in ex.entities)
+        assert entities_of(model.parse(ex.text)) == gold, ex.text
+    # An entity's confidence: its tokens' mean of the members' mean marginals of its tags.
+    text = "fly from Hamburg to Tokyo"
+    emissions = np.stack([m(_encoded(ensemble, text)).emissions for m in runtime.members])  # type: ignore[misc]
+    path, marginals = runtime.decoder.decode(emissions)
+    hamburg = next(e for e in model.parse(text)["entities"] if e["value"] == "Hamburg")
+    assert hamburg["confidence_entity"] == pytest.approx(float(marginals[2, path[2]]))
+    tensors, meta = model.export()
+    file = tmp_path / "nlu.model"
+    model_file.save(file, json.loads(json.dumps(meta)), tensors)
+    loaded_meta, loaded_tensors = model_file.load(file)
+    loaded = NLUModel.from_export(loaded_tensors, loaded_meta)
+    assert loaded.settings.ensemble_tags == "marginals"
+    assert isinstance(loaded.runtime.decoder, MeanMarginalsDecoder)
+    for text in TEXTS:
+        assert loaded.parse(text) == model.parse(text)
 
 
 def test_a_model_file_short_of_a_member_or_with_a_stray_tensor_is_refused(

@@ -52,6 +52,10 @@ def test_a_setting_missing_from_a_model_file_keeps_the_old_meaning_not_todays_de
         ({"count_vectors": [["word", 2, 1]]}, "'count_vectors' entry"),
         ({"ngram_model": "svm"}, "'ngram_model' must be one of auto, tfidf, sum, got 'svm'"),
         ({"ngram_model": 1}, "'ngram_model' must be str, got 1"),
+        (
+            {"ensemble_tags": "votes"},
+            "'ensemble_tags' must be one of scores, marginals, got 'votes'",
+        ),
         ({"ngram_l2": 0}, "'ngram_l2' must be above 0, got 0"),
         ({"count_vectors": [["bytes", 1, 2]]}, "analyzer word or char_wb"),
         # Numbers no float holds: were OverflowErrors (tracebacks)

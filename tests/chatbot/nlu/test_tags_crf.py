@@ -9,6 +9,7 @@ import torch
 
 from chatbot.nlu import tags
 from chatbot.nlu.crf import CRF
+from chatbot.nlu.crf_decoder import CRFDecoder, MeanMarginalsDecoder
 from chatbot.nlu.tags import allowed_transitions, span_tags, tag_names, tag_spans
 from chatbot.nlu.tokenizer import tokenize
 
@@ -162,3 +163,47 @@ def test_an_annotation_cutting_through_a_word_takes_it_with_one_warning(
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1
     assert "city '서울' cuts through the word(s) '서울에서'" in warned[0]
+
+
+@pytest.mark.parametrize("scheme", ["bilou", "bio"])
+def test_mean_marginals_decode_the_allowed_path_of_the_highest_mean_marginals(
+    scheme: str,
+) -> None:
+    """An ensemble's ``ensemble_tags: marginals``: each member's CRF gives its marginals, and
+    the path is the allowed one of the highest summed log mean marginal (brute force here)."""
+    names = tag_names(["a", "b"], scheme)
+    allowed, first, last = allowed_transitions(names, scheme)
+    members = [random_crf(["a", "b"], seed=s, scheme=scheme).decoder() for s in (5, 6, 7)]
+    decoder = MeanMarginalsDecoder(members)
+    rng = np.random.default_rng(8)
+    differs = 0
+    for _ in range(30):
+        length = int(rng.integers(1, 5))
+        emissions = rng.normal(size=(3, length, len(names))) * 2.0
+        path, marginals = decoder.decode(emissions)
+        mean = np.mean([d.marginals(e)[0] for d, e in zip(members, emissions, strict=True)], axis=0)
+        np.testing.assert_allclose(marginals, mean)
+        candidates = [
+            p
+            for p in itertools.product(range(len(names)), repeat=length)
+            if first[p[0]] and last[p[-1]] and all(allowed[x, y] for x, y in itertools.pairwise(p))
+        ]
+        best = max(candidates, key=lambda p: np.log(mean[np.arange(length), p]).sum())
+        assert path == list(best)
+        # Not the same as Viterbi over the members' mean scores, every time.
+        scores = CRFDecoder(
+            *(
+                np.mean([getattr(d, part) for d in members], axis=0)
+                for part in ("trans", "start", "end")
+            )
+        )
+        differs += path != scores.viterbi(emissions.mean(axis=0))
+    assert differs
+
+
+def test_mean_marginals_need_each_members_emissions() -> None:
+    members = [random_crf(["a"], seed=s).decoder() for s in (1, 2)]
+    with pytest.raises(ValueError, match="at least two"):
+        MeanMarginalsDecoder(members[:1])
+    with pytest.raises(ValueError, match=r"2 members, emissions \(3, 4, 5\)"):
+        MeanMarginalsDecoder(members).decode(np.zeros((3, 4, 5)))
