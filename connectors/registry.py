@@ -6,8 +6,11 @@ REST channel alone does not pay for the other channels' imports at start.
 
 A custom channel is a subclass of ``connectors.base.InputChannel`` in the project's own code: its
 module is imported from the folder of credentials.yml (the project), as Rasa imports custom
-connectors from the folder it runs in. A Rasa connector (a Sanic class, which imports ``rasa`` or
-``sanic``) cannot be served: its block is skipped with a warning, and the other channels start.
+connectors from the folder it runs in. A Rasa 3 custom connector (a Sanic class subclassing
+``rasa.core.channels.channel.InputChannel``) is served too (``connectors.sanic_bridge``), with
+the Rasa modules it imports provided where Rasa is not installed (``connectors.rasa_compat``); one
+that imports more of Rasa than that, or needs Sanic where it is missing, is skipped with a warning,
+and the other channels start.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 from collections.abc import Iterable
 from importlib import import_module
 from pathlib import Path
+from types import ModuleType
 
 from chatbot.errors import ConfigError
 from chatbot.project.endpoints import Credentials, EndpointBlock
@@ -64,11 +68,39 @@ def not_served(name: str) -> str | None:
     return None
 
 
-def rasa_connector(name: str) -> str:
+def rasa_connector(name: str, why: str) -> str:
     return (
-        f"'{name}' is a custom Rasa connector (a Sanic class), which chatbot run cannot load; "
-        "a custom channel of chatbot subclasses connectors.base.InputChannel"
+        f"'{name}' is a custom Rasa connector that chatbot run cannot serve: {why}; a custom "
+        "channel of chatbot subclasses connectors.base.InputChannel"
     )
+
+
+def _provide_rasa() -> bool:
+    """Whether the Rasa modules a connector imports were made importable just now."""
+    from connectors.rasa_compat import install
+
+    try:
+        return install()
+    except ModuleNotFoundError:  # no Sanic
+        return False
+
+
+def _rasa_connector_module(name: str, module: str, missing: str) -> ModuleType | str:
+    """The module of a Rasa connector whose import wanted ``missing`` (of Rasa or Sanic), imported
+    again with Rasa's modules provided; or why it cannot be."""
+    if missing.split(".")[0] == "sanic" or not _provide_rasa():
+        from connectors.rasa_compat import PROVIDED
+
+        provided = ", ".join(PROVIDED[3:])
+        return rasa_connector(
+            name, f"it imports {missing}, which is not installed (chatbot provides {provided})"
+        )
+    try:
+        return import_module(module)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in _RASA_PACKAGES:
+            return _rasa_connector_module(name, module, exc.name or "")
+        raise
 
 
 def custom_channel_class(block: EndpointBlock) -> type[InputChannel] | str:
@@ -83,10 +115,13 @@ def custom_channel_class(block: EndpointBlock) -> type[InputChannel] | str:
     if str(folder) not in sys.path:
         sys.path.append(str(folder))  # after everything installed: nothing of it is shadowed
     try:
-        imported = import_module(module)
+        try:
+            imported: ModuleType | str = import_module(module)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in _RASA_PACKAGES:
+                raise
+            imported = _rasa_connector_module(name, module, exc.name or "")
     except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] in _RASA_PACKAGES:
-            return rasa_connector(name)
         raise ConfigError(
             f"{where}custom channel '{name}': no module {exc.name!r} (looked in {folder})"
         ) from None
@@ -94,13 +129,26 @@ def custom_channel_class(block: EndpointBlock) -> type[InputChannel] | str:
         raise ConfigError(
             f"{where}custom channel '{name}': importing {module} failed: {exc!r}"
         ) from None
+    if isinstance(imported, str):
+        return imported
     found = getattr(imported, attribute, None)
     if found is None:
         raise ConfigError(f"{where}custom channel '{name}': {module} has no {attribute!r}")
     if not isinstance(found, type):
         raise ConfigError(f"{where}custom channel '{name}' is no class but {type(found).__name__}")
-    if not issubclass(found, InputChannel):  # Rasa's InputChannel, where Rasa is installed
-        return rasa_connector(name)
+    if not issubclass(found, InputChannel):
+        from connectors.rasa_compat import is_rasa_connector
+        from connectors.sanic_bridge import bridged
+
+        if not is_rasa_connector(found):
+            raise ConfigError(
+                f"{where}custom channel '{name}' is neither a connectors.base.InputChannel "
+                "subclass nor a Rasa connector (a class with name() and blueprint())"
+            )
+        try:
+            return bridged(found)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}custom channel '{name}': {exc}") from None
     if inspect.isabstract(found) or not isinstance(getattr(found, "name", None), str):
         raise ConfigError(
             f"{where}custom channel '{name}' must define 'name' (its routes are under "
