@@ -105,6 +105,9 @@ class SanicRequest:
         try:
             return (loads_ or loads)(self.body)
         except (NotJSON, TooDeep, ValueError):
+            exchange = _EXCHANGE.get()
+            if exchange is not None and exchange.failure is None:  # the answer, caught or not
+                exchange.failure = json_error(400, "the request body is not valid JSON")
             raise BadRequest("the request body is not valid JSON") from None
 
     @property
@@ -243,6 +246,12 @@ class SanicChannel(InputChannel):
                 f"{self.name}: url_prefix() must be a non-empty string, not {prefix!r}"
             )
         self.prefix = f"/webhooks/{prefix.strip('/')}"
+        try:
+            self.blueprint = connector.blueprint(self._on_new_message)
+        except Exception as exc:  # the connector's own code
+            raise ConfigError(f"{self.name}: its blueprint() failed: {exc!r}") from None
+        if not hasattr(self.blueprint, "_future_routes"):
+            raise ConfigError(f"{self.name}: blueprint() must return a Sanic Blueprint")
 
     @classmethod
     def from_credentials(cls, params: dict[str, Any]) -> InputChannel:
@@ -261,9 +270,7 @@ class SanicChannel(InputChannel):
 
     def register(self, app: web.Application, agent_getter: Any) -> None:
         self._app = app
-        blueprint = self.connector.blueprint(self._on_new_message)
-        if blueprint is None or not hasattr(blueprint, "_future_routes"):
-            raise ConfigError(f"{self.name}: blueprint() must return a Sanic Blueprint")
+        blueprint = self.blueprint
         for kind in ("middleware", "listeners", "exceptions", "signals", "statics"):
             if getattr(blueprint, f"_future_{kind}", None):
                 logger.warning("%s: the blueprint's %s are not run", self.name, kind)

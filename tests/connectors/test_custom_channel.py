@@ -1,10 +1,9 @@
 """Custom channels: credentials.yml names a ``module.Class`` of the project's own code, a subclass of
 ``connectors.base.InputChannel``, which ``chatbot run`` imports from the project's folder and mounts
-as it mounts its own channels. A Rasa connector (a Sanic class) is skipped with a warning."""
+as it mounts its own channels. Rasa's own connectors (Sanic classes): test_rasa_connector.py."""
 
 from __future__ import annotations
 
-import logging
 import secrets
 import textwrap
 from pathlib import Path
@@ -51,15 +50,6 @@ class ShopInput(InputChannel):
         app.router.add_post(f"/webhooks/{self.name}/webhook", receive)
 """
 
-# A Rasa 3 custom connector: it needs Rasa and Sanic, which are not here.
-RASA_CONNECTOR = """
-from rasa.core.channels.channel import InputChannel
-
-
-class MyIO(InputChannel):
-    pass
-"""
-
 
 def project(tmp_path: Path, files: dict[str, str], credentials: str) -> Path:
     """A project folder with ``files`` (path -> source) and its credentials.yml; the package
@@ -99,27 +89,6 @@ async def test_a_custom_channel_is_mounted_from_the_projects_folder(
     conversation = await agent.store.load("ann")
     assert [e["text"] for e in conversation.events if e["event"] == "user"] == ["/greet"]
     assert 'chatbot_messages_total{channel="shop",outcome="ok"} 1.0' in counted
-
-
-@pytest.mark.parametrize(
-    "source",
-    [RASA_CONNECTOR, "class MyIO:  # Rasa's InputChannel, where Rasa is installed\n    pass\n"],
-    ids=["needs-rasa", "another-class"],
-)
-async def test_a_rasa_connector_is_skipped_with_a_warning_and_the_rest_start(
-    agent: Agent, tmp_path: Path, caplog: pytest.LogCaptureFixture, source: str
-) -> None:
-    path = project(tmp_path, {"custom_channel.py": source}, "rest:\nPKG.custom_channel.MyIO:\n")
-    with caplog.at_level(logging.WARNING):
-        app = create_app(agent, ServerSettings(credentials=read_credentials(path)))
-    assert f"{path}:2: '" in caplog.text and "custom Rasa connector" in caplog.text
-    assert "connectors.base.InputChannel" in caplog.text
-    async with (
-        serve(app) as served,
-        aiohttp.ClientSession() as http,
-        http.get(f"{served.url}/webhooks/rest/") as response,
-    ):
-        assert response.status == 200
 
 
 @pytest.mark.parametrize(
