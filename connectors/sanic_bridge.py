@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -33,9 +34,9 @@ from aiohttp import web
 
 from chatbot.conversation.messages import UserMessage
 from chatbot.errors import ConfigError
-from chatbot.json_input import NotJSON, TooDeep, loads
+from chatbot.json_input import NotJSON, TooDeep, kind, loads
 from chatbot.server.bodies import read_body
-from chatbot.server.errors import json_error, reply_to
+from chatbot.server.errors import error_body, failure_of, json_error, log_failure, reply_to
 from chatbot.server.keys import GATE
 from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH, conversation_id_text_problem
 from connectors.base import InputChannel
@@ -69,11 +70,21 @@ _EXCHANGE: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar(
 )
 
 
-def _json_error_of(exc: Exception) -> web.HTTPException | None:
-    """A Sanic exception (``BadRequest``, ``Unauthorized`` ...) as our JSON error."""
+def _json_error_of(exc: Exception, request: SanicRequest) -> web.HTTPException | None:
+    """What a handler's exception answers where it is the client's: a Sanic exception
+    (``BadRequest``, ``Unauthorized`` ...) its status; a failure after reading a JSON body that
+    is empty or not an object (``request.json.get(...)`` on None or a list) a 400 saying so."""
+    from sanic.exceptions import SanicException
+
     status = getattr(exc, "status_code", None)
-    if type(exc).__module__.startswith("sanic") and isinstance(status, int) and status >= 400:
+    if isinstance(exc, SanicException) and isinstance(status, int) and status >= 400:
         return json_error(status, str(exc) or type(exc).__name__)
+    if request.json_was_read and isinstance(exc, (AttributeError, TypeError, KeyError)):
+        body = request.json
+        if body is None:
+            return json_error(400, "the request body is empty; send a JSON document")
+        if not isinstance(body, dict):
+            return json_error(400, f"the request body must be a JSON object, not {kind(body)}")
     return None
 
 
@@ -88,6 +99,10 @@ class SanicRequest:
     ctx: SimpleNamespace = field(default_factory=SimpleNamespace)
     _json: Any = field(default=None, init=False)
     _json_read: bool = field(default=False, init=False)
+
+    @property
+    def json_was_read(self) -> bool:
+        return self._json_read
 
     @property
     def json(self) -> Any:
@@ -204,7 +219,13 @@ async def _aiohttp_response(answer: Any, request: web.Request) -> web.StreamResp
             async def write(self, data: str | bytes) -> None:
                 await streamed.write(data.encode() if isinstance(data, str) else data)
 
-        await answer.streaming_fn(_Writer())  # type: ignore[arg-type]
+        try:
+            await answer.streaming_fn(_Writer())  # type: ignore[arg-type]
+        except Exception as exc:  # the status is sent: the stream ends with the error's body
+            failure = failure_of(exc)
+            log_failure(exc, failure, request)
+            body = error_body(failure.status, failure.message, failure.reason)
+            await streamed.write((json.dumps(body) + "\n").encode())
         await streamed.write_eof()
         return streamed
     if isinstance(answer, BaseHTTPResponse):
@@ -221,12 +242,12 @@ def _aiohttp_path(prefix: str, uri: str) -> tuple[str, dict[str, Callable[[str],
     convert: dict[str, Callable[[str], Any]] = {}
 
     def parameter(match: re.Match[str]) -> str:
-        name, kind = match.group(1), (match.group(2) or "str")
-        if kind not in _PATTERNS:
-            raise ConfigError(f"route {uri!r}: path parameters of type {kind!r} are not served")
-        if kind in _CONVERT:
-            convert[name] = _CONVERT[kind]
-        return f"{{{name}:{_PATTERNS[kind]}}}"
+        name, typed = match.group(1), (match.group(2) or "str")
+        if typed not in _PATTERNS:
+            raise ConfigError(f"route {uri!r}: path parameters of type {typed!r} are not served")
+        if typed in _CONVERT:
+            convert[name] = _CONVERT[typed]
+        return f"{{{name}:{_PATTERNS[typed]}}}"
 
     path = _PARAMETER.sub(parameter, "/" + uri.lstrip("/"))
     return prefix.rstrip("/") + path, convert
@@ -252,6 +273,7 @@ class SanicChannel(InputChannel):
             raise ConfigError(f"{self.name}: its blueprint() failed: {exc!r}") from None
         if not hasattr(self.blueprint, "_future_routes"):
             raise ConfigError(f"{self.name}: blueprint() must return a Sanic Blueprint")
+        self.routes = self._routes()
 
     @classmethod
     def from_credentials(cls, params: dict[str, Any]) -> InputChannel:
@@ -270,26 +292,34 @@ class SanicChannel(InputChannel):
 
     def register(self, app: web.Application, agent_getter: Any) -> None:
         self._app = app
-        blueprint = self.blueprint
-        for kind in ("middleware", "listeners", "exceptions", "signals", "statics"):
-            if getattr(blueprint, f"_future_{kind}", None):
-                logger.warning("%s: the blueprint's %s are not run", self.name, kind)
-        for route in sorted(blueprint._future_routes, key=lambda r: r.uri):
+        for part in ("middleware", "listeners", "exceptions", "signals", "statics"):
+            if getattr(self.blueprint, f"_future_{part}", None):
+                logger.warning("%s: the blueprint's %s are not run", self.name, part)
+        for method, path, handler in self.routes:
+            app.router.add_route(method, path, handler)
+
+    def _routes(self) -> list[tuple[str, str, Callable[[web.Request], Awaitable[Any]]]]:
+        """(method, path, handler) of each route of the blueprint that is served; a ConfigError
+        for a path parameter of a type we do not read."""
+        routes = []
+        for route in sorted(self.blueprint._future_routes, key=lambda r: r.uri):
             if route.websocket or route.static:
                 logger.warning(
                     "%s: route %s is not served (websocket or static)", self.name, route.uri
                 )
                 continue
-            path, convert = _aiohttp_path(self.prefix, route.uri)
+            try:
+                path, convert = _aiohttp_path(self.prefix, route.uri)
+            except ConfigError as exc:
+                raise ConfigError(f"{self.name}: {exc}") from None
             handler = self._serving(route.handler, convert)
             paths = (
                 {path}
                 if route.strict_slashes
                 else {path.rstrip("/") or "/", path.rstrip("/") + "/"}
             )
-            for method in sorted(route.methods):
-                for each in sorted(paths):
-                    app.router.add_route(method, each, handler)
+            routes += [(m, p, handler) for m in sorted(route.methods) for p in sorted(paths)]
+        return routes
 
     def _serving(
         self, handler: Callable[..., Any], convert: dict[str, Callable[[str], Any]]
@@ -305,18 +335,19 @@ class SanicChannel(InputChannel):
             exchange = _Exchange(request)
             token = _EXCHANGE.set(exchange)
             try:
-                answer = handler(sanic_request, **parameters)
-                if inspect.isawaitable(answer):
-                    answer = await answer
-            except Exception as exc:
-                if exchange.failure is not None:
-                    raise exchange.failure from None
-                raise _json_error_of(exc) or exc from None
+                try:
+                    answer = handler(sanic_request, **parameters)
+                    if inspect.isawaitable(answer):
+                        answer = await answer
+                except Exception as exc:
+                    if exchange.failure is not None:
+                        raise exchange.failure from None
+                    raise _json_error_of(exc, sanic_request) or exc from None
+                if exchange.failure is not None:  # the connector caught it: still the answer
+                    raise exchange.failure
+                return await _aiohttp_response(answer, request)  # a stream runs turns too
             finally:
                 _EXCHANGE.reset(token)
-            if exchange.failure is not None:  # the connector caught it: it is still the answer
-                raise exchange.failure
-            return await _aiohttp_response(answer, request)
 
         return serve
 

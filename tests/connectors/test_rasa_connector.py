@@ -269,6 +269,13 @@ async def test_failures_are_the_answer_even_where_the_connector_catches_them(
         ) as bad:
             assert bad.status == 400
             assert "not valid JSON" in (await bad.json())["message"]
+        pushed = f"{served.url}/webhooks/pushed/webhook"
+        async with http.post(pushed) as empty:  # the handler reads request.json["text"]
+            assert empty.status == 400
+            assert "the request body is empty" in (await empty.json())["message"]
+        async with http.post(pushed, json=["hi"]) as listed:
+            assert listed.status == 400
+            assert "must be a JSON object, not an array" in (await listed.json())["message"]
         with caplog.at_level(logging.ERROR):
             async with http.post(f"{served.url}/webhooks/pushed/broken", json={}) as broken:
                 assert broken.status == 500
@@ -300,8 +307,13 @@ async def test_failures_are_the_answer_even_where_the_connector_catches_them(
             "PKG.connector.MyIO:\n",
             "MyIO: its blueprint() failed: NotImplementedError",
         ),
+        (
+            MY_IO.replace("<user_id:int>", "<user_id:ymd>"),
+            "PKG.connector.MyIO:\n  greeting: x\n",
+            "myio: route '/users/<user_id:ymd>/said': path parameters of type 'ymd'",
+        ),
     ],
-    ids=["from-credentials", "bad-name", "no-connector", "no-blueprint"],
+    ids=["from-credentials", "bad-name", "no-connector", "no-blueprint", "path-type"],
 )
 def test_a_connector_that_cannot_be_built_is_an_error_naming_the_file_and_line(
     agent: Agent, tmp_path: Path, source: str, block: str, said: str
