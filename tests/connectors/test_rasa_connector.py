@@ -253,8 +253,8 @@ async def test_failures_are_the_answer_even_where_the_connector_catches_them(
     JSON error with its status, never a 200 with nothing or a traceback."""
     read = credentials(
         tmp_path,
-        {"myio.py": MY_IO, "pushed.py": PUSHED},
-        "PKG.myio.MyIO:\n  greeting: hi\nPKG.pushed.PushInput:\n",
+        {"myio.py": MY_IO, "pushed.py": PUSHED, "myrest.py": MY_REST},
+        "PKG.myio.MyIO:\n  greeting: hi\nPKG.pushed.PushInput:\nPKG.myrest.MyRest:\n",
     )
     app = create_app(agent, ServerSettings(credentials=read, rate_limit=RateLimit(1, 60.0)))
     async with serve(app) as served, aiohttp.ClientSession() as http:
@@ -269,6 +269,13 @@ async def test_failures_are_the_answer_even_where_the_connector_catches_them(
         ) as bad:
             assert bad.status == 400
             assert "not valid JSON" in (await bad.json())["message"]
+        # A stream has sent its status when the turn fails: it ends with the error's body.
+        body = {"sender": "eve", "text": "/greet"}
+        stream = f"{served.url}/webhooks/myrest/webhook?stream=true"
+        async with http.post(stream, json=body) as streamed:
+            assert streamed.status == 200
+            lines = [json.loads(line) for line in (await streamed.text()).splitlines()]
+        assert [(m["status"], m["code"]) for m in lines] == [("failure", 429)]
         pushed = f"{served.url}/webhooks/pushed/webhook"
         async with http.post(pushed) as empty:  # the handler reads request.json["text"]
             assert empty.status == 400
