@@ -89,11 +89,11 @@ def _rasa_connector_module(name: str, module: str, missing: str) -> ModuleType |
     """The module of a Rasa connector whose import wanted ``missing`` (of Rasa or Sanic), imported
     again with Rasa's modules provided; or why it cannot be."""
     if missing.split(".")[0] == "sanic" or not _provide_rasa():
-        from connectors.rasa_compat import PROVIDED
+        from connectors.rasa_compat import SERVED
 
-        provided = ", ".join(PROVIDED[3:])
         return rasa_connector(
-            name, f"it imports {missing}, which is not installed (chatbot provides {provided})"
+            name,
+            f"it imports {missing}, which is not installed (chatbot provides {', '.join(SERVED)})",
         )
     try:
         return import_module(module)

@@ -34,7 +34,8 @@ Transitions = tuple[np.ndarray, np.ndarray, np.ndarray]
 class MessageOutputs(NamedTuple):
     intent_logits: np.ndarray  # (intents,), the BiLSTM head
     ngram_logits: np.ndarray | None  # (intents,), the linear model of the n-grams
-    emissions: np.ndarray | None  # (T, tags) float64, for the CRF decoder
+    emissions: np.ndarray | None  # (T, tags) float64 for the CRF decoder; (members, T, tags) for
+    # an ensemble's MeanMarginalsDecoder
     role_logits: np.ndarray | None  # (T, roles)
     group_logits: np.ndarray | None  # (T, groups)
     response_logits: np.ndarray | None  # (responses,)
@@ -350,7 +351,9 @@ class EnsembleRuntime:
     as one: the intent, n-gram, role, group and response outputs are the log of the members'
     mean probabilities (so a softmax of them is that mean), and the entity tags come from the
     members' mean CRF scores, emissions and transitions alike (a product of the members' tag
-    distributions, renormalised)."""
+    distributions, renormalised), or, with ``settings.ensemble_tags == "marginals"``, from the
+    mean of the members' own tag marginals (``MeanMarginalsDecoder``: ``emissions`` then holds
+    the members' emissions stacked)."""
 
     def __init__(
         self, members: Sequence[JointRuntime], settings: NLUSettings | None = None

@@ -24,6 +24,15 @@ PROVIDED = (
 )
 
 
+# What the provided modules hold, for messages.
+SERVED = (
+    "rasa.core.channels",
+    "rasa.core.channels.channel",
+    "rasa.core.channels.rest",
+    "rasa.utils.endpoints",
+)
+
+
 def install() -> bool:
     """Make ``PROVIDED`` importable; False (nothing done) where a ``rasa`` package is there (Rasa
     itself, or this, already). Raises ModuleNotFoundError where Sanic is not installed."""
