@@ -221,7 +221,9 @@ async def _aiohttp_response(answer: Any, request: web.Request) -> web.StreamResp
 
         try:
             await answer.streaming_fn(_Writer())  # type: ignore[arg-type]
-        except Exception as exc:  # the status is sent: the stream ends with the error's body
+        except web.HTTPException as exc:  # the status is sent: the stream ends with the error
+            await streamed.write((exc.text or "").encode() + b"\n")
+        except Exception as exc:
             failure = failure_of(exc)
             log_failure(exc, failure, request)
             body = error_body(failure.status, failure.message, failure.reason)

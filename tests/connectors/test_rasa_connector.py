@@ -276,6 +276,9 @@ async def test_failures_are_the_answer_even_where_the_connector_catches_them(
             assert streamed.status == 200
             lines = [json.loads(line) for line in (await streamed.text()).splitlines()]
         assert [(m["status"], m["code"]) for m in lines] == [("failure", 429)]
+        async with http.post(stream, json={"sender": "fay"}) as textless:
+            lines = [json.loads(line) for line in (await textless.text()).splitlines()]
+        assert [m["code"] for m in lines] == [400] and "no text" in lines[0]["message"]
         pushed = f"{served.url}/webhooks/pushed/webhook"
         async with http.post(pushed) as empty:  # the handler reads request.json["text"]
             assert empty.status == 400
