@@ -1,17 +1,18 @@
-"""Rasa 3 custom connectors (Sanic classes, ``rasa.core.channels.channel.InputChannel``
-subclasses) served on our aiohttp server, so a Rasa project's own channel runs unchanged.
+"""Rasa 3 custom connectors (Sanic classes, ``rasa.core.channels.channel.InputChannel`` subclasses)
+served on our aiohttp server, so a Rasa project's own channel runs unchanged.
 
-A connector's ``blueprint(on_new_message)`` is a Sanic ``Blueprint``; each of its routes is
-mounted under ``/webhooks/<url_prefix>/`` as Rasa mounts it (``<name>`` path parameters and
-Sanic's loose trailing slash included), called with a request that has Sanic's ``json``,
-``body``, ``args``, ``form``, ``headers``, ``token`` ..., and its Sanic response (or streamed
-response) is sent as aiohttp's. ``on_new_message`` hands the message to the server's gate
-(limits, metrics, the turn) and then gives the bot's messages to the message's output channel
-by Rasa's ``send_response``. A failure of the turn (a rate limit, the store down) is the
-request's answer, as on the built-in channels, even where the connector catches it: Rasa's
-template catches every exception and would answer 200 with no messages. A request body is read
-within the server's body limit first; a body that is not JSON is a 400 where the connector reads
-``request.json``; Sanic exceptions (``BadRequest``, ``Unauthorized`` ...) are their status.
+A connector's ``blueprint(on_new_message)`` is a Sanic ``Blueprint``; each of its routes is mounted
+under ``/webhooks/<url_prefix>/`` as Rasa mounts it (``<name>`` path parameters and Sanic's loose
+trailing slash included), called with a request that has Sanic's ``json``, ``body``, ``args``,
+``form``, ``headers``, ``token`` ..., and its Sanic response (or streamed response) is sent as
+aiohttp's. ``on_new_message`` hands the message to the server's gate (limits, metrics, the turn) and
+then gives the bot's messages to the message's output channel by Rasa's ``send_response``; a
+connector that implements ``get_output_channel`` also gets the bot's messages sent outside a request
+(reminders, ``trigger_intent?output_channel=``). A failure of the turn (a rate limit, the store
+down) is the request's answer, as on the built-in channels, even where the connector catches it:
+Rasa's template catches every exception and would answer 200 with no messages. A request body is
+read within the server's body limit first; a body that is not JSON is a 400 where the connector
+reads ``request.json``; Sanic exceptions (``BadRequest``, ``Unauthorized`` ...) are their status.
 
 Not served: websocket and static routes, and a blueprint's middleware, listeners and exception
 handlers (a warning names them); uploaded files (``request.files`` is empty).
@@ -37,7 +38,7 @@ from chatbot.errors import ConfigError
 from chatbot.json_input import NotJSON, TooDeep, kind, loads
 from chatbot.server.bodies import read_body
 from chatbot.server.errors import error_body, failure_of, json_error, log_failure, reply_to
-from chatbot.server.keys import GATE
+from chatbot.server.keys import GATE, OUTPUTS
 from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH, conversation_id_text_problem
 from connectors.base import InputChannel
 
@@ -299,6 +300,23 @@ class SanicChannel(InputChannel):
                 logger.warning("%s: the blueprint's %s are not run", self.name, part)
         for method, path, handler in self.routes:
             app.router.add_route(method, path, handler)
+        if _overrides(type(self.connector), "get_output_channel"):
+            app[OUTPUTS][self.name] = self._send
+
+    async def _send(
+        self, conversation_id: str, messages: list[dict[str, Any]], metadata: dict[str, Any]
+    ) -> None:
+        """Bot messages outside a request (reminders, ``trigger_intent?output_channel=``), as
+        Rasa sends them: to the connector's ``get_output_channel()``, asked each time."""
+        output = self.connector.get_output_channel()
+        if output is None:
+            logger.info("conversation %s: %s has no output channel now", conversation_id, self.name)
+            return
+        for message in messages:
+            recipient = message.get("recipient_id", conversation_id)
+            await output.send_response(
+                recipient, {k: v for k, v in message.items() if k != "recipient_id"}
+            )
 
     def _routes(self) -> list[tuple[str, str, Callable[[web.Request], Awaitable[Any]]]]:
         """(method, path, handler) of each route of the blueprint that is served; a ConfigError
@@ -396,6 +414,15 @@ class SanicChannel(InputChannel):
             await output.send_response(
                 recipient, {k: v for k, v in bot_message.items() if k != "recipient_id"}
             )
+
+
+def _overrides(cls: type, method: str) -> bool:
+    """Whether ``cls`` defines ``method`` itself, rather than inheriting Rasa's base class's."""
+    for klass in cls.__mro__:
+        if method in vars(klass):
+            where = klass.__module__
+            return not where.startswith(("connectors.rasa_compat", "rasa.core.channels.channel"))
+    return False
 
 
 def bridged(connector_class: type) -> type[SanicChannel]:

@@ -121,6 +121,9 @@ class PushInput(InputChannel):
     def name(cls):
         return "pushed"
 
+    def get_output_channel(self):
+        return ListOutput()
+
     def blueprint(self, on_new_message):
         webhook = Blueprint("push")
 
@@ -146,6 +149,12 @@ class PushInput(InputChannel):
 
 def credentials(tmp_path: Path, files: dict[str, str], blocks: str) -> Any:
     return read_credentials(project(tmp_path, files, blocks))
+
+
+def pushed_module(read: Any) -> Any:
+    """This test's PUSHED module (each test's project has a package of its own)."""
+    block = next(name for name in read.channels if name.endswith(".pushed.PushInput"))
+    return sys.modules[block.rpartition(".")[0]]
 
 
 async def test_rasas_documented_connector_answers_through_the_gate(
@@ -232,7 +241,7 @@ async def test_an_output_channel_of_text_only_gets_buttons_as_lines(
 ) -> None:
     read = credentials(tmp_path, {"pushed.py": PUSHED}, "PKG.pushed.PushInput:\n")
     app = create_app(agent, ServerSettings(credentials=read))
-    module = next(m for name, m in sys.modules.items() if name.endswith(".pushed"))
+    module = pushed_module(read)
     async with serve(app) as served, aiohttp.ClientSession() as http:
         for text in ("/greet", "/request_restaurant"):
             body = {"sender": "di", "text": text}
@@ -244,6 +253,35 @@ async def test_an_output_channel_of_text_only_gets_buttons_as_lines(
         '1: Italian (/inform{"cuisine": "italian"})',
         '2: Chinese (/inform{"cuisine": "chinese"})',
     ]
+
+
+async def test_messages_outside_a_request_go_to_the_connectors_output_channel(
+    agent: Agent, tmp_path: Path
+) -> None:
+    """``trigger_intent?output_channel=latest`` (reminders go the same way): the bot's messages
+    go to ``get_output_channel()`` of the connector the user wrote on, not into the answer; a
+    connector without one (MyIO) keeps them in the answer."""
+    read = credentials(
+        tmp_path,
+        {"pushed.py": PUSHED, "myio.py": MY_IO},
+        "PKG.pushed.PushInput:\nPKG.myio.MyIO:\n  greeting: hi\n",
+    )
+    app = create_app(agent, ServerSettings(credentials=read, enable_api=True, rate_limit=None))
+    module = pushed_module(read)
+    async with serve(app) as served, aiohttp.ClientSession() as http:
+        for sender, channel, field in (("gil", "pushed", "text"), ("hal", "myio", "text")):
+            body = {"sender": sender, field: "/greet"}
+            async with http.post(f"{served.url}/webhooks/{channel}/webhook", json=body) as said:
+                assert said.status == 200
+        answers = {}
+        for sender in ("gil", "hal"):
+            url = f"{served.url}/conversations/{sender}/trigger_intent?output_channel=latest"
+            async with http.post(url, json={"name": "goodbye"}) as response:
+                assert response.status == 200
+                answers[sender] = await response.json()
+    goodbyes = [text for recipient, text in module.SENT if recipient == "gil"][1:]
+    assert goodbyes and "messages" not in answers["gil"]
+    assert answers["hal"]["messages"] and answers["hal"]["messages"][0]["text"]
 
 
 async def test_failures_are_the_answer_even_where_the_connector_catches_them(
