@@ -26,7 +26,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, parse_qsl
@@ -389,17 +389,19 @@ class SanicChannel(InputChannel):
                 400, f"{self.name}: the message has no text (got {type(text).__name__})"
             )
         sender = str(sender) if sender is not None else "default"
-        problem = conversation_id_text_problem(sender)
+        problem = conversation_id_text_problem(sender) if sender else "it is empty"
         if len(sender) > MAX_CONVERSATION_ID_LENGTH or problem is not None:
             raise json_error(400, f"{self.name}: the sender id is not one: {problem or 'too long'}")
+        channel = getattr(message, "input_channel", None) or self.name
+        if not isinstance(channel, str):
+            raise json_error(
+                400, f"{self.name}: the input channel must be a string, not {kind(channel)}"
+            )
         metadata = getattr(message, "metadata", None)
-        ours = UserMessage(
-            text,
-            sender,
-            getattr(message, "input_channel", None) or self.name,
-            metadata if isinstance(metadata, dict) else {},
-            getattr(message, "message_id", None),
-        )
+        ours = UserMessage(text, sender, channel, metadata if isinstance(metadata, dict) else {})
+        message_id = getattr(message, "message_id", None)
+        if message_id is not None:  # else a new one, as Rasa gives every message
+            ours = replace(ours, message_id=str(message_id))
         gate = self._app[GATE]
         client = None
         if exchange is not None:  # else a task of the connector's own, outside any request

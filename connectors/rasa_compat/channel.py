@@ -35,7 +35,7 @@ class UserMessage:
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.text = text.strip() if text else text
+        self.text = text.strip() if isinstance(text, str) else text  # the bridge checks it
         self.message_id = str(message_id) if message_id is not None else uuid.uuid4().hex
         self.output_channel = (
             output_channel if output_channel is not None else CollectingOutputChannel()

@@ -14,6 +14,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from chatbot.agent import Agent
 from chatbot.errors import ConfigError
@@ -21,6 +23,7 @@ from chatbot.project.endpoints_reader import read_credentials
 from chatbot.server.app import create_app
 from chatbot.server.settings import RateLimit, ServerSettings
 from connectors.registry import channel_entries
+from tests.chatbot.server.test_fuzz import json_values, mostly, payload_texts, texts
 from tests.connectors.servers import serve
 from tests.connectors.test_custom_channel import project
 
@@ -388,3 +391,39 @@ async def test_a_connector_needing_more_of_rasa_is_skipped_and_the_rest_start(
         http.get(f"{served.url}/webhooks/rest/") as response,
     ):
         assert response.status == 200
+
+
+rest_bodies = st.fixed_dictionaries(
+    {"sender": mostly(texts(40)), "text": mostly(payload_texts | texts(30))},
+    optional={"metadata": json_values, "input_channel": json_values, "message": json_values},
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=rest_bodies | json_values, stream=st.booleans())
+@example(body=["/greet"], stream=False)
+@example(body={"sender": "", "text": "/greet"}, stream=False)  # was a 500
+@example(body={"sender": "a\x00b", "text": "/greet"}, stream=False)
+@example(body={"sender": {"id": 1}, "text": "/greet"}, stream=True)
+async def test_random_bodies_at_rasa_connectors_are_never_a_500(
+    agent: Agent, tmp_path_factory: pytest.TempPathFactory, body: Any, stream: bool
+) -> None:
+    """Rasa's template connector (catching everything) and a ``RestInput`` subclass (catching
+    nothing): any JSON is answered without a 500."""
+    folder = tmp_path_factory.mktemp("fuzz")
+    read = credentials(
+        folder,
+        {"myio.py": MY_IO, "myrest.py": MY_REST},
+        "PKG.myio.MyIO:\n  greeting: hi\nPKG.myrest.MyRest:\n",
+    )
+    app = create_app(agent, ServerSettings(credentials=read, rate_limit=None))
+    query = "?stream=true" if stream else ""
+    async with serve(app) as served, aiohttp.ClientSession() as http:
+        for channel in ("myio", "myrest"):
+            url = f"{served.url}/webhooks/{channel}/webhook{query}"
+            async with http.post(url, json=body) as response:
+                assert response.status < 500, await response.text()
