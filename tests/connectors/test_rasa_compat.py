@@ -3,6 +3,7 @@ behave as Rasa's do (the output channel's dispatch and fallbacks, the collector'
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -82,10 +83,10 @@ def test_install_provides_rasas_channel_modules_once(monkeypatch: pytest.MonkeyP
     for name in rasa_compat.PROVIDED:
         monkeypatch.delitem(sys.modules, name, raising=False)
     assert rasa_compat.install() is True
-    from rasa.core.channels import InputChannel, RestInput  # type: ignore[import-not-found]
-    from rasa.core.channels.channel import UserMessage as Provided  # type: ignore[import-not-found]
-    from rasa.utils.endpoints import bool_arg  # type: ignore[import-not-found]
-
-    assert Provided is UserMessage and issubclass(RestInput, InputChannel)
-    assert callable(bool_arg)
+    channels = importlib.import_module("rasa.core.channels")
+    provided = importlib.import_module("rasa.core.channels.channel")
+    endpoints = importlib.import_module("rasa.utils.endpoints")
+    assert provided.UserMessage is UserMessage
+    assert issubclass(channels.RestInput, channels.InputChannel)
+    assert callable(endpoints.bool_arg)
     assert rasa_compat.install() is False  # there already
