@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import logging
 from typing import Any
 
 from sanic import Blueprint, response
@@ -22,8 +21,6 @@ from connectors.rasa_compat.channel import (
     UserMessage,
 )
 from connectors.rasa_compat.endpoints import bool_arg
-
-logger = logging.getLogger(__name__)
 
 _DONE = object()
 

@@ -125,6 +125,7 @@ def run(
                     **took(),
                     **parse_times_ms(model, [e.text for e in test]),
                     "seed": seed,
+                    **({"scored_model": str(model_file)} if model_file is not None else {}),
                     "load_avg": machine_load(),
                 }
             )
