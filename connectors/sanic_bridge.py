@@ -39,7 +39,7 @@ from chatbot.json_input import NotJSON, TooDeep, kind, loads
 from chatbot.server.bodies import read_body
 from chatbot.server.errors import error_body, failure_of, json_error, log_failure, reply_to
 from chatbot.server.keys import GATE, OUTPUTS
-from chatbot.store.base import MAX_CONVERSATION_ID_LENGTH, conversation_id_text_problem
+from chatbot.store.base import conversation_id_problem
 from connectors.base import InputChannel
 
 logger = logging.getLogger(__name__)
@@ -389,9 +389,9 @@ class SanicChannel(InputChannel):
                 400, f"{self.name}: the message has no text (got {type(text).__name__})"
             )
         sender = str(sender) if sender is not None else "default"
-        problem = conversation_id_text_problem(sender) if sender else "it is empty"
-        if len(sender) > MAX_CONVERSATION_ID_LENGTH or problem is not None:
-            raise json_error(400, f"{self.name}: the sender id is not one: {problem or 'too long'}")
+        problem = conversation_id_problem(sender)
+        if problem is not None:
+            raise json_error(400, f"{self.name}: the sender id: {problem}")
         channel = getattr(message, "input_channel", None) or self.name
         if not isinstance(channel, str):
             raise json_error(

@@ -372,10 +372,8 @@ class EnsembleRuntime:
         ]
         self.decoder: CRFDecoder | MeanMarginalsDecoder | None = None
         decoders = [m.decoder for m in members if m.decoder is not None]
-        self._stack_emissions = False
         if decoders and self.settings.ensemble_tags == "marginals":
             self.decoder = MeanMarginalsDecoder(decoders)
-            self._stack_emissions = True
         elif decoders:
             self.decoder = CRFDecoder(
                 *(np.mean([getattr(d, part) for d in decoders], axis=0) for part in _CRF_PARTS)
@@ -395,7 +393,7 @@ class EnsembleRuntime:
         outs = [m.heads(x, message) for m, x in zip(self.members, states, strict=True)]
         emitted = [o.emissions for o in outs if o.emissions is not None]
         emissions = None
-        if emitted and self._stack_emissions:
+        if emitted and isinstance(self.decoder, MeanMarginalsDecoder):
             emissions = np.stack(emitted)  # (members, T, K): each member's CRF decodes its own
         elif emitted:
             emissions = sum(emitted[1:], emitted[0]) / len(emitted)

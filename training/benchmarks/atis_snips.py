@@ -207,21 +207,18 @@ def intent_accuracy(model: NLUModel, examples: Sequence[NLUExample], share: floa
 
 def sub_ensemble(model: NLUModel, size: int) -> NLUModel:
     """The ensemble of ``model``'s first ``size`` members (2 or more)."""
-    assert isinstance(model.runtime, EnsembleRuntime)
-    return NLUModel(
-        replace(model.settings, ensemble_size=size),
-        model.labels,
-        model.featurizer,
-        EnsembleRuntime(model.runtime.members[:size]),
-        model.synonyms,
-    )
+    return _ensemble(model, size, model.settings.ensemble_tags)
 
 
 def decoded_with(model: NLUModel, tags: str) -> NLUModel:
     """``model`` (an ensemble) with its entity tags decoded as ``tags`` says (``ensemble_tags``)."""
+    return _ensemble(model, model.settings.ensemble_size, tags)
+
+
+def _ensemble(model: NLUModel, size: int, tags: str) -> NLUModel:
     assert isinstance(model.runtime, EnsembleRuntime)
-    settings = replace(model.settings, ensemble_tags=tags)
-    runtime = EnsembleRuntime(model.runtime.members, settings)
+    settings = replace(model.settings, ensemble_size=size, ensemble_tags=tags)
+    runtime = EnsembleRuntime(model.runtime.members[:size], settings)
     return NLUModel(settings, model.labels, model.featurizer, runtime, model.synonyms)
 
 
