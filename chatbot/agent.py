@@ -173,8 +173,10 @@ class TrainedModel:
         try:
             parse_data: dict[str, Any] = {}
             if self.nlu is not None:
+                # Our model alone: a project's custom components are its code, run on messages.
+                parse = self.nlu.parse_text if isinstance(self.nlu, NLUModel) else self.nlu.parse
                 for text in ("", "日本語のテキスト 123", "hello"):
-                    parse_data = dict(self.nlu.parse(text))
+                    parse_data = dict(parse(text))
             intents = self.domain.intent_names
             if intents:
                 parse_data["intent"] = {"name": intents[0], "confidence": 1.0}

@@ -6,6 +6,7 @@ The network runs in numpy (``runtime.JointRuntime``): serving a model never impo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
@@ -16,6 +17,9 @@ import numpy as np
 from chatbot.ensemble import split_members
 from chatbot.errors import ModelFileError
 from chatbot.model_file import to_numpy
+from chatbot.nlu.custom import META_KEY as CUSTOM_META
+from chatbot.nlu.custom import TENSOR_PREFIX as CUSTOM_PREFIX
+from chatbot.nlu.custom import CustomComponents
 from chatbot.nlu.features import Featurizer
 from chatbot.nlu.patterns import apply_synonyms, extractor_patterns, regex_entities
 from chatbot.nlu.runtime import EnsembleRuntime, JointRuntime, MessageOutputs
@@ -89,6 +93,8 @@ class NLUModel:
             else JointRuntime.from_net(net, settings)
         )
         self.synonyms = dict(synonyms or {})
+        # The pipeline's custom components (``chatbot.nlu.custom``), run around this model.
+        self.custom: CustomComponents | None = None
         # RegexEntityExtractor's patterns where its options differ from the RegexFeaturizer's;
         # None: the features' matches serve (or no extractor).
         self._entity_patterns = (
@@ -139,6 +145,12 @@ class NLUModel:
     # ----------------------------------------------------------------------------------- parsing
 
     def parse(self, text: str) -> ParseResult:
+        """``parse_text``, between the pipeline's custom components where it has some."""
+        if self.custom is not None:
+            return self.custom.parse(text, self.parse_text)
+        return self.parse_text(text)
+
+    def parse_text(self, text: str) -> ParseResult:
         """Intent, ranking, entities (and the response selector for retrieval intents) of a message.
 
         A message without tokens (empty, only spaces) is ``nlu_fallback`` with confidence 1.0: there
@@ -192,7 +204,9 @@ class NLUModel:
 
     async def parse_async(self, text: str) -> ParseResult:
         """``parse`` without holding up the event loop for long (``parse_off_the_loop_if_long``)."""
-        return await parse_off_the_loop_if_long(self.parse, text)
+        if self.custom is not None:  # a project's code: its cost is unknown
+            return await asyncio.to_thread(self.parse, text)
+        return await parse_off_the_loop_if_long(self.parse_text, text)
 
     def _intents(self, probs: np.ndarray) -> tuple[IntentPrediction, list[IntentPrediction]]:
         order = np.argsort(-probs, kind="stable")[: self.settings.ranking_length]
@@ -286,6 +300,9 @@ class NLUModel:
             "featurizer": self.featurizer.to_json(),
             "synonyms": dict(self.synonyms),
         }
+        if self.custom is not None:
+            custom_tensors, meta[CUSTOM_META] = self.custom.export()
+            tensors.update(custom_tensors)
         return tensors, meta
 
     @classmethod
@@ -307,7 +324,9 @@ class NLUModel:
                 if sizes.tags
                 else None
             )
-            weights = {k: to_numpy(v) for k, v in tensors.items()}
+            weights = {
+                k: to_numpy(v) for k, v in tensors.items() if not k.startswith(CUSTOM_PREFIX)
+            }
             runtime: JointRuntime | EnsembleRuntime
             if settings.ensemble_size > 1:
                 runtime = EnsembleRuntime(
@@ -320,7 +339,13 @@ class NLUModel:
                 runtime = JointRuntime(weights, settings, sizes, transitions)
         except (KeyError, TypeError, ValueError) as error:
             raise ModelFileError(f"NLU model metadata or tensors do not fit: {error}") from error
-        return cls(settings, labels, featurizer, runtime, meta.get("synonyms"))  # type: ignore[arg-type]
+        model = cls(settings, labels, featurizer, runtime, meta.get("synonyms"))  # type: ignore[arg-type]
+        if meta.get(CUSTOM_META) is not None:
+            model.custom = CustomComponents.from_export(
+                {k: v for k, v in tensors.items() if k.startswith(CUSTOM_PREFIX)},
+                meta[CUSTOM_META],  # type: ignore[arg-type]
+            )
+        return model
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

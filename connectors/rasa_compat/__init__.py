@@ -8,9 +8,9 @@ names a connector that needs them; Sanic (a dependency of rasa-sdk) serves the b
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import types
+
+from chatbot.rasa_compat import package, provide, rasa_installed
 
 # The modules a connector may import, and what of them we provide.
 PROVIDED = (
@@ -34,32 +34,27 @@ SERVED = (
 
 
 def install() -> bool:
-    """Make ``PROVIDED`` importable; False (nothing done) where a ``rasa`` package is there (Rasa
-    itself, or this, already). Raises ModuleNotFoundError where Sanic is not installed."""
-    if "rasa" in sys.modules or importlib.util.find_spec("rasa") is not None:
+    """Make ``PROVIDED`` importable; False (nothing done) where a ``rasa`` package other than ours
+    is there, or ours already provides them. Raises ModuleNotFoundError where Sanic is not
+    installed."""
+    if rasa_installed() or "rasa.core.channels.channel" in sys.modules:
         return False
     import sanic  # noqa: F401  (the connectors' blueprints are Sanic's)
 
     from connectors.rasa_compat import channel, endpoints, rest
 
-    modules: dict[str, types.ModuleType] = {}
-    for name in ("rasa", "rasa.core", "rasa.core.channels", "rasa.utils"):
-        package = types.ModuleType(name, "provided by chatbot for Rasa connectors")
-        package.__path__ = []  # a package: its submodules below are found in sys.modules
-        modules[name] = package
-    channels = modules["rasa.core.channels"]
+    channels = package("rasa.core.channels")
     for exported in ("InputChannel", "OutputChannel", "UserMessage", "CollectingOutputChannel"):
         setattr(channels, exported, getattr(channel, exported))
     channels.RestInput = rest.RestInput  # type: ignore[attr-defined]
-    modules["rasa.core.channels.channel"] = channel
-    modules["rasa.core.channels.rest"] = rest
-    modules["rasa.utils.endpoints"] = endpoints
-    for name in PROVIDED:
-        sys.modules[name] = modules[name]
-        parent, _, child = name.rpartition(".")
-        if parent:
-            setattr(modules[parent], child, modules[name])
-    return True
+    return provide(
+        {
+            "rasa.core.channels": channels,
+            "rasa.core.channels.channel": channel,
+            "rasa.core.channels.rest": rest,
+            "rasa.utils.endpoints": endpoints,
+        }
+    )
 
 
 def is_rasa_connector(found: type) -> bool:

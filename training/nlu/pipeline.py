@@ -3,7 +3,8 @@
 Rasa splits NLU into a chain of components; we train one joint BiLSTM-CRF model. Each Rasa name is
 either translated into settings (``CountVectorsFeaturizer`` -> n-gram features,
 ``FallbackClassifier`` -> thresholds) or accepted with a one-line notice saying what stands in for
-it. An unknown name is a
+it. A module path (``addons.sentiment.Analyzer``) is a project's custom component, imported and
+checked here and run beside our model (``training.nlu.custom``). An unknown name is a
 ``ConfigError`` that lists the known ones.
 
 An empty pipeline (a config without ``pipeline:``) gets Rasa's default: every feature, synonyms, and
@@ -17,9 +18,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from chatbot.errors import ConfigError
+from chatbot.nlu.custom import component_class, is_custom_name
 from chatbot.nlu.duckling import DucklingConfig
 from chatbot.nlu.settings import NLUSettings
 from chatbot.project.config import ComponentConfig
+from training.nlu.custom import folders_of
 from training.removed_names import REMOVED_COMPONENTS, unknown_name_hint
 
 logger = logging.getLogger(__name__)
@@ -271,6 +274,9 @@ def settings_from_pipeline(pipeline: Sequence[ComponentConfig]) -> NLUSettings:
         )
     settings = NLUSettings().replace(_BARE)
     for component in pipeline:
+        if is_custom_name(component.name):  # a project's own component, run beside our model
+            component_class(component.name, _where(component), folders_of(component))
+            continue
         handler = COMPONENTS.get(component.name)
         if handler is None:
             hint = unknown_name_hint(

@@ -24,6 +24,7 @@ from chatbot.nlu.tags import OUTSIDE, SCHEMES, tag_names
 from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import NLUData, NLUExample
 from training.divergence import diverged, is_finite, optimizer_step
+from training.nlu.custom import train_components
 from training.nlu.dataset import IGNORE, Sample, Targets, batches, encode_samples, make_batch
 from training.nlu.language_model import LanguageModelHeads
 from training.nlu.ngram_model import fit_tfidf_intents
@@ -110,7 +111,9 @@ def train_nlu(
     model: JointNet | EnsembleRuntime = nets[0]
     if len(nets) > 1:
         model = EnsembleRuntime([JointRuntime.from_net(net, settings) for net in nets])
-    return NLUModel(settings, labels, featurizer, model, collect_synonyms(data, examples))
+    trained = NLUModel(settings, labels, featurizer, model, collect_synonyms(data, examples))
+    trained.custom = train_components(pipeline, data)
+    return trained
 
 
 @contextmanager

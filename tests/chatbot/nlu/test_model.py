@@ -294,13 +294,13 @@ async def test_a_long_message_is_parsed_off_the_event_loop(
     """Up to INLINE_PARSE_CHARS a parse runs on the loop (less than a thread hop costs); a longer
     one in a worker thread, so a 10,000-character message never holds the loop up."""
     threads: list[int] = []
-    parse = toy_model.parse
+    parse = toy_model.parse_text
 
     def recorded(text: str) -> ParseResult:
         threads.append(threading.get_ident())
         return parse(text)
 
-    monkeypatch.setattr(toy_model, "parse", recorded)
+    monkeypatch.setattr(toy_model, "parse_text", recorded)
     await toy_model.parse_async("x" * INLINE_PARSE_CHARS)
     await toy_model.parse_async("x" * (INLINE_PARSE_CHARS + 1))
     await toy_model.parse_async("word " * 2000)

@@ -1,0 +1,408 @@
+"""A Rasa 3 project's custom NLU components (``- name: addons.sentiment.Analyzer`` in config.yml),
+run beside the BiLSTM-CRF as Rasa runs them in its pipeline.
+
+A component is a class of the project (Rasa's ``GraphComponent`` interface, imported from the
+folder of config.yml or the working directory, as Rasa imports it). Where Rasa is not installed,
+the names it imports (``rasa.engine.graph``, ``rasa.shared.nlu.training_data.message`` ...) are
+ours (``chatbot.rasa_compat``). Training (``training.nlu.custom``) calls ``create``, ``train``
+where it is trainable and ``process_training_data``; what it writes to its model storage is kept
+in the model file (each file as bytes, in the tensors), and a served model calls ``load`` with
+those files and ``process`` on each message:
+
+- a component listed before every intent classifier and entity extractor of the pipeline runs
+  before our model: it sees the text (and its ``text_tokens``), and may change the text our model
+  then reads;
+- one listed after runs after: it sees the intent, ranking and entities, and may change them or
+  add properties (``message.set(key, value, add_to_output=True)``), which the parse data carries.
+
+A component that raises on a message is logged (its traceback once) and the message goes on as it
+was before it: one broken component does not stop a bot from answering. A model file with custom
+components imports and runs their code when it is loaded, as Rasa does: load only models you
+trust, with their code beside them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+import shutil
+import sys
+import tempfile
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from chatbot.errors import ConfigError, ModelFileError
+from chatbot.nlu.tokenizer import tokenize
+from chatbot.nlu.types import ParseResult
+
+logger = logging.getLogger(__name__)
+
+TENSOR_PREFIX = "custom."
+META_KEY = "custom_components"
+# Component types that are no NLU component of a message (refused), and those whose output our
+# model does not read (run, with a notice).
+REFUSED_TYPES = {
+    "MODEL_LOADER": "a language-model loader: no pretrained model feeds the BiLSTM-CRF",
+    "POLICY_WITHOUT_END_TO_END_SUPPORT": "a policy: list it under policies",
+    "POLICY_WITH_END_TO_END_SUPPORT": "a policy: list it under policies",
+}
+UNREAD_TYPES = {
+    "MESSAGE_TOKENIZER": "its tokens are not read by the BiLSTM-CRF, which tokenizes the text",
+    "MESSAGE_FEATURIZER": "its features are not read by the BiLSTM-CRF, which learns its own",
+}
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+
+
+def is_custom_name(name: str) -> bool:
+    """Whether a pipeline name is a module path (``addons.sentiment.Analyzer``), as Rasa names a
+    custom component."""
+    return bool(_DOTTED.match(name))
+
+
+@dataclass
+class CustomComponent:
+    """One custom component of a pipeline: its ``module.Class`` path, its settings (config.yml's
+    entry without ``name``), whether it runs before our model, and its place in the pipeline."""
+
+    name: str
+    params: dict[str, Any]
+    before: bool
+    index: int
+    trainable: bool = False
+    instance: Any = field(default=None, repr=False)
+    failures: int = field(default=0, repr=False)
+
+    @property
+    def class_name(self) -> str:
+        return self.name.rpartition(".")[2]
+
+    @property
+    def resource_name(self) -> str:
+        return f"{self.index}_{self.class_name}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "params": self.params,
+            "before": self.before,
+            "index": self.index,
+            "trainable": self.trainable,
+        }
+
+
+def component_class(name: str, where: str = "", folders: Sequence[Path] = ()) -> type:
+    """The class a pipeline's ``module.Class`` names, imported with ``folders`` on the module
+    path (after everything installed) and Rasa's names provided where Rasa is not installed;
+    checked to be a graph component of a kind our pipeline can run. ``ConfigError`` (prefixed
+    with ``where``) otherwise."""
+    from chatbot.rasa_compat import COMPONENT_MODULES, provide_components
+
+    provide_components()
+    for folder in folders:
+        if str(folder) not in sys.path:
+            sys.path.append(str(folder))
+    module, _, attribute = name.rpartition(".")
+    label = f"{where}custom NLU component '{name}'"
+    try:
+        imported = import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module
+        if missing.split(".")[0] == "rasa":
+            provided = ", ".join(sorted(COMPONENT_MODULES))
+            raise ConfigError(
+                f"{label}: it imports {missing}, which chatbot does not provide (it provides "
+                f"{provided})"
+            ) from None
+        looked = ", ".join(str(f) for f in folders) or "the module path"
+        raise ConfigError(f"{label}: no module {missing!r} (looked in {looked})") from None
+    except Exception as exc:  # the project's module failed to import
+        raise ConfigError(f"{label}: importing {module} failed: {exc!r}") from None
+    found = getattr(imported, attribute, None)
+    if not isinstance(found, type):
+        raise ConfigError(f"{label}: {module} has no class {attribute!r}")
+    graph_component = getattr(sys.modules.get("rasa.engine.graph"), "GraphComponent", None)
+    if graph_component is None or not issubclass(found, graph_component):
+        raise ConfigError(
+            f"{label}: {attribute} is not a custom graph component (a subclass of "
+            "rasa.engine.graph.GraphComponent)"
+        )
+    if _is_tokenizer(found):
+        raise ConfigError(
+            f"{label}: it is a tokenizer (a subclass of Rasa's Tokenizer): the BiLSTM-CRF reads "
+            "its own tokens; chatbot runs custom intent classifiers, entity extractors and other "
+            "message processors"
+        )
+    for kind in registered_types(found):
+        if kind in REFUSED_TYPES:
+            raise ConfigError(f"{label}: it is {REFUSED_TYPES[kind]}")
+        if kind in UNREAD_TYPES:
+            logger.info("%s: registered as %s; %s", label, kind, UNREAD_TYPES[kind])
+    if not callable(getattr(found, "process", None)):
+        raise ConfigError(f"{label}: {attribute} has no process(messages) method")
+    return found
+
+
+def _is_tokenizer(found: type) -> bool:
+    tokenizer = getattr(sys.modules.get("rasa.nlu.tokenizers.tokenizer"), "Tokenizer", None)
+    return tokenizer is not None and issubclass(found, tokenizer)
+
+
+def registered_types(found: type) -> list[str]:
+    """The component types its ``DefaultV1Recipe.register`` names (Rasa's or ours)."""
+    registered = _registration(found)
+    return [str(getattr(kind, "name", kind)) for kind in getattr(registered, "types", ()) or ()]
+
+
+def _registration(found: type) -> Any:
+    from chatbot.rasa_compat.engine import REGISTRATION_KEY
+
+    return found.__dict__.get(REGISTRATION_KEY)  # its own, not a registered base class's
+
+
+def is_trainable(found: type) -> bool:
+    """Rasa trains a component registered with ``is_trainable=True``; one registered otherwise
+    is not trained, and an unregistered one is trained where it has a ``train`` method."""
+    registered = _registration(found)
+    if registered is not None:
+        return bool(getattr(registered, "is_trainable", False))
+    return callable(getattr(found, "train", None))
+
+
+def config_of(found: type, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Rasa's component config: its defaults updated with config.yml's settings."""
+    defaults = (
+        found.get_default_config() if callable(getattr(found, "get_default_config", None)) else {}
+    )
+    return {**(defaults or {}), **params}
+
+
+def message_for(text: str, data: Mapping[str, Any] | None = None) -> Any:
+    """A Rasa ``Message`` of ``text``, with its tokens as a tokenizer before would give them."""
+    from chatbot.rasa_compat.nlu import TOKENS_NAMES, Message, Token
+
+    message = Message(dict(data or {}), output_properties=set(data or ()))
+    message.set("text", text)
+    message.set(TOKENS_NAMES["text"], [Token(t.text, t.start, t.end) for t in tokenize(text)])
+    return message
+
+
+class CustomComponents:
+    """A model's custom components, loaded and ready to process messages."""
+
+    def __init__(
+        self,
+        components: list[CustomComponent],
+        files: dict[str, dict[str, bytes]],
+        folder: str | None,
+        storage_dir: Path,
+    ) -> None:
+        self.components = components
+        self.files = files  # resource name -> relative path -> content
+        self.folder = folder  # the project's folder at training: where the code was imported
+        # The components' model storage, removed with this object (or at exit).
+        weakref.finalize(self, shutil.rmtree, storage_dir, ignore_errors=True)
+
+    # --------------------------------------------------------------------------------- parsing
+
+    def parse(self, text: str, parse: Callable[[str], ParseResult]) -> ParseResult:
+        """``parse`` (our model) between the components that run before and after it."""
+        from chatbot.rasa_compat.nlu import TOKENS_NAMES
+
+        message = message_for(text)
+        for component in self.components:
+            if component.before:
+                message = self._process(component, message)
+        read = message.get("text")
+        if not isinstance(read, str):
+            read = text
+        parsed: dict[str, Any] = dict(parse(read))
+        earlier = message.get("entities")
+        if isinstance(earlier, list) and earlier:
+            parsed["entities"] = [*earlier, *parsed.get("entities", [])]
+        for key, value in parsed.items():
+            message.set(key, value, add_to_output=True)
+        if read != text:  # the tokens of the text our model read
+            message.set(TOKENS_NAMES["text"], message_for(read).get(TOKENS_NAMES["text"]))
+        for component in self.components:
+            if not component.before:
+                message = self._process(component, message)
+        return self._result(message, parsed)
+
+    def _process(self, component: CustomComponent, message: Any) -> Any:
+        """The message after ``component.process``; the message as it was where the component
+        raised or gave back something else than messages."""
+        kept = type(message)(copy.deepcopy(message.data), set(message.output_properties))
+        try:
+            out = component.instance.process([message])
+        except Exception as exc:
+            component.failures += 1
+            logger.error(
+                "custom NLU component '%s' failed on a message (%s); the message goes on "
+                "without it%s",
+                component.name,
+                f"{type(exc).__name__}: {exc}",
+                "" if component.failures == 1 else f" ({component.failures} failures so far)",
+                exc_info=component.failures == 1,
+            )
+            return kept
+        if isinstance(out, list) and out and hasattr(out[0], "data"):
+            return out[0]
+        if out is None or isinstance(out, list):  # changed in place (Rasa 2's habit)
+            return message
+        logger.error(
+            "custom NLU component '%s' returned %s from process(); it must return the list of "
+            "messages: the message goes on without it",
+            component.name,
+            type(out).__name__,
+        )
+        return kept
+
+    def _result(self, message: Any, parsed: dict[str, Any]) -> ParseResult:
+        """The parse data: the message's output properties, where they are still parse data
+        (JSON, an intent object, a list of entity objects); a property the components broke is
+        our model's again, with an error in the log."""
+        result = message.as_dict(only_output_properties=True)
+        result.pop("text_tokens", None)
+        for key in list(result):
+            problem = _problem(key, result[key])
+            if problem is not None:
+                logger.error(
+                    "a custom NLU component left '%s' unusable (%s): %s",
+                    key,
+                    problem,
+                    "our model's is kept" if key in parsed else "it is left out",
+                )
+                if key in parsed:
+                    result[key] = parsed[key]
+                else:
+                    del result[key]
+        return result  # type: ignore[return-value]
+
+    # ----------------------------------------------------------------------------- model files
+
+    def export(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        tensors = {
+            f"{TENSOR_PREFIX}{resource}/{path}": np.frombuffer(content, dtype=np.uint8).copy()
+            for resource, files in self.files.items()
+            for path, content in files.items()
+        }
+        meta = {
+            "components": [c.to_json() for c in self.components],
+            "folder": self.folder,
+            "files": {resource: sorted(files) for resource, files in self.files.items()},
+        }
+        return tensors, meta
+
+    @classmethod
+    def from_export(
+        cls, tensors: Mapping[str, Any], meta: Mapping[str, Any], *, model_id: str | None = None
+    ) -> CustomComponents:
+        """Load the components of ``export``'s output: each imported (from the working
+        directory, else the project's folder at training), its files written to a temporary
+        model storage, and its ``load`` called. ``ModelFileError`` naming the component where one
+        fails."""
+        try:
+            components = [
+                CustomComponent(
+                    str(c["name"]),
+                    dict(c["params"]),
+                    bool(c["before"]),
+                    int(c["index"]),
+                    bool(c["trainable"]),
+                )
+                for c in meta["components"]
+            ]
+            folder = meta.get("folder")
+            listed: Mapping[str, Sequence[str]] = meta.get("files") or {}
+            files = {
+                str(resource): {
+                    str(path): bytes(np.asarray(tensors[f"{TENSOR_PREFIX}{resource}/{path}"]))
+                    for path in paths
+                }
+                for resource, paths in listed.items()
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(
+                f"the model's custom NLU components are damaged ({exc!r})"
+            ) from exc
+        return cls.load(components, files, folder if isinstance(folder, str) else None, model_id)
+
+    @classmethod
+    def load(
+        cls,
+        components: list[CustomComponent],
+        files: dict[str, dict[str, bytes]],
+        folder: str | None,
+        model_id: str | None = None,
+    ) -> CustomComponents:
+        from chatbot.rasa_compat.engine import ExecutionContext, ModelStorage, Resource
+
+        root = Path(tempfile.mkdtemp(prefix="chatbot-components-"))
+        for resource, contents in files.items():
+            for path, content in contents.items():
+                target = _inside(root, resource, path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+        storage = ModelStorage(root)
+        folders = [Path.cwd()] + ([Path(folder)] if folder and Path(folder).is_dir() else [])
+        for component in components:
+            try:
+                found = component_class(component.name, folders=folders)
+            except ConfigError as exc:
+                shutil.rmtree(root, ignore_errors=True)
+                raise ModelFileError(
+                    f"{exc}; run chatbot from the project's folder, where its code is"
+                ) from None
+            context = ExecutionContext(model_id=model_id, node_name=component.resource_name)
+            try:
+                component.instance = found.load(
+                    config_of(found, component.params),
+                    storage,
+                    Resource(component.resource_name),
+                    context,
+                )
+            except Exception as exc:
+                shutil.rmtree(root, ignore_errors=True)
+                logger.debug("loading %s failed", component.name, exc_info=True)
+                raise ModelFileError(
+                    f"custom NLU component '{component.name}' failed to load: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        return cls(components, files, folder, root)
+
+
+def _inside(root: Path, resource: str, path: str) -> Path:
+    """``root/resource/path``, refused where a name would leave ``root`` (a damaged or hostile
+    model file)."""
+    parts = [resource, *PurePosixPath(path).parts]
+    if (
+        len(parts) < 2
+        or any(p in ("", ".", "..") or "/" in p or "\\" in p or p.startswith("~") for p in parts)
+        or (PurePosixPath(path).is_absolute())
+    ):
+        raise ModelFileError(f"the model's custom NLU component file {resource}/{path} is invalid")
+    return root.joinpath(*parts)
+
+
+def _problem(key: str, value: Any) -> str | None:
+    """Why a property is no parse data (None where it is)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return f"not JSON: {exc}"
+    if key == "intent" and not (isinstance(value, dict) and "name" in value):
+        return "not an object with a name"
+    if key == "entities" and not (
+        isinstance(value, list)
+        and all(isinstance(e, dict) and isinstance(e.get("entity"), str) for e in value)
+    ):
+        return "not a list of objects with an entity name"
+    return None
