@@ -4,7 +4,8 @@ A model file records, for each part it holds, a fingerprint of everything that p
 on (``meta["fingerprints"]``):
 
 - ``nlu``: the config's language and pipeline, the NLU data (examples, synonyms, regexes, lookup
-  tables) and the domain's entities (the lookup extractor of a project without examples);
+  tables), the domain's entities (the lookup extractor of a project without examples), and the
+  source files of the pipeline's custom components (an edited component is trained again);
 - ``core``: the domain, the stories and rules, the config's policies, ``--augmentation``, and
   what form training reads from the NLU data (which intents carry which entities, and their
   values; ``training.form_paths.nlu_usage``), not the examples' wording.
@@ -39,6 +40,7 @@ from chatbot.project.domain import Origin
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.project.project import Project
 from training.form_paths import nlu_usage
+from training.nlu.custom import custom_sources
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,7 @@ def part_fingerprints(project: Project, *, seed: int, augmentation: int | None) 
             config.pipeline,
             project.nlu,
             sorted(project.domain.entities),
+            custom_sources(config.pipeline),
         ),
         "core": _digest(
             "core",

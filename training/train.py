@@ -14,6 +14,7 @@ from typing import Any
 from chatbot.agent import TrainedModel
 from chatbot.dialogue.policy import Policy
 from chatbot.errors import ModelFileError
+from chatbot.nlu.custom import is_custom_name
 from chatbot.nlu.duckling import duckling_from_pipeline
 from chatbot.nlu.lookup_extractor import LookupEntityExtractor, extractor_for
 from chatbot.nlu.model import NLUModel
@@ -186,6 +187,14 @@ def _train_nlu(
         )
     else:  # end-to-end stories: entities from lookup tables and regexes, if there are any
         nlu = extractor_for(project.nlu, list(project.domain.entities), project.config.pipeline)
+        custom = [c for c in project.config.pipeline if is_custom_name(c.name)]
+        if custom:
+            logger.warning(
+                "%sthe pipeline's custom components (%s) are not run: the project has no NLU "
+                "examples, so no NLU model is trained for them to run beside",
+                custom[0].origin.prefix,
+                ", ".join(c.name for c in custom),
+            )
     return nlu
 
 

@@ -98,7 +98,7 @@ class CustomComponent:
         }
 
 
-def component_class(name: str, where: str = "", folders: Sequence[Path] = ()) -> type:
+def component_class(name: str, where: str = "", folders: Sequence[Path] = ()) -> type[Any]:
     """The class a pipeline's ``module.Class`` names, imported with ``folders`` on the module
     path (after everything installed) and Rasa's names provided where Rasa is not installed;
     checked to be a graph component of a kind our pipeline can run. ``ConfigError`` (prefixed
@@ -176,12 +176,10 @@ def is_trainable(found: type) -> bool:
     return callable(getattr(found, "train", None))
 
 
-def config_of(found: type, params: Mapping[str, Any]) -> dict[str, Any]:
+def config_of(found: type[Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """Rasa's component config: its defaults updated with config.yml's settings."""
-    defaults = (
-        found.get_default_config() if callable(getattr(found, "get_default_config", None)) else {}
-    )
-    return {**(defaults or {}), **params}
+    defaults = getattr(found, "get_default_config", None)
+    return {**((defaults() if callable(defaults) else None) or {}), **params}
 
 
 def message_for(text: str, data: Mapping[str, Any] | None = None) -> Any:
@@ -284,7 +282,7 @@ class CustomComponents:
                     result[key] = parsed[key]
                 else:
                     del result[key]
-        return result  # type: ignore[return-value]
+        return result
 
     # ----------------------------------------------------------------------------- model files
 

@@ -11,7 +11,9 @@ gets.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -175,3 +177,21 @@ def _files(folder: Path) -> dict[str, bytes]:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
+
+
+def custom_sources(pipeline: Sequence[ComponentConfig]) -> list[str]:
+    """A digest of each custom component's module source, in pipeline order ("" for one that
+    cannot be read), for the NLU part's fingerprint (``training.reuse``): editing a component's
+    code trains the NLU again, as editing the data does."""
+    digests = []
+    for component in pipeline:
+        if not is_custom_name(component.name):
+            continue
+        module = component.name.rpartition(".")[0]
+        try:
+            found = component_class(component.name, component.origin.prefix, folders_of(component))
+            path = Path(getattr(sys.modules[found.__module__], "__file__", None) or "")
+            digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
+        except (ConfigError, OSError, KeyError):
+            digests.append(f"unreadable:{module}")
+    return digests

@@ -294,3 +294,26 @@ async def test_a_message_goes_through_them_off_the_event_loop(
     parsed = await nlu.parse_async("helo")
     assert parsed["text"] == "hello"
     assert threads and threads[0] != threading.get_ident()
+
+
+def test_editing_a_components_code_trains_the_nlu_again(tmp_path: Path) -> None:
+    """The NLU part's fingerprint (``chatbot train`` reuses a part whose fingerprint an earlier
+    model shares) holds the components' sources: the same code, the same fingerprint."""
+    from training.reuse import part_fingerprints
+
+    package = f"edited_{uuid.uuid4().hex[:8]}"
+    files = {
+        "domain.yml": DOMAIN,
+        "data/nlu.yml": NLU,
+        f"{package}/__init__.py": "",
+        f"{package}/addon.py": SOURCE.read_text(),
+        "config.yml": pipeline(package),
+    }
+    project = project_files(tmp_path, files)
+    first = part_fingerprints(project, seed=42, augmentation=None)
+    assert part_fingerprints(project, seed=42, augmentation=None) == first
+    source = tmp_path / package / "addon.py"
+    source.write_text(source.read_text() + "\n# tuned the lexicon\n")
+    again = part_fingerprints(project, seed=42, augmentation=None)
+    assert again["nlu"] != first["nlu"]
+    assert again["core"] == first["core"]
