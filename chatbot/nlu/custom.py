@@ -30,6 +30,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +80,9 @@ class CustomComponent:
     trainable: bool = False
     instance: Any = field(default=None, repr=False)
     failures: int = field(default=0, repr=False)
+    # One message at a time through a component, as Rasa runs them: parses run in worker
+    # threads here, and a project's component need not be thread-safe.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def class_name(self) -> str:
@@ -239,7 +243,8 @@ class CustomComponents:
         raised or gave back something else than messages."""
         kept = type(message)(copy.deepcopy(message.data), set(message.output_properties))
         try:
-            out = component.instance.process([message])
+            with component.lock:
+                out = component.instance.process([message])
         except Exception as exc:
             component.failures += 1
             logger.error(

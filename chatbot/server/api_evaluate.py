@@ -131,7 +131,7 @@ def _intent_evaluation(model: Any, examples: list[Any]) -> dict[str, Any]:
     from training.nlu.evaluate import extractors_of, predict, score
 
     predictions = predict(model, examples)
-    scores = score(examples, predictions, extractors_of(model))
+    scores = score(examples, predictions, extractors_of(model, predictions))
     report: dict[str, Any] = scores.intent_report
     result: dict[str, Any] = {
         "intent_evaluation": {

@@ -103,9 +103,18 @@ def predict(model: NLUModel, examples: Sequence[NLUExample]) -> list[ParseResult
     return [model.parse(e.text) for e in examples]
 
 
-def extractors_of(model: NLUModel) -> list[str]:
+def extractors_of(model: NLUModel, predictions: Sequence[ParseResult] = ()) -> list[str]:
+    """Our model's entity extractors, then any other that named itself in ``predictions`` (a
+    pipeline's custom component), as Rasa reports each extractor."""
     names = [EXTRACTOR] if model.has_tagger else []
-    return names + ([REGEX_EXTRACTOR] if model.settings.regex_entities else [])
+    names += [REGEX_EXTRACTOR] if model.settings.regex_entities else []
+    others = {
+        e.get("extractor")
+        for p in predictions
+        for e in p.get("entities") or ()
+        if isinstance(e, dict)
+    }
+    return names + sorted(n for n in others if isinstance(n, str) and n not in names)
 
 
 def evaluate_nlu(
@@ -123,7 +132,8 @@ def evaluate_nlu(
     """
     if not examples:
         raise TrainingError("no NLU test examples to evaluate")
-    scores = score(examples, predict(model, examples), extractors_of(model))
+    predictions = predict(model, examples)
+    scores = score(examples, predictions, extractors_of(model, predictions))
     return write_reports(scores, Path(out_dir), options)
 
 
@@ -174,10 +184,11 @@ def _score_entities(
     errors: list[dict[str, object]] = []
     for example, prediction in zip(examples, predictions, strict=True):
         gold = [(a.start, a.end, _label(a.entity, a.role, a.group)) for a in example.entities]
+        mine = [e for e in prediction["entities"] if e.get("extractor") == extractor]
         found = [
-            (int(e["start"]), int(e["end"]), _label(e["entity"], e.get("role"), e.get("group")))
-            for e in prediction["entities"]
-            if e["extractor"] == extractor
+            (e["start"], e["end"], _label(e["entity"], e.get("role"), e.get("group")))
+            for e in mine
+            if isinstance(e.get("start"), int) and isinstance(e.get("end"), int)
         ]
         tokens = tokenize(example.text)
         y_true.extend(_token_labels(tokens, gold))
@@ -189,9 +200,7 @@ def _score_entities(
                 {
                     "text": example.text,
                     "entities": [{"start": s, "end": e, "entity": label} for s, e, label in gold],
-                    "predicted_entities": [
-                        dict(e) for e in prediction["entities"] if e["extractor"] == extractor
-                    ],
+                    "predicted_entities": [dict(e) for e in mine],
                 }
             )
     scores.entity_reports[extractor] = classification_report(y_true, y_pred, exclude=(NO_ENTITY,))
@@ -320,8 +329,8 @@ def cross_validate(
         fold_data = NLUData(train, dict(data.synonyms), list(data.regexes), list(data.lookups))
         model = train_nlu(fold_data, pipeline, seed=seed, show_progress=False)
         predictions = predict(model, test)
-        extractors = sorted(set(extractors) | set(extractors_of(model)))
-        fold_summaries.append(score(test, predictions, extractors_of(model)).summary())
+        extractors = sorted(set(extractors) | set(extractors_of(model, predictions)))
+        fold_summaries.append(score(test, predictions, extractors_of(model, predictions)).summary())
         pooled_examples.extend(test)
         pooled_predictions.extend(predictions)
         logger.info(

@@ -157,8 +157,8 @@ def test_a_failing_component_costs_only_its_own_output(
     with caplog.at_level(logging.ERROR, logger="chatbot.nlu.custom"):
         first = dict(nlu.parse("hello boom"))
         second = dict(nlu.parse("hello boom again"))
-    assert first["entities"] == []  # not "half done": its changes are dropped whole
-    assert "seen_intent_after" not in first
+    assert "sentiment_partial" not in first  # what it set before it raised is dropped
+    assert first["entities"] == []
     assert first["keyword_intent"] == "greet"  # the component after it still ran
     assert first["intent"]["name"] == "greet"
     assert second["intent"]["name"] == "greet"
@@ -317,3 +317,34 @@ def test_editing_a_components_code_trains_the_nlu_again(tmp_path: Path) -> None:
     again = part_fingerprints(project, seed=42, augmentation=None)
     assert again["nlu"] != first["nlu"]
     assert again["core"] == first["core"]
+
+
+def test_test_nlu_reports_a_custom_extractor(model: TrainedModel, tmp_path: Path) -> None:
+    """``chatbot test nlu`` scores each extractor that names itself in the entities, a custom
+    one too, as Rasa reports every extractor."""
+    from chatbot.project.training_data import EntityAnnotation, NLUExample
+    from training.nlu.evaluate import evaluate_nlu
+
+    examples = [
+        NLUExample("hello I love it", "greet", (EntityAnnotation(8, 12, "positive", "sentiment"),)),
+        NLUExample("book a table", "book"),
+        NLUExample("hello I hate it", "greet"),  # a negative the gold data does not mark
+    ]
+    summary: Any = evaluate_nlu(nlu_of(model), examples, tmp_path)
+    scored = summary["entities"]["SentimentAnalyzer"]
+    assert (scored["span_precision"], scored["span_recall"]) == (0.5, 1.0)
+    errors = json.loads((tmp_path / "SentimentAnalyzer_errors.json").read_text())
+    assert [e["text"] for e in errors] == ["hello I hate it"]
+    assert summary["intent"]["accuracy"] == 1.0
+
+
+def test_parse_data_a_component_broke_is_our_models_again(
+    model: TrainedModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="chatbot.nlu.custom"):
+        parsed: Any = nlu_of(model).parse("hello broken")
+    assert parsed["entities"] == []  # our model's, not the component's "not a list"
+    assert "unserialisable" not in parsed  # a set is no JSON: left out
+    assert parsed["keyword_intent"] == "greet"
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "left 'entities' unusable" in messages and "left 'unserialisable' unusable" in messages

@@ -74,8 +74,12 @@ class SentimentAnalyzer(GraphComponent, EntityExtractorMixin):
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             if "boom" in message.get(TEXT):
-                message.set(ENTITIES, "half done", add_to_output=True)
+                message.set("sentiment_partial", True, add_to_output=True)
                 raise RuntimeError("the lexicon exploded")
+            if "broken" in message.get(TEXT):
+                message.set(ENTITIES, "not a list", add_to_output=True)
+                message.set("unserialisable", {1, 2}, add_to_output=True)
+                return messages
             found = []
             for token in message.get("text_tokens"):
                 for value in ("positive", "negative"):
