@@ -96,6 +96,8 @@ def test_components_run_before_and_after_our_model(model: TrainedModel) -> None:
     }
     assert parsed["keyword_intent"] == "book" if "table" in parsed["text"] else True
     assert "text_tokens" not in parsed  # tokens are for components, not parse data
+    # Entities found before our model stay, before its own (as DIET appends to them).
+    assert parsed["entities"][0] == {"entity": "fixed", "value": 1}
 
 
 def test_config_reaches_the_component_over_its_defaults(model: TrainedModel) -> None:

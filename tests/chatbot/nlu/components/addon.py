@@ -39,8 +39,12 @@ class SpellFixer(GraphComponent):
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
-            words = [self.fixes.get(w, w) for w in message.get(TEXT).split(" ")]
-            message.set(TEXT, " ".join(words))
+            words = message.get(TEXT).split(" ")
+            fixed = [self.fixes.get(w, w) for w in words]
+            if fixed != words:
+                entity = {"entity": "fixed", "value": len([w for w in words if w in self.fixes])}
+                message.set(ENTITIES, [entity], add_to_output=True)
+            message.set(TEXT, " ".join(fixed))
             message.set("seen_intent_before", message.get(INTENT), add_to_output=True)
         return messages
 
