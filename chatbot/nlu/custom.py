@@ -59,6 +59,7 @@ UNREAD_TYPES = {
     "MESSAGE_TOKENIZER": "its tokens are not read by the BiLSTM-CRF, which tokenizes the text",
     "MESSAGE_FEATURIZER": "its features are not read by the BiLSTM-CRF, which learns its own",
 }
+_noticed: set[tuple[str, str]] = set()
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
 
@@ -147,7 +148,8 @@ def component_class(name: str, where: str = "", folders: Sequence[Path] = ()) ->
     for kind in registered_types(found):
         if kind in REFUSED_TYPES:
             raise ConfigError(f"{label}: it is {REFUSED_TYPES[kind]}")
-        if kind in UNREAD_TYPES:
+        if kind in UNREAD_TYPES and (name, kind) not in _noticed:
+            _noticed.add((name, kind))  # once a process: the class is checked at every step
             logger.info("%s: registered as %s; %s", label, kind, UNREAD_TYPES[kind])
     if not callable(getattr(found, "process", None)):
         raise ConfigError(f"{label}: {attribute} has no process(messages) method")
