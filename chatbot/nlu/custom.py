@@ -29,13 +29,11 @@ import logging
 import re
 import shutil
 import sys
-import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import import_module
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +41,14 @@ import numpy as np
 from chatbot.errors import ConfigError, ModelFileError
 from chatbot.nlu.tokenizer import tokenize
 from chatbot.nlu.types import ParseResult
+from chatbot.rasa_compat.loading import (
+    config_of,
+    files_to_tensors,
+    project_class,
+    search_folders,
+    tensors_to_files,
+    unpack,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -104,41 +110,11 @@ class CustomComponent:
 
 
 def component_class(name: str, where: str = "", folders: Sequence[Path] = ()) -> type[Any]:
-    """The class a pipeline's ``module.Class`` names, imported with ``folders`` on the module
-    path (after everything installed) and Rasa's names provided where Rasa is not installed;
-    checked to be a graph component of a kind our pipeline can run. ``ConfigError`` (prefixed
-    with ``where``) otherwise."""
-    from chatbot.rasa_compat import COMPONENT_MODULES, provide_components
-
-    provide_components()
-    for folder in folders:
-        if str(folder) not in sys.path:
-            sys.path.append(str(folder))
-    module, _, attribute = name.rpartition(".")
+    """The class a pipeline's ``module.Class`` names (``project_class``), checked to be a
+    component of a kind our pipeline can run. ``ConfigError`` (prefixed with ``where``)
+    otherwise."""
     label = f"{where}custom NLU component '{name}'"
-    try:
-        imported = import_module(module)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or module
-        if missing.split(".")[0] == "rasa":
-            provided = ", ".join(sorted(COMPONENT_MODULES))
-            raise ConfigError(
-                f"{label}: it imports {missing}, which chatbot does not provide (it provides "
-                f"{provided})"
-            ) from None
-        looked = ", ".join(str(f) for f in folders) or "the module path"
-        raise ConfigError(f"{label}: no module {missing!r} (looked in {looked})") from None
-    except Exception as exc:  # the project's module failed to import
-        raise ConfigError(f"{label}: importing {module} failed: {exc!r}") from None
-    found = getattr(imported, attribute, None)
-    if not isinstance(found, type):
-        raise ConfigError(f"{label}: {module} has no class {attribute!r}")
-    graph_component = getattr(sys.modules.get("rasa.engine.graph"), "GraphComponent", None)
-    if graph_component is None or not issubclass(found, graph_component):
-        raise ConfigError(
-            f"{label}: {attribute} is not a custom graph component (a subclass of "
-            "rasa.engine.graph.GraphComponent)"
-        )
+    found = project_class(name, label, folders)
     if _is_tokenizer(found):
         raise ConfigError(
             f"{label}: it is a tokenizer (a subclass of Rasa's Tokenizer): the BiLSTM-CRF reads "
@@ -151,8 +127,11 @@ def component_class(name: str, where: str = "", folders: Sequence[Path] = ()) ->
         if kind in UNREAD_TYPES and (name, kind) not in _noticed:
             _noticed.add((name, kind))  # once a process: the class is checked at every step
             logger.info("%s: registered as %s; %s", label, kind, UNREAD_TYPES[kind])
+    policy = getattr(sys.modules.get("rasa.core.policies.policy"), "Policy", None)
+    if policy is not None and issubclass(found, policy):
+        raise ConfigError(f"{label}: it is {REFUSED_TYPES['POLICY_WITHOUT_END_TO_END_SUPPORT']}")
     if not callable(getattr(found, "process", None)):
-        raise ConfigError(f"{label}: {attribute} has no process(messages) method")
+        raise ConfigError(f"{label}: {found.__name__} has no process(messages) method")
     return found
 
 
@@ -180,12 +159,6 @@ def is_trainable(found: type) -> bool:
     if registered is not None:
         return bool(getattr(registered, "is_trainable", False))
     return callable(getattr(found, "train", None))
-
-
-def config_of(found: type[Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Rasa's component config: its defaults updated with config.yml's settings."""
-    defaults = getattr(found, "get_default_config", None)
-    return {**((defaults() if callable(defaults) else None) or {}), **params}
 
 
 def message_for(text: str, data: Mapping[str, Any] | None = None) -> Any:
@@ -294,11 +267,7 @@ class CustomComponents:
     # ----------------------------------------------------------------------------- model files
 
     def export(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        tensors = {
-            f"{TENSOR_PREFIX}{resource}/{path}": np.frombuffer(content, dtype=np.uint8).copy()
-            for resource, files in self.files.items()
-            for path, content in files.items()
-        }
+        tensors = files_to_tensors(TENSOR_PREFIX, self.files)
         meta = {
             "components": [c.to_json() for c in self.components],
             "folder": self.folder,
@@ -326,14 +295,7 @@ class CustomComponents:
                 for c in meta["components"]
             ]
             folder = meta.get("folder")
-            listed: Mapping[str, Sequence[str]] = meta.get("files") or {}
-            files = {
-                str(resource): {
-                    str(path): bytes(np.asarray(tensors[f"{TENSOR_PREFIX}{resource}/{path}"]))
-                    for path in paths
-                }
-                for resource, paths in listed.items()
-            }
+            files = tensors_to_files(TENSOR_PREFIX, tensors, meta.get("files") or {})
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(
                 f"the model's custom NLU components are damaged ({exc!r})"
@@ -350,14 +312,9 @@ class CustomComponents:
     ) -> CustomComponents:
         from chatbot.rasa_compat.engine import ExecutionContext, ModelStorage, Resource
 
-        root = Path(tempfile.mkdtemp(prefix="chatbot-components-"))
-        for resource, contents in files.items():
-            for path, content in contents.items():
-                target = _inside(root, resource, path)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(content)
+        root = unpack(files)
         storage = ModelStorage(root)
-        folders = [Path.cwd()] + ([Path(folder)] if folder and Path(folder).is_dir() else [])
+        folders = search_folders(folder)
         for component in components:
             try:
                 found = component_class(component.name, folders=folders)
@@ -382,19 +339,6 @@ class CustomComponents:
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
         return cls(components, files, folder, root)
-
-
-def _inside(root: Path, resource: str, path: str) -> Path:
-    """``root/resource/path``, refused where a name would leave ``root`` (a damaged or hostile
-    model file)."""
-    parts = [resource, *PurePosixPath(path).parts]
-    if (
-        len(parts) < 2
-        or any(p in ("", ".", "..") or "/" in p or "\\" in p or p.startswith("~") for p in parts)
-        or (PurePosixPath(path).is_absolute())
-    ):
-        raise ModelFileError(f"the model's custom NLU component file {resource}/{path} is invalid")
-    return root.joinpath(*parts)
 
 
 def _problem(key: str, value: Any) -> str | None:

@@ -55,7 +55,7 @@ def provide(modules: Mapping[str, types.ModuleType]) -> bool:
     return True
 
 
-# What a custom NLU component may import from Rasa, and from which of our modules.
+# What a custom NLU component or policy may import from Rasa, and from which of our modules.
 COMPONENT_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "rasa.engine.graph": ("engine", ("GraphComponent", "ExecutionContext")),
     "rasa.engine.storage.resource": ("engine", ("Resource",)),
@@ -69,19 +69,36 @@ COMPONENT_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "rasa.nlu.tokenizers.tokenizer": ("nlu", ("Token", "Tokenizer")),
     "rasa.nlu.extractors.extractor": ("nlu", ("EntityExtractorMixin",)),
     "rasa.nlu.classifiers.classifier": ("nlu", ("IntentClassifier",)),
+    # custom policies
+    "rasa.core.policies.policy": ("core", ("Policy", "PolicyPrediction", "SupportedData")),
+    "rasa.core.constants": ("core", ("POLICY_PRIORITY", "DEFAULT_POLICY_PRIORITY")),
+    "rasa.core.featurizers.tracker_featurizers": (
+        "core",
+        ("TrackerFeaturizer", "MaxHistoryTrackerFeaturizer", "FullDialogueTrackerFeaturizer"),
+    ),
+    "rasa.shared.core.trackers": ("core", ("DialogueStateTracker",)),
+    "rasa.shared.core.generator": ("core", ("TrackerWithCachedStates",)),
+    "rasa.shared.core.domain": ("core", ("Domain",)),
+    "rasa.shared.core.events": ("core", ("EVENTS",)),  # every event class
+    "rasa.shared.core.constants": ("core", ("CONSTANTS",)),  # every constant
+    "rasa.shared.core.slots": ("core", ("Slot",)),
 }
 
 
 def provide_components() -> bool:
     """Make ``COMPONENT_MODULES`` importable (``provide``)."""
-    from chatbot.rasa_compat import engine, nlu
+    from chatbot.rasa_compat import core, engine, nlu
 
-    ours = {"engine": engine, "nlu": nlu}
+    ours = {"engine": engine, "nlu": nlu, "core": core}
+    every = {
+        ("nlu", ()): tuple(nlu.CONSTANTS),
+        ("core", ("EVENTS",)): core.EVENT_NAMES,
+        ("core", ("CONSTANTS",)): tuple(core.CONSTANTS),
+    }
     modules: dict[str, types.ModuleType] = {}
     for name, (source, exported) in COMPONENT_MODULES.items():
-        module = types.ModuleType(name, "provided by chatbot for custom NLU components")
-        names = exported or tuple(nlu.CONSTANTS)
-        for attribute in names:
+        module = types.ModuleType(name, "provided by chatbot for custom components and policies")
+        for attribute in every.get((source, exported), exported):
             setattr(module, attribute, getattr(ours[source], attribute))
         modules[name] = module
     return provide(modules)

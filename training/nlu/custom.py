@@ -24,13 +24,13 @@ from chatbot.nlu.custom import (
     CustomComponent,
     CustomComponents,
     component_class,
-    config_of,
     is_custom_name,
     is_trainable,
     message_for,
 )
 from chatbot.project.config import ComponentConfig
 from chatbot.project.training_data import NLUData
+from chatbot.rasa_compat.loading import config_of, files_in
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def train_components(pipeline: Sequence[ComponentConfig], data: NLUData) -> Cust
                 ) from exc
             logger.info("custom NLU component %s %s", component.name, step_done(component))
         files = {
-            component.resource_name: _files(storage.folder(Resource(component.resource_name)))
+            component.resource_name: files_in(storage.folder(Resource(component.resource_name)))
             for component in planned
         }
     files = {resource: content for resource, content in files.items() if content}
@@ -166,17 +166,6 @@ def train_components(pipeline: Sequence[ComponentConfig], data: NLUData) -> Cust
 
 def step_done(component: CustomComponent) -> str:
     return "trained" if component.trainable else "made (not trainable)"
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` by its path relative to it (``/``-separated)."""
-    if not folder.is_dir():
-        return {}
-    return {
-        path.relative_to(folder).as_posix(): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
 
 
 def custom_sources(pipeline: Sequence[ComponentConfig]) -> list[str]:

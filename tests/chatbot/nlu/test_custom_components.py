@@ -22,7 +22,7 @@ import pytest
 from chatbot.agent import Agent, TrainedModel
 from chatbot.errors import ConfigError, ModelFileError, TrainingError
 from chatbot.nlu import NLUModel
-from chatbot.nlu.custom import _inside
+from chatbot.rasa_compat.loading import inside as _inside
 from tests.helpers import RULES_ONLY, project_files, train_files
 
 SOURCE = Path(__file__).parent / "components" / "addon.py"
@@ -179,9 +179,14 @@ def test_a_failing_component_costs_only_its_own_output(
         (
             "{p}.policy.Mine",
             "from rasa.core.policies.policy import Policy\nclass Mine(Policy): pass\n",
-            "which chatbot does not provide",
+            "it is a policy: list it under policies",
         ),
         ("{p}.broken.X", "raise ValueError('typo in the module')\n", "typo in the module"),
+        (
+            "{p}.agent.A",
+            "from rasa.core.agent import Agent\n",
+            "it imports rasa.core.agent, which chatbot does not provide",
+        ),
         (
             "{p}.tok.Tok",
             "from rasa.nlu.tokenizers.tokenizer import Tokenizer\nclass Tok(Tokenizer):\n"
