@@ -22,6 +22,7 @@ from chatbot.actions.registry import ActionRegistry, CustomActionExecutor
 from chatbot.conversation import events as ev
 from chatbot.conversation.conversation import Conversation
 from chatbot.conversation.messages import UserMessage
+from chatbot.dialogue.custom_policy import CustomPolicy, is_loaded_policy
 from chatbot.dialogue.ensemble import PolicyEnsemble
 from chatbot.dialogue.lstm_policy import LSTMPolicy
 from chatbot.dialogue.memoization import AugmentedMemoizationPolicy, MemoizationPolicy
@@ -124,6 +125,8 @@ class TrainedModel:
             for i, entry in enumerate(meta["policies"]):
                 part = f"policy {entry['name']}"
                 loader = POLICY_LOADERS.get(entry["name"])
+                if loader is None and is_loaded_policy(entry["meta"]):
+                    loader = CustomPolicy.from_export  # a project's Rasa policy class
                 if loader is None:
                     raise ModelFileError(
                         f"{path}: unknown policy '{entry['name']}' in the model; "

@@ -25,6 +25,7 @@ from chatbot.dialogue.memoization import (
 from chatbot.dialogue.policy import Policy
 from chatbot.dialogue.rules import Rule, RulePolicy
 from chatbot.errors import ConfigError
+from chatbot.nlu.custom import is_custom_name
 from chatbot.project.config import ComponentConfig
 from chatbot.project.domain import ACTION_DEFAULT_FALLBACK, Domain
 from chatbot.project.project import Project
@@ -212,6 +213,9 @@ def policy_configs(
     out: list[tuple[str, ComponentConfig]] = []
     stand_ins: list[ComponentConfig] = []
     for config in configs or DEFAULT_POLICIES:
+        if is_custom_name(config.name) and config.name not in POLICY_NAMES:
+            out.append(("custom", config))  # a project's Rasa policy class
+            continue
         entry = POLICY_NAMES.get(config.name)
         if entry is None:
             hint = unknown_name_hint(
@@ -324,6 +328,11 @@ def check_policy_params(kind: str, config: ComponentConfig) -> None:
         check_params(config, RULE_PARAMS)
     elif kind == "memo":
         check_params(config, MEMO_PARAMS)
+    elif kind == "custom":
+        from chatbot.dialogue.custom_policy import policy_class
+        from training.nlu.custom import folders_of
+
+        policy_class(config.name, config.origin.prefix, folders_of(config))
 
 
 def train_policies(
@@ -337,8 +346,12 @@ def train_policies(
         "fallback_threshold": 0.3,
         "fallback_action": ACTION_DEFAULT_FALLBACK,
     }
-    for kind, config in policy_configs(project.config.policies):
-        if kind == "rules":
+    for index, (kind, config) in enumerate(policy_configs(project.config.policies)):
+        if kind == "custom":
+            from training.custom_policy import train_custom_policy
+
+            policies.append(train_custom_policy(config, index, data, project.domain))
+        elif kind == "rules":
             check_policy_params(kind, config)
             rules = fit_rules(data.rules, project.domain, config.params)
             from training.rule_conflicts import rule_conflicts

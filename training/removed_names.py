@@ -18,14 +18,8 @@ def unknown_name_hint(
     name: str, removed: dict[str, str], known: list[str], what: str, plural: str
 ) -> str:
     """What follows "unknown <what> '<name>'; " in the error: what took a removed name's place,
-    that a dotted name is a Python class we do not import (Rasa imports custom components by
-    their module path), or the known names."""
+    or the known names. (A dotted name is a project's own class: ``chatbot.nlu.custom``,
+    ``chatbot.dialogue.custom_policy``.)"""
     if name in removed:
         return removed[name]
-    listed = ", ".join(sorted(known))
-    if "." in name:
-        return (
-            f"a custom {what} class (a Python module path), which is not loaded here: custom "
-            f"{plural} are not supported; remove it or use one of: {listed}"
-        )
-    return f"known {plural}: {listed}"
+    return f"known {plural}: {', '.join(sorted(known))}"

@@ -167,7 +167,7 @@ def test_a_component_rasa_removed_names_what_took_its_place(name: str, replaceme
 
 
 def test_a_policy_rasa_removed_names_what_took_its_place() -> None:
-    from training.dialogue import policy_configs
+    from training.dialogue import check_policy_params, policy_configs
 
     policy = ComponentConfig("SklearnPolicy", origin=Origin("config.yml", 9))
     with pytest.raises(ConfigError, match=r"removed in Rasa 3\.0; TEDPolicy took its place"):
@@ -176,9 +176,9 @@ def test_a_policy_rasa_removed_names_what_took_its_place() -> None:
 
 def test_a_custom_class_path_is_imported_and_a_missing_one_named() -> None:
     """A module path is a project's custom component (tests/chatbot/nlu/test_custom_components.py
-    runs them); one that is not there is an error naming config.yml's line and where it looked.
-    Custom policies are still refused."""
-    from training.dialogue import policy_configs
+    runs them); one that is not there is an error naming config.yml's line and where it looked,
+    a custom policy's too (tests/chatbot/dialogue/test_custom_policy.py)."""
+    from training.dialogue import check_policy_params, policy_configs
 
     component = ComponentConfig(
         "rasa_nlu_examples.classifiers.SparseNaiveBayesIntentClassifier",
@@ -192,8 +192,10 @@ def test_a_custom_class_path_is_imported_and_a_missing_one_named() -> None:
         f"'rasa_nlu_examples' (looked in {Path.cwd()})"
     )
     policy = ComponentConfig("policies.MyPolicy", origin=Origin("config.yml", 12))
-    with pytest.raises(ConfigError, match=r"a custom policy class .*custom policies are not"):
-        policy_configs([policy])
+    ((kind, _),) = policy_configs([policy])
+    assert kind == "custom"
+    with pytest.raises(ConfigError, match=r"^config.yml:12: custom policy 'policies.MyPolicy': no"):
+        check_policy_params(kind, policy)
 
 
 def test_regex_entity_extractors_options_are_its_own_not_the_featurizers() -> None:

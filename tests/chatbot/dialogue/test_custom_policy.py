@@ -1,0 +1,211 @@
+"""A Rasa 3 project's custom policy (``- name: addons.policy.MyPolicy`` under ``policies:``) is
+trained on the stories and rules as Rasa's trackers, kept in the model file with what it
+persisted, loaded when the model is served, and competes with our policies turn by turn; a policy
+that fails says nothing that turn, and a bad entry is an error naming config.yml's line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chatbot.agent import Agent, TrainedModel
+from chatbot.dialogue.custom_policy import CustomPolicy
+from chatbot.errors import ConfigError, TrainingError
+from tests.helpers import train_files
+
+SOURCE = Path(__file__).parent / "custom_policy_source.py"
+DOMAIN = (
+    "intents: [greet, goodbye, explode, miscount]\nentities: [vip]\n"
+    "slots:\n  vip:\n    type: bool\n    mappings:\n      - type: from_entity\n        entity: vip\n"
+    "  seen:\n    type: bool\n    mappings: []\n"
+    "responses:\n  utter_hi:\n    - text: Hi!\n  utter_bye:\n    - text: Bye!\n"
+    "  utter_welcome_back:\n    - text: Welcome back!\n"
+)
+NLU = "".join(
+    f"- intent: {intent}\n  examples: |\n    - {intent}\n    - {intent} please\n"
+    for intent in ("greet", "goodbye", "explode", "miscount")
+)
+STORIES = (
+    "stories:\n- story: hi\n  steps:\n  - intent: greet\n  - action: utter_hi\n"
+    "- story: hi twice\n  steps:\n  - intent: greet\n  - action: utter_hi\n"
+    "  - intent: greet\n  - action: utter_hi\n"
+)
+RULES = "rules:\n- rule: bye\n  steps:\n  - intent: goodbye\n  - action: utter_bye\n"
+
+
+def files(
+    package: str, policy: str = "policy.IntentActionPolicy", extra: str = ""
+) -> dict[str, str]:
+    return {
+        "domain.yml": DOMAIN,
+        "data/nlu.yml": "nlu:\n" + NLU,
+        "data/stories.yml": STORIES,
+        "data/rules.yml": RULES,
+        "config.yml": (
+            "pipeline:\n  - name: WhitespaceTokenizer\n  - name: DIETClassifier\n    epochs: 5\n"
+            f"policies:\n  - name: {package}.{policy}\n    confidence: 0.8\n{extra}"
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    root = tmp_path_factory.mktemp("policy")
+    package = f"policies_{uuid.uuid4().hex[:8]}"
+    (root / package).mkdir()
+    (root / package / "__init__.py").write_text("")
+    shutil.copy(SOURCE, root / package / "policy.py")
+    yield root, package
+
+
+@pytest.fixture(scope="module")
+def model(project: tuple[Path, str]) -> TrainedModel:
+    root, package = project
+    return train_files(root, files(package))
+
+
+def custom_of(model: TrainedModel) -> CustomPolicy:
+    (policy,) = [p for p in model.policies if isinstance(p, CustomPolicy)]
+    return policy
+
+
+def test_it_trains_on_stories_and_rules_as_trackers(model: TrainedModel) -> None:
+    policy = custom_of(model)
+    lookup = policy.instance.lookup
+    assert lookup["__trackers__"] == [3, 1]  # two stories and one rule (ML_AND_RULE_DATA)
+    assert (lookup["greet"], lookup["goodbye"]) == ("utter_hi", "utter_bye")
+    assert (policy.name, policy.priority) == ("IntentActionPolicy", 2)  # its default priority
+
+
+async def test_it_answers_turn_by_turn(model: TrainedModel) -> None:
+    agent = Agent(model)
+    assert [m["text"] for m in await agent.handle_text("/greet", "u1")] == ["Hi!"]
+    assert [m["text"] for m in await agent.handle_text("/goodbye", "u1")] == ["Bye!"]
+    # It reads the tracker's slots: a VIP is welcomed back.
+    answer = await agent.handle_text('/greet{"vip": true}', "u2")
+    assert [m["text"] for m in answer] == ["Welcome back!"]
+    events = (await agent.store.load("u1")).events
+    bye = next(e for e in events if e["event"] == "action" and e["name"] == "utter_bye")
+    assert (bye["policy"], bye["confidence"]) == ("IntentActionPolicy", 0.8)
+    await agent.close()
+
+
+async def test_a_failing_policy_says_nothing_that_turn(
+    model: TrainedModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    agent = Agent(model)
+    with caplog.at_level(logging.ERROR, logger="chatbot.dialogue.custom_policy"):
+        assert await agent.handle_text("/explode", "u3") == []
+        assert await agent.handle_text("/miscount", "u3") == []
+        assert await agent.handle_text("/explode", "u3") == []
+        # and the conversation goes on
+        assert [m["text"] for m in await agent.handle_text("/greet", "u3")] == ["Hi!"]
+    errors = [r for r in caplog.records if "IntentActionPolicy" in r.getMessage()]
+    assert len(errors) == 3
+    assert "the policy exploded" in errors[0].getMessage() and errors[0].exc_info
+    assert "probabilities for the domain's" in errors[1].getMessage()
+    assert not errors[2].exc_info  # one traceback
+    await agent.close()
+
+
+def test_its_events_are_not_applied_and_it_says_so_once(
+    model: TrainedModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    from chatbot.conversation import events as ev
+    from chatbot.conversation.conversation import Conversation
+
+    conversation = Conversation("u4", model.domain)
+    conversation.extend(
+        [
+            ev.action("action_listen"),
+            ev.user("bye", {"intent": {"name": "goodbye", "confidence": 1.0}, "entities": []}),
+        ]
+    )
+    policy = CustomPolicy.from_export(*custom_of(model).export())  # one that has said nothing
+    with caplog.at_level(logging.WARNING, logger="chatbot.dialogue.custom_policy"):
+        first = policy.predict(conversation)
+        policy.predict(conversation)
+    assert first is not None and first.action == "utter_bye"
+    assert conversation.slots["seen"] is None
+    assert caplog.text.count("not applied") == 1
+    assert policy.predict(conversation, excluded={"utter_bye"}) is None
+
+
+def test_it_goes_through_the_model_file(model: TrainedModel, tmp_path: Path) -> None:
+    """A fresh process in another folder serves it: the class comes from the project's folder,
+    its stored lookup from the model file."""
+    path = tmp_path / "model.chatbot"
+    model.to_file(path)
+    script = (
+        "import asyncio, json\n"
+        "from pathlib import Path\n"
+        "from chatbot.agent import Agent\n"
+        f"agent = Agent.load(Path({str(path)!r}))\n"
+        "async def main():\n"
+        "    said = [m['text'] for t in ('/greet', '/goodbye') "
+        "for m in await agent.handle_text(t, 'p')]\n"
+        "    await agent.close()\n"
+        "    return said\n"
+        "print(json.dumps(asyncio.run(main())))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
+        check=True,
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["Hi!", "Bye!"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "module", "expected"),
+    [
+        ("missing.P", None, "no module '{p}.missing'"),
+        ("plain.P", "class P:\n    pass\n", "is not a custom graph component"),
+        (
+            "noprediction.P",
+            "from rasa.engine.graph import GraphComponent\nclass P(GraphComponent):\n    pass\n",
+            "has no predict_action_probabilities",
+        ),
+    ],
+)
+def test_a_bad_policy_is_a_config_error_naming_its_line(
+    tmp_path: Path, policy: str, module: str | None, expected: str
+) -> None:
+    package = f"badpolicy_{uuid.uuid4().hex[:8]}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    if module is not None:
+        (tmp_path / package / f"{policy.split('.')[0]}.py").write_text(module)
+    with pytest.raises(ConfigError) as raised:
+        train_files(tmp_path, files(package, policy))
+    assert str(raised.value).startswith(f"{tmp_path / 'config.yml'}:6: custom policy ")
+    assert expected.format(p=package) in str(raised.value)
+
+
+def test_a_policy_failing_to_train_is_a_training_error(tmp_path: Path) -> None:
+    package = f"failpolicy_{uuid.uuid4().hex[:8]}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / "p.py").write_text(
+        "from rasa.core.policies.policy import Policy\n"
+        "class P(Policy):\n"
+        "    def train(self, trackers, domain, **kwargs):\n"
+        "        raise ValueError('no trackers I like')\n"
+        "    def predict_action_probabilities(self, tracker, domain, **kwargs):\n"
+        "        return self._prediction(self._default_predictions(domain))\n"
+    )
+    with pytest.raises(TrainingError, match=r"config.yml:6: custom policy .*train\(\) failed"):
+        train_files(tmp_path, files(package, "p.P"))
