@@ -8,7 +8,8 @@ on (``meta["fingerprints"]``):
   source files of the pipeline's custom components (an edited component is trained again);
 - ``core``: the domain, the stories and rules, the config's policies, ``--augmentation``, and
   what form training reads from the NLU data (which intents carry which entities, and their
-  values; ``training.form_paths.nlu_usage``), not the examples' wording.
+  values; ``training.form_paths.nlu_usage``), not the examples' wording, and the source files
+  of its custom policies.
 
 Both also hold the seed and a digest of the framework's own code, so a model from another build
 is never reused. Where a file's locations (file and line) are all that changed, nothing is
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot import model_file
+from chatbot.dialogue.custom_policy import policy_class
 from chatbot.errors import ModelFileError
 from chatbot.project.domain import Origin
 from chatbot.project.domain_reader import domain_to_dict
@@ -127,6 +129,7 @@ def part_fingerprints(project: Project, *, seed: int, augmentation: int | None) 
             project.rules,
             config.policies,
             nlu_usage(project.nlu),
+            custom_sources(config.policies, policy_class),
         ),
     }
 

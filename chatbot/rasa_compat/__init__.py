@@ -87,6 +87,10 @@ COMPONENT_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 def provide_components() -> bool:
     """Make ``COMPONENT_MODULES`` importable (``provide``)."""
+    if rasa_installed():
+        return False
+    if all(name in sys.modules for name in COMPONENT_MODULES):
+        return True  # provided already
     from chatbot.rasa_compat import core, engine, nlu
 
     ours = {"engine": engine, "nlu": nlu, "core": core}

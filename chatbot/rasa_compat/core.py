@@ -8,6 +8,7 @@ attributes and methods Rasa's have for policies; ``chatbot.dialogue.custom_polic
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -263,7 +264,6 @@ class DialogueStateTracker:
     def __init__(self, conversation: Any) -> None:
         self._conversation = conversation
         self.sender_id: str = conversation.sender_id
-        self.events: list[Event] = [Event.from_dict(e) for e in conversation.events]
         self.slots: dict[str, Slot] = {
             name: Slot(name, slot.type, conversation.slots.get(name))
             for name, slot in conversation.domain.slots.items()
@@ -280,6 +280,12 @@ class DialogueStateTracker:
             {LOOP_NAME: conversation.active_loop_name} if conversation.active_loop_name else {}
         )
         self.is_rule_tracker = False
+
+    @functools.cached_property
+    def events(self) -> list[Event]:
+        """Every event of the conversation (made when a policy first asks: a long conversation's
+        events cost a turn of a policy that never reads them nothing)."""
+        return [Event.from_dict(e) for e in self._conversation.events]
 
     @property
     def active_loop_name(self) -> str | None:

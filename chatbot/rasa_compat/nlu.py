@@ -207,9 +207,6 @@ class TrainingData:
     def is_empty(self) -> bool:
         return not self.training_examples
 
-    def __len__(self) -> int:  # not Rasa's, but handy in a component
-        return len(self.training_examples)
-
 
 class Token:
     """A token of a message's text with its character offsets."""

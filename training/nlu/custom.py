@@ -15,7 +15,7 @@ import hashlib
 import logging
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,17 +168,21 @@ def step_done(component: CustomComponent) -> str:
     return "trained" if component.trainable else "made (not trainable)"
 
 
-def custom_sources(pipeline: Sequence[ComponentConfig]) -> list[str]:
-    """A digest of each custom component's module source, in pipeline order ("" for one that
-    cannot be read), for the NLU part's fingerprint (``training.reuse``): editing a component's
-    code trains the NLU again, as editing the data does."""
+def custom_sources(
+    entries: Sequence[ComponentConfig],
+    load: Callable[[str, str, Sequence[Path]], type[Any]] = component_class,
+) -> list[str]:
+    """A digest of each custom component's (or, with ``load=policy_class``, policy's) module
+    source, in config order ("unreadable" for one that cannot be read), for the fingerprints of
+    ``training.reuse``: editing a component's code trains its part again, as editing the data
+    does. Only the module that defines the class is read, not the modules it imports."""
     digests = []
-    for component in pipeline:
-        if not is_custom_name(component.name):
+    for entry in entries:
+        if not is_custom_name(entry.name):
             continue
-        module = component.name.rpartition(".")[0]
+        module = entry.name.rpartition(".")[0]
         try:
-            found = component_class(component.name, component.origin.prefix, folders_of(component))
+            found = load(entry.name, entry.origin.prefix, folders_of(entry))
             path = Path(getattr(sys.modules[found.__module__], "__file__", None) or "")
             digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
         except (ConfigError, OSError, KeyError):

@@ -209,3 +209,21 @@ def test_a_policy_failing_to_train_is_a_training_error(tmp_path: Path) -> None:
     )
     with pytest.raises(TrainingError, match=r"config.yml:6: custom policy .*train\(\) failed"):
         train_files(tmp_path, files(package, "p.P"))
+
+
+def test_editing_a_policys_code_trains_the_policies_again(tmp_path: Path) -> None:
+    from tests.helpers import project_files
+    from training.reuse import part_fingerprints
+
+    package = f"editedpolicy_{uuid.uuid4().hex[:8]}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    source = tmp_path / package / "policy.py"
+    shutil.copy(SOURCE, source)
+    project = project_files(tmp_path, files(package))
+    first = part_fingerprints(project, seed=42, augmentation=None)
+    assert part_fingerprints(project, seed=42, augmentation=None) == first
+    source.write_text(source.read_text() + "\n# a better lookup\n")
+    again = part_fingerprints(project, seed=42, augmentation=None)
+    assert again["core"] != first["core"]
+    assert again["nlu"] == first["nlu"]

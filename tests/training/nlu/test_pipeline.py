@@ -167,7 +167,7 @@ def test_a_component_rasa_removed_names_what_took_its_place(name: str, replaceme
 
 
 def test_a_policy_rasa_removed_names_what_took_its_place() -> None:
-    from training.dialogue import check_policy_params, policy_configs
+    from training.dialogue import policy_configs
 
     policy = ComponentConfig("SklearnPolicy", origin=Origin("config.yml", 9))
     with pytest.raises(ConfigError, match=r"removed in Rasa 3\.0; TEDPolicy took its place"):
