@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,15 @@ def without_waiting_on(call: Callable[[], Any], pipe: Path, seconds: float = 10.
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("result")
+
+
+def code_package(root: Path, prefix: str, modules: dict[str, str]) -> str:
+    """A package of a new name (``<prefix>_<hex>``) under ``root`` holding ``modules`` (module
+    name -> source): a project's own code, such as custom components, that a test imports
+    (its name is new for each, as imported modules stay imported for the whole run)."""
+    package = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    (root / package).mkdir(parents=True)
+    (root / package / "__init__.py").write_text("")
+    for module, source in modules.items():
+        (root / package / f"{module}.py").write_text(source)
+    return package

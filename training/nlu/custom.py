@@ -29,6 +29,7 @@ from chatbot.nlu.custom import (
     message_for,
 )
 from chatbot.project.config import ComponentConfig
+from chatbot.project.nlu_json import entity_json
 from chatbot.project.training_data import NLUData
 from chatbot.rasa_compat.loading import config_of, files_in
 
@@ -93,21 +94,8 @@ def training_data(data: NLUData) -> Any:
         message.set("intent", intent)
         if key:
             message.set("intent_response_key", example.intent)
-        entities = []
-        for e in example.entities:
-            entity: dict[str, Any] = {
-                "start": e.start,
-                "end": e.end,
-                "value": e.value,
-                "entity": e.entity,
-            }
-            if e.role is not None:
-                entity["role"] = e.role
-            if e.group is not None:
-                entity["group"] = e.group
-            entities.append(entity)
-        if entities:
-            message.set("entities", entities)
+        if example.entities:
+            message.set("entities", [entity_json(e) for e in example.entities])
         examples.append(message)
     return TrainingData(
         examples,

@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import pytest
 from chatbot.agent import Agent, TrainedModel
 from chatbot.dialogue.custom_policy import CustomPolicy
 from chatbot.errors import ConfigError, TrainingError
-from tests.helpers import train_files
+from tests.helpers import code_package, train_files
 
 SOURCE = Path(__file__).parent / "custom_policy_source.py"
 DOMAIN = (
@@ -60,11 +58,7 @@ def files(
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     root = tmp_path_factory.mktemp("policy")
-    package = f"policies_{uuid.uuid4().hex[:8]}"
-    (root / package).mkdir()
-    (root / package / "__init__.py").write_text("")
-    shutil.copy(SOURCE, root / package / "policy.py")
-    yield root, package
+    yield root, code_package(root, "policies", {"policy": SOURCE.read_text()})
 
 
 @pytest.fixture(scope="module")
@@ -184,11 +178,8 @@ def test_it_goes_through_the_model_file(model: TrainedModel, tmp_path: Path) -> 
 def test_a_bad_policy_is_a_config_error_naming_its_line(
     tmp_path: Path, policy: str, module: str | None, expected: str
 ) -> None:
-    package = f"badpolicy_{uuid.uuid4().hex[:8]}"
-    (tmp_path / package).mkdir()
-    (tmp_path / package / "__init__.py").write_text("")
-    if module is not None:
-        (tmp_path / package / f"{policy.split('.')[0]}.py").write_text(module)
+    modules = {policy.split(".")[0]: module} if module is not None else {}
+    package = code_package(tmp_path, "badpolicy", modules)
     with pytest.raises(ConfigError) as raised:
         train_files(tmp_path, files(package, policy))
     assert str(raised.value).startswith(f"{tmp_path / 'config.yml'}:6: custom policy ")
@@ -196,16 +187,19 @@ def test_a_bad_policy_is_a_config_error_naming_its_line(
 
 
 def test_a_policy_failing_to_train_is_a_training_error(tmp_path: Path) -> None:
-    package = f"failpolicy_{uuid.uuid4().hex[:8]}"
-    (tmp_path / package).mkdir()
-    (tmp_path / package / "__init__.py").write_text("")
-    (tmp_path / package / "p.py").write_text(
-        "from rasa.core.policies.policy import Policy\n"
-        "class P(Policy):\n"
-        "    def train(self, trackers, domain, **kwargs):\n"
-        "        raise ValueError('no trackers I like')\n"
-        "    def predict_action_probabilities(self, tracker, domain, **kwargs):\n"
-        "        return self._prediction(self._default_predictions(domain))\n"
+    package = code_package(
+        tmp_path,
+        "failpolicy",
+        {
+            "p": (
+                "from rasa.core.policies.policy import Policy\n"
+                "class P(Policy):\n"
+                "    def train(self, trackers, domain, **kwargs):\n"
+                "        raise ValueError('no trackers I like')\n"
+                "    def predict_action_probabilities(self, tracker, domain, **kwargs):\n"
+                "        return self._prediction(self._default_predictions(domain))\n"
+            )
+        },
     )
     with pytest.raises(TrainingError, match=r"config.yml:6: custom policy .*train\(\) failed"):
         train_files(tmp_path, files(package, "p.P"))
@@ -215,11 +209,8 @@ def test_editing_a_policys_code_trains_the_policies_again(tmp_path: Path) -> Non
     from tests.helpers import project_files
     from training.reuse import part_fingerprints
 
-    package = f"editedpolicy_{uuid.uuid4().hex[:8]}"
-    (tmp_path / package).mkdir()
-    (tmp_path / package / "__init__.py").write_text("")
+    package = code_package(tmp_path, "editedpolicy", {"policy": SOURCE.read_text()})
     source = tmp_path / package / "policy.py"
-    shutil.copy(SOURCE, source)
     project = project_files(tmp_path, files(package))
     first = part_fingerprints(project, seed=42, augmentation=None)
     assert part_fingerprints(project, seed=42, augmentation=None) == first

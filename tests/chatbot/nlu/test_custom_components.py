@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from chatbot.agent import Agent, TrainedModel
 from chatbot.errors import ConfigError, ModelFileError, TrainingError
 from chatbot.nlu import NLUModel
 from chatbot.rasa_compat.loading import inside as _inside
-from tests.helpers import RULES_ONLY, project_files, train_files
+from tests.helpers import RULES_ONLY, code_package, project_files, train_files
 
 SOURCE = Path(__file__).parent / "components" / "addon.py"
 DOMAIN = (
@@ -59,11 +58,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, st
     """A project folder with the components in a package of a name of its own (modules stay
     imported across the tests)."""
     root = tmp_path_factory.mktemp("custom")
-    package = f"addons_{uuid.uuid4().hex[:8]}"
-    (root / package).mkdir()
-    (root / package / "__init__.py").write_text("")
-    shutil.copy(SOURCE, root / package / "addon.py")
-    yield root, package
+    yield root, code_package(root, "addons", {"addon": SOURCE.read_text()})
 
 
 @pytest.fixture(scope="module")
