@@ -90,3 +90,27 @@ def test_install_provides_rasas_channel_modules_once(monkeypatch: pytest.MonkeyP
     assert issubclass(channels.RestInput, channels.InputChannel)
     assert callable(endpoints.bool_arg)
     assert rasa_compat.install() is False  # there already
+
+
+@pytest.mark.parametrize("connectors_first", [True, False])
+def test_connector_and_component_names_are_provided_side_by_side(
+    connectors_first: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project with a Rasa connector and custom NLU components or policies gets both sets of
+    names, whichever is provided first (they share ``rasa`` and ``rasa.core``)."""
+    from chatbot.rasa_compat import COMPONENT_MODULES, provide_components
+
+    for name in [n for n in sys.modules if n == "rasa" or n.startswith("rasa.")]:
+        monkeypatch.delitem(sys.modules, name)
+    steps = [rasa_compat.install, provide_components]
+    for step in steps if connectors_first else steps[::-1]:
+        assert step() is True
+    assert importlib.import_module("rasa.core.channels.channel").UserMessage is UserMessage
+    for name in [*COMPONENT_MODULES, *rasa_compat.PROVIDED]:
+        assert importlib.import_module(name) is sys.modules[name]
+    policy = importlib.import_module("rasa.core.policies.policy")
+    graph = importlib.import_module("rasa.engine.graph")
+    assert issubclass(policy.Policy, graph.GraphComponent)
+    core = importlib.import_module("rasa.core")
+    assert core.channels is sys.modules["rasa.core.channels"]
+    assert core.policies is sys.modules["rasa.core.policies"]
