@@ -74,6 +74,9 @@ class BabiProject:
     # A ``kb_matches`` slot (none / one / several items match the user's slots), set after every
     # user message by the count action of a ``custom`` slot mapping.
     count_matches: bool = False
+    # Templates training says, by how many bot texts each could say (``learn_labels``).
+    label_counts: dict[str, int] | None = None
+    _counting: dict[str, int] | None = None
     _extractor: LookupEntityExtractor | None = None
     _spaced_order: list[str] = field(default_factory=list)
 
@@ -143,23 +146,61 @@ class BabiProject:
         }
         longest = max(map(len, known), default=0)
         words, out, i = text.split(), [], 0
+        spans: list[tuple[int, str]] = []  # (index in out, the words a placeholder stands for)
         while i < len(words):
             for n in range(min(longest, len(words) - i), 0, -1):  # multi-word values first
                 slot = known.get(tuple(words[i : i + n]))
                 if slot is not None:
+                    spans.append((len(out), " ".join(words[i : i + n])))
                     out.append("{" + slot + "}")
                     i += n
                     break
             else:
                 out.append(words[i])
                 i += 1
-        template = " ".join(out)
+        template = self._label(out, spans)
         if template not in self.templates:
             # The name says the whole template: with ``action_name_words`` its words are features
             # of the next state, also for a template only a test dialog has.
             head = re.sub(r"\W+", "_", template).strip("_")[:120]
             self.templates[template] = f"utter_{len(self.templates):03d}_{head}"
         return self.templates[template]
+
+    def _label(self, out: list[str], spans: list[tuple[int, str]]) -> str:
+        """The template of a bot text: every slot value a placeholder (``out``), or, where
+        ``learn_labels`` has counted the training texts, of the templates that say this text
+        with these slots (each value a placeholder or written out) the one training says most
+        often: "Would you like something in the cheap , moderate , or expensive price range?"
+        stays one template when the price slot happens to hold "cheap"."""
+        full = " ".join(out)
+        if (self._counting is None and self.label_counts is None) or len(spans) > 8:
+            return full
+        variants = [full]  # first: a tie keeps every value a placeholder
+        for mask in range(1, 2 ** len(spans)):
+            words = list(out)
+            for bit, (index, value) in enumerate(spans):
+                if mask >> bit & 1:
+                    words[index] = value
+            variants.append(" ".join(words))
+        if self._counting is not None:
+            for variant in set(variants):
+                self._counting[variant] = self._counting.get(variant, 0) + 1
+            return full
+        counts = self.label_counts or {}
+        return max(variants, key=lambda v: counts.get(v, 0))
+
+    def learn_labels(self, dialogs: Sequence[Dialog]) -> None:
+        """Count, over ``dialogs`` (training's), how many bot texts each template could say; from
+        then on ``action_for`` picks the most said one (``_label``)."""
+        kept = dict(self.templates)
+        self._counting = {}
+        try:
+            for dialog in dialogs:
+                self.story(dialog, "count")
+            self.label_counts = self._counting
+        finally:
+            self._counting = None
+            self.templates = kept
 
     @staticmethod
     def api_call_belief(

@@ -288,3 +288,40 @@ def test_the_api_call_says_what_the_query_asks_and_the_count_what_matches(tmp_pa
     assert steps[1] == {"cuisine": None}  # the api_call's belief, before its query
     assert steps[2]["restaurant"] == "curry_king"
     assert steps[-1] == {"cuisine": "korean", "kb_matches": "none"}
+
+
+def test_a_bot_text_takes_the_template_training_says_most(tmp_path):
+    """``learn_labels``: a text some slot value happens to appear in ("cheap" in the price
+    question, once the user said cheap) keeps the template training says it with, while a value
+    said in many texts stays a placeholder."""
+    from training.babi_project import BabiProject
+    from training.babi_reader import Dialog, Turn
+
+    lines = [
+        "1 prezzo R_cuisine italian\n1 prezzo R_price moderate\n",
+        "1 cheapo R_cuisine thai\n1 cheapo R_price cheap\n",
+    ]
+    (tmp_path / "kb.txt").write_text("".join(lines), encoding="utf-8")
+    kb = KnowledgeBase.from_babi(tmp_path / "kb.txt")
+    question = "Would you like something in the cheap , moderate , or expensive price range?"
+    dialogs = [
+        Dialog(0, 1, [Turn("hello", question)]),
+        Dialog(1, 1, [Turn("hi", question)]),
+        Dialog(2, 1, [Turn("cheap", question)]),
+        Dialog(3, 1, [Turn("thai food", "sorry there is no thai restaurant")]),
+        Dialog(4, 1, [Turn("italian food", "sorry there is no italian restaurant")]),
+    ]
+
+    def labels(babi):
+        return [babi.story(d, "d").steps[-1].name for d in dialogs]
+
+    plain = BabiProject(kb, kb.lookup_table(["cuisine", "price"]))
+    names = labels(plain)
+    assert names[2] != names[0]  # "{price} , moderate , ..." once the slot holds cheap
+    learnt = BabiProject(kb, kb.lookup_table(["cuisine", "price"]))
+    learnt.learn_labels(dialogs)
+    assert learnt.templates == {}  # counting made no template
+    names = labels(learnt)
+    assert names[0] == names[1] == names[2]
+    assert names[3] == names[4]
+    assert set(learnt.templates) == {question, "sorry there is no {cuisine} restaurant"}
