@@ -145,7 +145,8 @@ class BabiProject:
             tuple(v.split()): k for k in order if isinstance(v := slots.get(k), str) and v.strip()
         }
         longest = max(map(len, known), default=0)
-        words, out, i = text.split(), [], 0
+        words, i = text.split(), 0
+        out: list[str] = []
         spans: list[tuple[int, str]] = []  # (index in out, the words a placeholder stands for)
         while i < len(words):
             for n in range(min(longest, len(words) - i), 0, -1):  # multi-word values first
