@@ -93,7 +93,9 @@ def _rasa_connector_module(name: str, module: str, missing: str) -> ModuleType |
 
         return rasa_connector(
             name,
-            f"it imports {missing}, which is not installed (chatbot provides {', '.join(SERVED)})",
+            f"it imports {missing}, which is not installed (chatbot provides "
+            f"{', '.join(SERVED)}, and the rasa.engine, rasa.shared and rasa.nlu names of custom "
+            "components and policies)",
         )
     try:
         return import_module(module)

@@ -86,11 +86,9 @@ COMPONENT_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def provide_components() -> bool:
-    """Make ``COMPONENT_MODULES`` importable (``provide``)."""
-    if rasa_installed():
-        return False
-    if all(name in sys.modules for name in COMPONENT_MODULES):
-        return True  # provided already
+    """Make ``COMPONENT_MODULES`` importable (``provide``); whether that was done just now."""
+    if rasa_installed() or all(name in sys.modules for name in COMPONENT_MODULES):
+        return False  # Rasa's own, or provided already
     from chatbot.rasa_compat import core, engine, nlu
 
     ours = {"engine": engine, "nlu": nlu, "core": core}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from chatbot.rasa_compat import package, provide, rasa_installed
+from chatbot.rasa_compat import package, provide, provide_components, rasa_installed
 
 # The modules a connector may import, and what of them we provide.
 PROVIDED = (
@@ -34,11 +34,15 @@ SERVED = (
 
 
 def install() -> bool:
-    """Make ``PROVIDED`` importable; False (nothing done) where a ``rasa`` package other than ours
-    is there, or ours already provides them. Raises ModuleNotFoundError where Sanic is not
-    installed."""
-    if rasa_installed() or "rasa.core.channels.channel" in sys.modules:
+    """Make ``PROVIDED`` importable, and the names custom components and policies import
+    (``chatbot.rasa_compat.provide_components``: a connector may import Rasa's events too);
+    False (nothing done) where a ``rasa`` package other than ours is there, or ours already
+    provides them all. Raises ModuleNotFoundError where Sanic is not installed."""
+    if rasa_installed():
         return False
+    made = provide_components()
+    if "rasa.core.channels.channel" in sys.modules:
+        return made
     import sanic  # noqa: F401  (the connectors' blueprints are Sanic's)
 
     from connectors.rasa_compat import channel, endpoints, rest
