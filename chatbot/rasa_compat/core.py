@@ -301,6 +301,15 @@ class DialogueStateTracker:
     def latest_bot_utterance(self) -> BotUttered | None:
         return next((e for e in reversed(self.events) if isinstance(e, BotUttered)), None)
 
+    def get_intent_of_latest_message(self, skip_fallback_intent: bool = True) -> str | None:
+        """The latest message's intent; where it is the NLU fallback, the runner-up of its
+        ranking (``skip_fallback_intent``)."""
+        name = self.latest_message.intent_name
+        ranking = (self.latest_message.parse_data or {}).get("intent_ranking") or []
+        if skip_fallback_intent and name == DEFAULT_NLU_FALLBACK_INTENT_NAME and len(ranking) > 1:
+            return ranking[1].get("name")
+        return name
+
     def get_slot(self, key: str) -> Any:
         slot = self.slots.get(key)
         return slot.value if slot is not None else None

@@ -218,3 +218,63 @@ def test_editing_a_policys_code_trains_the_policies_again(tmp_path: Path) -> Non
     again = part_fingerprints(project, seed=42, augmentation=None)
     assert again["core"] != first["core"]
     assert again["nlu"] == first["nlu"]
+
+
+def test_the_tracker_and_domain_read_as_rasas(model: TrainedModel) -> None:
+    from chatbot.conversation import events as ev
+    from chatbot.conversation.conversation import Conversation
+    from chatbot.rasa_compat.core import (
+        ActionExecuted,
+        BotUttered,
+        DialogueStateTracker,
+        Domain,
+        SlotSet,
+        UserUttered,
+    )
+
+    parse = {
+        "intent": {"name": "nlu_fallback", "confidence": 0.4},
+        "intent_ranking": [
+            {"name": "nlu_fallback", "confidence": 0.4},
+            {"name": "goodbye", "confidence": 0.3},
+        ],
+        "entities": [{"entity": "vip", "value": True, "start": 0, "end": 3}],
+    }
+    conversation = Conversation("t1", model.domain)
+    conversation.extend(
+        [
+            ev.action("action_listen"),
+            ev.user("hey", {"intent": {"name": "greet", "confidence": 1.0}, "entities": []}),
+            ev.action("utter_hi"),
+            ev.bot("Hi!"),
+            ev.action("action_listen"),
+            ev.user("vip bye?", parse),
+            ev.slot("vip", True),
+        ]
+    )
+    tracker = DialogueStateTracker(conversation)
+    assert tracker.sender_id == "t1"
+    assert [type(e).__name__ for e in tracker.events][-3:] == [
+        "ActionExecuted",
+        "UserUttered",
+        "SlotSet",
+    ]
+    assert tracker.events[-1] == SlotSet("vip", True)
+    assert tracker.get_slot("vip") is True and tracker.get_slot("nothing") is None
+    assert tracker.current_slot_values()["seen"] is None
+    assert tracker.latest_message.text == "vip bye?"
+    assert tracker.get_intent_of_latest_message() == "goodbye"  # past the fallback
+    assert tracker.get_intent_of_latest_message(skip_fallback_intent=False) == "nlu_fallback"
+    assert list(tracker.get_latest_entity_values("vip")) == [True]
+    assert tracker.latest_action_name == "action_listen"
+    latest_bot = tracker.latest_bot_utterance
+    assert isinstance(latest_bot, BotUttered) and latest_bot.text == "Hi!"
+    last_action = tracker.get_last_event_for(ActionExecuted, ["action_listen"])
+    assert isinstance(last_action, ActionExecuted) and last_action.action_name == "utter_hi"
+    assert isinstance(tracker.get_last_event_for(UserUttered, skip=1), UserUttered)
+    assert tracker.active_loop_name is None
+    domain = Domain(model.domain)
+    assert domain.action_names_or_texts[domain.index_for_action("utter_bye")] == "utter_bye"
+    assert domain.num_actions == len(model.domain.action_names)
+    with pytest.raises(ValueError, match="not an action"):
+        domain.index_for_action("utter_nothing")
