@@ -13,12 +13,28 @@ from typing import Any
 from chatbot.conversation.conversation import Conversation
 from chatbot.dialogue.custom_policy import CustomPolicy, policy_class, resource_name
 from chatbot.errors import ConfigError, TrainingError
-from chatbot.project.config import ComponentConfig
+from chatbot.project.config import ComponentConfig, ProjectConfig
 from chatbot.project.domain import Domain
-from chatbot.rasa_compat.loading import config_of, files_in
+from chatbot.rasa_compat.loading import check_fit, config_of, files_in
 from training.nlu.custom import folders_of
 
 logger = logging.getLogger(__name__)
+
+
+def check_custom_code(config: ProjectConfig) -> None:
+    """The config's custom components and policies against its language and their packages
+    (``check_fit``), as Rasa checks them before training."""
+    from chatbot.nlu.custom import component_class, is_custom_name
+
+    for entries, load, what in (
+        (config.pipeline, component_class, "custom NLU component"),
+        (config.policies, policy_class, "custom policy"),
+    ):
+        for entry in entries:
+            if is_custom_name(entry.name):
+                where = entry.origin.prefix
+                found = load(entry.name, where, folders_of(entry))
+                check_fit(found, f"{where}{what} '{entry.name}'", config.language)
 
 
 def trackers(conversations: Any, domain: Domain, *, rules: bool) -> list[Any]:

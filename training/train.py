@@ -22,6 +22,7 @@ from chatbot.project.domain import ACTION_LISTEN, Domain
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.project.project import Project
 from chatbot.project.stories import bot_texts_of
+from training.custom_policy import check_custom_code
 from training.dialogue import check_policy_params, policy_configs, train_policies
 from training.lstm_settings import settings_from_config
 from training.nlu.pipeline import settings_from_pipeline
@@ -47,6 +48,7 @@ def check_config(project: Project) -> None:
     if project.nlu.examples:
         settings_from_pipeline(project.config.pipeline)
     duckling_from_pipeline(project.config.pipeline)
+    check_custom_code(project.config)
     for kind, config in policy_configs(project.config.policies, notices=False):
         if kind == "lstm":
             settings_from_config(config)

@@ -4,6 +4,7 @@ they persist in a model file: the pieces ``chatbot.nlu.custom`` and
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import sys
 import tempfile
@@ -52,6 +53,37 @@ def project_class(name: str, label: str, folders: Sequence[Path] = ()) -> type[A
             "rasa.engine.graph.GraphComponent)"
         )
     return found
+
+
+def check_fit(found: type[Any], label: str, language: str | None) -> None:
+    """Rasa's checks of a component or policy class against a project: the config's language
+    among its ``supported_languages()`` (None: any) and not among its
+    ``not_supported_languages()``, and its ``required_packages()`` importable. ``ConfigError``
+    starting with ``label`` otherwise."""
+    supported = _listed(found, "supported_languages")
+    unsupported = _listed(found, "not_supported_languages")
+    if language and supported is not None and language not in supported:
+        raise ConfigError(
+            f"{label}: it does not support the language '{language}' (config.yml's 'language'; "
+            f"it supports {', '.join(map(str, supported)) or 'none'})"
+        )
+    if language and unsupported and language in unsupported:
+        raise ConfigError(f"{label}: it does not support the language '{language}'")
+    for package in _listed(found, "required_packages") or ():
+        try:
+            missing = importlib.util.find_spec(str(package)) is None
+        except (ImportError, ValueError):
+            missing = True
+        if missing:
+            raise ConfigError(
+                f"{label}: it needs the Python package '{package}', which is not installed"
+            )
+
+
+def _listed(found: type[Any], method: str) -> list[Any] | None:
+    made = getattr(found, method, None)
+    value = made() if callable(made) else None
+    return list(value) if isinstance(value, list | tuple | set) else None
 
 
 def config_of(found: type[Any], params: Mapping[str, Any]) -> dict[str, Any]:

@@ -278,3 +278,20 @@ def test_the_tracker_and_domain_read_as_rasas(model: TrainedModel) -> None:
     assert domain.num_actions == len(model.domain.action_names)
     with pytest.raises(ValueError, match="not an action"):
         domain.index_for_action("utter_nothing")
+
+
+def test_a_policy_needing_a_missing_package_is_a_config_error(tmp_path: Path) -> None:
+    from tests.helpers import project_files
+    from training.train import check_config
+
+    package = code_package(
+        tmp_path,
+        "needy",
+        {
+            "p": "from rasa.core.policies.policy import Policy\n"
+            "class P(Policy):\n"
+            "    @staticmethod\n    def required_packages():\n        return ['nowhere_pkg_y']\n"
+        },
+    )
+    with pytest.raises(ConfigError, match=r"config.yml:6: custom policy .*'nowhere_pkg_y'"):
+        check_config(project_files(tmp_path, files(package, "p.P")))

@@ -350,3 +350,43 @@ def test_parse_data_a_component_broke_is_our_models_again(
     assert parsed["keyword_intent"] == "greet"
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "left 'entities' unusable" in messages and "left 'unserialisable' unusable" in messages
+
+
+@pytest.mark.parametrize(
+    ("methods", "expected"),
+    [
+        (
+            "    @staticmethod\n    def supported_languages():\n        return ['de', 'fr']\n",
+            "does not support the language 'en' (config.yml's 'language'; it supports de, fr)",
+        ),
+        (
+            "    @staticmethod\n    def not_supported_languages():\n        return ['en']\n",
+            "does not support the language 'en'",
+        ),
+        (
+            "    @staticmethod\n    def required_packages():\n        return ['no_such_package_x']\n",
+            "needs the Python package 'no_such_package_x', which is not installed",
+        ),
+    ],
+)
+def test_a_component_that_does_not_fit_the_project_is_a_config_error(
+    tmp_path: Path, methods: str, expected: str
+) -> None:
+    """Rasa's checks before training: the config's language, the packages a component needs."""
+    module = (
+        "from rasa.engine.graph import GraphComponent\n"
+        "class C(GraphComponent):\n"
+        "    def process(self, messages):\n        return messages\n" + methods
+    )
+    package = code_package(tmp_path, "unfit", {"c": module})
+    files = {
+        "domain.yml": DOMAIN,
+        "data/nlu.yml": NLU,
+        "config.yml": f"language: en\npipeline:\n  - name: DIETClassifier\n  - name: {package}.c.C\n",
+    }
+    from training.train import check_config
+
+    with pytest.raises(ConfigError) as raised:
+        check_config(project_files(tmp_path, files))
+    assert str(raised.value).startswith(f"{tmp_path / 'config.yml'}:4: custom NLU component ")
+    assert expected in str(raised.value)
