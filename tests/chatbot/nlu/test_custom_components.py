@@ -390,3 +390,34 @@ def test_a_component_that_does_not_fit_the_project_is_a_config_error(
         check_config(project_files(tmp_path, files))
     assert str(raised.value).startswith(f"{tmp_path / 'config.yml'}:4: custom NLU component ")
     assert expected in str(raised.value)
+
+
+def test_a_component_runs_before_our_model_until_a_classifier_or_extractor(
+    project: tuple[Path, str],
+) -> None:
+    """Tokenizers and featurizers before a component leave it before our model; any classifier
+    or extractor before it (DIET, RegexEntityExtractor, ...) puts it after."""
+    from chatbot.project.config import ComponentConfig
+    from chatbot.project.domain import Origin
+    from training.nlu.custom import plan
+
+    root, package = project
+
+    def custom(name: str) -> ComponentConfig:
+        return ComponentConfig(f"{package}.addon.{name}", {}, Origin(str(root / "config.yml"), 1))
+
+    pipeline = [
+        ComponentConfig("WhitespaceTokenizer"),
+        custom("SpellFixer"),
+        ComponentConfig("CountVectorsFeaturizer"),
+        custom("KeywordCounter"),
+        ComponentConfig("RegexEntityExtractor"),
+        custom("SentimentAnalyzer"),
+        ComponentConfig("DIETClassifier"),
+    ]
+    planned = plan(pipeline)
+    assert [(c.class_name, c.before, c.index, c.trainable) for c in planned] == [
+        ("SpellFixer", True, 1, False),
+        ("KeywordCounter", True, 3, True),
+        ("SentimentAnalyzer", False, 5, False),
+    ]
