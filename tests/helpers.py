@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 import random
@@ -271,3 +272,19 @@ def code_package(root: Path, prefix: str, modules: dict[str, str]) -> str:
     for module, source in modules.items():
         (root / package / f"{module}.py").write_text(source)
     return package
+
+
+def json_printed_by(script: str, cwd: Path) -> Any:
+    """Run ``script`` in a fresh Python process in ``cwd`` (the project's code importable only as
+    a served model would find it) and read the JSON of its last printed line."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])

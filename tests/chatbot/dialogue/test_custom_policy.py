@@ -5,11 +5,7 @@ that fails says nothing that turn, and a bad entry is an error naming config.yml
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +14,7 @@ import pytest
 from chatbot.agent import Agent, TrainedModel
 from chatbot.dialogue.custom_policy import CustomPolicy
 from chatbot.errors import ConfigError, TrainingError
-from tests.helpers import code_package, train_files
+from tests.helpers import code_package, json_printed_by, train_files
 
 SOURCE = Path(__file__).parent / "custom_policy_source.py"
 DOMAIN = (
@@ -151,16 +147,8 @@ def test_it_goes_through_the_model_file(model: TrainedModel, tmp_path: Path) -> 
         "    return said\n"
         "print(json.dumps(asyncio.run(main())))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
-        check=True,
-    )
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["Hi!", "Bye!"]
+    said = json_printed_by(script, tmp_path)
+    assert said == ["Hi!", "Bye!"]
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,7 +19,13 @@ from chatbot.agent import Agent, TrainedModel
 from chatbot.errors import ConfigError, ModelFileError, TrainingError
 from chatbot.nlu import NLUModel
 from chatbot.rasa_compat.loading import inside as _inside
-from tests.helpers import RULES_ONLY, code_package, project_files, train_files
+from tests.helpers import (
+    RULES_ONLY,
+    code_package,
+    json_printed_by,
+    project_files,
+    train_files,
+)
 
 SOURCE = Path(__file__).parent / "components" / "addon.py"
 DOMAIN = (
@@ -119,16 +122,7 @@ def test_a_trained_component_goes_through_the_model_file(
         f"print(json.dumps({{'parses': [model.nlu.parse(t) for t in {texts!r}],\n"
         "    'keywords': counter.instance.keywords, 'torch': 'torch' in sys.modules}))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
-        check=True,
-    )
-    served = json.loads(out.stdout.strip().splitlines()[-1])
+    served = json_printed_by(script, tmp_path)
     assert served["parses"] == [json.loads(json.dumps(nlu_of(model).parse(t))) for t in texts]
     assert served["keywords"]["reserve"] == "book"
     assert served["torch"] is False
