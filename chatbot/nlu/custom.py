@@ -216,7 +216,11 @@ class CustomComponents:
     def _process(self, component: CustomComponent, message: Any) -> Any:
         """The message after ``component.process``; the message as it was where the component
         raised or gave back something else than messages."""
-        kept = type(message)(copy.deepcopy(message.data), set(message.output_properties))
+        try:
+            data = copy.deepcopy(message.data)
+        except Exception:  # something a component keeps that cannot be copied (a lock, a model)
+            data = dict(message.data)
+        kept = type(message)(data, set(message.output_properties))
         try:
             with component.lock:
                 out = component.instance.process([message])

@@ -415,3 +415,35 @@ def test_a_component_runs_before_our_model_until_a_classifier_or_extractor(
         ("KeywordCounter", True, 3, True),
         ("SentimentAnalyzer", False, 5, False),
     ]
+
+
+def test_what_cannot_be_copied_does_not_stop_a_message(tmp_path: Path) -> None:
+    """A component that keeps something uncopyable in the message (a lock, a loaded model), then
+    one that fails: the message still goes on, without the failing one's changes."""
+    from chatbot.nlu.custom import CustomComponent, CustomComponents
+
+    class Keeps:
+        def process(self, messages: list[Any]) -> list[Any]:
+            messages[0].set("handle", threading.Lock())  # not parse data: no add_to_output
+            return messages
+
+    class Fails:
+        def process(self, messages: list[Any]) -> list[Any]:
+            messages[0].set("partial", 1, add_to_output=True)
+            raise ValueError("no")
+
+    components = [
+        CustomComponent("x.Keeps", {}, True, 0, instance=Keeps()),
+        CustomComponent("x.Fails", {}, True, 1, instance=Fails()),
+    ]
+    custom = CustomComponents(components, {}, None, tmp_path / "storage")
+
+    def ours(text: str) -> Any:
+        return {"text": text, "intent": {"name": "greet", "confidence": 1.0}, "entities": []}
+
+    parsed: Any = custom.parse("hello", ours)
+    assert parsed == {
+        "text": "hello",
+        "intent": {"name": "greet", "confidence": 1.0},
+        "entities": [],
+    }
