@@ -459,6 +459,7 @@ class MessageProcessor:
                     prediction.confidence,
                 )
             if prediction.action == d.ACTION_LISTEN:
+                conversation.extend(_now_stamped(list(prediction.events)))
                 conversation.append(
                     ev.action(d.ACTION_LISTEN, prediction.policy, prediction.confidence)
                 )
@@ -501,7 +502,11 @@ class MessageProcessor:
         """Run one action and log it: "ok", "rejected", "stop" (the bot must listen now) or
         "listened" (the action's own events end with a listen, as a session start's do)."""
         action = self.actions.get(name)
-        ctx = self._context(conversation, channel)
+        running = conversation
+        if prediction.events:  # the action runs with them; they are logged unless it rejects
+            running = conversation.fork()
+            running.extend(prediction.events)
+        ctx = self._context(running, channel)
         try:
             events = await action.run(ctx)
         except ActionRejected as exc:
@@ -533,6 +538,7 @@ class MessageProcessor:
             # raising): as Rasa's, it is not logged as run; the next action is predicted anew.
             conversation.extend(_now_stamped(events))
             return "rejected"
+        conversation.extend(_now_stamped(list(prediction.events)))
         conversation.append(
             ev.action(
                 name,

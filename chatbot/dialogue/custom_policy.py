@@ -12,7 +12,7 @@ policies' by confidence, then by its ``priority``, as in Rasa's ensemble.
 
 A policy that raises, or answers with probabilities that are not one number per action of the
 domain, says nothing that turn (the others answer), with an error in the log (its traceback
-once). Events in its prediction (``PolicyPrediction.events``) are not applied, with a warning once.
+once); events that are not valid events are left out (logged), its action stands.
 A model with a custom policy runs its code when it is loaded: serve only models you trust.
 """
 
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.conversation.conversation import Conversation
+from chatbot.conversation.events import Event, InvalidEvent, validate_events
 from chatbot.dialogue.policy import Policy, Prediction
 from chatbot.errors import ConfigError, ModelFileError
 from chatbot.rasa_compat.loading import (
@@ -86,7 +87,6 @@ class CustomPolicy(Policy):
         self.priority = int(getattr(instance, "priority", params.get("priority", 1)) or 0)
         self._lock = threading.Lock()  # one prediction at a time, as Rasa runs it
         self._failures = 0
-        self._said_events = False
         self._domains: dict[int, Any] = {}  # our domain's id -> Rasa's view of it
         if storage_dir is not None:
             weakref.finalize(self, shutil.rmtree, storage_dir, ignore_errors=True)
@@ -123,13 +123,7 @@ class CustomPolicy(Policy):
                 f"{domain.num_actions} actions, or some that are no numbers"
             )
             return None
-        if getattr(made, "events", None) and not self._said_events:
-            self._said_events = True
-            logger.warning(
-                "custom policy '%s' predicts events with its action; they are not applied "
-                "(said once)",
-                self.class_path,
-            )
+        events = self._events(getattr(made, "events", None))
         best, confidence = None, 0.0
         for name, probability in zip(domain.action_names_or_texts, probabilities, strict=True):
             if probability > confidence and name not in excluded:
@@ -143,7 +137,23 @@ class CustomPolicy(Policy):
             self.name,
             int(priority) if isinstance(priority, int) else self.priority,
             hide_rule_turn=bool(getattr(made, "hide_rule_turn", False)),
+            events=events,
         )
+
+    def _events(self, made: Any) -> tuple[Event, ...]:
+        """A prediction's events as ours (Rasa's event objects, or their JSON); none, with an
+        error in the log, where they are not valid events."""
+        if not made:
+            return ()
+        try:
+            found = [e.as_dict() if callable(getattr(e, "as_dict", None)) else e for e in made]
+            return tuple(
+                {k: v for k, v in e.items() if not (k == "timestamp" and v is None)}
+                for e in validate_events(found, f"custom policy '{self.class_path}' events")
+            )
+        except (InvalidEvent, TypeError, AttributeError) as exc:
+            self._failed(f"its events are not valid: {exc}; its action stands without them")
+            return ()
 
     def _failed(self, why: str, *, exc_info: bool = False) -> None:
         self._failures += 1

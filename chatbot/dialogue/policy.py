@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chatbot.conversation.conversation import Conversation
+from chatbot.conversation.events import Event
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,9 @@ class Prediction:
     priority: int
     # Rules hide the turns they predicted from the LSTM's history, as Rasa's ``hide_rule_turn``.
     hide_rule_turn: bool = False
+    # Events the policy predicts with its action (a custom policy's ``PolicyPrediction.events``):
+    # logged before the action, which runs with them applied, as Rasa's processor does.
+    events: tuple[Event, ...] = field(default=(), compare=False)
 
 
 class Policy(ABC):

@@ -103,5 +103,7 @@ class IntentActionPolicy(Policy):
             action = "utter_welcome_back"
         if action:
             result[domain.index_for_action(action)] = confidence
-        events = [SlotSet("seen", True)] if intent == "goodbye" else None
+        events: list[Any] | None = [SlotSet("seen", True)] if intent == "goodbye" else None
+        if events and tracker.get_slot("vip"):
+            events = [{"event": "bogus"}]  # no event: left out, the action stands
         return self._prediction(result, events=events)

@@ -21,7 +21,7 @@ DOMAIN = (
     "intents: [greet, goodbye, explode, miscount]\nentities: [vip]\n"
     "slots:\n  vip:\n    type: bool\n    mappings:\n      - type: from_entity\n        entity: vip\n"
     "  seen:\n    type: bool\n    mappings: []\n"
-    "responses:\n  utter_hi:\n    - text: Hi!\n  utter_bye:\n    - text: Bye!\n"
+    "responses:\n  utter_hi:\n    - text: Hi!\n  utter_bye:\n    - text: Bye! seen={seen}\n"
     "  utter_welcome_back:\n    - text: Welcome back!\n"
 )
 NLU = "".join(
@@ -79,7 +79,7 @@ def test_it_trains_on_stories_and_rules_as_trackers(model: TrainedModel) -> None
 async def test_it_answers_turn_by_turn(model: TrainedModel) -> None:
     agent = Agent(model)
     assert [m["text"] for m in await agent.handle_text("/greet", "u1")] == ["Hi!"]
-    assert [m["text"] for m in await agent.handle_text("/goodbye", "u1")] == ["Bye!"]
+    assert [m["text"] for m in await agent.handle_text("/goodbye", "u1")] == ["Bye! seen=True"]
     # It reads the tracker's slots: a VIP is welcomed back.
     answer = await agent.handle_text('/greet{"vip": true}', "u2")
     assert [m["text"] for m in answer] == ["Welcome back!"]
@@ -107,27 +107,48 @@ async def test_a_failing_policy_says_nothing_that_turn(
     await agent.close()
 
 
-def test_its_events_are_not_applied_and_it_says_so_once(
+async def test_its_events_are_logged_before_its_action(
     model: TrainedModel, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """As Rasa's processor applies a prediction's events: before the action, which sees them."""
+    agent = Agent(model)
+    # the action ran with the policy's event applied: the response reads the slot it set
+    assert [m["text"] for m in await agent.handle_text("/goodbye", "u4")] == ["Bye! seen=True"]
+    events = (await agent.store.load("u4")).events
+    kinds = [(e["event"], e.get("name"), e.get("value")) for e in events[-5:]]
+    assert kinds == [
+        ("user", None, None),
+        ("slot", "seen", True),  # the policy's SlotSet, before its action
+        ("action", "utter_bye", None),
+        ("bot", None, None),
+        ("action", "action_listen", None),
+    ]
+    with caplog.at_level(logging.ERROR, logger="chatbot.dialogue.custom_policy"):
+        answer = await agent.handle_text('/goodbye{"vip": true}', "u5")
+    assert [m["text"] for m in answer] == ["Bye! seen=None"]  # the action stands without them
+    assert "its events are not valid" in caplog.text and "bogus" in caplog.text
+    assert not [e for e in (await agent.store.load("u5")).events if e.get("name") == "seen"]
+    await agent.close()
+
+
+def test_a_prediction_carries_its_events_and_respects_exclusions(model: TrainedModel) -> None:
     from chatbot.conversation import events as ev
     from chatbot.conversation.conversation import Conversation
 
-    conversation = Conversation("u4", model.domain)
+    conversation = Conversation("u6", model.domain)
     conversation.extend(
         [
             ev.action("action_listen"),
             ev.user("bye", {"intent": {"name": "goodbye", "confidence": 1.0}, "entities": []}),
         ]
     )
-    policy = CustomPolicy.from_export(*custom_of(model).export())  # one that has said nothing
-    with caplog.at_level(logging.WARNING, logger="chatbot.dialogue.custom_policy"):
-        first = policy.predict(conversation)
-        policy.predict(conversation)
-    assert first is not None and first.action == "utter_bye"
-    assert conversation.slots["seen"] is None
-    assert caplog.text.count("not applied") == 1
-    assert policy.predict(conversation, excluded={"utter_bye"}) is None
+    predicted = custom_of(model).predict(conversation)
+    assert predicted is not None and predicted.action == "utter_bye"
+    assert [(e["event"], e["name"], e["value"]) for e in predicted.events] == [
+        ("slot", "seen", True)
+    ]
+    assert conversation.slots["seen"] is None  # predicting applies nothing
+    assert custom_of(model).predict(conversation, excluded={"utter_bye"}) is None
 
 
 def test_it_goes_through_the_model_file(model: TrainedModel, tmp_path: Path) -> None:
@@ -148,7 +169,7 @@ def test_it_goes_through_the_model_file(model: TrainedModel, tmp_path: Path) -> 
         "print(json.dumps(asyncio.run(main())))\n"
     )
     said = json_printed_by(script, tmp_path)
-    assert said == ["Hi!", "Bye!"]
+    assert said == ["Hi!", "Bye! seen=True"]
 
 
 @pytest.mark.parametrize(
