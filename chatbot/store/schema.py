@@ -160,7 +160,13 @@ def upgrade(
             f"lock {name!r}) for more than {_MYSQL_LOCK_SECONDS} s"
         )
     try:
-        return _upgrade(conn, target, migrations)
+        applied = _upgrade(conn, target, migrations)
+        # The lock is the connection's, the transaction's end the caller's: what the upgrade
+        # wrote (the version rows; the DDL committed at once) is committed before the lock
+        # goes. Else the process that takes the lock next sees the tables without their
+        # version, and refuses them as another program's.
+        conn.execute(text("COMMIT"))
+        return applied
     finally:
         conn.execute(select(func.release_lock(name)))
 

@@ -243,3 +243,25 @@ async def test_mysql_tables_hold_every_character_whatever_the_databases_default(
     async with SQLStore(mysql_url) as store:
         await store.append("ünïcode 😀", events, start_seq=0)
         assert (await store.load("ünïcode 😀")).events == events
+
+
+@pytest.mark.services
+async def test_mysql_tables_are_committed_before_the_schema_lock_is_released(
+    mysql_url: str,
+) -> None:
+    """MySQL's named lock belongs to the connection, not to the transaction: the process that
+    takes it next must see the version row, or it refuses the new tables as another program's
+    (two servers starting together on an empty database, seen failing under load)."""
+    engine = create_async_engine(async_url(mysql_url))
+    try:
+        async with engine.connect() as conn:
+            await conn.begin()
+            assert await conn.run_sync(schema.upgrade) == [schema.SCHEMA_VERSION]
+            # The lock is released and the caller's transaction still open: another
+            # connection already sees the version.
+            assert await versions(mysql_url) == [(schema.SCHEMA_VERSION, "created")]
+            await conn.rollback()
+    finally:
+        await engine.dispose()
+    async with SQLStore(mysql_url):  # and the database is ours, as after any start
+        pass
