@@ -8,7 +8,9 @@ as its ``supported_data()`` asks) as Rasa's trackers; what it writes to its mode
 in the model file, and a served model calls ``load``. Each turn it is asked
 ``predict_action_probabilities`` with a view of the conversation as Rasa's tracker and of the
 domain as Rasa's; its most likely action (of those not excluded) competes with the other
-policies' by confidence, then by its ``priority``, as in Rasa's ensemble.
+policies' by confidence, then by its ``priority``, as in Rasa's ensemble. Events it predicts
+with the action (``PolicyPrediction.events``) are logged before the action, which runs with them
+applied (``Prediction.events``; ``chatbot.processor``), as Rasa's processor applies them.
 
 A policy that raises, or answers with probabilities that are not one number per action of the
 domain, says nothing that turn (the others answer), with an error in the log (its traceback
