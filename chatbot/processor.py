@@ -459,7 +459,8 @@ class MessageProcessor:
                     prediction.confidence,
                 )
             if prediction.action == d.ACTION_LISTEN:
-                conversation.extend(_now_stamped(list(prediction.events)))
+                if prediction.events:
+                    conversation.extend(_now_stamped(list(prediction.events)))
                 conversation.append(
                     ev.action(d.ACTION_LISTEN, prediction.policy, prediction.confidence)
                 )
@@ -538,7 +539,8 @@ class MessageProcessor:
             # raising): as Rasa's, it is not logged as run; the next action is predicted anew.
             conversation.extend(_now_stamped(events))
             return "rejected"
-        conversation.extend(_now_stamped(list(prediction.events)))
+        if prediction.events:  # a custom policy's, logged before its action as in Rasa
+            conversation.extend(_now_stamped(list(prediction.events)))
         conversation.append(
             ev.action(
                 name,

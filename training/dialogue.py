@@ -213,7 +213,7 @@ def policy_configs(
     out: list[tuple[str, ComponentConfig]] = []
     stand_ins: list[ComponentConfig] = []
     for config in configs or DEFAULT_POLICIES:
-        if is_custom_name(config.name) and config.name not in POLICY_NAMES:
+        if is_custom_name(config.name):
             out.append(("custom", config))  # a project's Rasa policy class
             continue
         entry = POLICY_NAMES.get(config.name)

@@ -34,10 +34,10 @@ from chatbot.conversation.events import Event, InvalidEvent, validate_events
 from chatbot.dialogue.policy import Policy, Prediction
 from chatbot.errors import ConfigError, ModelFileError
 from chatbot.rasa_compat.loading import (
-    config_of,
     files_to_tensors,
+    load_instance,
     project_class,
-    search_folders,
+    served_class,
     tensors_to_files,
     unpack,
 )
@@ -205,27 +205,22 @@ class CustomPolicy(Policy):
         model_id: str | None = None,
     ) -> CustomPolicy:
         """The policy ``load``ed from its stored files, as a served model loads it."""
-        from chatbot.rasa_compat.engine import ExecutionContext, ModelStorage, Resource
+        from chatbot.rasa_compat.engine import ModelStorage
 
-        try:
-            found = policy_class(class_path, folders=search_folders(folder))
-        except ConfigError as exc:
-            raise ModelFileError(f"{exc}; run chatbot from the project's folder") from None
+        found = served_class(policy_class, class_path, folder)
         root = unpack(files)
-        name = resource_name(index, class_path)
         try:
-            instance = found.load(
-                config_of(found, params),
+            instance = load_instance(
+                found,
+                params,
                 ModelStorage(root),
-                Resource(name),
-                ExecutionContext(model_id=model_id, node_name=name),
+                resource_name(index, class_path),
+                f"custom policy '{class_path}'",
+                model_id,
             )
-        except Exception as exc:
+        except ModelFileError:
             shutil.rmtree(root, ignore_errors=True)
-            logger.debug("loading %s failed", class_path, exc_info=True)
-            raise ModelFileError(
-                f"custom policy '{class_path}' failed to load: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise
         return cls(class_path, params, index, instance, files, folder, root)
 
 

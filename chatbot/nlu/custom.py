@@ -42,10 +42,10 @@ from chatbot.errors import ConfigError, ModelFileError
 from chatbot.nlu.tokenizer import tokenize
 from chatbot.nlu.types import ParseResult
 from chatbot.rasa_compat.loading import (
-    config_of,
     files_to_tensors,
+    load_instance,
     project_class,
-    search_folders,
+    served_class,
     tensors_to_files,
     unpack,
 )
@@ -161,14 +161,18 @@ def is_trainable(found: type) -> bool:
     return callable(getattr(found, "train", None))
 
 
-def message_for(text: str, data: Mapping[str, Any] | None = None) -> Any:
-    """A Rasa ``Message`` of ``text``, with its tokens as a tokenizer before would give them."""
-    from chatbot.rasa_compat.nlu import TOKENS_NAMES, Message, Token
+def rasa_tokens(text: str) -> list[Any]:
+    """``text``'s tokens as Rasa's ``Token``s, as a tokenizer before a component gives them."""
+    from chatbot.rasa_compat.nlu import Token
 
-    message = Message(dict(data or {}), output_properties=set(data or ()))
-    message.set("text", text)
-    message.set(TOKENS_NAMES["text"], [Token(t.text, t.start, t.end) for t in tokenize(text)])
-    return message
+    return [Token(t.text, t.start, t.end) for t in tokenize(text)]
+
+
+def message_for(text: str) -> Any:
+    """A Rasa ``Message`` of ``text``, with its tokens (``rasa_tokens``)."""
+    from chatbot.rasa_compat.nlu import TOKENS_NAMES, Message
+
+    return Message({"text": text, TOKENS_NAMES["text"]: rasa_tokens(text)})
 
 
 class CustomComponents:
@@ -207,7 +211,7 @@ class CustomComponents:
         for key, value in parsed.items():
             message.set(key, value, add_to_output=True)
         if read != text:  # the tokens of the text our model read
-            message.set(TOKENS_NAMES["text"], message_for(read).get(TOKENS_NAMES["text"]))
+            message.set(TOKENS_NAMES["text"], rasa_tokens(read))
         for component in self.components:
             if not component.before:
                 message = self._process(component, message)
@@ -314,34 +318,24 @@ class CustomComponents:
         folder: str | None,
         model_id: str | None = None,
     ) -> CustomComponents:
-        from chatbot.rasa_compat.engine import ExecutionContext, ModelStorage, Resource
+        from chatbot.rasa_compat.engine import ModelStorage
 
         root = unpack(files)
         storage = ModelStorage(root)
-        folders = search_folders(folder)
-        for component in components:
-            try:
-                found = component_class(component.name, folders=folders)
-            except ConfigError as exc:
-                shutil.rmtree(root, ignore_errors=True)
-                raise ModelFileError(
-                    f"{exc}; run chatbot from the project's folder, where its code is"
-                ) from None
-            context = ExecutionContext(model_id=model_id, node_name=component.resource_name)
-            try:
-                component.instance = found.load(
-                    config_of(found, component.params),
+        try:
+            for component in components:
+                found = served_class(component_class, component.name, folder)
+                component.instance = load_instance(
+                    found,
+                    component.params,
                     storage,
-                    Resource(component.resource_name),
-                    context,
+                    component.resource_name,
+                    f"custom NLU component '{component.name}'",
+                    model_id,
                 )
-            except Exception as exc:
-                shutil.rmtree(root, ignore_errors=True)
-                logger.debug("loading %s failed", component.name, exc_info=True)
-                raise ModelFileError(
-                    f"custom NLU component '{component.name}' failed to load: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+        except ModelFileError:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
         return cls(components, files, folder, root)
 
 

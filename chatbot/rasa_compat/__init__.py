@@ -56,7 +56,8 @@ def provide(modules: Mapping[str, types.ModuleType]) -> bool:
 
 
 # What a custom NLU component or policy may import from Rasa, and from which of our modules.
-COMPONENT_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
+# The names: a tuple of them, or the name of the module's collection of them (every one).
+COMPONENT_MODULES: dict[str, tuple[str, tuple[str, ...] | str]] = {
     "rasa.engine.graph": ("engine", ("GraphComponent", "ExecutionContext")),
     "rasa.engine.storage.resource": ("engine", ("Resource",)),
     "rasa.engine.storage.storage": ("engine", ("ModelStorage",)),
@@ -64,7 +65,7 @@ COMPONENT_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "rasa.engine.recipes.default_recipe": ("engine", ("DefaultV1Recipe",)),
     "rasa.shared.nlu.training_data.message": ("nlu", ("Message",)),
     "rasa.shared.nlu.training_data.training_data": ("nlu", ("TrainingData",)),
-    "rasa.shared.nlu.constants": ("nlu", ()),  # every constant
+    "rasa.shared.nlu.constants": ("nlu", "CONSTANTS"),
     "rasa.nlu.constants": ("nlu", ("TOKENS_NAMES",)),
     "rasa.nlu.tokenizers.tokenizer": ("nlu", ("Token", "Tokenizer")),
     "rasa.nlu.extractors.extractor": ("nlu", ("EntityExtractorMixin",)),
@@ -79,8 +80,8 @@ COMPONENT_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "rasa.shared.core.trackers": ("core", ("DialogueStateTracker",)),
     "rasa.shared.core.generator": ("core", ("TrackerWithCachedStates",)),
     "rasa.shared.core.domain": ("core", ("Domain",)),
-    "rasa.shared.core.events": ("core", ("EVENTS",)),  # every event class
-    "rasa.shared.core.constants": ("core", ("CONSTANTS",)),  # every constant
+    "rasa.shared.core.events": ("core", "EVENT_NAMES"),
+    "rasa.shared.core.constants": ("core", "CONSTANTS"),
     "rasa.shared.core.slots": ("core", ("Slot",)),
 }
 
@@ -92,15 +93,11 @@ def provide_components() -> bool:
     from chatbot.rasa_compat import core, engine, nlu
 
     ours = {"engine": engine, "nlu": nlu, "core": core}
-    every = {
-        ("nlu", ()): tuple(nlu.CONSTANTS),
-        ("core", ("EVENTS",)): core.EVENT_NAMES,
-        ("core", ("CONSTANTS",)): tuple(core.CONSTANTS),
-    }
     modules: dict[str, types.ModuleType] = {}
     for name, (source, exported) in COMPONENT_MODULES.items():
         module = types.ModuleType(name, "provided by chatbot for custom components and policies")
-        for attribute in every.get((source, exported), exported):
+        names = getattr(ours[source], exported) if isinstance(exported, str) else exported
+        for attribute in names:
             setattr(module, attribute, getattr(ours[source], attribute))
         modules[name] = module
     return provide(modules)

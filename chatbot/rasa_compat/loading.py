@@ -5,10 +5,11 @@ they persist in a model file: the pieces ``chatbot.nlu.custom`` and
 from __future__ import annotations
 
 import importlib.util
+import logging
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import import_module
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from chatbot.errors import ConfigError, ModelFileError
+
+logger = logging.getLogger(__name__)
 
 
 def project_class(name: str, label: str, folders: Sequence[Path] = ()) -> type[Any]:
@@ -151,6 +154,41 @@ def inside(root: Path, resource: str, path: str) -> Path:
     ):
         raise ModelFileError(f"the model's stored file {resource}/{path} is invalid")
     return root.joinpath(*parts)
+
+
+def served_class(find: Callable[..., type[Any]], name: str, folder: str | None) -> type[Any]:
+    """``find(name, folders=...)`` (``component_class``, ``policy_class``) for a served model: its
+    code looked for in ``search_folders``; ``ModelFileError`` where it is not there."""
+    try:
+        return find(name, folders=search_folders(folder))
+    except ConfigError as exc:
+        raise ModelFileError(
+            f"{exc}; run chatbot from the project's folder, where its code is"
+        ) from None
+
+
+def load_instance(
+    found: type[Any],
+    params: Mapping[str, Any],
+    storage: Any,
+    resource_name: str,
+    label: str,
+    model_id: str | None = None,
+) -> Any:
+    """``found.load`` as Rasa calls it for a served model (its config, the model storage, its
+    resource); ``ModelFileError`` naming ``label`` where it fails."""
+    from chatbot.rasa_compat.engine import ExecutionContext, Resource
+
+    try:
+        return found.load(
+            config_of(found, params),
+            storage,
+            Resource(resource_name),
+            ExecutionContext(model_id=model_id, node_name=resource_name),
+        )
+    except Exception as exc:
+        logger.debug("loading %s failed", label, exc_info=True)
+        raise ModelFileError(f"{label} failed to load: {type(exc).__name__}: {exc}") from exc
 
 
 def search_folders(folder: str | None) -> list[Path]:

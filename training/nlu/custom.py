@@ -115,7 +115,7 @@ def train_components(pipeline: Sequence[ComponentConfig], data: NLUData) -> Cust
     from chatbot.rasa_compat.engine import ExecutionContext, ModelStorage, Resource
 
     where = {index: component.origin.prefix for index, component in enumerate(pipeline)}
-    folder = next((str(f) for c in pipeline for f in folders_of(c)[:1] if c.origin.file), None)
+    folder = next((str(folders_of(c)[0]) for c in pipeline if c.origin.file), None)
     with tempfile.TemporaryDirectory(prefix="chatbot-train-components-") as scratch:
         storage = ModelStorage(Path(scratch))
         examples = training_data(data)
@@ -143,17 +143,14 @@ def train_components(pipeline: Sequence[ComponentConfig], data: NLUData) -> Cust
                 raise TrainingError(
                     f"{label}: {step}() failed: {type(exc).__name__}: {exc}"
                 ) from exc
-            logger.info("custom NLU component %s %s", component.name, step_done(component))
+            done = "trained" if component.trainable else "made (not trainable)"
+            logger.info("custom NLU component %s %s", component.name, done)
         files = {
             component.resource_name: files_in(storage.folder(Resource(component.resource_name)))
             for component in planned
         }
     files = {resource: content for resource, content in files.items() if content}
     return CustomComponents.load(planned, files, folder)
-
-
-def step_done(component: CustomComponent) -> str:
-    return "trained" if component.trainable else "made (not trainable)"
 
 
 def custom_sources(
