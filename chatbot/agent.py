@@ -36,6 +36,7 @@ from chatbot.nlu.lookup_extractor import KIND as LOOKUP_KIND
 from chatbot.nlu.lookup_extractor import LookupEntityExtractor
 from chatbot.nlu.model import NLUModel
 from chatbot.processor import Listener, MessageProcessor
+from chatbot.project.custom_slots import CODE_FOLDER, has_custom_slots, resolve_slot_kinds
 from chatbot.project.domain import (
     ACTION_LISTEN,
     ACTION_SESSION_START,
@@ -121,6 +122,15 @@ class TrainedModel:
         part = "domain"  # the part being built, for a message naming it
         try:
             domain = domain_from_dict(meta["domain"])
+            if has_custom_slots(domain):
+                from chatbot.rasa_compat.loading import search_folders
+
+                folders = search_folders(meta.get(CODE_FOLDER))
+                domain, problems = resolve_slot_kinds(domain, folders)
+                if problems:
+                    raise ModelFileError(
+                        f"{problems[0]}; run chatbot from the project's folder, where its code is"
+                    )
             policies: list[Policy] = []
             for i, entry in enumerate(meta["policies"]):
                 part = f"policy {entry['name']}"

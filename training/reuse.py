@@ -38,6 +38,7 @@ from typing import Any
 from chatbot import model_file
 from chatbot.dialogue.custom_policy import policy_class
 from chatbot.errors import ModelFileError
+from chatbot.project.custom_slots import slot_sources
 from chatbot.project.domain import Origin
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.project.project import Project
@@ -130,6 +131,7 @@ def part_fingerprints(project: Project, *, seed: int, augmentation: int | None) 
             config.policies,
             nlu_usage(project.nlu),
             custom_sources(config.policies, policy_class),
+            slot_sources(project.domain),
         ),
     }
 

@@ -18,6 +18,7 @@ from chatbot.nlu.custom import is_custom_name
 from chatbot.nlu.duckling import duckling_from_pipeline
 from chatbot.nlu.lookup_extractor import LookupEntityExtractor, extractor_for
 from chatbot.nlu.model import NLUModel
+from chatbot.project.custom_slots import CODE_FOLDER, has_custom_slots
 from chatbot.project.domain import ACTION_LISTEN, Domain
 from chatbot.project.domain_reader import domain_to_dict
 from chatbot.project.project import Project
@@ -167,7 +168,7 @@ class _Earlier:
 
 
 def _meta(project: Project, started: float, parts: list[str]) -> dict[str, Any]:
-    return {
+    meta = {
         "trained_at": time.time(),
         "train_seconds": round(time.perf_counter() - started, 3),
         "fingerprint": fingerprint(project),
@@ -175,6 +176,9 @@ def _meta(project: Project, started: float, parts: list[str]) -> dict[str, Any]:
         "project": project.root.name,
         "parts": parts,
     }
+    if has_custom_slots(project.domain):  # where a served model imports them from, after here
+        meta[CODE_FOLDER] = str(project.root.resolve())
+    return meta
 
 
 def _train_nlu(

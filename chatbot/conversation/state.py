@@ -40,7 +40,13 @@ def has_prior_events(state: State) -> bool:
 
 
 def slot_feature(slot: Slot, value: Any) -> Any:
-    """A slot value as the policies see it (None: not set), by slot type as in Rasa."""
+    """A slot value as the policies see it (None: not set), by slot type as in Rasa; a project's
+    slot class gives its ``as_feature()`` numbers as a tuple (None where all are zero)."""
+    if slot.kind is not None:
+        if value == ANY_VALUE:  # a story's slot without a value: what Rasa's reader sets
+            value = "filled" if slot.type == "text" else ["filled"] if slot.type == "list" else None
+        features: tuple[float, ...] | None = slot.kind.features(value)
+        return features
     if value is None:
         return None
     if slot.type in ("text", "list"):
@@ -131,8 +137,17 @@ def state_dict(state: State) -> dict[str, Any]:
 
 
 def encode_state(state: State) -> list[list[Any]]:
-    """A state as JSON: frozensets become ``{"set": [...]}``."""
-    return [[k, {"set": sorted(v)} if isinstance(v, frozenset) else v] for k, v in state]
+    """A state as JSON: frozensets become ``{"set": [...]}``, a slot class's feature tuples
+    ``{"vector": [...]}``."""
+    return [[k, _encoded(v)] for k, v in state]
+
+
+def _encoded(value: Any) -> Any:
+    if isinstance(value, frozenset):
+        return {"set": sorted(value)}
+    if isinstance(value, tuple):
+        return {"vector": list(value)}
+    return value
 
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -148,7 +163,14 @@ def decode_state(data: list[list[Any]]) -> State:
         if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
             raise ValueError(f"a state's entries are [name, value] pairs, got {_short(item)}")
         key, value = item
-        if isinstance(value, dict):
+        if isinstance(value, dict) and set(value) == {"vector"}:
+            numbers = value["vector"]
+            if not isinstance(numbers, list) or not all(
+                isinstance(n, int | float) and not isinstance(n, bool) for n in numbers
+            ):
+                raise ValueError(f"state entry {key!r}: a vector of {_short(numbers)}")
+            value = tuple(float(n) for n in numbers)
+        elif isinstance(value, dict):
             members = value.get("set")
             if set(value) != {"set"} or not isinstance(members, list):
                 raise ValueError(f"state entry {key!r}: {_short(value)} is no value")

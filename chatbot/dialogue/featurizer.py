@@ -9,7 +9,8 @@ it has and their values:
 - ``text=<word>``: words of a message that has no intent (end-to-end stories);
 - slots by type, as Rasa: text/list ``slot:<s>`` (set), bool ``slot:<s>`` + ``slot:<s>=true``,
   categorical ``slot:<s>=<value>`` (one-hot, ``__other__`` for unknown values), float
-  ``slot:<s>#set`` + ``slot:<s>`` (scaled to [0, 1]);
+  ``slot:<s>#set`` + ``slot:<s>`` (scaled to [0, 1]); a project's slot class ``slot:<s>#<i>``, the
+  i-th number of its ``as_feature()``;
 - ``prev_action=<label>``, and for end-to-end bot turns also ``prev_text=<word>`` (optionally the
   parts of action names, ``prev_word=<part>``);
 - the goal: ``active_loop=<form>``, ``requested_slot=<slot>``, ``missing=<slot>`` (still missing
@@ -71,7 +72,9 @@ def domain_features(domain: Domain, labels: Sequence[str]) -> list[str]:
         names.extend(f"entity={entity.name}#{extra}" for extra in (*entity.roles, *entity.groups))
     for slot in featurized_slots(domain):
         key = SLOT_PREFIX + slot.name
-        if slot.type == "bool":
+        if slot.kind is not None:  # a project's slot class: one feature per number it gives
+            names += [f"{key}#{i}" for i in range(slot.kind.dimension)]
+        elif slot.type == "bool":
             names += [key, f"{key}=true"]
         elif slot.type == "categorical":
             values = dict.fromkeys(str(v).lower() for v in slot.values)
@@ -185,7 +188,10 @@ class StateFeaturizer:
         return tuple(i for i, _ in ordered), tuple(v for _, v in ordered)
 
     def _put_slot(self, key: str, value: Any, put: Any) -> None:
-        if value is True:
+        if isinstance(value, tuple):  # a project's slot class's numbers
+            for i, number in enumerate(value):
+                put(f"{key}#{i}", number)
+        elif value is True:
             put(key)
             put(f"{key}=true")
         elif value is False:

@@ -153,6 +153,13 @@ class Slot:
     influence_conversation: bool = True
     mappings: tuple[SlotMapping, ...] = ()
     origin: Origin = NO_ORIGIN
+    # A project's own slot class (``type: addons.slots.MySlot``): its path, and the domain's other
+    # keys for the slot (the class's keyword arguments). ``type`` is then the built-in type the
+    # class derives from (text where none), and ``kind`` the class at work
+    # (``chatbot.rasa_compat.slots.SlotKind``) once ``chatbot.project.custom_slots`` imported it.
+    custom: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict, hash=False)
+    kind: Any = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ _RASA_SLOT_CLASSES = {
     "rasa.shared.core.slots.ListSlot": "list",
     "rasa.shared.core.slots.AnySlot": "any",
 }
+# The keys a project's slot class is not given among its other keys (read into the slot itself).
+_CLASS_READS = ("type", "initial_value", "influence_conversation", "mappings")
 _COMMON_MAPPING_KEYS = ("type", "conditions")
 _INTENT_FILTER_KEYS = ("intent", "not_intent")
 MAPPING_KEYS: dict[str, tuple[str, ...]] = {
@@ -101,36 +103,32 @@ def _read_slot(
 ) -> tuple[Slot | None, list[ProjectError]]:
     if spec is None:
         spec = {}
+    fields: dict[str, Any] = {}
     try:
         expect(spec, dict, what=f"slot '{name}'", file=file, line=line, key=name)
     except ProjectError as e:
         return None, [e]
     auto_fill = _AUTO_FILL_HINT.format(name=name)
+    raw_type = spec.get("type")
+    custom = _is_custom_slot_class(raw_type)
+    # A project's slot class gets the slot's other keys as keyword arguments, as in Rasa: any key.
     errors = [
         dataclasses.replace(e, hint=auto_fill) if e.key == "auto_fill" else e
         for e in unknown_keys(spec, _SLOT_KEYS, file=file, what=f"slot '{name}'")
         if not (rasa2 and e.key == "auto_fill" and isinstance(spec["auto_fill"], bool))
+        and not custom
     ]
 
     def at(key: str) -> int | None:
         return line_of(spec, key) if key in spec else line
 
-    raw_type = spec.get("type")
     slot_type = _RASA_SLOT_CLASSES.get(raw_type, raw_type) if isinstance(raw_type, str) else None
-    custom = _is_custom_slot_class(raw_type)
     if custom:
-        # Rasa imports a custom Slot subclass named by its module path; we import no code a
-        # domain names, so the slot is kept and featurized as a text slot: set or not.
-        said = ProjectError(
-            f"slot '{name}' has a custom slot type, which is not loaded: it is read as a text "
-            "slot (the policies see whether it is set, not the class's features)",
-            file=file,
-            line=at("type"),
-            key="type",
-            value=raw_type,
-        )
-        logger.warning("%s", said)
+        # Imported with the project (``chatbot.project.custom_slots``), which gives the slot the
+        # type the class derives from; until then (a domain read alone) it is a text slot.
         slot_type = "text"
+        fields["custom"] = raw_type
+        fields["settings"] = {str(k): to_plain(v) for k, v in spec.items() if k not in _CLASS_READS}
     if slot_type not in SLOT_TYPES:
         message = (
             f"slot '{name}' has no type"
@@ -153,7 +151,6 @@ def _read_slot(
         )
         return None, errors
 
-    fields: dict[str, Any] = {}
     for key, allowed_for in (
         ("values", "categorical"),
         ("min_value", "float"),
@@ -458,10 +455,12 @@ def _read_conditions(
 
 def slot_to_dict(slot: Slot) -> dict[str, Any]:
     """One slot in Rasa's domain format."""
-    data: dict[str, Any] = {"type": slot.type}
-    if slot.type == "categorical":
+    data: dict[str, Any] = {"type": slot.custom or slot.type}
+    if slot.custom:
+        data.update(slot.settings)
+    elif slot.type == "categorical":
         data["values"] = list(slot.values)
-    if slot.type == "float":
+    elif slot.type == "float":
         data["min_value"] = slot.min_value
         data["max_value"] = slot.max_value
     data["initial_value"] = slot.initial_value

@@ -29,6 +29,7 @@ from chatbot.file_input import kind_of, read_start
 from chatbot.paths import exists
 from chatbot.project.config import ProjectConfig
 from chatbot.project.config_reader import config_from_dict
+from chatbot.project.custom_slots import has_custom_slots, resolve_slot_kinds
 from chatbot.project.domain_parts import DomainParts
 from chatbot.project.domain_reader import collect_domain, domain_parts_from_dict
 from chatbot.project.endpoints import Credentials, Endpoints
@@ -152,6 +153,10 @@ def _load(
         )
         return None, loaded.errors, False
     parsed_domain, domain_errors = collect_domain(domain_paths, loaded.extra_domain)
+    if has_custom_slots(parsed_domain) and not domain_errors:
+        # A project's slot classes, imported as its components are: its folder, then here.
+        folders = list(dict.fromkeys([root.resolve(), Path.cwd()]))
+        parsed_domain, domain_errors = resolve_slot_kinds(parsed_domain, folders)
 
     project_config = _read_optional(
         Path(config) if config is not None else root / "config.yml",

@@ -1,7 +1,8 @@
 """Rasa's module names for a Rasa project's own code, where Rasa is not installed.
 
-A Rasa 3 project's custom connectors (``connectors.rasa_compat``) and custom NLU components
-(``chatbot.rasa_compat.engine``, ``chatbot.rasa_compat.nlu``) import classes from Rasa. ``provide``
+A Rasa 3 project's custom connectors (``connectors.rasa_compat``), custom NLU components
+(``chatbot.rasa_compat.engine``, ``chatbot.rasa_compat.nlu``), policies (``.core``) and slot types
+(``.slots``) import classes from Rasa. ``provide``
 makes the names they import point at ours, only where no ``rasa`` package is installed (with Rasa
 installed its own classes are used) and only once a project names such code. The modules we put in
 ``sys.modules`` carry ``PROVIDED_MARK`` so that a later ``provide`` adds to them."""
@@ -82,7 +83,7 @@ COMPONENT_MODULES: dict[str, tuple[str, tuple[str, ...] | str]] = {
     "rasa.shared.core.domain": ("core", ("Domain",)),
     "rasa.shared.core.events": ("core", "EVENT_NAMES"),
     "rasa.shared.core.constants": ("core", "CONSTANTS"),
-    "rasa.shared.core.slots": ("core", ("Slot",)),
+    "rasa.shared.core.slots": ("slots", "SLOT_NAMES"),
 }
 
 
@@ -90,9 +91,9 @@ def provide_components() -> bool:
     """Make ``COMPONENT_MODULES`` importable (``provide``); whether that was done just now."""
     if rasa_installed() or all(name in sys.modules for name in COMPONENT_MODULES):
         return False  # Rasa's own, or provided already
-    from chatbot.rasa_compat import core, engine, nlu
+    from chatbot.rasa_compat import core, engine, nlu, slots
 
-    ours = {"engine": engine, "nlu": nlu, "core": core}
+    ours = {"engine": engine, "nlu": nlu, "core": core, "slots": slots}
     modules: dict[str, types.ModuleType] = {}
     for name, (source, exported) in COMPONENT_MODULES.items():
         module = types.ModuleType(name, "provided by chatbot for custom components and policies")

@@ -208,19 +208,20 @@ EVENT_NAMES = (*(kind.__name__ for kind in EVENT_CLASSES.values()), "Event")
 # ------------------------------------------------------------------------ domain and tracker
 
 
-class Slot:
-    """A slot of the tracker: its name, type and current value."""
+def slot_view(slot: Any, value: Any = None) -> Any:
+    """One of our domain's slots as Rasa's slot object holding ``value``: its own class's
+    instance where the domain names a project's slot class, the built-in type's otherwise."""
+    from chatbot.rasa_compat.slots import slot_for
 
-    def __init__(self, name: str, type_name: str, value: Any = None) -> None:
-        self.name = name
-        self.type_name = type_name
-        self.value = value
-
-    def has_been_set(self) -> bool:
-        return self.value is not None
-
-    def __repr__(self) -> str:
-        return f"<{self.type_name}Slot({self.name}: {self.value!r})>"
+    kind = getattr(slot, "kind", None)
+    if kind is not None:
+        return kind.holding(value)
+    settings: dict[str, Any] = {"influence_conversation": slot.influence_conversation}
+    if slot.type == "categorical":
+        settings["values"] = list(slot.values)
+    elif slot.type == "float":
+        settings.update(min_value=slot.min_value, max_value=slot.max_value)
+    return slot_for(slot.type, slot.name, value, **settings)
 
 
 class Domain:
@@ -232,7 +233,7 @@ class Domain:
         self._index = {name: i for i, name in enumerate(self.action_names_or_texts)}
         self.intents: list[str] = list(ours.intent_names)
         self.entities: list[str] = list(ours.entities)
-        self.slots = [Slot(name, slot.type) for name, slot in ours.slots.items()]
+        self.slots = [slot_view(slot) for slot in ours.slots.values()]
         self.responses: dict[str, list[dict[str, Any]]] = {
             name: [dict(v.data) for v in variations] for name, variations in ours.responses.items()
         }
@@ -264,8 +265,8 @@ class DialogueStateTracker:
     def __init__(self, conversation: Any) -> None:
         self._conversation = conversation
         self.sender_id: str = conversation.sender_id
-        self.slots: dict[str, Slot] = {
-            name: Slot(name, slot.type, conversation.slots.get(name))
+        self.slots: dict[str, Any] = {
+            name: slot_view(slot, conversation.slots.get(name))
             for name, slot in conversation.domain.slots.items()
         }
         message = dict(conversation.latest_message or {})

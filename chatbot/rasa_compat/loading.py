@@ -22,9 +22,22 @@ logger = logging.getLogger(__name__)
 
 
 def project_class(name: str, label: str, folders: Sequence[Path] = ()) -> type[Any]:
+    """The class ``module.Class`` names (``import_project_class``), checked to be a subclass of
+    Rasa's ``GraphComponent``. ``ConfigError`` starting with ``label`` otherwise."""
+    found = import_project_class(name, label, folders)
+    graph_component = getattr(sys.modules.get("rasa.engine.graph"), "GraphComponent", None)
+    if graph_component is None or not issubclass(found, graph_component):
+        raise ConfigError(
+            f"{label}: {name.rpartition('.')[2]} is not a custom graph component (a subclass "
+            "of rasa.engine.graph.GraphComponent)"
+        )
+    return found
+
+
+def import_project_class(name: str, label: str, folders: Sequence[Path] = ()) -> type[Any]:
     """The class ``module.Class`` names, imported with ``folders`` on the module path (after
-    everything installed) and Rasa's names provided where Rasa is not installed, checked to be a
-    subclass of Rasa's ``GraphComponent``. ``ConfigError`` starting with ``label`` otherwise."""
+    everything installed) and Rasa's names provided where Rasa is not installed. ``ConfigError``
+    starting with ``label`` otherwise."""
     from chatbot.rasa_compat import COMPONENT_MODULES, provide_components
 
     provide_components()
@@ -49,12 +62,6 @@ def project_class(name: str, label: str, folders: Sequence[Path] = ()) -> type[A
     found = getattr(imported, attribute, None)
     if not isinstance(found, type):
         raise ConfigError(f"{label}: {module} has no class {attribute!r}")
-    graph_component = getattr(sys.modules.get("rasa.engine.graph"), "GraphComponent", None)
-    if graph_component is None or not issubclass(found, graph_component):
-        raise ConfigError(
-            f"{label}: {attribute} is not a custom graph component (a subclass of "
-            "rasa.engine.graph.GraphComponent)"
-        )
     return found
 
 

@@ -56,12 +56,11 @@ def test_a_rasa_2_domain_fills_slots_without_mappings_from_their_entity(
     assert any("(key 'auto_fill')" in error for error in _errors(rasa3))
 
 
-def test_a_custom_slot_class_is_read_as_a_text_slot_with_a_warning(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Rasa's documented custom slot types (`type: addons.my_slots.NumberOfPeopleSlot`, a Slot
-    subclass): we import no class a domain names, so the slot stays, featurized as set or not,
-    its class's keys (min_value here) not read; training used to stop."""
+def test_a_custom_slot_class_is_recorded_by_the_domain_reader() -> None:
+    """Rasa's documented custom slot types (`type: addons.my_slots.NumberOfPeopleSlot`): a
+    domain read alone records the class's path and the slot's other keys (its keyword
+    arguments, any key); the project loader imports it (tests/chatbot/project/
+    test_custom_slots.py). Until then it is a text slot."""
     text = textwrap.dedent(
         """\
         version: "3.1"
@@ -70,22 +69,23 @@ def test_a_custom_slot_class_is_read_as_a_text_slot_with_a_warning(
             type: addons.my_slots.NumberOfPeopleSlot
             initial_value: 2
             min_value: 1
+            seats: [4, 6]
             mappings: []
           typo:
             type: txt
             mappings: []
         """
     )
-    with caplog.at_level(logging.WARNING), pytest.raises(ProjectErrors) as raised:
+    with pytest.raises(ProjectErrors) as raised:
         domain_from_dict(load_yaml_text(text, file="domain.yml"), "domain.yml")
     assert [e.value for e in raised.value.errors] == ["txt"]  # a misspelling stays an error
-    warned = [r.getMessage() for r in caplog.records]
-    assert len(warned) == 1 and warned[0].startswith("domain.yml:4: slot 'people' has a custom")
     domain = domain_from_dict(
         load_yaml_text(text.split("  typo:")[0], file="domain.yml"), "domain.yml"
     )
     people = domain.slots["people"]
     assert (people.type, people.initial_value, people.influence_conversation) == ("text", 2, True)
+    assert people.custom == "addons.my_slots.NumberOfPeopleSlot" and people.kind is None
+    assert people.settings == {"min_value": 1, "seats": [4, 6]}
 
 
 def test_the_knowledge_base_action_brings_its_slots_as_rasa() -> None:
