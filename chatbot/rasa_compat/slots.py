@@ -372,7 +372,6 @@ class SlotKind:
             try:
                 made.value = value
                 raw = made.as_feature()
-                made.reset()
             except Exception:
                 self._said("failed", exc_info=not self._failed)
                 return None
