@@ -140,19 +140,10 @@ def _train_tracker(
         round(len(stories) * s.validation_split) if len(stories) >= s.min_validation_stories else 0
     )
     held = set(order[:n_val])
-    train_convs = [c for i, c in enumerate(stories) if i not in held]
-    glued = augment(train_convs, augmentation_factor=s.augmentation_factor, seed=seed)
-    train_steps = [story_steps[i] for i in range(len(stories)) if i not in held]
-    train_steps += [replay(c, domain) for c in glued] + list(rule_steps)
-    val_steps = [story_steps[i] for i in sorted(held)]
-
-    train = examples_of(train_steps, featurizer, s.max_history)
-    val = examples_of(val_steps, featurizer, s.max_history, dedup=False)
-    trained = torch.zeros(featurizer.num_labels, dtype=torch.bool)
-    for ex in train:
-        for t in ex.targets:
-            if t >= 0:
-                trained[t] = True
+    train, val, glued = _examples(
+        domain, stories, story_steps, rule_steps, held, featurizer, s, seed
+    )
+    trained = _targets_of(train, featurizer)
     copies = sum(1 for c in stories if c.generated)
     logger.info(
         "LSTMPolicy: %d stories (%s%d held out), %d glued, %d rules -> %d training sequences",
@@ -161,7 +152,7 @@ def _train_tracker(
         if copies
         else "",
         n_val,
-        len(glued),
+        glued,
         num_rules,
         len(train),
     )
@@ -173,10 +164,53 @@ def _train_tracker(
             model = _new_model(featurizer, s)
             train_tensors = tensorize(train, featurizer)
             val_tensors = tensorize(val, featurizer) if val else None
-            _fit(model, train_tensors, val_tensors, trained, s, rng, show_progress)
+            best_epoch = _fit(model, train_tensors, val_tensors, trained, s, rng, show_progress)
+            if s.refit and val:
+                # Every story now, for the epochs the held-out ones chose (settings.refit).
+                train, _, _ = _examples(
+                    domain, stories, story_steps, rule_steps, set(), featurizer, s, seed
+                )
+                trained = _targets_of(train, featurizer)
+                logger.info("LSTMPolicy: trained again on every story for %d epochs", best_epoch)
+                torch.manual_seed(seed)
+                model = _new_model(featurizer, s)
+                again = dataclasses.replace(s, epochs=best_epoch)
+                _fit(model, tensorize(train, featurizer), None, trained, again, rng, show_progress)
         finally:
             torch.set_num_threads(threads)
     return model, trained
+
+
+def _examples(
+    domain: Domain,
+    stories: Sequence[Any],
+    story_steps: Sequence[Any],
+    rule_steps: Sequence[Any],
+    held: set[int],
+    featurizer: StateFeaturizer,
+    s: LSTMSettings,
+    seed: int,
+) -> tuple[list[Any], list[Any], int]:
+    """The training sequences (the stories not ``held``, their glued copies, the rules), the
+    held-out ones, and how many glued copies there are."""
+    train_convs = [c for i, c in enumerate(stories) if i not in held]
+    glued = augment(train_convs, augmentation_factor=s.augmentation_factor, seed=seed)
+    train_steps = [story_steps[i] for i in range(len(stories)) if i not in held]
+    train_steps += [replay(c, domain) for c in glued] + list(rule_steps)
+    val_steps = [story_steps[i] for i in sorted(held)]
+    train = examples_of(train_steps, featurizer, s.max_history)
+    val = examples_of(val_steps, featurizer, s.max_history, dedup=False)
+    return train, val, len(glued)
+
+
+def _targets_of(examples: Sequence[Any], featurizer: StateFeaturizer) -> torch.Tensor:
+    """The labels some training sequence asks for."""
+    trained = torch.zeros(featurizer.num_labels, dtype=torch.bool)
+    for ex in examples:
+        for t in ex.targets:
+            if t >= 0:
+                trained[t] = True
+    return trained
 
 
 def report_conflicts(steps: Sequence[Any], max_history: int | None, limit: int = 5) -> int:
@@ -256,13 +290,15 @@ def _fit(
     s: LSTMSettings,
     rng: random.Random,
     show_progress: bool,
-) -> None:
+) -> int:
+    """Train ``model``; the epochs it trained to the weights it keeps (the best held-out
+    score's, with ``val``)."""
     # torch.optim.Adam's arithmetic (training.optim: torch.optim's classes import torch._dynamo).
     optimizer = Adam(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
     best: tuple[float, float] | None = None  # the best held-out score: its weights are kept
     reference: tuple[float, float] | None = None  # the score of the last progress (patience)
     best_weights: dict[str, torch.Tensor] | None = None
-    waited, epochs = 0, 0
+    waited, epochs, best_epoch = 0, 0, 0
     postfix: dict[str, str] = {}
     bar = tqdm(range(s.epochs), desc="LSTMPolicy", disable=not show_progress, leave=False)
     for _ in bar:
@@ -293,7 +329,7 @@ def _fit(
             else:
                 waited += 1
             if best is None or score > best:
-                best = score
+                best, best_epoch = score, epochs
                 best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
             logger.debug(
                 "LSTMPolicy: epoch %d: loss %s, accuracy %s, held-out accuracy %.4f, loss %.5f",
@@ -322,6 +358,7 @@ def _fit(
         postfix.get("acc"),
         held_out,
     )
+    return best_epoch if best_weights is not None else epochs
 
 
 def _progress(score: tuple[float, float], best: tuple[float, float], min_delta: float) -> bool:

@@ -39,6 +39,10 @@ class LSTMSettings:
     validation_split: float = 0.1
     min_validation_stories: int = 50  # fewer stories: no held-out split, all epochs run
     patience: int = 5  # epochs without a better held-out accuracy before stopping
+    # After training with held-out stories, train a new tracker (same seed) on every story for
+    # the epochs the held-out stories chose: nothing is held out of the tracker that serves.
+    # Costs about twice the training.
+    refit: bool = False
     # At an equal held-out accuracy, a held-out loss this much lower (mean nats a target) is
     # progress; less is not (Keras's min_delta). A perfect held-out accuracy otherwise trains
     # on while the loss creeps towards 0: 47 epochs where 15 did (docs/benchmarks.md).

@@ -442,3 +442,41 @@ def test_a_diverging_training_stops_with_an_error_naming_the_epoch(
         r"config\.yml",
         str(raised.value),
     ), raised.value
+
+
+def test_refit_trains_again_on_every_story_for_the_chosen_epochs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``refit``: after early stopping, a new tracker learns from the held-out stories too. The
+    one story that says ``utter_hi`` is held out (seed 42's tenth): only the refitted tracker
+    may predict it."""
+    import random
+
+    order = list(range(60))
+    random.Random(42).shuffle(order)
+    rare = order[0]  # the first held-out story
+    stories = yaml.safe_load(many_stories(60))
+    stories["stories"][rare]["steps"] = [
+        {"intent": "ask"},
+        {"action": "utter_answer"},
+        {"intent": "greet"},
+        {"action": "utter_hi"},
+    ]
+    project = write_project(tmp_path, DOMAIN, yaml.safe_dump(stories))
+    data = training_data(project)
+    trained = {}
+    for refit in (False, True):
+        settings = small_settings(epochs=40, patience=2, augmentation_factor=0, refit=refit)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="training.lstm"):
+            policy = train_lstm(project.domain, data.stories, (), settings, show_progress=False)
+        labels = policy.featurizer.labels
+        trained[refit] = {labels[i] for i in np.flatnonzero(np.asarray(policy.trained))}
+        again = re.search(r"trained again on every story for (\d+) epochs", caplog.text)
+        if refit:
+            assert again is not None
+            first, second = re.findall(r"LSTMPolicy: (\d+) epochs", caplog.text)
+            assert int(second) == int(again[1]) <= int(first)  # the best epoch's count
+        else:
+            assert again is None
+    assert "utter_hi" not in trained[False] and "utter_hi" in trained[True]
