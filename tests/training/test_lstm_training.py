@@ -468,15 +468,22 @@ def test_refit_trains_again_on_every_story_for_the_chosen_epochs(
     for refit in (False, True):
         settings = small_settings(epochs=40, patience=2, augmentation_factor=0, refit=refit)
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="training.lstm"):
+        with caplog.at_level(logging.DEBUG, logger="training.lstm"):
             policy = train_lstm(project.domain, data.stories, (), settings, show_progress=False)
         labels = policy.featurizer.labels
         trained[refit] = {labels[i] for i in np.flatnonzero(np.asarray(policy.trained))}
         again = re.search(r"trained again on every story for (\d+) epochs", caplog.text)
         if refit:
             assert again is not None
-            first, second = re.findall(r"LSTMPolicy: (\d+) epochs", caplog.text)
-            assert int(second) == int(again[1]) <= int(first)  # the best epoch's count
+            scores = [
+                (float(m[2]), -float(m[3]))
+                for m in (EPOCH_LINE.search(r.getMessage()) for r in caplog.records)
+                if m
+            ]
+            best = scores.index(max(scores)) + 1  # the first epoch with the best score
+            assert "(stopped early)" in caplog.text and best < len(scores)
+            (second,) = re.findall(r"LSTMPolicy: (\d+) epochs, loss", caplog.text)
+            assert int(second) == int(again[1]) == best
         else:
             assert again is None
     assert "utter_hi" not in trained[False] and "utter_hi" in trained[True]
