@@ -356,16 +356,76 @@ class DialogueStateTracker:
             skip -= 1
         return None
 
-    def past_states(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
-            "tracker.past_states() (Rasa's featurized states) is not provided by chatbot"
-        )
+    def past_states(
+        self,
+        domain: Any = None,
+        omit_unset_slots: bool = False,
+        ignore_rule_only_turns: bool = False,
+        rule_only_data: Any = None,
+    ) -> list[dict[str, dict[str, Any]]]:
+        """The state before each action so far, then the current one, as Rasa's states: its
+        ``user``, ``prev_action``, ``active_loop`` and ``slots`` sub-states (each slot that is
+        set as its ``as_feature()`` numbers), the empty ones left out. Rule-only turns are not
+        told apart (``ignore_rule_only_turns``, ``rule_only_data`` change nothing)."""
+        ours = self._conversation.domain
+        return [rasa_state(state, ours) for state in self._conversation.past_states()]
 
     def as_dialogue(self) -> Any:
         raise NotImplementedError("tracker.as_dialogue() is not provided by chatbot")
 
     def current_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return dict(self._conversation.as_tracker())
+
+
+def rasa_state(state: Any, domain: Any) -> dict[str, dict[str, Any]]:
+    """One of our dialogue states (``chatbot.conversation.state``) as Rasa's."""
+    from chatbot.conversation import state as ours
+
+    features = dict(state)
+    made: dict[str, dict[str, Any]] = {}
+    user: dict[str, Any] = {}
+    if features.get(ours.INTENT) is not None:
+        user["intent"] = features[ours.INTENT]
+    elif features.get(ours.TEXT) is not None:
+        user["text"] = features[ours.TEXT]
+    if user and features.get(ours.ENTITIES):
+        user["entities"] = tuple(sorted(features[ours.ENTITIES]))
+    if user:
+        made["user"] = user
+    previous = features.get(ours.PREV_ACTION)
+    if previous is not None:
+        texts = set(domain.action_texts) - set(domain.action_names)
+        made["prev_action"] = (
+            {"action_text": previous} if previous in texts else {"action_name": previous}
+        )
+    if features.get(ours.ACTIVE_LOOP):
+        made["active_loop"] = {"name": features[ours.ACTIVE_LOOP]}
+    slots = {}
+    for key, value in state:
+        if not key.startswith(ours.SLOT_PREFIX) or value is None:
+            continue
+        slot = domain.slots.get(key[len(ours.SLOT_PREFIX) :])
+        if slot is not None:
+            numbers = _slot_numbers(slot, value)
+            if any(numbers):
+                slots[slot.name] = numbers
+    if slots:
+        made["slots"] = slots
+    return made
+
+
+def _slot_numbers(slot: Any, value: Any) -> tuple[float, ...]:
+    """A slot's feature in one of our states as Rasa's slot class gives it (``as_feature``)."""
+    if isinstance(value, tuple):  # a project's slot class: its numbers already
+        return value
+    if slot.type == "bool":
+        return (1.0, 1.0 if value is True else 0.0)
+    if slot.type == "float":
+        return (1.0, float(value))
+    if slot.type == "categorical":  # Rasa adds __other__ to every categorical slot's values
+        values = list(dict.fromkeys([*(str(v).lower() for v in slot.values), "__other__"]))
+        return tuple(1.0 if v == value else 0.0 for v in values)
+    return (1.0,)  # text, list: set
 
 
 class TrackerWithCachedStates(DialogueStateTracker):

@@ -289,6 +289,39 @@ def test_the_tracker_and_domain_read_as_rasas(model: TrainedModel) -> None:
         domain.index_for_action("utter_nothing")
 
 
+def test_past_states_are_rasas_states(model: TrainedModel) -> None:
+    """``tracker.past_states(domain)``: the state before each action, then the current one, in
+    Rasa's sub-states (a memoizing policy compares them), slots as their ``as_feature()``."""
+    from chatbot.conversation import events as ev
+    from chatbot.conversation.conversation import Conversation
+    from chatbot.rasa_compat.core import DialogueStateTracker, Domain
+
+    conversation = Conversation("t2", model.domain)
+    conversation.extend(
+        [
+            ev.action("action_listen"),
+            ev.user(
+                "vip hi",
+                {
+                    "intent": {"name": "greet", "confidence": 1.0},
+                    "entities": [{"entity": "vip", "value": True, "start": 0, "end": 3}],
+                },
+            ),
+            ev.slot("vip", True),
+            ev.slot("seen", False),
+            ev.action("utter_hi"),
+        ]
+    )
+    states = DialogueStateTracker(conversation).past_states(Domain(model.domain))
+    slots = {"vip": (1.0, 1.0), "seen": (1.0, 0.0)}
+    user = {"intent": "greet", "entities": ("vip",)}
+    assert states == [
+        {},
+        {"user": user, "prev_action": {"action_name": "action_listen"}, "slots": slots},
+        {"user": user, "prev_action": {"action_name": "utter_hi"}, "slots": slots},
+    ]
+
+
 def test_a_policy_needing_a_missing_package_is_a_config_error(tmp_path: Path) -> None:
     from tests.helpers import project_files
     from training.train import check_config
@@ -304,3 +337,33 @@ def test_a_policy_needing_a_missing_package_is_a_config_error(tmp_path: Path) ->
     )
     with pytest.raises(ConfigError, match=r"config.yml:6: custom policy .*'nowhere_pkg_y'"):
         check_config(project_files(tmp_path, files(package, "p.P")))
+
+
+def test_each_slot_type_reads_as_rasas_numbers() -> None:
+    from chatbot.project.domain_reader import domain_from_dict
+    from chatbot.rasa_compat.core import rasa_state
+
+    domain = domain_from_dict(
+        {
+            "slots": {
+                "size": {"type": "categorical", "values": ["S", "L"], "mappings": []},
+                "price": {"type": "float", "mappings": []},
+                "note": {"type": "text", "mappings": []},
+            },
+            "e2e_actions": ["Hello there!"],
+        }
+    )
+    state = (
+        ("prev_action", "Hello there!"),
+        ("slot:note", True),
+        ("slot:price", 0.25),
+        ("slot:size", "l"),
+        ("text", "hi"),
+    )
+    assert rasa_state(state, domain) == {
+        "user": {"text": "hi"},
+        "prev_action": {"action_text": "Hello there!"},
+        "slots": {"note": (1.0,), "price": (1.0, 0.25), "size": (0.0, 1.0, 0.0)},
+    }
+    other = rasa_state((("slot:size", "__other__"), ("prev_action", "utter_x")), domain)
+    assert other == {"prev_action": {"action_name": "utter_x"}, "slots": {"size": (0.0, 0.0, 1.0)}}
