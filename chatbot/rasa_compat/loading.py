@@ -21,15 +21,22 @@ from chatbot.errors import ConfigError, ModelFileError
 logger = logging.getLogger(__name__)
 
 
-def project_class(name: str, label: str, folders: Sequence[Path] = ()) -> type[Any]:
+def project_class(
+    name: str,
+    label: str,
+    folders: Sequence[Path] = (),
+    base: str = "rasa.engine.graph.GraphComponent",
+    what: str = "a custom graph component",
+) -> type[Any]:
     """The class ``module.Class`` names (``import_project_class``), checked to be a subclass of
-    Rasa's ``GraphComponent``. ``ConfigError`` starting with ``label`` otherwise."""
+    Rasa's ``base`` (a component's ``GraphComponent`` unless said). ``ConfigError`` starting with
+    ``label`` otherwise."""
     found = import_project_class(name, label, folders)
-    graph_component = getattr(sys.modules.get("rasa.engine.graph"), "GraphComponent", None)
-    if graph_component is None or not issubclass(found, graph_component):
+    module, _, attribute = base.rpartition(".")
+    required = getattr(sys.modules.get(module), attribute, None)
+    if required is None or not issubclass(found, required):
         raise ConfigError(
-            f"{label}: {name.rpartition('.')[2]} is not a custom graph component (a subclass "
-            "of rasa.engine.graph.GraphComponent)"
+            f"{label}: {name.rpartition('.')[2]} is not {what} (a subclass of {base})"
         )
     return found
 

@@ -437,17 +437,9 @@ class SlotKind:
 def slot_class(name: str, label: str, folders: Sequence[Path] = ()) -> type[Slot]:
     """The class ``module.Class`` names, imported as a project's code is (``project_class``),
     checked to be a subclass of Rasa's ``Slot``. ``ConfigError`` starting with ``label``."""
-    from chatbot.errors import ConfigError
-    from chatbot.rasa_compat.loading import import_project_class
+    from chatbot.rasa_compat.loading import project_class
 
-    found = import_project_class(name, label, folders)
-    rasa_slot = getattr(sys.modules.get("rasa.shared.core.slots"), "Slot", None)
-    if rasa_slot is None or not issubclass(found, rasa_slot):
-        raise ConfigError(
-            f"{label}: {name.rpartition('.')[2]} is not a slot class (a subclass of "
-            "rasa.shared.core.slots.Slot)"
-        )
-    return found
+    return project_class(name, label, folders, "rasa.shared.core.slots.Slot", "a slot class")
 
 
 def _base_type(cls: type[Any]) -> str:
