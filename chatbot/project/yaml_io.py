@@ -210,7 +210,25 @@ def _construct_int(loader: _Loader, node: ScalarNode) -> int:
         ) from None
 
 
+def _refuse(loader: _Loader, node: Node) -> Any:
+    """YAML's explicit types that JSON has no value for (``!!binary`` bytes, ``!!set``,
+    ``!!pairs``, ``!!timestamp``): nothing a project file needs, and a model file could not
+    hold them."""
+    kind = str(node.tag).rpartition(":")[2]
+    raise ProjectError(
+        f"a !!{kind} value is not read: project files hold text, numbers, true/false, null, "
+        "lists and mappings",
+        file=loader.file,
+        line=_line(node),
+        hint="Write it as text (quoted) or as a list",
+    )
+
+
 for _tag, _constructor in (
+    ("tag:yaml.org,2002:binary", _refuse),
+    ("tag:yaml.org,2002:set", _refuse),
+    ("tag:yaml.org,2002:pairs", _refuse),
+    ("tag:yaml.org,2002:timestamp", _refuse),
     ("tag:yaml.org,2002:map", _construct_map),
     ("tag:yaml.org,2002:omap", _construct_map),
     ("tag:yaml.org,2002:seq", _construct_list),

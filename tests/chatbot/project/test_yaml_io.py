@@ -148,3 +148,22 @@ def test_a_number_too_long_for_python_is_an_error_naming_its_line(number: str) -
             f"session_config:\n  carry_over_slots_to_new_session: true\n  x: {number}\n",
             file="domain.yml",
         )
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("initial_value: !!binary aGVsbG8=\n", "binary"),
+        ("values: !!set {a, b}\n", "set"),
+        ("pairs: !!pairs [a: 1, b: 2]\n", "pairs"),
+        ("when: !!timestamp 2026-12-08\n", "timestamp"),
+    ],
+)
+def test_yaml_types_json_has_no_value_for_are_errors_naming_the_line(text: str, kind: str) -> None:
+    """Read, they became bytes or sets, and training stopped with a traceback when the model
+    file (JSON) was written."""
+    with pytest.raises(ProjectError) as raised:
+        load_yaml_text("slots:\n  s:\n    " + text, file="domain.yml")
+    assert (raised.value.file, raised.value.line) == ("domain.yml", 3)
+    assert f"a !!{kind} value is not read" in str(raised.value)
+    assert load_yaml_text("when: 2026-12-08\n") == {"when": "2026-12-08"}  # plain: text
