@@ -128,7 +128,8 @@ def _read_slot(
         # type the class derives from; until then (a domain read alone) it is a text slot.
         slot_type = "text"
         fields["custom"] = raw_type
-        fields["settings"] = {str(k): to_plain(v) for k, v in spec.items() if k not in _CLASS_READS}
+        read = (*_CLASS_READS, "auto_fill") if rasa2 else _CLASS_READS  # Rasa 2's: read apart
+        fields["settings"] = {str(k): to_plain(v) for k, v in spec.items() if k not in read}
     if slot_type not in SLOT_TYPES:
         message = (
             f"slot '{name}' has no type"

@@ -86,6 +86,10 @@ def test_a_custom_slot_class_is_recorded_by_the_domain_reader() -> None:
     assert (people.type, people.initial_value, people.influence_conversation) == ("text", 2, True)
     assert people.custom == "addons.my_slots.NumberOfPeopleSlot" and people.kind is None
     assert people.settings == {"min_value": 1, "seats": [4, 6]}
+    # A Rasa 2 file's auto_fill is read apart, as for any slot (Rasa 3's classes take none).
+    rasa2 = text.split("  typo:")[0].replace('"3.1"', '"2.0"').replace("    mappings: []\n", "")
+    old = domain_from_dict(load_yaml_text(rasa2 + "    auto_fill: false\n"), "domain.yml")
+    assert old.slots["people"].settings == {"min_value": 1, "seats": [4, 6]}
 
 
 def test_the_knowledge_base_action_brings_its_slots_as_rasa() -> None:
