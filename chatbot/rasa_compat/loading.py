@@ -4,6 +4,7 @@ they persist in a model file: the pieces ``chatbot.nlu.custom`` and
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import shutil
@@ -70,6 +71,13 @@ def import_project_class(name: str, label: str, folders: Sequence[Path] = ()) ->
     if not isinstance(found, type):
         raise ConfigError(f"{label}: {module} has no class {attribute!r}")
     return found
+
+
+def module_digest(found: type[Any]) -> str:
+    """A digest of the source of the module that defines ``found`` (OSError where it cannot be
+    read): training's fingerprints hold a project's code this way."""
+    source = Path(getattr(sys.modules.get(found.__module__), "__file__", None) or "")
+    return hashlib.sha256(source.read_bytes()).hexdigest()
 
 
 def check_fit(found: type[Any], label: str, language: str | None) -> None:

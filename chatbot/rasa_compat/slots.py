@@ -12,13 +12,14 @@ custom-policy shim's tracker and domain views hold them too.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from chatbot.errors import ConfigError
+from chatbot.rasa_compat.loading import module_digest, project_class
 
 logger = logging.getLogger(__name__)
 
@@ -330,9 +331,13 @@ class SlotKind:
     def instance(self) -> Slot:
         """The slot's instance (made where it is not yet: ``ConfigError`` where that fails)."""
         if self._instance is None:
-            from chatbot.errors import ConfigError
-
-            cls = slot_class(self.path, f"slot '{self.slot}'", self.folders)
+            cls = project_class(
+                self.path,
+                f"slot '{self.slot}'",
+                self.folders,
+                "rasa.shared.core.slots.Slot",
+                "a slot class",
+            )
             try:
                 self._instance = cls(self.slot, **self.settings)
             except Exception as exc:
@@ -346,8 +351,6 @@ class SlotKind:
         return ", ".join([repr(self.slot), *(f"{k}={v!r}" for k, v in self.settings.items())])
 
     def _dimension(self) -> int:
-        from chatbot.errors import ConfigError
-
         made = self.instance()
         try:
             dimension = made.feature_dimensionality()
@@ -405,41 +408,21 @@ class SlotKind:
 
     def source_digest(self) -> str:
         """A digest of the module that defines the class (for training's fingerprints)."""
-        module = sys.modules.get(type(self.instance()).__module__)
-        source = Path(getattr(module, "__file__", "") or "")
         try:
-            return hashlib.sha256(source.read_bytes()).hexdigest()
+            return module_digest(type(self.instance()))
         except OSError:
             return f"unreadable:{self.path}"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "slot": self.slot,
-            "settings": self.settings,
-            "folders": [str(f) for f in self.folders],
-            "dimension": self.dimension,
-            "base_type": self.base_type,
-        }
+        """Without the instance and the lock: the class is imported again where it is first
+        used (training's second process)."""
+        state = {**self.__dict__, "_instance": None, "_failed": False}
+        del state["_lock"]
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.path = state["path"]
-        self.slot = state["slot"]
-        self.settings = state["settings"]
-        self.folders = [Path(f) for f in state["folders"]]
-        self.dimension = state["dimension"]
-        self.base_type = state["base_type"]
-        self._instance = None  # imported again where it is first used
+        self.__dict__.update(state)
         self._lock = threading.Lock()
-        self._failed = False
-
-
-def slot_class(name: str, label: str, folders: Sequence[Path] = ()) -> type[Slot]:
-    """The class ``module.Class`` names, imported as a project's code is (``project_class``),
-    checked to be a subclass of Rasa's ``Slot``. ``ConfigError`` starting with ``label``."""
-    from chatbot.rasa_compat.loading import project_class
-
-    return project_class(name, label, folders, "rasa.shared.core.slots.Slot", "a slot class")
 
 
 def _base_type(cls: type[Any]) -> str:

@@ -11,9 +11,7 @@ gets.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,7 +29,7 @@ from chatbot.nlu.custom import (
 from chatbot.project.config import ComponentConfig
 from chatbot.project.nlu_json import entity_json
 from chatbot.project.training_data import NLUData
-from chatbot.rasa_compat.loading import config_of, files_in
+from chatbot.rasa_compat.loading import config_of, files_in, module_digest
 
 logger = logging.getLogger(__name__)
 
@@ -167,9 +165,7 @@ def custom_sources(
             continue
         module = entry.name.rpartition(".")[0]
         try:
-            found = load(entry.name, entry.origin.prefix, folders_of(entry))
-            path = Path(getattr(sys.modules[found.__module__], "__file__", None) or "")
-            digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
-        except (ConfigError, OSError, KeyError):
+            digests.append(module_digest(load(entry.name, entry.origin.prefix, folders_of(entry))))
+        except (ConfigError, OSError):
             digests.append(f"unreadable:{module}")
     return digests
